@@ -1,0 +1,61 @@
+"""Draws ``learning_curves.png`` in the run folder at the end of ``fit``, from the CSV logger's metrics."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
+
+
+class LearningCurves(Callback):
+    """One panel per metric family (loss, acc, ...), train and validation curves per epoch."""
+
+    def __init__(self, filename: str = "learning_curves.png") -> None:
+        self.filename = filename
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        csv_logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
+        if not trainer.is_global_zero or csv_logger is None:
+            return
+        csv_logger.save()
+        metrics_file = Path(csv_logger.log_dir) / "metrics.csv"
+        if metrics_file.is_file():
+            plot_learning_curves(metrics_file, Path(trainer.log_dir or csv_logger.log_dir) / self.filename)
+
+
+def plot_learning_curves(metrics_csv: Path, output: Path) -> Path | None:
+    """Plot every ``*_epoch``/``val_*`` metric of a Lightning ``metrics.csv`` against the epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, dict[int, float]] = defaultdict(dict)
+    with metrics_csv.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if not row.get("epoch"):
+                continue
+            for key, value in row.items():
+                if value and key not in {"epoch", "step"} and not key.endswith("_step"):
+                    series[key.removesuffix("_epoch")][int(float(row["epoch"]))] = float(value)
+    families: dict[str, list[str]] = defaultdict(list)
+    for name in sorted(series):
+        families[name.split("_", 1)[-1]].append(name)
+    if not families:
+        return None
+    fig, axes = plt.subplots(1, len(families), figsize=(5 * len(families), 3.5), squeeze=False)
+    for ax, (family, names) in zip(axes[0], families.items()):
+        for name in names:
+            epochs = sorted(series[name])
+            ax.plot([e + 1 for e in epochs], [series[name][e] for e in epochs], marker="o", label=name)
+        ax.set_title(family)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output

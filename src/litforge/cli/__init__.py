@@ -1,0 +1,58 @@
+"""The ``litforge`` command: a small dispatcher that routes to one module per subcommand.
+
+Each subcommand module exposes ``main(argv: list[str]) -> int | None`` and a module docstring whose
+first line is its summary. Adding a subcommand is one module plus one line in ``SUBCOMMANDS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from litforge import __version__
+from litforge.cli.errors import EXIT_USAGE, run_guarded
+
+# name -> (module, one-line summary shown by ``litforge --help``)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "fit": ("litforge.cli.train", "train a model from a config (default: the digits classifier)"),
+    "validate": ("litforge.cli.train", "run the validation loop on a checkpoint"),
+    "test": ("litforge.cli.train", "run the test loop on a checkpoint"),
+    "predict": ("litforge.cli.train", "write predictions.csv for a checkpoint (or an exported artifact)"),
+    "tune": ("litforge.cli.tune", "hyperparameter search with Optuna or Ray Tune on the same config"),
+    "export": ("litforge.cli.export", "export a checkpoint to ONNX, torch.export (.pt2) or TorchScript, verified"),
+    "serve": ("litforge.cli.serve", "HTTP inference server over an exported model, with dynamic batching"),
+    "check": ("litforge.cli.check", "run the standard sanity checks on a module and datamodule"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    rows = "\n".join(f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items())
+    return (
+        f"usage: litforge <command> [options]     (litforge {__version__})\n\n"
+        "The production layer for PyTorch Lightning.\n\ncommands:\n"
+        f"{rows}\n\n"
+        "Run 'litforge <command> --help' for a command's options. '--debug' (or LITFORGE_DEBUG=1)\n"
+        "shows tracebacks. Exit codes: 0 success, 1 the job failed, 2 bad input.\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``litforge`` console script and ``python -m litforge``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage(), end="")
+        sys.exit(0 if argv else EXIT_USAGE)
+    if argv[0] in {"-V", "--version"}:
+        print(f"litforge {__version__}")
+        sys.exit(0)
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        from difflib import get_close_matches
+
+        hint = get_close_matches(name, SUBCOMMANDS, n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        print(f"litforge: error: unknown command '{name}'{suggestion}; see 'litforge --help'", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    run_guarded(lambda: module.main(name, rest), argv)

@@ -1,0 +1,236 @@
+"""litforge's ``LightningCLI``: the packaged default config, the run folder, clean errors, default callbacks.
+
+Used by ``litforge fit|validate|test|predict``; see ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, NoReturn
+
+import lightning as L
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import CheckpointIO
+
+from litforge.callbacks import CSVPredictionWriter, LearningCurves, PlainProgressBar
+from litforge.cli.errors import UsageError
+from litforge.resilience import AtomicCheckpointIO
+from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+CHECKPOINT_ALIASES = ("best", "last")
+
+
+def quiet_lightning_noise() -> None:
+    """Drop Lightning messages that are advertising or irrelevant to litforge's run folder layout."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not str(record.getMessage()).startswith("💡 Tip")
+    )
+    # litforge writes config.yaml into the run folder before the CSV logger creates it.
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+class LitforgeArgumentParser(LightningArgumentParser):
+    """Raises ``UsageError`` with a one-line message instead of printing usage and exiting."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        raise UsageError(condense_parser_message(message))
+
+
+def condense_parser_message(message: str) -> str:
+    """Reduce jsonargparse's nested, multi-line messages to the line that names the key and problem."""
+    lines = [line.strip(" -") for line in message.splitlines() if line.strip(" -")]
+    if not lines:
+        return message
+    keys = re.findall(r'(?:Parser key|[Kk]ey) "([^"]+)"', message)
+    unexpected = [line for line in lines if "unrecognized arguments" in line or "Unexpected" in line]
+    problem = unexpected[0] if unexpected else next(
+        (line for line in reversed(lines) if "Does not validate against any of the types" not in line), lines[-1]
+    )
+    if keys and keys[0] not in problem:
+        return f'config key "{keys[0]}": {problem}'
+    return problem
+
+
+class RunConfigCallback(SaveConfigCallback):
+    """Saves the resolved config into the run folder, without the run-selection keys (so a saved
+    ``config.yaml`` used as ``--config`` starts a new run instead of overwriting this one)."""
+
+    def __init__(self, parser: LightningArgumentParser, config: Namespace, **kwargs: Any) -> None:
+        config = config.clone()
+        for key in ("experiment", "run", "resume"):
+            if key in config:
+                config[key] = None
+        super().__init__(parser, config, **kwargs)
+
+
+class LitforgeCLI(LightningCLI):
+    """``LightningCLI`` with any LightningModule/LightningDataModule by class path and litforge's run folder.
+
+    Args:
+        args: the command line after ``litforge``, e.g. ``["fit", "--trainer.max_epochs", "3"]``.
+    """
+
+    def __init__(self, args: list[str]) -> None:
+        import litforge.data  # noqa: F401  (registers short names: --data DigitsDataModule)
+        import litforge.models  # noqa: F401  (registers short names: --model Classifier)
+
+        self.run_dir: RunDir | None = None
+        quiet_lightning_noise()
+        sys.argv = [sys.argv[0]]  # the arguments come from ``args``; LightningCLI warns when both are set
+        super().__init__(
+            model_class=L.LightningModule,
+            datamodule_class=L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            parser_class=LitforgeArgumentParser,
+            save_config_callback=RunConfigCallback,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"default_env": False},
+            auto_configure_optimizers=False,
+            args=with_default_config(args),
+        )
+
+    # -- parser ------------------------------------------------------------------------------------
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--experiment", type=str | None, default=None,
+                            help="Experiment folder under the root (default: the model's class name, lower case).")
+        parser.add_argument("--run", type=str | None, default=None,
+                            help="Run folder name (default: next free version_N). A fixed name finds a run again.")
+        parser.add_argument("--debug", type=bool, default=False, help="Show full tracebacks on errors.")
+        # Sizes the data knows are linked into the model, so they are never stated twice.
+        for source, target in (
+            ("num_features", "num_features"),
+            ("num_classes", "num_classes"),
+            ("feature_mean", "input_mean"),
+            ("feature_std", "input_std"),
+        ):
+            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        if "subcommand" in self.config:
+            self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
+
+    # -- run folder --------------------------------------------------------------------------------
+    def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:
+        root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
+        experiment = config.experiment or experiment_name(_class_path(config.model))
+        if subcommand == "fit":
+            return RunDir(root, experiment, config.run or next_free_run(root, experiment))
+        ckpt = config.get("ckpt_path")
+        run_name = config.run
+        if ckpt in CHECKPOINT_ALIASES:
+            if run_name is None:
+                runs = [r for r in existing_runs(root, experiment) if RunDir(root, experiment, r).checkpoint(ckpt).is_file()]
+                if not runs:
+                    raise UsageError(f"--ckpt_path {ckpt}: no run under {root / experiment} has a {ckpt}.ckpt; "
+                                     "train one with 'litforge fit' or pass a checkpoint path")
+                run_name = runs[-1]
+            run = RunDir(root, experiment, run_name)
+            if not run.checkpoint(ckpt).is_file():
+                raise UsageError(f"--ckpt_path {ckpt}: {run.checkpoint(ckpt)} does not exist")
+            config.ckpt_path = str(run.checkpoint(ckpt))
+            return run
+        if ckpt is not None:
+            check_checkpoint_file(Path(ckpt))
+            in_run = Path(ckpt).resolve().parent
+            if run_name is None and in_run.name == "checkpoints" and (in_run.parent / "config.yaml").is_file():
+                return RunDir(in_run.parent.parent.parent, in_run.parent.parent.name, in_run.parent.name)
+        return RunDir(root, experiment, run_name or next_free_run(root, experiment))
+
+    # -- trainer -----------------------------------------------------------------------------------
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        assert self.run_dir is not None
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        callbacks = list(_as_list(trainer_config.get("callbacks")))
+        callbacks += self._default_callbacks(trainer_config, callbacks)
+        kwargs["callbacks"] = callbacks
+        if trainer_config.get("logger") in (None, True):
+            kwargs["logger"] = default_loggers(self.run_dir, self.subcommand or "fit")
+        plugins = _as_list(trainer_config.get("plugins"))
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
+        return super().instantiate_trainer(**kwargs)
+
+    def _default_callbacks(self, trainer_config: dict[str, Any], given: list[Any]) -> list[Any]:
+        run = self.run_dir
+        assert run is not None
+        extra: list[Any] = []
+        if trainer_config.get("enable_checkpointing") is not False and not _has(given, ModelCheckpoint):
+            extra.append(default_checkpoint(run, monitor=getattr(self.model, "checkpoint_monitor", None)))
+        if trainer_config.get("enable_progress_bar") is not False and not _has(given, ProgressBar):
+            extra.append(RichProgressBar() if sys.stdout.isatty() else PlainProgressBar())
+        if self.subcommand == "fit":
+            extra.append(LearningCurves())
+        if self.subcommand == "predict":
+            extra.append(CSVPredictionWriter(run.path / "predictions.csv"))
+        return extra
+
+    def after_fit(self) -> None:
+        self._report(f"run folder: {self.run_dir.path if self.run_dir else '?'}")
+        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        if best:
+            self._report(f"best checkpoint: {best}")
+
+    def after_predict(self) -> None:
+        if self.run_dir is not None:
+            self._report(f"predictions: {self.run_dir.path / 'predictions.csv'}")
+
+    def _report(self, line: str) -> None:
+        if self.trainer.is_global_zero:
+            print(line, flush=True)
+
+
+def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:
+    """TensorBoard and CSV loggers writing into the run folder (``<run>/<subcommand>/`` except for fit,
+    so that testing a trained run never overwrites its training metrics)."""
+    version = run.run if subcommand == "fit" else f"{run.run}/{subcommand}"
+    common = {"save_dir": str(run.root), "name": run.experiment, "version": version}
+    return [TensorBoardLogger(**common, default_hp_metric=False), CSVLogger(**common)]
+
+
+def default_checkpoint(run: RunDir, monitor: str | None) -> ModelCheckpoint:
+    """``checkpoints/best.ckpt`` (lowest ``monitor``, ``val_loss`` by default) and ``checkpoints/last.ckpt``."""
+    return ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor=monitor or "val_loss", mode="min",
+                           save_top_k=1, save_last=True, auto_insert_metric_name=False)
+
+
+def check_checkpoint_file(path: Path) -> None:
+    """Raise ``UsageError`` for a checkpoint path that does not exist or cannot be read."""
+    if not path.is_file():
+        raise UsageError(f"--ckpt_path: no such checkpoint file: {path}")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as err:
+        raise UsageError(f"--ckpt_path: cannot read {path}: {err.strerror}") from None
+
+
+def with_default_config(args: list[str]) -> list[str]:
+    """Insert the packaged default config after the subcommand when the user gives no ``--config``."""
+    if any(a in ("-c", "--config") or a.startswith("--config=") for a in args):
+        return args
+    return [args[0], "--config", str(DEFAULT_CONFIG), *args[1:]]
+
+
+def _class_path(value: Any) -> str | None:
+    return value.get("class_path") if isinstance(value, (dict, Namespace)) else None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _has(callbacks: list[Any], kind: type) -> bool:
+    return any(isinstance(c, kind) for c in callbacks)

@@ -1,0 +1,25 @@
+"""``litforge fit|validate|test|predict``: Lightning's subcommands driven by a YAML config.
+
+    litforge fit                                        # the packaged default: digits classifier
+    litforge fit --config configs/digits.yaml --trainer.max_epochs 5 --run my-run
+    litforge test --ckpt_path best                      # newest run's best checkpoint
+    litforge predict --ckpt_path runs/classifier/version_0/checkpoints/best.ckpt
+"""
+
+from __future__ import annotations
+
+from litforge.cli.errors import USER_INPUT_ERRORS, UsageError
+
+
+def main(command: str, argv: list[str]) -> int:
+    """Run one Lightning subcommand through ``LitforgeCLI``."""
+    from litforge.cli.lightning_cli import LitforgeCLI
+
+    args = [a for a in argv if a != "--debug"]
+    try:
+        LitforgeCLI([command, *args])
+    except USER_INPUT_ERRORS as error:
+        if "--debug" in argv:
+            raise
+        raise UsageError(str(error)) from error
+    return 0

@@ -1,0 +1,12 @@
+"""Reference LightningDataModules.
+
+``DigitsDataModule`` (the default, scikit-learn's bundled digits), ``SyntheticDataModule`` (a generated,
+learnable classification set of any size) and ``CSVDataModule`` (your own tabular data).
+"""
+
+from litforge.data.csv import CSVDataModule
+from litforge.data.digits import DigitsDataModule
+from litforge.data.in_memory import InMemoryDataModule
+from litforge.data.synthetic import SyntheticDataModule
+
+__all__ = ["CSVDataModule", "DigitsDataModule", "InMemoryDataModule", "SyntheticDataModule"]

@@ -1,0 +1,71 @@
+"""Your own tabular data: a CSV file with numeric feature columns and one label column.
+
+    litforge fit --data CSVDataModule --data.path my.csv --data.label_column species
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from litforge.data.in_memory import InMemoryDataModule
+
+
+class CSVDataModule(InMemoryDataModule):
+    """Reads ``path`` (with a header row); labels may be numbers or strings (sorted into class names).
+
+    Args:
+        path: the CSV file.
+        label_column: name of the label column.
+        feature_columns: the feature columns; all other columns when omitted.
+        **kwargs: split, loader and normalisation options of ``InMemoryDataModule``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        label_column: str = "label",
+        feature_columns: list[str] | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        seed: int = 42,
+        normalize: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.label_column = label_column
+        self.feature_columns = feature_columns
+        super().__init__(batch_size, num_workers, val_fraction, test_fraction, seed, normalize)
+
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        if not self.path.is_file():
+            raise FileNotFoundError(f"data.path: no such file: {self.path}")
+        with self.path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows:
+            raise ValueError(f"data.path: {self.path} has no data rows")
+        header = list(rows[0].keys())
+        if self.label_column not in header:
+            raise ValueError(f"data.label_column: {self.label_column!r} is not a column of {self.path} ({header})")
+        columns = self.feature_columns or [c for c in header if c != self.label_column]
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ValueError(f"data.feature_columns: {missing} not in {self.path}")
+        try:
+            features = np.array([[float(row[c]) for c in columns] for row in rows], dtype=np.float32)
+        except ValueError as err:
+            raise ValueError(f"data.path: non-numeric feature value in {self.path}: {err}") from None
+        raw_labels = [row[self.label_column] for row in rows]
+        class_names = sorted(set(raw_labels), key=_numeric_first)
+        index = {name: i for i, name in enumerate(class_names)}
+        return features, np.array([index[label] for label in raw_labels], dtype=np.int64), class_names
+
+
+def _numeric_first(value: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)

@@ -1,0 +1,110 @@
+"""Base class for classification data that fits in memory: one features tensor, one labels tensor.
+
+Subclasses implement ``load_arrays()``; this class makes the deterministic train/val/test split,
+computes the normalisation statistics on the training split (the model applies them, so exported
+models take raw inputs) and builds the loaders.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Classification features ``X`` (N, F) and integer labels ``y`` (N,) held in memory.
+
+    Args:
+        batch_size: samples per batch for every split.
+        num_workers: loader worker processes (0 loads in the main process, fastest for in-memory data).
+        val_fraction: share of samples held out for validation.
+        test_fraction: share of samples held out for testing.
+        seed: seed of the split permutation and of the training shuffle order.
+        normalize: expose per-feature mean/std of the training split for the model to apply.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        seed: int = 42,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in [0, 1) "
+                "and sum to less than 1"
+            )
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.seed = seed
+        self.normalize = normalize
+        features, labels, self.class_names = self.load_arrays()
+        self._split(torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels, dtype=torch.long))
+
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Return features (N, F) float, labels (N,) int in ``[0, num_classes)`` and the class names."""
+        raise NotImplementedError
+
+    # -- sizes the CLI links into the model -------------------------------------------------------
+    @property
+    def num_features(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def feature_mean(self) -> list[float] | None:
+        return self.train_x.mean(dim=0).tolist() if self.normalize else None
+
+    @property
+    def feature_std(self) -> list[float] | None:
+        if not self.normalize:
+            return None
+        std = self.train_x.std(dim=0)
+        # Constant features (e.g. always-blank pixels) get std 1 so they pass through unchanged.
+        return torch.where(std > 1e-6, std, torch.ones_like(std)).tolist()
+
+    # -- splits ------------------------------------------------------------------------------------
+    def _split(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        n = len(labels)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        n_test, n_val = int(n * self.test_fraction), int(n * self.val_fraction)
+        test_idx, val_idx, train_idx = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+        self.train_x, self.train_y = features[train_idx], labels[train_idx]
+        self.val_x, self.val_y = features[val_idx], labels[val_idx]
+        self.test_x, self.test_y = features[test_idx], labels[test_idx]
+
+    def _loader(self, x: torch.Tensor, y: torch.Tensor, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            TensorDataset(x, y),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_x, self.train_y, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_x, self.val_y, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_x, self.test_y, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_x, self.test_y, shuffle=False)
