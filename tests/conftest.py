@@ -43,7 +43,13 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("LITFORGE_DEBUG", None)
     proc = subprocess.run(
-        [*command, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        [*command, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
     return CLIResult(proc.returncode, proc.stdout, proc.stderr)
 

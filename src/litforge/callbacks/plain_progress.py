@@ -31,7 +31,9 @@ class PlainProgressBar(ProgressBar):
     def _metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
         metrics = self.get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
-        return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items()))
+        return " ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())
+        )
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
@@ -39,7 +41,9 @@ class PlainProgressBar(ProgressBar):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         limit = "" if trainer.max_epochs in (None, -1) else f"/{trainer.max_epochs}"
         seconds = time.perf_counter() - self._started
-        self._print(f"epoch {trainer.current_epoch + 1}{limit} ({seconds:.1f}s) {self._metrics(trainer, pl_module)}")
+        self._print(
+            f"epoch {trainer.current_epoch + 1}{limit} ({seconds:.1f}s) {self._metrics(trainer, pl_module)}"
+        )
 
     def _on_loop_end(self, trainer: L.Trainer, name: str) -> None:
         if not trainer.sanity_checking:
@@ -54,7 +58,9 @@ class PlainProgressBar(ProgressBar):
         self._on_loop_end(trainer, "test")
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._print(f"predict done ({trainer.num_predict_batches[0] if trainer.num_predict_batches else 0} batches)")
+        self._print(
+            f"predict done ({trainer.num_predict_batches[0] if trainer.num_predict_batches else 0} batches)"
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -37,7 +37,9 @@ class CSVPredictionWriter(BasePredictionWriter):
             self._writer = csv.writer(self._handle)
             self._rows = 0
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
+    ):
         if self._writer is None:
             return
         predicted, scores = _split_prediction(prediction)

@@ -19,7 +19,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "test": ("litforge.cli.train", "run the test loop on a checkpoint"),
     "predict": ("litforge.cli.train", "write predictions.csv for a checkpoint (or an exported artifact)"),
     "tune": ("litforge.cli.tune", "hyperparameter search with Optuna or Ray Tune on the same config"),
-    "export": ("litforge.cli.export", "export a checkpoint to ONNX, torch.export (.pt2) or TorchScript, verified"),
+    "export": (
+        "litforge.cli.export",
+        "export a checkpoint to ONNX, torch.export (.pt2) or TorchScript, verified",
+    ),
     "serve": ("litforge.cli.serve", "HTTP inference server over an exported model, with dynamic batching"),
     "check": ("litforge.cli.check", "run the standard sanity checks on a module and datamodule"),
 }
@@ -52,7 +55,9 @@ def main(argv: list[str] | None = None) -> None:
 
         hint = get_close_matches(name, SUBCOMMANDS, n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-        print(f"litforge: error: unknown command '{name}'{suggestion}; see 'litforge --help'", file=sys.stderr)
+        print(
+            f"litforge: error: unknown command '{name}'{suggestion}; see 'litforge --help'", file=sys.stderr
+        )
         sys.exit(EXIT_USAGE)
     module = importlib.import_module(SUBCOMMANDS[name][0])
     run_guarded(lambda: module.main(name, rest), argv)

@@ -49,7 +49,12 @@ def fail(error: BaseException, debug: bool) -> NoReturn:
 
 
 # Exceptions raised by user input when building models and data from a config (bad values, missing files).
-USER_INPUT_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, IsADirectoryError, ValueError, TypeError)
+USER_INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    FileNotFoundError,
+    IsADirectoryError,
+    ValueError,
+    TypeError,
+)
 
 
 def run_guarded(handler: Callable[[], int | None], argv: list[str]) -> NoReturn:

@@ -52,8 +52,13 @@ def condense_parser_message(message: str) -> str:
         return message
     keys = re.findall(r'(?:Parser key|[Kk]ey) "([^"]+)"', message)
     unexpected = [line for line in lines if "unrecognized arguments" in line or "Unexpected" in line]
-    problem = unexpected[0] if unexpected else next(
-        (line for line in reversed(lines) if "Does not validate against any of the types" not in line), lines[-1]
+    problem = (
+        unexpected[0]
+        if unexpected
+        else next(
+            (line for line in reversed(lines) if "Does not validate against any of the types" not in line),
+            lines[-1],
+        )
     )
     if keys and keys[0] not in problem:
         return f'config key "{keys[0]}": {problem}'
@@ -77,13 +82,16 @@ class LitforgeCLI(LightningCLI):
 
     Args:
         args: the command line after ``litforge``, e.g. ``["fit", "--trainer.max_epochs", "3"]``.
+        extra_callbacks: callbacks added to the trainer on top of the config's and litforge's defaults
+            (``litforge tune`` passes its pruning/reporting callback here).
     """
 
-    def __init__(self, args: list[str]) -> None:
-        import litforge.data  # noqa: F401  (registers short names: --data DigitsDataModule)
+    def __init__(self, args: list[str], extra_callbacks: list[Any] | None = None) -> None:
+        import litforge.data
         import litforge.models  # noqa: F401  (registers short names: --model Classifier)
 
         self.run_dir: RunDir | None = None
+        self.extra_callbacks = list(extra_callbacks or [])
         quiet_lightning_noise()
         sys.argv = [sys.argv[0]]  # the arguments come from ``args``; LightningCLI warns when both are set
         super().__init__(
@@ -101,10 +109,18 @@ class LitforgeCLI(LightningCLI):
 
     # -- parser ------------------------------------------------------------------------------------
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--experiment", type=str | None, default=None,
-                            help="Experiment folder under the root (default: the model's class name, lower case).")
-        parser.add_argument("--run", type=str | None, default=None,
-                            help="Run folder name (default: next free version_N). A fixed name finds a run again.")
+        parser.add_argument(
+            "--experiment",
+            type=str | None,
+            default=None,
+            help="Experiment folder under the root (default: the model's class name, lower case).",
+        )
+        parser.add_argument(
+            "--run",
+            type=str | None,
+            default=None,
+            help="Run folder name (default: next free version_N). A fixed name finds a run again.",
+        )
         parser.add_argument("--debug", type=bool, default=False, help="Show full tracebacks on errors.")
         # Sizes the data knows are linked into the model, so they are never stated twice.
         for source, target in (
@@ -130,10 +146,16 @@ class LitforgeCLI(LightningCLI):
         run_name = config.run
         if ckpt in CHECKPOINT_ALIASES:
             if run_name is None:
-                runs = [r for r in existing_runs(root, experiment) if RunDir(root, experiment, r).checkpoint(ckpt).is_file()]
+                runs = [
+                    r
+                    for r in existing_runs(root, experiment)
+                    if RunDir(root, experiment, r).checkpoint(ckpt).is_file()
+                ]
                 if not runs:
-                    raise UsageError(f"--ckpt_path {ckpt}: no run under {root / experiment} has a {ckpt}.ckpt; "
-                                     "train one with 'litforge fit' or pass a checkpoint path")
+                    raise UsageError(
+                        f"--ckpt_path {ckpt}: no run under {root / experiment} has a {ckpt}.ckpt; "
+                        "train one with 'litforge fit' or pass a checkpoint path"
+                    )
                 run_name = runs[-1]
             run = RunDir(root, experiment, run_name)
             if not run.checkpoint(ckpt).is_file():
@@ -143,7 +165,11 @@ class LitforgeCLI(LightningCLI):
         if ckpt is not None:
             check_checkpoint_file(Path(ckpt))
             in_run = Path(ckpt).resolve().parent
-            if run_name is None and in_run.name == "checkpoints" and (in_run.parent / "config.yaml").is_file():
+            if (
+                run_name is None
+                and in_run.name == "checkpoints"
+                and (in_run.parent / "config.yaml").is_file()
+            ):
                 return RunDir(in_run.parent.parent.parent, in_run.parent.parent.name, in_run.parent.name)
         return RunDir(root, experiment, run_name or next_free_run(root, experiment))
 
@@ -152,7 +178,7 @@ class LitforgeCLI(LightningCLI):
         assert self.run_dir is not None
         trainer_config = self._get(self.config_init, "trainer", default={})
         callbacks = list(_as_list(trainer_config.get("callbacks")))
-        callbacks += self._default_callbacks(trainer_config, callbacks)
+        callbacks += self._default_callbacks(trainer_config, callbacks) + self.extra_callbacks
         kwargs["callbacks"] = callbacks
         if trainer_config.get("logger") in (None, True):
             kwargs["logger"] = default_loggers(self.run_dir, self.subcommand or "fit")
@@ -200,8 +226,15 @@ def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:
 
 def default_checkpoint(run: RunDir, monitor: str | None) -> ModelCheckpoint:
     """``checkpoints/best.ckpt`` (lowest ``monitor``, ``val_loss`` by default) and ``checkpoints/last.ckpt``."""
-    return ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor=monitor or "val_loss", mode="min",
-                           save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    return ModelCheckpoint(
+        dirpath=run.checkpoints,
+        filename="best",
+        monitor=monitor or "val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
 
 
 def check_checkpoint_file(path: Path) -> None:

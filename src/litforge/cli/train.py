@@ -1,9 +1,9 @@
 """``litforge fit|validate|test|predict``: Lightning's subcommands driven by a YAML config.
 
-    litforge fit                                        # the packaged default: digits classifier
-    litforge fit --config configs/digits.yaml --trainer.max_epochs 5 --run my-run
-    litforge test --ckpt_path best                      # newest run's best checkpoint
-    litforge predict --ckpt_path runs/classifier/version_0/checkpoints/best.ckpt
+litforge fit                                        # the packaged default: digits classifier
+litforge fit --config configs/digits.yaml --trainer.max_epochs 5 --run my-run
+litforge test --ckpt_path best                      # newest run's best checkpoint
+litforge predict --ckpt_path runs/classifier/version_0/checkpoints/best.ckpt
 """
 
 from __future__ import annotations

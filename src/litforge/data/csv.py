@@ -1,6 +1,6 @@
 """Your own tabular data: a CSV file with numeric feature columns and one label column.
 
-    litforge fit --data CSVDataModule --data.path my.csv --data.label_column species
+litforge fit --data CSVDataModule --data.path my.csv --data.label_column species
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ class CSVDataModule(InMemoryDataModule):
             raise ValueError(f"data.path: {self.path} has no data rows")
         header = list(rows[0].keys())
         if self.label_column not in header:
-            raise ValueError(f"data.label_column: {self.label_column!r} is not a column of {self.path} ({header})")
+            raise ValueError(
+                f"data.label_column: {self.label_column!r} is not a column of {self.path} ({header})"
+            )
         columns = self.feature_columns or [c for c in header if c != self.label_column]
         missing = [c for c in columns if c not in header]
         if missing:

@@ -1,7 +1,7 @@
 """scikit-learn's bundled 8x8 digits (1,797 images, 64 pixel values 0-16, 10 classes); no download.
 
-    litforge fit                       # trains the default classifier on it
-    litforge fit --data.batch_size 32
+litforge fit                       # trains the default classifier on it
+litforge fit --data.batch_size 32
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A deterministic, learnable classification set of any size, for tests and benchmarks.
 
-    litforge fit --data SyntheticDataModule --data.num_samples 60000 --data.num_features 784
+litforge fit --data SyntheticDataModule --data.num_samples 60000 --data.num_features 784
 """
 
 from __future__ import annotations
@@ -45,5 +45,7 @@ class SyntheticDataModule(InMemoryDataModule):
         centroids = rng.normal(0.0, 1.0, size=(num_classes, num_features)).astype(np.float32)
         labels = np.arange(num_samples, dtype=np.int64) % num_classes
         rng.shuffle(labels)
-        features = centroids[labels] + rng.normal(0.0, noise, size=(num_samples, num_features)).astype(np.float32)
+        features = centroids[labels] + rng.normal(0.0, noise, size=(num_samples, num_features)).astype(
+            np.float32
+        )
         return features, labels, [str(i) for i in range(num_classes)]

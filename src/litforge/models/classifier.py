@@ -1,7 +1,7 @@
 """The default model: an MLP (or a small CNN for image-shaped input) classifier.
 
-    litforge fit                                   # MLP on the bundled digits
-    litforge fit --model.arch cnn --model.lr 3e-3  # small CNN on the same 8x8 images
+litforge fit                                   # MLP on the bundled digits
+litforge fit --model.arch cnn --model.lr 3e-3  # small CNN on the same 8x8 images
 """
 
 from __future__ import annotations
@@ -57,8 +57,10 @@ class Classifier(L.LightningModule):
         # The statistics live in buffers (state_dict), so hparams stay small and load_from_checkpoint works.
         self.save_hyperparameters(ignore=["input_mean", "input_std"])
         self.standardize = Standardize(num_features, input_mean, input_std)
-        self.net = _cnn(num_features, num_classes, hidden_dim, dropout) if arch == "cnn" else _mlp(
-            num_features, num_classes, hidden_dim, dropout
+        self.net = (
+            _cnn(num_features, num_classes, hidden_dim, dropout)
+            if arch == "cnn"
+            else _mlp(num_features, num_classes, hidden_dim, dropout)
         )
         self.example_input_array = torch.zeros(2, num_features)
         self.train_acc = MulticlassAccuracy(num_classes)
@@ -89,7 +91,9 @@ class Classifier(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "test")
 
-    def predict_step(self, batch: tuple[torch.Tensor, ...] | torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor]:
+    def predict_step(
+        self, batch: tuple[torch.Tensor, ...] | torch.Tensor, batch_idx: int
+    ) -> dict[str, torch.Tensor]:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         with torch.inference_mode():
             probabilities = self(x).softmax(dim=-1)
@@ -114,7 +118,9 @@ def _mlp(num_features: int, num_classes: int, hidden_dim: int, dropout: float) -
 def _cnn(num_features: int, num_classes: int, hidden_dim: int, dropout: float) -> nn.Sequential:
     side = math.isqrt(num_features)
     if side * side != num_features:
-        raise ValueError(f"arch='cnn' needs square single-channel images; {num_features} features is not a square")
+        raise ValueError(
+            f"arch='cnn' needs square single-channel images; {num_features} features is not a square"
+        )
     channels = max(8, hidden_dim // 4)
     return nn.Sequential(
         nn.Unflatten(1, (1, side, side)),  # (B, F) -> (B, 1, H, W)

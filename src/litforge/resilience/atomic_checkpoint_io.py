@@ -1,6 +1,6 @@
 """A ``CheckpointIO`` that never leaves a half-written checkpoint: temp file, fsync, rename.
 
-    trainer = L.Trainer(plugins=[AtomicCheckpointIO()])   # litforge adds it to every run
+trainer = L.Trainer(plugins=[AtomicCheckpointIO()])   # litforge adds it to every run
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     process dies at. Loading uses ``weights_only=True`` unless told otherwise.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
         target = Path(path)
@@ -39,8 +41,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
         _fsync_dir(target.parent)
 
-    def load_checkpoint(self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
-        return super().load_checkpoint(path, map_location=map_location, weights_only=True if weights_only is None else weights_only)
+    def load_checkpoint(
+        self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict:
+        return super().load_checkpoint(
+            path, map_location=map_location, weights_only=True if weights_only is None else weights_only
+        )
 
 
 def _fsync_dir(folder: Path) -> None:
