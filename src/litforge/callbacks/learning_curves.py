@@ -48,7 +48,7 @@ def plot_learning_curves(metrics_csv: Path, output: Path) -> Path | None:
     if not families:
         return None
     fig, axes = plt.subplots(1, len(families), figsize=(5 * len(families), 3.5), squeeze=False)
-    for ax, (family, names) in zip(axes[0], families.items()):
+    for ax, (family, names) in zip(axes[0], families.items(), strict=True):
         for name in names:
             epochs = sorted(series[name])
             ax.plot([e + 1 for e in epochs], [series[name][e] for e in epochs], marker="o", label=name)
