@@ -9,6 +9,7 @@ import logging
 import re
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -45,24 +46,42 @@ class LitforgeArgumentParser(LightningArgumentParser):
         raise UsageError(condense_parser_message(message))
 
 
+_NOISE = (
+    "Does not validate against any of the",
+    "Subtypes:",
+    "Errors:",
+    "Given value type:",
+    "Expected a NoneType",
+    "Parser key",
+    "Expected a path but",
+)
+
+
 def condense_parser_message(message: str) -> str:
-    """Reduce jsonargparse's nested, multi-line messages to the line that names the key and problem."""
-    lines = [line.strip(" -") for line in message.splitlines() if line.strip(" -")]
-    if not lines:
-        return message
-    keys = re.findall(r'(?:Parser key|[Kk]ey) "([^"]+)"', message)
-    unexpected = [line for line in lines if "unrecognized arguments" in line or "Unexpected" in line]
-    problem = (
-        unexpected[0]
-        if unexpected
-        else next(
-            (line for line in reversed(lines) if "Does not validate against any of the types" not in line),
-            lines[-1],
-        )
-    )
-    if keys and keys[0] not in problem:
-        return f'config key "{keys[0]}": {problem}'
-    return problem
+    """Reduce jsonargparse's nested, multi-line messages to one line naming the key and the problem."""
+    lines = [re.sub(r'^Parser key "[^"]+":\s*', "", line.strip().lstrip("-").strip()) for line in message.splitlines()]
+    lines = [re.sub(r"<class '([\w.]+)'>", r"\1", line) for line in lines if line]
+    key_match = re.search(r'(?:Parser key|Key) "([^"]+)"', message)
+    useful = [line for line in lines if not line.startswith(_NOISE)]
+    given = next((line.removeprefix("Given value:").strip() for line in useful if line.startswith("Given value:")), None)
+    expected = [line for line in useful if line.startswith("Expected a")]
+    others = [line for line in useful if not line.startswith(("Expected a", "Given value:"))]
+    import_path = next((line for line in expected if line.startswith("Expected a dot import path string:")), None)
+    if import_path:
+        name = import_path.rsplit(":", 1)[-1].strip()
+        detail = f"unknown class {name!r}: use a litforge short name (e.g. Classifier) or a full import path"
+    elif others:
+        detail = others[0]
+    elif expected:
+        types = " or ".join(e.removeprefix("Expected a ").strip() for e in expected)
+        detail = f"expected {types}, got {given!r}" if given is not None else f"expected {types}"
+    else:
+        detail = lines[-1] if lines else message
+    if key_match and key_match.group(1) == "config":
+        return f"--config: {detail}"
+    if key_match:
+        return f'config key "{key_match.group(1)}": {detail}'
+    return detail
 
 
 class RunConfigCallback(SaveConfigCallback):
@@ -102,7 +121,8 @@ class LitforgeCLI(LightningCLI):
             parser_class=LitforgeArgumentParser,
             save_config_callback=RunConfigCallback,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"default_env": False},
+            # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
+            parser_kwargs={"default_env": False, "allow_abbrev": False},
             auto_configure_optimizers=False,
             args=with_default_config(args),
         )
@@ -122,6 +142,10 @@ class LitforgeCLI(LightningCLI):
             help="Run folder name (default: next free version_N). A fixed name finds a run again.",
         )
         parser.add_argument("--debug", type=bool, default=False, help="Show full tracebacks on errors.")
+        # A config that gives only init args (the seed's `model: {hidden_dim, lr}`) means litforge's defaults.
+        parser.set_defaults(
+            {"model": {"class_path": "litforge.models.Classifier"}, "data": {"class_path": "litforge.data.DigitsDataModule"}}
+        )
         # Sizes the data knows are linked into the model, so they are never stated twice.
         for source, target in (
             ("num_features", "num_features"),
@@ -225,13 +249,14 @@ def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:
 
 
 def default_checkpoint(run: RunDir, monitor: str | None) -> ModelCheckpoint:
-    """``checkpoints/best.ckpt`` (lowest ``monitor``, ``val_loss`` by default) and ``checkpoints/last.ckpt``."""
+    """``checkpoints/last.ckpt`` always, and ``checkpoints/best.ckpt`` (lowest ``monitor``) when the model
+    names the metric to monitor in a ``checkpoint_monitor`` attribute (litforge's models: ``val_loss``)."""
     return ModelCheckpoint(
         dirpath=run.checkpoints,
         filename="best",
-        monitor=monitor or "val_loss",
+        monitor=monitor,
         mode="min",
-        save_top_k=1,
+        save_top_k=1 if monitor else 0,
         save_last=True,
         auto_insert_metric_name=False,
     )
@@ -242,10 +267,11 @@ def check_checkpoint_file(path: Path) -> None:
     if not path.is_file():
         raise UsageError(f"--ckpt_path: no such checkpoint file: {path}")
     try:
-        with path.open("rb") as handle:
-            handle.read(1)
+        is_zip = zipfile.is_zipfile(path)  # torch.save writes zip archives; truncated files fail this
     except OSError as err:
         raise UsageError(f"--ckpt_path: cannot read {path}: {err.strerror}") from None
+    if not is_zip:
+        raise UsageError(f"--ckpt_path: {path} is not a valid checkpoint (truncated or not written by torch.save)")
 
 
 def with_default_config(args: list[str]) -> list[str]:

@@ -8,18 +8,20 @@ litforge predict --ckpt_path runs/classifier/version_0/checkpoints/best.ckpt
 
 from __future__ import annotations
 
+import pickle
+
 from litforge.cli.errors import USER_INPUT_ERRORS, UsageError
 
 
 def main(command: str, argv: list[str]) -> int:
     """Run one Lightning subcommand through ``LitforgeCLI``."""
-    from litforge.cli.lightning_cli import LitforgeCLI
+    from litforge.cli.lightning_cli import LitforgeCLI, condense_parser_message
 
     args = [a for a in argv if a != "--debug"]
     try:
         LitforgeCLI([command, *args])
-    except USER_INPUT_ERRORS as error:
+    except (*USER_INPUT_ERRORS, pickle.UnpicklingError) as error:
         if "--debug" in argv:
             raise
-        raise UsageError(str(error)) from error
+        raise UsageError(condense_parser_message(str(error))) from error
     return 0

@@ -42,6 +42,8 @@ class Classifier(L.LightningModule):
         input_std: per-feature std applied inside the model (linked from the datamodule).
     """
 
+    checkpoint_monitor = "val_loss"  # litforge's run folder keeps checkpoints/best.ckpt by this metric
+
     def __init__(
         self,
         num_features: int = 64,
