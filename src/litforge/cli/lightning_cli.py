@@ -59,14 +59,22 @@ _NOISE = (
 
 def condense_parser_message(message: str) -> str:
     """Reduce jsonargparse's nested, multi-line messages to one line naming the key and the problem."""
-    lines = [re.sub(r'^Parser key "[^"]+":\s*', "", line.strip().lstrip("-").strip()) for line in message.splitlines()]
+    lines = [
+        re.sub(r'^Parser key "[^"]+":\s*', "", line.strip().lstrip("-").strip())
+        for line in message.splitlines()
+    ]
     lines = [re.sub(r"<class '([\w.]+)'>", r"\1", line) for line in lines if line]
     key_match = re.search(r'(?:Parser key|Key) "([^"]+)"', message)
     useful = [line for line in lines if not line.startswith(_NOISE)]
-    given = next((line.removeprefix("Given value:").strip() for line in useful if line.startswith("Given value:")), None)
+    given = next(
+        (line.removeprefix("Given value:").strip() for line in useful if line.startswith("Given value:")),
+        None,
+    )
     expected = [line for line in useful if line.startswith("Expected a")]
     others = [line for line in useful if not line.startswith(("Expected a", "Given value:"))]
-    import_path = next((line for line in expected if line.startswith("Expected a dot import path string:")), None)
+    import_path = next(
+        (line for line in expected if line.startswith("Expected a dot import path string:")), None
+    )
     if import_path:
         name = import_path.rsplit(":", 1)[-1].strip()
         detail = f"unknown class {name!r}: use a litforge short name (e.g. Classifier) or a full import path"
@@ -144,7 +152,10 @@ class LitforgeCLI(LightningCLI):
         parser.add_argument("--debug", type=bool, default=False, help="Show full tracebacks on errors.")
         # A config that gives only init args (the seed's `model: {hidden_dim, lr}`) means litforge's defaults.
         parser.set_defaults(
-            {"model": {"class_path": "litforge.models.Classifier"}, "data": {"class_path": "litforge.data.DigitsDataModule"}}
+            {
+                "model": {"class_path": "litforge.models.Classifier"},
+                "data": {"class_path": "litforge.data.DigitsDataModule"},
+            }
         )
         # Sizes the data knows are linked into the model, so they are never stated twice.
         for source, target in (
@@ -271,7 +282,9 @@ def check_checkpoint_file(path: Path) -> None:
     except OSError as err:
         raise UsageError(f"--ckpt_path: cannot read {path}: {err.strerror}") from None
     if not is_zip:
-        raise UsageError(f"--ckpt_path: {path} is not a valid checkpoint (truncated or not written by torch.save)")
+        raise UsageError(
+            f"--ckpt_path: {path} is not a valid checkpoint (truncated or not written by torch.save)"
+        )
 
 
 def with_default_config(args: list[str]) -> list[str]:

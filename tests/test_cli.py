@@ -1,0 +1,230 @@
+"""The ``litforge`` console script end to end (real subprocesses, tiny runs in tmp_path)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import CONFIGS, TINY_TRAINER, run_cli
+
+SUBCOMMANDS = ["fit", "validate", "test", "predict", "tune", "export", "serve", "check"]
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """One tiny default fit shared by the read-only tests of this module: returns the working folder."""
+    work = tmp_path_factory.mktemp("trained")
+    result = run_cli("fit", *TINY_TRAINER, "--run", "base", cwd=work)
+    assert result.returncode == 0, result.output
+    return work
+
+
+def test_help_lists_every_subcommand(cli):
+    for args in (["--help"], []):
+        result = cli(*args)
+        for name in SUBCOMMANDS:
+            assert f"  {name} " in result.stdout
+    assert cli("--help").returncode == 0
+    assert cli().returncode == 2  # no command is a usage error
+
+
+def test_python_dash_m_is_the_same_command(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "litforge", "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0 and "tune" in proc.stdout
+
+
+def test_default_fit_writes_the_run_folder(trained_run):
+    run = trained_run / "runs" / "classifier" / "base"
+    for name in ("config.yaml", "metrics.csv", "hparams.yaml", "learning_curves.png"):
+        assert (run / name).is_file(), name
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert list(run.glob("events.out.tfevents.*")), "no TensorBoard events"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["class_path"] == "litforge.models.Classifier"
+    assert config["run"] is None  # a saved config used as --config starts a new run
+    with (run / "metrics.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert {"val_loss", "val_acc", "train_loss_epoch"} <= set(header)
+
+
+def test_plain_progress_when_not_a_terminal(trained_run):
+    result = run_cli("validate", "--ckpt_path", "best", *TINY_TRAINER, cwd=trained_run)
+    assert result.returncode == 0, result.output
+    assert "validate done" in result.stdout and "val_acc=" in result.stdout
+    assert "\r" not in result.stdout
+
+
+def test_next_free_run_and_experiment_name(tmp_path):
+    for _ in range(2):
+        assert (
+            run_cli(
+                "fit", *TINY_TRAINER, "--trainer.max_epochs", "1", "--experiment", "exp", cwd=tmp_path
+            ).returncode
+            == 0
+        )
+    assert sorted(p.name for p in (tmp_path / "runs" / "exp").iterdir()) == ["version_0", "version_1"]
+
+
+def test_print_config_then_config_reproduces_the_run(tmp_path):
+    overrides = [
+        *TINY_TRAINER,
+        "--model.hidden_dim",
+        "24",
+        "--data.batch_size",
+        "32",
+        "--seed_everything",
+        "7",
+    ]
+    printed = run_cli("fit", *overrides, "--print_config", cwd=tmp_path)
+    assert printed.returncode == 0, printed.output
+    (tmp_path / "printed.yaml").write_text(printed.stdout)
+    assert run_cli("fit", *overrides, "--run", "a", cwd=tmp_path).returncode == 0
+    assert run_cli("fit", "--config", "printed.yaml", "--run", "b", cwd=tmp_path).returncode == 0
+    ckpts = [
+        torch.load(tmp_path / f"runs/classifier/{r}/checkpoints/last.ckpt", weights_only=True) for r in "ab"
+    ]
+    assert ckpts[0]["hyper_parameters"]["hidden_dim"] == 24
+    for key, tensor in ckpts[0]["state_dict"].items():
+        assert torch.equal(tensor, ckpts[1]["state_dict"][key]), key
+
+
+def test_later_flags_and_configs_override_earlier_ones(tmp_path):
+    (tmp_path / "a.yaml").write_text("model:\n  init_args:\n    hidden_dim: 64\n    lr: 0.01\n")
+    (tmp_path / "b.yaml").write_text("model:\n  init_args:\n    hidden_dim: 32\n")
+
+    def printed(*args: str) -> dict:
+        result = run_cli("fit", *args, "--print_config", cwd=tmp_path)
+        assert result.returncode == 0, result.output
+        return yaml.safe_load(result.stdout)["model"]["init_args"]
+
+    assert printed("-c", "a.yaml")["hidden_dim"] == 64
+    assert printed("-c", "a.yaml", "-c", "b.yaml") == pytest.approx(
+        {**printed("-c", "a.yaml"), "hidden_dim": 32}
+    )
+    assert printed("-c", "a.yaml", "--model.hidden_dim", "16")["hidden_dim"] == 16
+    assert printed("-c", "a.yaml", "--model.hidden_dim", "16", "-c", "b.yaml")["hidden_dim"] == 32
+    assert printed("--config", str(CONFIGS / "digits.yaml"), "--model.lr", "1e-3")["lr"] == pytest.approx(
+        1e-3
+    )
+
+
+def test_callbacks_from_yaml_and_appended_on_the_command_line(tmp_path):
+    result = run_cli(
+        "fit", "--config", str(CONFIGS / "digits.yaml"),
+        "--trainer.callbacks+=LearningRateMonitor", "--trainer.callbacks.logging_interval=epoch",
+        "--print_config", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.output
+    callbacks = yaml.safe_load(result.stdout)["trainer"]["callbacks"]
+    assert [c["class_path"].rsplit(".", 1)[-1] for c in callbacks] == ["EarlyStopping", "LearningRateMonitor"]
+    assert callbacks[1]["init_args"]["logging_interval"] == "epoch"
+
+
+def test_seed_shaped_multi_gpu_config_prints_without_gpus(tmp_path):
+    result = run_cli("fit", "--config", str(CONFIGS / "multi_gpu.yaml"), "--print_config", cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    config = yaml.safe_load(result.stdout)
+    assert config["trainer"]["devices"] == 4 and config["trainer"]["precision"] == "16-mixed"
+    assert config["model"]["class_path"] == "litforge.models.Classifier"
+    assert config["model"]["init_args"]["hidden_dim"] == 256
+    assert config["data"]["init_args"]["num_workers"] == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--trainer.max_epoch", "2"], "--trainer.max_epoch"),  # typo: no silent abbreviation
+        (["--trainer.max_epochs", "abc"], "trainer.max_epochs"),
+        (["--config", "missing.yaml"], "missing.yaml"),
+        (["--config", "unknown_key.yaml"], "hiden_dim"),
+        (["--config", "wrong_type.yaml"], "trainer.max_epochs"),
+        (["--model", "NoSuchModel"], "NoSuchModel"),
+        (["--data.batch_size", "0"], "batch_size"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_line(trained_run, args, needle):
+    (trained_run / "unknown_key.yaml").write_text("model:\n  init_args:\n    hiden_dim: 3\n")
+    (trained_run / "wrong_type.yaml").write_text("trainer:\n  max_epochs: [1]\n")
+    before = _digest(trained_run / "runs")
+    result = run_cli("fit", *args, "--run", "base", cwd=trained_run)
+    assert result.returncode == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("litforge: error:")]
+    assert len(errors) == 1 and needle in errors[0], result.stderr
+    assert "Traceback" not in result.output
+    assert _digest(trained_run / "runs") == before  # nothing in the existing run was touched
+
+
+@pytest.mark.parametrize("content", [None, b"not a checkpoint", b"PK\x03\x04truncated"])
+def test_missing_or_corrupt_checkpoint_exits_2(trained_run, content):
+    path = trained_run / "broken.ckpt"
+    path.unlink(missing_ok=True)
+    if content is not None:
+        path.write_bytes(content)
+    result = run_cli("test", "--ckpt_path", str(path), cwd=trained_run)
+    assert result.returncode == 2, result.output
+    assert "broken.ckpt" in result.stderr and "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback(trained_run):
+    result = run_cli("fit", "--model", "NoSuchModel", "--debug", cwd=trained_run)
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_test_on_best_checkpoint_keeps_training_metrics(trained_run):
+    run = trained_run / "runs" / "classifier" / "base"
+    metrics_before = (run / "metrics.csv").read_bytes()
+    result = run_cli("test", "--ckpt_path", "best", "--run", "base", *TINY_TRAINER, cwd=trained_run)
+    assert result.returncode == 0, result.output
+    assert "test_acc" in result.stdout
+    assert (run / "metrics.csv").read_bytes() == metrics_before
+    assert (run / "test" / "metrics.csv").is_file()
+
+
+def test_predict_writes_predictions_csv(trained_run):
+    ckpt = trained_run / "runs" / "classifier" / "base" / "checkpoints" / "best.ckpt"
+    result = run_cli("predict", "--ckpt_path", str(ckpt), *TINY_TRAINER, cwd=trained_run)
+    assert result.returncode == 0, result.output
+    with (ckpt.parent.parent / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 64  # limit_predict_batches=2, batch_size=64
+    assert list(rows[0]) == ["row", "prediction", *[f"prob_{i}" for i in range(10)]]
+    for row in rows:
+        probs = [float(row[f"prob_{i}"]) for i in range(10)]
+        assert abs(sum(probs) - 1) < 1e-4
+        assert int(row["prediction"]) == max(range(10), key=probs.__getitem__)
+
+
+def test_third_party_module_by_class_path(tmp_path):
+    boring = "lightning.pytorch.demos.boring_classes"
+    result = run_cli(
+        "fit",
+        "--model",
+        f"{boring}.BoringModel",
+        "--data",
+        f"{boring}.BoringDataModule",
+        *TINY_TRAINER,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.output
+    run = tmp_path / "runs" / "boringmodel" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["class_path"] == f"{boring}.BoringModel"
