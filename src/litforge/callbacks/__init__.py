@@ -3,5 +3,6 @@
 from litforge.callbacks.learning_curves import LearningCurves
 from litforge.callbacks.plain_progress import PlainProgressBar
 from litforge.callbacks.prediction_writer import CSVPredictionWriter
+from litforge.callbacks.rich_progress import RunProgressBar
 
-__all__ = ["CSVPredictionWriter", "LearningCurves", "PlainProgressBar"]
+__all__ = ["CSVPredictionWriter", "LearningCurves", "PlainProgressBar", "RunProgressBar"]

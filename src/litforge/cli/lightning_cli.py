@@ -15,12 +15,12 @@ from typing import Any, NoReturn
 
 import lightning as L
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from litforge.callbacks import CSVPredictionWriter, LearningCurves, PlainProgressBar
+from litforge.callbacks import CSVPredictionWriter, LearningCurves, PlainProgressBar, RunProgressBar
 from litforge.cli.errors import UsageError
 from litforge.resilience import AtomicCheckpointIO
 from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
@@ -229,7 +229,7 @@ class LitforgeCLI(LightningCLI):
         if trainer_config.get("enable_checkpointing") is not False and not _has(given, ModelCheckpoint):
             extra.append(default_checkpoint(run, monitor=getattr(self.model, "checkpoint_monitor", None)))
         if trainer_config.get("enable_progress_bar") is not False and not _has(given, ProgressBar):
-            extra.append(RichProgressBar() if sys.stdout.isatty() else PlainProgressBar())
+            extra.append(RunProgressBar() if sys.stdout.isatty() else PlainProgressBar())
         if self.subcommand == "fit":
             extra.append(LearningCurves())
         if self.subcommand == "predict":
