@@ -38,12 +38,33 @@ def build_parser() -> argparse.ArgumentParser:
             "checks:\n" + "\n".join(f"  {name:<19} {check.catches}" for name, check in CHECKS.items())
         ),
     )
-    parser.add_argument("--only", action="append", default=[], metavar="NAMES", help="run only these checks (comma-separated, repeatable)")
-    parser.add_argument("--skip", action="append", default=[], metavar="NAMES", help="skip these checks (comma-separated, repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="run only these checks (comma-separated, repeatable)",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="skip these checks (comma-separated, repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed set before every check (default 0)")
-    parser.add_argument("--overfit-steps", type=int, default=200, help="steps allowed to overfit one batch (default 200)")
-    parser.add_argument("--overfit-threshold", type=float, default=0.01, help="loss the overfit check must reach (default 0.01)")
-    parser.add_argument("--accelerator", default="cpu", help="accelerator of the checks' tiny trainers (default cpu)")
+    parser.add_argument(
+        "--overfit-steps", type=int, default=200, help="steps allowed to overfit one batch (default 200)"
+    )
+    parser.add_argument(
+        "--overfit-threshold",
+        type=float,
+        default=0.01,
+        help="loss the overfit check must reach (default 0.01)",
+    )
+    parser.add_argument(
+        "--accelerator", default="cpu", help="accelerator of the checks' tiny trainers (default cpu)"
+    )
     return parser
 
 
@@ -58,11 +79,15 @@ def main(command: str, argv: list[str]) -> int:
     except KeyError as error:
         raise UsageError(error.args[0]) from None
     model, datamodule = _build(config_args, debug="--debug" in argv)
-    subject = Subject(model, datamodule, seed=options.seed, trainer_kwargs={"accelerator": options.accelerator})
+    subject = Subject(
+        model, datamodule, seed=options.seed, trainer_kwargs={"accelerator": options.accelerator}
+    )
     overfit = {"steps": options.overfit_steps, "threshold": options.overfit_threshold}
     start = time.perf_counter()
     results = run_checks(subject, only=only or None, skip=skip, options={"overfit": overfit})
-    _print_table(type(model).__name__, type(datamodule).__name__ if datamodule else "its own loaders", results)
+    _print_table(
+        type(model).__name__, type(datamodule).__name__ if datamodule else "its own loaders", results
+    )
     failed = [r.name for r in results if not r.ok]
     counts = {status: sum(r.status == status for r in results) for status in STATUS_STYLE}
     summary = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n)

@@ -1,10 +1,10 @@
 """``parametrize_checks``: every standard check on each of your models as its own pytest test.
 
-    from litforge.testing import parametrize_checks
+from litforge.testing import parametrize_checks
 
-    @parametrize_checks({"mlp": (MyModel, MyDataModule)}, skip=["export"])
-    def test_standard_checks(litforge_check):
-        litforge_check()
+@parametrize_checks({"mlp": (MyModel, MyDataModule)}, skip=["export"])
+def test_standard_checks(litforge_check):
+    litforge_check()
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     assert first is not None
     layout = ", ".join(f"{path} {shape_text(t)}" for path, t in first.items())
     labels_text = (
-        f"; labels in [{label_range[0]}, {label_range[1]}]" + (f" of {num_classes} classes" if num_classes else "")
+        f"; labels in [{label_range[0]}, {label_range[1]}]"
+        + (f" of {num_classes} classes" if num_classes else "")
         if label_range[0] is not None
         else "; no class labels in the batch"
     )

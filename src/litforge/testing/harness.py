@@ -33,7 +33,7 @@ def quiet() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=False):
             logger.setLevel(level)
 
 
@@ -108,11 +108,16 @@ class StepRecorder:
     ) -> None:
         self.losses: list[float] = []
         self.calls = 0
+        self.error: Exception | None = None  # what training_step itself raised, if anything
         original = model.training_step
 
         @functools.wraps(original)  # keeps the signature Lightning inspects (batch_idx, dataloader_iter)
         def recorded(*args: Any, **kwargs: Any) -> Any:
-            output = original(*args, **kwargs)
+            try:
+                output = original(*args, **kwargs)
+            except Exception as error:
+                self.error = error
+                raise
             self.calls += 1
             if inspect is not None:
                 inspect(output)

@@ -24,6 +24,7 @@ from litforge.testing.subject import (
     Subject,
     as_subject,
     batch_size_of,
+    first_line,
     model_input,
     name_list,
     output_tensors,
@@ -55,9 +56,15 @@ def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
         raise AssertionError(f"forward returned {type(output).__name__}, which holds no tensor")
     param_dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
     for i, out in enumerate(tensors):
-        where = f"forward output {i} {shape_text(out)}" if len(tensors) > 1 else f"forward output {shape_text(out)}"
+        where = (
+            f"forward output {i} {shape_text(out)}"
+            if len(tensors) > 1
+            else f"forward output {shape_text(out)}"
+        )
         if out.ndim == 0 or out.shape[0] != size:
-            raise AssertionError(f"{where}: the first dimension should be the batch size {size} (input {inputs})")
+            raise AssertionError(
+                f"{where}: the first dimension should be the batch size {size} (input {inputs})"
+            )
         if out.is_floating_point():
             bad = int((~torch.isfinite(out)).sum())
             if bad:
@@ -88,7 +95,7 @@ def _check_example_input(module: L.LightningModule, batch: Any, real_output: tor
     real_args, real_kwargs = model_input(module, prepare_batch(module, batch))
     real_inputs = output_tensors((real_args, real_kwargs))
     example_inputs = output_tensors(example)
-    for real, ex in zip(real_inputs, example_inputs):
+    for real, ex in zip(real_inputs, example_inputs, strict=False):
         if real.shape[1:] != ex.shape[1:] or real.dtype != ex.dtype:
             raise AssertionError(
                 f"example_input_array is {shape_text(ex)} but the data's input is {shape_text(real)}: "
@@ -116,7 +123,9 @@ def _assert_loss(output: Any, manual: bool) -> None:
         if manual:
             return
         if isinstance(output, dict):
-            raise AssertionError(f"training_step returned a dict without a 'loss' key (keys: {', '.join(output)})")
+            raise AssertionError(
+                f"training_step returned a dict without a 'loss' key (keys: {', '.join(output)})"
+            )
         raise AssertionError(
             "training_step returned None: return the loss tensor (or a dict with 'loss'); Lightning skips "
             "the optimizer step on None"
@@ -146,7 +155,12 @@ def check_training_step(model: ModelLike | Subject, data: DataLike = None) -> st
     module = subject.new_model()
     manual = not module.automatic_optimization
     recorder = StepRecorder(module, inspect=lambda output: _assert_loss(output, manual))
-    fit_on_batch(module, subject.batch, steps=1, **subject.trainer_kwargs)
+    try:
+        fit_on_batch(module, subject.batch, steps=1, **subject.trainer_kwargs)
+    except Exception as error:
+        if recorder.error is not error or isinstance(error, AssertionError):
+            raise
+        raise AssertionError(f"training_step raised {type(error).__name__}: {first_line(error)}") from error
     if recorder.calls == 0:
         raise AssertionError("training_step was never called on the first batch")
     if not recorder.losses:
@@ -169,7 +183,7 @@ def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe, dict[
 
 def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
     """Every trainable parameter gets a non-zero gradient in one step and belongs to an optimizer."""
-    module, probe, before = _one_step(as_subject(model, data))
+    _module, probe, before = _one_step(as_subject(model, data))
     trainable = list(before)
     problems = []
     no_grad = [n for n in trainable if n not in probe.with_grad]
@@ -180,10 +194,10 @@ def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
     if zero:
         problems.append(f"an all-zero gradient: {name_list(zero)}")
     if orphans:
-        problems.append(f"in no optimizer from configure_optimizers: {name_list(orphans)}")
+        problems.append(f"not in any optimizer from configure_optimizers: {name_list(orphans)}")
     if problems:
         bad = len(set(no_grad) | set(zero) | set(orphans))
-        raise AssertionError(f"{bad} of {len(trainable)} trainable parameters have " + "; ".join(problems))
+        raise AssertionError(f"{bad} of {len(trainable)} trainable parameters: " + "; ".join(problems))
     return f"all {len(trainable)} trainable parameters get a non-zero gradient"
 
 

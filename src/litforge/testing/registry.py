@@ -22,7 +22,7 @@ from litforge.testing.model_checks import (
     check_training_step,
 )
 from litforge.testing.state_checks import check_batch_independence, check_checkpoint, check_determinism
-from litforge.testing.subject import DataLike, ModelLike, SkipCheck, Subject, as_subject
+from litforge.testing.subject import DataLike, ModelLike, SkipCheck, Subject, as_subject, first_line
 
 Status = Literal["PASS", "FAIL", "SKIP", "ERROR"]
 
@@ -39,10 +39,16 @@ class Check:
 CHECKS: dict[str, Check] = {
     check.name: check
     for check in (
-        Check("data", check_data, "NaN/inf inputs, labels outside [0, num_classes), batches changing shape or dtype"),
+        Check(
+            "data",
+            check_data,
+            "NaN/inf inputs, labels outside [0, num_classes), batches changing shape or dtype",
+        ),
         Check("forward", check_forward, "wrong output shape/dtype, NaN outputs, a stale example_input_array"),
         Check("training_step", check_training_step, "a non-scalar, NaN or detached loss"),
-        Check("gradients", check_gradients, "layers that never get a gradient or are missing from the optimizer"),
+        Check(
+            "gradients", check_gradients, "layers that never get a gradient or are missing from the optimizer"
+        ),
         Check("optimizer_step", check_optimizer_step, "parameters an optimizer step does not update"),
         Check("batch_independence", check_batch_independence, "samples leaking into each other in eval mode"),
         Check("determinism", check_determinism, "randomness that seed_everything does not control"),
@@ -94,7 +100,7 @@ def run_check(check: Check, subject: Subject, **options: Any) -> CheckResult:
     except AssertionError as failure:
         status, detail, error = "FAIL", str(failure), failure
     except Exception as crash:
-        status, detail, error = "ERROR", f"{type(crash).__name__}: {crash}", crash
+        status, detail, error = "ERROR", f"{type(crash).__name__}: {first_line(crash)}", crash
     return CheckResult(check.name, status, time.perf_counter() - start, detail, error)
 
 

@@ -20,9 +20,10 @@ from litforge.testing.model_checks import eval_forward
 from litforge.testing.subject import (
     DataLike,
     ModelLike,
-    Subject,
     SkipCheck,
+    Subject,
     as_subject,
+    first_line,
     model_input,
     output_tensors,
     prepare_batch,
@@ -48,11 +49,13 @@ def check_determinism(model: ModelLike | Subject, data: DataLike = None, *, step
         "unseeded randomness? (a private torch.Generator, numpy or random not seeded by seed_everything, "
         "nondeterministic kernels)"
     )
-    for step, (a, b) in enumerate(zip(losses_a, losses_b), start=1):
-        if not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-8):
-            raise AssertionError(f"seed {subject.seed} gave different losses at step {step}: {a:.6g} vs {b:.6g}; {hint}")
+    for step, (a, b) in enumerate(zip(losses_a, losses_b, strict=False), start=1):
+        if not (math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-8) or (math.isnan(a) and math.isnan(b))):
+            raise AssertionError(
+                f"seed {subject.seed} gave different losses at step {step}: {a:.6g} vs {b:.6g}; {hint}"
+            )
     for name, a in params_a.items():
-        if not torch.allclose(a, params_b[name], rtol=1e-6, atol=1e-8):
+        if not torch.allclose(a, params_b[name], rtol=1e-6, atol=1e-8, equal_nan=True):
             diff = float((a - params_b[name]).abs().max())
             raise AssertionError(
                 f"seed {subject.seed} gave different parameters after {steps} steps: {name} "
@@ -81,14 +84,20 @@ def check_checkpoint(model: ModelLike | Subject, data: DataLike = None) -> str:
             ) from error
     saved, restored = _user_hparams(module), _user_hparams(loaded)
     if saved != restored:
-        differ = [k for k in sorted(set(saved) | set(restored)) if saved.get(k, _MISSING) != restored.get(k, _MISSING)]
-        changes = ", ".join(f"{k}: {saved.get(k, _MISSING)!r} -> {restored.get(k, _MISSING)!r}" for k in differ)
+        differ = [
+            k
+            for k in sorted(set(saved) | set(restored))
+            if saved.get(k, _MISSING) != restored.get(k, _MISSING)
+        ]
+        changes = ", ".join(
+            f"{k}: {saved.get(k, _MISSING)!r} -> {restored.get(k, _MISSING)!r}" for k in differ
+        )
         raise AssertionError(f"hparams differ after load_from_checkpoint: {changes}")
     loaded.to(module.device)
     original, _, _ = eval_forward(module, subject.batch)
     restored, _, _ = eval_forward(loaded, subject.batch)
-    for i, (a, b) in enumerate(zip(output_tensors(original), output_tensors(restored))):
-        if a.shape != b.shape or not torch.equal(a, b):
+    for i, (a, b) in enumerate(zip(output_tensors(original), output_tensors(restored), strict=False)):
+        if a.shape != b.shape or not torch.allclose(a, b, rtol=0, atol=0, equal_nan=True):
             diff = float((a - b).abs().max()) if a.shape == b.shape else float("nan")
             raise AssertionError(
                 f"eval output {i} differs after load_from_checkpoint (max abs diff {diff:.3g}): state outside "
@@ -128,31 +137,42 @@ def check_batch_independence(model: ModelLike | Subject, data: DataLike = None) 
     full, size, _ = eval_forward(module, subject.batch)
     if size < 2:
         raise SkipCheck("the first batch has a single sample")
-    args, kwargs = model_input(module, prepare_batch(module, subject.batch))
-    reversed_args, reversed_kwargs = _map_batched(lambda t: t.flip(0), (args, kwargs), size)
-    alone_args, alone_kwargs = _map_batched(lambda t: t[:1], (args, kwargs), size)
-    with torch.no_grad():
-        reversed_out = module(*reversed_args, **reversed_kwargs)
-        alone_out = module(*alone_args, **alone_kwargs)
-    for i, (a, r, one) in enumerate(zip(*map(output_tensors, (full, reversed_out, alone_out)))):
-        if a.ndim == 0 or a.shape[0] != size:
-            continue
-        for label, expected, got in (
-            ("alone", a[:1], one),
-            ("with the batch reversed", a.flip(0), r),
-        ):
-            if expected.shape != got.shape or not torch.allclose(expected, got, rtol=1e-4, atol=1e-5):
-                diff = float((expected - got).abs().max()) if expected.shape == got.shape else float("nan")
+    inputs = model_input(module, prepare_batch(module, subject.batch))
+    half = size // 2
+    variants = (
+        (f"in a batch of {half}", lambda t: t[:half], lambda t: t[:half]),
+        ("alone", lambda t: t[:1], lambda t: t[:1]),
+        ("in reversed order", lambda t: t.flip(0), lambda t: t.flip(0)),
+    )
+    leak = "forward mixes samples (BatchNorm in training mode, a mean/std over the batch dimension, ...)"
+    for label, pick_input, pick_expected in variants:
+        args, kwargs = _map_batched(pick_input, inputs, size)
+        try:
+            with torch.no_grad():
+                got = output_tensors(module(*args, **kwargs))
+        except Exception as error:
+            raise AssertionError(
+                f"eval forward fails for samples {label}: {type(error).__name__}: {first_line(error)}; {leak}"
+            ) from error
+        for i, (a, b) in enumerate(zip(output_tensors(full), got, strict=False)):
+            if a.ndim == 0 or a.shape[0] != size:
+                continue
+            expected = pick_expected(a)
+            if expected.shape != b.shape or not torch.allclose(
+                expected, b, rtol=1e-4, atol=1e-5, equal_nan=True
+            ):
+                diff = float((expected - b).abs().max()) if expected.shape == b.shape else float("nan")
                 raise AssertionError(
-                    f"eval output {i} {shape_text(a)} changes for the same samples {label} (max abs diff "
-                    f"{diff:.3g}): forward mixes samples (BatchNorm in training mode, a mean/std over the "
-                    "batch dimension, ...)"
+                    f"eval output {i} {shape_text(a)} changes for the same samples {label} "
+                    f"(max abs diff {diff:.3g}): {leak}"
                 )
-    return f"{size} samples: same outputs alone and in reversed order"
+    return f"{size} samples: same outputs in a batch of {half}, alone and in reversed order"
 
 
 def _map_batched(fn: Any, inputs: Any, size: int) -> Any:
     """Apply ``fn`` to every tensor whose first dimension is the batch size."""
     from torch.utils._pytree import tree_map
 
-    return tree_map(lambda t: fn(t) if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == size else t, inputs)
+    return tree_map(
+        lambda t: fn(t) if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == size else t, inputs
+    )

@@ -9,15 +9,15 @@ import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Union
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils._pytree import tree_leaves
 
-ModelLike = Union[L.LightningModule, Callable[[], L.LightningModule]]
-DataLike = Union[L.LightningDataModule, Iterable[Any], Callable[[], L.LightningDataModule], None]
+ModelLike = L.LightningModule | Callable[[], L.LightningModule]
+DataLike = L.LightningDataModule | Iterable[Any] | Callable[[], L.LightningDataModule] | None
 
 # Batch entries that hold integer class labels, when a batch is a dict.
 LABEL_KEYS = ("label", "labels", "y", "target", "targets")
@@ -81,7 +81,9 @@ class Subject:
         if source is None:
             source = self.prototype
             if not is_overridden("train_dataloader", source):
-                raise SkipCheck("no data: pass a datamodule or a dataloader (the module has no train_dataloader)")
+                raise SkipCheck(
+                    "no data: pass a datamodule or a dataloader (the module has no train_dataloader)"
+                )
         loaders = {"train": source.train_dataloader()}
         if is_overridden("val_dataloader", source):
             loaders["val"] = source.val_dataloader()
@@ -96,9 +98,19 @@ class Subject:
             raise AssertionError("the training dataloader is empty") from None
 
     @cached_property
+    def second_batch(self) -> Any | None:
+        """The second training batch (``None`` when there is only one): unseen data for export parity."""
+        batches = iter(self.loaders()["train"])
+        next(batches, None)
+        return next(batches, None)
+
+    @cached_property
     def num_classes(self) -> int | None:
         """From the datamodule's ``num_classes`` or the module's ``hparams.num_classes``, if either has it."""
-        for value in (getattr(self.datamodule, "num_classes", None), self.prototype.hparams.get("num_classes")):
+        for value in (
+            getattr(self.datamodule, "num_classes", None),
+            self.prototype.hparams.get("num_classes"),
+        ):
             if isinstance(value, int):
                 return value
         return None
@@ -157,7 +169,11 @@ def labels_of(batch: Any) -> torch.Tensor | None:
         candidate = next((batch[k] for k in LABEL_KEYS if k in batch), None)
     else:
         return None
-    if isinstance(candidate, torch.Tensor) and not candidate.is_floating_point() and candidate.dtype != torch.bool:
+    if (
+        isinstance(candidate, torch.Tensor)
+        and not candidate.is_floating_point()
+        and candidate.dtype != torch.bool
+    ):
         return candidate
     return None
 
@@ -165,6 +181,12 @@ def labels_of(batch: Any) -> torch.Tensor | None:
 def shape_text(tensor: torch.Tensor) -> str:
     """``(64, 10) float32``."""
     return f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message as one line of at most ``limit`` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def name_list(names: list[str], limit: int = 8) -> str:
