@@ -6,7 +6,6 @@ Importable by class path (``--model broken_modules.UnusedLayer``) with ``tests/`
 from __future__ import annotations
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -148,10 +147,10 @@ class CannotLearn(TinyNet):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-class NumpyForward(TinyNet):
+class DataDependentBranch(TinyNet):
     def forward(self, x):
-        h = torch.from_numpy(np.tanh(x.detach().cpu().numpy()))  # leaves the graph: no export, no gradient
-        return self.head(self.features(h))
+        logits = self.head(self.features(x))
+        return logits if bool(x[0, 0] > 0) else -logits  # Python control flow on data: cannot export
 
 
 class ManualTwoOptimizers(TinyNet):

@@ -31,13 +31,11 @@ class CheckCase:
     seed: int = 0
 
     def __call__(self) -> str:
-        import lightning as L
         import pytest
 
         check = select_checks(only=[self.check])[0]
         try:
             with quiet():
-                L.seed_everything(self.seed, verbose=False)
                 return check.run(Subject(self.model, self.data, seed=self.seed), **self.options)
         except SkipCheck as reason:
             pytest.skip(str(reason))

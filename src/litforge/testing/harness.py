@@ -97,7 +97,7 @@ class StepRecorder:
     Args:
         model: the module; its ``training_step`` is replaced on the instance only.
         inspect: called with every raw ``training_step`` output before Lightning sees it.
-        stop_below: stop training once a step's loss is below this value.
+        stop_below: stop training once a step's loss is below this value (or a step returns no loss).
     """
 
     def __init__(
@@ -126,6 +126,8 @@ class StepRecorder:
                 self.losses.append(float(loss.detach()))
                 if stop_below is not None and self.losses[-1] < stop_below:
                     model.trainer.should_stop = True
+            elif stop_below is not None:  # no loss to follow (manual optimization): no point going on
+                model.trainer.should_stop = True
             return output
 
         model.training_step = recorded  # type: ignore[method-assign]

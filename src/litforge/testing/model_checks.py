@@ -140,7 +140,7 @@ def _assert_loss(output: Any, manual: bool) -> None:
     if not loss.is_floating_point():
         raise AssertionError(f"training_step loss has dtype {loss.dtype}, expected a floating-point tensor")
     if not torch.isfinite(loss):
-        raise AssertionError(f"training_step loss is {float(loss)} on the first batch")
+        raise AssertionError(f"training_step loss is {float(loss.detach())} on the first batch")
     if not manual and not loss.requires_grad:
         raise AssertionError(
             "training_step loss does not require grad: it is cut off from the parameters (.detach(), "

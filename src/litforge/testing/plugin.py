@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import pytest
 
 from litforge.run_dir import RunDir
-from litforge.testing.harness import tiny_trainer as _tiny_trainer
+
+if TYPE_CHECKING:  # Lightning is imported only when a test uses a fixture (keeps pytest startup fast)
+    import lightning as L
 
 
 @pytest.fixture
@@ -26,6 +27,8 @@ def tiny_trainer(tmp_path: Path) -> Callable[..., L.Trainer]:
     checkpoints, ``default_root_dir=tmp_path``; keyword arguments override any Trainer setting."""
 
     def build(**overrides: Any) -> L.Trainer:
+        from litforge.testing.harness import tiny_trainer as _tiny_trainer
+
         return _tiny_trainer(**{"default_root_dir": str(tmp_path), **overrides})
 
     return build

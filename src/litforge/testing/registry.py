@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import lightning as L
-
 from litforge.testing.data_checks import check_data
 from litforge.testing.export_check import check_export
 from litforge.testing.harness import quiet
@@ -86,13 +84,12 @@ def select_checks(only: Iterable[str] | None = None, skip: Iterable[str] | None 
 
 
 def run_check(check: Check, subject: Subject, **options: Any) -> CheckResult:
-    """Run one check from a fresh seed; never raises (except KeyboardInterrupt)."""
+    """Run one check (it starts from ``seed_everything(subject.seed)``); never raises (except KeyboardInterrupt)."""
     start = time.perf_counter()
     status: Status
     error: BaseException | None = None
     try:
         with quiet():
-            L.seed_everything(subject.seed, verbose=False)
             detail = check.run(subject, **options)
         status = "PASS"
     except SkipCheck as skip:

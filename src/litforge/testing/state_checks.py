@@ -15,7 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from litforge.testing.harness import StepRecorder, fit_on_batch, quiet
+from litforge.testing.harness import StepRecorder, fit_on_batch
 from litforge.testing.model_checks import eval_forward
 from litforge.testing.subject import (
     DataLike,
@@ -32,9 +32,8 @@ from litforge.testing.subject import (
 
 
 def _seeded_run(subject: Subject, steps: int) -> tuple[list[float], dict[str, torch.Tensor]]:
-    with quiet():
-        L.seed_everything(subject.seed, verbose=False)
-    module = subject.new_model()
+    module = subject.new_model()  # seeds
+
     recorder = StepRecorder(module)
     fit_on_batch(module, subject.batch, steps=steps, **subject.trainer_kwargs)
     return recorder.losses, {n: p.detach().cpu().clone() for n, p in module.named_parameters()}

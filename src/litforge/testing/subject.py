@@ -6,6 +6,7 @@ python -c "from litforge.testing import run_checks; ..."   # see docs/testing.md
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,6 +23,9 @@ DataLike = L.LightningDataModule | Iterable[Any] | Callable[[], L.LightningDataM
 # Batch entries that hold integer class labels, when a batch is a dict.
 LABEL_KEYS = ("label", "labels", "y", "target", "targets")
 IGNORE_INDEX = -100  # PyTorch's and Hugging Face's "no label here" marker, allowed below 0
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class SkipCheck(Exception):
@@ -49,7 +53,9 @@ class Subject:
     trainer_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def new_model(self) -> L.LightningModule:
-        """A fresh module: a deep copy of the given instance, or a new one from the factory."""
+        """A fresh module, after ``seed_everything(seed)``: a deep copy of the given instance, or a new one
+        from the factory. Every check starts from here, so its random state is the same on every run."""
+        L.seed_everything(self.seed, verbose=False)
         if isinstance(self.model, L.LightningModule):
             return copy.deepcopy(self.model)
         model = self.model()
@@ -185,7 +191,7 @@ def shape_text(tensor: torch.Tensor) -> str:
 
 def first_line(error: BaseException, limit: int = 300) -> str:
     """An exception's message as one line of at most ``limit`` characters."""
-    text = " ".join(str(error).split()) or type(error).__name__
+    text = " ".join(_ANSI.sub("", str(error)).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
