@@ -111,7 +111,17 @@ _CLI_KEYS = ("_class_path", "_instantiator")
 
 
 def _user_hparams(module: L.LightningModule) -> dict[str, Any]:
-    return {k: v for k, v in module.hparams.items() if k not in _CLI_KEYS}
+    """``hparams`` without LightningCLI's bookkeeping: its ``_class_path``/``_instantiator`` keys, and values
+    of data->model links that ``__init__`` does not take (Lightning records every applied link in hparams,
+    even when the class has no such argument; load_from_checkpoint then drops them)."""
+    params = inspect.signature(type(module).__init__).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    from_cli = "_instantiator" in module.hparams
+    return {
+        k: v
+        for k, v in module.hparams.items()
+        if k not in _CLI_KEYS and (takes_any or not from_cli or k in params)
+    }
 
 
 def _require_saved_hparams(module: L.LightningModule) -> None:
