@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed set before every check (default 0)")
     parser.add_argument(
-        "--overfit-steps", type=int, default=200, help="steps allowed to overfit one batch (default 200)"
+        "--overfit-steps", type=int, default=300, help="steps allowed to overfit one batch (default 300)"
     )
     parser.add_argument(
         "--overfit-threshold",

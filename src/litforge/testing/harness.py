@@ -97,7 +97,7 @@ class StepRecorder:
     Args:
         model: the module; its ``training_step`` is replaced on the instance only.
         inspect: called with every raw ``training_step`` output before Lightning sees it.
-        stop_below: stop training once a step's loss is below this value (or a step returns no loss).
+        stop_below: stop training once a step's loss is below this value (or NaN, or missing).
     """
 
     def __init__(
@@ -124,7 +124,7 @@ class StepRecorder:
             loss = step_loss(output)
             if isinstance(loss, torch.Tensor) and loss.numel() == 1:
                 self.losses.append(float(loss.detach()))
-                if stop_below is not None and self.losses[-1] < stop_below:
+                if stop_below is not None and not self.losses[-1] >= stop_below:  # reached, or NaN
                     model.trainer.should_stop = True
             elif stop_below is not None:  # no loss to follow (manual optimization): no point going on
                 model.trainer.should_stop = True

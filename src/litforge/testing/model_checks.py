@@ -215,7 +215,7 @@ def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> s
 
 
 def check_overfit(
-    model: ModelLike | Subject, data: DataLike = None, *, steps: int = 200, threshold: float = 0.01
+    model: ModelLike | Subject, data: DataLike = None, *, steps: int = 300, threshold: float = 0.01
 ) -> str:
     """Training on one batch brings the loss below ``threshold`` within ``steps`` steps."""
     subject = as_subject(model, data)
@@ -227,11 +227,16 @@ def check_overfit(
         raise SkipCheck("training_step returns no loss to follow (manual optimization)")
     reached = next((i for i, value in enumerate(losses) if value < threshold), None)
     if reached is None:
-        best = min(range(len(losses)), key=losses.__getitem__)
-        diverged = "" if math.isfinite(losses[-1]) else " (diverged: learning rate too high?)"
+        finite = [i for i, value in enumerate(losses) if math.isfinite(value)]
+        best = min(finite, key=losses.__getitem__, default=0)
+        ending = (
+            f"last {losses[-1]:.4g}"
+            if math.isfinite(losses[-1])
+            else f"{losses[-1]} at step {len(losses)} (diverged: learning rate too high?)"
+        )
         raise AssertionError(
             f"loss did not fall below {threshold} in {len(losses)} steps on one batch: first "
-            f"{losses[0]:.4g}, best {losses[best]:.4g} at step {best + 1}, last {losses[-1]:.4g}{diverged}"
+            f"{losses[0]:.4g}, best {losses[best]:.4g} at step {best + 1}, {ending}"
         )
     return f"loss {losses[0]:.3g} -> {losses[reached]:.3g} < {threshold} at step {reached + 1}"
 
