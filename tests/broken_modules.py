@@ -153,6 +153,33 @@ class DataDependentBranch(TinyNet):
         return logits if bool(x[0, 0] > 0) else -logits  # Python control flow on data: cannot export
 
 
+class StaleExampleInput(TinyNet):
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.example_input_array = torch.zeros(2, FEATURES - 3)  # left from an older feature set
+
+
+class TinyGenerator(L.LightningModule):
+    """A correct module whose forward takes noise, not the batch (like a GAN's generator)."""
+
+    def __init__(self, latent: int = 4, lr: float = 0.05) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Linear(latent, FEATURES)
+        self.example_input_array = torch.zeros(2, latent)
+
+    def forward(self, z):
+        return self.net(z)  # (B, latent) -> (B, F)
+
+    def training_step(self, batch, batch_idx):
+        x, _ = batch
+        fake = self(torch.randn(x.shape[0], self.hparams.latent, device=x.device))
+        return F.mse_loss(fake.mean(0), x.mean(0))  # match the batch's mean
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
 class ManualTwoOptimizers(TinyNet):
     """Manual optimization with two optimizers (body and head), GAN-style."""
 

@@ -36,6 +36,7 @@ BROKEN = [
     (check_gradients, broken.NotInOptimizer, broken.TinyData, r"not in any optimizer .*body\.0\.weight, body\.0\.bias"),
     (check_optimizer_step, broken.CannotLearn, broken.TinyData, r"4 of 4 trainable parameters unchanged"),
     (check_forward, broken.NaNOutput, broken.TinyData, r"forward output \(16, 3\) float32 has \d+ NaN"),
+    (check_forward, broken.StaleExampleInput, broken.TinyData, r"inputs shaped like example_input_array \(\(2, 5\) float32\).*stale"),
     (check_determinism, broken.UnseededDropout, broken.TinyData, r"seed 0 gave different losses at step 1"),
     (check_batch_independence, broken.BatchMeanLeak, broken.TinyData, r"changes for the same samples in a batch of 8"),
     (check_batch_independence, broken.BatchNormAlwaysTraining, broken.TinyData, r"in a batch of 8 .*BatchNorm"),
@@ -81,6 +82,14 @@ def test_manual_optimization_with_two_optimizers():
     check_optimizer_step(subject)
     with pytest.raises(SkipCheck, match="manual optimization"):
         check_overfit(subject)
+
+
+def test_forward_that_takes_noise_gets_inputs_shaped_like_example_input_array():
+    subject = Subject(broken.TinyGenerator, broken.TinyData)
+    expected = "(16, 4) float32 (shaped like example_input_array) -> (16, 8) float32"
+    assert check_forward(subject) == expected
+    assert check_batch_independence(subject).startswith("16 samples")
+    assert "nan" not in check_determinism(subject)
 
 
 def test_checks_take_instances_and_never_touch_them():

@@ -140,7 +140,44 @@ def prepare_batch(model: L.LightningModule, batch: Any) -> Any:
 
 def model_input(model: L.LightningModule, batch: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``forward``'s ``(args, kwargs)`` for a real batch: the batch itself when it is a tensor, its first
-    element when it is a tuple/list, or the keys of a dict ``example_input_array`` when it is a dict."""
+    element when it is a tuple/list, the keys of a dict ``example_input_array`` when it is a dict.
+
+    When ``example_input_array`` has another layout than that (a GAN's ``forward(z)`` takes noise, not the
+    batch's images), the input is shaped like the example instead, at the real batch size."""
+    from_batch = _batch_input(model, batch)
+    if not input_from_example(model, batch):
+        if from_batch is None:
+            raise SkipCheck(
+                f"cannot tell forward's input in a {type(batch).__name__} batch: make the input the batch's "
+                "first element, or set example_input_array to a dict of forward's keyword arguments"
+            )
+        return from_batch
+    size = _first_dim(batch)
+    example = model.example_input_array
+    inputs = _grow(example, size) if size else example
+    if isinstance(inputs, Mapping):
+        return (), dict(inputs)
+    return (tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)), {}
+
+
+def input_from_example(model: L.LightningModule, batch: Any) -> bool:
+    """True when ``forward`` does not take the batch's data but inputs shaped like ``example_input_array``:
+    same dtypes and rank, and the same per-sample shape for floating tensors, means the batch's data."""
+    example = model.example_input_array
+    if example is None:
+        return False
+    from_batch = _batch_input(model, batch)
+    if from_batch is None:
+        return True
+    given = [t for t in tree_leaves(from_batch) if isinstance(t, torch.Tensor)]
+    wanted = [t for t in tree_leaves(example) if isinstance(t, torch.Tensor)]
+    return len(given) != len(wanted) or any(
+        g.dtype != w.dtype or g.ndim != w.ndim or (g.is_floating_point() and g.shape[1:] != w.shape[1:])
+        for g, w in zip(given, wanted, strict=True)
+    )
+
+
+def _batch_input(model: L.LightningModule, batch: Any) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     if isinstance(batch, torch.Tensor):
         return (batch,), {}
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
@@ -148,10 +185,29 @@ def model_input(model: L.LightningModule, batch: Any) -> tuple[tuple[Any, ...], 
     example = model.example_input_array
     if isinstance(batch, Mapping) and isinstance(example, Mapping) and set(example) <= set(batch):
         return (), {key: batch[key] for key in example}
-    raise SkipCheck(
-        f"cannot tell forward's input in a {type(batch).__name__} batch: make the input the batch's first "
-        "element, or set example_input_array to a dict of forward's keyword arguments"
-    )
+    return None
+
+
+def _first_dim(batch: Any) -> int | None:
+    tensors = [t for t in tree_leaves(batch) if isinstance(t, torch.Tensor) and t.ndim]
+    return int(tensors[0].shape[0]) if tensors else None
+
+
+def _grow(example: Any, size: int) -> Any:
+    """``example_input_array`` at batch size ``size``: standard-normal floats (e.g. a GAN's noise; the same
+    on every call, so checks comparing two forwards see one input), the example's rows repeated otherwise."""
+    from torch.utils._pytree import tree_map
+
+    generator = torch.Generator().manual_seed(0)
+
+    def grow(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor) or t.ndim == 0:
+            return t
+        if t.is_floating_point():
+            return torch.randn(size, *t.shape[1:], dtype=t.dtype, generator=generator).to(t.device)
+        return t[torch.arange(size) % t.shape[0]]
+
+    return tree_map(grow, example)
 
 
 def batch_size_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
