@@ -6,12 +6,21 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
+
+# litforge's pytest plugin (fixtures tiny_trainer, run_dir) loads through its pytest11 entry point once
+# litforge is installed; a checkout on PYTHONPATH without that metadata loads it here (never both:
+# pytest refuses a plugin registered twice). PLUGIN_ARGS does the same for pytester runs.
+_PLUGIN = "litforge.testing.plugin"
+PLUGIN_INSTALLED = any(ep.value == _PLUGIN for ep in entry_points(group="pytest11"))
+PLUGIN_ARGS = [] if PLUGIN_INSTALLED else ["-p", _PLUGIN]
+pytest_plugins = ["pytester", *([] if PLUGIN_INSTALLED else [_PLUGIN])]
 
 # Flags that shrink any fit to seconds: a few batches, CPU, no progress bar noise.
 TINY_TRAINER = [

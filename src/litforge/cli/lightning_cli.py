@@ -111,9 +111,11 @@ class LitforgeCLI(LightningCLI):
         args: the command line after ``litforge``, e.g. ``["fit", "--trainer.max_epochs", "3"]``.
         extra_callbacks: callbacks added to the trainer on top of the config's and litforge's defaults
             (``litforge tune`` passes its pruning/reporting callback here).
+        run: ``False`` parses ``args`` (no subcommand) and builds only the model and datamodule: no trainer,
+            no run folder (``litforge check`` uses this; see ``instantiate_model_and_data``).
     """
 
-    def __init__(self, args: list[str], extra_callbacks: list[Any] | None = None) -> None:
+    def __init__(self, args: list[str], extra_callbacks: list[Any] | None = None, run: bool = True) -> None:
         import litforge.data
         import litforge.models  # noqa: F401  (registers short names: --model Classifier)
 
@@ -132,7 +134,8 @@ class LitforgeCLI(LightningCLI):
             # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
             parser_kwargs={"default_env": False, "allow_abbrev": False},
             auto_configure_optimizers=False,
-            args=with_default_config(args),
+            args=with_default_config(args, has_subcommand=run),
+            run=run,
         )
 
     # -- parser ------------------------------------------------------------------------------------
@@ -209,8 +212,9 @@ class LitforgeCLI(LightningCLI):
         return RunDir(root, experiment, run_name or next_free_run(root, experiment))
 
     # -- trainer -----------------------------------------------------------------------------------
-    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        assert self.run_dir is not None
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer | None:
+        if self.run_dir is None:  # run=False: only the model and datamodule are wanted
+            return None
         trainer_config = self._get(self.config_init, "trainer", default={})
         callbacks = list(_as_list(trainer_config.get("callbacks")))
         callbacks += self._default_callbacks(trainer_config, callbacks) + self.extra_callbacks
@@ -287,11 +291,19 @@ def check_checkpoint_file(path: Path) -> None:
         )
 
 
-def with_default_config(args: list[str]) -> list[str]:
-    """Insert the packaged default config after the subcommand when the user gives no ``--config``."""
+def with_default_config(args: list[str], has_subcommand: bool = True) -> list[str]:
+    """Insert the packaged default config (after the subcommand, if any) when the user gives no ``--config``."""
     if any(a in ("-c", "--config") or a.startswith("--config=") for a in args):
         return args
-    return [args[0], "--config", str(DEFAULT_CONFIG), *args[1:]]
+    at = 1 if has_subcommand else 0
+    return [*args[:at], "--config", str(DEFAULT_CONFIG), *args[at:]]
+
+
+def instantiate_model_and_data(args: list[str]) -> tuple[L.LightningModule, L.LightningDataModule | None]:
+    """``--config FILE | --model ... --data ...`` (no subcommand) -> the model and datamodule ``fit`` would
+    build: same parser, short names, default config, links and ``seed_everything``, but no trainer."""
+    cli = LitforgeCLI(args, run=False)
+    return cli.model, cli.datamodule
 
 
 def _class_path(value: Any) -> str | None:

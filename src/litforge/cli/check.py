@@ -1,0 +1,127 @@
+"""``litforge check``: run the standard sanity checks on a module and datamodule before a long run.
+
+litforge check                                   # the packaged default (digits classifier)
+litforge check --config configs/digits.yaml --skip export
+litforge check --model lightning.pytorch.demos.boring_classes.BoringModel \\
+               --data lightning.pytorch.demos.boring_classes.BoringDataModule --only forward,gradients
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import NoReturn
+
+from litforge.cli.errors import USER_INPUT_ERRORS, JobFailed, UsageError
+
+STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow", "ERROR": "bold red"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from litforge.testing import CHECKS
+
+    parser = _Parser(
+        prog="litforge check",
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Run the standard sanity checks on the model and datamodule a config builds, print a table and\n"
+            "exit 0 when every check passes or is skipped, 1 otherwise. The model and data come from the\n"
+            "same options as 'litforge fit': --config FILE (default: the packaged digits classifier),\n"
+            "--model CLASS_PATH, --data CLASS_PATH and dotted overrides such as --model.lr 0.01.\n\n"
+            "checks:\n" + "\n".join(f"  {name:<19} {check.catches}" for name, check in CHECKS.items())
+        ),
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="run only these checks (comma-separated, repeatable)",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="skip these checks (comma-separated, repeatable)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed set before every check (default 0)")
+    parser.add_argument(
+        "--overfit-steps", type=int, default=300, help="steps allowed to overfit one batch (default 300)"
+    )
+    parser.add_argument(
+        "--overfit-threshold",
+        type=float,
+        default=0.01,
+        help="loss the overfit check must reach (default 0.01)",
+    )
+    parser.add_argument(
+        "--accelerator", default="cpu", help="accelerator of the checks' tiny trainers (default cpu)"
+    )
+    return parser
+
+
+def main(command: str, argv: list[str]) -> int:
+    """Parse ``argv``, build the model and datamodule from the config, run the checks, print the table."""
+    from litforge.testing import Subject, run_checks, select_checks
+
+    options, config_args = build_parser().parse_known_args([a for a in argv if a != "--debug"])
+    only, skip = _names(options.only), _names(options.skip)
+    try:
+        select_checks(only or None, skip)
+    except KeyError as error:
+        raise UsageError(error.args[0]) from None
+    model, datamodule = _build(config_args, debug="--debug" in argv)
+    subject = Subject(
+        model, datamodule, seed=options.seed, trainer_kwargs={"accelerator": options.accelerator}
+    )
+    overfit = {"steps": options.overfit_steps, "threshold": options.overfit_threshold}
+    start = time.perf_counter()
+    results = run_checks(subject, only=only or None, skip=skip, options={"overfit": overfit})
+    _print_table(
+        type(model).__name__, type(datamodule).__name__ if datamodule else "its own loaders", results
+    )
+    failed = [r.name for r in results if not r.ok]
+    counts = {status: sum(r.status == status for r in results) for status in STATUS_STYLE}
+    summary = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n)
+    print(f"{summary} in {time.perf_counter() - start:.1f} s", flush=True)
+    if failed:
+        raise JobFailed(f"{len(failed)} of {len(results)} checks failed: {', '.join(failed)}")
+    return 0
+
+
+def _names(values: list[str]) -> list[str]:
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _build(config_args: list[str], debug: bool) -> tuple[object, object]:
+    from litforge.cli.lightning_cli import instantiate_model_and_data
+
+    try:
+        return instantiate_model_and_data(config_args)
+    except USER_INPUT_ERRORS as error:
+        if debug:
+            raise
+        raise UsageError(str(error)) from error
+
+
+def _print_table(model: str, data: str, results: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"litforge check: {model} on {data}", title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for result in results:
+        status = f"[{STATUS_STYLE[result.status]}]{result.status}[/]"
+        table.add_row(result.name, status, f"{result.seconds:.2f} s", result.detail)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)

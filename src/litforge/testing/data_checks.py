@@ -1,0 +1,113 @@
+"""The data check: batch structure, shapes and dtypes stable from batch to batch, labels in range, no
+NaN/inf in the inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from itertools import islice
+from typing import Any
+
+import torch
+
+from litforge.testing.subject import (
+    IGNORE_INDEX,
+    DataLike,
+    ModelLike,
+    Subject,
+    as_subject,
+    labels_of,
+    shape_text,
+)
+
+
+def _entries(batch: Any, prefix: str = "batch") -> dict[str, torch.Tensor]:
+    """``{"batch[0]": x, "batch[1]": y}`` or ``{"batch['input_ids']": ...}``: every tensor by its path."""
+    if isinstance(batch, torch.Tensor):
+        return {prefix: batch}
+    if isinstance(batch, Mapping):
+        items = ((f"{prefix}[{key!r}]", value) for key, value in batch.items())
+    elif isinstance(batch, (tuple, list)):
+        items = ((f"{prefix}[{i}]", value) for i, value in enumerate(batch))
+    else:
+        return {}
+    found: dict[str, torch.Tensor] = {}
+    for path, value in items:
+        found.update(_entries(value, path))
+    return found
+
+
+def _signature(tensor: torch.Tensor) -> tuple[Any, ...]:
+    """What must not change between batches: dtype, rank and, for floating inputs, the per-sample shape.
+    Integer tensors (token ids, masks) may change length between batches (dynamic padding)."""
+    per_sample = tuple(tensor.shape[1:]) if tensor.is_floating_point() else ()
+    return tensor.dtype, tensor.ndim, per_sample
+
+
+def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches: int = 20) -> str:
+    """Up to ``max_batches`` batches of each loader: same structure, dtypes and per-sample shapes as the
+    first, one batch size across a batch's tensors, finite floats, labels in ``[0, num_classes)``."""
+    subject = as_subject(model, data)
+    num_classes = subject.num_classes
+    counts, label_range = [], [None, None]
+    first: dict[str, torch.Tensor] | None = None
+    for split, loader in subject.loaders().items():
+        count = 0
+        for index, batch in enumerate(islice(loader, max_batches)):
+            where = f"{split} batch {index}"
+            entries = _entries(batch)
+            if not entries:
+                raise AssertionError(f"{where} is a {type(batch).__name__} with no tensors")
+            if first is None:
+                first = entries
+            _compare(where, entries, first)
+            _check_values(where, entries)
+            labels = labels_of(batch)
+            if labels is not None:
+                _check_labels(where, labels, num_classes, label_range)
+            count += 1
+        counts.append(f"{count} {split}")
+    assert first is not None
+    layout = ", ".join(f"{path} {shape_text(t)}" for path, t in first.items())
+    labels_text = (
+        f"; labels in [{label_range[0]}, {label_range[1]}]"
+        + (f" of {num_classes} classes" if num_classes else "")
+        if label_range[0] is not None
+        else "; no class labels in the batch"
+    )
+    return f"{' + '.join(counts)} batches: {layout}{labels_text}"
+
+
+def _compare(where: str, entries: dict[str, torch.Tensor], first: dict[str, torch.Tensor]) -> None:
+    if set(entries) != set(first):
+        raise AssertionError(f"{where} has entries {sorted(entries)}, the first batch had {sorted(first)}")
+    sizes = {path: t.shape[0] for path, t in entries.items() if t.ndim}
+    if len(set(sizes.values())) > 1:
+        raise AssertionError(f"{where}: tensors disagree on the batch size: {sizes}")
+    for path, tensor in entries.items():
+        if _signature(tensor) != _signature(first[path]):
+            raise AssertionError(
+                f"{where}: {path} is {shape_text(tensor)}, the first batch had {shape_text(first[path])}"
+            )
+
+
+def _check_values(where: str, entries: dict[str, torch.Tensor]) -> None:
+    for path, tensor in entries.items():
+        if tensor.is_floating_point():
+            bad = ~torch.isfinite(tensor)
+            if bad.any():
+                nans = int(torch.isnan(tensor).sum())
+                raise AssertionError(
+                    f"{where}: {path} has {nans} NaN and {int(bad.sum()) - nans} inf of {tensor.numel()} values"
+                )
+
+
+def _check_labels(where: str, labels: torch.Tensor, num_classes: int | None, seen: list[Any]) -> None:
+    valid = labels[labels != IGNORE_INDEX]
+    if valid.numel() == 0:
+        return
+    low, high = int(valid.min()), int(valid.max())
+    seen[0] = low if seen[0] is None else min(seen[0], low)
+    seen[1] = high if seen[1] is None else max(seen[1], high)
+    if low < 0 or (num_classes is not None and high >= num_classes):
+        expected = f"0..{num_classes - 1} (num_classes={num_classes})" if num_classes else ">= 0"
+        raise AssertionError(f"{where}: labels span [{low}, {high}], expected {expected}")

@@ -1,0 +1,67 @@
+"""The export-parity check: the module exported to ONNX (``torch.onnx.export(dynamo=True)``) and run by
+onnxruntime gives the eager outputs on a real batch. Needs ``pip install 'litforge[export]'``."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from litforge.testing.harness import quiet
+from litforge.testing.subject import (
+    DataLike,
+    ModelLike,
+    SkipCheck,
+    Subject,
+    as_subject,
+    first_line,
+    model_input,
+    output_tensors,
+    prepare_batch,
+)
+
+
+def check_export(
+    model: ModelLike | Subject, data: DataLike = None, *, rtol: float = 1e-3, atol: float = 1e-5
+) -> str:
+    """``forward`` exported to ONNX on the first batch matches eager outputs within ``rtol``/``atol`` on
+    that batch and on the second one (unseen: catches values the export baked in as constants)."""
+    missing = [
+        name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise SkipCheck(f"{', '.join(missing)} not installed: pip install 'litforge[export]'")
+    subject = as_subject(model, data)
+    module = subject.new_model().eval()
+    args, kwargs = model_input(module, prepare_batch(module, subject.batch))
+    try:
+        with quiet():
+            program = torch.onnx.export(module, args, kwargs=kwargs or None, dynamo=True, verbose=False)
+    except Exception as error:
+        raise AssertionError(
+            f"torch.onnx.export failed: {type(error).__name__}: {first_line(error)}"
+        ) from error
+    checked = [("the export batch", args, kwargs)]
+    if subject.second_batch is not None:
+        other_args, other_kwargs = model_input(module, prepare_batch(module, subject.second_batch))
+        if [t.shape for t in output_tensors((other_args, other_kwargs))] == [
+            t.shape for t in output_tensors((args, kwargs))
+        ]:
+            checked.append(("the next batch", other_args, other_kwargs))
+    worst = 0.0
+    for where, batch_args, batch_kwargs in checked:
+        with torch.no_grad():
+            expected = output_tensors(module(*batch_args, **batch_kwargs))
+        got = output_tensors(program(*batch_args, **batch_kwargs))
+        if len(got) != len(expected):
+            raise AssertionError(f"the ONNX model returns {len(got)} outputs, eager forward {len(expected)}")
+        for i, (a, b) in enumerate(zip(expected, got, strict=False)):
+            b = b.to(a.device, a.dtype)
+            diff = float((a - b).abs().max()) if a.shape == b.shape and a.numel() else 0.0
+            if a.shape != b.shape or not torch.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+                raise AssertionError(
+                    f"ONNX output {i} differs from eager on {where}: shape {tuple(b.shape)} vs "
+                    f"{tuple(a.shape)}, max abs diff {diff:.3g}"
+                )
+            worst = max(worst, diff)
+    return f"ONNX (onnxruntime) matches eager on {len(checked)} batch(es), max abs diff {worst:.2g}"

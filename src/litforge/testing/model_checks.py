@@ -1,0 +1,273 @@
+"""Checks of one training step: forward on a real batch, the loss, gradient flow, the optimizer step,
+overfitting one batch and a ``fast_dev_run`` of the real loops.
+
+Each function takes a module (or factory) and its data, returns a one-line detail when the check passes
+and raises ``AssertionError`` naming what is wrong when it fails (``SkipCheck`` when it does not apply).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import tempfile
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.model_helpers import is_overridden
+
+from litforge.testing.harness import GradientProbe, StepRecorder, fit_on_batch, step_loss, tiny_trainer
+from litforge.testing.harness import trainable_parameters as snapshot
+from litforge.testing.subject import (
+    DataLike,
+    ModelLike,
+    SkipCheck,
+    Subject,
+    as_subject,
+    batch_size_of,
+    first_line,
+    input_from_example,
+    model_input,
+    name_list,
+    output_tensors,
+    prepare_batch,
+    shape_text,
+)
+
+
+def eval_forward(model: L.LightningModule, batch: Any) -> tuple[Any, int, str]:
+    """Run ``forward`` in eval mode without grad on a real batch -> (output, batch size, input description)."""
+    if not is_overridden("forward", model):
+        raise SkipCheck("the module does not define forward")
+    model.eval()
+    args, kwargs = model_input(model, prepare_batch(model, batch))
+    with torch.no_grad():
+        output = model(*args, **kwargs)
+    inputs = [shape_text(t) for t in output_tensors((args, kwargs))]
+    return output, batch_size_of(args, kwargs), ", ".join(inputs)
+
+
+def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
+    """``forward`` on a real batch (eval mode) returns finite tensors with the batch size first, in the
+    parameters' dtype, ``num_classes`` wide for a classifier, and agrees with ``example_input_array``."""
+    subject = as_subject(model, data)
+    module = subject.new_model()
+    from_example = input_from_example(module, subject.batch)
+    try:
+        output, size, inputs = eval_forward(module, subject.batch)
+    except SkipCheck:
+        raise
+    except Exception as error:
+        if not from_example:
+            raise
+        raise AssertionError(
+            f"forward fails on inputs shaped like example_input_array "
+            f"({', '.join(shape_text(t) for t in output_tensors(module.example_input_array))}), which differs "
+            f"from the data's input: a stale example_input_array? {type(error).__name__}: {first_line(error)}"
+        ) from error
+    tensors = output_tensors(output)
+    if not tensors:
+        raise AssertionError(f"forward returned {type(output).__name__}, which holds no tensor")
+    param_dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
+    for i, out in enumerate(tensors):
+        where = (
+            f"forward output {i} {shape_text(out)}"
+            if len(tensors) > 1
+            else f"forward output {shape_text(out)}"
+        )
+        if out.ndim == 0 or out.shape[0] != size:
+            raise AssertionError(
+                f"{where}: the first dimension should be the batch size {size} (input {inputs})"
+            )
+        if out.is_floating_point():
+            bad = int((~torch.isfinite(out)).sum())
+            if bad:
+                nans = int(torch.isnan(out).sum())
+                raise AssertionError(
+                    f"{where} has {nans} NaN and {bad - nans} inf of {out.numel()} values on a real batch "
+                    f"(input {inputs})"
+                )
+            if param_dtype is not None and out.dtype != param_dtype:
+                raise AssertionError(
+                    f"{where}: dtype differs from the parameters' {param_dtype} (a float64 constant or numpy "
+                    "array in forward?)"
+                )
+    first = tensors[0]
+    classes = _declared_num_classes(module)
+    if classes is not None and first.ndim == 2 and first.shape[1] != classes:
+        raise AssertionError(f"forward output {shape_text(first)}: expected {classes} columns (num_classes)")
+    if from_example:
+        return f"{inputs} (shaped like example_input_array) -> {', '.join(shape_text(t) for t in tensors)}"
+    _check_example_input(module, first)
+    return f"{inputs} -> {', '.join(shape_text(t) for t in tensors)}"
+
+
+def _declared_num_classes(module: L.LightningModule) -> int | None:
+    """``num_classes`` when ``__init__`` takes it (a classifier) and hparams record it."""
+    takes = "num_classes" in inspect.signature(type(module).__init__).parameters
+    value = module.hparams.get("num_classes") if takes else None
+    return value if isinstance(value, int) else None
+
+
+def _check_example_input(module: L.LightningModule, real_output: torch.Tensor) -> None:
+    """``example_input_array`` (used by export and the model summary) gives outputs of the real rank and width."""
+    example = module.example_input_array
+    if example is None:
+        return
+    example = prepare_batch(module, example)
+    with torch.no_grad():
+        out = module(**example) if isinstance(example, dict) else module(*_as_args(example))
+    tensors = output_tensors(out)
+    if tensors and (tensors[0].ndim, tensors[0].shape[-1:]) != (real_output.ndim, real_output.shape[-1:]):
+        raise AssertionError(
+            f"forward gives {shape_text(tensors[0])} on example_input_array but {shape_text(real_output)} "
+            "on a real batch"
+        )
+
+
+def _as_args(example: Any) -> tuple[Any, ...]:
+    return tuple(example) if isinstance(example, (tuple, list)) else (example,)
+
+
+def _assert_loss(output: Any, manual: bool) -> None:
+    """Vet one raw ``training_step`` output (raised inside the step, before Lightning's backward)."""
+    loss = step_loss(output)
+    if loss is None:
+        if manual:
+            return
+        if isinstance(output, dict):
+            raise AssertionError(
+                f"training_step returned a dict without a 'loss' key (keys: {', '.join(output)})"
+            )
+        raise AssertionError(
+            "training_step returned None: return the loss tensor (or a dict with 'loss'); Lightning skips "
+            "the optimizer step on None"
+        )
+    if not isinstance(loss, torch.Tensor):
+        raise AssertionError(f"training_step returned a {type(loss).__name__}, expected a loss tensor")
+    if loss.ndim != 0:
+        raise AssertionError(
+            f"training_step loss has shape {tuple(loss.shape)}, expected a scalar (shape ()): reduce it, "
+            "e.g. with .mean()"
+        )
+    if not loss.is_floating_point():
+        raise AssertionError(f"training_step loss has dtype {loss.dtype}, expected a floating-point tensor")
+    if not torch.isfinite(loss):
+        raise AssertionError(f"training_step loss is {float(loss.detach())} on the first batch")
+    if not manual and not loss.requires_grad:
+        raise AssertionError(
+            "training_step loss does not require grad: it is cut off from the parameters (.detach(), "
+            ".item(), torch.no_grad() or a new tensor built from numbers)"
+        )
+
+
+def check_training_step(model: ModelLike | Subject, data: DataLike = None) -> str:
+    """``training_step`` on a real batch returns a finite scalar floating loss that requires grad
+    (manual optimization: a returned loss must be finite and scalar; ``None`` is allowed)."""
+    subject = as_subject(model, data)
+    module = subject.new_model()
+    manual = not module.automatic_optimization
+    recorder = StepRecorder(module, inspect=lambda output: _assert_loss(output, manual))
+    try:
+        fit_on_batch(module, subject.batch, steps=1, **subject.trainer_kwargs)
+    except Exception as error:
+        if recorder.error is not error or isinstance(error, AssertionError):
+            raise
+        raise AssertionError(f"training_step raised {type(error).__name__}: {first_line(error)}") from error
+    if recorder.calls == 0:
+        raise AssertionError("training_step was never called on the first batch")
+    if not recorder.losses:
+        return "manual optimization: training_step returned no loss"
+    return f"loss {recorder.losses[0]:.4g}" + (" (manual optimization)" if manual else ", requires grad")
+
+
+def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe, dict[str, torch.Tensor]]:
+    module = subject.new_model()
+    before = snapshot(module)
+    probe = GradientProbe()
+    fit_on_batch(module, subject.batch, steps=1, callbacks=[probe], **subject.trainer_kwargs)
+    if probe.optimizer_steps == 0:
+        raise AssertionError(
+            "no optimizer step ran on the first batch (training_step returned None, or manual optimization "
+            "never called optimizer.step())"
+        )
+    return module, probe, before
+
+
+def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
+    """Every trainable parameter gets a non-zero gradient in one step and belongs to an optimizer."""
+    _module, probe, before = _one_step(as_subject(model, data))
+    trainable = list(before)
+    problems = []
+    no_grad = [n for n in trainable if n not in probe.with_grad]
+    zero = [n for n in trainable if n in probe.with_grad and n not in probe.nonzero_grad]
+    orphans = [n for n in trainable if n not in probe.in_optimizer]
+    if no_grad:
+        problems.append(f"no gradient (not used in the loss?): {name_list(no_grad)}")
+    if zero:
+        problems.append(f"an all-zero gradient: {name_list(zero)}")
+    if orphans:
+        problems.append(f"not in any optimizer from configure_optimizers: {name_list(orphans)}")
+    if problems:
+        bad = len(set(no_grad) | set(zero) | set(orphans))
+        raise AssertionError(f"{bad} of {len(trainable)} trainable parameters: " + "; ".join(problems))
+    return f"all {len(trainable)} trainable parameters get a non-zero gradient"
+
+
+def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> str:
+    """One optimizer step changes every trainable parameter."""
+    module, _, before = _one_step(as_subject(model, data))
+    after = dict(module.named_parameters())
+    unchanged = [n for n, old in before.items() if torch.equal(old, after[n].detach().to(old.device))]
+    if unchanged:
+        raise AssertionError(
+            f"{len(unchanged)} of {len(before)} trainable parameters unchanged after one optimizer step: "
+            f"{name_list(unchanged)} (missing from the optimizer? learning rate 0?)"
+        )
+    return f"all {len(before)} trainable parameters changed"
+
+
+def check_overfit(
+    model: ModelLike | Subject, data: DataLike = None, *, steps: int = 300, threshold: float = 0.01
+) -> str:
+    """Training on one batch brings the loss below ``threshold`` within ``steps`` steps."""
+    subject = as_subject(model, data)
+    module = subject.new_model()
+    recorder = StepRecorder(module, stop_below=threshold)
+    fit_on_batch(module, subject.batch, steps=steps, **subject.trainer_kwargs)
+    losses = recorder.losses
+    if not losses:
+        raise SkipCheck("training_step returns no loss to follow (manual optimization)")
+    reached = next((i for i, value in enumerate(losses) if value < threshold), None)
+    if reached is None:
+        finite = [i for i, value in enumerate(losses) if math.isfinite(value)]
+        best = min(finite, key=losses.__getitem__, default=0)
+        ending = (
+            f"last {losses[-1]:.4g}"
+            if math.isfinite(losses[-1])
+            else f"{losses[-1]} at step {len(losses)} (diverged: learning rate too high?)"
+        )
+        raise AssertionError(
+            f"loss did not fall below {threshold} in {len(losses)} steps on one batch: first "
+            f"{losses[0]:.4g}, best {losses[best]:.4g} at step {best + 1}, {ending}"
+        )
+    return f"loss {losses[0]:.3g} -> {losses[reached]:.3g} < {threshold} at step {reached + 1}"
+
+
+def check_fast_dev_run(model: ModelLike | Subject, data: DataLike = None) -> str:
+    """``Trainer(fast_dev_run=True)`` runs one batch of the module's real train/val (and test) loops."""
+    subject = as_subject(model, data)
+    module = subject.new_model()
+    loaders = subject.loaders()
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = tiny_trainer(fast_dev_run=True, default_root_dir=tmp, **subject.trainer_kwargs)
+        if subject.datamodule is not None:
+            trainer.fit(module, datamodule=subject.datamodule)
+        else:
+            trainer.fit(module, train_dataloaders=loaders["train"], val_dataloaders=loaders.get("val"))
+        ran = ["train"] + (["val"] if is_overridden("validation_step", module) and "val" in loaders else [])
+        dm = subject.datamodule
+        if is_overridden("test_step", module) and dm is not None and is_overridden("test_dataloader", dm):
+            trainer.test(module, datamodule=dm, verbose=False)
+            ran.append("test")
+    return f"one batch each of {', '.join(ran)}"

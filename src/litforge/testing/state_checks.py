@@ -1,0 +1,187 @@
+"""Checks of what must stay the same: a seeded run, a checkpoint round-trip, a sample's output whatever
+else is in its batch.
+
+Each function returns a one-line detail on success and raises ``AssertionError`` naming what differs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from litforge.testing.harness import StepRecorder, fit_on_batch
+from litforge.testing.model_checks import eval_forward
+from litforge.testing.subject import (
+    DataLike,
+    ModelLike,
+    SkipCheck,
+    Subject,
+    as_subject,
+    first_line,
+    model_input,
+    output_tensors,
+    prepare_batch,
+    shape_text,
+)
+
+
+def _seeded_run(subject: Subject, steps: int) -> tuple[list[float], dict[str, torch.Tensor]]:
+    module = subject.new_model()  # seeds
+
+    recorder = StepRecorder(module)
+    fit_on_batch(module, subject.batch, steps=steps, **subject.trainer_kwargs)
+    return recorder.losses, {n: p.detach().cpu().clone() for n, p in module.named_parameters()}
+
+
+def check_determinism(model: ModelLike | Subject, data: DataLike = None, *, steps: int = 3) -> str:
+    """Two runs of ``steps`` training steps from the same seed give the same losses and parameters."""
+    subject = as_subject(model, data)
+    losses_a, params_a = _seeded_run(subject, steps)
+    losses_b, params_b = _seeded_run(subject, steps)
+    hint = (
+        "unseeded randomness? (a private torch.Generator, numpy or random not seeded by seed_everything, "
+        "nondeterministic kernels)"
+    )
+    for step, (a, b) in enumerate(zip(losses_a, losses_b, strict=False), start=1):
+        if not (math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-8) or (math.isnan(a) and math.isnan(b))):
+            raise AssertionError(
+                f"seed {subject.seed} gave different losses at step {step}: {a:.6g} vs {b:.6g}; {hint}"
+            )
+    for name, a in params_a.items():
+        if not torch.allclose(a, params_b[name], rtol=1e-6, atol=1e-8, equal_nan=True):
+            diff = float((a - params_b[name]).abs().max())
+            raise AssertionError(
+                f"seed {subject.seed} gave different parameters after {steps} steps: {name} "
+                f"(max abs diff {diff:.3g}); {hint}"
+            )
+    return f"{steps} steps twice from seed {subject.seed}: identical losses and parameters"
+
+
+def check_checkpoint(model: ModelLike | Subject, data: DataLike = None) -> str:
+    """After one step, ``load_from_checkpoint`` rebuilds the module with equal ``hparams`` and identical
+    eval outputs on a real batch."""
+    subject = as_subject(model, data)
+    module = subject.new_model()
+    cls = type(module)
+    _require_saved_hparams(module)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = fit_on_batch(module, subject.batch, steps=1, default_root_dir=tmp, **subject.trainer_kwargs)
+        path = Path(tmp) / "roundtrip.ckpt"
+        trainer.save_checkpoint(path)
+        try:
+            loaded = cls.load_from_checkpoint(path, map_location=module.device)
+        except Exception as error:
+            raise AssertionError(
+                f"{cls.__name__}.load_from_checkpoint failed: {type(error).__name__}: {error} "
+                f"(saved hparams: {dict(module.hparams)})"
+            ) from error
+    saved, restored = _user_hparams(module), _user_hparams(loaded)
+    if saved != restored:
+        differ = [
+            k
+            for k in sorted(set(saved) | set(restored))
+            if saved.get(k, _MISSING) != restored.get(k, _MISSING)
+        ]
+        changes = ", ".join(
+            f"{k}: {saved.get(k, _MISSING)!r} -> {restored.get(k, _MISSING)!r}" for k in differ
+        )
+        raise AssertionError(f"hparams differ after load_from_checkpoint: {changes}")
+    loaded.to(module.device)
+    original, _, _ = eval_forward(module, subject.batch)
+    restored, _, _ = eval_forward(loaded, subject.batch)
+    for i, (a, b) in enumerate(zip(output_tensors(original), output_tensors(restored), strict=False)):
+        if a.shape != b.shape or not torch.allclose(a, b, rtol=0, atol=0, equal_nan=True):
+            diff = float((a - b).abs().max()) if a.shape == b.shape else float("nan")
+            raise AssertionError(
+                f"eval output {i} differs after load_from_checkpoint (max abs diff {diff:.3g}): state outside "
+                "state_dict? (a plain tensor attribute instead of a buffer, or randomness in eval mode)"
+            )
+    return f"equal hparams ({len(saved)} keys), identical eval outputs"
+
+
+_MISSING = "<missing>"
+# Bookkeeping LightningCLI adds to hparams and load_from_checkpoint consumes.
+_CLI_KEYS = ("_class_path", "_instantiator")
+
+
+def _user_hparams(module: L.LightningModule) -> dict[str, Any]:
+    """``hparams`` without LightningCLI's bookkeeping: its ``_class_path``/``_instantiator`` keys, and values
+    of data->model links that ``__init__`` does not take (Lightning records every applied link in hparams,
+    even when the class has no such argument; load_from_checkpoint then drops them)."""
+    params = inspect.signature(type(module).__init__).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    from_cli = "_instantiator" in module.hparams
+    return {
+        k: v
+        for k, v in module.hparams.items()
+        if k not in _CLI_KEYS and (takes_any or not from_cli or k in params)
+    }
+
+
+def _require_saved_hparams(module: L.LightningModule) -> None:
+    """``__init__`` arguments but empty ``hparams``: ``load_from_checkpoint`` would rebuild the defaults."""
+    params = [
+        p.name
+        for p in inspect.signature(type(module).__init__).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if params and not module.hparams:
+        raise AssertionError(
+            f"hparams is empty but {type(module).__name__}.__init__ takes ({', '.join(params)}): call "
+            "self.save_hyperparameters() so load_from_checkpoint rebuilds the module with the same arguments"
+        )
+
+
+def check_batch_independence(model: ModelLike | Subject, data: DataLike = None) -> str:
+    """In eval mode a sample's output does not depend on the rest of its batch (catches BatchNorm left in
+    training mode and statistics taken over the batch dimension)."""
+    subject = as_subject(model, data)
+    module = subject.new_model()
+    full, size, _ = eval_forward(module, subject.batch)
+    if size < 2:
+        raise SkipCheck("the first batch has a single sample")
+    inputs = model_input(module, prepare_batch(module, subject.batch))
+    half = size // 2
+    variants = (
+        (f"in a batch of {half}", lambda t: t[:half], lambda t: t[:half]),
+        ("alone", lambda t: t[:1], lambda t: t[:1]),
+        ("in reversed order", lambda t: t.flip(0), lambda t: t.flip(0)),
+    )
+    leak = "forward mixes samples (BatchNorm in training mode, a mean/std over the batch dimension, ...)"
+    for label, pick_input, pick_expected in variants:
+        args, kwargs = _map_batched(pick_input, inputs, size)
+        try:
+            with torch.no_grad():
+                got = output_tensors(module(*args, **kwargs))
+        except Exception as error:
+            raise AssertionError(
+                f"eval forward fails for samples {label}: {type(error).__name__}: {first_line(error)}; {leak}"
+            ) from error
+        for i, (a, b) in enumerate(zip(output_tensors(full), got, strict=False)):
+            if a.ndim == 0 or a.shape[0] != size:
+                continue
+            expected = pick_expected(a)
+            if expected.shape != b.shape or not torch.allclose(
+                expected, b, rtol=1e-4, atol=1e-5, equal_nan=True
+            ):
+                diff = float((expected - b).abs().max()) if expected.shape == b.shape else float("nan")
+                raise AssertionError(
+                    f"eval output {i} {shape_text(a)} changes for the same samples {label} "
+                    f"(max abs diff {diff:.3g}): {leak}"
+                )
+    return f"{size} samples: same outputs in a batch of {half}, alone and in reversed order"
+
+
+def _map_batched(fn: Any, inputs: Any, size: int) -> Any:
+    """Apply ``fn`` to every tensor whose first dimension is the batch size."""
+    from torch.utils._pytree import tree_map
+
+    return tree_map(
+        lambda t: fn(t) if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == size else t, inputs
+    )

@@ -1,0 +1,204 @@
+"""A tiny correct classifier and data, and one deliberately broken variant per bug the checks catch.
+
+Importable by class path (``--model broken_modules.UnusedLayer``) with ``tests/`` on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+FEATURES, CLASSES = 8, 3
+
+
+class TinyData(L.LightningDataModule):
+    """64 learnable samples (label = argmax of a fixed projection), batches of 16."""
+
+    num_features, num_classes = FEATURES, CLASSES
+    label_offset = 0
+
+    def __init__(self, batch_size: int = 16) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.x = torch.randn(64, FEATURES, generator=generator)
+        self.y = (self.x @ torch.randn(FEATURES, CLASSES, generator=generator)).argmax(1) + self.label_offset
+        self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(TensorDataset(self.x, self.y), batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(TensorDataset(self.x[:32], self.y[:32]), batch_size=self.batch_size)
+
+
+class WrongLabelData(TinyData):
+    """Labels 1..3 for 3 classes (an off-by-one from 1-based class ids)."""
+
+    label_offset = 1
+
+
+class TinyNet(L.LightningModule):
+    """A correct two-layer classifier."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.body = nn.Sequential(nn.Linear(FEATURES, hidden), nn.ReLU(), nn.Dropout(0.1))
+        self.head = nn.Linear(hidden, CLASSES)
+        self.example_input_array = torch.zeros(2, FEATURES)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # (B, H)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, C)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return self.loss(self(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", self.loss(self(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class NonScalarLoss(TinyNet):
+    def loss(self, logits, y):
+        return F.cross_entropy(logits, y, reduction="none")  # (B,): forgot to reduce
+
+
+class DetachedLoss(TinyNet):
+    def loss(self, logits, y):
+        return F.cross_entropy(logits, y).detach()
+
+
+class UnusedLayer(TinyNet):
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.projection = nn.Linear(hidden, hidden)  # built, never called in forward
+
+
+class NotInOptimizer(TinyNet):
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.head.parameters(), lr=self.hparams.lr)  # body is never trained
+
+
+class NaNOutput(TinyNet):
+    def forward(self, x):
+        return self.head(self.features(x)).log()  # log of raw logits: NaN wherever a logit < 0
+
+
+class UnseededDropout(TinyNet):
+    """Dropout masks from a private generator seeded from the OS: seed_everything cannot reproduce them."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.generator = torch.Generator()
+        self.generator.seed()
+
+    def features(self, x):
+        h = F.relu(self.body[0](x))
+        if self.training:
+            h = h * torch.bernoulli(torch.full_like(h, 0.9), generator=self.generator) / 0.9
+        return h
+
+
+class BatchMeanLeak(TinyNet):
+    def features(self, x):
+        return self.body(x - x.mean(dim=0, keepdim=True))  # centres with the BATCH mean, also in eval
+
+
+class BatchNormAlwaysTraining(TinyNet):
+    def features(self, x):
+        return F.batch_norm(self.body(x), None, None, training=True)  # batch statistics in eval mode too
+
+
+class HparamsNotSaved(TinyNet):
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        L.LightningModule.__init__(self)  # no save_hyperparameters(): load_from_checkpoint rebuilds defaults
+        self.lr = lr
+        self.body = nn.Sequential(nn.Linear(FEATURES, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, CLASSES)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class StateOutsideStateDict(TinyNet):
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.scale = torch.rand(FEATURES) + 0.5  # a plain attribute, not a buffer: lost by checkpoints
+
+    def features(self, x):
+        return self.body(x * self.scale.to(x.device))
+
+
+class CannotLearn(TinyNet):
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+class DataDependentBranch(TinyNet):
+    def forward(self, x):
+        logits = self.head(self.features(x))
+        return logits if bool(x[0, 0] > 0) else -logits  # Python control flow on data: cannot export
+
+
+class StaleExampleInput(TinyNet):
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.example_input_array = torch.zeros(2, FEATURES - 3)  # left from an older feature set
+
+
+class TinyGenerator(L.LightningModule):
+    """A correct module whose forward takes noise, not the batch (like a GAN's generator)."""
+
+    def __init__(self, latent: int = 4, lr: float = 0.05) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Linear(latent, FEATURES)
+        self.example_input_array = torch.zeros(2, latent)
+
+    def forward(self, z):
+        return self.net(z)  # (B, latent) -> (B, F)
+
+    def training_step(self, batch, batch_idx):
+        x, _ = batch
+        fake = self(torch.randn(x.shape[0], self.hparams.latent, device=x.device))
+        return F.mse_loss(fake.mean(0), x.mean(0))  # match the batch's mean
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class ManualTwoOptimizers(TinyNet):
+    """Manual optimization with two optimizers (body and head), GAN-style."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        body_opt, head_opt = self.optimizers()
+        for opt in (body_opt, head_opt):
+            loss = self.loss(self(x), y)
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()
+        self.log("train_loss", loss)
+
+    def configure_optimizers(self):
+        return (
+            torch.optim.Adam(self.body.parameters(), lr=self.hparams.lr),
+            torch.optim.Adam(self.head.parameters(), lr=self.hparams.lr),
+        )

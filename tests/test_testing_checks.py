@@ -1,0 +1,120 @@
+"""litforge.testing: each check fails a deliberately broken module with a message naming the problem,
+and passes a correct one (tests/broken_modules.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import broken_modules as broken
+from litforge.testing import (
+    SkipCheck,
+    Subject,
+    check_batch_independence,
+    check_checkpoint,
+    check_data,
+    check_determinism,
+    check_export,
+    check_forward,
+    check_gradients,
+    check_optimizer_step,
+    check_overfit,
+    check_training_step,
+    run_checks,
+    select_checks,
+)
+
+BROKEN = [
+    # (check, broken module, data, the message must match)
+    (check_training_step, broken.NonScalarLoss, broken.TinyData, r"loss has shape \(16,\), expected a scalar"),
+    (check_training_step, broken.DetachedLoss, broken.TinyData, r"loss does not require grad"),
+    (check_training_step, broken.NaNOutput, broken.TinyData, r"loss is nan on the first batch"),
+    (check_gradients, broken.UnusedLayer, broken.TinyData, r"2 of 6 .*no gradient .*projection\.weight, projection\.bias"),
+    (check_gradients, broken.NotInOptimizer, broken.TinyData, r"not in any optimizer .*body\.0\.weight, body\.0\.bias"),
+    (check_optimizer_step, broken.CannotLearn, broken.TinyData, r"4 of 4 trainable parameters unchanged"),
+    (check_forward, broken.NaNOutput, broken.TinyData, r"forward output \(16, 3\) float32 has \d+ NaN"),
+    (check_forward, broken.StaleExampleInput, broken.TinyData, r"inputs shaped like example_input_array \(\(2, 5\) float32\).*stale"),
+    (check_determinism, broken.UnseededDropout, broken.TinyData, r"seed 0 gave different losses at step 1"),
+    (check_batch_independence, broken.BatchMeanLeak, broken.TinyData, r"changes for the same samples in a batch of 8"),
+    (check_batch_independence, broken.BatchNormAlwaysTraining, broken.TinyData, r"in a batch of 8 .*BatchNorm"),
+    (check_checkpoint, broken.HparamsNotSaved, broken.TinyData, r"hparams is empty but HparamsNotSaved.__init__ takes \(hidden, lr\)"),
+    (check_checkpoint, broken.StateOutsideStateDict, broken.TinyData, r"eval output 0 differs after load_from_checkpoint"),
+    (check_data, broken.TinyNet, broken.WrongLabelData, r"train batch 0: labels span \[1, 3\], expected 0\.\.2 \(num_classes=3\)"),
+    (check_export, broken.DataDependentBranch, broken.TinyData, r"torch\.onnx\.export failed: TorchExportError"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("check", "model", "data", "message"),
+    BROKEN,
+    ids=[f"{check.__name__}-{model.__name__}" for check, model, *_ in BROKEN],
+)
+def test_broken_module_fails_with_a_precise_message(check, model, data, message):
+    with pytest.raises(AssertionError, match=message):
+        check(model, data)
+
+
+def test_overfit_fails_when_the_model_cannot_learn():
+    with pytest.raises(AssertionError, match=r"did not fall below 0\.01 in 15 steps .* first \d\.\d+, best"):
+        check_overfit(broken.CannotLearn, broken.TinyData, steps=15)
+
+
+def test_correct_module_passes_every_check():
+    results = run_checks(broken.TinyNet, broken.TinyData, skip=["export"])
+    assert {r.name: r.status for r in results} == {c.name: "PASS" for c in select_checks(skip=["export"])}
+    detail = {r.name: r.detail for r in results}
+    assert "labels in [0, 2] of 3 classes" in detail["data"]
+    assert re.search(r"< 0\.01 at step \d+", detail["overfit"])
+
+
+def test_export_parity_passes_on_a_correct_module():
+    assert "matches eager on 2 batch(es)" in check_export(broken.TinyNet, broken.TinyData)
+
+
+def test_manual_optimization_with_two_optimizers():
+    """Gradient and step checks follow every optimizer; a step that returns no loss is fine, overfit skips."""
+    subject = Subject(broken.ManualTwoOptimizers, broken.TinyData)
+    assert "manual optimization" in check_training_step(subject)
+    assert check_gradients(subject) == "all 4 trainable parameters get a non-zero gradient"
+    check_optimizer_step(subject)
+    with pytest.raises(SkipCheck, match="manual optimization"):
+        check_overfit(subject)
+
+
+def test_forward_that_takes_noise_gets_inputs_shaped_like_example_input_array():
+    subject = Subject(broken.TinyGenerator, broken.TinyData)
+    expected = "(16, 4) float32 (shaped like example_input_array) -> (16, 8) float32"
+    assert check_forward(subject) == expected
+    assert check_batch_independence(subject).startswith("16 samples")
+    assert "nan" not in check_determinism(subject)
+
+
+def test_checks_take_instances_and_never_touch_them():
+    model = broken.TinyNet()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    check_optimizer_step(model, broken.TinyData())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model._trainer is None
+
+
+def test_single_sample_batches_and_plain_dataloaders():
+    loader = DataLoader(TensorDataset(torch.randn(4, 8), torch.zeros(4, dtype=torch.long)), batch_size=1)
+    with pytest.raises(SkipCheck, match="single sample"):
+        check_batch_independence(broken.TinyNet, loader)
+    assert "4 train batches" in check_data(broken.TinyNet, loader)
+
+
+def test_failure_of_one_check_does_not_stop_the_others():
+    results = {
+        r.name: r for r in run_checks(broken.UnusedLayer, broken.TinyData, only=["forward", "gradients"])
+    }
+    assert results["forward"].status == "PASS"
+    assert results["gradients"].status == "FAIL" and "projection.weight" in results["gradients"].detail
+
+
+def test_unknown_check_name_is_rejected():
+    with pytest.raises(KeyError, match="unknown check 'gradient'; known: data, forward"):
+        select_checks(only=["gradient"])
