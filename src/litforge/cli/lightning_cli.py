@@ -128,8 +128,14 @@ class LitforgeCLI(LightningCLI):
             ("num_classes", "num_classes"),
             ("feature_mean", "input_mean"),
             ("feature_std", "input_std"),
+            ("num_classes", "num_labels"),
+            ("class_names", "label_names"),
         ):
             parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
+        # A pretrained model and its tokenizer always come from the same place.
+        parser.link_arguments(
+            "model.init_args.model_name_or_path", "data.init_args.tokenizer_name", apply_on="parse"
+        )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
