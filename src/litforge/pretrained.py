@@ -79,7 +79,13 @@ def _check_hub_reachable(transformers: Any, name: str) -> None:
 
     if isinstance(try_to_load_from_cache(name, transformers.CONFIG_NAME), str):
         return  # cached: from_pretrained works offline
-    offline = constants.HF_HUB_OFFLINE
+    # the constant is read when huggingface_hub is imported; the variable may have been set since
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in {
+        "1",
+        "ON",
+        "YES",
+        "TRUE",
+    }
     reason = "HF_HUB_OFFLINE=1 is set" if offline else _unreachable_reason(constants.ENDPOINT)
     if reason:
         raise UsageError(

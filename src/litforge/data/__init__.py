@@ -11,4 +11,10 @@ from litforge.data.in_memory import InMemoryDataModule
 from litforge.data.synthetic import SyntheticDataModule
 from litforge.data.text import TextClassificationDataModule
 
-__all__ = ["CSVDataModule", "DigitsDataModule", "InMemoryDataModule", "SyntheticDataModule", "TextClassificationDataModule"]
+__all__ = [
+    "CSVDataModule",
+    "DigitsDataModule",
+    "InMemoryDataModule",
+    "SyntheticDataModule",
+    "TextClassificationDataModule",
+]

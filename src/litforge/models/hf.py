@@ -59,7 +59,7 @@ class HFSequenceClassifier(L.LightningModule):
         )
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps submodule modes as found
         if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(self.model)
         self.train_acc = MulticlassAccuracy(num_labels)
         self.val_acc = MulticlassAccuracy(num_labels)
         self.test_acc = MulticlassAccuracy(num_labels)
@@ -95,7 +95,10 @@ class HFSequenceClassifier(L.LightningModule):
         no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
         params = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         groups = [
-            {"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": self.hparams.weight_decay},
+            {
+                "params": [p for n, p in params if not n.endswith(no_decay)],
+                "weight_decay": self.hparams.weight_decay,
+            },
             {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr)
@@ -126,3 +129,12 @@ class HFSequenceClassifier(L.LightningModule):
         """Write this model's tokenizer to ``out_dir / "tokenizer"`` (``AutoTokenizer.from_pretrained`` reads it)."""
         tokenizer = from_pretrained("AutoTokenizer", self.hparams.model_name_or_path)
         tokenizer.save_pretrained(str(Path(out_dir) / "tokenizer"))
+
+
+def enable_activation_checkpointing(model: Any) -> None:
+    """Recompute each layer's activations in backward (transformers 5 name, falling back to the 4.x one)."""
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
