@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS, TINY_TRAINER
 
+from conftest import CONFIGS, TINY_TRAINER
 from litforge.cli.errors import UsageError
 from litforge.cli.lightning_cli import DEFAULT_CONFIG
 
@@ -29,7 +29,9 @@ def test_wandb_goes_offline_without_an_api_key_and_records_metrics_and_config(cl
     assert {"val_loss", "val_acc", "train_loss_epoch"} <= set(summary["summary"])
     config = summary["config"]
     assert config["lr"] == 0.002  # the model's hyperparameters ...
-    assert config["config"]["model"]["class_path"] == "litforge.models.Classifier"  # ... and the resolved config
+    assert (
+        config["config"]["model"]["class_path"] == "litforge.models.Classifier"
+    )  # ... and the resolved config
     assert config["config"]["trainer"]["max_epochs"] == 2
     # The run folder is still litforge's: config.yaml and the default TensorBoard + CSV metrics.
     run = tmp_path / "runs" / "classifier" / "version_0"
