@@ -195,3 +195,14 @@ def test_models_import_without_transformers_and_say_how_to_install():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "pip install 'litforge[hf]'" in out.stdout
+
+
+def test_unreachable_hub_endpoint_is_reported_without_retries(monkeypatch):
+    from litforge.pretrained import _unreachable_reason
+
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    reason = _unreachable_reason("https://hub.litforge-test.invalid", timeout=2)
+    assert reason is not None and reason.startswith("hub.litforge-test.invalid")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert _unreachable_reason("https://hub.litforge-test.invalid") is None  # the proxy decides
