@@ -13,7 +13,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 
 class CSVPredictionWriter(BasePredictionWriter):
-    """Writes one row per sample: ``row``, ``prediction`` and one ``prob_<class>`` column per class.
+    """Writes one row per sample: ``row``, ``prediction``, one ``prob_<class>`` column per class and, when the
+    datamodule names its classes, ``label`` (the predicted class name).
 
     ``predict_step`` may return a dict with ``prediction`` and ``probabilities`` (litforge's models), a
     tensor of logits/scores (B, C), or a tensor of values (B,). Columns are named after
@@ -29,6 +30,7 @@ class CSVPredictionWriter(BasePredictionWriter):
         self._handle: Any = None
         self._writer: Any = None
         self._rows = 0
+        self._names: list[str] | None = None
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
@@ -48,11 +50,14 @@ class CSVPredictionWriter(BasePredictionWriter):
             header = ["row", "prediction"]
             if scores is not None:
                 header += [f"prob_{n}" for n in (names or range(scores.shape[1]))]
-            self._writer.writerow(header)
+            self._names = list(names) if names else None
+            self._writer.writerow(header + (["label"] if self._names else []))
         for i, label in enumerate(predicted.tolist()):
             row = [self._rows, label]
             if scores is not None:
                 row += [f"{p:.6g}" for p in scores[i].tolist()]
+            if self._names:
+                row.append(self._names[int(label)] if 0 <= int(label) < len(self._names) else "")
             self._writer.writerow(row)
             self._rows += 1
 

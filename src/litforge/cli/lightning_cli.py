@@ -5,6 +5,7 @@ Used by ``litforge fit|validate|test|predict``; see ``docs/cli.md``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import sys
@@ -14,14 +15,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import lightning as L
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback, _InstantiatorFn
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from litforge.callbacks import CSVPredictionWriter, LearningCurves, PlainProgressBar, RunProgressBar
-from litforge.cli.errors import UsageError
+from litforge.cli.errors import LitforgeError, UsageError
 from litforge.resilience import AtomicCheckpointIO
 from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
 
@@ -103,6 +105,29 @@ class RunConfigCallback(SaveConfigCallback):
                 config[key] = None
         super().__init__(parser, config, **kwargs)
 
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Send the resolved config to every logger (W&B, MLflow, TensorBoard, CSV), not only to
+        ``config.yaml``: Lightning's ``SaveConfigCallback`` writes one file into the first logger's folder,
+        which for ``WandbLogger`` is not the run (Lightning #7679)."""
+        resolved = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False))
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": resolved})
+
+
+class LinkedHparamsInstantiator(_InstantiatorFn):
+    """Lightning's module instantiator, minus the links jsonargparse skipped because the chosen class has no
+    such parameter (e.g. ``num_labels`` for ``Classifier``): otherwise they would land in its hparams."""
+
+    def __call__(self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any) -> Any:
+        params = inspect.signature(class_type).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        links = {
+            key: value
+            for key, value in applied_instantiation_links.items()
+            if takes_any or not key.startswith(f"{self.key}.") or key.rsplit(".", 1)[-1] in params
+        }
+        return super().__call__(class_type, *args, applied_instantiation_links=links, **kwargs)
+
 
 class LitforgeCLI(LightningCLI):
     """``LightningCLI`` with any LightningModule/LightningDataModule by class path and litforge's run folder.
@@ -166,13 +191,38 @@ class LitforgeCLI(LightningCLI):
             ("num_classes", "num_classes"),
             ("feature_mean", "input_mean"),
             ("feature_std", "input_std"),
+            ("num_classes", "num_labels"),
+            ("class_names", "label_names"),
         ):
             parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
+        # A pretrained model and its tokenizer always come from the same place.
+        parser.link_arguments(
+            "model.init_args.model_name_or_path", "data.init_args.tokenizer_name", apply_on="parse"
+        )
+
+    def _add_instantiators(self) -> None:
+        for key in ("model", "data"):
+            self.parser.add_instantiator(
+                LinkedHparamsInstantiator(cli=self, key=key),
+                L.LightningModule if key == "model" else L.LightningDataModule,
+                subclasses=True,
+            )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         if "subcommand" in self.config:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except Exception as error:
+            # jsonargparse folds an error raised while building the model/data into its own multi-line
+            # message; a litforge error from inside (e.g. an unreachable Hub model) is already one clear line.
+            cause = _litforge_cause(error)
+            if cause is None:
+                raise
+            raise cause from None
 
     # -- run folder --------------------------------------------------------------------------------
     def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:
@@ -219,8 +269,12 @@ class LitforgeCLI(LightningCLI):
         callbacks = list(_as_list(trainer_config.get("callbacks")))
         callbacks += self._default_callbacks(trainer_config, callbacks) + self.extra_callbacks
         kwargs["callbacks"] = callbacks
-        if trainer_config.get("logger") in (None, True):
-            kwargs["logger"] = default_loggers(self.run_dir, self.subcommand or "fit")
+        configured = trainer_config.get("logger")
+        if configured is not False:
+            defaults = default_loggers(self.run_dir, self.subcommand or "fit")
+            extra = [] if configured in (None, True) else _as_list(configured)
+            # TensorBoard + CSV first: they keep the run folder as ``trainer.log_dir`` next to any tracker.
+            kwargs["logger"] = [d for d in defaults if not _has(extra, type(d))] + extra
         plugins = _as_list(trainer_config.get("plugins"))
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
@@ -304,6 +358,16 @@ def instantiate_model_and_data(args: list[str]) -> tuple[L.LightningModule, L.Li
     build: same parser, short names, default config, links and ``seed_everything``, but no trainer."""
     cli = LitforgeCLI(args, run=False)
     return cli.model, cli.datamodule
+
+
+def _litforge_cause(error: BaseException) -> LitforgeError | None:
+    """The first ``LitforgeError`` in ``error``'s cause/context chain, if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, LitforgeError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _class_path(value: Any) -> str | None:
