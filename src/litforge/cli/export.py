@@ -85,8 +85,12 @@ def main(command: str, argv: list[str]) -> int:
     )
     _report(result.metadata, out)
     if result.failed:
-        figures = "; ".join(_failure(name, result.metadata["formats"][name]["parity"]) for name in result.failed)
-        raise JobFailed(f"parity check failed for {', '.join(result.failed)}: {figures} (details in {out}/export.json)")
+        figures = "; ".join(
+            _failure(name, result.metadata["formats"][name]["parity"]) for name in result.failed
+        )
+        raise JobFailed(
+            f"parity check failed for {', '.join(result.failed)}: {figures} (details in {out}/export.json)"
+        )
     return 0
 
 
@@ -95,10 +99,14 @@ def _report(record: dict, out: Path) -> None:
     for name, entry in record["formats"].items():
         parity = entry["parity"]
         verdict = "ok" if parity["passed"] else "FAILED"
+        if "error" in entry or parity["max_abs_error"] is None:
+            reason = entry.get("error") or _failure(name, parity)
+            print(f"{name:<12} {entry['file'] or '-':<22} {'-':>12} {'-':>12}  FAILED ({reason})")
+            continue
         print(
             f"{name:<12} {entry['file']:<22} {parity['max_abs_error']:>12.3g} {parity['max_rel_error']:>12.3g}  {verdict}"
         )
-    if "benchmark" in record:
+    if record.get("benchmark"):
         print(f"\n{'runtime':<12} {'batch-1 ms (median)':>20} {'batch-256 rows/s':>18} {'vs eager':>9}")
         for name, figures in record["benchmark"]["results"].items():
             print(
@@ -112,8 +120,8 @@ def _report(record: dict, out: Path) -> None:
 def _failure(name: str, parity: dict) -> str:
     bad = [c for c in parity["cases"] if not c["passed"]]
     first = bad[0] if bad else {}
-    if "error" in first:
-        return f"{name} {first['case']}: {first['error']}"
+    if "error" in first or first.get("max_abs_error") is None:
+        return f"{name} {first.get('case')}: {first.get('error', 'non-finite output')}"
     return (
         f"{name} {first.get('case')}: max abs error {first.get('max_abs_error'):.3g}, "
         f"max rel error {first.get('max_rel_error'):.3g} (atol {first.get('atol')}, rtol {first.get('rtol')})"

@@ -1,7 +1,7 @@
 """An export folder opened for inference, without the training code (used by ``predict --artifact`` and ``serve``).
 
-    artifact = Artifact.open(Path("runs/classifier/version_0/export"))
-    predictions, probabilities = artifact.predict(np.zeros((2, 64), np.float32))
+artifact = Artifact.open(Path("runs/classifier/version_0/export"))
+predictions, probabilities = artifact.predict(np.zeros((2, 64), np.float32))
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ class Artifact:
     tokenizer: Any = None
 
     @classmethod
-    def open(cls, folder: Path, fmt: str | None = None, threads: int | None = None, verify: bool = True) -> Artifact:
+    def open(
+        cls, folder: Path, fmt: str | None = None, threads: int | None = None, verify: bool = True
+    ) -> Artifact:
         """Load ``fmt`` (default: the first of onnx, pt2, torchscript present) from ``folder``."""
         record = metadata.read(folder)
-        available = record["formats"]
+        available = {name: entry for name, entry in record["formats"].items() if entry.get("file")}
         if fmt is None:
             fmt = next((name for name in SERVING_PREFERENCE if name in available), None)
         if fmt not in available:

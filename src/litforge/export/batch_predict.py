@@ -25,10 +25,16 @@ CHUNK_ROWS = 4096
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="litforge predict --artifact", description=__doc__.splitlines()[0])
-    parser.add_argument("--artifact", required=True, type=Path, help="export folder written by 'litforge export'")
+    parser.add_argument(
+        "--artifact", required=True, type=Path, help="export folder written by 'litforge export'"
+    )
     parser.add_argument("--input", required=True, type=Path, help="CSV (header optional) or .npy of raw rows")
-    parser.add_argument("--output", type=Path, default=None, help="CSV to write (default: <input>.predictions.csv)")
-    parser.add_argument("--format", default=None, help="onnx, pt2 or torchscript (default: the first available)")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="CSV to write (default: <input>.predictions.csv)"
+    )
+    parser.add_argument(
+        "--format", default=None, help="onnx, pt2 or torchscript (default: the first available)"
+    )
     return parser
 
 
@@ -37,7 +43,9 @@ def main(command: str, argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     artifact = Artifact.open(args.artifact, args.format)
     if artifact.request_format != "features":
-        raise UsageError(f"{args.artifact} takes {artifact.request_format}; batch prediction reads numeric rows")
+        raise UsageError(
+            f"{args.artifact} takes {artifact.request_format}; batch prediction reads numeric rows"
+        )
     rows = read_rows(args.input, artifact.row_shape)
     output = args.output or args.input.with_name(f"{args.input.stem}.predictions.csv")
     predictions, probabilities = [], []
@@ -45,7 +53,9 @@ def main(command: str, argv: list[str]) -> int:
         chunk_predictions, chunk_probabilities = artifact.predict(rows[start : start + CHUNK_ROWS])
         predictions.append(chunk_predictions)
         probabilities.append(chunk_probabilities)
-    write_predictions(output, np.concatenate(predictions), np.concatenate(probabilities), artifact.class_labels)
+    write_predictions(
+        output, np.concatenate(predictions), np.concatenate(probabilities), artifact.class_labels
+    )
     print(f"{len(rows)} rows predicted with {artifact.format}: {output}")
     return 0
 
@@ -107,6 +117,6 @@ def write_predictions(
     with tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "prediction", "label", *(f"p_{name}" for name in names)])
-        for index, (cls, probs) in enumerate(zip(predictions, probabilities)):
+        for index, (cls, probs) in enumerate(zip(predictions, probabilities, strict=True)):
             writer.writerow([index, int(cls), names[int(cls)], *(f"{p:.6g}" for p in probs)])
     os.replace(tmp, path)

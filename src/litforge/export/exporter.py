@@ -1,6 +1,6 @@
 """``litforge export``'s job: export a module to each format, verify each artifact, write export.json.
 
-    litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt --out exports/digits
+litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt --out exports/digits
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from litforge.cli.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, load_runner
-from litforge.export.parity import eager_outputs, parity_cases, random_inputs, verify
+from litforge.export.parity import eager_outputs, first_line, parity_cases, random_inputs, verify
 from litforge.export.spec import ExportSpec, export_spec
 from litforge.export.timing import measure
 
@@ -48,8 +49,20 @@ def export_module(
     for name in formats:
         fmt = FORMATS[name]
         path = out / fmt.FILENAME
-        info = fmt.export(module, spec, path)
-        runners[name] = load_runner(name, path, spec.input_names)
+        try:
+            info = fmt.export(module, spec, path)
+            runners[name] = load_runner(name, path, spec.input_names)
+        except UsageError:
+            raise
+        except Exception as err:  # an unexportable graph is this format's failure, reported with the others
+            message = f"export failed: {type(err).__name__}: {first_line(err)}"
+            entries[name] = {
+                "file": None,
+                "runtime": fmt.RUNTIME,
+                "error": message,
+                "parity": _not_run(message),
+            }
+            continue
         entries[name] = {
             "file": path.name,
             "sha256": metadata.sha256(path),
@@ -69,7 +82,10 @@ def export_module(
         "outputs": _describe_outputs(module, spec),
         "class_labels": class_names,
         "preprocessing": metadata.preprocessing(module),
-        "postprocessing": {"probabilities": "softmax(logits, axis=-1)", "prediction": "argmax(logits, axis=-1)"},
+        "postprocessing": {
+            "probabilities": "softmax(logits, axis=-1)",
+            "prediction": "argmax(logits, axis=-1)",
+        },
         "assets": assets,
         "versions": metadata.versions(),
     }
@@ -78,6 +94,15 @@ def export_module(
     metadata.write(out, record)
     failed = [name for name, entry in entries.items() if not entry["parity"]["passed"]]
     return ExportResult(record, failed)
+
+
+def _not_run(message: str) -> dict[str, Any]:
+    return {
+        "passed": False,
+        "max_abs_error": None,
+        "max_rel_error": None,
+        "cases": [{"case": "export", "passed": False, "error": message}],
+    }
 
 
 def _describe_outputs(module: torch.nn.Module, spec: ExportSpec) -> list[dict[str, Any]]:

@@ -41,7 +41,10 @@ def versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             return None
 
-    return {name: version(name) for name in ("litforge", "torch", "lightning", "onnx", "onnxscript", "onnxruntime")}
+    return {
+        name: version(name)
+        for name in ("litforge", "torch", "lightning", "onnx", "onnxscript", "onnxruntime")
+    }
 
 
 def preprocessing(module: torch.nn.Module) -> dict[str, Any]:
@@ -76,7 +79,9 @@ def read(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise UsageError(f"no such export folder: {folder}")
     if not path.is_file():
-        raise UsageError(f"{folder} is not an export folder (no {FILENAME}); create one with 'litforge export'")
+        raise UsageError(
+            f"{folder} is not an export folder (no {FILENAME}); create one with 'litforge export'"
+        )
     try:
         metadata = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:

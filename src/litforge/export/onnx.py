@@ -48,7 +48,9 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
         info = {"exporter": "dynamo"}
     except Exception as err:  # the dynamo exporter cannot handle every graph; the legacy one may
         reason = f"{type(err).__name__}: {first_line(err)}"
-        warnings.warn(f"dynamo ONNX exporter failed ({reason}); falling back to the legacy exporter", stacklevel=2)
+        warnings.warn(
+            f"dynamo ONNX exporter failed ({reason}); falling back to the legacy exporter", stacklevel=2
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -64,7 +66,9 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
     os.replace(tmp, path)
     import onnx
 
-    info["opset"] = next((o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")), None)
+    info["opset"] = next(
+        (o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")), None
+    )
     return info
 
 
@@ -80,7 +84,7 @@ def load(path: Path, input_names: list[str], threads: int | None = None):
     output = session.get_outputs()[0].name
 
     def run(*arrays: np.ndarray) -> np.ndarray:
-        return session.run([output], dict(zip(input_names, arrays)))[0]
+        return session.run([output], dict(zip(input_names, arrays, strict=True)))[0]
 
     return run
 

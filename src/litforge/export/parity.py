@@ -73,7 +73,7 @@ def _random_like(
     """Float inputs: uniform over the observed value range; integer inputs: resampled example rows."""
     rows = torch.randint(0, spec.inputs[0].shape[0], (batch,), generator=generator)
     out = []
-    for name, example in zip(spec.input_names, spec.inputs):
+    for name, example in zip(spec.input_names, spec.inputs, strict=True):
         if example.is_floating_point():
             source = reference if reference is not None else example
             low, high = float(source.min()), float(source.max())
@@ -111,8 +111,8 @@ def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | bool 
     relative = diff / np.maximum(np.abs(expected64), np.finfo(np.float32).tiny)
     passed = bool(np.all(diff <= atol + rtol * np.abs(expected64)))
     return {
-        "max_abs_error": float(diff.max(initial=0.0)),
-        "max_rel_error": float(relative.max(initial=0.0)),
+        "max_abs_error": _finite(diff.max(initial=0.0)),
+        "max_rel_error": _finite(relative.max(initial=0.0)),
         "atol": atol,
         "rtol": rtol,
         "passed": passed,
@@ -137,7 +137,17 @@ def verify(module: torch.nn.Module, runner: Runner, cases: list[Case]) -> dict[s
         results.append({"case": case.name, **figures})
     return {
         "passed": all(r["passed"] for r in results),
-        "max_abs_error": max((r.get("max_abs_error", float("inf")) for r in results), default=0.0),
-        "max_rel_error": max((r.get("max_rel_error", float("inf")) for r in results), default=0.0),
+        "max_abs_error": _worst(results, "max_abs_error"),
+        "max_rel_error": _worst(results, "max_rel_error"),
         "cases": results,
     }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN/inf: a non-finite error (the artifact returned NaN) is recorded as ``None``."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _worst(results: list[dict], key: str) -> float | None:
+    values = [r.get(key) for r in results]
+    return None if any(v is None for v in values) else max(values, default=0.0)

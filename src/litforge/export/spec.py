@@ -60,7 +60,7 @@ class ExportSpec:
                     self.dynamic_axes.get(name, {}).get(axis, size) for axis, size in enumerate(tensor.shape)
                 ],
             }
-            for name, tensor in zip(self.input_names, self.inputs)
+            for name, tensor in zip(self.input_names, self.inputs, strict=True)
         ]
 
 
@@ -93,10 +93,14 @@ def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:
             f"{owner}.litforge_export_spec(): request_format must be one of {REQUEST_FORMATS}, "
             f"got {request_format!r}"
         )
-    axes = {str(k): {int(a): str(n) for a, n in v.items()} for k, v in (raw.get("dynamic_axes") or {}).items()}
+    axes = {
+        str(k): {int(a): str(n) for a, n in v.items()} for k, v in (raw.get("dynamic_axes") or {}).items()
+    }
     unknown = set(axes) - set(names)
     if unknown:
-        raise UsageError(f"{owner}.litforge_export_spec(): dynamic_axes names unknown inputs {sorted(unknown)}")
+        raise UsageError(
+            f"{owner}.litforge_export_spec(): dynamic_axes names unknown inputs {sorted(unknown)}"
+        )
     return ExportSpec(
         inputs=inputs,
         input_names=names,
