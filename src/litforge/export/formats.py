@@ -20,9 +20,8 @@ def parse_formats(text: str) -> list[str]:
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in FORMATS]
     if unknown or not names:
-        raise UsageError(
-            f"--format: unknown format {', '.join(unknown) or text!r}; choose from {', '.join(FORMATS)}"
-        )
+        given = ", ".join(unknown) if unknown else repr(text)
+        raise UsageError(f"--format: unknown format {given}; choose from {', '.join(FORMATS)}")
     return list(dict.fromkeys(names))
 
 
