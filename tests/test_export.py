@@ -22,7 +22,9 @@ def digits_export(trained_digits_run: Path) -> Path:
     from tests.conftest import run_cli
 
     out = trained_digits_run / "export"
-    result = run_cli("export", "--ckpt", str(trained_digits_run / "checkpoints" / "best.ckpt"), cwd=trained_digits_run)
+    result = run_cli(
+        "export", "--ckpt", str(trained_digits_run / "checkpoints" / "best.ckpt"), cwd=trained_digits_run
+    )
     assert result.returncode == 0, result.output
     assert "parity" in result.stdout and "FAILED" not in result.stdout
     return out
@@ -100,7 +102,17 @@ def test_third_party_module_exports_and_verifies(cli, tmp_path: Path, tiny_train
 
     (tmp_path / "thirdparty.py").write_text(textwrap.dedent(THIRD_PARTY))
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    fit = cli("fit", "--model", "thirdparty.TinyNet", "--model.hidden", "6", *tiny_trainer_args, "--run", "t", env=env)
+    fit = cli(
+        "fit",
+        "--model",
+        "thirdparty.TinyNet",
+        "--model.hidden",
+        "6",
+        *tiny_trainer_args,
+        "--run",
+        "t",
+        env=env,
+    )
     assert fit.returncode == 0, fit.output
     ckpt = tmp_path / "runs" / "tinynet" / "t" / "checkpoints" / "best.ckpt"
     out = tmp_path / "exported"
@@ -149,7 +161,9 @@ def test_parity_failure_exits_1_with_figures(cli, tmp_path: Path) -> None:
     ("content", "message"),
     [(None, "no such checkpoint file"), (b"\x00not a checkpoint", "is not a readable checkpoint")],
 )
-def test_missing_or_corrupt_checkpoint_exits_2(cli, tmp_path: Path, content: bytes | None, message: str) -> None:
+def test_missing_or_corrupt_checkpoint_exits_2(
+    cli, tmp_path: Path, content: bytes | None, message: str
+) -> None:
     ckpt = tmp_path / "model.ckpt"
     if content is not None:
         ckpt.write_bytes(content)
@@ -160,6 +174,8 @@ def test_missing_or_corrupt_checkpoint_exits_2(cli, tmp_path: Path, content: byt
 
 
 def test_unknown_format_exits_2(cli, trained_digits_run: Path) -> None:
-    result = cli("export", "--ckpt", str(trained_digits_run / "checkpoints" / "best.ckpt"), "--format", "tflite")
+    result = cli(
+        "export", "--ckpt", str(trained_digits_run / "checkpoints" / "best.ckpt"), "--format", "tflite"
+    )
     assert result.returncode == 2
     assert "unknown format tflite" in result.stderr
