@@ -29,7 +29,7 @@ HOSTS = ("127.0.0.1", "0.0.0.0", "::")
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="litforge serve", description=__doc__.splitlines()[0], epilog=EPILOG)
+    parser = ArgumentParser(prog="litforge serve", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG)
     parser.add_argument("export_dir", type=Path, help="export folder written by 'litforge export'")
     parser.add_argument(
         "--host", default="127.0.0.1", choices=HOSTS, help="interface to bind (default: 127.0.0.1)"
