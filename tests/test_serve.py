@@ -1,4 +1,4 @@
-"""``litforge serve``: a real server in a subprocess on a free loopback port.
+"""``litforge serve`` (both backends): a real server in a subprocess on a free loopback port.
 
 Health, predictions equal to the eager model, dynamic batching (fewer model calls than requests), a 4xx
 for every kind of bad request with the server healthy afterwards, and a graceful SIGTERM.
@@ -32,8 +32,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(trained_digits_run: Path, tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=["fastapi", "litserve"])
+def server(
+    request: pytest.FixtureRequest, trained_digits_run: Path, tmp_path_factory: pytest.TempPathFactory
+):
     from tests.conftest import run_cli
 
     out = trained_digits_run / "export-serve"
@@ -47,7 +49,7 @@ def server(trained_digits_run: Path, tmp_path_factory: pytest.TempPathFactory):
     exe = Path(sys.executable).with_name("litforge")
     process = subprocess.Popen(
         [str(exe), "serve", str(out), "--port", str(port), "--max-batch-size", "16", "--batch-timeout", "0.2",
-         "--max-rows", "32", "--max-body-bytes", "65536", "--threads", "1"],
+         "--max-rows", "32", "--max-body-bytes", "65536", "--threads", "1", "--backend", request.param],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -81,6 +83,7 @@ def _rows(n: int, seed: int = 0) -> list[list[float]]:
 
 def test_health_info_and_predictions_equal_eager(server) -> None:
     assert httpx.get(f"{server['base']}/health").status_code == 200
+    assert httpx.get(f"{server['base']}/health").text == "ok"
     info = httpx.get(f"{server['base']}/info").json()
     assert info["model"]["inputs"][0]["shape"] == ["batch", 64]
     rows = _rows(10)

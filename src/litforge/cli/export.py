@@ -27,7 +27,9 @@ export.json beside the artifacts records files, sha256, shapes, labels, preproce
 def build_parser() -> ArgumentParser:
     from litforge.export.formats import DEFAULT_FORMATS
 
-    parser = ArgumentParser(prog="litforge export", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG)
+    parser = ArgumentParser(
+        prog="litforge export", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG
+    )
     parser.add_argument("--ckpt", required=True, type=Path, help="Lightning checkpoint (.ckpt) to export")
     parser.add_argument(
         "--format",

@@ -29,7 +29,9 @@ HOSTS = ("127.0.0.1", "0.0.0.0", "::")
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="litforge serve", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG)
+    parser = ArgumentParser(
+        prog="litforge serve", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG
+    )
     parser.add_argument("export_dir", type=Path, help="export folder written by 'litforge export'")
     parser.add_argument(
         "--host", default="127.0.0.1", choices=HOSTS, help="interface to bind (default: 127.0.0.1)"
@@ -50,6 +52,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--threads", type=int, default=None, help="intra-op threads per worker (default: runtime's)"
     )
+    parser.add_argument(
+        "--backend",
+        default="fastapi",
+        choices=("fastapi", "litserve"),
+        help="fastapi: batching in the HTTP process (default, faster here); litserve: LitServe workers",
+    )
     parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     return parser
 
@@ -57,8 +65,11 @@ def build_parser() -> ArgumentParser:
 def main(command: str, argv: list[str]) -> int:
     """Validate the options, build the LitServe app and run it until SIGTERM / Ctrl+C."""
     args = build_parser().parse_args(argv)
-    if importlib.util.find_spec("litserve") is None:
-        raise UsageError("litforge serve needs LitServe: pip install 'litforge[serve]'")
+    needed = {"litserve": "litserve", "fastapi": "uvicorn"}[args.backend]
+    if importlib.util.find_spec(needed) is None:
+        raise UsageError(
+            f"litforge serve --backend {args.backend} needs {needed}: pip install 'litforge[serve]'"
+        )
     if not 1024 <= args.port <= 65535:
         raise UsageError(f"--port must be in 1024-65535, got {args.port}")
     for flag, value in (
@@ -72,9 +83,9 @@ def main(command: str, argv: list[str]) -> int:
         raise UsageError("--batch-timeout must be >= 0 and --max-body-bytes >= 1")
 
     from litforge.export.artifact import Artifact
-    from litforge.serve.app import ServeOptions, build_server
+    from litforge.serve.options import ServeOptions
 
-    # Fail fast, with exit 2, on a folder or format that the worker process could not load.
+    # Fail fast, with exit 2, on a folder or format that the server could not load.
     Artifact.open(args.export_dir, args.format, threads=1)
     options = ServeOptions(
         fmt=args.format,
@@ -85,11 +96,18 @@ def main(command: str, argv: list[str]) -> int:
         max_body_bytes=args.max_body_bytes,
         threads=args.threads,
     )
-    server = build_server(args.export_dir, options)
-    signal.signal(signal.SIGTERM, _graceful_stop)
     print(
         f"serving {args.export_dir} on http://{args.host}:{args.port} (Ctrl+C or SIGTERM stops)", flush=True
     )
+    if args.backend == "fastapi":
+        from litforge.serve.fastapi_app import run
+
+        run(args.export_dir.resolve(), options, args.host, args.port, args.log_level)
+        return 0
+    from litforge.serve.app import build_server
+
+    server = build_server(args.export_dir, options)
+    signal.signal(signal.SIGTERM, _graceful_stop)
     server.run(host=args.host, port=args.port, log_level=args.log_level, generate_client_file=False)
     return 0
 

@@ -24,7 +24,9 @@ CHUNK_ROWS = 4096
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="litforge predict --artifact", description=__doc__.splitlines()[0].replace("``", ""))
+    parser = ArgumentParser(
+        prog="litforge predict --artifact", description=__doc__.splitlines()[0].replace("``", "")
+    )
     parser.add_argument(
         "--artifact", required=True, type=Path, help="export folder written by 'litforge export'"
     )
