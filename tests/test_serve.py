@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -148,14 +149,20 @@ def test_bad_request_gets_4xx_and_server_stays_healthy(server, name: str) -> Non
 
 
 def test_sigterm_answers_in_flight_requests_then_exits(server) -> None:
-    """Requests waiting in a 0.2 s batch window when SIGTERM arrives are still answered; exit code 0."""
+    """Requests waiting in the 0.2 s batch window when SIGTERM arrives are still answered; exit code 0."""
+    ready = threading.Barrier(5)
+
+    def in_flight(seed: int) -> int:
+        with httpx.Client(base_url=server["base"], timeout=60) as client:
+            assert client.get("/health").status_code == 200  # the keep-alive connection is accepted
+            ready.wait()
+            return client.post("/predict", json={"inputs": _rows(1, seed)}).status_code
+
     with ThreadPoolExecutor(4) as pool:
-        futures = [
-            pool.submit(httpx.post, f"{server['base']}/predict", json={"inputs": _rows(1, i)}, timeout=60)
-            for i in range(4)
-        ]
-        time.sleep(0.1)
+        futures = [pool.submit(in_flight, i) for i in range(4)]
+        ready.wait(timeout=60)
+        time.sleep(0.1)  # the requests are sent and wait for their batch
         server["process"].send_signal(signal.SIGTERM)
-        statuses = [f.result().status_code for f in futures]
+        statuses = [f.result() for f in futures]
     assert statuses == [200] * 4
     assert server["process"].wait(timeout=90) == 0, _log(server["log"])

@@ -6,7 +6,6 @@ litforge export --ckpt best.ckpt --format onnx,pt2 --out exports/digits --benchm
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -68,7 +67,8 @@ def main(command: str, argv: list[str]) -> int:
     out = args.out or default_out(args.ckpt)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
-    clear_previous(out) if out.is_dir() else None
+    if out.is_dir():
+        clear_previous(out)
     source = {
         "checkpoint": str(loaded.checkpoint),
         "checkpoint_sha256": sha256(loaded.checkpoint),
@@ -128,7 +128,3 @@ def _failure(name: str, parity: dict) -> str:
         f"{name} {first.get('case')}: max abs error {first.get('max_abs_error'):.3g}, "
         f"max rel error {first.get('max_rel_error'):.3g} (atol {first.get('atol')}, rtol {first.get('rtol')})"
     )
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(json.dumps(build_parser().parse_args(sys.argv[1:]).__dict__, default=str))

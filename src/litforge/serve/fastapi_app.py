@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -94,11 +95,17 @@ def app_from_env() -> FastAPI:
     return create_app(Path(config.pop("folder")), ServeOptions(**config))
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def run(folder: Path, options: ServeOptions, host: str, port: int, log_level: str) -> None:
     """Serve until SIGTERM / Ctrl+C; uvicorn stops accepting, finishes in-flight requests, then exits."""
     import uvicorn
 
     os.environ[CONFIG_ENV] = json.dumps({"folder": str(folder), **options.__dict__})
+    # uvicorn drains, then re-raises the SIGTERM it captured; this handler turns that into exit code 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "litforge.serve.fastapi_app:app_from_env",
         factory=True,
