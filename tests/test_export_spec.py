@@ -32,9 +32,13 @@ class TwoInputTextModel(nn.Module):
         mask = torch.ones(4, 12, dtype=torch.int64)
         mask[1, 8:] = 0
 
-        def save_assets(out: Path) -> None:
-            (out / "tokenizer").mkdir(exist_ok=True)
-            (out / "tokenizer" / "vocab.txt").write_text("\n".join(f"tok{i}" for i in range(50)))
+        def save_assets(out: Path) -> None:  # a real (tiny) WordPiece tokenizer, built offline
+            from transformers import BertTokenizerFast
+
+            vocab = out / "vocab.txt"
+            vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *(f"tok{i}" for i in range(46))]))
+            BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(str(out / "tokenizer"))
+            vocab.unlink()
 
         return {
             "inputs": (ids, mask),
@@ -56,12 +60,31 @@ def test_hook_module_exports_to_every_format_with_parity(tmp_path: Path) -> None
         {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "sequence"]},
     ]
     assert record["outputs"][0]["shape"] == ["batch", 3]
-    assert [a["file"] for a in record["assets"]] == ["tokenizer/vocab.txt"]
+    assert "tokenizer/tokenizer.json" in [a["file"] for a in record["assets"]]
     for entry in record["formats"].values():
         cases = [c["case"] for c in entry["parity"]["cases"]]
         # batch sizes 1, 7, 64 and a shorter sequence: the dynamic axes really are dynamic
         assert cases == ["random batch 1", "random batch 7", "random batch 64", "random batch 7, sequence 6"]
         assert entry["parity"]["passed"]
+
+
+def test_texts_are_tokenized_with_the_exported_tokenizer_and_batched(tmp_path: Path) -> None:
+    """What ``litforge serve`` does with {"texts": [...]}: one model call for several requests."""
+    from litforge.export.artifact import Artifact
+    from litforge.serve.inference import Counters, Decoded, infer
+
+    module = TwoInputTextModel().eval()
+    assert export_module(module, tmp_path, ["onnx"]).failed == []
+    artifact = Artifact.open(tmp_path, "onnx")
+    texts = ["tok1 tok2 tok3", "tok4", "tok5 tok6"]
+    encoded = artifact.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = module(encoded["input_ids"], encoded["attention_mask"]).softmax(-1)
+    counters = Counters()
+    answers = infer(artifact, [Decoded(texts[:2]), Decoded(texts[2:])], counters)
+    assert counters.snapshot() == {"requests": 2, "model_calls": 1, "rows": 3}
+    probabilities = [row for answer in answers for row in answer["probabilities"]]
+    torch.testing.assert_close(torch.tensor(probabilities), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_without_hook_example_input_array_is_used() -> None:
