@@ -96,6 +96,12 @@ def test_without_hook_example_input_array_is_used() -> None:
     assert spec.request_format == "features"
 
 
+def test_without_example_input_a_datamodule_batch_is_used() -> None:
+    spec = export_spec(nn.Linear(5, 2), data_batch=torch.rand(64, 5))
+    assert spec.inputs[0].shape == (2, 5)
+    assert spec.dynamic_axes == {"input": {0: "batch"}}
+
+
 def test_module_without_example_input_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="example_input_array"):
         export_spec(nn.Linear(5, 2))

@@ -41,7 +41,7 @@ def export_module(
 ) -> ExportResult:
     """Export ``module`` (in eval mode) to ``formats`` under ``out``, verify each, write export.json."""
     module = module.eval().cpu()
-    spec = export_spec(module)
+    spec = export_spec(module, real_batch)
     out.mkdir(parents=True, exist_ok=True)
     cases = parity_cases(spec, real_batch)
     entries: dict[str, dict[str, Any]] = {}

@@ -10,7 +10,8 @@ A LightningModule MAY define ``litforge_export_spec(self) -> dict`` with the key
   with ``AutoTokenizer.from_pretrained(<export_dir>/tokenizer)``);
 - ``save_assets``: optional ``callable(out_dir: pathlib.Path) -> None`` writing extra files (a tokenizer).
 
-Without the hook, ``example_input_array`` (one tensor) is used with a dynamic batch axis 0.
+Without the hook, ``example_input_array`` (one tensor) is used with a dynamic batch axis 0, or else one
+batch from the run's datamodule.
 """
 
 from __future__ import annotations
@@ -64,18 +65,22 @@ class ExportSpec:
         ]
 
 
-def export_spec(module: torch.nn.Module) -> ExportSpec:
-    """The module's ``litforge_export_spec()`` or, failing that, its ``example_input_array``."""
+def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None) -> ExportSpec:
+    """The module's ``litforge_export_spec()``, else its ``example_input_array``, else ``data_batch``
+    (one batch of inputs from its datamodule)."""
     hook = getattr(module, "litforge_export_spec", None)
     if callable(hook):
         return _from_hook(type(module).__name__, hook())
     example = getattr(module, "example_input_array", None)
     if isinstance(example, (tuple, list)) and len(example) == 1:
         example = example[0]
+    if not isinstance(example, torch.Tensor) and data_batch is not None and len(data_batch) >= 2:
+        example = data_batch[:2]  # batch of 2: torch.export specialises sizes 0 and 1
     if not isinstance(example, torch.Tensor):
         raise UsageError(
             f"{type(module).__name__} cannot be exported: set `self.example_input_array` to one example "
-            "input tensor (batch axis first) or define `litforge_export_spec()`"
+            "input tensor (batch axis first), define `litforge_export_spec()`, or export a checkpoint "
+            "whose run config names a datamodule"
         )
     return ExportSpec(inputs=(example,), input_names=["input"], dynamic_axes={"input": {0: "batch"}})
 
