@@ -76,3 +76,12 @@ def cli(tmp_path: Path):
 @pytest.fixture
 def tiny_trainer_args() -> list[str]:
     return list(TINY_TRAINER)
+
+
+@pytest.fixture(scope="session")
+def trained_digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny digits run (2 short epochs) trained once per session: ``<run>/checkpoints/best.ckpt``."""
+    cwd = tmp_path_factory.mktemp("digits-run")
+    result = run_cli("fit", *TINY_TRAINER, "--run", "tiny", cwd=cwd)
+    assert result.returncode == 0, result.output
+    return cwd / "runs" / "classifier" / "tiny"

@@ -4,6 +4,7 @@ litforge fit                                        # the packaged default: digi
 litforge fit --config configs/digits.yaml --trainer.max_epochs 5 --run my-run
 litforge test --ckpt_path best                      # newest run's best checkpoint
 litforge predict --ckpt_path runs/classifier/version_0/checkpoints/best.ckpt
+litforge predict --artifact runs/classifier/version_0/export --input rows.csv   # from an export folder
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from litforge.cli.errors import USER_INPUT_ERRORS, UsageError
 
 def main(command: str, argv: list[str]) -> int:
     """Run one Lightning subcommand through ``LitforgeCLI``."""
+    if command == "predict" and any(a == "--artifact" or a.startswith("--artifact=") for a in argv):
+        from litforge.export.batch_predict import main as predict_from_artifact
+
+        return predict_from_artifact(command, argv)
     from litforge.cli.lightning_cli import LitforgeCLI, condense_parser_message
 
     args = [a for a in argv if a != "--debug"]

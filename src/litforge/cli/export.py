@@ -1,0 +1,130 @@
+"""``litforge export``: a checkpoint -> verified ONNX, torch.export (.pt2) and TorchScript artifacts.
+
+litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt
+litforge export --ckpt best.ckpt --format onnx,pt2 --out exports/digits --benchmark
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from litforge.cli.args import ArgumentParser
+from litforge.cli.errors import JobFailed, UsageError
+
+EPILOG = """formats:
+  onnx         ONNX via torch.onnx.export(dynamo=True), verified in onnxruntime (fastest on CPU)
+  pt2          torch.export ExportedProgram, verified with torch.export.load (PyTorch-native, recommended)
+  torchscript  LEGACY: torch.jit.trace, verified with torch.jit.load (deprecated upstream; older LibTorch only)
+
+Every artifact is reloaded in its own runtime and compared with the eager model on a real batch and on
+random batches of 1, 7 and 64 rows (fp32 tolerance 1e-5). Any mismatch: exit 1 with the figures.
+export.json beside the artifacts records files, sha256, shapes, labels, preprocessing and versions.
+"""
+
+
+def build_parser() -> ArgumentParser:
+    from litforge.export.formats import DEFAULT_FORMATS
+
+    parser = ArgumentParser(
+        prog="litforge export", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG
+    )
+    parser.add_argument("--ckpt", required=True, type=Path, help="Lightning checkpoint (.ckpt) to export")
+    parser.add_argument(
+        "--format",
+        default=",".join(DEFAULT_FORMATS),
+        help="comma-separated formats: onnx, pt2, torchscript (legacy) (default: all three)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="export folder (default: <run>/export next to checkpoints/)"
+    )
+    parser.add_argument(
+        "--model-class",
+        default=None,
+        help="LightningModule class path when the checkpoint has no run config (package.module.Class)",
+    )
+    parser.add_argument(
+        "--benchmark", action="store_true", help="also measure batch-1 latency and batch-256 throughput"
+    )
+    return parser
+
+
+def default_out(ckpt: Path) -> Path:
+    folder = ckpt.resolve().parent
+    return (folder.parent if folder.name == "checkpoints" else folder) / "export"
+
+
+def main(command: str, argv: list[str]) -> int:
+    """Export, verify and report; exit 1 when an artifact disagrees with the eager model."""
+    args = build_parser().parse_args(argv)
+    from litforge.export.exporter import clear_previous, export_module
+    from litforge.export.formats import parse_formats
+    from litforge.export.loading import load_checkpoint
+    from litforge.export.metadata import sha256
+
+    formats = parse_formats(args.format)
+    loaded = load_checkpoint(args.ckpt, args.model_class)
+    out = args.out or default_out(args.ckpt)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a folder")
+    if out.is_dir():
+        clear_previous(out)
+    source = {
+        "checkpoint": str(loaded.checkpoint),
+        "checkpoint_sha256": sha256(loaded.checkpoint),
+        "model_class": loaded.class_path,
+        "datamodule_class": loaded.data_class_path,
+        "notes": loaded.notes,
+    }
+    result = export_module(
+        loaded.module,
+        out,
+        formats,
+        class_names=loaded.class_names,
+        real_batch=loaded.real_batch,
+        source=source,
+        benchmark=args.benchmark,
+    )
+    _report(result.metadata, out)
+    if result.failed:
+        figures = "; ".join(
+            _failure(name, result.metadata["formats"][name]["parity"]) for name in result.failed
+        )
+        raise JobFailed(
+            f"parity check failed for {', '.join(result.failed)}: {figures} (details in {out}/export.json)"
+        )
+    return 0
+
+
+def _report(record: dict, out: Path) -> None:
+    print(f"{'format':<12} {'file':<22} {'max abs err':>12} {'max rel err':>12}  parity")
+    for name, entry in record["formats"].items():
+        parity = entry["parity"]
+        verdict = "ok" if parity["passed"] else "FAILED"
+        if "error" in entry or parity["max_abs_error"] is None:
+            reason = entry.get("error") or _failure(name, parity)
+            print(f"{name:<12} {entry['file'] or '-':<22} {'-':>12} {'-':>12}  FAILED ({reason})")
+            continue
+        print(
+            f"{name:<12} {entry['file']:<22} {parity['max_abs_error']:>12.3g} {parity['max_rel_error']:>12.3g}  {verdict}"
+        )
+    if record.get("benchmark"):
+        print(f"\n{'runtime':<12} {'batch-1 ms (median)':>20} {'batch-256 rows/s':>18} {'vs eager':>9}")
+        for name, figures in record["benchmark"]["results"].items():
+            print(
+                f"{name:<12} {figures['latency_ms_batch1']:>20.3f} {figures['throughput_rows_per_s']:>18.0f}"
+                f" {figures['speedup_batch1_vs_eager']:>8.2f}x"
+            )
+    print(f"export folder: {out}\nmetadata: {out / 'export.json'}")
+    sys.stdout.flush()
+
+
+def _failure(name: str, parity: dict) -> str:
+    bad = [c for c in parity["cases"] if not c["passed"]]
+    first = bad[0] if bad else {}
+    if "error" in first or first.get("max_abs_error") is None:
+        return f"{name} {first.get('case')}: {first.get('error', 'non-finite output')}"
+    return (
+        f"{name} {first.get('case')}: max abs error {first.get('max_abs_error'):.3g}, "
+        f"max rel error {first.get('max_rel_error'):.3g} (atol {first.get('atol')}, rtol {first.get('rtol')})"
+    )

@@ -1,0 +1,117 @@
+"""``litforge serve``: an HTTP inference server over an export folder, with dynamic batching.
+
+litforge serve runs/classifier/version_0/export
+litforge serve exports/digits --port 8080 --max-batch-size 64 --batch-timeout 0.005
+curl -s localhost:8000/predict -d '{"inputs": [[0, 0, 5, 13, 9, 1, 0, 0, ...]]}'
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+from pathlib import Path
+
+from litforge.cli.args import ArgumentParser
+from litforge.cli.errors import UsageError
+
+EPILOG = """endpoints:
+  POST /predict   {"inputs": [[...], ...]} -> {"predictions": [...], "probabilities": [[...]], "labels": [...]}
+                  ({"texts": [...]} for text models); bad requests get a 4xx with {"detail": "..."}
+  GET  /health    200 once the model is loaded, 503 before
+  GET  /info      export.json (under "model") and the server settings
+  GET  /metrics   requests, model calls and rows served (model calls < requests when batching works)
+
+Binds 127.0.0.1 unless --host says otherwise (0.0.0.0 or :: to listen on every interface).
+SIGTERM or Ctrl+C: stop accepting, answer in-flight requests, then exit.
+"""
+
+HOSTS = ("127.0.0.1", "0.0.0.0", "::")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="litforge serve", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG
+    )
+    parser.add_argument("export_dir", type=Path, help="export folder written by 'litforge export'")
+    parser.add_argument(
+        "--host", default="127.0.0.1", choices=HOSTS, help="interface to bind (default: 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="TCP port, 1024-65535 (default: 8000)")
+    parser.add_argument("--format", default=None, help="onnx, pt2 or torchscript (default: first available)")
+    parser.add_argument(
+        "--max-batch-size", type=int, default=64, help="requests merged into one model call (1: off)"
+    )
+    parser.add_argument("--batch-timeout", type=float, default=0.005, help="seconds to wait to fill a batch")
+    parser.add_argument("--workers", type=int, default=1, help="inference worker processes")
+    parser.add_argument(
+        "--max-rows", type=int, default=256, help="rows allowed in one request (default: 256)"
+    )
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=1 << 20, help="request body limit (default: 1 MiB)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads per worker (default: runtime's)"
+    )
+    parser.add_argument(
+        "--backend",
+        default="fastapi",
+        choices=("fastapi", "litserve"),
+        help="fastapi: batching in the HTTP process (default, faster here); litserve: LitServe workers",
+    )
+    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    return parser
+
+
+def main(command: str, argv: list[str]) -> int:
+    """Validate the options, build the LitServe app and run it until SIGTERM / Ctrl+C."""
+    args = build_parser().parse_args(argv)
+    needed = {"litserve": "litserve", "fastapi": "uvicorn"}[args.backend]
+    if importlib.util.find_spec(needed) is None:
+        raise UsageError(
+            f"litforge serve --backend {args.backend} needs {needed}: pip install 'litforge[serve]'"
+        )
+    if not 1024 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 1024-65535, got {args.port}")
+    for flag, value in (
+        ("--max-batch-size", args.max_batch_size),
+        ("--workers", args.workers),
+        ("--max-rows", args.max_rows),
+    ):
+        if value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.batch_timeout < 0 or args.max_body_bytes < 1:
+        raise UsageError("--batch-timeout must be >= 0 and --max-body-bytes >= 1")
+
+    from litforge.export.artifact import Artifact
+    from litforge.serve.options import ServeOptions
+
+    # Fail fast, with exit 2, on a folder or format that the server could not load.
+    Artifact.open(args.export_dir, args.format, threads=1)
+    options = ServeOptions(
+        fmt=args.format,
+        max_batch_size=args.max_batch_size,
+        batch_timeout=args.batch_timeout,
+        workers=args.workers,
+        max_rows=args.max_rows,
+        max_body_bytes=args.max_body_bytes,
+        threads=args.threads,
+    )
+    print(
+        f"serving {args.export_dir} on http://{args.host}:{args.port} (Ctrl+C or SIGTERM stops)", flush=True
+    )
+    if args.backend == "fastapi":
+        from litforge.serve.fastapi_app import run
+
+        run(args.export_dir.resolve(), options, args.host, args.port, args.log_level)
+        return 0
+    from litforge.serve.app import build_server
+
+    server = build_server(args.export_dir, options)
+    signal.signal(signal.SIGTERM, _graceful_stop)
+    server.run(host=args.host, port=args.port, log_level=args.log_level, generate_client_file=False)
+    return 0
+
+
+def _graceful_stop(signum: int, frame: object) -> None:
+    """SIGTERM -> LitServe's Ctrl+C path: HTTP workers drain in-flight requests, then the model workers stop."""
+    raise KeyboardInterrupt

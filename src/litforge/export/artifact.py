@@ -1,0 +1,113 @@
+"""An export folder opened for inference, without the training code (used by ``predict --artifact`` and ``serve``).
+
+artifact = Artifact.open(Path("runs/classifier/version_0/export"))
+predictions, probabilities = artifact.predict(np.zeros((2, 64), np.float32))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from litforge.cli.errors import UsageError
+from litforge.export import metadata
+from litforge.export.formats import SERVING_PREFERENCE, load_runner
+from litforge.export.spec import Runner
+
+
+@dataclass
+class Artifact:
+    """One format of an export folder, loaded in its runtime, plus its ``export.json``."""
+
+    folder: Path
+    format: str
+    metadata: dict[str, Any]
+    runner: Runner
+    tokenizer: Any = None
+
+    @classmethod
+    def open(
+        cls, folder: Path, fmt: str | None = None, threads: int | None = None, verify: bool = True
+    ) -> Artifact:
+        """Load ``fmt`` (default: the first of onnx, pt2, torchscript present) from ``folder``."""
+        record = metadata.read(folder)
+        available = {name: entry for name, entry in record["formats"].items() if entry.get("file")}
+        if fmt is None:
+            fmt = next((name for name in SERVING_PREFERENCE if name in available), None)
+        if fmt not in available:
+            raise UsageError(f"--format: {folder} has no {fmt} artifact (it has: {', '.join(available)})")
+        entry = available[fmt]
+        path = folder / entry["file"]
+        if not path.is_file():
+            raise UsageError(f"{path} is missing; re-export with 'litforge export'")
+        if verify and metadata.sha256(path) != entry.get("sha256"):
+            raise UsageError(f"{path} does not match the sha256 in export.json; it changed after export")
+        names = [spec["name"] for spec in record["inputs"]]
+        try:
+            runner = load_runner(fmt, path, names, threads)
+        except UsageError:
+            raise
+        except Exception as err:
+            raise UsageError(f"cannot load {path} in {entry.get('runtime', fmt)}: {err}") from None
+        artifact = cls(folder, fmt, record, runner)
+        if artifact.request_format == "texts":
+            artifact.tokenizer = _load_tokenizer(folder)
+        return artifact
+
+    # -- what the artifact takes ------------------------------------------------------------------
+    @property
+    def request_format(self) -> str:
+        return self.metadata.get("request_format", "features")
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """Shape of one row of the first input (without the batch axis); features models only."""
+        return tuple(int(size) for size in self.metadata["inputs"][0]["shape"][1:])
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self.metadata["inputs"][0]["dtype"])
+
+    @property
+    def class_labels(self) -> list[str] | None:
+        return self.metadata.get("class_labels")
+
+    # -- inference ---------------------------------------------------------------------------------
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        """Raw rows (N, *row_shape) -> logits (N, C)."""
+        return self.runner(np.ascontiguousarray(rows, dtype=self.input_dtype))
+
+    def logits_for_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts -> tokenized with the exported tokenizer -> logits (N, C)."""
+        encoded = self.tokenizer(texts, padding=True, truncation=True, return_tensors="np")
+        arrays = []
+        for spec in self.metadata["inputs"]:
+            if spec["name"] not in encoded:
+                raise UsageError(f"the exported tokenizer does not produce input '{spec['name']}'")
+            arrays.append(np.ascontiguousarray(encoded[spec["name"]], dtype=np.dtype(spec["dtype"])))
+        return self.runner(*arrays)
+
+    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows -> (predicted class index (N,), probabilities (N, C))."""
+        return postprocess(self.logits(rows))
+
+
+def postprocess(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N, C) -> argmax (N,) and softmax probabilities (N, C), as export.json's postprocessing says."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return logits.argmax(axis=-1), exp / exp.sum(axis=-1, keepdims=True)
+
+
+def _load_tokenizer(folder: Path) -> Any:
+    tokenizer_dir = folder / "tokenizer"
+    if not tokenizer_dir.is_dir():
+        raise UsageError(f"{folder} takes texts but has no tokenizer/ folder; re-export the model")
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise UsageError("serving a text model needs transformers: pip install 'litforge[hf]'") from None
+    return AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)

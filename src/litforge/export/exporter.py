@@ -1,0 +1,154 @@
+"""``litforge export``'s job: export a module to each format, verify each artifact, write export.json.
+
+litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt --out exports/digits
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from litforge.cli.errors import UsageError
+from litforge.export import metadata
+from litforge.export.formats import FORMATS, load_runner
+from litforge.export.parity import eager_outputs, first_line, parity_cases, random_inputs, verify
+from litforge.export.spec import ExportSpec, export_spec
+from litforge.export.timing import measure
+
+
+@dataclass
+class ExportResult:
+    """The written ``export.json`` content and the formats whose parity failed."""
+
+    metadata: dict[str, Any]
+    failed: list[str]
+
+
+def export_module(
+    module: torch.nn.Module,
+    out: Path,
+    formats: list[str],
+    *,
+    class_names: list[str] | None = None,
+    real_batch: torch.Tensor | None = None,
+    source: dict[str, Any] | None = None,
+    benchmark: bool = False,
+) -> ExportResult:
+    """Export ``module`` (in eval mode) to ``formats`` under ``out``, verify each, write export.json."""
+    module = module.eval().cpu()
+    spec = export_spec(module, real_batch)
+    out.mkdir(parents=True, exist_ok=True)
+    cases = parity_cases(spec, real_batch)
+    entries: dict[str, dict[str, Any]] = {}
+    runners = {}
+    for name in formats:
+        fmt = FORMATS[name]
+        path = out / fmt.FILENAME
+        try:
+            info = fmt.export(module, spec, path)
+            runners[name] = load_runner(name, path, spec.input_names)
+        except UsageError:
+            raise
+        except Exception as err:  # an unexportable graph is this format's failure, reported with the others
+            message = f"export failed: {type(err).__name__}: {first_line(err)}"
+            entries[name] = {
+                "file": None,
+                "runtime": fmt.RUNTIME,
+                "error": message,
+                "parity": _not_run(message),
+            }
+            continue
+        entries[name] = {
+            "file": path.name,
+            "sha256": metadata.sha256(path),
+            "bytes": path.stat().st_size,
+            "runtime": fmt.RUNTIME,
+            **info,
+            "parity": verify(module, runners[name], cases),
+        }
+    assets = _save_assets(spec, out)
+    record = {
+        "schema_version": metadata.SCHEMA_VERSION,
+        "created": metadata.timestamp(),
+        "source": {"model_class": f"{type(module).__module__}.{type(module).__qualname__}", **(source or {})},
+        "formats": entries,
+        "request_format": spec.request_format,
+        "inputs": spec.describe_inputs(),
+        "outputs": _describe_outputs(module, spec),
+        "class_labels": class_names,
+        "preprocessing": metadata.preprocessing(module),
+        "postprocessing": {
+            "probabilities": "softmax(logits, axis=-1)",
+            "prediction": "argmax(logits, axis=-1)",
+        },
+        "assets": assets,
+        "versions": metadata.versions(),
+    }
+    if benchmark:
+        record["benchmark"] = _benchmark(module, spec, runners, real_batch)
+    metadata.write(out, record)
+    failed = [name for name, entry in entries.items() if not entry["parity"]["passed"]]
+    return ExportResult(record, failed)
+
+
+def _not_run(message: str) -> dict[str, Any]:
+    return {
+        "passed": False,
+        "max_abs_error": None,
+        "max_rel_error": None,
+        "cases": [{"case": "export", "passed": False, "error": message}],
+    }
+
+
+def _describe_outputs(module: torch.nn.Module, spec: ExportSpec) -> list[dict[str, Any]]:
+    output = eager_outputs(module, spec.inputs)
+    batch_named = any(0 in spec.dynamic_axes.get(n, {}) for n in spec.input_names)
+    batch_axis = next((axes[0] for axes in spec.dynamic_axes.values() if 0 in axes), "batch")
+    shape: list[Any] = list(output.shape)
+    if batch_named and shape:
+        shape[0] = batch_axis
+    return [{"name": spec.output_names[0], "dtype": str(output.dtype), "shape": shape}]
+
+
+def _save_assets(spec: ExportSpec, out: Path) -> list[dict[str, str]]:
+    """Run the spec's ``save_assets(out)`` and list the files it wrote (relative path and sha256)."""
+    if spec.save_assets is None:
+        return []
+    before = {p for p in out.rglob("*") if p.is_file()}
+    spec.save_assets(out)
+    written = sorted(p for p in out.rglob("*") if p.is_file() and p not in before)
+    return [{"file": str(p.relative_to(out)), "sha256": metadata.sha256(p)} for p in written]
+
+
+def _benchmark(
+    module: torch.nn.Module, spec: ExportSpec, runners: dict[str, Any], reference: torch.Tensor | None
+) -> dict[str, Any]:
+    """Eager vs each format: batch-1 median latency and batch-256 throughput."""
+    one = [t.numpy() for t in random_inputs(spec, 1, reference)]
+    big = [t.numpy() for t in random_inputs(spec, 256, reference)]
+
+    def eager(*arrays: np.ndarray) -> np.ndarray:
+        return eager_outputs(module, tuple(torch.from_numpy(a) for a in arrays))
+
+    figures = {"eager": measure(eager, one, big)}
+    for name, runner in runners.items():
+        figures[name] = measure(runner, one, big)
+    base = figures["eager"]["latency_ms_batch1"]
+    for entry in figures.values():
+        entry["speedup_batch1_vs_eager"] = base / entry["latency_ms_batch1"]
+    return {"torch_threads": torch.get_num_threads(), "results": figures}
+
+
+def clear_previous(out: Path) -> None:
+    """Remove artifacts of a previous export in ``out`` (known files only; other files are kept)."""
+    for fmt in FORMATS.values():
+        (out / fmt.FILENAME).unlink(missing_ok=True)
+    (out / metadata.FILENAME).unlink(missing_ok=True)
+    tokenizer = out / "tokenizer"
+    if tokenizer.is_dir():
+        shutil.rmtree(tokenizer)

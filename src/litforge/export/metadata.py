@@ -1,0 +1,91 @@
+"""``export.json``: everything a consumer needs to run an export folder without the training code.
+
+Formats and files (with sha256), input/output names, dtypes and shapes (dynamic axes by name), class
+labels, preprocessing (the normalisation constants already inside the graph), the source checkpoint,
+library versions, parity figures and, with ``--benchmark``, latency and throughput.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from litforge.cli.errors import UsageError
+
+FILENAME = "export.json"
+SCHEMA_VERSION = 1
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the libraries an artifact depends on."""
+
+    def version(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        name: version(name)
+        for name in ("litforge", "torch", "lightning", "onnx", "onnxscript", "onnxruntime")
+    }
+
+
+def preprocessing(module: torch.nn.Module) -> dict[str, Any]:
+    """The normalisation the graph applies (from a ``standardize`` submodule's buffers), for the record."""
+    standardize = getattr(module, "standardize", None)
+    mean, std = getattr(standardize, "mean", None), getattr(standardize, "std", None)
+    if isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor):
+        return {
+            "inputs": "raw features, as the datamodule reads them",
+            "in_graph": True,
+            "normalization": {"formula": "(x - mean) / std", "mean": mean.tolist(), "std": std.tolist()},
+        }
+    return {"inputs": "as the module's forward() takes them", "in_graph": True, "normalization": None}
+
+
+def timestamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write(folder: Path, metadata: dict[str, Any]) -> Path:
+    """Write ``folder/export.json`` atomically."""
+    path = folder / FILENAME
+    tmp = path.with_name(f".{FILENAME}.tmp")
+    tmp.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read(folder: Path) -> dict[str, Any]:
+    """Read ``folder/export.json``; ``UsageError`` when the folder is not an export folder."""
+    path = folder / FILENAME
+    if not folder.is_dir():
+        raise UsageError(f"no such export folder: {folder}")
+    if not path.is_file():
+        raise UsageError(
+            f"{folder} is not an export folder (no {FILENAME}); create one with 'litforge export'"
+        )
+    try:
+        metadata = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UsageError(f"cannot read {path}: {err}") from None
+    if not isinstance(metadata, dict) or not metadata.get("formats"):
+        raise UsageError(f"{path} lists no formats; re-create it with 'litforge export'")
+    return metadata

@@ -1,0 +1,99 @@
+"""ONNX via the dynamo exporter (``litforge export --ckpt FILE --format onnx``), run with onnxruntime.
+
+``torch.onnx.export(..., dynamo=True)`` traces with ``torch.export`` and keeps the named dynamic axes;
+the legacy TorchScript-based exporter is used only when the dynamo exporter fails, and export.json says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from litforge.export.parity import first_line
+from litforge.export.spec import ExportSpec
+
+FILENAME = "model.onnx"
+RUNTIME = "onnxruntime"
+INSTALL_HINT = "pip install 'litforge[export]'"
+
+
+def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, Any]:
+    """Write ``path`` (atomically) and return how it was made (``exporter``, ``opset``)."""
+    _require("onnx", "onnxscript")
+    # The exporter logs a warning per optional torchvision op it cannot register; irrelevant here.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    tmp = path.with_name(f".tmp-{path.name}")
+    info: dict[str, Any]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                spec.inputs,
+                dynamo=True,
+                input_names=spec.input_names,
+                output_names=spec.output_names,
+                dynamic_shapes=spec.dynamic_shapes(),
+                verbose=False,
+            )
+        program.save(str(tmp), external_data=False)
+        info = {"exporter": "dynamo"}
+    except Exception as err:  # the dynamo exporter cannot handle every graph; the legacy one may
+        reason = f"{type(err).__name__}: {first_line(err)}"
+        warnings.warn(
+            f"dynamo ONNX exporter failed ({reason}); falling back to the legacy exporter", stacklevel=2
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                spec.inputs,
+                str(tmp),
+                dynamo=False,
+                input_names=spec.input_names,
+                output_names=spec.output_names,
+                dynamic_axes=spec.dynamic_axes,
+            )
+        info = {"exporter": "legacy", "fallback_reason": reason}
+    os.replace(tmp, path)
+    import onnx
+
+    info["opset"] = next(
+        (o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")), None
+    )
+    return info
+
+
+def load(path: Path, input_names: list[str], threads: int | None = None):
+    """An onnxruntime CPU session over ``path`` as a callable: numpy inputs -> first output."""
+    _require("onnxruntime")
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    output = session.get_outputs()[0].name
+
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        return session.run([output], dict(zip(input_names, arrays, strict=True)))[0]
+
+    return run
+
+
+def _require(*names: str) -> None:
+    import importlib.util
+
+    from litforge.cli.errors import UsageError
+
+    missing = [n for n in names if importlib.util.find_spec(n) is None]
+    if missing:
+        raise UsageError(f"ONNX export needs {', '.join(missing)}: {INSTALL_HINT}")

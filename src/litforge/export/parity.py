@@ -1,0 +1,153 @@
+"""Parity: every reloaded artifact against the eager model (run by ``litforge export``).
+
+Cases: one real batch from the run's datamodule (when available), then random inputs at batch sizes 1, 7
+and 64 (and shorter sequences when a sequence axis is dynamic). A case passes when every element obeys
+``|artifact - eager| <= atol + rtol * |eager|`` with the tolerance of the output dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from litforge.export.spec import ExportSpec, Runner
+
+BATCH_SIZES = (1, 7, 64)
+# (atol, rtol) per output dtype; fp32 follows the issue's ~1e-5.
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-10, 1e-10),
+    "float32": (1e-5, 1e-5),
+    "float16": (1e-3, 1e-3),
+    "bfloat16": (1e-2, 1e-2),
+}
+
+
+@dataclass
+class Case:
+    """One parity input: a name and the tensors passed to ``forward``."""
+
+    name: str
+    inputs: tuple[torch.Tensor, ...]
+
+
+def parity_cases(spec: ExportSpec, real_batch: torch.Tensor | None, seed: int = 0) -> list[Case]:
+    """The real batch (features models only) and random batches of 1, 7 and 64 rows."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    if real_batch is not None and len(spec.inputs) == 1 and spec.request_format == "features":
+        example = spec.inputs[0]
+        if real_batch.shape[1:] == example.shape[1:]:
+            cases.append(Case(f"real batch ({len(real_batch)} rows)", (real_batch.to(example.dtype),)))
+    reference = real_batch if real_batch is not None and cases else None
+    for batch in BATCH_SIZES:
+        cases.append(Case(f"random batch {batch}", _random_like(spec, batch, None, reference, generator)))
+    if _sequence_axes(spec):
+        longest = min(t.shape[1] for t in spec.inputs)
+        if longest > 1:
+            shorter = max(1, longest // 2)
+            inputs = _random_like(spec, 7, shorter, reference, generator)
+            cases.append(Case(f"random batch 7, sequence {shorter}", inputs))
+    return cases
+
+
+def random_inputs(
+    spec: ExportSpec, batch: int, reference: torch.Tensor | None = None, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
+    """``batch`` random rows shaped like the spec's example inputs (see ``_random_like``)."""
+    return _random_like(spec, batch, None, reference, torch.Generator().manual_seed(seed))
+
+
+def _sequence_axes(spec: ExportSpec) -> bool:
+    return any(1 in axes for axes in spec.dynamic_axes.values())
+
+
+def _random_like(
+    spec: ExportSpec,
+    batch: int,
+    sequence: int | None,
+    reference: torch.Tensor | None,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, ...]:
+    """Float inputs: uniform over the observed value range; integer inputs: resampled example rows."""
+    rows = torch.randint(0, spec.inputs[0].shape[0], (batch,), generator=generator)
+    out = []
+    for name, example in zip(spec.input_names, spec.inputs, strict=True):
+        if example.is_floating_point():
+            source = reference if reference is not None else example
+            low, high = float(source.min()), float(source.max())
+            shape = (batch, *example.shape[1:])
+            if high > low:
+                tensor = torch.rand(shape, generator=generator) * (high - low) + low
+            else:
+                tensor = torch.randn(shape, generator=generator)
+            tensor = tensor.to(example.dtype)
+        else:
+            tensor = example[rows]
+        if sequence is not None and 1 in spec.dynamic_axes.get(name, {}):
+            tensor = tensor[:, :sequence]
+        out.append(tensor.contiguous())
+    return tuple(out)
+
+
+def eager_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
+    """The eager model's first output as numpy."""
+    with torch.inference_mode():
+        output = module(*inputs)
+    output = output[0] if isinstance(output, (tuple, list)) else output
+    if not isinstance(output, torch.Tensor) and hasattr(output, "logits"):
+        output = output.logits  # Hugging Face ModelOutput
+    return output.detach().cpu().numpy()
+
+
+def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | bool | str]:
+    """Max absolute / relative error and whether it is within the dtype's tolerance."""
+    atol, rtol = TOLERANCES.get(str(expected.dtype), TOLERANCES["float32"])
+    if expected.shape != actual.shape:
+        return {"passed": False, "error": f"shape {actual.shape} != eager {expected.shape}"}
+    expected64, actual64 = expected.astype(np.float64), actual.astype(np.float64)
+    diff = np.abs(actual64 - expected64)
+    relative = diff / np.maximum(np.abs(expected64), np.finfo(np.float32).tiny)
+    passed = bool(np.all(diff <= atol + rtol * np.abs(expected64)))
+    return {
+        "max_abs_error": _finite(diff.max(initial=0.0)),
+        "max_rel_error": _finite(relative.max(initial=0.0)),
+        "atol": atol,
+        "rtol": rtol,
+        "passed": passed,
+    }
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (runtimes print pages), at most 300 characters."""
+    return (str(error).strip().splitlines() or [""])[0][:300]
+
+
+def verify(module: torch.nn.Module, runner: Runner, cases: list[Case]) -> dict[str, object]:
+    """Run every case through ``runner`` and the eager module; summary plus per-case figures."""
+    results = []
+    for case in cases:
+        expected = eager_outputs(module, case.inputs)
+        try:
+            actual = runner(*(t.numpy() for t in case.inputs))
+            figures = compare(expected, np.asarray(actual))
+        except Exception as err:  # a runtime that rejects a batch size is a parity failure, not a crash
+            figures = {"passed": False, "error": f"{type(err).__name__}: {first_line(err)}"}
+        results.append({"case": case.name, **figures})
+    return {
+        "passed": all(r["passed"] for r in results),
+        "max_abs_error": _worst(results, "max_abs_error"),
+        "max_rel_error": _worst(results, "max_rel_error"),
+        "cases": results,
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN/inf: a non-finite error (the artifact returned NaN) is recorded as ``None``."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _worst(results: list[dict], key: str) -> float | None:
+    values = [r.get(key) for r in results]
+    return None if any(v is None for v in values) else max(values, default=0.0)

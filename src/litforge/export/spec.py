@@ -1,0 +1,116 @@
+"""What to trace: a module's example inputs, their names and dynamic axes (the export extension contract).
+
+A LightningModule MAY define ``litforge_export_spec(self) -> dict`` with the keys
+
+- ``inputs``: tuple of example tensors (the positional arguments of ``forward``);
+- ``input_names``: list of names, one per input;
+- ``output_names``: list of names (default ``["logits"]``);
+- ``dynamic_axes``: ``{input_name: {axis: axis_name}}``, e.g. ``{"input_ids": {0: "batch", 1: "sequence"}}``;
+- ``request_format``: ``"features"`` (rows of numbers, the default) or ``"texts"`` (the server tokenizes
+  with ``AutoTokenizer.from_pretrained(<export_dir>/tokenizer)``);
+- ``save_assets``: optional ``callable(out_dir: pathlib.Path) -> None`` writing extra files (a tokenizer).
+
+Without the hook, ``example_input_array`` (one tensor) is used with a dynamic batch axis 0, or else one
+batch from the run's datamodule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from litforge.cli.errors import UsageError
+
+REQUEST_FORMATS = ("features", "texts")
+# A loaded artifact: numpy inputs (in ``input_names`` order) -> the first output as numpy.
+Runner = Callable[..., np.ndarray]
+
+
+@dataclass
+class ExportSpec:
+    """Example inputs and naming of one exportable module (see the module docstring)."""
+
+    inputs: tuple[torch.Tensor, ...]
+    input_names: list[str]
+    output_names: list[str] = field(default_factory=lambda: ["logits"])
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    request_format: str = "features"
+    save_assets: Callable[[Path], None] | None = None
+
+    def dynamic_shapes(self) -> tuple[dict[int, Any], ...]:
+        """``dynamic_axes`` as ``torch.export`` dynamic shapes (one ``Dim`` per axis name, shared)."""
+        dims: dict[str, Any] = {}
+        shapes = []
+        for name in self.input_names:
+            axes = self.dynamic_axes.get(name, {})
+            shapes.append({int(a): dims.setdefault(n, torch.export.Dim(n)) for a, n in axes.items()})
+        return tuple(shapes)
+
+    def describe_inputs(self) -> list[dict[str, Any]]:
+        """Names, dtypes and shapes (dynamic axes by name) for ``export.json``."""
+        return [
+            {
+                "name": name,
+                "dtype": str(tensor.dtype).removeprefix("torch."),
+                "shape": [
+                    self.dynamic_axes.get(name, {}).get(axis, size) for axis, size in enumerate(tensor.shape)
+                ],
+            }
+            for name, tensor in zip(self.input_names, self.inputs, strict=True)
+        ]
+
+
+def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None) -> ExportSpec:
+    """The module's ``litforge_export_spec()``, else its ``example_input_array``, else ``data_batch``
+    (one batch of inputs from its datamodule)."""
+    hook = getattr(module, "litforge_export_spec", None)
+    if callable(hook):
+        return _from_hook(type(module).__name__, hook())
+    example = getattr(module, "example_input_array", None)
+    if isinstance(example, (tuple, list)) and len(example) == 1:
+        example = example[0]
+    if not isinstance(example, torch.Tensor) and data_batch is not None and len(data_batch) >= 2:
+        example = data_batch[:2]  # batch of 2: torch.export specialises sizes 0 and 1
+    if not isinstance(example, torch.Tensor):
+        raise UsageError(
+            f"{type(module).__name__} cannot be exported: set `self.example_input_array` to one example "
+            "input tensor (batch axis first), define `litforge_export_spec()`, or export a checkpoint "
+            "whose run config names a datamodule"
+        )
+    return ExportSpec(inputs=(example,), input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+
+
+def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:
+    inputs = tuple(raw.get("inputs") or ())
+    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise UsageError(f"{owner}.litforge_export_spec(): 'inputs' must be a non-empty tuple of tensors")
+    names = list(raw.get("input_names") or [f"input_{i}" for i in range(len(inputs))])
+    if len(names) != len(inputs):
+        raise UsageError(f"{owner}.litforge_export_spec(): {len(names)} input_names for {len(inputs)} inputs")
+    request_format = raw.get("request_format", "features")
+    if request_format not in REQUEST_FORMATS:
+        raise UsageError(
+            f"{owner}.litforge_export_spec(): request_format must be one of {REQUEST_FORMATS}, "
+            f"got {request_format!r}"
+        )
+    axes = {
+        str(k): {int(a): str(n) for a, n in v.items()} for k, v in (raw.get("dynamic_axes") or {}).items()
+    }
+    unknown = set(axes) - set(names)
+    if unknown:
+        raise UsageError(
+            f"{owner}.litforge_export_spec(): dynamic_axes names unknown inputs {sorted(unknown)}"
+        )
+    return ExportSpec(
+        inputs=inputs,
+        input_names=names,
+        output_names=list(raw.get("output_names") or ["logits"]),
+        dynamic_axes=axes,
+        request_format=request_format,
+        save_assets=raw.get("save_assets"),
+    )

@@ -1,0 +1,86 @@
+"""The LitServe backend over an export folder (``litforge serve EXPORT_DIR --backend litserve``).
+
+One ``ArtifactAPI`` worker process loads the artifact (onnxruntime, torch.export or TorchScript);
+LitServe batches concurrent requests up to ``max_batch_size`` rows-requests within ``batch_timeout``
+seconds; ``RequestGuard`` rejects bad requests in the HTTP process; ``/metrics`` counts model calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import litserve as ls
+
+from litforge.export.artifact import Artifact
+from litforge.export.metadata import read as read_metadata
+from litforge.serve.guard import RequestGuard
+from litforge.serve.inference import Counters, Decoded, decode, infer
+from litforge.serve.options import ServeOptions, request_limits
+
+
+class ArtifactAPI(ls.LitAPI):
+    """LitServe API over one export folder; ``predict`` runs one model call per (dynamic) batch."""
+
+    def __init__(
+        self,
+        folder: Path,
+        fmt: str | None,
+        counters: Counters,
+        max_batch_size: int = 64,
+        batch_timeout: float = 0.005,
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        self.folder, self.fmt, self.threads, self.counters = folder, fmt, threads, counters
+        self.artifact: Artifact | None = None
+
+    def setup(self, device: str) -> None:
+        self.artifact = Artifact.open(self.folder, self.fmt, threads=self.threads)
+
+    def decode_request(self, request):  # no annotation: LitServe would turn it into a FastAPI body model
+        return decode(self.artifact, request)
+
+    def batch(self, inputs: list[Decoded]) -> list[Decoded]:
+        return inputs
+
+    def predict(self, x: Decoded | list[Decoded]) -> Any:
+        outputs = infer(self.artifact, x if isinstance(x, list) else [x], self.counters)
+        return outputs if isinstance(x, list) else outputs[0]
+
+    def unbatch(self, output: list[Any]) -> list[Any]:
+        return output
+
+    def encode_response(self, output):  # already the JSON dict; unannotated, as above
+        return output
+
+
+def build_server(folder: Path, options: ServeOptions) -> Any:
+    """A ready-to-``run`` ``LitServer`` over ``folder`` with validation, batching and ``/metrics``."""
+    record = read_metadata(folder)
+    limits = request_limits(record, options)
+    counters = Counters(shared=True)  # updated in the worker process, read in the HTTP process
+    api = ArtifactAPI(
+        folder, options.fmt, counters, options.max_batch_size, options.batch_timeout, options.threads
+    )
+    server = ls.LitServer(
+        api,
+        accelerator="cpu",
+        workers_per_device=options.workers,
+        timeout=options.timeout,
+        model_metadata=record,
+        max_payload_size=options.max_body_bytes,
+        middlewares=[
+            (RequestGuard, {"path": "/predict", "max_bytes": options.max_body_bytes, "limits": limits})
+        ],
+    )
+
+    async def metrics() -> dict[str, Any]:
+        return {
+            **counters.snapshot(),
+            "max_batch_size": options.max_batch_size,
+            "batch_timeout": options.batch_timeout,
+        }
+
+    server.app.add_api_route("/metrics", metrics, methods=["GET"])
+    return server

@@ -1,0 +1,103 @@
+"""Request validation and response encoding for ``POST /predict`` (pure functions; no server needed).
+
+Request:  ``{"inputs": [[...], ...]}`` (one or many rows of raw features) or, for text models,
+``{"texts": ["...", ...]}``. Response: ``{"predictions": [...], "probabilities": [[...]], "labels": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class RequestError(Exception):
+    """A bad request: answered with ``status`` (4xx) and ``message``; the server stays healthy."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What a request must look like for one export folder."""
+
+    request_format: str = "features"
+    row_width: int = 0  # values per row (features models)
+    max_rows: int = 256
+    max_text_chars: int = 20_000
+
+
+def parse_body(body: bytes) -> Any:
+    """Bytes -> JSON value; ``RequestError(400)`` when the body is not UTF-8 JSON."""
+    if not body:
+        raise RequestError(400, 'empty body; send JSON like {"inputs": [[...], ...]}')
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as err:  # bad UTF-8/JSON, 4300+ digit ints, absurd nesting
+        raise RequestError(400, f"body is not valid JSON: {err}") from None
+
+
+def validate(payload: Any, limits: RequestLimits) -> None:
+    """Raise ``RequestError`` (422 / 413) unless ``payload`` is a well-formed request for ``limits``."""
+    key = "texts" if limits.request_format == "texts" else "inputs"
+    if not isinstance(payload, dict) or key not in payload:
+        example = '{"texts": ["..."]}' if key == "texts" else '{"inputs": [[...], ...]}'
+        raise RequestError(422, f"missing '{key}': send a JSON object like {example}")
+    items = payload[key]
+    if not isinstance(items, list) or not items:
+        raise RequestError(422, f"'{key}' must be a non-empty list")
+    if len(items) > limits.max_rows:
+        raise RequestError(413, f"{len(items)} rows in one request; the limit is {limits.max_rows}")
+    if key == "texts":
+        _validate_texts(items, limits)
+    else:
+        _validate_rows(items, limits)
+
+
+def _validate_rows(rows: list[Any], limits: RequestLimits) -> None:
+    for index, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise RequestError(422, f"inputs[{index}] must be a list of {limits.row_width} numbers")
+        if len(row) != limits.row_width:
+            raise RequestError(
+                422, f"inputs[{index}] has {len(row)} values; the model takes {limits.row_width}"
+            )
+        for value in row:
+            if type(value) is not float and type(value) is not int:  # bool and str are not numbers
+                raise RequestError(422, f"inputs[{index}] has a non-numeric value {value!r}")
+            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+                raise RequestError(422, f"inputs[{index}] has a non-finite or out-of-range value {value!r}")
+
+
+def _validate_texts(texts: list[Any], limits: RequestLimits) -> None:
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RequestError(422, f"texts[{index}] must be a string")
+        if len(text) > limits.max_text_chars:
+            raise RequestError(
+                413, f"texts[{index}] has {len(text)} characters; the limit is {limits.max_text_chars}"
+            )
+
+
+def decode_rows(payload: dict[str, Any], row_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A validated ``inputs`` payload -> array (N, *row_shape)."""
+    return np.asarray(payload["inputs"], dtype=dtype).reshape(-1, *row_shape)
+
+
+def encode(predictions: np.ndarray, probabilities: np.ndarray, labels: list[str] | None) -> dict[str, Any]:
+    """One request's slice of the batch -> the JSON response."""
+    response: dict[str, Any] = {
+        "predictions": [int(p) for p in predictions],
+        "probabilities": [[float(v) for v in row] for row in probabilities],
+    }
+    if labels:
+        response["labels"] = [labels[int(p)] for p in predictions]
+    return response

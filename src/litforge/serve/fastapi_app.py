@@ -1,0 +1,117 @@
+"""The FastAPI/uvicorn backend (``litforge serve EXPORT_DIR``, the default): model and HTTP in one process.
+
+Requests are validated by ``RequestGuard``, batched on the event loop by ``DynamicBatcher`` and run on
+one inference thread; no inter-process hop per request. ``--workers N`` runs N such processes on one
+port (uvicorn's supervisor); each loads the artifact and keeps its own ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from litforge.export.artifact import Artifact
+from litforge.export.metadata import read as read_metadata
+from litforge.serve.batcher import DynamicBatcher
+from litforge.serve.guard import RequestGuard
+from litforge.serve.inference import Counters, decode, infer
+from litforge.serve.options import ServeOptions, request_limits
+
+CONFIG_ENV = "LITFORGE_SERVE_CONFIG"
+
+
+def create_app(folder: Path, options: ServeOptions) -> FastAPI:
+    """The ASGI app: ``/predict``, ``/health`` (503 until loaded), ``/info``, ``/metrics``."""
+    record = read_metadata(folder)
+    counters = Counters()
+    state: dict[str, Any] = {"artifact": None, "batcher": None}
+
+    async def load() -> None:
+        artifact = await asyncio.to_thread(Artifact.open, folder, options.fmt, options.threads)
+        batcher = DynamicBatcher(
+            lambda parts: infer(artifact, parts, counters), options.max_batch_size, options.batch_timeout
+        )
+        batcher.start()
+        state.update(artifact=artifact, batcher=batcher)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loading = asyncio.create_task(load())  # /health answers 503 while this runs
+        yield
+        await asyncio.gather(loading, return_exceptions=True)
+        if state["batcher"] is not None:
+            await state["batcher"].stop()
+
+    app = FastAPI(title="litforge serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(
+        RequestGuard,
+        path="/predict",
+        max_bytes=options.max_body_bytes,
+        limits=request_limits(record, options),
+    )
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        if state["batcher"] is None:
+            return JSONResponse({"detail": "model not loaded yet"}, status_code=503)
+        payload = json.loads(await request.body())  # validated by RequestGuard
+        submitted = state["batcher"].submit(decode(state["artifact"], payload))
+        try:
+            return JSONResponse(await asyncio.wait_for(submitted, options.timeout))
+        except asyncio.TimeoutError:
+            return JSONResponse({"detail": f"no answer within {options.timeout} s"}, status_code=504)
+
+    @app.get("/health")
+    async def health() -> PlainTextResponse:
+        ready = state["batcher"] is not None
+        return PlainTextResponse("ok" if ready else "not ready", status_code=200 if ready else 503)
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        return {"model": record, "server": {"backend": "fastapi", **options.__dict__}}
+
+    @app.get("/metrics")
+    async def metrics() -> dict[str, Any]:
+        return {
+            **counters.snapshot(),
+            "max_batch_size": options.max_batch_size,
+            "batch_timeout": options.batch_timeout,
+        }
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for ``--workers N``: the folder and options travel in ``LITFORGE_SERVE_CONFIG``."""
+    config = json.loads(os.environ[CONFIG_ENV])
+    return create_app(Path(config.pop("folder")), ServeOptions(**config))
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def run(folder: Path, options: ServeOptions, host: str, port: int, log_level: str) -> None:
+    """Serve until SIGTERM / Ctrl+C; uvicorn stops accepting, finishes in-flight requests, then exits."""
+    import uvicorn
+
+    os.environ[CONFIG_ENV] = json.dumps({"folder": str(folder), **options.__dict__})
+    # uvicorn drains, then re-raises the SIGTERM it captured; this handler turns that into exit code 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.run(
+        "litforge.serve.fastapi_app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=options.workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,77 @@
+"""ASGI middleware that answers every bad ``POST /predict`` with a 4xx before it reaches a model worker.
+
+LitServe batches requests in the worker and fails a whole batch when one request's decoding raises, so
+validation happens here, in the HTTP process: body size (413), JSON (400), schema, row length, numbers,
+NaN/inf (422), row count (413). Valid bodies are replayed unchanged to LitServe, as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from litforge.serve.codecs import RequestError, RequestLimits, parse_body, validate
+
+
+class RequestGuard:
+    """Pure-ASGI middleware (``LitServer(middlewares=[(RequestGuard, {...})])``)."""
+
+    def __init__(self, app: ASGIApp, *, path: str, max_bytes: int, limits: RequestLimits) -> None:
+        self.app = app
+        self.path = path
+        self.max_bytes = max_bytes
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await self._read_body(scope, receive)
+            validate(parse_body(body), self.limits)
+        except RequestError as err:
+            await _reply(send, err.status, {"detail": err.message})
+            return
+        # The body is JSON whatever the client declared (``curl -d`` says form-urlencoded); tell LitServe so.
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise RequestError(413, f"body of {int(declared)} bytes; the limit is {self.max_bytes}")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestError(400, "client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise RequestError(413, f"body over {self.max_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _reply(send: Send, status: int, content: dict[str, Any]) -> None:
+    body = json.dumps(content).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,182 @@
+"""``litforge export``: artifacts from a trained digits run and a third-party module, verified; bad input."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from litforge.export.artifact import Artifact
+from litforge.export.loading import load_checkpoint
+from litforge.export.metadata import sha256
+
+FORMATS = ("onnx", "pt2", "torchscript")
+
+
+@pytest.fixture(scope="module")
+def digits_export(trained_digits_run: Path) -> Path:
+    from tests.conftest import run_cli
+
+    out = trained_digits_run / "export"
+    result = run_cli(
+        "export", "--ckpt", str(trained_digits_run / "checkpoints" / "best.ckpt"), cwd=trained_digits_run
+    )
+    assert result.returncode == 0, result.output
+    assert "parity" in result.stdout and "FAILED" not in result.stdout
+    return out
+
+
+def test_export_json_records_what_a_consumer_needs(digits_export: Path, trained_digits_run: Path) -> None:
+    record = json.loads((digits_export / "export.json").read_text())
+    assert set(record["formats"]) == set(FORMATS)
+    for name, entry in record["formats"].items():
+        assert entry["sha256"] == sha256(digits_export / entry["file"]), name
+        assert entry["parity"]["passed"]
+        cases = [c["case"] for c in entry["parity"]["cases"]]
+        assert cases[0].startswith("real batch") and cases[1:] == [
+            "random batch 1",
+            "random batch 7",
+            "random batch 64",
+        ]
+        assert all(c["max_abs_error"] <= 1e-3 and c["atol"] == 1e-5 for c in entry["parity"]["cases"])
+    assert record["formats"]["onnx"]["exporter"] == "dynamo"
+    assert record["formats"]["torchscript"]["deprecated"] is True
+    assert record["inputs"] == [{"name": "input", "dtype": "float32", "shape": ["batch", 64]}]
+    assert record["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}]
+    assert record["class_labels"] == [str(i) for i in range(10)]
+    normalization = record["preprocessing"]["normalization"]
+    assert len(normalization["mean"]) == 64 and len(normalization["std"]) == 64
+    assert record["source"]["checkpoint"] == str((trained_digits_run / "checkpoints" / "best.ckpt").resolve())
+    assert record["source"]["model_class"] == "litforge.models.Classifier"
+    assert record["versions"]["torch"] == importlib.metadata.version("torch")
+    assert record["versions"]["onnxruntime"] == importlib.metadata.version("onnxruntime")
+
+
+def test_reloaded_artifacts_match_eager_on_raw_pixels(digits_export: Path, trained_digits_run: Path) -> None:
+    module = load_checkpoint(trained_digits_run / "checkpoints" / "best.ckpt").module
+    rows = np.random.default_rng(1).integers(0, 17, size=(33, 64)).astype(np.float32)  # raw 0-16 pixels
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(rows)).numpy()
+    for name in FORMATS:
+        logits = Artifact.open(digits_export, name).logits(rows)
+        np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+THIRD_PARTY = '''
+import lightning as L
+import torch
+from torch import nn
+
+
+class TinyNet(L.LightningModule):
+    """Someone else's module: only example_input_array, no litforge hooks."""
+
+    def __init__(self, hidden: int = 8):
+        super().__init__()
+        self.save_hyperparameters()
+        self.layers = nn.Sequential(nn.Linear(64, hidden), nn.Tanh(), nn.Linear(hidden, 10))
+        self.example_input_array = torch.zeros(4, 64)
+
+    def forward(self, x):
+        return self.layers(x / 16.0)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+'''
+
+
+def test_third_party_module_exports_and_verifies(cli, tmp_path: Path, tiny_trainer_args: list[str]) -> None:
+    import os
+
+    (tmp_path / "thirdparty.py").write_text(textwrap.dedent(THIRD_PARTY))
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    fit = cli(
+        "fit",
+        "--model",
+        "thirdparty.TinyNet",
+        "--model.hidden",
+        "6",
+        *tiny_trainer_args,
+        "--run",
+        "t",
+        env=env,
+    )
+    assert fit.returncode == 0, fit.output
+    ckpt = tmp_path / "runs" / "tinynet" / "t" / "checkpoints" / "best.ckpt"
+    out = tmp_path / "exported"
+    result = cli("export", "--ckpt", str(ckpt), "--format", "onnx,pt2", "--out", str(out), env=env)
+    assert result.returncode == 0, result.output
+    record = json.loads((out / "export.json").read_text())
+    assert set(record["formats"]) == {"onnx", "pt2"}
+    assert record["source"]["model_class"] == "thirdparty.TinyNet"
+    assert record["preprocessing"]["normalization"] is None
+    assert all(entry["parity"]["passed"] for entry in record["formats"].values())
+
+
+def test_parity_failure_exits_1_with_figures(cli, tmp_path: Path) -> None:
+    """A traced branch on the batch size is frozen by TorchScript: parity catches it (exit 1)."""
+    import os
+
+    (tmp_path / "branchy.py").write_text(
+        textwrap.dedent(
+            """
+            import lightning as L
+            import torch
+
+            class Branchy(L.LightningModule):
+                def __init__(self):
+                    super().__init__()
+                    self.scale = torch.nn.Parameter(torch.ones(3))
+                    self.example_input_array = torch.ones(2, 3)
+
+                def forward(self, x):
+                    return x * self.scale if x.shape[0] > 1 else -x * self.scale
+            """
+        )
+    )
+    ckpt = tmp_path / "branchy.ckpt"
+    torch.save({"state_dict": {"scale": torch.ones(3)}, "hyper_parameters": {}}, ckpt)
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = cli(
+        "export", "--ckpt", str(ckpt), "--model-class", "branchy.Branchy", "--format", "torchscript", env=env
+    )
+    assert result.returncode == 1, result.output
+    assert "parity check failed for torchscript" in result.stderr
+    assert "random batch 1" in result.stderr and "max abs error" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no such checkpoint file"), (b"\x00not a checkpoint", "is not a readable checkpoint")],
+)
+def test_missing_or_corrupt_checkpoint_exits_2(
+    cli, tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    ckpt = tmp_path / "model.ckpt"
+    if content is not None:
+        ckpt.write_bytes(content)
+    result = cli("export", "--ckpt", str(ckpt))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_format_exits_2(cli, trained_digits_run: Path) -> None:
+    result = cli(
+        "export", "--ckpt", str(trained_digits_run / "checkpoints" / "best.ckpt"), "--format", "tflite"
+    )
+    assert result.returncode == 2
+    assert "unknown format tflite" in result.stderr

@@ -1,0 +1,116 @@
+"""The export extension contract: ``litforge_export_spec()`` with two inputs, dynamic batch and sequence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from litforge.cli.errors import UsageError
+from litforge.export.exporter import export_module
+from litforge.export.spec import export_spec
+
+
+class TwoInputTextModel(nn.Module):
+    """A stand-in for a Hugging Face classifier: token ids + attention mask -> logits."""
+
+    def __init__(self, vocab: int = 50, dim: int = 16, classes: int = 3) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(torch.float32)  # (B, T, 1)
+        pooled = (self.embed(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, D)
+        return self.head(pooled)
+
+    def litforge_export_spec(self) -> dict:
+        ids = torch.randint(1, 50, (4, 12), generator=torch.Generator().manual_seed(0))
+        mask = torch.ones(4, 12, dtype=torch.int64)
+        mask[1, 8:] = 0
+
+        def save_assets(out: Path) -> None:  # a real (tiny) WordPiece tokenizer, built offline
+            from transformers import BertTokenizerFast
+
+            vocab = out / "vocab.txt"
+            vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *(f"tok{i}" for i in range(46))]))
+            BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(str(out / "tokenizer"))
+            vocab.unlink()
+
+        return {
+            "inputs": (ids, mask),
+            "input_names": ["input_ids", "attention_mask"],
+            "output_names": ["logits"],
+            "dynamic_axes": {n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask")},
+            "request_format": "texts",
+            "save_assets": save_assets,
+        }
+
+
+def test_hook_module_exports_to_every_format_with_parity(tmp_path: Path) -> None:
+    result = export_module(TwoInputTextModel(), tmp_path, ["onnx", "pt2", "torchscript"])
+    assert result.failed == []
+    record = json.loads((tmp_path / "export.json").read_text())
+    assert record["request_format"] == "texts"
+    assert record["inputs"] == [
+        {"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]},
+        {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "sequence"]},
+    ]
+    assert record["outputs"][0]["shape"] == ["batch", 3]
+    assert "tokenizer/tokenizer.json" in [a["file"] for a in record["assets"]]
+    for entry in record["formats"].values():
+        cases = [c["case"] for c in entry["parity"]["cases"]]
+        # batch sizes 1, 7, 64 and a shorter sequence: the dynamic axes really are dynamic
+        assert cases == ["random batch 1", "random batch 7", "random batch 64", "random batch 7, sequence 6"]
+        assert entry["parity"]["passed"]
+
+
+def test_texts_are_tokenized_with_the_exported_tokenizer_and_batched(tmp_path: Path) -> None:
+    """What ``litforge serve`` does with {"texts": [...]}: one model call for several requests."""
+    from litforge.export.artifact import Artifact
+    from litforge.serve.inference import Counters, Decoded, infer
+
+    module = TwoInputTextModel().eval()
+    assert export_module(module, tmp_path, ["onnx"]).failed == []
+    artifact = Artifact.open(tmp_path, "onnx")
+    texts = ["tok1 tok2 tok3", "tok4", "tok5 tok6"]
+    encoded = artifact.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = module(encoded["input_ids"], encoded["attention_mask"]).softmax(-1)
+    counters = Counters()
+    answers = infer(artifact, [Decoded(texts[:2]), Decoded(texts[2:])], counters)
+    assert counters.snapshot() == {"requests": 2, "model_calls": 1, "rows": 3}
+    probabilities = [row for answer in answers for row in answer["probabilities"]]
+    torch.testing.assert_close(torch.tensor(probabilities), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_without_hook_example_input_array_is_used() -> None:
+    module = nn.Linear(5, 2)
+    module.example_input_array = torch.zeros(3, 5)
+    spec = export_spec(module)
+    assert spec.input_names == ["input"]
+    assert spec.dynamic_axes == {"input": {0: "batch"}}
+    assert spec.request_format == "features"
+
+
+def test_without_example_input_a_datamodule_batch_is_used() -> None:
+    spec = export_spec(nn.Linear(5, 2), data_batch=torch.rand(64, 5))
+    assert spec.inputs[0].shape == (2, 5)
+    assert spec.dynamic_axes == {"input": {0: "batch"}}
+
+
+def test_module_without_example_input_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="example_input_array"):
+        export_spec(nn.Linear(5, 2))
+
+
+def test_hook_with_unknown_request_format_is_a_usage_error() -> None:
+    class Bad(TwoInputTextModel):
+        def litforge_export_spec(self) -> dict:
+            return {**super().litforge_export_spec(), "request_format": "images"}
+
+    with pytest.raises(UsageError, match="request_format"):
+        export_spec(Bad())

@@ -1,0 +1,168 @@
+"""``litforge serve`` (both backends): a real server in a subprocess on a free loopback port.
+
+Health, predictions equal to the eager model, dynamic batching (fewer model calls than requests), a 4xx
+for every kind of bad request with the server healthy afterwards, and a graceful SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from litforge.export.loading import load_checkpoint
+
+STARTUP_S = 240  # generous: the CI machine is shared; startup is ~5 s when idle
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=["fastapi", "litserve"])
+def server(
+    request: pytest.FixtureRequest, trained_digits_run: Path, tmp_path_factory: pytest.TempPathFactory
+):
+    from tests.conftest import run_cli
+
+    out = trained_digits_run / "export-serve"
+    ckpt = trained_digits_run / "checkpoints" / "best.ckpt"
+    result = run_cli(
+        "export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(out), cwd=trained_digits_run
+    )
+    assert result.returncode == 0, result.output
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")
+    exe = Path(sys.executable).with_name("litforge")
+    process = subprocess.Popen(
+        [str(exe), "serve", str(out), "--port", str(port), "--max-batch-size", "16", "--batch-timeout", "0.2",
+         "--max-rows", "32", "--max-body-bytes", "65536", "--threads", "1", "--backend", request.param],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, _log(log)
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail(f"server did not become healthy in {STARTUP_S} s:\n{_log(log)}")
+    yield {"base": base, "process": process, "run": trained_digits_run, "log": log}
+    if process.poll() is None:
+        process.kill()
+        process.wait(30)
+
+
+def _log(handle) -> str:
+    handle.flush()
+    handle.seek(0)
+    return handle.read()[-4000:]
+
+
+def _rows(n: int, seed: int = 0) -> list[list[float]]:
+    return np.random.default_rng(seed).integers(0, 17, size=(n, 64)).astype(float).tolist()
+
+
+def test_health_info_and_predictions_equal_eager(server) -> None:
+    assert httpx.get(f"{server['base']}/health").status_code == 200
+    assert httpx.get(f"{server['base']}/health").text == "ok"
+    info = httpx.get(f"{server['base']}/info").json()
+    assert info["model"]["inputs"][0]["shape"] == ["batch", 64]
+    rows = _rows(10)
+    response = httpx.post(f"{server['base']}/predict", json={"inputs": rows}, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    module = load_checkpoint(server["run"] / "checkpoints" / "best.ckpt").module
+    with torch.inference_mode():
+        probabilities = module(torch.tensor(rows, dtype=torch.float32)).softmax(-1).numpy()
+    assert body["predictions"] == probabilities.argmax(-1).tolist()
+    np.testing.assert_allclose(body["probabilities"], probabilities, atol=1e-5)
+    assert body["labels"] == [str(p) for p in body["predictions"]]
+
+
+def test_concurrent_requests_are_batched(server) -> None:
+    before = httpx.get(f"{server['base']}/metrics").json()
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(
+            pool.map(
+                lambda i: httpx.post(f"{server['base']}/predict", json={"inputs": _rows(1, i)}, timeout=60),
+                range(32),
+            )
+        )
+    assert all(r.status_code == 200 for r in responses)
+    after = httpx.get(f"{server['base']}/metrics").json()
+    requests = after["requests"] - before["requests"]
+    calls = after["model_calls"] - before["model_calls"]
+    assert requests == 32
+    assert calls < requests, f"{calls} model calls for {requests} requests: no batching"
+
+
+def _row(value: object) -> str:
+    return "[" + ",".join([json.dumps(value) if not isinstance(value, str) else value] + ["1"] * 63) + "]"
+
+
+BAD_REQUESTS = {
+    "not json": (b"{inputs: [", 400),
+    "empty body": (b"", 400),
+    "missing inputs": (b'{"rows": [[1, 2]]}', 422),
+    "not an object": (b"[1, 2, 3]", 422),
+    "empty inputs": (b'{"inputs": []}', 422),
+    "wrong row length": (b'{"inputs": [[1, 2, 3]]}', 422),
+    "non-numeric value": (('{"inputs": [' + _row('"seven"') + "]}").encode(), 422),
+    "boolean value": (('{"inputs": [' + _row("true") + "]}").encode(), 422),
+    "NaN": (('{"inputs": [' + _row("NaN") + "]}").encode(), 422),
+    "infinity": (('{"inputs": [' + _row("-Infinity") + "]}").encode(), 422),
+    "too many rows": (json.dumps({"inputs": [[1] * 64] * 33}).encode(), 413),
+    "body over the limit": (b'{"inputs": [' + b" " * 70_000 + b"]}", 413),
+    "huge integer": (('{"inputs": [' + _row("1" + "0" * 5000) + "]}").encode(), 400),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_REQUESTS))
+def test_bad_request_gets_4xx_and_server_stays_healthy(server, name: str) -> None:
+    body, status = BAD_REQUESTS[name]
+    response = httpx.post(f"{server['base']}/predict", content=body, timeout=30)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+    assert httpx.get(f"{server['base']}/health").status_code == 200
+    good = httpx.post(f"{server['base']}/predict", json={"inputs": _rows(1)}, timeout=30)
+    assert good.status_code == 200
+
+
+def test_sigterm_answers_in_flight_requests_then_exits(server) -> None:
+    """Requests waiting in the 0.2 s batch window when SIGTERM arrives are still answered; exit code 0."""
+    ready = threading.Barrier(5)
+
+    def in_flight(seed: int) -> int:
+        with httpx.Client(base_url=server["base"], timeout=60) as client:
+            assert client.get("/health").status_code == 200  # the keep-alive connection is accepted
+            ready.wait()
+            return client.post("/predict", json={"inputs": _rows(1, seed)}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(in_flight, i) for i in range(4)]
+        ready.wait(timeout=60)
+        time.sleep(0.1)  # the requests are sent and wait for their batch
+        server["process"].send_signal(signal.SIGTERM)
+        statuses = [f.result() for f in futures]
+    assert statuses == [200] * 4
+    assert server["process"].wait(timeout=90) == 0, _log(server["log"])
