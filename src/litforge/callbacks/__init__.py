@@ -1,7 +1,8 @@
 """Callbacks litforge adds to every run; each is usable on its own with a plain ``Trainer``."""
 
 from litforge.callbacks.learning_curves import LearningCurves
+from litforge.callbacks.perf_summary import PerfSummary
 from litforge.callbacks.plain_progress import PlainProgressBar
 from litforge.callbacks.prediction_writer import CSVPredictionWriter
 
-__all__ = ["CSVPredictionWriter", "LearningCurves", "PlainProgressBar"]
+__all__ = ["CSVPredictionWriter", "LearningCurves", "PerfSummary", "PlainProgressBar"]

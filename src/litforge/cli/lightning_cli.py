@@ -19,8 +19,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from litforge.callbacks import CSVPredictionWriter, LearningCurves, PlainProgressBar
+from litforge.callbacks import CSVPredictionWriter, LearningCurves, PerfSummary, PlainProgressBar
 from litforge.cli.errors import UsageError
+from litforge.profiling import run_folder_profiler
 from litforge.resilience import AtomicCheckpointIO
 from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
 
@@ -182,6 +183,10 @@ class LitforgeCLI(LightningCLI):
         kwargs["callbacks"] = callbacks
         if trainer_config.get("logger") in (None, True):
             kwargs["logger"] = default_loggers(self.run_dir, self.subcommand or "fit")
+        if trainer_config.get("profiler") is not None:
+            kwargs["profiler"] = run_folder_profiler(
+                trainer_config["profiler"], self.run_dir.path / "profiler"
+            )
         plugins = _as_list(trainer_config.get("plugins"))
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
@@ -197,6 +202,8 @@ class LitforgeCLI(LightningCLI):
             extra.append(RichProgressBar() if sys.stdout.isatty() else PlainProgressBar())
         if self.subcommand == "fit":
             extra.append(LearningCurves())
+            if not _has(given, PerfSummary):
+                extra.append(PerfSummary(run.path / "perf.json"))
         if self.subcommand == "predict":
             extra.append(CSVPredictionWriter(run.path / "predictions.csv"))
         return extra
