@@ -76,6 +76,11 @@ class TensorBatchLoader:
 
     # -- iteration -------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[list[torch.Tensor]]:
+        # Lazy: nothing is drawn until the first batch is asked for (Lightning calls iter() to check
+        # that a loader is iterable and throws that iterator away).
+        return self._epoch()
+
+    def _epoch(self) -> Iterator[list[torch.Tensor]]:
         skip = self._restore() if self._resume is not None else 0
         if skip == 0:
             self._epochs_started += 1
@@ -90,8 +95,7 @@ class TensorBatchLoader:
                 order = torch.randperm(self.num_samples, generator=self.generator)  # (N,)
                 _draw_base_seed(self.generator)
                 batches = self._gathered(order, skip, len(self))
-        self._yielded = skip
-        return self._handed_out(batches, skip)
+        yield from self._handed_out(batches, skip)
 
     def _restore(self) -> int:
         """Apply a loaded state; return how many batches of the restored epoch were already consumed."""
