@@ -1,7 +1,7 @@
 """Whole-process wall time of the same training three ways: a hand-written PyTorch loop, a plain
 Lightning ``Trainer`` and ``litforge fit``, plus a scaling table of ``litforge fit`` over data sizes.
 
-python benchmarks/overhead.py                          # 60k samples, 3 epochs, 3 interleaved repeats
+python benchmarks/overhead.py                          # 60k samples, 2 epochs, 3 interleaved repeats
 python benchmarks/overhead.py --repeats 5 --threads 1  # what docs/performance.md reports
 python benchmarks/overhead.py --scaling 10000,60000,240000 --scaling-variants litforge,handwritten
 
@@ -215,14 +215,15 @@ def measure(variants: list[str], samples: int, epochs: int, repeats: int, env: d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=60_000)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--threads", type=int, default=None, help="OMP_NUM_THREADS for every run (default: inherit)"
     )
     parser.add_argument("--scaling", default="10000,60000,240000", help="sample counts; '' skips the table")
     parser.add_argument("--scaling-variants", default="litforge")
-    parser.add_argument("--scaling-repeats", type=int, default=2)
+    parser.add_argument("--scaling-repeats", type=int, default=1)
+    parser.add_argument("--scaling-epochs", type=int, default=1)
     parser.add_argument("--child", choices=("handwritten", "lightning"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,7 +241,9 @@ def main() -> None:
     main_table = measure(list(VARIANTS), args.samples, args.epochs, args.repeats, env)
     scaling_sizes = [int(s) for s in args.scaling.split(",") if s]
     scaling_variants = [v for v in args.scaling_variants.split(",") if v]
-    scaling = {n: measure(scaling_variants, n, args.epochs, args.scaling_repeats, env) for n in scaling_sizes}
+    scaling = {
+        n: measure(scaling_variants, n, args.scaling_epochs, args.scaling_repeats, env) for n in scaling_sizes
+    }
 
     base = main_table["handwritten"]["wall_s_median"]
     print(
@@ -259,7 +262,9 @@ def main() -> None:
         )
         for n, rows in scaling.items():
             lit = rows.get("litforge", {})
-            per_sample = lit["train_s_median"] / (n * 0.7 * args.epochs) * 1e6 if lit else float("nan")
+            per_sample = (
+                lit["train_s_median"] / (n * 0.7 * args.scaling_epochs) * 1e6 if lit else float("nan")
+            )
             walls = " ".join(f"{rows[v]['wall_s_median']:>20.2f}" for v in scaling_variants)
             print(f"{n:>8} {walls} {lit.get('train_s_median', float('nan')):>17.2f} {per_sample:>10.1f}")
 
@@ -267,6 +272,7 @@ def main() -> None:
     record = {
         "samples": args.samples,
         "epochs": args.epochs,
+        "scaling_epochs": args.scaling_epochs,
         "repeats": args.repeats,
         "threads": args.threads,
         "cpu_count": os.cpu_count(),
