@@ -182,3 +182,17 @@ def test_trainer_resumes_mid_epoch_with_the_same_batches(tmp_path: Path, fast_pa
 
 def test_fast_and_standard_paths_train_on_the_same_batches(tmp_path: Path) -> None:
     assert _fit(tmp_path / "fast", True) == _fit(tmp_path / "standard", False)
+
+
+def test_prefetch_to_device_counts_only_handed_out_batches() -> None:
+    """With a device, batch i + 1 is copied ahead of time, but the resume position counts batch i."""
+    x, y = _data(50)
+    loader = TensorBatchLoader(
+        x, y, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(1), device="meta"
+    )
+    iterator = iter(loader)
+    first = [next(iterator) for _ in range(3)]
+    assert all(t.device.type == "meta" for batch in first for t in batch)
+    assert [batch[0].shape[0] for batch in first] == [8, 8, 8]
+    assert loader.state_dict()["yielded"] == 3
+    assert sum(1 for _ in iterator) == len(loader) - 3

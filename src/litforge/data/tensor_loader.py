@@ -81,9 +81,10 @@ class TensorBatchLoader:
         return self._epoch()
 
     def _epoch(self) -> Iterator[list[torch.Tensor]]:
-        skip = self._restore() if self._resume is not None else 0
-        if skip == 0:
+        skip = self._restore() if self._resume is not None else None
+        if skip is None:  # a new epoch (not the rest of a restored one)
             self._epochs_started += 1
+            skip = 0
         if not self.shuffle:
             batches = self._gathered(None, skip, len(self))
         else:
@@ -97,8 +98,9 @@ class TensorBatchLoader:
                 batches = self._gathered(order, skip, len(self))
         yield from self._handed_out(batches, skip)
 
-    def _restore(self) -> int:
-        """Apply a loaded state; return how many batches of the restored epoch were already consumed."""
+    def _restore(self) -> int | None:
+        """Apply a loaded state; return how many batches of the restored epoch were already consumed,
+        or ``None`` when that epoch was finished and a new one starts."""
         state, self._resume = self._resume, None
         assert state is not None
         self._epochs_started = state["epochs_started"]
@@ -108,7 +110,7 @@ class TensorBatchLoader:
             return int(state["yielded"])
         if state["rng"] is not None:
             self.generator.set_state(state["rng"])  # the epoch was finished: the next one starts here
-        return 0
+        return None
 
     def _gathered(self, order: torch.Tensor | None, start: int, stop: int) -> Iterator[list[torch.Tensor]]:
         size = self.batch_size
