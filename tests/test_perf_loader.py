@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from litforge.data import SyntheticDataModule
+from litforge.data.seeded_sampler import SeededRandomSampler
 from litforge.data.tensor_loader import TensorBatchLoader
 
 EPOCHS = 3
@@ -47,14 +48,19 @@ def test_shuffled_batches_equal_stateful_dataloader(n: int, batch_size: int) -> 
         )
     )
     fast = TensorBatchLoader(
-        x, y, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(5)
+        x,
+        y,
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(5),
+        rng_order="torchdata",
     )
     _assert_same(_epochs(fast), expected)
     assert len(fast) == len(expected[0])
 
 
-@pytest.mark.parametrize("n, batch_size", [(103, 10), (100, 10)])
-def test_torch_order_equals_torch_dataloader(n: int, batch_size: int) -> None:
+@pytest.mark.parametrize("n, batch_size", [(103, 10), (100, 10), (7, 16)])
+def test_shuffled_batches_equal_torch_dataloader(n: int, batch_size: int) -> None:
     x, y = _data(n)
     expected = _epochs(
         DataLoader(
@@ -110,12 +116,20 @@ def test_state_dict_resumes_where_it_stopped(stop_at: int) -> None:
 
 
 def test_datamodule_chooses_fast_path_and_standard_path() -> None:
+    """Both paths yield the batches of ``DataLoader(TensorDataset, shuffle=True, generator=seed)``."""
     kwargs = {"num_samples": 200, "num_features": 4}
     assert isinstance(SyntheticDataModule(**kwargs).train_dataloader(), TensorBatchLoader)
     assert isinstance(SyntheticDataModule(**kwargs, fast_path=False).train_dataloader(), StatefulDataLoader)
     workers = SyntheticDataModule(**kwargs, num_workers=1).train_dataloader()
     assert isinstance(workers, StatefulDataLoader) and workers.num_workers == 1
     fast, standard = (SyntheticDataModule(**kwargs, fast_path=f) for f in (True, False))
+    reference = DataLoader(
+        TensorDataset(fast.train_x, fast.train_y),
+        batch_size=fast.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(fast.seed),
+    )
+    _assert_same(_epochs(fast.train_dataloader()), _epochs(reference))
     for split in ("train", "val", "test"):
         _assert_same(
             _epochs(getattr(fast, f"{split}_dataloader")(), 2),
@@ -159,25 +173,17 @@ def _fit(tmp_path: Path, fast_path: bool, callbacks=(), ckpt_path: str | None = 
     return model.seen
 
 
-STATEFUL_EPOCH_BOUNDARY = pytest.mark.xfail(
-    strict=True,
-    reason="torchdata 0.11 StatefulDataLoader: after a mid-epoch restore the shuffle generator skips the "
-    "base-seed draw, so the epochs after the resumed one differ (the resumed epoch itself is exact)",
-)
-
-
-@pytest.mark.parametrize(
-    "fast_path", [True, pytest.param(False, marks=STATEFUL_EPOCH_BOUNDARY)], ids=["fast", "standard"]
-)
-def test_trainer_resumes_mid_epoch_with_the_same_batches(tmp_path: Path, fast_path: bool) -> None:
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "standard"])
+@pytest.mark.parametrize("step", [13, 9], ids=["mid-epoch", "epoch-end"])  # 9 batches per epoch
+def test_trainer_resumes_with_the_same_batches(tmp_path: Path, fast_path: bool, step: int) -> None:
     uninterrupted = _fit(tmp_path / "a", fast_path)
     assert len(uninterrupted) == EPOCHS * 9  # 140 training samples / 16 -> 9 batches per epoch
     saver = ModelCheckpoint(
-        dirpath=tmp_path / "ckpt", filename="{step}", every_n_train_steps=13, save_top_k=-1
+        dirpath=tmp_path / "ckpt", filename="{step}", every_n_train_steps=step, save_top_k=-1
     )
     _fit(tmp_path / "b", fast_path, callbacks=[saver])
-    resumed = _fit(tmp_path / "c", fast_path, ckpt_path=str(tmp_path / "ckpt" / "step=13.ckpt"))
-    assert resumed == uninterrupted[13:]
+    resumed = _fit(tmp_path / "c", fast_path, ckpt_path=str(tmp_path / "ckpt" / f"step={step}.ckpt"))
+    assert resumed == uninterrupted[step:]
 
 
 def test_fast_and_standard_paths_train_on_the_same_batches(tmp_path: Path) -> None:
@@ -196,3 +202,30 @@ def test_prefetch_to_device_counts_only_handed_out_batches() -> None:
     assert [batch[0].shape[0] for batch in first] == [8, 8, 8]
     assert loader.state_dict()["yielded"] == 3
     assert sum(1 for _ in iterator) == len(loader) - 3
+
+
+@pytest.mark.parametrize("stop_at", [0, 4, 11])  # before the first batch, mid-epoch, after the last batch
+def test_standard_path_sampler_resumes_where_it_stopped(stop_at: int) -> None:
+    x, y = _data(103)
+
+    def loader() -> StatefulDataLoader:
+        generator = torch.Generator().manual_seed(9)
+        return StatefulDataLoader(
+            TensorDataset(x, y),
+            batch_size=10,
+            sampler=SeededRandomSampler(103, generator),
+            generator=generator,
+        )
+
+    expected = [[b[1].tolist() for b in epoch] for epoch in _epochs(loader())]
+    first = loader()
+    iterator = iter(first)
+    for _ in range(stop_at):
+        next(iterator)
+    resumed = loader()
+    resumed.load_state_dict(first.state_dict())
+    rest = [[b[1].tolist() for b in epoch] for epoch in _epochs(resumed, 2)]
+    if stop_at < 11:
+        assert rest == [expected[0][stop_at:], expected[1]]
+    else:
+        assert rest == expected[1:3]

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from litforge.data.seeded_sampler import SeededRandomSampler
 from litforge.data.tensor_loader import TensorBatchLoader
 
 
@@ -114,13 +115,14 @@ class InMemoryDataModule(L.LightningDataModule):
                 batch_size=self.batch_size,
                 shuffle=shuffle,
                 generator=generator,
+                rng_order="torch",
                 pin_memory=self.pin_memory,
                 device=device,
             )
         return StatefulDataLoader(
             TensorDataset(x, y),
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=SeededRandomSampler(len(x), generator) if generator is not None else None,
             generator=generator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

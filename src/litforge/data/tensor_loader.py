@@ -6,8 +6,8 @@ litforge fit --data.fast_path false                                 # the standa
 
 ``TensorBatchLoader(x, y, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(42))``
 yields exactly the batches (as ``[x_batch, y_batch]`` lists, in the same order, epoch after epoch) of
-``StatefulDataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=<same seed>)``, or,
-with ``rng_order="torch"``, of ``torch.utils.data.DataLoader`` with the same arguments. Its
+``torch.utils.data.DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=<same seed>)``,
+or, with ``rng_order="torchdata"``, of torchdata's ``StatefulDataLoader`` with the same arguments. Its
 ``state_dict()``/``load_state_dict()`` let Lightning (>= 2.2) save and restore its position mid-epoch.
 """
 
@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
+
+from litforge.data.seeded_sampler import draw_base_seed
 
 RngOrder = Literal["torchdata", "torch"]
 
@@ -30,9 +32,9 @@ class TensorBatchLoader:
         batch_size: samples per batch; the last batch may be smaller.
         shuffle: a new permutation of the samples every epoch (drawn from ``generator``).
         generator: the random generator of the shuffle order (seed it for reproducible runs).
-        rng_order: whose draws to reproduce: ``torchdata`` (``StatefulDataLoader``: the permutation,
-            then the worker base seed, at the start of each epoch) or ``torch`` (``DataLoader``: the base
-            seed, the permutation, and one more permutation when its ``RandomSampler`` runs out).
+        rng_order: whose draws to reproduce: ``torch`` (``DataLoader``: the worker base seed, the
+            permutation, and one more permutation when its ``RandomSampler`` runs out) or ``torchdata``
+            (``StatefulDataLoader`` with its own sampler: the permutation, then the base seed).
         pin_memory: put each batch in page-locked memory (faster, asynchronous copies to a GPU).
         device: move each batch to this device one batch ahead (``non_blocking``), so that the copy
             overlaps with the step that is running; ``None`` leaves batches where the data is.
@@ -44,7 +46,7 @@ class TensorBatchLoader:
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
-        rng_order: RngOrder = "torchdata",
+        rng_order: RngOrder = "torch",
         pin_memory: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
@@ -90,11 +92,11 @@ class TensorBatchLoader:
         else:
             self._epoch_start_rng = self.generator.get_state()
             if self.rng_order == "torch":
-                _draw_base_seed(self.generator)
+                draw_base_seed(self.generator)
                 batches = self._torch_order(skip)
             else:
                 order = torch.randperm(self.num_samples, generator=self.generator)  # (N,)
-                _draw_base_seed(self.generator)
+                draw_base_seed(self.generator)
                 batches = self._gathered(order, skip, len(self))
         yield from self._handed_out(batches, skip)
 
@@ -161,11 +163,6 @@ def _one_ahead(batches: Iterator[list[torch.Tensor]], device: torch.device) -> I
         pending = moved
     if pending is not None:
         yield pending
-
-
-def _draw_base_seed(generator: torch.Generator) -> None:
-    """The worker base seed every ``DataLoader`` iterator draws from the shuffle generator."""
-    torch.empty((), dtype=torch.int64).random_(generator=generator)
 
 
 def _fresh_generator() -> torch.Generator:
