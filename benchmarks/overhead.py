@@ -7,7 +7,8 @@ python benchmarks/overhead.py --scaling 10000,60000,240000 --scaling-variants li
 
 Same model (MLP 784-256-10, Adam lr 1e-3, inputs standardised inside the model), same data
 (``SyntheticDataModule``: N x 784, 10 classes, noise 20, seed 42, the same train/val split), batch 64, same epochs,
-one validation pass per epoch. Each run is a fresh process timed from start to exit; variants are
+one validation pass per epoch. ``litforge-fused`` is ``litforge fit --model.fused true`` (Adam's fused
+kernel; the other three use the default ``torch.optim.Adam``). Each run is a fresh process timed from start to exit; variants are
 interleaved within each repeat so that machine load hits them alike; medians and ratios are reported,
 with the final validation accuracy (macro average, as litforge logs it). Writes
 ``benchmarks/results/overhead.json``.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "overhead.json"
-VARIANTS = ("handwritten", "lightning", "litforge")
+VARIANTS = ("handwritten", "lightning", "litforge", "litforge-fused")  # the last: --model.fused true
 FEATURES, CLASSES, HIDDEN, BATCH, LR, SEED = 784, 10, 256, 64, 1e-3, 42
 NOISE = 20.0  # class overlap, so that accuracy is informative (noise 1 separates 784-d clusters perfectly)
 
@@ -168,8 +169,9 @@ def time_one(variant: str, samples: int, epochs: int, env: dict[str, str]) -> di
     """Run one variant in a fresh process; wall time from spawn to exit, and its final accuracy."""
     with tempfile.TemporaryDirectory(prefix=f"overhead-{variant}-") as tmp:
         workdir = Path(tmp)
-        if variant == "litforge":
+        if variant.startswith("litforge"):
             command = litforge_command(samples, epochs, workdir)
+            command += ["--model.fused", "true"] if variant == "litforge-fused" else []
         else:
             command = [sys.executable, __file__, "--child", variant, "--samples", str(samples)]
             command += ["--epochs", str(epochs), "--workdir", str(workdir)]
@@ -180,7 +182,7 @@ def time_one(variant: str, samples: int, epochs: int, env: dict[str, str]) -> di
             raise SystemExit(
                 f"{variant} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
             )
-        if variant == "litforge":
+        if variant.startswith("litforge"):
             accuracy = litforge_accuracy(workdir)
             perf = json.loads(next(workdir.glob("*/bench/perf.json")).read_text())
             return {"wall_s": wall, "val_acc": accuracy, "train_s": perf["train_s"]}
@@ -251,7 +253,7 @@ def main() -> None:
     )
     for variant, row in main_table.items():
         print(
-            f"{variant:<12} {row['wall_s_median']:>16.2f} {row['wall_s_median'] / base:>15.2f} "
+            f"{variant:<15} {row['wall_s_median']:>16.2f} {row['wall_s_median'] / base:>15.2f} "
             f"{row['wall_s_median'] / main_table['lightning']['wall_s_median']:>12.2f} {row['val_acc_median']:>8.4f}"
         )
     if scaling:
