@@ -229,3 +229,16 @@ def test_standard_path_sampler_resumes_where_it_stopped(stop_at: int) -> None:
         assert rest == [expected[0][stop_at:], expected[1]]
     else:
         assert rest == expected[1:3]
+
+
+def test_several_devices_use_a_plain_shuffling_loader_for_lightning_to_shard() -> None:
+    from types import SimpleNamespace
+
+    data = SyntheticDataModule(num_samples=200, num_features=4)
+    data.trainer = SimpleNamespace(world_size=2)
+    loader = data.train_dataloader()
+    assert isinstance(loader, StatefulDataLoader)
+    # shuffle=True with the default random sampler: Lightning swaps in a shuffling DistributedSampler
+    assert type(loader.sampler).__name__ == "RandomSampler" and not isinstance(
+        loader.sampler, SeededRandomSampler
+    )

@@ -119,10 +119,16 @@ class InMemoryDataModule(L.LightningDataModule):
                 pin_memory=self.pin_memory,
                 device=device,
             )
+        # One device: a sampler that draws like torch's, so both paths agree batch for batch. Several:
+        # plain shuffle=True, which Lightning recognises and replaces with a shuffling DistributedSampler.
+        sampler = (
+            SeededRandomSampler(len(x), generator) if generator is not None and self._single_device else None
+        )
         return StatefulDataLoader(
             TensorDataset(x, y),
             batch_size=self.batch_size,
-            sampler=SeededRandomSampler(len(x), generator) if generator is not None else None,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             generator=generator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -130,11 +136,13 @@ class InMemoryDataModule(L.LightningDataModule):
         )
 
     @property
+    def _single_device(self) -> bool:
+        return self.trainer is None or self.trainer.world_size == 1
+
+    @property
     def uses_fast_path(self) -> bool:
         """The fast path needs in-process loading on one device (several devices shard with a sampler)."""
-        trainer = self.trainer
-        single_device = trainer is None or trainer.world_size == 1
-        return self.fast_path and self.num_workers == 0 and single_device
+        return self.fast_path and self.num_workers == 0 and self._single_device
 
     def train_dataloader(self) -> TensorBatchLoader | StatefulDataLoader:
         return self._loader(self.train_x, self.train_y, shuffle=True)
