@@ -1,8 +1,9 @@
 """Callbacks litforge adds to every run; each is usable on its own with a plain ``Trainer``."""
 
 from litforge.callbacks.learning_curves import LearningCurves
+from litforge.callbacks.perf_summary import PerfSummary
 from litforge.callbacks.plain_progress import PlainProgressBar
 from litforge.callbacks.prediction_writer import CSVPredictionWriter
 from litforge.callbacks.rich_progress import RunProgressBar
 
-__all__ = ["CSVPredictionWriter", "LearningCurves", "PlainProgressBar", "RunProgressBar"]
+__all__ = ["CSVPredictionWriter", "LearningCurves", "PerfSummary", "PlainProgressBar", "RunProgressBar"]

@@ -29,7 +29,10 @@ class PlainProgressBar(ProgressBar):
             print(text, file=sys.stdout, flush=True)
 
     def _metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
-        metrics = self.get_metrics(trainer, pl_module)
+        # Epoch means (e.g. train_loss_epoch) too: models keep per-step values off the progress bar,
+        # where Lightning would turn them into Python numbers (a host sync) after every batch.
+        epoch_means = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_epoch")}
+        metrics = {**epoch_means, **self.get_metrics(trainer, pl_module)}
         metrics.pop("v_num", None)
         return " ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())

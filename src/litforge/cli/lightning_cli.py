@@ -22,8 +22,15 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from litforge.callbacks import CSVPredictionWriter, LearningCurves, PlainProgressBar, RunProgressBar
+from litforge.callbacks import (
+    CSVPredictionWriter,
+    LearningCurves,
+    PerfSummary,
+    PlainProgressBar,
+    RunProgressBar,
+)
 from litforge.cli.errors import LitforgeError, UsageError
+from litforge.profiling import run_folder_profiler
 from litforge.resilience import AtomicCheckpointIO
 from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
 
@@ -275,6 +282,10 @@ class LitforgeCLI(LightningCLI):
             extra = [] if configured in (None, True) else _as_list(configured)
             # TensorBoard + CSV first: they keep the run folder as ``trainer.log_dir`` next to any tracker.
             kwargs["logger"] = [d for d in defaults if not _has(extra, type(d))] + extra
+        if trainer_config.get("profiler") is not None:
+            kwargs["profiler"] = run_folder_profiler(
+                trainer_config["profiler"], self.run_dir.path / "profiler"
+            )
         plugins = _as_list(trainer_config.get("plugins"))
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
@@ -290,6 +301,8 @@ class LitforgeCLI(LightningCLI):
             extra.append(RunProgressBar() if sys.stdout.isatty() else PlainProgressBar())
         if self.subcommand == "fit":
             extra.append(LearningCurves())
+            if not _has(given, PerfSummary):
+                extra.append(PerfSummary(run.path / "perf.json"))
         if self.subcommand == "predict":
             extra.append(CSVPredictionWriter(run.path / "predictions.csv"))
         return extra

@@ -34,11 +34,24 @@ class CSVDataModule(InMemoryDataModule):
         test_fraction: float = 0.15,
         seed: int = 42,
         normalize: bool = True,
+        fast_path: bool = True,
+        pin_memory: bool = False,
+        prefetch_to_device: bool = False,
     ) -> None:
         self.path = Path(path)
         self.label_column = label_column
         self.feature_columns = feature_columns
-        super().__init__(batch_size, num_workers, val_fraction, test_fraction, seed, normalize)
+        super().__init__(
+            batch_size,
+            num_workers,
+            val_fraction,
+            test_fraction,
+            seed,
+            normalize,
+            fast_path=fast_path,
+            pin_memory=pin_memory,
+            prefetch_to_device=prefetch_to_device,
+        )
 
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         if not self.path.is_file():

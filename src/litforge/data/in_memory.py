@@ -2,7 +2,9 @@
 
 Subclasses implement ``load_arrays()``; this class makes the deterministic train/val/test split,
 computes the normalisation statistics on the training split (the model applies them, so exported
-models take raw inputs) and builds the loaders.
+models take raw inputs) and builds the loaders: the fast path (``TensorBatchLoader``, whole-batch
+indexing) by default, torchdata's ``StatefulDataLoader`` with ``fast_path: false``, worker processes or
+several devices. Both are resumable mid-epoch and yield the same batches in the same order.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from litforge.data.seeded_sampler import SeededRandomSampler
+from litforge.data.tensor_loader import TensorBatchLoader
 
 
 class InMemoryDataModule(L.LightningDataModule):
@@ -23,6 +29,10 @@ class InMemoryDataModule(L.LightningDataModule):
         test_fraction: share of samples held out for testing.
         seed: seed of the split permutation and of the training shuffle order.
         normalize: expose per-feature mean/std of the training split for the model to apply.
+        fast_path: batches by whole-batch tensor indexing (``TensorBatchLoader``) instead of per-sample
+            ``__getitem__`` + collate; used when ``num_workers`` is 0 on a single device.
+        pin_memory: page-locked batches for faster host-to-GPU copies (ignored without CUDA).
+        prefetch_to_device: (fast path) copy the next batch to the training device while a step runs.
     """
 
     def __init__(
@@ -33,6 +43,9 @@ class InMemoryDataModule(L.LightningDataModule):
         test_fraction: float = 0.15,
         seed: int = 42,
         normalize: bool = True,
+        fast_path: bool = True,
+        pin_memory: bool = False,
+        prefetch_to_device: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -48,6 +61,9 @@ class InMemoryDataModule(L.LightningDataModule):
         self.test_fraction = test_fraction
         self.seed = seed
         self.normalize = normalize
+        self.fast_path = fast_path
+        self.pin_memory = pin_memory
+        self.prefetch_to_device = prefetch_to_device
         features, labels, self.class_names = self.load_arrays()
         self._split(torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels, dtype=torch.long))
 
@@ -86,25 +102,56 @@ class InMemoryDataModule(L.LightningDataModule):
         self.val_x, self.val_y = features[val_idx], labels[val_idx]
         self.test_x, self.test_y = features[test_idx], labels[test_idx]
 
-    def _loader(self, x: torch.Tensor, y: torch.Tensor, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, x: torch.Tensor, y: torch.Tensor, shuffle: bool
+    ) -> TensorBatchLoader | StatefulDataLoader:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
+        if self.uses_fast_path:
+            trainer = self.trainer
+            device = trainer.strategy.root_device if trainer is not None and self.prefetch_to_device else None
+            return TensorBatchLoader(
+                x,
+                y,
+                batch_size=self.batch_size,
+                shuffle=shuffle,
+                generator=generator,
+                rng_order="torch",
+                pin_memory=self.pin_memory,
+                device=device,
+            )
+        # One device: a sampler that draws like torch's, so both paths agree batch for batch. Several:
+        # plain shuffle=True, which Lightning recognises and replaces with a shuffling DistributedSampler.
+        sampler = (
+            SeededRandomSampler(len(x), generator) if generator is not None and self._single_device else None
+        )
+        return StatefulDataLoader(
             TensorDataset(x, y),
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             generator=generator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
         )
 
-    def train_dataloader(self) -> DataLoader:
+    @property
+    def _single_device(self) -> bool:
+        return self.trainer is None or self.trainer.world_size == 1
+
+    @property
+    def uses_fast_path(self) -> bool:
+        """The fast path needs in-process loading on one device (several devices shard with a sampler)."""
+        return self.fast_path and self.num_workers == 0 and self._single_device
+
+    def train_dataloader(self) -> TensorBatchLoader | StatefulDataLoader:
         return self._loader(self.train_x, self.train_y, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> TensorBatchLoader | StatefulDataLoader:
         return self._loader(self.val_x, self.val_y, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> TensorBatchLoader | StatefulDataLoader:
         return self._loader(self.test_x, self.test_y, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> TensorBatchLoader | StatefulDataLoader:
         return self._loader(self.test_x, self.test_y, shuffle=False)

@@ -33,11 +33,24 @@ class SyntheticDataModule(InMemoryDataModule):
         test_fraction: float = 0.15,
         seed: int = 42,
         normalize: bool = True,
+        fast_path: bool = True,
+        pin_memory: bool = False,
+        prefetch_to_device: bool = False,
     ) -> None:
         if num_samples < 1 or num_features < 1 or num_classes < 2:
             raise ValueError("num_samples and num_features must be >= 1 and num_classes >= 2")
         self._shape = (num_samples, num_features, num_classes, noise)
-        super().__init__(batch_size, num_workers, val_fraction, test_fraction, seed, normalize)
+        super().__init__(
+            batch_size,
+            num_workers,
+            val_fraction,
+            test_fraction,
+            seed,
+            normalize,
+            fast_path=fast_path,
+            pin_memory=pin_memory,
+            prefetch_to_device=prefetch_to_device,
+        )
 
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         num_samples, num_features, num_classes, noise = self._shape

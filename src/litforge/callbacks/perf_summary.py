@@ -1,0 +1,219 @@
+"""Where a ``fit`` spent its time: a short table at the end and ``perf.json`` in the run folder.
+
+litforge fit                      # prints the table; runs/<experiment>/<run>/perf.json
+``Trainer(callbacks=[PerfSummary("perf.json")])`` does the same with a plain Lightning ``Trainer``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.data import extract_batch_size
+
+
+class PerfSummary(Callback):
+    """Times every training step on the host, without synchronising with the accelerator.
+
+    A step is split into *data wait* (from the end of the previous step to the start of this one:
+    fetching the batch and moving it to the device) and *compute* (``on_train_batch_start`` to
+    ``on_train_batch_end``: forward, backward, optimizer). Validation and checkpoint saving are timed on
+    their own and never counted as data wait. On a GPU, steady-state host times equal device times
+    because the host waits for the device queue; the first steps may look faster than they are.
+
+    Args:
+        path: where to write the JSON summary (default: ``<trainer.log_dir>/perf.json``).
+        print_table: print the summary table to stdout at the end of ``fit``.
+    """
+
+    def __init__(self, path: str | Path | None = None, print_table: bool = True) -> None:
+        self.path = Path(path) if path is not None else None
+        self.print_table = print_table
+        self.summary: dict[str, Any] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._fit_start = 0.0
+        self._mark = 0.0  # end of the previous step (or start of the epoch)
+        self._step_start = 0.0
+        self._paused = 0.0  # validation/checkpoint time since the mark, not data wait
+        self._waits: list[float] = []
+        self._computes: list[float] = []
+        self._samples = 0
+        self._samples_known = True
+        self._validation = 0.0
+        self._validation_start = 0.0
+        self._checkpoint = 0.0
+        self._checkpoints = 0
+        self._original_save: Callable[..., Any] | None = None
+
+    # -- hooks -----------------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._reset()
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(trainer.strategy.root_device)
+        self._original_save = trainer.save_checkpoint
+        trainer.save_checkpoint = self._timed_save  # type: ignore[method-assign]
+        self._fit_start = self._mark = time.perf_counter()
+
+    def _timed_save(self, *args: Any, **kwargs: Any) -> None:
+        assert self._original_save is not None
+        start = time.perf_counter()
+        try:
+            self._original_save(*args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - start
+            self._checkpoint += elapsed
+            self._checkpoints += 1
+            self._paused += elapsed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._mark, self._paused = time.perf_counter(), 0.0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._step_start = time.perf_counter()
+        self._waits.append(max(0.0, self._step_start - self._mark - self._paused))
+        if self._samples_known:
+            try:
+                self._samples += extract_batch_size(batch)
+            except Exception:  # a batch without tensors: report steps only
+                self._samples_known = False
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._mark = time.perf_counter()
+        self._paused = 0.0
+        self._computes.append(self._mark - self._step_start)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        elapsed = time.perf_counter() - self._validation_start
+        self._validation += elapsed
+        self._paused += elapsed
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_save(trainer)
+        self.summary = self._summarise(trainer, time.perf_counter() - self._fit_start)
+        if not trainer.is_global_zero:
+            return
+        path = self.path or Path(trainer.log_dir or trainer.default_root_dir) / "perf.json"
+        write_json_atomically(path, self.summary)
+        if self.print_table:
+            print_summary(self.summary, path)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._restore_save(trainer)
+
+    def _restore_save(self, trainer: L.Trainer) -> None:
+        if self._original_save is not None:
+            del trainer.save_checkpoint  # drop the instance attribute: the class method shows again
+            self._original_save = None
+
+    # -- summary ---------------------------------------------------------------------------------------
+    def _summarise(self, trainer: L.Trainer, fit_seconds: float) -> dict[str, Any]:
+        steps = [w + c for w, c in zip(self._waits, self._computes, strict=False)]
+        train_seconds = sum(steps)
+        device = trainer.strategy.root_device
+        loader = trainer.fit_loop._combined_loader
+        return {
+            "device": str(device),
+            "train_loader": type(loader.flattened[0]).__name__
+            if loader is not None and loader.flattened
+            else None,
+            "epochs": trainer.current_epoch,
+            "steps": len(steps),
+            "samples": self._samples if self._samples_known else None,
+            "fit_s": fit_seconds,
+            "train_s": train_seconds,
+            "train_samples_per_s": _ratio(self._samples, train_seconds) if self._samples_known else None,
+            "train_steps_per_s": _ratio(len(steps), train_seconds),
+            "step_time_p50_ms": _percentile(steps, 50) * 1e3 if steps else None,
+            "step_time_p95_ms": _percentile(steps, 95) * 1e3 if steps else None,
+            "data_wait_share": _ratio(sum(self._waits[: len(steps)]), train_seconds),
+            "validation_s": self._validation,
+            "checkpoint_s": self._checkpoint,
+            "checkpoints_saved": self._checkpoints,
+            "peak_rss_mib": peak_rss_mib(),
+            "peak_gpu_allocated_mib": (
+                torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+            ),
+        }
+
+
+def print_summary(summary: dict[str, Any], path: Path) -> None:
+    """The summary as a two-column rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(value: Any, spec: str, unit: str = "") -> str:
+        return "n/a" if value is None else f"{value:{spec}}{unit}"
+
+    table = Table(title=f"performance ({summary['device']}, {summary['train_loader']})", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("train samples/s", fmt(summary["train_samples_per_s"], ",.0f")),
+        ("train steps/s", fmt(summary["train_steps_per_s"], ",.1f")),
+        (
+            "step time p50 / p95",
+            f"{fmt(summary['step_time_p50_ms'], '.2f')} / {fmt(summary['step_time_p95_ms'], '.2f')} ms",
+        ),
+        ("waiting for data", fmt(summary["data_wait_share"], ".1%")),
+        ("time in training steps", fmt(summary["train_s"], ".2f", " s")),
+        ("time in validation", fmt(summary["validation_s"], ".2f", " s")),
+        (
+            "time saving checkpoints",
+            fmt(summary["checkpoint_s"], ".2f", f" s ({summary['checkpoints_saved']} saved)"),
+        ),
+        ("fit wall time", fmt(summary["fit_s"], ".2f", " s")),
+        ("peak memory (RSS)", fmt(summary["peak_rss_mib"], ",.0f", " MiB")),
+    ]
+    if summary["peak_gpu_allocated_mib"] is not None:
+        rows.append(("peak GPU memory allocated", fmt(summary["peak_gpu_allocated_mib"], ",.0f", " MiB")))
+    for row in rows:
+        table.add_row(*row)
+    console = Console(file=sys.stdout, width=max(60, min(100, Console().width)))
+    console.print(table)
+    console.print(f"performance summary: {path}")
+
+
+def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def peak_rss_mib() -> float | None:
+    """Peak resident set size of this process in MiB (``None`` where ``resource`` is unavailable)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator > 0 else None
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]

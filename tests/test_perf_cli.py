@@ -1,0 +1,71 @@
+"""Profilers write into the run folder; every fit leaves a performance summary (table + perf.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONFIGS, TINY_TRAINER
+
+RUN = Path("runs/classifier/r")
+
+
+def _traces(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.pt.trace.json"))
+
+
+@pytest.mark.parametrize("name", ["simple", "advanced", "pytorch"])
+def test_profiler_reports_land_in_the_run_folder(cli, tmp_path: Path, name: str) -> None:
+    result = cli("fit", *TINY_TRAINER, "--trainer.profiler", name, "--run", "r")
+    assert result.returncode == 0, result.output
+    folder = tmp_path / RUN / "profiler"
+    report = folder / "fit-profile.txt"
+    assert report.is_file(), sorted(p.name for p in folder.iterdir())
+    assert "Profiler Report" in report.read_text()
+    assert "Profiler Report" not in result.stdout  # the report is not dumped on the terminal
+    if name == "pytorch":
+        traces = _traces(folder)
+        assert traces, "no Chrome/Perfetto trace exported"
+        assert json.loads(traces[0].read_text())["traceEvents"]
+    if name == "simple":  # the hook table names Lightning's training step
+        assert "run_training_batch" in report.read_text()
+
+
+def test_pytorch_profiler_with_schedule_from_a_config(cli, tmp_path: Path) -> None:
+    result = cli("fit", "--config", str(CONFIGS / "profile.yaml"), "--run", "r")
+    assert result.returncode == 0, result.output
+    traces = _traces(tmp_path / RUN / "profiler")
+    train = [t for t in traces if "training_step" in t.name]
+    assert train, [t.name for t in traces]
+    events = json.loads(train[0].read_text())["traceEvents"]
+    steps = {e["name"] for e in events if e.get("name", "").startswith("ProfilerStep#")}
+    # The schedule (wait 1, warmup 1, active 5) records 5 of the 12 steps (plus the warmup step's marker).
+    assert 5 <= len(steps) <= 6
+
+
+def test_unknown_profiler_name_is_a_usage_error(cli) -> None:
+    result = cli("fit", *TINY_TRAINER, "--trainer.profiler", "fastest")
+    assert result.returncode == 2
+    assert 'unknown profiler "fastest"' in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_fit_writes_perf_json_with_sane_values(cli, tmp_path: Path) -> None:
+    result = cli("fit", *TINY_TRAINER, "--run", "r")
+    assert result.returncode == 0, result.output
+    assert "train samples/s" in result.stdout and "perf.json" in result.stdout
+    perf = json.loads((tmp_path / RUN / "perf.json").read_text())
+    assert perf["train_loader"] == "TensorBatchLoader"  # the fast path, chosen automatically
+    assert perf["device"] == "cpu" and perf["epochs"] == 2
+    assert perf["steps"] == 10 and perf["samples"] == 10 * 64  # 2 epochs x 5 batches of 64
+    assert perf["train_samples_per_s"] == pytest.approx(perf["samples"] / perf["train_s"])
+    assert perf["train_steps_per_s"] == pytest.approx(perf["steps"] / perf["train_s"])
+    assert 0 < perf["step_time_p50_ms"] <= perf["step_time_p95_ms"]
+    assert perf["step_time_p95_ms"] / 1e3 <= perf["train_s"]
+    assert 0 <= perf["data_wait_share"] < 1
+    assert perf["validation_s"] > 0
+    assert perf["checkpoints_saved"] >= 2 and perf["checkpoint_s"] > 0  # best + last after each epoch
+    assert perf["train_s"] + perf["validation_s"] + perf["checkpoint_s"] <= perf["fit_s"]
+    assert perf["peak_rss_mib"] > 50 and perf["peak_gpu_allocated_mib"] is None

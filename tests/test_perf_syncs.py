@@ -1,0 +1,80 @@
+"""The default model trains without a host sync per step, and its logged metrics stay correct."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+from litforge.callbacks import PlainProgressBar
+from litforge.data import DigitsDataModule
+from litforge.models import Classifier
+
+
+def _model(data: DigitsDataModule) -> Classifier:
+    return Classifier(
+        num_features=data.num_features,
+        num_classes=data.num_classes,
+        input_mean=data.feature_mean,
+        input_std=data.feature_std,
+    )
+
+
+def _trainer(steps: int, **kwargs) -> L.Trainer:
+    return L.Trainer(
+        max_steps=steps,
+        limit_val_batches=0,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=[PlainProgressBar()],
+        **kwargs,
+    )
+
+
+def _host_syncs(steps: int) -> int:
+    """``.item()``-style reads of tensor values during ``steps`` training steps, outside the optimizer
+    (Adam keeps its step counters on the CPU, so those reads never wait for an accelerator)."""
+    data = DigitsDataModule()
+    trainer, model = _trainer(steps), _model(data)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        trainer.fit(model, datamodule=data)
+    count = 0
+    for event in prof.events():
+        if event.name != "aten::_local_scalar_dense":
+            continue
+        parent, names = event.cpu_parent, []
+        while parent is not None:
+            names.append(parent.name)
+            parent = parent.cpu_parent
+        count += not any(name.startswith("Optimizer.step") for name in names)
+    return count
+
+
+def test_host_syncs_do_not_grow_with_the_number_of_steps() -> None:
+    assert _host_syncs(16) == _host_syncs(8)
+
+
+def test_logged_metrics_match_a_direct_computation() -> None:
+    data = DigitsDataModule()
+    model = _model(data)
+    _trainer(15).fit(model, datamodule=data)
+    (logged,) = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False).validate(
+        model, datamodule=data, verbose=False
+    )
+    model.eval()
+    with torch.no_grad():
+        logits = model(data.val_x)
+    hits = logits.argmax(-1) == data.val_y
+    per_class = [hits[data.val_y == c].float().mean() for c in data.val_y.unique()]
+    assert logged["val_acc"] == pytest.approx(torch.stack(per_class).mean().item(), abs=1e-6)  # macro average
+    assert logged["val_loss"] == pytest.approx(F.cross_entropy(logits, data.val_y).item(), rel=1e-4)
+
+
+def test_epoch_line_still_shows_the_training_loss(capsys) -> None:
+    data = DigitsDataModule()
+    _trainer(-1, max_epochs=1, limit_train_batches=3).fit(_model(data), datamodule=data)
+    assert "train_loss_epoch=" in capsys.readouterr().out
