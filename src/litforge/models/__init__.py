@@ -1,5 +1,8 @@
 """Reference LightningModules; each is selectable by short name (``--model Classifier``)."""
 
+from litforge.models.autoencoder import AutoEncoder
 from litforge.models.classifier import Classifier
+from litforge.models.gan import GAN
+from litforge.models.transformer import SequenceTransformer
 
-__all__ = ["Classifier"]
+__all__ = ["GAN", "AutoEncoder", "Classifier", "SequenceTransformer"]
