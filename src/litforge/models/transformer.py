@@ -112,10 +112,10 @@ class SequenceTransformer(L.LightningModule):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens (B, T) -> logits (B, T, num_classes)."""
-        T = tokens.shape[1]
-        if T > self.hparams.max_len:
-            raise ValueError(f"sequence length {T} exceeds max_len {self.hparams.max_len}")
-        positions = torch.arange(T, device=tokens.device)
+        length, max_len = tokens.shape[1], self.hparams.max_len
+        if length > max_len:
+            raise ValueError(f"sequence length {length} exceeds max_len {max_len}")
+        positions = torch.arange(length, device=tokens.device)
         x = self.token_embedding(tokens) + self.position_embedding(positions)  # (B, T, C)
         x = run_blocks(self.blocks, x, self.hparams.activation_checkpointing)  # (B, T, C)
         return self.head(self.ln_f(x))  # (B, T, V)
