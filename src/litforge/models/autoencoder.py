@@ -16,7 +16,7 @@ from torch import nn
 
 from litforge.models.classifier import Standardize
 from litforge.models.images import epoch_image_path, image_side, save_image_grid
-from litforge.models.manual_schedules import step_lr_schedulers
+from litforge.models.manual_schedules import is_last_training_batch, step_lr_schedulers
 from litforge.models.speed import compile_in_place
 
 
@@ -98,8 +98,9 @@ class AutoEncoder(L.LightningModule):
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         return loss
 
-    def on_train_epoch_end(self) -> None:
-        step_lr_schedulers(self, "epoch", self.current_epoch)  # the encoder's StepLR
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if is_last_training_batch(self.trainer, batch_idx):  # before validation saves a checkpoint
+            step_lr_schedulers(self, "epoch", self.current_epoch)  # the encoder's StepLR
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x = batch[0]

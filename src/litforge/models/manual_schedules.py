@@ -3,8 +3,12 @@
 With ``automatic_optimization = False`` Lightning keeps the schedulers returned by
 ``configure_optimizers`` (it saves and restores their state in checkpoints, and ``LearningRateMonitor``
 reads their ``interval``), but it never steps them. Call ``step_lr_schedulers`` after the optimizers
-stepped (``"step"``) and from ``on_train_epoch_end`` (``"epoch"``) so ``interval`` and ``frequency``
-still mean what they say.
+stepped (``"step"``) and after the epoch's last training batch (``"epoch"``, see ``is_last_training_batch``)
+so ``interval`` and ``frequency`` still mean what they say.
+
+Why not ``on_train_epoch_end``: Lightning steps epoch-interval schedulers right after the last training
+batch, before the epoch-end validation and the checkpoint it triggers. Stepping later would save a
+checkpoint whose scheduler is one epoch behind its loop state, and a resumed run would lag by an epoch.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ def step_lr_schedulers(module: L.LightningModule, interval: Literal["step", "epo
     Args:
         module: a LightningModule with ``automatic_optimization = False``, attached to a trainer.
         interval: ``"step"`` (call after the optimizers stepped, with ``index=batch_idx``) or
-            ``"epoch"`` (call from ``on_train_epoch_end``, with ``index=current_epoch``).
+            ``"epoch"`` (call from ``on_train_batch_end`` when ``is_last_training_batch``, with
+            ``index=current_epoch``).
         index: zero-based batch or epoch index, like Lightning's own loop uses.
 
     Returns:
@@ -33,3 +38,8 @@ def step_lr_schedulers(module: L.LightningModule, interval: Literal["step", "epo
             module.lr_scheduler_step(config.scheduler, None)
             stepped += 1
     return stepped
+
+
+def is_last_training_batch(trainer: L.Trainer, batch_idx: int) -> bool:
+    """True for the epoch's last training batch (also under ``limit_train_batches``)."""
+    return bool(trainer.is_last_batch) or batch_idx + 1 >= trainer.num_training_batches
