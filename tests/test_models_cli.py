@@ -25,14 +25,6 @@ def test_config_fast_dev_run(cli, name: str) -> None:
     assert result.returncode == 0, result.output
 
 
-def test_transformer_bf16_mixed_on_cpu(cli) -> None:
-    result = cli(
-        "fit", "--config", str(CONFIGS / "transformer.yaml"), *FAST, "--trainer.precision", "bf16-mixed"
-    )
-    assert result.returncode == 0, result.output
-    assert "bf16" in result.output  # Lightning announces the autocast precision it uses
-
-
 def _rows(metrics_csv: Path) -> list[dict[str, str]]:
     with metrics_csv.open() as handle:
         return list(csv.DictReader(handle))
