@@ -34,7 +34,9 @@ def environment() -> dict[str, Any]:
     """Where the figures come from (device, torch version, CPU threads)."""
     cuda = torch.cuda.is_available()
     return {
-        "device": torch.cuda.get_device_name(0) if cuda else f"cpu ({platform.processor() or platform.machine()})",
+        "device": torch.cuda.get_device_name(0)
+        if cuda
+        else f"cpu ({platform.processor() or platform.machine()})",
         "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(),
         "cuda": cuda,

@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import torch
-
 from _common import environment, print_table, run_variant, save_results
 
 
@@ -78,8 +77,14 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         base = torch.cuda.memory_allocated()
     else:
         base = _rss_bytes()
-    times = [step() for _ in range(config["steps"] + 1)][1:]  # the first step warms up (and allocates Adam state)
-    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times = [step() for _ in range(config["steps"] + 1)][
+        1:
+    ]  # the first step warms up (and allocates Adam state)
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     return {
         "name": config["name"],
         "peak_mib": (peak - base) / 2**20,
@@ -123,7 +128,9 @@ def main() -> None:
         row["time_vs_baseline"] = f"{row['step_s'] / base['step_s'] - 1:+.0%}"
     print(f"{env['device']}, torch {env['torch']}, {env['cpu_threads']} threads; {shape}")
     print_table(rows, ["name", "peak_mib", "memory_vs_baseline", "step_s", "time_vs_baseline"])
-    print(f"saved {save_results('memory', {'environment': env, 'shape': shape, 'rows': rows})}", file=sys.stderr)
+    print(
+        f"saved {save_results('memory', {'environment': env, 'shape': shape, 'rows': rows})}", file=sys.stderr
+    )
 
 
 if __name__ == "__main__":
