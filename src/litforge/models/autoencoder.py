@@ -117,8 +117,8 @@ class AutoEncoder(L.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        reconstruction = self(x)
-        return {"reconstruction": reconstruction, "error": (reconstruction - x).pow(2).mean(dim=1)}
+        error = (self(x) - x).pow(2).mean(dim=1)  # (B,) raw-unit reconstruction MSE: an anomaly score
+        return {"prediction": error}
 
     def on_validation_epoch_end(self) -> None:
         path = None if self.trainer.sanity_checking else epoch_image_path(self.trainer, "reconstructions")

@@ -6,6 +6,8 @@ litforge fit --config configs/gan.yaml
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -121,6 +123,11 @@ class GAN(L.LightningModule):
         mmd = rbf_mmd(real, fake)
         self.log("val_mmd", mmd, on_epoch=True, prog_bar=True, batch_size=real.shape[0])
         return mmd
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        """The discriminator's probability that each raw image (B, F) is a real one."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return {"prediction": torch.sigmoid(self.discriminator(self.to_unit(x))).squeeze(1)}  # (B,)
 
     def on_train_epoch_end(self) -> None:
         path = epoch_image_path(self.trainer, "samples")
