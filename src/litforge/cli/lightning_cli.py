@@ -5,6 +5,7 @@ Used by ``litforge fit|validate|test|predict``; see ``docs/cli.md``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import sys
@@ -15,7 +16,7 @@ from typing import Any, NoReturn
 import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback, _InstantiatorFn
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 
@@ -136,6 +137,13 @@ class LitforgeCLI(LightningCLI):
         if "subcommand" in self.config:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
 
+    def _add_instantiators(self) -> None:
+        super()._add_instantiators()
+        # Replace the model's instantiator so it does not record data links the model does not take.
+        self.parser.add_instantiator(
+            _AcceptedLinksInstantiator(cli=self, key="model"), L.LightningModule, subclasses=True
+        )
+
     # -- run folder --------------------------------------------------------------------------------
     def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
@@ -214,6 +222,24 @@ class LitforgeCLI(LightningCLI):
     def _report(self, line: str) -> None:
         if self.trainer.is_global_zero:
             print(line, flush=True)
+
+
+class _AcceptedLinksInstantiator(_InstantiatorFn):
+    """Lightning records every applied data link (``num_classes`` ...) in the model's saved hyperparameters,
+    even one the model's ``__init__`` does not take; ``--ckpt_path`` and ``load_from_checkpoint`` then fail
+    with "unexpected keyword argument". Keep only the links the model accepts."""
+
+    def __call__(self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any) -> Any:
+        parameters = inspect.signature(class_type.__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            applied_instantiation_links = {
+                key: value
+                for key, value in applied_instantiation_links.items()
+                if not key.startswith(f"{self.key}.") or key.rsplit(".", 1)[-1] in parameters
+            }
+        return super().__call__(
+            class_type, *args, applied_instantiation_links=applied_instantiation_links, **kwargs
+        )
 
 
 def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:

@@ -62,14 +62,7 @@ class GAN(L.LightningModule):
             nn.Linear(hidden_dim, num_features),
             nn.Tanh(),  # (B, F) in [-1, 1]
         )
-        self.discriminator = nn.Sequential(
-            nn.Linear(num_features, hidden_dim),
-            nn.LeakyReLU(0.2),
-            nn.Dropout(0.3),
-            nn.Linear(hidden_dim, hidden_dim // 2),
-            nn.LeakyReLU(0.2),
-            nn.Linear(hidden_dim // 2, 1),  # (B, 1) logit "real"
-        )
+        self.discriminator = Discriminator(num_features, hidden_dim)
         self.register_buffer("preview_z", torch.randn(num_preview, latent_dim, generator=_seeded(0)))
         self.example_input_array = torch.zeros(2, latent_dim)
 
@@ -145,6 +138,28 @@ class GAN(L.LightningModule):
 
     def _noise(self, n: int, seed: int) -> torch.Tensor:
         return torch.randn(n, self.hparams.latent_dim, generator=_seeded(seed)).to(self.device)
+
+
+class Discriminator(nn.Module):
+    """MLP critic with a minibatch-standard-deviation feature: seeing how varied the batch is lets it
+    reject a generator that collapsed onto a few outputs (mode collapse)."""
+
+    def __init__(self, num_features: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Linear(num_features, hidden_dim),
+            nn.LeakyReLU(0.2),
+            nn.Dropout(0.3),
+            nn.Linear(hidden_dim, hidden_dim // 2),
+            nn.LeakyReLU(0.2),
+        )
+        self.head = nn.Linear(hidden_dim // 2 + 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, F) in [-1, 1] -> logits "real" (B, 1)."""
+        h = self.features(x)  # (B, H)
+        spread = h.std(dim=0, unbiased=False).mean().expand(h.shape[0], 1)  # (B, 1), same for the whole batch
+        return self.head(torch.cat([h, spread], dim=1))
 
 
 def rbf_mmd(
