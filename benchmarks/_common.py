@@ -1,0 +1,71 @@
+"""Shared by the benchmark scripts: one fresh process per variant, a printed table, JSON results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run_variant(script: str, variant: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
+    """Run ``script --worker '<variant json>'`` in a fresh interpreter; return the JSON it prints last."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_src(), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(
+        [sys.executable, script, "--worker", json.dumps(variant)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"variant {variant.get('name')} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def environment() -> dict[str, Any]:
+    """Where the figures come from (device, torch version, CPU threads)."""
+    cuda = torch.cuda.is_available()
+    return {
+        "device": torch.cuda.get_device_name(0)
+        if cuda
+        else f"cpu ({platform.processor() or platform.machine()})",
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": cuda,
+    }
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A Markdown table (pastes into the docs as is)."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "|".join("---" for _ in columns) + "|")
+    for row in rows:
+        print("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+
+
+def save_results(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` atomically."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return "" if value is None else str(value)
+
+
+def _src() -> str:
+    return str(Path(__file__).resolve().parent.parent / "src")
