@@ -2,7 +2,8 @@
 
 Subclasses implement ``load_arrays()``; this class makes the deterministic train/val/test split,
 computes the normalisation statistics on the training split (the model applies them, so exported
-models take raw inputs) and builds the loaders.
+models take raw inputs) and builds the loaders: torchdata ``StatefulDataLoader``s, whose position
+Lightning saves in checkpoints, so a run resumed mid-epoch continues with the very next batch.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from litforge.data.samplers import EpochShuffleSampler
 
 
 class InMemoryDataModule(L.LightningDataModule):
@@ -86,25 +90,27 @@ class InMemoryDataModule(L.LightningDataModule):
         self.val_x, self.val_y = features[val_idx], labels[val_idx]
         self.test_x, self.test_y = features[test_idx], labels[test_idx]
 
-    def _loader(self, x: torch.Tensor, y: torch.Tensor, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
+    def _loader(self, x: torch.Tensor, y: torch.Tensor, shuffle: bool) -> StatefulDataLoader:
+        # The shuffle order of epoch e depends only on (seed, e), and the loader's own seeded generator
+        # (worker base seeds) never draws from the global RNG: validation cannot shift the training
+        # randomness, and a run resumed mid-epoch sees exactly the batches the uninterrupted run saw.
+        return StatefulDataLoader(
             TensorDataset(x, y),
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
+            sampler=EpochShuffleSampler(len(y), seed=self.seed) if shuffle else None,
+            generator=torch.Generator().manual_seed(self.seed),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> StatefulDataLoader:
         return self._loader(self.train_x, self.train_y, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> StatefulDataLoader:
         return self._loader(self.val_x, self.val_y, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> StatefulDataLoader:
         return self._loader(self.test_x, self.test_y, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> StatefulDataLoader:
         return self._loader(self.test_x, self.test_y, shuffle=False)

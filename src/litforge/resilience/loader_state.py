@@ -1,0 +1,58 @@
+"""Restore the training loader's position exactly, in the cases Lightning's own restore misses.
+
+litforge fit --run my-run --resume auto     # litforge adds ``RestoreLoaderState`` to every fit
+
+1. Lightning #20550: reading ``trainer.estimated_stepping_batches`` in ``configure_optimizers`` (e.g. for
+   ``OneCycleLR``) builds the train loader before the checkpoint is restored, so the saved loader state
+   is never handed to it and the resumed epoch starts from its first batch again.
+2. Lightning creates the resumed epoch's iterator before it calls ``sampler.set_epoch(epoch)``, so a
+   sampler shuffled by epoch (``DistributedSampler`` under DDP, ``EpochShuffleSampler``) replays
+   epoch 0's order after a resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from lightning.pytorch.callbacks import Callback
+
+
+class RestoreLoaderState(Callback):
+    """After a resume, sets the samplers' epoch to the epoch about to run and starts the batch iterator
+    afresh at train start: from the saved position when Lightning restored it (mid-epoch) or missed it
+    (#20550), from the epoch's first batch otherwise.
+
+    The loader states come from the checkpoint (``loops.fit_loop.state_dict.combined_loader``), so this
+    works for any loader with ``state_dict``/``load_state_dict`` (torchdata's ``StatefulDataLoader``).
+    """
+
+    def __init__(self) -> None:
+        self._loader_states: list[dict[str, Any]] | None = None
+        self._built_before_restore = False
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        fit_state = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+        self._loader_states = fit_state.get("combined_loader") or []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # configure_optimizers has run; a loader that exists now was built before the loops' restore
+        self._built_before_restore = trainer.fit_loop._combined_loader is not None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        states, self._loader_states = self._loader_states, None
+        fit_loop = trainer.fit_loop
+        loader, fetcher = fit_loop._combined_loader, fit_loop._data_fetcher
+        if states is None or loader is None or fetcher is None:
+            return  # not resuming
+        restored_by_lightning = bool(states) and not fit_loop._combined_loader_states_to_load
+        missed = bool(states) and self._built_before_restore and fit_loop.restarting
+        for dataloader in loader.flattened:
+            _set_sampler_epoch(dataloader, fit_loop.epoch_progress.current.processed)
+        if restored_by_lightning or missed:
+            loader._load_state_dicts(states)
+        fit_loop._combined_loader_states_to_load = []
+        iter(fetcher)  # an iterator for the right epoch, from the loaded position if any
