@@ -224,6 +224,9 @@ class LitforgeCLI(LightningCLI):
             self.finished_run = read_finished(run.path) if config.resume == "auto" else None
             resume_from = resolve_resume(config.resume, run.checkpoints, run_is_fixed=bool(config.run))
             config.ckpt_path = str(resume_from) if resume_from else None
+            note = f"resuming from {resume_from}" if resume_from else "no checkpoint yet, starting fresh"
+            if os.environ.get("RANK", "0") == "0" and self.finished_run is None:
+                print(f"litforge: {note} (run {run.path})", file=sys.stderr, flush=True)
         os.environ[_LAUNCHED_RUN_ENV] = f"{run.path}{os.pathsep}{config.get('ckpt_path') or ''}"
         return run
 

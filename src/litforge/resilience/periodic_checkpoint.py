@@ -78,8 +78,9 @@ class PeriodicCheckpoint(Checkpoint):
 
 
 def periodic_checkpoints(folder: Path) -> list[Path]:
-    """The ``step-N.ckpt`` files in ``folder``, oldest (lowest step) first."""
+    """The ``step-N.ckpt`` files in ``folder``, oldest written first (files of an earlier, overwritten
+    run in the same folder go first)."""
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
-    return [p for _, p in sorted(found)]
+    found = [p for p in folder.iterdir() if _STEP_FILE.match(p.name)]
+    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
