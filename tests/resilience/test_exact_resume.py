@@ -29,8 +29,9 @@ class OneCycleClassifier(Classifier):
 
 
 def fit(root: Path, model_class: type[Classifier], ckpt_path: Path | None = None) -> tuple[dict, dict, int]:
-    """3 epochs x 5 batches, validation every 3 batches, a checkpoint every 2 steps and at every
-    validation end; returns the final model state, optimizer state and global step."""
+    """2 epochs x 5 batches, validation every 3 batches and at epoch ends; checkpoints at every step
+    boundary (``batch-end/``, including each epoch's last batch), every epoch end and every validation
+    end. Returns the final model state, optimizer state and global step."""
     L.seed_everything(7, verbose=False)
     data = DigitsDataModule(batch_size=32, seed=3)
     model = model_class(hidden_dim=16, dropout=0.3, input_mean=data.feature_mean, input_std=data.feature_std)
@@ -39,8 +40,10 @@ def fit(root: Path, model_class: type[Classifier], ckpt_path: Path | None = None
         if isinstance(callback, PeriodicCheckpoint):
             callback.keep = 1000  # keep every resume point for the test
     callbacks.append(ModelCheckpoint(dirpath=root, filename="val-{step}", save_top_k=-1, monitor=None))
+    every_step = PeriodicCheckpoint(root / "batch-end", every_n_train_steps=1, keep=1000, on_epoch_end=False)
+    callbacks.append(every_step)
     trainer = L.Trainer(
-        max_epochs=3,
+        max_epochs=2,
         limit_train_batches=5,
         limit_val_batches=2,
         val_check_interval=3,
@@ -61,7 +64,7 @@ def fit(root: Path, model_class: type[Classifier], ckpt_path: Path | None = None
     ("model_class", "only"),
     [
         (Classifier, None),  # every checkpoint
-        (OneCycleClassifier, {"step-00000002.ckpt", "step-00000008.ckpt", "val-step=3.ckpt"}),  # mid-epoch
+        (OneCycleClassifier, {"batch-end/step-00000002.ckpt", "batch-end/step-00000007.ckpt"}),  # mid-epoch
     ],
     ids=["adam-every-checkpoint", "onecycle-20550"],
 )
@@ -69,14 +72,20 @@ def test_resume_from_checkpoints_is_bitwise_exact(
     tmp_path: Path, model_class: type[Classifier], only: set[str] | None
 ) -> None:
     reference = fit(tmp_path / "reference", model_class)
-    checkpoints = sorted((tmp_path / "reference").glob("*.ckpt"))
-    names = {p.name for p in checkpoints}
-    # mid-epoch step boundaries, epoch ends (steps 5, 10) and mid-epoch validation ends are all covered
-    assert {"step-00000002.ckpt", "step-00000005.ckpt", "step-00000012.ckpt", "val-step=3.ckpt"} <= names
+    checkpoints = sorted((tmp_path / "reference").glob("**/*.ckpt"))
+    names = {f"{p.parent.name}/{p.name}" for p in checkpoints}
+    # step boundaries (also after an epoch's last batch), epoch ends and validation ends are all covered
+    assert {
+        "batch-end/step-00000005.ckpt",
+        "reference/step-00000005.ckpt",
+        "reference/val-step=3.ckpt",
+        "reference/val-step=8.ckpt",
+    } <= names
     for checkpoint in checkpoints:
-        if checkpoint.name == "step-00000015.ckpt" or (only is not None and checkpoint.name not in only):
+        name = f"{checkpoint.parent.name}/{checkpoint.name}"
+        if checkpoint.name == "step-00000010.ckpt" or (only is not None and name not in only):
             continue  # the end state itself, or outside this case's selection
-        resumed_root = tmp_path / f"from-{checkpoint.stem}"
+        resumed_root = tmp_path / f"from-{checkpoint.parent.name}-{checkpoint.stem}"
         resumed_root.mkdir()
         start = shutil.copy(checkpoint, resumed_root / "start.ckpt")
         model_state, optimizer_state, step = fit(resumed_root, model_class, ckpt_path=Path(start))

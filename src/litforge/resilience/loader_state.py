@@ -21,8 +21,8 @@ from lightning.pytorch.callbacks import Callback
 
 class RestoreLoaderState(Callback):
     """After a resume, sets the samplers' epoch to the epoch about to run and starts the batch iterator
-    afresh at train start: from the saved position when Lightning restored it (mid-epoch) or missed it
-    (#20550), from the epoch's first batch otherwise.
+    afresh at train start: from the saved position when the run continues the epoch it was saved in
+    (whether or not Lightning restored it, #20550), from the epoch's first batch otherwise.
 
     The loader states come from the checkpoint (``loops.fit_loop.state_dict.combined_loader``), so this
     works for any loader with ``state_dict``/``load_state_dict`` (torchdata's ``StatefulDataLoader``).
@@ -30,17 +30,14 @@ class RestoreLoaderState(Callback):
 
     def __init__(self) -> None:
         self._loader_states: list[dict[str, Any]] | None = None
-        self._built_before_restore = False
+        self._saved_epoch = -1
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         fit_state = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
         self._loader_states = fit_state.get("combined_loader") or []
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # configure_optimizers has run; a loader that exists now was built before the loops' restore
-        self._built_before_restore = trainer.fit_loop._combined_loader is not None
+        self._saved_epoch = int(checkpoint.get("epoch", -1))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         states, self._loader_states = self._loader_states, None
@@ -48,11 +45,13 @@ class RestoreLoaderState(Callback):
         loader, fetcher = fit_loop._combined_loader, fit_loop._data_fetcher
         if states is None or loader is None or fetcher is None:
             return  # not resuming
-        restored_by_lightning = bool(states) and not fit_loop._combined_loader_states_to_load
-        missed = bool(states) and self._built_before_restore and fit_loop.restarting
+        epoch = fit_loop.epoch_progress.current.processed  # the epoch Lightning runs next
+        # The saved position only applies when Lightning continues the epoch it was saved in; a save
+        # after the epoch's last batch (or at its end) continues with the next epoch's first batch.
+        same_epoch = bool(states) and epoch == self._saved_epoch
         for dataloader in loader.flattened:
-            _set_sampler_epoch(dataloader, fit_loop.epoch_progress.current.processed)
-        if restored_by_lightning or missed:
+            _set_sampler_epoch(dataloader, epoch)
+        if same_epoch:
             loader._load_state_dicts(states)
         fit_loop._combined_loader_states_to_load = []
         iter(fetcher)  # an iterator for the right epoch, from the loaded position if any
