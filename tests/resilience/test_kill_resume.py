@@ -83,7 +83,7 @@ def test_sigterm_checkpoints_at_a_step_boundary_and_exits_75(tmp_path: Path, ref
 
     code, output = run_until(args, tmp_path)
     assert code == 0, output[-3000:]
-    assert f"resuming from {ckpts / f'step-{stopped_at:08d}.ckpt'}" in output
+    assert f"resuming from runs/classifier/r/checkpoints/step-{stopped_at:08d}.ckpt" in output
     final = training_state(ckpts / f"step-{FINAL_STEP:08d}.ckpt")
     assert_bitwise_equal(final[0], reference[0], "model")
     assert_bitwise_equal(final[1], reference[1], "optimizer")

@@ -27,7 +27,8 @@ from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preem
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
 from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
 
-_LAUNCHED_RUN_ENV = "LITFORGE_LAUNCHED_RUN"  # rank 0's run folder and resume checkpoint, for DDP ranks
+# "<rank 0 pid>:<run folder>:<resume checkpoint>", read by the DDP ranks that rank 0 starts
+_LAUNCHED_RUN_ENV = "LITFORGE_LAUNCHED_RUN"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 CHECKPOINT_ALIASES = ("best", "last")
 
@@ -212,9 +213,8 @@ class LitforgeCLI(LightningCLI):
 
     def _resolve_fit_run(self, root: Path, experiment: str, config: Namespace) -> RunDir:
         """The run folder of a fit and, with ``--resume``, the checkpoint it continues from."""
-        inherited = os.environ.get(_LAUNCHED_RUN_ENV) if os.environ.get("LOCAL_RANK", "0") != "0" else None
-        if inherited:  # a DDP rank started by rank 0: use rank 0's decisions, made before launching
-            path, _, ckpt = inherited.partition(os.pathsep)
+        parent, path, ckpt = (os.environ.get(_LAUNCHED_RUN_ENV) or "::").split(os.pathsep, 2)
+        if parent == str(os.getppid()):  # a DDP rank that rank 0 started: use rank 0's decisions
             config.ckpt_path = ckpt or None
             return RunDir(Path(path).parent.parent, Path(path).parent.name, Path(path).name)
         run = RunDir(root, experiment, config.run or next_free_run(root, experiment))
@@ -227,7 +227,9 @@ class LitforgeCLI(LightningCLI):
             note = f"resuming from {resume_from}" if resume_from else "no checkpoint yet, starting fresh"
             if os.environ.get("RANK", "0") == "0" and self.finished_run is None:
                 print(f"litforge: {note} (run {run.path})", file=sys.stderr, flush=True)
-        os.environ[_LAUNCHED_RUN_ENV] = f"{run.path}{os.pathsep}{config.get('ckpt_path') or ''}"
+        os.environ[_LAUNCHED_RUN_ENV] = os.pathsep.join(
+            (str(os.getpid()), str(run.path), config.get("ckpt_path") or "")
+        )
         return run
 
     # -- trainer -----------------------------------------------------------------------------------

@@ -28,6 +28,6 @@ def resilience_callbacks(
         callbacks += [
             periodic,
             PreemptionCheckpoint(periodic),
-            ExceptionCheckpoint(dirpath=checkpoints, filename="on_exception"),
+            ExceptionCheckpoint(checkpoints),
         ]
     return callbacks
