@@ -78,7 +78,7 @@ def test_torchrun_restart_continues_from_the_last_checkpoint(tmp_path: Path, ddp
     args = [arg if arg != "[]" else json.dumps([crash]) for arg in DDP_FIT]
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "--max-restarts", "1", "-m", "litforge", "fit", *args, "--run", "r", "--resume", "auto",
+        "--max-restarts", "1", "-m", "litforge", "--", "fit", *args, "--run", "r", "--resume", "auto",
     ]  # fmt: skip
     proc = subprocess.run(
         command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=600

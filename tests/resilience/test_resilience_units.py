@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import time
 from pathlib import Path
 
@@ -16,7 +17,13 @@ import torch
 from litforge.data import DigitsDataModule
 from litforge.data.samplers import EpochShuffleSampler
 from litforge.models import Classifier
-from litforge.resilience import AtomicCheckpointIO, NonFiniteLoss, resilience_callbacks
+from litforge.resilience import (
+    EXIT_PREEMPTED,
+    AtomicCheckpointIO,
+    NonFiniteLoss,
+    Preempted,
+    resilience_callbacks,
+)
 from litforge.resilience.resume import EXCEPTION_CHECKPOINT, find_resume_checkpoint, resolve_resume
 from litforge.resilience.rng_state import capture_rng_state, restore_rng_state
 
@@ -132,3 +139,30 @@ def test_python_exception_saves_on_exception_checkpoint_that_auto_resume_ignores
         _fit_failing(tmp_path, "raise")
     assert (tmp_path / EXCEPTION_CHECKPOINT).is_file()
     assert find_resume_checkpoint(tmp_path).name == "step-00000002.ckpt"
+
+
+class SignalAtStep3(L.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 3:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def test_sigusr1_saves_at_the_next_step_boundary_and_raises_preempted(tmp_path: Path) -> None:
+    L.seed_everything(0, verbose=False)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=6,
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+        callbacks=[*resilience_callbacks(tmp_path, every_n_train_steps=100), SignalAtStep3()],
+    )
+    with pytest.raises(
+        Preempted, match=r"preempted by SIGUSR1: saved .*step-00000004\.ckpt at step 4"
+    ) as info:
+        trainer.fit(Classifier(hidden_dim=8), DigitsDataModule(batch_size=32))
+    assert info.value.exit_code == EXIT_PREEMPTED == 75
+    assert find_resume_checkpoint(tmp_path).name == "step-00000004.ckpt"
+    assert signal.getsignal(signal.SIGUSR1) is not None  # handlers restored, not left pointing at litforge
