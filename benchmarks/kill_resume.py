@@ -37,9 +37,10 @@ def litforge(*args: str, cwd: Path) -> subprocess.Popen:
 
 
 def final_state(checkpoints: Path) -> tuple[int, dict, list]:
-    """The newest periodic checkpoint's step, model state and optimizer state."""
-    newest = max(checkpoints.glob("step-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
-    ckpt = torch.load(newest, map_location="cpu", weights_only=True)
+    """The run's newest checkpoint's step, model state and optimizer state."""
+    from litforge.resilience.resume import find_resume_checkpoint
+
+    ckpt = torch.load(find_resume_checkpoint(checkpoints), map_location="cpu", weights_only=True)
     return ckpt["global_step"], ckpt["state_dict"], ckpt["optimizer_states"]
 
 

@@ -12,15 +12,17 @@ from typing import Any
 
 import torch
 
+from litforge.resilience.resume import find_resume_checkpoint
+
 HERE = Path(__file__).resolve().parent
 
-# A tiny digits fit: 3 epochs of 6 batches, validation mid-epoch and at epoch ends, checkpoints every
-# 2 steps, deterministic algorithms. Dropout keeps the RNG in play.
+# A tiny digits fit: 3 epochs of 6 batches, validation at epoch ends (so last.ckpt is the epoch-end
+# checkpoint), checkpoints every 2 steps, deterministic algorithms. Dropout keeps the RNG in play.
+# Mid-epoch validation is covered in-process by test_exact_resume.py.
 TINY_FIT = [
     "--trainer.max_epochs", "3",
     "--trainer.limit_train_batches", "6",
     "--trainer.limit_val_batches", "2",
-    "--trainer.val_check_interval", "4",
     "--trainer.deterministic", "true",
     "--trainer.accelerator", "cpu",
     "--trainer.enable_model_summary", "false",
@@ -96,6 +98,14 @@ def newest_step(checkpoints: Path) -> int:
 def training_state(checkpoint: Path) -> tuple[Any, Any]:
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     return ckpt["state_dict"], ckpt["optimizer_states"]
+
+
+def final_state(checkpoints: Path, step: int) -> tuple[Any, Any]:
+    """Model and optimizer state of the run's end: its newest checkpoint (``last.ckpt`` or ``step-N``)."""
+    newest = find_resume_checkpoint(checkpoints)
+    assert newest is not None, f"no checkpoint in {checkpoints}"
+    assert torch.load(newest, weights_only=True)["global_step"] == step, newest
+    return training_state(newest)
 
 
 def assert_bitwise_equal(a: Any, b: Any, where: str = "") -> None:

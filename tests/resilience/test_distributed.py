@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from resilience_helpers import (
     assert_bitwise_equal,
+    final_state,
     newest_step,
     run_until,
     subprocess_env,
-    training_state,
 )
 
 from litforge.resilience import EXIT_PREEMPTED
@@ -39,7 +39,7 @@ DDP_FIT = [
     "--model.hidden_dim", "16",
     "--checkpoint_every_n_steps", "2",
 ]  # fmt: skip
-FINAL = "step-00000008.ckpt"
+FINAL_STEP = 8
 
 
 def checkpoints_of(cwd: Path, run: str) -> Path:
@@ -51,7 +51,7 @@ def ddp_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     cwd = tmp_path_factory.mktemp("ddp-reference")
     code, output = run_until(["fit", *DDP_FIT, "--run", "ref"], cwd, timeout=600)
     assert code == 0, output[-3000:]
-    return training_state(checkpoints_of(cwd, "ref") / FINAL)
+    return final_state(checkpoints_of(cwd, "ref"), FINAL_STEP)
 
 
 def test_ddp_preempted_run_resumes_bitwise(tmp_path: Path, ddp_reference: tuple) -> None:
@@ -67,7 +67,7 @@ def test_ddp_preempted_run_resumes_bitwise(tmp_path: Path, ddp_reference: tuple)
     code, output = run_until(args, tmp_path, timeout=600)
     assert code == 0, output[-3000:]
     assert "litforge: resuming from" in output
-    final = training_state(ckpts / FINAL)
+    final = final_state(ckpts, FINAL_STEP)
     assert_bitwise_equal(final[0], ddp_reference[0], "model")
     assert_bitwise_equal(final[1], ddp_reference[1], "optimizer")
 
@@ -89,6 +89,6 @@ def test_torchrun_restart_continues_from_the_last_checkpoint(tmp_path: Path, ddp
     # rank 1 died at step 5 on the first attempt; the restart continued from the step-4 checkpoint
     assert [a["attempt"] for a in attempts] == [0, 1], attempts
     assert attempts[0]["start_step"] == 0 and attempts[1]["start_step"] == 4, attempts
-    final = training_state(checkpoints_of(tmp_path, "r") / FINAL)
+    final = final_state(checkpoints_of(tmp_path, "r"), FINAL_STEP)
     assert_bitwise_equal(final[0], ddp_reference[0], "model")
     assert_bitwise_equal(final[1], ddp_reference[1], "optimizer")

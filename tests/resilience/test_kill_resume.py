@@ -12,11 +12,11 @@ from resilience_helpers import (
     FINAL_STEP,
     TINY_FIT,
     assert_bitwise_equal,
+    final_state,
     newest_step,
     run_until,
     step_files,
     subprocess_env,
-    training_state,
 )
 
 from litforge.resilience import EXIT_PREEMPTED
@@ -35,7 +35,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     cwd = tmp_path_factory.mktemp("reference")
     code, output = run_until(["fit", *TINY_FIT, "--run", "ref"], cwd)
     assert code == 0, output[-3000:]
-    return training_state(checkpoints_of(cwd, "ref") / f"step-{FINAL_STEP:08d}.ckpt")
+    return final_state(checkpoints_of(cwd, "ref"), FINAL_STEP)
 
 
 def test_kill_9_at_random_steps_and_during_a_checkpoint_write(tmp_path: Path, reference: tuple) -> None:
@@ -59,15 +59,15 @@ def test_kill_9_at_random_steps_and_during_a_checkpoint_write(tmp_path: Path, re
     assert code == 0, f"seed {seed}\n{output[-3000:]}"
     assert "litforge: resuming from" in output
     assert not any(ckpts.glob(".*.tmp-*")), "leftover temporary files are cleaned up on resume"
-    final = training_state(ckpts / f"step-{FINAL_STEP:08d}.ckpt")
+    final = final_state(ckpts, FINAL_STEP)
     assert_bitwise_equal(final[0], reference[0], f"seed {seed} kills at {kill_steps}: model")
     assert_bitwise_equal(final[1], reference[1], f"seed {seed} kills at {kill_steps}: optimizer")
-    assert len(step_files(ckpts)) == 2, "only the newest two periodic checkpoints are kept"
+    assert len(step_files(ckpts)) <= 2, "only the newest two periodic checkpoints are kept"
 
     # a finished run is not trained again
     code, output = run_until(args, tmp_path)
     assert code == 0 and "already finished" in output
-    assert training_state(ckpts / f"step-{FINAL_STEP:08d}.ckpt")[0].keys() == final[0].keys()
+    assert_bitwise_equal(final_state(ckpts, FINAL_STEP)[0], final[0], "untouched")
 
 
 def test_sigterm_checkpoints_at_a_step_boundary_and_exits_75(tmp_path: Path, reference: tuple) -> None:
@@ -84,6 +84,6 @@ def test_sigterm_checkpoints_at_a_step_boundary_and_exits_75(tmp_path: Path, ref
     code, output = run_until(args, tmp_path)
     assert code == 0, output[-3000:]
     assert f"resuming from runs/classifier/r/checkpoints/step-{stopped_at:08d}.ckpt" in output
-    final = training_state(ckpts / f"step-{FINAL_STEP:08d}.ckpt")
+    final = final_state(ckpts, FINAL_STEP)
     assert_bitwise_equal(final[0], reference[0], "model")
     assert_bitwise_equal(final[1], reference[1], "optimizer")

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
 DEFAULT_EVERY_N_STEPS = 200
 _STEP_FILE = re.compile(r"^step-(\d+)\.ckpt$")
@@ -21,8 +21,9 @@ class PeriodicCheckpoint(Checkpoint):
 
     Each file is written through the trainer's ``CheckpointIO`` (litforge's ``AtomicCheckpointIO``:
     temporary file, fsync, rename), and older files are deleted only after the new one is complete, so
-    a kill at any moment leaves at least one loadable checkpoint. An epoch-end save replaces the
-    step-boundary save of the same step (the epoch-end state is the later one).
+    a kill at any moment leaves at least one loadable checkpoint. A step save due at an epoch's last
+    batch waits for the epoch end; the epoch-end save is skipped when Lightning's ``ModelCheckpoint``
+    has just written the same state to ``last.ckpt``.
 
     Args:
         dirpath: folder of the checkpoint files (the run's ``checkpoints/``).
@@ -52,11 +53,11 @@ class PeriodicCheckpoint(Checkpoint):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
         step = trainer.global_step
         due = self.every_n_train_steps > 0 and step % self.every_n_train_steps == 0
-        if due and step != self._last_saved_step:
+        if due and step != self._last_saved_step and not (self.on_epoch_end and epoch_ends_now(trainer)):
             self.save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.on_epoch_end:
+        if self.on_epoch_end and not _last_ckpt_written_now(trainer):
             self.save(trainer)
 
     def ensure_saved(self, trainer: L.Trainer) -> Path:
@@ -75,6 +76,28 @@ class PeriodicCheckpoint(Checkpoint):
             for old in periodic_checkpoints(self.dirpath)[: -self.keep]:
                 trainer.strategy.remove_checkpoint(old)
         return path
+
+
+def epoch_ends_now(trainer: L.Trainer) -> bool:
+    """Whether the batch that just ran is the epoch's last. A checkpoint taken there, before the
+    epoch-end validation and hooks, does not resume exactly (Lightning skips the pending epoch end),
+    so the epoch-end checkpoint that follows takes its place."""
+    return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
+def _last_ckpt_written_now(trainer: L.Trainer) -> bool:
+    """Whether a ``ModelCheckpoint(save_last=True)`` has just saved this same epoch-end state (it runs
+    before this callback in ``on_train_epoch_end``): then ``last.ckpt`` is the epoch-end checkpoint and
+    a second file with the same content would only cost time."""
+    return any(
+        isinstance(cb, ModelCheckpoint)
+        and cb.save_last
+        and cb._every_n_train_steps == 0
+        and cb._last_global_step_saved == trainer.global_step
+        and cb._should_save_on_train_epoch_end(trainer)
+        and Path(cb.last_model_path).is_file()
+        for cb in trainer.checkpoint_callbacks
+    )
 
 
 def periodic_checkpoints(folder: Path) -> list[Path]:

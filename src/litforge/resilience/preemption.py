@@ -18,7 +18,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Checkpoint
 
 from litforge.cli.errors import LitforgeError
-from litforge.resilience.periodic_checkpoint import PeriodicCheckpoint
+from litforge.resilience.periodic_checkpoint import PeriodicCheckpoint, epoch_ends_now
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a temporary failure; run the same command again to continue
 log = logging.getLogger(__name__)
@@ -64,6 +64,13 @@ class PreemptionCheckpoint(Checkpoint):
         self.received = signum
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
+        if not epoch_ends_now(trainer):  # at an epoch's last batch, stop at the epoch end instead
+            self._stop_if_signalled(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop_if_signalled(trainer)
+
+    def _stop_if_signalled(self, trainer: L.Trainer) -> None:
         stop = self.received is not None
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
