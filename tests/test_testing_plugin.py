@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import PLUGIN_ARGS
 from litforge.run_dir import RunDir
-from tests.conftest import PLUGIN_ARGS
 
 TESTS = Path(__file__).resolve().parent
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CONFIGS, TINY_TRAINER
 from litforge.cli.errors import UsageError
 from litforge.cli.lightning_cli import DEFAULT_CONFIG
-from tests.conftest import CONFIGS, TINY_TRAINER
 
 DIGITS = ["--config", str(DEFAULT_CONFIG)]
 

@@ -19,12 +19,15 @@ class LearningCurves(Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         csv_logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
-        if not trainer.is_global_zero or csv_logger is None:
+        if csv_logger is None:
+            return
+        log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
+        if not trainer.is_global_zero:
             return
         csv_logger.save()
         metrics_file = Path(csv_logger.log_dir) / "metrics.csv"
         if metrics_file.is_file():
-            plot_learning_curves(metrics_file, Path(trainer.log_dir or csv_logger.log_dir) / self.filename)
+            plot_learning_curves(metrics_file, Path(log_dir or csv_logger.log_dir) / self.filename)
 
 
 def plot_learning_curves(metrics_csv: Path, output: Path) -> Path | None:

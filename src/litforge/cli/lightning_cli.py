@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import re
 import sys
 import warnings
@@ -21,6 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback, _InstantiatorFn
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from litforge.callbacks import (
     CSVPredictionWriter,
@@ -31,9 +33,12 @@ from litforge.callbacks import (
 )
 from litforge.cli.errors import LitforgeError, UsageError
 from litforge.profiling import run_folder_profiler
-from litforge.resilience import AtomicCheckpointIO
+from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
+from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
 from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
 
+# "<rank 0 pid>:<run folder>:<resume checkpoint>", read by the DDP ranks that rank 0 starts
+_LAUNCHED_RUN_ENV = "LITFORGE_LAUNCHED_RUN"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 CHECKPOINT_ALIASES = ("best", "last")
 
@@ -43,9 +48,15 @@ def quiet_lightning_noise() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: not str(record.getMessage()).startswith("💡 Tip")
     )
+    logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").addFilter(
+        lambda record: "`weights_only` was not set" not in str(record.getMessage())
+    )
     # litforge writes config.yaml into the run folder before the CSV logger creates it.
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # sys.argv mirrors ``args`` so that DDP's subprocess launcher re-runs the same command in each rank.
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+    warnings.filterwarnings("ignore", message=r"'set_vital' is deprecated")  # torchdata's loader
 
 
 class LitforgeArgumentParser(LightningArgumentParser):
@@ -152,9 +163,11 @@ class LitforgeCLI(LightningCLI):
         import litforge.models  # noqa: F401  (registers short names: --model Classifier)
 
         self.run_dir: RunDir | None = None
+        self.finished_run: dict[str, Any] | None = None  # set when --resume auto finds a finished run
         self.extra_callbacks = list(extra_callbacks or [])
         quiet_lightning_noise()
-        sys.argv = [sys.argv[0]]  # the arguments come from ``args``; LightningCLI warns when both are set
+        args = with_default_config(args, has_subcommand=run)
+        sys.argv = [sys.argv[0], *args]  # DDP's launcher starts the other ranks with sys.argv
         super().__init__(
             model_class=L.LightningModule,
             datamodule_class=L.LightningDataModule,
@@ -166,9 +179,11 @@ class LitforgeCLI(LightningCLI):
             # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
             parser_kwargs={"default_env": False, "allow_abbrev": False},
             auto_configure_optimizers=False,
-            args=with_default_config(args, has_subcommand=run),
+            args=args,
             run=run,
         )
+
+    _preparing_subcommand: str | None = None
 
     # -- parser ------------------------------------------------------------------------------------
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -192,6 +207,20 @@ class LitforgeCLI(LightningCLI):
                 "data": {"class_path": "litforge.data.DigitsDataModule"},
             }
         )
+        if self._preparing_subcommand == "fit":
+            parser.add_argument(
+                "--resume",
+                type=str,
+                default="never",
+                help="auto: continue this run (needs --run) from its newest valid checkpoint, or start it; "
+                "a finished run is left alone. never: start fresh. PATH: a checkpoint file or run folder.",
+            )
+            parser.add_argument(
+                "--checkpoint_every_n_steps",
+                type=int,
+                default=DEFAULT_EVERY_N_STEPS,
+                help="Periodic checkpoint interval in optimizer steps (plus every epoch end; 0: epoch ends only).",
+            )
         # Sizes the data knows are linked into the model, so they are never stated twice.
         for source, target in (
             ("num_features", "num_features"),
@@ -215,6 +244,15 @@ class LitforgeCLI(LightningCLI):
                 subclasses=True,
             )
 
+    def _prepare_subcommand_parser(
+        self, klass: type, subcommand: str, **kwargs: Any
+    ) -> LightningArgumentParser:
+        self._preparing_subcommand = subcommand  # lets add_arguments_to_parser add fit-only options
+        try:
+            return super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        finally:
+            self._preparing_subcommand = None
+
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         if "subcommand" in self.config:
@@ -236,7 +274,7 @@ class LitforgeCLI(LightningCLI):
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
         experiment = config.experiment or experiment_name(_class_path(config.model))
         if subcommand == "fit":
-            return RunDir(root, experiment, config.run or next_free_run(root, experiment))
+            return self._resolve_fit_run(root, experiment, config)
         ckpt = config.get("ckpt_path")
         run_name = config.run
         if ckpt in CHECKPOINT_ALIASES:
@@ -267,6 +305,27 @@ class LitforgeCLI(LightningCLI):
             ):
                 return RunDir(in_run.parent.parent.parent, in_run.parent.parent.name, in_run.parent.name)
         return RunDir(root, experiment, run_name or next_free_run(root, experiment))
+
+    def _resolve_fit_run(self, root: Path, experiment: str, config: Namespace) -> RunDir:
+        """The run folder of a fit and, with ``--resume``, the checkpoint it continues from."""
+        parent, path, ckpt = (os.environ.get(_LAUNCHED_RUN_ENV) or "::").split(os.pathsep, 2)
+        if parent == str(os.getppid()):  # a DDP rank that rank 0 started: use rank 0's decisions
+            config.ckpt_path = ckpt or None
+            return RunDir(Path(path).parent.parent, Path(path).parent.name, Path(path).name)
+        run = RunDir(root, experiment, config.run or next_free_run(root, experiment))
+        if config.resume != "never":
+            if config.get("ckpt_path"):
+                raise UsageError("--resume and --ckpt_path both say where to start from; pass only one")
+            self.finished_run = read_finished(run.path) if config.resume == "auto" else None
+            resume_from = resolve_resume(config.resume, run.checkpoints, run_is_fixed=bool(config.run))
+            config.ckpt_path = str(resume_from) if resume_from else None
+            note = f"resuming from {resume_from}" if resume_from else "no checkpoint yet, starting fresh"
+            if os.environ.get("RANK", "0") == "0" and self.finished_run is None:
+                print(f"litforge: {note} (run {run.path})", file=sys.stderr, flush=True)
+        os.environ[_LAUNCHED_RUN_ENV] = os.pathsep.join(
+            (str(os.getpid()), str(run.path), config.get("ckpt_path") or "")
+        )
+        return run
 
     # -- trainer -----------------------------------------------------------------------------------
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer | None:
@@ -303,13 +362,37 @@ class LitforgeCLI(LightningCLI):
             extra.append(LearningCurves())
             if not _has(given, PerfSummary):
                 extra.append(PerfSummary(run.path / "perf.json"))
+            extra += resilience_callbacks(
+                run.checkpoints,
+                every_n_train_steps=self._get(self.config, "checkpoint_every_n_steps", DEFAULT_EVERY_N_STEPS),
+                checkpointing=trainer_config.get("enable_checkpointing") is not False,
+            )
         if self.subcommand == "predict":
             extra.append(CSVPredictionWriter(run.path / "predictions.csv"))
         return extra
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        if subcommand == "fit" and self.finished_run is not None:
+            self._report(
+                f"run {self.run_dir.path if self.run_dir else '?'} already finished at step "
+                f"{self.finished_run.get('global_step')}; nothing to do (delete its finished.json to train on)"
+            )
+            return
+        try:
+            super()._run_subcommand(subcommand)
+        except SIGTERMException:  # Lightning's own handler fired before litforge's took over
+            raise Preempted("terminated by SIGTERM before training started; no checkpoint written") from None
+
+    def before_fit(self) -> None:
+        if self.run_dir is not None and self.trainer.is_global_zero:
+            clear_finished(self.run_dir.path)
+
     def after_fit(self) -> None:
         self._report(f"run folder: {self.run_dir.path if self.run_dir else '?'}")
-        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        if self.run_dir is not None and self.trainer.is_global_zero and not self.trainer.interrupted:
+            info = {"global_step": self.trainer.global_step, "epoch": self.trainer.current_epoch}
+            mark_finished(self.run_dir.path, info)
+        best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
         if best:
             self._report(f"best checkpoint: {best}")
 

@@ -1,5 +1,28 @@
-"""Crash-proof training: atomic checkpoint files (and, later, exact resume and signal handling)."""
+"""Crash-proof training: atomic checkpoint files, periodic checkpoints, exact resume, signal handling.
+
+litforge fit --run my-run --resume auto     # see docs/fault-tolerance.md
+"""
 
 from litforge.resilience.atomic_checkpoint_io import AtomicCheckpointIO
+from litforge.resilience.defaults import resilience_callbacks
+from litforge.resilience.exception_checkpoint import ExceptionCheckpoint
+from litforge.resilience.finite_loss import FiniteLossGuard, NonFiniteLoss
+from litforge.resilience.loader_state import RestoreLoaderState
+from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, PeriodicCheckpoint
+from litforge.resilience.preemption import EXIT_PREEMPTED, Preempted, PreemptionCheckpoint
+from litforge.resilience.rng_state import RNGState
 
-__all__ = ["AtomicCheckpointIO"]
+__all__ = [
+    "DEFAULT_EVERY_N_STEPS",
+    "EXIT_PREEMPTED",
+    "AtomicCheckpointIO",
+    "ExceptionCheckpoint",
+    "FiniteLossGuard",
+    "NonFiniteLoss",
+    "PeriodicCheckpoint",
+    "Preempted",
+    "PreemptionCheckpoint",
+    "RNGState",
+    "RestoreLoaderState",
+    "resilience_callbacks",
+]

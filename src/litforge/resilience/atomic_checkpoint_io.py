@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+# Test hook: seconds to wait between writing the temporary file and renaming it, so that tests (and
+# benchmarks/kill_resume.py) can kill a process in the middle of a checkpoint write.
+WRITE_DELAY_ENV = "LITFORGE_TEST_CHECKPOINT_WRITE_DELAY"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -35,6 +40,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
+            if delay := float(os.environ.get(WRITE_DELAY_ENV) or 0):
+                time.sleep(delay)
             os.replace(tmp_name, target)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)

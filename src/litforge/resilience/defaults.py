@@ -1,0 +1,33 @@
+"""The resilience callbacks litforge adds to every ``fit`` (see ``LitforgeCLI._default_callbacks``).
+
+litforge fit --run my-run --resume auto --checkpoint_every_n_steps 200
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
+
+from litforge.resilience.exception_checkpoint import ExceptionCheckpoint
+from litforge.resilience.finite_loss import FiniteLossGuard
+from litforge.resilience.loader_state import RestoreLoaderState
+from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, PeriodicCheckpoint
+from litforge.resilience.preemption import PreemptionCheckpoint
+from litforge.resilience.rng_state import RNGState
+
+
+def resilience_callbacks(
+    checkpoints: Path, every_n_train_steps: int = DEFAULT_EVERY_N_STEPS, checkpointing: bool = True
+) -> list[Callback]:
+    """RNG state, loader-state fix and finite-loss guard; with ``checkpointing`` also the periodic,
+    preemption and on-exception checkpoints into ``checkpoints``."""
+    callbacks: list[Callback] = [RNGState(), RestoreLoaderState(), FiniteLossGuard(checkpoints)]
+    if checkpointing:
+        periodic = PeriodicCheckpoint(checkpoints, every_n_train_steps=every_n_train_steps)
+        callbacks += [
+            periodic,
+            PreemptionCheckpoint(periodic),
+            ExceptionCheckpoint(checkpoints),
+        ]
+    return callbacks

@@ -1,0 +1,57 @@
+"""Restore the training loader's position exactly, in the cases Lightning's own restore misses.
+
+litforge fit --run my-run --resume auto     # litforge adds ``RestoreLoaderState`` to every fit
+
+1. Lightning #20550: reading ``trainer.estimated_stepping_batches`` in ``configure_optimizers`` (e.g. for
+   ``OneCycleLR``) builds the train loader before the checkpoint is restored, so the saved loader state
+   is never handed to it and the resumed epoch starts from its first batch again.
+2. Lightning creates the resumed epoch's iterator before it calls ``sampler.set_epoch(epoch)``, so a
+   sampler shuffled by epoch (``DistributedSampler`` under DDP, ``EpochShuffleSampler``) replays
+   epoch 0's order after a resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from lightning.pytorch.callbacks import Callback
+
+
+class RestoreLoaderState(Callback):
+    """After a resume, sets the samplers' epoch to the epoch about to run and starts the batch iterator
+    afresh at train start: from the saved position when the run continues the epoch it was saved in
+    (whether or not Lightning restored it, #20550), from the epoch's first batch otherwise.
+
+    The loader states come from the checkpoint (``loops.fit_loop.state_dict.combined_loader``), so this
+    works for any loader with ``state_dict``/``load_state_dict`` (torchdata's ``StatefulDataLoader``).
+    """
+
+    def __init__(self) -> None:
+        self._loader_states: list[dict[str, Any]] | None = None
+        self._saved_epoch = -1
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        fit_state = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+        self._loader_states = fit_state.get("combined_loader") or []
+        self._saved_epoch = int(checkpoint.get("epoch", -1))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        states, self._loader_states = self._loader_states, None
+        fit_loop = trainer.fit_loop
+        loader, fetcher = fit_loop._combined_loader, fit_loop._data_fetcher
+        if states is None or loader is None or fetcher is None:
+            return  # not resuming
+        epoch = fit_loop.epoch_progress.current.processed  # the epoch Lightning runs next
+        # The saved position only applies when Lightning continues the epoch it was saved in; a save
+        # after the epoch's last batch (or at its end) continues with the next epoch's first batch.
+        same_epoch = bool(states) and epoch == self._saved_epoch
+        for dataloader in loader.flattened:
+            _set_sampler_epoch(dataloader, epoch)
+        if same_epoch:
+            loader._load_state_dicts(states)
+        fit_loop._combined_loader_states_to_load = []
+        iter(fetcher)  # an iterator for the right epoch, from the loaded position if any

@@ -1,0 +1,109 @@
+"""Checkpoints every N training steps and at every epoch end, the previous ones kept until replaced.
+
+litforge fit --run my-run --resume auto                 # litforge adds it to every fit
+litforge fit --checkpoint_every_n_steps 50              # a denser interval (0: epoch ends only)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+
+DEFAULT_EVERY_N_STEPS = 200
+_STEP_FILE = re.compile(r"^step-(\d+)\.ckpt$")
+
+
+class PeriodicCheckpoint(Checkpoint):
+    """Writes ``<dirpath>/step-<global step>.ckpt`` at step boundaries and keeps the newest ``keep``.
+
+    Each file is written through the trainer's ``CheckpointIO`` (litforge's ``AtomicCheckpointIO``:
+    temporary file, fsync, rename), and older files are deleted only after the new one is complete, so
+    a kill at any moment leaves at least one loadable checkpoint. A step save due at an epoch's last
+    batch waits for the epoch end; the epoch-end save is skipped when Lightning's ``ModelCheckpoint``
+    has just written the same state to ``last.ckpt``.
+
+    Args:
+        dirpath: folder of the checkpoint files (the run's ``checkpoints/``).
+        every_n_train_steps: optimizer steps between two saves; 0 saves at epoch ends only.
+        keep: how many periodic checkpoints to keep (>= 1; 2 survives a corrupt newest file).
+        on_epoch_end: also save at the end of every training epoch.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | Path,
+        every_n_train_steps: int = DEFAULT_EVERY_N_STEPS,
+        keep: int = 2,
+        on_epoch_end: bool = True,
+    ) -> None:
+        if every_n_train_steps < 0:
+            raise ValueError(f"every_n_train_steps must be >= 0, got {every_n_train_steps}")
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self.dirpath = Path(dirpath)
+        self.every_n_train_steps = every_n_train_steps
+        self.keep = keep
+        self.on_epoch_end = on_epoch_end
+        self._last_saved_step = -1
+        self.last_path: Path | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
+        step = trainer.global_step
+        due = self.every_n_train_steps > 0 and step % self.every_n_train_steps == 0
+        if due and step != self._last_saved_step and not (self.on_epoch_end and epoch_ends_now(trainer)):
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.on_epoch_end and not _last_ckpt_written_now(trainer):
+            self.save(trainer)
+
+    def ensure_saved(self, trainer: L.Trainer) -> Path:
+        """The checkpoint of the current step, saving it unless this step was already saved."""
+        if self.last_path is not None and self._last_saved_step == trainer.global_step:
+            return self.last_path
+        return self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> Path:
+        """Save the trainer's full state now (all ranks must call it) and prune old files."""
+        path = self.dirpath / f"step-{trainer.global_step:08d}.ckpt"
+        trainer.save_checkpoint(path, weights_only=False)
+        self._last_saved_step = trainer.global_step
+        self.last_path = path
+        if trainer.is_global_zero:
+            for old in periodic_checkpoints(self.dirpath)[: -self.keep]:
+                trainer.strategy.remove_checkpoint(old)
+        return path
+
+
+def epoch_ends_now(trainer: L.Trainer) -> bool:
+    """Whether the batch that just ran is the epoch's last. A checkpoint taken there, before the
+    epoch-end validation and hooks, does not resume exactly (Lightning skips the pending epoch end),
+    so the epoch-end checkpoint that follows takes its place."""
+    return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
+def _last_ckpt_written_now(trainer: L.Trainer) -> bool:
+    """Whether a ``ModelCheckpoint(save_last=True)`` has just saved this same epoch-end state (it runs
+    before this callback in ``on_train_epoch_end``): then ``last.ckpt`` is the epoch-end checkpoint and
+    a second file with the same content would only cost time."""
+    return any(
+        isinstance(cb, ModelCheckpoint)
+        and cb.save_last
+        and cb._every_n_train_steps == 0
+        and cb._last_global_step_saved == trainer.global_step
+        and cb._should_save_on_train_epoch_end(trainer)
+        and Path(cb.last_model_path).is_file()
+        for cb in trainer.checkpoint_callbacks
+    )
+
+
+def periodic_checkpoints(folder: Path) -> list[Path]:
+    """The ``step-N.ckpt`` files in ``folder``, oldest written first (files of an earlier, overwritten
+    run in the same folder go first)."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if _STEP_FILE.match(p.name)]
+    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))

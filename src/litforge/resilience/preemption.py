@@ -1,0 +1,114 @@
+"""Preemption notices (SIGTERM, SIGUSR1) -> a checkpoint at the next step boundary and a clean exit 75.
+
+litforge fit --run my-run --resume auto     # on SIGTERM: saves, exits 75; the same command continues
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+from types import FrameType
+from typing import Any
+
+import lightning as L
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.callbacks import Checkpoint
+
+from litforge.cli.errors import LitforgeError
+from litforge.resilience.periodic_checkpoint import PeriodicCheckpoint, epoch_ends_now
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a temporary failure; run the same command again to continue
+log = logging.getLogger(__name__)
+
+
+class Preempted(LitforgeError):
+    """Training stopped on a preemption signal after saving a checkpoint (exit 75)."""
+
+    exit_code = EXIT_PREEMPTED
+
+
+class PreemptionCheckpoint(Checkpoint):
+    """On SIGTERM or SIGUSR1, finish the current step, save a periodic checkpoint and raise ``Preempted``.
+
+    Lightning's own SIGTERM handler stops at the next batch without saving; this one replaces it for
+    the training loop. In distributed runs the ranks agree on the step (any rank's signal stops all),
+    so they save the same checkpoint. Under SLURM with Lightning's ``SLURMEnvironment(auto_requeue=True)``
+    the job is requeued (``scontrol requeue``) after the save, as Lightning does.
+
+    Args:
+        periodic: the ``PeriodicCheckpoint`` whose file format and folder the preemption save uses.
+        signals: the signals that announce a preemption.
+    """
+
+    def __init__(
+        self,
+        periodic: PeriodicCheckpoint,
+        signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1),
+    ) -> None:
+        self.periodic = periodic
+        self.signals = signals
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    # Installed at train start: Lightning registers its own handlers just before, and ours must win.
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in self.signals:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
+        if not epoch_ends_now(trainer):  # at an epoch's last batch, stop at the epoch end instead
+            self._stop_if_signalled(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop_if_signalled(trainer)
+
+    def _stop_if_signalled(self, trainer: L.Trainer) -> None:
+        stop = self.received is not None
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop:
+            return
+        path = self.periodic.ensure_saved(trainer)
+        name = signal.Signals(self.received).name if self.received is not None else "a preemption signal"
+        if _slurm_auto_requeue(trainer) and trainer.is_global_zero:
+            _requeue_slurm_job()
+        raise Preempted(
+            f"preempted by {name}: saved {path} at step {trainer.global_step}; run the same command with "
+            "--resume auto to continue"
+        )
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_handlers()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+
+def _slurm_auto_requeue(trainer: L.Trainer) -> bool:
+    environment = getattr(trainer._accelerator_connector, "cluster_environment", None)
+    return isinstance(environment, SLURMEnvironment) and environment.auto_requeue
+
+
+def _requeue_slurm_job() -> None:
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array_job else os.environ["SLURM_JOB_ID"]
+    result = subprocess.run(["scontrol", "requeue", job], check=False)
+    if result.returncode == 0:
+        log.info("requeued SLURM job %s", job)
+    else:
+        log.warning("scontrol requeue %s failed with exit code %s", job, result.returncode)

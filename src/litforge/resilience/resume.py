@@ -1,0 +1,131 @@
+"""Find where a run stopped: the newest checkpoint that fully loads, and whether the run already finished.
+
+litforge fit --run my-run --resume auto     # continue my-run exactly where it stopped (or start it)
+litforge fit --resume runs/classifier/my-run/checkpoints/step-00000400.ckpt
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FINISHED_MARKER = "finished.json"
+# Written by ``OnExceptionCheckpoint`` in the middle of a failed step: kept for inspection, never resumed
+# from automatically because it is not a step boundary (pass it to ``--resume PATH`` to use it anyway).
+EXCEPTION_CHECKPOINT = "on_exception.ckpt"
+_REQUIRED_KEYS = ("state_dict", "loops", "global_step", "epoch")
+
+
+class CheckpointUnreadable(Exception):
+    """A checkpoint file is truncated, corrupt or not a Lightning training checkpoint."""
+
+
+def load_checkpoint_safely(path: Path) -> dict[str, Any]:
+    """Fully load ``path`` with ``weights_only=True`` and check it can resume training.
+
+    Raises:
+        CheckpointUnreadable: with the reason, for a truncated, corrupt or foreign file.
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for damaged files
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise CheckpointUnreadable(f"{path}: {reason}") from None
+    missing = [k for k in _REQUIRED_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        raise CheckpointUnreadable(
+            f"{path}: not a Lightning training checkpoint (missing {', '.join(missing)})"
+        )
+    return checkpoint
+
+
+def find_resume_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest (by modification time) ``*.ckpt`` in ``checkpoints`` that fully loads, or ``None``.
+
+    Unreadable files are skipped with a warning naming them; ``on_exception.ckpt`` is never chosen.
+    Leftover temporary files of a write that was killed are removed.
+    """
+    if not checkpoints.is_dir():
+        return None
+    for leftover in checkpoints.glob(".*.tmp-*"):
+        leftover.unlink(missing_ok=True)
+    candidates = [p for p in checkpoints.glob("*.ckpt") if p.name != EXCEPTION_CHECKPOINT and p.is_file()]
+    for path in sorted(candidates, key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        try:
+            load_checkpoint_safely(path)
+        except CheckpointUnreadable as error:
+            warnings.warn(f"skipping unreadable checkpoint {error}", stacklevel=2)
+            continue
+        return path
+    return None
+
+
+def read_finished(run_path: Path) -> dict[str, Any] | None:
+    """The run-finished marker's content, or ``None`` when the run has not finished."""
+    marker = run_path / FINISHED_MARKER
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def mark_finished(run_path: Path, info: dict[str, Any]) -> None:
+    """Write ``finished.json`` atomically: ``--resume auto`` then leaves the finished run alone."""
+    run_path.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{FINISHED_MARKER}.tmp-", dir=run_path)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(info, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, run_path / FINISHED_MARKER)
+
+
+def clear_finished(run_path: Path) -> None:
+    """Forget that the run finished (a new ``fit`` into the same run folder)."""
+    (run_path / FINISHED_MARKER).unlink(missing_ok=True)
+
+
+RESUME_MODES = ("auto", "never")
+
+
+def resolve_resume(value: str, checkpoints: Path, run_is_fixed: bool) -> Path | None:
+    """Turn ``--resume auto|never|PATH`` into the checkpoint to continue from (``None``: start fresh).
+
+    ``auto`` needs a fixed ``--run`` (otherwise every invocation is a new run) and returns the newest
+    valid checkpoint of that run, or ``None`` for a run that has none yet. ``PATH`` is a checkpoint file,
+    or a run folder / checkpoint folder whose newest valid checkpoint is used.
+
+    Raises:
+        UsageError: ``auto`` without ``--run``, or a ``PATH`` that is missing or holds no valid checkpoint.
+    """
+    from litforge.cli.errors import UsageError
+
+    if value == "never":
+        return None
+    if value == "auto":
+        if not run_is_fixed:
+            raise UsageError(
+                "--resume auto needs a fixed run name, e.g. --run my-run (without it every command "
+                "starts a new version_N run, so there is nothing to resume)"
+            )
+        return find_resume_checkpoint(checkpoints)
+    path = Path(value)
+    if path.is_dir():
+        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        found = find_resume_checkpoint(folder)
+        if found is None:
+            raise UsageError(f"--resume {value}: no valid checkpoint in {folder}")
+        return found
+    if not path.is_file():
+        raise UsageError(f"--resume: expected auto, never or a checkpoint path; no such file: {value}")
+    try:
+        load_checkpoint_safely(path)
+    except CheckpointUnreadable as error:
+        raise UsageError(f"--resume: cannot resume from {error}") from None
+    return path

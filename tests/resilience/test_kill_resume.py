@@ -1,0 +1,89 @@
+"""``kill -9`` at random steps (and in the middle of a checkpoint write) and SIGTERM are non-events:
+``litforge fit --run R --resume auto`` re-run after each ends bit for bit where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import random
+import signal
+from pathlib import Path
+
+import pytest
+from resilience_helpers import (
+    FINAL_STEP,
+    TINY_FIT,
+    assert_bitwise_equal,
+    final_state,
+    newest_step,
+    run_until,
+    step_files,
+    subprocess_env,
+)
+
+from litforge.resilience import EXIT_PREEMPTED
+from litforge.resilience.atomic_checkpoint_io import WRITE_DELAY_ENV
+
+pytestmark = pytest.mark.slow
+
+
+def checkpoints_of(cwd: Path, run: str) -> Path:
+    return cwd / "runs" / "classifier" / run / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The uninterrupted run's final model and optimizer state."""
+    cwd = tmp_path_factory.mktemp("reference")
+    code, output = run_until(["fit", *TINY_FIT, "--run", "ref"], cwd)
+    assert code == 0, output[-3000:]
+    return final_state(checkpoints_of(cwd, "ref"), FINAL_STEP)
+
+
+def test_kill_9_at_random_steps_and_during_a_checkpoint_write(tmp_path: Path, reference: tuple) -> None:
+    seed = random.randrange(10**6)
+    rng = random.Random(seed)
+    args = ["fit", *TINY_FIT, "--run", "r", "--resume", "auto"]
+    ckpts = checkpoints_of(tmp_path, "r")
+    kill_steps = sorted(rng.sample(range(2, FINAL_STEP - 2, 2), 2))
+
+    for target in kill_steps:  # SIGKILL soon after a random step's checkpoint appears
+        code, output = run_until(args, tmp_path, kill_when=lambda t=target: newest_step(ckpts) >= t)
+        assert code == -signal.SIGKILL, f"seed {seed}: expected a kill near step {target}\n{output[-2000:]}"
+
+    # SIGKILL while a checkpoint's temporary file is written but not yet renamed into place
+    slow = subprocess_env(**{WRITE_DELAY_ENV: "1.5"})
+    code, output = run_until(args, tmp_path, env=slow, kill_when=lambda: any(ckpts.glob(".step-*.tmp-*")))
+    assert code == -signal.SIGKILL, f"seed {seed}: expected a kill during a write\n{output[-2000:]}"
+    assert any(ckpts.glob(".step-*.tmp-*")), "the kill should leave a half-written temporary file"
+
+    code, output = run_until(args, tmp_path)
+    assert code == 0, f"seed {seed}\n{output[-3000:]}"
+    assert "litforge: resuming from" in output
+    assert not any(ckpts.glob(".*.tmp-*")), "leftover temporary files are cleaned up on resume"
+    final = final_state(ckpts, FINAL_STEP)
+    assert_bitwise_equal(final[0], reference[0], f"seed {seed} kills at {kill_steps}: model")
+    assert_bitwise_equal(final[1], reference[1], f"seed {seed} kills at {kill_steps}: optimizer")
+    assert len(step_files(ckpts)) <= 2, "only the newest two periodic checkpoints are kept"
+
+    # a finished run is not trained again
+    code, output = run_until(args, tmp_path)
+    assert code == 0 and "already finished" in output
+    assert_bitwise_equal(final_state(ckpts, FINAL_STEP)[0], final[0], "untouched")
+
+
+def test_sigterm_checkpoints_at_a_step_boundary_and_exits_75(tmp_path: Path, reference: tuple) -> None:
+    args = ["fit", *TINY_FIT, "--run", "r", "--resume", "auto"]
+    ckpts = checkpoints_of(tmp_path, "r")
+    code, output = run_until(
+        args, tmp_path, kill_when=lambda: newest_step(ckpts) >= 4, signal_to_send=signal.SIGTERM
+    )
+    assert code == EXIT_PREEMPTED, output[-3000:]
+    assert "preempted by SIGTERM: saved" in output and "--resume auto" in output
+    stopped_at = newest_step(ckpts)
+    assert 4 <= stopped_at < FINAL_STEP
+
+    code, output = run_until(args, tmp_path)
+    assert code == 0, output[-3000:]
+    assert f"resuming from runs/classifier/r/checkpoints/step-{stopped_at:08d}.ckpt" in output
+    final = final_state(ckpts, FINAL_STEP)
+    assert_bitwise_equal(final[0], reference[0], "model")
+    assert_bitwise_equal(final[1], reference[1], "optimizer")

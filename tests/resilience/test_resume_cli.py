@@ -1,0 +1,58 @@
+"""``litforge fit --resume``: clear errors for bad input, and a damaged newest checkpoint is skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from resilience_helpers import run_until
+
+TINY = [
+    "--trainer.max_epochs", "1",
+    "--trainer.limit_train_batches", "4",
+    "--trainer.limit_val_batches", "1",
+    "--trainer.accelerator", "cpu",
+    "--trainer.enable_model_summary", "false",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.num_sanity_val_steps", "0",
+    "--data.batch_size", "32",
+    "--model.hidden_dim", "8",
+    "--checkpoint_every_n_steps", "2",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--resume", "auto"], "--resume auto needs a fixed run name"),
+        (["--resume", "missing.ckpt"], "no such file: missing.ckpt"),
+        (["--run", "r", "--resume", "auto", "--ckpt_path", "x.ckpt"], "pass only one"),
+    ],
+    ids=["auto-without-run", "missing-file", "with-ckpt_path"],
+)
+def test_bad_resume_input_is_one_line_and_exit_2(cli, args: list[str], message: str) -> None:
+    result = cli("fit", *TINY, *args)
+    assert result.returncode == 2, result.output[-2000:]
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_truncated_newest_checkpoint_falls_back_to_the_previous_valid_one(tmp_path: Path) -> None:
+    args = ["fit", *TINY, "--run", "r", "--resume", "auto"]
+    code, output = run_until(args, tmp_path)
+    assert code == 0, output[-3000:]
+    run = tmp_path / "runs" / "classifier" / "r"
+    assert (run / "finished.json").is_file()
+    code, output = run_until(args, tmp_path)
+    assert code == 0 and "already finished at step 4; nothing to do" in output
+
+    (run / "finished.json").unlink()  # pretend the run died after writing its last checkpoint
+    ckpts = sorted((run / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns)
+    newest, previous = ckpts[-1], ckpts[-2]
+    newest.write_bytes(newest.read_bytes()[:1000])
+    code, output = run_until([*args, "--trainer.max_epochs", "2"], tmp_path)
+    assert code == 0, output[-3000:]
+    assert "skipping unreadable checkpoint" in output and newest.name in output
+    assert f"resuming from runs/classifier/r/checkpoints/{previous.name}" in output
+    assert (run / "finished.json").is_file()
