@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -57,52 +58,28 @@ def test_fine_tune_predict_and_export_to_onnx(cli, tmp_path):
     assert {"prob_cooking", "prob_sports", "prob_technology", "prob_weather", "label"} <= set(rows[0])
     assert {r["label"] for r in rows} <= {"cooking", "sports", "technology", "weather"}
 
-    # TODO(after merge): replace this block by `litforge export --ckpt <best> --format onnx` + its parity check.
+    export = cli("export", "--ckpt", str(best), "--format", "onnx", "--out", "export", env=OFFLINE)
+    assert export.returncode == 0, export.output
+    record = json.loads((tmp_path / "export" / "export.json").read_text())
+    assert record["formats"]["onnx"]["parity"]["passed"]
+    assert record["request_format"] == "texts"
+    assert (tmp_path / "export" / "tokenizer" / "tokenizer_config.json").is_file()
+
     os.environ["HF_HUB_OFFLINE"] = "1"
+    from litforge.export.artifact import Artifact
     from litforge.models import HFSequenceClassifier
 
     model = HFSequenceClassifier.load_from_checkpoint(best, map_location="cpu").eval()
     assert model.hparams.label_names == ["cooking", "sports", "technology", "weather"]
-    onnx_path, spec = tmp_path / "model.onnx", model.litforge_export_spec()
-    export_onnx(model, spec, onnx_path)
-    spec["save_assets"](tmp_path)
-    assert (tmp_path / "tokenizer" / "tokenizer_config.json").is_file()
-    assert_onnx_parity(model, onnx_path, tmp_path / "tokenizer")
-
-
-def export_onnx(model: torch.nn.Module, spec: dict, path) -> None:
-    """``torch.onnx.export`` (dynamo) with the spec's dynamic axes turned into shared ``torch.export.Dim``s."""
-    dims: dict[str, torch.export.Dim] = {}
-    dynamic_shapes = {
-        name: {axis: dims.setdefault(label, torch.export.Dim(label)) for axis, label in axes.items()}
-        for name, axes in spec["dynamic_axes"].items()
-    }
-    torch.onnx.export(
-        model,
-        spec["inputs"],
-        str(path),
-        input_names=spec["input_names"],
-        output_names=spec["output_names"],
-        dynamo=True,
-        dynamic_shapes=dynamic_shapes,
-    )
-
-
-def assert_onnx_parity(model: torch.nn.Module, onnx_path, tokenizer_dir) -> None:
-    """Raw texts -> saved tokenizer -> ONNX Runtime logits match the eager model, for two batch and length shapes."""
-    import onnxruntime as ort
-    from transformers import AutoTokenizer
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    artifact = Artifact.open(tmp_path / "export", "onnx")
+    assert artifact.class_labels == ["cooking", "sports", "technology", "weather"]
     for texts in (
         ["Heavy snow is expected tonight.", "The striker scored a late winner in the derby at home."],
         ["Knead the dough.", "The new phone has a fast chip.", "Frost will form under clear skies tonight."],
     ):
-        batch = tokenizer(texts, padding=True, return_tensors="np", return_token_type_ids=False)
-        onnx_logits = session.run(["logits"], dict(batch))[0]  # (B, C)
+        onnx_logits = artifact.logits_for_texts(texts)  # raw texts -> exported tokenizer -> ONNX Runtime
+        batch = artifact.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
         with torch.no_grad():
-            eager = model(torch.from_numpy(batch["input_ids"]), torch.from_numpy(batch["attention_mask"]))
+            eager = model(batch["input_ids"], batch["attention_mask"])
         assert onnx_logits.shape == (len(texts), 4)
         np.testing.assert_allclose(onnx_logits, eager.numpy(), atol=1e-4, rtol=1e-4)
