@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,9 @@ from litforge.cli.errors import LitforgeError, UsageError
 from litforge.tune.optuna_study import _optuna, make_pruner, make_sampler, make_storage, progress
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner
+
+
+_READY_TIMEOUT_S = 300
 
 
 class TrialFailed(Exception):
@@ -72,20 +76,23 @@ def run_optuna(search: OptunaSearch) -> Any:
             "use another --study-name"
         )
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=_child_worker, args=(search, i)) for i in range(1, search.workers)]
+    ready = context.Barrier(search.workers)  # all workers start their first trial together
+    children = [
+        context.Process(target=_child_worker, args=(search, i, ready)) for i in range(1, search.workers)
+    ]
     for child in children:
         child.start()
     try:
-        run_worker(search, 0)
+        run_worker(search, 0, ready)
     finally:
         for child in children:
             child.join()
     return search.load_study(storage, search.seed)
 
 
-def _child_worker(search: OptunaSearch, index: int) -> None:
+def _child_worker(search: OptunaSearch, index: int, ready: Any) -> None:
     try:
-        run_worker(search, index)
+        run_worker(search, index, ready)
     except KeyboardInterrupt:
         sys.exit(130)
     except LitforgeError as error:
@@ -93,7 +100,7 @@ def _child_worker(search: OptunaSearch, index: int) -> None:
         sys.exit(error.exit_code)
 
 
-def run_worker(search: OptunaSearch, index: int) -> None:
+def run_worker(search: OptunaSearch, index: int, ready: Any = None) -> None:
     """Run trials until the study has ``n_trials`` finished ones (waiting out trials of other workers,
     which may still fail and need a replacement, and stale trials of dead workers, which are retried)."""
     _optuna()
@@ -115,6 +122,11 @@ def run_worker(search: OptunaSearch, index: int) -> None:
         _PrintTrial(search.space.metric, index if search.workers > 1 else None),
     ]
     heartbeat = is_heartbeat_enabled(storage)
+    if ready is not None:
+        try:
+            ready.wait(timeout=_READY_TIMEOUT_S)
+        except threading.BrokenBarrierError:  # a worker failed to start: the others go on without it
+            pass
     deadline = None if search.timeout_s is None else time.monotonic() + search.timeout_s
     while True:
         if heartbeat:

@@ -51,6 +51,7 @@ def make_storage(url: str, heartbeat_s: int) -> Any:
         raise UsageError(
             f"--storage {url}: expected sqlite:///FILE, postgresql://..., mysql://... or journal:///FILE"
         )
+    url = with_driver(url)
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +71,18 @@ def make_storage(url: str, heartbeat_s: int) -> Any:
         ) from None
     except Exception as error:  # sqlalchemy errors: bad URL, server down, authentication
         raise UsageError(f"--storage {url}: cannot open ({' '.join(str(error).split())[:300]})") from None
+
+
+def with_driver(url: str) -> str:
+    """``postgresql://`` -> ``postgresql+psycopg2://`` when only psycopg2 is installed (SQLAlchemy 2.1
+    picks psycopg 3 for a bare ``postgresql://``; ``litforge[tune]`` ships psycopg2-binary)."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int) -> Any:
