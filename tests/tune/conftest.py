@@ -1,4 +1,4 @@
-"""Helpers for the ``litforge tune`` tests: tiny trials, a space-file writer, the study reader."""
+"""Fixtures of the ``litforge tune`` tests: a space-file writer and an env that finds the test models."""
 
 from __future__ import annotations
 
@@ -8,27 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-HERE = Path(__file__).resolve().parent
-
-# Trials of a few seconds: 3 short epochs on digits, no checkpoint-heavy extras.
-TINY_TRIAL = [
-    "--trainer.max_epochs", "3",
-    "--trainer.limit_train_batches", "4",
-    "--trainer.limit_val_batches", "2",
-    "--trainer.log_every_n_steps", "1",
-    "--data.batch_size", "32",
-    "--no-plots",
-]  # fmt: skip
-
-LR_SPACE: dict[str, Any] = {
-    "metric": "val_loss",
-    "direction": "minimize",
-    "params": {
-        "model.lr": {"type": "float", "low": 1.0e-3, "high": 1.0e-2, "log": True},
-        "model.hidden_dim": {"type": "int", "low": 16, "high": 64, "step": 16},
-    },
-}
+from tune_helpers import HERE
 
 
 @pytest.fixture
@@ -47,13 +27,3 @@ def write_space(tmp_path: Path):
 def flaky_env() -> dict[str, str]:
     """Lets the tune subprocess import ``flaky_models.FlakyClassifier``."""
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
-
-
-def load_study(url: str, name: str) -> Any:
-    import optuna
-
-    return optuna.load_study(study_name=name, storage=url)
-
-
-def finished_trials(study: Any) -> list[Any]:
-    return [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import LR_SPACE, TINY_TRIAL, finished_trials, load_study
+from tune_helpers import LR_SPACE, TINY_TRIAL, finished_trials, load_study
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -50,7 +50,9 @@ def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_
     assert best["number"] in kept and len(kept) <= 3  # only the top-3 trials keep checkpoints
 
     # best.yaml is a complete fit config: training from it gives the best trial's value again.
-    refit = cli("fit", "--config", str(out / "best.yaml"), "--trainer.default_root_dir", str(tmp_path / "refit"))
+    refit = cli(
+        "fit", "--config", str(out / "best.yaml"), "--trainer.default_root_dir", str(tmp_path / "refit")
+    )
     assert refit.returncode == 0, refit.output[-3000:]
     (run,) = (tmp_path / "refit").glob("*/*/metrics.csv")
     assert math.isclose(_min_val_loss(run.parent), float(best["val_loss"]), rel_tol=1e-6)
@@ -63,7 +65,10 @@ def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space,
         "model:\n  class_path: flaky_models.FlakyClassifier\n"
         "data:\n  class_path: litforge.data.DigitsDataModule\n"
     )
-    space = {"metric": "val_loss", "params": {"model.mode": {"type": "categorical", "choices": ["ok", "raise", "nan"]}}}
+    space = {
+        "metric": "val_loss",
+        "params": {"model.mode": {"type": "categorical", "choices": ["ok", "raise", "nan"]}},
+    }
     path = write_space(space)
     common = ["--config", str(config), "--sampler", "grid", "--pruner", "none", *TINY_TRIAL]
     result = cli("tune", "--space", str(path), "--out", str(tmp_path / "a"), *common, env=flaky_env)
@@ -90,7 +95,9 @@ def test_kill_9_mid_study_then_rerun_finishes_exactly_n_trials(tmp_path, write_s
     args += ["--pruner", "none", "--heartbeat", "1", *TINY_TRIAL, "--trainer.max_epochs", "6"]
     command = [sys.executable, "-m", "litforge", "tune", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    worker = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    worker = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     killed = None
     deadline = time.monotonic() + 240
     while killed is None and time.monotonic() < deadline and worker.poll() is None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LR_SPACE, TINY_TRIAL, finished_trials, load_study
+from tune_helpers import LR_SPACE, TINY_TRIAL, finished_trials, load_study
 
 from litforge.tune.optuna_study import with_driver
 

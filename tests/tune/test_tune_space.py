@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import LR_SPACE
+from tune_helpers import LR_SPACE
 
 from litforge.cli.errors import UsageError
 from litforge.tune.fit_config import FitConfig
@@ -21,12 +21,30 @@ def _with_param(key: str, spec: object) -> dict:
 @pytest.mark.parametrize(
     ("space", "message"),
     [
-        (_with_param("model.lr", {"type": "gaussian", "low": 0, "high": 1}), "params.model.lr: unknown type 'gaussian'"),
-        (_with_param("model.lr", {"type": "float", "low": 0.1, "high": 0.1}), "params.model.lr: low (0.1) must be below high (0.1)"),
-        (_with_param("model.lr", {"type": "float", "low": 0.0, "high": 0.1, "log": True}), "params.model.lr: log: true needs positive bounds"),
-        (_with_param("data.batch_size", {"type": "categorical", "choices": []}), "params.data.batch_size: 'choices' must be a non-empty list"),
-        (_with_param("model.hidden_dim", {"type": "int", "low": 16.5, "high": 64}), "params.model.hidden_dim: 'low' must be an integer"),
-        (_with_param("model.lr", {"type": "float", "low": 0.1, "high": 1, "stp": 0.1}), "params.model.lr: unknown field 'stp'"),
+        (
+            _with_param("model.lr", {"type": "gaussian", "low": 0, "high": 1}),
+            "params.model.lr: unknown type 'gaussian'",
+        ),
+        (
+            _with_param("model.lr", {"type": "float", "low": 0.1, "high": 0.1}),
+            "params.model.lr: low (0.1) must be below high (0.1)",
+        ),
+        (
+            _with_param("model.lr", {"type": "float", "low": 0.0, "high": 0.1, "log": True}),
+            "params.model.lr: log: true needs positive bounds",
+        ),
+        (
+            _with_param("data.batch_size", {"type": "categorical", "choices": []}),
+            "params.data.batch_size: 'choices' must be a non-empty list",
+        ),
+        (
+            _with_param("model.hidden_dim", {"type": "int", "low": 16.5, "high": 64}),
+            "params.model.hidden_dim: 'low' must be an integer",
+        ),
+        (
+            _with_param("model.lr", {"type": "float", "low": 0.1, "high": 1, "stp": 0.1}),
+            "params.model.lr: unknown field 'stp'",
+        ),
         ({**LR_SPACE, "direction": "down"}, "'direction: down' is not one of minimize, maximize"),
         ({**LR_SPACE, "pruner": "asha"}, "'pruner: asha' is not one of none, median"),
         ({"direction": "minimize", "params": LR_SPACE["params"]}, "'metric' must name a logged metric"),
@@ -50,13 +68,19 @@ def test_good_space_parses_with_defaults() -> None:
 
 
 def test_keys_are_checked_against_the_fit_config() -> None:
-    with pytest.raises(UsageError, match=r"params.model.hiden_dim: no such key in the fit config .*hidden_dim"):
+    with pytest.raises(
+        UsageError, match=r"params.model.hiden_dim: no such key in the fit config .*hidden_dim"
+    ):
         FitConfig([], parse_space(_with_param("model.hiden_dim", {"type": "int", "low": 8, "high": 16})), 0)
     # A value the configured class rejects (hidden_dim is an int) fails before any trial.
     with pytest.raises(UsageError, match=r"params.model.hidden_dim: the fit config rejects 8.5"):
-        FitConfig([], parse_space(_with_param("model.hidden_dim", {"type": "float", "low": 8.5, "high": 16})), 0)
+        FitConfig(
+            [], parse_space(_with_param("model.hidden_dim", {"type": "float", "low": 8.5, "high": 16})), 0
+        )
     with pytest.raises(UsageError, match=r"params.model.arch: the fit config rejects 'rnn'"):
-        FitConfig([], parse_space(_with_param("model.arch", {"type": "categorical", "choices": ["mlp", "rnn"]})), 0)
+        FitConfig(
+            [], parse_space(_with_param("model.arch", {"type": "categorical", "choices": ["mlp", "rnn"]})), 0
+        )
 
 
 def test_fit_config_fixes_the_seed_and_keeps_fit_flags() -> None:

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="fit config (default: the packaged digits classifier)")
     p.add_argument("--space", required=True, help="search-space YAML (see docs/tune.md)")
     p.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
-    p.add_argument("--n-trials", type=int, help="trials in total, across re-runs and workers (space file, else 20)")
+    p.add_argument(
+        "--n-trials", type=int, help="trials in total, across re-runs and workers (space file, else 20)"
+    )
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     p.add_argument("--study-name", help="default: the space file's name")
     p.add_argument("--out", type=Path, help="default: runs/tune/<study-name>/")
@@ -59,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="hyperband / successive-halving / ASHA reduction factor",
     )
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<out>/study.db)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine sharing the storage")
+    p.add_argument(
+        "--workers", type=int, default=1, help="worker processes on this machine sharing the storage"
+    )
     p.add_argument(
         "--heartbeat", type=int, default=10, help="seconds between trial heartbeats; stale after 3 missed"
     )

@@ -47,7 +47,12 @@ def config_key(config: Namespace, key: str) -> str:
     """``model.lr`` -> ``model.init_args.lr`` when ``model`` is chosen by ``class_path``."""
     head, _, rest = key.partition(".")
     section = config.get(head)
-    if rest and isinstance(section, Namespace) and "class_path" in section and not rest.startswith("init_args"):
+    if (
+        rest
+        and isinstance(section, Namespace)
+        and "class_path" in section
+        and not rest.startswith("init_args")
+    ):
         return f"{head}.init_args.{rest}"
     return key
 
@@ -79,7 +84,9 @@ class FitConfig:
                 try:
                     self._parse_fit([*self.fit_args, *as_override(param.key, value)])
                 except UsageError as error:
-                    raise UsageError(f"params.{param.key}: the fit config rejects {value!r}: {error}") from None
+                    raise UsageError(
+                        f"params.{param.key}: the fit config rejects {value!r}: {error}"
+                    ) from None
 
     def _parse_fit(self, args: list[str]) -> Namespace:
         from litforge.cli.lightning_cli import with_default_config
@@ -122,4 +129,3 @@ def _known_keys(config: Namespace, key: str) -> str:
             return f"{head} has: {', '.join(names)}"
     sections = sorted(k for k in config.__dict__ if not k.startswith("_"))
     return f"top-level keys: {', '.join(sections)}"
-

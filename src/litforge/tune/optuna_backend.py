@@ -9,6 +9,7 @@ on other machines with the same ``--storage`` and ``--study-name`` join the same
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -22,7 +23,6 @@ from litforge.cli.errors import LitforgeError, UsageError
 from litforge.tune.optuna_study import _optuna, make_pruner, make_sampler, make_storage, progress
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner
-
 
 _READY_TIMEOUT_S = 300
 
@@ -122,11 +122,9 @@ def run_worker(search: OptunaSearch, index: int, ready: Any = None) -> None:
         _PrintTrial(search.space.metric, index if search.workers > 1 else None),
     ]
     heartbeat = is_heartbeat_enabled(storage)
-    if ready is not None:
-        try:
+    if ready is not None:  # a worker that fails to start breaks the barrier: the others go on without it
+        with contextlib.suppress(threading.BrokenBarrierError):
             ready.wait(timeout=_READY_TIMEOUT_S)
-        except threading.BrokenBarrierError:  # a worker failed to start: the others go on without it
-            pass
     deadline = None if search.timeout_s is None else time.monotonic() + search.timeout_s
     while True:
         if heartbeat:

@@ -97,7 +97,9 @@ def make_sampler(name: str, space: SearchSpace, seed: int) -> Any:
         try:
             import cmaes  # noqa: F401
         except ImportError:
-            raise UsageError("--sampler cmaes needs the cmaes package: pip install 'litforge[tune]'") from None
+            raise UsageError(
+                "--sampler cmaes needs the cmaes package: pip install 'litforge[tune]'"
+            ) from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "grid":
         return optuna.samplers.GridSampler({p.key: p.grid() for p in space.params}, seed=seed)

@@ -56,8 +56,39 @@ def records_from_study(study: Any) -> list[TrialRecord]:
     ]
 
 
+def study_from_records(records: list[TrialRecord], space: SearchSpace) -> Any:
+    """An in-memory Optuna study holding ``records`` (Ray's trials), so both backends share the plots."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    def distribution(param: Any) -> Any:
+        if param.type == "categorical":
+            return CategoricalDistribution(list(param.choices))
+        kind = IntDistribution if param.type == "int" else FloatDistribution
+        step = param.step if param.step is not None or param.type == "float" else 1
+        return kind(param.low, param.high, log=param.log, step=step)
+
+    study = optuna.create_study(direction=space.direction)
+    distributions = {p.key: distribution(p) for p in space.params}
+    for r in sorted(records, key=lambda r: r.number):
+        if r.state not in ("COMPLETE", "PRUNED", "FAIL") or any(v is None for v in r.params.values()):
+            continue
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState[r.state],
+                value=r.value,
+                params=r.params,
+                distributions=distributions,
+                intermediate_values=r.intermediate,
+            )
+        )
+    return study
+
+
 def best_record(records: list[TrialRecord], maximize: bool) -> TrialRecord | None:
-    complete = [r for r in records if r.state == "COMPLETE" and r.value is not None and math.isfinite(r.value)]
+    complete = [
+        r for r in records if r.state == "COMPLETE" and r.value is not None and math.isfinite(r.value)
+    ]
     if not complete:
         return None
     return (max if maximize else min)(complete, key=lambda r: r.value)
@@ -77,7 +108,9 @@ def write_trials_csv(records: list[TrialRecord], space: SearchSpace, path: Path)
     write_atomic(path, buffer.getvalue())
 
 
-def write_best(records: list[TrialRecord], space: SearchSpace, fit: FitConfig, out: Path) -> TrialRecord | None:
+def write_best(
+    records: list[TrialRecord], space: SearchSpace, fit: FitConfig, out: Path
+) -> TrialRecord | None:
     """``best.yaml`` for the best complete trial (nothing when no trial completed)."""
     best = best_record(records, space.maximize)
     if best is not None:
@@ -95,7 +128,10 @@ def summary_table(records: list[TrialRecord], space: SearchSpace, best: TrialRec
         table.add_column(column, justify="right" if column != "state" else "left")
     ranked = sorted(
         records,
-        key=lambda r: (r.value is None, -r.value if (r.value is not None and space.maximize) else r.value or 0),
+        key=lambda r: (
+            r.value is None,
+            -r.value if (r.value is not None and space.maximize) else r.value or 0,
+        ),
     )
     for r in ranked:
         values = [_short(r.params.get(p.key, "")) for p in space.params]

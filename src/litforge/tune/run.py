@@ -12,6 +12,7 @@ from litforge.tune.fit_config import FitConfig
 from litforge.tune.outputs import (
     TrialRecord,
     records_from_study,
+    study_from_records,
     summary_table,
     write_best,
     write_plots,
@@ -64,8 +65,23 @@ def run_search(plan: SearchPlan, space: SearchSpace, fit: FitConfig) -> TrialRec
     if plan.backend == "ray":
         from litforge.tune.ray_backend import run_ray
 
-        records = run_ray(plan, space, runner)
-        study = None
+        records = run_ray(
+            runner,
+            space,
+            study_name=plan.study_name,
+            n_trials=plan.n_trials,
+            sampler=plan.sampler,
+            seed=plan.seed,
+            max_epochs=fit.resolve({}).trainer.max_epochs or 1000,
+            grace_epochs=plan.grace_epochs,
+            reduction_factor=plan.reduction_factor,
+            cpus_per_trial=plan.cpus_per_trial,
+            gpus_per_trial=plan.gpus_per_trial,
+            address=plan.address,
+            timeout_s=plan.timeout_s,
+        )
+        _write(plan, space, fit, records, study_from_records(records, space) if plan.plots else None)
+        return _report(plan, space, records)
     else:
         from litforge.tune.optuna_backend import OptunaSearch, run_optuna
 
@@ -92,8 +108,6 @@ def run_search(plan: SearchPlan, space: SearchSpace, fit: FitConfig) -> TrialRec
             records = records_from_study(study)
             _write(plan, space, fit, records, study)
         return _report(plan, space, records)
-    _write(plan, space, fit, records, study)
-    return _report(plan, space, records)
 
 
 def _write(

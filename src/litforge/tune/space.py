@@ -58,7 +58,7 @@ class Param:
                 f"params.{self.key}: the grid sampler needs 'step' (or type categorical) for each param"
             )
         assert self.low is not None and self.high is not None
-        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
         values = [self.low + i * self.step for i in range(count)]
         return [int(v) for v in values] if self.type == "int" else values
 
@@ -115,7 +115,9 @@ def parse_space(raw: Any, source: Path | None = None) -> SearchSpace:
             raise UsageError(f"{where}'{name}' must be a non-negative integer, got {value!r}")
     params = raw.get("params")
     if not isinstance(params, dict) or not params:
-        raise UsageError(f"{where}'params' must map config keys to ranges, e.g. model.lr: {{type: float, ...}}")
+        raise UsageError(
+            f"{where}'params' must map config keys to ranges, e.g. model.lr: {{type: float, ...}}"
+        )
     return SearchSpace(
         metric=metric,
         direction=direction,
