@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<out>/study.db)")
     p.add_argument(
-        "--workers", type=int, default=1, help="worker processes on this machine sharing the storage"
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on this machine sharing the storage (Ray: trials at once)",
     )
     p.add_argument(
         "--heartbeat", type=int, default=10, help="seconds between trial heartbeats; stale after 3 missed"

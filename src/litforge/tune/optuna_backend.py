@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litforge.cli.errors import LitforgeError, UsageError
-from litforge.tune.optuna_study import _optuna, make_pruner, make_sampler, make_storage, progress
+from litforge.tune.optuna_study import import_optuna, make_pruner, make_sampler, make_storage, progress
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner
 
@@ -54,7 +54,7 @@ class OptunaSearch:
         return make_storage(self.storage_url, self.heartbeat_s)
 
     def load_study(self, storage: Any, seed: int) -> Any:
-        optuna = _optuna()
+        optuna = import_optuna()
         return optuna.create_study(
             storage=storage,
             study_name=self.study_name,
@@ -103,7 +103,7 @@ def _child_worker(search: OptunaSearch, index: int, ready: Any) -> None:
 def run_worker(search: OptunaSearch, index: int, ready: Any = None) -> None:
     """Run trials until the study has ``n_trials`` finished ones (waiting out trials of other workers,
     which may still fail and need a replacement, and stale trials of dead workers, which are retried)."""
-    _optuna()
+    import_optuna()
     from optuna.storages import fail_stale_trials
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
@@ -155,7 +155,7 @@ class _Objective:
         self.space = space
 
     def __call__(self, trial: Any) -> float:
-        optuna = _optuna()
+        optuna = import_optuna()
         from optuna_integration import PyTorchLightningPruningCallback
 
         values = {param.key: suggest(trial, param) for param in self.space.params}

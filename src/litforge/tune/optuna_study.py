@@ -25,7 +25,7 @@ DEFAULT_REDUCTION_FACTOR = 3
 MEDIAN_STARTUP_TRIALS = 5
 
 
-def _optuna() -> Any:
+def import_optuna() -> Any:
     try:
         import optuna
     except ImportError:
@@ -38,7 +38,7 @@ def _optuna() -> Any:
 def make_storage(url: str, heartbeat_s: int) -> Any:
     """An Optuna storage for ``url``; SQL storages record a heartbeat every ``heartbeat_s`` seconds and
     retry trials whose heartbeat is older than three intervals."""
-    _optuna()
+    import_optuna()
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     if url.startswith("journal://"):
@@ -87,7 +87,7 @@ def with_driver(url: str) -> str:
 
 def make_sampler(name: str, space: SearchSpace, seed: int) -> Any:
     """``tpe`` (default), ``random``, ``cmaes`` or ``grid``, all seeded."""
-    optuna = _optuna()
+    optuna = import_optuna()
     if name == "tpe":
         # constant_liar: parallel workers do not all sample next to the same running trial.
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
@@ -109,7 +109,7 @@ def make_sampler(name: str, space: SearchSpace, seed: int) -> Any:
 def make_pruner(name: str, grace_epochs: int, reduction_factor: int) -> Any:
     """``none``, ``median``, ``hyperband`` or ``successive-halving``; none stops a trial before
     ``grace_epochs`` validation epochs."""
-    optuna = _optuna()
+    optuna = import_optuna()
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from litforge.tune.fit_config import FitConfig, write_atomic
+from litforge.tune.optuna_study import import_optuna
 from litforge.tune.space import SearchSpace
 
 
@@ -58,7 +59,6 @@ def records_from_study(study: Any) -> list[TrialRecord]:
 
 def study_from_records(records: list[TrialRecord], space: SearchSpace) -> Any:
     """An in-memory Optuna study holding ``records`` (Ray's trials), so both backends share the plots."""
-    import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     def distribution(param: Any) -> Any:
@@ -68,6 +68,7 @@ def study_from_records(records: list[TrialRecord], space: SearchSpace) -> Any:
         step = param.step if param.step is not None or param.type == "float" else 1
         return kind(param.low, param.high, log=param.log, step=step)
 
+    optuna = import_optuna()
     study = optuna.create_study(direction=space.direction)
     distributions = {p.key: distribution(p) for p in space.params}
     for r in sorted(records, key=lambda r: r.number):
@@ -166,6 +167,7 @@ def write_plots(study: Any, out: Path) -> list[Path]:
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 
+    import_optuna().logging.set_verbosity(import_optuna().logging.ERROR)  # "no complete trials yet" etc.
     folder = out / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

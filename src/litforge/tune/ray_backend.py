@@ -21,6 +21,8 @@ from litforge.tune.outputs import TrialRecord
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner
 
+_COMPLETE = "litforge_complete"
+
 
 def _ray() -> Any:
     try:
@@ -70,7 +72,9 @@ def _trainable(config: dict[str, Any], runner: TrialRunner) -> None:
 
     number = trial_number(tune.get_context().get_trial_id())
     report = TuneReportCheckpointCallback(metrics=[runner.metric], save_checkpoints=False)
-    runner.train(str(number), config, [report])
+    result = runner.train(str(number), config, [report])
+    # A last report marks a trial that ran to its end (ASHA-stopped trials never get here).
+    tune.report({runner.metric: result.value, _COMPLETE: 1.0})
 
 
 def trial_number(trial_id: str) -> int:
@@ -89,6 +93,7 @@ def run_ray(
     max_epochs: int,
     grace_epochs: int,
     reduction_factor: int,
+    workers: int,
     cpus_per_trial: float,
     gpus_per_trial: float,
     address: str | None,
@@ -134,6 +139,7 @@ def run_ray(
                 scheduler=scheduler,
                 search_alg=None if grid else _search_alg(sampler, space, seed),
                 time_budget_s=timeout_s,
+                max_concurrent_trials=workers,
             ),
             run_config=tune.RunConfig(
                 name=study_name, storage_path=str(runner.out / "ray"), verbose=0, log_to_file=True
@@ -154,7 +160,8 @@ def _record(result: Any, space: SearchSpace, max_epochs: int) -> TrialRecord:
     frame = result.metrics_dataframe
     curve: dict[int, float] = {}
     if frame is not None and space.metric in frame:
-        curve = {i: float(v) for i, v in enumerate(frame[space.metric].tolist())}
+        epochs = frame[frame[_COMPLETE] != 1.0] if _COMPLETE in frame else frame
+        curve = {i: float(v) for i, v in enumerate(epochs[space.metric].tolist())}
     found = re.search(r"_(\d{5})_", os.path.basename(result.path))
     number = (
         trial_number(metrics["trial_id"]) if "trial_id" in metrics else int(found.group(1) if found else -1)
@@ -164,9 +171,7 @@ def _record(result: Any, space: SearchSpace, max_epochs: int) -> TrialRecord:
     if result.error is not None:
         reason = " ".join(str(result.error).split())[-500:]
         return TrialRecord(number, "FAIL", None, params, duration, curve, fail_reason=reason)
-    finished = bool(metrics.get("done")) and len(curve) >= 1
-    values = list(curve.values())
-    best = (max if space.maximize else min)(values) if values else None
-    stopped_early = len(curve) < max_epochs and not metrics.get("done")
-    state = "PRUNED" if stopped_early or not finished else "COMPLETE"
-    return TrialRecord(number, state, best if state == "COMPLETE" else None, params, duration, curve)
+    if metrics.get(_COMPLETE) == 1.0 or len(curve) >= max_epochs:  # Tune stops a trial at max_t itself
+        best = (max if space.maximize else min)(curve.values())
+        return TrialRecord(number, "COMPLETE", best, params, duration, curve)
+    return TrialRecord(number, "PRUNED", None, params, duration, curve)

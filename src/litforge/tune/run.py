@@ -5,6 +5,7 @@ litforge tune --space configs/digits_search.yaml   # -> runs/tune/digits_search/
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +76,14 @@ def run_search(plan: SearchPlan, space: SearchSpace, fit: FitConfig) -> TrialRec
             max_epochs=fit.resolve({}).trainer.max_epochs or 1000,
             grace_epochs=plan.grace_epochs,
             reduction_factor=plan.reduction_factor,
+            workers=plan.workers,
             cpus_per_trial=plan.cpus_per_trial,
             gpus_per_trial=plan.gpus_per_trial,
             address=plan.address,
             timeout_s=plan.timeout_s,
         )
-        _write(plan, space, fit, records, study_from_records(records, space) if plan.plots else None)
+        plots = plan.plots and importlib.util.find_spec("optuna") is not None  # plots use litforge[tune]
+        _write(plan, space, fit, records, study_from_records(records, space) if plots else None)
         return _report(plan, space, records)
     else:
         from litforge.tune.optuna_backend import OptunaSearch, run_optuna
