@@ -14,9 +14,22 @@ def test_ray_backend_with_asha_writes_the_same_outputs(cli, tmp_path, write_spac
     # Grid order, one trial at a time: two good learning rates set the bar at ASHA's first rung,
     # then the tiny learning rate falls below it and is stopped after its grace epoch.
     choices = [1.0e-2, 5.0e-3, 1.0e-7]
-    path = write_space({"metric": "val_loss", "params": {"model.lr": {"type": "categorical", "choices": choices}}})
+    path = write_space(
+        {"metric": "val_loss", "params": {"model.lr": {"type": "categorical", "choices": choices}}}
+    )
     out = tmp_path / "search"
-    args = ["--space", str(path), "--backend", "ray", "--out", str(out), "--sampler", "grid", "--workers", "1"]
+    args = [
+        "--space",
+        str(path),
+        "--backend",
+        "ray",
+        "--out",
+        str(out),
+        "--sampler",
+        "grid",
+        "--workers",
+        "1",
+    ]
     args += ["--grace-period", "1", "--reduction-factor", "2", "--cpus-per-trial", "1"]
     result = cli("tune", *args, *[a for a in TINY_TRIAL if a != "--no-plots"], timeout=600)
     assert result.returncode == 0, result.output[-3000:]

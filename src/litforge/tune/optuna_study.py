@@ -30,7 +30,7 @@ def import_optuna() -> Any:
         import optuna
     except ImportError:
         raise UsageError("the Optuna backend needs Optuna: pip install 'litforge[tune]'") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # litforge prints one line per trial
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 

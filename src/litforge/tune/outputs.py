@@ -167,7 +167,7 @@ def write_plots(study: Any, out: Path) -> list[Path]:
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 
-    import_optuna().logging.set_verbosity(import_optuna().logging.ERROR)  # "no complete trials yet" etc.
+    import_optuna()  # quiet logging
     folder = out / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -6,8 +6,11 @@ litforge tune --space configs/digits_search.yaml   # -> runs/tune/digits_search/
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+import math
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from litforge.tune.fit_config import FitConfig
 from litforge.tune.outputs import (
@@ -54,86 +57,78 @@ class SearchPlan:
 def run_search(plan: SearchPlan, space: SearchSpace, fit: FitConfig) -> TrialRecord | None:
     """Run the search, write best.yaml / trials.csv / plots, print the summary; return the best trial.
 
-    Outputs are written even when the search is interrupted (Ctrl-C), for the trials that finished.
+    On Ctrl-C the outputs are still written, for the trials that finished, before the interrupt goes on.
     """
-    if plan.sampler == "grid":
-        grid_size = 1
-        for param in space.params:
-            grid_size *= len(param.grid())
-        plan = _replace(plan, n_trials=min(plan.n_trials, grid_size))
+    if plan.sampler == "grid":  # a grid search tries each point once
+        plan = replace(plan, n_trials=min(plan.n_trials, math.prod(len(p.grid()) for p in space.params)))
     runner = TrialRunner(tuple(fit.fit_args), space.metric, space.maximize, plan.out)
     plan.out.mkdir(parents=True, exist_ok=True)
+    interrupted: KeyboardInterrupt | None = None
     if plan.backend == "ray":
-        from litforge.tune.ray_backend import run_ray
-
-        records = run_ray(
-            runner,
-            space,
-            study_name=plan.study_name,
-            n_trials=plan.n_trials,
-            sampler=plan.sampler,
-            seed=plan.seed,
-            max_epochs=fit.resolve({}).trainer.max_epochs or 1000,
-            grace_epochs=plan.grace_epochs,
-            reduction_factor=plan.reduction_factor,
-            workers=plan.workers,
-            cpus_per_trial=plan.cpus_per_trial,
-            gpus_per_trial=plan.gpus_per_trial,
-            address=plan.address,
-            timeout_s=plan.timeout_s,
-        )
-        plots = plan.plots and importlib.util.find_spec("optuna") is not None  # plots use litforge[tune]
-        _write(plan, space, fit, records, study_from_records(records, space) if plots else None)
-        return _report(plan, space, records)
+        records = _run_ray(plan, space, fit, runner)
+        plotting = plan.plots and importlib.util.find_spec("optuna") is not None  # plots use litforge[tune]
+        study = study_from_records(records, space) if plotting else None
     else:
-        from litforge.tune.optuna_backend import OptunaSearch, run_optuna
+        from litforge.tune.optuna_backend import run_optuna
 
-        search = OptunaSearch(
-            runner=runner,
-            space=space,
-            storage_url=plan.storage_url,
-            study_name=plan.study_name,
-            n_trials=plan.n_trials,
-            sampler=plan.sampler,
-            pruner=plan.pruner,
-            seed=plan.seed,
-            grace_epochs=plan.grace_epochs,
-            reduction_factor=plan.reduction_factor,
-            heartbeat_s=plan.heartbeat_s,
-            keep_checkpoints=plan.keep_checkpoints,
-            timeout_s=plan.timeout_s,
-            workers=plan.workers,
-        )
+        search = _optuna_search(plan, space, runner)
         try:
             study = run_optuna(search)
-        finally:  # also on Ctrl-C: what finished is written out
+        except KeyboardInterrupt as stop:
+            interrupted = stop
+            print("litforge: interrupted; writing the outputs of the finished trials", file=sys.stderr)
             study = search.load_study(search.storage(), plan.seed)
-            records = records_from_study(study)
-            _write(plan, space, fit, records, study)
-        return _report(plan, space, records)
-
-
-def _write(
-    plan: SearchPlan, space: SearchSpace, fit: FitConfig, records: list[TrialRecord], study: object
-) -> None:
+        records = records_from_study(study)
     write_trials_csv(records, space, plan.out / "trials.csv")
-    write_best(records, space, fit, plan.out)
+    best = write_best(records, space, fit, plan.out)
     if plan.plots and study is not None:
         write_plots(study, plan.out)
-
-
-def _report(plan: SearchPlan, space: SearchSpace, records: list[TrialRecord]) -> TrialRecord | None:
-    from litforge.tune.outputs import best_record
-
-    best = best_record(records, space.maximize)
     print(summary_table(records, space, best), end="", flush=True)
     print(f"outputs: {plan.out} (best.yaml, trials.csv{', plots/' if plan.plots else ''})", flush=True)
     if best is not None:
         print(f"train the best config: litforge fit --config {plan.out / 'best.yaml'}", flush=True)
+    if interrupted is not None:
+        raise interrupted
     return best
 
 
-def _replace(plan: SearchPlan, **changes: object) -> SearchPlan:
-    from dataclasses import replace
+def _optuna_search(plan: SearchPlan, space: SearchSpace, runner: TrialRunner) -> Any:
+    from litforge.tune.optuna_backend import OptunaSearch
 
-    return replace(plan, **changes)  # type: ignore[arg-type]
+    return OptunaSearch(
+        runner=runner,
+        space=space,
+        storage_url=plan.storage_url,
+        study_name=plan.study_name,
+        n_trials=plan.n_trials,
+        sampler=plan.sampler,
+        pruner=plan.pruner,
+        seed=plan.seed,
+        grace_epochs=plan.grace_epochs,
+        reduction_factor=plan.reduction_factor,
+        heartbeat_s=plan.heartbeat_s,
+        keep_checkpoints=plan.keep_checkpoints,
+        timeout_s=plan.timeout_s,
+        workers=plan.workers,
+    )
+
+
+def _run_ray(plan: SearchPlan, space: SearchSpace, fit: FitConfig, runner: TrialRunner) -> list[TrialRecord]:
+    from litforge.tune.ray_backend import run_ray
+
+    return run_ray(
+        runner,
+        space,
+        study_name=plan.study_name,
+        n_trials=plan.n_trials,
+        sampler=plan.sampler,
+        seed=plan.seed,
+        max_epochs=fit.resolve({}).trainer.max_epochs or 1000,
+        grace_epochs=plan.grace_epochs,
+        reduction_factor=plan.reduction_factor,
+        workers=plan.workers,
+        cpus_per_trial=plan.cpus_per_trial,
+        gpus_per_trial=plan.gpus_per_trial,
+        address=plan.address,
+        timeout_s=plan.timeout_s,
+    )
