@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="worker processes on this machine sharing the storage (Ray: trials at once)",
+        help="worker processes on this machine sharing the storage; default 1 (Ray: trials at once, "
+        "default: as many as the resources allow)",
     )
     p.add_argument(
         "--heartbeat", type=int, default=10, help="seconds between trial heartbeats; stale after 3 missed"
@@ -127,7 +127,7 @@ def main(command: str, argv: list[str]) -> int:
         seed=_first(args.seed, space.seed, DEFAULTS["seed"]),
         timeout_s=args.timeout,
         storage=args.storage,
-        workers=args.workers,
+        workers=args.workers or (None if args.backend == "ray" else 1),
         heartbeat_s=args.heartbeat,
         keep_checkpoints=args.keep_checkpoints,
         grace_epochs=args.grace_period,

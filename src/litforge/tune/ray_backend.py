@@ -93,7 +93,7 @@ def run_ray(
     max_epochs: int,
     grace_epochs: int,
     reduction_factor: int,
-    workers: int,
+    workers: int | None,
     cpus_per_trial: float,
     gpus_per_trial: float,
     address: str | None,

@@ -39,7 +39,7 @@ class SearchPlan:
     seed: int
     timeout_s: float | None = None
     storage: str | None = None
-    workers: int = 1
+    workers: int | None = 1  # None: Ray decides from the resources
     heartbeat_s: int = 10
     keep_checkpoints: int = 3
     grace_epochs: int = 3
@@ -109,7 +109,7 @@ def _optuna_search(plan: SearchPlan, space: SearchSpace, runner: TrialRunner) ->
         heartbeat_s=plan.heartbeat_s,
         keep_checkpoints=plan.keep_checkpoints,
         timeout_s=plan.timeout_s,
-        workers=plan.workers,
+        workers=plan.workers or 1,
     )
 
 
