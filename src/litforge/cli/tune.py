@@ -19,7 +19,8 @@ from litforge.cli.errors import JobFailed, UsageError
 from litforge.tune.optuna_study import DEFAULT_GRACE_EPOCHS, DEFAULT_REDUCTION_FACTOR
 from litforge.tune.space import PRUNERS, SAMPLERS
 
-FIT_PREFIXES = ("--trainer.", "--model.", "--data.", "--seed_everything", "--model", "--data", "--trainer")
+FIT_FLAGS = ("--model", "--data", "--seed_everything")  # plus any --trainer.*, --model.*, --data.*
+FIT_PREFIXES = ("--trainer.", "--model.", "--data.")
 DEFAULTS = {"n_trials": 20, "sampler": "tpe", "pruner": "median", "seed": 0}
 
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search hyperparameters of a fit config. Any fit flag (--trainer.max_epochs 5, "
         "--model.arch cnn, ...) applies to every trial.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
     )
     p.add_argument("--config", help="fit config (default: the packaged digits classifier)")
     p.add_argument("--space", required=True, help="search-space YAML (see docs/tune.md)")
@@ -89,7 +91,7 @@ def split_fit_flags(unknown: list[str]) -> list[str]:
     for token in unknown:
         if token.startswith("--"):
             name = token.split("=", 1)[0]
-            if not name.startswith(FIT_PREFIXES) or name in ("--config",):
+            if name not in FIT_FLAGS and not name.startswith(FIT_PREFIXES):
                 raise UsageError(f"tune: unrecognized argument {token} (see 'litforge tune --help')")
             expecting_value = "=" not in token
         elif not expecting_value:
