@@ -127,13 +127,8 @@ def summary_table(records: list[TrialRecord], space: SearchSpace, best: TrialRec
     table = Table(title=f"litforge tune: {len(records)} trials ({space.direction} {space.metric})")
     for column in ("#", "state", space.metric, *(p.key for p in space.params), "epochs", "time"):
         table.add_column(column, justify="right" if column != "state" else "left")
-    ranked = sorted(
-        records,
-        key=lambda r: (
-            r.value is None,
-            -r.value if (r.value is not None and space.maximize) else r.value or 0,
-        ),
-    )
+    sign = -1.0 if space.maximize else 1.0
+    ranked = sorted(records, key=lambda r: (r.value is None, sign * (r.value or 0.0), r.number))  # best first
     for r in ranked:
         values = [_short(r.params.get(p.key, "")) for p in space.params]
         duration = "" if r.duration_s is None else f"{r.duration_s:.1f}s"
