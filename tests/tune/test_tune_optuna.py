@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from tune_helpers import LR_SPACE, TINY_TRIAL, finished_trials, load_study
+import pytest
+from tune_helpers import LR_SPACE, TINY_TRIAL, TUNE_TIMEOUT, finished_trials, load_study
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -24,6 +25,7 @@ def _min_val_loss(run: Path) -> float:
     return min(float(r["val_loss"]) for r in _rows(run / "metrics.csv") if r.get("val_loss"))
 
 
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
 def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_path, write_space) -> None:
     space = copy.deepcopy(LR_SPACE)
     # lr=1e-6 barely moves the loss in 3 epochs. The seeded random sampler draws it for trials 2 and 5:
@@ -33,7 +35,7 @@ def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_
     out = tmp_path / "search"
     args = ["--space", str(path), "--out", str(out), "--n-trials", "6", "--sampler", "random"]
     args += ["--pruner", "median", "--grace-period", "1", "--seed", "0", *TINY_TRIAL]
-    result = cli("tune", *[a for a in args if a != "--no-plots"])
+    result = cli("tune", *[a for a in args if a != "--no-plots"], timeout=TUNE_TIMEOUT)
     assert result.returncode == 0, result.output[-3000:]
 
     rows = _rows(out / "trials.csv")
@@ -58,6 +60,7 @@ def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_
     assert math.isclose(_min_val_loss(run.parent), float(best["val_loss"]), rel_tol=1e-6)
 
 
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
 def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space, flaky_env) -> None:
     config = tmp_path / "flaky.yaml"
     config.write_text(
@@ -71,7 +74,16 @@ def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space,
     }
     path = write_space(space)
     common = ["--config", str(config), "--sampler", "grid", "--pruner", "none", *TINY_TRIAL]
-    result = cli("tune", "--space", str(path), "--out", str(tmp_path / "a"), *common, env=flaky_env)
+    result = cli(
+        "tune",
+        "--space",
+        str(path),
+        "--out",
+        str(tmp_path / "a"),
+        *common,
+        env=flaky_env,
+        timeout=TUNE_TIMEOUT,
+    )
     assert result.returncode == 0, result.output[-3000:]
     rows = {r["model.mode"]: r for r in _rows(tmp_path / "a" / "trials.csv")}
     assert rows["ok"]["state"] == "COMPLETE"
@@ -81,12 +93,22 @@ def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space,
     # A search where every trial fails ran and produced nothing: exit 1, with the reason on record.
     space["params"]["model.mode"]["choices"] = ["raise"]
     path = write_space(space, "all_fail.yaml")
-    result = cli("tune", "--space", str(path), "--out", str(tmp_path / "b"), *common, env=flaky_env)
+    result = cli(
+        "tune",
+        "--space",
+        str(path),
+        "--out",
+        str(tmp_path / "b"),
+        *common,
+        env=flaky_env,
+        timeout=TUNE_TIMEOUT,
+    )
     assert result.returncode == 1
     assert "no trial completed" in result.stderr
     assert _rows(tmp_path / "b" / "trials.csv")[0]["state"] == "FAIL"
 
 
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
 def test_kill_9_mid_study_then_rerun_finishes_exactly_n_trials(tmp_path, write_space) -> None:
     path = write_space(LR_SPACE)
     out = tmp_path / "search"
@@ -99,7 +121,7 @@ def test_kill_9_mid_study_then_rerun_finishes_exactly_n_trials(tmp_path, write_s
         command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     killed = None
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + TUNE_TIMEOUT
     while killed is None and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.2)
         if not (out / "study.db").exists():
@@ -117,7 +139,9 @@ def test_kill_9_mid_study_then_rerun_finishes_exactly_n_trials(tmp_path, write_s
     done_before = {t.number: t.params for t in finished_trials(load_study(url, "space"))}
 
     time.sleep(3)  # > 3 heartbeats: the killed trial is now stale
-    rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TUNE_TIMEOUT
+    )
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
 
     study = load_study(url, "space")
@@ -133,11 +157,12 @@ def test_kill_9_mid_study_then_rerun_finishes_exactly_n_trials(tmp_path, write_s
     assert len(_rows(out / "trials.csv")) == len(study.get_trials())
 
 
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
 def test_two_workers_share_the_default_storage_without_duplicates(cli, tmp_path, write_space) -> None:
     path = write_space(LR_SPACE)
     out = tmp_path / "search"
     args = ["--space", str(path), "--out", str(out), "--n-trials", "4", "--workers", "2"]
-    result = cli("tune", *args, "--sampler", "random", "--pruner", "none", *TINY_TRIAL)
+    result = cli("tune", *args, "--sampler", "random", "--pruner", "none", *TINY_TRIAL, timeout=TUNE_TIMEOUT)
     assert result.returncode == 0, result.output[-3000:]
     assert "[worker 0]" in result.stdout and "[worker 1]" in result.stdout
     study = load_study(f"sqlite:///{out / 'study.db'}", "space")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tune_helpers import LR_SPACE, TINY_TRIAL, finished_trials, load_study
+from tune_helpers import LR_SPACE, TINY_TRIAL, TUNE_TIMEOUT, finished_trials, load_study
 
 from litforge.tune.optuna_study import with_driver
 
@@ -57,11 +57,23 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
 def test_two_workers_share_one_study_in_postgresql(cli, tmp_path, write_space, postgres_url) -> None:
     path = write_space(LR_SPACE)
     out = tmp_path / "search"
     args = ["--space", str(path), "--out", str(out), "--storage", postgres_url, "--study-name", "pg"]
-    result = cli("tune", *args, "--n-trials", "2", "--workers", "2", "--pruner", "none", *TINY_TRIAL)
+    result = cli(
+        "tune",
+        *args,
+        "--n-trials",
+        "2",
+        "--workers",
+        "2",
+        "--pruner",
+        "none",
+        *TINY_TRIAL,
+        timeout=TUNE_TIMEOUT,
+    )
     assert result.returncode == 0, result.output[-3000:]
     assert "[worker 0]" in result.stdout and "[worker 1]" in result.stdout
     study = load_study(with_driver(postgres_url), "pg")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 
 import pytest
-from tune_helpers import TINY_TRIAL
+from tune_helpers import TINY_TRIAL, TUNE_TIMEOUT
 
 pytest.importorskip("ray.tune", reason="pip install 'litforge[ray]'")
 
 
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
 def test_ray_backend_with_asha_writes_the_same_outputs(cli, tmp_path, write_space) -> None:
     # Grid order, one trial at a time: two good learning rates set the bar at ASHA's first rung,
     # then the tiny learning rate falls below it and is stopped after its grace epoch.
@@ -31,7 +32,7 @@ def test_ray_backend_with_asha_writes_the_same_outputs(cli, tmp_path, write_spac
         "1",
     ]
     args += ["--grace-period", "1", "--reduction-factor", "2", "--cpus-per-trial", "1"]
-    result = cli("tune", *args, *[a for a in TINY_TRIAL if a != "--no-plots"], timeout=600)
+    result = cli("tune", *args, *[a for a in TINY_TRIAL if a != "--no-plots"], timeout=TUNE_TIMEOUT)
     assert result.returncode == 0, result.output[-3000:]
 
     with (out / "trials.csv").open() as handle:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# Seconds a tune command may take: ~30 s on an idle 2-core machine, far more on a loaded shared one.
+TUNE_TIMEOUT = 1200
+
 HERE = Path(__file__).resolve().parent
 
 # Trials of a few seconds: 3 short epochs on digits, no checkpoint-heavy extras.
