@@ -1,0 +1,169 @@
+"""Pruning and parallel-worker benchmark for ``litforge tune`` on digits.
+
+python benchmarks/hpo_pruning.py                          # the issue's scale: 30 trials, up to 20 epochs
+python benchmarks/hpo_pruning.py --trials 20 --epochs 12  # the reduced scale used on a shared 2-core box
+
+Every search runs the real ``litforge tune`` command (TPE, the same sampler seed, the same trial count)
+without pruning and with each pruner: total epochs trained, wall time, best validation accuracy. Then
+trials per minute with 1 and 2 workers, and the raw write throughput of SQLite vs Optuna's journal file
+with 2 processes. Prints a table and writes ``benchmarks/results/hpo_pruning.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "hpo_pruning.json"
+
+# The seed's space; the metric is validation accuracy so "best accuracy" is what the search maximizes.
+SPACE = """metric: val_acc
+direction: maximize
+params:
+  model.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+  model.hidden_dim: {type: int, low: 32, high: 256, step: 32}
+  model.dropout: {type: float, low: 0.0, high: 0.5}
+  data.batch_size: {type: categorical, choices: [32, 64, 128]}
+"""
+# The packaged default without early stopping, so every unpruned trial runs all its epochs.
+CONFIG = """seed_everything: 42
+trainer: {accelerator: cpu, devices: 1, max_epochs: 20, log_every_n_steps: 10}
+model: {class_path: litforge.models.Classifier}
+data: {class_path: litforge.data.DigitsDataModule, init_args: {num_workers: 0}}
+"""
+
+
+def run_search(folder: Path, name: str, trials: int, epochs: int, *flags: str) -> dict:
+    out = folder / name
+    command = [sys.executable, "-m", "litforge", "tune", "--config", str(folder / "config.yaml")]
+    command += ["--space", str(folder / "space.yaml"), "--out", str(out), "--n-trials", str(trials)]
+    command += ["--seed", "0", "--no-plots", "--keep-checkpoints", "0", "--trainer.max_epochs", str(epochs)]
+    start = time.perf_counter()
+    subprocess.run([*command, *flags], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    with (out / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    values = [float(r["val_acc"]) for r in rows if r["state"] == "COMPLETE"]
+    return {
+        "search": name,
+        "flags": " ".join(flags),
+        "trials": len(rows),
+        "pruned": sum(r["state"] == "PRUNED" for r in rows),
+        "epochs": sum(int(r["epochs"]) for r in rows),
+        "wall_s": round(wall, 1),
+        "best_val_acc": round(100 * max(values), 2) if values else None,
+        "trials_per_min": round(60 * len(rows) / wall, 2),
+    }
+
+
+def _write_trials(url: str, count: int) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="bench", storage=_storage(url))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=count)
+
+
+def _storage(url: str):
+    from litforge.tune.optuna_study import make_storage
+
+    return make_storage(url, heartbeat_s=10)
+
+
+def storage_throughput(folder: Path, per_worker: int = 100) -> list[dict]:
+    """Trials/s of a trivial objective with 2 processes sharing each storage (the storage's own cost)."""
+    import optuna
+
+    rows = []
+    for kind, url in (
+        ("sqlite", f"sqlite:///{folder / 'bench.db'}"),
+        ("journal", f"journal://{folder / 'bench.log'}"),
+    ):
+        optuna.create_study(study_name="bench", storage=_storage(url))
+        start = time.perf_counter()
+        workers = [multiprocessing.Process(target=_write_trials, args=(url, per_worker)) for _ in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        wall = time.perf_counter() - start
+        done = len(optuna.load_study(study_name="bench", storage=_storage(url)).trials)
+        rows.append(
+            {"storage": kind, "trials": done, "wall_s": round(wall, 2), "trials_per_s": round(done / wall, 1)}
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--worker-trials", type=int, default=8, help="trials in the 1 vs 2 workers runs")
+    parser.add_argument("--pruners", default="none,median,hyperband,successive-halving")
+    parser.add_argument("--jobs", type=int, default=1, help="pruner searches run side by side")
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONPATH", str(REPO / "src"))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "space.yaml").write_text(SPACE)
+        (folder / "config.yaml").write_text(CONFIG)
+        storage = storage_throughput(folder)
+        print(storage, flush=True)
+        # --jobs > 1 runs the pruner searches side by side: epochs and accuracy are unchanged, wall times
+        # then share the CPUs (use it only when the machine is too slow for sequential runs).
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            searches = list(
+                pool.map(
+                    lambda pruner: run_search(folder, pruner, args.trials, args.epochs, "--pruner", pruner),
+                    args.pruners.split(","),
+                )
+            )
+        print(searches, flush=True)
+        workers = [
+            run_search(folder, f"workers-{k}", args.worker_trials, 5, "--pruner", "none", "--workers", str(k))
+            for k in (1, 2)
+        ]
+    base = next((s for s in searches if s["search"] == "none"), searches[0])
+    for s in searches:
+        s["epochs_vs_unpruned"] = round(s["epochs"] / base["epochs"], 3)
+        s["acc_delta_points"] = round((s["best_val_acc"] or 0) - (base["best_val_acc"] or 0), 2)
+    speedup = round(workers[1]["trials_per_min"] / workers[0]["trials_per_min"], 2)
+    print(
+        f"\nlitforge tune on digits: {args.trials} trials, up to {args.epochs} epochs, TPE seed 0, cpus={os.cpu_count()}"
+    )
+    print(
+        f"{'pruner':<20}{'pruned':>7}{'epochs':>8}{'x unpruned':>12}{'wall s':>9}{'best val_acc':>14}{'delta':>8}"
+    )
+    for s in searches:
+        print(
+            f"{s['search']:<20}{s['pruned']:>7}{s['epochs']:>8}{s['epochs_vs_unpruned']:>12}"
+            f"{s['wall_s']:>9}{s['best_val_acc']:>14}{s['acc_delta_points']:>8}"
+        )
+    print(f"\nworkers ({args.worker_trials} trials x 5 epochs): ", end="")
+    print(", ".join(f"{w['search']}: {w['trials_per_min']} trials/min" for w in workers), f"-> {speedup}x")
+    print("storage, 2 processes, trivial objective: ", end="")
+    print(", ".join(f"{r['storage']}: {r['trials_per_s']} trials/s" for r in storage))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "settings": {**vars(args), "cpus": os.cpu_count(), "sampler": "tpe", "seed": 0},
+        "searches": searches,
+        "workers": workers,
+        "workers_speedup": speedup,
+        "storage": storage,
+    }
+    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""``litforge tune``: hyperparameter search with Optuna (default) or Ray Tune on a fit config.
+
+litforge tune --config configs/digits.yaml --space configs/digits_search.yaml --n-trials 30
+litforge tune --space configs/digits_search.yaml --workers 2 --trainer.max_epochs 10
+litforge tune --space configs/digits_search.yaml --storage postgresql://user:pw@db/optuna --study-name s1
+litforge tune --space configs/digits_search.yaml --backend ray --cpus-per-trial 1
+
+Fit flags (``--trainer.*``, ``--model.*``, ``--data.*``, ``--seed_everything``) apply to every trial.
+Outputs go to ``--out`` (default ``runs/tune/<study-name>/``): best.yaml, trials.csv, plots/, trials/.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, NoReturn
+
+from litforge.cli.errors import JobFailed, UsageError
+from litforge.tune.optuna_study import DEFAULT_GRACE_EPOCHS, DEFAULT_REDUCTION_FACTOR
+from litforge.tune.space import PRUNERS, SAMPLERS
+
+FIT_FLAGS = ("--model", "--data", "--seed_everything")  # plus any --trainer.*, --model.*, --data.*
+FIT_PREFIXES = ("--trainer.", "--model.", "--data.")
+DEFAULTS = {"n_trials": 20, "sampler": "tpe", "pruner": "median", "seed": 0}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"tune: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``litforge tune`` options (fit flags are passed through, see the module docstring)."""
+    p = _Parser(
+        prog="litforge tune",
+        description="Search hyperparameters of a fit config. Any fit flag (--trainer.max_epochs 5, "
+        "--model.arch cnn, ...) applies to every trial.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("--config", help="fit config (default: the packaged digits classifier)")
+    p.add_argument("--space", required=True, help="search-space YAML (see docs/tune.md)")
+    p.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
+    p.add_argument(
+        "--n-trials", type=int, help="trials in total, across re-runs and workers (space file, else 20)"
+    )
+    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    p.add_argument("--study-name", help="default: the space file's name")
+    p.add_argument("--out", type=Path, help="default: runs/tune/<study-name>/")
+    p.add_argument("--seed", type=int, help="sampler seed (space file, else 0)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (space file, else tpe)")
+    p.add_argument("--pruner", choices=PRUNERS, help="Optuna pruner (space file, else median)")
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        default=DEFAULT_GRACE_EPOCHS,
+        help="epochs every trial runs before it may be stopped (pruner warm-up; ASHA grace_period)",
+    )
+    p.add_argument(
+        "--reduction-factor",
+        type=int,
+        default=DEFAULT_REDUCTION_FACTOR,
+        help="hyperband / successive-halving / ASHA reduction factor",
+    )
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<out>/study.db)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes on this machine sharing the storage; default 1 (Ray: trials at once, "
+        "default: as many as the resources allow)",
+    )
+    p.add_argument(
+        "--heartbeat", type=int, default=10, help="seconds between trial heartbeats; stale after 3 missed"
+    )
+    p.add_argument(
+        "--keep-checkpoints", type=int, default=3, help="keep checkpoints of the k best trials (-1: all)"
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the HTML/PNG plots")
+    ray = p.add_argument_group("Ray Tune (--backend ray)")
+    ray.add_argument("--address", help="join a running Ray cluster (ray start --head); default: local Ray")
+    ray.add_argument("--cpus-per-trial", type=float, default=1.0)
+    ray.add_argument("--gpus-per-trial", type=float, default=0.0)
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def split_fit_flags(unknown: list[str]) -> list[str]:
+    """Keep the fit flags among arguments argparse does not know; anything else is a usage error."""
+    fit: list[str] = []
+    expecting_value = False
+    for token in unknown:
+        if token.startswith("--"):
+            name = token.split("=", 1)[0]
+            if name not in FIT_FLAGS and not name.startswith(FIT_PREFIXES):
+                raise UsageError(f"tune: unrecognized argument {token} (see 'litforge tune --help')")
+            expecting_value = "=" not in token
+        elif not expecting_value:
+            raise UsageError(f"tune: unexpected argument {token!r} (see 'litforge tune --help')")
+        else:
+            expecting_value = False
+        fit.append(token)
+    return fit
+
+
+def main(command: str, argv: list[str]) -> int:
+    """Parse, validate the space against the config, run the search, write the outputs."""
+    args, unknown = build_parser().parse_known_args(argv)
+    fit_flags = split_fit_flags(unknown)
+    for name in ("n_trials", "workers", "grace_period", "reduction_factor", "heartbeat"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.config is not None and not Path(args.config).is_file():
+        raise UsageError(f"--config: no such file: {args.config}")
+
+    from litforge.tune.fit_config import FitConfig
+    from litforge.tune.run import SearchPlan, run_search
+    from litforge.tune.space import load_space
+
+    space = load_space(args.space)
+    study_name = args.study_name or Path(args.space).stem
+    plan = SearchPlan(
+        backend=args.backend,
+        study_name=study_name,
+        out=(args.out or Path("runs") / "tune" / study_name).resolve(),
+        n_trials=_first(args.n_trials, space.n_trials, DEFAULTS["n_trials"]),
+        sampler=_first(args.sampler, space.sampler, DEFAULTS["sampler"]),
+        pruner=_first(args.pruner, space.pruner, DEFAULTS["pruner"]),
+        seed=_first(args.seed, space.seed, DEFAULTS["seed"]),
+        timeout_s=args.timeout,
+        storage=args.storage,
+        workers=args.workers or (None if args.backend == "ray" else 1),
+        heartbeat_s=args.heartbeat,
+        keep_checkpoints=args.keep_checkpoints,
+        grace_epochs=args.grace_period,
+        reduction_factor=args.reduction_factor,
+        plots=not args.no_plots,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+    )
+    config_args = ["--config", str(Path(args.config).resolve())] if args.config else []
+    fit = FitConfig([*config_args, *fit_flags], space, seed=plan.seed)
+    best = run_search(plan, space, fit)
+    if best is None:
+        raise JobFailed(f"no trial completed; see {plan.out / 'trials.csv'} for the reasons")
+    return 0
+
+
+def _first(*values: object) -> Any:
+    return next(v for v in values if v is not None)

@@ -1,0 +1,229 @@
+"""The Optuna backend of ``litforge tune``: a persistent, resumable study run by one or more workers.
+
+litforge tune --space configs/digits_search.yaml --n-trials 30 --workers 2
+
+Re-running the same command continues the same study (same ``--study-name`` and storage) until
+``n_trials`` trials have finished in total. Every worker loads the study from the storage, so workers
+on other machines with the same ``--storage`` and ``--study-name`` join the same search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from litforge.cli.errors import LitforgeError, UsageError
+from litforge.tune.optuna_study import import_optuna, make_pruner, make_sampler, make_storage, progress
+from litforge.tune.space import Param, SearchSpace
+from litforge.tune.trial import TrialRunner
+
+_READY_TIMEOUT_S = 300
+
+
+class TrialFailed(Exception):
+    """A trial raised (or its metric was NaN); recorded as FAIL with ``fail_reason``, the study goes on."""
+
+
+@dataclass(frozen=True)
+class OptunaSearch:
+    """Everything a worker needs to join the study (picklable, so workers can be processes)."""
+
+    runner: TrialRunner
+    space: SearchSpace
+    storage_url: str
+    study_name: str
+    n_trials: int
+    sampler: str
+    pruner: str
+    seed: int
+    grace_epochs: int
+    reduction_factor: int
+    heartbeat_s: int = 10
+    keep_checkpoints: int = 3
+    timeout_s: float | None = None
+    workers: int = 1
+
+    def storage(self) -> Any:
+        return make_storage(self.storage_url, self.heartbeat_s)
+
+    def load_study(self, storage: Any, seed: int) -> Any:
+        optuna = import_optuna()
+        return optuna.create_study(
+            storage=storage,
+            study_name=self.study_name,
+            direction=self.space.direction,
+            sampler=make_sampler(self.sampler, self.space, seed),
+            pruner=make_pruner(self.pruner, self.grace_epochs, self.reduction_factor),
+            load_if_exists=True,
+        )
+
+
+def run_optuna(search: OptunaSearch) -> Any:
+    """Create (or load) the study, run ``search.workers`` workers on it and return the study."""
+    storage = search.storage()
+    study = search.load_study(storage, search.seed)
+    if study.direction.name.lower() != search.space.direction:
+        raise UsageError(
+            f"study '{search.study_name}' in {search.storage_url} was created to "
+            f"{study.direction.name.lower()}, the space file says {search.space.direction}; "
+            "use another --study-name"
+        )
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(search.workers)  # all workers start their first trial together
+    children = [
+        context.Process(target=_child_worker, args=(search, i, ready)) for i in range(1, search.workers)
+    ]
+    for child in children:
+        child.start()
+    try:
+        run_worker(search, 0, ready)
+    finally:
+        for child in children:
+            child.join()
+    return search.load_study(storage, search.seed)
+
+
+def _child_worker(search: OptunaSearch, index: int, ready: Any) -> None:
+    try:
+        run_worker(search, index, ready)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except LitforgeError as error:
+        print(f"litforge: error: worker {index}: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+
+
+def run_worker(search: OptunaSearch, index: int, ready: Any = None) -> None:
+    """Run trials until the study has ``n_trials`` finished ones (waiting out trials of other workers,
+    which may still fail and need a replacement, and stale trials of dead workers, which are retried)."""
+    import_optuna()
+    from optuna.storages import fail_stale_trials
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    if search.workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // search.workers))
+    storage = search.storage()
+    # A distinct seed per worker and per resume, so no two samplers replay the same sequence.
+    existing = len(search.load_study(storage, search.seed).get_trials(deepcopy=False))
+    study = search.load_study(storage, search.seed + 1000 * existing + index)
+    objective = _Objective(search.runner, search.space)
+    callbacks = [
+        _StopAtBudget(search.n_trials),
+        _CheckpointRetention(search.runner, search.keep_checkpoints),
+        _PrintTrial(search.space.metric, index if search.workers > 1 else None),
+    ]
+    heartbeat = is_heartbeat_enabled(storage)
+    if ready is not None:  # a worker that fails to start breaks the barrier: the others go on without it
+        with contextlib.suppress(threading.BrokenBarrierError):
+            ready.wait(timeout=_READY_TIMEOUT_S)
+    deadline = None if search.timeout_s is None else time.monotonic() + search.timeout_s
+    while True:
+        if heartbeat:
+            fail_stale_trials(study)
+        now = progress(study)
+        left = None if deadline is None else deadline - time.monotonic()
+        if now.finished >= search.n_trials or (left is not None and left <= 0):
+            return
+        remaining = search.n_trials - now.finished - now.running
+        if remaining <= 0:
+            if not heartbeat:  # without a heartbeat a dead worker's trial would be waited for forever
+                return
+            time.sleep(min(search.heartbeat_s, 5))
+            continue
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=left,
+            callbacks=callbacks,
+            catch=(TrialFailed,),
+            gc_after_trial=True,
+        )
+
+
+class _Objective:
+    def __init__(self, runner: TrialRunner, space: SearchSpace) -> None:
+        self.runner = runner
+        self.space = space
+
+    def __call__(self, trial: Any) -> float:
+        optuna = import_optuna()
+        from optuna_integration import PyTorchLightningPruningCallback
+
+        values = {param.key: suggest(trial, param) for param in self.space.params}
+        pruning = PyTorchLightningPruningCallback(trial, monitor=self.space.metric)
+        try:
+            result = self.runner.train(str(trial.number), values, [pruning])
+        except (optuna.TrialPruned, LitforgeError, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
+            trial.set_user_attr("fail_reason", reason)
+            raise TrialFailed(reason) from error
+        return result.value
+
+
+def suggest(trial: Any, param: Param) -> Any:
+    """Ask an Optuna trial for one parameter of the space."""
+    if param.type == "categorical":
+        return trial.suggest_categorical(param.key, list(param.choices))
+    if param.type == "int":
+        return trial.suggest_int(param.key, param.low, param.high, step=param.step or 1, log=param.log)
+    return trial.suggest_float(param.key, param.low, param.high, step=param.step, log=param.log)
+
+
+class _StopAtBudget:
+    """Stops this worker once finished plus running trials (of every worker) reach ``n_trials``."""
+
+    def __init__(self, n_trials: int) -> None:
+        self.n_trials = n_trials
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        now = progress(study)
+        if now.finished + now.running >= self.n_trials:
+            study.stop()
+
+
+class _PrintTrial:
+    """One line per finished trial: ``trial 3 COMPLETE val_loss=0.2695 (3 epochs, 13.3s)``."""
+
+    def __init__(self, metric: str, worker: int | None) -> None:
+        self.metric = metric
+        self.worker = "" if worker is None else f" [worker {worker}]"
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        value = f" {self.metric}={trial.value:.5g}" if trial.value is not None else ""
+        reason = f": {trial.user_attrs['fail_reason']}" if "fail_reason" in trial.user_attrs else ""
+        seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        epochs = len(trial.intermediate_values)
+        print(
+            f"trial {trial.number} {trial.state.name}{value} ({epochs} epochs, {seconds:.1f}s){self.worker}{reason}",
+            flush=True,
+        )
+
+
+class _CheckpointRetention:
+    """Keeps the checkpoints of the ``keep`` best complete trials only (``-1`` keeps all)."""
+
+    def __init__(self, runner: TrialRunner, keep: int) -> None:
+        self.runner = runner
+        self.keep = keep
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        if self.keep < 0:
+            return
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state.name == "COMPLETE"]
+        complete.sort(key=lambda t: t.value, reverse=self.runner.maximize)
+        kept = {t.number for t in complete[: self.keep]}
+        for done in trials:
+            if done.state.name in ("COMPLETE", "PRUNED", "FAIL") and done.number not in kept:
+                shutil.rmtree(self.runner.run_dir(str(done.number)).checkpoints, ignore_errors=True)

@@ -1,0 +1,151 @@
+"""Optuna storages, samplers and pruners from ``litforge tune`` flags.
+
+litforge tune --space configs/digits_search.yaml --storage postgresql://user@host/db --workers 2
+
+Storage URLs: ``sqlite:///path.db`` (the default, ``<out>/study.db``), ``postgresql://...`` or
+``mysql://...`` (many machines), ``journal:///path.log`` (Optuna's journal file). SQL storages get a
+heartbeat, so a trial whose worker died (kill -9, a lost machine) is marked FAIL and retried with the
+same parameters; see ``docs/tune.md`` for why SQLite is the local default.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from litforge.cli.errors import UsageError
+from litforge.tune.space import SearchSpace
+
+FINISHED = ("COMPLETE", "PRUNED")
+# Measured on digits (benchmarks/hpo_pruning.py, docs/tune.md): the pruner's warm-up in epochs.
+DEFAULT_GRACE_EPOCHS = 3
+DEFAULT_REDUCTION_FACTOR = 3
+MEDIAN_STARTUP_TRIALS = 5
+
+
+def import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise UsageError("the Optuna backend needs Optuna: pip install 'litforge[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # litforge prints one line per trial
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def make_storage(url: str, heartbeat_s: int) -> Any:
+    """An Optuna storage for ``url``; SQL storages record a heartbeat every ``heartbeat_s`` seconds and
+    retry trials whose heartbeat is older than three intervals."""
+    import_optuna()
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    if url.startswith("journal://"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = Path(url.removeprefix("journal://"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if "://" not in url:
+        raise UsageError(
+            f"--storage {url}: expected sqlite:///FILE, postgresql://..., mysql://... or journal:///FILE"
+        )
+    url = with_driver(url)
+    engine: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # Several local workers write to one file: wait for the lock instead of failing.
+        engine = {"connect_args": {"timeout": 60}}
+    try:
+        return RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=heartbeat_s,
+            grace_period=3 * heartbeat_s,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+        )
+    except ImportError as error:
+        raise UsageError(
+            f"--storage {url}: missing database driver ({error}); pip install 'litforge[tune]'"
+        ) from None
+    except Exception as error:  # sqlalchemy errors: bad URL, server down, authentication
+        raise UsageError(f"--storage {url}: cannot open ({' '.join(str(error).split())[:300]})") from None
+
+
+def with_driver(url: str) -> str:
+    """``postgresql://`` -> ``postgresql+psycopg2://`` when only psycopg2 is installed (SQLAlchemy 2.1
+    picks psycopg 3 for a bare ``postgresql://``; ``litforge[tune]`` ships psycopg2-binary)."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def make_sampler(name: str, space: SearchSpace, seed: int) -> Any:
+    """``tpe`` (default), ``random``, ``cmaes`` or ``grid``, all seeded."""
+    optuna = import_optuna()
+    if name == "tpe":
+        # constant_liar: parallel workers do not all sample next to the same running trial.
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--sampler cmaes needs the cmaes package: pip install 'litforge[tune]'"
+            ) from None
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "grid":
+        return optuna.samplers.GridSampler({p.key: p.grid() for p in space.params}, seed=seed)
+    raise UsageError(f"--sampler {name}: expected tpe, random, cmaes or grid")
+
+
+def make_pruner(name: str, grace_epochs: int, reduction_factor: int) -> Any:
+    """``none``, ``median``, ``hyperband`` or ``successive-halving``; none stops a trial before
+    ``grace_epochs`` validation epochs."""
+    optuna = import_optuna()
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=max(0, grace_epochs - 1)
+        )
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=grace_epochs, reduction_factor=reduction_factor)
+    if name == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=grace_epochs, reduction_factor=reduction_factor
+        )
+    raise UsageError(f"--pruner {name}: expected none, median, hyperband or successive-halving")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a study stands: trials that count towards ``n_trials`` and trials still running."""
+
+    finished: int
+    failed: int
+    running: int
+    complete: int
+
+
+def progress(study: Any) -> Progress:
+    """Count trials. A trial that raised or hit NaN counts as finished (it was tried); a trial whose
+    worker died has no ``fail_reason`` and does not count: its retry does."""
+    finished = failed = running = complete = 0
+    for trial in study.get_trials(deepcopy=False):
+        state = trial.state.name
+        if state in FINISHED:
+            finished += 1
+            complete += state == "COMPLETE"
+        elif state == "FAIL" and "fail_reason" in trial.user_attrs:
+            failed += 1
+        elif state == "RUNNING":  # a WAITING trial (a retry) is picked up by the next worker
+            running += 1
+    return Progress(finished + failed, failed, running, complete)

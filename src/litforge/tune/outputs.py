@@ -1,0 +1,183 @@
+"""What a search leaves in ``--out``: ``best.yaml``, ``trials.csv``, ``plots/`` and a printed summary.
+
+``litforge fit --config runs/tune/<study>/best.yaml`` trains the best trial again (same seed, same value).
+Both backends describe their trials as ``TrialRecord``s, so the outputs are the same for Optuna and Ray.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from litforge.tune.fit_config import FitConfig, write_atomic
+from litforge.tune.optuna_study import import_optuna
+from litforge.tune.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial, whichever backend ran it."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED (stopped early), FAIL, RUNNING, WAITING
+    value: float | None
+    params: dict[str, Any]
+    duration_s: float | None
+    intermediate: dict[int, float] = field(default_factory=dict)  # epoch -> metric
+    fail_reason: str = ""
+    name: str = ""  # the trial folder under <out>/trials/ (defaults to the number)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.intermediate)
+
+    @property
+    def folder(self) -> str:
+        return self.name or str(self.number)
+
+
+def records_from_study(study: Any) -> list[TrialRecord]:
+    """Optuna trials -> records."""
+    return [
+        TrialRecord(
+            number=t.number,
+            state=t.state.name,
+            value=t.value if t.state.name == "COMPLETE" else None,
+            params=dict(t.params),
+            duration_s=t.duration.total_seconds() if t.duration else None,
+            intermediate=dict(t.intermediate_values),
+            fail_reason=str(t.user_attrs.get("fail_reason", "")),
+        )
+        for t in study.get_trials(deepcopy=False)
+    ]
+
+
+def study_from_records(records: list[TrialRecord], space: SearchSpace) -> Any:
+    """An in-memory Optuna study holding ``records`` (Ray's trials), so both backends share the plots."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    def distribution(param: Any) -> Any:
+        if param.type == "categorical":
+            return CategoricalDistribution(list(param.choices))
+        kind = IntDistribution if param.type == "int" else FloatDistribution
+        step = param.step if param.step is not None or param.type == "float" else 1
+        return kind(param.low, param.high, log=param.log, step=step)
+
+    optuna = import_optuna()
+    study = optuna.create_study(direction=space.direction)
+    distributions = {p.key: distribution(p) for p in space.params}
+    for r in sorted(records, key=lambda r: r.number):
+        if r.state not in ("COMPLETE", "PRUNED", "FAIL") or any(v is None for v in r.params.values()):
+            continue
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState[r.state],
+                value=r.value,
+                params=r.params,
+                distributions=distributions,
+                intermediate_values=r.intermediate,
+            )
+        )
+    return study
+
+
+def best_record(records: list[TrialRecord], maximize: bool) -> TrialRecord | None:
+    complete = [
+        r for r in records if r.state == "COMPLETE" and r.value is not None and math.isfinite(r.value)
+    ]
+    if not complete:
+        return None
+    return (max if maximize else min)(complete, key=lambda r: r.value)
+
+
+def write_trials_csv(records: list[TrialRecord], space: SearchSpace, path: Path) -> None:
+    """``trials.csv``: number, state, value, one column per parameter, duration, epochs, fail reason."""
+    keys = [p.key for p in space.params]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["number", "state", space.metric, *keys, "duration_s", "epochs", "fail_reason"])
+    for r in sorted(records, key=lambda r: r.number):
+        duration = "" if r.duration_s is None else f"{r.duration_s:.2f}"
+        value = "" if r.value is None else repr(r.value)
+        row = [r.number, r.state, value, *(r.params.get(k, "") for k in keys), duration, r.epochs]
+        writer.writerow([*row, r.fail_reason])
+    write_atomic(path, buffer.getvalue())
+
+
+def write_best(
+    records: list[TrialRecord], space: SearchSpace, fit: FitConfig, out: Path
+) -> TrialRecord | None:
+    """``best.yaml`` for the best complete trial (nothing when no trial completed)."""
+    best = best_record(records, space.maximize)
+    if best is not None:
+        fit.dump(best.params, out / "best.yaml")
+    return best
+
+
+def summary_table(records: list[TrialRecord], space: SearchSpace, best: TrialRecord | None) -> str:
+    """A rich table of the trials (best first) and the best trial's values, as text for the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"litforge tune: {len(records)} trials ({space.direction} {space.metric})")
+    for column in ("#", "state", space.metric, *(p.key for p in space.params), "epochs", "time"):
+        table.add_column(column, justify="right" if column != "state" else "left")
+    sign = -1.0 if space.maximize else 1.0
+    ranked = sorted(records, key=lambda r: (r.value is None, sign * (r.value or 0.0), r.number))  # best first
+    for r in ranked:
+        values = [_short(r.params.get(p.key, "")) for p in space.params]
+        duration = "" if r.duration_s is None else f"{r.duration_s:.1f}s"
+        value = "" if r.value is None else f"{r.value:.5g}"
+        table.add_row(str(r.number), r.state, value, *values, str(r.epochs), duration)
+    counts = {s: sum(r.state == s for r in records) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    console = Console(file=io.StringIO(), width=140, force_terminal=False)
+    console.print(table)
+    console.print(", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
+    if best is not None:
+        console.print(f"best: trial {best.number}, {space.metric}={best.value:.6g}, {best.params}")
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+PLOTS = ("optimization_history", "param_importances", "intermediate_values", "parallel_coordinate")
+
+
+def write_plots(study: Any, out: Path) -> list[Path]:
+    """Optuna's plots as HTML (plotly, one shared ``plotly.min.js``, works offline) and PNG (matplotlib).
+
+    A plot that does not apply yet (e.g. importances before two complete trials) is skipped.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization as vis
+    import optuna.visualization.matplotlib as vis_mpl
+
+    import_optuna()  # quiet logging
+    folder = out / "plots"
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in PLOTS:
+            try:
+                figure = getattr(vis, f"plot_{name}")(study)
+                figure.write_html(str(folder / f"{name}.html"), include_plotlyjs="directory")
+                written.append(folder / f"{name}.html")
+                axes = getattr(vis_mpl, f"plot_{name}")(study)
+                axes = axes.flat[0] if hasattr(axes, "flat") else axes
+                axes.figure.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
+                plt.close(axes.figure)
+                written.append(folder / f"{name}.png")
+            except (ValueError, RuntimeError, ZeroDivisionError, IndexError):
+                continue
+    return written

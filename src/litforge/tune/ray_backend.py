@@ -1,0 +1,177 @@
+"""The Ray Tune backend: ``litforge tune --backend ray`` (ASHA early stopping, local Ray or a cluster).
+
+litforge tune --space configs/digits_search.yaml --backend ray --cpus-per-trial 1
+ray start --head && litforge tune --space configs/digits_search.yaml --backend ray --address auto
+
+Each trial trains through the same ``LitforgeCLI`` path as ``litforge fit`` (``litforge.tune.trial``),
+reporting the space's metric to Tune after every validation epoch (``TuneReportCheckpointCallback``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from functools import partial
+from typing import Any
+
+from litforge.cli.errors import UsageError
+from litforge.tune.outputs import TrialRecord
+from litforge.tune.space import Param, SearchSpace
+from litforge.tune.trial import TrialRunner
+
+_COMPLETE = "litforge_complete"
+
+
+def _ray() -> Any:
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise UsageError("--backend ray needs Ray Tune: pip install 'litforge[ray]'") from None
+    return ray
+
+
+def ray_domain(param: Param, grid: bool = False) -> Any:
+    """A space entry as a Ray Tune domain (``tune.loguniform``, ``tune.qrandint``, ``tune.choice``...)."""
+    from ray import tune
+
+    if grid:
+        return tune.grid_search(param.grid())
+    if param.type == "categorical":
+        return tune.choice(list(param.choices))
+    if param.type == "int":
+        if param.log:
+            return tune.lograndint(param.low, param.high + 1)
+        return tune.qrandint(param.low, param.high, param.step or 1)
+    if param.step is not None:
+        return tune.quniform(param.low, param.high, param.step)
+    return tune.loguniform(param.low, param.high) if param.log else tune.uniform(param.low, param.high)
+
+
+def _search_alg(sampler: str, space: SearchSpace, seed: int) -> Any:
+    if sampler == "tpe":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(metric=space.metric, mode=_mode(space), seed=seed)
+    if sampler in ("random", "grid"):
+        from ray.tune.search import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=seed)
+    raise UsageError(f"--sampler {sampler} is Optuna-only; with --backend ray use tpe, random or grid")
+
+
+def _mode(space: SearchSpace) -> str:
+    return "max" if space.maximize else "min"
+
+
+def _trainable(config: dict[str, Any], runner: TrialRunner) -> None:
+    from ray import tune
+    from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
+
+    number = trial_number(tune.get_context().get_trial_id())
+    report = TuneReportCheckpointCallback(metrics=[runner.metric], save_checkpoints=False)
+    result = runner.train(str(number), config, [report])
+    # A last report marks a trial that ran to its end (ASHA-stopped trials never get here).
+    tune.report({runner.metric: result.value, _COMPLETE: 1.0})
+
+
+def trial_number(trial_id: str) -> int:
+    """Ray's ``a1b2c_00003`` -> 3."""
+    return int(trial_id.rsplit("_", 1)[-1])
+
+
+def run_ray(
+    runner: TrialRunner,
+    space: SearchSpace,
+    *,
+    study_name: str,
+    n_trials: int,
+    sampler: str,
+    seed: int,
+    max_epochs: int,
+    grace_epochs: int,
+    reduction_factor: int,
+    workers: int | None,
+    cpus_per_trial: float,
+    gpus_per_trial: float,
+    address: str | None,
+    timeout_s: float | None,
+) -> list[TrialRecord]:
+    """Run the search on Ray Tune with ASHA and return the trials as records."""
+    ray = _ray()
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    grid = sampler == "grid"
+    param_space = {p.key: ray_domain(p, grid) for p in space.params}
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max(max_epochs, grace_epochs),
+        grace_period=grace_epochs,
+        reduction_factor=reduction_factor,
+    )
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            # Trials run in Ray workers that must import litforge (and the user's modules) like this process.
+            runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}}
+            if os.environ.get("PYTHONPATH")
+            else None,
+        )
+    try:
+        trainable = tune.with_resources(
+            partial(_trainable, runner=runner), {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=space.metric,
+                mode=_mode(space),
+                num_samples=1 if grid else n_trials,
+                scheduler=scheduler,
+                search_alg=None if grid else _search_alg(sampler, space, seed),
+                time_budget_s=timeout_s,
+                max_concurrent_trials=workers,
+            ),
+            run_config=tune.RunConfig(
+                name=study_name, storage_path=str(runner.out / "ray"), verbose=0, log_to_file=True
+            ),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = tuner.fit()
+        return [_record(result, space, max_epochs) for result in results]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _record(result: Any, space: SearchSpace, max_epochs: int) -> TrialRecord:
+    """A Ray result -> a record; a trial ASHA stopped before its last epoch is PRUNED."""
+    metrics = result.metrics or {}
+    frame = result.metrics_dataframe
+    curve: dict[int, float] = {}
+    if frame is not None and space.metric in frame:
+        epochs = frame[frame[_COMPLETE] != 1.0] if _COMPLETE in frame else frame
+        curve = {i: float(v) for i, v in enumerate(epochs[space.metric].tolist())}
+    found = re.search(r"_(\d{5})_", os.path.basename(result.path))
+    number = (
+        trial_number(metrics["trial_id"]) if "trial_id" in metrics else int(found.group(1) if found else -1)
+    )
+    params = {p.key: result.config.get(p.key) for p in space.params}
+    duration = metrics.get("time_total_s")
+    if result.error is not None:
+        reason = " ".join(str(result.error).split())[-500:]
+        return TrialRecord(number, "FAIL", None, params, duration, curve, fail_reason=reason)
+    if metrics.get(_COMPLETE) == 1.0 or len(curve) >= max_epochs:  # Tune stops a trial at max_t itself
+        best = (max if space.maximize else min)(curve.values())
+        return TrialRecord(number, "COMPLETE", best, params, duration, curve)
+    return TrialRecord(number, "PRUNED", None, params, duration, curve)

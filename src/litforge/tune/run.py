@@ -1,0 +1,134 @@
+"""Run a search with the chosen backend and write its outputs: what ``litforge tune`` does after parsing.
+
+litforge tune --space configs/digits_search.yaml   # -> runs/tune/digits_search/{best.yaml,trials.csv,plots/}
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from litforge.tune.fit_config import FitConfig
+from litforge.tune.outputs import (
+    TrialRecord,
+    records_from_study,
+    study_from_records,
+    summary_table,
+    write_best,
+    write_plots,
+    write_trials_csv,
+)
+from litforge.tune.space import SearchSpace
+from litforge.tune.trial import TrialRunner
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The resolved ``litforge tune`` settings (flags, else the space file, else defaults)."""
+
+    backend: str
+    study_name: str
+    out: Path
+    n_trials: int
+    sampler: str
+    pruner: str
+    seed: int
+    timeout_s: float | None = None
+    storage: str | None = None
+    workers: int | None = 1  # None: Ray decides from the resources
+    heartbeat_s: int = 10
+    keep_checkpoints: int = 3
+    grace_epochs: int = 3
+    reduction_factor: int = 3
+    plots: bool = True
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.out / 'study.db'}"
+
+
+def run_search(plan: SearchPlan, space: SearchSpace, fit: FitConfig) -> TrialRecord | None:
+    """Run the search, write best.yaml / trials.csv / plots, print the summary; return the best trial.
+
+    On Ctrl-C the outputs are still written, for the trials that finished, before the interrupt goes on.
+    """
+    if plan.sampler == "grid":  # a grid search tries each point once
+        plan = replace(plan, n_trials=min(plan.n_trials, math.prod(len(p.grid()) for p in space.params)))
+    runner = TrialRunner(tuple(fit.fit_args), space.metric, space.maximize, plan.out)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    interrupted: KeyboardInterrupt | None = None
+    if plan.backend == "ray":
+        records = _run_ray(plan, space, fit, runner)
+        plotting = plan.plots and importlib.util.find_spec("optuna") is not None  # plots use litforge[tune]
+        study = study_from_records(records, space) if plotting else None
+    else:
+        from litforge.tune.optuna_backend import run_optuna
+
+        search = _optuna_search(plan, space, runner)
+        try:
+            study = run_optuna(search)
+        except KeyboardInterrupt as stop:
+            interrupted = stop
+            print("litforge: interrupted; writing the outputs of the finished trials", file=sys.stderr)
+            study = search.load_study(search.storage(), plan.seed)
+        records = records_from_study(study)
+    write_trials_csv(records, space, plan.out / "trials.csv")
+    best = write_best(records, space, fit, plan.out)
+    if plan.plots and study is not None:
+        write_plots(study, plan.out)
+    print(summary_table(records, space, best), end="", flush=True)
+    print(f"outputs: {plan.out} (best.yaml, trials.csv{', plots/' if plan.plots else ''})", flush=True)
+    if best is not None:
+        print(f"train the best config: litforge fit --config {plan.out / 'best.yaml'}", flush=True)
+    if interrupted is not None:
+        raise interrupted
+    return best
+
+
+def _optuna_search(plan: SearchPlan, space: SearchSpace, runner: TrialRunner) -> Any:
+    from litforge.tune.optuna_backend import OptunaSearch
+
+    return OptunaSearch(
+        runner=runner,
+        space=space,
+        storage_url=plan.storage_url,
+        study_name=plan.study_name,
+        n_trials=plan.n_trials,
+        sampler=plan.sampler,
+        pruner=plan.pruner,
+        seed=plan.seed,
+        grace_epochs=plan.grace_epochs,
+        reduction_factor=plan.reduction_factor,
+        heartbeat_s=plan.heartbeat_s,
+        keep_checkpoints=plan.keep_checkpoints,
+        timeout_s=plan.timeout_s,
+        workers=plan.workers or 1,
+    )
+
+
+def _run_ray(plan: SearchPlan, space: SearchSpace, fit: FitConfig, runner: TrialRunner) -> list[TrialRecord]:
+    from litforge.tune.ray_backend import run_ray
+
+    return run_ray(
+        runner,
+        space,
+        study_name=plan.study_name,
+        n_trials=plan.n_trials,
+        sampler=plan.sampler,
+        seed=plan.seed,
+        max_epochs=fit.resolve({}).trainer.max_epochs or 1000,
+        grace_epochs=plan.grace_epochs,
+        reduction_factor=plan.reduction_factor,
+        workers=plan.workers,
+        cpus_per_trial=plan.cpus_per_trial,
+        gpus_per_trial=plan.gpus_per_trial,
+        address=plan.address,
+        timeout_s=plan.timeout_s,
+    )

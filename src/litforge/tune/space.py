@@ -1,0 +1,187 @@
+"""The search-space file shared by both backends: ``litforge tune --space configs/digits_search.yaml``.
+
+```yaml
+metric: val_loss            # any metric the model logs each validation epoch
+direction: minimize         # or maximize
+n_trials: 30                # optional defaults; command-line flags win
+sampler: tpe                # tpe | random | cmaes | grid
+pruner: median              # none | median | hyperband | successive-halving
+params:
+  model.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+  model.hidden_dim: {type: int, low: 32, high: 256, step: 32}
+  data.batch_size: {type: categorical, choices: [32, 64, 128]}
+```
+
+Keys are the dotted keys of the fit config (``model.lr`` is ``model.init_args.lr``); every entry is
+checked here and against the fit config (``litforge.tune.fit_config``) before any trial runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from litforge.cli.errors import UsageError
+
+SAMPLERS = ("tpe", "random", "cmaes", "grid")
+PRUNERS = ("none", "median", "hyperband", "successive-halving")
+DIRECTIONS = ("minimize", "maximize")
+TYPES = ("float", "int", "categorical")
+_PARAM_FIELDS = {"type", "low", "high", "log", "step", "choices"}
+_TOP_FIELDS = {"metric", "direction", "params", "n_trials", "sampler", "pruner", "seed"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config key: ``float``/``int`` in ``[low, high]`` (optionally ``log`` or ``step``) or
+    one of ``choices``."""
+
+    key: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def grid(self) -> list[Any]:
+        """The values a grid search tries: the choices, or ``low, low+step, ..., high``."""
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.step is None:
+            raise UsageError(
+                f"params.{self.key}: the grid sampler needs 'step' (or type categorical) for each param"
+            )
+        assert self.low is not None and self.high is not None
+        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
+        values = [self.low + i * self.step for i in range(count)]
+        return [int(v) for v in values] if self.type == "int" else values
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A parsed, validated space file."""
+
+    metric: str
+    direction: str
+    params: tuple[Param, ...]
+    n_trials: int | None = None
+    sampler: str | None = None
+    pruner: str | None = None
+    seed: int | None = None
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a space file; any problem raises ``UsageError`` naming the entry."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--space: no such file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise UsageError(f"--space {path}: not valid YAML: {' '.join(str(error).split())}") from None
+    return parse_space(raw, source=path)
+
+
+def parse_space(raw: Any, source: Path | None = None) -> SearchSpace:
+    """Validate the mapping of a space file (see the module docstring for the format)."""
+    where = f"{source}: " if source else ""
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}a space file is a mapping with 'metric', 'direction' and 'params'")
+    unknown = sorted(set(raw) - _TOP_FIELDS)
+    if unknown:
+        raise UsageError(f"{where}unknown entry '{unknown[0]}' (expected one of {sorted(_TOP_FIELDS)})")
+    metric = raw.get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise UsageError(f"{where}'metric' must name a logged metric, e.g. metric: val_loss")
+    direction = raw.get("direction", "minimize")
+    _check_choice(where, "direction", direction, DIRECTIONS)
+    for name, options in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
+        if raw.get(name) is not None:
+            _check_choice(where, name, raw[name], options)
+    for name in ("n_trials", "seed"):
+        value = raw.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise UsageError(f"{where}'{name}' must be a non-negative integer, got {value!r}")
+    params = raw.get("params")
+    if not isinstance(params, dict) or not params:
+        raise UsageError(
+            f"{where}'params' must map config keys to ranges, e.g. model.lr: {{type: float, ...}}"
+        )
+    return SearchSpace(
+        metric=metric,
+        direction=direction,
+        params=tuple(_parse_param(where, str(key), spec) for key, spec in params.items()),
+        n_trials=raw.get("n_trials"),
+        sampler=raw.get("sampler"),
+        pruner=raw.get("pruner"),
+        seed=raw.get("seed"),
+        source=source,
+    )
+
+
+def _check_choice(where: str, name: str, value: Any, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise UsageError(f"{where}'{name}: {value}' is not one of {', '.join(options)}")
+
+
+def _parse_param(where: str, key: str, spec: Any) -> Param:
+    entry = f"{where}params.{key}"
+    if not isinstance(spec, dict):
+        raise UsageError(f"{entry}: expected a mapping like {{type: float, low: 0.001, high: 0.1}}")
+    unknown = sorted(set(spec) - _PARAM_FIELDS)
+    if unknown:
+        raise UsageError(f"{entry}: unknown field '{unknown[0]}' (expected {sorted(_PARAM_FIELDS)})")
+    kind = spec.get("type")
+    if kind not in TYPES:
+        raise UsageError(f"{entry}: unknown type {kind!r} (expected float, int or categorical)")
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise UsageError(f"{entry}: 'choices' must be a non-empty list")
+        extra = sorted({"low", "high", "log", "step"} & set(spec))
+        if extra:
+            raise UsageError(f"{entry}: '{extra[0]}' does not apply to a categorical param")
+        return Param(key, kind, choices=tuple(choices))
+    if "choices" in spec:
+        raise UsageError(f"{entry}: 'choices' needs type categorical")
+    low, high = spec.get("low"), spec.get("high")
+    number = int if kind == "int" else (int, float)
+    for name, value in (("low", low), ("high", high)):
+        if not isinstance(value, number) or isinstance(value, bool):
+            raise UsageError(f"{entry}: '{name}' must be {'an integer' if kind == 'int' else 'a number'}")
+    if low >= high:
+        raise UsageError(f"{entry}: low ({low}) must be below high ({high})")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise UsageError(f"{entry}: 'log' must be true or false")
+    if log and low <= 0:
+        raise UsageError(f"{entry}: log: true needs positive bounds, got low={low}")
+    step = spec.get("step")
+    if step is not None:
+        if not isinstance(step, number) or isinstance(step, bool) or step <= 0:
+            raise UsageError(f"{entry}: 'step' must be a positive {'integer' if kind == 'int' else 'number'}")
+        if log:
+            raise UsageError(f"{entry}: 'step' and 'log' cannot be combined")
+    return Param(key, kind, low=low, high=high, log=log, step=step)
+
+
+def as_override(key: str, value: Any) -> list[str]:
+    """``("model.lr", 0.003)`` -> ``["--model.lr", "0.003"]``: a fit flag applying a trial's value."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return [f"--{key}", text]
+
+
+def overrides(values: dict[str, Any]) -> list[str]:
+    """Fit flags for a whole parameter set."""
+    return [token for key, value in values.items() for token in as_override(key, value)]

@@ -1,0 +1,123 @@
+"""One trial = one ``litforge fit`` with the trial's values as overrides; shared by both backends.
+
+A trial trains through ``LitforgeCLI`` exactly like ``litforge fit --config FILE <fit flags> --model.lr 0.003``,
+into ``<out>/trials/<name>/`` (config.yaml, metrics.csv, checkpoints/), and its value is the best
+``metric`` over its validation epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from litforge.cli.errors import UsageError
+from litforge.run_dir import RunDir
+from litforge.tune.space import overrides
+
+TRIALS_EXPERIMENT = "trials"
+
+
+class NonFiniteMetric(RuntimeError):
+    """The monitored metric became NaN or infinite: the trial fails (FAIL), the search goes on."""
+
+
+class MetricTracker(L.Callback):
+    """Records ``metric`` after every validation epoch and stops the trial when it is not finite.
+
+    Args:
+        metric: the logged metric the search optimizes, e.g. ``val_loss``.
+        maximize: whether larger is better (for ``best``).
+    """
+
+    def __init__(self, metric: str, maximize: bool) -> None:
+        self.metric = metric
+        self.maximize = maximize
+        self.values: list[float] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.metric)
+        if value is None:
+            logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
+            raise UsageError(f"metric '{self.metric}' is not logged by the model (it logs: {logged})")
+        value = float(value)
+        if not math.isfinite(value):
+            raise NonFiniteMetric(f"{self.metric} is {value} at epoch {trainer.current_epoch}")
+        self.values.append(value)
+
+    @property
+    def best(self) -> float | None:
+        if not self.values:
+            return None
+        return max(self.values) if self.maximize else min(self.values)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What a finished trial reports back."""
+
+    value: float
+    epochs: int
+    run: RunDir
+
+
+@dataclass(frozen=True)
+class TrialRunner:
+    """Trains trials of one search.
+
+    Args:
+        fit_args: the user's fit arguments (``--config FILE``, fit flags, a fixed ``--seed_everything``).
+        metric: the metric to optimize.
+        maximize: whether larger is better.
+        out: the search folder; trial ``N`` trains into ``<out>/trials/N/``.
+    """
+
+    fit_args: tuple[str, ...]
+    metric: str
+    maximize: bool
+    out: Path
+
+    def run_dir(self, name: str) -> RunDir:
+        return RunDir(self.out, TRIALS_EXPERIMENT, name)
+
+    def command(self, name: str, values: dict[str, Any]) -> list[str]:
+        """The ``litforge fit`` arguments of one trial."""
+        return [
+            "fit",
+            *self.fit_args,
+            *overrides(values),
+            "--trainer.default_root_dir", str(self.out),
+            "--experiment", TRIALS_EXPERIMENT,
+            "--run", name,
+            "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false",
+        ]  # fmt: skip
+
+    @staticmethod
+    def quiet() -> None:
+        """Keep Lightning's per-run banners out of a search's output (one line per trial is printed)."""
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+    def train(self, name: str, values: dict[str, Any], callbacks: list[Any] | None = None) -> TrialResult:
+        """Train one trial; pruning callbacks raise their own exception, a NaN metric ``NonFiniteMetric``."""
+        from litforge.cli.lightning_cli import LitforgeCLI
+
+        self.quiet()
+        tracker = MetricTracker(self.metric, self.maximize)
+        try:
+            LitforgeCLI(self.command(name, values), extra_callbacks=[tracker, *(callbacks or [])])
+        except SystemExit as stop:  # Lightning turns Ctrl-C into sys.exit(1) after a graceful shutdown
+            raise KeyboardInterrupt from stop
+        if tracker.best is None:
+            raise RuntimeError("the trial ran no validation epoch (check limit_val_batches / max_epochs)")
+        return TrialResult(tracker.best, len(tracker.values), self.run_dir(name))

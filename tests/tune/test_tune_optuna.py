@@ -1,0 +1,173 @@
+"""``litforge tune`` with Optuna end to end: pruning, best.yaml, failures, kill -9 resume, two workers."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tune_helpers import LR_SPACE, TINY_TRIAL, TUNE_TIMEOUT, finished_trials, load_study
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def _min_val_loss(run: Path) -> float:
+    return min(float(r["val_loss"]) for r in _rows(run / "metrics.csv") if r.get("val_loss"))
+
+
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
+def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_path, write_space) -> None:
+    space = copy.deepcopy(LR_SPACE)
+    # lr=1e-6 barely moves the loss in 3 epochs. The seeded random sampler draws it for trials 2 and 5:
+    # trial 2 is one of the median pruner's 5 start-up trials, trial 5 is pruned at its first epoch.
+    space["params"] = {"model.lr": {"type": "categorical", "choices": [1.0e-6, 3.0e-3, 5.0e-3, 1.0e-2]}}
+    path = write_space(space)
+    out = tmp_path / "search"
+    args = ["--space", str(path), "--out", str(out), "--n-trials", "6", "--sampler", "random"]
+    args += ["--pruner", "median", "--grace-period", "1", "--seed", "0", *TINY_TRIAL]
+    result = cli("tune", *[a for a in args if a != "--no-plots"], timeout=TUNE_TIMEOUT)
+    assert result.returncode == 0, result.output[-3000:]
+
+    rows = _rows(out / "trials.csv")
+    assert [int(r["number"]) for r in rows] == list(range(6))
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    assert [(r["number"], float(r["model.lr"]), r["epochs"]) for r in pruned] == [("5", 1e-6, "1")]
+    for plot in ("optimization_history", "intermediate_values", "parallel_coordinate"):
+        assert (out / "plots" / f"{plot}.png").stat().st_size > 1000
+        assert (out / "plots" / f"{plot}.html").is_file()
+    assert "best: trial" in result.stdout
+
+    best = min((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: float(r["val_loss"]))
+    kept = sorted(p.parent.parent.name for p in out.glob("trials/*/checkpoints/best.ckpt"))
+    assert best["number"] in kept and len(kept) <= 3  # only the top-3 trials keep checkpoints
+
+    # best.yaml is a complete fit config: training from it gives the best trial's value again.
+    refit = cli(
+        "fit", "--config", str(out / "best.yaml"), "--trainer.default_root_dir", str(tmp_path / "refit")
+    )
+    assert refit.returncode == 0, refit.output[-3000:]
+    (run,) = (tmp_path / "refit").glob("*/*/metrics.csv")
+    assert math.isclose(_min_val_loss(run.parent), float(best["val_loss"]), rel_tol=1e-6)
+
+
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
+def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space, flaky_env) -> None:
+    config = tmp_path / "flaky.yaml"
+    config.write_text(
+        "seed_everything: 1\n"
+        "model:\n  class_path: flaky_models.FlakyClassifier\n"
+        "data:\n  class_path: litforge.data.DigitsDataModule\n"
+    )
+    space = {
+        "metric": "val_loss",
+        "params": {"model.mode": {"type": "categorical", "choices": ["ok", "raise", "nan"]}},
+    }
+    path = write_space(space)
+    common = ["--config", str(config), "--sampler", "grid", "--pruner", "none", *TINY_TRIAL]
+    result = cli(
+        "tune",
+        "--space",
+        str(path),
+        "--out",
+        str(tmp_path / "a"),
+        *common,
+        env=flaky_env,
+        timeout=TUNE_TIMEOUT,
+    )
+    assert result.returncode == 0, result.output[-3000:]
+    rows = {r["model.mode"]: r for r in _rows(tmp_path / "a" / "trials.csv")}
+    assert rows["ok"]["state"] == "COMPLETE"
+    assert rows["raise"]["state"] == "FAIL" and "RuntimeError: boom" in rows["raise"]["fail_reason"]
+    assert rows["nan"]["state"] == "FAIL" and "val_loss is nan" in rows["nan"]["fail_reason"]
+
+    # A search where every trial fails ran and produced nothing: exit 1, with the reason on record.
+    space["params"]["model.mode"]["choices"] = ["raise"]
+    path = write_space(space, "all_fail.yaml")
+    result = cli(
+        "tune",
+        "--space",
+        str(path),
+        "--out",
+        str(tmp_path / "b"),
+        *common,
+        env=flaky_env,
+        timeout=TUNE_TIMEOUT,
+    )
+    assert result.returncode == 1
+    assert "no trial completed" in result.stderr
+    assert _rows(tmp_path / "b" / "trials.csv")[0]["state"] == "FAIL"
+
+
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
+def test_kill_9_mid_study_then_rerun_finishes_exactly_n_trials(tmp_path, write_space) -> None:
+    path = write_space(LR_SPACE)
+    out = tmp_path / "search"
+    url = f"sqlite:///{out / 'study.db'}"
+    args = ["--space", str(path), "--out", str(out), "--n-trials", "4", "--sampler", "random"]
+    args += ["--pruner", "none", "--heartbeat", "1", *TINY_TRIAL, "--trainer.max_epochs", "6"]
+    command = [sys.executable, "-m", "litforge", "tune", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    worker = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    killed = None
+    deadline = time.monotonic() + TUNE_TIMEOUT
+    while killed is None and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.2)
+        if not (out / "study.db").exists():
+            continue
+        try:
+            trials = load_study(url, "space").get_trials()
+        except Exception:  # the study is still being created
+            continue
+        running = [t for t in trials if t.state.name == "RUNNING"]
+        if any(t.state.name == "COMPLETE" for t in trials) and running:
+            os.kill(worker.pid, signal.SIGKILL)
+            killed = running[0]
+    worker.wait(timeout=30)
+    assert killed is not None, worker.stderr.read().decode()[-2000:] if worker.stderr else ""
+    done_before = {t.number: t.params for t in finished_trials(load_study(url, "space"))}
+
+    time.sleep(3)  # > 3 heartbeats: the killed trial is now stale
+    rerun = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TUNE_TIMEOUT
+    )
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+
+    study = load_study(url, "space")
+    finished = finished_trials(study)
+    assert len(finished) == 4  # exactly n_trials in total, not 4 more
+    assert all(done_before[n] == p for n, p in done_before.items() if n in {t.number for t in finished})
+    assert {t.number for t in finished} >= set(done_before)  # nothing completed is lost
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == 4  # no parameter set twice
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states[killed.number] == "FAIL"
+    retries = [t for t in finished if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].params == killed.params  # the killed trial ran again
+    assert len(_rows(out / "trials.csv")) == len(study.get_trials())
+
+
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
+def test_two_workers_share_the_default_storage_without_duplicates(cli, tmp_path, write_space) -> None:
+    path = write_space(LR_SPACE)
+    out = tmp_path / "search"
+    args = ["--space", str(path), "--out", str(out), "--n-trials", "4", "--workers", "2"]
+    result = cli("tune", *args, "--sampler", "random", "--pruner", "none", *TINY_TRIAL, timeout=TUNE_TIMEOUT)
+    assert result.returncode == 0, result.output[-3000:]
+    assert "[worker 0]" in result.stdout and "[worker 1]" in result.stdout
+    study = load_study(f"sqlite:///{out / 'study.db'}", "space")
+    finished = finished_trials(study)
+    assert 4 <= len(finished) <= 5  # both workers may finish their last trial at the same moment
+    numbers = [t.number for t in study.get_trials()]
+    assert len(numbers) == len(set(numbers))
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == len(finished)

@@ -1,0 +1,111 @@
+"""Space-file validation: every bad entry is one clear exit-2 error before any trial runs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from tune_helpers import LR_SPACE
+
+from litforge.cli.errors import UsageError
+from litforge.tune.fit_config import FitConfig
+from litforge.tune.space import as_override, parse_space
+
+
+def _with_param(key: str, spec: object) -> dict:
+    space = copy.deepcopy(LR_SPACE)
+    space["params"] = {key: spec}
+    return space
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (
+            _with_param("model.lr", {"type": "gaussian", "low": 0, "high": 1}),
+            "params.model.lr: unknown type 'gaussian'",
+        ),
+        (
+            _with_param("model.lr", {"type": "float", "low": 0.1, "high": 0.1}),
+            "params.model.lr: low (0.1) must be below high (0.1)",
+        ),
+        (
+            _with_param("model.lr", {"type": "float", "low": 0.0, "high": 0.1, "log": True}),
+            "params.model.lr: log: true needs positive bounds",
+        ),
+        (
+            _with_param("data.batch_size", {"type": "categorical", "choices": []}),
+            "params.data.batch_size: 'choices' must be a non-empty list",
+        ),
+        (
+            _with_param("model.hidden_dim", {"type": "int", "low": 16.5, "high": 64}),
+            "params.model.hidden_dim: 'low' must be an integer",
+        ),
+        (
+            _with_param("model.lr", {"type": "float", "low": 0.1, "high": 1, "stp": 0.1}),
+            "params.model.lr: unknown field 'stp'",
+        ),
+        ({**LR_SPACE, "direction": "down"}, "'direction: down' is not one of minimize, maximize"),
+        ({**LR_SPACE, "pruner": "asha"}, "'pruner: asha' is not one of none, median"),
+        ({"direction": "minimize", "params": LR_SPACE["params"]}, "'metric' must name a logged metric"),
+        ({**LR_SPACE, "params": {}}, "'params' must map config keys"),
+    ],
+)
+def test_bad_entries_name_the_entry(space: dict, message: str) -> None:
+    with pytest.raises(UsageError) as error:
+        parse_space(space)
+    assert message in str(error.value)
+
+
+def test_good_space_parses_with_defaults() -> None:
+    space = parse_space({**LR_SPACE, "n_trials": 7, "sampler": "random"})
+    assert [p.key for p in space.params] == ["model.lr", "model.hidden_dim"]
+    assert space.params[0].log and space.params[1].step == 16
+    assert (space.n_trials, space.sampler, space.pruner, space.maximize) == (7, "random", None, False)
+    assert space.params[1].grid() == [16, 32, 48, 64]
+    assert as_override("data.batch_size", 64) == ["--data.batch_size", "64"]
+    assert as_override("model.arch", "cnn") == ["--model.arch", "cnn"]
+
+
+def test_keys_are_checked_against_the_fit_config() -> None:
+    with pytest.raises(
+        UsageError, match=r"params.model.hiden_dim: no such key in the fit config .*hidden_dim"
+    ):
+        FitConfig([], parse_space(_with_param("model.hiden_dim", {"type": "int", "low": 8, "high": 16})), 0)
+    # A value the configured class rejects (hidden_dim is an int) fails before any trial.
+    with pytest.raises(UsageError, match=r"params.model.hidden_dim: the fit config rejects 8.5"):
+        FitConfig(
+            [], parse_space(_with_param("model.hidden_dim", {"type": "float", "low": 8.5, "high": 16})), 0
+        )
+    with pytest.raises(UsageError, match=r"params.model.arch: the fit config rejects 'rnn'"):
+        FitConfig(
+            [], parse_space(_with_param("model.arch", {"type": "categorical", "choices": ["mlp", "rnn"]})), 0
+        )
+
+
+def test_fit_config_fixes_the_seed_and_keeps_fit_flags() -> None:
+    fit = FitConfig(["--seed_everything", "true", "--trainer.max_epochs", "4"], parse_space(LR_SPACE), seed=7)
+    assert fit.fit_args[-2:] == ["--seed_everything", "7"]
+    config = fit.resolve({"model.lr": 0.005, "model.hidden_dim": 48})
+    assert (config.seed_everything, config.trainer.max_epochs) == (7, 4)
+    assert (config.model.init_args.lr, config.model.init_args.hidden_dim) == (0.005, 48)
+
+
+def test_cli_rejects_a_bad_space_with_exit_2_and_writes_nothing(cli, tmp_path, write_space) -> None:
+    path = write_space(_with_param("model.learning_rate", {"type": "float", "low": 1e-3, "high": 1e-1}))
+    before = path.read_text()
+    result = cli("tune", "--space", str(path), "--n-trials", "2")
+    assert result.returncode == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "params.model.learning_rate: no such key in the fit config" in lines[0]
+    assert path.read_text() == before
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_rejects_unknown_flags_with_exit_2(cli, write_space) -> None:
+    path = write_space(LR_SPACE)
+    result = cli("tune", "--space", str(path), "--n-trails", "2")
+    assert result.returncode == 2
+    assert "unrecognized argument --n-trails" in result.stderr
+    result = cli("tune", "--space", str(path), "--workers", "0")
+    assert result.returncode == 2 and "--workers must be at least 1" in result.stderr

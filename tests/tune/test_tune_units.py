@@ -1,0 +1,84 @@
+"""Fast checks of the pieces behind ``litforge tune``: budget counting, storages, Ray domains, plots."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+from tune_helpers import LR_SPACE
+
+from litforge.cli.errors import UsageError
+from litforge.tune.optuna_study import make_storage, progress, with_driver
+from litforge.tune.outputs import TrialRecord, study_from_records, write_plots
+from litforge.tune.space import parse_space
+
+
+def _trial(state: TrialState, value: float | None = None, **user_attrs: str):
+    return create_trial(
+        state=state,
+        value=value,
+        params={"x": 0.5},
+        distributions={"x": FloatDistribution(0, 1)},
+        user_attrs=user_attrs,
+    )
+
+
+def test_budget_counts_raised_trials_but_not_killed_ones() -> None:
+    study = optuna.create_study()
+    study.add_trial(_trial(TrialState.COMPLETE, 1.0))
+    study.add_trial(_trial(TrialState.PRUNED))
+    study.add_trial(_trial(TrialState.FAIL, fail_reason="RuntimeError: boom"))  # tried: counts
+    study.add_trial(_trial(TrialState.FAIL))  # its worker died or was interrupted: retried, not counted
+    study.add_trial(_trial(TrialState.WAITING))  # a queued retry
+    now = progress(study)
+    assert (now.finished, now.failed, now.complete, now.running) == (3, 1, 1, 0)
+
+
+def test_storage_urls(tmp_path) -> None:
+    journal = make_storage(f"journal://{tmp_path / 'j' / 'study.log'}", heartbeat_s=5)
+    study = optuna.create_study(storage=journal, study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="s", storage=journal).trials) == 2
+    sqlite = make_storage(f"sqlite:///{tmp_path / 'a.db'}", heartbeat_s=5)
+    assert sqlite.get_heartbeat_interval() == 5
+    with pytest.raises(UsageError, match="expected sqlite:///FILE, postgresql://"):
+        make_storage("study.db", heartbeat_s=5)
+    assert with_driver("sqlite:///x.db") == "sqlite:///x.db"
+    assert with_driver("postgresql://u@h/db").startswith("postgresql")
+
+
+def test_ray_domains_follow_the_space() -> None:
+    pytest.importorskip("ray.tune")
+    from ray.tune.search.sample import Categorical, Float, Integer
+
+    from litforge.tune.ray_backend import ray_domain, trial_number
+
+    space = parse_space(
+        {**LR_SPACE, "params": {**LR_SPACE["params"], "b": {"type": "categorical", "choices": [1, 2]}}}
+    )
+    lr, hidden, choice = (ray_domain(p) for p in space.params)
+    assert isinstance(lr, Float) and (lr.lower, lr.upper) == (1e-3, 1e-2)
+    assert isinstance(hidden, Integer) and hidden.lower == 16
+    assert isinstance(choice, Categorical) and choice.categories == [1, 2]
+    assert ray_domain(space.params[1], grid=True) == {"grid_search": [16, 32, 48, 64]}
+    assert trial_number("a1b2c_00003") == 3
+
+
+def test_plots_from_records_of_either_backend(tmp_path) -> None:
+    space = parse_space(LR_SPACE)
+    records = [
+        TrialRecord(i, state, value, {"model.lr": lr, "model.hidden_dim": 32}, 1.0, {0: 1.0, 1: value or 2.0})
+        for i, (state, value, lr) in enumerate(
+            [
+                ("COMPLETE", 0.5, 0.002),
+                ("COMPLETE", 0.3, 0.005),
+                ("PRUNED", None, 0.001),
+                ("COMPLETE", 0.4, 0.008),
+            ]
+        )
+    ]
+    study = study_from_records(records, space)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
+    written = {p.name for p in write_plots(study, tmp_path)}
+    assert {"optimization_history.png", "intermediate_values.html", "parallel_coordinate.png"} <= written
