@@ -115,7 +115,8 @@ def test_third_party_module_exports_and_verifies(cli, tmp_path: Path, tiny_train
         env=env,
     )
     assert fit.returncode == 0, fit.output
-    ckpt = tmp_path / "runs" / "tinynet" / "t" / "checkpoints" / "best.ckpt"
+    # A third-party module names no checkpoint_monitor, so its run keeps last.ckpt (no best.ckpt).
+    ckpt = tmp_path / "runs" / "tinynet" / "t" / "checkpoints" / "last.ckpt"
     out = tmp_path / "exported"
     result = cli("export", "--ckpt", str(ckpt), "--format", "onnx,pt2", "--out", str(out), env=env)
     assert result.returncode == 0, result.output
