@@ -5,22 +5,15 @@ Used by ``litforge fit|validate|test|predict``; see ``docs/cli.md``.
 
 from __future__ import annotations
 
-import inspect
-import logging
 import os
-import re
 import sys
-import warnings
-import zipfile
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import lightning as L
-import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback, _InstantiatorFn
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -31,120 +24,41 @@ from litforge.callbacks import (
     PlainProgressBar,
     RunProgressBar,
 )
-from litforge.cli.errors import LitforgeError, UsageError
+from litforge.cli.errors import UsageError
+from litforge.cli.parsing import (
+    DEFAULT_CONFIG,
+    LitforgeArgumentParser,
+    condense_parser_message,
+    litforge_cause,
+    quiet_lightning_noise,
+    with_default_config,
+)
+from litforge.cli.run_setup import (
+    CHECKPOINT_ALIASES,
+    LinkedHparamsInstantiator,
+    RunConfigCallback,
+    as_list,
+    check_checkpoint_file,
+    class_path_of,
+    default_checkpoint,
+    default_loggers,
+    has_instance,
+)
 from litforge.profiling import run_folder_profiler
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
 from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
 
+__all__ = [
+    "DEFAULT_CONFIG",
+    "LitforgeCLI",
+    "condense_parser_message",
+    "instantiate_model_and_data",
+    "with_default_config",
+]
+
 # "<rank 0 pid>:<run folder>:<resume checkpoint>", read by the DDP ranks that rank 0 starts
 _LAUNCHED_RUN_ENV = "LITFORGE_LAUNCHED_RUN"
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-CHECKPOINT_ALIASES = ("best", "last")
-
-
-def quiet_lightning_noise() -> None:
-    """Drop Lightning messages that are advertising or irrelevant to litforge's run folder layout."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: not str(record.getMessage()).startswith("💡 Tip")
-    )
-    logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").addFilter(
-        lambda record: "`weights_only` was not set" not in str(record.getMessage())
-    )
-    # litforge writes config.yaml into the run folder before the CSV logger creates it.
-    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    # sys.argv mirrors ``args`` so that DDP's subprocess launcher re-runs the same command in each rank.
-    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
-    warnings.filterwarnings("ignore", message=r"'set_vital' is deprecated")  # torchdata's loader
-
-
-class LitforgeArgumentParser(LightningArgumentParser):
-    """Raises ``UsageError`` with a one-line message instead of printing usage and exiting."""
-
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        raise UsageError(condense_parser_message(message))
-
-
-_NOISE = (
-    "Does not validate against any of the",
-    "Subtypes:",
-    "Errors:",
-    "Given value type:",
-    "Expected a NoneType",
-    "Parser key",
-    "Expected a path but",
-)
-
-
-def condense_parser_message(message: str) -> str:
-    """Reduce jsonargparse's nested, multi-line messages to one line naming the key and the problem."""
-    lines = [
-        re.sub(r'^Parser key "[^"]+":\s*', "", line.strip().lstrip("-").strip())
-        for line in message.splitlines()
-    ]
-    lines = [re.sub(r"<class '([\w.]+)'>", r"\1", line) for line in lines if line]
-    key_match = re.search(r'(?:Parser key|Key) "([^"]+)"', message)
-    useful = [line for line in lines if not line.startswith(_NOISE)]
-    given = next(
-        (line.removeprefix("Given value:").strip() for line in useful if line.startswith("Given value:")),
-        None,
-    )
-    expected = [line for line in useful if line.startswith("Expected a")]
-    others = [line for line in useful if not line.startswith(("Expected a", "Given value:"))]
-    import_path = next(
-        (line for line in expected if line.startswith("Expected a dot import path string:")), None
-    )
-    if import_path:
-        name = import_path.rsplit(":", 1)[-1].strip()
-        detail = f"unknown class {name!r}: use a litforge short name (e.g. Classifier) or a full import path"
-    elif others:
-        detail = others[0]
-    elif expected:
-        types = " or ".join(e.removeprefix("Expected a ").strip() for e in expected)
-        detail = f"expected {types}, got {given!r}" if given is not None else f"expected {types}"
-    else:
-        detail = lines[-1] if lines else message
-    if key_match and key_match.group(1) == "config":
-        return f"--config: {detail}"
-    if key_match:
-        return f'config key "{key_match.group(1)}": {detail}'
-    return detail
-
-
-class RunConfigCallback(SaveConfigCallback):
-    """Saves the resolved config into the run folder, without the run-selection keys (so a saved
-    ``config.yaml`` used as ``--config`` starts a new run instead of overwriting this one)."""
-
-    def __init__(self, parser: LightningArgumentParser, config: Namespace, **kwargs: Any) -> None:
-        config = config.clone()
-        for key in ("experiment", "run", "resume"):
-            if key in config:
-                config[key] = None
-        super().__init__(parser, config, **kwargs)
-
-    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Send the resolved config to every logger (W&B, MLflow, TensorBoard, CSV), not only to
-        ``config.yaml``: Lightning's ``SaveConfigCallback`` writes one file into the first logger's folder,
-        which for ``WandbLogger`` is not the run (Lightning #7679)."""
-        resolved = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False))
-        for logger in trainer.loggers:
-            logger.log_hyperparams({"config": resolved})
-
-
-class LinkedHparamsInstantiator(_InstantiatorFn):
-    """Lightning's module instantiator, minus the links jsonargparse skipped because the chosen class has no
-    such parameter (e.g. ``num_labels`` for ``Classifier``): otherwise they would land in its hparams."""
-
-    def __call__(self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any) -> Any:
-        params = inspect.signature(class_type).parameters
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        links = {
-            key: value
-            for key, value in applied_instantiation_links.items()
-            if takes_any or not key.startswith(f"{self.key}.") or key.rsplit(".", 1)[-1] in params
-        }
-        return super().__call__(class_type, *args, applied_instantiation_links=links, **kwargs)
 
 
 class LitforgeCLI(LightningCLI):
@@ -264,7 +178,7 @@ class LitforgeCLI(LightningCLI):
         except Exception as error:
             # jsonargparse folds an error raised while building the model/data into its own multi-line
             # message; a litforge error from inside (e.g. an unreachable Hub model) is already one clear line.
-            cause = _litforge_cause(error)
+            cause = litforge_cause(error)
             if cause is None:
                 raise
             raise cause from None
@@ -272,7 +186,7 @@ class LitforgeCLI(LightningCLI):
     # -- run folder --------------------------------------------------------------------------------
     def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
-        experiment = config.experiment or experiment_name(_class_path(config.model))
+        experiment = config.experiment or experiment_name(class_path_of(config.model))
         if subcommand == "fit":
             return self._resolve_fit_run(root, experiment, config)
         ckpt = config.get("ckpt_path")
@@ -332,20 +246,20 @@ class LitforgeCLI(LightningCLI):
         if self.run_dir is None:  # run=False: only the model and datamodule are wanted
             return None
         trainer_config = self._get(self.config_init, "trainer", default={})
-        callbacks = list(_as_list(trainer_config.get("callbacks")))
+        callbacks = list(as_list(trainer_config.get("callbacks")))
         callbacks += self._default_callbacks(trainer_config, callbacks) + self.extra_callbacks
         kwargs["callbacks"] = callbacks
         configured = trainer_config.get("logger")
         if configured is not False:
             defaults = default_loggers(self.run_dir, self.subcommand or "fit")
-            extra = [] if configured in (None, True) else _as_list(configured)
+            extra = [] if configured in (None, True) else as_list(configured)
             # TensorBoard + CSV first: they keep the run folder as ``trainer.log_dir`` next to any tracker.
-            kwargs["logger"] = [d for d in defaults if not _has(extra, type(d))] + extra
+            kwargs["logger"] = [d for d in defaults if not has_instance(extra, type(d))] + extra
         if trainer_config.get("profiler") is not None:
             kwargs["profiler"] = run_folder_profiler(
                 trainer_config["profiler"], self.run_dir.path / "profiler"
             )
-        plugins = _as_list(trainer_config.get("plugins"))
+        plugins = as_list(trainer_config.get("plugins"))
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
         return super().instantiate_trainer(**kwargs)
@@ -354,13 +268,15 @@ class LitforgeCLI(LightningCLI):
         run = self.run_dir
         assert run is not None
         extra: list[Any] = []
-        if trainer_config.get("enable_checkpointing") is not False and not _has(given, ModelCheckpoint):
+        if trainer_config.get("enable_checkpointing") is not False and not has_instance(
+            given, ModelCheckpoint
+        ):
             extra.append(default_checkpoint(run, monitor=getattr(self.model, "checkpoint_monitor", None)))
-        if trainer_config.get("enable_progress_bar") is not False and not _has(given, ProgressBar):
+        if trainer_config.get("enable_progress_bar") is not False and not has_instance(given, ProgressBar):
             extra.append(RunProgressBar() if sys.stdout.isatty() else PlainProgressBar())
         if self.subcommand == "fit":
             extra.append(LearningCurves())
-            if not _has(given, PerfSummary):
+            if not has_instance(given, PerfSummary):
                 extra.append(PerfSummary(run.path / "perf.json"))
             extra += resilience_callbacks(
                 run.checkpoints,
@@ -405,76 +321,8 @@ class LitforgeCLI(LightningCLI):
             print(line, flush=True)
 
 
-def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:
-    """TensorBoard and CSV loggers writing into the run folder (``<run>/<subcommand>/`` except for fit,
-    so that testing a trained run never overwrites its training metrics)."""
-    version = run.run if subcommand == "fit" else f"{run.run}/{subcommand}"
-    common = {"save_dir": str(run.root), "name": run.experiment, "version": version}
-    return [TensorBoardLogger(**common, default_hp_metric=False), CSVLogger(**common)]
-
-
-def default_checkpoint(run: RunDir, monitor: str | None) -> ModelCheckpoint:
-    """``checkpoints/last.ckpt`` always, and ``checkpoints/best.ckpt`` (lowest ``monitor``) when the model
-    names the metric to monitor in a ``checkpoint_monitor`` attribute (litforge's models: ``val_loss``)."""
-    return ModelCheckpoint(
-        dirpath=run.checkpoints,
-        filename="best",
-        monitor=monitor,
-        mode="min",
-        save_top_k=1 if monitor else 0,
-        save_last=True,
-        auto_insert_metric_name=False,
-    )
-
-
-def check_checkpoint_file(path: Path) -> None:
-    """Raise ``UsageError`` for a checkpoint path that does not exist or cannot be read."""
-    if not path.is_file():
-        raise UsageError(f"--ckpt_path: no such checkpoint file: {path}")
-    try:
-        is_zip = zipfile.is_zipfile(path)  # torch.save writes zip archives; truncated files fail this
-    except OSError as err:
-        raise UsageError(f"--ckpt_path: cannot read {path}: {err.strerror}") from None
-    if not is_zip:
-        raise UsageError(
-            f"--ckpt_path: {path} is not a valid checkpoint (truncated or not written by torch.save)"
-        )
-
-
-def with_default_config(args: list[str], has_subcommand: bool = True) -> list[str]:
-    """Insert the packaged default config (after the subcommand, if any) when the user gives no ``--config``."""
-    if any(a in ("-c", "--config") or a.startswith("--config=") for a in args):
-        return args
-    at = 1 if has_subcommand else 0
-    return [*args[:at], "--config", str(DEFAULT_CONFIG), *args[at:]]
-
-
 def instantiate_model_and_data(args: list[str]) -> tuple[L.LightningModule, L.LightningDataModule | None]:
     """``--config FILE | --model ... --data ...`` (no subcommand) -> the model and datamodule ``fit`` would
     build: same parser, short names, default config, links and ``seed_everything``, but no trainer."""
     cli = LitforgeCLI(args, run=False)
     return cli.model, cli.datamodule
-
-
-def _litforge_cause(error: BaseException) -> LitforgeError | None:
-    """The first ``LitforgeError`` in ``error``'s cause/context chain, if any."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, LitforgeError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _class_path(value: Any) -> str | None:
-    return value.get("class_path") if isinstance(value, (dict, Namespace)) else None
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _has(callbacks: list[Any], kind: type) -> bool:
-    return any(isinstance(c, kind) for c in callbacks)

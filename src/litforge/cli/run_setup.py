@@ -1,0 +1,106 @@
+"""What every litforge run gets unless the config says otherwise: loggers and checkpoints in the run
+folder, the resolved config sent to every logger, and clean hyperparameters."""
+
+from __future__ import annotations
+
+import inspect
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback, _InstantiatorFn
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from litforge.cli.errors import UsageError
+from litforge.run_dir import RunDir
+
+CHECKPOINT_ALIASES = ("best", "last")
+
+
+class RunConfigCallback(SaveConfigCallback):
+    """Saves the resolved config into the run folder, without the run-selection keys (so a saved
+    ``config.yaml`` used as ``--config`` starts a new run instead of overwriting this one)."""
+
+    def __init__(self, parser: LightningArgumentParser, config: Namespace, **kwargs: Any) -> None:
+        config = config.clone()
+        for key in ("experiment", "run", "resume"):
+            if key in config:
+                config[key] = None
+        super().__init__(parser, config, **kwargs)
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Send the resolved config to every logger (W&B, MLflow, TensorBoard, CSV), not only to
+        ``config.yaml``: Lightning's ``SaveConfigCallback`` writes one file into the first logger's folder,
+        which for ``WandbLogger`` is not the run (Lightning #7679)."""
+        resolved = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False))
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": resolved})
+
+
+class LinkedHparamsInstantiator(_InstantiatorFn):
+    """Lightning's module instantiator, minus the links jsonargparse skipped because the chosen class has no
+    such parameter (e.g. ``num_labels`` for ``Classifier``): otherwise they would land in its hparams."""
+
+    def __call__(self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any) -> Any:
+        params = inspect.signature(class_type).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        links = {
+            key: value
+            for key, value in applied_instantiation_links.items()
+            if takes_any or not key.startswith(f"{self.key}.") or key.rsplit(".", 1)[-1] in params
+        }
+        return super().__call__(class_type, *args, applied_instantiation_links=links, **kwargs)
+
+
+def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:
+    """TensorBoard and CSV loggers writing into the run folder (``<run>/<subcommand>/`` except for fit,
+    so that testing a trained run never overwrites its training metrics)."""
+    version = run.run if subcommand == "fit" else f"{run.run}/{subcommand}"
+    common = {"save_dir": str(run.root), "name": run.experiment, "version": version}
+    return [TensorBoardLogger(**common, default_hp_metric=False), CSVLogger(**common)]
+
+
+def default_checkpoint(run: RunDir, monitor: str | None) -> ModelCheckpoint:
+    """``checkpoints/last.ckpt`` always, and ``checkpoints/best.ckpt`` (lowest ``monitor``) when the model
+    names the metric to monitor in a ``checkpoint_monitor`` attribute (litforge's models: ``val_loss``)."""
+    return ModelCheckpoint(
+        dirpath=run.checkpoints,
+        filename="best",
+        monitor=monitor,
+        mode="min",
+        save_top_k=1 if monitor else 0,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+
+
+def check_checkpoint_file(path: Path) -> None:
+    """Raise ``UsageError`` for a checkpoint path that does not exist or cannot be read."""
+    if not path.is_file():
+        raise UsageError(f"--ckpt_path: no such checkpoint file: {path}")
+    try:
+        is_zip = zipfile.is_zipfile(path)  # torch.save writes zip archives; truncated files fail this
+    except OSError as err:
+        raise UsageError(f"--ckpt_path: cannot read {path}: {err.strerror}") from None
+    if not is_zip:
+        raise UsageError(
+            f"--ckpt_path: {path} is not a valid checkpoint (truncated or not written by torch.save)"
+        )
+
+
+def class_path_of(value: Any) -> str | None:
+    return value.get("class_path") if isinstance(value, (dict, Namespace)) else None
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def has_instance(callbacks: list[Any], kind: type) -> bool:
+    return any(isinstance(c, kind) for c in callbacks)
