@@ -25,10 +25,12 @@ $(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt
 train: $(VENV)/.base-installed
 	$(BIN)/litforge fit
 
+# One BLAS/OpenMP thread per process: the suite runs many tiny models and subprocesses on 2 cores, where
+# oversubscribed thread pools made tests several times slower (measured; see docs/performance.md).
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
