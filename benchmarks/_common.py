@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -30,8 +30,52 @@ def run_variant(script: str, variant: dict[str, Any], timeout: float = 1800) -> 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def transformer_args(parser: argparse.ArgumentParser, *, seq_len: int, n_layers: int) -> None:
+    """The SequenceTransformer shape options (and the hidden ``--worker``) the transformer benchmarks share."""
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=seq_len)
+    parser.add_argument("--d-model", type=int, default=128)
+    parser.add_argument("--n-heads", type=int, default=4)
+    parser.add_argument("--n-layers", type=int, default=n_layers)
+    parser.add_argument("--vocab", type=int, default=16)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+
+
+def worker_or_shape(
+    args: argparse.Namespace, worker: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """In a ``--worker`` process run ``worker`` and print its JSON (returns None); else the shape options."""
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return None
+    return {k: v for k, v in vars(args).items() if k != "worker"}
+
+
+def fabric_transformer(config: dict[str, Any], **model_kwargs: Any) -> tuple[Any, Any]:
+    """A one-device Fabric at ``config["precision"]`` and a seeded SequenceTransformer of ``config``'s shape."""
+    import lightning as L
+    import torch
+
+    from litforge.models import SequenceTransformer
+
+    accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    fabric = L.Fabric(accelerator=accelerator, devices=1, precision=config["precision"])
+    torch.manual_seed(0)
+    model = SequenceTransformer(
+        num_classes=config["vocab"],
+        max_len=config["seq_len"],
+        d_model=config["d_model"],
+        n_heads=config["n_heads"],
+        n_layers=config["n_layers"],
+        **model_kwargs,
+    )
+    return fabric, model
+
+
 def environment() -> dict[str, Any]:
     """Where the figures come from (device, torch version, CPU threads)."""
+    import torch
+
     cuda = torch.cuda.is_available()
     return {
         "device": torch.cuda.get_device_name(0)

@@ -11,16 +11,14 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
+from _common import RESULTS, save_results
 from lightning.pytorch.demos.boring_classes import BoringDataModule, BoringModel
 
 from litforge.data import DigitsDataModule
 from litforge.models import Classifier
 from litforge.testing import run_checks
-
-RESULTS = Path(__file__).resolve().parent / "results" / "check_speed.json"
 
 
 def digits_classifier() -> tuple[Classifier, DigitsDataModule]:
@@ -67,13 +65,10 @@ def main() -> None:
         print(f"  {'check':<20} {'status':<6} {'seconds':>8}")
         for r in results:
             print(f"  {r.name:<20} {r.status:<6} {r.seconds:8.2f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    runs = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    previous = RESULTS / "check_speed.json"
+    runs = json.loads(previous.read_text()) if previous.is_file() else {}
     runs[f"torch_threads={torch.get_num_threads()}"] = report
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(runs, indent=2) + "\n")
-    tmp.replace(RESULTS)
-    print(f"\nwritten: {RESULTS}")
+    print(f"\nwritten: {save_results('check_speed', runs)}")
 
 
 if __name__ == "__main__":

@@ -14,13 +14,20 @@ benchmarks/results/compile.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
 import torch
-from _common import environment, print_table, run_variant, save_results
+from _common import (
+    environment,
+    fabric_transformer,
+    print_table,
+    run_variant,
+    save_results,
+    transformer_args,
+    worker_or_shape,
+)
 
 VARIANTS = [
     {"name": "eager", "compile": False, "dynamic": False, "drop_last": True},
@@ -41,23 +48,12 @@ VARIANTS = [
 
 
 def worker(config: dict[str, Any]) -> dict[str, Any]:
-    import lightning as L
     from torch._dynamo.utils import counters
 
     from litforge.data.sequence import make_task
-    from litforge.models import SequenceTransformer
 
     cuda = torch.cuda.is_available()
-    fabric = L.Fabric(accelerator="cuda" if cuda else "cpu", devices=1, precision=config["precision"])
-    torch.manual_seed(0)
-    model = SequenceTransformer(
-        num_classes=config["vocab"],
-        max_len=config["seq_len"],
-        d_model=config["d_model"],
-        n_heads=config["n_heads"],
-        n_layers=config["n_layers"],
-        compile=config["compile"],
-    )
+    fabric, model = fabric_transformer(config, compile=config["compile"])
     if config["compile"] and config["dynamic"] is None:
         for block in model.blocks:
             block.compile()  # torch's default: automatic dynamic shapes after a shape change
@@ -99,20 +95,12 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=32)
+    transformer_args(parser, seq_len=64, n_layers=2)
     parser.add_argument("--batches", type=int, default=20, help="full batches per epoch")
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--n-heads", type=int, default=4)
-    parser.add_argument("--n-layers", type=int, default=2)
-    parser.add_argument("--vocab", type=int, default=16)
     parser.add_argument("--precision", default="32-true", help="e.g. 16-mixed or bf16-mixed on a GPU")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+    shape = worker_or_shape(parser.parse_args(), worker)
+    if shape is None:
         return
-    shape = {k: v for k, v in vars(args).items() if k != "worker"}
     env = environment()
     rows = [run_variant(__file__, {**variant, **shape}) for variant in VARIANTS]
     eager = rows[0]["seq_per_s"]

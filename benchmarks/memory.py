@@ -13,7 +13,6 @@ Writes benchmarks/results/memory.json.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
@@ -21,7 +20,15 @@ import time
 from typing import Any
 
 import torch
-from _common import environment, print_table, run_variant, save_results
+from _common import (
+    environment,
+    fabric_transformer,
+    print_table,
+    run_variant,
+    save_results,
+    transformer_args,
+    worker_or_shape,
+)
 
 
 def variants(cuda: bool) -> list[dict[str, Any]]:
@@ -38,22 +45,10 @@ def variants(cuda: bool) -> list[dict[str, Any]]:
 
 
 def worker(config: dict[str, Any]) -> dict[str, Any]:
-    import lightning as L
-
     from litforge.data.sequence import make_task
-    from litforge.models import SequenceTransformer
 
     cuda = torch.cuda.is_available()
-    fabric = L.Fabric(accelerator="cuda" if cuda else "cpu", devices=1, precision=config["precision"])
-    torch.manual_seed(0)
-    model = SequenceTransformer(
-        num_classes=config["vocab"],
-        max_len=config["seq_len"],
-        d_model=config["d_model"],
-        n_heads=config["n_heads"],
-        n_layers=config["n_layers"],
-        activation_checkpointing=config["checkpointing"],
-    )
+    fabric, model = fabric_transformer(config, activation_checkpointing=config["checkpointing"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model, optimizer = fabric.setup(model, optimizer)
     tokens, targets = make_task(
@@ -107,19 +102,11 @@ def _sdpa_backend(cuda: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=512)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--n-heads", type=int, default=4)
-    parser.add_argument("--n-layers", type=int, default=8)
-    parser.add_argument("--vocab", type=int, default=16)
+    transformer_args(parser, seq_len=512, n_layers=8)
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+    shape = worker_or_shape(parser.parse_args(), worker)
+    if shape is None:
         return
-    shape = {k: v for k, v in vars(args).items() if k != "worker"}
     env = environment()
     rows = [run_variant(__file__, {**variant, **shape}) for variant in variants(env["cuda"])]
     base = rows[0]

@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import save_results
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "overhead.json"
 VARIANTS = ("handwritten", "lightning", "litforge", "litforge-fused")  # the last: --model.fused true
 FEATURES, CLASSES, HIDDEN, BATCH, LR, SEED = 784, 10, 256, 64, 1e-3, 42
 NOISE = 20.0  # class overlap, so that accuracy is informative (noise 1 separates 784-d clusters perfectly)
@@ -270,7 +271,6 @@ def main() -> None:
             walls = " ".join(f"{rows[v]['wall_s_median']:>20.2f}" for v in scaling_variants)
             print(f"{n:>8} {walls} {lit.get('train_s_median', float('nan')):>17.2f} {per_sample:>10.1f}")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "samples": args.samples,
         "epochs": args.epochs,
@@ -288,10 +288,7 @@ def main() -> None:
         },
         "scaling": {str(n): rows for n, rows in scaling.items()},
     }
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(RESULTS)
-    print(f"\nsaved {RESULTS}")
+    print(f"\nsaved {save_results('overhead', record)}")
 
 
 if __name__ == "__main__":

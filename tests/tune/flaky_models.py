@@ -23,7 +23,12 @@ class FlakyClassifier(Classifier):
         input_std: list[float] | None = None,
     ) -> None:
         super().__init__(
-            num_features, num_classes, hidden_dim, lr, input_mean=input_mean, input_std=input_std
+            num_features=num_features,
+            num_classes=num_classes,
+            hidden_dim=hidden_dim,
+            lr=lr,
+            input_mean=input_mean,
+            input_std=input_std,
         )
         self.mode = mode
 

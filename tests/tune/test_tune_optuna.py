@@ -72,18 +72,20 @@ def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space,
         "metric": "val_loss",
         "params": {"model.mode": {"type": "categorical", "choices": ["ok", "raise", "nan"]}},
     }
-    path = write_space(space)
-    common = ["--config", str(config), "--sampler", "grid", "--pruner", "none", *TINY_TRIAL]
-    result = cli(
-        "tune",
-        "--space",
-        str(path),
-        "--out",
-        str(tmp_path / "a"),
-        *common,
-        env=flaky_env,
-        timeout=TUNE_TIMEOUT,
-    )
+
+    def tune(space_file: Path, out: str):
+        return cli(
+            "tune",
+            "--space",
+            str(space_file),
+            "--out",
+            str(tmp_path / out),
+            *("--config", str(config), "--sampler", "grid", "--pruner", "none", *TINY_TRIAL),
+            env=flaky_env,
+            timeout=TUNE_TIMEOUT,
+        )
+
+    result = tune(write_space(space), "a")
     assert result.returncode == 0, result.output[-3000:]
     rows = {r["model.mode"]: r for r in _rows(tmp_path / "a" / "trials.csv")}
     assert rows["ok"]["state"] == "COMPLETE"
@@ -92,17 +94,7 @@ def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space,
 
     # A search where every trial fails ran and produced nothing: exit 1, with the reason on record.
     space["params"]["model.mode"]["choices"] = ["raise"]
-    path = write_space(space, "all_fail.yaml")
-    result = cli(
-        "tune",
-        "--space",
-        str(path),
-        "--out",
-        str(tmp_path / "b"),
-        *common,
-        env=flaky_env,
-        timeout=TUNE_TIMEOUT,
-    )
+    result = tune(write_space(space, "all_fail.yaml"), "b")
     assert result.returncode == 1
     assert "no trial completed" in result.stderr
     assert _rows(tmp_path / "b" / "trials.csv")[0]["state"] == "FAIL"
