@@ -90,7 +90,9 @@ def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space,
     rows = {r["model.mode"]: r for r in _rows(tmp_path / "a" / "trials.csv")}
     assert rows["ok"]["state"] == "COMPLETE"
     assert rows["raise"]["state"] == "FAIL" and "RuntimeError: boom" in rows["raise"]["fail_reason"]
-    assert rows["nan"]["state"] == "FAIL" and "val_loss is nan" in rows["nan"]["fail_reason"]
+    assert (
+        rows["nan"]["state"] == "FAIL" and "loss is nan" in rows["nan"]["fail_reason"]
+    )  # the finite-loss guard
 
     # A search where every trial fails ran and produced nothing: exit 1, with the reason on record.
     space["params"]["model.mode"]["choices"] = ["raise"]

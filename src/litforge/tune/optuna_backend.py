@@ -162,8 +162,9 @@ class _Objective:
         pruning = PyTorchLightningPruningCallback(trial, monitor=self.space.metric)
         try:
             result = self.runner.train(str(trial.number), values, [pruning])
-        except (optuna.TrialPruned, LitforgeError, KeyboardInterrupt):
-            raise
+        except (optuna.TrialPruned, UsageError, KeyboardInterrupt):
+            raise  # pruned, a config mistake every trial would repeat, or Ctrl-C
+        # Anything else -- an exception, or a job failure such as the non-finite-loss stop -- fails this trial only.
         except Exception as error:
             reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
             trial.set_user_attr("fail_reason", reason)
