@@ -33,6 +33,13 @@ def quiet_lightning_noise() -> None:
     # sys.argv mirrors ``args`` so that DDP's subprocess launcher re-runs the same command in each rank.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
     warnings.filterwarnings("ignore", message=r"'set_vital' is deprecated")  # torchdata's loader
+    # test/predict need none of fit's resume-only callbacks (RNGState); predictions.csv numbers rows itself.
+    warnings.filterwarnings(
+        "ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create"
+    )
+    warnings.filterwarnings(
+        "ignore", message=r"Couldn't infer the batch indices fetched from your dataloader"
+    )
 
 
 class LitforgeArgumentParser(LightningArgumentParser):
