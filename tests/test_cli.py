@@ -159,6 +159,7 @@ def test_seed_shaped_multi_gpu_config_prints_without_gpus(tmp_path):
         (["--config", "wrong_type.yaml"], "trainer.max_epochs"),
         (["--model", "NoSuchModel"], "NoSuchModel"),
         (["--data.batch_size", "0"], "batch_size"),
+        (["--trainer.accelerator", "tpu"], "trainer"),  # Lightning MisconfigurationException
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(trained_run, args, needle):

@@ -264,7 +264,7 @@ class LitforgeCLI(LightningCLI):
             kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
         try:
             return super().instantiate_trainer(**kwargs)
-        except MisconfigurationException as error:  # e.g. --trainer.accelerator gpu on a CPU-only machine
+        except (MisconfigurationException, ImportError) as error:  # e.g. accelerator gpu or tpu on a CPU box
             raise UsageError(f"trainer: {error}") from error
 
     def _default_callbacks(self, trainer_config: dict[str, Any], given: list[Any]) -> list[Any]:
