@@ -62,6 +62,11 @@ _NOISE = (
 
 def condense_parser_message(message: str) -> str:
     """Reduce jsonargparse's nested, multi-line messages to one line naming the key and the problem."""
+    if message.startswith("Problems parsing config"):  # invalid YAML: keep the parser's line and column
+        detail = " ".join(
+            message.removeprefix("Problems parsing config:").replace('"<unicode string>", ', "").split()
+        )
+        return f"--config: not valid YAML: {detail}"
     lines = [
         re.sub(r'^Parser key "[^"]+":\s*', "", line.strip().lstrip("-").strip())
         for line in message.splitlines()
