@@ -159,11 +159,14 @@ def test_seed_shaped_multi_gpu_config_prints_without_gpus(tmp_path):
         (["--config", "wrong_type.yaml"], "trainer.max_epochs"),
         (["--model", "NoSuchModel"], "NoSuchModel"),
         (["--data.batch_size", "0"], "batch_size"),
+        (["--trainer.accelerator", "tpu"], "trainer"),  # Lightning MisconfigurationException
+        (["--config", "broken.yaml"], "not valid YAML"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(trained_run, args, needle):
     (trained_run / "unknown_key.yaml").write_text("model:\n  init_args:\n    hiden_dim: 3\n")
     (trained_run / "wrong_type.yaml").write_text("trainer:\n  max_epochs: [1]\n")
+    (trained_run / "broken.yaml").write_text("model: [1,\n")
     before = _digest(trained_run / "runs")
     result = run_cli("fit", *args, "--run", "base", cwd=trained_run)
     assert result.returncode == 2, result.output

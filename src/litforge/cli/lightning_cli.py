@@ -15,7 +15,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from litforge.callbacks import (
     CSVPredictionWriter,
@@ -262,7 +262,10 @@ class LitforgeCLI(LightningCLI):
         plugins = as_list(trainer_config.get("plugins"))
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ImportError) as error:  # e.g. accelerator gpu or tpu on a CPU box
+            raise UsageError(f"trainer: {error}") from error
 
     def _default_callbacks(self, trainer_config: dict[str, Any], given: list[Any]) -> list[Any]:
         run = self.run_dir

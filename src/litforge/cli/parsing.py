@@ -33,6 +33,13 @@ def quiet_lightning_noise() -> None:
     # sys.argv mirrors ``args`` so that DDP's subprocess launcher re-runs the same command in each rank.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
     warnings.filterwarnings("ignore", message=r"'set_vital' is deprecated")  # torchdata's loader
+    # test/predict need none of fit's resume-only callbacks (RNGState); predictions.csv numbers rows itself.
+    warnings.filterwarnings(
+        "ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create"
+    )
+    warnings.filterwarnings(
+        "ignore", message=r"Couldn't infer the batch indices fetched from your dataloader"
+    )
 
 
 class LitforgeArgumentParser(LightningArgumentParser):
@@ -55,6 +62,11 @@ _NOISE = (
 
 def condense_parser_message(message: str) -> str:
     """Reduce jsonargparse's nested, multi-line messages to one line naming the key and the problem."""
+    if message.startswith("Problems parsing config"):  # invalid YAML: keep the parser's line and column
+        detail = " ".join(
+            message.removeprefix("Problems parsing config:").replace('"<unicode string>", ', "").split()
+        )
+        return f"--config: not valid YAML: {detail}"
     lines = [
         re.sub(r'^Parser key "[^"]+":\s*', "", line.strip().lstrip("-").strip())
         for line in message.splitlines()

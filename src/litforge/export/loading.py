@@ -49,7 +49,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated, foreign or unsafe files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # keep the cause, not torch's advice to retry with weights_only=False (unsafe for untrusted files)
+        text = str(err).split("WeightsUnpickler error:", 1)[-1]
+        reason = next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)
         raise UsageError(f"--ckpt: {path} is not a readable checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UsageError(f"--ckpt: {path} has no 'state_dict'; is it a Lightning checkpoint?")
