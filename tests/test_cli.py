@@ -231,3 +231,11 @@ def test_third_party_module_by_class_path(tmp_path):
     run = tmp_path / "runs" / "boringmodel" / "version_0"
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["class_path"] == f"{boring}.BoringModel"
+
+
+def test_evaluating_without_ckpt_path_uses_the_newest_best_or_exits_2(trained_run, tmp_path):
+    result = run_cli("validate", *TINY_TRAINER, cwd=trained_run)
+    assert result.returncode == 0, result.output
+    assert "checkpoints/best.ckpt" in result.output  # never a freshly initialised model
+    empty = run_cli("test", cwd=tmp_path)
+    assert empty.returncode == 2 and "--ckpt_path" in empty.stderr and "Traceback" not in empty.output

@@ -191,6 +191,9 @@ class LitforgeCLI(LightningCLI):
             return self._resolve_fit_run(root, experiment, config)
         ckpt = config.get("ckpt_path")
         run_name = config.run
+        if ckpt is None:
+            # Evaluating a freshly initialised model is never what a command-line user means.
+            ckpt = self._default_alias(root, experiment, run_name)
         if ckpt in CHECKPOINT_ALIASES:
             if run_name is None:
                 runs = [
@@ -203,7 +206,10 @@ class LitforgeCLI(LightningCLI):
                         f"--ckpt_path {ckpt}: no run under {root / experiment} has a {ckpt}.ckpt; "
                         "train one with 'litforge fit' or pass a checkpoint path"
                     )
-                run_name = runs[-1]
+                # the run whose checkpoint was written last, whatever its name
+                run_name = max(
+                    runs, key=lambda r: RunDir(root, experiment, r).checkpoint(ckpt).stat().st_mtime
+                )
             run = RunDir(root, experiment, run_name)
             if not run.checkpoint(ckpt).is_file():
                 raise UsageError(f"--ckpt_path {ckpt}: {run.checkpoint(ckpt)} does not exist")
@@ -219,6 +225,19 @@ class LitforgeCLI(LightningCLI):
             ):
                 return RunDir(in_run.parent.parent.parent, in_run.parent.parent.name, in_run.parent.name)
         return RunDir(root, experiment, run_name or next_free_run(root, experiment))
+
+    @staticmethod
+    def _default_alias(root: Path, experiment: str, run_name: str | None) -> str:
+        """``best`` when a run (``--run`` or any) has one, else ``last``; exit 2 when there is neither."""
+        runs = [run_name] if run_name else existing_runs(root, experiment)
+        for alias in CHECKPOINT_ALIASES:
+            if any(RunDir(root, experiment, r).checkpoint(alias).is_file() for r in runs):
+                return alias
+        where = root / experiment / run_name if run_name else root / experiment
+        raise UsageError(
+            f"no --ckpt_path given and no checkpoint under {where}; "
+            "train with 'litforge fit' or pass --ckpt_path best|last|FILE"
+        )
 
     def _resolve_fit_run(self, root: Path, experiment: str, config: Namespace) -> RunDir:
         """The run folder of a fit and, with ``--resume``, the checkpoint it continues from."""
