@@ -105,7 +105,11 @@ class InMemoryDataModule(L.LightningDataModule):
     def _loader(
         self, x: torch.Tensor, y: torch.Tensor, shuffle: bool
     ) -> TensorBatchLoader | StatefulDataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        # Every loader gets its own generator, unshuffled ones too: a ``StatefulDataLoader`` without one
+        # draws its worker base seed from the global RNG at each ``iter()``, which shifts the dropout masks
+        # of a resumed run that skips a validation the uninterrupted run did (a checkpoint after an
+        # epoch's last batch resumes past that epoch's validation).
+        generator = torch.Generator().manual_seed(self.seed)
         if self.uses_fast_path:
             trainer = self.trainer
             device = trainer.strategy.root_device if trainer is not None and self.prefetch_to_device else None
@@ -121,9 +125,7 @@ class InMemoryDataModule(L.LightningDataModule):
             )
         # One device: a sampler that draws like torch's, so both paths agree batch for batch. Several:
         # plain shuffle=True, which Lightning recognises and replaces with a shuffling DistributedSampler.
-        sampler = (
-            SeededRandomSampler(len(x), generator) if generator is not None and self._single_device else None
-        )
+        sampler = SeededRandomSampler(len(x), generator) if shuffle and self._single_device else None
         return StatefulDataLoader(
             TensorDataset(x, y),
             batch_size=self.batch_size,
