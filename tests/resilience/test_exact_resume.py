@@ -62,7 +62,11 @@ def fit(
     return model.state_dict(), trainer.optimizers[0].state_dict(), trainer.global_step
 
 
-ONECYCLE_ONLY = {"batch-end/step-00000002.ckpt", "batch-end/step-00000005.ckpt", "batch-end/step-00000007.ckpt"}
+ONECYCLE_ONLY = {
+    "batch-end/step-00000002.ckpt",
+    "batch-end/step-00000005.ckpt",
+    "batch-end/step-00000007.ckpt",
+}
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,9 @@ class RestoreLoaderState(Callback):
                 set_epoch(epoch)  # a loader that shuffles without a sampler (``TensorBatchLoader``)
         stateful = [dataloader for dataloader in loader.flattened if isinstance(dataloader, _Stateful)]
         if states and len(states) != len(stateful):
-            raise RuntimeError(f"the checkpoint holds {len(states)} loader states for {len(stateful)} loaders")
+            raise RuntimeError(
+                f"the checkpoint holds {len(states)} loader states for {len(stateful)} loaders"
+            )
         for dataloader, state in zip(stateful, states or [], strict=False):
             if same_epoch or _restores_across_epochs(dataloader):
                 dataloader.load_state_dict(state)
@@ -73,5 +75,6 @@ class RestoreLoaderState(Callback):
 def _restores_across_epochs(dataloader: Any) -> bool:
     """Whether the loader (or its sampler) takes a state saved in an earlier epoch (see the module doc)."""
     return any(
-        getattr(obj, "restores_across_epochs", False) for obj in (dataloader, getattr(dataloader, "sampler", None))
+        getattr(obj, "restores_across_epochs", False)
+        for obj in (dataloader, getattr(dataloader, "sampler", None))
     )
