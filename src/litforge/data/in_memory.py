@@ -12,7 +12,7 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import RandomSampler, Sampler, TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from litforge.data.seeded_sampler import SeededRandomSampler
@@ -124,12 +124,20 @@ class InMemoryDataModule(L.LightningDataModule):
                 device=device,
             )
         # One device: a sampler that draws like torch's, so both paths agree batch for batch. Several:
-        # plain shuffle=True, which Lightning recognises and replaces with a shuffling DistributedSampler.
-        sampler = SeededRandomSampler(len(x), generator) if shuffle and self._single_device else None
+        # torch's RandomSampler, which Lightning recognises and replaces with a DistributedSampler whose
+        # order depends only on (seed, epoch). (torchdata's own RandomSampler, from shuffle=True, is not
+        # recognised: Lightning would wrap it, keeping an order drawn from the running generator.)
+        dataset = TensorDataset(x, y)
+        sampler: Sampler[int] | None = None
+        if shuffle:
+            sampler = (
+                SeededRandomSampler(len(x), generator)
+                if self._single_device
+                else RandomSampler(dataset, generator=generator)
+            )
         return StatefulDataLoader(
-            TensorDataset(x, y),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle and sampler is None,
             sampler=sampler,
             generator=generator,
             num_workers=self.num_workers,
