@@ -28,12 +28,14 @@ class OneCycleClassifier(Classifier):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def fit(root: Path, model_class: type[Classifier], ckpt_path: Path | None = None) -> tuple[dict, dict, int]:
-    """2 epochs x 5 batches, validation every 3 batches and at epoch ends; checkpoints at every step
+def fit(
+    root: Path, model_class: type[Classifier], fast_path: bool, ckpt_path: Path | None = None
+) -> tuple[dict, dict, int]:
+    """2 epochs x 5 batches (of the 40 the loader has: the epochs stop before the loader runs out), validation every 3 batches and at epoch ends; checkpoints at every step
     boundary (``batch-end/``, including each epoch's last batch), every epoch end and every validation
     end. Returns the final model state, optimizer state and global step."""
     L.seed_everything(7, verbose=False)
-    data = DigitsDataModule(batch_size=32, seed=3)
+    data = DigitsDataModule(batch_size=32, seed=3, fast_path=fast_path)
     model = model_class(hidden_dim=16, dropout=0.3, input_mean=data.feature_mean, input_std=data.feature_std)
     callbacks = resilience_callbacks(root, every_n_train_steps=2)
     for callback in callbacks:
@@ -60,18 +62,26 @@ def fit(root: Path, model_class: type[Classifier], ckpt_path: Path | None = None
     return model.state_dict(), trainer.optimizers[0].state_dict(), trainer.global_step
 
 
+ONECYCLE_ONLY = {
+    "batch-end/step-00000002.ckpt",
+    "batch-end/step-00000005.ckpt",
+    "batch-end/step-00000007.ckpt",
+}
+
+
 @pytest.mark.parametrize(
-    ("model_class", "only"),
+    ("model_class", "only", "fast_path"),
     [
-        (Classifier, None),  # every checkpoint
-        (OneCycleClassifier, {"batch-end/step-00000002.ckpt", "batch-end/step-00000007.ckpt"}),  # mid-epoch
+        (Classifier, None, True),  # every checkpoint, the default fast loader (TensorBatchLoader)
+        (Classifier, None, False),  # every checkpoint, StatefulDataLoader + SeededRandomSampler
+        (OneCycleClassifier, ONECYCLE_ONLY, True),  # mid-epoch and after an epoch's last batch
     ],
-    ids=["adam-every-checkpoint", "onecycle-20550"],
+    ids=["adam-every-checkpoint", "adam-every-checkpoint-standard-loader", "onecycle-20550"],
 )
 def test_resume_from_checkpoints_is_bitwise_exact(
-    tmp_path: Path, model_class: type[Classifier], only: set[str] | None
+    tmp_path: Path, model_class: type[Classifier], only: set[str] | None, fast_path: bool
 ) -> None:
-    reference = fit(tmp_path / "reference", model_class)
+    reference = fit(tmp_path / "reference", model_class, fast_path)
     checkpoints = sorted((tmp_path / "reference").glob("**/*.ckpt"))
     names = {f"{p.parent.name}/{p.name}" for p in checkpoints}
     # step boundaries (also after an epoch's last batch), epoch ends and validation ends are all covered
@@ -88,7 +98,7 @@ def test_resume_from_checkpoints_is_bitwise_exact(
         resumed_root = tmp_path / f"from-{checkpoint.parent.name}-{checkpoint.stem}"
         resumed_root.mkdir()
         start = shutil.copy(checkpoint, resumed_root / "start.ckpt")
-        model_state, optimizer_state, step = fit(resumed_root, model_class, ckpt_path=Path(start))
+        model_state, optimizer_state, step = fit(resumed_root, model_class, fast_path, ckpt_path=Path(start))
         assert step == reference[2]
         assert_bitwise_equal(model_state, reference[0], f"{checkpoint.name}: model")
         assert_bitwise_equal(optimizer_state, reference[1], f"{checkpoint.name}: optimizer")

@@ -1,5 +1,5 @@
-"""Fast in-process checks: choosing the checkpoint to resume from, RNG state, the epoch-seeded sampler,
-the finite-loss guard and the on-exception checkpoint."""
+"""Fast in-process checks: choosing the checkpoint to resume from, RNG state, loader states across an
+epoch boundary, the finite-loss guard and the on-exception checkpoint."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from litforge.data import DigitsDataModule
-from litforge.data.samplers import EpochShuffleSampler
+from litforge.data.seeded_sampler import SeededRandomSampler
+from litforge.data.tensor_loader import TensorBatchLoader
 from litforge.models import Classifier
 from litforge.resilience import (
     EXIT_PREEMPTED,
@@ -83,16 +84,39 @@ def test_rng_state_round_trip_through_a_weights_only_checkpoint(tmp_path: Path) 
     assert torch.equal(torch.rand(2), expected[2])
 
 
-def test_epoch_shuffle_sampler_order_depends_only_on_seed_and_epoch() -> None:
-    sampler = EpochShuffleSampler(50, seed=5)
-    first = list(sampler)
-    assert sorted(first) == list(range(50)) and list(sampler) == first  # re-iterating: same epoch order
-    sampler.set_epoch(1)
-    second = list(sampler)
-    assert second != first
-    resumed = iter(EpochShuffleSampler(50, seed=5))
-    resumed.load_state_dict({"epoch": 1, "yielded": 20})
-    assert list(resumed) == second[20:]
+@pytest.mark.parametrize("fast_path", [True, False], ids=["TensorBatchLoader", "SeededRandomSampler"])
+def test_a_state_from_an_epoch_stopped_early_resumes_with_the_next_epoch(fast_path: bool) -> None:
+    """Lightning ends an epoch before the loader runs out (``limit_train_batches``): a checkpoint taken
+    after that epoch's last batch must resume with the next epoch, drawn from the generator the stopped
+    epoch left behind, not with the rest of the old epoch nor with a fresh generator."""
+    from torch.utils.data import TensorDataset
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    x = torch.arange(103)
+
+    def loader():
+        generator = torch.Generator().manual_seed(4)
+        if fast_path:
+            return TensorBatchLoader(x, batch_size=10, shuffle=True, generator=generator)
+        sampler = SeededRandomSampler(103, generator)
+        return StatefulDataLoader(TensorDataset(x), batch_size=10, sampler=sampler, generator=generator)
+
+    def epoch(dl, number: int, batches: int) -> list[list[int]]:
+        (dl.sampler if not fast_path else dl).set_epoch(number)  # Lightning: sampler.set_epoch
+        iterator = iter(dl)
+        return [next(iterator)[0].tolist() for _ in range(batches)]
+
+    uninterrupted = loader()
+    epoch(uninterrupted, 0, 5)
+    state = uninterrupted.state_dict()  # the checkpoint after epoch 0's last (5th) batch
+    expected = epoch(uninterrupted, 1, 11)
+
+    resumed = loader()  # a new process: RestoreLoaderState sets the epoch, then loads the state
+    resumed.load_state_dict(state)
+    assert epoch(resumed, 1, 11) == expected
+    same_epoch = loader()  # resuming epoch 0 itself continues it mid-epoch
+    same_epoch.load_state_dict(state)
+    assert epoch(same_epoch, 0, 6) == epoch(loader(), 0, 11)[5:]
 
 
 class ExplodingClassifier(Classifier):

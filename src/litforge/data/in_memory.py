@@ -12,7 +12,7 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import RandomSampler, Sampler, TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from litforge.data.seeded_sampler import SeededRandomSampler
@@ -105,7 +105,11 @@ class InMemoryDataModule(L.LightningDataModule):
     def _loader(
         self, x: torch.Tensor, y: torch.Tensor, shuffle: bool
     ) -> TensorBatchLoader | StatefulDataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        # Every loader gets its own generator, unshuffled ones too: a ``StatefulDataLoader`` without one
+        # draws its worker base seed from the global RNG at each ``iter()``, which shifts the dropout masks
+        # of a resumed run that skips a validation the uninterrupted run did (a checkpoint after an
+        # epoch's last batch resumes past that epoch's validation).
+        generator = torch.Generator().manual_seed(self.seed)
         if self.uses_fast_path:
             trainer = self.trainer
             device = trainer.strategy.root_device if trainer is not None and self.prefetch_to_device else None
@@ -120,14 +124,20 @@ class InMemoryDataModule(L.LightningDataModule):
                 device=device,
             )
         # One device: a sampler that draws like torch's, so both paths agree batch for batch. Several:
-        # plain shuffle=True, which Lightning recognises and replaces with a shuffling DistributedSampler.
-        sampler = (
-            SeededRandomSampler(len(x), generator) if generator is not None and self._single_device else None
-        )
+        # torch's RandomSampler, which Lightning recognises and replaces with a DistributedSampler whose
+        # order depends only on (seed, epoch). (torchdata's own RandomSampler, from shuffle=True, is not
+        # recognised: Lightning would wrap it, keeping an order drawn from the running generator.)
+        dataset = TensorDataset(x, y)
+        sampler: Sampler[int] | None = None
+        if shuffle:
+            sampler = (
+                SeededRandomSampler(len(x), generator)
+                if self._single_device
+                else RandomSampler(dataset, generator=generator)
+            )
         return StatefulDataLoader(
-            TensorDataset(x, y),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle and sampler is None,
             sampler=sampler,
             generator=generator,
             num_workers=self.num_workers,

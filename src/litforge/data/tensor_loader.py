@@ -9,6 +9,13 @@ yields exactly the batches (as ``[x_batch, y_batch]`` lists, in the same order, 
 ``torch.utils.data.DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=<same seed>)``,
 or, with ``rng_order="torchdata"``, of torchdata's ``StatefulDataLoader`` with the same arguments. Its
 ``state_dict()``/``load_state_dict()`` let Lightning (>= 2.2) save and restore its position mid-epoch.
+
+Like ``DataLoader``'s, the shuffle continues one generator across epochs, so epoch ``e``'s order depends
+on how far earlier epochs went (Lightning stops an epoch early with ``limit_train_batches`` and never
+asks for more after a full last batch). The saved state therefore records the epoch (the number of
+epochs started, minus one) and the generator state: after ``set_epoch(e)`` (litforge's
+``RestoreLoaderState`` calls it on resume) a restored loader continues the saved epoch when ``e`` is that
+epoch, and otherwise starts epoch ``e`` from the generator state the saved epoch left behind.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ RngOrder = Literal["torchdata", "torch"]
 
 
 class TensorBatchLoader:
-    """Batches of equally long tensors by whole-batch indexing; resumable mid-epoch.
+    """Batches of equally long tensors by whole-batch indexing; resumable mid-epoch and between epochs.
 
     Args:
         *tensors: tensors with the same first dimension (N, ...).
@@ -66,8 +73,17 @@ class TensorBatchLoader:
         # Position of the epoch in progress: what ``state_dict`` saves.
         self._epoch_start_rng: torch.Tensor | None = None
         self._yielded = 0
-        self._epochs_started = 0
+        self._current_epoch = -1  # the epoch in progress (or last started)
+        self._requested_epoch: int | None = None  # set through ``set_epoch``, for the next epoch only
         self._resume: dict[str, Any] | None = None
+
+    # Read by litforge's ``RestoreLoaderState``: a state saved in an earlier epoch may be loaded (see
+    # ``load_state_dict``), unlike a ``StatefulDataLoader`` around an epoch-seeded sampler.
+    restores_across_epochs = True
+
+    def set_epoch(self, epoch: int) -> None:
+        """The number of the epoch the next ``iter()`` runs; later ones count on from it."""
+        self._requested_epoch = epoch
 
     @property
     def num_samples(self) -> int:
@@ -83,9 +99,10 @@ class TensorBatchLoader:
         return self._epoch()
 
     def _epoch(self) -> Iterator[list[torch.Tensor]]:
-        skip = self._restore() if self._resume is not None else None
+        requested, self._requested_epoch = self._requested_epoch, None
+        skip = self._restore(requested) if self._resume is not None else None
         if skip is None:  # a new epoch (not the rest of a restored one)
-            self._epochs_started += 1
+            self._current_epoch = requested if requested is not None else self._current_epoch + 1
             skip = 0
         if not self.shuffle:
             batches = self._gathered(None, skip, len(self))
@@ -100,18 +117,21 @@ class TensorBatchLoader:
                 batches = self._gathered(order, skip, len(self))
         yield from self._handed_out(batches, skip)
 
-    def _restore(self) -> int | None:
+    def _restore(self, requested: int | None) -> int | None:
         """Apply a loaded state; return how many batches of the restored epoch were already consumed,
-        or ``None`` when that epoch was finished and a new one starts."""
+        or ``None`` when that epoch is over (all its batches were handed out, or the epoch set through
+        ``set_epoch`` is another one) and a new one starts."""
         state, self._resume = self._resume, None
         assert state is not None
-        self._epochs_started = state["epochs_started"]
-        if state["yielded"] < len(self) and (state["epoch_start_rng"] is not None or not self.shuffle):
+        self._current_epoch = int(state["epoch"])
+        moved_on = requested is not None and requested != self._current_epoch
+        started = state["epoch_start_rng"] is not None or not self.shuffle
+        if state["yielded"] < len(self) and started and not moved_on:
             if self.shuffle:  # redraw this epoch's permutation from its start, then skip what was consumed
                 self.generator.set_state(state["epoch_start_rng"])
             return int(state["yielded"])
         if state["rng"] is not None:
-            self.generator.set_state(state["rng"])  # the epoch was finished: the next one starts here
+            self.generator.set_state(state["rng"])  # the epoch is over: the next one starts here
         return None
 
     def _gathered(self, order: torch.Tensor | None, start: int, stop: int) -> Iterator[list[torch.Tensor]]:
@@ -141,16 +161,18 @@ class TensorBatchLoader:
 
     # -- resume ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The position in the current epoch and the generator states that reproduce the rest of it."""
+        """The epoch, the position in it and the generator states that reproduce the rest of it (from its
+        start) or the following epochs (from the current state)."""
         return {
-            "epochs_started": self._epochs_started,
+            "epoch": self._current_epoch,
             "yielded": self._yielded,
             "epoch_start_rng": self._epoch_start_rng,
             "rng": self.generator.get_state() if self.shuffle else None,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """The next ``iter()`` continues where the saved loader stood (mid-epoch or at the next epoch)."""
+        """The next ``iter()`` continues where the saved loader stood: the rest of the saved epoch, or,
+        when that epoch is over, the next epoch drawn from the generator state it left behind."""
         self._resume = dict(state_dict)
 
 

@@ -6,8 +6,13 @@ litforge fit --run my-run --resume auto     # litforge adds ``RestoreLoaderState
    ``OneCycleLR``) builds the train loader before the checkpoint is restored, so the saved loader state
    is never handed to it and the resumed epoch starts from its first batch again.
 2. Lightning creates the resumed epoch's iterator before it calls ``sampler.set_epoch(epoch)``, so a
-   sampler shuffled by epoch (``DistributedSampler`` under DDP, ``EpochShuffleSampler``) replays
-   epoch 0's order after a resume.
+   sampler shuffled by epoch (``DistributedSampler`` under DDP) replays epoch 0's order after a resume.
+3. A loader that continues one shuffle generator across epochs (like ``DataLoader(shuffle=True)``:
+   litforge's ``TensorBatchLoader`` and ``SeededRandomSampler``) needs its saved generator state even
+   when the checkpoint's epoch is over, which Lightning decides (``limit_train_batches``, a checkpoint
+   after the last batch) while the loader may not have run out: dropping that state replays epoch 0's
+   order, loading it as is continues the old epoch. Such loaders compare the saved epoch with the one
+   set through ``set_epoch`` and mark themselves with ``restores_across_epochs = True``.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from typing import Any
 
 import lightning as L
 from lightning.fabric.utilities.data import _set_sampler_epoch
+from lightning.fabric.utilities.types import _Stateful
 from lightning.pytorch.callbacks import Callback
 
 
 class RestoreLoaderState(Callback):
     """After a resume, sets the samplers' epoch to the epoch about to run and starts the batch iterator
     afresh at train start: from the saved position when the run continues the epoch it was saved in
-    (whether or not Lightning restored it, #20550), from the epoch's first batch otherwise.
+    (whether or not Lightning restored it, #20550), from the epoch's first batch otherwise (loaders with
+    ``restores_across_epochs`` get their state then too, to draw that batch from the saved generator).
 
     The loader states come from the checkpoint (``loops.fit_loop.state_dict.combined_loader``), so this
     works for any loader with ``state_dict``/``load_state_dict`` (torchdata's ``StatefulDataLoader``).
@@ -48,10 +55,26 @@ class RestoreLoaderState(Callback):
         epoch = fit_loop.epoch_progress.current.processed  # the epoch Lightning runs next
         # The saved position only applies when Lightning continues the epoch it was saved in; a save
         # after the epoch's last batch (or at its end) continues with the next epoch's first batch.
-        same_epoch = bool(states) and epoch == self._saved_epoch
+        same_epoch = epoch == self._saved_epoch
         for dataloader in loader.flattened:
             _set_sampler_epoch(dataloader, epoch)
-        if same_epoch:
-            loader._load_state_dicts(states)
+            if callable(set_epoch := getattr(dataloader, "set_epoch", None)):
+                set_epoch(epoch)  # a loader that shuffles without a sampler (``TensorBatchLoader``)
+        stateful = [dataloader for dataloader in loader.flattened if isinstance(dataloader, _Stateful)]
+        if states and len(states) != len(stateful):
+            raise RuntimeError(
+                f"the checkpoint holds {len(states)} loader states for {len(stateful)} loaders"
+            )
+        for dataloader, state in zip(stateful, states or [], strict=False):
+            if same_epoch or _restores_across_epochs(dataloader):
+                dataloader.load_state_dict(state)
         fit_loop._combined_loader_states_to_load = []
         iter(fetcher)  # an iterator for the right epoch, from the loaded position if any
+
+
+def _restores_across_epochs(dataloader: Any) -> bool:
+    """Whether the loader (or its sampler) takes a state saved in an earlier epoch (see the module doc)."""
+    return any(
+        getattr(obj, "restores_across_epochs", False)
+        for obj in (dataloader, getattr(dataloader, "sampler", None))
+    )
