@@ -239,3 +239,12 @@ def test_evaluating_without_ckpt_path_uses_the_newest_best_or_exits_2(trained_ru
     assert "checkpoints/best.ckpt" in result.output  # never a freshly initialised model
     empty = run_cli("test", cwd=tmp_path)
     assert empty.returncode == 2 and "--ckpt_path" in empty.stderr and "Traceback" not in empty.output
+
+
+def test_a_saved_config_starts_a_new_run(trained_run):
+    saved = trained_run / "runs" / "classifier" / "base" / "config.yaml"
+    result = run_cli(
+        "fit", "--config", str(saved), *TINY_TRAINER, "--trainer.max_epochs", "1", cwd=trained_run
+    )
+    assert result.returncode == 0, result.output
+    assert "runs/classifier/base" not in result.stdout  # a new version_N, never the saved run

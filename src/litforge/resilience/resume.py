@@ -94,7 +94,7 @@ def clear_finished(run_path: Path) -> None:
 RESUME_MODES = ("auto", "never")
 
 
-def resolve_resume(value: str, checkpoints: Path, run_is_fixed: bool) -> Path | None:
+def resolve_resume(value: str | None, checkpoints: Path, run_is_fixed: bool) -> Path | None:
     """Turn ``--resume auto|never|PATH`` into the checkpoint to continue from (``None``: start fresh).
 
     ``auto`` needs a fixed ``--run`` (otherwise every invocation is a new run) and returns the newest
@@ -106,7 +106,7 @@ def resolve_resume(value: str, checkpoints: Path, run_is_fixed: bool) -> Path | 
     """
     from litforge.cli.errors import UsageError
 
-    if value == "never":
+    if value in (None, "never"):  # a saved config.yaml stores ``resume: null``: start fresh
         return None
     if value == "auto":
         if not run_is_fixed:
