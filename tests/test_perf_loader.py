@@ -36,49 +36,28 @@ def _data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 3), torch.arange(n)
 
 
+@pytest.mark.parametrize(
+    ("loader_class", "rng_order"), [(StatefulDataLoader, "torchdata"), (DataLoader, "torch")]
+)
 @pytest.mark.parametrize("n, batch_size", [(103, 10), (100, 10), (7, 16)])
-def test_shuffled_batches_equal_stateful_dataloader(n: int, batch_size: int) -> None:
+def test_shuffled_batches_equal_the_reference_loader(
+    loader_class, rng_order: str, n: int, batch_size: int
+) -> None:
     x, y = _data(n)
-    expected = _epochs(
-        StatefulDataLoader(
-            TensorDataset(x, y),
-            batch_size=batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(5),
-        )
+    reference = loader_class(
+        TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(5)
     )
+    expected = _epochs(reference)
     fast = TensorBatchLoader(
         x,
         y,
         batch_size=batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(5),
-        rng_order="torchdata",
+        rng_order=rng_order,
     )
     _assert_same(_epochs(fast), expected)
     assert len(fast) == len(expected[0])
-
-
-@pytest.mark.parametrize("n, batch_size", [(103, 10), (100, 10), (7, 16)])
-def test_shuffled_batches_equal_torch_dataloader(n: int, batch_size: int) -> None:
-    x, y = _data(n)
-    expected = _epochs(
-        DataLoader(
-            TensorDataset(x, y),
-            batch_size=batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(5),
-        )
-    )
-    fast = TensorBatchLoader(
-        x,
-        y,
-        batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(5),
-        rng_order="torch",
-    )
-    _assert_same(_epochs(fast), expected)
 
 
 def test_unshuffled_batches_equal_dataloader() -> None:
