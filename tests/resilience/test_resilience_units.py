@@ -135,9 +135,10 @@ class ExplodingClassifier(Classifier):
         return loss
 
 
-def _fit_failing(root: Path, failure: str) -> None:
+def _six_step_trainer(root: Path, every_n_train_steps: int, *extra: L.Callback) -> L.Trainer:
+    """One epoch of 6 steps, no validation, litforge's resilience callbacks writing into ``root``."""
     L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(
+    return L.Trainer(
         max_epochs=1,
         limit_train_batches=6,
         limit_val_batches=0,
@@ -145,9 +146,14 @@ def _fit_failing(root: Path, failure: str) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         plugins=[AtomicCheckpointIO()],
-        callbacks=resilience_callbacks(root, every_n_train_steps=2),
+        callbacks=[*resilience_callbacks(root, every_n_train_steps=every_n_train_steps), *extra],
     )
-    trainer.fit(ExplodingClassifier(failure=failure, hidden_dim=8), DigitsDataModule(batch_size=32))
+
+
+def _fit_failing(root: Path, failure: str) -> None:
+    _six_step_trainer(root, 2).fit(
+        ExplodingClassifier(failure=failure, hidden_dim=8), DigitsDataModule(batch_size=32)
+    )
 
 
 def test_non_finite_loss_stops_before_the_update_keeping_the_last_good_checkpoint(tmp_path: Path) -> None:
@@ -172,17 +178,7 @@ class SignalAtStep3(L.Callback):
 
 
 def test_sigusr1_saves_at_the_next_step_boundary_and_raises_preempted(tmp_path: Path) -> None:
-    L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=6,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        plugins=[AtomicCheckpointIO()],
-        callbacks=[*resilience_callbacks(tmp_path, every_n_train_steps=100), SignalAtStep3()],
-    )
+    trainer = _six_step_trainer(tmp_path, 100, SignalAtStep3())
     with pytest.raises(
         Preempted, match=r"preempted by SIGUSR1: saved .*step-00000004\.ckpt at step 4"
     ) as info:
