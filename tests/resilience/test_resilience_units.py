@@ -186,3 +186,17 @@ def test_sigusr1_saves_at_the_next_step_boundary_and_raises_preempted(tmp_path: 
     assert info.value.exit_code == EXIT_PREEMPTED == 75
     assert find_resume_checkpoint(tmp_path).name == "step-00000004.ckpt"
     assert signal.getsignal(signal.SIGUSR1) is not None  # handlers restored, not left pointing at litforge
+
+
+def test_restart_store_prefix_names_the_torchrun_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from litforge.resilience.elastic_restart import restart_store_prefix
+
+    monkeypatch.delenv("TORCHELASTIC_USE_AGENT_STORE", raising=False)
+    assert restart_store_prefix() is None  # not under torchrun: Lightning initialises as usual
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    first = restart_store_prefix()
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert first != restart_store_prefix()
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "False")  # TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
+    assert restart_store_prefix() is None

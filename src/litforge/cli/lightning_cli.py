@@ -46,6 +46,7 @@ from litforge.cli.run_setup import (
 )
 from litforge.profiling import run_folder_profiler
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
+from litforge.resilience.elastic_restart import init_process_group_for_restart
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
 from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
 
@@ -316,6 +317,7 @@ class LitforgeCLI(LightningCLI):
                 f"{self.finished_run.get('global_step')}; nothing to do (delete its finished.json to train on)"
             )
             return
+        init_process_group_for_restart(self.trainer)
         try:
             super()._run_subcommand(subcommand)
         except SIGTERMException:  # Lightning's own handler fired before litforge's took over
