@@ -15,7 +15,7 @@ import litserve as ls
 from litforge.export.artifact import Artifact
 from litforge.export.metadata import read as read_metadata
 from litforge.serve.guard import RequestGuard
-from litforge.serve.inference import Counters, Decoded, decode, infer
+from litforge.serve.inference import Counters, Decoded, decode, freeze_loaded_heap, infer
 from litforge.serve.options import ServeOptions, request_limits
 
 
@@ -37,6 +37,7 @@ class ArtifactAPI(ls.LitAPI):
 
     def setup(self, device: str) -> None:
         self.artifact = Artifact.open(self.folder, self.fmt, threads=self.threads)
+        freeze_loaded_heap()
 
     def decode_request(self, request):  # no annotation: LitServe would turn it into a FastAPI body model
         return decode(self.artifact, request)

@@ -1,8 +1,11 @@
 """Dynamic batching on an asyncio event loop: concurrent requests -> one model call.
 
-The first waiting request opens a batch; more join until ``max_batch_size`` or ``batch_timeout`` seconds;
-the batch runs on one inference thread (onnxruntime and torch release the GIL), so the event loop keeps
-accepting and validating requests meanwhile.
+The first waiting request opens a batch and takes every request already queued. The batch then waits
+(at most ``batch_timeout`` seconds, never past ``max_batch_size``) only for as many requests as the
+previous batch had: that is the concurrency the server is seeing, since those clients are about to send
+again. A lone client (previous batch of one) is answered at once, with no timeout added to its latency;
+under load the batches fill up while the model runs. The batch runs on one inference thread
+(onnxruntime and torch release the GIL), so the event loop keeps accepting and validating requests.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class DynamicBatcher:
         self.queue: asyncio.Queue[tuple[Any, asyncio.Future]] = asyncio.Queue()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litforge-infer")
         self.task: asyncio.Task | None = None
+        self.expected = 1  # requests the next batch waits for: the size of the previous batch
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop())
@@ -42,12 +46,11 @@ class DynamicBatcher:
 
     async def _collect(self) -> list[tuple[Any, asyncio.Future]]:
         batch = [await self.queue.get()]
+        self._drain_into(batch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.batch_timeout
-        while len(batch) < self.max_batch_size:
-            if not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-                continue
+        target = min(self.max_batch_size, self.expected)
+        while len(batch) < target:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -55,7 +58,13 @@ class DynamicBatcher:
                 batch.append(await asyncio.wait_for(self.queue.get(), remaining))
             except asyncio.TimeoutError:
                 break
+            self._drain_into(batch)
+        self.expected = len(batch)
         return batch
+
+    def _drain_into(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
+        while len(batch) < self.max_batch_size and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,14 +15,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 
 from litforge.export.artifact import Artifact
 from litforge.export.metadata import read as read_metadata
 from litforge.serve.batcher import DynamicBatcher
 from litforge.serve.guard import RequestGuard
-from litforge.serve.inference import Counters, decode, infer
+from litforge.serve.inference import Counters, decode, freeze_loaded_heap, infer
 from litforge.serve.options import ServeOptions, request_limits
 
 CONFIG_ENV = "LITFORGE_SERVE_CONFIG"
@@ -36,6 +36,7 @@ def create_app(folder: Path, options: ServeOptions) -> FastAPI:
 
     async def load() -> None:
         artifact = await asyncio.to_thread(Artifact.open, folder, options.fmt, options.threads)
+        freeze_loaded_heap()
         batcher = DynamicBatcher(
             lambda parts: infer(artifact, parts, counters), options.max_batch_size, options.batch_timeout
         )
@@ -50,24 +51,24 @@ def create_app(folder: Path, options: ServeOptions) -> FastAPI:
         if state["batcher"] is not None:
             await state["batcher"].stop()
 
+    async def predict(payload: dict[str, Any]) -> tuple[int, Any]:
+        """``POST /predict`` once ``RequestGuard`` has validated the body (it answers the request)."""
+        if state["batcher"] is None:
+            return 503, {"detail": "model not loaded yet"}
+        submitted = state["batcher"].submit(decode(state["artifact"], payload))
+        try:
+            return 200, await asyncio.wait_for(submitted, options.timeout)
+        except asyncio.TimeoutError:
+            return 504, {"detail": f"no answer within {options.timeout} s"}
+
     app = FastAPI(title="litforge serve", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(
         RequestGuard,
         path="/predict",
         max_bytes=options.max_body_bytes,
         limits=request_limits(record, options),
+        handler=predict,
     )
-
-    @app.post("/predict")
-    async def predict(request: Request) -> JSONResponse:
-        if state["batcher"] is None:
-            return JSONResponse({"detail": "model not loaded yet"}, status_code=503)
-        payload = json.loads(await request.body())  # validated by RequestGuard
-        submitted = state["batcher"].submit(decode(state["artifact"], payload))
-        try:
-            return JSONResponse(await asyncio.wait_for(submitted, options.timeout))
-        except asyncio.TimeoutError:
-            return JSONResponse({"detail": f"no answer within {options.timeout} s"}, status_code=504)
 
     @app.get("/health")
     async def health() -> PlainTextResponse:
@@ -114,4 +115,5 @@ def run(folder: Path, options: ServeOptions, host: str, port: int, log_level: st
         workers=options.workers,
         log_level=log_level,
         timeout_graceful_shutdown=30,
+        proxy_headers=False,  # bound to loopback by default; no proxy's X-Forwarded-For is trusted
     )
