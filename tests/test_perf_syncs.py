@@ -78,3 +78,26 @@ def test_epoch_line_still_shows_the_training_loss(capsys) -> None:
     data = DigitsDataModule()
     _trainer(-1, max_epochs=1, limit_train_batches=3).fit(_model(data), datamodule=data)
     assert "train_loss_epoch=" in capsys.readouterr().out
+
+
+def test_training_epoch_metrics_match_a_direct_computation() -> None:
+    data = DigitsDataModule(batch_size=64)
+    model = Classifier(
+        num_features=data.num_features,
+        num_classes=data.num_classes,
+        input_mean=data.feature_mean,
+        input_std=data.feature_std,
+        lr=0.0,  # the weights stay put, so the epoch's figures can be recomputed afterwards
+        dropout=0.0,
+    )
+    trainer = _trainer(-1, max_epochs=1)
+    trainer.fit(model, datamodule=data)
+    with torch.no_grad():
+        logits = model(data.train_x)
+    hits = logits.argmax(-1) == data.train_y
+    macro = torch.stack([hits[data.train_y == c].float().mean() for c in data.train_y.unique()]).mean()
+    logged = trainer.callback_metrics
+    assert logged["train_loss_epoch"].item() == pytest.approx(
+        F.cross_entropy(logits, data.train_y).item(), rel=1e-4
+    )
+    assert logged["train_acc"].item() == pytest.approx(macro.item(), abs=1e-6)

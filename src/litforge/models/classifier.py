@@ -7,7 +7,7 @@ litforge fit --model.arch cnn --model.lr 3e-3  # small CNN on the same 8x8 image
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -41,7 +41,8 @@ class Classifier(L.LightningModule):
         arch: ``mlp``, or ``cnn`` for square single-channel images (features = side * side).
         input_mean: per-feature mean applied inside the model (linked from the datamodule).
         input_std: per-feature std applied inside the model (linked from the datamodule).
-        fused: use Adam's fused kernel (one call for all parameters on CPU/CUDA; faster, not bit-identical).
+        fused: Adam's fused kernel (one call for all parameters; not bit-identical to the per-parameter
+            loop). ``None`` (default): fused wherever the parameters are on CPU or CUDA.
     """
 
     checkpoint_monitor = "val_loss"  # litforge's run folder keeps checkpoints/best.ckpt by this metric
@@ -57,7 +58,7 @@ class Classifier(L.LightningModule):
         arch: Literal["mlp", "cnn"] = "mlp",
         input_mean: list[float] | None = None,
         input_std: list[float] | None = None,
-        fused: bool = False,
+        fused: bool | None = None,
     ) -> None:
         super().__init__()
         # The statistics live in buffers (state_dict), so hparams stay small and load_from_checkpoint works.
@@ -69,9 +70,9 @@ class Classifier(L.LightningModule):
             else _mlp(num_features, num_classes, hidden_dim, dropout, hidden_layers)
         )
         self.example_input_array = torch.zeros(2, num_features)
-        # Training labels come from the datamodule and cross_entropy already rejects bad ones; torchmetrics'
-        # argument checks would cost a host sync (torch.unique) on every training step.
-        self.train_acc = MulticlassAccuracy(num_classes, validate_args=False)
+        # Training metrics are running sums on the device (TrainingStats), logged once per epoch: the
+        # per-step self.log and torchmetrics update they replace cost as much as the MLP's step on a CPU.
+        self.train_stats = TrainingStats(num_classes)
         self.val_acc = MulticlassAccuracy(num_classes)
         self.test_acc = MulticlassAccuracy(num_classes)
 
@@ -80,20 +81,45 @@ class Classifier(L.LightningModule):
         return self.net(self.standardize(x))
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        """Validation and test: loss and macro accuracy, accumulated on the device, logged per epoch."""
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         accuracy = getattr(self, f"{stage}_acc")
-        accuracy.update(logits.detach(), y)  # accumulates on the device; computed once per epoch
-        # No per-step host syncs: Lightning turns every progress-bar value logged on_step into a Python
-        # number after each batch, so the step loss goes to the loggers only (every log_every_n_steps).
-        on_step = stage == "train"
-        self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=not on_step)
-        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=not on_step)
+        accuracy.update(logits, y)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.train_stats.update(loss.detach(), logits.detach(), y)
+        # The step loss only on the steps the loggers write (every log_every_n_steps): no host sync and
+        # none of self.log's bookkeeping on the others.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train_loss_step", loss, on_step=True, on_epoch=False)
+        if self.trainer.is_last_batch:  # before the epoch-end hooks, so the progress bar shows them
+            self._log_training_epoch()
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._log_training_epoch()  # an epoch cut short (max_steps, a stop) still gets its figures
+
+    def _log_training_epoch(self) -> None:
+        if self.train_stats.count > 0:
+            loss, accuracy = self.train_stats.compute()
+            self.log("train_loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True)
+            self.log("train_acc", accuracy, on_step=False, on_epoch=True, sync_dist=True)
+            self.train_stats.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["train_stats"] = self.train_stats.snapshot()  # a mid-epoch resume keeps the epoch's sums
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "train_stats" in checkpoint:
+            self.train_stats.restore(checkpoint["train_stats"])
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "val")
@@ -110,10 +136,55 @@ class Classifier(L.LightningModule):
         return {"prediction": probabilities.argmax(dim=-1), "probabilities": probabilities}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        fused = self.hparams.get("fused", False) and all(
-            p.device.type in ("cpu", "cuda") for p in self.parameters()
-        )
+        supported = all(p.device.type in ("cpu", "cuda") for p in self.parameters())
+        fused = self.hparams.get("fused")
+        fused = supported if fused is None else fused and supported
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, fused=fused or None)
+
+
+class TrainingStats(nn.Module):
+    """Running training loss (mean over samples) and macro accuracy, kept on the model's device with a
+    few tensor ops per step and no host sync; read once per epoch."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.register_buffer("loss_sum", torch.zeros(()), persistent=False)
+        self.register_buffer("hits", torch.zeros(num_classes), persistent=False)
+        self.register_buffer("support", torch.zeros(num_classes), persistent=False)
+        self.count = 0
+
+    @torch.no_grad()
+    def update(self, loss: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> None:
+        num_classes = self.hits.numel()
+        correct = (logits.argmax(dim=-1) == target).to(self.hits.dtype)
+        self.hits += torch.bincount(target, weights=correct, minlength=num_classes)
+        self.support += torch.bincount(target, minlength=num_classes)
+        self.loss_sum += loss * target.numel()
+        self.count += target.numel()
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean loss, macro accuracy over the classes seen) since the last ``reset``."""
+        seen = self.support > 0
+        return self.loss_sum / self.count, (self.hits[seen] / self.support[seen]).mean()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "loss_sum": self.loss_sum.clone(),
+            "hits": self.hits.clone(),
+            "support": self.support.clone(),
+            "count": self.count,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for name in ("loss_sum", "hits", "support"):
+            getattr(self, name).copy_(state[name])
+        self.count = int(state["count"])
+
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.hits.zero_()
+        self.support.zero_()
+        self.count = 0
 
 
 def _mlp(
