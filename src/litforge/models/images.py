@@ -49,7 +49,8 @@ def image_side(num_features: int) -> int:
 def epoch_image_path(trainer: object, folder: str) -> Path | None:
     """``<run folder>/<folder>/epoch_NNN.png`` for the trainer's current epoch, or None when the run has
     no folder (``fast_dev_run``, no logger) or this is not rank zero."""
-    log_dir = getattr(trainer, "log_dir", None)
+    # Without a logger, Lightning's log_dir is the working directory: no images there.
+    log_dir = getattr(trainer, "log_dir", None) if getattr(trainer, "loggers", None) else None
     if log_dir is None or not getattr(trainer, "is_global_zero", True):
         return None
     return Path(log_dir) / folder / f"epoch_{trainer.current_epoch:03d}.png"  # type: ignore[attr-defined]
