@@ -9,6 +9,8 @@ several devices. Both are resumable mid-epoch and yield the same batches in the 
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import lightning as L
 import numpy as np
 import torch
@@ -80,11 +82,11 @@ class InMemoryDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    @property
+    @cached_property  # the splits are fixed at construction; the CLI's links read these more than once
     def feature_mean(self) -> list[float] | None:
         return self.train_x.mean(dim=0).tolist() if self.normalize else None
 
-    @property
+    @cached_property
     def feature_std(self) -> list[float] | None:
         if not self.normalize:
             return None
