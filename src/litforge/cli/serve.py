@@ -41,7 +41,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--max-batch-size", type=int, default=64, help="requests merged into one model call (1: off)"
     )
-    parser.add_argument("--batch-timeout", type=float, default=0.005, help="seconds to wait to fill a batch")
+    parser.add_argument(
+        "--batch-timeout",
+        type=float,
+        default=0.005,
+        help="longest wait (s) to fill a batch; the fastapi backend waits only for as many requests as "
+        "the previous batch had, so a lone client never waits",
+    )
     parser.add_argument("--workers", type=int, default=1, help="inference worker processes")
     parser.add_argument(
         "--max-rows", type=int, default=256, help="rows allowed in one request (default: 256)"
