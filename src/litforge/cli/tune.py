@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from litforge.cli.errors import JobFailed, UsageError
-from litforge.tune.optuna_study import DEFAULT_GRACE_EPOCHS, DEFAULT_REDUCTION_FACTOR
+from litforge.tune.optuna_study import DEFAULT_PRUNER, DEFAULT_REDUCTION_FACTOR, default_grace_epochs
 from litforge.tune.space import PRUNERS, SAMPLERS
 
 FIT_FLAGS = ("--model", "--data", "--seed_everything")  # plus any --trainer.*, --model.*, --data.*
 FIT_PREFIXES = ("--trainer.", "--model.", "--data.")
-DEFAULTS = {"n_trials": 20, "sampler": "tpe", "pruner": "median", "seed": 0}
+DEFAULTS = {"n_trials": 20, "sampler": "tpe", "pruner": DEFAULT_PRUNER, "seed": 0}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,12 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="default: runs/tune/<study-name>/")
     p.add_argument("--seed", type=int, help="sampler seed (space file, else 0)")
     p.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (space file, else tpe)")
-    p.add_argument("--pruner", choices=PRUNERS, help="Optuna pruner (space file, else median)")
+    p.add_argument("--pruner", choices=PRUNERS, help=f"Optuna pruner (space file, else {DEFAULT_PRUNER})")
     p.add_argument(
         "--grace-period",
         type=int,
-        default=DEFAULT_GRACE_EPOCHS,
-        help="epochs every trial runs before it may be stopped (pruner warm-up; ASHA grace_period)",
+        help="pruner warm-up in epochs: median's n_warmup_steps + 1, the halving pruners' and ASHA's "
+        "first rung (default: 3 for median, 1 otherwise; measured, see docs/tune.md)",
     )
     p.add_argument(
         "--reduction-factor",
@@ -119,20 +119,21 @@ def main(command: str, argv: list[str]) -> int:
 
     space = load_space(args.space)
     study_name = args.study_name or Path(args.space).stem
+    pruner = _first(args.pruner, space.pruner, DEFAULTS["pruner"])
     plan = SearchPlan(
         backend=args.backend,
         study_name=study_name,
         out=(args.out or Path("runs") / "tune" / study_name).resolve(),
         n_trials=_first(args.n_trials, space.n_trials, DEFAULTS["n_trials"]),
         sampler=_first(args.sampler, space.sampler, DEFAULTS["sampler"]),
-        pruner=_first(args.pruner, space.pruner, DEFAULTS["pruner"]),
+        pruner=pruner,
         seed=_first(args.seed, space.seed, DEFAULTS["seed"]),
         timeout_s=args.timeout,
         storage=args.storage,
         workers=args.workers or (None if args.backend == "ray" else 1),
         heartbeat_s=args.heartbeat,
         keep_checkpoints=args.keep_checkpoints,
-        grace_epochs=args.grace_period,
+        grace_epochs=args.grace_period or default_grace_epochs(pruner),
         reduction_factor=args.reduction_factor,
         plots=not args.no_plots,
         address=args.address,

@@ -7,13 +7,14 @@ litforge fit --model.arch cnn --model.lr 3e-3  # small CNN on the same 8x8 image
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+
+from litforge.models.epoch_stats import EpochStats
 
 
 class Standardize(nn.Module):
@@ -70,62 +71,66 @@ class Classifier(L.LightningModule):
             else _mlp(num_features, num_classes, hidden_dim, dropout, hidden_layers)
         )
         self.example_input_array = torch.zeros(2, num_features)
-        # Training metrics are running sums on the device (TrainingStats), logged once per epoch: the
-        # per-step self.log and torchmetrics update they replace cost as much as the MLP's step on a CPU.
-        self.train_stats = TrainingStats(num_classes)
-        self.val_acc = MulticlassAccuracy(num_classes)
-        self.test_acc = MulticlassAccuracy(num_classes)
+        # Loss and macro accuracy per stage as running sums on the device, logged once per epoch.
+        self.train_stats, self.val_stats, self.test_stats = (EpochStats(num_classes) for _ in range(3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw features (B, F) -> logits (B, C)."""
         return self.net(self.standardize(x))
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        """Validation and test: loss and macro accuracy, accumulated on the device, logged per epoch."""
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        accuracy = getattr(self, f"{stage}_acc")
-        accuracy.update(logits, y)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        self._stats(stage).update(loss.detach(), logits.detach(), y)
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits, y)
-        self.train_stats.update(loss.detach(), logits.detach(), y)
+        loss = self._step(batch, "train")
         # The step loss only on the steps the loggers write (every log_every_n_steps): no host sync and
         # none of self.log's bookkeeping on the others.
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log("train_loss_step", loss, on_step=True, on_epoch=False)
         if self.trainer.is_last_batch:  # before the epoch-end hooks, so the progress bar shows them
-            self._log_training_epoch()
+            self._log_epoch("train")
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self._log_training_epoch()  # an epoch cut short (max_steps, a stop) still gets its figures
+        self._log_epoch("train")  # an epoch cut short (max_steps, a stop) still gets its figures
 
-    def _log_training_epoch(self) -> None:
-        if self.train_stats.count > 0:
-            loss, accuracy = self.train_stats.compute()
-            self.log("train_loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True)
-            self.log("train_acc", accuracy, on_step=False, on_epoch=True, sync_dist=True)
-            self.train_stats.reset()
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def _stats(self, stage: str) -> EpochStats:
+        return getattr(self, f"{stage}_stats")
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log ``<stage>_loss`` and ``<stage>_acc`` (training: ``train_loss_epoch``, ``train_acc``),
+        summed over all processes, then start the next epoch's sums."""
+        stats = self._stats(stage)
+        if not stats.count:
+            return
+        loss, accuracy = stats.compute(lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
+        loss_name = "train_loss_epoch" if stage == "train" else f"{stage}_loss"
+        self.log(loss_name, loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        stats.reset()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["train_stats"] = self.train_stats.snapshot()  # a mid-epoch resume keeps the epoch's sums
+        checkpoint["train_stats"] = self.train_stats.snapshot()  # for an exact mid-epoch resume
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "train_stats" in checkpoint:
             self.train_stats.restore(checkpoint["train_stats"])
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "val")
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "test")
 
     def predict_step(
         self, batch: tuple[torch.Tensor, ...] | torch.Tensor, batch_idx: int
@@ -140,51 +145,6 @@ class Classifier(L.LightningModule):
         fused = self.hparams.get("fused")
         fused = supported if fused is None else fused and supported
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, fused=fused or None)
-
-
-class TrainingStats(nn.Module):
-    """Running training loss (mean over samples) and macro accuracy, kept on the model's device with a
-    few tensor ops per step and no host sync; read once per epoch."""
-
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        self.register_buffer("loss_sum", torch.zeros(()), persistent=False)
-        self.register_buffer("hits", torch.zeros(num_classes), persistent=False)
-        self.register_buffer("support", torch.zeros(num_classes), persistent=False)
-        self.count = 0
-
-    @torch.no_grad()
-    def update(self, loss: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> None:
-        num_classes = self.hits.numel()
-        correct = (logits.argmax(dim=-1) == target).to(self.hits.dtype)
-        self.hits += torch.bincount(target, weights=correct, minlength=num_classes)
-        self.support += torch.bincount(target, minlength=num_classes)
-        self.loss_sum += loss * target.numel()
-        self.count += target.numel()
-
-    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean loss, macro accuracy over the classes seen) since the last ``reset``."""
-        seen = self.support > 0
-        return self.loss_sum / self.count, (self.hits[seen] / self.support[seen]).mean()
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "loss_sum": self.loss_sum.clone(),
-            "hits": self.hits.clone(),
-            "support": self.support.clone(),
-            "count": self.count,
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        for name in ("loss_sum", "hits", "support"):
-            getattr(self, name).copy_(state[name])
-        self.count = int(state["count"])
-
-    def reset(self) -> None:
-        self.loss_sum.zero_()
-        self.hits.zero_()
-        self.support.zero_()
-        self.count = 0
 
 
 def _mlp(

@@ -19,8 +19,12 @@ from litforge.cli.errors import UsageError
 from litforge.tune.space import SearchSpace
 
 FINISHED = ("COMPLETE", "PRUNED")
-# Measured on digits (benchmarks/hpo_pruning.py, docs/tune.md): the pruner's warm-up in epochs.
-DEFAULT_GRACE_EPOCHS = 3
+# Chosen by measurement on digits (benchmarks/hpo_pruning.py, 30 trials x 20 epochs, 3 seeds; docs/tune.md):
+# successive halving with rungs at steps 1, 3, 9 trained 0.30x the epochs of an unpruned search, within
+# 0.21 points of its best accuracy on average; the median pruner 0.45x, hyperband 0.43-0.51x.
+DEFAULT_PRUNER = "successive-halving"
+HALVING_GRACE_EPOCHS = 1  # successive halving, hyperband and Ray's ASHA: the first rung (min_resource)
+MEDIAN_GRACE_EPOCHS = 3  # the median pruner's warm-up
 DEFAULT_REDUCTION_FACTOR = 3
 MEDIAN_STARTUP_TRIALS = 5
 
@@ -104,6 +108,11 @@ def make_sampler(name: str, space: SearchSpace, seed: int) -> Any:
     if name == "grid":
         return optuna.samplers.GridSampler({p.key: p.grid() for p in space.params}, seed=seed)
     raise UsageError(f"--sampler {name}: expected tpe, random, cmaes or grid")
+
+
+def default_grace_epochs(pruner: str) -> int:
+    """``--grace-period`` when not given: the measured warm-up of ``pruner`` (Ray's ASHA: a halving one)."""
+    return MEDIAN_GRACE_EPOCHS if pruner == "median" else HALVING_GRACE_EPOCHS
 
 
 def make_pruner(name: str, grace_epochs: int, reduction_factor: int) -> Any:

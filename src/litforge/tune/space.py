@@ -5,7 +5,7 @@ metric: val_loss            # any metric the model logs each validation epoch
 direction: minimize         # or maximize
 n_trials: 30                # optional defaults; command-line flags win
 sampler: tpe                # tpe | random | cmaes | grid
-pruner: median              # none | median | hyperband | successive-halving
+pruner: successive-halving  # none | median | hyperband | successive-halving
 params:
   model.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
   model.hidden_dim: {type: int, low: 32, high: 256, step: 32}
