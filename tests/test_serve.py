@@ -137,6 +137,11 @@ BAD_REQUESTS = {
 }
 
 
+def test_predict_takes_post_only(server) -> None:
+    response = httpx.get(f"{server['base']}/predict", timeout=30)
+    assert response.status_code == 405, response.text
+
+
 @pytest.mark.parametrize("name", list(BAD_REQUESTS))
 def test_bad_request_gets_4xx_and_server_stays_healthy(server, name: str) -> None:
     body, status = BAD_REQUESTS[name]

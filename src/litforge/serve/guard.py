@@ -40,8 +40,14 @@ class RequestGuard:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            if self.handler is None:  # LitServe's own route answers
+                await self.app(scope, receive, send)
+            else:
+                await _reply(send, 405, {"detail": f"{self.path} takes POST"})
             return
         try:
             body = await self._read_body(scope, receive)
