@@ -1,10 +1,11 @@
 """Pruning and parallel-worker benchmark for ``litforge tune`` on digits.
 
 python benchmarks/hpo_pruning.py                          # the issue's scale: 30 trials, up to 20 epochs
-python benchmarks/hpo_pruning.py --trials 20 --epochs 12  # the reduced scale used on a shared 2-core box
+python benchmarks/hpo_pruning.py --seeds 0,1,2            # the same for three sampler seeds, with means
 
 Every search runs the real ``litforge tune`` command (TPE, the same sampler seed, the same trial count)
-without pruning and with each pruner: total epochs trained, wall time, best validation accuracy. Then
+without pruning, with litforge's default pruning (``default``: no ``--pruner`` flag) and with named
+pruners at litforge's default warm-up: total epochs trained, wall time, best validation accuracy. Then
 trials per minute with 1 and 2 workers, and the raw write throughput of SQLite vs Optuna's journal file
 with 2 processes. Prints a table and writes ``benchmarks/results/hpo_pruning.json``.
 """
@@ -104,59 +105,101 @@ def storage_throughput(folder: Path, per_worker: int = 100) -> list[dict]:
     return rows
 
 
+def search(folder: Path, args: argparse.Namespace, pruner: str, seed: str) -> dict:
+    """One search; ``default`` passes no ``--pruner`` (litforge's default pruner and warm-up)."""
+    flags = ["--seed", seed] + ([] if pruner == "default" else ["--pruner", pruner])
+    row = run_search(folder, f"{pruner}-seed{seed}", args.trials, args.epochs, *flags)
+    return {**row, "search": pruner, "seed": seed}
+
+
+def mean_over_seeds(searches: list[dict]) -> list[dict]:
+    """Per pruner: the mean of each figure over the seeds (rows with seed ``mean``)."""
+    rows = []
+    for pruner in dict.fromkeys(s["search"] for s in searches):
+        group = [s for s in searches if s["search"] == pruner]
+        row = {"search": pruner, "seed": "mean"}
+        for key in ("pruned", "epochs", "epochs_vs_unpruned", "wall_s", "best_val_acc", "acc_delta_points"):
+            row[key] = round(sum(s[key] or 0 for s in group) / len(group), 3)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--worker-trials", type=int, default=8, help="trials in the 1 vs 2 workers runs")
-    parser.add_argument("--pruners", default="none,median,hyperband,successive-halving")
-    parser.add_argument("--jobs", type=int, default=1, help="pruner searches run side by side")
+    parser.add_argument("--worker-trials", type=int, default=16, help="trials in the 1 vs 2 workers runs")
+    parser.add_argument("--worker-epochs", type=int, default=20, help="epochs per trial in the workers runs")
+    parser.add_argument(
+        "--workers-only", action="store_true", help="rerun the 1 vs 2 workers runs; keep the saved searches"
+    )
+    parser.add_argument("--pruners", default="none,default,median,hyperband", help="'default': no --pruner")
+    parser.add_argument("--seeds", default="0", help="sampler seeds; every search runs once per seed")
+    parser.add_argument("--jobs", type=int, default=1, help="searches run side by side")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONPATH", str(REPO / "src"))
+    saved = json.loads(RESULTS.read_text()) if args.workers_only else None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "space.yaml").write_text(SPACE)
         (folder / "config.yaml").write_text(CONFIG)
-        storage = storage_throughput(folder)
-        print(storage, flush=True)
-        # --jobs > 1 runs the pruner searches side by side: epochs and accuracy are unchanged, wall times
-        # then share the CPUs (use it only when the machine is too slow for sequential runs).
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            searches = list(
-                pool.map(
-                    lambda pruner: run_search(folder, pruner, args.trials, args.epochs, "--pruner", pruner),
-                    args.pruners.split(","),
-                )
-            )
-        print(searches, flush=True)
+        if saved:
+            storage, searches = saved["storage"], saved["searches"]
+        else:
+            storage = storage_throughput(folder)
+            print(storage, flush=True)
+            # --jobs > 1 runs searches side by side: epochs and accuracy are unchanged, wall times then
+            # share the CPUs (use it only when the machine is too slow for sequential runs).
+            runs = [(pruner, seed) for seed in args.seeds.split(",") for pruner in args.pruners.split(",")]
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                searches = list(pool.map(lambda run: search(folder, args, *run), runs))
+            print(searches, flush=True)
+        # Trials long enough that a worker's start-up (importing torch and Lightning, ~5 s) is not
+        # what is measured.
         workers = [
-            run_search(folder, f"workers-{k}", args.worker_trials, 5, "--pruner", "none", "--workers", str(k))
+            run_search(
+                folder,
+                f"workers-{k}",
+                args.worker_trials,
+                args.worker_epochs,
+                "--pruner",
+                "none",
+                "--workers",
+                str(k),
+            )
             for k in (1, 2)
         ]
-    base = next((s for s in searches if s["search"] == "none"), searches[0])
     for s in searches:
+        base = next(b for b in searches if b["search"] == "none" and b["seed"] == s["seed"])
         s["epochs_vs_unpruned"] = round(s["epochs"] / base["epochs"], 3)
         s["acc_delta_points"] = round((s["best_val_acc"] or 0) - (base["best_val_acc"] or 0), 2)
+    means = mean_over_seeds(searches)
     speedup = round(workers[1]["trials_per_min"] / workers[0]["trials_per_min"], 2)
     print(
-        f"\nlitforge tune on digits: {args.trials} trials, up to {args.epochs} epochs, TPE seed 0, cpus={os.cpu_count()}"
+        f"\nlitforge tune on digits: {args.trials} trials, up to {args.epochs} epochs, TPE seeds {args.seeds}, "
+        f"cpus={os.cpu_count()}"
     )
-    print(
-        f"{'pruner':<20}{'pruned':>7}{'epochs':>8}{'x unpruned':>12}{'wall s':>9}{'best val_acc':>14}{'delta':>8}"
-    )
-    for s in searches:
+    header = f"{'pruner':<12}{'seed':>5}{'pruned':>8}{'epochs':>9}{'x unpruned':>12}{'wall s':>9}"
+    print(header + f"{'best val_acc':>14}{'delta':>8}")
+    for s in searches + means:
         print(
-            f"{s['search']:<20}{s['pruned']:>7}{s['epochs']:>8}{s['epochs_vs_unpruned']:>12}"
+            f"{s['search']:<12}{s['seed']:>5}{s['pruned']:>8}{s['epochs']:>9}{s['epochs_vs_unpruned']:>12}"
             f"{s['wall_s']:>9}{s['best_val_acc']:>14}{s['acc_delta_points']:>8}"
         )
-    print(f"\nworkers ({args.worker_trials} trials x 5 epochs): ", end="")
+    print(f"\nworkers ({args.worker_trials} trials x {args.worker_epochs} epochs): ", end="")
     print(", ".join(f"{w['search']}: {w['trials_per_min']} trials/min" for w in workers), f"-> {speedup}x")
     print("storage, 2 processes, trivial objective: ", end="")
     print(", ".join(f"{r['storage']}: {r['trials_per_s']} trials/s" for r in storage))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "settings": {**vars(args), "cpus": os.cpu_count(), "sampler": "tpe", "seed": 0},
+        "settings": {
+            **(saved["settings"] if saved else vars(args)),
+            "cpus": os.cpu_count(),
+            "sampler": "tpe",
+        },
+        "worker_settings": {"trials": args.worker_trials, "epochs": args.worker_epochs},
         "searches": searches,
+        "means_over_seeds": means,
         "workers": workers,
         "workers_speedup": speedup,
         "storage": storage,
