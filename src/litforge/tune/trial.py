@@ -98,6 +98,9 @@ class TrialRunner:
             "--run", name,
             "--trainer.enable_progress_bar", "false",
             "--trainer.enable_model_summary", "false",
+            # A trial whose worker dies is retried from scratch under a new number, so mid-epoch
+            # checkpoints would never be resumed from: only last.ckpt / best.ckpt at epoch ends.
+            "--checkpoint_every_n_steps", "0",
         ]  # fmt: skip
 
     @staticmethod
