@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -29,10 +30,11 @@ class EpochStats(nn.Module):
 
     @torch.no_grad()
     def update(self, loss: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> None:
-        num_classes = self.hits.numel()
+        # one_hot + sum rather than bincount: CUDA's bincount uses atomics, which deterministic mode forbids.
+        per_class = F.one_hot(target, self.hits.numel()).to(self.hits.dtype)
         correct = (logits.argmax(dim=-1) == target).to(self.hits.dtype)
-        self.hits += torch.bincount(target, weights=correct, minlength=num_classes)
-        self.support += torch.bincount(target, minlength=num_classes)
+        self.hits += correct @ per_class
+        self.support += per_class.sum(dim=0)
         self.loss_sum += loss * target.numel()
         self.count += target.numel()
 
