@@ -112,6 +112,10 @@ def main(command: str, argv: list[str]) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if args.config is not None and not Path(args.config).is_file():
         raise UsageError(f"--config: no such file: {args.config}")
+    if args.backend == "optuna" and (args.workers or 1) > 1:
+        from litforge.tune.worker_processes import start_importing_in_background
+
+        start_importing_in_background()
 
     from litforge.tune.fit_config import FitConfig
     from litforge.tune.run import SearchPlan, run_search

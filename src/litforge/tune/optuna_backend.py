@@ -10,7 +10,7 @@ on other machines with the same ``--storage`` and ``--study-name`` join the same
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import gc
 import os
 import shutil
 import sys
@@ -23,6 +23,7 @@ from litforge.cli.errors import LitforgeError, UsageError
 from litforge.tune.optuna_study import import_optuna, make_pruner, make_sampler, make_storage, progress
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner
+from litforge.tune.worker_processes import worker_context
 
 _READY_TIMEOUT_S = 300
 
@@ -75,7 +76,7 @@ def run_optuna(search: OptunaSearch) -> Any:
             f"{study.direction.name.lower()}, the space file says {search.space.direction}; "
             "use another --study-name"
         )
-    context = multiprocessing.get_context("spawn")
+    context = worker_context()
     ready = context.Barrier(search.workers)  # all workers start their first trial together
     children = [
         context.Process(target=_child_worker, args=(search, i, ready)) for i in range(1, search.workers)
@@ -122,6 +123,10 @@ def run_worker(search: OptunaSearch, index: int, ready: Any = None) -> None:
         _PrintTrial(search.space.metric, index if search.workers > 1 else None),
     ]
     heartbeat = is_heartbeat_enabled(storage)
+    # Keep torch's and Lightning's ~460k objects out of the full collection after every trial
+    # (gc_after_trial): it took ~0.2 s per trial; the trials' own garbage is still collected.
+    gc.collect()
+    gc.freeze()
     if ready is not None:  # a worker that fails to start breaks the barrier: the others go on without it
         with contextlib.suppress(threading.BrokenBarrierError):
             ready.wait(timeout=_READY_TIMEOUT_S)
