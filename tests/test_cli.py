@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,16 @@ def test_a_saved_config_starts_a_new_run(trained_run):
     )
     assert result.returncode == 0, result.output
     assert "runs/classifier/base" not in result.stdout  # a new version_N, never the saved run
+
+
+def test_a_child_process_that_is_not_a_ddp_rank_picks_its_own_run_folder(cli, tmp_path: Path) -> None:
+    # A tune worker is a child of the process that trained the last trial; only DDP ranks (LOCAL_RANK >= 1)
+    # may take over their parent's run folder. This test process plays that parent.
+    elsewhere = tmp_path / "runs" / "classifier" / "parents-run"
+    launched = os.pathsep.join((str(os.getpid()), str(elsewhere), ""))
+    result = cli(
+        "fit", *TINY_TRAINER, "--run", "mine", env={"LITFORGE_LAUNCHED_RUN": launched, "LOCAL_RANK": "0"}
+    )
+    assert result.returncode == 0, result.output[-3000:]
+    assert (tmp_path / "runs" / "classifier" / "mine" / "checkpoints" / "last.ckpt").is_file()
+    assert not elsewhere.exists()

@@ -71,15 +71,20 @@ class LitforgeCLI(LightningCLI):
             (``litforge tune`` passes its pruning/reporting callback here).
         run: ``False`` parses ``args`` (no subcommand) and builds only the model and datamodule: no trainer,
             no run folder (``litforge check`` uses this; see ``instantiate_model_and_data``).
+        quiet: no summary table and no closing lines on stdout (``perf.json`` is still written);
+            ``litforge tune`` prints one line per trial instead.
     """
 
-    def __init__(self, args: list[str], extra_callbacks: list[Any] | None = None, run: bool = True) -> None:
+    def __init__(
+        self, args: list[str], extra_callbacks: list[Any] | None = None, run: bool = True, quiet: bool = False
+    ) -> None:
         import litforge.data
         import litforge.models  # noqa: F401  (registers short names: --model Classifier)
 
         self.run_dir: RunDir | None = None
         self.finished_run: dict[str, Any] | None = None  # set when --resume auto finds a finished run
         self.extra_callbacks = list(extra_callbacks or [])
+        self.quiet = quiet
         quiet_lightning_noise()
         # Build the parser of the subcommand being run only: each costs ~0.1 s of jsonargparse work.
         self._subcommand = args[0] if run and args and args[0] in LightningCLI.subcommands() else None
@@ -249,7 +254,10 @@ class LitforgeCLI(LightningCLI):
     def _resolve_fit_run(self, root: Path, experiment: str, config: Namespace) -> RunDir:
         """The run folder of a fit and, with ``--resume``, the checkpoint it continues from."""
         parent, path, ckpt = (os.environ.get(_LAUNCHED_RUN_ENV) or "::").split(os.pathsep, 2)
-        if parent == str(os.getppid()):  # a DDP rank that rank 0 started: use rank 0's decisions
+        # A DDP rank that rank 0 started (Lightning gives it LOCAL_RANK >= 1): use rank 0's decisions.
+        # Any other child of a litforge process (a tune worker) picks its own run folder.
+        ddp_child = os.environ.get("LOCAL_RANK", "0") != "0"
+        if ddp_child and parent == str(os.getppid()):
             config.ckpt_path = ckpt or None
             return RunDir(Path(path).parent.parent, Path(path).parent.name, Path(path).name)
         run = RunDir(root, experiment, config.run or next_free_run(root, experiment))
@@ -306,7 +314,7 @@ class LitforgeCLI(LightningCLI):
         if self.subcommand == "fit":
             extra.append(LearningCurves())
             if not has_instance(given, PerfSummary):
-                extra.append(PerfSummary(run.path / "perf.json"))
+                extra.append(PerfSummary(run.path / "perf.json", print_table=not self.quiet))
             extra += resilience_callbacks(
                 run.checkpoints,
                 every_n_train_steps=self._get(self.config, "checkpoint_every_n_steps", DEFAULT_EVERY_N_STEPS),
@@ -347,7 +355,7 @@ class LitforgeCLI(LightningCLI):
             self._report(f"predictions: {self.run_dir.path / 'predictions.csv'}")
 
     def _report(self, line: str) -> None:
-        if self.trainer.is_global_zero:
+        if self.trainer.is_global_zero and not self.quiet:
             print(line, flush=True)
 
 

@@ -118,7 +118,7 @@ class TrialRunner:
         self.quiet()
         tracker = MetricTracker(self.metric, self.maximize)
         try:
-            LitforgeCLI(self.command(name, values), extra_callbacks=[tracker, *(callbacks or [])])
+            LitforgeCLI(self.command(name, values), extra_callbacks=[tracker, *(callbacks or [])], quiet=True)
         except SystemExit as stop:  # Lightning turns Ctrl-C into sys.exit(1) after a graceful shutdown
             raise KeyboardInterrupt from stop
         if tracker.best is None:
