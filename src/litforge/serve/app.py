@@ -14,8 +14,9 @@ import litserve as ls
 
 from litforge.export.artifact import Artifact
 from litforge.export.metadata import read as read_metadata
+from litforge.heap import freeze_loaded_heap
 from litforge.serve.guard import RequestGuard
-from litforge.serve.inference import Counters, Decoded, decode, freeze_loaded_heap, infer
+from litforge.serve.inference import Counters, Decoded, decode, infer
 from litforge.serve.options import ServeOptions, request_limits
 
 

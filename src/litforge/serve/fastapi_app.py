@@ -20,9 +20,10 @@ from fastapi.responses import PlainTextResponse
 
 from litforge.export.artifact import Artifact
 from litforge.export.metadata import read as read_metadata
+from litforge.heap import freeze_loaded_heap
 from litforge.serve.batcher import DynamicBatcher
 from litforge.serve.guard import RequestGuard
-from litforge.serve.inference import Counters, decode, freeze_loaded_heap, infer
+from litforge.serve.inference import Counters, decode, infer
 from litforge.serve.options import ServeOptions, request_limits
 
 CONFIG_ENV = "LITFORGE_SERVE_CONFIG"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import itertools
 import multiprocessing as mp
 import threading
@@ -56,17 +55,6 @@ class Counters:
             "model_calls": self.model_calls.value,
             "rows": self.rows.value,
         }
-
-
-def freeze_loaded_heap() -> None:
-    """Exclude everything loaded so far (the model, torch, the web framework) from garbage collection.
-
-    A full collection walks ~460k such objects for ~220 ms, and it runs on the serving thread: every
-    in-flight request waited for it (the p99 tail measured by ``benchmarks/serve_load.py``). Requests'
-    own garbage is still collected.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def decode(artifact: Artifact, request: dict[str, Any]) -> Decoded:
