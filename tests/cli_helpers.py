@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -62,3 +63,28 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
         stdin=subprocess.DEVNULL,
     )
     return CLIResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def processes_tagged(tag: str) -> list[int]:
+    """PIDs of live processes whose environment holds ``LITFORGE_TEST_TAG=<tag>`` (Linux ``/proc``)."""
+    needle = f"LITFORGE_TEST_TAG={tag}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            zombie = "zombie" in (entry / "status").read_text()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if needle in environ.split(b"\0") and not zombie:
+            pids.append(int(entry.name))
+    return pids
+
+
+def wait_until_gone(tag: str, timeout: float = 30) -> list[int]:
+    """Wait up to ``timeout`` s for every process tagged ``tag`` to end; return those still alive."""
+    deadline = time.monotonic() + timeout
+    while (alive := processes_tagged(tag)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return alive

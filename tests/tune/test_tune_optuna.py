@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from tune_helpers import LR_SPACE, TINY_TRIAL, TUNE_TIMEOUT, finished_trials, load_study
 
+from cli_helpers import processes_tagged, wait_until_gone
+
 
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open() as handle:
@@ -165,3 +167,25 @@ def test_two_workers_share_the_default_storage_without_duplicates(cli, tmp_path,
     numbers = [t.number for t in study.get_trials()]
     assert len(numbers) == len(set(numbers))
     assert len({tuple(sorted(t.params.items())) for t in finished}) == len(finished)
+
+
+@pytest.mark.timeout(1800)
+def test_kill_9_of_tune_ends_its_worker_processes_too(tmp_path, write_space) -> None:
+    path = write_space(LR_SPACE)
+    out = tmp_path / "search"
+    args = ["--space", str(path), "--out", str(out), "--n-trials", "40", "--workers", "2", "--pruner", "none"]
+    args += [*TINY_TRIAL, "--trainer.max_epochs", "20"]  # minutes of work: a surviving worker would be seen
+    tag = f"tune-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LITFORGE_TEST_TAG": tag}
+    main = subprocess.Popen(
+        [sys.executable, "-m", "litforge", "tune", *args],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + TUNE_TIMEOUT
+    for line in main.stdout:  # wait until the second worker has finished a trial
+        if "[worker 1]" in line or time.monotonic() > deadline:
+            break
+    assert len(processes_tagged(tag)) >= 2  # the main process and at least its second worker
+    os.kill(main.pid, signal.SIGKILL)
+    main.wait(timeout=30)
+    assert wait_until_gone(tag) == []

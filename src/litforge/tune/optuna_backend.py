@@ -20,6 +20,7 @@ from typing import Any
 
 from litforge.cli.errors import LitforgeError, UsageError
 from litforge.heap import freeze_loaded_heap
+from litforge.lifetime import exit_when_gone
 from litforge.tune.optuna_study import import_optuna, make_pruner, make_sampler, make_storage, progress
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner
@@ -79,7 +80,8 @@ def run_optuna(search: OptunaSearch) -> Any:
     context = worker_context()
     ready = context.Barrier(search.workers)  # all workers start their first trial together
     children = [
-        context.Process(target=_child_worker, args=(search, i, ready)) for i in range(1, search.workers)
+        context.Process(target=_child_worker, args=(search, i, ready, os.getpid()))
+        for i in range(1, search.workers)
     ]
     for child in children:
         child.start()
@@ -91,7 +93,8 @@ def run_optuna(search: OptunaSearch) -> Any:
     return search.load_study(storage, search.seed)
 
 
-def _child_worker(search: OptunaSearch, index: int, ready: Any) -> None:
+def _child_worker(search: OptunaSearch, index: int, ready: Any, main_pid: int) -> None:
+    exit_when_gone(main_pid)  # kill -9 of `litforge tune` ends its workers too; their trials are retried
     try:
         run_worker(search, index, ready)
     except KeyboardInterrupt:
