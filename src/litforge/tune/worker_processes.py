@@ -11,8 +11,15 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.context import BaseContext
 
-# What every worker needs before its first trial; imported once by the forkserver.
-PRELOAD = ["torch", "lightning", "optuna", "litforge.cli.lightning_cli", "litforge.tune.optuna_backend"]
+# What every worker needs before its first trial; imported once by the forkserver, in this order.
+PRELOAD = [
+    "torch",
+    "lightning",
+    "optuna",
+    "litforge.cli.lightning_cli",
+    "litforge.tune.optuna_backend",
+    "litforge.tune.forkserver_heap",  # last: freezes what the others loaded
+]
 
 
 def worker_context() -> BaseContext:
