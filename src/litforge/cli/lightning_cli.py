@@ -24,6 +24,7 @@ from litforge.callbacks import (
     PlainProgressBar,
     RunProgressBar,
 )
+from litforge import lean_hooks
 from litforge.cli.errors import UsageError
 from litforge.cli.parsing import (
     DEFAULT_CONFIG,
@@ -86,6 +87,7 @@ class LitforgeCLI(LightningCLI):
         self.extra_callbacks = list(extra_callbacks or [])
         self.quiet = quiet
         quiet_lightning_noise()
+        lean_hooks.install()  # Lightning's per-step hook calls without the no-op ones (lean_hooks.py)
         # Build the parser of the subcommand being run only: each costs ~0.1 s of jsonargparse work.
         self._subcommand = args[0] if run and args and args[0] in LightningCLI.subcommands() else None
         args = with_default_config(args, has_subcommand=run)
