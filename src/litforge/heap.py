@@ -1,4 +1,4 @@
-"""Keep long-lived imports out of Python's full garbage collections (servers and tune workers).
+"""Keep long-lived imports out of Python's full garbage collections (servers, tune workers, exit).
 
 torch, Lightning and a web stack leave ~460k objects behind; a full collection walks them all for
 ~220 ms on a 2-core CPU, stalling whatever runs on that thread (the serve p99 tail, a pause after every
@@ -14,4 +14,15 @@ import gc
 def freeze_loaded_heap() -> None:
     """Collect once, then exclude every object alive now from later collections (``gc.freeze``)."""
     gc.collect()
+    gc.freeze()
+
+
+def skip_exit_collection() -> None:
+    """Let the interpreter's shutdown skip walking the heap: ~1 s of a ``litforge fit`` on 2 CPUs.
+
+    Python's finalization runs full collections over every object left (torch and Lightning leave
+    ~460k); ``gc.freeze()`` takes them out of those walks, and the process's exit frees the memory.
+    ``atexit`` handlers, stdio flushing and module teardown still run. Only for the process's last
+    moments: frozen cyclic garbage is never collected.
+    """
     gc.freeze()

@@ -11,6 +11,7 @@ import sys
 
 from litforge import __version__
 from litforge.cli.errors import EXIT_USAGE, run_guarded
+from litforge.heap import skip_exit_collection
 
 # name -> (module, one-line summary shown by ``litforge --help``)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -42,6 +43,7 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``litforge`` console script and ``python -m litforge``."""
+    entry_point = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage(), end="")
@@ -60,4 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(EXIT_USAGE)
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    run_guarded(lambda: module.main(name, rest), argv)
+    try:
+        run_guarded(lambda: module.main(name, rest), argv)
+    finally:
+        if entry_point:  # the process ends here; a caller in the same process may go on
+            skip_exit_collection()
