@@ -33,10 +33,11 @@ class EpochStats(nn.Module):
         # one_hot + sum rather than bincount: CUDA's bincount uses atomics, which deterministic mode forbids.
         per_class = F.one_hot(target, self.hits.numel()).to(self.hits.dtype)
         correct = (logits.argmax(dim=-1) == target).to(self.hits.dtype)
-        self.hits += correct @ per_class
-        self.support += per_class.sum(dim=0)
-        self.loss_sum += loss * target.numel()
-        self.count += target.numel()
+        # In place (add_), not +=: augmented assignment re-sets the attribute through nn.Module.__setattr__.
+        self.hits.add_(correct @ per_class)
+        self.support.add_(per_class.sum(dim=0))
+        self.loss_sum.add_(loss * target.numel())
+        self.count.add_(target.numel())
 
     def compute(
         self, reduce_sum: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
