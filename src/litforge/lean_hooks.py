@@ -95,7 +95,9 @@ def _call_lightning_module_hook(
 ) -> Any:
     pl_module = pl_module or trainer.lightning_module
     if pl_module is None or not _lean(trainer):
-        return _ORIGINAL["_call_lightning_module_hook"](trainer, hook_name, *args, pl_module=pl_module, **kwargs)
+        return _ORIGINAL["_call_lightning_module_hook"](
+            trainer, hook_name, *args, pl_module=pl_module, **kwargs
+        )
     fn = getattr(pl_module, hook_name)
     if not callable(fn):
         return None

@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
+from litforge import lean_hooks
 from litforge.callbacks import (
     CSVPredictionWriter,
     LearningCurves,
@@ -24,7 +25,6 @@ from litforge.callbacks import (
     PlainProgressBar,
     RunProgressBar,
 )
-from litforge import lean_hooks
 from litforge.cli.errors import UsageError
 from litforge.cli.parsing import (
     DEFAULT_CONFIG,

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -30,13 +29,13 @@ class EpochStats(nn.Module):
 
     @torch.no_grad()
     def update(self, loss: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> None:
-        # one_hot + sum rather than bincount: CUDA's bincount uses atomics, which deterministic mode forbids.
-        per_class = F.one_hot(target, self.hits.numel()).to(self.hits.dtype)
+        # index_add_ rather than bincount: CUDA's bincount uses atomics, which deterministic mode forbids,
+        # while index_add_ has a deterministic CUDA kernel. In place, not +=: augmented assignment re-sets
+        # the attribute through nn.Module.__setattr__.
         correct = (logits.argmax(dim=-1) == target).to(self.hits.dtype)
-        # In place (add_), not +=: augmented assignment re-sets the attribute through nn.Module.__setattr__.
-        self.hits.add_(correct @ per_class)
-        self.support.add_(per_class.sum(dim=0))
-        self.loss_sum.add_(loss * target.numel())
+        self.hits.index_add_(0, target, correct)
+        self.support.index_add_(0, target, torch.ones_like(correct))
+        self.loss_sum.add_(loss, alpha=target.numel())
         self.count.add_(target.numel())
 
     def compute(
