@@ -17,6 +17,7 @@ does not recognise, it hands over to Lightning's own functions. ``LITFORGE_LEAN_
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from lightning.pytorch import Callback
@@ -67,6 +68,16 @@ def _lean(trainer: Any) -> bool:
     return type(trainer.profiler) is PassThroughProfiler
 
 
+def _named_call(pl_module: Any, hook_name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with ``pl_module._current_fx_name`` set to ``hook_name`` meanwhile, as Lightning
+    does. It is a plain attribute, so it goes straight into the instance dict (no ``nn.Module.__setattr__``)."""
+    state = pl_module.__dict__
+    previous, state["_current_fx_name"] = state.get("_current_fx_name"), hook_name
+    output = fn(*args, **kwargs)
+    state["_current_fx_name"] = previous
+    return output
+
+
 def _call_callback_hooks(
     trainer: Any, hook_name: str, *args: Any, monitoring_callbacks: bool | None = None, **kwargs: Any
 ) -> None:
@@ -79,15 +90,15 @@ def _call_callback_hooks(
     if not targets:
         return
     pl_module = trainer.lightning_module
-    if pl_module is None:
+
+    def call_each() -> None:
         for callback in targets:
             getattr(callback, hook_name)(trainer, pl_module, *args, **kwargs)
-        return
-    state = pl_module.__dict__  # _current_fx_name is a plain attribute: skip nn.Module.__setattr__
-    previous, state["_current_fx_name"] = state.get("_current_fx_name"), hook_name
-    for callback in targets:
-        getattr(callback, hook_name)(trainer, pl_module, *args, **kwargs)
-    state["_current_fx_name"] = previous
+
+    if pl_module is None:
+        call_each()
+    else:
+        _named_call(pl_module, hook_name, call_each)
 
 
 def _call_lightning_module_hook(
@@ -99,13 +110,7 @@ def _call_lightning_module_hook(
             trainer, hook_name, *args, pl_module=pl_module, **kwargs
         )
     fn = getattr(pl_module, hook_name)
-    if not callable(fn):
-        return None
-    state = pl_module.__dict__
-    previous, state["_current_fx_name"] = state.get("_current_fx_name"), hook_name
-    output = fn(*args, **kwargs)
-    state["_current_fx_name"] = previous
-    return output
+    return _named_call(pl_module, hook_name, fn, *args, **kwargs) if callable(fn) else None
 
 
 def _call_strategy_hook(trainer: Any, hook_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -113,10 +118,4 @@ def _call_strategy_hook(trainer: Any, hook_name: str, *args: Any, **kwargs: Any)
     if pl_module is None or not _lean(trainer):
         return _ORIGINAL["_call_strategy_hook"](trainer, hook_name, *args, **kwargs)
     fn = getattr(trainer.strategy, hook_name)
-    if not callable(fn):
-        return None
-    state = pl_module.__dict__
-    previous, state["_current_fx_name"] = state.get("_current_fx_name"), hook_name
-    output = fn(*args, **kwargs)
-    state["_current_fx_name"] = previous
-    return output
+    return _named_call(pl_module, hook_name, fn, *args, **kwargs) if callable(fn) else None
