@@ -82,3 +82,28 @@ def test_plots_from_records_of_either_backend(tmp_path) -> None:
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
     written = {p.name for p in write_plots(study, tmp_path)}
     assert {"optimization_history.png", "intermediate_values.html", "parallel_coordinate.png"} <= written
+
+
+def _exit_at_once() -> None:
+    pass
+
+
+def test_a_worker_that_dies_before_the_start_breaks_the_barrier_for_the_others() -> None:
+    import time
+
+    from litforge.tune.worker_processes import watch_worker_starts, worker_context
+
+    context = worker_context()
+    ready = context.Barrier(2)  # this process and the worker below, which ends without reaching it
+    worker = context.Process(target=_exit_at_once)
+    worker.start()
+    end_watch = watch_worker_starts(ready, [worker], poll_s=0.05)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.broken and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.broken  # without the watch nobody breaks it: the others wait out its timeout
+    finally:
+        end_watch()
+        worker.join()
+    assert worker.exitcode == 0

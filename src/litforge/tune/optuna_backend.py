@@ -24,7 +24,7 @@ from litforge.lifetime import exit_when_gone
 from litforge.tune.optuna_study import import_optuna, make_pruner, make_sampler, make_storage, progress
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner
-from litforge.tune.worker_processes import worker_context
+from litforge.tune.worker_processes import watch_worker_starts, worker_context
 
 _READY_TIMEOUT_S = 300
 # How often a worker with nothing left to start looks whether the other workers' last trials finished
@@ -89,9 +89,11 @@ def run_optuna(search: OptunaSearch) -> Any:
     ]
     for child in children:
         child.start()
+    end_watch = watch_worker_starts(ready, children, _WAIT_POLL_S)
     try:
         run_worker(search, 0, ready)
     finally:
+        end_watch()
         for child in children:
             child.join()
     return search.load_study(storage, search.seed)

@@ -9,7 +9,11 @@ forked from it, ready within a fraction of a second. Where there is no forkserve
 from __future__ import annotations
 
 import multiprocessing
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
+from typing import Any
 
 # What every worker needs before its first trial; imported once by the forkserver, in this order.
 PRELOAD = [
@@ -37,3 +41,30 @@ def start_importing_in_background() -> None:
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
+
+
+def watch_worker_starts(ready: Any, workers: list[Any], poll_s: float = 0.2) -> Callable[[], None]:
+    """Break the start barrier ``ready`` as soon as one of the started ``workers`` exits.
+
+    A worker that dies before the barrier (its storage unreachable, an import error) would otherwise keep
+    the others waiting out the barrier's timeout (minutes) before they start without it. After the start
+    the barrier is not used again, so breaking it when a worker ends normally changes nothing. Returns
+    the function that ends the watch.
+    """
+    stop = threading.Event()
+
+    def watch() -> None:
+        sentinels = [worker.sentinel for worker in workers]  # readable once the process has exited
+        while not stop.is_set():
+            if wait(sentinels, timeout=poll_s):
+                ready.abort()
+                return
+
+    thread = threading.Thread(target=watch, name="litforge-worker-start-watch", daemon=True)
+    thread.start()
+
+    def end() -> None:
+        stop.set()
+        thread.join()
+
+    return end
