@@ -100,14 +100,25 @@ def test_health_info_and_predictions_equal_eager(server) -> None:
 
 
 def test_concurrent_requests_are_batched(server) -> None:
+    # 16 clients on open connections send at the same moment (twice each): the requests queue while a batch
+    # runs. Fresh connections per request arrive staggered by their set-up, and a server that keeps up
+    # with them rightly answers each alone (the batcher waits only for the concurrency it sees).
+    clients = [httpx.Client(base_url=server["base"], timeout=60) for _ in range(16)]
+    start = threading.Barrier(len(clients))
+
+    def send(index: int) -> list[httpx.Response]:
+        client = clients[index]
+        assert client.get("/health").status_code == 200  # connection open before the start
+        start.wait(timeout=60)
+        return [client.post("/predict", json={"inputs": _rows(1, 2 * index + k)}) for k in range(2)]
+
     before = httpx.get(f"{server['base']}/metrics").json()
-    with ThreadPoolExecutor(16) as pool:
-        responses = list(
-            pool.map(
-                lambda i: httpx.post(f"{server['base']}/predict", json={"inputs": _rows(1, i)}, timeout=60),
-                range(32),
-            )
-        )
+    try:
+        with ThreadPoolExecutor(len(clients)) as pool:
+            responses = [r for pair in pool.map(send, range(len(clients))) for r in pair]
+    finally:
+        for client in clients:
+            client.close()
     assert all(r.status_code == 200 for r in responses)
     after = httpx.get(f"{server['base']}/metrics").json()
     requests = after["requests"] - before["requests"]
