@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
@@ -107,3 +109,14 @@ def test_a_worker_that_dies_before_the_start_breaks_the_barrier_for_the_others()
         end_watch()
         worker.join()
     assert worker.exitcode == 0
+
+
+def test_local_sqlite_study_uses_the_write_ahead_log(tmp_path) -> None:
+    database = tmp_path / "study.db"
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{database}", heartbeat_s=5), study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    # A second connection, as optuna-dashboard would open, sees every committed trial.
+    reader = optuna.load_study(study_name="s", storage=f"sqlite:///{database}")
+    assert [t.state.name for t in reader.trials] == ["COMPLETE"] * 3
