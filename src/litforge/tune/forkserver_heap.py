@@ -7,4 +7,4 @@ caller reading the command's output waits for), and the workers forked from it s
 
 from litforge.heap import freeze_loaded_heap
 
-freeze_loaded_heap()
+freeze_loaded_heap(collect=False)  # the workers' start waits for the forkserver
