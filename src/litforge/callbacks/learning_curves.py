@@ -50,7 +50,12 @@ def plot_learning_curves(metrics_csv: Path, output: Path) -> Path | None:
         families[name.split("_", 1)[-1]].append(name)
     if not families:
         return None
-    fig, axes = plt.subplots(1, len(families), figsize=(5 * len(families), 3.5), squeeze=False)
+    width = 5.0 * len(families)
+    fig, axes = plt.subplots(1, len(families), figsize=(width, 3.5), squeeze=False)
+    # Fixed margins in inches instead of tight_layout(), which measured a third of the plot's time.
+    fig.subplots_adjust(
+        left=0.7 / width, right=1 - 0.2 / width, bottom=0.55 / 3.5, top=1 - 0.35 / 3.5, wspace=0.3
+    )
     for ax, (family, names) in zip(axes[0], families.items(), strict=True):
         for name in names:
             epochs = sorted(series[name])
@@ -58,7 +63,6 @@ def plot_learning_curves(metrics_csv: Path, output: Path) -> Path | None:
         ax.set_title(family)
         ax.set_xlabel("epoch")
         ax.legend()
-    fig.tight_layout()
     fig.savefig(output, dpi=100)
     plt.close(fig)
     return output

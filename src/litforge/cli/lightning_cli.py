@@ -72,7 +72,8 @@ class LitforgeCLI(LightningCLI):
             (``litforge tune`` passes its pruning/reporting callback here).
         run: ``False`` parses ``args`` (no subcommand) and builds only the model and datamodule: no trainer,
             no run folder (``litforge check`` uses this; see ``instantiate_model_and_data``).
-        quiet: no summary table and no closing lines on stdout (``perf.json`` is still written);
+        quiet: a search's trial: no summary table, no closing lines on stdout and no learning-curve PNG
+            (``perf.json`` and ``metrics.csv`` are still written; the PNG cost ~10% of a short trial);
             ``litforge tune`` prints one line per trial instead.
     """
 
@@ -314,7 +315,8 @@ class LitforgeCLI(LightningCLI):
         if trainer_config.get("enable_progress_bar") is not False and not has_instance(given, ProgressBar):
             extra.append(RunProgressBar() if sys.stdout.isatty() else PlainProgressBar())
         if self.subcommand == "fit":
-            extra.append(LearningCurves())
+            if not self.quiet:
+                extra.append(LearningCurves())
             if not has_instance(given, PerfSummary):
                 extra.append(PerfSummary(run.path / "perf.json", print_table=not self.quiet))
             extra += resilience_callbacks(
