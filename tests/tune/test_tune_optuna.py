@@ -189,3 +189,35 @@ def test_kill_9_of_tune_ends_its_worker_processes_too(tmp_path, write_space) -> 
     os.kill(main.pid, signal.SIGKILL)
     main.wait(timeout=30)
     assert wait_until_gone(tag) == []
+
+
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~20 s on an idle one
+def test_patience_stops_trials_on_a_plateau_and_best_yaml_stops_there_too(cli, tmp_path, write_space) -> None:
+    # A learning rate of ~1e-9 leaves every prediction, so val_acc, unchanged: a plateau from epoch 1.
+    path = write_space(
+        {
+            "metric": "val_acc",
+            "direction": "maximize",
+            "params": {"model.lr": {"type": "float", "low": 1.0e-9, "high": 2.0e-9}},
+        }
+    )
+    out = tmp_path / "search"
+    args = ["--space", str(path), "--out", str(out), "--n-trials", "2", "--pruner", "none", "--patience", "2"]
+    result = cli("tune", *args, *TINY_TRIAL, "--trainer.max_epochs", "6", timeout=TUNE_TIMEOUT)
+    assert result.returncode == 0, result.output[-3000:]
+    # Epoch 1 sets the best; epochs 2 and 3 do not beat it: stop after 3 of the 6 epochs.
+    assert [r["epochs"] for r in _rows(out / "trials.csv")] == ["3", "3"]
+
+    refit = cli(
+        "fit", "--config", str(out / "best.yaml"), "--trainer.default_root_dir", str(tmp_path / "refit")
+    )
+    assert refit.returncode == 0, refit.output[-3000:]
+    (metrics,) = (tmp_path / "refit").glob("*/*/metrics.csv")
+    assert len([r for r in _rows(metrics) if r.get("val_acc")]) == 3
+
+    # Without --patience a trial trains every epoch.
+    plain = cli(
+        "tune", *args[:-2], "--out", str(tmp_path / "plain"), *TINY_TRIAL, "--trainer.max_epochs", "4"
+    )
+    assert plain.returncode == 0, plain.output[-3000:]
+    assert [r["epochs"] for r in _rows(tmp_path / "plain" / "trials.csv")] == ["4", "4"]

@@ -3,7 +3,15 @@
 from litforge.callbacks.learning_curves import LearningCurves
 from litforge.callbacks.perf_summary import PerfSummary
 from litforge.callbacks.plain_progress import PlainProgressBar
+from litforge.callbacks.plateau_stop import PlateauStop
 from litforge.callbacks.prediction_writer import CSVPredictionWriter
 from litforge.callbacks.rich_progress import RunProgressBar
 
-__all__ = ["CSVPredictionWriter", "LearningCurves", "PerfSummary", "PlainProgressBar", "RunProgressBar"]
+__all__ = [
+    "CSVPredictionWriter",
+    "LearningCurves",
+    "PerfSummary",
+    "PlainProgressBar",
+    "PlateauStop",
+    "RunProgressBar",
+]
