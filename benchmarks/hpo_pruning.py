@@ -2,6 +2,9 @@
 
 python benchmarks/hpo_pruning.py                          # the issue's scale: 30 trials, up to 20 epochs
 python benchmarks/hpo_pruning.py --seeds 0,1,2            # the same for three sampler seeds, with means
+python benchmarks/hpo_pruning.py --pruners none --seeds 3,4 --searches-only   # add searches to the saved
+python benchmarks/hpo_pruning.py --workers-only           # only the 1 vs 2 workers runs
+OMP_NUM_THREADS=1 python benchmarks/hpo_pruning.py --workers-only --results benchmarks/results/hpo_pruning_1thread.json
 
 Every search runs the real ``litforge tune`` command (TPE, the same sampler seed, the same trial count)
 without pruning, with litforge's default pruning (``default``: no ``--pruner`` flag) and with named
@@ -36,6 +39,16 @@ params:
   model.dropout: {type: float, low: 0.0, high: 0.5}
   data.batch_size: {type: categorical, choices: [32, 64, 128]}
 """
+# The workers runs search only values that do not change a trial's cost (hidden size and batch size stay
+# at the config's), so both runs train trials of the same size: with the full space, the 1- and 2-worker
+# runs sample different batch sizes (a batch of 32 is 4x the steps of 128) and trials per minute would
+# compare the configurations TPE happened to pick, not the workers.
+WORKER_SPACE = """metric: val_acc
+direction: maximize
+params:
+  model.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+  model.dropout: {type: float, low: 0.0, high: 0.5}
+"""
 # The packaged default without early stopping, so every unpruned trial runs all its epochs.
 CONFIG = """seed_everything: 42
 trainer: {accelerator: cpu, devices: 1, max_epochs: 20, log_every_n_steps: 10}
@@ -44,10 +57,12 @@ data: {class_path: litforge.data.DigitsDataModule, init_args: {num_workers: 0}}
 """
 
 
-def run_search(folder: Path, name: str, trials: int, epochs: int, *flags: str) -> dict:
+def run_search(
+    folder: Path, name: str, trials: int, epochs: int, *flags: str, space: str = "space.yaml"
+) -> dict:
     out = folder / name
     command = [sys.executable, "-m", "litforge", "tune", "--config", str(folder / "config.yaml")]
-    command += ["--space", str(folder / "space.yaml"), "--out", str(out), "--n-trials", str(trials)]
+    command += ["--space", str(folder / space), "--out", str(out), "--n-trials", str(trials)]
     command += ["--seed", "0", "--no-plots", "--keep-checkpoints", "0", "--trainer.max_epochs", str(epochs)]
     start = time.perf_counter()
     subprocess.run([*command, *flags], check=True, capture_output=True, text=True)
@@ -65,6 +80,7 @@ def run_search(folder: Path, name: str, trials: int, epochs: int, *flags: str) -
         "best_val_acc": round(100 * max(values), 2) if values else None,
         "trials_per_min": round(60 * len(rows) / wall, 2),
         "steady_trials_per_min": steady_trials_per_min(out / "study.db"),
+        "mean_trial_s": round(sum(float(r["duration_s"]) for r in rows) / len(rows), 2),
     }
 
 
@@ -119,6 +135,25 @@ def storage_throughput(folder: Path, per_worker: int = 100) -> list[dict]:
     return rows
 
 
+def workers_runs(folder: Path, trials: int, epochs: int, repeats: int) -> list[dict]:
+    """``--workers 1`` and ``--workers 2`` on the same search, interleaved ``repeats`` times; per count the
+    run with the median trials per minute (this shared VM's speed drifts by ~20% between runs)."""
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for repeat in range(repeats):
+        for k in (1, 2) if repeat % 2 == 0 else (2, 1):
+            flags = ("--pruner", "none", "--workers", str(k))
+            row = run_search(
+                folder, f"workers-{k}-{repeat}", trials, epochs, *flags, space="worker_space.yaml"
+            )
+            runs[k].append({**row, "search": f"workers-{k}"})
+            print(f"  {k} worker(s): {row['trials_per_min']} trials/min ({row['wall_s']} s)", flush=True)
+    medians = []
+    for rows in runs.values():
+        rows.sort(key=lambda r: r["trials_per_min"])
+        medians.append({**rows[len(rows) // 2], "all_trials_per_min": [r["trials_per_min"] for r in rows]})
+    return medians
+
+
 def search(folder: Path, args: argparse.Namespace, pruner: str, seed: str) -> dict:
     """One search; ``default`` passes no ``--pruner`` (litforge's default pruner and warm-up)."""
     flags = ["--seed", seed] + ([] if pruner == "default" else ["--pruner", pruner])
@@ -142,47 +177,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--worker-trials", type=int, default=16, help="trials in the 1 vs 2 workers runs")
+    parser.add_argument("--worker-trials", type=int, default=30, help="trials in the 1 vs 2 workers runs")
+    parser.add_argument(
+        "--worker-repeats", type=int, default=3, help="interleaved repeats of the workers runs"
+    )
     parser.add_argument("--worker-epochs", type=int, default=20, help="epochs per trial in the workers runs")
     parser.add_argument(
         "--workers-only", action="store_true", help="rerun the 1 vs 2 workers runs; keep the saved searches"
     )
+    parser.add_argument(
+        "--searches-only", action="store_true", help="run the searches; keep the saved workers runs"
+    )
     parser.add_argument("--pruners", default="none,default,median,hyperband", help="'default': no --pruner")
     parser.add_argument("--seeds", default="0", help="sampler seeds; every search runs once per seed")
     parser.add_argument("--jobs", type=int, default=1, help="searches run side by side")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON file to update")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONPATH", str(REPO / "src"))
-    saved = json.loads(RESULTS.read_text()) if args.workers_only else None
+    saved = json.loads(args.results.read_text()) if args.results.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "space.yaml").write_text(SPACE)
         (folder / "config.yaml").write_text(CONFIG)
-        if saved:
-            storage, searches = saved["storage"], saved["searches"]
-        else:
+        (folder / "worker_space.yaml").write_text(WORKER_SPACE)
+        searches = saved.get("searches", [])
+        storage = saved.get("storage")
+        if not args.workers_only:
             storage = storage_throughput(folder)
             print(storage, flush=True)
             # --jobs > 1 runs searches side by side: epochs and accuracy are unchanged, wall times then
             # share the CPUs (use it only when the machine is too slow for sequential runs).
             runs = [(pruner, seed) for seed in args.seeds.split(",") for pruner in args.pruners.split(",")]
             with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-                searches = list(pool.map(lambda run: search(folder, args, *run), runs))
-            print(searches, flush=True)
-        # Trials long enough that a worker's start-up (importing torch and Lightning, ~5 s) is not
-        # what is measured.
-        workers = [
-            run_search(
-                folder,
-                f"workers-{k}",
-                args.worker_trials,
-                args.worker_epochs,
-                "--pruner",
-                "none",
-                "--workers",
-                str(k),
-            )
-            for k in (1, 2)
-        ]
+                fresh = list(pool.map(lambda run: search(folder, args, *run), runs))
+            print(fresh, flush=True)
+            # A saved search of another pruner or seed stays; one run again is replaced.
+            searches = [s for s in searches if (s["search"], s["seed"]) not in set(runs)] + fresh
+        if args.searches_only:
+            workers = saved["workers"]
+        else:
+            workers = workers_runs(folder, args.worker_trials, args.worker_epochs, args.worker_repeats)
     for s in searches:
         base = next(b for b in searches if b["search"] == "none" and b["seed"] == s["seed"])
         s["epochs_vs_unpruned"] = round(s["epochs"] / base["epochs"], 3)
@@ -190,8 +224,19 @@ def main() -> None:
     means = mean_over_seeds(searches)
     speedup = round(workers[1]["trials_per_min"] / workers[0]["trials_per_min"], 2)
     steady_speedup = round(workers[1]["steady_trials_per_min"] / workers[0]["steady_trials_per_min"], 2)
+    seeds = ",".join(sorted({s["seed"] for s in searches}, key=int))
+    worker_settings = (
+        saved["worker_settings"]
+        if args.searches_only
+        else {
+            "trials": args.worker_trials,
+            "epochs": args.worker_epochs,
+            "space": "model.lr, model.dropout (trials of equal cost)",
+            "repeats": args.worker_repeats,
+        }
+    )
     print(
-        f"\nlitforge tune on digits: {args.trials} trials, up to {args.epochs} epochs, TPE seeds {args.seeds}, "
+        f"\nlitforge tune on digits: {args.trials} trials, up to {args.epochs} epochs, TPE seeds {seeds}, "
         f"cpus={os.cpu_count()}"
     )
     header = f"{'pruner':<12}{'seed':>5}{'pruned':>8}{'epochs':>9}{'x unpruned':>12}{'wall s':>9}"
@@ -201,7 +246,7 @@ def main() -> None:
             f"{s['search']:<12}{s['seed']:>5}{s['pruned']:>8}{s['epochs']:>9}{s['epochs_vs_unpruned']:>12}"
             f"{s['wall_s']:>9}{s['best_val_acc']:>14}{s['acc_delta_points']:>8}"
         )
-    print(f"\nworkers ({args.worker_trials} trials x {args.worker_epochs} epochs): ", end="")
+    print(f"\nworkers ({worker_settings['trials']} trials x {worker_settings['epochs']} epochs): ", end="")
     print(", ".join(f"{w['search']}: {w['trials_per_min']} trials/min" for w in workers), f"-> {speedup}x")
     print(
         "  from the first trial's start to the last one's end: "
@@ -210,14 +255,16 @@ def main() -> None:
     )
     print("storage, 2 processes, trivial objective: ", end="")
     print(", ".join(f"{r['storage']}: {r['trials_per_s']} trials/s" for r in storage))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "settings": {
-            **(saved["settings"] if saved else vars(args)),
+            "trials": args.trials,
+            "epochs": args.epochs,
+            "seeds": seeds,
             "cpus": os.cpu_count(),
             "sampler": "tpe",
         },
-        "worker_settings": {"trials": args.worker_trials, "epochs": args.worker_epochs},
+        "worker_settings": worker_settings,
         "searches": searches,
         "means_over_seeds": means,
         "workers": workers,
@@ -225,8 +272,8 @@ def main() -> None:
         "workers_steady_speedup": steady_speedup,
         "storage": storage,
     }
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    args.results.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":
