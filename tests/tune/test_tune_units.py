@@ -120,3 +120,32 @@ def test_local_sqlite_study_uses_the_write_ahead_log(tmp_path) -> None:
     # A second connection, as optuna-dashboard would open, sees every committed trial.
     reader = optuna.load_study(study_name="s", storage=f"sqlite:///{database}")
     assert [t.state.name for t in reader.trials] == ["COMPLETE"] * 3
+
+
+def _open_together(urls: list[str], start, results) -> None:
+    from litforge.tune.optuna_study import make_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for url in urls:
+        start.wait()  # every process opens this new database at the same moment
+        try:
+            optuna.create_study(storage=make_storage(url, heartbeat_s=5), study_name="s", load_if_exists=True)
+            results.put("ok")
+        except Exception as error:
+            results.put(f"{type(error).__name__}: {error}")
+
+
+def test_processes_opening_a_new_study_database_together_all_succeed(tmp_path) -> None:
+    # Optuna creates the tables without a lock; before litforge retried, 3 to 5 in 10 such rounds failed.
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    urls = [f"sqlite:///{tmp_path / f'study{i}.db'}" for i in range(6)]
+    start, results = context.Barrier(4), context.Queue()
+    processes = [context.Process(target=_open_together, args=(urls, start, results)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in range(4 * len(urls))]
+    for process in processes:
+        process.join(timeout=60)
+    assert outcomes == ["ok"] * len(outcomes)
