@@ -191,6 +191,13 @@ def time_one(variant: str, samples: int, epochs: int, env: dict[str, str]) -> di
         return {"wall_s": wall, "val_acc": json.loads((workdir / "result.json").read_text())["val_acc"]}
 
 
+def paired_ratio(table: dict, variant: str, reference: str) -> float:
+    """The median over repeats of ``variant``'s wall time over ``reference``'s in the same repeat: the
+    variants of one repeat run back to back, so a slow spell of this shared VM hits both of a pair."""
+    pairs = zip(table[variant]["wall_s_all"], table[reference]["wall_s_all"], strict=True)
+    return statistics.median(mine / theirs for mine, theirs in pairs)
+
+
 def measure(variants: list[str], samples: int, epochs: int, repeats: int, env: dict[str, str]) -> dict:
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     for repeat in range(repeats):
@@ -258,6 +265,11 @@ def main() -> None:
             f"{variant:<15} {row['wall_s_median']:>16.2f} {row['wall_s_median'] / base:>15.2f} "
             f"{row['wall_s_median'] / main_table['lightning']['wall_s_median']:>12.2f} {row['val_acc_median']:>8.4f}"
         )
+    paired = {
+        "litforge_vs_handwritten": paired_ratio(main_table, "litforge", "handwritten"),
+        "litforge_vs_lightning": paired_ratio(main_table, "litforge", "lightning"),
+    }
+    print("median of the per-repeat ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in paired.items()))
     if scaling:
         print(
             f"\n{'samples':>8} "
@@ -287,6 +299,7 @@ def main() -> None:
             / main_table["lightning"]["wall_s_median"],
             "lightning_vs_handwritten": main_table["lightning"]["wall_s_median"] / base,
         },
+        "paired_ratios": paired,
         "scaling": {str(n): rows for n, rows in scaling.items()},
     }
     print(f"\nsaved {save_results('overhead', record)}")
