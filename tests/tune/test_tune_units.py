@@ -123,8 +123,6 @@ def test_local_sqlite_study_uses_the_write_ahead_log(tmp_path) -> None:
 
 
 def _open_together(urls: list[str], start, results) -> None:
-    from litforge.tune.optuna_study import make_storage
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for url in urls:
         start.wait()  # every process opens this new database at the same moment
