@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import CONFIGS, TINY_TRAINER
+from cli_helpers import CONFIGS, TINY_TRAINER, CLIResult
 
 RUN = Path("runs/classifier/r")
 
@@ -16,11 +17,27 @@ def _traces(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.pt.trace.json"))
 
 
+def _fit_profiled(cli, tmp_path: Path, *flags: str) -> tuple[CLIResult, Path]:
+    """``litforge fit *flags`` with a PyTorch profiler, rerun once (in a fresh run folder) if it segfaulted.
+
+    torch 2.13's profiler rarely crashes while freeing its results (SIGSEGV in
+    ``_Sp_counted_ptr<torch::profiler::impl::Result*>::_M_dispose``), after training and checkpointing are
+    done: 8 crashes in ~3,500 profiled in-process fits of this config, with or without Python's cyclic GC,
+    and once in CI. Any other failure, or a second crash, still fails the test.
+    """
+    result = cli("fit", *flags, "--run", "r")
+    run = "r"
+    if result.returncode == -signal.SIGSEGV:
+        run = "r-rerun"
+        result = cli("fit", *flags, "--run", run)
+    return result, tmp_path / "runs/classifier" / run
+
+
 @pytest.mark.parametrize("name", ["simple", "advanced", "pytorch"])
 def test_profiler_reports_land_in_the_run_folder(cli, tmp_path: Path, name: str) -> None:
-    result = cli("fit", *TINY_TRAINER, "--trainer.profiler", name, "--run", "r")
+    result, run = _fit_profiled(cli, tmp_path, *TINY_TRAINER, "--trainer.profiler", name)
     assert result.returncode == 0, result.output
-    folder = tmp_path / RUN / "profiler"
+    folder = run / "profiler"
     report = folder / "fit-profile.txt"
     assert report.is_file(), sorted(p.name for p in folder.iterdir())
     assert "Profiler Report" in report.read_text()
@@ -34,9 +51,9 @@ def test_profiler_reports_land_in_the_run_folder(cli, tmp_path: Path, name: str)
 
 
 def test_pytorch_profiler_with_schedule_from_a_config(cli, tmp_path: Path) -> None:
-    result = cli("fit", "--config", str(CONFIGS / "profile.yaml"), "--run", "r")
+    result, run = _fit_profiled(cli, tmp_path, "--config", str(CONFIGS / "profile.yaml"))
     assert result.returncode == 0, result.output
-    traces = _traces(tmp_path / RUN / "profiler")
+    traces = _traces(run / "profiler")
     train = [t for t in traces if "training_step" in t.name]
     assert train, [t.name for t in traces]
     events = json.loads(train[0].read_text())["traceEvents"]
