@@ -122,6 +122,15 @@ def test_local_sqlite_study_uses_the_write_ahead_log(tmp_path) -> None:
     assert [t.state.name for t in reader.trials] == ["COMPLETE"] * 3
 
 
+def test_sqlite_url_with_query_parameters_is_left_to_sqlalchemy(tmp_path) -> None:
+    database = tmp_path / "study.db"
+    storage = make_storage(f"sqlite:///{database}?timeout=30", heartbeat_s=5)
+    optuna.create_study(storage=storage, study_name="s").optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1
+    )
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db" or "?" in p.name] == ["study.db"]
+
+
 def _open_together(urls: list[str], start, results) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for url in urls:

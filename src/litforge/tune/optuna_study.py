@@ -61,11 +61,12 @@ def make_storage(url: str, heartbeat_s: int) -> Any:
         )
     url = with_driver(url)
     engine: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
+    if url.startswith("sqlite:///") and "?" not in url:  # with query parameters, SQLAlchemy reads them
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = {"creator": partial(connect_sqlite, path)}
-    for attempt in range(1, _OPEN_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
             return RDBStorage(
                 url,
@@ -82,9 +83,9 @@ def make_storage(url: str, heartbeat_s: int) -> Any:
             message = " ".join(str(error).split())
             if attempt < _OPEN_ATTEMPTS and _lost_creation_race(message):
                 time.sleep(0.2 * attempt)
+                attempt += 1
                 continue
             raise UsageError(f"--storage {url}: cannot open ({message[:300]})") from None
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _lost_creation_race(message: str) -> bool:
