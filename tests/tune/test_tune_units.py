@@ -11,7 +11,8 @@ from optuna.trial import TrialState, create_trial
 from tune_helpers import LR_SPACE
 
 from litforge.cli.errors import UsageError
-from litforge.tune.optuna_study import make_storage, progress, with_driver
+from litforge.tune.optuna_backend import EpochsDone
+from litforge.tune.optuna_study import make_pruner, make_storage, progress, with_driver
 from litforge.tune.outputs import TrialRecord, study_from_records, write_plots
 from litforge.tune.space import parse_space
 
@@ -24,6 +25,20 @@ def _trial(state: TrialState, value: float | None = None, **user_attrs: str):
         distributions={"x": FloatDistribution(0, 1)},
         user_attrs=user_attrs,
     )
+
+
+def test_grace_period_one_can_prune_after_the_first_epoch() -> None:
+    # The pruning callback reports Lightning's 0-based current_epoch; 0 there means one epoch done.
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("successive-halving", 1, 3))
+    first = study.ask()
+    EpochsDone(first).report(0.9, 0)
+    assert not first.should_prune()  # the first trial at a rung is the best there
+    study.tell(first, 0.9)
+    second = study.ask()
+    EpochsDone(second).report(0.1, 0)
+    assert second.should_prune()
+    study.tell(second, state=TrialState.PRUNED)
+    assert study.trials[1].intermediate_values == {1: 0.1}
 
 
 def test_budget_counts_raised_trials_but_not_killed_ones() -> None:

@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--grace-period",
         type=int,
-        help="pruner warm-up in epochs: median's n_warmup_steps + 1, the halving pruners' and ASHA's "
-        "first rung (default: 3 for median, 1 otherwise; measured, see docs/tune.md)",
+        help="pruner warm-up in epochs: the first epoch the median pruner may stop a trial after, the "
+        "halving pruners' and ASHA's first rung (default: 3 for median, 1 otherwise; measured, see docs/tune.md)",
     )
     p.add_argument(
         "--reduction-factor",

@@ -174,7 +174,7 @@ class _Objective:
         from optuna_integration import PyTorchLightningPruningCallback
 
         values = {param.key: suggest(trial, param) for param in self.space.params}
-        pruning = PyTorchLightningPruningCallback(trial, monitor=self.space.metric)
+        pruning = PyTorchLightningPruningCallback(EpochsDone(trial), monitor=self.space.metric)
         try:
             result = self.runner.train(str(trial.number), values, [pruning])
         except (optuna.TrialPruned, UsageError, KeyboardInterrupt):
@@ -185,6 +185,25 @@ class _Objective:
             trial.set_user_attr("fail_reason", reason)
             raise TrialFailed(reason) from error
         return result.value
+
+
+class EpochsDone:
+    """An Optuna trial whose ``report`` steps count validation epochs done (1, 2, ...).
+
+    ``PyTorchLightningPruningCallback`` reports Lightning's 0-based ``current_epoch``, so a halving
+    pruner's first rung of 1 (``min_resource``, which must be >= 1) would first act after two epochs, and
+    a trial could never be pruned after one. With epochs done as steps, ``--grace-period N`` means N
+    epochs for every pruner, as it does for Ray's ASHA (``training_iteration`` counts from 1).
+    """
+
+    def __init__(self, trial: Any) -> None:
+        self._trial = trial
+
+    def report(self, value: float, step: int) -> None:
+        self._trial.report(value, step + 1)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
 
 
 def suggest(trial: Any, param: Param) -> Any:

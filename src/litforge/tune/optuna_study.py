@@ -156,7 +156,8 @@ def make_pruner(name: str, grace_epochs: int, reduction_factor: int) -> Any:
         return optuna.pruners.NopPruner()
     if name == "median":
         return optuna.pruners.MedianPruner(
-            n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=max(0, grace_epochs - 1)
+            n_startup_trials=MEDIAN_STARTUP_TRIALS,
+            n_warmup_steps=grace_epochs,  # steps are epochs done
         )
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=grace_epochs, reduction_factor=reduction_factor)
