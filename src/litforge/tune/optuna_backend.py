@@ -240,7 +240,7 @@ class _PrintTrial:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         epochs = len(trial.intermediate_values)
         print(
-            f"trial {trial.number} {trial.state.name}{value} ({epochs} epochs, {seconds:.1f}s){self.worker}{reason}",
+            f"trial {trial.number} {trial.state.name}{value} ({epochs} epoch{'s' if epochs != 1 else ''}, {seconds:.1f}s){self.worker}{reason}",
             flush=True,
         )
 
