@@ -22,7 +22,7 @@ def _fit_profiled(cli, tmp_path: Path, *flags: str) -> tuple[CLIResult, Path]:
 
     torch 2.13's profiler rarely crashes while freeing its results (SIGSEGV in
     ``_Sp_counted_ptr<torch::profiler::impl::Result*>::_M_dispose``), after training and checkpointing are
-    done: 8 crashes in ~3,500 profiled in-process fits of this config, with or without Python's cyclic GC,
+    done: 9 crashes in ~3,900 profiled in-process fits of this config, with or without Python's cyclic GC,
     and once in CI. Any other failure, or a second crash, still fails the test.
     """
     result = cli("fit", *flags, "--run", "r")
