@@ -186,7 +186,9 @@ def main() -> None:
         "--workers-only", action="store_true", help="rerun the 1 vs 2 workers runs; keep the saved searches"
     )
     parser.add_argument(
-        "--searches-only", action="store_true", help="run the searches; keep the saved workers runs"
+        "--searches-only",
+        action="store_true",
+        help="run the searches; keep the saved workers and storage runs",
     )
     parser.add_argument("--pruners", default="none,default,median,hyperband", help="'default': no --pruner")
     parser.add_argument("--seeds", default="0", help="sampler seeds; every search runs once per seed")
@@ -195,6 +197,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("PYTHONPATH", str(REPO / "src"))
     saved = json.loads(args.results.read_text()) if args.results.exists() else {}
+    if args.searches_only and "workers" not in saved:
+        raise SystemExit(f"--searches-only keeps the saved workers runs, and {args.results} has none")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "space.yaml").write_text(SPACE)
@@ -203,8 +207,9 @@ def main() -> None:
         searches = saved.get("searches", [])
         storage = saved.get("storage")
         if not args.workers_only:
-            storage = storage_throughput(folder)
-            print(storage, flush=True)
+            if not args.searches_only:
+                storage = storage_throughput(folder)
+                print(storage, flush=True)
             # --jobs > 1 runs searches side by side: epochs and accuracy are unchanged, wall times then
             # share the CPUs (use it only when the machine is too slow for sequential runs).
             runs = [(pruner, seed) for seed in args.seeds.split(",") for pruner in args.pruners.split(",")]

@@ -10,6 +10,7 @@ same parameters; see ``docs/tune.md`` for why SQLite is the local default.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 import warnings
@@ -65,8 +66,7 @@ def make_storage(url: str, heartbeat_s: int) -> Any:
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = {"creator": partial(connect_sqlite, path)}
-    attempt = 1
-    while True:
+    for attempt in itertools.count(1):
         try:
             return RDBStorage(
                 url,
@@ -83,7 +83,6 @@ def make_storage(url: str, heartbeat_s: int) -> Any:
             message = " ".join(str(error).split())
             if attempt < _OPEN_ATTEMPTS and _lost_creation_race(message):
                 time.sleep(0.2 * attempt)
-                attempt += 1
                 continue
             raise UsageError(f"--storage {url}: cannot open ({message[:300]})") from None
 
