@@ -58,8 +58,15 @@ data: {class_path: litforge.data.DigitsDataModule, init_args: {num_workers: 0}}
 
 
 def run_search(
-    folder: Path, name: str, trials: int, epochs: int, *flags: str, space: str = "space.yaml"
+    folder: Path,
+    name: str,
+    trials: int,
+    epochs: int,
+    *flags: str,
+    space: str = "space.yaml",
+    curves: bool = False,
 ) -> dict:
+    """One ``litforge tune`` run and its figures; ``curves``: also every trial's val_acc per epoch."""
     out = folder / name
     command = [sys.executable, "-m", "litforge", "tune", "--config", str(folder / "config.yaml")]
     command += ["--space", str(folder / space), "--out", str(out), "--n-trials", str(trials)]
@@ -70,7 +77,7 @@ def run_search(
     with (out / "trials.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     values = [float(r["val_acc"]) for r in rows if r["state"] == "COMPLETE"]
-    return {
+    row = {
         "search": name,
         "flags": " ".join(flags),
         "trials": len(rows),
@@ -82,6 +89,17 @@ def run_search(
         "steady_trials_per_min": steady_trials_per_min(out / "study.db"),
         "mean_trial_s": round(sum(float(r["duration_s"]) for r in rows) / len(rows), 2),
     }
+    return {**row, "curves": learning_curves(out, rows)} if curves else row
+
+
+def learning_curves(out: Path, rows: list[dict]) -> list[list[float]]:
+    """Every trial's val_acc (%) after each of its epochs, in trial-number order."""
+    curves = []
+    for row in sorted(rows, key=lambda r: int(r["number"])):
+        with (out / "trials" / row["number"] / "metrics.csv").open() as handle:
+            epochs = [float(m["val_acc"]) for m in csv.DictReader(handle) if m["val_acc"]]
+        curves.append([round(100 * acc, 4) for acc in epochs])
+    return curves
 
 
 def steady_trials_per_min(database: Path) -> float:
@@ -157,8 +175,26 @@ def workers_runs(folder: Path, trials: int, epochs: int, repeats: int) -> list[d
 def search(folder: Path, args: argparse.Namespace, pruner: str, seed: str) -> dict:
     """One search; ``default`` passes no ``--pruner`` (litforge's default pruner and warm-up)."""
     flags = ["--seed", seed] + ([] if pruner == "default" else ["--pruner", pruner])
-    row = run_search(folder, f"{pruner}-seed{seed}", args.trials, args.epochs, *flags)
+    row = run_search(
+        folder, f"{pruner}-seed{seed}", args.trials, args.epochs, *flags, curves=pruner == "none"
+    )
     return {**row, "search": pruner, "seed": seed}
+
+
+def curves_file(results: Path) -> Path:
+    """Where the unpruned searches' learning curves go: ``hpo_pruning_curves.json`` next to the results."""
+    return results.with_name(f"{results.stem}_curves.json")
+
+
+def save_curves(path: Path, searches: list[dict]) -> None:
+    """Move the unpruned searches' learning curves (for ``hpo_pruning_replay.py``) into ``path``, keeping
+    the saved curves of other seeds."""
+    curves = json.loads(path.read_text()) if path.exists() else {}
+    for row in searches:
+        if "curves" in row:
+            curves[row["seed"]] = row.pop("curves")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(curves.items(), key=lambda kv: int(kv[0])))) + "\n")
 
 
 def mean_over_seeds(searches: list[dict]) -> list[dict]:
@@ -215,6 +251,7 @@ def main() -> None:
             runs = [(pruner, seed) for seed in args.seeds.split(",") for pruner in args.pruners.split(",")]
             with ThreadPoolExecutor(max_workers=args.jobs) as pool:
                 fresh = list(pool.map(lambda run: search(folder, args, *run), runs))
+            save_curves(curves_file(args.results), fresh)
             print(fresh, flush=True)
             # A saved search of another pruner or seed stays; one run again is replaced.
             searches = [s for s in searches if (s["search"], s["seed"]) not in set(runs)] + fresh
