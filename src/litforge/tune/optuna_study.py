@@ -23,9 +23,10 @@ from litforge.cli.errors import UsageError
 from litforge.tune.space import SearchSpace
 
 FINISHED = ("COMPLETE", "PRUNED")
-# Chosen by measurement on digits (benchmarks/hpo_pruning.py, 30 trials x 20 epochs, 15 seeds; docs/tune.md):
-# successive halving with rungs after 1, 3 and 9 epochs trained 0.24x the epochs of an unpruned search,
-# 0.37 points below its best accuracy on average; the median pruner 0.61x (+0.05), hyperband 0.44x (-0.29).
+# Chosen by measurement on digits (benchmarks/hpo_pruning.py, 30 trials x 20 epochs; docs/tune.md):
+# successive halving with rungs after 1, 3 and 9 epochs trained 0.22x the epochs of an unpruned search,
+# 0.40 points below its best accuracy (means over 30 seeds); over 15 seeds the median pruner 0.61x
+# (+0.05), hyperband 0.44x (-0.29).
 DEFAULT_PRUNER = "successive-halving"
 HALVING_GRACE_EPOCHS = 1  # successive halving, hyperband and Ray's ASHA: the first rung (min_resource)
 MEDIAN_GRACE_EPOCHS = 3  # the median pruner's warm-up
