@@ -33,10 +33,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module", params=["fastapi", "litserve"])
-def server(
-    request: pytest.FixtureRequest, trained_digits_run: Path, tmp_path_factory: pytest.TempPathFactory
-):
+@pytest.fixture(scope="module")
+def export_dir(trained_digits_run: Path) -> Path:
     from cli_helpers import run_cli
 
     out = trained_digits_run / "export-serve"
@@ -45,12 +43,15 @@ def server(
         "export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(out), cwd=trained_digits_run
     )
     assert result.returncode == 0, result.output
+    return out
+
+
+def _start_server(export: Path, log, backend: str, *flags: str) -> tuple[subprocess.Popen, str]:
+    """``litforge serve`` on a free loopback port, once ``/health`` answers: (process, base URL)."""
     port = _free_port()
-    log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")
     exe = Path(sys.executable).with_name("litforge")
     process = subprocess.Popen(
-        [str(exe), "serve", str(out), "--port", str(port), "--max-batch-size", "16", "--batch-timeout", "0.2",
-         "--max-rows", "32", "--max-body-bytes", "65536", "--threads", "1", "--backend", request.param],
+        [str(exe), "serve", str(export), "--port", str(port), "--backend", backend, *flags],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -59,13 +60,25 @@ def server(
         assert process.poll() is None, _log(log)
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
+                return process, base
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail(f"server did not become healthy in {STARTUP_S} s:\n{_log(log)}")
+    process.kill()
+    pytest.fail(f"server did not become healthy in {STARTUP_S} s:\n{_log(log)}")
+
+
+@pytest.fixture(scope="module", params=["fastapi", "litserve"])
+def server(
+    request: pytest.FixtureRequest,
+    trained_digits_run: Path,
+    export_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+):
+    log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")
+    flags = ("--max-batch-size", "16", "--batch-timeout", "0.2", "--max-rows", "32")
+    flags += ("--max-body-bytes", "65536", "--threads", "1")
+    process, base = _start_server(export_dir, log, request.param, *flags)
     yield {"base": base, "process": process, "run": trained_digits_run, "log": log}
     if process.poll() is None:
         process.kill()
@@ -182,3 +195,37 @@ def test_sigterm_answers_in_flight_requests_then_exits(server) -> None:
         statuses = [f.result() for f in futures]
     assert statuses == [200] * 4
     assert server["process"].wait(timeout=90) == 0, _log(server["log"])
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux ``/proc``)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the server's processes in /proc")
+@pytest.mark.parametrize("backend", ["fastapi", "litserve"])
+def test_kill_9_ends_every_server_process_and_frees_the_port(
+    backend: str, export_dir: Path, tmp_path: Path
+) -> None:
+    """With two workers, kill -9 of ``litforge serve`` leaves no process behind answering on the port."""
+    with (tmp_path / "server.log").open("w+") as log:
+        process, base = _start_server(export_dir, log, backend, "--workers", "2", "--threads", "1")
+        helpers = _children(process.pid)
+        assert helpers, "expected worker processes"
+        process.kill()
+        process.wait(30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
+            time.sleep(0.2)
+        alive = [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
+        assert not alive, f"still running after kill -9 of the server: {alive}\n{_log(log)}"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{base}/health", timeout=2)

@@ -7,6 +7,7 @@ seconds; ``RequestGuard`` rejects bad requests in the HTTP process; ``/metrics``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import litserve as ls
 from litforge.export.artifact import Artifact
 from litforge.export.metadata import read as read_metadata
 from litforge.heap import freeze_loaded_heap
+from litforge.lifetime import exit_when_gone, forked_children_exit_with_this_process
 from litforge.serve.guard import RequestGuard
 from litforge.serve.inference import Counters, Decoded, decode, infer
 from litforge.serve.options import ServeOptions, request_limits
@@ -35,8 +37,11 @@ class ArtifactAPI(ls.LitAPI):
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.folder, self.fmt, self.threads, self.counters = folder, fmt, threads, counters
         self.artifact: Artifact | None = None
+        self.server_pid = os.getpid()
 
     def setup(self, device: str) -> None:
+        if os.getpid() != self.server_pid:  # a spawned model worker: end with the server, even after kill -9
+            exit_when_gone(self.server_pid)
         self.artifact = Artifact.open(self.folder, self.fmt, threads=self.threads)
         freeze_loaded_heap()
 
@@ -58,7 +63,11 @@ class ArtifactAPI(ls.LitAPI):
 
 
 def build_server(folder: Path, options: ServeOptions) -> Any:
-    """A ready-to-``run`` ``LitServer`` over ``folder`` with validation, batching and ``/metrics``."""
+    """A ready-to-``run`` ``LitServer`` over ``folder`` with validation, batching and ``/metrics``.
+
+    The processes LitServe starts end with this one, also after ``kill -9`` (they would keep the port).
+    """
+    forked_children_exit_with_this_process()  # LitServe forks its HTTP servers
     record = read_metadata(folder)
     limits = request_limits(record, options)
     counters = Counters(shared=True)  # updated in the worker process, read in the HTTP process

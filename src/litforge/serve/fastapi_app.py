@@ -21,6 +21,7 @@ from fastapi.responses import PlainTextResponse
 from litforge.export.artifact import Artifact
 from litforge.export.metadata import read as read_metadata
 from litforge.heap import freeze_loaded_heap
+from litforge.lifetime import exit_when_gone
 from litforge.serve.batcher import DynamicBatcher
 from litforge.serve.guard import RequestGuard
 from litforge.serve.inference import Counters, decode, infer
@@ -94,6 +95,9 @@ def create_app(folder: Path, options: ServeOptions) -> FastAPI:
 def app_from_env() -> FastAPI:
     """uvicorn factory for ``--workers N``: the folder and options travel in ``LITFORGE_SERVE_CONFIG``."""
     config = json.loads(os.environ[CONFIG_ENV])
+    server_pid = config.pop("server_pid")
+    if os.getpid() != server_pid:  # a worker uvicorn spawned: end with the server, even after kill -9
+        exit_when_gone(server_pid)
     return create_app(Path(config.pop("folder")), ServeOptions(**config))
 
 
@@ -105,7 +109,9 @@ def run(folder: Path, options: ServeOptions, host: str, port: int, log_level: st
     """Serve until SIGTERM / Ctrl+C; uvicorn stops accepting, finishes in-flight requests, then exits."""
     import uvicorn
 
-    os.environ[CONFIG_ENV] = json.dumps({"folder": str(folder), **options.__dict__})
+    os.environ[CONFIG_ENV] = json.dumps(
+        {"folder": str(folder), "server_pid": os.getpid(), **options.__dict__}
+    )
     # uvicorn drains, then re-raises the SIGTERM it captured; this handler turns that into exit code 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
