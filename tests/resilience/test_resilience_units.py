@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from litforge.resilience import (
     Preempted,
     resilience_callbacks,
 )
+from litforge.resilience.atomic_checkpoint_io import write_atomically
 from litforge.resilience.resume import EXCEPTION_CHECKPOINT, find_resume_checkpoint, resolve_resume
 from litforge.resilience.rng_state import capture_rng_state, restore_rng_state
 
@@ -54,6 +56,25 @@ def test_newest_valid_checkpoint_wins_and_damaged_ones_are_skipped(tmp_path: Pat
     previous.write_bytes(b"\x00garbage" * 10)  # corrupt
     with pytest.warns(UserWarning, match="step-00000004"):
         assert find_resume_checkpoint(tmp_path).name == "step-00000002.ckpt"
+
+
+def test_atomic_write_has_a_plain_files_permissions_and_a_failed_one_changes_nothing(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(b"x")
+    target = tmp_path / "checkpoints" / "best.ckpt"
+    write_atomically(target, lambda handle: handle.write(b"complete"))
+    assert target.read_bytes() == b"complete"
+    # Not mkstemp's 0600: teammates (and a server under another user) read checkpoints like other files.
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+
+    def dies_half_way(handle) -> None:
+        handle.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_atomically(target, dies_half_way)
+    assert target.read_bytes() == b"complete"
+    assert not list(target.parent.glob(".*.tmp-*"))
 
 
 def test_resolve_resume_modes(tmp_path: Path) -> None:

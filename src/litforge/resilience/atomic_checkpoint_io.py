@@ -6,10 +6,11 @@ trainer = L.Trainer(plugins=[AtomicCheckpointIO()])   # litforge adds it to ever
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from lightning.fabric.utilities.types import _PATH
@@ -32,21 +33,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
+
+        def write(handle: IO[bytes]) -> None:
+            torch.save(checkpoint, handle)
             if delay := float(os.environ.get(WRITE_DELAY_ENV) or 0):
                 time.sleep(delay)
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)
+
+        write_atomically(Path(path), write)
 
     def load_checkpoint(
         self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None
@@ -54,6 +47,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return super().load_checkpoint(
             path, map_location=map_location, weights_only=True if weights_only is None else weights_only
         )
+
+
+def write_atomically(target: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``target`` through ``.<name>.tmp-*`` in its folder: ``write`` fills it, it is fsynced and
+    renamed over ``target``, then the folder is fsynced. A reader sees the old file or the new one, never
+    half of one. The file gets the permissions a plain ``open`` would give it (0666 less the umask)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

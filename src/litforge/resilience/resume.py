@@ -7,13 +7,13 @@ litforge fit --resume runs/classifier/my-run/checkpoints/step-00000400.ckpt
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from litforge.resilience.atomic_checkpoint_io import write_atomically
 
 FINISHED_MARKER = "finished.json"
 # Written by ``OnExceptionCheckpoint`` in the middle of a failed step: kept for inspection, never resumed
@@ -77,13 +77,8 @@ def read_finished(run_path: Path) -> dict[str, Any] | None:
 
 def mark_finished(run_path: Path, info: dict[str, Any]) -> None:
     """Write ``finished.json`` atomically: ``--resume auto`` then leaves the finished run alone."""
-    run_path.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{FINISHED_MARKER}.tmp-", dir=run_path)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(info, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, run_path / FINISHED_MARKER)
+    text = json.dumps(info, indent=2).encode()
+    write_atomically(run_path / FINISHED_MARKER, lambda handle: handle.write(text))
 
 
 def clear_finished(run_path: Path) -> None:
