@@ -46,13 +46,15 @@ def halving_rungs(first: int, factor: int, max_epochs: int) -> Rungs:
 
 
 def parse_rungs(text: str) -> Rungs:
-    """``1:3,3:3`` -> [(1, 3), (3, 3)]."""
+    """``1:3,3:3`` -> [(1, 3), (3, 3)] (an ``argparse`` type: a bad list exits 2 with usage)."""
     try:
         rungs = [tuple(int(n) for n in part.split(":")) for part in text.split(",")]
         if any(len(r) != 2 or r[0] < 1 or r[1] < 2 for r in rungs):
             raise ValueError
     except ValueError:
-        raise SystemExit(f"--rungs {text}: expected epoch:factor pairs, e.g. 1:3,3:3") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected epoch:factor pairs, epoch >= 1 and factor >= 2, e.g. 1:3,3:3"
+        ) from None
     return sorted(rungs)  # type: ignore[arg-type]
 
 
@@ -177,20 +179,26 @@ def best_of_few(searches: dict[str, list[list[float]]], counts: list[int], draws
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--rungs", action="append", default=[], help="a rung list epoch:factor,... (repeatable)"
+        "--rungs",
+        action="append",
+        default=[],
+        type=parse_rungs,
+        help="a rung list epoch:factor,... (repeatable)",
     )
     parser.add_argument("--orders", type=int, default=20, help="random trial orders replayed per search too")
-    parser.add_argument("--curves", type=Path, default=curves_file(RESULTS))
+    parser.add_argument(
+        "--curves", type=Path, default=curves_file(RESULTS), help="learning curves saved by hpo_pruning.py"
+    )
     parser.add_argument(
         "--search-rules", action="store_true", help="also pick rung lists on half the seeds, test on the rest"
     )
     args = parser.parse_args()
     if not args.curves.exists():
-        raise SystemExit(f"{args.curves} not found: run benchmarks/hpo_pruning.py --pruners none first")
+        parser.error(f"{args.curves} not found: run benchmarks/hpo_pruning.py --pruners none first")
     searches = json.loads(args.curves.read_text())
     max_epochs = max(len(c) for curves in searches.values() for c in curves)
     rules = {f"successive halving {k}": halving_rungs(*v, max_epochs) for k, v in HALVING.items()}
-    rules |= {f"rungs {text}": parse_rungs(text) for text in args.rungs}
+    rules |= {"rungs " + ",".join(f"{e}:{f}" for e, f in rungs): rungs for rungs in args.rungs}
     print(
         f"{len(searches)} unpruned searches (seeds {', '.join(searches)}), up to {max_epochs} epochs per trial"
     )
