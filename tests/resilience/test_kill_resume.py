@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+import re
 import signal
 from pathlib import Path
 
@@ -31,31 +32,38 @@ def checkpoints_of(cwd: Path, run: str) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    """The uninterrupted run's final model and optimizer state."""
+    """The uninterrupted run's final model and optimizer state, and its ``metrics.csv``."""
     cwd = tmp_path_factory.mktemp("reference")
-    code, output = run_until(["fit", *TINY_FIT, "--run", "ref"], cwd)
+    code, output = run_until(["fit", *TINY_FIT, "--run", "ref", "--trainer.log_every_n_steps", "1"], cwd)
     assert code == 0, output[-3000:]
-    return final_state(checkpoints_of(cwd, "ref"), FINAL_STEP)
+    metrics = (checkpoints_of(cwd, "ref").parent / "metrics.csv").read_text()
+    return (*final_state(checkpoints_of(cwd, "ref"), FINAL_STEP), metrics)
 
 
 def test_kill_9_at_random_steps_and_during_a_checkpoint_write(tmp_path: Path, reference: tuple) -> None:
     seed = random.randrange(10**6)
     rng = random.Random(seed)
-    args = ["fit", *TINY_FIT, "--run", "r", "--resume", "auto"]
+    args = ["fit", *TINY_FIT, "--run", "r", "--resume", "auto", "--trainer.log_every_n_steps", "1"]
     ckpts = checkpoints_of(tmp_path, "r")
-    kill_steps = sorted(rng.sample(range(2, FINAL_STEP - 2, 2), 2))
+    # Kills land up to two checkpoints late (20 ms polling, ~12 ms steps): stop by step 10 so that a
+    # periodic checkpoint (step 16 at the latest) is left to kill in the middle of its write.
+    kill_steps = sorted(rng.sample(range(2, FINAL_STEP - 6, 2), 2))
 
+    outputs = []
     for target in kill_steps:  # SIGKILL soon after a random step's checkpoint appears
         code, output = run_until(args, tmp_path, kill_when=lambda t=target: newest_step(ckpts) >= t)
+        outputs.append(output)
         assert code == -signal.SIGKILL, f"seed {seed}: expected a kill near step {target}\n{output[-2000:]}"
 
     # SIGKILL while a checkpoint's temporary file is written but not yet renamed into place
     slow = subprocess_env(**{WRITE_DELAY_ENV: "1.5"})
     code, output = run_until(args, tmp_path, env=slow, kill_when=lambda: any(ckpts.glob(".step-*.tmp-*")))
+    outputs.append(output)
     assert code == -signal.SIGKILL, f"seed {seed}: expected a kill during a write\n{output[-2000:]}"
     assert any(ckpts.glob(".step-*.tmp-*")), "the kill should leave a half-written temporary file"
 
     code, output = run_until(args, tmp_path)
+    outputs.append(output)
     assert code == 0, f"seed {seed}\n{output[-3000:]}"
     assert "litforge: resuming from" in output
     assert not any(ckpts.glob(".*.tmp-*")), "leftover temporary files are cleaned up on resume"
@@ -63,11 +71,33 @@ def test_kill_9_at_random_steps_and_during_a_checkpoint_write(tmp_path: Path, re
     assert_bitwise_equal(final[0], reference[0], f"seed {seed} kills at {kill_steps}: model")
     assert_bitwise_equal(final[1], reference[1], f"seed {seed} kills at {kill_steps}: optimizer")
     assert len(step_files(ckpts)) <= 2, "only the newest two periodic checkpoints are kept"
+    # metrics.csv keeps the rows from before each kill, and the redone steps are not doubled: every
+    # step's training row once, as if never killed, and no row the uninterrupted run did not log. A kill
+    # in the instant between checkpoint S and the logging of step S-1 (Lightning logs a step after its
+    # checkpoint callbacks) loses that row, and an epoch-end row may be lost or doubled when the kill
+    # falls between the last batch's checkpoint and the end of its epoch.
+    rows = (ckpts.parent / "metrics.csv").read_text().splitlines()
+    expected = reference[2].splitlines()
+    assert rows[0] == expected[0], f"seed {seed}: header"
+    resumed_at = {int(step) for step in re.findall(r"resuming from \S*step-(\d+)\.ckpt", "".join(outputs))}
+    may_miss = {str(step - 1) for step in resumed_at}
+    step_rows = [row for row in rows[1:] if _is_step_row(row, rows[0])]
+    wanted = [row for row in expected[1:] if _is_step_row(row, rows[0])]
+    assert [row for row in step_rows if row.split(",")[1] not in may_miss] == [
+        row for row in wanted if row.split(",")[1] not in may_miss
+    ], f"seed {seed}: resumed at {sorted(resumed_at)}"
+    assert len(step_rows) == len(set(step_rows)), f"seed {seed}: a step logged twice"
+    assert set(rows) <= set(expected), f"seed {seed}: rows the uninterrupted run did not log"
 
     # a finished run is not trained again
     code, output = run_until(args, tmp_path)
     assert code == 0 and "already finished" in output
     assert_bitwise_equal(final_state(ckpts, FINAL_STEP)[0], final[0], "untouched")
+
+
+def _is_step_row(row: str, header: str) -> bool:
+    """A per-step training row of ``metrics.csv`` (it has ``train_loss_step``)."""
+    return bool(row.split(",")[header.split(",").index("train_loss_step")])
 
 
 def test_sigterm_checkpoints_at_a_step_boundary_and_exits_75(tmp_path: Path, reference: tuple) -> None:

@@ -14,6 +14,7 @@ import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
@@ -45,6 +46,7 @@ from litforge.cli.run_setup import (
     default_loggers,
     has_instance,
 )
+from litforge.loggers.resumable_csv import KeepEarlierMetrics
 from litforge.profiling import run_folder_profiler
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
 from litforge.resilience.elastic_restart import init_process_group_for_restart
@@ -291,7 +293,11 @@ class LitforgeCLI(LightningCLI):
             defaults = default_loggers(self.run_dir, self.subcommand or "fit")
             extra = [] if configured in (None, True) else as_list(configured)
             # TensorBoard + CSV first: they keep the run folder as ``trainer.log_dir`` next to any tracker.
-            kwargs["logger"] = [d for d in defaults if not has_instance(extra, type(d))] + extra
+            # A configured logger of either kind replaces litforge's default of that kind.
+            kinds = (TensorBoardLogger, CSVLogger)
+            kwargs["logger"] = [
+                d for d in defaults if not any(isinstance(d, k) and has_instance(extra, k) for k in kinds)
+            ] + extra
         if trainer_config.get("profiler") is not None:
             kwargs["profiler"] = run_folder_profiler(
                 trainer_config["profiler"], self.run_dir.path / "profiler"
@@ -317,6 +323,7 @@ class LitforgeCLI(LightningCLI):
         if self.subcommand == "fit":
             if not self.quiet:
                 extra.append(LearningCurves())
+            extra.append(KeepEarlierMetrics())  # a resumed run's metrics.csv keeps its earlier rows
             if not has_instance(given, PerfSummary):
                 extra.append(PerfSummary(run.path / "perf.json", print_table=not self.quiet))
             extra += resilience_callbacks(

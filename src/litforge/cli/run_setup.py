@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback, _
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from litforge.cli.errors import UsageError
+from litforge.loggers.resumable_csv import ResumableCSVLogger
 from litforge.run_dir import RunDir
 
 CHECKPOINT_ALIASES = ("best", "last")
@@ -61,7 +62,8 @@ def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:
     so that testing a trained run never overwrites its training metrics)."""
     version = run.run if subcommand == "fit" else f"{run.run}/{subcommand}"
     common = {"save_dir": str(run.root), "name": run.experiment, "version": version}
-    return [TensorBoardLogger(**common, default_hp_metric=False), CSVLogger(**common)]
+    csv_logger = ResumableCSVLogger if subcommand == "fit" else CSVLogger  # fit: kept across resumes
+    return [TensorBoardLogger(**common, default_hp_metric=False), csv_logger(**common)]
 
 
 def default_checkpoint(run: RunDir, monitor: str | None) -> ModelCheckpoint:
