@@ -66,23 +66,21 @@ class ResumableCSVLogger(CSVLogger):
         """Drop the earlier run's rows of ``step`` and later; the rows logged since stay."""
         if not self._earlier_rows:
             return
-        self.save()  # rows logged so far go to the file first
-        path = Path(self.log_dir) / METRICS_FILE
+        path = Path(self.log_dir) / METRICS_FILE  # holds every row so far: log_metrics writes at once
         rows = _read(path)
         earlier, since = rows[: self._earlier_rows], rows[self._earlier_rows :]
         rows = [row for row in earlier if row.get("step") and int(row["step"]) < step] + since
         self._earlier_rows = 0
         header = _header(rows)
-        if not rows:  # nothing to keep: the writer starts a new file
+        if rows:
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+            data = text.getvalue().encode()
+            write_atomically(path, lambda handle: handle.write(data))
+        else:  # nothing to keep: the writer starts a new file
             path.unlink()
-            self.experiment.metrics_keys = header
-            return
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-        data = text.getvalue().encode()
-        write_atomically(path, lambda handle: handle.write(data))
         self.experiment.metrics_keys = header
 
 
