@@ -9,6 +9,7 @@ from tune_helpers import LR_SPACE
 
 from litforge.cli.errors import UsageError
 from litforge.tune.fit_config import FitConfig
+from litforge.tune.rungs import Rung
 from litforge.tune.space import as_override, parse_space
 
 
@@ -49,6 +50,9 @@ def _with_param(key: str, spec: object) -> dict:
         ({**LR_SPACE, "pruner": "asha"}, "'pruner: asha' is not one of none, median"),
         ({"direction": "minimize", "params": LR_SPACE["params"]}, "'metric' must name a logged metric"),
         ({**LR_SPACE, "params": {}}, "'params' must map config keys"),
+        ({**LR_SPACE, "rungs": "1:4,0:3"}, "'rungs:' 1:4,0:3: expected EPOCHS:K pairs"),
+        ({**LR_SPACE, "rungs": "6:3,1:4"}, "the rungs' epochs must increase"),
+        ({**LR_SPACE, "rungs": 64}, 'write the rungs as a quoted string, e.g. "1:4,6:3"'),  # YAML's 1:4
     ],
 )
 def test_bad_entries_name_the_entry(space: dict, message: str) -> None:
@@ -62,6 +66,7 @@ def test_good_space_parses_with_defaults() -> None:
     assert [p.key for p in space.params] == ["model.lr", "model.hidden_dim"]
     assert space.params[0].log and space.params[1].step == 16
     assert (space.n_trials, space.sampler, space.pruner, space.maximize) == (7, "random", None, False)
+    assert parse_space({**LR_SPACE, "pruner": "rungs", "rungs": "1:4, 6:3"}).rungs == (Rung(1, 4), Rung(6, 3))
     assert space.params[1].grid() == [16, 32, 48, 64]
     assert as_override("data.batch_size", 64) == ["--data.batch_size", "64"]
     assert as_override("model.arch", "cnn") == ["--model.arch", "cnn"]

@@ -14,6 +14,7 @@ from litforge.cli.errors import UsageError
 from litforge.tune.optuna_backend import EpochsDone
 from litforge.tune.optuna_study import make_pruner, make_storage, progress, with_driver
 from litforge.tune.outputs import TrialRecord, study_from_records, write_plots
+from litforge.tune.rungs import parse_rungs, value_at
 from litforge.tune.space import parse_space
 
 
@@ -39,6 +40,58 @@ def test_grace_period_one_can_prune_after_the_first_epoch() -> None:
     assert second.should_prune()
     study.tell(second, state=TrialState.PRUNED)
     assert study.trials[1].intermediate_values == {1: 0.1}
+
+
+def _report_all(study, curves: list[dict[int, float]]) -> list[bool]:
+    """Run trials one after another, each reporting its curve (epochs done -> value) until pruned."""
+    pruned = []
+    for curve in curves:
+        trial = study.ask()
+        stopped = False
+        for step, value in curve.items():
+            trial.report(value, step)
+            if trial.should_prune():
+                stopped = True
+                break
+        study.tell(trial, state=TrialState.PRUNED) if stopped else study.tell(trial, max(curve.values()))
+        pruned.append(stopped)
+    return pruned
+
+
+def test_rung_pruner_keeps_the_best_share_at_each_rung_and_none_after_the_last() -> None:
+    study = optuna.create_study(
+        direction="maximize", pruner=make_pruner("rungs", 1, 3, parse_rungs("1:4,3:2"))
+    )
+    # After 1 epoch: the first trial goes on (best so far); trial 1 (0.5 < 0.6) is cut; with 4 trials
+    # there the bar is the best one (4 // 4), so 0.7 goes on and 0.65 does not. After 3 epochs trial 2
+    # (0.8) meets trial 0 (0.9): 2 // 2 = 1 goes on, so it is cut. Rung-less epoch 5 prunes no one.
+    curves = [
+        {1: 0.6, 3: 0.9, 5: 0.1},
+        {1: 0.5, 3: 0.99},
+        {1: 0.7, 3: 0.8, 5: 0.95},
+        {1: 0.65, 3: 0.99},
+        {1: 0.75, 3: 0.95, 5: 0.0},
+    ]
+    assert _report_all(study, curves) == [False, True, True, True, False]
+    minimize = optuna.create_study(pruner=make_pruner("rungs", 1, 3, parse_rungs("1:2")))
+    assert _report_all(minimize, [{1: 0.5, 2: 9.0}, {1: 0.6}, {1: 0.4, 2: 9.0}]) == [False, True, False]
+
+
+def test_rung_pruner_uses_the_first_report_at_or_after_a_rung() -> None:
+    # Validation every second epoch: the rung at epoch 1 acts on the report after 2 epochs.
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("rungs", 1, 3, parse_rungs("1:2")))
+    assert _report_all(study, [{2: 0.9, 4: 0.9}, {2: 0.8, 4: 0.99}, {2: 0.95, 4: 0.1}]) == [
+        False,
+        True,
+        False,
+    ]
+    assert value_at({2: 0.8, 4: 0.9}, 1) == 0.8 and value_at({2: 0.8}, 3) is None
+
+
+@pytest.mark.parametrize("text", ["0:3", "1:1", "1", "1:x", "3:3,2:3", "2:3,2:4"])
+def test_bad_rungs_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match=r"--rungs"):
+        parse_rungs(text)
 
 
 def test_budget_counts_raised_trials_but_not_killed_ones() -> None:

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from litforge.cli.errors import JobFailed, UsageError
-from litforge.tune.optuna_study import DEFAULT_PRUNER, DEFAULT_REDUCTION_FACTOR, default_grace_epochs
+from litforge.tune.optuna_study import (
+    DEFAULT_PRUNER,
+    DEFAULT_REDUCTION_FACTOR,
+    DEFAULT_RUNGS,
+    default_grace_epochs,
+)
+from litforge.tune.rungs import parse_rungs
 from litforge.tune.space import PRUNERS, SAMPLERS, SearchSpace
 
 FIT_FLAGS = ("--model", "--data", "--seed_everything")  # plus any --trainer.*, --model.*, --data.*
@@ -61,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_REDUCTION_FACTOR,
         help="hyperband / successive-halving / ASHA reduction factor",
+    )
+    p.add_argument(
+        "--rungs",
+        help=f"--pruner rungs: EPOCHS:K,... after EPOCHS epochs keep the best 1/K of the trials there, no "
+        f"pruning after the last rung (space file, else {DEFAULT_RUNGS})",
     )
     p.add_argument(
         "--patience",
@@ -133,6 +144,12 @@ def main(command: str, argv: list[str]) -> int:
     space = load_space(args.space)
     study_name = args.study_name or Path(args.space).stem
     pruner = _first(args.pruner, space.pruner, DEFAULTS["pruner"])
+    rungs = parse_rungs(args.rungs) if args.rungs is not None else space.rungs
+    if args.rungs is not None and (pruner != "rungs" or args.backend == "ray"):
+        raise UsageError(
+            "--rungs goes with --pruner rungs on the Optuna backend "
+            "(Ray's ASHA takes --grace-period and --reduction-factor)"
+        )
     plan = SearchPlan(
         backend=args.backend,
         study_name=study_name,
@@ -148,6 +165,7 @@ def main(command: str, argv: list[str]) -> int:
         keep_checkpoints=args.keep_checkpoints,
         grace_epochs=args.grace_period or default_grace_epochs(pruner),
         reduction_factor=args.reduction_factor,
+        rungs=rungs or parse_rungs(DEFAULT_RUNGS),
         plots=not args.no_plots,
         address=args.address,
         cpus_per_trial=args.cpus_per_trial,

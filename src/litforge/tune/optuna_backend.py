@@ -22,6 +22,7 @@ from litforge.cli.errors import LitforgeError, UsageError
 from litforge.heap import freeze_loaded_heap
 from litforge.lifetime import exit_when_gone
 from litforge.tune.optuna_study import import_optuna, make_pruner, make_sampler, make_storage, progress
+from litforge.tune.rungs import Rung
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner
 from litforge.tune.worker_processes import watch_worker_starts, worker_context
@@ -51,6 +52,7 @@ class OptunaSearch:
     seed: int
     grace_epochs: int
     reduction_factor: int
+    rungs: tuple[Rung, ...] = ()
     heartbeat_s: int = 10
     keep_checkpoints: int = 3
     timeout_s: float | None = None
@@ -66,7 +68,7 @@ class OptunaSearch:
             study_name=self.study_name,
             direction=self.space.direction,
             sampler=make_sampler(self.sampler, self.space, seed),
-            pruner=make_pruner(self.pruner, self.grace_epochs, self.reduction_factor),
+            pruner=make_pruner(self.pruner, self.grace_epochs, self.reduction_factor, self.rungs),
             load_if_exists=True,
         )
 

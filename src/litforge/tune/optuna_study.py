@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from litforge.cli.errors import UsageError
+from litforge.tune.rungs import Rung, make_rung_pruner, parse_rungs
 from litforge.tune.space import SearchSpace
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -32,6 +33,7 @@ HALVING_GRACE_EPOCHS = 1  # successive halving, hyperband and Ray's ASHA: the fi
 MEDIAN_GRACE_EPOCHS = 3  # the median pruner's warm-up
 DEFAULT_REDUCTION_FACTOR = 3
 MEDIAN_STARTUP_TRIALS = 5
+DEFAULT_RUNGS = "1:4,6:3"  # --pruner rungs: after 1 epoch keep the best quarter, after 6 the best third
 _OPEN_ATTEMPTS = 5
 
 
@@ -148,10 +150,12 @@ def default_grace_epochs(pruner: str) -> int:
     return MEDIAN_GRACE_EPOCHS if pruner == "median" else HALVING_GRACE_EPOCHS
 
 
-def make_pruner(name: str, grace_epochs: int, reduction_factor: int) -> Any:
-    """``none``, ``median``, ``hyperband`` or ``successive-halving``; none stops a trial before
-    ``grace_epochs`` validation epochs."""
+def make_pruner(name: str, grace_epochs: int, reduction_factor: int, rungs: tuple[Rung, ...] = ()) -> Any:
+    """``none``, ``median``, ``hyperband``, ``successive-halving`` (none stops a trial before
+    ``grace_epochs`` validation epochs) or ``rungs`` (``litforge.tune.rungs``)."""
     optuna = import_optuna()
+    if name == "rungs":
+        return make_rung_pruner(rungs or parse_rungs(DEFAULT_RUNGS))
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":
@@ -165,7 +169,7 @@ def make_pruner(name: str, grace_epochs: int, reduction_factor: int) -> Any:
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=grace_epochs, reduction_factor=reduction_factor
         )
-    raise UsageError(f"--pruner {name}: expected none, median, hyperband or successive-halving")
+    raise UsageError(f"--pruner {name}: expected none, median, hyperband, successive-halving or rungs")
 
 
 @dataclass(frozen=True)

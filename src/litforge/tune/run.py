@@ -22,6 +22,7 @@ from litforge.tune.outputs import (
     write_plots,
     write_trials_csv,
 )
+from litforge.tune.rungs import Rung
 from litforge.tune.space import SearchSpace
 from litforge.tune.trial import TrialRunner
 
@@ -44,6 +45,7 @@ class SearchPlan:
     keep_checkpoints: int = 3
     grace_epochs: int = 3
     reduction_factor: int = 3
+    rungs: tuple[Rung, ...] = ()  # --pruner rungs
     plots: bool = True
     address: str | None = None
     cpus_per_trial: float = 1.0
@@ -106,6 +108,7 @@ def _optuna_search(plan: SearchPlan, space: SearchSpace, runner: TrialRunner) ->
         seed=plan.seed,
         grace_epochs=plan.grace_epochs,
         reduction_factor=plan.reduction_factor,
+        rungs=plan.rungs,
         heartbeat_s=plan.heartbeat_s,
         keep_checkpoints=plan.keep_checkpoints,
         timeout_s=plan.timeout_s,

@@ -5,7 +5,8 @@ metric: val_loss            # any metric the model logs each validation epoch
 direction: minimize         # or maximize
 n_trials: 30                # optional defaults; command-line flags win
 sampler: tpe                # tpe | random | cmaes | grid
-pruner: successive-halving  # none | median | hyperband | successive-halving
+pruner: successive-halving  # none | median | hyperband | successive-halving | rungs
+rungs: "1:4,6:3"            # for pruner: rungs (epochs:K, keep the best 1/K; see litforge.tune.rungs)
 params:
   model.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
   model.hidden_dim: {type: int, low: 32, high: 256, step: 32}
@@ -27,13 +28,14 @@ from typing import Any
 import yaml
 
 from litforge.cli.errors import UsageError
+from litforge.tune.rungs import Rung, parse_rungs
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
-PRUNERS = ("none", "median", "hyperband", "successive-halving")
+PRUNERS = ("none", "median", "hyperband", "successive-halving", "rungs")
 DIRECTIONS = ("minimize", "maximize")
 TYPES = ("float", "int", "categorical")
 _PARAM_FIELDS = {"type", "low", "high", "log", "step", "choices"}
-_TOP_FIELDS = {"metric", "direction", "params", "n_trials", "sampler", "pruner", "seed"}
+_TOP_FIELDS = {"metric", "direction", "params", "n_trials", "sampler", "pruner", "rungs", "seed"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class SearchSpace:
     n_trials: int | None = None
     sampler: str | None = None
     pruner: str | None = None
+    rungs: tuple[Rung, ...] | None = None
     seed: int | None = None
     source: Path | None = field(default=None, compare=False)
 
@@ -125,6 +128,7 @@ def parse_space(raw: Any, source: Path | None = None) -> SearchSpace:
         n_trials=raw.get("n_trials"),
         sampler=raw.get("sampler"),
         pruner=raw.get("pruner"),
+        rungs=None if raw.get("rungs") is None else parse_rungs(raw["rungs"], where=f"{where}'rungs:'"),
         seed=raw.get("seed"),
         source=source,
     )
