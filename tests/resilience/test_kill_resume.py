@@ -32,12 +32,22 @@ def checkpoints_of(cwd: Path, run: str) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    """The uninterrupted run's final model and optimizer state, and its ``metrics.csv``."""
+    """The uninterrupted run's final model and optimizer state, its ``metrics.csv`` and TensorBoard steps."""
     cwd = tmp_path_factory.mktemp("reference")
     code, output = run_until(["fit", *TINY_FIT, "--run", "ref", "--trainer.log_every_n_steps", "1"], cwd)
     assert code == 0, output[-3000:]
     metrics = (checkpoints_of(cwd, "ref").parent / "metrics.csv").read_text()
-    return (*final_state(checkpoints_of(cwd, "ref"), FINAL_STEP), metrics)
+    tensorboard = tensorboard_steps(checkpoints_of(cwd, "ref").parent)
+    return (*final_state(checkpoints_of(cwd, "ref"), FINAL_STEP), metrics, tensorboard)
+
+
+def tensorboard_steps(run: Path) -> list[int]:
+    """The steps of ``train_loss_step`` as TensorBoard shows them (it applies ``purge_step``)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    return [event.step for event in events.Scalars("train_loss_step")]
 
 
 def test_kill_9_at_random_steps_and_during_a_checkpoint_write(tmp_path: Path, reference: tuple) -> None:
@@ -88,6 +98,13 @@ def test_kill_9_at_random_steps_and_during_a_checkpoint_write(tmp_path: Path, re
     ], f"seed {seed}: resumed at {sorted(resumed_at)}"
     assert len(step_rows) == len(set(step_rows)), f"seed {seed}: a step logged twice"
     assert set(rows) <= set(expected), f"seed {seed}: rows the uninterrupted run did not log"
+    # TensorBoard shows the same steps, once each (its event files are flushed at checkpoints, and the
+    # resumed writer purges the steps logged after the checkpoint it resumed from).
+    shown = tensorboard_steps(ckpts.parent)
+    assert sorted(shown) == shown, f"seed {seed}: TensorBoard steps out of order {shown}"
+    assert [s for s in shown if str(s) not in may_miss] == [
+        s for s in reference[3] if str(s) not in may_miss
+    ], f"seed {seed}: TensorBoard steps {shown}, resumed at {sorted(resumed_at)}"
 
     # a finished run is not trained again
     code, output = run_until(args, tmp_path)

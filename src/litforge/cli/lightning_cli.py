@@ -46,7 +46,7 @@ from litforge.cli.run_setup import (
     default_loggers,
     has_instance,
 )
-from litforge.loggers.resumable_csv import KeepEarlierMetrics
+from litforge.loggers.resume import KeepEarlierMetrics
 from litforge.profiling import run_folder_profiler
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
 from litforge.resilience.elastic_restart import init_process_group_for_restart
@@ -323,7 +323,7 @@ class LitforgeCLI(LightningCLI):
         if self.subcommand == "fit":
             if not self.quiet:
                 extra.append(LearningCurves())
-            extra.append(KeepEarlierMetrics())  # a resumed run's metrics.csv keeps its earlier rows
+            extra.append(KeepEarlierMetrics())  # a resumed run logs each step once, keeping the earlier ones
             if not has_instance(given, PerfSummary):
                 extra.append(PerfSummary(run.path / "perf.json", print_table=not self.quiet))
             extra += resilience_callbacks(

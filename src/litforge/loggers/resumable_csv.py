@@ -4,7 +4,7 @@ litforge fit --run my-run --resume auto    # metrics.csv: the rows before the cr
 
 Lightning's ``CSVLogger`` deletes the ``metrics.csv`` it finds in its folder, so a resumed run used to
 lose every row logged before the crash (and its learning-curve plot with them). ``ResumableCSVLogger``
-keeps the file; ``KeepEarlierMetrics``, when training starts from a checkpoint of global step S, drops
+keeps the file; ``litforge.loggers.resume.KeepEarlierMetrics``, when training starts from a checkpoint of global step S, drops
 the earlier rows of steps S and later (those steps are trained, and logged, again). A fit that does not
 resume drops them all, as Lightning does. A kill at any moment leaves the rows in ``metrics.csv`` (or,
 for the instant Lightning's writer is created, in ``metrics.csv.kept``, which the next run takes back).
@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import CSVLogger
 
@@ -91,16 +90,3 @@ def _read(path: Path) -> list[dict[str, str]]:
 
 def _header(rows: list[dict[str, str]]) -> list[str]:
     return sorted(set().union(*rows))
-
-
-class KeepEarlierMetrics(L.Callback):
-    """At the start of training, trims the earlier rows of ``ResumableCSVLogger``'s file to the steps
-    before the checkpoint training resumes from (all of them when it does not resume)."""
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        step = trainer.global_step if trainer.ckpt_path is not None else 0
-        for logger in trainer.loggers:
-            if isinstance(logger, ResumableCSVLogger):
-                logger.keep_rows_before(step)
