@@ -204,7 +204,8 @@ def mean_over_seeds(searches: list[dict]) -> list[dict]:
         group = [s for s in searches if s["search"] == pruner]
         row = {"search": pruner, "seed": "mean"}
         for key in ("pruned", "epochs", "epochs_vs_unpruned", "wall_s", "best_val_acc", "acc_delta_points"):
-            row[key] = round(sum(s[key] or 0 for s in group) / len(group), 3)
+            values = [s[key] for s in group if s[key] is not None]
+            row[key] = round(sum(values) / len(values), 3) if values else None
         rows.append(row)
     return rows
 
@@ -259,10 +260,13 @@ def main() -> None:
             workers = saved["workers"]
         else:
             workers = workers_runs(folder, args.worker_trials, args.worker_epochs, args.worker_repeats)
-    for s in searches:
-        base = next(b for b in searches if b["search"] == "none" and b["seed"] == s["seed"])
-        s["epochs_vs_unpruned"] = round(s["epochs"] / base["epochs"], 3)
-        s["acc_delta_points"] = round((s["best_val_acc"] or 0) - (base["best_val_acc"] or 0), 2)
+    unpruned = {s["seed"]: s for s in searches if s["search"] == "none"}
+    for s in searches:  # a seed without an unpruned search (yet) gets no ratios
+        base = unpruned.get(s["seed"])
+        s["epochs_vs_unpruned"] = round(s["epochs"] / base["epochs"], 3) if base else None
+        s["acc_delta_points"] = (
+            round((s["best_val_acc"] or 0) - (base["best_val_acc"] or 0), 2) if base else None
+        )
     means = mean_over_seeds(searches)
     speedup = round(workers[1]["trials_per_min"] / workers[0]["trials_per_min"], 2)
     steady_speedup = round(workers[1]["steady_trials_per_min"] / workers[0]["steady_trials_per_min"], 2)

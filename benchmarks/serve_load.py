@@ -40,7 +40,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(export_dir: Path, port: int, flags: list[str], log: Path, backend: str) -> subprocess.Popen:
+def start_server(
+    export_dir: Path, port: int, flags: list[str], log: Path, backend: str, poll_s: float = 0.5
+) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("litforge")
     process = subprocess.Popen(
         [str(exe), "serve", str(export_dir), "--port", str(port), "--threads", "1", "--backend", backend, *flags],
@@ -55,7 +57,7 @@ def start_server(export_dir: Path, port: int, flags: list[str], log: Path, backe
                 if response.status == 200:
                     return process
         except OSError:
-            time.sleep(0.5)
+            time.sleep(poll_s)
     process.kill()
     raise SystemExit("server did not become healthy in 300 s")
 

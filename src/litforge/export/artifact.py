@@ -14,8 +14,7 @@ import numpy as np
 
 from litforge.cli.errors import UsageError
 from litforge.export import metadata
-from litforge.export.formats import SERVING_PREFERENCE, load_runner
-from litforge.export.spec import Runner
+from litforge.export.formats import SERVING_PREFERENCE, Runner, load_runner
 
 
 @dataclass

@@ -15,7 +15,7 @@ import torch
 
 from litforge.cli.errors import UsageError
 from litforge.export import metadata
-from litforge.export.formats import FORMATS, load_runner
+from litforge.export.formats import FORMATS, format_module, load_runner
 from litforge.export.parity import eager_outputs, first_line, parity_cases, random_inputs, verify
 from litforge.export.spec import ExportSpec, export_spec
 from litforge.export.timing import measure
@@ -47,7 +47,7 @@ def export_module(
     entries: dict[str, dict[str, Any]] = {}
     runners = {}
     for name in formats:
-        fmt = FORMATS[name]
+        fmt = format_module(name)
         path = out / fmt.FILENAME
         try:
             info = fmt.export(module, spec, path)
@@ -146,8 +146,8 @@ def _benchmark(
 
 def clear_previous(out: Path) -> None:
     """Remove artifacts of a previous export in ``out`` (known files only; other files are kept)."""
-    for fmt in FORMATS.values():
-        (out / fmt.FILENAME).unlink(missing_ok=True)
+    for name in FORMATS:
+        (out / format_module(name).FILENAME).unlink(missing_ok=True)
     (out / metadata.FILENAME).unlink(missing_ok=True)
     tokenizer = out / "tokenizer"
     if tokenizer.is_dir():

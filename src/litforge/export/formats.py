@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from litforge.cli.errors import UsageError
-from litforge.export import onnx, pt2, torchscript
-from litforge.export.spec import Runner
+import numpy as np
 
-FORMATS: dict[str, ModuleType] = {"onnx": onnx, "pt2": pt2, "torchscript": torchscript}
+from litforge.cli.errors import UsageError
+
+# A loaded artifact: numpy inputs (in ``input_names`` order) -> the first output as numpy.
+Runner = Callable[..., np.ndarray]
+# Each format is a module ``litforge.export.<name>`` with ``export``, ``load``, ``FILENAME`` and ``RUNTIME``;
+# it is imported when used, so serving an ONNX artifact does not import torch.
+FORMATS = ("onnx", "pt2", "torchscript")
 DEFAULT_FORMATS = ("onnx", "pt2", "torchscript")
 # Preference when a consumer (serve, predict) picks one format from an export folder.
 SERVING_PREFERENCE = ("onnx", "pt2", "torchscript")
@@ -27,4 +33,11 @@ def parse_formats(text: str) -> list[str]:
 
 def load_runner(name: str, path: Path, input_names: list[str], threads: int | None = None) -> Runner:
     """Load an artifact of format ``name`` in its own runtime as ``run(*numpy_inputs) -> numpy``."""
-    return FORMATS[name].load(path, input_names, threads)
+    return format_module(name).load(path, input_names, threads)
+
+
+def format_module(name: str) -> ModuleType:
+    """The module of export format ``name`` (one of ``FORMATS``)."""
+    if name not in FORMATS:
+        raise UsageError(f"unknown export format {name!r}; choose from {', '.join(FORMATS)}")
+    return importlib.import_module(f"litforge.export.{name}")

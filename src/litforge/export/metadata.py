@@ -13,11 +13,12 @@ import importlib.metadata
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from litforge.cli.errors import UsageError
+
+if TYPE_CHECKING:  # reading export.json (serve, predict --artifact) needs no torch
+    import torch
 
 FILENAME = "export.json"
 SCHEMA_VERSION = 1
@@ -49,6 +50,8 @@ def versions() -> dict[str, str | None]:
 
 def preprocessing(module: torch.nn.Module) -> dict[str, Any]:
     """The normalisation the graph applies (from a ``standardize`` submodule's buffers), for the record."""
+    import torch
+
     standardize = getattr(module, "standardize", None)
     mean, std = getattr(standardize, "mean", None), getattr(standardize, "std", None)
     if isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor):

@@ -12,13 +12,14 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from litforge.export.parity import first_line
-from litforge.export.spec import ExportSpec
+if TYPE_CHECKING:  # loading a model.onnx (serve, predict --artifact) needs only onnxruntime
+    import torch
+
+    from litforge.export.spec import ExportSpec
 
 FILENAME = "model.onnx"
 RUNTIME = "onnxruntime"
@@ -27,6 +28,10 @@ INSTALL_HINT = "pip install 'litforge[export]'"
 
 def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, Any]:
     """Write ``path`` (atomically) and return how it was made (``exporter``, ``opset``)."""
+    import torch
+
+    from litforge.export.parity import first_line
+
     _require("onnx", "onnxscript")
     # The exporter logs a warning per optional torchvision op it cannot register; irrelevant here.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from litforge.export.spec import ExportSpec, Runner
+from litforge.export.formats import Runner
+from litforge.export.spec import ExportSpec
 
 BATCH_SIZES = (1, 7, 64)
 # (atol, rtol) per output dtype; fp32 follows the issue's ~1e-5.

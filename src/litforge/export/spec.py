@@ -21,14 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from litforge.cli.errors import UsageError
 
 REQUEST_FORMATS = ("features", "texts")
-# A loaded artifact: numpy inputs (in ``input_names`` order) -> the first output as numpy.
-Runner = Callable[..., np.ndarray]
 
 
 @dataclass

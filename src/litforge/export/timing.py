@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from litforge.export.spec import Runner
+from litforge.export.formats import Runner
 
 
 def measure(
