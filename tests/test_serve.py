@@ -161,6 +161,16 @@ BAD_REQUESTS = {
 }
 
 
+def test_an_onnx_server_does_not_load_torch(server) -> None:
+    """Serving an ONNX artifact needs onnxruntime only: no server process maps libtorch, which costs
+    seconds of start-up and hundreds of MiB per worker (benchmarks/serve_startup.py)."""
+    processes = [server["process"].pid, *_children(server["process"].pid)]
+    mapped = {
+        pid: Path(f"/proc/{pid}/maps").read_text() for pid in processes if Path(f"/proc/{pid}").exists()
+    }
+    assert not [pid for pid, maps in mapped.items() if "libtorch" in maps], _log(server["log"])
+
+
 def test_predict_takes_post_only(server) -> None:
     response = httpx.get(f"{server['base']}/predict", timeout=30)
     assert response.status_code == 405, response.text
