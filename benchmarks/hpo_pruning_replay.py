@@ -192,6 +192,12 @@ def main() -> None:
     parser.add_argument(
         "--search-rules", action="store_true", help="also pick rung lists on half the seeds, test on the rest"
     )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS.with_name("hpo_pruning_replay.json"),
+        help="the JSON file to write",
+    )
     args = parser.parse_args()
     if not args.curves.exists():
         parser.error(f"{args.curves} not found: run benchmarks/hpo_pruning.py --pruners none first")
@@ -243,7 +249,7 @@ def main() -> None:
                 f"  {row['rungs']!s:<28} {a['epochs_vs_unpruned']:.3f}x {a['acc_delta_points']:+.2f}"
                 f"  ->  {b['epochs_vs_unpruned']:.3f}x {b['acc_delta_points']:+.2f}"
             )
-    out = RESULTS.with_name("hpo_pruning_replay.json")
+    out = args.out
     payload = {"seeds": list(searches), "orders": args.orders, "rules": table, "correlation": correlation,
                "default_completes": origin, "best_of_few": few, "picked_rules": picked}  # fmt: skip
     out.write_text(json.dumps(payload, indent=2) + "\n")

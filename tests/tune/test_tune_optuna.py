@@ -63,6 +63,25 @@ def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_
 
 
 @pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
+def test_rung_pruner_cuts_at_its_rungs_only(cli, tmp_path, write_space) -> None:
+    space = copy.deepcopy(LR_SPACE)
+    space["params"] = {"model.lr": {"type": "categorical", "choices": [1.0e-6, 3.0e-3, 5.0e-3, 1.0e-2]}}
+    out = tmp_path / "search"
+    args = ["--space", str(write_space(space)), "--out", str(out), "--n-trials", "6", "--sampler", "random"]
+    args += ["--pruner", "rungs", "--rungs", "1:2", "--seed", "0", *TINY_TRIAL]
+    result = cli("tune", *args, timeout=TUNE_TIMEOUT)
+    assert result.returncode == 0, result.output[-3000:]
+    # After 1 epoch a trial must be in the better half of those there; lr=1e-6 (trials 2 and 5) never
+    # is. No rung after epoch 1: every other trial runs its 3 epochs.
+    rows = _rows(out / "trials.csv")
+    assert [(float(r["model.lr"]), r["state"], r["epochs"]) for r in rows if r["state"] == "PRUNED"] == [
+        (1e-6, "PRUNED", "1"),
+        (1e-6, "PRUNED", "1"),
+    ]
+    assert all(r["epochs"] == "3" for r in rows if r["state"] == "COMPLETE") and len(rows) == 6
+
+
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
 def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space, flaky_env) -> None:
     config = tmp_path / "flaky.yaml"
     config.write_text(
