@@ -52,8 +52,8 @@ def test_csv_with_header_and_npy_give_eager_predictions(
     assert result.returncode == 0, result.output
     table = _read(tmp_path / "rows.predictions.csv")
     assert [int(r["prediction"]) for r in table] == expected.tolist()
-    assert list(table[0])[:4] == ["row", "prediction", "label", "p_0"]
-    assert abs(sum(float(table[0][f"p_{i}"]) for i in range(10)) - 1) < 1e-4
+    assert list(table[0]) == ["row", "prediction", "label", *[f"prob_{i}" for i in range(10)]]  # as predict
+    assert abs(sum(float(table[0][f"prob_{i}"]) for i in range(10)) - 1) < 1e-4
 
     result = cli(
         "predict",

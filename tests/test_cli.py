@@ -210,7 +210,7 @@ def test_predict_writes_predictions_csv(trained_run):
     with (ckpt.parent.parent / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * 64  # limit_predict_batches=2, batch_size=64
-    assert list(rows[0]) == ["row", "prediction", *[f"prob_{i}" for i in range(10)], "label"]
+    assert list(rows[0]) == ["row", "prediction", "label", *[f"prob_{i}" for i in range(10)]]
     for row in rows:
         probs = [float(row[f"prob_{i}"]) for i in range(10)]
         assert abs(sum(probs) - 1) < 1e-4

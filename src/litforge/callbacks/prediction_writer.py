@@ -11,10 +11,12 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from litforge import predictions_csv
+
 
 class CSVPredictionWriter(BasePredictionWriter):
-    """Writes one row per sample: ``row``, ``prediction``, one ``prob_<class>`` column per class and, when the
-    datamodule names its classes, ``label`` (the predicted class name).
+    """Writes one row per sample: ``row``, ``prediction``, ``label`` (the predicted class name, when the
+    datamodule names its classes) and one ``prob_<class>`` column per class (``litforge.predictions_csv``).
 
     ``predict_step`` may return a dict with ``prediction`` and ``probabilities`` (litforge's models), a
     tensor of logits/scores (B, C), or a tensor of values (B,). Columns are named after
@@ -47,18 +49,13 @@ class CSVPredictionWriter(BasePredictionWriter):
         predicted, scores = _split_prediction(prediction)
         if self._rows == 0:
             names = getattr(trainer.datamodule, "class_names", None)
-            header = ["row", "prediction"]
-            if scores is not None:
-                header += [f"prob_{n}" for n in (names or range(scores.shape[1]))]
             self._names = list(names) if names else None
-            self._writer.writerow(header + (["label"] if self._names else []))
+            self._writer.writerow(
+                predictions_csv.header(self._names, None if scores is None else scores.shape[1])
+            )
         for i, label in enumerate(predicted.tolist()):
-            row = [self._rows, label]
-            if scores is not None:
-                row += [f"{p:.6g}" for p in scores[i].tolist()]
-            if self._names:
-                row.append(self._names[int(label)] if 0 <= int(label) < len(self._names) else "")
-            self._writer.writerow(row)
+            row_scores = None if scores is None else scores[i].tolist()
+            self._writer.writerow(predictions_csv.row(self._rows, label, row_scores, self._names))
             self._rows += 1
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -4,7 +4,7 @@ litforge predict --artifact runs/classifier/version_0/export --input digits.csv
 litforge predict --artifact exports/digits --input rows.npy --output preds.csv --format pt2
 
 Input: a CSV of numbers (one row per sample, header optional) or a 2-D ``.npy``; the artifact's raw
-feature layout (``export.json`` -> inputs). Output: a CSV with ``row,prediction,label,p_<class>...``.
+feature layout (``export.json`` -> inputs). Output: a CSV with ``row,prediction,label,prob_<class>...`` (as ``litforge predict`` writes).
 No training code and no checkpoint are needed: only the export folder.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from litforge import predictions_csv
 from litforge.cli.args import ArgumentParser
 from litforge.cli.errors import UsageError
 from litforge.export.artifact import Artifact
@@ -112,13 +113,13 @@ def _numeric(cells: list[str]) -> bool:
 def write_predictions(
     path: Path, predictions: np.ndarray, probabilities: np.ndarray, labels: list[str] | None
 ) -> None:
-    """``row,prediction,label,p_<label>...`` written to a temporary file, then renamed into place."""
-    names = labels or [str(i) for i in range(probabilities.shape[1])]
+    """``row,prediction,label,prob_<label>...`` (``litforge.predictions_csv``, as ``litforge predict``
+    writes from a checkpoint) to a temporary file, then renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
     with tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["row", "prediction", "label", *(f"p_{name}" for name in names)])
+        writer.writerow(predictions_csv.header(labels, probabilities.shape[1]))
         for index, (cls, probs) in enumerate(zip(predictions, probabilities, strict=True)):
-            writer.writerow([index, int(cls), names[int(cls)], *(f"{p:.6g}" for p in probs)])
+            writer.writerow(predictions_csv.row(index, int(cls), probs.tolist(), labels))
     os.replace(tmp, path)
