@@ -4,6 +4,8 @@ python benchmarks/hpo_pruning.py                          # the issue's scale: 3
 python benchmarks/hpo_pruning.py --seeds 0,1,2            # the same for three sampler seeds, with means
 python benchmarks/hpo_pruning.py --pruners none --seeds 3,4 --searches-only   # add searches to the saved
 python benchmarks/hpo_pruning.py --workers-only           # only the 1 vs 2 workers runs
+# the default checked on sampler seeds it was not chosen on:
+python benchmarks/hpo_pruning.py --pruners none,successive-halving,rungs --seeds $(seq -s, 30 89) --searches-only --jobs 2 --results benchmarks/results/hpo_pruning_heldout.json
 OMP_NUM_THREADS=1 python benchmarks/hpo_pruning.py --workers-only --results benchmarks/results/hpo_pruning_1thread.json
 
 Every search runs the real ``litforge tune`` command (TPE, the same sampler seed, the same trial count)
@@ -178,7 +180,19 @@ def search(folder: Path, args: argparse.Namespace, pruner: str, seed: str) -> di
     row = run_search(
         folder, f"{pruner}-seed{seed}", args.trials, args.epochs, *flags, curves=pruner == "none"
     )
-    return {**row, "search": pruner, "seed": seed}
+    return {
+        **row,
+        "search": pruner,
+        "seed": seed,
+        **({"default_is": default_pruner()} if pruner == "default" else {}),
+    }
+
+
+def default_pruner() -> str:
+    """What ``default`` ran, for the record (the default changes as measurements come in)."""
+    from litforge.tune.optuna_study import DEFAULT_PRUNER, DEFAULT_RUNGS
+
+    return f"{DEFAULT_PRUNER} {DEFAULT_RUNGS}" if DEFAULT_PRUNER == "rungs" else DEFAULT_PRUNER
 
 
 def curves_file(results: Path) -> Path:
@@ -234,8 +248,6 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("PYTHONPATH", str(REPO / "src"))
     saved = json.loads(args.results.read_text()) if args.results.exists() else {}
-    if args.searches_only and "workers" not in saved:
-        raise SystemExit(f"--searches-only keeps the saved workers runs, and {args.results} has none")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "space.yaml").write_text(SPACE)
@@ -256,8 +268,8 @@ def main() -> None:
             print(fresh, flush=True)
             # A saved search of another pruner or seed stays; one run again is replaced.
             searches = [s for s in searches if (s["search"], s["seed"]) not in set(runs)] + fresh
-        if args.searches_only:
-            workers = saved["workers"]
+        if args.searches_only:  # a results file of searches only (e.g. held-out seeds) has none
+            workers = saved.get("workers", [])
         else:
             workers = workers_runs(folder, args.worker_trials, args.worker_epochs, args.worker_repeats)
     unpruned = {s["seed"]: s for s in searches if s["search"] == "none"}
@@ -268,11 +280,15 @@ def main() -> None:
             round((s["best_val_acc"] or 0) - (base["best_val_acc"] or 0), 2) if base else None
         )
     means = mean_over_seeds(searches)
-    speedup = round(workers[1]["trials_per_min"] / workers[0]["trials_per_min"], 2)
-    steady_speedup = round(workers[1]["steady_trials_per_min"] / workers[0]["steady_trials_per_min"], 2)
+    speedup = round(workers[1]["trials_per_min"] / workers[0]["trials_per_min"], 2) if workers else None
+    steady = (
+        round(workers[1]["steady_trials_per_min"] / workers[0]["steady_trials_per_min"], 2)
+        if workers
+        else None
+    )
     seeds = ",".join(sorted({s["seed"] for s in searches}, key=int))
     worker_settings = (
-        saved["worker_settings"]
+        saved.get("worker_settings")
         if args.searches_only
         else {
             "trials": args.worker_trials,
@@ -292,15 +308,21 @@ def main() -> None:
             f"{s['search']:<12}{s['seed']:>5}{s['pruned']:>8}{s['epochs']:>9}{s['epochs_vs_unpruned']:>12}"
             f"{s['wall_s']:>9}{s['best_val_acc']:>14}{s['acc_delta_points']:>8}"
         )
-    print(f"\nworkers ({worker_settings['trials']} trials x {worker_settings['epochs']} epochs): ", end="")
-    print(", ".join(f"{w['search']}: {w['trials_per_min']} trials/min" for w in workers), f"-> {speedup}x")
-    print(
-        "  from the first trial's start to the last one's end: "
-        + ", ".join(f"{w['search']}: {w['steady_trials_per_min']} trials/min" for w in workers),
-        f"-> {steady_speedup}x",
-    )
-    print("storage, 2 processes, trivial objective: ", end="")
-    print(", ".join(f"{r['storage']}: {r['trials_per_s']} trials/s" for r in storage))
+    if workers:
+        print(
+            f"\nworkers ({worker_settings['trials']} trials x {worker_settings['epochs']} epochs): ", end=""
+        )
+        print(
+            ", ".join(f"{w['search']}: {w['trials_per_min']} trials/min" for w in workers), f"-> {speedup}x"
+        )
+        print(
+            "  from the first trial's start to the last one's end: "
+            + ", ".join(f"{w['search']}: {w['steady_trials_per_min']} trials/min" for w in workers),
+            f"-> {steady}x",
+        )
+    if storage:
+        print("storage, 2 processes, trivial objective: ", end="")
+        print(", ".join(f"{r['storage']}: {r['trials_per_s']} trials/s" for r in storage))
     args.results.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "settings": {
@@ -315,7 +337,7 @@ def main() -> None:
         "means_over_seeds": means,
         "workers": workers,
         "workers_speedup": speedup,
-        "workers_steady_speedup": steady_speedup,
+        "workers_steady_speedup": steady,
         "storage": storage,
     }
     args.results.write_text(json.dumps(payload, indent=2) + "\n")

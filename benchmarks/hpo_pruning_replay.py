@@ -34,7 +34,9 @@ from scipy.stats import spearmanr  # scikit-learn's dependency, so always there
 Rungs = list[tuple[int, int]]  # (epochs trained at the rung, reduction factor there)
 # Optuna's successive halving: rungs at first * factor**k epochs.
 STARTUP_TRIALS = 10  # TPESampler's n_startup_trials: trials sampled at random before TPE models
-HALVING = {"default (1:3)": (1, 3), "1:2": (1, 2), "2:3": (2, 3), "1:4": (1, 4), "2:4": (2, 4)}
+HALVING = {"1:3 (earlier default)": (1, 3), "1:2": (1, 2), "2:3": (2, 3), "1:4": (1, 4), "2:4": (2, 4)}
+OLD_DEFAULT = "successive halving 1:3 (earlier default)"
+DEFAULT = "rungs 1:4,6:3 (the default)"
 
 
 def halving_rungs(first: int, factor: int, max_epochs: int) -> Rungs:
@@ -204,18 +206,19 @@ def main() -> None:
     searches = json.loads(args.curves.read_text())
     max_epochs = max(len(c) for curves in searches.values() for c in curves)
     rules = {f"successive halving {k}": halving_rungs(*v, max_epochs) for k, v in HALVING.items()}
+    rules[DEFAULT] = [(1, 4), (6, 3)]  # litforge.tune.optuna_study.DEFAULT_RUNGS
     rules |= {"rungs " + ",".join(f"{e}:{f}" for e, f in rungs): rungs for rungs in args.rungs}
     print(
         f"{len(searches)} unpruned searches (seeds {', '.join(searches)}), up to {max_epochs} epochs per trial"
     )
-    print(f"{'rule':<34}{'rungs':<44}{'epochs':>8}{'delta':>8}{'se':>6}{'completed':>11}"
+    print(f"{'rule':<42}{'rungs':<44}{'epochs':>8}{'delta':>8}{'se':>6}{'completed':>11}"
           f"   {args.orders} random orders: epochs, delta")  # fmt: skip
     table = {}
     for name, rungs in rules.items():
         ran, shuffled = score(searches, rungs, 0), score(searches, rungs, args.orders)
         table[name] = {"rungs": rungs, "as_run": ran, "random_orders": shuffled}
         print(
-            f"{name:<34}{rungs!s:<44}{ran['epochs_vs_unpruned']:>8.3f}{ran['acc_delta_points']:>+8.2f}"
+            f"{name:<42}{rungs!s:<44}{ran['epochs_vs_unpruned']:>8.3f}{ran['acc_delta_points']:>+8.2f}"
             f"{ran['standard_error']:>6.2f}{ran['completed_trials']:>11}"
             f"   {shuffled['epochs_vs_unpruned']:.3f}, {shuffled['acc_delta_points']:+.2f}"
         )
@@ -225,10 +228,10 @@ def main() -> None:
         print(
             f"  after {e} epoch{'s' if e > 1 else ''}: all trials {row['all_trials']:.2f}, the better half {row['better_half']:.2f}"
         )
-    default = rules["successive halving default (1:3)"]
+    default = rules[OLD_DEFAULT]
     origin = where_completes_come_from(searches, default, STARTUP_TRIALS)
     print(
-        f"\nThe default's completed trials that are among the first {STARTUP_TRIALS} (TPE's random start): "
+        f"\nSuccessive halving 1:3's completed trials that are among the first {STARTUP_TRIALS} (TPE's random start): "
         f"{origin['completed_from_startup']:.0%}; the unpruned search's best trial is among them in "
         f"{origin['best_from_startup']:.0%} of the searches"
     )
@@ -240,7 +243,7 @@ def main() -> None:
         print("\nThe best rung lists within 0.25x the epochs on the first half of the seeds, on the second:")
         first, second = score_halves(searches, default)
         print(
-            f"  {'the default':<28} {first['epochs_vs_unpruned']:.3f}x {first['acc_delta_points']:+.2f}"
+            f"  {'successive halving 1:3':<28} {first['epochs_vs_unpruned']:.3f}x {first['acc_delta_points']:+.2f}"
             f"  ->  {second['epochs_vs_unpruned']:.3f}x {second['acc_delta_points']:+.2f}"
         )
         for row in picked:

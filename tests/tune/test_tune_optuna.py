@@ -68,7 +68,7 @@ def test_rung_pruner_cuts_at_its_rungs_only(cli, tmp_path, write_space) -> None:
     space["params"] = {"model.lr": {"type": "categorical", "choices": [1.0e-6, 3.0e-3, 5.0e-3, 1.0e-2]}}
     out = tmp_path / "search"
     args = ["--space", str(write_space(space)), "--out", str(out), "--n-trials", "6", "--sampler", "random"]
-    args += ["--pruner", "rungs", "--rungs", "1:2", "--seed", "0", *TINY_TRIAL]
+    args += ["--rungs", "1:2", "--seed", "0", *TINY_TRIAL]  # the default pruner is rungs
     result = cli("tune", *args, timeout=TUNE_TIMEOUT)
     assert result.returncode == 0, result.output[-3000:]
     # After 1 epoch a trial must be in the better half of those there; lr=1e-6 (trials 2 and 5) never

@@ -114,3 +114,11 @@ def test_cli_rejects_unknown_flags_with_exit_2(cli, write_space) -> None:
     assert "unrecognized argument --n-trails" in result.stderr
     result = cli("tune", "--space", str(path), "--workers", "0")
     assert result.returncode == 2 and "--workers must be at least 1" in result.stderr
+    # pruner flags that do not go together: each one line, exit 2
+    for flags, message in (
+        (["--grace-period", "2"], "the rungs pruner (the default) takes --rungs"),
+        (["--pruner", "median", "--rungs", "1:3"], "--rungs goes with --pruner rungs"),
+        (["--rungs", "3:3,1:3"], "the rungs' epochs must increase"),
+    ):
+        result = cli("tune", "--space", str(path), *flags)
+        assert result.returncode == 2 and message in result.stderr, (flags, result.stderr)

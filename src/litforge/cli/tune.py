@@ -65,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reduction-factor",
         type=int,
-        default=DEFAULT_REDUCTION_FACTOR,
-        help="hyperband / successive-halving / ASHA reduction factor",
+        help=f"hyperband / successive-halving / ASHA reduction factor (default {DEFAULT_REDUCTION_FACTOR})",
     )
     p.add_argument(
         "--rungs",
@@ -150,6 +149,12 @@ def main(command: str, argv: list[str]) -> int:
             "--rungs goes with --pruner rungs on the Optuna backend "
             "(Ray's ASHA takes --grace-period and --reduction-factor)"
         )
+    halving_flags = args.grace_period is not None or args.reduction_factor is not None
+    if pruner == "rungs" and args.backend == "optuna" and halving_flags:
+        raise UsageError(
+            "--grace-period and --reduction-factor set the halving pruners' rungs; the rungs pruner (the "
+            "default) takes --rungs, e.g. --rungs 1:3,3:3 (or pass --pruner successive-halving)"
+        )
     plan = SearchPlan(
         backend=args.backend,
         study_name=study_name,
@@ -164,7 +169,7 @@ def main(command: str, argv: list[str]) -> int:
         heartbeat_s=args.heartbeat,
         keep_checkpoints=args.keep_checkpoints,
         grace_epochs=args.grace_period or default_grace_epochs(pruner),
-        reduction_factor=args.reduction_factor,
+        reduction_factor=args.reduction_factor or DEFAULT_REDUCTION_FACTOR,
         rungs=rungs or parse_rungs(DEFAULT_RUNGS),
         plots=not args.no_plots,
         address=args.address,

@@ -5,7 +5,7 @@ metric: val_loss            # any metric the model logs each validation epoch
 direction: minimize         # or maximize
 n_trials: 30                # optional defaults; command-line flags win
 sampler: tpe                # tpe | random | cmaes | grid
-pruner: successive-halving  # none | median | hyperband | successive-halving | rungs
+pruner: rungs               # rungs | successive-halving | hyperband | median | none
 rungs: "1:4,6:3"            # for pruner: rungs (epochs:K, keep the best 1/K; see litforge.tune.rungs)
 params:
   model.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
