@@ -170,7 +170,7 @@ def main(command: str, argv: list[str]) -> int:
         keep_checkpoints=args.keep_checkpoints,
         grace_epochs=args.grace_period or default_grace_epochs(pruner),
         reduction_factor=args.reduction_factor or DEFAULT_REDUCTION_FACTOR,
-        rungs=rungs or parse_rungs(DEFAULT_RUNGS),
+        rungs=rungs or (),  # none given: make_pruner uses DEFAULT_RUNGS
         plots=not args.no_plots,
         address=args.address,
         cpus_per_trial=args.cpus_per_trial,

@@ -4,8 +4,9 @@ litforge predict --artifact runs/classifier/version_0/export --input digits.csv
 litforge predict --artifact exports/digits --input rows.npy --output preds.csv --format pt2
 
 Input: a CSV of numbers (one row per sample, header optional) or a 2-D ``.npy``; the artifact's raw
-feature layout (``export.json`` -> inputs). Output: a CSV with ``row,prediction,label,prob_<class>...`` (as ``litforge predict`` writes).
-No training code and no checkpoint are needed: only the export folder.
+feature layout (``export.json`` -> inputs). Output: a CSV with ``row,prediction,label,prob_<class>...``,
+the columns ``litforge predict`` writes from a checkpoint. No training code and no checkpoint are
+needed: only the export folder.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Runner = Callable[..., np.ndarray]
 # Each format is a module ``litforge.export.<name>`` with ``export``, ``load``, ``FILENAME`` and ``RUNTIME``;
 # it is imported when used, so serving an ONNX artifact does not import torch.
 FORMATS = ("onnx", "pt2", "torchscript")
-DEFAULT_FORMATS = ("onnx", "pt2", "torchscript")
+DEFAULT_FORMATS = FORMATS  # litforge export writes every format unless --format names some
 # Preference when a consumer (serve, predict) picks one format from an export folder.
 SERVING_PREFERENCE = ("onnx", "pt2", "torchscript")
 
