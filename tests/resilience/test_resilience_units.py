@@ -78,7 +78,7 @@ def test_atomic_write_has_a_plain_files_permissions_and_a_failed_one_changes_not
 
 
 def test_resolve_resume_modes(tmp_path: Path) -> None:
-    from litforge.cli.errors import UsageError
+    from litforge.errors import UsageError
 
     assert resolve_resume("never", tmp_path, run_is_fixed=True) is None
     assert resolve_resume("auto", tmp_path / "missing", run_is_fixed=True) is None  # a new run starts

@@ -7,7 +7,7 @@ import copy
 import pytest
 from tune_helpers import LR_SPACE
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.tune.fit_config import FitConfig
 from litforge.tune.rungs import Rung
 from litforge.tune.space import as_override, parse_space

@@ -10,7 +10,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 from tune_helpers import LR_SPACE
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.tune.optuna_backend import EpochsDone
 from litforge.tune.optuna_study import make_pruner, make_storage, progress, with_driver
 from litforge.tune.outputs import TrialRecord, study_from_records, write_plots

@@ -12,25 +12,15 @@ import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class LitforgeError(Exception):
-    """Base of litforge's user-facing errors; ``exit_code`` is what the process exits with."""
-
-    exit_code = EXIT_FAILED
-
-
-class UsageError(LitforgeError):
-    """The user's input is wrong: a bad flag, config key, value or a missing file (exit 2)."""
-
-    exit_code = EXIT_USAGE
-
-
-class JobFailed(LitforgeError):
-    """The job ran and failed: a check failed, a parity test failed, no trial finished (exit 1)."""
-
-    exit_code = EXIT_FAILED
+from litforge.errors import (  # noqa: F401  (re-exported for the subcommand modules)
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    USER_INPUT_ERRORS,
+    JobFailed,
+    LitforgeError,
+    UsageError,
+)
 
 
 def debug_enabled(argv: list[str] | None = None) -> bool:
@@ -46,15 +36,6 @@ def fail(error: BaseException, debug: bool) -> NoReturn:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"litforge: error: {message}", file=sys.stderr)
     sys.exit(getattr(error, "exit_code", EXIT_FAILED))
-
-
-# Exceptions raised by user input when building models and data from a config (bad values, missing files).
-USER_INPUT_ERRORS: tuple[type[BaseException], ...] = (
-    FileNotFoundError,
-    IsADirectoryError,
-    ValueError,
-    TypeError,
-)
 
 
 def run_guarded(handler: Callable[[], int | None], argv: list[str]) -> NoReturn:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import SERVING_PREFERENCE, Runner, load_runner
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from litforge import predictions_csv
 from litforge.cli.args import ArgumentParser
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.export.artifact import Artifact
 
 CHUNK_ROWS = 4096

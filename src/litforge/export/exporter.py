@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, format_module, load_runner
 from litforge.export.parity import eager_outputs, first_line, parity_cases, random_inputs, verify

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import numpy as np
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 
 # A loaded artifact: numpy inputs (in ``input_names`` order) -> the first output as numpy.
 Runner = Callable[..., np.ndarray]

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import yaml
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 
 
 @dataclass

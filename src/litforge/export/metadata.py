@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 
 if TYPE_CHECKING:  # reading export.json (serve, predict --artifact) needs no torch
     import torch

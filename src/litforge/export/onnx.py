@@ -97,7 +97,7 @@ def load(path: Path, input_names: list[str], threads: int | None = None):
 def _require(*names: str) -> None:
     import importlib.util
 
-    from litforge.cli.errors import UsageError
+    from litforge.errors import UsageError
 
     missing = [n for n in names if importlib.util.find_spec(n) is None]
     if missing:

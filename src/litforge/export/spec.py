@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 
 REQUEST_FORMATS = ("features", "texts")
 

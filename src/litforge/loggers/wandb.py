@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 
 INSTALL_HINT = "pip install 'litforge[loggers]'"
 

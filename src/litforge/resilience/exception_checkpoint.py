@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
 
-from litforge.cli.errors import LitforgeError
+from litforge.errors import LitforgeError
 from litforge.resilience.resume import EXCEPTION_CHECKPOINT
 
 

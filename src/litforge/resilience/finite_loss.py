@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from litforge.cli.errors import JobFailed
+from litforge.errors import JobFailed
 
 
 class NonFiniteLoss(JobFailed):

@@ -17,7 +17,7 @@ import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Checkpoint
 
-from litforge.cli.errors import LitforgeError
+from litforge.errors import LitforgeError
 from litforge.resilience.periodic_checkpoint import PeriodicCheckpoint, epoch_ends_now
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a temporary failure; run the same command again to continue

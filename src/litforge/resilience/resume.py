@@ -99,7 +99,7 @@ def resolve_resume(value: str | None, checkpoints: Path, run_is_fixed: bool) -> 
     Raises:
         UsageError: ``auto`` without ``--run``, or a ``PATH`` that is missing or holds no valid checkpoint.
     """
-    from litforge.cli.errors import UsageError
+    from litforge.errors import UsageError
 
     if value in (None, "never"):  # a saved config.yaml stores ``resume: null``: start fresh
         return None

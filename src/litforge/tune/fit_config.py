@@ -12,7 +12,7 @@ from typing import Any
 
 from jsonargparse import Namespace
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.tune.space import SearchSpace, as_override, overrides
 
 _RUN_KEYS = ("experiment", "run", "resume")

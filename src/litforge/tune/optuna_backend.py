@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from litforge.cli.errors import LitforgeError, UsageError
+from litforge.errors import LitforgeError, UsageError
 from litforge.heap import freeze_loaded_heap
 from litforge.lifetime import exit_when_gone
 from litforge.tune.optuna_study import import_optuna, make_pruner, make_sampler, make_storage, progress

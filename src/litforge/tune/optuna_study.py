@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.tune.rungs import Rung, make_rung_pruner, parse_rungs
 from litforge.tune.space import SearchSpace
 

@@ -16,7 +16,7 @@ import warnings
 from functools import partial
 from typing import Any
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.tune.outputs import TrialRecord
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner

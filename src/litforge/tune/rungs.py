@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.tune.rungs import Rung, parse_rungs
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid")

@@ -16,7 +16,7 @@ from typing import Any
 
 import lightning as L
 
-from litforge.cli.errors import UsageError
+from litforge.errors import UsageError
 from litforge.run_dir import RunDir
 from litforge.tune.space import overrides
 

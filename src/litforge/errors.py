@@ -1,0 +1,36 @@
+"""litforge's exception types and exit codes (the ground floor: imports nothing from litforge).
+
+0 success; 1 the job ran and failed; 2 the user's input was wrong. Library code raises these; the command
+line (``litforge.cli``) turns them into one line on stderr and the exit code.
+"""
+
+from __future__ import annotations
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class LitforgeError(Exception):
+    """Base of litforge's user-facing errors; ``exit_code`` is what the process exits with."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(LitforgeError):
+    """The user's input is wrong: a bad flag, config key, value or a missing file (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class JobFailed(LitforgeError):
+    """The job ran and failed: a check failed, a parity test failed, no trial finished (exit 1)."""
+
+    exit_code = EXIT_FAILED
+
+
+# Exceptions raised by user input when building models and data from a config (bad values, missing files).
+USER_INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    FileNotFoundError,
+    IsADirectoryError,
+    ValueError,
+    TypeError,
+)
