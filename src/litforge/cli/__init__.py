@@ -7,6 +7,7 @@ first line is its summary. Adding a subcommand is one module plus one line in ``
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from litforge import __version__
@@ -61,9 +62,18 @@ def main(argv: list[str] | None = None) -> None:
             f"litforge: error: unknown command '{name}'{suggestion}; see 'litforge --help'", file=sys.stderr
         )
         sys.exit(EXIT_USAGE)
+    _import_from_working_directory()
     module = importlib.import_module(SUBCOMMANDS[name][0])
     try:
         run_guarded(lambda: module.main(name, rest), argv)
     finally:
         if entry_point:  # the process ends here; a caller in the same process may go on
             skip_exit_collection()
+
+
+def _import_from_working_directory() -> None:
+    """Let class paths name modules in the current folder (``--model mymod.LitModel``), as ``python -m``
+    does. The folder goes last on ``sys.path``, so a local file never shadows an installed package."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
