@@ -23,7 +23,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from litforge.cli.lightning_cli import LitforgeCLI
+from litforge.engine.lightning_cli import LitforgeCLI
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu_check.json"
 PERF_KEYS = ("train_steps_per_s", "step_time_p50_ms", "step_time_p95_ms", "data_wait_share")

@@ -122,7 +122,7 @@ class FitTimer(Callback):
 def checkpoint_overhead(args: list[str], repeats: int, workdir: Path) -> dict:
     """Training time with litforge's default checkpointing vs no checkpoints (medians of interleaved
     runs), and the share of training time spent inside ``Trainer.save_checkpoint`` (robust to load)."""
-    from litforge.cli.lightning_cli import LitforgeCLI
+    from litforge.engine.lightning_cli import LitforgeCLI
 
     saving = {"seconds": 0.0, "count": 0}
     original_save = L.Trainer.save_checkpoint

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cli_helpers import PLUGIN_ARGS
-from litforge.run_dir import RunDir
+from litforge.engine.run_dir import RunDir
 
 TESTS = Path(__file__).resolve().parent
 

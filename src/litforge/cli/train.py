@@ -20,7 +20,7 @@ def main(command: str, argv: list[str]) -> int:
         from litforge.export.batch_predict import main as predict_from_artifact
 
         return predict_from_artifact(command, argv)
-    from litforge.cli.lightning_cli import LitforgeCLI, condense_parser_message
+    from litforge.engine.lightning_cli import LitforgeCLI, condense_parser_message
 
     args = [a for a in argv if a != "--debug"]
     try:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from litforge.run_dir import RunDir
+from litforge.engine.run_dir import RunDir
 
 if TYPE_CHECKING:  # Lightning is imported only when a test uses a fixture (keeps pytest startup fast)
     import lightning as L

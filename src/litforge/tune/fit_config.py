@@ -28,7 +28,7 @@ class _Parsed(Exception):
 
 def _parse(fit_args: list[str]) -> Any:
     """The ``fit`` parser of ``LitforgeCLI`` (built once, used for every check and for best.yaml)."""
-    from litforge.cli.lightning_cli import LitforgeCLI
+    from litforge.engine.lightning_cli import LitforgeCLI
 
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
 
@@ -89,7 +89,7 @@ class FitConfig:
                     ) from None
 
     def _parse_fit(self, args: list[str]) -> Namespace:
-        from litforge.cli.lightning_cli import with_default_config
+        from litforge.engine.lightning_cli import with_default_config
 
         return self.parser.parse_args(with_default_config(["fit", *args])[1:])
 

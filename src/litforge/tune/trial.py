@@ -16,8 +16,8 @@ from typing import Any
 
 import lightning as L
 
+from litforge.engine.run_dir import RunDir
 from litforge.errors import UsageError
-from litforge.run_dir import RunDir
 from litforge.tune.space import overrides
 
 TRIALS_EXPERIMENT = "trials"
@@ -113,7 +113,7 @@ class TrialRunner:
 
     def train(self, name: str, values: dict[str, Any], callbacks: list[Any] | None = None) -> TrialResult:
         """Train one trial; pruning callbacks raise their own exception, a NaN metric ``NonFiniteMetric``."""
-        from litforge.cli.lightning_cli import LitforgeCLI
+        from litforge.engine.lightning_cli import LitforgeCLI
 
         self.quiet()
         tracker = MetricTracker(self.metric, self.maximize)

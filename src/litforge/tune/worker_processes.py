@@ -20,7 +20,7 @@ PRELOAD = [
     "torch",
     "lightning",
     "optuna",
-    "litforge.cli.lightning_cli",
+    "litforge.engine.lightning_cli",
     "litforge.tune.optuna_backend",
     "litforge.tune.forkserver_heap",  # last: freezes what the others loaded
 ]

@@ -16,8 +16,8 @@ from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback, _
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from litforge.cli.errors import UsageError
+from litforge.engine.run_dir import RunDir
 from litforge.loggers.resumable_csv import ResumableCSVLogger
-from litforge.run_dir import RunDir
 
 CHECKPOINT_ALIASES = ("best", "last")
 

@@ -27,7 +27,7 @@ from litforge.callbacks import (
     RunProgressBar,
 )
 from litforge.cli.errors import UsageError
-from litforge.cli.parsing import (
+from litforge.engine.parsing import (
     DEFAULT_CONFIG,
     LitforgeArgumentParser,
     condense_parser_message,
@@ -35,7 +35,8 @@ from litforge.cli.parsing import (
     quiet_lightning_noise,
     with_default_config,
 )
-from litforge.cli.run_setup import (
+from litforge.engine.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
+from litforge.engine.trainer_setup import (
     CHECKPOINT_ALIASES,
     LinkedHparamsInstantiator,
     RunConfigCallback,
@@ -51,7 +52,6 @@ from litforge.profiling import run_folder_profiler
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
 from litforge.resilience.elastic_restart import init_process_group_for_restart
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
-from litforge.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
 
 __all__ = [
     "DEFAULT_CONFIG",
