@@ -169,7 +169,8 @@ def test_bad_input_exits_2_with_one_clear_line(trained_run, args, needle):
     (trained_run / "wrong_type.yaml").write_text("trainer:\n  max_epochs: [1]\n")
     (trained_run / "broken.yaml").write_text("model: [1,\n")
     before = _digest(trained_run / "runs")
-    result = run_cli("fit", *args, "--run", "base", cwd=trained_run)
+    # --overwrite: the existing run must survive any bad input even when replacing it was asked for
+    result = run_cli("fit", *args, "--run", "base", "--overwrite", "true", cwd=trained_run)
     assert result.returncode == 2, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("litforge: error:")]
     assert len(errors) == 1 and needle in errors[0], result.stderr

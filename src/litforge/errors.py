@@ -10,9 +10,17 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class LitforgeError(Exception):
-    """Base of litforge's user-facing errors; ``exit_code`` is what the process exits with."""
+    """Base of litforge's user-facing errors; ``exit_code`` is what the process exits with.
+
+    The message is one line; ``detail`` (optional, printed below it) holds a few lines of context, such
+    as the frames of the user's code that raised.
+    """
 
     exit_code = EXIT_FAILED
+
+    def __init__(self, message: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class UsageError(LitforgeError):

@@ -6,6 +6,7 @@ from litforge.callbacks.plain_progress import PlainProgressBar
 from litforge.callbacks.plateau_stop import PlateauStop
 from litforge.callbacks.prediction_writer import CSVPredictionWriter
 from litforge.callbacks.rich_progress import RunProgressBar
+from litforge.callbacks.run_checkpoint import RunCheckpoint
 
 __all__ = [
     "CSVPredictionWriter",
@@ -13,5 +14,6 @@ __all__ = [
     "PerfSummary",
     "PlainProgressBar",
     "PlateauStop",
+    "RunCheckpoint",
     "RunProgressBar",
 ]

@@ -35,6 +35,8 @@ def fail(error: BaseException, debug: bool) -> NoReturn:
     else:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"litforge: error: {message}", file=sys.stderr)
+        if detail := getattr(error, "detail", ""):  # e.g. the user's frames of a failed fit
+            print(detail.rstrip("\n"), file=sys.stderr)
     sys.exit(getattr(error, "exit_code", EXIT_FAILED))
 
 

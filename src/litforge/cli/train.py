@@ -9,10 +9,6 @@ litforge predict --artifact runs/classifier/version_0/export --input rows.csv   
 
 from __future__ import annotations
 
-import pickle
-
-from litforge.cli.errors import USER_INPUT_ERRORS, UsageError
-
 
 def main(command: str, argv: list[str]) -> int:
     """Run one Lightning subcommand through ``LitforgeCLI``."""
@@ -20,13 +16,7 @@ def main(command: str, argv: list[str]) -> int:
         from litforge.export.batch_predict import main as predict_from_artifact
 
         return predict_from_artifact(command, argv)
-    from litforge.engine.lightning_cli import LitforgeCLI, condense_parser_message
+    from litforge.engine.lightning_cli import LitforgeCLI
 
-    args = [a for a in argv if a != "--debug"]
-    try:
-        LitforgeCLI([command, *args])
-    except (*USER_INPUT_ERRORS, pickle.UnpicklingError) as error:
-        if "--debug" in argv:
-            raise
-        raise UsageError(condense_parser_message(str(error))) from error
+    LitforgeCLI([command, *(a for a in argv if a != "--debug")])
     return 0

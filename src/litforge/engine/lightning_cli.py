@@ -1,11 +1,12 @@
 """litforge's ``LightningCLI``: the packaged default config, the run folder, clean errors, default callbacks.
 
-Used by ``litforge fit|validate|test|predict``; see ``docs/cli.md``.
+Used by ``litforge fit|validate|test|predict``, ``tune`` and ``check``; see ``docs/cli.md``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,45 +25,68 @@ from litforge.callbacks import (
     LearningCurves,
     PerfSummary,
     PlainProgressBar,
+    RunCheckpoint,
     RunProgressBar,
 )
-from litforge.cli.errors import UsageError
+from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
+from litforge.engine.checkpoint_fit import check_checkpoint_fits
+from litforge.engine.config_sources import CommandLine, default_class_path, packaged_defaults, scan
+from litforge.engine.failures import BuildFailed, UserCodeFailed
 from litforge.engine.parsing import (
-    DEFAULT_CONFIG,
     LitforgeArgumentParser,
-    condense_parser_message,
     litforge_cause,
+    parser_mode,
     quiet_lightning_noise,
-    with_default_config,
 )
-from litforge.engine.run_dir import DEFAULT_ROOT, RunDir, existing_runs, experiment_name, next_free_run
+from litforge.engine.run_dir import (
+    DEFAULT_ROOT,
+    RunDir,
+    check_run_name,
+    experiment_name,
+    locate_checkpoint,
+    next_free_run,
+)
 from litforge.engine.trainer_setup import (
-    CHECKPOINT_ALIASES,
     LinkedHparamsInstantiator,
     RunConfigCallback,
     as_list,
-    check_checkpoint_file,
     class_path_of,
-    default_checkpoint,
     default_loggers,
     has_instance,
 )
+from litforge.errors import LitforgeError, UsageError
 from litforge.loggers.resume import KeepEarlierMetrics
 from litforge.profiling import run_folder_profiler
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
 from litforge.resilience.elastic_restart import init_process_group_for_restart
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
 
-__all__ = [
-    "DEFAULT_CONFIG",
-    "LitforgeCLI",
-    "condense_parser_message",
-    "instantiate_model_and_data",
-    "with_default_config",
-]
+__all__ = ["LitforgeCLI", "instantiate_model_and_data"]
 
 # "<rank 0 pid>:<run folder>:<resume checkpoint>", read by the DDP ranks that rank 0 starts
 _LAUNCHED_RUN_ENV = "LITFORGE_LAUNCHED_RUN"
+EVALUATION_SUBCOMMANDS = ("validate", "test", "predict")
+# Options of one Lightning subcommand that every subcommand accepts, so that any config litforge writes
+# (fit's config.yaml, a --print_config of test) is a valid --config for every other subcommand.
+_TRAINER_METHOD_OPTIONS: dict[str, tuple[Any, Any, str]] = {
+    "ckpt_path": (
+        str | None,
+        None,
+        "Checkpoint to start from (validate/test/predict: best, last or a path).",
+    ),
+    "weights_only": (
+        bool | None,
+        None,
+        "How Lightning loads ckpt_path (litforge always loads weights only).",
+    ),
+    "verbose": (bool, True, "validate/test: print the results (accepted by every subcommand)."),
+    "return_predictions": (bool | None, None, "predict: keep predictions in memory (accepted everywhere)."),
+}
+_PREDICT_DESCRIPTION = (
+    "Write predictions.csv for a checkpoint (--ckpt_path best|last|FILE).\n"
+    "From an exported folder instead, without the training code: "
+    "litforge predict --artifact EXPORT_DIR --input rows.csv|.npy [--output FILE] (see docs/export.md)."
+)
 
 
 class LitforgeCLI(LightningCLI):
@@ -89,12 +113,23 @@ class LitforgeCLI(LightningCLI):
         self.finished_run: dict[str, Any] | None = None  # set when --resume auto finds a finished run
         self.extra_callbacks = list(extra_callbacks or [])
         self.quiet = quiet
+        self._run_folder_is_new = False
         quiet_lightning_noise()
         lean_hooks.install()  # Lightning's per-step hook calls without the no-op ones (lean_hooks.py)
         # Build the parser of the subcommand being run only: each costs ~0.1 s of jsonargparse work.
         self._subcommand = args[0] if run and args and args[0] in LightningCLI.subcommands() else None
-        args = with_default_config(args, has_subcommand=run)
+        rest = list(args[1:] if self._subcommand else args)
+        self.command_line = scan(rest)
+        if self._subcommand in EVALUATION_SUBCOMMANDS:
+            self.command_line = _with_run_config(self.command_line)
+        args = [self._subcommand, *self.command_line.args] if self._subcommand else self.command_line.args
         sys.argv = [sys.argv[0], *args]  # DDP's launcher starts the other ranks with sys.argv
+        # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
+        common = {"default_env": False, "allow_abbrev": False, "parser_mode": parser_mode()}
+        subcommand_kwargs = {
+            **common,
+            **({"description": _PREDICT_DESCRIPTION} if self._subcommand == "predict" else {}),
+        }
         super().__init__(
             model_class=L.LightningModule,
             datamodule_class=L.LightningDataModule,
@@ -103,8 +138,7 @@ class LitforgeCLI(LightningCLI):
             parser_class=LitforgeArgumentParser,
             save_config_callback=RunConfigCallback,
             save_config_kwargs={"overwrite": True},
-            # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
-            parser_kwargs={"default_env": False, "allow_abbrev": False},
+            parser_kwargs={**common, **({self._subcommand: subcommand_kwargs} if self._subcommand else {})},
             auto_configure_optimizers=False,
             args=args,
             run=run,
@@ -130,28 +164,43 @@ class LitforgeCLI(LightningCLI):
             default=None,
             help="Run folder name (default: next free version_N). A fixed name finds a run again.",
         )
-        parser.add_argument("--debug", type=bool, default=False, help="Show full tracebacks on errors.")
-        # A config that gives only init args (the seed's `model: {hidden_dim, lr}`) means litforge's defaults.
-        parser.set_defaults(
-            {
-                "model": {"class_path": "litforge.models.Classifier"},
-                "data": {"class_path": "litforge.data.DigitsDataModule"},
-            }
+        parser.add_argument(
+            "--resume",
+            type=str | None,
+            default="never",
+            help="fit: auto continues this run (needs --run) from its newest valid checkpoint, or starts "
+            "it; a finished run is left alone. never: start fresh. PATH: a checkpoint file or run folder.",
         )
-        if self._preparing_subcommand == "fit":
-            parser.add_argument(
-                "--resume",
-                type=str,
-                default="never",
-                help="auto: continue this run (needs --run) from its newest valid checkpoint, or start it; "
-                "a finished run is left alone. never: start fresh. PATH: a checkpoint file or run folder.",
-            )
-            parser.add_argument(
-                "--checkpoint_every_n_steps",
-                type=int,
-                default=DEFAULT_EVERY_N_STEPS,
-                help="Periodic checkpoint interval in optimizer steps (plus every epoch end; 0: epoch ends only).",
-            )
+        parser.add_argument(
+            "--overwrite",
+            type=bool,
+            default=False,
+            help="fit: replace an existing run folder of the same --run name (default: refuse).",
+        )
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=DEFAULT_EVERY_N_STEPS,
+            help="fit: periodic checkpoint interval in optimizer steps (plus every epoch end; 0: epoch "
+            "ends only).",
+        )
+        parser.add_argument(
+            "--monitor",
+            type=str | None,
+            default=None,
+            help=f"fit: the metric that picks checkpoints/best.ckpt (default: the model's "
+            f"checkpoint_monitor attribute, else {DEFAULT_MONITOR}); no best.ckpt when it is not logged.",
+        )
+        parser.add_argument(
+            "--monitor_mode",
+            type=str,
+            default="min",
+            choices=["min", "max"],
+            help="fit: whether a lower (min) or a higher (max) --monitor value is better.",
+        )
+        if self._preparing_subcommand is None:  # run=False: accept what any subcommand's config holds
+            _accept_trainer_method_options(parser)
+        parser.set_defaults(packaged_defaults(self.command_line))
         # Sizes the data knows are linked into the model, so they are never stated twice.
         for source, target in (
             ("num_features", "num_features"),
@@ -178,11 +227,13 @@ class LitforgeCLI(LightningCLI):
     def _prepare_subcommand_parser(
         self, klass: type, subcommand: str, **kwargs: Any
     ) -> LightningArgumentParser:
-        self._preparing_subcommand = subcommand  # lets add_arguments_to_parser add fit-only options
+        self._preparing_subcommand = subcommand
         try:
-            return super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+            parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         finally:
             self._preparing_subcommand = None
+        _accept_trainer_method_options(parser)
+        return parser
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
@@ -193,68 +244,28 @@ class LitforgeCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except Exception as error:
-            # jsonargparse folds an error raised while building the model/data into its own multi-line
-            # message; a litforge error from inside (e.g. an unreachable Hub model) is already one clear line.
-            cause = litforge_cause(error)
-            if cause is None:
-                raise
-            raise cause from None
+            # A litforge error from inside (e.g. an unreachable Hub model) is already one clear line.
+            if (cause := litforge_cause(error)) is not None:
+                raise cause from None
+            raise BuildFailed.from_exception(error) from error
 
     # -- run folder --------------------------------------------------------------------------------
     def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
+        for key in ("experiment", "run"):
+            if config.get(key) is not None:
+                check_run_name(config[key], f"--{key}")
         experiment = config.experiment or experiment_name(class_path_of(config.model))
         if subcommand == "fit":
             return self._resolve_fit_run(root, experiment, config)
-        ckpt = config.get("ckpt_path")
-        run_name = config.run
-        if ckpt is None:
-            # Evaluating a freshly initialised model is never what a command-line user means.
-            ckpt = self._default_alias(root, experiment, run_name)
-        if ckpt in CHECKPOINT_ALIASES:
-            if run_name is None:
-                runs = [
-                    r
-                    for r in existing_runs(root, experiment)
-                    if RunDir(root, experiment, r).checkpoint(ckpt).is_file()
-                ]
-                if not runs:
-                    raise UsageError(
-                        f"--ckpt_path {ckpt}: no run under {root / experiment} has a {ckpt}.ckpt; "
-                        "train one with 'litforge fit' or pass a checkpoint path"
-                    )
-                # the run whose checkpoint was written last, whatever its name
-                run_name = max(
-                    runs, key=lambda r: RunDir(root, experiment, r).checkpoint(ckpt).stat().st_mtime
-                )
-            run = RunDir(root, experiment, run_name)
-            if not run.checkpoint(ckpt).is_file():
-                raise UsageError(f"--ckpt_path {ckpt}: {run.checkpoint(ckpt)} does not exist")
-            config.ckpt_path = str(run.checkpoint(ckpt))
-            return run
-        if ckpt is not None:
-            check_checkpoint_file(Path(ckpt))
-            in_run = Path(ckpt).resolve().parent
-            if (
-                run_name is None
-                and in_run.name == "checkpoints"
-                and (in_run.parent / "config.yaml").is_file()
-            ):
-                return RunDir(in_run.parent.parent.parent, in_run.parent.parent.name, in_run.parent.name)
-        return RunDir(root, experiment, run_name or next_free_run(root, experiment))
-
-    @staticmethod
-    def _default_alias(root: Path, experiment: str, run_name: str | None) -> str:
-        """``best`` when a run (``--run`` or any) has one, else ``last``; exit 2 when there is neither."""
-        runs = [run_name] if run_name else existing_runs(root, experiment)
-        for alias in CHECKPOINT_ALIASES:
-            if any(RunDir(root, experiment, r).checkpoint(alias).is_file() for r in runs):
-                return alias
-        where = root / experiment / run_name if run_name else root / experiment
-        raise UsageError(
-            f"no --ckpt_path given and no checkpoint under {where}; "
-            "train with 'litforge fit' or pass --ckpt_path best|last|FILE"
+        for option in ("resume", "overwrite"):
+            if config.get(option) not in (None, False, "never"):
+                raise UsageError(f"--{option} is an option of 'litforge fit', not of '{subcommand}'")
+        run, ckpt = locate_checkpoint(
+            root, experiment, config.run, config.get("ckpt_path"), experiment_given=bool(config.experiment)
         )
+        config.ckpt_path = str(ckpt)
+        return run or RunDir(root, experiment, config.run or next_free_run(root, experiment))
 
     def _resolve_fit_run(self, root: Path, experiment: str, config: Namespace) -> RunDir:
         """The run folder of a fit and, with ``--resume``, the checkpoint it continues from."""
@@ -266,15 +277,24 @@ class LitforgeCLI(LightningCLI):
             config.ckpt_path = ckpt or None
             return RunDir(Path(path).parent.parent, Path(path).parent.name, Path(path).name)
         run = RunDir(root, experiment, config.run or next_free_run(root, experiment))
-        if config.resume != "never":
+        resume = config.resume or "never"
+        if resume != "never":
             if config.get("ckpt_path"):
                 raise UsageError("--resume and --ckpt_path both say where to start from; pass only one")
-            self.finished_run = read_finished(run.path) if config.resume == "auto" else None
-            resume_from = resolve_resume(config.resume, run.checkpoints, run_is_fixed=bool(config.run))
+            if config.overwrite:
+                raise UsageError("--resume continues a run and --overwrite replaces it; pass only one")
+            self.finished_run = read_finished(run.path) if resume == "auto" else None
+            resume_from = resolve_resume(resume, run.checkpoints, run_is_fixed=bool(config.run))
             config.ckpt_path = str(resume_from) if resume_from else None
             note = f"resuming from {resume_from}" if resume_from else "no checkpoint yet, starting fresh"
             if os.environ.get("RANK", "0") == "0" and self.finished_run is None:
                 print(f"litforge: {note} (run {run.path})", file=sys.stderr, flush=True)
+        elif run.holds_a_run() and not config.overwrite:
+            raise UsageError(
+                f"run folder {run.path} already holds a run: continue it with --resume auto, choose "
+                "another --run name, or replace it with --overwrite"
+            )
+        self._run_folder_is_new = not run.path.exists() or bool(config.overwrite)
         os.environ[_LAUNCHED_RUN_ENV] = os.pathsep.join(
             (str(os.getpid()), str(run.path), config.get("ckpt_path") or "")
         )
@@ -317,7 +337,10 @@ class LitforgeCLI(LightningCLI):
         if trainer_config.get("enable_checkpointing") is not False and not has_instance(
             given, ModelCheckpoint
         ):
-            extra.append(default_checkpoint(run, monitor=getattr(self.model, "checkpoint_monitor", None)))
+            monitor = self._get(self.config, "monitor") or getattr(
+                self.model, "checkpoint_monitor", DEFAULT_MONITOR
+            )
+            extra.append(RunCheckpoint(run.checkpoints, monitor, self._get(self.config, "monitor_mode")))
         if trainer_config.get("enable_progress_bar") is not False and not has_instance(given, ProgressBar):
             extra.append(RunProgressBar() if sys.stdout.isatty() else PlainProgressBar())
         if self.subcommand == "fit":
@@ -342,14 +365,34 @@ class LitforgeCLI(LightningCLI):
                 f"{self.finished_run.get('global_step')}; nothing to do (delete its finished.json to train on)"
             )
             return
+        ckpt_path = self._get(self.config, "ckpt_path")
+        if ckpt_path:
+            check_checkpoint_fits(Path(ckpt_path), self.model)
         init_process_group_for_restart(self.trainer)
         try:
             super()._run_subcommand(subcommand)
         except SIGTERMException:  # Lightning's own handler fired before litforge's took over
             raise Preempted("terminated by SIGTERM before training started; no checkpoint written") from None
+        except LitforgeError:
+            self._forget_unstarted_run()
+            raise
+        except Exception as error:
+            self._forget_unstarted_run()
+            raise UserCodeFailed.from_exception(subcommand, error) from error
+
+    def _forget_unstarted_run(self) -> None:
+        """Remove the run folder of a fit that failed before its first step: nothing in it is worth
+        keeping, and a leftover folder would make the same ``--run`` look taken."""
+        run = self.run_dir
+        if run is None or self.subcommand != "fit" or not self._run_folder_is_new:
+            return
+        if self.trainer.global_step == 0 and self.trainer.is_global_zero:
+            shutil.rmtree(run.path, ignore_errors=True)
 
     def before_fit(self) -> None:
         if self.run_dir is not None and self.trainer.is_global_zero:
+            if self._get(self.config, "overwrite") and self.run_dir.path.exists():
+                shutil.rmtree(self.run_dir.path)
             clear_finished(self.run_dir.path)
 
     def after_fit(self) -> None:
@@ -357,6 +400,13 @@ class LitforgeCLI(LightningCLI):
         if self.run_dir is not None and self.trainer.is_global_zero and not self.trainer.interrupted:
             info = {"global_step": self.trainer.global_step, "epoch": self.trainer.current_epoch}
             mark_finished(self.run_dir.path, info)
+        stopper = self.trainer.early_stopping_callback
+        if stopper is not None and stopper.stopped_epoch > 0:
+            self._report(
+                f"early stopping: {stopper.monitor} did not improve for {stopper.patience} validation "
+                f"checks, so training stopped after epoch {stopper.stopped_epoch + 1} of "
+                f"{self.trainer.max_epochs} (configure EarlyStopping under trainer.callbacks)"
+            )
         best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
         if best:
             self._report(f"best checkpoint: {best}")
@@ -368,6 +418,50 @@ class LitforgeCLI(LightningCLI):
     def _report(self, line: str) -> None:
         if self.trainer.is_global_zero and not self.quiet:
             print(line, flush=True)
+
+
+def _accept_trainer_method_options(parser: LightningArgumentParser) -> None:
+    """Add the Trainer-method options (``ckpt_path``, ``verbose``, ...) the parser does not have yet."""
+    for name, (kind, default, help_text) in _TRAINER_METHOD_OPTIONS.items():
+        try:
+            parser.get_default(name)
+        except KeyError:
+            parser.add_argument(f"--{name}", type=kind, default=default, help=help_text)
+
+
+def _with_run_config(line: CommandLine) -> CommandLine:
+    """validate/test/predict without ``--config``: a checkpoint inside a run folder brings that run's
+    ``config.yaml`` (its model *and* data); the user's own flags still apply on top of it."""
+    if line.has_config:
+        return line
+    flags = line.run_flags
+    named_model = line.named_classes.get("model")
+    experiment = flags.get("--experiment") or experiment_name(named_model or default_class_path("model"))
+    run, ckpt = locate_checkpoint(
+        Path(flags.get("--trainer.default_root_dir") or DEFAULT_ROOT),
+        experiment,
+        flags.get("--run"),
+        flags.get("--ckpt_path"),
+        experiment_given="--experiment" in flags,
+    )
+    if run is not None and run.config.is_file():
+        return scan(["--config", str(run.config), *line.args, "--ckpt_path", str(ckpt)])
+    if not (line.names_class("model") and line.names_class("data")):
+        saved = _saved_class_path(ckpt)
+        if saved != default_class_path("model") or line.names_class("model"):
+            raise UsageError(
+                f"--ckpt_path {ckpt} is not inside a run folder (no config.yaml next to its checkpoints/ "
+                f"folder), so litforge cannot tell which model and data it belongs to: pass the run's "
+                "config (--config path/to/config.yaml) or both --model CLASS and --data CLASS"
+            )
+    return line
+
+
+def _saved_class_path(ckpt: Path) -> str | None:
+    """The model class a checkpoint written through LightningCLI records (``hyper_parameters._class_path``)."""
+    from litforge.engine.checkpoint_fit import read_hyperparameters
+
+    return read_hyperparameters(ckpt).get("_class_path")
 
 
 def instantiate_model_and_data(args: list[str]) -> tuple[L.LightningModule, L.LightningDataModule | None]:

@@ -1,4 +1,4 @@
-"""Command-line parsing for litforge's LightningCLI: the packaged default config, one-line errors.
+"""Command-line parsing for litforge's LightningCLI: one-line errors, bounded YAML.
 
 litforge fit --trainer.max_epochs abc
 litforge: error: config key "trainer.max_epochs": expected int, got 'abc'
@@ -12,11 +12,21 @@ import warnings
 from pathlib import Path
 from typing import NoReturn
 
+import yaml
+from jsonargparse import set_loader
 from lightning.pytorch.cli import LightningArgumentParser
 
-from litforge.cli.errors import LitforgeError, UsageError
+from litforge.engine.config_sources import bounded_yaml_loader
+from litforge.errors import LitforgeError, UsageError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+_PARSER_MODE = "litforge_yaml"
+
+
+def parser_mode() -> str:
+    """The jsonargparse parser mode of litforge's parser: YAML through ``bounded_yaml_loader`` (size and
+    alias expansion bounded). Registered under its own name, so other parsers in the process keep theirs."""
+    set_loader(_PARSER_MODE, bounded_yaml_loader, exceptions=(yaml.YAMLError, UsageError))
+    return _PARSER_MODE
 
 
 def quiet_lightning_noise() -> None:
@@ -46,6 +56,8 @@ class LitforgeArgumentParser(LightningArgumentParser):
     """Raises ``UsageError`` with a one-line message instead of printing usage and exiting."""
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if ex is not None and (cause := litforge_cause(ex)) is not None:
+            raise cause from None  # e.g. a refused YAML value: already one clear line
         raise UsageError(condense_parser_message(message))
 
 
@@ -83,9 +95,14 @@ def condense_parser_message(message: str) -> str:
     import_path = next(
         (line for line in expected if line.startswith("Expected a dot import path string:")), None
     )
-    if import_path:
+    class_problem = next((i for i, line in enumerate(useful) if line.startswith(_CLASS_PROBLEM)), None)
+    if class_problem is not None:
+        detail = _class_path_problem(useful[class_problem], useful[class_problem + 1 :])
+    elif import_path:
         name = import_path.rsplit(":", 1)[-1].strip()
         detail = f"unknown class {name!r}: use a litforge short name (e.g. Classifier) or a full import path"
+    elif others and others[0].startswith(_NOT_A_SUBCLASS) and given:
+        detail = f"{given!r} is not a {others[0].removeprefix(_NOT_A_SUBCLASS).strip()} subclass"
     elif others:
         detail = others[0]
     elif expected:
@@ -100,12 +117,21 @@ def condense_parser_message(message: str) -> str:
     return detail
 
 
-def with_default_config(args: list[str], has_subcommand: bool = True) -> list[str]:
-    """Insert the packaged default config (after the subcommand, if any) when the user gives no ``--config``."""
-    if any(a in ("-c", "--config") or a.startswith("--config=") for a in args):
-        return args
-    at = 1 if has_subcommand else 0
-    return [*args[:at], "--config", str(DEFAULT_CONFIG), *args[at:]]
+_CLASS_PROBLEM = "Problem with given class_path"
+_NOT_A_SUBCLASS = "Import path does not correspond to a subclass of"
+
+
+def _class_path_problem(line: str, following: list[str]) -> str:
+    """``Problem with given class_path 'mymod.X':`` plus its cause (jsonargparse puts it on the next line),
+    with a hint when the module is not found from the current folder."""
+    class_path = line.removeprefix(_CLASS_PROBLEM).strip().rstrip(":").strip("'")
+    cause = following[0] if following and not following[0].startswith("Expected a") else "cannot be used"
+    detail = f"cannot use class {class_path!r}: {cause}"
+    missing = re.match(r"No module named '([\w.]+)'", cause)
+    if missing and class_path.startswith(missing.group(1)):
+        file = missing.group(1).split(".")[0] + ".py"
+        detail += f" (not installed, and no {file} in the current folder {Path.cwd()})"
+    return detail
 
 
 def litforge_cause(error: BaseException) -> LitforgeError | None:

@@ -10,8 +10,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from litforge.errors import UsageError
+
 DEFAULT_ROOT = "runs"
+CHECKPOINT_ALIASES = ("best", "last")
 _VERSION = re.compile(r"^version_(\d+)$")
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,83 @@ class RunDir:
     def checkpoint(self, alias: str) -> Path:
         """``best`` or ``last`` -> the file the checkpoint callback writes for it."""
         return self.checkpoints / f"{alias}.ckpt"
+
+    def holds_a_run(self) -> bool:
+        """Whether something was already written here (a new fit must not mix into it)."""
+        return self.path.is_dir() and any(self.path.iterdir())
+
+    @classmethod
+    def of_checkpoint(cls, path: Path) -> RunDir | None:
+        """The run a checkpoint file lies in (``<root>/<experiment>/<run>/checkpoints/x.ckpt`` next to the
+        run's ``config.yaml``), or ``None`` for a checkpoint outside a run folder."""
+        folder = path.resolve().parent
+        if folder.name != "checkpoints" or not (folder.parent / "config.yaml").is_file():
+            return None
+        return cls(folder.parent.parent.parent, folder.parent.parent.name, folder.parent.name)
+
+
+def check_run_name(name: str, flag: str) -> None:
+    """Run and experiment names are plain folder names: letters, digits and ``_ . = + -``, not starting
+    with a dot (so ``--run ../x`` or ``--run /abs`` cannot write outside the root)."""
+    if not _PLAIN_NAME.match(name):
+        raise UsageError(
+            f"{flag} {name!r}: use a plain name (letters, digits, _ . = + -; no '/', no leading '.'); "
+            "the folder is created under the root (--trainer.default_root_dir)"
+        )
+
+
+def locate_checkpoint(
+    root: Path, experiment: str, run: str | None, ckpt: str | None, experiment_given: bool = True
+) -> tuple[RunDir | None, Path]:
+    """``--ckpt_path`` of validate/test/predict -> (the run folder it belongs to or ``None``, the file).
+
+    ``None`` means ``best`` when a run has one, else ``last``. ``best``/``last`` pick that file of ``--run``,
+    or of the experiment's run that wrote it most recently. Without ``--experiment``, a ``--run`` found in
+    exactly one other experiment is used there.
+
+    Raises:
+        UsageError: no such run, alias or file.
+    """
+    if run is not None and not experiment_given and not (root / experiment / run).is_dir():
+        homes = sorted(p.parent.name for p in root.glob(f"*/{run}") if p.is_dir()) if root.is_dir() else []
+        if len(homes) == 1:
+            experiment = homes[0]
+        elif homes:
+            raise UsageError(
+                f"--run {run} exists in several experiments ({', '.join(homes)}): add --experiment"
+            )
+    if ckpt is None:
+        ckpt = _default_alias(root, experiment, run)
+    if ckpt not in CHECKPOINT_ALIASES:
+        path = Path(ckpt)
+        if not path.is_file():
+            raise UsageError(f"--ckpt_path: no such checkpoint file: {path}")
+        return RunDir.of_checkpoint(path), path
+    runs = [run] if run else existing_runs(root, experiment)
+    runs = [r for r in runs if RunDir(root, experiment, r).checkpoint(ckpt).is_file()]
+    if not runs:
+        where = root / experiment / run if run else root / experiment
+        raise UsageError(
+            f"--ckpt_path {ckpt}: no {ckpt}.ckpt under {where}; train with 'litforge fit', pass "
+            "--experiment/--run of a run that has one, or a checkpoint path"
+        )
+    # the run whose checkpoint was written last, whatever its name
+    latest = max(runs, key=lambda r: RunDir(root, experiment, r).checkpoint(ckpt).stat().st_mtime)
+    found = RunDir(root, experiment, latest)
+    return found, found.checkpoint(ckpt)
+
+
+def _default_alias(root: Path, experiment: str, run: str | None) -> str:
+    """``best`` when a run (``--run`` or any) has one, else ``last``; exit 2 when there is neither."""
+    runs = [run] if run else existing_runs(root, experiment)
+    for alias in CHECKPOINT_ALIASES:
+        if any(RunDir(root, experiment, r).checkpoint(alias).is_file() for r in runs):
+            return alias
+    where = root / experiment / run if run else root / experiment
+    raise UsageError(
+        f"no --ckpt_path given and no checkpoint under {where}; train with 'litforge fit' or pass "
+        "--ckpt_path best|last|FILE (and --experiment/--run for another model's runs)"
+    )
 
 
 def experiment_name(class_path: str | None) -> str:

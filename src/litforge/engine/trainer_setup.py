@@ -4,22 +4,16 @@ folder, the resolved config sent to every logger, and clean hyperparameters."""
 from __future__ import annotations
 
 import inspect
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import yaml
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback, _InstantiatorFn
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from litforge.cli.errors import UsageError
 from litforge.engine.run_dir import RunDir
 from litforge.loggers.resumable_csv import ResumableCSVLogger
-
-CHECKPOINT_ALIASES = ("best", "last")
 
 
 class RunConfigCallback(SaveConfigCallback):
@@ -31,6 +25,9 @@ class RunConfigCallback(SaveConfigCallback):
         for key in ("experiment", "run", "resume"):
             if key in config:
                 config[key] = None
+        for key in ("overwrite", "debug"):
+            if key in config:
+                del config[key]
         super().__init__(parser, config, **kwargs)
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -64,34 +61,6 @@ def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:
     common = {"save_dir": str(run.root), "name": run.experiment, "version": version}
     csv_logger = ResumableCSVLogger if subcommand == "fit" else CSVLogger  # fit: kept across resumes
     return [TensorBoardLogger(**common, default_hp_metric=False), csv_logger(**common)]
-
-
-def default_checkpoint(run: RunDir, monitor: str | None) -> ModelCheckpoint:
-    """``checkpoints/last.ckpt`` always, and ``checkpoints/best.ckpt`` (lowest ``monitor``) when the model
-    names the metric to monitor in a ``checkpoint_monitor`` attribute (litforge's models: ``val_loss``)."""
-    return ModelCheckpoint(
-        dirpath=run.checkpoints,
-        filename="best",
-        monitor=monitor,
-        mode="min",
-        save_top_k=1 if monitor else 0,
-        save_last=True,
-        auto_insert_metric_name=False,
-    )
-
-
-def check_checkpoint_file(path: Path) -> None:
-    """Raise ``UsageError`` for a checkpoint path that does not exist or cannot be read."""
-    if not path.is_file():
-        raise UsageError(f"--ckpt_path: no such checkpoint file: {path}")
-    try:
-        is_zip = zipfile.is_zipfile(path)  # torch.save writes zip archives; truncated files fail this
-    except OSError as err:
-        raise UsageError(f"--ckpt_path: cannot read {path}: {err.strerror}") from None
-    if not is_zip:
-        raise UsageError(
-            f"--ckpt_path: {path} is not a valid checkpoint (truncated or not written by torch.save)"
-        )
 
 
 def class_path_of(value: Any) -> str | None:

@@ -62,6 +62,13 @@ class Classifier(L.LightningModule):
         fused: bool | None = None,
     ) -> None:
         super().__init__()
+        _check_sizes(num_features=num_features, num_classes=num_classes, hidden_dim=hidden_dim)
+        if hidden_layers < 1:
+            raise ValueError(f"hidden_layers must be at least 1, got {hidden_layers}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
         # The statistics live in buffers (state_dict), so hparams stay small and load_from_checkpoint works.
         self.save_hyperparameters(ignore=["input_mean", "input_std"])
         self.standardize = Standardize(num_features, input_mean, input_std)
@@ -180,3 +187,9 @@ def _cnn(num_features: int, num_classes: int, hidden_dim: int, dropout: float) -
         nn.ReLU(),
         nn.Linear(hidden_dim, num_classes),
     )
+
+
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if value < 1:
+            raise ValueError(f"{name} must be a positive size, got {value}")

@@ -89,9 +89,7 @@ class FitConfig:
                     ) from None
 
     def _parse_fit(self, args: list[str]) -> Namespace:
-        from litforge.engine.lightning_cli import with_default_config
-
-        return self.parser.parse_args(with_default_config(["fit", *args])[1:])
+        return self.parser.parse_args(args)
 
     def resolve(self, values: dict[str, Any]) -> Namespace:
         """The full fit config with ``values`` applied, as ``litforge fit`` would see it."""

@@ -1,0 +1,90 @@
+"""Check a checkpoint before validate/test/predict use it: readable, weights only, and fitting the model.
+
+litforge test --ckpt_path other_model.ckpt
+litforge: error: --ckpt_path other_model.ckpt does not fit LitModel: model.0.weight is (256, 16) in the
+checkpoint but (128, 16) in the model (2 tensors differ) ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parameter import UninitializedParameter
+
+from litforge.errors import UsageError
+
+_COMPILED_PREFIX = "_orig_mod."  # torch.compile's wrapper inserts this into state_dict keys
+
+
+def open_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
+    """Load ``path`` with ``weights_only=True`` (memory-mapped: tensors are read only when used).
+
+    Raises:
+        UsageError: one line naming the file, for a missing, truncated, foreign or unsafe file.
+    """
+    if not path.is_file():
+        raise UsageError(f"{flag}: no such checkpoint file: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # torch raises many kinds for damaged, foreign or unsafe files
+        raise UsageError(f"{flag}: {path} {_unreadable_reason(error)}") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise UsageError(f"{flag}: {path} is not a Lightning checkpoint (it has no state_dict)")
+    return checkpoint
+
+
+def _unreadable_reason(error: Exception) -> str:
+    text = str(error)
+    if "Weights only load failed" in text or "Unsupported global" in text:
+        return (
+            "was refused: it holds pickled Python objects, not only weights, and litforge never "
+            "unpickles a file (it could run code)"
+        )
+    if "zip archive" in text or "central directory" in text or "failed finding" in text:
+        return "is not a checkpoint written by torch.save (truncated or another kind of file)"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return f"is not a readable checkpoint ({first[:200]})"
+
+
+def read_hyperparameters(path: Path) -> dict[str, Any]:
+    """The ``hyper_parameters`` a checkpoint records (``{}`` when it has none)."""
+    hparams = open_checkpoint(path).get("hyper_parameters")
+    return dict(hparams) if isinstance(hparams, dict) else {}
+
+
+def check_checkpoint_fits(path: Path, model: torch.nn.Module) -> None:
+    """Refuse a checkpoint whose weights cannot be loaded into ``model``, before any work starts.
+
+    Compares names and shapes (compiled submodules' ``_orig_mod.`` ignored on both sides). Parameters
+    the model creates later (lazy, ``configure_model``) are left to the load itself.
+
+    Raises:
+        UsageError: naming the file, the model class and the first mismatch.
+    """
+    saved = _shapes(open_checkpoint(path)["state_dict"])
+    own = _shapes(model.state_dict())
+    name = type(model).__name__
+    hint = "pass the config of the run that wrote it (--config <run>/config.yaml) or a matching checkpoint"
+    if own and saved and not own.keys() & saved.keys():
+        example = next(iter(saved))
+        raise UsageError(
+            f"--ckpt_path {path} holds another model's weights: none of its {len(saved)} tensors "
+            f"(e.g. {example}) is in {name}; {hint}"
+        )
+    differ = sorted(key for key in own.keys() & saved.keys() if own[key] != saved[key])
+    if differ:
+        key = differ[0]
+        raise UsageError(
+            f"--ckpt_path {path} does not fit {name}: {key} is {saved[key]} in the checkpoint but "
+            f"{own[key]} in the model ({len(differ)} tensor(s) differ); {hint}"
+        )
+
+
+def _shapes(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {
+        key.replace(_COMPILED_PREFIX, ""): tuple(value.shape)
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor) and not isinstance(value, UninitializedParameter)
+    }

@@ -1,0 +1,205 @@
+"""What a command line says about its config, read before the parser is built.
+
+litforge fit --model mymod.LitModel --data mymod.MyDataModule   # the class defaults hold
+litforge fit                                                    # the packaged default applies whole
+
+The packaged default (``litforge/configs/default.yaml``) applies only where the user gave nothing of
+their own: its trainer settings when no ``--config`` is given, its ``model``/``data`` sections only when
+no ``--model``/``--data`` class is named on the command line or in a config. (Setting a default class
+with init args and letting the user swap the class would carry those init args over to the user's
+class: jsonargparse keeps values whose names the new class also takes.)
+
+Every YAML file read here is bounded in size and in alias expansion, so a crafted config cannot exhaust
+memory; see ``load_yaml``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from litforge.errors import UsageError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_YAML_NODES = 200_000  # after expanding aliases: a generous bound for any real config
+CLASS_SECTIONS = ("model", "data")
+_CONFIG_FLAGS = ("--config", "-c")
+# flags whose value says where a run lives; read from the command line only
+_RUN_FLAGS = ("--experiment", "--run", "--ckpt_path", "--trainer.default_root_dir")
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML ``text`` safely, refusing documents that expand past ``MAX_YAML_NODES`` (alias bombs).
+
+    Raises:
+        UsageError: naming ``source``, for invalid YAML or a document that expands too far.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        detail = " ".join(str(error).replace('"<unicode string>", ', "").split())
+        raise UsageError(f"{source}: not valid YAML: {detail}") from None
+    if root is not None and _expanded_size(root) > MAX_YAML_NODES:
+        raise UsageError(
+            f"{source}: refused: its aliases expand to more than {MAX_YAML_NODES:,} values "
+            "(a YAML alias bomb?)"
+        )
+    return yaml.safe_load(text)
+
+
+def bounded_yaml_loader(text: str) -> Any:
+    """jsonargparse's loader for litforge's parser: ``load_yaml`` for every value it parses (nested
+    config files and inline YAML included), so no path around the bound remains."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise UsageError(f"refused a YAML value of {len(text):,} bytes (limit {MAX_CONFIG_BYTES:,})")
+    return load_yaml(text, "config value")
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Number of YAML nodes once every alias is expanded, computed without expanding (memoised)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a self-referencing node counts once instead of recursing forever
+        if isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(key) + size(value) for key, value in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
+def read_config_file(path: Path, flag: str = "--config") -> dict[str, Any]:
+    """A config file as a mapping; one-line ``UsageError`` naming the file for anything else."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise UsageError(f"{flag} {path}: {size:,} bytes is too large for a config (limit 4 MiB)")
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{flag}: no such file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{flag}: {path} is a folder, not a config file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{flag} {path}: not a text file (a YAML config is UTF-8 text)") from None
+    except OSError as error:
+        raise UsageError(f"{flag}: cannot read {path}: {error.strerror}") from None
+    config = load_yaml(text, f"{flag} {path}")
+    if config is None:
+        raise UsageError(
+            f"{flag} {path}: the file is empty; a config is a YAML mapping (trainer:, model:, ...)"
+        )
+    if not isinstance(config, dict):
+        raise UsageError(
+            f"{flag} {path}: a config is a YAML mapping (trainer:, model:, data:), not a {type(config).__name__}"
+        )
+    return config
+
+
+@dataclass
+class CommandLine:
+    """A subcommand's arguments, with what they say about config files, classes and the run folder."""
+
+    args: list[str]
+    config_files: list[Path] = field(default_factory=list)
+    named_classes: dict[str, str | None] = field(default_factory=dict)  # section -> class path/name
+    run_flags: dict[str, str] = field(default_factory=dict)
+
+    def names_class(self, section: str) -> bool:
+        return section in self.named_classes
+
+    @property
+    def has_config(self) -> bool:
+        return bool(self.config_files)
+
+
+def scan(args: list[str]) -> CommandLine:
+    """Read ``args`` (no subcommand) for ``--config`` files, named ``--model``/``--data`` classes and the
+    run-folder flags; each config file is read (bounded) and checked to be a YAML mapping."""
+    line = CommandLine(list(args))
+    for key, value in _flag_values(args):
+        if key in _CONFIG_FLAGS:
+            config = read_config_file(Path(value), key)
+            line.config_files.append(Path(value))
+            for section in CLASS_SECTIONS:
+                if (named := _class_in(config.get(section))) is not None:
+                    line.named_classes[section] = named
+        elif key.removeprefix("--") in CLASS_SECTIONS:
+            if (named := _class_in(_flag_value_as_config(value, key))) is not None:
+                line.named_classes[key.removeprefix("--")] = named
+        elif key.endswith(".class_path") and key[2:].removesuffix(".class_path") in CLASS_SECTIONS:
+            line.named_classes[key[2:].removesuffix(".class_path")] = value
+        if key in _RUN_FLAGS:
+            line.run_flags[key] = value
+    return line
+
+
+def _flag_values(args: list[str]) -> list[tuple[str, str]]:
+    """Every ``--key value`` / ``--key=value`` pair (a flag without a value pairs with the next word,
+    which is harmless: only the keys above are looked at)."""
+    pairs = []
+    for i, arg in enumerate(args):
+        if arg.startswith("-"):
+            key, eq, value = arg.partition("=")
+            if eq or i + 1 < len(args):
+                pairs.append((key, value if eq else args[i + 1]))
+    return pairs
+
+
+def _flag_value_as_config(value: str, flag: str) -> Any:
+    """``--model X``: X is a class name, a YAML/JSON mapping, or a path to one."""
+    if value.endswith((".yaml", ".yml", ".json")) or Path(value).is_file():
+        return read_config_file(Path(value), flag)
+    if value.lstrip().startswith("{"):
+        return load_yaml(value, flag)
+    return value
+
+
+def _class_in(section: Any) -> str | None:
+    """The class a config section names (``model: X`` or ``model: {class_path: X}``), else ``None``."""
+    if isinstance(section, str) and section:
+        return section
+    if isinstance(section, dict) and section.get("class_path"):
+        return str(section["class_path"])
+    return None
+
+
+def packaged_defaults(line: CommandLine) -> dict[str, Any]:
+    """The parser defaults the packaged default contributes to this command line (dotted keys).
+
+    No ``--config``: everything in ``default.yaml`` except a ``model``/``data`` section whose class the
+    user names. With a ``--config``: only the default classes for sections that name none (a config
+    giving just ``model: {hidden_dim: 256}`` means litforge's ``Classifier``), without their init args.
+    """
+    default = _packaged()
+    defaults: dict[str, Any] = {}
+    if not line.has_config:
+        defaults["seed_everything"] = default.get("seed_everything")
+        defaults.update({f"trainer.{k}": v for k, v in (default.get("trainer") or {}).items()})
+    for section in CLASS_SECTIONS:
+        if line.names_class(section) or section not in default:
+            continue
+        packaged = default[section]
+        defaults[section] = packaged if not line.has_config else {"class_path": packaged["class_path"]}
+    return defaults
+
+
+def default_class_path(section: str) -> str:
+    """The class the packaged default uses for ``model`` or ``data``."""
+    return str(_packaged()[section]["class_path"])
+
+
+@functools.cache
+def _packaged() -> dict[str, Any]:
+    return read_config_file(DEFAULT_CONFIG)

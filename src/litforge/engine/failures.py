@@ -1,0 +1,93 @@
+"""An exception from the user's code while a job ran: exit 1, its message and the user's own frames.
+
+litforge fit --model mymod.LitModel ...
+litforge: error: fit failed: RuntimeError: boom
+  File "/home/me/proj/mymod.py", line 20, in training_step
+    raise RuntimeError("boom")
+(--debug shows the full traceback)
+"""
+
+from __future__ import annotations
+
+import sysconfig
+import traceback
+from pathlib import Path
+
+import litforge
+from litforge.errors import JobFailed, UsageError
+
+_MAX_MESSAGE = 600
+
+
+class UserCodeFailed(JobFailed):
+    """The job ran and an exception ended it (exit 1); ``detail`` holds the frames of the user's code."""
+
+    @classmethod
+    def from_exception(cls, subcommand: str, error: BaseException) -> UserCodeFailed:
+        return cls(f"{subcommand} failed: {describe(error)}", frames_detail(error))
+
+
+class BuildFailed(UsageError):
+    """The model or datamodule raised while being built from the config (exit 2: the values given to
+    it are the usual cause); ``detail`` holds the frames of the user's code."""
+
+    @classmethod
+    def from_exception(cls, error: BaseException) -> BuildFailed:
+        error = _unwrapped(error)
+        built = _class_being_built(error)
+        what = f"{built.__module__}.{built.__qualname__}" if built else "the model/data"
+        return cls(f"building {what} failed: {describe(error)}", frames_detail(error))
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message`` on one line, shortened."""
+    text = " ".join(str(error).split())
+    if len(text) > _MAX_MESSAGE:
+        text = text[:_MAX_MESSAGE] + " ..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def frames_detail(error: BaseException) -> str:
+    return "".join(traceback.format_list(user_frames(error))) + "(--debug shows the full traceback)"
+
+
+def _unwrapped(error: BaseException) -> BaseException:
+    """The user's exception inside the ones jsonargparse wraps it in while instantiating classes."""
+    while error.__cause__ is not None and _raised_in("jsonargparse", error):
+        error = error.__cause__
+    return error
+
+
+def _raised_in(package: str, error: BaseException) -> bool:
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and f"{package}/" in Path(frames[-1].filename).as_posix()
+
+
+def _class_being_built(error: BaseException) -> type | None:
+    """The LightningModule/LightningDataModule whose ``__init__`` raised (innermost on the traceback)."""
+    import lightning as L
+
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self") if tb.tb_frame.f_code.co_name == "__init__" else None
+        if isinstance(owner, (L.LightningModule, L.LightningDataModule)):
+            found = type(owner)
+        tb = tb.tb_next
+    return found
+
+
+def user_frames(error: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of ``error``'s traceback outside Python, installed packages and litforge: the user's
+    own code. The raising frame alone when there is none (the error came from inside a library)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    roots = _library_roots()
+    own = [f for f in frames if not any(Path(f.filename).resolve().is_relative_to(r) for r in roots)]
+    return own or frames[-1:]
+
+
+def _library_roots() -> set[Path]:
+    paths = sysconfig.get_paths()
+    roots = {Path(paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.add(Path(litforge.__file__).parent)
+    return {root.resolve() for root in roots}
