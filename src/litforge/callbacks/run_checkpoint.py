@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 DEFAULT_MONITOR = "val_loss"
 
@@ -20,8 +22,9 @@ class RunCheckpoint(ModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` writing ``best.ckpt`` and ``last.ckpt`` into a run's ``checkpoints/``.
 
     A model that never logs the monitored metric (no validation loop, other metric names) gets
-    ``last.ckpt`` only, with one line on stderr saying so, instead of Lightning's error. Files are
-    overwritten in place (no ``best-v1.ckpt``): a run folder holds one run.
+    ``last.ckpt`` only, with one line on stderr saying so, instead of Lightning's error. ``last.ckpt``
+    always holds the state training ended in. Files are overwritten in place (no ``best-v1.ckpt``): a
+    run folder holds one run.
 
     Args:
         dirpath: the run's ``checkpoints/`` folder.
@@ -40,14 +43,19 @@ class RunCheckpoint(ModelCheckpoint):
             auto_insert_metric_name=False,
             enable_version_counter=False,
         )
+        self._last_only_step = -1
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._without_best_unless_logged(trainer, super().on_train_epoch_end, trainer, pl_module)
+        self._best_only_if_logged(trainer, super().on_train_epoch_end, pl_module)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._without_best_unless_logged(trainer, super().on_validation_end, trainer, pl_module)
+        self._best_only_if_logged(trainer, super().on_validation_end, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """``last.ckpt`` is the run's final state, also when it stopped between two saves (``max_steps``
+        in the middle of an epoch)."""
+        if _saved_step(self._last_path) != trainer.global_step:
+            self._save_last(trainer)
         if self.monitor and not self.best_model_path and trainer.is_global_zero:
             print(
                 f"litforge: the model logged no '{self.monitor}', so the run has checkpoints/last.ckpt but "
@@ -56,14 +64,33 @@ class RunCheckpoint(ModelCheckpoint):
                 flush=True,
             )
 
-    def _without_best_unless_logged(self, trainer: L.Trainer, save: Any, *args: Any) -> None:
-        """Run Lightning's save, with ``save_top_k`` 0 while the monitored metric is not logged (Lightning
-        would raise)."""
+    @property
+    def _last_path(self) -> Path:
+        return Path(str(self.dirpath)) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+
+    def _best_only_if_logged(self, trainer: L.Trainer, save: Any, pl_module: L.LightningModule) -> None:
+        """Lightning's save when the monitored metric is logged; else ``last.ckpt`` alone (Lightning would
+        raise, or skip ``last`` too since it saves it only beside a best)."""
         if self.monitor is None or self.monitor in trainer.callback_metrics:
-            save(*args)
+            save(trainer, pl_module)
             return
-        top_k, self.save_top_k = self.save_top_k, 0
-        try:
-            save(*args)
-        finally:
-            self.save_top_k = top_k
+        fitting = trainer.state.fn == TrainerFn.FITTING and not (
+            trainer.sanity_checking or trainer.fast_dev_run
+        )
+        if fitting and self._last_only_step != trainer.global_step:
+            self._save_last(trainer)
+
+    def _save_last(self, trainer: L.Trainer) -> None:
+        self.last_model_path = str(self._last_path)
+        trainer.save_checkpoint(self._last_path)
+        self._last_only_step = trainer.global_step
+
+
+def _saved_step(path: Path) -> int | None:
+    """The ``global_step`` recorded in a checkpoint file (memory-mapped: the tensors are not read)."""
+    if not path.is_file():
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    except Exception:  # unreadable: rewrite it
+        return None

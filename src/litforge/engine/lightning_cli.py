@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 from jsonargparse import Namespace
@@ -32,6 +32,7 @@ from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
 from litforge.engine.config_sources import CommandLine, default_class_path, packaged_defaults, scan
 from litforge.engine.failures import BuildFailed, UserCodeFailed
+from litforge.engine.help_text import drop_overridden_defaults
 from litforge.engine.parsing import (
     LitforgeArgumentParser,
     litforge_cause,
@@ -113,7 +114,7 @@ class LitforgeCLI(LightningCLI):
         self.finished_run: dict[str, Any] | None = None  # set when --resume auto finds a finished run
         self.extra_callbacks = list(extra_callbacks or [])
         self.quiet = quiet
-        self._run_folder_is_new = False
+        self._new_folder: Path | None = None
         quiet_lightning_noise()
         lean_hooks.install()  # Lightning's per-step hook calls without the no-op ones (lean_hooks.py)
         # Build the parser of the subcommand being run only: each costs ~0.1 s of jsonargparse work.
@@ -193,14 +194,15 @@ class LitforgeCLI(LightningCLI):
         )
         parser.add_argument(
             "--monitor_mode",
-            type=str,
+            type=Literal["min", "max"],
             default="min",
-            choices=["min", "max"],
             help="fit: whether a lower (min) or a higher (max) --monitor value is better.",
         )
         if self._preparing_subcommand is None:  # run=False: accept what any subcommand's config holds
             _accept_trainer_method_options(parser)
-        parser.set_defaults(packaged_defaults(self.command_line))
+        defaults = packaged_defaults(self.command_line)
+        parser.set_defaults(defaults)
+        drop_overridden_defaults(parser, defaults)
         # Sizes the data knows are linked into the model, so they are never stated twice.
         for source, target in (
             ("num_features", "num_features"),
@@ -264,6 +266,7 @@ class LitforgeCLI(LightningCLI):
         run, ckpt = locate_checkpoint(
             root, experiment, config.run, config.get("ckpt_path"), experiment_given=bool(config.experiment)
         )
+        _check_same_model_class(ckpt, class_path_of(config.model))
         config.ckpt_path = str(ckpt)
         return run or RunDir(root, experiment, config.run or next_free_run(root, experiment))
 
@@ -294,7 +297,8 @@ class LitforgeCLI(LightningCLI):
                 f"run folder {run.path} already holds a run: continue it with --resume auto, choose "
                 "another --run name, or replace it with --overwrite"
             )
-        self._run_folder_is_new = not run.path.exists() or bool(config.overwrite)
+        # what a fit that fails before its first step removes again: the first folder it creates
+        self._new_folder = _first_missing(run.path) if not config.overwrite else run.path
         os.environ[_LAUNCHED_RUN_ENV] = os.pathsep.join(
             (str(os.getpid()), str(run.path), config.get("ckpt_path") or "")
         )
@@ -383,11 +387,10 @@ class LitforgeCLI(LightningCLI):
     def _forget_unstarted_run(self) -> None:
         """Remove the run folder of a fit that failed before its first step: nothing in it is worth
         keeping, and a leftover folder would make the same ``--run`` look taken."""
-        run = self.run_dir
-        if run is None or self.subcommand != "fit" or not self._run_folder_is_new:
+        if self._new_folder is None or self.subcommand != "fit":
             return
         if self.trainer.global_step == 0 and self.trainer.is_global_zero:
-            shutil.rmtree(run.path, ignore_errors=True)
+            shutil.rmtree(self._new_folder, ignore_errors=True)
 
     def before_fit(self) -> None:
         if self.run_dir is not None and self.trainer.is_global_zero:
@@ -420,6 +423,16 @@ class LitforgeCLI(LightningCLI):
             print(line, flush=True)
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (``None``: it exists)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
 def _accept_trainer_method_options(parser: LightningArgumentParser) -> None:
     """Add the Trainer-method options (``ckpt_path``, ``verbose``, ...) the parser does not have yet."""
     for name, (kind, default, help_text) in _TRAINER_METHOD_OPTIONS.items():
@@ -432,7 +445,7 @@ def _accept_trainer_method_options(parser: LightningArgumentParser) -> None:
 def _with_run_config(line: CommandLine) -> CommandLine:
     """validate/test/predict without ``--config``: a checkpoint inside a run folder brings that run's
     ``config.yaml`` (its model *and* data); the user's own flags still apply on top of it."""
-    if line.has_config:
+    if line.has_config or any(a in ("-h", "--help") or a.endswith(".help") for a in line.args):
         return line
     flags = line.run_flags
     named_model = line.named_classes.get("model")
@@ -455,6 +468,17 @@ def _with_run_config(line: CommandLine) -> CommandLine:
                 "config (--config path/to/config.yaml) or both --model CLASS and --data CLASS"
             )
     return line
+
+
+def _check_same_model_class(ckpt: Path, configured: str | None) -> None:
+    """Refuse a checkpoint of another model class than the config's (Lightning would silently swap the
+    model class and pair it with the config's data)."""
+    saved = _saved_class_path(ckpt)
+    if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
+        raise UsageError(
+            f"--ckpt_path {ckpt} holds another model's weights: it was saved from {saved}, the config's "
+            f"model is {configured}; pass the config of the run that wrote it (--config <run>/config.yaml)"
+        )
 
 
 def _saved_class_path(ckpt: Path) -> str | None:

@@ -1,0 +1,156 @@
+"""A user's own LightningModule/DataModule from a file in the working folder, through the fit engine:
+class defaults hold, the run's config works everywhere, checkpoints bring their run, errors are clear."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+from user_helpers import QUICK
+
+SEED_MODEL = ["--model", "usermods.LitModel", "--data", "usermods.MyDataModule"]
+
+
+@pytest.fixture
+def trained(project, user_cli):
+    """One short fit of the seed's LitModel into runs/litmodel/p1."""
+    result = user_cli("fit", *SEED_MODEL, *QUICK, "--run", "p1")
+    assert result.returncode == 0, result.output
+    return project / "runs" / "litmodel" / "p1"
+
+
+def test_the_class_defaults_hold_not_the_packaged_ones(trained, project, user_cli):
+    config = yaml.safe_load((trained / "config.yaml").read_text())
+    assert config["model"]["init_args"] == {"input_dim": 16, "hidden_dim": 256, "output_dim": 3, "lr": 1e-3}
+    assert config["data"]["init_args"] == {"batch_size": 32, "num_workers": 0}
+    hparams = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    assert hparams["hidden_dim"] == 256 and hparams["lr"] == 1e-3
+    # the same through a user config naming its own class_path, and through --print_config
+    (project / "mine.yaml").write_text(
+        "model:\n  class_path: usermods.LitModel\ndata:\n  class_path: usermods.MyDataModule\n"
+    )
+    printed = user_cli("fit", "--config", "mine.yaml", "--print_config")
+    assert printed.returncode == 0, printed.output
+    resolved = yaml.safe_load(printed.stdout)
+    assert resolved["model"]["init_args"]["hidden_dim"] == 256
+    assert resolved["data"]["init_args"]["batch_size"] == 32
+
+
+def test_packaged_default_still_applies_when_nothing_is_named(user_cli):
+    printed = user_cli("fit", "--print_config")
+    config = yaml.safe_load(printed.stdout)
+    assert config["seed_everything"] == 42 and config["trainer"]["max_epochs"] == 30
+    assert config["model"]["init_args"]["lr"] == 0.002 and config["data"]["init_args"]["batch_size"] == 64
+    # a user's datamodule with litforge's default model: the model keeps the packaged settings
+    mixed = yaml.safe_load(user_cli("fit", "--data", "usermods.MyDataModule", "--print_config").stdout)
+    assert mixed["model"]["init_args"]["lr"] == 0.002 and mixed["data"]["init_args"]["batch_size"] == 32
+
+
+def test_the_runs_config_works_with_every_subcommand(trained, user_cli):
+    config = str(trained / "config.yaml")
+    best = str(trained / "checkpoints" / "best.ckpt")
+    for command in ("validate", "test", "predict"):
+        result = user_cli(command, "--config", config, "--ckpt_path", best)
+        assert result.returncode == 0, (command, result.output)
+    printed = user_cli("test", "--config", config, "--print_config")  # test's own config back into fit
+    (trained.parent / "from_test.yaml").write_text(printed.stdout)
+    result = user_cli("fit", "--config", str(trained.parent / "from_test.yaml"), *QUICK, "--run", "p2")
+    assert result.returncode == 0, result.output
+
+
+def test_a_bare_checkpoint_brings_its_runs_model_and_data(trained, project, user_cli):
+    result = user_cli("predict", "--ckpt_path", str(trained / "checkpoints" / "last.ckpt"))
+    assert result.returncode == 0, result.output
+    rows = (trained / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 48  # the user's 48 test rows, not the digits data
+    by_name = user_cli("test", "--run", "p1")  # the run found by name, in its own experiment
+    assert by_name.returncode == 0 and "test_loss" in by_name.stdout, by_name.output
+    # outside a run folder nothing says which data it belongs to: one clear line, exit 2
+    stray = project / "stray.ckpt"
+    stray.write_bytes((trained / "checkpoints" / "last.ckpt").read_bytes())
+    refused = user_cli("predict", "--ckpt_path", str(stray))
+    assert refused.returncode == 2 and "not inside a run folder" in refused.stderr, refused.output
+    assert "--config" in refused.stderr and "Traceback" not in refused.output
+
+
+def test_another_models_checkpoint_is_refused_in_one_line(trained, user_cli):
+    other = user_cli("fit", *QUICK, "--trainer.limit_val_batches", "2", "--run", "digits")
+    assert other.returncode == 0, other.output
+    digits_ckpt = trained.parent.parent / "classifier" / "digits" / "checkpoints" / "last.ckpt"
+    result = user_cli("test", "--config", str(trained / "config.yaml"), "--ckpt_path", str(digits_ckpt))
+    assert result.returncode == 2, result.output
+    assert "holds another model's weights" in result.stderr and "Traceback" not in result.output
+
+
+def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
+    regressor = ["--model", "usermods.Regressor", "--data", "usermods.RegressionData", *QUICK]
+    assert user_cli("fit", *regressor, "--run", "r").returncode == 0
+    assert (project / "runs" / "regressor" / "r" / "checkpoints" / "best.ckpt").is_file()
+    other = ["--model", "usermods.OtherMetricsModel", "--data", "usermods.MyDataModule", *QUICK]
+    no_best = user_cli("fit", *other, "--run", "o1")
+    assert no_best.returncode == 0, no_best.output
+    folder = project / "runs" / "othermetricsmodel"
+    assert not (folder / "o1" / "checkpoints" / "best.ckpt").exists()
+    assert (folder / "o1" / "checkpoints" / "last.ckpt").is_file() and "--monitor" in no_best.stderr
+    chosen = user_cli("fit", *other, "--run", "o2", "--monitor", "valid/accuracy", "--monitor_mode", "max")
+    assert chosen.returncode == 0, chosen.output
+    best = torch.load(folder / "o2" / "checkpoints" / "best.ckpt", weights_only=True)
+    state = next(v for k, v in best["callbacks"].items() if k.startswith("RunCheckpoint"))
+    assert state["monitor"] == "valid/accuracy" and state["best_model_score"] is not None
+
+
+def test_reusing_a_run_name_needs_resume_or_overwrite(trained, user_cli):
+    before = (trained / "checkpoints" / "last.ckpt").read_bytes()
+    refused = user_cli("fit", *SEED_MODEL, *QUICK, "--run", "p1")
+    assert refused.returncode == 2 and "--resume auto" in refused.stderr and "--overwrite" in refused.stderr
+    assert (trained / "checkpoints" / "last.ckpt").read_bytes() == before
+    replaced = user_cli(
+        "fit", *SEED_MODEL, *QUICK, "--run", "p1", "--overwrite", "true", "--model.lr", "0.01"
+    )
+    assert replaced.returncode == 0, replaced.output
+    assert sorted(p.name for p in (trained / "checkpoints").glob("*.ckpt") if "-v" in p.name) == []
+    last = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["hyper_parameters"]["lr"] == 0.01
+
+
+def test_last_checkpoint_is_the_final_state_when_stopping_mid_epoch(project, user_cli):
+    result = user_cli("fit", *SEED_MODEL, *QUICK, "--trainer.max_steps", "6", "--run", "steps")
+    assert result.returncode == 0, result.output
+    last = torch.load(project / "runs/litmodel/steps/checkpoints/last.ckpt", weights_only=True)
+    assert last["global_step"] == 6
+
+
+def test_an_exception_in_user_code_is_a_failed_job_with_the_users_frame(project, user_cli):
+    result = user_cli("fit", "--model", "usermods.Exploding", "--data", "usermods.MyDataModule", *QUICK)
+    assert result.returncode == 1, result.output
+    assert "fit failed: RuntimeError: the user's training_step exploded" in result.stderr
+    assert "usermods.py" in result.stderr and "in training_step" in result.stderr
+    assert not (project / "runs" / "exploding").exists()  # nothing trained, nothing left behind
+    debug = user_cli(
+        "fit", "--model", "usermods.Exploding", "--data", "usermods.MyDataModule", *QUICK, "--debug"
+    )
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "needle"),
+    [
+        ("nomodule.LitModel", "No module named 'nomodule'"),
+        ("usermods.Missing", "has no attribute 'Missing'"),
+        ("collections.OrderedDict", "is not a LightningModule subclass"),
+    ],
+)
+def test_a_class_path_that_cannot_be_used_says_why(user_cli, model, needle):
+    result = user_cli("fit", "--model", model, "--data", "usermods.MyDataModule")
+    assert result.returncode == 2 and needle in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_shows_the_defaults_litforge_uses(user_cli):
+    wide = {"COLUMNS": "400"}  # one line per option description
+    fit_help = user_cli("fit", "--help", env=wide).stdout
+    assert "default: 42)" in fit_help and "EarlyStopping" in fit_help
+    max_epochs = next(line for line in fit_help.splitlines() if "reached" in line and "max_epochs" in line)
+    assert "default: 30)" in max_epochs and "1000" not in max_epochs  # not Lightning's own default
+    predict_help = user_cli("predict", "--help", env=wide).stdout
+    assert "--artifact" in predict_help and "--input" in predict_help
