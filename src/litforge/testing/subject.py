@@ -5,9 +5,11 @@ python -c "from litforge.testing import run_checks; ..."   # see docs/testing.md
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
+from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils._pytree import tree_leaves
 
 ModelLike = L.LightningModule | Callable[[], L.LightningModule]
@@ -30,6 +33,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 class SkipCheck(Exception):
     """The check does not apply to this module or data; the message says why (reported as SKIP)."""
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """The global RNGs seeded with ``seed`` inside and restored on exit: data drawn in here (a shuffled
+    ``DataLoader``, a ``random_split``) is the same whatever ran before, and leaves the random state of
+    the caller, e.g. a check's model initialisation, untouched."""
+    with isolate_rng():
+        L.seed_everything(seed, verbose=False)
+        yield
 
 
 @dataclass
@@ -70,13 +83,15 @@ class Subject:
 
     @cached_property
     def datamodule(self) -> L.LightningDataModule | None:
+        """The datamodule, built (from a factory) and set up under ``seeded(seed)``."""
         data = self.data
-        if callable(data) and not isinstance(data, (L.LightningDataModule, Iterable)):
-            data = data()
-        if isinstance(data, L.LightningDataModule):
-            data.prepare_data()
-            data.setup("fit")
-            return data
+        with seeded(self.seed):
+            if callable(data) and not isinstance(data, (L.LightningDataModule, Iterable)):
+                data = data()
+            if isinstance(data, L.LightningDataModule):
+                data.prepare_data()
+                data.setup("fit")
+                return data
         return None
 
     def loaders(self) -> dict[str, Iterable[Any]]:
@@ -97,18 +112,22 @@ class Subject:
 
     @cached_property
     def batch(self) -> Any:
-        """The first training batch: the real data every check runs on."""
-        try:
-            return next(iter(self.loaders()["train"]))
-        except StopIteration:
-            raise AssertionError("the training dataloader is empty") from None
+        """The first training batch, drawn under ``seeded(seed)``: the real data every check runs on, the same
+        whichever check asks first."""
+        batch = self._train_batches(1)
+        if not batch:
+            raise AssertionError("the training dataloader is empty")
+        return batch[0]
 
     @cached_property
     def second_batch(self) -> Any | None:
         """The second training batch (``None`` when there is only one): unseen data for export parity."""
-        batches = iter(self.loaders()["train"])
-        next(batches, None)
-        return next(batches, None)
+        batches = self._train_batches(2)
+        return batches[1] if len(batches) == 2 else None
+
+    def _train_batches(self, count: int) -> list[Any]:
+        with seeded(self.seed):
+            return list(itertools.islice(self.loaders()["train"], count))
 
     @cached_property
     def num_classes(self) -> int | None:
