@@ -159,6 +159,17 @@ class StaleExampleInput(TinyNet):
         self.example_input_array = torch.zeros(2, FEATURES - 3)  # left from an older feature set
 
 
+class SqueezeDropsBatch(TinyNet):
+    """``.squeeze()`` without a dim: fine for the training batches, but a batch of 1 loses its batch dimension."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.example_input_array = torch.zeros(1, FEATURES)
+
+    def forward(self, x):
+        return self.head(self.features(x)).squeeze()  # (1, C) -> (C,)
+
+
 class TinyGenerator(L.LightningModule):
     """A correct module whose forward takes noise, not the batch (like a GAN's generator)."""
 

@@ -37,6 +37,7 @@ BROKEN = [
     (check_optimizer_step, broken.CannotLearn, broken.TinyData, r"4 of 4 trainable parameters unchanged"),
     (check_forward, broken.NaNOutput, broken.TinyData, r"forward output \(16, 3\) float32 has \d+ NaN"),
     (check_forward, broken.StaleExampleInput, broken.TinyData, r"inputs shaped like example_input_array \(\(2, 5\) float32\).*stale"),
+    (check_forward, broken.SqueezeDropsBatch, broken.TinyData, r"gives \(3,\) float32 on example_input_array but \(16, 3\) float32 on a real batch: .*\.squeeze\(-1\)"),
     (check_determinism, broken.UnseededDropout, broken.TinyData, r"seed 0 gave different losses at step 1"),
     (check_batch_independence, broken.BatchMeanLeak, broken.TinyData, r"changes for the same samples in a batch of 8"),
     (check_batch_independence, broken.BatchNormAlwaysTraining, broken.TinyData, r"in a batch of 8 .*BatchNorm"),

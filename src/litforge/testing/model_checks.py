@@ -98,7 +98,7 @@ def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
         raise AssertionError(f"forward output {shape_text(first)}: expected {classes} columns (num_classes)")
     if from_example:
         return f"{inputs} (shaped like example_input_array) -> {', '.join(shape_text(t) for t in tensors)}"
-    _check_example_input(module, first)
+    _check_example_input(module, model_input(module, prepare_batch(module, subject.batch)), first)
     return f"{inputs} -> {', '.join(shape_text(t) for t in tensors)}"
 
 
@@ -109,8 +109,10 @@ def _declared_num_classes(module: L.LightningModule) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _check_example_input(module: L.LightningModule, real_output: torch.Tensor) -> None:
-    """``example_input_array`` (used by export and the model summary) gives outputs of the real rank and width."""
+def _check_example_input(module: L.LightningModule, real_input: Any, real_output: torch.Tensor) -> None:
+    """``example_input_array`` (used by export and the model summary) gives outputs of the real rank and, when
+    its inputs have the real per-sample shapes, the real per-sample shape: forward must not depend on the
+    batch size (the batch dimension itself, e.g. the only one of a regression's ``(B,)``, may differ)."""
     example = module.example_input_array
     if example is None:
         return
@@ -118,11 +120,19 @@ def _check_example_input(module: L.LightningModule, real_output: torch.Tensor) -
     with torch.no_grad():
         out = module(**example) if isinstance(example, dict) else module(*_as_args(example))
     tensors = output_tensors(out)
-    if tensors and (tensors[0].ndim, tensors[0].shape[-1:]) != (real_output.ndim, real_output.shape[-1:]):
+    if not tensors:
+        return
+    same_inputs = _per_sample_shapes(example) == _per_sample_shapes(real_input)
+    if tensors[0].ndim != real_output.ndim or (same_inputs and tensors[0].shape[1:] != real_output.shape[1:]):
         raise AssertionError(
             f"forward gives {shape_text(tensors[0])} on example_input_array but {shape_text(real_output)} "
-            "on a real batch"
+            "on a real batch: the output's shape must not depend on the batch size (a .squeeze() without a "
+            "dim drops the batch dimension of a batch of 1: squeeze the dimension you mean, e.g. .squeeze(-1))"
         )
+
+
+def _per_sample_shapes(inputs: Any) -> list[tuple[int, ...]]:
+    return [tuple(t.shape[1:]) for t in output_tensors(inputs)]
 
 
 def _as_args(example: Any) -> tuple[Any, ...]:
