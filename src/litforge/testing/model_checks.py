@@ -17,7 +17,6 @@ import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge.testing.harness import GradientProbe, StepRecorder, fit_on_batch, step_loss, tiny_trainer
-from litforge.testing.harness import trainable_parameters as snapshot
 from litforge.testing.subject import (
     DataLike,
     ModelLike,
@@ -51,7 +50,7 @@ def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
     """``forward`` on a real batch (eval mode) returns finite tensors with the batch size first, in the
     parameters' dtype, ``num_classes`` wide for a classifier, and agrees with ``example_input_array``."""
     subject = as_subject(model, data)
-    module = subject.new_model()
+    module = subject.new_model(configure=True)
     from_example = input_from_example(module, subject.batch)
     try:
         output, size, inputs = eval_forward(module, subject.batch)
@@ -191,9 +190,8 @@ def check_training_step(model: ModelLike | Subject, data: DataLike = None) -> st
     return f"loss {recorder.losses[0]:.4g}" + (" (manual optimization)" if manual else ", requires grad")
 
 
-def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe, dict[str, torch.Tensor]]:
+def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe]:
     module = subject.new_model()
-    before = snapshot(module)
     probe = GradientProbe()
     fit_on_batch(module, subject.batch, steps=1, callbacks=[probe], **subject.trainer_kwargs)
     if probe.optimizer_steps == 0:
@@ -201,13 +199,13 @@ def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe, dict[
             "no optimizer step ran on the first batch (training_step returned None, or manual optimization "
             "never called optimizer.step())"
         )
-    return module, probe, before
+    return module, probe
 
 
 def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
     """Every trainable parameter gets a non-zero gradient in one step and belongs to an optimizer."""
-    _module, probe, before = _one_step(as_subject(model, data))
-    trainable = list(before)
+    _module, probe = _one_step(as_subject(model, data))
+    trainable = list(probe.before)
     problems = []
     no_grad = [n for n in trainable if n not in probe.with_grad]
     zero = [n for n in trainable if n in probe.with_grad and n not in probe.nonzero_grad]
@@ -226,8 +224,8 @@ def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
 
 def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> str:
     """One optimizer step changes every trainable parameter."""
-    module, _, before = _one_step(as_subject(model, data))
-    after = dict(module.named_parameters())
+    module, probe = _one_step(as_subject(model, data))
+    before, after = probe.before, dict(module.named_parameters())
     unchanged = [n for n, old in before.items() if torch.equal(old, after[n].detach().to(old.device))]
     if unchanged:
         raise AssertionError(

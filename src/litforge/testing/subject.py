@@ -65,15 +65,18 @@ class Subject:
     seed: int = 0
     trainer_kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def new_model(self) -> L.LightningModule:
+    def new_model(self, configure: bool = False) -> L.LightningModule:
         """A fresh module, after ``seed_everything(seed)``: a deep copy of the given instance, or a new one
-        from the factory. Every check starts from here, so its random state is the same on every run."""
+        from the factory. Every check starts from here, so its random state is the same on every run.
+
+        ``configure=True`` also runs the module's ``configure_model`` hook (layers built or compiled there),
+        as the Trainer and ``load_from_checkpoint`` do; checks that run a Trainer leave it to the Trainer."""
         L.seed_everything(self.seed, verbose=False)
-        if isinstance(self.model, L.LightningModule):
-            return copy.deepcopy(self.model)
-        model = self.model()
+        model = copy.deepcopy(self.model) if isinstance(self.model, L.LightningModule) else self.model()
         if not isinstance(model, L.LightningModule):
             raise TypeError(f"the model factory returned {type(model).__name__}, not a LightningModule")
+        if configure and is_overridden("configure_model", model):
+            model.configure_model()
         return model
 
     @cached_property
