@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -171,7 +172,8 @@ def model_input(model: L.LightningModule, batch: Any) -> tuple[tuple[Any, ...], 
         if from_batch is None:
             raise SkipCheck(
                 f"cannot tell forward's input in a {type(batch).__name__} batch: make the input the batch's "
-                "first element, or set example_input_array to a dict of forward's keyword arguments"
+                "first element, name forward's parameters after the batch's keys, or set "
+                "example_input_array to a dict of forward's keyword arguments"
             )
         return from_batch
     size = _first_dim(batch)
@@ -204,10 +206,26 @@ def _batch_input(model: L.LightningModule, batch: Any) -> tuple[tuple[Any, ...],
         return (batch,), {}
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
         return (batch[0],), {}
+    if not isinstance(batch, Mapping):
+        return None
     example = model.example_input_array
-    if isinstance(batch, Mapping) and isinstance(example, Mapping) and set(example) <= set(batch):
-        return (), {key: batch[key] for key in example}
+    keys = list(example) if isinstance(example, Mapping) else _forward_keys(model, batch)
+    if keys and set(keys) <= set(batch):
+        return (), {key: batch[key] for key in keys}
     return None
+
+
+def _forward_keys(model: L.LightningModule, batch: Mapping[str, Any]) -> list[str]:
+    """``forward``'s parameters found by name in a dict batch (``forward(x)`` on ``{"x": ..., "y": ...}``,
+    ``forward(input_ids, attention_mask)`` on a tokenized batch): every required one, when the batch has
+    them all, and the optional ones it has, labels aside (given labels, a Hugging Face model adds a loss)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = [p for p in inspect.signature(model.forward).parameters.values() if p.kind in kinds]
+    required = [p.name for p in params if p.default is p.empty]
+    optional = [p.name for p in params if p.default is not p.empty and p.name in batch]
+    if not set(required) <= set(batch):
+        return []
+    return required + [name for name in optional if name not in LABEL_KEYS]
 
 
 def _first_dim(batch: Any) -> int | None:
