@@ -147,6 +147,11 @@ class CannotLearn(TinyNet):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
+class Diverges(TinyNet):
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1e6)  # the loss turns NaN within a few steps
+
+
 class DataDependentBranch(TinyNet):
     def forward(self, x):
         logits = self.head(self.features(x))

@@ -235,14 +235,22 @@ def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> s
     return f"all {len(before)} trainable parameters changed"
 
 
+OVERFIT_STEPS, OVERFIT_THRESHOLD = 1000, 0.01
+
+
 def check_overfit(
-    model: ModelLike | Subject, data: DataLike = None, *, steps: int = 300, threshold: float = 0.01
+    model: ModelLike | Subject,
+    data: DataLike = None,
+    *,
+    steps: int = OVERFIT_STEPS,
+    threshold: float = OVERFIT_THRESHOLD,
 ) -> str:
-    """Training on one batch brings the loss below ``threshold`` within ``steps`` steps."""
+    """Training on one batch, with the module's own ``configure_optimizers``, brings the loss below
+    ``threshold`` within ``steps`` steps (it stops as soon as it does)."""
     subject = as_subject(model, data)
     module = subject.new_model()
     recorder = StepRecorder(module, stop_below=threshold)
-    fit_on_batch(module, subject.batch, steps=steps, **subject.trainer_kwargs)
+    trainer = fit_on_batch(module, subject.batch, steps=steps, **subject.trainer_kwargs)
     losses = recorder.losses
     if not losses:
         raise SkipCheck("training_step returns no loss to follow (manual optimization)")
@@ -250,16 +258,46 @@ def check_overfit(
     if reached is None:
         finite = [i for i, value in enumerate(losses) if math.isfinite(value)]
         best = min(finite, key=losses.__getitem__, default=0)
-        ending = (
-            f"last {losses[-1]:.4g}"
-            if math.isfinite(losses[-1])
-            else f"{losses[-1]} at step {len(losses)} (diverged: learning rate too high?)"
-        )
         raise AssertionError(
-            f"loss did not fall below {threshold} in {len(losses)} steps on one batch: first "
-            f"{losses[0]:.4g}, best {losses[best]:.4g} at step {best + 1}, {ending}"
+            f"loss did not fall below {threshold} in {len(losses)} steps on one batch with "
+            f"{_optimizers_text(trainer)}: first {losses[0]:.4g}, best {losses[best]:.4g} at step {best + 1}, "
+            f"last {losses[-1]:.4g}; {_overfit_advice(losses, best, threshold)}"
         )
     return f"loss {losses[0]:.3g} -> {losses[reached]:.3g} < {threshold} at step {reached + 1}"
+
+
+def _optimizers_text(trainer: L.Trainer) -> str:
+    """``Adam lr=0.001``: the optimizers ``configure_optimizers`` returned, with their starting rates."""
+    described = []
+    for optimizer in trainer.optimizers:
+        group = optimizer.param_groups[0]
+        described.append(f"{type(optimizer).__name__} lr={group.get('initial_lr', group['lr']):.3g}")
+    return ", ".join(described)
+
+
+def _overfit_advice(losses: list[float], best: int, threshold: float) -> str:
+    """What to do about a loss that did not reach ``threshold``, from the shape of its curve."""
+    first, lowest, last = losses[0], losses[best], losses[-1]
+    if not math.isfinite(last):
+        return "it diverged: lower the learning rate, or look for a log/division of values that reach 0"
+    if lowest > 0.9 * first:
+        return (
+            "it hardly moved: check that the learning rate is not 0 or tiny and that the loss compares the "
+            "model's outputs with the batch's targets"
+        )
+    if last - lowest > (first - lowest) / 2:
+        return f"it fell to {lowest:.3g}, then rose again: lower the learning rate"
+    if best >= 0.9 * len(losses):
+        more = 2 * len(losses)
+        return (
+            f"it was still falling: allow more steps (steps={more}, litforge check --overfit-steps {more}), or "
+            "raise the learning rate"
+        )
+    return (
+        f"it levelled off at {lowest:.3g}: check that the model can fit these targets (output size, "
+        f"activation, loss function); a loss with a floor above {threshold} (label smoothing, a penalty term) "
+        "needs a higher threshold (threshold=..., litforge check --overfit-threshold ...)"
+    )
 
 
 def check_fast_dev_run(model: ModelLike | Subject, data: DataLike = None) -> str:
