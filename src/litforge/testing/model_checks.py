@@ -303,6 +303,7 @@ def _overfit_advice(losses: list[float], best: int, threshold: float) -> str:
 def check_fast_dev_run(model: ModelLike | Subject, data: DataLike = None) -> str:
     """``Trainer(fast_dev_run=True)`` runs one batch of the module's real train/val (and test) loops."""
     subject = as_subject(model, data)
+    _ = subject.first_batches  # drawn before the Trainer below runs the datamodule's setup again
     module = subject.new_model()
     loaders = subject.loaders()
     with tempfile.TemporaryDirectory() as tmp:

@@ -115,23 +115,24 @@ class Subject:
         return loaders
 
     @cached_property
-    def batch(self) -> Any:
-        """The first training batch, drawn under ``seeded(seed)``: the real data every check runs on, the same
-        whichever check asks first."""
-        batch = self._train_batches(1)
-        if not batch:
-            raise AssertionError("the training dataloader is empty")
-        return batch[0]
+    def first_batches(self) -> list[Any]:
+        """The first two training batches (fewer if the loader has fewer), drawn once under ``seeded(seed)``:
+        the same whichever check asks first. A check that hands the datamodule to a Trainer draws them
+        before: the Trainer runs ``setup`` again, and a ``random_split`` there would re-split the data."""
+        with seeded(self.seed):
+            return list(itertools.islice(self.loaders()["train"], 2))
 
-    @cached_property
+    @property
+    def batch(self) -> Any:
+        """The first training batch: the real data every check runs on."""
+        if not self.first_batches:
+            raise AssertionError("the training dataloader is empty")
+        return self.first_batches[0]
+
+    @property
     def second_batch(self) -> Any | None:
         """The second training batch (``None`` when there is only one): unseen data for export parity."""
-        batches = self._train_batches(2)
-        return batches[1] if len(batches) == 2 else None
-
-    def _train_batches(self, count: int) -> list[Any]:
-        with seeded(self.seed):
-            return list(itertools.islice(self.loaders()["train"], count))
+        return self.first_batches[1] if len(self.first_batches) > 1 else None
 
     @cached_property
     def num_classes(self) -> int | None:
