@@ -147,6 +147,11 @@ class CannotLearn(TinyNet):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
+class Diverges(TinyNet):
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1e6)  # the loss turns NaN within a few steps
+
+
 class DataDependentBranch(TinyNet):
     def forward(self, x):
         logits = self.head(self.features(x))
@@ -157,6 +162,17 @@ class StaleExampleInput(TinyNet):
     def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
         super().__init__(hidden, lr)
         self.example_input_array = torch.zeros(2, FEATURES - 3)  # left from an older feature set
+
+
+class SqueezeDropsBatch(TinyNet):
+    """``.squeeze()`` without a dim: fine for the training batches, but a batch of 1 loses its batch dimension."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.example_input_array = torch.zeros(1, FEATURES)
+
+    def forward(self, x):
+        return self.head(self.features(x)).squeeze()  # (1, C) -> (C,)
 
 
 class TinyGenerator(L.LightningModule):

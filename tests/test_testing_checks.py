@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import broken_modules as broken
@@ -37,6 +38,7 @@ BROKEN = [
     (check_optimizer_step, broken.CannotLearn, broken.TinyData, r"4 of 4 trainable parameters unchanged"),
     (check_forward, broken.NaNOutput, broken.TinyData, r"forward output \(16, 3\) float32 has \d+ NaN"),
     (check_forward, broken.StaleExampleInput, broken.TinyData, r"inputs shaped like example_input_array \(\(2, 5\) float32\).*stale"),
+    (check_forward, broken.SqueezeDropsBatch, broken.TinyData, r"gives \(3,\) float32 on example_input_array but \(16, 3\) float32 on a real batch: .*\.squeeze\(-1\)"),
     (check_determinism, broken.UnseededDropout, broken.TinyData, r"seed 0 gave different losses at step 1"),
     (check_batch_independence, broken.BatchMeanLeak, broken.TinyData, r"changes for the same samples in a batch of 8"),
     (check_batch_independence, broken.BatchNormAlwaysTraining, broken.TinyData, r"in a batch of 8 .*BatchNorm"),
@@ -57,9 +59,33 @@ def test_broken_module_fails_with_a_precise_message(check, model, data, message)
         check(model, data)
 
 
-def test_overfit_fails_when_the_model_cannot_learn():
-    with pytest.raises(AssertionError, match=r"did not fall below 0\.01 in 15 steps .* first \d\.\d+, best"):
-        check_overfit(broken.CannotLearn, broken.TinyData, steps=15)
+class SmoothedLabels(broken.TinyNet):
+    """Healthy, but label smoothing puts a floor under the loss, far above the default threshold."""
+
+    def loss(self, logits, y):
+        return F.cross_entropy(logits, y, label_smoothing=0.3)
+
+
+OVERFIT_FAILURES = [
+    # (model, steps, what the message says after "did not fall below 0.01 in <steps> steps on one batch")
+    (broken.CannotLearn, 15, r"with SGD lr=0: first \d\.\d+, best .*; it hardly moved: check that the learning rate"),
+    (broken.TinyNet, 15, r"with Adam lr=0\.05: .*; it was still falling: allow more steps \(steps=30, litforge check --overfit-steps 30\)"),
+    (lambda: broken.TinyNet(lr=1.0), 15, r"with Adam lr=1: .*; it fell to 0\.019, then rose again: lower the learning rate"),
+    (broken.Diverges, 5, r"with SGD lr=1e\+06: .* last nan; it diverged: lower the learning rate"),
+    (SmoothedLabels, 100, r"with Adam lr=0\.05: .*; it levelled off at 0\.6.*needs a higher threshold"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "steps", "advice"),
+    OVERFIT_FAILURES,
+    ids=["lr-0", "too-few-steps", "lr-too-high", "diverges", "loss-with-a-floor"],
+)
+def test_overfit_failure_names_the_modules_optimizer_and_says_what_to_do(model, steps, advice):
+    with pytest.raises(
+        AssertionError, match=rf"did not fall below 0\.01 in {steps} steps on one batch {advice}"
+    ):
+        check_overfit(model, broken.TinyData, steps=steps)
 
 
 def test_correct_module_passes_every_check():

@@ -25,6 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from litforge.testing import CHECKS
+    from litforge.testing.model_checks import OVERFIT_STEPS, OVERFIT_THRESHOLD
 
     parser = _Parser(
         prog="litforge check",
@@ -54,13 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed set before every check (default 0)")
     parser.add_argument(
-        "--overfit-steps", type=int, default=300, help="steps allowed to overfit one batch (default 300)"
+        "--overfit-steps",
+        type=int,
+        default=OVERFIT_STEPS,
+        help=f"steps allowed to overfit one batch; it stops once the loss is low enough (default {OVERFIT_STEPS})",
     )
     parser.add_argument(
         "--overfit-threshold",
         type=float,
-        default=0.01,
-        help="loss the overfit check must reach (default 0.01)",
+        default=OVERFIT_THRESHOLD,
+        help=f"loss the overfit check must reach (default {OVERFIT_THRESHOLD})",
     )
     parser.add_argument(
         "--accelerator", default="cpu", help="accelerator of the checks' tiny trainers (default cpu)"

@@ -16,6 +16,7 @@ from litforge.testing.subject import (
     Subject,
     as_subject,
     labels_of,
+    seeded,
     shape_text,
 )
 
@@ -50,9 +51,11 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     num_classes = subject.num_classes
     counts, label_range = [], [None, None]
     first: dict[str, torch.Tensor] | None = None
-    for split, loader in subject.loaders().items():
+    with seeded(subject.seed):  # the same shuffled batches whatever ran before
+        splits = {split: list(islice(loader, max_batches)) for split, loader in subject.loaders().items()}
+    for split, batches in splits.items():
         count = 0
-        for index, batch in enumerate(islice(loader, max_batches)):
+        for index, batch in enumerate(batches):
             where = f"{split} batch {index}"
             entries = _entries(batch)
             if not entries:

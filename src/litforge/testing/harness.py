@@ -134,13 +134,21 @@ class StepRecorder:
 
 
 class GradientProbe(L.Callback):
-    """Records, over one training step, which parameters got a gradient and which are in an optimizer."""
+    """Records, over one training step, which parameters got a gradient and which are in an optimizer.
+
+    ``before`` holds the trainable parameters as training starts, after ``configure_model`` has run: a
+    submodule compiled there is renamed (``net._orig_mod.0.weight``), a layer built there only exists then.
+    """
 
     def __init__(self) -> None:
+        self.before: dict[str, torch.Tensor] = {}
         self.optimizer_steps = 0
         self.with_grad: set[str] = set()
         self.nonzero_grad: set[str] = set()
         self.in_optimizer: set[str] = set()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.before = trainable_parameters(pl_module)
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer

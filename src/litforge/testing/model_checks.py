@@ -17,7 +17,6 @@ import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge.testing.harness import GradientProbe, StepRecorder, fit_on_batch, step_loss, tiny_trainer
-from litforge.testing.harness import trainable_parameters as snapshot
 from litforge.testing.subject import (
     DataLike,
     ModelLike,
@@ -51,7 +50,7 @@ def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
     """``forward`` on a real batch (eval mode) returns finite tensors with the batch size first, in the
     parameters' dtype, ``num_classes`` wide for a classifier, and agrees with ``example_input_array``."""
     subject = as_subject(model, data)
-    module = subject.new_model()
+    module = subject.new_model(configure=True)
     from_example = input_from_example(module, subject.batch)
     try:
         output, size, inputs = eval_forward(module, subject.batch)
@@ -98,7 +97,7 @@ def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
         raise AssertionError(f"forward output {shape_text(first)}: expected {classes} columns (num_classes)")
     if from_example:
         return f"{inputs} (shaped like example_input_array) -> {', '.join(shape_text(t) for t in tensors)}"
-    _check_example_input(module, first)
+    _check_example_input(module, model_input(module, prepare_batch(module, subject.batch)), first)
     return f"{inputs} -> {', '.join(shape_text(t) for t in tensors)}"
 
 
@@ -109,8 +108,10 @@ def _declared_num_classes(module: L.LightningModule) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _check_example_input(module: L.LightningModule, real_output: torch.Tensor) -> None:
-    """``example_input_array`` (used by export and the model summary) gives outputs of the real rank and width."""
+def _check_example_input(module: L.LightningModule, real_input: Any, real_output: torch.Tensor) -> None:
+    """``example_input_array`` (used by export and the model summary) gives outputs of the real rank and, when
+    its inputs have the real per-sample shapes, the real per-sample shape: forward must not depend on the
+    batch size (the batch dimension itself, e.g. the only one of a regression's ``(B,)``, may differ)."""
     example = module.example_input_array
     if example is None:
         return
@@ -118,11 +119,19 @@ def _check_example_input(module: L.LightningModule, real_output: torch.Tensor) -
     with torch.no_grad():
         out = module(**example) if isinstance(example, dict) else module(*_as_args(example))
     tensors = output_tensors(out)
-    if tensors and (tensors[0].ndim, tensors[0].shape[-1:]) != (real_output.ndim, real_output.shape[-1:]):
+    if not tensors:
+        return
+    same_inputs = _per_sample_shapes(example) == _per_sample_shapes(real_input)
+    if tensors[0].ndim != real_output.ndim or (same_inputs and tensors[0].shape[1:] != real_output.shape[1:]):
         raise AssertionError(
             f"forward gives {shape_text(tensors[0])} on example_input_array but {shape_text(real_output)} "
-            "on a real batch"
+            "on a real batch: the output's shape must not depend on the batch size (a .squeeze() without a "
+            "dim drops the batch dimension of a batch of 1: squeeze the dimension you mean, e.g. .squeeze(-1))"
         )
+
+
+def _per_sample_shapes(inputs: Any) -> list[tuple[int, ...]]:
+    return [tuple(t.shape[1:]) for t in output_tensors(inputs)]
 
 
 def _as_args(example: Any) -> tuple[Any, ...]:
@@ -181,9 +190,8 @@ def check_training_step(model: ModelLike | Subject, data: DataLike = None) -> st
     return f"loss {recorder.losses[0]:.4g}" + (" (manual optimization)" if manual else ", requires grad")
 
 
-def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe, dict[str, torch.Tensor]]:
+def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe]:
     module = subject.new_model()
-    before = snapshot(module)
     probe = GradientProbe()
     fit_on_batch(module, subject.batch, steps=1, callbacks=[probe], **subject.trainer_kwargs)
     if probe.optimizer_steps == 0:
@@ -191,13 +199,13 @@ def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe, dict[
             "no optimizer step ran on the first batch (training_step returned None, or manual optimization "
             "never called optimizer.step())"
         )
-    return module, probe, before
+    return module, probe
 
 
 def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
     """Every trainable parameter gets a non-zero gradient in one step and belongs to an optimizer."""
-    _module, probe, before = _one_step(as_subject(model, data))
-    trainable = list(before)
+    _module, probe = _one_step(as_subject(model, data))
+    trainable = list(probe.before)
     problems = []
     no_grad = [n for n in trainable if n not in probe.with_grad]
     zero = [n for n in trainable if n in probe.with_grad and n not in probe.nonzero_grad]
@@ -216,8 +224,8 @@ def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
 
 def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> str:
     """One optimizer step changes every trainable parameter."""
-    module, _, before = _one_step(as_subject(model, data))
-    after = dict(module.named_parameters())
+    module, probe = _one_step(as_subject(model, data))
+    before, after = probe.before, dict(module.named_parameters())
     unchanged = [n for n, old in before.items() if torch.equal(old, after[n].detach().to(old.device))]
     if unchanged:
         raise AssertionError(
@@ -227,14 +235,22 @@ def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> s
     return f"all {len(before)} trainable parameters changed"
 
 
+OVERFIT_STEPS, OVERFIT_THRESHOLD = 1000, 0.01
+
+
 def check_overfit(
-    model: ModelLike | Subject, data: DataLike = None, *, steps: int = 300, threshold: float = 0.01
+    model: ModelLike | Subject,
+    data: DataLike = None,
+    *,
+    steps: int = OVERFIT_STEPS,
+    threshold: float = OVERFIT_THRESHOLD,
 ) -> str:
-    """Training on one batch brings the loss below ``threshold`` within ``steps`` steps."""
+    """Training on one batch, with the module's own ``configure_optimizers``, brings the loss below
+    ``threshold`` within ``steps`` steps (it stops as soon as it does)."""
     subject = as_subject(model, data)
     module = subject.new_model()
     recorder = StepRecorder(module, stop_below=threshold)
-    fit_on_batch(module, subject.batch, steps=steps, **subject.trainer_kwargs)
+    trainer = fit_on_batch(module, subject.batch, steps=steps, **subject.trainer_kwargs)
     losses = recorder.losses
     if not losses:
         raise SkipCheck("training_step returns no loss to follow (manual optimization)")
@@ -242,21 +258,52 @@ def check_overfit(
     if reached is None:
         finite = [i for i, value in enumerate(losses) if math.isfinite(value)]
         best = min(finite, key=losses.__getitem__, default=0)
-        ending = (
-            f"last {losses[-1]:.4g}"
-            if math.isfinite(losses[-1])
-            else f"{losses[-1]} at step {len(losses)} (diverged: learning rate too high?)"
-        )
         raise AssertionError(
-            f"loss did not fall below {threshold} in {len(losses)} steps on one batch: first "
-            f"{losses[0]:.4g}, best {losses[best]:.4g} at step {best + 1}, {ending}"
+            f"loss did not fall below {threshold} in {len(losses)} steps on one batch with "
+            f"{_optimizers_text(trainer)}: first {losses[0]:.4g}, best {losses[best]:.4g} at step {best + 1}, "
+            f"last {losses[-1]:.4g}; {_overfit_advice(losses, best, threshold)}"
         )
     return f"loss {losses[0]:.3g} -> {losses[reached]:.3g} < {threshold} at step {reached + 1}"
+
+
+def _optimizers_text(trainer: L.Trainer) -> str:
+    """``Adam lr=0.001``: the optimizers ``configure_optimizers`` returned, with their starting rates."""
+    described = []
+    for optimizer in trainer.optimizers:
+        group = optimizer.param_groups[0]
+        described.append(f"{type(optimizer).__name__} lr={group.get('initial_lr', group['lr']):.3g}")
+    return ", ".join(described)
+
+
+def _overfit_advice(losses: list[float], best: int, threshold: float) -> str:
+    """What to do about a loss that did not reach ``threshold``, from the shape of its curve."""
+    first, lowest, last = losses[0], losses[best], losses[-1]
+    if not math.isfinite(last):
+        return "it diverged: lower the learning rate, or look for a log/division of values that reach 0"
+    if lowest > 0.9 * first:
+        return (
+            "it hardly moved: check that the learning rate is not 0 or tiny and that the loss compares the "
+            "model's outputs with the batch's targets"
+        )
+    if last - lowest > (first - lowest) / 2:
+        return f"it fell to {lowest:.3g}, then rose again: lower the learning rate"
+    if best >= 0.9 * len(losses):
+        more = 2 * len(losses)
+        return (
+            f"it was still falling: allow more steps (steps={more}, litforge check --overfit-steps {more}), or "
+            "raise the learning rate"
+        )
+    return (
+        f"it levelled off at {lowest:.3g}: check that the model can fit these targets (output size, "
+        f"activation, loss function); a loss with a floor above {threshold} (label smoothing, a penalty term) "
+        "needs a higher threshold (threshold=..., litforge check --overfit-threshold ...)"
+    )
 
 
 def check_fast_dev_run(model: ModelLike | Subject, data: DataLike = None) -> str:
     """``Trainer(fast_dev_run=True)`` runs one batch of the module's real train/val (and test) loops."""
     subject = as_subject(model, data)
+    _ = subject.first_batches  # drawn before the Trainer below runs the datamodule's setup again
     module = subject.new_model()
     loaders = subject.loaders()
     with tempfile.TemporaryDirectory() as tmp:

@@ -142,7 +142,7 @@ def check_batch_independence(model: ModelLike | Subject, data: DataLike = None) 
     """In eval mode a sample's output does not depend on the rest of its batch (catches BatchNorm left in
     training mode and statistics taken over the batch dimension)."""
     subject = as_subject(model, data)
-    module = subject.new_model()
+    module = subject.new_model(configure=True)
     full, size, _ = eval_forward(module, subject.batch)
     if size < 2:
         raise SkipCheck("the first batch has a single sample")

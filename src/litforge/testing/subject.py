@@ -5,9 +5,12 @@ python -c "from litforge.testing import run_checks; ..."   # see docs/testing.md
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import inspect
+import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
+from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils._pytree import tree_leaves
 
 ModelLike = L.LightningModule | Callable[[], L.LightningModule]
@@ -30,6 +34,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 class SkipCheck(Exception):
     """The check does not apply to this module or data; the message says why (reported as SKIP)."""
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """The global RNGs seeded with ``seed`` inside and restored on exit: data drawn in here (a shuffled
+    ``DataLoader``, a ``random_split``) is the same whatever ran before, and leaves the random state of
+    the caller, e.g. a check's model initialisation, untouched."""
+    with isolate_rng():
+        L.seed_everything(seed, verbose=False)
+        yield
 
 
 @dataclass
@@ -52,15 +66,18 @@ class Subject:
     seed: int = 0
     trainer_kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def new_model(self) -> L.LightningModule:
+    def new_model(self, configure: bool = False) -> L.LightningModule:
         """A fresh module, after ``seed_everything(seed)``: a deep copy of the given instance, or a new one
-        from the factory. Every check starts from here, so its random state is the same on every run."""
+        from the factory. Every check starts from here, so its random state is the same on every run.
+
+        ``configure=True`` also runs the module's ``configure_model`` hook (layers built or compiled there),
+        as the Trainer and ``load_from_checkpoint`` do; checks that run a Trainer leave it to the Trainer."""
         L.seed_everything(self.seed, verbose=False)
-        if isinstance(self.model, L.LightningModule):
-            return copy.deepcopy(self.model)
-        model = self.model()
+        model = copy.deepcopy(self.model) if isinstance(self.model, L.LightningModule) else self.model()
         if not isinstance(model, L.LightningModule):
             raise TypeError(f"the model factory returned {type(model).__name__}, not a LightningModule")
+        if configure and is_overridden("configure_model", model):
+            model.configure_model()
         return model
 
     @cached_property
@@ -70,13 +87,15 @@ class Subject:
 
     @cached_property
     def datamodule(self) -> L.LightningDataModule | None:
+        """The datamodule, built (from a factory) and set up under ``seeded(seed)``."""
         data = self.data
-        if callable(data) and not isinstance(data, (L.LightningDataModule, Iterable)):
-            data = data()
-        if isinstance(data, L.LightningDataModule):
-            data.prepare_data()
-            data.setup("fit")
-            return data
+        with seeded(self.seed):
+            if callable(data) and not isinstance(data, (L.LightningDataModule, Iterable)):
+                data = data()
+            if isinstance(data, L.LightningDataModule):
+                data.prepare_data()
+                data.setup("fit")
+                return data
         return None
 
     def loaders(self) -> dict[str, Iterable[Any]]:
@@ -96,19 +115,24 @@ class Subject:
         return loaders
 
     @cached_property
+    def first_batches(self) -> list[Any]:
+        """The first two training batches (fewer if the loader has fewer), drawn once under ``seeded(seed)``:
+        the same whichever check asks first. A check that hands the datamodule to a Trainer draws them
+        before: the Trainer runs ``setup`` again, and a ``random_split`` there would re-split the data."""
+        with seeded(self.seed):
+            return list(itertools.islice(self.loaders()["train"], 2))
+
+    @property
     def batch(self) -> Any:
         """The first training batch: the real data every check runs on."""
-        try:
-            return next(iter(self.loaders()["train"]))
-        except StopIteration:
-            raise AssertionError("the training dataloader is empty") from None
+        if not self.first_batches:
+            raise AssertionError("the training dataloader is empty")
+        return self.first_batches[0]
 
-    @cached_property
+    @property
     def second_batch(self) -> Any | None:
         """The second training batch (``None`` when there is only one): unseen data for export parity."""
-        batches = iter(self.loaders()["train"])
-        next(batches, None)
-        return next(batches, None)
+        return self.first_batches[1] if len(self.first_batches) > 1 else None
 
     @cached_property
     def num_classes(self) -> int | None:
@@ -149,7 +173,8 @@ def model_input(model: L.LightningModule, batch: Any) -> tuple[tuple[Any, ...], 
         if from_batch is None:
             raise SkipCheck(
                 f"cannot tell forward's input in a {type(batch).__name__} batch: make the input the batch's "
-                "first element, or set example_input_array to a dict of forward's keyword arguments"
+                "first element, name forward's parameters after the batch's keys, or set "
+                "example_input_array to a dict of forward's keyword arguments"
             )
         return from_batch
     size = _first_dim(batch)
@@ -182,10 +207,26 @@ def _batch_input(model: L.LightningModule, batch: Any) -> tuple[tuple[Any, ...],
         return (batch,), {}
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
         return (batch[0],), {}
+    if not isinstance(batch, Mapping):
+        return None
     example = model.example_input_array
-    if isinstance(batch, Mapping) and isinstance(example, Mapping) and set(example) <= set(batch):
-        return (), {key: batch[key] for key in example}
+    keys = list(example) if isinstance(example, Mapping) else _forward_keys(model, batch)
+    if keys and set(keys) <= set(batch):
+        return (), {key: batch[key] for key in keys}
     return None
+
+
+def _forward_keys(model: L.LightningModule, batch: Mapping[str, Any]) -> list[str]:
+    """``forward``'s parameters found by name in a dict batch (``forward(x)`` on ``{"x": ..., "y": ...}``,
+    ``forward(input_ids, attention_mask)`` on a tokenized batch): every required one, when the batch has
+    them all, and the optional ones it has, labels aside (given labels, a Hugging Face model adds a loss)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = [p for p in inspect.signature(model.forward).parameters.values() if p.kind in kinds]
+    required = [p.name for p in params if p.default is p.empty]
+    optional = [p.name for p in params if p.default is not p.empty and p.name in batch]
+    if not set(required) <= set(batch):
+        return []
+    return required + [name for name in optional if name not in LABEL_KEYS]
 
 
 def _first_dim(batch: Any) -> int | None:
