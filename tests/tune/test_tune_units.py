@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
-from tune_helpers import LR_SPACE
+from tune_helpers import LR_SPACE, check_dead_trial_sweeper
 
 from litforge.errors import UsageError
 from litforge.tune.optuna_backend import EpochsDone
@@ -230,35 +230,9 @@ def test_processes_opening_a_new_study_database_together_all_succeed(tmp_path) -
 def test_dead_trial_sweeper_fails_and_retries_trials_without_a_heartbeat_after_the_grace_period(
     tmp_path,
 ) -> None:
-    from litforge.tune.dead_trials import DeadTrialSweeper, has_heartbeat
+    from litforge.tune.dead_trials import has_heartbeat
 
     storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_s=60)  # stale after 180 s
     assert has_heartbeat(storage)
     assert not has_heartbeat(make_storage(f"journal://{tmp_path / 'study.log'}", heartbeat_s=1))
-    study = optuna.create_study(storage=storage, study_name="s")
-    silent = study.ask()  # RUNNING without a heartbeat, as a worker killed right after creating it leaves it
-    silent.suggest_float("x", 0, 1)
-    now = [100.0]
-    sweeper = DeadTrialSweeper(storage, grace_s=30, clock=lambda: now[0])
-
-    def states() -> list[str]:
-        return [t.state.name for t in study.get_trials()]
-
-    sweeper.sweep(study)
-    now[0] += 29.0
-    sweeper.sweep(study)
-    assert states() == ["RUNNING"]  # a live worker records the first heartbeat within milliseconds
-    now[0] += 1.0
-    sweeper.sweep(study)
-    assert states() == ["FAIL", "WAITING"]  # failed, and queued again with the same parameters
-    (retry,) = [t for t in study.get_trials() if t.state.name == "WAITING"]
-    assert retry.system_attrs["failed_trial"] == silent.number and retry.params == silent.params
-
-    # A trial with a heartbeat is left to the heartbeat (Optuna's rule), however long it runs.
-    beating = study.ask()
-    storage.record_heartbeat(
-        storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name("s"), beating.number)
-    )
-    now[0] += 1000.0
-    sweeper.sweep(study)
-    assert study.get_trials()[beating.number].state.name == "RUNNING"
+    check_dead_trial_sweeper(storage)
