@@ -122,7 +122,7 @@ def test_ray_domains_follow_the_space() -> None:
     pytest.importorskip("ray.tune")
     from ray.tune.search.sample import Categorical, Float, Integer
 
-    from litforge.tune.ray_backend import ray_domain, trial_number
+    from litforge.tune.ray_backend import TrialNumbers, ray_domain
 
     space = parse_space(
         {**LR_SPACE, "params": {**LR_SPACE["params"], "b": {"type": "categorical", "choices": [1, 2]}}}
@@ -132,7 +132,9 @@ def test_ray_domains_follow_the_space() -> None:
     assert isinstance(hidden, Integer) and hidden.lower == 16
     assert isinstance(choice, Categorical) and choice.categories == [1, 2]
     assert ray_domain(space.params[1], grid=True) == {"grid_search": [16, 32, 48, 64]}
-    assert trial_number("a1b2c_00003") == 3
+    numbers = TrialNumbers()  # Ray's random search's ids, then its Optuna searcher's
+    assert [numbers.number(i) for i in ("a1b2c_00003", "63173a8e", "a1b2c_00003", "0f9e8d7c")] == [0, 1, 0, 2]
+    assert numbers.numbers() == {"a1b2c_00003": 0, "63173a8e": 1, "0f9e8d7c": 2}
 
 
 def test_plots_from_records_of_either_backend(tmp_path) -> None:
