@@ -65,3 +65,17 @@ def test_ray_backend_with_the_shipped_space_files_searcher_numbers_its_trials(cl
     for row in rows:  # each number is the trial's folder, holding its own parameters
         config = (out / "trials" / row["number"] / "config.yaml").read_text()
         assert f"hidden_dim: {row['model.hidden_dim']}" in config
+
+
+def test_more_gpus_per_trial_than_the_machine_has_is_one_line_exit_2(cli, tmp_path) -> None:
+    import torch
+
+    # One more GPU than torch sees (1 on a machine without GPUs): Tune would wait for it forever.
+    wanted = str(torch.cuda.device_count() + 1)
+    out = tmp_path / "search"
+    args = ["--space", str(CONFIGS / "digits_search.yaml"), "--backend", "ray", "--out", str(out)]
+    result = cli("tune", *args, "--gpus-per-trial", wanted, *TINY_TRIAL, timeout=TUNE_TIMEOUT)
+    assert result.returncode == 2, result.output[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--gpus-per-trial {wanted}: this machine has" in lines[0], result.stderr
+    assert not out.exists()

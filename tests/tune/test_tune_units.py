@@ -137,6 +137,25 @@ def test_ray_domains_follow_the_space() -> None:
     assert numbers.numbers() == {"a1b2c_00003": 0, "63173a8e": 1, "0f9e8d7c": 2}
 
 
+def test_trials_needing_more_than_there_is_are_refused_on_this_machine_and_warned_about_on_a_cluster(
+    capsys,
+) -> None:
+    pytest.importorskip("ray.tune")
+    from litforge.tune.ray_backend import check_resources
+
+    ray_has = {"CPU": 2.0, "memory": 1e9}  # no GPU key: none
+    check_resources({"CPU": 2, "GPU": 0}, ray_has, None)
+    with pytest.raises(UsageError, match=r"--cpus-per-trial 3: this machine has 2 CPUs for trials, so none"):
+        check_resources({"CPU": 3, "GPU": 0}, ray_has, None)
+    with pytest.raises(UsageError, match=r"--gpus-per-trial 0.5: this machine has no GPU for trials"):
+        check_resources({"CPU": 1, "GPU": 0.5}, ray_has, None)
+    check_resources({"CPU": 1, "GPU": 1}, ray_has, "auto")  # an autoscaler may still add a GPU node
+    assert capsys.readouterr().err == (
+        "litforge: warning: --gpus-per-trial 1: the Ray cluster at auto has no GPU now; "
+        "trials wait until nodes with enough join\n"
+    )
+
+
 def test_plots_from_records_of_either_backend(tmp_path) -> None:
     space = parse_space(LR_SPACE)
     records = [

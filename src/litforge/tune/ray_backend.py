@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 import warnings
 from functools import partial
 from typing import Any
@@ -97,6 +98,41 @@ class TrialNumbers:
         return dict(self._numbers)
 
 
+_FLAGS = {"CPU": "--cpus-per-trial", "GPU": "--gpus-per-trial"}
+
+
+def check_resources(per_trial: dict[str, float], available: dict[str, float], address: str | None) -> None:
+    """Refuse trials that need more CPUs or GPUs than there are: Tune would wait for them forever, silently.
+
+    Without ``address`` the trials run on this machine, so that is a usage error. A cluster (``--address``)
+    may still grow (an autoscaler adds nodes when trials wait), so there it is a warning.
+    """
+    for resource, wanted in per_trial.items():
+        have = available.get(resource, 0.0)
+        if wanted <= have:
+            continue
+        count = f"{have:g} {resource}{'s' if have != 1 else ''}" if have else f"no {resource}"
+        if address is None:
+            raise UsageError(
+                f"{_FLAGS[resource]} {wanted:g}: this machine has {count} for trials, so none could start "
+                "(ask for less, or join a Ray cluster that has them with --address)"
+            )
+        print(
+            f"litforge: warning: {_FLAGS[resource]} {wanted:g}: the Ray cluster at {address} has {count} "
+            "now; trials wait until nodes with enough join",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def check_local_gpus(gpus_per_trial: float, address: str | None) -> None:
+    """Before starting Ray: trials on this machine (no ``address``) cannot have more GPUs than torch sees."""
+    if address is None and gpus_per_trial > 0:
+        import torch
+
+        check_resources({"GPU": gpus_per_trial}, {"GPU": torch.cuda.device_count()}, address)
+
+
 def run_ray(
     runner: TrialRunner,
     space: SearchSpace,
@@ -141,6 +177,7 @@ def run_ray(
             else None,
         )
     try:
+        check_resources({"CPU": cpus_per_trial, "GPU": gpus_per_trial}, ray.cluster_resources(), address)
         numbers = ray.remote(num_cpus=0)(TrialNumbers).remote()  # no CPU: it must not hold up a trial
         trainable = tune.with_resources(
             partial(_trainable, runner=runner, numbers=numbers),
