@@ -215,7 +215,7 @@ def _records(
     unnumbered = itertools.count(max(numbers.values(), default=-1) + 1)
     records = []
     for result in results:
-        number = numbers.get(result.metrics["trial_id"])
+        number = numbers.get((result.metrics or {}).get("trial_id"))
         records.append(_record(result, next(unnumbered) if number is None else number, space, max_epochs))
     return sorted(records, key=lambda record: record.number)
 
