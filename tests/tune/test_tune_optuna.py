@@ -16,6 +16,7 @@ import pytest
 from tune_helpers import LR_SPACE, TINY_TRIAL, TUNE_TIMEOUT, finished_trials, load_study
 
 from cli_helpers import processes_tagged, wait_until_gone
+from litforge.tune.optuna_study import make_storage
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -169,6 +170,44 @@ def test_kill_9_mid_study_then_rerun_finishes_exactly_n_trials(tmp_path, write_s
     assert states[killed.number] == "FAIL"
     retries = [t for t in finished if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1 and retries[0].params == killed.params  # the killed trial ran again
+    assert len(_rows(out / "trials.csv")) == len(study.get_trials())
+
+
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~30 s on an idle one
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_trials_of_dead_workers_with_or_without_a_heartbeat_are_retried_on_resume(cli, tmp_path, write_space):
+    # The state a kill -9 leaves behind. Optuna creates a trial (RUNNING) and only then starts recording its
+    # heartbeat: killed in between, the trial has no heartbeat, and Optuna never fails such a trial. Killed
+    # later, the trial has a heartbeat that stops. study.ask() makes exactly the first state.
+    import optuna
+
+    path = write_space(LR_SPACE)
+    out = tmp_path / "search"
+    out.mkdir()
+    url = f"sqlite:///{out / 'study.db'}"
+    storage = make_storage(url, heartbeat_s=1)
+    study = optuna.create_study(storage=storage, study_name="space")
+    dead = []
+    for lr in (2.0e-3, 4.0e-3):
+        study.enqueue_trial({"model.lr": lr, "model.hidden_dim": 32})
+        trial = study.ask()
+        trial.suggest_float("model.lr", 1.0e-3, 1.0e-2, log=True)
+        trial.suggest_int("model.hidden_dim", 16, 64, step=16)
+        dead.append(study.get_trials()[trial.number])
+    study_id = storage.get_study_id_from_name("space")
+    storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, dead[1].number))
+
+    args = ["--space", str(path), "--out", str(out), "--n-trials", "2", "--sampler", "random"]
+    result = cli("tune", *args, "--pruner", "none", "--heartbeat", "1", *TINY_TRIAL, timeout=TUNE_TIMEOUT)
+    assert result.returncode == 0, result.output[-3000:]
+
+    study = load_study(url, "space")
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert [states[t.number] for t in dead] == ["FAIL", "FAIL"]
+    finished = finished_trials(study)
+    assert len(finished) == 2  # the two retries: n_trials in total
+    retried = {t.system_attrs["failed_trial"]: t.params for t in finished}
+    assert retried == {t.number: t.params for t in dead}  # each dead trial ran again with its parameters
     assert len(_rows(out / "trials.csv")) == len(study.get_trials())
 
 

@@ -16,9 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tune_helpers import LR_SPACE, TINY_TRIAL, TUNE_TIMEOUT, finished_trials, load_study
+from tune_helpers import (
+    LR_SPACE,
+    TINY_TRIAL,
+    TUNE_TIMEOUT,
+    check_dead_trial_sweeper,
+    finished_trials,
+    load_study,
+)
 
-from litforge.tune.optuna_study import with_driver
+from litforge.tune.optuna_study import make_storage, with_driver
 
 
 def _free_port() -> int:
@@ -80,3 +87,8 @@ def test_two_workers_share_one_study_in_postgresql(cli, tmp_path, write_space, p
     assert len(finished_trials(study)) == 2
     assert not (out / "study.db").exists()
     assert (out / "best.yaml").is_file() and (out / "trials.csv").is_file()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_trials_without_a_heartbeat_are_found_in_postgresql(postgres_url) -> None:
+    check_dead_trial_sweeper(make_storage(postgres_url, heartbeat_s=60))

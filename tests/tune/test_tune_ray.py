@@ -7,6 +7,8 @@ import csv
 import pytest
 from tune_helpers import TINY_TRIAL, TUNE_TIMEOUT
 
+from cli_helpers import CONFIGS
+
 pytest.importorskip("ray.tune", reason="pip install 'litforge[ray]'")
 
 
@@ -44,3 +46,36 @@ def test_ray_backend_with_asha_writes_the_same_outputs(cli, tmp_path, write_spac
     assert f"lr: {float(best['model.lr'])}" in (out / "best.yaml").read_text()
     assert (out / "plots" / "optimization_history.png").is_file()
     assert (out / "trials" / best["number"] / "config.yaml").is_file()  # trained through litforge fit
+
+
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
+def test_ray_backend_with_the_shipped_space_files_searcher_numbers_its_trials(cli, tmp_path) -> None:
+    # configs/digits_search.yaml asks for TPE: Ray's Optuna searcher, whose trial ids are 8 hex digits
+    # (63173a8e), not the random search's a1b2c_00003.
+    out = tmp_path / "search"
+    args = ["--space", str(CONFIGS / "digits_search.yaml"), "--backend", "ray", "--out", str(out)]
+    args += ["--n-trials", "2", "--workers", "1", "--cpus-per-trial", "1", *TINY_TRIAL]
+    result = cli("tune", *args, "--trainer.max_epochs", "2", timeout=TUNE_TIMEOUT)
+    assert result.returncode == 0, result.output[-3000:]
+
+    with (out / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["number"] for r in rows) == ["0", "1"]
+    assert all(r["state"] in ("COMPLETE", "PRUNED") for r in rows), rows
+    for row in rows:  # each number is the trial's folder, holding its own parameters
+        config = (out / "trials" / row["number"] / "config.yaml").read_text()
+        assert f"hidden_dim: {row['model.hidden_dim']}" in config
+
+
+def test_more_gpus_per_trial_than_the_machine_has_is_one_line_exit_2(cli, tmp_path) -> None:
+    import torch
+
+    # One more GPU than torch sees (1 on a machine without GPUs): Tune would wait for it forever.
+    wanted = str(torch.cuda.device_count() + 1)
+    out = tmp_path / "search"
+    args = ["--space", str(CONFIGS / "digits_search.yaml"), "--backend", "ray", "--out", str(out)]
+    result = cli("tune", *args, "--gpus-per-trial", wanted, *TINY_TRIAL, timeout=TUNE_TIMEOUT)
+    assert result.returncode == 2, result.output[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--gpus-per-trial {wanted}: this machine has" in lines[0], result.stderr
+    assert not out.exists()

@@ -10,7 +10,7 @@ from tune_helpers import LR_SPACE
 from litforge.errors import UsageError
 from litforge.tune.fit_config import FitConfig
 from litforge.tune.rungs import Rung
-from litforge.tune.space import as_override, parse_space
+from litforge.tune.space import as_override, load_space, parse_space
 
 
 def _with_param(key: str, spec: object) -> dict:
@@ -122,3 +122,70 @@ def test_cli_rejects_unknown_flags_with_exit_2(cli, write_space) -> None:
     ):
         result = cli("tune", "--space", str(path), *flags)
         assert result.returncode == 2 and message in result.stderr, (flags, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"\x87\x9f\x00\xffPK\x03\x04" * 8,
+            "not a text file (the byte at offset 0 is not UTF-8)",
+        ),  # a binary file
+        ('metric: "caf\xe9"\n'.encode("latin-1"), "not a text file (the byte at offset 12 is not UTF-8)"),
+        (b"", "the file is empty"),
+        (b"# only a comment\n", "the file is empty"),
+        (b"- metric\n- params\n", "expected a mapping with 'metric', 'direction' and 'params', got a list"),
+        (b"metric: val_loss\nparms: {}\n", "unknown entry 'parms'"),
+        (b"metric: [unclosed\n", "not valid YAML"),
+        (b"metric: val_loss\n\0\n", "not valid YAML"),
+        (
+            b"metric: val_loss\nparams:\n  model.lr: {type: float, low: 1.0e-3, high: 0.1}\n"
+            b"  model.lr: {type: float, low: 1.0e-4, high: 0.1}\n",
+            "'model.lr' appears twice (line 4)",
+        ),
+        (
+            b"metric: val_loss\nparams:\n  model.lr: {type: float, low: 1e-4, high: 0.1}\n",
+            "params.model.lr: 'low' must be a number, got the string '1e-4' "
+            "(YAML reads 1e-4 as text: write 1.0e-4)",
+        ),
+        (
+            b"metric: val_loss\nn_trials: 0\nparams:\n  model.lr: {type: float, low: 1.0e-4, high: 0.1}\n",
+            "'n_trials' must be a positive integer, got 0",
+        ),
+    ],
+    ids=[
+        "binary",
+        "latin-1",
+        "empty",
+        "comment-only",
+        "list",
+        "unknown-key",
+        "bad-yaml",
+        "nul",
+        "duplicate",
+        "1e-4",
+        "zero-trials",
+    ],
+)
+def test_bad_space_files_are_one_line_naming_the_file(tmp_path, content: bytes, message: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_bytes(content)
+    with pytest.raises(UsageError) as error:
+        load_space(path)
+    assert str(path) in str(error.value) and message in str(error.value), str(error.value)
+    assert path.read_bytes() == content
+
+
+def test_a_folder_as_space_file_is_named_as_a_folder(tmp_path) -> None:
+    with pytest.raises(UsageError, match=r"--space .*: a folder, expected a YAML file"):
+        load_space(tmp_path)
+
+
+def test_cli_binary_space_file_is_one_line_exit_2(cli, tmp_path) -> None:
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(bytes(range(256)) * 4)
+    result = cli("tune", "--space", str(path), "--n-trials", "1")
+    assert result.returncode == 2, result.output[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "not a text file" in lines[0], result.stderr
+    assert not (tmp_path / "runs").exists()

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
-from tune_helpers import LR_SPACE
+from tune_helpers import LR_SPACE, check_dead_trial_sweeper
 
 from litforge.errors import UsageError
 from litforge.tune.optuna_backend import EpochsDone
@@ -122,7 +122,7 @@ def test_ray_domains_follow_the_space() -> None:
     pytest.importorskip("ray.tune")
     from ray.tune.search.sample import Categorical, Float, Integer
 
-    from litforge.tune.ray_backend import ray_domain, trial_number
+    from litforge.tune.ray_backend import TrialNumbers, ray_domain
 
     space = parse_space(
         {**LR_SPACE, "params": {**LR_SPACE["params"], "b": {"type": "categorical", "choices": [1, 2]}}}
@@ -132,7 +132,28 @@ def test_ray_domains_follow_the_space() -> None:
     assert isinstance(hidden, Integer) and hidden.lower == 16
     assert isinstance(choice, Categorical) and choice.categories == [1, 2]
     assert ray_domain(space.params[1], grid=True) == {"grid_search": [16, 32, 48, 64]}
-    assert trial_number("a1b2c_00003") == 3
+    numbers = TrialNumbers()  # Ray's random search's ids, then its Optuna searcher's
+    assert [numbers.number(i) for i in ("a1b2c_00003", "63173a8e", "a1b2c_00003", "0f9e8d7c")] == [0, 1, 0, 2]
+    assert numbers.numbers() == {"a1b2c_00003": 0, "63173a8e": 1, "0f9e8d7c": 2}
+
+
+def test_trials_needing_more_than_there_is_are_refused_on_this_machine_and_warned_about_on_a_cluster(
+    capsys,
+) -> None:
+    pytest.importorskip("ray.tune")
+    from litforge.tune.ray_backend import check_resources
+
+    ray_has = {"CPU": 2.0, "memory": 1e9}  # no GPU key: none
+    check_resources({"CPU": 2, "GPU": 0}, ray_has, None)
+    with pytest.raises(UsageError, match=r"--cpus-per-trial 3: this machine has 2 CPUs for trials, so none"):
+        check_resources({"CPU": 3, "GPU": 0}, ray_has, None)
+    with pytest.raises(UsageError, match=r"--gpus-per-trial 0.5: this machine has no GPU for trials"):
+        check_resources({"CPU": 1, "GPU": 0.5}, ray_has, None)
+    check_resources({"CPU": 1, "GPU": 1}, ray_has, "auto")  # an autoscaler may still add a GPU node
+    assert capsys.readouterr().err == (
+        "litforge: warning: --gpus-per-trial 1: the Ray cluster at auto has no GPU now; "
+        "trials wait until nodes with enough join\n"
+    )
 
 
 def test_plots_from_records_of_either_backend(tmp_path) -> None:
@@ -224,3 +245,15 @@ def test_processes_opening_a_new_study_database_together_all_succeed(tmp_path) -
     for process in processes:
         process.join(timeout=60)
     assert outcomes == ["ok"] * len(outcomes)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_dead_trial_sweeper_fails_and_retries_trials_without_a_heartbeat_after_the_grace_period(
+    tmp_path,
+) -> None:
+    from litforge.tune.dead_trials import has_heartbeat
+
+    storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_s=60)  # stale after 180 s
+    assert has_heartbeat(storage)
+    assert not has_heartbeat(make_storage(f"journal://{tmp_path / 'study.log'}", heartbeat_s=1))
+    check_dead_trial_sweeper(storage)

@@ -38,3 +38,38 @@ def load_study(url: str, name: str) -> Any:
 
 def finished_trials(study: Any) -> list[Any]:
     return [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
+
+
+def check_dead_trial_sweeper(storage: Any) -> None:
+    """A RUNNING trial without a heartbeat is failed and queued again once ``DeadTrialSweeper`` has seen it
+    so for its grace period; one with a heartbeat is left to the heartbeat (``storage``: a heartbeat of
+    a minute or more, so that the real clock makes nothing stale here)."""
+    import optuna
+
+    from litforge.tune.dead_trials import DeadTrialSweeper
+
+    study = optuna.create_study(storage=storage, study_name="sweep")
+    silent = study.ask()  # RUNNING without a heartbeat, as a worker killed right after creating it leaves it
+    silent.suggest_float("x", 0, 1)
+    now = [100.0]
+    sweeper = DeadTrialSweeper(storage, grace_s=30, clock=lambda: now[0])
+
+    def states() -> list[str]:
+        return [t.state.name for t in study.get_trials()]
+
+    sweeper.sweep(study)
+    now[0] += 29.0
+    sweeper.sweep(study)
+    assert states() == ["RUNNING"]  # a live worker records the first heartbeat within milliseconds
+    now[0] += 1.0
+    sweeper.sweep(study)
+    assert states() == ["FAIL", "WAITING"]  # failed, and queued again with the same parameters
+    (retry,) = [t for t in study.get_trials() if t.state.name == "WAITING"]
+    assert retry.system_attrs["failed_trial"] == silent.number and retry.params == silent.params
+
+    beating = study.ask()
+    study_id = storage.get_study_id_from_name("sweep")
+    storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, beating.number))
+    now[0] += 1000.0
+    sweeper.sweep(study)
+    assert study.get_trials()[beating.number].state.name == "RUNNING"

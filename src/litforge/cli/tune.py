@@ -129,6 +129,13 @@ def main(command: str, argv: list[str]) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if args.patience < 0:
         raise UsageError(f"--patience must be 0 (off) or more, got {args.patience}")
+    for name in ("cpus_per_trial", "gpus_per_trial"):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name):g}")
+    if args.backend == "ray":
+        from litforge.tune.ray_backend import check_local_gpus
+
+        check_local_gpus(args.gpus_per_trial, args.address)
     if args.config is not None and not Path(args.config).is_file():
         raise UsageError(f"--config: no such file: {args.config}")
     if args.backend == "optuna" and (args.workers or 1) > 1:

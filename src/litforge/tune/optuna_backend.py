@@ -21,6 +21,7 @@ from typing import Any
 from litforge.errors import LitforgeError, UsageError
 from litforge.heap import freeze_loaded_heap
 from litforge.lifetime import exit_when_gone
+from litforge.tune.dead_trials import STALE_AFTER_HEARTBEATS, DeadTrialSweeper, has_heartbeat
 from litforge.tune.optuna_study import import_optuna, make_pruner, make_sampler, make_storage, progress
 from litforge.tune.rungs import Rung
 from litforge.tune.space import Param, SearchSpace
@@ -29,7 +30,7 @@ from litforge.tune.worker_processes import watch_worker_starts, worker_context
 
 _READY_TIMEOUT_S = 300
 # How often a worker with nothing left to start looks whether the other workers' last trials finished
-# (or failed and need a replacement). Each look is two small storage queries; a longer pause showed up
+# (or failed and need a replacement). Each look is three small storage queries; a longer pause showed up
 # as idle time at the end of every multi-worker search (it was 5 s: up to 5 s of a 25 s search).
 _WAIT_POLL_S = 0.2
 
@@ -119,9 +120,6 @@ def run_worker(search: OptunaSearch, index: int, ready: Any = None, storage: Any
     ``storage``: one already opened in this process (opening an SQL storage takes ~0.3 s).
     """
     import_optuna()
-    from optuna.storages import fail_stale_trials
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
     if search.workers > 1:
         import torch
 
@@ -136,7 +134,9 @@ def run_worker(search: OptunaSearch, index: int, ready: Any = None, storage: Any
         _CheckpointRetention(search.runner, search.keep_checkpoints),
         _PrintTrial(search.space.metric, index if search.workers > 1 else None),
     ]
-    heartbeat = is_heartbeat_enabled(storage)
+    # Without a heartbeat (a journal file) a dead worker's trial cannot be told from a running one.
+    grace_s = STALE_AFTER_HEARTBEATS * search.heartbeat_s
+    sweeper = DeadTrialSweeper(storage, grace_s) if has_heartbeat(storage) else None
     # Else the full collection after every trial (gc_after_trial) takes ~0.2 s.
     freeze_loaded_heap(collect=False)
     if ready is not None:  # a worker that fails to start breaks the barrier: the others go on without it
@@ -144,15 +144,15 @@ def run_worker(search: OptunaSearch, index: int, ready: Any = None, storage: Any
             ready.wait(timeout=_READY_TIMEOUT_S)
     deadline = None if search.timeout_s is None else time.monotonic() + search.timeout_s
     while True:
-        if heartbeat:
-            fail_stale_trials(study)
+        if sweeper is not None:
+            sweeper.sweep(study)
         now = progress(study)
         left = None if deadline is None else deadline - time.monotonic()
         if now.finished >= search.n_trials or (left is not None and left <= 0):
             return
         remaining = search.n_trials - now.finished - now.running
         if remaining <= 0:
-            if not heartbeat:  # without a heartbeat a dead worker's trial would be waited for forever
+            if sweeper is None:  # a dead worker's trial would be waited for forever
                 return
             time.sleep(_WAIT_POLL_S)
             continue

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from litforge.errors import UsageError
+from litforge.tune.dead_trials import STALE_AFTER_HEARTBEATS
 from litforge.tune.rungs import Rung, make_rung_pruner, parse_rungs
 from litforge.tune.space import SearchSpace
 
@@ -50,7 +51,7 @@ def import_optuna() -> Any:
 
 def make_storage(url: str, heartbeat_s: int) -> Any:
     """An Optuna storage for ``url``; SQL storages record a heartbeat every ``heartbeat_s`` seconds and
-    retry trials whose heartbeat is older than three intervals."""
+    retry trials whose heartbeat is older than three intervals (``litforge.tune.dead_trials``)."""
     import_optuna()
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -76,7 +77,7 @@ def make_storage(url: str, heartbeat_s: int) -> Any:
                 url,
                 engine_kwargs=engine,
                 heartbeat_interval=heartbeat_s,
-                grace_period=3 * heartbeat_s,
+                grace_period=STALE_AFTER_HEARTBEATS * heartbeat_s,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
         except ImportError as error:

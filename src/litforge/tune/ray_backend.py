@@ -9,9 +9,10 @@ reporting the space's metric to Tune after every validation epoch (``TuneReportC
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-import re
+import sys
 import warnings
 from functools import partial
 from typing import Any
@@ -66,20 +67,70 @@ def _mode(space: SearchSpace) -> str:
     return "max" if space.maximize else "min"
 
 
-def _trainable(config: dict[str, Any], runner: TrialRunner) -> None:
+def _trainable(config: dict[str, Any], runner: TrialRunner, numbers: Any) -> None:
+    import ray
     from ray import tune
     from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
-    number = trial_number(tune.get_context().get_trial_id())
+    number = ray.get(numbers.number.remote(tune.get_context().get_trial_id()))
     report = TuneReportCheckpointCallback(metrics=[runner.metric], save_checkpoints=False)
     result = runner.train(str(number), config, [report])
     # A last report marks a trial that ran to its end (ASHA-stopped trials never get here).
     tune.report({runner.metric: result.value, _COMPLETE: 1.0})
 
 
-def trial_number(trial_id: str) -> int:
-    """Ray's ``a1b2c_00003`` -> 3."""
-    return int(trial_id.rsplit("_", 1)[-1])
+class TrialNumbers:
+    """Numbers a search's trials 0, 1, 2... in the order they start (one Ray actor, shared by the trials).
+
+    A trial's number names its folder (``<out>/trials/N/``) and its row in ``trials.csv``, as with Optuna.
+    It cannot be read off Ray's trial id: that is ``a1b2c_00003`` from Ray's random and grid search, but
+    8 hex digits (``63173a8e``) from a searcher such as Optuna's TPE.
+    """
+
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}
+
+    def number(self, trial_id: str) -> int:
+        """The trial's number (the same one again for a trial that Ray restarts)."""
+        return self._numbers.setdefault(trial_id, len(self._numbers))
+
+    def numbers(self) -> dict[str, int]:
+        return dict(self._numbers)
+
+
+_FLAGS = {"CPU": "--cpus-per-trial", "GPU": "--gpus-per-trial"}
+
+
+def check_resources(per_trial: dict[str, float], available: dict[str, float], address: str | None) -> None:
+    """Refuse trials that need more CPUs or GPUs than there are: Tune would wait for them forever, silently.
+
+    Without ``address`` the trials run on this machine, so that is a usage error. A cluster (``--address``)
+    may still grow (an autoscaler adds nodes when trials wait), so there it is a warning.
+    """
+    for resource, wanted in per_trial.items():
+        have = available.get(resource, 0.0)
+        if wanted <= have:
+            continue
+        count = f"{have:g} {resource}{'s' if have != 1 else ''}" if have else f"no {resource}"
+        if address is None:
+            raise UsageError(
+                f"{_FLAGS[resource]} {wanted:g}: this machine has {count} for trials, so none could start "
+                "(ask for less, or join a Ray cluster that has them with --address)"
+            )
+        print(
+            f"litforge: warning: {_FLAGS[resource]} {wanted:g}: the Ray cluster at {address} has {count} "
+            "now; trials wait until nodes with enough join",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def check_local_gpus(gpus_per_trial: float, address: str | None) -> None:
+    """Before starting Ray: trials on this machine (no ``address``) cannot have more GPUs than torch sees."""
+    if address is None and gpus_per_trial > 0:
+        import torch
+
+        check_resources({"GPU": gpus_per_trial}, {"GPU": torch.cuda.device_count()}, address)
 
 
 def run_ray(
@@ -126,8 +177,11 @@ def run_ray(
             else None,
         )
     try:
+        check_resources({"CPU": cpus_per_trial, "GPU": gpus_per_trial}, ray.cluster_resources(), address)
+        numbers = ray.remote(num_cpus=0)(TrialNumbers).remote()  # no CPU: it must not hold up a trial
         trainable = tune.with_resources(
-            partial(_trainable, runner=runner), {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
+            partial(_trainable, runner=runner, numbers=numbers),
+            {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
         )
         tuner = tune.Tuner(
             trainable,
@@ -148,13 +202,25 @@ def run_ray(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             results = tuner.fit()
-        return [_record(result, space, max_epochs) for result in results]
+        return _records(list(results), ray.get(numbers.numbers.remote()), space, max_epochs)
     finally:
         if started:
             ray.shutdown()
 
 
-def _record(result: Any, space: SearchSpace, max_epochs: int) -> TrialRecord:
+def _records(
+    results: list[Any], numbers: dict[str, int], space: SearchSpace, max_epochs: int
+) -> list[TrialRecord]:
+    """Ray's results -> records, numbered as their trials were (trials that never started: after those)."""
+    unnumbered = itertools.count(max(numbers.values(), default=-1) + 1)
+    records = []
+    for result in results:
+        number = numbers.get((result.metrics or {}).get("trial_id"))
+        records.append(_record(result, next(unnumbered) if number is None else number, space, max_epochs))
+    return sorted(records, key=lambda record: record.number)
+
+
+def _record(result: Any, number: int, space: SearchSpace, max_epochs: int) -> TrialRecord:
     """A Ray result -> a record; a trial ASHA stopped before its last epoch is PRUNED."""
     metrics = result.metrics or {}
     frame = result.metrics_dataframe
@@ -162,10 +228,6 @@ def _record(result: Any, space: SearchSpace, max_epochs: int) -> TrialRecord:
     if frame is not None and space.metric in frame:
         epochs = frame[frame[_COMPLETE] != 1.0] if _COMPLETE in frame else frame
         curve = {i: float(v) for i, v in enumerate(epochs[space.metric].tolist())}
-    found = re.search(r"_(\d{5})_", os.path.basename(result.path))
-    number = (
-        trial_number(metrics["trial_id"]) if "trial_id" in metrics else int(found.group(1) if found else -1)
-    )
     params = {p.key: result.config.get(p.key) for p in space.params}
     duration = metrics.get("time_total_s")
     if result.error is not None:

@@ -85,22 +85,52 @@ class SearchSpace:
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    """Read and validate a space file; any problem raises ``UsageError`` naming the entry."""
+    """Read and validate a space file; any problem raises ``UsageError`` naming the file and the entry."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"--space {path}: a folder, expected a YAML file")
     if not path.is_file():
         raise UsageError(f"--space: no such file: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"--space {path}: not a text file (the byte at offset {error.start} is not UTF-8); "
+            "expected a YAML space file"
+        ) from None
+    except OSError as error:
+        raise UsageError(f"--space {path}: cannot read it: {error.strerror}") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         raise UsageError(f"--space {path}: not valid YAML: {' '.join(str(error).split())}") from None
     return parse_space(raw, source=path)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"'{key}' appears twice (line {key_node.start_mark.line + 1})"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_space(raw: Any, source: Path | None = None) -> SearchSpace:
     """Validate the mapping of a space file (see the module docstring for the format)."""
     where = f"{source}: " if source else ""
+    if raw is None:
+        raise UsageError(f"{where}the file is empty; a space file has 'metric', 'direction' and 'params'")
     if not isinstance(raw, dict):
-        raise UsageError(f"{where}a space file is a mapping with 'metric', 'direction' and 'params'")
+        raise UsageError(
+            f"{where}expected a mapping with 'metric', 'direction' and 'params', got {_yaml_kind(raw)}"
+        )
     unknown = sorted(set(raw) - _TOP_FIELDS)
     if unknown:
         raise UsageError(f"{where}unknown entry '{unknown[0]}' (expected one of {sorted(_TOP_FIELDS)})")
@@ -112,10 +142,10 @@ def parse_space(raw: Any, source: Path | None = None) -> SearchSpace:
     for name, options in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
         if raw.get(name) is not None:
             _check_choice(where, name, raw[name], options)
-    for name in ("n_trials", "seed"):
+    for name, least, kind in (("n_trials", 1, "positive"), ("seed", 0, "non-negative")):
         value = raw.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise UsageError(f"{where}'{name}' must be a non-negative integer, got {value!r}")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            raise UsageError(f"{where}'{name}' must be a {kind} integer, got {value!r}")
     params = raw.get("params")
     if not isinstance(params, dict) or not params:
         raise UsageError(
@@ -132,6 +162,11 @@ def parse_space(raw: Any, source: Path | None = None) -> SearchSpace:
         seed=raw.get("seed"),
         source=source,
     )
+
+
+def _yaml_kind(value: Any) -> str:
+    kinds = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _check_choice(where: str, name: str, value: Any, options: tuple[str, ...]) -> None:
@@ -163,7 +198,9 @@ def _parse_param(where: str, key: str, spec: Any) -> Param:
     number = int if kind == "int" else (int, float)
     for name, value in (("low", low), ("high", high)):
         if not isinstance(value, number) or isinstance(value, bool):
-            raise UsageError(f"{entry}: '{name}' must be {'an integer' if kind == 'int' else 'a number'}")
+            raise UsageError(
+                f"{entry}: '{name}' must be {'an integer' if kind == 'int' else 'a number'}{_got(value)}"
+            )
     if low >= high:
         raise UsageError(f"{entry}: low ({low}) must be below high ({high})")
     log = spec.get("log", False)
@@ -174,10 +211,25 @@ def _parse_param(where: str, key: str, spec: Any) -> Param:
     step = spec.get("step")
     if step is not None:
         if not isinstance(step, number) or isinstance(step, bool) or step <= 0:
-            raise UsageError(f"{entry}: 'step' must be a positive {'integer' if kind == 'int' else 'number'}")
+            raise UsageError(
+                f"{entry}: 'step' must be a positive {'integer' if kind == 'int' else 'number'}{_got(step)}"
+            )
         if log:
             raise UsageError(f"{entry}: 'step' and 'log' cannot be combined")
     return Param(key, kind, low=low, high=high, log=log, step=step)
+
+
+def _got(value: Any) -> str:
+    """``, got the string '1e-4' (YAML reads ...)``: YAML 1.1 reads 1e-4 (no dot) as text, not a number."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return f", got the string {value!r}"
+    mantissa, _, exponent = value.lower().partition("e")
+    fixed = f"{mantissa}.0e{exponent}" if exponent and "." not in mantissa else value
+    return f", got the string {value!r} (YAML reads {value} as text: write {fixed})"
 
 
 def as_override(key: str, value: Any) -> list[str]:
