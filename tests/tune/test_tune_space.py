@@ -8,9 +8,9 @@ import pytest
 from tune_helpers import LR_SPACE
 
 from litforge.errors import UsageError
-from litforge.tune.fit_config import FitConfig
+from litforge.tune.fit_config import SearchConfig
 from litforge.tune.rungs import Rung
-from litforge.tune.space import as_override, load_space, parse_space
+from litforge.tune.space import load_space, parse_space
 
 
 def _with_param(key: str, spec: object) -> dict:
@@ -68,28 +68,30 @@ def test_good_space_parses_with_defaults() -> None:
     assert (space.n_trials, space.sampler, space.pruner, space.maximize) == (7, "random", None, False)
     assert parse_space({**LR_SPACE, "pruner": "rungs", "rungs": "1:4, 6:3"}).rungs == (Rung(1, 4), Rung(6, 3))
     assert space.params[1].grid() == [16, 32, 48, 64]
-    assert as_override("data.batch_size", 64) == ["--data.batch_size", "64"]
-    assert as_override("model.arch", "cnn") == ["--model.arch", "cnn"]
 
 
 def test_keys_are_checked_against_the_fit_config() -> None:
     with pytest.raises(
         UsageError, match=r"params.model.hiden_dim: no such key in the fit config .*hidden_dim"
     ):
-        FitConfig([], parse_space(_with_param("model.hiden_dim", {"type": "int", "low": 8, "high": 16})), 0)
+        SearchConfig(
+            [], parse_space(_with_param("model.hiden_dim", {"type": "int", "low": 8, "high": 16})), 0
+        )
     # A value the configured class rejects (hidden_dim is an int) fails before any trial.
     with pytest.raises(UsageError, match=r"params.model.hidden_dim: the fit config rejects 8.5"):
-        FitConfig(
+        SearchConfig(
             [], parse_space(_with_param("model.hidden_dim", {"type": "float", "low": 8.5, "high": 16})), 0
         )
     with pytest.raises(UsageError, match=r"params.model.arch: the fit config rejects 'rnn'"):
-        FitConfig(
+        SearchConfig(
             [], parse_space(_with_param("model.arch", {"type": "categorical", "choices": ["mlp", "rnn"]})), 0
         )
 
 
 def test_fit_config_fixes_the_seed_and_keeps_fit_flags() -> None:
-    fit = FitConfig(["--seed_everything", "true", "--trainer.max_epochs", "4"], parse_space(LR_SPACE), seed=7)
+    fit = SearchConfig(
+        ["--seed_everything", "true", "--trainer.max_epochs", "4"], parse_space(LR_SPACE), seed=7
+    )
     assert fit.fit_args[-2:] == ["--seed_everything", "7"]
     config = fit.resolve({"model.lr": 0.005, "model.hidden_dim": 48})
     assert (config.seed_everything, config.trainer.max_epochs) == (7, 4)

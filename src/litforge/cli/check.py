@@ -106,7 +106,7 @@ def _names(values: list[str]) -> list[str]:
 
 
 def _build(config_args: list[str], debug: bool) -> tuple[object, object]:
-    from litforge.engine.lightning_cli import instantiate_model_and_data
+    from litforge.engine.api import instantiate_model_and_data
 
     try:
         return instantiate_model_and_data(config_args)

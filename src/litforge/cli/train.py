@@ -16,7 +16,14 @@ def main(command: str, argv: list[str]) -> int:
         from litforge.export.batch_predict import main as predict_from_artifact
 
         return predict_from_artifact(command, argv)
-    from litforge.engine.lightning_cli import LitforgeCLI
+    from litforge.engine.api import run_command
+    from litforge.engine.failures import UserCodeFailed
+    from litforge.errors import LitforgeError
 
-    LitforgeCLI([command, *(a for a in argv if a != "--debug")])
+    try:
+        run_command([command, *(a for a in argv if a != "--debug")])
+    except LitforgeError:
+        raise
+    except Exception as error:  # the user's code (or a library it called) failed while the job ran
+        raise UserCodeFailed.from_exception(command, error) from error
     return 0

@@ -143,7 +143,7 @@ def main(command: str, argv: list[str]) -> int:
 
         start_importing_in_background()
 
-    from litforge.tune.fit_config import FitConfig
+    from litforge.tune.fit_config import SearchConfig
     from litforge.tune.run import SearchPlan, run_search
     from litforge.tune.space import load_space
 
@@ -184,7 +184,7 @@ def main(command: str, argv: list[str]) -> int:
         gpus_per_trial=args.gpus_per_trial,
     )
     config_args = ["--config", str(Path(args.config).resolve())] if args.config else []
-    fit = FitConfig(
+    fit = SearchConfig(
         [*config_args, *fit_flags, *plateau_stop_flags(space, args.patience)], space, seed=plan.seed
     )
     best = run_search(plan, space, fit)

@@ -2,5 +2,7 @@
 
 litforge fit --config configs/digits.yaml      # the command line is a thin layer over this package
 
-``cli`` parses and prints; ``tune`` and ``check`` call the same functions with typed values.
+``cli`` parses and prints; ``tune``, ``check`` and benchmarks call ``litforge.engine.api`` with typed
+values (``parse_fit_config``, ``run_command``, ``instantiate_model_and_data``). The run-folder layout is
+``litforge.engine.run_dir.RunDir``.
 """

@@ -115,6 +115,7 @@ class CommandLine:
     config_files: list[Path] = field(default_factory=list)
     named_classes: dict[str, str | None] = field(default_factory=dict)  # section -> class path/name
     run_flags: dict[str, str] = field(default_factory=dict)
+    complete: bool = False  # a complete typed config: no packaged default applies
 
     def names_class(self, section: str) -> bool:
         return section in self.named_classes
@@ -182,6 +183,8 @@ def packaged_defaults(line: CommandLine) -> dict[str, Any]:
     user names. With a ``--config``: only the default classes for sections that name none (a config
     giving just ``model: {hidden_dim: 256}`` means litforge's ``Classifier``), without their init args.
     """
+    if line.complete:
+        return {}
     default = _packaged()
     defaults: dict[str, Any] = {}
     if not line.has_config:

@@ -31,7 +31,7 @@ from litforge.callbacks import (
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
 from litforge.engine.config_sources import CommandLine, default_class_path, packaged_defaults, scan
-from litforge.engine.failures import BuildFailed, UserCodeFailed
+from litforge.engine.failures import BuildFailed
 from litforge.engine.help_text import drop_overridden_defaults
 from litforge.engine.parsing import (
     LitforgeArgumentParser,
@@ -55,14 +55,14 @@ from litforge.engine.trainer_setup import (
     default_loggers,
     has_instance,
 )
-from litforge.errors import LitforgeError, UsageError
+from litforge.errors import UsageError
 from litforge.loggers.resume import KeepEarlierMetrics
 from litforge.profiling import run_folder_profiler
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
 from litforge.resilience.elastic_restart import init_process_group_for_restart
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
 
-__all__ = ["LitforgeCLI", "instantiate_model_and_data"]
+__all__ = ["LitforgeCLI"]
 
 # "<rank 0 pid>:<run folder>:<resume checkpoint>", read by the DDP ranks that rank 0 starts
 _LAUNCHED_RUN_ENV = "LITFORGE_LAUNCHED_RUN"
@@ -105,7 +105,12 @@ class LitforgeCLI(LightningCLI):
     """
 
     def __init__(
-        self, args: list[str], extra_callbacks: list[Any] | None = None, run: bool = True, quiet: bool = False
+        self,
+        args: list[str] | Namespace,
+        extra_callbacks: list[Any] | None = None,
+        run: bool = True,
+        quiet: bool = False,
+        parse_only: bool = False,
     ) -> None:
         import litforge.data
         import litforge.models  # noqa: F401  (registers short names: --model Classifier)
@@ -114,23 +119,25 @@ class LitforgeCLI(LightningCLI):
         self.finished_run: dict[str, Any] | None = None  # set when --resume auto finds a finished run
         self.extra_callbacks = list(extra_callbacks or [])
         self.quiet = quiet
+        self.parse_only = parse_only
+        self.subcommand_parser: LightningArgumentParser | None = None
         self._new_folder: Path | None = None
         quiet_lightning_noise()
         lean_hooks.install()  # Lightning's per-step hook calls without the no-op ones (lean_hooks.py)
-        # Build the parser of the subcommand being run only: each costs ~0.1 s of jsonargparse work.
-        self._subcommand = args[0] if run and args and args[0] in LightningCLI.subcommands() else None
-        rest = list(args[1:] if self._subcommand else args)
-        self.command_line = scan(rest)
-        if self._subcommand in EVALUATION_SUBCOMMANDS:
-            self.command_line = _with_run_config(self.command_line)
-        args = [self._subcommand, *self.command_line.args] if self._subcommand else self.command_line.args
-        sys.argv = [sys.argv[0], *args]  # DDP's launcher starts the other ranks with sys.argv
+        if isinstance(args, Namespace):  # a complete typed config (engine.api.run_command)
+            self._subcommand = args.subcommand
+            self.command_line = CommandLine([], complete=True)
+        else:
+            # Build the parser of the subcommand being run only: each costs ~0.1 s of jsonargparse work.
+            self._subcommand = args[0] if run and args and args[0] in LightningCLI.subcommands() else None
+            self.command_line = scan(list(args[1:] if self._subcommand else args))
+            if self._subcommand in EVALUATION_SUBCOMMANDS and not parse_only:
+                self.command_line = _with_run_config(self.command_line)
+            args = [self._subcommand, *self.command_line.args] if self._subcommand else self.command_line.args
+            sys.argv = [sys.argv[0], *args]  # DDP's launcher starts the other ranks with sys.argv
         # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
         common = {"default_env": False, "allow_abbrev": False, "parser_mode": parser_mode()}
-        subcommand_kwargs = {
-            **common,
-            **({"description": _PREDICT_DESCRIPTION} if self._subcommand == "predict" else {}),
-        }
+        described = {"description": _PREDICT_DESCRIPTION} if self._subcommand == "predict" else {}
         super().__init__(
             model_class=L.LightningModule,
             datamodule_class=L.LightningDataModule,
@@ -139,7 +146,10 @@ class LitforgeCLI(LightningCLI):
             parser_class=LitforgeArgumentParser,
             save_config_callback=RunConfigCallback,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={**common, **({self._subcommand: subcommand_kwargs} if self._subcommand else {})},
+            parser_kwargs={
+                **common,
+                **({self._subcommand: {**common, **described}} if self._subcommand else {}),
+            },
             auto_configure_optimizers=False,
             args=args,
             run=run,
@@ -235,14 +245,17 @@ class LitforgeCLI(LightningCLI):
         finally:
             self._preparing_subcommand = None
         _accept_trainer_method_options(parser)
+        self.subcommand_parser = parser
         return parser
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
-        if "subcommand" in self.config:
+        if "subcommand" in self.config and not self.parse_only:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
 
     def instantiate_classes(self) -> None:
+        if self.parse_only:
+            return
         try:
             super().instantiate_classes()
         except Exception as error:
@@ -363,6 +376,8 @@ class LitforgeCLI(LightningCLI):
         return extra
 
     def _run_subcommand(self, subcommand: str) -> None:
+        if self.parse_only:
+            return
         if subcommand == "fit" and self.finished_run is not None:
             self._report(
                 f"run {self.run_dir.path if self.run_dir else '?'} already finished at step "
@@ -377,12 +392,9 @@ class LitforgeCLI(LightningCLI):
             super()._run_subcommand(subcommand)
         except SIGTERMException:  # Lightning's own handler fired before litforge's took over
             raise Preempted("terminated by SIGTERM before training started; no checkpoint written") from None
-        except LitforgeError:
+        except Exception:
             self._forget_unstarted_run()
             raise
-        except Exception as error:
-            self._forget_unstarted_run()
-            raise UserCodeFailed.from_exception(subcommand, error) from error
 
     def _forget_unstarted_run(self) -> None:
         """Remove the run folder of a fit that failed before its first step: nothing in it is worth
@@ -486,10 +498,3 @@ def _saved_class_path(ckpt: Path) -> str | None:
     from litforge.engine.checkpoint_fit import read_hyperparameters
 
     return read_hyperparameters(ckpt).get("_class_path")
-
-
-def instantiate_model_and_data(args: list[str]) -> tuple[L.LightningModule, L.LightningDataModule | None]:
-    """``--config FILE | --model ... --data ...`` (no subcommand) -> the model and datamodule ``fit`` would
-    build: same parser, short names, default config, links and ``seed_everything``, but no trainer."""
-    cli = LitforgeCLI(args, run=False)
-    return cli.model, cli.datamodule

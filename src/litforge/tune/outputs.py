@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from litforge.tune.fit_config import FitConfig, write_atomic
+from litforge.tune.fit_config import SearchConfig, write_text_atomically
 from litforge.tune.optuna_study import import_optuna
 from litforge.tune.space import SearchSpace
 
@@ -106,11 +106,11 @@ def write_trials_csv(records: list[TrialRecord], space: SearchSpace, path: Path)
         value = "" if r.value is None else repr(r.value)
         row = [r.number, r.state, value, *(r.params.get(k, "") for k in keys), duration, r.epochs]
         writer.writerow([*row, r.fail_reason])
-    write_atomic(path, buffer.getvalue())
+    write_text_atomically(path, buffer.getvalue())
 
 
 def write_best(
-    records: list[TrialRecord], space: SearchSpace, fit: FitConfig, out: Path
+    records: list[TrialRecord], space: SearchSpace, fit: SearchConfig, out: Path
 ) -> TrialRecord | None:
     """``best.yaml`` for the best complete trial (nothing when no trial completed)."""
     best = best_record(records, space.maximize)

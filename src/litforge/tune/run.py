@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from litforge.tune.fit_config import FitConfig
+from litforge.tune.fit_config import SearchConfig
 from litforge.tune.outputs import (
     TrialRecord,
     records_from_study,
@@ -56,7 +56,7 @@ class SearchPlan:
         return self.storage or f"sqlite:///{self.out / 'study.db'}"
 
 
-def run_search(plan: SearchPlan, space: SearchSpace, fit: FitConfig) -> TrialRecord | None:
+def run_search(plan: SearchPlan, space: SearchSpace, fit: SearchConfig) -> TrialRecord | None:
     """Run the search, write best.yaml / trials.csv / plots, print the summary; return the best trial.
 
     On Ctrl-C the outputs are still written, for the trials that finished, before the interrupt goes on.
@@ -116,7 +116,9 @@ def _optuna_search(plan: SearchPlan, space: SearchSpace, runner: TrialRunner) ->
     )
 
 
-def _run_ray(plan: SearchPlan, space: SearchSpace, fit: FitConfig, runner: TrialRunner) -> list[TrialRecord]:
+def _run_ray(
+    plan: SearchPlan, space: SearchSpace, fit: SearchConfig, runner: TrialRunner
+) -> list[TrialRecord]:
     from litforge.tune.ray_backend import run_ray
 
     return run_ray(

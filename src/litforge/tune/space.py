@@ -19,7 +19,6 @@ checked here and against the fit config (``litforge.tune.fit_config``) before an
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,14 +229,3 @@ def _got(value: Any) -> str:
     mantissa, _, exponent = value.lower().partition("e")
     fixed = f"{mantissa}.0e{exponent}" if exponent and "." not in mantissa else value
     return f", got the string {value!r} (YAML reads {value} as text: write {fixed})"
-
-
-def as_override(key: str, value: Any) -> list[str]:
-    """``("model.lr", 0.003)`` -> ``["--model.lr", "0.003"]``: a fit flag applying a trial's value."""
-    text = value if isinstance(value, str) else json.dumps(value)
-    return [f"--{key}", text]
-
-
-def overrides(values: dict[str, Any]) -> list[str]:
-    """Fit flags for a whole parameter set."""
-    return [token for key, value in values.items() for token in as_override(key, value)]

@@ -1,6 +1,6 @@
-"""One trial = one ``litforge fit`` with the trial's values as overrides; shared by both backends.
+"""One trial = one ``litforge fit`` with the trial's values set in its config; shared by both backends.
 
-A trial trains through ``LitforgeCLI`` exactly like ``litforge fit --config FILE <fit flags> --model.lr 0.003``,
+A trial trains through the engine exactly like ``litforge fit --config FILE <fit flags> --model.lr 0.003``,
 into ``<out>/trials/<name>/`` (config.yaml, metrics.csv, checkpoints/), and its value is the best
 ``metric`` over its validation epochs.
 """
@@ -16,9 +16,10 @@ from typing import Any
 
 import lightning as L
 
+from litforge.engine.api import run_command
 from litforge.engine.run_dir import RunDir
 from litforge.errors import UsageError
-from litforge.tune.space import overrides
+from litforge.tune.fit_config import parsed_fit
 
 TRIALS_EXPERIMENT = "trials"
 
@@ -87,21 +88,21 @@ class TrialRunner:
     def run_dir(self, name: str) -> RunDir:
         return RunDir(self.out, TRIALS_EXPERIMENT, name)
 
-    def command(self, name: str, values: dict[str, Any]) -> list[str]:
-        """The ``litforge fit`` arguments of one trial."""
-        return [
-            "fit",
-            *self.fit_args,
-            *overrides(values),
-            "--trainer.default_root_dir", str(self.out),
-            "--experiment", TRIALS_EXPERIMENT,
-            "--run", name,
-            "--trainer.enable_progress_bar", "false",
-            "--trainer.enable_model_summary", "false",
-            # A trial whose worker dies is retried from scratch under a new number, so mid-epoch
-            # checkpoints would never be resumed from: only last.ckpt / best.ckpt at epoch ends.
-            "--checkpoint_every_n_steps", "0",
-        ]  # fmt: skip
+    def config(self, name: str, values: dict[str, Any]) -> Any:
+        """The typed fit config of one trial: the search's fit config with the trial's values."""
+        return parsed_fit(self.fit_args).with_values(
+            {
+                **values,
+                "trainer.default_root_dir": str(self.out),
+                "experiment": TRIALS_EXPERIMENT,
+                "run": name,
+                "trainer.enable_progress_bar": False,
+                "trainer.enable_model_summary": False,
+                # A trial whose worker dies is retried from scratch under a new number, so mid-epoch
+                # checkpoints would never be resumed from: only last.ckpt / best.ckpt at epoch ends.
+                "checkpoint_every_n_steps": 0,
+            }
+        )
 
     @staticmethod
     def quiet() -> None:
@@ -113,12 +114,10 @@ class TrialRunner:
 
     def train(self, name: str, values: dict[str, Any], callbacks: list[Any] | None = None) -> TrialResult:
         """Train one trial; pruning callbacks raise their own exception, a NaN metric ``NonFiniteMetric``."""
-        from litforge.engine.lightning_cli import LitforgeCLI
-
         self.quiet()
         tracker = MetricTracker(self.metric, self.maximize)
         try:
-            LitforgeCLI(self.command(name, values), extra_callbacks=[tracker, *(callbacks or [])], quiet=True)
+            run_command(self.config(name, values), extra_callbacks=[tracker, *(callbacks or [])], quiet=True)
         except SystemExit as stop:  # Lightning turns Ctrl-C into sys.exit(1) after a graceful shutdown
             raise KeyboardInterrupt from stop
         if tracker.best is None:
