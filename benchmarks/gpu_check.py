@@ -23,7 +23,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from litforge.engine.lightning_cli import LitforgeCLI
+from litforge.engine import runtime
+from litforge.engine.api import run_command
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu_check.json"
 PERF_KEYS = ("train_steps_per_s", "step_time_p50_ms", "step_time_p95_ms", "data_wait_share")
@@ -72,7 +73,7 @@ def fit(name: str, args: list[str], callbacks: tuple[L.Callback, ...] = ()) -> d
     root = Path(tempfile.mkdtemp())
     start = time.perf_counter()
     gpu = ["--trainer.accelerator", "gpu", "--trainer.devices", "1", "--trainer.enable_progress_bar", "false"]
-    LitforgeCLI(
+    run_command(
         ["fit", *gpu, "--trainer.default_root_dir", str(root), "--run", name, *args],
         extra_callbacks=list(callbacks),
     )
@@ -94,7 +95,8 @@ def fit(name: str, args: list[str], callbacks: tuple[L.Callback, ...] = ()) -> d
 def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("gpu_check.py needs a CUDA device")
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS  # before LitforgeCLI rewrites sys.argv
+    runtime.install()
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
     results: dict = {
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,

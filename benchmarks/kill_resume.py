@@ -122,7 +122,10 @@ class FitTimer(Callback):
 def checkpoint_overhead(args: list[str], repeats: int, workdir: Path) -> dict:
     """Training time with litforge's default checkpointing vs no checkpoints (medians of interleaved
     runs), and the share of training time spent inside ``Trainer.save_checkpoint`` (robust to load)."""
-    from litforge.engine.lightning_cli import LitforgeCLI
+    from litforge.engine import runtime
+    from litforge.engine.api import run_command
+
+    runtime.install()
 
     saving = {"seconds": 0.0, "count": 0}
     original_save = L.Trainer.save_checkpoint
@@ -146,7 +149,7 @@ def checkpoint_overhead(args: list[str], repeats: int, workdir: Path) -> dict:
                 timer = FitTimer()
                 saving.update(seconds=0.0, count=0)
                 run = f"overhead-{repeat}-{'on' if not extra else 'off'}"
-                LitforgeCLI(["fit", *args, *extra, "--run", run], extra_callbacks=[timer])
+                run_command(["fit", *args, *extra, "--run", run], extra_callbacks=[timer])
                 times[name].append(timer.seconds)
                 if not extra:
                     shares.append(saving["seconds"] / timer.seconds)
@@ -176,7 +179,7 @@ def main() -> None:
         "--kill-interval", type=int, default=5, help="checkpoint interval (steps) of the killed runs"
     )
     options = parser.parse_args()
-    command = " ".join(["python benchmarks/kill_resume.py", *sys.argv[1:]])  # LitforgeCLI rewrites argv
+    command = " ".join(["python benchmarks/kill_resume.py", *sys.argv[1:]])
 
     args = [
         "--trainer.max_epochs", str(options.max_epochs),

@@ -12,7 +12,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.profilers import SimpleProfiler
 from lightning.pytorch.trainer import call
 
-from litforge import lean_hooks
+from litforge._compat import lean_hooks
 from litforge.data import SyntheticDataModule
 from litforge.models import Classifier
 

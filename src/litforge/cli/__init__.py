@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(EXIT_USAGE)
     _import_from_working_directory()
+    if name in {"fit", "validate", "test", "predict", "tune", "check"}:
+        from litforge.engine import runtime
+
+        runtime.install()
     module = importlib.import_module(SUBCOMMANDS[name][0])
     try:
         run_guarded(lambda: module.main(name, rest), argv)

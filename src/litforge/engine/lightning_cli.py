@@ -19,7 +19,6 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from litforge import lean_hooks
 from litforge.callbacks import (
     CSVPredictionWriter,
     LearningCurves,
@@ -37,7 +36,6 @@ from litforge.engine.parsing import (
     LitforgeArgumentParser,
     litforge_cause,
     parser_mode,
-    quiet_lightning_noise,
 )
 from litforge.engine.run_dir import (
     DEFAULT_ROOT,
@@ -122,8 +120,6 @@ class LitforgeCLI(LightningCLI):
         self.parse_only = parse_only
         self.subcommand_parser: LightningArgumentParser | None = None
         self._new_folder: Path | None = None
-        quiet_lightning_noise()
-        lean_hooks.install()  # Lightning's per-step hook calls without the no-op ones (lean_hooks.py)
         if isinstance(args, Namespace):  # a complete typed config (engine.api.run_command)
             self._subcommand = args.subcommand
             self.command_line = CommandLine([], complete=True)
@@ -133,8 +129,8 @@ class LitforgeCLI(LightningCLI):
             self.command_line = scan(list(args[1:] if self._subcommand else args))
             if self._subcommand in EVALUATION_SUBCOMMANDS and not parse_only:
                 self.command_line = _with_run_config(self.command_line)
+            # DDP's launcher starts the other ranks with sys.argv: they make the same decisions from it.
             args = [self._subcommand, *self.command_line.args] if self._subcommand else self.command_line.args
-            sys.argv = [sys.argv[0], *args]  # DDP's launcher starts the other ranks with sys.argv
         # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
         common = {"default_env": False, "allow_abbrev": False, "parser_mode": parser_mode()}
         described = {"description": _PREDICT_DESCRIPTION} if self._subcommand == "predict" else {}

@@ -6,9 +6,7 @@ litforge: error: config key "trainer.max_epochs": expected int, got 'abc'
 
 from __future__ import annotations
 
-import logging
 import re
-import warnings
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,29 +25,6 @@ def parser_mode() -> str:
     alias expansion bounded). Registered under its own name, so other parsers in the process keep theirs."""
     set_loader(_PARSER_MODE, bounded_yaml_loader, exceptions=(yaml.YAMLError, UsageError))
     return _PARSER_MODE
-
-
-def quiet_lightning_noise() -> None:
-    """Drop Lightning messages that are advertising or irrelevant to litforge's run folder layout."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: not str(record.getMessage()).startswith("💡 Tip")
-    )
-    logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").addFilter(
-        lambda record: "`weights_only` was not set" not in str(record.getMessage())
-    )
-    # litforge writes config.yaml into the run folder before the CSV logger creates it.
-    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    # sys.argv mirrors ``args`` so that DDP's subprocess launcher re-runs the same command in each rank.
-    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
-    warnings.filterwarnings("ignore", message=r"'set_vital' is deprecated")  # torchdata's loader
-    # test/predict need none of fit's resume-only callbacks (RNGState); predictions.csv numbers rows itself.
-    warnings.filterwarnings(
-        "ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create"
-    )
-    warnings.filterwarnings(
-        "ignore", message=r"Couldn't infer the batch indices fetched from your dataloader"
-    )
 
 
 class LitforgeArgumentParser(LightningArgumentParser):

@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning as L
 
+from litforge.engine import runtime
 from litforge.engine.api import run_command
 from litforge.engine.run_dir import RunDir
 from litforge.errors import UsageError
@@ -114,6 +115,7 @@ class TrialRunner:
 
     def train(self, name: str, values: dict[str, Any], callbacks: list[Any] | None = None) -> TrialResult:
         """Train one trial; pruning callbacks raise their own exception, a NaN metric ``NonFiniteMetric``."""
+        runtime.install()  # a no-op in the litforge process; a worker process's first trial installs it
         self.quiet()
         tracker = MetricTracker(self.metric, self.maximize)
         try:
