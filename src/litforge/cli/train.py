@@ -9,6 +9,12 @@ litforge predict --artifact runs/classifier/version_0/export --input rows.csv   
 
 from __future__ import annotations
 
+import errno
+
+from litforge.errors import LitforgeError, UsageError
+
+_NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
 
 def main(command: str, argv: list[str]) -> int:
     """Run one Lightning subcommand through ``LitforgeCLI``."""
@@ -18,12 +24,14 @@ def main(command: str, argv: list[str]) -> int:
         return predict_from_artifact(command, argv)
     from litforge.engine.api import run_command
     from litforge.engine.failures import UserCodeFailed
-    from litforge.errors import LitforgeError
 
     try:
         run_command([command, *(a for a in argv if a != "--debug")])
     except LitforgeError:
         raise
     except Exception as error:  # the user's code (or a library it called) failed while the job ran
+        if isinstance(error, OSError) and error.errno in _NOT_ALLOWED and error.filename:
+            # a read-only run folder or a file the user may not read: their setup, not a failed job
+            raise UsageError(f"{command}: cannot use {error.filename}: {error.strerror}") from error
         raise UserCodeFailed.from_exception(command, error) from error
     return 0

@@ -42,7 +42,10 @@ def _unreadable_reason(error: Exception) -> str:
             "was refused: it holds pickled Python objects, not only weights, and litforge never "
             "unpickles a file (it could run code)"
         )
-    if "zip archive" in text or "central directory" in text or "failed finding" in text:
+    if any(
+        sign in text
+        for sign in ("zip archive", "central directory", "failed finding", "not in a subdirectory")
+    ):
         return "is not a checkpoint written by torch.save (truncated or another kind of file)"
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
     return f"is not a readable checkpoint ({first[:200]})"

@@ -1,0 +1,101 @@
+"""Bad inputs, one row each: the command, its exit code, the words its one error line must hold, and
+nothing written. Crafted files are generated here, never committed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli_helpers import run_cli
+
+MARKER = "payload-ran"
+
+
+class _Payload:
+    """Unpickling this runs ``touch payload-ran`` (what a malicious checkpoint would do)."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+def _write_inputs(folder: Path) -> None:
+    (folder / "empty.yaml").write_text("# nothing but a comment\n")
+    (folder / "binary.yaml").write_bytes(bytes(range(256)) * 4)
+    (folder / "list.yaml").write_text("- trainer\n- model\n")
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in "bcdefgh":
+        previous = chr(ord(level) - 1)
+        bomb.append(f"{level}: &{level} [{', '.join([f'*{previous}'] * 10)}]")
+    bomb.append("model: {init_args: {hidden_dim: *h}}")
+    (folder / "bomb.yaml").write_text("\n".join(bomb) + "\n")
+    with zipfile.ZipFile(folder / "notatorch.ckpt", "w") as archive:
+        archive.writestr("readme.txt", "a zip archive, but not one torch.save wrote")
+    torch.save({"state_dict": {}, "evil": _Payload()}, folder / "pickled.ckpt")
+
+
+CASES = [
+    (["fit", "--config", "empty.yaml"], "empty.yaml: the file is empty"),
+    (["fit", "--config", "binary.yaml"], "binary.yaml: not a text file"),
+    (["fit", "--config", "list.yaml"], "a config is a YAML mapping"),
+    (["fit", "--config", "bomb.yaml"], "YAML alias bomb"),
+    (["check", "--config", "bomb.yaml"], "YAML alias bomb"),
+    (["fit", "--config", "missing.yaml"], "no such file: missing.yaml"),
+    (["fit", "--run", "../../escaped"], "--run '../../escaped': use a plain name"),
+    (["fit", "--run", "/tmp/absolute"], "--run '/tmp/absolute': use a plain name"),
+    (["fit", "--experiment", "../.."], "--experiment '../..': use a plain name"),
+    (["fit", "--model.hidden_dim", "-4"], "hidden_dim must be a positive size, got -4"),
+    (["fit", "--model.hidden_dim", "0"], "hidden_dim must be a positive size, got 0"),
+    (["fit", "--model.dropout", "1.5"], "dropout must be in [0, 1)"),
+    (["test", "--ckpt_path", "notatorch.ckpt"], "notatorch.ckpt is not a checkpoint written by torch.save"),
+    (["test", "--ckpt_path", "pickled.ckpt"], "pickled.ckpt was refused"),
+    (["predict", "--ckpt_path", "pickled.ckpt"], "pickled.ckpt was refused"),
+    (["test", "--resume", "auto", "--ckpt_path", "notatorch.ckpt"], "not a checkpoint"),
+    (
+        ["fit", "--trainer.max_epochs", "2", "--overwrite", "true", "--resume", "auto", "--run", "x"],
+        "pass only one",
+    ),
+]
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("bad-inputs")
+    _write_inputs(folder)
+    return folder
+
+
+@pytest.mark.parametrize(("args", "words"), CASES, ids=[" ".join(c[0])[:60] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(inputs: Path, args: list[str], words: str) -> None:
+    before = _tree(inputs)
+    result = run_cli(*args, cwd=inputs, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("litforge: error:")]
+    assert result.returncode == 2, result.output
+    assert len(errors) == 1 and words in errors[0], result.stderr
+    assert "Traceback" not in result.output
+    assert _tree(inputs) == before, "a bad input wrote or changed files"
+    assert not (inputs / MARKER).exists(), "a crafted file ran code"
+
+
+def test_the_pickle_payload_is_real(tmp_path: Path) -> None:
+    """The crafted checkpoint above does run its payload when unpickled unsafely (so the test can fail)."""
+    torch.save({"evil": _Payload()}, tmp_path / "p.ckpt")
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        torch.load(tmp_path / "p.ckpt", weights_only=False)
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / MARKER).exists()
