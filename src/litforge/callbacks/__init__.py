@@ -1,6 +1,7 @@
 """Callbacks litforge adds to every run; each is usable on its own with a plain ``Trainer``."""
 
 from litforge.callbacks.learning_curves import LearningCurves
+from litforge.callbacks.model_summary import EagerModelSummary
 from litforge.callbacks.perf_summary import PerfSummary
 from litforge.callbacks.plain_progress import PlainProgressBar
 from litforge.callbacks.plateau_stop import PlateauStop
@@ -10,6 +11,7 @@ from litforge.callbacks.run_checkpoint import RunCheckpoint
 
 __all__ = [
     "CSVPredictionWriter",
+    "EagerModelSummary",
     "LearningCurves",
     "PerfSummary",
     "PlainProgressBar",

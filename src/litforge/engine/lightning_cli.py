@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import lightning as L
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from litforge.callbacks import (
     CSVPredictionWriter,
+    EagerModelSummary,
     LearningCurves,
     PerfSummary,
     PlainProgressBar,
@@ -354,6 +355,8 @@ class LitforgeCLI(LightningCLI):
                 self.model, "checkpoint_monitor", DEFAULT_MONITOR
             )
             extra.append(RunCheckpoint(run.checkpoints, monitor, self._get(self.config, "monitor_mode")))
+        if trainer_config.get("enable_model_summary") is not False and not has_instance(given, ModelSummary):
+            extra.append(EagerModelSummary())  # Lightning's own summary would keep compiled modules eager
         if trainer_config.get("enable_progress_bar") is not False and not has_instance(given, ProgressBar):
             extra.append(RunProgressBar() if sys.stdout.isatty() else PlainProgressBar())
         if self.subcommand == "fit":
