@@ -7,11 +7,7 @@ for every kind of bad request with the server healthy afterwards, and a graceful
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,14 +19,7 @@ import pytest
 import torch
 
 from litforge.export.loading import load_checkpoint
-
-STARTUP_S = 240  # generous: the CI machine is shared; startup is ~5 s when idle
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from serve_helpers import log_tail, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -46,28 +35,6 @@ def export_dir(trained_digits_run: Path) -> Path:
     return out
 
 
-def _start_server(export: Path, log, backend: str, *flags: str) -> tuple[subprocess.Popen, str]:
-    """``litforge serve`` on a free loopback port, once ``/health`` answers: (process, base URL)."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("litforge")
-    process = subprocess.Popen(
-        [str(exe), "serve", str(export), "--port", str(port), "--backend", backend, *flags],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, _log(log)
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    pytest.fail(f"server did not become healthy in {STARTUP_S} s:\n{_log(log)}")
-
-
 @pytest.fixture(scope="module", params=["fastapi", "litserve"])
 def server(
     request: pytest.FixtureRequest,
@@ -78,17 +45,9 @@ def server(
     log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")
     flags = ("--max-batch-size", "16", "--batch-timeout", "0.2", "--max-rows", "32")
     flags += ("--max-body-bytes", "65536", "--threads", "1")
-    process, base = _start_server(export_dir, log, request.param, *flags)
+    process, base = start_server(export_dir, log, request.param, *flags)
     yield {"base": base, "process": process, "run": trained_digits_run, "log": log}
-    if process.poll() is None:
-        process.kill()
-        process.wait(30)
-
-
-def _log(handle) -> str:
-    handle.flush()
-    handle.seek(0)
-    return handle.read()[-4000:]
+    stop_server(process)
 
 
 def _rows(n: int, seed: int = 0) -> list[list[float]]:
@@ -168,7 +127,7 @@ def test_an_onnx_server_does_not_load_torch(server) -> None:
     mapped = {
         pid: Path(f"/proc/{pid}/maps").read_text() for pid in processes if Path(f"/proc/{pid}").exists()
     }
-    assert not [pid for pid, maps in mapped.items() if "libtorch" in maps], _log(server["log"])
+    assert not [pid for pid, maps in mapped.items() if "libtorch" in maps], log_tail(server["log"])
 
 
 def test_predict_takes_post_only(server) -> None:
@@ -204,7 +163,7 @@ def test_sigterm_answers_in_flight_requests_then_exits(server) -> None:
         server["process"].send_signal(signal.SIGTERM)
         statuses = [f.result() for f in futures]
     assert statuses == [200] * 4
-    assert server["process"].wait(timeout=90) == 0, _log(server["log"])
+    assert server["process"].wait(timeout=90) == 0, log_tail(server["log"])
 
 
 def _children(pid: int) -> list[int]:
@@ -227,7 +186,7 @@ def test_kill_9_ends_every_server_process_and_frees_the_port(
 ) -> None:
     """With two workers, kill -9 of ``litforge serve`` leaves no process behind answering on the port."""
     with (tmp_path / "server.log").open("w+") as log:
-        process, base = _start_server(export_dir, log, backend, "--workers", "2", "--threads", "1")
+        process, base = start_server(export_dir, log, backend, "--workers", "2", "--threads", "1")
         helpers = _children(process.pid)
         assert helpers, "expected worker processes"
         process.kill()
@@ -236,6 +195,6 @@ def test_kill_9_ends_every_server_process_and_frees_the_port(
         while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
             time.sleep(0.2)
         alive = [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
-        assert not alive, f"still running after kill -9 of the server: {alive}\n{_log(log)}"
+        assert not alive, f"still running after kill -9 of the server: {alive}\n{log_tail(log)}"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{base}/health", timeout=2)

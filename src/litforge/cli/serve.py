@@ -15,7 +15,8 @@ from litforge.cli.args import ArgumentParser
 from litforge.cli.errors import UsageError
 
 EPILOG = """endpoints:
-  POST /predict   {"inputs": [[...], ...]} -> {"predictions": [...], "probabilities": [[...]], "labels": [...]}
+  POST /predict   {"inputs": [[...], ...]} -> {"predictions": [...]} (one per row: a class, a value or a
+                  list of values), plus "probabilities" and "labels" for a classifier
                   ({"texts": [...]} for text models); bad requests get a 4xx with {"detail": "..."}
   GET  /health    200 once the model is loaded, 503 before
   GET  /info      export.json (under "model") and the server settings

@@ -3,10 +3,10 @@
 litforge predict --artifact runs/classifier/version_0/export --input digits.csv
 litforge predict --artifact exports/digits --input rows.npy --output preds.csv --format pt2
 
-Input: a CSV of numbers (one row per sample, header optional) or a 2-D ``.npy``; the artifact's raw
-feature layout (``export.json`` -> inputs). Output: a CSV with ``row,prediction,label,prob_<class>...``,
-the columns ``litforge predict`` writes from a checkpoint. No training code and no checkpoint are
-needed: only the export folder.
+Input: a CSV of numbers (one row per sample, header optional) or a ``.npy`` of rows; the artifact's raw
+feature layout (``export.json`` -> inputs). Output: the CSV columns ``litforge predict`` writes from a
+checkpoint for the model's output head (``litforge.predictions_csv``). No training code and no checkpoint
+are needed: only the export folder.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from litforge import predictions_csv
 from litforge.cli.args import ArgumentParser
 from litforge.errors import UsageError
 from litforge.export.artifact import Artifact
+from litforge.output_head import Predictions
 
 CHUNK_ROWS = 4096
 
@@ -52,14 +53,8 @@ def main(command: str, argv: list[str]) -> int:
         )
     rows = read_rows(args.input, artifact.row_shape)
     output = args.output or args.input.with_name(f"{args.input.stem}.predictions.csv")
-    predictions, probabilities = [], []
-    for start in range(0, len(rows), CHUNK_ROWS):
-        chunk_predictions, chunk_probabilities = artifact.predict(rows[start : start + CHUNK_ROWS])
-        predictions.append(chunk_predictions)
-        probabilities.append(chunk_probabilities)
-    write_predictions(
-        output, np.concatenate(predictions), np.concatenate(probabilities), artifact.class_labels
-    )
+    chunks = [artifact.predict(rows[start : start + CHUNK_ROWS]) for start in range(0, len(rows), CHUNK_ROWS)]
+    write_predictions(output, Predictions.concatenate(chunks), artifact.class_labels)
     print(f"{len(rows)} rows predicted with {artifact.format}: {output}")
     return 0
 
@@ -111,16 +106,14 @@ def _numeric(cells: list[str]) -> bool:
     return True
 
 
-def write_predictions(
-    path: Path, predictions: np.ndarray, probabilities: np.ndarray, labels: list[str] | None
-) -> None:
-    """``row,prediction,label,prob_<label>...`` (``litforge.predictions_csv``, as ``litforge predict``
-    writes from a checkpoint) to a temporary file, then renamed into place."""
+def write_predictions(path: Path, predictions: Predictions, labels: list[str] | None) -> None:
+    """The ``litforge.predictions_csv`` columns (as ``litforge predict`` writes from a checkpoint) to a
+    temporary file, then renamed into place. (Not ``write_atomically``: its module imports torch, which
+    predicting with an ONNX artifact does not need.)"""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
     with tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(predictions_csv.header(labels, probabilities.shape[1]))
-        for index, (cls, probs) in enumerate(zip(predictions, probabilities, strict=True)):
-            writer.writerow(predictions_csv.row(index, int(cls), probs.tolist(), labels))
+        writer.writerow(predictions_csv.header(predictions, labels))
+        writer.writerows(predictions_csv.rows(predictions, labels))
     os.replace(tmp, path)

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from litforge.errors import UsageError
+from litforge.output_head import Classes, declared_classes
 
 
 @dataclass
@@ -27,7 +28,7 @@ class LoadedCheckpoint:
     module: torch.nn.Module
     class_path: str
     checkpoint: Path
-    class_names: list[str] | None = None
+    classes: Classes = field(default_factory=Classes)  # declared by the module and the run's datamodule
     real_batch: torch.Tensor | None = None  # one batch of raw inputs from the run's datamodule
     data_class_path: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -93,7 +94,7 @@ def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoi
         raise UsageError(f"--ckpt: weights in {path} do not fit {class_path}: {err}") from None
     module.eval()
     loaded = LoadedCheckpoint(module=module, class_path=class_path, checkpoint=path.resolve())
-    _attach_data(loaded, config)
+    loaded.classes = declared_classes(module, _attach_data(loaded, config))
     return loaded
 
 
@@ -104,16 +105,15 @@ def _accepted_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in parameters and k != "self"}
 
 
-def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any]) -> None:
-    """Class names and one real batch from the run's datamodule, when it can be built offline."""
+def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any]) -> Any:
+    """One real batch from the run's datamodule, when it can be built offline; the datamodule or None."""
     data_config = config.get("data") if isinstance(config.get("data"), dict) else None
     if not data_config or not data_config.get("class_path"):
-        return
+        return None
     loaded.data_class_path = data_config["class_path"]
+    datamodule = None
     try:
         datamodule = import_class(data_config["class_path"])(**(data_config.get("init_args") or {}))
-        names = getattr(datamodule, "class_names", None)
-        loaded.class_names = [str(n) for n in names] if names is not None else None
         datamodule.setup("predict")
         batch = next(iter(datamodule.predict_dataloader()))
         tensor = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -122,3 +122,4 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any]) -> None:
         note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {err})"
         warnings.warn(f"{note}; verifying on random inputs only", stacklevel=2)
         loaded.notes.append(note)
+    return datamodule

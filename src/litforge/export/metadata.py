@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from litforge.errors import UsageError
+from litforge.output_head import HEADS
 
 if TYPE_CHECKING:  # reading export.json (serve, predict --artifact) needs no torch
     import torch
@@ -91,4 +92,6 @@ def read(folder: Path) -> dict[str, Any]:
         raise UsageError(f"cannot read {path}: {err}") from None
     if not isinstance(metadata, dict) or not metadata.get("formats"):
         raise UsageError(f"{path} lists no formats; re-create it with 'litforge export'")
+    if metadata.get("output_head", "classification") not in HEADS:
+        raise UsageError(f"{path}: output_head {metadata['output_head']!r} is not one of {', '.join(HEADS)}")
     return metadata
