@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from litforge import output_head
+from litforge._compat.torch_compile import uncompiled
 from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, format_module, load_runner
@@ -44,7 +45,7 @@ def export_module(
 
     ``classes``: what the module and its datamodule declare (default: the module alone); with the output
     shape it decides the output head when the module declares none (``litforge.output_head``)."""
-    module = module.eval().cpu()
+    module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
     example_output = eager_outputs(module, spec.inputs)
     classes = classes or output_head.declared_classes(module)

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import yaml
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from litforge.errors import UsageError
+from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
+from litforge.errors import JobFailed, UsageError
 from litforge.output_head import Classes, declared_classes
 
 
@@ -87,15 +90,26 @@ def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoi
         )
     cls = import_class(class_path)
     kwargs = {**(model_config.get("init_args") or {}), **hparams}
-    module = cls(**_accepted_kwargs(cls, kwargs))
-    try:
-        module.load_state_dict(checkpoint["state_dict"], strict=True)
+    module = _configured(cls(**_accepted_kwargs(cls, kwargs)), class_path)
+    try:  # weights saved through torch.compile wrappers are named net._orig_mod.<...>: load them as net.<...>
+        module.load_state_dict(uncompiled_state_dict(checkpoint["state_dict"]), strict=True)
     except RuntimeError as err:
         raise UsageError(f"--ckpt: weights in {path} do not fit {class_path}: {err}") from None
     module.eval()
     loaded = LoadedCheckpoint(module=module, class_path=class_path, checkpoint=path.resolve())
     loaded.classes = declared_classes(module, _attach_data(loaded, config))
     return loaded
+
+
+def _configured(module: torch.nn.Module, class_path: str) -> torch.nn.Module:
+    """``configure_model()`` run as ``load_from_checkpoint`` runs it (layers built there exist), then every
+    ``torch.compile`` the module applied to itself undone: exports trace the eager code."""
+    if isinstance(module, L.LightningModule) and is_overridden("configure_model", module):
+        try:
+            module.configure_model()
+        except Exception as err:
+            raise JobFailed(f"{class_path}.configure_model() failed: {type(err).__name__}: {err}") from None
+    return uncompiled(module)
 
 
 def _accepted_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
