@@ -40,7 +40,7 @@ class Artifact:
         if fmt not in available:
             raise UsageError(f"--format: {folder} has no {fmt} artifact (it has: {', '.join(available)})")
         entry = available[fmt]
-        path = folder / entry["file"]
+        path = metadata.member(folder, entry["file"], f"{folder / metadata.FILENAME}: formats.{fmt}.file")
         if not path.is_file():
             raise UsageError(f"{path} is missing; re-export with 'litforge export'")
         if verify and metadata.sha256(path) != entry.get("sha256"):
