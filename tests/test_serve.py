@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,8 @@ import torch
 
 from litforge.export.loading import load_checkpoint
 from serve_helpers import log_tail, start_server, stop_server
+
+READ_TIMEOUT_S = 2
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def server(
 ):
     log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")
     flags = ("--max-batch-size", "16", "--batch-timeout", "0.2", "--max-rows", "32")
-    flags += ("--max-body-bytes", "65536", "--threads", "1")
+    flags += ("--max-body-bytes", "65536", "--threads", "1", "--read-timeout", str(READ_TIMEOUT_S))
     process, base = start_server(export_dir, log, request.param, *flags)
     yield {"base": base, "process": process, "run": trained_digits_run, "log": log}
     stop_server(process)
@@ -69,6 +72,29 @@ def test_health_info_and_predictions_equal_eager(server) -> None:
     assert body["predictions"] == probabilities.argmax(-1).tolist()
     np.testing.assert_allclose(body["probabilities"], probabilities, atol=1e-5)
     assert body["labels"] == [str(p) for p in body["predictions"]]
+
+
+def test_info_publishes_no_local_paths(server) -> None:
+    info = httpx.get(f"{server['base']}/info").text
+    assert str(server["run"]) not in info and str(Path.home()) not in info
+    assert httpx.get(f"{server['base']}/info").json()["model"]["source"]["checkpoint"] == "best.ckpt"
+
+
+@pytest.mark.parametrize("sent", ["partial headers", "partial body", "nothing"])
+def test_a_request_not_received_in_time_is_disconnected(server, sent: str) -> None:
+    """Slowloris: a client that never finishes its request is disconnected after --read-timeout (2 s),
+    well before the socket's own 60 s timeout; it used to be kept open as long as the client liked."""
+    headers = b"POST /predict HTTP/1.1\r\nHost: localhost\r\n"
+    data = {
+        "partial headers": headers,
+        "partial body": headers + b"Content-Length: 100\r\n\r\n{",
+        "nothing": b"",
+    }
+    host, port = server["base"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(data[sent])
+        assert sock.recv(1024) == b"", "the server answered instead of closing"  # recv times out if kept open
+    assert httpx.get(f"{server['base']}/health").status_code == 200
 
 
 def test_concurrent_requests_are_batched(server) -> None:
@@ -198,3 +224,17 @@ def test_kill_9_ends_every_server_process_and_frees_the_port(
         assert not alive, f"still running after kill -9 of the server: {alive}\n{log_tail(log)}"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{base}/health", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--batch-timeout", "-1", "--batch-timeout must be >= 0 seconds, got -1.0"),
+        ("--max-body-bytes", "-1", "--max-body-bytes must be >= 1, got -1"),
+        ("--read-timeout", "0", "--read-timeout must be > 0 seconds, got 0.0"),
+    ],
+)
+def test_bad_limits_exit_2_naming_the_flag(cli, tmp_path: Path, flag: str, value: str, message: str) -> None:
+    result = cli("serve", str(tmp_path), flag, value, timeout=60)
+    assert result.returncode == 2, result.output
+    assert result.stderr.strip() == f"litforge: error: {message}"
