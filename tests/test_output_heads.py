@@ -226,3 +226,18 @@ def test_heads_turn_outputs_into_predictions() -> None:
     np.testing.assert_allclose(scores.probabilities, np.exp(logits) / np.exp(logits).sum(), rtol=1e-6)
     assert apply_head("multi_output", logits).values.shape == (1, 3)
     assert apply_head("custom", np.zeros((2, 4, 3))).values.shape == (2, 4, 3)
+
+
+def test_the_json_answer_is_strict_json_even_when_the_model_overflows() -> None:
+    """Starlette (the LitServe backend) refuses NaN/inf in a response: that was a 500 for a valid request."""
+    from litforge.serve.codecs import encode
+
+    answer = encode(apply_head("regression", np.array([1.5, np.inf, np.nan], np.float32)), None)
+    assert answer == {"predictions": [1.5, None, None]}
+    json.dumps(answer, allow_nan=False)
+    named = encode(apply_head("classification", np.array([[0.0, 1.0]], np.float32)), ["cat", "dog"])
+    assert named["predictions"] == [1] and named["labels"] == ["dog"]
+    assert encode(apply_head("classification", np.array([[0.0, 1.0]], np.float32)), ["only one"]).keys() == {
+        "predictions",
+        "probabilities",
+    }

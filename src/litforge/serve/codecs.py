@@ -99,10 +99,18 @@ def decode_rows(payload: dict[str, Any], row_shape: tuple[int, ...], dtype: np.d
 
 def encode(predictions: Predictions, class_names: list[str] | None) -> dict[str, Any]:
     """One request's slice of the batch -> the JSON response (the values of ``predictions.csv``)."""
-    response: dict[str, Any] = {"predictions": predictions.values.tolist()}
+    response: dict[str, Any] = {"predictions": _json_values(predictions.values)}
     if predictions.probabilities is not None:
-        response["probabilities"] = predictions.probabilities.tolist()
+        response["probabilities"] = _json_values(predictions.probabilities)
         names = predictions_csv.labels(predictions, class_names)
         if names:
             response["labels"] = [names[int(p)] for p in predictions.values]
     return response
+
+
+def _json_values(array: np.ndarray) -> list[Any]:
+    """An array as nested lists, NaN and infinities as ``null`` (JSON has neither: a model output that
+    overflows must not turn a valid request into a 500)."""
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        array = np.where(np.isfinite(array), array.astype(object), None)
+    return array.tolist()
