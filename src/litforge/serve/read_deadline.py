@@ -42,8 +42,9 @@ class RequestDeadlineProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-typ
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.read_timeout = float(os.environ.get(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT))
-        self._deadline: asyncio.TimerHandle | None = None
-        self._previous_cycle: Any = None  # the request already received when the deadline was armed
+        self._deadline: float | None = None  # loop time by which the request being received must be in
+        self._timer: asyncio.TimerHandle | None = None  # at most one per connection, re-armed lazily
+        self._previous_cycle: Any = None  # the request already received when the deadline was set
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -55,27 +56,35 @@ class RequestDeadlineProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-typ
         super().data_received(data)
         cycle = self.cycle
         if cycle is not None and cycle is not self._previous_cycle and not cycle.more_body:
-            self._disarm()  # this request is complete
+            self._deadline = None  # this request is complete
 
     def on_response_complete(self) -> None:
-        self._disarm()  # answered (maybe before its body was read): uvicorn's keep-alive timer takes over
+        self._deadline = (
+            None  # answered (maybe before its body was read): uvicorn's keep-alive timer takes over
+        )
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def _arm(self) -> None:
+        """Start the clock for the request now being received. Setting a number per request, not a new
+        timer: the connection's one timer, when it fires, checks the deadline then in force."""
         self._previous_cycle = self.cycle
-        self._deadline = self.loop.call_later(self.read_timeout, self._expire)
+        self._deadline = self.loop.time() + self.read_timeout
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._deadline, self._check)
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
+    def _check(self) -> None:
+        self._timer = None
+        if self._deadline is None:
+            return  # no request is being received; the next one arms the timer again
+        if self.loop.time() < self._deadline:  # a later request set a later deadline
+            self._timer = self.loop.call_at(self._deadline, self._check)
+        elif not self.transport.is_closing():
             logger.info("closing %s: request not received within %s s", self.client, self.read_timeout)
             self.transport.close()
