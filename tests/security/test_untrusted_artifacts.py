@@ -8,25 +8,16 @@ each payload would create MARKER if it ran.
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from payloads import RunsShell, torch_saved
 
 from litforge.export.metadata import sha256
-
-
-class _RunsShell:
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return (os.system, (self.command,))
 
 
 def _export_folder(folder: Path) -> Path:
@@ -62,12 +53,6 @@ def _rewrite(archive: Path, change) -> None:
             target.writestr(name, change(name.removeprefix(root), data))
 
 
-def _pickled(command: str) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(_RunsShell(command), buffer)
-    return buffer.getvalue()
-
-
 def _pickle_a_weight(name: str, data: bytes, payload: bytes) -> bytes:
     if name.endswith("_weights_config.json"):
         config = json.loads(data)
@@ -91,7 +76,7 @@ def test_a_pt2_that_would_unpickle_is_refused_before_loading(
     cli, tmp_path: Path, command: str, tamper, named: str
 ) -> None:
     folder = _export_folder(tmp_path / "export")
-    payload = _pickled(f"touch {tmp_path / 'MARKER'}")
+    payload = torch_saved(RunsShell(f"touch {tmp_path / 'MARKER'}"))
     _rewrite(folder / "model.pt2", lambda name, data: tamper(name, data, payload))
     _write_record(folder, "model.pt2")  # a matching sha256
     (tmp_path / "rows.csv").write_text("1,2,3,4\n")

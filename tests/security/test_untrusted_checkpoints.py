@@ -7,7 +7,6 @@ The crafted files are generated here (no binaries in the repository).
 
 from __future__ import annotations
 
-import os
 import textwrap
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from payloads import RunsShell
 
 TINY_MODULE = """
 import lightning as L
@@ -33,16 +33,6 @@ class Tiny(L.LightningModule):
 
 
 BORING = "lightning.pytorch.demos.boring_classes"
-
-
-class _RunsShell:
-    """A pickled object that runs a shell command when unpickled."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return (os.system, (self.command,))
 
 
 def _assert_refused(result, tmp_path: Path, *named: str) -> None:
@@ -97,7 +87,7 @@ def test_a_class_that_is_not_a_module_is_refused(cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_a_malicious_pickle_is_refused_as_unsafe(cli, tmp_path: Path, legacy: bool) -> None:
     ckpt = tmp_path / "evil.ckpt"
-    payload = {"state_dict": _RunsShell(f"touch {tmp_path / 'MARKER'}")}
+    payload = {"state_dict": RunsShell(f"touch {tmp_path / 'MARKER'}")}
     torch.save(payload, ckpt, _use_new_zipfile_serialization=not legacy)
     result = cli("export", "--ckpt", str(ckpt), "--out", "exported")
     _assert_refused(result, tmp_path, "evil.ckpt", "refused as unsafe", "posix.system")
