@@ -70,16 +70,46 @@ def test_csv_with_header_and_npy_give_eager_predictions(
     assert [int(r["prediction"]) for r in _read(tmp_path / "out.csv")] == expected.tolist()
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [("1,2,3\n", "have 3 values; the model takes 64"), ("a,b\n1,x\n", "non-numeric value")],
-)
-def test_bad_input_file_exits_2(cli, tmp_path: Path, export_dir: Path, text: str, message: str) -> None:
-    (tmp_path / "bad.csv").write_text(text)
-    result = cli("predict", "--artifact", str(export_dir), "--input", "bad.csv")
-    assert result.returncode == 2
+ROW = ",".join(["1"] * 64)
+BAD_INPUTS = {
+    "short row": ("bad.csv", "1,2,3\n", "line 1 of bad.csv has 3 values; the model takes 64"),
+    "non-numeric": ("bad.csv", "a,b\n1,x\n", "line 2 of bad.csv has a non-numeric value 'x'"),
+    "ragged row": ("bad.csv", f"{ROW}\n\n1,2\n", "line 3 of bad.csv has 2 values; the model takes 64"),
+    "infinity": ("bad.csv", f"{ROW}\n{ROW[:-1]}inf\n", "line 2 of bad.csv has NaN or infinite values"),
+    "3-D array": (
+        "bad.npy",
+        np.zeros((2, 8, 4)),
+        "bad.npy holds an array of shape (2, 8, 4); the model takes (N, 64)",
+    ),
+    "NaN in .npy": (
+        "bad.npy",
+        np.vstack([np.ones((1, 64)), np.full((1, 64), np.nan)]),
+        "row 1 of bad.npy has NaN",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_file_exits_2_with_one_line(cli, tmp_path: Path, export_dir: Path, case: str) -> None:
+    name, content, message = BAD_INPUTS[case]
+    if isinstance(content, str):
+        (tmp_path / name).write_text(content)
+    else:
+        np.save(tmp_path / name, content)
+    result = cli("predict", "--artifact", str(export_dir), "--input", name)
+    assert result.returncode == 2, result.output
     assert message in result.stderr
-    assert not (tmp_path / "bad.predictions.csv").exists()
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing written
+
+
+def test_output_over_the_input_is_refused(cli, tmp_path: Path, export_dir: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text(f"{ROW}\n")
+    result = cli("predict", "--artifact", str(export_dir), "--input", "rows.csv", "--output", "./rows.csv")
+    assert result.returncode == 2, result.output
+    assert "--output: rows.csv is the --input file; refusing to overwrite it" in result.stderr
+    assert rows.read_text() == f"{ROW}\n"
 
 
 def test_not_an_export_folder_exits_2(cli, tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_reloaded_artifacts_match_eager_on_raw_pixels(digits_export: Path, train
     with torch.inference_mode():
         expected = module(torch.from_numpy(rows)).numpy()
     for name in FORMATS:
-        logits = Artifact.open(digits_export, name).logits(rows)
+        logits = Artifact.open(digits_export, name).outputs(rows)
         np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4, err_msg=name)
 
 

@@ -19,6 +19,7 @@ class TwoInputTextModel(nn.Module):
 
     def __init__(self, vocab: int = 50, dim: int = 16, classes: int = 3) -> None:
         super().__init__()
+        self.num_classes = classes  # declared, as a Hugging Face model's num_labels: its head is a classifier
         self.embed = nn.Embedding(vocab, dim)
         self.head = nn.Linear(dim, classes)
 

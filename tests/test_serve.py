@@ -7,11 +7,8 @@ for every kind of bad request with the server healthy afterwards, and a graceful
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,14 +20,9 @@ import pytest
 import torch
 
 from litforge.export.loading import load_checkpoint
+from serve_helpers import log_tail, start_server, stop_server
 
-STARTUP_S = 240  # generous: the CI machine is shared; startup is ~5 s when idle
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+READ_TIMEOUT_S = 2
 
 
 @pytest.fixture(scope="module")
@@ -46,28 +38,6 @@ def export_dir(trained_digits_run: Path) -> Path:
     return out
 
 
-def _start_server(export: Path, log, backend: str, *flags: str) -> tuple[subprocess.Popen, str]:
-    """``litforge serve`` on a free loopback port, once ``/health`` answers: (process, base URL)."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("litforge")
-    process = subprocess.Popen(
-        [str(exe), "serve", str(export), "--port", str(port), "--backend", backend, *flags],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, _log(log)
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    pytest.fail(f"server did not become healthy in {STARTUP_S} s:\n{_log(log)}")
-
-
 @pytest.fixture(scope="module", params=["fastapi", "litserve"])
 def server(
     request: pytest.FixtureRequest,
@@ -77,18 +47,10 @@ def server(
 ):
     log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")
     flags = ("--max-batch-size", "16", "--batch-timeout", "0.2", "--max-rows", "32")
-    flags += ("--max-body-bytes", "65536", "--threads", "1")
-    process, base = _start_server(export_dir, log, request.param, *flags)
+    flags += ("--max-body-bytes", "65536", "--threads", "1", "--read-timeout", str(READ_TIMEOUT_S))
+    process, base = start_server(export_dir, log, request.param, *flags)
     yield {"base": base, "process": process, "run": trained_digits_run, "log": log}
-    if process.poll() is None:
-        process.kill()
-        process.wait(30)
-
-
-def _log(handle) -> str:
-    handle.flush()
-    handle.seek(0)
-    return handle.read()[-4000:]
+    stop_server(process)
 
 
 def _rows(n: int, seed: int = 0) -> list[list[float]]:
@@ -110,6 +72,29 @@ def test_health_info_and_predictions_equal_eager(server) -> None:
     assert body["predictions"] == probabilities.argmax(-1).tolist()
     np.testing.assert_allclose(body["probabilities"], probabilities, atol=1e-5)
     assert body["labels"] == [str(p) for p in body["predictions"]]
+
+
+def test_info_publishes_no_local_paths(server) -> None:
+    info = httpx.get(f"{server['base']}/info").text
+    assert str(server["run"]) not in info and str(Path.home()) not in info
+    assert httpx.get(f"{server['base']}/info").json()["model"]["source"]["checkpoint"] == "best.ckpt"
+
+
+@pytest.mark.parametrize("sent", ["partial headers", "partial body", "nothing"])
+def test_a_request_not_received_in_time_is_disconnected(server, sent: str) -> None:
+    """Slowloris: a client that never finishes its request is disconnected after --read-timeout (2 s),
+    well before the socket's own 60 s timeout; it used to be kept open as long as the client liked."""
+    headers = b"POST /predict HTTP/1.1\r\nHost: localhost\r\n"
+    data = {
+        "partial headers": headers,
+        "partial body": headers + b"Content-Length: 100\r\n\r\n{",
+        "nothing": b"",
+    }
+    host, port = server["base"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(data[sent])
+        assert sock.recv(1024) == b"", "the server answered instead of closing"  # recv times out if kept open
+    assert httpx.get(f"{server['base']}/health").status_code == 200
 
 
 def test_concurrent_requests_are_batched(server) -> None:
@@ -168,7 +153,7 @@ def test_an_onnx_server_does_not_load_torch(server) -> None:
     mapped = {
         pid: Path(f"/proc/{pid}/maps").read_text() for pid in processes if Path(f"/proc/{pid}").exists()
     }
-    assert not [pid for pid, maps in mapped.items() if "libtorch" in maps], _log(server["log"])
+    assert not [pid for pid, maps in mapped.items() if "libtorch" in maps], log_tail(server["log"])
 
 
 def test_predict_takes_post_only(server) -> None:
@@ -204,7 +189,7 @@ def test_sigterm_answers_in_flight_requests_then_exits(server) -> None:
         server["process"].send_signal(signal.SIGTERM)
         statuses = [f.result() for f in futures]
     assert statuses == [200] * 4
-    assert server["process"].wait(timeout=90) == 0, _log(server["log"])
+    assert server["process"].wait(timeout=90) == 0, log_tail(server["log"])
 
 
 def _children(pid: int) -> list[int]:
@@ -227,7 +212,7 @@ def test_kill_9_ends_every_server_process_and_frees_the_port(
 ) -> None:
     """With two workers, kill -9 of ``litforge serve`` leaves no process behind answering on the port."""
     with (tmp_path / "server.log").open("w+") as log:
-        process, base = _start_server(export_dir, log, backend, "--workers", "2", "--threads", "1")
+        process, base = start_server(export_dir, log, backend, "--workers", "2", "--threads", "1")
         helpers = _children(process.pid)
         assert helpers, "expected worker processes"
         process.kill()
@@ -236,6 +221,20 @@ def test_kill_9_ends_every_server_process_and_frees_the_port(
         while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
             time.sleep(0.2)
         alive = [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
-        assert not alive, f"still running after kill -9 of the server: {alive}\n{_log(log)}"
+        assert not alive, f"still running after kill -9 of the server: {alive}\n{log_tail(log)}"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{base}/health", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--batch-timeout", "-1", "--batch-timeout must be >= 0 seconds, got -1.0"),
+        ("--max-body-bytes", "-1", "--max-body-bytes must be >= 1, got -1"),
+        ("--read-timeout", "0", "--read-timeout must be > 0 seconds, got 0.0"),
+    ],
+)
+def test_bad_limits_exit_2_naming_the_flag(cli, tmp_path: Path, flag: str, value: str, message: str) -> None:
+    result = cli("serve", str(tmp_path), flag, value, timeout=60)
+    assert result.returncode == 2, result.output
+    assert result.stderr.strip() == f"litforge: error: {message}"

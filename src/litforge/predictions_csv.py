@@ -3,31 +3,58 @@
 litforge predict --ckpt_path runs/classifier/v0/checkpoints/best.ckpt     # -> <run>/predictions.csv
 litforge predict --artifact runs/classifier/v0/export --input rows.csv   # -> rows.predictions.csv
 
-``row, prediction, label, prob_<class>...``: ``label`` (the predicted class's name) when the classes have
-names, one ``prob_<class name or index>`` column per class when the model gives scores.
+``row`` then, by the model's output head (``litforge.output_head``):
+
+- classification: ``prediction`` (class index), ``label`` (its name, when the classes have names),
+  ``prob_<class name or index>...``;
+- regression (or any one value per sample): ``prediction``;
+- multi_output / custom: ``prediction_0 ... prediction_<K-1>`` (several values per sample, flattened).
+
+Numbers are written in their shortest exact form for their dtype (float32 round-trips).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from litforge.output_head import Predictions
 
 
-def header(class_names: Sequence[str] | None, classes: int | None) -> list[str]:
-    """The column names; ``classes``: the number of score columns (None: the model gives no scores)."""
-    columns = ["row", "prediction", *(["label"] if class_names else [])]
-    if classes is not None:
-        columns += [f"prob_{name}" for name in (class_names or range(classes))]
+def header(predictions: Predictions, class_names: Sequence[str] | None) -> list[str]:
+    """The column names for batches shaped like ``predictions``."""
+    values = predictions.values
+    columns = ["row"]
+    if values.ndim == 1:
+        columns.append("prediction")
+    else:
+        columns += [f"prediction_{i}" for i in range(int(np.prod(values.shape[1:])))]
+    if predictions.probabilities is not None:
+        names = labels(predictions, class_names)
+        columns += ["label"] if names else []
+        columns += [f"prob_{name}" for name in (names or range(predictions.probabilities.shape[1]))]
     return columns
 
 
-def row(
-    index: int, predicted: int | float, scores: Sequence[float] | None, class_names: Sequence[str] | None
-) -> list[object]:
-    """One sample's cells, in ``header``'s order."""
-    cells: list[object] = [index, predicted]
-    if class_names:
-        known = float(predicted).is_integer() and 0 <= int(predicted) < len(class_names)
-        cells.append(class_names[int(predicted)] if known else "")
-    if scores is not None:
-        cells += [f"{p:.6g}" for p in scores]
-    return cells
+def rows(
+    predictions: Predictions, class_names: Sequence[str] | None, first_row: int = 0
+) -> Iterator[list[str]]:
+    """One list of cells per sample, in ``header``'s order, numbered from ``first_row``."""
+    names = labels(predictions, class_names)
+    values = predictions.values.reshape(len(predictions), -1) if predictions.values.ndim > 1 else None
+    for i in range(len(predictions)):
+        cells = [str(first_row + i)]
+        cells += [str(v) for v in values[i]] if values is not None else [str(predictions.values[i])]
+        if predictions.probabilities is not None:
+            cells += [names[int(predictions.values[i])]] if names else []
+            cells += [str(p) for p in predictions.probabilities[i]]
+        yield cells
+
+
+def labels(predictions: Predictions, class_names: Sequence[str] | None) -> list[str] | None:
+    """The class names when they name the probability columns (as many names as classes), else None."""
+    probabilities = predictions.probabilities
+    if not class_names or probabilities is None or len(class_names) != probabilities.shape[1]:
+        return None
+    return [str(name) for name in class_names]

@@ -8,19 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from litforge import predictions_csv
+from litforge import output_head, predictions_csv
+from litforge.output_head import Predictions
 
 
 class CSVPredictionWriter(BasePredictionWriter):
-    """Writes one row per sample: ``row``, ``prediction``, ``label`` (the predicted class name, when the
-    datamodule names its classes) and one ``prob_<class>`` column per class (``litforge.predictions_csv``).
+    """Writes one row per sample in the columns of ``litforge.predictions_csv``, the same as
+    ``litforge predict --artifact`` writes for the module's export.
 
-    ``predict_step`` may return a dict with ``prediction`` and ``probabilities`` (litforge's models), a
-    tensor of logits/scores (B, C), or a tensor of values (B,). Columns are named after
-    ``datamodule.class_names`` when the datamodule has them.
+    ``predict_step`` may return a dict with ``prediction`` and/or ``probabilities`` (litforge's models:
+    written as they are), or a tensor: the module's forward output (Lightning's default ``predict_step``
+    returns ``self(batch)``), turned into predictions by the module's output head (declared with
+    ``output_head = ...`` or inferred from the first batch, see ``litforge.output_head``): softmax and
+    argmax for class logits, the value for a regression, one column per value for several outputs.
 
     Args:
         output_path: the CSV file to write (written to ``<name>.tmp`` and renamed at the end).
@@ -32,6 +36,7 @@ class CSVPredictionWriter(BasePredictionWriter):
         self._handle: Any = None
         self._writer: Any = None
         self._rows = 0
+        self._head: str | None = None
         self._names: list[str] | None = None
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -40,23 +45,26 @@ class CSVPredictionWriter(BasePredictionWriter):
             self._handle = self.output_path.with_suffix(".csv.tmp").open("w", newline="")
             self._writer = csv.writer(self._handle)
             self._rows = 0
+            self._head = None
 
     def write_on_batch_end(
         self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
     ):
         if self._writer is None:
             return
-        predicted, scores = _split_prediction(prediction)
         if self._rows == 0:
-            names = getattr(trainer.datamodule, "class_names", None)
-            self._names = list(names) if names else None
-            self._writer.writerow(
-                predictions_csv.header(self._names, None if scores is None else scores.shape[1])
-            )
-        for i, label in enumerate(predicted.tolist()):
-            row_scores = None if scores is None else scores[i].tolist()
-            self._writer.writerow(predictions_csv.row(self._rows, label, row_scores, self._names))
-            self._rows += 1
+            classes = output_head.declared_classes(pl_module, trainer.datamodule)
+            self._names = classes.names
+            if not isinstance(prediction, dict):
+                outputs = _as_numpy(prediction)
+                self._head, _ = output_head.resolve_head(
+                    pl_module, outputs.shape[1:], np.issubdtype(outputs.dtype, np.floating), classes
+                )
+        predictions = self._predictions(prediction)
+        if self._rows == 0:
+            self._writer.writerow(predictions_csv.header(predictions, self._names))
+        self._writer.writerows(predictions_csv.rows(predictions, self._names, self._rows))
+        self._rows += len(predictions)
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._handle is None:
@@ -67,21 +75,28 @@ class CSVPredictionWriter(BasePredictionWriter):
         os.replace(self.output_path.with_suffix(".csv.tmp"), self.output_path)
         self._handle = self._writer = None
 
+    def _predictions(self, prediction: Any) -> Predictions:
+        """A ``predict_step`` output -> predictions: a dict as the module made it, a tensor through the head."""
+        if isinstance(prediction, dict):
+            scores = prediction.get("probabilities")
+            values = prediction.get("prediction")
+            if values is None and scores is None:
+                raise ValueError("predict_step returned a dict without 'prediction' or 'probabilities'")
+            scores = None if scores is None else _as_numpy(scores).reshape(len(scores), -1)
+            values = scores.argmax(axis=1) if values is None else _as_numpy(values)
+            return Predictions(values, scores)
+        if self._head is None:  # a dict first, a tensor later: the module changed its mind mid-run
+            raise ValueError("predict_step returned a dict for the first batch and a tensor later")
+        return output_head.apply_head(self._head, _as_numpy(prediction))
 
-def _split_prediction(prediction: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Normalise a ``predict_step`` output to (predicted (B,), scores (B, C) or None)."""
-    if isinstance(prediction, dict):
-        scores = prediction.get("probabilities")
-        predicted = prediction.get("prediction")
-        if predicted is None and scores is not None:
-            predicted = scores.argmax(dim=-1)
-        if predicted is None:
-            raise ValueError("predict_step returned a dict without 'prediction' or 'probabilities'")
-        return predicted.detach().cpu(), None if scores is None else scores.detach().float().cpu()
-    if isinstance(prediction, (tuple, list)):
-        prediction = prediction[0]
-    tensor = torch.as_tensor(prediction).detach().float().cpu()
-    if tensor.ndim >= 2:
-        tensor = tensor.reshape(tensor.shape[0], -1)
-        return tensor.argmax(dim=-1), tensor
-    return tensor.reshape(-1), None
+
+def _as_numpy(value: Any) -> np.ndarray:
+    """A tensor (or the first of a tuple of them) -> numpy on the CPU; half precisions widened to float32."""
+    if isinstance(value, (tuple, list)):
+        value = value[0]
+    tensor = torch.as_tensor(value).detach().cpu()
+    if tensor.dtype in (torch.bfloat16, torch.float16):
+        tensor = tensor.float()
+    if tensor.ndim == 0:
+        tensor = tensor.reshape(1)
+    return tensor.numpy()

@@ -80,7 +80,7 @@ def main(command: str, argv: list[str]) -> int:
         loaded.module,
         out,
         formats,
-        class_names=loaded.class_names,
+        classes=loaded.classes,
         real_batch=loaded.real_batch,
         source=source,
         benchmark=args.benchmark,

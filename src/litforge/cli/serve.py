@@ -15,13 +15,15 @@ from litforge.cli.args import ArgumentParser
 from litforge.cli.errors import UsageError
 
 EPILOG = """endpoints:
-  POST /predict   {"inputs": [[...], ...]} -> {"predictions": [...], "probabilities": [[...]], "labels": [...]}
+  POST /predict   {"inputs": [[...], ...]} -> {"predictions": [...]} (one per row: a class, a value or a
+                  list of values), plus "probabilities" and "labels" for a classifier
                   ({"texts": [...]} for text models); bad requests get a 4xx with {"detail": "..."}
   GET  /health    200 once the model is loaded, 503 before
   GET  /info      export.json (under "model") and the server settings
   GET  /metrics   requests, model calls and rows served (model calls < requests when batching works)
 
 Binds 127.0.0.1 unless --host says otherwise (0.0.0.0 or :: to listen on every interface).
+Bounded requests: --max-body-bytes, --max-rows, and --read-timeout for receiving each one.
 SIGTERM or Ctrl+C: stop accepting, answer in-flight requests, then exit.
 """
 
@@ -59,6 +61,13 @@ def build_parser() -> ArgumentParser:
         "--threads", type=int, default=None, help="intra-op threads per worker (default: runtime's)"
     )
     parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=15.0,
+        help="seconds a client has to send a whole request, headers and body; slower connections are "
+        "closed (default: 15)",
+    )
+    parser.add_argument(
         "--backend",
         default="fastapi",
         choices=("fastapi", "litserve"),
@@ -82,17 +91,22 @@ def main(command: str, argv: list[str]) -> int:
         ("--max-batch-size", args.max_batch_size),
         ("--workers", args.workers),
         ("--max-rows", args.max_rows),
+        ("--max-body-bytes", args.max_body_bytes),
     ):
         if value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
-    if args.batch_timeout < 0 or args.max_body_bytes < 1:
-        raise UsageError("--batch-timeout must be >= 0 and --max-body-bytes >= 1")
+    if not 0 <= args.batch_timeout < float("inf"):
+        raise UsageError(f"--batch-timeout must be >= 0 seconds, got {args.batch_timeout}")
+    if not 0 < args.read_timeout < float("inf"):
+        raise UsageError(f"--read-timeout must be > 0 seconds, got {args.read_timeout}")
 
     from litforge.export.artifact import Artifact
+    from litforge.serve import read_deadline
     from litforge.serve.options import ServeOptions
 
     # Fail fast, with exit 2, on a folder or format that the server could not load.
     Artifact.open(args.export_dir, args.format, threads=1)
+    read_deadline.configure(args.read_timeout)
     options = ServeOptions(
         fmt=args.format,
         max_batch_size=args.max_batch_size,
@@ -114,7 +128,13 @@ def main(command: str, argv: list[str]) -> int:
 
     server = build_server(args.export_dir, options)
     signal.signal(signal.SIGTERM, _graceful_stop)
-    server.run(host=args.host, port=args.port, log_level=args.log_level, generate_client_file=False)
+    server.run(
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        generate_client_file=False,
+        http=read_deadline.RequestDeadlineProtocol,  # passed on to uvicorn.Config
+    )
     return 0
 
 

@@ -1,6 +1,8 @@
 """Export a checkpoint to verified ONNX / torch.export / TorchScript artifacts (``litforge export``).
 
-``loading`` rebuilds the module safely, ``spec`` says what to trace, one module per format exports and
-loads back, ``parity`` compares every artifact with the eager model, ``metadata`` writes ``export.json``,
-``artifact`` opens an export folder for batch inference and serving.
+``checkpoint_file`` reads a checkpoint safely, ``loading`` rebuilds the module (checking class paths
+before creating anything), ``spec`` says what to trace, one module per format exports and loads back
+(``pt2_archive_check`` refuses a ``.pt2`` that would unpickle), ``parity`` compares every artifact with
+the eager model, ``metadata`` writes and checks ``export.json``, ``artifact`` opens an export folder for
+batch inference and serving; ``litforge.output_head`` says what the outputs mean.
 """

@@ -1,7 +1,7 @@
 """An export folder opened for inference, without the training code (used by ``predict --artifact`` and ``serve``).
 
 artifact = Artifact.open(Path("runs/classifier/version_0/export"))
-predictions, probabilities = artifact.predict(np.zeros((2, 64), np.float32))
+predictions = artifact.predict(np.zeros((2, 64), np.float32))  # .values, .probabilities (classifiers)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import SERVING_PREFERENCE, Runner, load_runner
+from litforge.output_head import Predictions, apply_head
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Artifact:
         if fmt not in available:
             raise UsageError(f"--format: {folder} has no {fmt} artifact (it has: {', '.join(available)})")
         entry = available[fmt]
-        path = folder / entry["file"]
+        path = metadata.member(folder, entry["file"], f"{folder / metadata.FILENAME}: formats.{fmt}.file")
         if not path.is_file():
             raise UsageError(f"{path} is missing; re-export with 'litforge export'")
         if verify and metadata.sha256(path) != entry.get("sha256"):
@@ -74,13 +75,19 @@ class Artifact:
     def class_labels(self) -> list[str] | None:
         return self.metadata.get("class_labels")
 
+    @property
+    def output_head(self) -> str:
+        """How outputs become predictions (``litforge.output_head``); exports before heads were recorded
+        were all classifiers."""
+        return self.metadata.get("output_head", "classification")
+
     # -- inference ---------------------------------------------------------------------------------
-    def logits(self, rows: np.ndarray) -> np.ndarray:
-        """Raw rows (N, *row_shape) -> logits (N, C)."""
+    def outputs(self, rows: np.ndarray) -> np.ndarray:
+        """Raw rows (N, *row_shape) -> the model's output (N, ...)."""
         return self.runner(np.ascontiguousarray(rows, dtype=self.input_dtype))
 
-    def logits_for_texts(self, texts: list[str]) -> np.ndarray:
-        """Texts -> tokenized with the exported tokenizer -> logits (N, C)."""
+    def outputs_for_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts -> tokenized with the exported tokenizer -> the model's output (N, ...)."""
         encoded = self.tokenizer(texts, padding=True, truncation=True, return_tensors="np")
         arrays = []
         for spec in self.metadata["inputs"]:
@@ -89,16 +96,13 @@ class Artifact:
             arrays.append(np.ascontiguousarray(encoded[spec["name"]], dtype=np.dtype(spec["dtype"])))
         return self.runner(*arrays)
 
-    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows -> (predicted class index (N,), probabilities (N, C))."""
-        return postprocess(self.logits(rows))
+    def predict(self, rows: np.ndarray) -> Predictions:
+        """Rows -> predictions, as export.json's ``output_head`` says."""
+        return self.postprocess(self.outputs(rows))
 
-
-def postprocess(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logits (N, C) -> argmax (N,) and softmax probabilities (N, C), as export.json's postprocessing says."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return logits.argmax(axis=-1), exp / exp.sum(axis=-1, keepdims=True)
+    def postprocess(self, outputs: np.ndarray) -> Predictions:
+        """The model's output (N, ...) -> predictions, as export.json's ``output_head`` says."""
+        return apply_head(self.output_head, outputs)
 
 
 def _load_tokenizer(folder: Path) -> Any:

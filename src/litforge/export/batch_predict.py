@@ -3,15 +3,16 @@
 litforge predict --artifact runs/classifier/version_0/export --input digits.csv
 litforge predict --artifact exports/digits --input rows.npy --output preds.csv --format pt2
 
-Input: a CSV of numbers (one row per sample, header optional) or a 2-D ``.npy``; the artifact's raw
-feature layout (``export.json`` -> inputs). Output: a CSV with ``row,prediction,label,prob_<class>...``,
-the columns ``litforge predict`` writes from a checkpoint. No training code and no checkpoint are
-needed: only the export folder.
+Input: a CSV of numbers (one row per sample, header optional) or a ``.npy`` of rows; the artifact's raw
+feature layout (``export.json`` -> inputs). Output: the CSV columns ``litforge predict`` writes from a
+checkpoint for the model's output head (``litforge.predictions_csv``). No training code and no checkpoint
+are needed: only the export folder.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from litforge import predictions_csv
 from litforge.cli.args import ArgumentParser
 from litforge.errors import UsageError
 from litforge.export.artifact import Artifact
+from litforge.output_head import Predictions
 
 CHUNK_ROWS = 4096
 
@@ -50,77 +52,84 @@ def main(command: str, argv: list[str]) -> int:
         raise UsageError(
             f"{args.artifact} takes {artifact.request_format}; batch prediction reads numeric rows"
         )
-    rows = read_rows(args.input, artifact.row_shape)
     output = args.output or args.input.with_name(f"{args.input.stem}.predictions.csv")
-    predictions, probabilities = [], []
-    for start in range(0, len(rows), CHUNK_ROWS):
-        chunk_predictions, chunk_probabilities = artifact.predict(rows[start : start + CHUNK_ROWS])
-        predictions.append(chunk_predictions)
-        probabilities.append(chunk_probabilities)
-    write_predictions(
-        output, np.concatenate(predictions), np.concatenate(probabilities), artifact.class_labels
-    )
+    if output.resolve() == args.input.resolve() or (output.exists() and output.samefile(args.input)):
+        raise UsageError(f"--output: {output} is the --input file; refusing to overwrite it")
+    rows = read_rows(args.input, artifact.row_shape)
+    chunks = [artifact.predict(rows[start : start + CHUNK_ROWS]) for start in range(0, len(rows), CHUNK_ROWS)]
+    write_predictions(output, Predictions.concatenate(chunks), artifact.class_labels)
     print(f"{len(rows)} rows predicted with {artifact.format}: {output}")
     return 0
 
 
 def read_rows(path: Path, row_shape: tuple[int, ...]) -> np.ndarray:
-    """A CSV or ``.npy`` file -> float array (N, *row_shape); ``UsageError`` naming what is wrong."""
+    """A CSV or ``.npy`` file -> float32 array (N, *row_shape); ``UsageError`` naming the file and the
+    line (CSV) or row (``.npy``) that is wrong."""
     if not path.is_file():
         raise UsageError(f"--input: no such file: {path}")
-    width = int(np.prod(row_shape))
-    if path.suffix == ".npy":
-        try:
-            rows = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise UsageError(f"--input: cannot read {path} as .npy: {err}") from None
-        if not np.issubdtype(rows.dtype, np.number):
-            raise UsageError(f"--input: {path} holds {rows.dtype}, not numbers")
-        rows = rows.reshape(len(rows), -1) if rows.ndim > 1 else rows.reshape(1, -1)
-    else:
-        rows = _read_csv(path)
-    if rows.shape[1] != width:
-        raise UsageError(f"--input: rows of {path} have {rows.shape[1]} values; the model takes {width}")
-    if not np.isfinite(rows).all():
-        bad = int(np.argwhere(~np.isfinite(rows))[0][0])
-        raise UsageError(f"--input: row {bad} of {path} has NaN or infinite values")
+    width = math.prod(row_shape)
+    rows = _read_npy(path, row_shape) if path.suffix == ".npy" else _read_csv(path, width)
     return rows.astype(np.float32).reshape(len(rows), *row_shape)
 
 
-def _read_csv(path: Path) -> np.ndarray:
+def _read_npy(path: Path, row_shape: tuple[int, ...]) -> np.ndarray:
+    """An array (N, values per row) or (N, *row_shape) -> (N, values per row)."""
+    width = math.prod(row_shape)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise UsageError(f"--input: cannot read {path} as .npy: {err}") from None
+    if not np.issubdtype(array.dtype, np.number):
+        raise UsageError(f"--input: {path} holds {array.dtype}, not numbers")
+    if array.ndim < 2 or array.shape[1:] not in ((width,), row_shape):
+        shapes = " or ".join(dict.fromkeys(f"(N, {', '.join(map(str, s))})" for s in ((width,), row_shape)))
+        raise UsageError(f"--input: {path} holds an array of shape {array.shape}; the model takes {shapes}")
+    rows = array.reshape(len(array), width)
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+        raise UsageError(f"--input: row {int(np.argmin(finite))} of {path} has NaN or infinite values")
+    return rows
+
+
+def _read_csv(path: Path, width: int) -> np.ndarray:
+    """Rows of ``width`` finite numbers, after an optional header line."""
+    rows: list[list[float]] = []
     with path.open(newline="") as handle:
-        lines = [line for line in csv.reader(handle) if line]
-    if lines and not _numeric(lines[0]):
-        lines = lines[1:]  # a header
-    if not lines:
+        reader = csv.reader(handle)
+        for index, cells in enumerate(filter(None, reader)):
+            line = f"line {reader.line_num} of {path}"
+            bad = next((cell for cell in cells if not _is_number(cell)), None)
+            if bad is not None and index == 0:
+                continue  # a header
+            if bad is not None:
+                raise UsageError(f"--input: {line} has a non-numeric value {bad!r}")
+            if len(cells) != width:
+                raise UsageError(f"--input: {line} has {len(cells)} values; the model takes {width}")
+            values = [float(cell) for cell in cells]
+            if not all(map(math.isfinite, values)):
+                raise UsageError(f"--input: {line} has NaN or infinite values")
+            rows.append(values)
+    if not rows:
         raise UsageError(f"--input: {path} has no data rows")
-    widths = {len(line) for line in lines}
-    if len(widths) != 1:
-        raise UsageError(f"--input: rows of {path} have different lengths {sorted(widths)}")
-    try:
-        return np.array([[float(v) for v in line] for line in lines], dtype=np.float64)
-    except ValueError as err:
-        raise UsageError(f"--input: {path} has a non-numeric value ({err})") from None
+    return np.array(rows, dtype=np.float64)
 
 
-def _numeric(cells: list[str]) -> bool:
+def _is_number(cell: str) -> bool:
     try:
-        [float(c) for c in cells]
+        float(cell)
     except ValueError:
         return False
     return True
 
 
-def write_predictions(
-    path: Path, predictions: np.ndarray, probabilities: np.ndarray, labels: list[str] | None
-) -> None:
-    """``row,prediction,label,prob_<label>...`` (``litforge.predictions_csv``, as ``litforge predict``
-    writes from a checkpoint) to a temporary file, then renamed into place."""
+def write_predictions(path: Path, predictions: Predictions, labels: list[str] | None) -> None:
+    """The ``litforge.predictions_csv`` columns (as ``litforge predict`` writes from a checkpoint) to a
+    temporary file, then renamed into place. (Not ``write_atomically``: its module imports torch, which
+    predicting with an ONNX artifact does not need.)"""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
     with tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(predictions_csv.header(labels, probabilities.shape[1]))
-        for index, (cls, probs) in enumerate(zip(predictions, probabilities, strict=True)):
-            writer.writerow(predictions_csv.row(index, int(cls), probs.tolist(), labels))
+        writer.writerow(predictions_csv.header(predictions, labels))
+        writer.writerows(predictions_csv.rows(predictions, labels))
     os.replace(tmp, path)

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from litforge import output_head
+from litforge._compat.torch_compile import uncompiled
 from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, format_module, load_runner
@@ -34,14 +36,22 @@ def export_module(
     out: Path,
     formats: list[str],
     *,
-    class_names: list[str] | None = None,
+    classes: output_head.Classes | None = None,
     real_batch: torch.Tensor | None = None,
     source: dict[str, Any] | None = None,
     benchmark: bool = False,
 ) -> ExportResult:
-    """Export ``module`` (in eval mode) to ``formats`` under ``out``, verify each, write export.json."""
-    module = module.eval().cpu()
+    """Export ``module`` (in eval mode) to ``formats`` under ``out``, verify each, write export.json.
+
+    ``classes``: what the module and its datamodule declare (default: the module alone); with the output
+    shape it decides the output head when the module declares none (``litforge.output_head``)."""
+    module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
+    example_output = eager_outputs(module, spec.inputs)
+    classes = classes or output_head.declared_classes(module)
+    head, why = output_head.resolve_head(
+        module, example_output.shape[1:], np.issubdtype(example_output.dtype, np.floating), classes
+    )
     out.mkdir(parents=True, exist_ok=True)
     cases = parity_cases(spec, real_batch)
     entries: dict[str, dict[str, Any]] = {}
@@ -79,13 +89,11 @@ def export_module(
         "formats": entries,
         "request_format": spec.request_format,
         "inputs": spec.describe_inputs(),
-        "outputs": _describe_outputs(module, spec),
-        "class_labels": class_names,
+        "outputs": _describe_outputs(example_output, spec),
+        "output_head": head,
+        "class_labels": _class_labels(head, example_output, classes),
         "preprocessing": metadata.preprocessing(module),
-        "postprocessing": {
-            "probabilities": "softmax(logits, axis=-1)",
-            "prediction": "argmax(logits, axis=-1)",
-        },
+        "postprocessing": {**output_head.POSTPROCESSING[head], "output_head": why},
         "assets": assets,
         "versions": metadata.versions(),
     }
@@ -105,8 +113,15 @@ def _not_run(message: str) -> dict[str, Any]:
     }
 
 
-def _describe_outputs(module: torch.nn.Module, spec: ExportSpec) -> list[dict[str, Any]]:
-    output = eager_outputs(module, spec.inputs)
+def _class_labels(head: str, output: np.ndarray, classes: output_head.Classes) -> list[str] | None:
+    """The class names of a classifier whose output they fit (C names for C scores, 2 for one logit)."""
+    width = int(np.prod(output.shape[1:]))
+    if head != "classification" or not classes.names or len(classes.names) != max(width, 2):
+        return None
+    return classes.names
+
+
+def _describe_outputs(output: np.ndarray, spec: ExportSpec) -> list[dict[str, Any]]:
     batch_named = any(0 in spec.dynamic_axes.get(n, {}) for n in spec.input_names)
     batch_axis = next((axes[0] for axes in spec.dynamic_axes.values() if 0 in axes), "batch")
     shape: list[Any] = list(output.shape)

@@ -2,7 +2,9 @@
 
 The class and its arguments come from the run's saved ``config.yaml`` (``<run>/checkpoints/x.ckpt`` ->
 ``<run>/config.yaml``) and the checkpoint's ``hyper_parameters``; the weights load with
-``torch.load(weights_only=True)``, which refuses arbitrary pickled objects.
+``torch.load(weights_only=True)``, which refuses arbitrary pickled objects. Class paths read from those
+files must name a LightningModule (``model``) or LightningDataModule (``data``): anything else is refused
+before it is instantiated.
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import yaml
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from litforge.errors import UsageError
+from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
+from litforge.errors import JobFailed, UsageError
+from litforge.export.checkpoint_file import read_checkpoint
+from litforge.output_head import Classes, declared_classes
 
 
 @dataclass
@@ -27,74 +34,93 @@ class LoadedCheckpoint:
     module: torch.nn.Module
     class_path: str
     checkpoint: Path
-    class_names: list[str] | None = None
+    classes: Classes = field(default_factory=Classes)  # declared by the module and the run's datamodule
     real_batch: torch.Tensor | None = None  # one batch of raw inputs from the run's datamodule
     data_class_path: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
-def import_class(class_path: str) -> type:
-    """``package.module.Class`` -> the class; ``UsageError`` when it cannot be imported."""
+def import_class(class_path: Any, base: type, where: str) -> type:
+    """``package.module.Class`` (read from ``where``) -> the class, once it is known to subclass ``base``.
+
+    Nothing is instantiated before this check: a file naming ``subprocess.Popen`` is refused, never run.
+    ``UsageError`` naming ``where`` when the path cannot be imported or names something else.
+    """
+    if not isinstance(class_path, str) or "." not in class_path:
+        raise UsageError(f"{where}: {class_path!r} is not a class path (package.module.ClassName)")
     module_name, _, name = class_path.rpartition(".")
     try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise UsageError(f"cannot import model class '{class_path}': {err}") from None
+        cls = getattr(importlib.import_module(module_name), name)
+    except Exception as err:  # a missing module or attribute, or a module whose own import fails
+        raise UsageError(f"{where}: cannot import '{class_path}': {type(err).__name__}: {err}") from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise UsageError(
+            f"{where}: '{class_path}' is not a {base.__name__} subclass; refused, nothing was created"
+        )
+    return cls
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint with ``weights_only=True``; ``UsageError`` if missing or corrupt."""
-    if not path.is_file():
-        raise UsageError(f"--ckpt: no such checkpoint file: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for truncated, foreign or unsafe files
-        # keep the cause, not torch's advice to retry with weights_only=False (unsafe for untrusted files)
-        text = str(err).split("WeightsUnpickler error:", 1)[-1]
-        reason = next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)
-        raise UsageError(f"--ckpt: {path} is not a readable checkpoint ({reason})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise UsageError(f"--ckpt: {path} has no 'state_dict'; is it a Lightning checkpoint?")
-    return checkpoint
-
-
-def run_config(checkpoint_path: Path) -> dict[str, Any]:
-    """The resolved ``config.yaml`` of the run a checkpoint belongs to, or ``{}``."""
+def run_config_file(checkpoint_path: Path) -> Path:
+    """Where the run a checkpoint belongs to keeps its resolved config: ``<run>/config.yaml``."""
     folder = checkpoint_path.resolve().parent
-    candidate = folder.parent / "config.yaml" if folder.name == "checkpoints" else folder / "config.yaml"
-    if not candidate.is_file():
+    return folder.parent / "config.yaml" if folder.name == "checkpoints" else folder / "config.yaml"
+
+
+def run_config(config_file: Path) -> dict[str, Any]:
+    """The run's resolved config, or ``{}`` when there is none."""
+    if not config_file.is_file():
         return {}
     try:
-        config = yaml.safe_load(candidate.read_text())
+        config = yaml.safe_load(config_file.read_text())
     except yaml.YAMLError as err:
-        raise UsageError(f"cannot parse the run config {candidate}: {err}") from None
+        raise UsageError(f"cannot parse the run config {config_file}: {err}") from None
     return config if isinstance(config, dict) else {}
 
 
 def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoint:
     """Rebuild the module saved in ``path`` (class from ``class_path``, the run config or hparams)."""
     checkpoint = read_checkpoint(path)
-    config = run_config(path)
-    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    config_file = run_config_file(path)
+    config = run_config(config_file)
+    hparams = checkpoint.get("hyper_parameters")
+    hparams = dict(hparams) if isinstance(hparams, dict) else {}
     model_config = config.get("model") if isinstance(config.get("model"), dict) else {}
-    class_path = class_path or model_config.get("class_path") or hparams.get("_class_path")
-    if not class_path:
+    if class_path:
+        where = "--model-class"
+    elif model_config.get("class_path"):
+        class_path, where = model_config["class_path"], f"{config_file} (model.class_path)"
+    elif hparams.get("_class_path"):
+        class_path, where = hparams["_class_path"], f"{path} (hyper_parameters._class_path)"
+    else:
         raise UsageError(
             f"--ckpt: cannot tell which LightningModule {path} holds (no run config.yaml beside its "
             "checkpoints/ folder and no '_class_path' in its hyper_parameters); pass --model-class "
             "package.module.ClassName"
         )
-    cls = import_class(class_path)
-    kwargs = {**(model_config.get("init_args") or {}), **hparams}
-    module = cls(**_accepted_kwargs(cls, kwargs))
-    try:
-        module.load_state_dict(checkpoint["state_dict"], strict=True)
+    cls = import_class(class_path, L.LightningModule, where)
+    data_cls = _data_class(config, config_file)  # checked before anything is instantiated
+    init_args = model_config.get("init_args")
+    kwargs = {**(init_args if isinstance(init_args, dict) else {}), **hparams}
+    module = _configured(cls(**_accepted_kwargs(cls, kwargs)), class_path)
+    try:  # weights saved through torch.compile wrappers are named net._orig_mod.<...>: load them as net.<...>
+        module.load_state_dict(uncompiled_state_dict(checkpoint["state_dict"]), strict=True)
     except RuntimeError as err:
         raise UsageError(f"--ckpt: weights in {path} do not fit {class_path}: {err}") from None
     module.eval()
     loaded = LoadedCheckpoint(module=module, class_path=class_path, checkpoint=path.resolve())
-    _attach_data(loaded, config)
+    loaded.classes = declared_classes(module, _attach_data(loaded, config, data_cls))
     return loaded
+
+
+def _configured(module: torch.nn.Module, class_path: str) -> torch.nn.Module:
+    """``configure_model()`` run as ``load_from_checkpoint`` runs it (layers built there exist), then every
+    ``torch.compile`` the module applied to itself undone: exports trace the eager code."""
+    if isinstance(module, L.LightningModule) and is_overridden("configure_model", module):
+        try:
+            module.configure_model()
+        except Exception as err:
+            raise JobFailed(f"{class_path}.configure_model() failed: {type(err).__name__}: {err}") from None
+    return uncompiled(module)
 
 
 def _accepted_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -104,16 +130,24 @@ def _accepted_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in parameters and k != "self"}
 
 
-def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any]) -> None:
-    """Class names and one real batch from the run's datamodule, when it can be built offline."""
-    data_config = config.get("data") if isinstance(config.get("data"), dict) else None
-    if not data_config or not data_config.get("class_path"):
-        return
+def _data_class(config: dict[str, Any], config_file: Path) -> type | None:
+    """The run config's ``data.class_path``, checked to be a LightningDataModule, or None."""
+    data_config = config.get("data") if isinstance(config.get("data"), dict) else {}
+    if not data_config.get("class_path"):
+        return None
+    return import_class(data_config["class_path"], L.LightningDataModule, f"{config_file} (data.class_path)")
+
+
+def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: type | None) -> Any:
+    """One real batch from the run's datamodule, when it can be built offline; the datamodule or None."""
+    if data_cls is None:
+        return None
+    data_config = config["data"]
     loaded.data_class_path = data_config["class_path"]
+    init_args = data_config.get("init_args")
+    datamodule = None
     try:
-        datamodule = import_class(data_config["class_path"])(**(data_config.get("init_args") or {}))
-        names = getattr(datamodule, "class_names", None)
-        loaded.class_names = [str(n) for n in names] if names is not None else None
+        datamodule = data_cls(**(init_args if isinstance(init_args, dict) else {}))
         datamodule.setup("predict")
         batch = next(iter(datamodule.predict_dataloader()))
         tensor = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -122,3 +156,4 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any]) -> None:
         note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {err})"
         warnings.warn(f"{note}; verifying on random inputs only", stacklevel=2)
         loaded.notes.append(note)
+    return datamodule

@@ -12,10 +12,11 @@ import hashlib
 import importlib.metadata
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from litforge.errors import UsageError
+from litforge.output_head import HEADS
 
 if TYPE_CHECKING:  # reading export.json (serve, predict --artifact) needs no torch
     import torch
@@ -91,4 +92,33 @@ def read(folder: Path) -> dict[str, Any]:
         raise UsageError(f"cannot read {path}: {err}") from None
     if not isinstance(metadata, dict) or not metadata.get("formats"):
         raise UsageError(f"{path} lists no formats; re-create it with 'litforge export'")
+    if not isinstance(metadata["formats"], dict):
+        raise UsageError(f"{path}: 'formats' must be an object")
+    if metadata.get("output_head", "classification") not in HEADS:
+        raise UsageError(f"{path}: output_head {metadata['output_head']!r} is not one of {', '.join(HEADS)}")
+    for name, entry in metadata["formats"].items():
+        if isinstance(entry, dict) and entry.get("file") is not None:
+            member(folder, entry["file"], f"{path}: formats.{name}.file")
     return metadata
+
+
+def member(folder: Path, name: Any, where: str) -> Path:
+    """``folder/name`` when ``name`` is a relative path that stays inside ``folder`` (symbolic links
+    resolved); ``UsageError`` naming ``where`` otherwise. Nothing is opened or read."""
+    relative = PurePosixPath(name) if isinstance(name, str) and name and "\\" not in name else None
+    if relative is None or relative.is_absolute() or ".." in relative.parts:
+        raise UsageError(f"{where}: {name!r} is not a file name inside the export folder; refused")
+    path = folder / relative
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise UsageError(f"{where}: {name!r} leads outside the export folder (a link); refused")
+    return path
+
+
+def public(metadata: dict[str, Any]) -> dict[str, Any]:
+    """export.json as a server publishes it (``GET /info``): no local paths. The source keeps the classes,
+    the checkpoint's file name and sha256; notes (which may quote paths) are left out."""
+    source = dict(metadata.get("source") or {})
+    source.pop("notes", None)
+    if source.get("checkpoint"):
+        source["checkpoint"] = PurePath(str(source["checkpoint"])).name
+    return {**metadata, "source": source}

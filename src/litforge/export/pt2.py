@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from litforge.export.pt2_archive_check import check_pt2_archive
 from litforge.export.spec import ExportSpec
 
 FILENAME = "model.pt2"
@@ -32,7 +33,9 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
 
 
 def load(path: Path, input_names: list[str], threads: int | None = None):
-    """``torch.export.load(path).module()`` as a callable: numpy inputs -> first output (numpy)."""
+    """``torch.export.load(path).module()`` as a callable: numpy inputs -> first output (numpy). An archive
+    that loading would unpickle anything from is refused first (``pt2_archive_check``)."""
+    check_pt2_archive(path)
     graph = torch.export.load(str(path)).module()
     return _torch_runner(graph)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import litserve as ls
 
+from litforge.export import metadata
 from litforge.export.artifact import Artifact
-from litforge.export.metadata import read as read_metadata
 from litforge.heap import freeze_loaded_heap
 from litforge.lifetime import exit_when_gone, forked_children_exit_with_this_process
 from litforge.serve.guard import RequestGuard
@@ -68,7 +68,7 @@ def build_server(folder: Path, options: ServeOptions) -> Any:
     The processes LitServe starts end with this one, also after ``kill -9`` (they would keep the port).
     """
     forked_children_exit_with_this_process()  # LitServe forks its HTTP servers
-    record = read_metadata(folder)
+    record = metadata.read(folder)
     limits = request_limits(record, options)
     counters = Counters(shared=True)  # updated in the worker process, read in the HTTP process
     api = ArtifactAPI(
@@ -79,7 +79,7 @@ def build_server(folder: Path, options: ServeOptions) -> Any:
         accelerator="cpu",
         workers_per_device=options.workers,
         timeout=options.timeout,
-        model_metadata=record,
+        model_metadata=metadata.public(record),  # /info: no local paths
         max_payload_size=options.max_body_bytes,
         middlewares=[
             (RequestGuard, {"path": "/predict", "max_bytes": options.max_body_bytes, "limits": limits})

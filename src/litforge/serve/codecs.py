@@ -1,7 +1,9 @@
 """Request validation and response encoding for ``POST /predict`` (pure functions; no server needed).
 
 Request:  ``{"inputs": [[...], ...]}`` (one or many rows of raw features) or, for text models,
-``{"texts": ["...", ...]}``. Response: ``{"predictions": [...], "probabilities": [[...]], "labels": [...]}``.
+``{"texts": ["...", ...]}``. Response: ``{"predictions": [...]}``, one entry per row (a class index, a
+value, or a list of values, by the model's output head), plus ``"probabilities": [[...]]`` and
+``"labels": [...]`` for a classifier (labels when its classes have names).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from litforge import predictions_csv
+from litforge.output_head import Predictions
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -92,12 +97,20 @@ def decode_rows(payload: dict[str, Any], row_shape: tuple[int, ...], dtype: np.d
     return np.asarray(payload["inputs"], dtype=dtype).reshape(-1, *row_shape)
 
 
-def encode(predictions: np.ndarray, probabilities: np.ndarray, labels: list[str] | None) -> dict[str, Any]:
-    """One request's slice of the batch -> the JSON response."""
-    response: dict[str, Any] = {
-        "predictions": [int(p) for p in predictions],
-        "probabilities": [[float(v) for v in row] for row in probabilities],
-    }
-    if labels:
-        response["labels"] = [labels[int(p)] for p in predictions]
+def encode(predictions: Predictions, class_names: list[str] | None) -> dict[str, Any]:
+    """One request's slice of the batch -> the JSON response (the values of ``predictions.csv``)."""
+    response: dict[str, Any] = {"predictions": _json_values(predictions.values)}
+    if predictions.probabilities is not None:
+        response["probabilities"] = _json_values(predictions.probabilities)
+        names = predictions_csv.labels(predictions, class_names)
+        if names:
+            response["labels"] = [names[int(p)] for p in predictions.values]
     return response
+
+
+def _json_values(array: np.ndarray) -> list[Any]:
+    """An array as nested lists, NaN and infinities as ``null`` (JSON has neither: a model output that
+    overflows must not turn a valid request into a 500)."""
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        array = np.where(np.isfinite(array), array.astype(object), None)
+    return array.tolist()

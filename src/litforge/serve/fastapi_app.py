@@ -18,21 +18,23 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
+from litforge.export import metadata
 from litforge.export.artifact import Artifact
-from litforge.export.metadata import read as read_metadata
 from litforge.heap import freeze_loaded_heap
 from litforge.lifetime import exit_when_gone
 from litforge.serve.batcher import DynamicBatcher
 from litforge.serve.guard import RequestGuard
 from litforge.serve.inference import Counters, decode, infer
 from litforge.serve.options import ServeOptions, request_limits
+from litforge.serve.read_deadline import RequestDeadlineProtocol
 
 CONFIG_ENV = "LITFORGE_SERVE_CONFIG"
 
 
 def create_app(folder: Path, options: ServeOptions) -> FastAPI:
     """The ASGI app: ``/predict``, ``/health`` (503 until loaded), ``/info``, ``/metrics``."""
-    record = read_metadata(folder)
+    record = metadata.read(folder)
+    public_metadata = metadata.public(record)  # no local paths
     counters = Counters()
     state: dict[str, Any] = {"artifact": None, "batcher": None}
 
@@ -79,7 +81,7 @@ def create_app(folder: Path, options: ServeOptions) -> FastAPI:
 
     @app.get("/info")
     async def info() -> dict[str, Any]:
-        return {"model": record, "server": {"backend": "fastapi", **options.__dict__}}
+        return {"model": public_metadata, "server": {"backend": "fastapi", **options.__dict__}}
 
     @app.get("/metrics")
     async def metrics() -> dict[str, Any]:
@@ -123,4 +125,5 @@ def run(folder: Path, options: ServeOptions, host: str, port: int, log_level: st
         log_level=log_level,
         timeout_graceful_shutdown=30,
         proxy_headers=False,  # bound to loopback by default; no proxy's X-Forwarded-For is trusted
+        http=RequestDeadlineProtocol,  # a request must arrive within --read-timeout
     )

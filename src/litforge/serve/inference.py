@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from litforge.export.artifact import Artifact, postprocess
+from litforge.export.artifact import Artifact
 from litforge.serve.codecs import decode_rows, encode
 
 
@@ -67,10 +67,10 @@ def decode(artifact: Artifact, request: dict[str, Any]) -> Decoded:
 def infer(artifact: Artifact, parts: list[Decoded], counters: Counters) -> list[dict[str, Any]]:
     """Several requests -> ONE model call on their concatenated rows -> one JSON answer per request."""
     if artifact.request_format == "texts":
-        logits = artifact.logits_for_texts([text for part in parts for text in part.items])
+        outputs = artifact.outputs_for_texts([text for part in parts for text in part.items])
     else:
-        logits = artifact.logits(np.concatenate([part.items for part in parts]))
-    counters.add(requests=len(parts), rows=len(logits))
-    predictions, probabilities = postprocess(logits)
+        outputs = artifact.outputs(np.concatenate([part.items for part in parts]))
+    counters.add(requests=len(parts), rows=len(outputs))
+    predictions = artifact.postprocess(outputs)
     bounds = itertools.pairwise(np.cumsum([0, *map(len, parts)]))
-    return [encode(predictions[a:b], probabilities[a:b], artifact.class_labels) for a, b in bounds]
+    return [encode(predictions[a:b], artifact.class_labels) for a, b in bounds]

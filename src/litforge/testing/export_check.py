@@ -1,5 +1,8 @@
 """The export-parity check: the module exported to ONNX (``torch.onnx.export(dynamo=True)``) and run by
-onnxruntime gives the eager outputs on a real batch. Needs ``pip install 'litforge[export]'``."""
+onnxruntime gives the eager outputs on a real batch. Needs ``pip install 'litforge[export]'``.
+
+A module that applies ``torch.compile`` to itself is checked as the eager code it compiles, as
+``litforge export`` exports it."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import importlib.util
 
 import torch
 
+from litforge._compat.torch_compile import uncompiled
 from litforge.testing.harness import quiet
 from litforge.testing.subject import (
     DataLike,
@@ -32,7 +36,7 @@ def check_export(
     if missing:
         raise SkipCheck(f"{', '.join(missing)} not installed: pip install 'litforge[export]'")
     subject = as_subject(model, data)
-    module = subject.new_model().eval()
+    module = uncompiled(subject.new_model()).eval()  # a module that compiled itself: check its eager code
     args, kwargs = model_input(module, prepare_batch(module, subject.batch))
     try:
         with quiet():

@@ -1,0 +1,83 @@
+"""Read a checkpoint file someone may have crafted: tensors and plain containers only (``weights_only``).
+
+checkpoint = read_checkpoint(Path("runs/classifier/v0/checkpoints/best.ckpt"))   # litforge export --ckpt
+
+A file that weights-only loading refuses is reported as unsafe, never with torch's advice to retry with
+``weights_only=False`` (which would run whatever it holds); a file that is not a checkpoint at all (a zip
+of something else, garbage, a truncated write) as unreadable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import pickletools
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from litforge.errors import UsageError
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a Lightning checkpoint with ``weights_only=True``; ``UsageError`` if missing, not a checkpoint,
+    or holding pickled objects that weights-only loading refuses (torch's advice to load it with
+    ``weights_only=False`` is not repeated: that would run whatever the file holds)."""
+    if not path.is_file():
+        raise UsageError(f"--ckpt: no such checkpoint file: {path}")
+    if zipfile.is_zipfile(path) and not _is_torch_archive(path):
+        raise UsageError(f"--ckpt: {path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says enough
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not _well_formed_pickle(path):
+            raise UsageError(
+                f"--ckpt: {path} is not a readable checkpoint (not a valid pickle stream)"
+            ) from None
+        raise UsageError(
+            f"--ckpt: {path} is refused as unsafe: loading it needs more than tensors and plain containers "
+            f"({_unpickler_reason(err)}), and unpickling that could run code"
+        ) from None
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise UsageError(f"--ckpt: {path} is not a readable checkpoint ({reason})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UsageError(f"--ckpt: {path} has no 'state_dict'; is it a Lightning checkpoint?")
+    return checkpoint
+
+
+def _is_torch_archive(path: Path) -> bool:
+    """A ``torch.save`` zip holds ``<name>/data.pkl``."""
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/data.pkl") for name in archive.namelist())
+
+
+def _well_formed_pickle(path: Path) -> bool:
+    """Whether the checkpoint's (first) pickle parses, opcode by opcode, without running any of it."""
+    try:
+        with contextlib.ExitStack() as stack:
+            if zipfile.is_zipfile(path):
+                archive = stack.enter_context(zipfile.ZipFile(path))
+                data = next(name for name in archive.namelist() if name.endswith("/data.pkl"))
+                handle = stack.enter_context(archive.open(data))
+            else:
+                handle = stack.enter_context(path.open("rb"))
+            for _ in pickletools.genops(handle):
+                pass
+    except Exception:  # garbage, truncation: not a pickle
+        return False
+    return True
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """The weights-only unpickler's reason, without torch's advice to allow-list or retry unsafely."""
+    advice = ("weights only load failed", "weights_only", "check the documentation", "can still be loaded")
+    text = str(error).split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reasons = [line for line in lines if not any(words in line.lower() for words in advice)]
+    return (reasons[0] if reasons else "not tensors").split(". Please use", 1)[0].rstrip(".")

@@ -1,0 +1,175 @@
+"""What a model's output means: one of four heads, used alike by every way of predicting.
+
+litforge predict --ckpt_path best.ckpt ...        # predict_step's tensor -> head -> predictions.csv
+litforge predict --artifact <run>/export ...      # the exported forward's output -> head -> CSV
+litforge serve <run>/export                       # the same -> head -> JSON
+
+classification  class scores (B, C) -> prediction = argmax, probabilities = softmax; for two classes one
+                logit (B,) or (B, 1) also works -> probabilities = [1 - sigmoid, sigmoid]
+regression      one float per sample (B,) or (B, 1) -> prediction = the value
+multi_output    several floats per sample (B, K) that are not class scores -> prediction_0..K-1
+custom          anything else (integer outputs, several axes per sample) -> the raw values, flattened
+
+A module declares its head with a class attribute, ``output_head = "regression"``. Without one the head
+is inferred from forward's output for one batch and from whether the module or datamodule declares
+classes (``num_classes``, ``class_names``): integer outputs or more than one axis per sample -> custom;
+one value per sample -> regression (classification when exactly two classes are declared); C values per
+sample -> classification when C classes are declared, else multi_output. Limits of the rule: a classifier
+that declares no classes reads as multi_output, and a regressor with several targets that happens to
+declare ``num_classes`` equal to its width reads as classification; declare ``output_head`` then.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from litforge.errors import UsageError
+
+HEADS = ("classification", "regression", "multi_output", "custom")
+ATTRIBUTE = "output_head"
+# How export.json describes each head's postprocessing of the model output.
+POSTPROCESSING = {
+    "classification": {
+        "prediction": "argmax(output, axis=-1) (one logit per sample: sigmoid(output) > 0.5)",
+        "probabilities": "softmax(output, axis=-1) (one logit per sample: [1 - sigmoid, sigmoid])",
+    },
+    "regression": {"prediction": "output, one float per sample"},
+    "multi_output": {"prediction": "output, one list of floats per sample"},
+    "custom": {"prediction": "output as it is, flattened per sample in CSV"},
+}
+
+
+@dataclass
+class Predictions:
+    """A batch's predictions: ``values`` (N,) one per sample or (N, ...) several; class probabilities
+    (N, C) for a classification head."""
+
+    values: np.ndarray
+    probabilities: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, rows: slice) -> Predictions:
+        probabilities = None if self.probabilities is None else self.probabilities[rows]
+        return Predictions(self.values[rows], probabilities)
+
+    @staticmethod
+    def concatenate(parts: Sequence[Predictions]) -> Predictions:
+        probabilities = None if parts[0].probabilities is None else [p.probabilities for p in parts]
+        return Predictions(
+            np.concatenate([p.values for p in parts]),
+            None if probabilities is None else np.concatenate(probabilities),
+        )
+
+
+@dataclass(frozen=True)
+class Classes:
+    """The classes a module or datamodule declares: their names and/or their number."""
+
+    names: list[str] | None = None
+    count: int | None = None
+
+
+def declared_classes(module: Any, datamodule: Any = None) -> Classes:
+    """The classes declared by the datamodule (``class_names``, ``num_classes``) or the module
+    (``class_names`` / ``label_names``, ``num_classes`` / ``num_labels``: attribute or hyperparameter)."""
+    names = _first(module, datamodule, ("class_names", "label_names"))
+    names = [str(name) for name in names] if isinstance(names, (list, tuple)) and names else None
+    count = _first(module, datamodule, ("num_classes", "num_labels"))
+    if names:
+        count = len(names)
+    elif not (isinstance(count, int) and not isinstance(count, bool) and count > 0):
+        count = None
+    return Classes(names, count)
+
+
+def _first(module: Any, datamodule: Any, keys: tuple[str, ...]) -> Any:
+    """The first of ``keys`` set on the datamodule, then on the module or in its ``hparams``."""
+    hparams = getattr(module, "hparams", None) or {}
+    for owner, key in [(datamodule, key) for key in keys] + [(module, key) for key in keys]:
+        try:  # a datamodule's property may need data that is not there (not set up): then it declares nothing
+            value = getattr(owner, key, None) if owner is not None else None
+        except Exception:
+            value = None
+        if value is None and owner is module:
+            value = hparams.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def declared_head(module: Any) -> str | None:
+    """The module's ``output_head`` attribute, or None; ``UsageError`` for a value that is not a head."""
+    head = getattr(module, ATTRIBUTE, None)
+    if head is None:
+        return None
+    if head not in HEADS:
+        raise UsageError(
+            f"{type(module).__qualname__}.{ATTRIBUTE} = {head!r}; choose one of {', '.join(HEADS)}"
+        )
+    return head
+
+
+def resolve_head(
+    module: Any, row_shape: tuple[int, ...], floating: bool, classes: Classes
+) -> tuple[str, str]:
+    """(head, why) for a module whose output has ``row_shape`` per sample: declared, else inferred."""
+    owner = type(module).__qualname__
+    head = declared_head(module)
+    if head is not None:
+        _check_fits(head, row_shape, floating, f"{owner} declares {ATTRIBUTE} = {head!r}, but")
+        return head, f"declared by {owner}.{ATTRIBUTE}"
+    head, why = infer(row_shape, floating, classes.count)
+    return head, f"inferred: {why}"
+
+
+def infer(row_shape: tuple[int, ...], floating: bool, num_classes: int | None) -> tuple[str, str]:
+    """(head, why) from the output shape per sample, its dtype and the declared number of classes."""
+    if not floating:
+        return "custom", "the output is not floating point"
+    if len(row_shape) > 1:
+        return "custom", f"the output has shape {row_shape} per sample"
+    width = math.prod(row_shape)
+    if width == 1:
+        if num_classes == 2:
+            return "classification", "one logit per sample and 2 declared classes"
+        return "regression", "one value per sample"
+    if num_classes == width:
+        return "classification", f"{width} values per sample and {width} declared classes"
+    declared = "no declared classes" if num_classes is None else f"{num_classes} declared classes"
+    return "multi_output", f"{width} values per sample and {declared}"
+
+
+def _check_fits(head: str, row_shape: tuple[int, ...], floating: bool, prefix: str) -> None:
+    width = math.prod(row_shape)
+    if head in ("classification", "regression", "multi_output") and not floating:
+        raise UsageError(f"{prefix} the output is not floating point; declare 'custom'")
+    if head == "regression" and width != 1:
+        raise UsageError(f"{prefix} the output has {width} values per sample; declare 'multi_output'")
+    if head == "classification" and len(row_shape) > 1:
+        raise UsageError(f"{prefix} the output has shape {row_shape} per sample, not (classes,)")
+
+
+def apply_head(head: str, outputs: np.ndarray) -> Predictions:
+    """The model's outputs (N, ...) -> predictions, as ``head`` says (see the module docstring)."""
+    outputs = np.asarray(outputs)
+    rows = outputs.reshape(len(outputs), -1)  # (N, K)
+    if head == "classification":
+        if rows.shape[1] == 1:  # one logit: P(class 1) = sigmoid
+            positive = 1.0 / (1.0 + np.exp(-rows[:, 0]))
+            probabilities = np.stack([1.0 - positive, positive], axis=1).astype(rows.dtype)
+        else:
+            exp = np.exp(rows - rows.max(axis=1, keepdims=True))
+            probabilities = exp / exp.sum(axis=1, keepdims=True)
+        return Predictions(probabilities.argmax(axis=1), probabilities)
+    if head == "regression":
+        return Predictions(rows[:, 0])
+    if head == "multi_output":
+        return Predictions(rows)
+    return Predictions(outputs)

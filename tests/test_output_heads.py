@@ -1,0 +1,243 @@
+"""Models that are not (only) classifiers: the output head decides what predict --ckpt_path, predict
+--artifact and serve write, and all three write the same values in the same layout.
+
+User-style modules live in a file in the test's working directory; everything runs through the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import textwrap
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from litforge.errors import UsageError
+from litforge.output_head import Classes, apply_head, declared_classes, infer, resolve_head
+from serve_helpers import start_server, stop_server
+
+HEADS_MODULE = '''
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Table(L.LightningDataModule):
+    """rows.npy (N, 8) from the working directory, targets a fixed linear map of them; no class names."""
+
+    def __init__(self, targets: int = 1, classify: bool = False, batch_size: int = 8):
+        super().__init__()
+        self.x = torch.from_numpy(np.load("rows.npy"))
+        y = self.x @ torch.linspace(-1, 1, 8 * targets).reshape(8, targets)
+        self.y = y.argmax(1) if classify else y.squeeze(1) if targets == 1 else y
+        self.batch_size = batch_size
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(self.x, self.y), batch_size=self.batch_size)
+
+    def predict_dataloader(self):
+        return DataLoader(TensorDataset(self.x, self.y), batch_size=self.batch_size)
+
+
+class Net(L.LightningModule):
+    def __init__(self, outputs: int = 1):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, outputs))
+        self.example_input_array = torch.zeros(2, 8)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return self.loss(self(x), y)
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+class Regressor(Net):
+    """One float per sample, shape (B,)."""
+
+    def forward(self, x):
+        return self.layers(x).squeeze(-1)
+
+    def loss(self, out, y):
+        return nn.functional.mse_loss(out, y)
+
+
+class LogitClassifier(Net):
+    """Logits (B, C); declares num_classes, names no classes."""
+
+    def __init__(self, num_classes: int = 3):
+        super().__init__(num_classes)
+        self.save_hyperparameters()
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def loss(self, out, y):
+        return nn.functional.cross_entropy(out, y)
+
+
+class MultiOutput(Net):
+    """Three regression targets per sample, (B, 3), declared."""
+
+    output_head = "multi_output"
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def loss(self, out, y):
+        return nn.functional.mse_loss(out, y)
+'''
+
+KINDS = {
+    "regression": ("Regressor", {"outputs": 1}, {"targets": 1}),
+    "classification": ("LogitClassifier", {"num_classes": 3}, {"targets": 3, "classify": True}),
+    "multi_output": ("MultiOutput", {"outputs": 3}, {"targets": 3}),
+}
+COLUMNS = {
+    "regression": ["row", "prediction"],
+    "classification": ["row", "prediction", "prob_0", "prob_1", "prob_2"],
+    "multi_output": ["row", "prediction_0", "prediction_1", "prediction_2"],
+}
+
+
+def _config(kind: str) -> str:
+    name, model_args, data_args = KINDS[kind]
+    config = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "max_epochs": 1, "enable_model_summary": False},
+        "model": {"class_path": f"heads.{name}", "init_args": model_args},
+        "data": {"class_path": "heads.Table", "init_args": {"batch_size": 8, "classify": False, **data_args}},
+    }
+    return json.dumps(config)  # JSON is YAML
+
+
+def _read(path: Path) -> tuple[list[str], np.ndarray]:
+    with path.open() as handle:
+        table = list(csv.reader(handle))
+    return table[0], np.array(table[1:], dtype=np.float64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_checkpoint_artifact_and_server_predict_alike(cli, tmp_path: Path, kind: str) -> None:
+    (tmp_path / "heads.py").write_text(textwrap.dedent(HEADS_MODULE))
+    rows = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    np.save(tmp_path / "rows.npy", rows)
+    (tmp_path / "config.yaml").write_text(_config(kind))
+    experiment = KINDS[kind][0].lower()
+
+    assert (fit := cli("fit", "--config", "config.yaml", "--run", "r")).returncode == 0, fit.output
+    ckpt = tmp_path / "runs" / experiment / "r" / "checkpoints" / "last.ckpt"
+    predict = cli("predict", "--config", "config.yaml", "--ckpt_path", str(ckpt), "--run", "r")
+    assert predict.returncode == 0, predict.output
+    export = cli("export", "--ckpt", str(ckpt), "--format", "onnx,pt2", "--out", "exported")
+    assert export.returncode == 0, export.output
+    record = json.loads((tmp_path / "exported" / "export.json").read_text())
+    assert record["output_head"] == kind
+    assert record["class_labels"] is None
+    artifact = cli("predict", "--artifact", "exported", "--input", "rows.npy", "--output", "artifact.csv")
+    assert artifact.returncode == 0, artifact.output
+
+    columns, from_checkpoint = _read(tmp_path / "runs" / experiment / "r" / "predictions.csv")
+    artifact_columns, from_artifact = _read(tmp_path / "artifact.csv")
+    assert columns == artifact_columns == COLUMNS[kind]
+    assert from_checkpoint.shape == from_artifact.shape == (20, len(columns))
+    np.testing.assert_allclose(from_artifact, from_checkpoint, rtol=1e-5, atol=1e-5)
+    if kind == "classification":
+        assert (from_artifact[:, 1] == from_artifact[:, 2:].argmax(axis=1)).all()
+        np.testing.assert_allclose(from_artifact[:, 2:].sum(axis=1), 1, atol=1e-5)
+
+    with (tmp_path / "server.log").open("w+") as log:
+        process, base = start_server(tmp_path / "exported", log, "fastapi", "--threads", "1")
+        try:
+            response = httpx.post(f"{base}/predict", json={"inputs": rows[:5].tolist()}, timeout=60)
+        finally:
+            stop_server(process)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    served = np.array(body["predictions"], dtype=np.float64).reshape(5, -1)
+    if kind == "classification":
+        served = np.hstack([served, np.array(body["probabilities"])])
+        assert "labels" not in body  # no class names
+    else:
+        assert set(body) == {"predictions"}
+    np.testing.assert_allclose(served, from_checkpoint[:5, 1:], rtol=1e-5, atol=1e-5)
+
+
+# -- the head rule, unit by unit --------------------------------------------------------------------
+
+
+class _Module:
+    def __init__(self, head: str | None = None, **hparams) -> None:
+        if head is not None:
+            self.output_head = head
+        self.hparams = hparams
+
+
+def test_the_head_is_inferred_from_shape_dtype_and_declared_classes() -> None:
+    assert infer((), True, None)[0] == "regression"
+    assert infer((1,), True, None)[0] == "regression"
+    assert infer((1,), True, 2)[0] == "classification"  # one logit, two classes
+    assert infer((3,), True, 3)[0] == "classification"
+    assert infer((3,), True, None)[0] == "multi_output"
+    assert infer((3,), True, 5)[0] == "multi_output"
+    assert infer((4, 3), True, 3)[0] == "custom"
+    assert infer((3,), False, 3)[0] == "custom"
+
+
+def test_a_declared_head_wins_and_must_fit_the_output() -> None:
+    head, why = resolve_head(_Module("regression", num_classes=2), (1,), True, Classes(count=2))
+    assert head == "regression" and "declared" in why
+    with pytest.raises(UsageError, match="3 values per sample; declare 'multi_output'"):
+        resolve_head(_Module("regression"), (3,), True, Classes())
+    with pytest.raises(UsageError, match="output_head = 'logits'; choose one of"):
+        resolve_head(_Module("logits"), (3,), True, Classes())
+
+
+def test_classes_come_from_the_datamodule_or_the_module() -> None:
+    class Data:
+        class_names = ["cat", "dog"]
+
+    assert declared_classes(_Module(num_classes=3)) == Classes(None, 3)
+    assert declared_classes(_Module(num_classes=3), Data()) == Classes(["cat", "dog"], 2)
+    assert declared_classes(_Module(label_names=["a", "b", "c"])) == Classes(["a", "b", "c"], 3)
+    assert declared_classes(_Module(hidden=3)) == Classes()
+
+
+def test_heads_turn_outputs_into_predictions() -> None:
+    column = np.array([[0.5], [-2.0]], np.float32)  # (B, 1)
+    np.testing.assert_array_equal(apply_head("regression", column).values, [0.5, -2.0])
+    assert apply_head("regression", column).probabilities is None
+    binary = apply_head("classification", column)
+    assert binary.values.tolist() == [1, 0]
+    np.testing.assert_allclose(binary.probabilities.sum(axis=1), 1)
+    logits = np.array([[0.0, 2.0, 1.0]], np.float32)
+    scores = apply_head("classification", logits)
+    assert scores.values.tolist() == [1]
+    np.testing.assert_allclose(scores.probabilities, np.exp(logits) / np.exp(logits).sum(), rtol=1e-6)
+    assert apply_head("multi_output", logits).values.shape == (1, 3)
+    assert apply_head("custom", np.zeros((2, 4, 3))).values.shape == (2, 4, 3)
+
+
+def test_the_json_answer_is_strict_json_even_when_the_model_overflows() -> None:
+    """Starlette (the LitServe backend) refuses NaN/inf in a response: that was a 500 for a valid request."""
+    from litforge.serve.codecs import encode
+
+    answer = encode(apply_head("regression", np.array([1.5, np.inf, np.nan], np.float32)), None)
+    assert answer == {"predictions": [1.5, None, None]}
+    json.dumps(answer, allow_nan=False)
+    named = encode(apply_head("classification", np.array([[0.0, 1.0]], np.float32)), ["cat", "dog"])
+    assert named["predictions"] == [1] and named["labels"] == ["dog"]
+    assert encode(apply_head("classification", np.array([[0.0, 1.0]], np.float32)), ["only one"]).keys() == {
+        "predictions",
+        "probabilities",
+    }
