@@ -13,9 +13,8 @@ from typing import Any
 import torch
 from torch.nn.parameter import UninitializedParameter
 
+from litforge._compat.torch_compile import uncompiled_state_dict
 from litforge.errors import UsageError
-
-_COMPILED_PREFIX = "_orig_mod."  # torch.compile's wrapper inserts this into state_dict keys
 
 
 def open_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
@@ -66,8 +65,8 @@ def check_checkpoint_fits(path: Path, model: torch.nn.Module) -> None:
     Raises:
         UsageError: naming the file, the model class and the first mismatch.
     """
-    saved = _shapes(open_checkpoint(path)["state_dict"])
-    own = _shapes(model.state_dict())
+    saved = _shapes(uncompiled_state_dict(open_checkpoint(path)["state_dict"]))
+    own = _shapes(uncompiled_state_dict(model.state_dict()))
     name = type(model).__name__
     hint = "pass the config of the run that wrote it (--config <run>/config.yaml) or a matching checkpoint"
     if own and saved and not own.keys() & saved.keys():
@@ -87,7 +86,7 @@ def check_checkpoint_fits(path: Path, model: torch.nn.Module) -> None:
 
 def _shapes(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     return {
-        key.replace(_COMPILED_PREFIX, ""): tuple(value.shape)
+        key: tuple(value.shape)
         for key, value in state.items()
         if isinstance(value, torch.Tensor) and not isinstance(value, UninitializedParameter)
     }

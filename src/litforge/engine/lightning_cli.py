@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
+from litforge._compat.lightning_cli import HookedLightningCLI
 from litforge.callbacks import (
     CSVPredictionWriter,
     EagerModelSummary,
@@ -89,7 +90,7 @@ _PREDICT_DESCRIPTION = (
 )
 
 
-class LitforgeCLI(LightningCLI):
+class LitforgeCLI(HookedLightningCLI):
     """``LightningCLI`` with any LightningModule/LightningDataModule by class path and litforge's run folder.
 
     Args:
@@ -152,8 +153,6 @@ class LitforgeCLI(LightningCLI):
             run=run,
         )
 
-    _preparing_subcommand: str | None = None
-
     def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
         every = LightningCLI.subcommands()
         return {self._subcommand: every[self._subcommand]} if self._subcommand else every
@@ -205,7 +204,7 @@ class LitforgeCLI(LightningCLI):
             default="min",
             help="fit: whether a lower (min) or a higher (max) --monitor value is better.",
         )
-        if self._preparing_subcommand is None:  # run=False: accept what any subcommand's config holds
+        if self.preparing_subcommand is None:  # run=False: accept what any subcommand's config holds
             _accept_trainer_method_options(parser)
         defaults = packaged_defaults(self.command_line)
         parser.set_defaults(defaults)
@@ -225,25 +224,18 @@ class LitforgeCLI(LightningCLI):
             "model.init_args.model_name_or_path", "data.init_args.tokenizer_name", apply_on="parse"
         )
 
-    def _add_instantiators(self) -> None:
-        for key in ("model", "data"):
-            self.parser.add_instantiator(
-                LinkedHparamsInstantiator(cli=self, key=key),
-                L.LightningModule if key == "model" else L.LightningDataModule,
-                subclasses=True,
-            )
+    def model_and_data_instantiators(self) -> list[tuple[Any, type]]:
+        return [
+            (LinkedHparamsInstantiator(cli=self, key="model"), L.LightningModule),
+            (LinkedHparamsInstantiator(cli=self, key="data"), L.LightningDataModule),
+        ]
 
-    def _prepare_subcommand_parser(
-        self, klass: type, subcommand: str, **kwargs: Any
-    ) -> LightningArgumentParser:
-        self._preparing_subcommand = subcommand
-        try:
-            parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
-        finally:
-            self._preparing_subcommand = None
+    def seeding_enabled(self) -> bool:
+        return not self.parse_only  # parsing alone must not reseed the process (or log "Seed set")
+
+    def subcommand_parser_built(self, parser: LightningArgumentParser, subcommand: str) -> None:
         _accept_trainer_method_options(parser)
         self.subcommand_parser = parser
-        return parser
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
@@ -318,7 +310,7 @@ class LitforgeCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer | None:
         if self.run_dir is None:  # run=False: only the model and datamodule are wanted
             return None
-        trainer_config = self._get(self.config_init, "trainer", default={})
+        trainer_config = self.config_value(self.config_init, "trainer", default={})
         callbacks = list(as_list(trainer_config.get("callbacks")))
         callbacks += self._default_callbacks(trainer_config, callbacks) + self.extra_callbacks
         kwargs["callbacks"] = callbacks
@@ -351,10 +343,12 @@ class LitforgeCLI(LightningCLI):
         if trainer_config.get("enable_checkpointing") is not False and not has_instance(
             given, ModelCheckpoint
         ):
-            monitor = self._get(self.config, "monitor") or getattr(
+            monitor = self.config_value(self.config, "monitor") or getattr(
                 self.model, "checkpoint_monitor", DEFAULT_MONITOR
             )
-            extra.append(RunCheckpoint(run.checkpoints, monitor, self._get(self.config, "monitor_mode")))
+            extra.append(
+                RunCheckpoint(run.checkpoints, monitor, self.config_value(self.config, "monitor_mode"))
+            )
         if trainer_config.get("enable_model_summary") is not False and not has_instance(given, ModelSummary):
             extra.append(EagerModelSummary())  # Lightning's own summary would keep compiled modules eager
         if trainer_config.get("enable_progress_bar") is not False and not has_instance(given, ProgressBar):
@@ -367,14 +361,16 @@ class LitforgeCLI(LightningCLI):
                 extra.append(PerfSummary(run.path / "perf.json", print_table=not self.quiet))
             extra += resilience_callbacks(
                 run.checkpoints,
-                every_n_train_steps=self._get(self.config, "checkpoint_every_n_steps", DEFAULT_EVERY_N_STEPS),
+                every_n_train_steps=self.config_value(
+                    self.config, "checkpoint_every_n_steps", DEFAULT_EVERY_N_STEPS
+                ),
                 checkpointing=trainer_config.get("enable_checkpointing") is not False,
             )
         if self.subcommand == "predict":
             extra.append(CSVPredictionWriter(run.path / "predictions.csv"))
         return extra
 
-    def _run_subcommand(self, subcommand: str) -> None:
+    def run_subcommand(self, subcommand: str) -> None:
         if self.parse_only:
             return
         if subcommand == "fit" and self.finished_run is not None:
@@ -383,12 +379,12 @@ class LitforgeCLI(LightningCLI):
                 f"{self.finished_run.get('global_step')}; nothing to do (delete its finished.json to train on)"
             )
             return
-        ckpt_path = self._get(self.config, "ckpt_path")
+        ckpt_path = self.config_value(self.config, "ckpt_path")
         if ckpt_path:
             check_checkpoint_fits(Path(ckpt_path), self.model)
         init_process_group_for_restart(self.trainer)
         try:
-            super()._run_subcommand(subcommand)
+            self.run_lightning_subcommand(subcommand)
         except SIGTERMException:  # Lightning's own handler fired before litforge's took over
             raise Preempted("terminated by SIGTERM before training started; no checkpoint written") from None
         except Exception:
@@ -405,7 +401,7 @@ class LitforgeCLI(LightningCLI):
 
     def before_fit(self) -> None:
         if self.run_dir is not None and self.trainer.is_global_zero:
-            if self._get(self.config, "overwrite") and self.run_dir.path.exists():
+            if self.config_value(self.config, "overwrite") and self.run_dir.path.exists():
                 shutil.rmtree(self.run_dir.path)
             clear_finished(self.run_dir.path)
 

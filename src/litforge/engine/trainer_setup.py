@@ -9,9 +9,10 @@ from typing import Any
 import lightning as L
 import yaml
 from jsonargparse import Namespace
-from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback, _InstantiatorFn
+from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from litforge._compat.lightning_cli import InstantiatorFn
 from litforge.engine.run_dir import RunDir
 from litforge.loggers.resumable_csv import ResumableCSVLogger
 
@@ -39,7 +40,7 @@ class RunConfigCallback(SaveConfigCallback):
             logger.log_hyperparams({"config": resolved})
 
 
-class LinkedHparamsInstantiator(_InstantiatorFn):
+class LinkedHparamsInstantiator(InstantiatorFn):
     """Lightning's module instantiator, minus the links jsonargparse skipped because the chosen class has no
     such parameter (e.g. ``num_labels`` for ``Classifier``): otherwise they would land in its hparams."""
 

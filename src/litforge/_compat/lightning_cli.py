@@ -1,0 +1,81 @@
+"""``LightningCLI``'s private steps, turned into public hooks for litforge's engine.
+
+LightningCLI builds each subcommand's parser, its instantiators, the seed and the subcommand call in
+private methods. ``HookedLightningCLI`` overrides exactly those and calls public, documented hooks, so
+the engine (``litforge.engine.lightning_cli``) overrides names of its own only. The conformance test
+``tests/test_compat_lightning.py`` checks that every private name used here still exists with the
+signature this module expects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _InstantiatorFn
+
+# Lightning's instantiator of the model/datamodule classes (records hparams for load_from_checkpoint).
+InstantiatorFn = _InstantiatorFn
+
+
+class HookedLightningCLI(LightningCLI):
+    """``LightningCLI`` with public hooks in place of its private steps.
+
+    Hooks (all optional):
+        preparing_subcommand: the subcommand whose parser is being built (``None`` outside), readable from
+            ``add_arguments_to_parser``.
+        subcommand_parser_built(parser, subcommand): after Lightning added a subcommand's options.
+        model_and_data_instantiators(): ``[(instantiator, base class), ...]`` replacing Lightning's two.
+        seeding_enabled(): ``False`` skips ``seed_everything`` (a parse-only use).
+        run_subcommand(subcommand): wraps Lightning's ``before_<sub>``/``<sub>``/``after_<sub>`` sequence,
+            which ``run_lightning_subcommand`` performs.
+    """
+
+    preparing_subcommand: str | None = None
+
+    def _prepare_subcommand_parser(
+        self, klass: type, subcommand: str, **kwargs: Any
+    ) -> LightningArgumentParser:
+        self.preparing_subcommand = subcommand
+        try:
+            parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        finally:
+            self.preparing_subcommand = None
+        self.subcommand_parser_built(parser, subcommand)
+        return parser
+
+    def subcommand_parser_built(self, parser: LightningArgumentParser, subcommand: str) -> None:
+        """Called with each subcommand's finished parser."""
+
+    def _add_instantiators(self) -> None:
+        instantiators = self.model_and_data_instantiators()
+        if instantiators is None:
+            super()._add_instantiators()
+            return
+        for instantiator, base in instantiators:
+            self.parser.add_instantiator(instantiator, base, subclasses=True)
+
+    def model_and_data_instantiators(self) -> list[tuple[Any, type]] | None:
+        """Instantiators for the model and datamodule classes (``None``: Lightning's own)."""
+        return None
+
+    def _set_seed(self) -> None:
+        if self.seeding_enabled():
+            super()._set_seed()
+
+    def seeding_enabled(self) -> bool:
+        return True
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        self.run_subcommand(subcommand)
+
+    def run_subcommand(self, subcommand: str) -> None:
+        """Run the subcommand (override to wrap it; call ``run_lightning_subcommand``)."""
+        self.run_lightning_subcommand(subcommand)
+
+    def run_lightning_subcommand(self, subcommand: str) -> None:
+        super()._run_subcommand(subcommand)
+
+    def config_value(self, config: Namespace, key: str, default: Any = None) -> Any:
+        """``key`` of ``config``, inside the running subcommand's section when there is one."""
+        return self._get(config, key, default)

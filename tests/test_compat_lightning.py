@@ -1,0 +1,47 @@
+"""Conformance of litforge._compat with the installed Lightning and standard library: every private name
+litforge relies on still exists with the shape it expects. A failure here names what changed upstream."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+
+from lightning.pytorch import cli as lightning_cli
+from lightning.pytorch.trainer import call
+
+from litforge._compat import lean_hooks
+from litforge._compat.argparse import parser_actions
+from litforge._compat.lightning_cli import HookedLightningCLI
+
+
+def _parameters(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_lightning_cli_private_steps_that_hooked_cli_overrides() -> None:
+    cli = lightning_cli.LightningCLI
+    assert _parameters(cli._prepare_subcommand_parser) == ["self", "klass", "subcommand", "kwargs"]
+    assert _parameters(cli._add_instantiators) == ["self"]
+    assert _parameters(cli._set_seed) == ["self"]
+    assert _parameters(cli._run_subcommand) == ["self", "subcommand"]
+    assert _parameters(cli._get) == ["self", "config", "key", "default"]
+    for name in ("_prepare_subcommand_parser", "_add_instantiators", "_set_seed", "_run_subcommand"):
+        assert name in vars(HookedLightningCLI), f"HookedLightningCLI no longer overrides {name}"
+
+
+def test_lightnings_instantiator_takes_cli_and_key_and_the_links() -> None:
+    instantiator = lightning_cli._InstantiatorFn
+    assert _parameters(instantiator.__init__) == ["self", "cli", "key"]
+    assert "applied_instantiation_links" in _parameters(instantiator.__call__)
+
+
+def test_the_hook_dispatch_functions_lean_hooks_replaces() -> None:
+    for name, original in lean_hooks._ORIGINAL.items():
+        assert callable(getattr(call, name)), name
+        assert _parameters(original)[:2] == ["trainer", "hook_name"], name
+
+
+def test_argparse_keeps_its_actions_list() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--flag", help="x")
+    assert [a.dest for a in parser_actions(parser)] == ["help", "flag"]
