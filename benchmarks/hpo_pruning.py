@@ -126,7 +126,7 @@ def _write_trials(url: str, count: int) -> None:
 
 
 def _storage(url: str):
-    from litforge.tune.optuna_study import make_storage
+    from litforge.tune.optuna_factories import make_storage
 
     return make_storage(url, heartbeat_s=10)
 
@@ -190,7 +190,7 @@ def search(folder: Path, args: argparse.Namespace, pruner: str, seed: str) -> di
 
 def default_pruner() -> str:
     """What ``default`` ran, for the record (the default changes as measurements come in)."""
-    from litforge.tune.optuna_study import DEFAULT_PRUNER, DEFAULT_RUNGS
+    from litforge.tune.optuna_factories import DEFAULT_PRUNER, DEFAULT_RUNGS
 
     return f"{DEFAULT_PRUNER} {DEFAULT_RUNGS}" if DEFAULT_PRUNER == "rungs" else DEFAULT_PRUNER
 

@@ -206,7 +206,7 @@ def main() -> None:
     searches = json.loads(args.curves.read_text())
     max_epochs = max(len(c) for curves in searches.values() for c in curves)
     rules = {f"successive halving {k}": halving_rungs(*v, max_epochs) for k, v in HALVING.items()}
-    rules[DEFAULT] = [(1, 4), (6, 3)]  # litforge.tune.optuna_study.DEFAULT_RUNGS
+    rules[DEFAULT] = [(1, 4), (6, 3)]  # litforge.tune.optuna_factories.DEFAULT_RUNGS
     rules |= {"rungs " + ",".join(f"{e}:{f}" for e, f in rungs): rungs for rungs in args.rungs}
     print(
         f"{len(searches)} unpruned searches (seeds {', '.join(searches)}), up to {max_epochs} epochs per trial"

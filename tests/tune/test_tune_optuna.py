@@ -16,7 +16,7 @@ import pytest
 from tune_helpers import LR_SPACE, TINY_TRIAL, TUNE_TIMEOUT, finished_trials, load_study
 
 from cli_helpers import processes_tagged, wait_until_gone
-from litforge.tune.optuna_study import make_storage
+from litforge.tune.optuna_factories import make_storage
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

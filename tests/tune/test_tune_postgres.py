@@ -25,7 +25,7 @@ from tune_helpers import (
     load_study,
 )
 
-from litforge.tune.optuna_study import make_storage, with_driver
+from litforge.tune.optuna_factories import make_storage, with_driver
 
 
 def _free_port() -> int:

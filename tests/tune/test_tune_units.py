@@ -12,7 +12,7 @@ from tune_helpers import LR_SPACE, check_dead_trial_sweeper
 
 from litforge.errors import UsageError
 from litforge.tune.optuna_backend import EpochsDone
-from litforge.tune.optuna_study import make_pruner, make_storage, progress, with_driver
+from litforge.tune.optuna_factories import make_pruner, make_storage, progress, with_driver
 from litforge.tune.outputs import TrialRecord, study_from_records, write_plots
 from litforge.tune.rungs import parse_rungs, value_at
 from litforge.tune.space import parse_space

@@ -12,18 +12,18 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from litforge import output_head, predictions_csv
-from litforge.output_head import Predictions
+from litforge.predictions import csv_columns, output_head
+from litforge.predictions.output_head import Predictions
 
 
 class CSVPredictionWriter(BasePredictionWriter):
-    """Writes one row per sample in the columns of ``litforge.predictions_csv``, the same as
+    """Writes one row per sample in the columns of ``litforge.predictions.csv_columns``, the same as
     ``litforge predict --artifact`` writes for the module's export.
 
     ``predict_step`` may return a dict with ``prediction`` and/or ``probabilities`` (litforge's models:
     written as they are), or a tensor: the module's forward output (Lightning's default ``predict_step``
     returns ``self(batch)``), turned into predictions by the module's output head (declared with
-    ``output_head = ...`` or inferred from the first batch, see ``litforge.output_head``): softmax and
+    ``output_head = ...`` or inferred from the first batch, see ``litforge.predictions.output_head``): softmax and
     argmax for class logits, the value for a regression, one column per value for several outputs.
 
     Args:
@@ -62,8 +62,8 @@ class CSVPredictionWriter(BasePredictionWriter):
                 )
         predictions = self._predictions(prediction)
         if self._rows == 0:
-            self._writer.writerow(predictions_csv.header(predictions, self._names))
-        self._writer.writerows(predictions_csv.rows(predictions, self._names, self._rows))
+            self._writer.writerow(csv_columns.header(predictions, self._names))
+        self._writer.writerows(csv_columns.rows(predictions, self._names, self._rows))
         self._rows += len(predictions)
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

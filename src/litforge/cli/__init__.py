@@ -12,7 +12,7 @@ import sys
 
 from litforge import __version__
 from litforge.cli.errors import EXIT_USAGE, run_guarded
-from litforge.heap import skip_exit_collection
+from litforge.processes.heap import skip_exit_collection
 
 # name -> (module, one-line summary shown by ``litforge --help``)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[0] in {"-V", "--version"}:
         print(f"litforge {__version__}")
         sys.exit(0)
-    name, rest = argv[0], argv[1:]
+    name, rest = argv[0], [a for a in argv[1:] if a != "--debug"]  # run_guarded reads it from argv
     if name not in SUBCOMMANDS:
         from difflib import get_close_matches
 

@@ -8,29 +8,21 @@ litforge check --model lightning.pytorch.demos.boring_classes.BoringModel \\
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from typing import NoReturn
 
+from litforge.cli.command_parser import CommandParser
 from litforge.cli.errors import USER_INPUT_ERRORS, JobFailed, UsageError
 
 STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow", "ERROR": "bold red"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     from litforge.testing import CHECKS
     from litforge.testing.model_checks import OVERFIT_STEPS, OVERFIT_THRESHOLD
 
-    parser = _Parser(
+    parser = CommandParser(
         prog="litforge check",
-        allow_abbrev=False,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Run the standard sanity checks on the model and datamodule a config builds, print a table and\n"
             "exit 0 when every check passes or is skipped, 1 otherwise. The model and data come from the\n"
@@ -76,13 +68,13 @@ def main(command: str, argv: list[str]) -> int:
     """Parse ``argv``, build the model and datamodule from the config, run the checks, print the table."""
     from litforge.testing import Subject, run_checks, select_checks
 
-    options, config_args = build_parser().parse_known_args([a for a in argv if a != "--debug"])
+    options, config_args = build_parser().parse_known_args(argv)
     only, skip = _names(options.only), _names(options.skip)
     try:
         select_checks(only or None, skip)
     except KeyError as error:
         raise UsageError(error.args[0]) from None
-    model, datamodule = _build(config_args, debug="--debug" in argv)
+    model, datamodule = _build(config_args)
     subject = Subject(
         model, datamodule, seed=options.seed, trainer_kwargs={"accelerator": options.accelerator}
     )
@@ -105,14 +97,12 @@ def _names(values: list[str]) -> list[str]:
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
-def _build(config_args: list[str], debug: bool) -> tuple[object, object]:
+def _build(config_args: list[str]) -> tuple[object, object]:
     from litforge.engine.api import instantiate_model_and_data
 
     try:
         return instantiate_model_and_data(config_args)
-    except USER_INPUT_ERRORS as error:
-        if debug:
-            raise
+    except USER_INPUT_ERRORS as error:  # --debug shows the cause's traceback too
         raise UsageError(str(error)) from error
 
 

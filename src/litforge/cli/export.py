@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from litforge.cli.args import ArgumentParser
+from litforge.cli.command_parser import CommandParser
 from litforge.cli.errors import JobFailed, UsageError
 
 EPILOG = """formats:
@@ -23,10 +23,10 @@ export.json beside the artifacts records files, sha256, shapes, labels, preproce
 """
 
 
-def build_parser() -> ArgumentParser:
+def build_parser() -> CommandParser:
     from litforge.export.formats import DEFAULT_FORMATS
 
-    parser = ArgumentParser(
+    parser = CommandParser(
         prog="litforge export", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG
     )
     parser.add_argument("--ckpt", required=True, type=Path, help="Lightning checkpoint (.ckpt) to export")

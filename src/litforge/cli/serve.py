@@ -11,7 +11,7 @@ import importlib.util
 import signal
 from pathlib import Path
 
-from litforge.cli.args import ArgumentParser
+from litforge.cli.command_parser import CommandParser
 from litforge.cli.errors import UsageError
 
 EPILOG = """endpoints:
@@ -30,8 +30,8 @@ SIGTERM or Ctrl+C: stop accepting, answer in-flight requests, then exit.
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="litforge serve", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG
     )
     parser.add_argument("export_dir", type=Path, help="export folder written by 'litforge export'")

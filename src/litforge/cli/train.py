@@ -19,14 +19,14 @@ _NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
 def main(command: str, argv: list[str]) -> int:
     """Run one Lightning subcommand through ``LitforgeCLI``."""
     if command == "predict" and any(a == "--artifact" or a.startswith("--artifact=") for a in argv):
-        from litforge.export.batch_predict import main as predict_from_artifact
+        from litforge.cli.predict_artifact import main as predict_from_artifact
 
         return predict_from_artifact(command, argv)
     from litforge.engine.api import run_command
     from litforge.engine.failures import UserCodeFailed
 
     try:
-        run_command([command, *(a for a in argv if a != "--debug")])
+        run_command([command, *argv])
     except LitforgeError:
         raise
     except Exception as error:  # the user's code (or a library it called) failed while the job ran

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from litforge.cli.command_parser import CommandParser
 from litforge.cli.errors import JobFailed, UsageError
-from litforge.tune.optuna_study import (
+from litforge.tune.optuna_factories import (
     DEFAULT_PRUNER,
     DEFAULT_REDUCTION_FACTOR,
     DEFAULT_RUNGS,
@@ -30,19 +31,13 @@ FIT_PREFIXES = ("--trainer.", "--model.", "--data.")
 DEFAULTS = {"n_trials": 20, "sampler": "tpe", "pruner": DEFAULT_PRUNER, "seed": 0}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"tune: {message}")
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     """The ``litforge tune`` options (fit flags are passed through, see the module docstring)."""
-    p = _Parser(
+    p = CommandParser(
         prog="litforge tune",
         description="Search hyperparameters of a fit config. Any fit flag (--trainer.max_epochs 5, "
         "--model.arch cnn, ...) applies to every trial.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False,
     )
     p.add_argument("--config", help="fit config (default: the packaged digits classifier)")
     p.add_argument("--space", required=True, help="search-space YAML (see docs/tune.md)")
@@ -97,7 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument("--address", help="join a running Ray cluster (ray start --head); default: local Ray")
     ray.add_argument("--cpus-per-trial", type=float, default=1.0)
     ray.add_argument("--gpus-per-trial", type=float, default=0.0)
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
 

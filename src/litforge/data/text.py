@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, random_split
 
 from litforge.data.csv import _numeric_first
-from litforge.pretrained import from_pretrained
+from litforge.models.pretrained import from_pretrained
 
 BUNDLED_TOPICS = Path(__file__).resolve().parent / "topics.csv"
 

@@ -39,6 +39,7 @@ from litforge.engine.parsing import (
     litforge_cause,
     parser_mode,
 )
+from litforge.engine.profiling import run_folder_profiler
 from litforge.engine.run_dir import (
     DEFAULT_ROOT,
     RunDir,
@@ -57,7 +58,6 @@ from litforge.engine.trainer_setup import (
 )
 from litforge.errors import UsageError
 from litforge.loggers.resume import KeepEarlierMetrics
-from litforge.profiling import run_folder_profiler
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
 from litforge.resilience.elastic_restart import init_process_group_for_restart
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume

@@ -15,7 +15,7 @@ import numpy as np
 from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import SERVING_PREFERENCE, Runner, load_runner
-from litforge.output_head import Predictions, apply_head
+from litforge.predictions.output_head import Predictions, apply_head
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Artifact:
 
     @property
     def output_head(self) -> str:
-        """How outputs become predictions (``litforge.output_head``); exports before heads were recorded
+        """How outputs become predictions (``litforge.predictions.output_head``); exports before heads were recorded
         were all classifiers."""
         return self.metadata.get("output_head", "classification")
 

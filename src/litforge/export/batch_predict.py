@@ -5,7 +5,7 @@ litforge predict --artifact exports/digits --input rows.npy --output preds.csv -
 
 Input: a CSV of numbers (one row per sample, header optional) or a ``.npy`` of rows; the artifact's raw
 feature layout (``export.json`` -> inputs). Output: the CSV columns ``litforge predict`` writes from a
-checkpoint for the model's output head (``litforge.predictions_csv``). No training code and no checkpoint
+checkpoint for the model's output head (``litforge.predictions.csv_columns``). No training code and no checkpoint
 are needed: only the export folder.
 """
 
@@ -18,48 +18,34 @@ from pathlib import Path
 
 import numpy as np
 
-from litforge import predictions_csv
-from litforge.cli.args import ArgumentParser
 from litforge.errors import UsageError
 from litforge.export.artifact import Artifact
-from litforge.output_head import Predictions
+from litforge.predictions import csv_columns
+from litforge.predictions.output_head import Predictions
 
 CHUNK_ROWS = 4096
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="litforge predict --artifact", description=__doc__.splitlines()[0].replace("``", "")
-    )
-    parser.add_argument(
-        "--artifact", required=True, type=Path, help="export folder written by 'litforge export'"
-    )
-    parser.add_argument("--input", required=True, type=Path, help="CSV (header optional) or .npy of raw rows")
-    parser.add_argument(
-        "--output", type=Path, default=None, help="CSV to write (default: <input>.predictions.csv)"
-    )
-    parser.add_argument(
-        "--format", default=None, help="onnx, pt2 or torchscript (default: the first available)"
-    )
-    return parser
+def predict_file(
+    artifact_dir: Path, input_path: Path, output: Path | None = None, fmt: str | None = None
+) -> tuple[int, str, Path]:
+    """Predict every row of ``input_path`` with the artifact and write the CSV atomically.
 
-
-def main(command: str, argv: list[str]) -> int:
-    """Predict every row of ``--input`` with the artifact and write the CSV atomically."""
-    args = build_parser().parse_args(argv)
-    artifact = Artifact.open(args.artifact, args.format)
+    Returns the number of rows, the artifact format used and the CSV written (default:
+    ``<input>.predictions.csv``).
+    """
+    artifact = Artifact.open(artifact_dir, fmt)
     if artifact.request_format != "features":
         raise UsageError(
-            f"{args.artifact} takes {artifact.request_format}; batch prediction reads numeric rows"
+            f"{artifact_dir} takes {artifact.request_format}; batch prediction reads numeric rows"
         )
-    output = args.output or args.input.with_name(f"{args.input.stem}.predictions.csv")
-    if output.resolve() == args.input.resolve() or (output.exists() and output.samefile(args.input)):
+    output = output or input_path.with_name(f"{input_path.stem}.predictions.csv")
+    if output.resolve() == input_path.resolve() or (output.exists() and output.samefile(input_path)):
         raise UsageError(f"--output: {output} is the --input file; refusing to overwrite it")
-    rows = read_rows(args.input, artifact.row_shape)
+    rows = read_rows(input_path, artifact.row_shape)
     chunks = [artifact.predict(rows[start : start + CHUNK_ROWS]) for start in range(0, len(rows), CHUNK_ROWS)]
     write_predictions(output, Predictions.concatenate(chunks), artifact.class_labels)
-    print(f"{len(rows)} rows predicted with {artifact.format}: {output}")
-    return 0
+    return len(rows), artifact.format, output
 
 
 def read_rows(path: Path, row_shape: tuple[int, ...]) -> np.ndarray:
@@ -123,13 +109,13 @@ def _is_number(cell: str) -> bool:
 
 
 def write_predictions(path: Path, predictions: Predictions, labels: list[str] | None) -> None:
-    """The ``litforge.predictions_csv`` columns (as ``litforge predict`` writes from a checkpoint) to a
+    """The ``litforge.predictions.csv_columns`` columns (as ``litforge predict`` writes from a checkpoint) to a
     temporary file, then renamed into place. (Not ``write_atomically``: its module imports torch, which
     predicting with an ONNX artifact does not need.)"""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
     with tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(predictions_csv.header(predictions, labels))
-        writer.writerows(predictions_csv.rows(predictions, labels))
+        writer.writerow(csv_columns.header(predictions, labels))
+        writer.writerows(csv_columns.rows(predictions, labels))
     os.replace(tmp, path)

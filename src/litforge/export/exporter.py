@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from litforge import output_head
 from litforge._compat.torch_compile import uncompiled
 from litforge.errors import UsageError
 from litforge.export import metadata
@@ -21,6 +20,7 @@ from litforge.export.formats import FORMATS, format_module, load_runner
 from litforge.export.parity import eager_outputs, first_line, parity_cases, random_inputs, verify
 from litforge.export.spec import ExportSpec, export_spec
 from litforge.export.timing import measure
+from litforge.predictions import output_head
 
 
 @dataclass
@@ -44,7 +44,7 @@ def export_module(
     """Export ``module`` (in eval mode) to ``formats`` under ``out``, verify each, write export.json.
 
     ``classes``: what the module and its datamodule declare (default: the module alone); with the output
-    shape it decides the output head when the module declares none (``litforge.output_head``)."""
+    shape it decides the output head when the module declares none (``litforge.predictions.output_head``)."""
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
     example_output = eager_outputs(module, spec.inputs)

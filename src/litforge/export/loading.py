@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
 from litforge.errors import JobFailed, UsageError
 from litforge.export.checkpoint_file import read_checkpoint
-from litforge.output_head import Classes, declared_classes
+from litforge.predictions.output_head import Classes, declared_classes
 
 
 @dataclass

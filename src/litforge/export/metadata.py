@@ -16,7 +16,7 @@ from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from litforge.errors import UsageError
-from litforge.output_head import HEADS
+from litforge.predictions.output_head import HEADS
 
 if TYPE_CHECKING:  # reading export.json (serve, predict --artifact) needs no torch
     import torch

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from litforge.pretrained import from_pretrained, require_transformers
+from litforge.models.pretrained import from_pretrained, require_transformers
 
 Batch = dict[str, torch.Tensor]  # input_ids (B, T), attention_mask (B, T), labels (B,)
 
@@ -24,7 +24,7 @@ class HFSequenceClassifier(L.LightningModule):
 
     Args:
         model_name_or_path: a local model folder, ``package:<python package>`` or a Hub name
-            (see ``litforge.pretrained``); the datamodule's tokenizer is linked to the same value.
+            (see ``litforge.models.pretrained``); the datamodule's tokenizer is linked to the same value.
         num_labels: classes; linked from the datamodule by the CLI.
         lr: peak AdamW learning rate.
         weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).

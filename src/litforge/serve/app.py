@@ -15,8 +15,8 @@ import litserve as ls
 
 from litforge.export import metadata
 from litforge.export.artifact import Artifact
-from litforge.heap import freeze_loaded_heap
-from litforge.lifetime import exit_when_gone, forked_children_exit_with_this_process
+from litforge.processes.heap import freeze_loaded_heap
+from litforge.processes.lifetime import exit_when_gone, forked_children_exit_with_this_process
 from litforge.serve.guard import RequestGuard
 from litforge.serve.inference import Counters, Decoded, decode, infer
 from litforge.serve.options import ServeOptions, request_limits

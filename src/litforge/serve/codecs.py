@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from litforge import predictions_csv
-from litforge.output_head import Predictions
+from litforge.predictions import csv_columns
+from litforge.predictions.output_head import Predictions
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -102,7 +102,7 @@ def encode(predictions: Predictions, class_names: list[str] | None) -> dict[str,
     response: dict[str, Any] = {"predictions": _json_values(predictions.values)}
     if predictions.probabilities is not None:
         response["probabilities"] = _json_values(predictions.probabilities)
-        names = predictions_csv.labels(predictions, class_names)
+        names = csv_columns.labels(predictions, class_names)
         if names:
             response["labels"] = [names[int(p)] for p in predictions.values]
     return response

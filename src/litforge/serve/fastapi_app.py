@@ -20,8 +20,8 @@ from fastapi.responses import PlainTextResponse
 
 from litforge.export import metadata
 from litforge.export.artifact import Artifact
-from litforge.heap import freeze_loaded_heap
-from litforge.lifetime import exit_when_gone
+from litforge.processes.heap import freeze_loaded_heap
+from litforge.processes.lifetime import exit_when_gone
 from litforge.serve.batcher import DynamicBatcher
 from litforge.serve.guard import RequestGuard
 from litforge.serve.inference import Counters, decode, infer

@@ -2,7 +2,7 @@
 
 litforge tune --space configs/digits_search.yaml   # kill -9 it, run it again: the killed trial runs again
 
-On a storage with a heartbeat (the SQL ones, ``litforge.tune.optuna_study.make_storage``) a RUNNING trial
+On a storage with a heartbeat (the SQL ones, ``litforge.tune.optuna_factories.make_storage``) a RUNNING trial
 is dead when
 
 - its heartbeat is older than the grace period: its worker stopped (Optuna's ``fail_stale_trials``), or

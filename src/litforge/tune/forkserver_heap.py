@@ -5,6 +5,6 @@ search no longer walks them (measured: the forkserver outlived ``litforge tune``
 caller reading the command's output waits for), and the workers forked from it start frozen too.
 """
 
-from litforge.heap import freeze_loaded_heap
+from litforge.processes.heap import freeze_loaded_heap
 
 freeze_loaded_heap(collect=False)  # the workers' start waits for the forkserver

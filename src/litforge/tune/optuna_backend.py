@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from litforge.errors import LitforgeError, UsageError
-from litforge.heap import freeze_loaded_heap
-from litforge.lifetime import exit_when_gone
+from litforge.processes.heap import freeze_loaded_heap
+from litforge.processes.lifetime import exit_when_gone
 from litforge.tune.dead_trials import STALE_AFTER_HEARTBEATS, DeadTrialSweeper, has_heartbeat
-from litforge.tune.optuna_study import import_optuna, make_pruner, make_sampler, make_storage, progress
+from litforge.tune.optuna_factories import import_optuna, make_pruner, make_sampler, make_storage, progress
 from litforge.tune.rungs import Rung
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from litforge.tune.fit_config import SearchConfig, write_text_atomically
-from litforge.tune.optuna_study import import_optuna
+from litforge.tune.optuna_factories import import_optuna
 from litforge.tune.space import SearchSpace
 
 

@@ -3,7 +3,7 @@
 litforge predict --ckpt_path runs/classifier/v0/checkpoints/best.ckpt     # -> <run>/predictions.csv
 litforge predict --artifact runs/classifier/v0/export --input rows.csv   # -> rows.predictions.csv
 
-``row`` then, by the model's output head (``litforge.output_head``):
+``row`` then, by the model's output head (``litforge.predictions.output_head``):
 
 - classification: ``prediction`` (class index), ``label`` (its name, when the classes have names),
   ``prob_<class name or index>...``;
@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from litforge.output_head import Predictions
+from litforge.predictions.output_head import Predictions
 
 
 def header(predictions: Predictions, class_names: Sequence[str] | None) -> list[str]:

@@ -6,7 +6,7 @@ litforge fit --trainer.profiler pytorch     # profiler/*.pt.trace.json (TensorBo
 litforge fit --config configs/profile.yaml  # PyTorchProfiler with a schedule (see docs/performance.md)
 
 Lightning's ``PyTorchProfiler`` takes its ``torch.profiler`` options (``schedule``, ``profile_memory``,
-...) as ``**kwargs``, which a YAML config cannot reach; ``litforge.profiling.PyTorchProfiler`` is the same
+...) as ``**kwargs``, which a YAML config cannot reach; ``litforge.engine.profiling.PyTorchProfiler`` is the same
 profiler with those options as typed arguments.
 """
 
@@ -32,7 +32,7 @@ REPORT_NAME = "profile"
 class Schedule:
     """``torch.profiler.schedule`` as a class, so a YAML config can give ``PyTorchProfiler`` a schedule.
 
-    ``schedule: {class_path: litforge.profiling.Schedule, init_args: {wait: 1, warmup: 1, active: 3}}``
+    ``schedule: {class_path: litforge.engine.profiling.Schedule, init_args: {wait: 1, warmup: 1, active: 3}}``
     skips ``skip_first`` steps, then repeats (``repeat`` times, 0 = until the end) a cycle of ``wait``
     idle steps, ``warmup`` steps traced but discarded and ``active`` steps recorded.
     """

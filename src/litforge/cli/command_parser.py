@@ -1,0 +1,25 @@
+"""The argparse base of litforge's own subcommands (tune, export, serve, check, predict --artifact).
+
+Errors become ``UsageError`` (one line, exit 2) instead of argparse's usage dump. ``--debug`` is taken
+off the command line once, by the dispatcher (``litforge.cli.main``); it is listed here for ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from litforge.errors import UsageError
+
+
+class CommandParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` that raises ``UsageError`` naming the command instead of exiting."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)  # a misspelt flag is an error, never a silent match
+        super().__init__(**kwargs)
+        self.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")

@@ -1,0 +1,40 @@
+"""``litforge predict --artifact DIR --input FILE [--output FILE] [--format F]``: batch inference from an
+export folder, without the training code (``litforge.export.batch_predict``).
+
+litforge predict --artifact runs/classifier/version_0/export --input digits.csv
+litforge predict --artifact exports/digits --input rows.npy --output preds.csv --format pt2
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litforge.cli.command_parser import CommandParser
+
+
+def build_parser() -> CommandParser:
+    parser = CommandParser(
+        prog="litforge predict --artifact",
+        description="Predict rows of a CSV or .npy file with an exported model (see docs/export.md).",
+    )
+    parser.add_argument(
+        "--artifact", required=True, type=Path, help="export folder written by 'litforge export'"
+    )
+    parser.add_argument("--input", required=True, type=Path, help="CSV (header optional) or .npy of raw rows")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="CSV to write (default: <input>.predictions.csv)"
+    )
+    parser.add_argument(
+        "--format", default=None, help="onnx, pt2 or torchscript (default: the first available)"
+    )
+    return parser
+
+
+def main(command: str, argv: list[str]) -> int:
+    """Parse the options, predict, say where the CSV went."""
+    from litforge.export.batch_predict import predict_file
+
+    args = build_parser().parse_args(argv)
+    rows, fmt, output = predict_file(args.artifact, args.input, args.output, args.format)
+    print(f"{rows} rows predicted with {fmt}: {output}")
+    return 0
