@@ -6,6 +6,8 @@ line (``litforge.cli``) turns them into one line on stderr and the exit code.
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -42,3 +44,12 @@ USER_INPUT_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     TypeError,
 )
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes some runtimes put in messages
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message as one line of at most ``limit`` characters."""
+    text = " ".join(_ANSI.sub("", str(error)).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -24,7 +24,7 @@ export.json beside the artifacts records files, sha256, shapes, labels, preproce
 
 
 def build_parser() -> CommandParser:
-    from litforge.export.formats import DEFAULT_FORMATS
+    from litforge.export.formats import FORMATS
 
     parser = CommandParser(
         prog="litforge export", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG
@@ -32,7 +32,7 @@ def build_parser() -> CommandParser:
     parser.add_argument("--ckpt", required=True, type=Path, help="Lightning checkpoint (.ckpt) to export")
     parser.add_argument(
         "--format",
-        default=",".join(DEFAULT_FORMATS),
+        default=",".join(FORMATS),
         help="comma-separated formats: onnx, pt2, torchscript (legacy) (default: all three)",
     )
     parser.add_argument(

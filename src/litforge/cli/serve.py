@@ -13,6 +13,9 @@ from pathlib import Path
 
 from litforge.cli.command_parser import CommandParser
 from litforge.cli.errors import UsageError
+from litforge.serve.options import ServeOptions
+
+DEFAULTS = ServeOptions()  # the one statement of each default (also used by the backends)
 
 EPILOG = """endpoints:
   POST /predict   {"inputs": [[...], ...]} -> {"predictions": [...]} (one per row: a class, a value or a
@@ -41,21 +44,30 @@ def build_parser() -> CommandParser:
     parser.add_argument("--port", type=int, default=8000, help="TCP port, 1024-65535 (default: 8000)")
     parser.add_argument("--format", default=None, help="onnx, pt2 or torchscript (default: first available)")
     parser.add_argument(
-        "--max-batch-size", type=int, default=64, help="requests merged into one model call (1: off)"
+        "--max-batch-size",
+        type=int,
+        default=DEFAULTS.max_batch_size,
+        help="requests merged into one model call (1: off)",
     )
     parser.add_argument(
         "--batch-timeout",
         type=float,
-        default=0.005,
+        default=DEFAULTS.batch_timeout,
         help="longest wait (s) to fill a batch; the fastapi backend waits only for as many requests as "
         "the previous batch had, so a lone client never waits",
     )
     parser.add_argument("--workers", type=int, default=1, help="inference worker processes")
     parser.add_argument(
-        "--max-rows", type=int, default=256, help="rows allowed in one request (default: 256)"
+        "--max-rows",
+        type=int,
+        default=DEFAULTS.max_rows,
+        help="rows allowed in one request (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-body-bytes", type=int, default=1 << 20, help="request body limit (default: 1 MiB)"
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULTS.max_body_bytes,
+        help="request body limit (default: 1 MiB)",
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="intra-op threads per worker (default: runtime's)"
@@ -102,7 +114,6 @@ def main(command: str, argv: list[str]) -> int:
 
     from litforge.export.artifact import Artifact
     from litforge.serve import read_deadline
-    from litforge.serve.options import ServeOptions
 
     # Fail fast, with exit 2, on a folder or format that the server could not load.
     Artifact.open(args.export_dir, args.format, threads=1)
@@ -120,11 +131,11 @@ def main(command: str, argv: list[str]) -> int:
         f"serving {args.export_dir} on http://{args.host}:{args.port} (Ctrl+C or SIGTERM stops)", flush=True
     )
     if args.backend == "fastapi":
-        from litforge.serve.fastapi_app import run
+        from litforge.serve.fastapi_backend import run
 
         run(args.export_dir.resolve(), options, args.host, args.port, args.log_level)
         return 0
-    from litforge.serve.app import build_server
+    from litforge.serve.litserve_backend import build_server
 
     server = build_server(args.export_dir, options)
     signal.signal(signal.SIGTERM, _graceful_stop)

@@ -14,7 +14,7 @@ import numpy as np
 
 from litforge.errors import UsageError
 from litforge.export import metadata
-from litforge.export.formats import SERVING_PREFERENCE, Runner, load_runner
+from litforge.export.formats import FORMATS, Runner, load_runner
 from litforge.predictions.output_head import Predictions, apply_head
 
 
@@ -36,7 +36,7 @@ class Artifact:
         record = metadata.read(folder)
         available = {name: entry for name, entry in record["formats"].items() if entry.get("file")}
         if fmt is None:
-            fmt = next((name for name in SERVING_PREFERENCE if name in available), None)
+            fmt = next((name for name in FORMATS if name in available), None)
         if fmt not in available:
             raise UsageError(f"--format: {folder} has no {fmt} artifact (it has: {', '.join(available)})")
         entry = available[fmt]

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from litforge._compat.torch_compile import uncompiled
-from litforge.errors import UsageError
+from litforge.errors import UsageError, first_line
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, format_module, load_runner
-from litforge.export.parity import eager_outputs, first_line, parity_cases, random_inputs, verify
+from litforge.export.parity import eager_outputs, parity_cases, random_inputs, verify
 from litforge.export.spec import ExportSpec, export_spec
 from litforge.export.timing import measure
 from litforge.predictions import output_head

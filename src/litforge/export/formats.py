@@ -14,11 +14,9 @@ from litforge.errors import UsageError
 # A loaded artifact: numpy inputs (in ``input_names`` order) -> the first output as numpy.
 Runner = Callable[..., np.ndarray]
 # Each format is a module ``litforge.export.<name>`` with ``export``, ``load``, ``FILENAME`` and ``RUNTIME``;
-# it is imported when used, so serving an ONNX artifact does not import torch.
+# it is imported when used, so serving an ONNX artifact does not import torch. ``litforge export`` writes
+# every format unless --format names some; a consumer (serve, predict) takes the first one available.
 FORMATS = ("onnx", "pt2", "torchscript")
-DEFAULT_FORMATS = FORMATS  # litforge export writes every format unless --format names some
-# Preference when a consumer (serve, predict) picks one format from an export folder.
-SERVING_PREFERENCE = ("onnx", "pt2", "torchscript")
 
 
 def parse_formats(text: str) -> list[str]:

@@ -30,7 +30,7 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
     """Write ``path`` (atomically) and return how it was made (``exporter``, ``opset``)."""
     import torch
 
-    from litforge.export.parity import first_line
+    from litforge.errors import first_line
 
     _require("onnx", "onnxscript")
     # The exporter logs a warning per optional torchvision op it cannot register; irrelevant here.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from litforge.errors import first_line
 from litforge.export.formats import Runner
 from litforge.export.spec import ExportSpec
 
@@ -118,11 +119,6 @@ def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | bool 
         "rtol": rtol,
         "passed": passed,
     }
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (runtimes print pages), at most 300 characters."""
-    return (str(error).strip().splitlines() or [""])[0][:300]
 
 
 def verify(module: torch.nn.Module, runner: Runner, cases: list[Case]) -> dict[str, object]:

@@ -86,9 +86,6 @@ def clear_finished(run_path: Path) -> None:
     (run_path / FINISHED_MARKER).unlink(missing_ok=True)
 
 
-RESUME_MODES = ("auto", "never")
-
-
 def resolve_resume(value: str | None, checkpoints: Path, run_is_fixed: bool) -> Path | None:
     """Turn ``--resume auto|never|PATH`` into the checkpoint to continue from (``None``: start fresh).
 

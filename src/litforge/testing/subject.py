@@ -9,7 +9,6 @@ import contextlib
 import copy
 import inspect
 import itertools
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,15 +20,14 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils._pytree import tree_leaves
 
+from litforge.errors import first_line  # noqa: F401  (used by the checks)
+
 ModelLike = L.LightningModule | Callable[[], L.LightningModule]
 DataLike = L.LightningDataModule | Iterable[Any] | Callable[[], L.LightningDataModule] | None
 
 # Batch entries that hold integer class labels, when a batch is a dict.
 LABEL_KEYS = ("label", "labels", "y", "target", "targets")
 IGNORE_INDEX = -100  # PyTorch's and Hugging Face's "no label here" marker, allowed below 0
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class SkipCheck(Exception):
@@ -284,12 +282,6 @@ def labels_of(batch: Any) -> torch.Tensor | None:
 def shape_text(tensor: torch.Tensor) -> str:
     """``(64, 10) float32``."""
     return f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
-
-
-def first_line(error: BaseException, limit: int = 300) -> str:
-    """An exception's message as one line of at most ``limit`` characters."""
-    text = " ".join(_ANSI.sub("", str(error)).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def name_list(names: list[str], limit: int = 8) -> str:

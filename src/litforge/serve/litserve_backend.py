@@ -30,8 +30,8 @@ class ArtifactAPI(ls.LitAPI):
         folder: Path,
         fmt: str | None,
         counters: Counters,
-        max_batch_size: int = 64,
-        batch_timeout: float = 0.005,
+        max_batch_size: int,
+        batch_timeout: float,
         threads: int | None = None,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)

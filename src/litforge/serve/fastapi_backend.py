@@ -117,7 +117,7 @@ def run(folder: Path, options: ServeOptions, host: str, port: int, log_level: st
     # uvicorn drains, then re-raises the SIGTERM it captured; this handler turns that into exit code 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
-        "litforge.serve.fastapi_app:app_from_env",
+        "litforge.serve.fastapi_backend:app_from_env",
         factory=True,
         host=host,
         port=port,
