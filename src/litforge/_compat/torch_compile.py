@@ -32,9 +32,14 @@ def uncompiled(module: nn.Module) -> nn.Module:
                     child = getattr(child, WRAPPED)
                 setattr(parent, name, child)
     for submodule in module.modules():
-        if getattr(submodule, "_compiled_call_impl", None) is not None:
+        if is_compiled_in_place(submodule):
             submodule._compiled_call_impl = None
     return module
+
+
+def is_compiled_in_place(module: nn.Module) -> bool:
+    """Whether ``module.compile()`` was called on it (``nn.Module._compiled_call_impl`` is set)."""
+    return getattr(module, "_compiled_call_impl", None) is not None
 
 
 def uncompiled_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -33,8 +32,9 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
     from litforge.errors import first_line
 
     _require("onnx", "onnxscript")
-    # The exporter logs a warning per optional torchvision op it cannot register; irrelevant here.
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    from litforge._compat.torch import quiet_onnx_op_registration
+
+    quiet_onnx_op_registration()
     tmp = path.with_name(f".tmp-{path.name}")
     info: dict[str, Any]
     try:

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from litforge._compat.torch_compile import is_compiled_in_place
+
 
 def compile_in_place(modules: Iterable[nn.Module]) -> None:
     """Compile each module in place (``nn.Module.compile``), keeping its ``state_dict`` keys unchanged.
@@ -21,7 +23,7 @@ def compile_in_place(modules: Iterable[nn.Module]) -> None:
     ``docs/memory-and-speed.md`` for the measurements.
     """
     for module in modules:
-        if getattr(module, "_compiled_call_impl", None) is None:  # configure_model may run more than once
+        if not is_compiled_in_place(module):  # configure_model may run more than once
             module.compile(dynamic=False)
 
 

@@ -180,7 +180,7 @@ def check_batch_independence(model: ModelLike | Subject, data: DataLike = None) 
 
 def _map_batched(fn: Any, inputs: Any, size: int) -> Any:
     """Apply ``fn`` to every tensor whose first dimension is the batch size."""
-    from torch.utils._pytree import tree_map
+    from litforge._compat.torch import tree_map
 
     return tree_map(
         lambda t: fn(t) if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == size else t, inputs

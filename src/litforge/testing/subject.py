@@ -18,8 +18,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.seed import isolate_rng
-from torch.utils._pytree import tree_leaves
 
+from litforge._compat.torch import tree_leaves
 from litforge.errors import first_line  # noqa: F401  (used by the checks)
 
 ModelLike = L.LightningModule | Callable[[], L.LightningModule]
@@ -235,7 +235,7 @@ def _first_dim(batch: Any) -> int | None:
 def _grow(example: Any, size: int) -> Any:
     """``example_input_array`` at batch size ``size``: standard-normal floats (e.g. a GAN's noise; the same
     on every call, so checks comparing two forwards see one input), the example's rows repeated otherwise."""
-    from torch.utils._pytree import tree_map
+    from litforge._compat.torch import tree_map
 
     generator = torch.Generator().manual_seed(0)
 

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from litforge._compat.optuna import running_trials_without_heartbeat
+
 STALE_AFTER_HEARTBEATS = 3  # the grace period, in heartbeat intervals
 
 
@@ -76,23 +78,3 @@ class DeadTrialSweeper:
         retry = self.storage.get_heartbeat_stale_trial_callback()
         if retry is not None:
             retry(study, self.storage.get_trial(trial_id))
-
-
-def running_trials_without_heartbeat(storage: Any, study_id: int) -> list[int]:
-    """The ids of the study's RUNNING trials that never recorded a heartbeat.
-
-    Uses a private Optuna name, ``optuna.storages._rdb.models``: no public API says whether a trial has
-    a heartbeat.
-    """
-    from optuna.storages._rdb import models
-    from optuna.trial import TrialState
-    from sqlalchemy.orm import Session
-
-    trials = models.TrialModel
-    with Session(storage.engine) as session:
-        query = session.query(trials.trial_id).filter(
-            trials.study_id == study_id,
-            trials.state == TrialState.RUNNING,
-            ~trials.heartbeats.any(),
-        )
-        return [trial_id for (trial_id,) in query]

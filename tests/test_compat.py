@@ -1,5 +1,5 @@
-"""Conformance of litforge._compat with the installed Lightning and standard library: every private name
-litforge relies on still exists with the shape it expects. A failure here names what changed upstream."""
+"""Conformance of litforge._compat with the installed Lightning, torch, Optuna and standard library: every
+private name litforge relies on still exists with the shape it expects. A failure names what changed."""
 
 from __future__ import annotations
 
@@ -45,3 +45,22 @@ def test_argparse_keeps_its_actions_list() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--flag", help="x")
     assert [a.dest for a in parser_actions(parser)] == ["help", "flag"]
+
+
+def test_optunas_trial_table_knows_heartbeats() -> None:
+    from optuna.storages._rdb import models
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()  # ``heartbeats`` is a backref, added when the mappers are configured
+    for column in ("trial_id", "study_id", "state", "heartbeats"):
+        assert hasattr(models.TrialModel, column), column
+
+
+def test_torch_pytree_and_the_onnx_exporters_logger() -> None:
+    import importlib
+
+    from litforge._compat import torch as torch_compat
+
+    assert torch_compat.tree_leaves({"a": [1, (2, 3)]}) == [1, 2, 3]
+    assert torch_compat.tree_map(lambda x: x * 2, [1, {"b": 2}]) == [2, {"b": 4}]
+    importlib.import_module(torch_compat._ONNX_REGISTRATION_LOGGER)  # the logger is named after its module
