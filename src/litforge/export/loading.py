@@ -24,6 +24,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
 from litforge.errors import JobFailed, UsageError
 from litforge.export.checkpoint_file import read_checkpoint
+from litforge.predictions.forward_inputs import forward_inputs_from_batch
 from litforge.predictions.output_head import Classes, declared_classes
 
 
@@ -150,8 +151,9 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
         datamodule = data_cls(**(init_args if isinstance(init_args, dict) else {}))
         datamodule.setup("predict")
         batch = next(iter(datamodule.predict_dataloader()))
-        tensor = batch[0] if isinstance(batch, (list, tuple)) else batch
-        loaded.real_batch = tensor if isinstance(tensor, torch.Tensor) else None
+        inputs = forward_inputs_from_batch(loaded.module, batch)
+        tensors = [*inputs[0], *inputs[1].values()] if inputs else []
+        loaded.real_batch = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else None
     except Exception as err:  # the data may be unavailable where the export runs; exporting still works
         note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {err})"
         warnings.warn(f"{note}; verifying on random inputs only", stacklevel=2)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,12 +20,12 @@ from lightning.pytorch.utilities.seed import isolate_rng
 
 from litforge._compat.torch import tree_leaves
 from litforge.errors import first_line  # noqa: F401  (used by the checks)
+from litforge.predictions.forward_inputs import LABEL_KEYS, forward_inputs_from_batch
 
 ModelLike = L.LightningModule | Callable[[], L.LightningModule]
 DataLike = L.LightningDataModule | Iterable[Any] | Callable[[], L.LightningDataModule] | None
 
 # Batch entries that hold integer class labels, when a batch is a dict.
-LABEL_KEYS = ("label", "labels", "y", "target", "targets")
 IGNORE_INDEX = -100  # PyTorch's and Hugging Face's "no label here" marker, allowed below 0
 
 
@@ -166,7 +165,7 @@ def model_input(model: L.LightningModule, batch: Any) -> tuple[tuple[Any, ...], 
 
     When ``example_input_array`` has another layout than that (a GAN's ``forward(z)`` takes noise, not the
     batch's images), the input is shaped like the example instead, at the real batch size."""
-    from_batch = _batch_input(model, batch)
+    from_batch = forward_inputs_from_batch(model, batch)
     if not input_from_example(model, batch):
         if from_batch is None:
             raise SkipCheck(
@@ -189,7 +188,7 @@ def input_from_example(model: L.LightningModule, batch: Any) -> bool:
     example = model.example_input_array
     if example is None:
         return False
-    from_batch = _batch_input(model, batch)
+    from_batch = forward_inputs_from_batch(model, batch)
     if from_batch is None:
         return True
     given = [t for t in tree_leaves(from_batch) if isinstance(t, torch.Tensor)]
@@ -198,33 +197,6 @@ def input_from_example(model: L.LightningModule, batch: Any) -> bool:
         g.dtype != w.dtype or g.ndim != w.ndim or (g.is_floating_point() and g.shape[1:] != w.shape[1:])
         for g, w in zip(given, wanted, strict=True)
     )
-
-
-def _batch_input(model: L.LightningModule, batch: Any) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
-    if isinstance(batch, torch.Tensor):
-        return (batch,), {}
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
-        return (batch[0],), {}
-    if not isinstance(batch, Mapping):
-        return None
-    example = model.example_input_array
-    keys = list(example) if isinstance(example, Mapping) else _forward_keys(model, batch)
-    if keys and set(keys) <= set(batch):
-        return (), {key: batch[key] for key in keys}
-    return None
-
-
-def _forward_keys(model: L.LightningModule, batch: Mapping[str, Any]) -> list[str]:
-    """``forward``'s parameters found by name in a dict batch (``forward(x)`` on ``{"x": ..., "y": ...}``,
-    ``forward(input_ids, attention_mask)`` on a tokenized batch): every required one, when the batch has
-    them all, and the optional ones it has, labels aside (given labels, a Hugging Face model adds a loss)."""
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    params = [p for p in inspect.signature(model.forward).parameters.values() if p.kind in kinds]
-    required = [p.name for p in params if p.default is p.empty]
-    optional = [p.name for p in params if p.default is not p.empty and p.name in batch]
-    if not set(required) <= set(batch):
-        return []
-    return required + [name for name in optional if name not in LABEL_KEYS]
 
 
 def _first_dim(batch: Any) -> int | None:
