@@ -10,6 +10,7 @@ from litforge.resilience.finite_loss import FiniteLossGuard, NonFiniteLoss
 from litforge.resilience.loader_state import RestoreLoaderState
 from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, PeriodicCheckpoint
 from litforge.resilience.preemption import EXIT_PREEMPTED, Preempted, PreemptionCheckpoint
+from litforge.resilience.resumable_loader import ResumableTrainLoader
 from litforge.resilience.rng_state import RNGState
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "PreemptionCheckpoint",
     "RNGState",
     "RestoreLoaderState",
+    "ResumableTrainLoader",
     "resilience_callbacks",
 ]
