@@ -69,6 +69,7 @@ class _ResumableIterator(Iterator[int]):
         self.epoch: int | None = None
         self.start_rng: torch.Tensor | None = None
         self.position = 0
+        self.next_epoch_of_restored = False
 
     def _start(self) -> None:
         # Lazy, like torch's generator-function sampler: the loader draws its worker base seed first.
@@ -78,6 +79,8 @@ class _ResumableIterator(Iterator[int]):
 
     def __next__(self) -> int:
         if self.indices is None:
+            if self.next_epoch_of_restored:  # what the next epoch's loader iterator draws first
+                draw_base_seed(self.sampler.random_source)
             self._start()
         assert self.indices is not None
         index = next(self.indices)  # when it runs out, torch's sampler draws once more, then stops
@@ -99,9 +102,10 @@ class _ResumableIterator(Iterator[int]):
         if state["start_rng"] is None:  # saved before the epoch's first index: draw it from there
             source.set_state(state["rng"])
         elif moved_on or state["position"] >= self.sampler.num_samples:
-            # That epoch is over: this iterator runs the next one from the generator it left behind.
+            # That epoch is over: the next one starts from the generator it left behind, in this iterator
+            # (which then draws the loader's base seed first) or in a new one the loader makes.
             source.set_state(state["rng"])
-            draw_base_seed(source)  # what the next epoch's loader iterator draws first
+            self.next_epoch_of_restored = True
         else:  # the rest of the saved epoch: replay its draws up to the position
             source.set_state(state["start_rng"])
             self._start()

@@ -12,6 +12,7 @@ from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, Perio
 from litforge.resilience.preemption import EXIT_PREEMPTED, Preempted, PreemptionCheckpoint
 from litforge.resilience.resumable_loader import ResumableTrainLoader
 from litforge.resilience.rng_state import RNGState
+from litforge.resilience.stop_request import StopRequest
 
 __all__ = [
     "DEFAULT_EVERY_N_STEPS",
@@ -26,5 +27,6 @@ __all__ = [
     "RNGState",
     "RestoreLoaderState",
     "ResumableTrainLoader",
+    "StopRequest",
     "resilience_callbacks",
 ]
