@@ -4,6 +4,7 @@ litforge fit --run my-run --resume auto     # see docs/fault-tolerance.md
 """
 
 from litforge.resilience.atomic_checkpoint_io import AtomicCheckpointIO
+from litforge.resilience.checkpoint_checksum import CheckpointCorrupt, verify_checkpoint
 from litforge.resilience.defaults import resilience_callbacks
 from litforge.resilience.exception_checkpoint import ExceptionCheckpoint
 from litforge.resilience.finite_loss import FiniteLossGuard, NonFiniteLoss
@@ -18,6 +19,7 @@ __all__ = [
     "DEFAULT_EVERY_N_STEPS",
     "EXIT_PREEMPTED",
     "AtomicCheckpointIO",
+    "CheckpointCorrupt",
     "ExceptionCheckpoint",
     "FiniteLossGuard",
     "NonFiniteLoss",
@@ -29,4 +31,5 @@ __all__ = [
     "ResumableTrainLoader",
     "StopRequest",
     "resilience_callbacks",
+    "verify_checkpoint",
 ]
