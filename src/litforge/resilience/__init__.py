@@ -13,6 +13,7 @@ from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, Perio
 from litforge.resilience.preemption import EXIT_PREEMPTED, Preempted, PreemptionCheckpoint
 from litforge.resilience.resumable_loader import ResumableTrainLoader
 from litforge.resilience.rng_state import RNGState
+from litforge.resilience.run_lock import RunInUse, RunLock, is_run_owner
 from litforge.resilience.stop_request import StopRequest
 
 __all__ = [
@@ -29,7 +30,10 @@ __all__ = [
     "RNGState",
     "RestoreLoaderState",
     "ResumableTrainLoader",
+    "RunInUse",
+    "RunLock",
     "StopRequest",
+    "is_run_owner",
     "resilience_callbacks",
     "verify_checkpoint",
 ]
