@@ -91,6 +91,30 @@ def test_a_loader_that_cannot_be_resumable_is_named_once_on_stderr(tmp_path: Pat
     assert "train_dataloader" not in vars(data), "the hook is the class's own again after the fit"
 
 
+def test_a_from_datasets_datamodule_keeps_its_own_hook(tmp_path: Path) -> None:
+    samples = TensorDataset(torch.randn(24, 8), torch.randint(0, 3, (24,)))
+    data = L.LightningDataModule.from_datasets(samples, batch_size=8)  # its hook is an instance attribute
+    own_hook = data.train_dataloader
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.append(trainer.train_dataloader)
+
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[*resilience_callbacks(tmp_path, every_n_train_steps=100), Record()],
+    )
+    trainer.fit(UserNet(), data)
+    assert isinstance(seen[0], StatefulDataLoader)
+    assert data.train_dataloader is own_hook
+
+
 FIT = [
     "--model", "user_loaders.UserNet",
     "--trainer.max_epochs", "3",

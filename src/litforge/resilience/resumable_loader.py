@@ -114,6 +114,7 @@ class ResumableTrainLoader(Callback):
 
     def __init__(self) -> None:
         self._wrapped: Any = None
+        self._own_hook: Any = None  # an instance attribute the hook was before (``from_datasets``)
         self._told = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -126,13 +127,18 @@ class ResumableTrainLoader(Callback):
         def train_dataloader() -> Any:
             return self._resumable(hook(), trainer)
 
+        self._own_hook = vars(source).get("train_dataloader")
         source.train_dataloader = train_dataloader
         self._wrapped = source
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and self._wrapped is not None:
+        if stage != "fit" or self._wrapped is None:
+            return
+        if self._own_hook is not None:
+            self._wrapped.train_dataloader = self._own_hook
+        else:
             del self._wrapped.train_dataloader  # the class's method again
-            self._wrapped = None
+        self._wrapped = self._own_hook = None
 
     def _resumable(self, loaders: Any, trainer: L.Trainer) -> Any:
         def convert(loader: Any) -> Any:
