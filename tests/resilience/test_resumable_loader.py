@@ -14,7 +14,7 @@ import torch
 from resilience_helpers import HERE, assert_bitwise_equal, final_state, run_until
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
-from user_loaders import StreamData, UserNet
+from user_loaders import ShuffledData, StreamData, UserNet
 
 from litforge.resilience import resilience_callbacks
 from litforge.resilience.resumable_loader import NotResumable, as_resumable
@@ -71,24 +71,34 @@ def test_rebuilt_loader_resumes_mid_epoch_from_the_global_generator(stop_at: int
     assert [seen + rest[0], *rest[1:]] == expected if stop_at < 5 else rest == expected[1:]
 
 
-def test_a_loader_that_cannot_be_resumable_is_named_once_on_stderr(tmp_path: Path, capsys) -> None:
-    with pytest.raises(NotResumable, match="IterableDataset Stream has no state_dict"):
-        as_resumable(StreamData().train_dataloader())
-    trainer = L.Trainer(
+def tiny_trainer(root: Path, *callbacks: L.Callback, **kwargs) -> L.Trainer:
+    """2 epochs of 3 batches, no validation, litforge's resilience callbacks writing into ``root``."""
+    return L.Trainer(
         max_epochs=2,
         limit_train_batches=3,
         limit_val_batches=0,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        reload_dataloaders_every_n_epochs=1,  # the hook is called each epoch; the note comes once
-        callbacks=resilience_callbacks(tmp_path, every_n_train_steps=100),
+        callbacks=[*resilience_callbacks(root, every_n_train_steps=100), *callbacks],
+        **kwargs,
     )
+
+
+def test_a_loader_that_cannot_be_resumable_is_named_once_on_stderr(tmp_path: Path, capsys) -> None:
+    with pytest.raises(NotResumable, match="IterableDataset Stream has no state_dict"):
+        as_resumable(StreamData().train_dataloader())
     data = StreamData()
-    trainer.fit(UserNet(), data)
+    # reload_dataloaders_every_n_epochs: the hook is called each epoch; the note comes once
+    tiny_trainer(tmp_path, reload_dataloaders_every_n_epochs=1).fit(UserNet(), data)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litforge:")]
     assert len(lines) == 1 and "cannot resume mid-epoch (its IterableDataset Stream has no" in lines[0]
     assert "train_dataloader" not in vars(data), "the hook is the class's own again after the fit"
+
+    loader = ShuffledData().train_dataloader()
+    tiny_trainer(tmp_path).fit(UserNet(), train_dataloaders=loader)  # out of litforge's reach
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litforge:")]
+    assert len(lines) == 1 and "(it was passed to Trainer.fit directly" in lines[0]
 
 
 def test_a_from_datasets_datamodule_keeps_its_own_hook(tmp_path: Path) -> None:
@@ -101,16 +111,7 @@ def test_a_from_datasets_datamodule_keeps_its_own_hook(tmp_path: Path) -> None:
         def on_train_start(self, trainer, pl_module):
             seen.append(trainer.train_dataloader)
 
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[*resilience_callbacks(tmp_path, every_n_train_steps=100), Record()],
-    )
-    trainer.fit(UserNet(), data)
+    tiny_trainer(tmp_path, Record()).fit(UserNet(), data)
     assert isinstance(seen[0], StatefulDataLoader)
     assert data.train_dataloader is own_hook
 

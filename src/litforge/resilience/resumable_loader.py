@@ -115,21 +115,36 @@ class ResumableTrainLoader(Callback):
     def __init__(self) -> None:
         self._wrapped: Any = None
         self._own_hook: Any = None  # an instance attribute the hook was before (``from_datasets``)
+        self._hook_called = False
         self._told = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or self._wrapped is not None:
             return
+        self._told = False  # once per fit
         source = trainer.datamodule if trainer.datamodule is not None else pl_module
         hook = source.train_dataloader
 
         @functools.wraps(hook)
         def train_dataloader() -> Any:
+            self._hook_called = True
             return self._resumable(hook(), trainer)
 
         self._own_hook = vars(source).get("train_dataloader")
         source.train_dataloader = train_dataloader
         self._wrapped = source
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._hook_called:
+            return  # the loaders came through the hook (and were told about there)
+        loaders = trainer.train_dataloader  # passed to ``Trainer.fit`` itself: out of litforge's reach
+        flattened = (
+            loaders.flattened if isinstance(loaders, CombinedLoader) else CombinedLoader(loaders).flattened
+        )
+        if any(not isinstance(loader, Stateful) for loader in flattened):
+            self._tell(
+                "it was passed to Trainer.fit directly, not returned by a train_dataloader hook", trainer
+            )
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or self._wrapped is None:
@@ -139,6 +154,7 @@ class ResumableTrainLoader(Callback):
         else:
             del self._wrapped.train_dataloader  # the class's method again
         self._wrapped = self._own_hook = None
+        self._hook_called = False
 
     def _resumable(self, loaders: Any, trainer: L.Trainer) -> Any:
         def convert(loader: Any) -> Any:
