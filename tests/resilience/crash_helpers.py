@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import lightning as L
@@ -28,3 +29,15 @@ class CrashOnce(Callback):
         first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
         if first_attempt and trainer.global_rank == self.rank and trainer.global_step == self.step:
             os._exit(1)
+
+
+class KillAt(Callback):
+    """The process SIGKILLs itself (``kill -9``: no handler, no cleanup) when training reaches global
+    step ``step``, before that step's batch runs."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -1,6 +1,7 @@
 """Resuming from ANY checkpoint a run writes (periodic step boundaries, epoch ends, validation ends)
-ends bit for bit where the uninterrupted run ends: weights, optimizer state, also with a step-wise
-OneCycleLR built from ``trainer.estimated_stepping_batches`` (Lightning #20550)."""
+ends bit for bit where the uninterrupted run ends: weights, optimizer state, step and epoch, also with a
+step-wise OneCycleLR built from ``trainer.estimated_stepping_batches`` (Lightning #20550), and when
+``EarlyStopping`` stops the run at an epoch end or in the middle of an epoch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from resilience_helpers import assert_bitwise_equal
 
 from litforge.data import DigitsDataModule
@@ -29,11 +30,18 @@ class OneCycleClassifier(Classifier):
 
 
 def fit(
-    root: Path, model_class: type[Classifier], fast_path: bool, ckpt_path: Path | None = None
-) -> tuple[dict, dict, int]:
-    """2 epochs x 5 batches (of the 40 the loader has: the epochs stop before the loader runs out), validation every 3 batches and at epoch ends; checkpoints at every step
-    boundary (``batch-end/``, including each epoch's last batch), every epoch end and every validation
-    end. Returns the final model state, optimizer state and global step."""
+    root: Path,
+    model_class: type[Classifier],
+    fast_path: bool,
+    ckpt_path: Path | None = None,
+    patience: int | None = None,
+    val_every: int = 3,
+) -> tuple[dict, dict, int, int]:
+    """2 epochs x 5 batches (of the 40 the loader has: the epochs stop before the loader runs out),
+    validation every ``val_every`` batches; checkpoints at every step boundary (``batch-end/``,
+    including each epoch's last batch), every epoch end and every validation end. With ``patience``, up
+    to 3 epochs and an ``EarlyStopping`` that stops after ``patience`` validations without improvement.
+    Returns the final model state, optimizer state, global step and epoch."""
     L.seed_everything(7, verbose=False)
     data = DigitsDataModule(batch_size=32, seed=3, fast_path=fast_path)
     model = model_class(hidden_dim=16, dropout=0.3, input_mean=data.feature_mean, input_std=data.feature_std)
@@ -44,11 +52,13 @@ def fit(
     callbacks.append(ModelCheckpoint(dirpath=root, filename="val-{step}", save_top_k=-1, monitor=None))
     every_step = PeriodicCheckpoint(root / "batch-end", every_n_train_steps=1, keep=1000, on_epoch_end=False)
     callbacks.append(every_step)
+    if patience is not None:  # val_loss never improves by 100: stops at the (patience + 1)-th validation
+        callbacks.append(EarlyStopping(monitor="val_loss", patience=patience, min_delta=100.0))
     trainer = L.Trainer(
-        max_epochs=2,
+        max_epochs=2 if patience is None else 3,
         limit_train_batches=5,
         limit_val_batches=2,
-        val_check_interval=3,
+        val_check_interval=val_every,
         deterministic=True,
         accelerator="cpu",
         logger=False,
@@ -59,7 +69,7 @@ def fit(
         callbacks=callbacks,
     )
     trainer.fit(model, data, ckpt_path=ckpt_path)
-    return model.state_dict(), trainer.optimizers[0].state_dict(), trainer.global_step
+    return model.state_dict(), trainer.optimizers[0].state_dict(), trainer.global_step, trainer.current_epoch
 
 
 ONECYCLE_ONLY = {
@@ -69,36 +79,67 @@ ONECYCLE_ONLY = {
 }
 
 
+# Written by the validation in the middle of an epoch that decided to stop, an instant before the epoch-end
+# checkpoint of the same step (early-stop-mid-epoch).
+STOPPED_AT_8 = {"batch-end/step-00000008.ckpt", "reference/val-step=8.ckpt"}
+
+
 @pytest.mark.parametrize(
-    ("model_class", "only", "fast_path"),
+    ("model_class", "only", "fast_path", "patience", "val_every", "final_step", "stopped_mid_epoch"),
     [
-        (Classifier, None, True),  # every checkpoint, the default fast loader (TensorBatchLoader)
-        (Classifier, None, False),  # every checkpoint, StatefulDataLoader + SeededRandomSampler
-        (OneCycleClassifier, ONECYCLE_ONLY, True),  # mid-epoch and after an epoch's last batch
+        # every checkpoint, the default fast loader (TensorBatchLoader)
+        (Classifier, None, True, None, 3, 10, set()),
+        # every checkpoint, StatefulDataLoader + SeededRandomSampler
+        (Classifier, None, False, None, 3, 10, set()),
+        # mid-epoch and after an epoch's last batch
+        (OneCycleClassifier, ONECYCLE_ONLY, True, None, 3, 10, set()),
+        # EarlyStopping stops at the end of epoch 1 (its 2nd validation, after the epoch's last batch)
+        (Classifier, None, True, 1, 5, 10, set()),
+        (Classifier, None, False, 1, 5, 10, set()),
+        # ... in the middle of epoch 1 (at the validation of step 8)
+        (Classifier, None, True, 1, 3, 8, STOPPED_AT_8),
     ],
-    ids=["adam-every-checkpoint", "adam-every-checkpoint-standard-loader", "onecycle-20550"],
+    ids=[
+        "adam-every-checkpoint",
+        "adam-every-checkpoint-standard-loader",
+        "onecycle-20550",
+        "early-stop-at-epoch-end",
+        "early-stop-at-epoch-end-standard-loader",
+        "early-stop-mid-epoch",
+    ],
 )
 def test_resume_from_checkpoints_is_bitwise_exact(
-    tmp_path: Path, model_class: type[Classifier], only: set[str] | None, fast_path: bool
+    tmp_path: Path,
+    model_class: type[Classifier],
+    only: set[str] | None,
+    fast_path: bool,
+    patience: int | None,
+    val_every: int,
+    final_step: int,
+    stopped_mid_epoch: set[str],
 ) -> None:
-    reference = fit(tmp_path / "reference", model_class, fast_path)
+    def run(root: Path, ckpt_path: Path | None = None) -> tuple[dict, dict, int, int]:
+        return fit(root, model_class, fast_path, ckpt_path, patience=patience, val_every=val_every)
+
+    reference = run(tmp_path / "reference")
+    assert reference[2] == final_step
     checkpoints = sorted((tmp_path / "reference").glob("**/*.ckpt"))
     names = {f"{p.parent.name}/{p.name}" for p in checkpoints}
     # step boundaries (also after an epoch's last batch), epoch ends and validation ends are all covered
-    assert {
-        "batch-end/step-00000005.ckpt",
-        "reference/step-00000005.ckpt",
-        "reference/val-step=3.ckpt",
-        "reference/val-step=8.ckpt",
-    } <= names
+    validation = f"reference/val-step={val_every}.ckpt"
+    assert {"batch-end/step-00000005.ckpt", "reference/step-00000005.ckpt", validation} <= names
     for checkpoint in checkpoints:
         name = f"{checkpoint.parent.name}/{checkpoint.name}"
-        if checkpoint.name == "step-00000010.ckpt" or (only is not None and name not in only):
-            continue  # the end state itself, or outside this case's selection
+        if only is not None and name not in only:
+            continue
+        # Also the last ones, written after the stop was decided (a kill before the run is marked finished).
         resumed_root = tmp_path / f"from-{checkpoint.parent.name}-{checkpoint.stem}"
         resumed_root.mkdir()
         start = shutil.copy(checkpoint, resumed_root / "start.ckpt")
-        model_state, optimizer_state, step = fit(resumed_root, model_class, fast_path, ckpt_path=Path(start))
-        assert step == reference[2]
-        assert_bitwise_equal(model_state, reference[0], f"{checkpoint.name}: model")
-        assert_bitwise_equal(optimizer_state, reference[1], f"{checkpoint.name}: optimizer")
+        resumed = run(resumed_root, Path(start))
+        expected = reference[2:]
+        if name in stopped_mid_epoch:  # the same step, without that epoch's end (see StopRequest)
+            expected = (reference[2], reference[3] - 1)
+        assert resumed[2:] == expected, f"{name}: (step, epoch) {resumed[2:]} != {expected}"
+        assert_bitwise_equal(resumed[0], reference[0], f"{name}: model")
+        assert_bitwise_equal(resumed[1], reference[1], f"{name}: optimizer")

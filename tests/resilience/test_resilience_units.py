@@ -185,6 +185,27 @@ def test_non_finite_loss_stops_before_the_update_keeping_the_last_good_checkpoin
     assert all(torch.isfinite(t).all() for t in state.values())
 
 
+def test_a_nan_in_the_inputs_is_named_as_the_cause_not_the_learning_rate(tmp_path: Path) -> None:
+    from user_loaders import DictBatchData, Records, UserNet, collate_records
+
+    class NaNFeatureData(DictBatchData):
+        def train_dataloader(self):
+            x = self.x.clone()
+            x[10, 3] = float("nan")  # sample 10: in the second batch of 8
+            return torch.utils.data.DataLoader(Records(x, self.y), batch_size=8, collate_fn=collate_records)
+
+    with pytest.raises(NonFiniteLoss) as info:
+        _six_step_trainer(tmp_path, 100).fit(UserNet(), NaNFeatureData())
+    message = str(info.value)
+    assert "training loss is nan at epoch 0, global step 1" in message
+    assert "inputs are not finite (batch['features']: 1 NaN/inf of 64)" in message
+    assert "learning rate will not help" in message
+    with pytest.raises(
+        NonFiniteLoss, match=r"inputs are finite: the model diverged\. Try a lower learning rate"
+    ):
+        _fit_failing(tmp_path / "diverged", "nan")
+
+
 def test_python_exception_saves_on_exception_checkpoint_that_auto_resume_ignores(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="disk on fire"):
         _fit_failing(tmp_path, "raise")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from resilience_helpers import run_until
+from resilience_helpers import assert_bitwise_equal, final_state, run_until
 
 TINY = [
     "--trainer.max_epochs", "1",
@@ -56,3 +57,28 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_valid_one(tmp_pa
     assert "skipping unreadable checkpoint" in output and newest.name in output
     assert f"resuming from runs/classifier/r/checkpoints/{previous.name}" in output
     assert (run / "finished.json").is_file()
+
+
+def test_a_run_killed_after_early_stopping_decided_resumes_to_the_same_end(tmp_path: Path) -> None:
+    # EarlyStopping (from the default config) stops at the 2nd validation: val_loss never improves by 10.
+    stop_early = [
+        "--trainer.callbacks.init_args.patience",
+        "1",
+        "--trainer.callbacks.init_args.min_delta",
+        "10",
+    ]
+    args = ["fit", *TINY, "--trainer.max_epochs", "5", *stop_early, "--run", "r", "--resume", "auto"]
+    code, output = run_until(args, tmp_path)
+    assert code == 0, output[-3000:]
+    run = tmp_path / "runs" / "classifier" / "r"
+    assert json.loads((run / "finished.json").read_text())["global_step"] == 8  # 2 epochs of 4 steps
+    before = final_state(run / "checkpoints", 8)
+
+    (run / "finished.json").unlink()  # killed after its last checkpoint, before it was marked finished
+    code, output = run_until(args, tmp_path)
+    assert code == 0, output[-3000:]
+    assert "resuming from" in output
+    assert json.loads((run / "finished.json").read_text())["global_step"] == 8, "no epoch trained again"
+    after = final_state(run / "checkpoints", 8)
+    assert_bitwise_equal(after[0], before[0], "model")
+    assert_bitwise_equal(after[1], before[1], "optimizer")

@@ -4,18 +4,23 @@ litforge fit --run my-run --resume auto     # see docs/fault-tolerance.md
 """
 
 from litforge.resilience.atomic_checkpoint_io import AtomicCheckpointIO
+from litforge.resilience.checkpoint_checksum import CheckpointCorrupt, verify_checkpoint
 from litforge.resilience.defaults import resilience_callbacks
 from litforge.resilience.exception_checkpoint import ExceptionCheckpoint
 from litforge.resilience.finite_loss import FiniteLossGuard, NonFiniteLoss
 from litforge.resilience.loader_state import RestoreLoaderState
 from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, PeriodicCheckpoint
 from litforge.resilience.preemption import EXIT_PREEMPTED, Preempted, PreemptionCheckpoint
+from litforge.resilience.resumable_loader import ResumableTrainLoader
 from litforge.resilience.rng_state import RNGState
+from litforge.resilience.run_lock import RunInUse, RunLock, is_run_owner
+from litforge.resilience.stop_request import StopRequest
 
 __all__ = [
     "DEFAULT_EVERY_N_STEPS",
     "EXIT_PREEMPTED",
     "AtomicCheckpointIO",
+    "CheckpointCorrupt",
     "ExceptionCheckpoint",
     "FiniteLossGuard",
     "NonFiniteLoss",
@@ -24,5 +29,11 @@ __all__ = [
     "PreemptionCheckpoint",
     "RNGState",
     "RestoreLoaderState",
+    "ResumableTrainLoader",
+    "RunInUse",
+    "RunLock",
+    "StopRequest",
+    "is_run_owner",
     "resilience_callbacks",
+    "verify_checkpoint",
 ]

@@ -1,4 +1,5 @@
-"""A ``CheckpointIO`` that never leaves a half-written checkpoint: temp file, fsync, rename.
+"""A ``CheckpointIO`` that never leaves a half-written checkpoint (temp file, fsync, rename) and never loads
+a changed one (a SHA-256 of the file inside it, checked on load).
 
 trainer = L.Trainer(plugins=[AtomicCheckpointIO()])   # litforge adds it to every run
 """
@@ -12,9 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_warn
+
+from litforge.resilience.checkpoint_checksum import save_checksummed, verify_checkpoint
 
 # Test hook: seconds to wait between writing the temporary file and renaming it, so that tests (and
 # benchmarks/kill_resume.py) can kill a process in the middle of a checkpoint write.
@@ -25,7 +28,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes ``<name>.tmp-*`` in the target folder, fsyncs it, then ``os.replace``-s it over the target.
 
     A reader sees either the previous complete file or the new complete file, whatever moment the
-    process dies at. Loading uses ``weights_only=True`` unless told otherwise.
+    process dies at. The file carries a seal of its records' CRC32s (``checkpoint_checksum``); loading
+    checks it first (``CheckpointCorrupt``, exit 2, on a mismatch; a file without one, written by plain
+    Lightning, loads with a warning that it is unverified) and uses ``weights_only=True`` unless told
+    otherwise.
     """
 
     def save_checkpoint(
@@ -35,7 +41,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
 
         def write(handle: IO[bytes]) -> None:
-            torch.save(checkpoint, handle)
+            save_checksummed(checkpoint, handle)
             if delay := float(os.environ.get(WRITE_DELAY_ENV) or 0):
                 time.sleep(delay)
 
@@ -44,20 +50,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(
         self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None
     ) -> dict:
+        if not verify_checkpoint(path):
+            rank_zero_warn(
+                f"{path} carries no litforge checksum (not written by litforge): loaded unverified"
+            )
         return super().load_checkpoint(
             path, map_location=map_location, weights_only=True if weights_only is None else weights_only
         )
 
 
 def write_atomically(target: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``target`` through ``.<name>.tmp-*`` in its folder: ``write`` fills it, it is fsynced and
-    renamed over ``target``, then the folder is fsynced. A reader sees the old file or the new one, never
-    half of one. The file gets the permissions a plain ``open`` would give it (0666 less the umask)."""
+    """Write ``target`` through ``.<name>.tmp-*`` in its folder: ``write`` fills it (through a binary handle
+    that can also read and seek), it is fsynced and renamed over ``target``, then the folder is fsynced.
+    A reader sees the old file or the new one, never half of one. The file gets the permissions a plain
+    ``open`` would give it (0666 less the umask)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "w+b") as handle:  # readable too: ``save_checksummed`` reads back what it wrote
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

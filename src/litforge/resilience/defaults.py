@@ -14,15 +14,23 @@ from litforge.resilience.finite_loss import FiniteLossGuard
 from litforge.resilience.loader_state import RestoreLoaderState
 from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, PeriodicCheckpoint
 from litforge.resilience.preemption import PreemptionCheckpoint
+from litforge.resilience.resumable_loader import ResumableTrainLoader
 from litforge.resilience.rng_state import RNGState
+from litforge.resilience.stop_request import StopRequest
 
 
 def resilience_callbacks(
     checkpoints: Path, every_n_train_steps: int = DEFAULT_EVERY_N_STEPS, checkpointing: bool = True
 ) -> list[Callback]:
-    """RNG state, loader-state fix and finite-loss guard; with ``checkpointing`` also the periodic,
-    preemption and on-exception checkpoints into ``checkpoints``."""
-    callbacks: list[Callback] = [RNGState(), RestoreLoaderState(), FiniteLossGuard(checkpoints)]
+    """RNG state, resumable train loaders, loader-state fix, stop request and finite-loss guard; with ``checkpointing``
+    also the periodic, preemption and on-exception checkpoints into ``checkpoints``."""
+    callbacks: list[Callback] = [
+        RNGState(),
+        ResumableTrainLoader(),
+        RestoreLoaderState(),
+        StopRequest(),
+        FiniteLossGuard(checkpoints),
+    ]
     if checkpointing:
         periodic = PeriodicCheckpoint(checkpoints, every_n_train_steps=every_n_train_steps)
         callbacks += [

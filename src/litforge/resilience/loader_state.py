@@ -53,6 +53,8 @@ class RestoreLoaderState(Callback):
         if states is None or loader is None or fetcher is None:
             return  # not resuming
         epoch = fit_loop.epoch_progress.current.processed  # the epoch Lightning runs next
+        if resumes_at_epoch_end(trainer, self._saved_epoch):
+            epoch += 1  # Lightning only runs that epoch's end: the loader's next batch is the next epoch's
         # The saved position only applies when Lightning continues the epoch it was saved in; a save
         # after the epoch's last batch (or at its end) continues with the next epoch's first batch.
         same_epoch = epoch == self._saved_epoch
@@ -70,6 +72,15 @@ class RestoreLoaderState(Callback):
                 dataloader.load_state_dict(state)
         fit_loop._combined_loader_states_to_load = []
         iter(fetcher)  # an iterator for the right epoch, from the loaded position if any
+
+
+def resumes_at_epoch_end(trainer: L.Trainer, saved_epoch: int) -> bool:
+    """Whether the checkpoint just restored was saved after epoch ``saved_epoch``'s last batch but before
+    that epoch's end (by a validation there): Lightning then runs only that epoch's end hooks before the
+    next epoch. (A save in ``on_train_epoch_end`` has the epoch counted as processed already.)"""
+    fit_loop = trainer.fit_loop
+    last_batch_done = fit_loop.epoch_loop.batch_progress.is_last_batch
+    return last_batch_done and fit_loop.epoch_progress.current.processed == saved_epoch
 
 
 def _restores_across_epochs(dataloader: Any) -> bool:

@@ -22,8 +22,10 @@ class PeriodicCheckpoint(Checkpoint):
     Each file is written through the trainer's ``CheckpointIO`` (litforge's ``AtomicCheckpointIO``:
     temporary file, fsync, rename), and older files are deleted only after the new one is complete, so
     a kill at any moment leaves at least one loadable checkpoint. A step save due at an epoch's last
-    batch waits for the epoch end; the epoch-end save is skipped when Lightning's ``ModelCheckpoint``
-    has just written the same state to ``last.ckpt``.
+    batch waits for the epoch end, one due at a step that a validation follows waits for the validation's
+    end (Lightning resumes past both, so a state taken before them is not an exact resume point); the
+    epoch-end save is skipped when Lightning's ``ModelCheckpoint`` has just written the same state to
+    ``last.ckpt``.
 
     Args:
         dirpath: folder of the checkpoint files (the run's ``checkpoints/``).
@@ -48,13 +50,24 @@ class PeriodicCheckpoint(Checkpoint):
         self.keep = keep
         self.on_epoch_end = on_epoch_end
         self._last_saved_step = -1
+        self._after_validation_of_step = -1
         self.last_path: Path | None = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
         step = trainer.global_step
         due = self.every_n_train_steps > 0 and step % self.every_n_train_steps == 0
-        if due and step != self._last_saved_step and not (self.on_epoch_end and epoch_ends_now(trainer)):
+        if not due or step == self._last_saved_step or (self.on_epoch_end and epoch_ends_now(trainer)):
+            return
+        if validation_follows(trainer):
+            self._after_validation_of_step = step
+        else:
             self.save(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and self._after_validation_of_step == trainer.global_step:
+            self._after_validation_of_step = -1
+            if trainer.global_step != self._last_saved_step:
+                self.save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.on_epoch_end and not _last_ckpt_written_now(trainer):
@@ -83,6 +96,14 @@ def epoch_ends_now(trainer: L.Trainer) -> bool:
     epoch-end validation and hooks, does not resume exactly (Lightning skips the pending epoch end),
     so the epoch-end checkpoint that follows takes its place."""
     return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
+def validation_follows(trainer: L.Trainer) -> bool:
+    """Whether Lightning runs a validation right after the training batch that just ran (asked in
+    ``on_train_batch_end``): its own rule (``val_check_interval``, ``check_val_every_n_epoch``, time-based
+    intervals, a stop request), through its private ``_should_check_val_fx``."""
+    fit_loop = trainer.fit_loop
+    return bool(fit_loop.epoch_loop._should_check_val_fx(fit_loop._data_fetcher))
 
 
 def _last_ckpt_written_now(trainer: L.Trainer) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from litforge.resilience.atomic_checkpoint_io import write_atomically
+from litforge.resilience.checkpoint_checksum import CheckpointCorrupt, verify_checkpoint
 
 FINISHED_MARKER = "finished.json"
 # Written by ``OnExceptionCheckpoint`` in the middle of a failed step: kept for inspection, never resumed
@@ -27,13 +28,17 @@ class CheckpointUnreadable(Exception):
 
 
 def load_checkpoint_safely(path: Path) -> dict[str, Any]:
-    """Fully load ``path`` with ``weights_only=True`` and check it can resume training.
+    """Check ``path`` against its checksum, fully load it with ``weights_only=True`` and check it can
+    resume training (a file without a checksum, written by plain Lightning, is loaded unverified).
 
     Raises:
-        CheckpointUnreadable: with the reason, for a truncated, corrupt or foreign file.
+        CheckpointUnreadable: with the reason, for a truncated, corrupt (checksum mismatch) or foreign file.
     """
     try:
+        verify_checkpoint(path)
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointCorrupt as error:
+        raise CheckpointUnreadable(str(error)) from None
     except Exception as error:  # torch raises many kinds for damaged files
         reason = " ".join(str(error).split())[:200] or type(error).__name__
         raise CheckpointUnreadable(f"{path}: {reason}") from None

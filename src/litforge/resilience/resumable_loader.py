@@ -1,0 +1,186 @@
+"""Make the user's plain ``DataLoader`` resumable mid-epoch: the same batches, now with a saved position.
+
+litforge fit --data my_data.MyData --run my-run --resume auto   # litforge adds ``ResumableTrainLoader``
+
+A ``DataLoader(dataset, shuffle=True)`` has no ``state_dict``: Lightning cannot save where an epoch stood,
+and a run resumed from a mid-epoch checkpoint sees other batches ("your dataloader is not resumable").
+``as_resumable`` rebuilds such a loader as torchdata's ``StatefulDataLoader`` with the same arguments and,
+for ``shuffle=True``, ``ResumableRandomSampler``: torch's own sampler, so an uninterrupted run gets the
+very same batches (same order, same random draws, also from the global generator), and a resumed one
+continues the saved epoch at the saved batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    DistributedSampler,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
+from torchdata.stateful_dataloader import Stateful, StatefulDataLoader
+
+from litforge.data.seeded_sampler import ResumableRandomSampler
+
+# Samplers whose order a restored ``StatefulDataLoader`` reproduces by skipping indices: fixed, or drawn
+# from (seed, epoch) once Lightning has called ``set_epoch``.
+_REPLAYABLE_SAMPLERS = (SequentialSampler, DistributedSampler)
+
+
+class NotResumable(Exception):
+    """Why a loader cannot be made resumable (the message says which part and what to do)."""
+
+
+def as_resumable(loader: Any) -> Any:
+    """``loader`` itself when it already has ``state_dict``/``load_state_dict``; a plain ``DataLoader``
+    rebuilt as a ``StatefulDataLoader`` that yields the same batches.
+
+    Raises:
+        NotResumable: for a loader whose position cannot be saved exactly (an ``IterableDataset``
+            without state, a sampler or batch sampler that draws in ways unknown to litforge, a
+            ``DataLoader`` subclass or another iterable).
+    """
+    if isinstance(loader, Stateful):
+        return loader
+    if type(loader) is not DataLoader:
+        raise NotResumable(f"{type(loader).__name__} is not a torch DataLoader and has no state_dict")
+    if isinstance(loader.dataset, IterableDataset):
+        if not isinstance(loader.dataset, Stateful):
+            raise NotResumable(
+                f"its IterableDataset {type(loader.dataset).__name__} has no state_dict/load_state_dict"
+            )
+        sampling: dict[str, Any] = {"batch_size": loader.batch_size, "drop_last": loader.drop_last}
+    elif loader.batch_sampler is None:  # batch_size=None: one sample at a time
+        sampling = {"batch_size": None, "sampler": _resumable_sampler(loader.sampler)}
+    elif type(loader.batch_sampler) is BatchSampler:  # from batch_size=..., or given explicitly
+        batches = loader.batch_sampler
+        sampling = {
+            "batch_size": batches.batch_size,
+            "drop_last": batches.drop_last,
+            "sampler": _resumable_sampler(batches.sampler),
+        }
+    elif isinstance(loader.batch_sampler, Stateful):
+        sampling = {"batch_sampler": loader.batch_sampler}
+    else:
+        raise NotResumable(f"its batch sampler {type(loader.batch_sampler).__name__} has no state_dict")
+    workers = {"prefetch_factor": loader.prefetch_factor} if loader.num_workers > 0 else {}
+    return StatefulDataLoader(
+        loader.dataset,
+        **sampling,
+        **workers,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        multiprocessing_context=loader.multiprocessing_context,
+        generator=loader.generator,
+        persistent_workers=loader.persistent_workers,
+        pin_memory_device=loader.pin_memory_device,
+        in_order=loader.in_order,
+    )
+
+
+def _resumable_sampler(sampler: Sampler[int]) -> Sampler[int]:
+    if type(sampler) is RandomSampler:  # shuffle=True
+        return ResumableRandomSampler(
+            sampler.data_source,
+            replacement=sampler.replacement,
+            num_samples=sampler.num_samples,
+            generator=sampler.generator,
+        )
+    if isinstance(sampler, (*_REPLAYABLE_SAMPLERS, Stateful)):
+        return sampler
+    raise NotResumable(f"its sampler {type(sampler).__name__} has no state_dict")
+
+
+class ResumableTrainLoader(Callback):
+    """Wraps the ``train_dataloader`` hook of the fit's DataModule (or LightningModule) so that the loaders
+    it returns go through ``as_resumable``; when one cannot be made resumable, says so once on stderr.
+
+    The hook is wrapped on the instance for the fit only (``setup`` to ``teardown``); Lightning calls it
+    as before (also on ``reload_dataloaders_every_n_epochs`` and for ``estimated_stepping_batches``).
+    """
+
+    def __init__(self) -> None:
+        self._wrapped: Any = None
+        self._own_hook: Any = None  # an instance attribute the hook was before (``from_datasets``)
+        self._hook_called = False
+        self._told = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or self._wrapped is not None:
+            return
+        self._told = False  # once per fit
+        source = trainer.datamodule if trainer.datamodule is not None else pl_module
+        hook = source.train_dataloader
+
+        @functools.wraps(hook)
+        def train_dataloader() -> Any:
+            self._hook_called = True
+            return self._resumable(hook(), trainer)
+
+        self._own_hook = vars(source).get("train_dataloader")
+        source.train_dataloader = train_dataloader
+        self._wrapped = source
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._hook_called:
+            return  # the loaders came through the hook (and were told about there)
+        loaders = trainer.train_dataloader  # passed to ``Trainer.fit`` itself: out of litforge's reach
+        flattened = (
+            loaders.flattened if isinstance(loaders, CombinedLoader) else CombinedLoader(loaders).flattened
+        )
+        if any(not isinstance(loader, Stateful) for loader in flattened):
+            self._tell(
+                "it was passed to Trainer.fit directly, not returned by a train_dataloader hook", trainer
+            )
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or self._wrapped is None:
+            return
+        if self._own_hook is not None:
+            self._wrapped.train_dataloader = self._own_hook
+        else:
+            del self._wrapped.train_dataloader  # the class's method again
+        self._wrapped = self._own_hook = None
+        self._hook_called = False
+
+    def _resumable(self, loaders: Any, trainer: L.Trainer) -> Any:
+        def convert(loader: Any) -> Any:
+            try:
+                return as_resumable(loader)
+            except NotResumable as reason:
+                self._tell(str(reason), trainer)
+                return loader
+
+        if isinstance(loaders, CombinedLoader):
+            loaders.flattened = [convert(loader) for loader in loaders.flattened]
+            return loaders
+        if type(loaders) in (list, tuple):  # several loaders, as Lightning accepts them
+            return type(loaders)(convert(loader) for loader in loaders)
+        if type(loaders) is dict:
+            return {name: convert(loader) for name, loader in loaders.items()}
+        return convert(loaders)
+
+    def _tell(self, reason: str, trainer: L.Trainer) -> None:
+        if self._told or not trainer.is_global_zero:
+            return
+        self._told = True
+        print(
+            f"litforge: the training loader cannot resume mid-epoch ({reason}); a run resumed from a "
+            "mid-epoch checkpoint will see other batches than an uninterrupted one. Use torchdata's "
+            "StatefulDataLoader, or give the dataset state_dict/load_state_dict (docs/fault-tolerance.md)",
+            file=sys.stderr,
+            flush=True,
+        )

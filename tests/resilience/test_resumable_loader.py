@@ -1,0 +1,162 @@
+"""Users' plain ``DataLoader``s resume exactly too: ``as_resumable`` rebuilds them as ``StatefulDataLoader``s
+that yield the same batches, and ``kill -9`` mid-epoch plus ``--resume auto`` ends bit for bit where an
+uninterrupted run ends, for a user DataModule with ``DataLoader(shuffle=True)`` and one with dict batches."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from resilience_helpers import HERE, assert_bitwise_equal, final_state, run_until
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+from torchdata.stateful_dataloader import StatefulDataLoader
+from user_loaders import ShuffledData, StreamData, UserNet
+
+from litforge.resilience import resilience_callbacks
+from litforge.resilience.resumable_loader import NotResumable, as_resumable
+
+
+def epochs(loader, count: int = 3) -> list[list[list[int]]]:
+    """The samples of ``count`` epochs, batch by batch (the label tensor of each batch)."""
+    return [[batch[1].tolist() for batch in loader] for _ in range(count)]
+
+
+DATA = TensorDataset(torch.randn(23, 2), torch.arange(23))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DataLoader(DATA, batch_size=5, shuffle=True),  # global generator
+        lambda: DataLoader(DATA, batch_size=5, shuffle=True, generator=torch.Generator().manual_seed(3)),
+        lambda: DataLoader(DATA, batch_size=5, shuffle=True, drop_last=True),
+        lambda: DataLoader(DATA, batch_size=4, sampler=RandomSampler(DATA, replacement=True, num_samples=30)),
+        lambda: DataLoader(DATA, batch_sampler=BatchSampler(RandomSampler(DATA), 6, drop_last=False)),
+        lambda: DataLoader(DATA, batch_size=5),
+    ],
+    ids=["shuffle", "own-generator", "drop-last", "replacement", "batch-sampler", "sequential"],
+)
+def test_rebuilt_loader_yields_the_same_batches_and_draws_the_same_numbers(make) -> None:
+    torch.manual_seed(11)
+    expected, expected_after = epochs(make()), torch.rand(3)
+    torch.manual_seed(11)
+    resumable = as_resumable(make())
+    assert isinstance(resumable, StatefulDataLoader)
+    assert epochs(resumable) == expected
+    assert torch.equal(torch.rand(3), expected_after), "the global generator is drawn from as before"
+
+
+@pytest.mark.parametrize("stop_at", [0, 2, 5])  # before the first batch, mid-epoch, after the last batch
+def test_rebuilt_loader_resumes_mid_epoch_from_the_global_generator(stop_at: int) -> None:
+    def make() -> StatefulDataLoader:
+        return as_resumable(DataLoader(DATA, batch_size=5, shuffle=True))
+
+    torch.manual_seed(5)
+    expected = epochs(make(), 2)
+    torch.manual_seed(5)
+    first = make()
+    iterator = iter(first)
+    seen = [next(iterator)[1].tolist() for _ in range(stop_at)]
+    state, rng = first.state_dict(), torch.get_rng_state()  # what a checkpoint holds (RNGState: the rng)
+
+    torch.manual_seed(99)  # a new process
+    resumed = make()
+    resumed.load_state_dict(state)
+    torch.set_rng_state(rng)
+    rest = epochs(resumed, 2 if stop_at < 5 else 1)
+    assert [seen + rest[0], *rest[1:]] == expected if stop_at < 5 else rest == expected[1:]
+
+
+def tiny_trainer(root: Path, *callbacks: L.Callback, **kwargs) -> L.Trainer:
+    """2 epochs of 3 batches, no validation, litforge's resilience callbacks writing into ``root``."""
+    return L.Trainer(
+        max_epochs=2,
+        limit_train_batches=3,
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[*resilience_callbacks(root, every_n_train_steps=100), *callbacks],
+        **kwargs,
+    )
+
+
+def test_a_loader_that_cannot_be_resumable_is_named_once_on_stderr(tmp_path: Path, capsys) -> None:
+    with pytest.raises(NotResumable, match="IterableDataset Stream has no state_dict"):
+        as_resumable(StreamData().train_dataloader())
+    data = StreamData()
+    # reload_dataloaders_every_n_epochs: the hook is called each epoch; the note comes once
+    tiny_trainer(tmp_path, reload_dataloaders_every_n_epochs=1).fit(UserNet(), data)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litforge:")]
+    assert len(lines) == 1 and "cannot resume mid-epoch (its IterableDataset Stream has no" in lines[0]
+    assert "train_dataloader" not in vars(data), "the hook is the class's own again after the fit"
+
+    loader = ShuffledData().train_dataloader()
+    tiny_trainer(tmp_path).fit(UserNet(), train_dataloaders=loader)  # out of litforge's reach
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litforge:")]
+    assert len(lines) == 1 and "(it was passed to Trainer.fit directly" in lines[0]
+
+
+def test_a_from_datasets_datamodule_keeps_its_own_hook(tmp_path: Path) -> None:
+    samples = TensorDataset(torch.randn(24, 8), torch.randint(0, 3, (24,)))
+    data = L.LightningDataModule.from_datasets(samples, batch_size=8)  # its hook is an instance attribute
+    own_hook = data.train_dataloader
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.append(trainer.train_dataloader)
+
+    tiny_trainer(tmp_path, Record()).fit(UserNet(), data)
+    assert isinstance(seen[0], StatefulDataLoader)
+    assert data.train_dataloader is own_hook
+
+
+FIT = [
+    "--model", "user_loaders.UserNet",
+    "--trainer.max_epochs", "3",
+    "--trainer.deterministic", "true",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+    "--trainer.num_sanity_val_steps", "0",
+    "--checkpoint_every_n_steps", "2",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("data", "batch_size", "kills"),
+    [
+        # 9 batches an epoch; killed after step 4's checkpoint (mid-epoch) and at an epoch's end (step 18)
+        ("ShuffledData", 8, (5, 18)),
+        # 11 batches, the last one partial: killed in epoch 1, after the checkpoint of step 16
+        ("DictBatchData", 7, (17,)),
+    ],
+    ids=["shuffle-true", "dict-batches"],
+)
+def test_kill_9_mid_epoch_and_resume_auto_is_bitwise_exact_for_a_users_loader(
+    tmp_path: Path, data: str, batch_size: int, kills: tuple[int, ...]
+) -> None:
+    shutil.copy(HERE / "user_loaders.py", tmp_path)  # the user's file in the working directory
+    args = ["fit", *FIT, "--data", f"user_loaders.{data}", "--data.batch_size", str(batch_size)]
+    code, output = run_until([*args, "--run", "ref"], tmp_path)
+    assert code == 0, output[-3000:]
+    runs = tmp_path / "runs" / "usernet"
+    final_step = torch.load(runs / "ref" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    reference = final_state(runs / "ref" / "checkpoints", final_step)
+
+    resume = [*args, "--run", "r", "--resume", "auto"]
+    for step in kills:  # kill -9 from inside, right before the batch of ``step``
+        kill = ["--trainer.callbacks+=crash_helpers.KillAt", "--trainer.callbacks.init_args.step", str(step)]
+        code, output = run_until([*resume, *kill], tmp_path)
+        assert code == -signal.SIGKILL, output[-3000:]
+    code, output = run_until(resume, tmp_path)
+    assert code == 0, output[-3000:]
+    assert "resuming from" in output and "not resumable" not in output
+    final = final_state(runs / "r" / "checkpoints", final_step)
+    assert_bitwise_equal(final[0], reference[0], "model")
+    assert_bitwise_equal(final[1], reference[1], "optimizer")

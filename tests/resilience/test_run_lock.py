@@ -1,0 +1,67 @@
+"""One process per run folder: a second holder is refused at once, naming the first; a lock left by a
+process killed with ``kill -9`` never blocks; the ranks of a distributed job do not take it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from resilience_helpers import subprocess_env
+
+from litforge.errors import UsageError
+from litforge.resilience import run_lock
+from litforge.resilience.run_lock import RunInUse, RunLock, is_run_owner
+
+# The holder loads run_lock.py alone (not the litforge.resilience package, which imports Lightning: seconds).
+HOLD = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("run_lock", sys.argv[2])
+run_lock = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run_lock)
+lock = run_lock.RunLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_process_is_refused_naming_the_holder_until_the_holder_is_killed(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "classifier" / "dup"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run), run_lock.__file__],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(
+            RunInUse, match=rf"run {run} is in use by another process \(pid {holder.pid}\)"
+        ) as info:
+            RunLock(run).acquire()
+        assert isinstance(info.value, UsageError) and info.value.exit_code == 2
+    finally:
+        holder.send_signal(signal.SIGKILL)  # kill -9: no cleanup, the .lock file stays
+        holder.wait()
+    assert (run / ".lock").is_file()
+    with RunLock(run) as lock:  # the stale lock does not block
+        assert lock.held and (run / ".lock").read_text().strip() == str(os.getpid())
+    assert not lock.held
+    RunLock(run).acquire().release()  # released: free again
+
+
+def test_only_the_process_that_owns_the_run_takes_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert is_run_owner()  # a plain process
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("RANK", "0")
+    assert is_run_owner()  # rank 0 of srun/torchrun
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a rank that Lightning's DDP launcher started
+    assert not is_run_owner()
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("RANK", "4")  # local rank 0 of a second node
+    assert not is_run_owner()
