@@ -51,10 +51,13 @@ CASES = [
     (["fit", "--model.hidden_dim", "-4"], "hidden_dim must be a positive size, got -4"),
     (["fit", "--model.hidden_dim", "0"], "hidden_dim must be a positive size, got 0"),
     (["fit", "--model.dropout", "1.5"], "dropout must be in [0, 1)"),
-    (["test", "--ckpt_path", "notatorch.ckpt"], "notatorch.ckpt is not a checkpoint written by torch.save"),
-    (["test", "--ckpt_path", "pickled.ckpt"], "pickled.ckpt was refused"),
-    (["predict", "--ckpt_path", "pickled.ckpt"], "pickled.ckpt was refused"),
-    (["test", "--resume", "auto", "--ckpt_path", "notatorch.ckpt"], "not a checkpoint"),
+    (
+        ["test", "--ckpt_path", "notatorch.ckpt"],
+        "notatorch.ckpt is a zip archive but not a PyTorch checkpoint",
+    ),
+    (["test", "--ckpt_path", "pickled.ckpt"], "pickled.ckpt is refused as unsafe"),
+    (["predict", "--ckpt_path", "pickled.ckpt"], "pickled.ckpt is refused as unsafe"),
+    (["test", "--resume", "auto", "--ckpt_path", "notatorch.ckpt"], "not a PyTorch checkpoint"),
     (
         ["fit", "--trainer.max_epochs", "2", "--overwrite", "true", "--resume", "auto", "--run", "x"],
         "pass only one",

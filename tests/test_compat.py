@@ -64,3 +64,52 @@ def test_torch_pytree_and_the_onnx_exporters_logger() -> None:
     assert torch_compat.tree_leaves({"a": [1, (2, 3)]}) == [1, 2, 3]
     assert torch_compat.tree_map(lambda x: x * 2, [1, {"b": 2}]) == [2, {"b": 4}]
     importlib.import_module(torch_compat._ONNX_REGISTRATION_LOGGER)  # the logger is named after its module
+
+
+def test_lightning_internals_the_resilience_pieces_read(tmp_path) -> None:
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.demos.boring_classes import BoringModel
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from litforge._compat import lightning as compat
+
+    seen: dict[str, object] = {}
+
+    class Probe(L.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:
+            loader, fetcher = compat.fit_loop_data(trainer)
+            seen["loader"], seen["fetcher"] = loader is not None, fetcher is not None
+            seen["validation_follows"] = compat.validation_follows(trainer)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint))
+            seen["saved"] = compat.saved_this_epoch_end(checkpoint, trainer)
+            compat.drop_pending_loader_states(trainer)
+
+    saves: list[float] = []
+    trainer = L.Trainer(
+        default_root_dir=tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+        callbacks=[Probe(), ModelCheckpoint(dirpath=tmp_path, save_last=True)], enable_progress_bar=False,
+        enable_model_summary=False, logger=False,
+    )  # fmt: skip
+    undo = compat.time_calls(trainer, "save_checkpoint", saves.append)
+    trainer.fit(BoringModel())
+    trainer.save_checkpoint(tmp_path / "extra.ckpt")
+    undo()
+    assert "save_checkpoint" not in vars(trainer) and len(saves) >= 1
+    assert seen["loader"] and seen["fetcher"] and isinstance(seen["validation_follows"], bool)
+    assert isinstance(seen["saved"], bool)
+    assert compat.cluster_environment(trainer) is not None
+    assert callable(compat.process_group_backend(DDPStrategy(process_group_backend="gloo")))
+    assert compat.process_group_timeout(DDPStrategy()) is not None
+    assert isinstance(compat.Stateful, type) and callable(compat.set_sampler_epoch)
+    logger = TensorBoardLogger(tmp_path)
+    assert compat.logger_experiment(logger) is None
+    logger.experiment.add_scalar("x", 1.0, 0)
+    assert compat.logger_experiment(logger) is not None
+    compat.reopen_tensorboard_at(logger, 5)
+    assert compat.logger_experiment(logger) is None and logger._kwargs["purge_step"] == 5  # the writer uses it
+    assert torch.is_tensor(torch.zeros(1))

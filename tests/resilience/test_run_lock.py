@@ -65,3 +65,27 @@ def test_only_the_process_that_owns_the_run_takes_the_lock(monkeypatch: pytest.M
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("RANK", "4")  # local rank 0 of a second node
     assert not is_run_owner()
+
+
+def test_litforge_fit_is_refused_while_another_process_holds_the_run(tmp_path: Path) -> None:
+    from cli_helpers import TINY_TRAINER, run_cli
+
+    run = tmp_path / "runs" / "classifier" / "dup"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run), run_lock.__file__],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        refused = run_cli("fit", *TINY_TRAINER, "--run", "dup", "--resume", "auto", cwd=tmp_path)
+        assert refused.returncode == 2, refused.output
+        assert f"in use by another process (pid {holder.pid})" in refused.stderr
+        assert (run / run_lock.LOCK_FILE).is_file()  # the holder's folder is left alone
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    after_kill = run_cli("fit", *TINY_TRAINER, "--run", "dup", "--resume", "auto", cwd=tmp_path)
+    assert after_kill.returncode == 0, after_kill.output
+    assert (run / "finished.json").is_file()

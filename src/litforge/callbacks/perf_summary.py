@@ -20,6 +20,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.data import extract_batch_size
 
+from litforge._compat.lightning import fit_loop_data, time_calls
+
 
 class PerfSummary(Callback):
     """Times every training step on the host, without synchronising with the accelerator.
@@ -54,27 +56,20 @@ class PerfSummary(Callback):
         self._validation_start = 0.0
         self._checkpoint = 0.0
         self._checkpoints = 0
-        self._original_save: Callable[..., Any] | None = None
+        self._undo_timing: Callable[[], None] | None = None
 
     # -- hooks -----------------------------------------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._reset()
         if trainer.strategy.root_device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(trainer.strategy.root_device)
-        self._original_save = trainer.save_checkpoint
-        trainer.save_checkpoint = self._timed_save  # type: ignore[method-assign]
+        self._undo_timing = time_calls(trainer, "save_checkpoint", self._saved)
         self._fit_start = self._mark = time.perf_counter()
 
-    def _timed_save(self, *args: Any, **kwargs: Any) -> None:
-        assert self._original_save is not None
-        start = time.perf_counter()
-        try:
-            self._original_save(*args, **kwargs)
-        finally:
-            elapsed = time.perf_counter() - start
-            self._checkpoint += elapsed
-            self._checkpoints += 1
-            self._paused += elapsed
+    def _saved(self, elapsed: float) -> None:
+        self._checkpoint += elapsed
+        self._checkpoints += 1
+        self._paused += elapsed
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._mark, self._paused = time.perf_counter(), 0.0
@@ -119,16 +114,16 @@ class PerfSummary(Callback):
         self._restore_save(trainer)
 
     def _restore_save(self, trainer: L.Trainer) -> None:
-        if self._original_save is not None:
-            del trainer.save_checkpoint  # drop the instance attribute: the class method shows again
-            self._original_save = None
+        if self._undo_timing is not None:
+            self._undo_timing()
+            self._undo_timing = None
 
     # -- summary ---------------------------------------------------------------------------------------
     def _summarise(self, trainer: L.Trainer, fit_seconds: float) -> dict[str, Any]:
         steps = [w + c for w, c in zip(self._waits, self._computes, strict=False)]
         train_seconds = sum(steps)
         device = trainer.strategy.root_device
-        loader = trainer.fit_loop._combined_loader
+        loader, _ = fit_loop_data(trainer)
         return {
             "device": str(device),
             "train_loader": type(loader.flattened[0]).__name__

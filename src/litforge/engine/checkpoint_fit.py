@@ -15,39 +15,12 @@ from torch.nn.parameter import UninitializedParameter
 
 from litforge._compat.torch_compile import uncompiled_state_dict
 from litforge.errors import UsageError
+from litforge.resilience.checkpoint_file import read_checkpoint
 
 
 def open_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
-    """Load ``path`` with ``weights_only=True`` (memory-mapped: tensors are read only when used).
-
-    Raises:
-        UsageError: one line naming the file, for a missing, truncated, foreign or unsafe file.
-    """
-    if not path.is_file():
-        raise UsageError(f"{flag}: no such checkpoint file: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # torch raises many kinds for damaged, foreign or unsafe files
-        raise UsageError(f"{flag}: {path} {_unreadable_reason(error)}") from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise UsageError(f"{flag}: {path} is not a Lightning checkpoint (it has no state_dict)")
-    return checkpoint
-
-
-def _unreadable_reason(error: Exception) -> str:
-    text = str(error)
-    if "Weights only load failed" in text or "Unsupported global" in text:
-        return (
-            "was refused: it holds pickled Python objects, not only weights, and litforge never "
-            "unpickles a file (it could run code)"
-        )
-    if any(
-        sign in text
-        for sign in ("zip archive", "central directory", "failed finding", "not in a subdirectory")
-    ):
-        return "is not a checkpoint written by torch.save (truncated or another kind of file)"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
-    return f"is not a readable checkpoint ({first[:200]})"
+    """The checkpoint at ``path``, read by litforge's one checkpoint reader (checksum, weights only)."""
+    return read_checkpoint(path, flag)
 
 
 def read_hyperparameters(path: Path) -> dict[str, Any]:

@@ -61,6 +61,7 @@ from litforge.loggers.resume import KeepEarlierMetrics
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
 from litforge.resilience.elastic_restart import init_process_group_for_restart
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
+from litforge.resilience.run_lock import RunLock, is_run_owner
 
 __all__ = ["LitforgeCLI"]
 
@@ -382,14 +383,22 @@ class LitforgeCLI(HookedLightningCLI):
         ckpt_path = self.config_value(self.config, "ckpt_path")
         if ckpt_path:
             check_checkpoint_fits(Path(ckpt_path), self.model)
-        init_process_group_for_restart(self.trainer)
+        # One process per run folder; DDP ranks that rank 0 started share its run and take no lock.
+        lock = RunLock(self.run_dir.path) if subcommand == "fit" and self.run_dir and is_run_owner() else None
         try:
+            if lock is not None:
+                lock.acquire()  # RunInUse (exit 2) names the process that holds it
+            init_process_group_for_restart(self.trainer)
             self.run_lightning_subcommand(subcommand)
         except SIGTERMException:  # Lightning's own handler fired before litforge's took over
             raise Preempted("terminated by SIGTERM before training started; no checkpoint written") from None
         except Exception:
-            self._forget_unstarted_run()
+            if lock is None or lock.held:  # a refused lock leaves the other process's folder alone
+                self._forget_unstarted_run()
             raise
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _forget_unstarted_run(self) -> None:
         """Remove the run folder of a fit that failed before its first step: nothing in it is worth
@@ -401,8 +410,8 @@ class LitforgeCLI(HookedLightningCLI):
 
     def before_fit(self) -> None:
         if self.run_dir is not None and self.trainer.is_global_zero:
-            if self.config_value(self.config, "overwrite") and self.run_dir.path.exists():
-                shutil.rmtree(self.run_dir.path)
+            if self.config_value(self.config, "overwrite"):
+                self.run_dir.clear()
             clear_finished(self.run_dir.path)
 
     def after_fit(self) -> None:

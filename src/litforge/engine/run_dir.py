@@ -7,10 +7,12 @@ name in lower case and ``run`` to the next free ``version_N``. A fixed ``--run N
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from litforge.errors import UsageError
+from litforge.resilience.run_lock import LOCK_FILE
 
 DEFAULT_ROOT = "runs"
 CHECKPOINT_ALIASES = ("best", "last")
@@ -44,7 +46,17 @@ class RunDir:
 
     def holds_a_run(self) -> bool:
         """Whether something was already written here (a new fit must not mix into it)."""
-        return self.path.is_dir() and any(self.path.iterdir())
+        return self.path.is_dir() and any(p.name != LOCK_FILE for p in self.path.iterdir())
+
+    def clear(self) -> None:
+        """Delete what the folder holds, except the lock file of the process replacing it."""
+        for entry in self.path.iterdir() if self.path.is_dir() else ():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     @classmethod
     def of_checkpoint(cls, path: Path) -> RunDir | None:

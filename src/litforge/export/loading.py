@@ -23,9 +23,9 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
 from litforge.errors import JobFailed, UsageError
-from litforge.export.checkpoint_file import read_checkpoint
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
 from litforge.predictions.output_head import Classes, declared_classes
+from litforge.resilience.checkpoint_file import read_checkpoint
 
 
 @dataclass
@@ -80,7 +80,7 @@ def run_config(config_file: Path) -> dict[str, Any]:
 
 def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoint:
     """Rebuild the module saved in ``path`` (class from ``class_path``, the run config or hparams)."""
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, "--ckpt")
     config_file = run_config_file(path)
     config = run_config(config_file)
     hparams = checkpoint.get("hyper_parameters")

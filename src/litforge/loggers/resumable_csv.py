@@ -21,6 +21,7 @@ from typing import Any
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import CSVLogger
 
+from litforge._compat.lightning import logger_experiment
 from litforge.resilience.atomic_checkpoint_io import write_atomically
 
 METRICS_FILE = "metrics.csv"
@@ -35,7 +36,7 @@ class ResumableCSVLogger(CSVLogger):
 
     @property
     def experiment(self) -> Any:
-        if self._experiment is not None or rank_zero_only.rank != 0:
+        if logger_experiment(self) is not None or rank_zero_only.rank != 0:
             return super().experiment
         path = Path(self.log_dir) / METRICS_FILE
         kept = path.with_name(f"{METRICS_FILE}.kept")

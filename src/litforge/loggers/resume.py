@@ -22,16 +22,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from litforge._compat.lightning import logger_experiment, reopen_tensorboard_at
 from litforge.loggers.resumable_csv import ResumableCSVLogger
-
-
-def purge_tensorboard_from(logger: TensorBoardLogger, step: int) -> None:
-    """Reopen ``logger``'s event writer with ``purge_step=step`` (Lightning creates the writer with the
-    logger's keyword arguments, at its first use)."""
-    if logger._experiment is not None:
-        logger._experiment.close()
-        logger._experiment = None
-    logger._kwargs["purge_step"] = step
 
 
 class KeepEarlierMetrics(L.Callback):
@@ -50,7 +42,7 @@ class KeepEarlierMetrics(L.Callback):
                 logger.keep_rows_before(step)
             elif isinstance(logger, TensorBoardLogger) and step > 0:
                 # Not at 0: a fresh run's hyperparameters, logged at step 0 before training, would go too.
-                purge_tensorboard_from(logger, step)
+                reopen_tensorboard_at(logger, step)
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -69,5 +61,5 @@ class KeepEarlierMetrics(L.Callback):
 
 def _flush_tensorboard(trainer: L.Trainer) -> None:
     for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger) and logger._experiment is not None:
-            logger._experiment.flush()
+        if isinstance(logger, TensorBoardLogger) and (writer := logger_experiment(logger)) is not None:
+            writer.flush()

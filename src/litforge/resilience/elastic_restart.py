@@ -20,6 +20,8 @@ from datetime import timedelta
 import lightning as L
 import torch.distributed as dist
 
+from litforge._compat.lightning import process_group_backend, process_group_timeout
+
 
 def restart_store_prefix() -> str | None:
     """The store prefix for this torchrun attempt, or None when the workers do not share the agent's store."""
@@ -31,12 +33,12 @@ def restart_store_prefix() -> str | None:
 def init_process_group_for_restart(trainer: L.Trainer) -> bool:
     """Initialise the default process group on a per-restart store prefix; True when it did."""
     prefix = restart_store_prefix()
-    backend_of = getattr(trainer.strategy, "_get_process_group_backend", None)
+    backend_of = process_group_backend(trainer.strategy)
     if prefix is None or backend_of is None or not dist.is_available() or dist.is_initialized():
         return False
     if trainer.world_size < 2:
         return False
-    timeout: timedelta = getattr(trainer.strategy, "_timeout", None) or timedelta(minutes=30)
+    timeout: timedelta = process_group_timeout(trainer.strategy) or timedelta(minutes=30)
     store = dist.TCPStore(
         os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timeout
     )

@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from lightning.fabric.utilities.data import _set_sampler_epoch
-from lightning.fabric.utilities.types import _Stateful
 from lightning.pytorch.callbacks import Callback
+
+from litforge._compat.lightning import Stateful, drop_pending_loader_states, fit_loop_data, set_sampler_epoch
 
 
 class RestoreLoaderState(Callback):
@@ -49,7 +49,7 @@ class RestoreLoaderState(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         states, self._loader_states = self._loader_states, None
         fit_loop = trainer.fit_loop
-        loader, fetcher = fit_loop._combined_loader, fit_loop._data_fetcher
+        loader, fetcher = fit_loop_data(trainer)
         if states is None or loader is None or fetcher is None:
             return  # not resuming
         epoch = fit_loop.epoch_progress.current.processed  # the epoch Lightning runs next
@@ -59,10 +59,10 @@ class RestoreLoaderState(Callback):
         # after the epoch's last batch (or at its end) continues with the next epoch's first batch.
         same_epoch = epoch == self._saved_epoch
         for dataloader in loader.flattened:
-            _set_sampler_epoch(dataloader, epoch)
+            set_sampler_epoch(dataloader, epoch)
             if callable(set_epoch := getattr(dataloader, "set_epoch", None)):
                 set_epoch(epoch)  # a loader that shuffles without a sampler (``TensorBatchLoader``)
-        stateful = [dataloader for dataloader in loader.flattened if isinstance(dataloader, _Stateful)]
+        stateful = [dataloader for dataloader in loader.flattened if isinstance(dataloader, Stateful)]
         if states and len(states) != len(stateful):
             raise RuntimeError(
                 f"the checkpoint holds {len(states)} loader states for {len(stateful)} loaders"
@@ -70,7 +70,7 @@ class RestoreLoaderState(Callback):
         for dataloader, state in zip(stateful, states or [], strict=False):
             if same_epoch or _restores_across_epochs(dataloader):
                 dataloader.load_state_dict(state)
-        fit_loop._combined_loader_states_to_load = []
+        drop_pending_loader_states(trainer)
         iter(fetcher)  # an iterator for the right epoch, from the loaded position if any
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
+from litforge._compat.lightning import saved_this_epoch_end, validation_follows
+
 DEFAULT_EVERY_N_STEPS = 200
 _STEP_FILE = re.compile(r"^step-(\d+)\.ckpt$")
 
@@ -98,24 +100,13 @@ def epoch_ends_now(trainer: L.Trainer) -> bool:
     return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
 
 
-def validation_follows(trainer: L.Trainer) -> bool:
-    """Whether Lightning runs a validation right after the training batch that just ran (asked in
-    ``on_train_batch_end``): its own rule (``val_check_interval``, ``check_val_every_n_epoch``, time-based
-    intervals, a stop request), through its private ``_should_check_val_fx``."""
-    fit_loop = trainer.fit_loop
-    return bool(fit_loop.epoch_loop._should_check_val_fx(fit_loop._data_fetcher))
-
-
 def _last_ckpt_written_now(trainer: L.Trainer) -> bool:
     """Whether a ``ModelCheckpoint(save_last=True)`` has just saved this same epoch-end state (it runs
     before this callback in ``on_train_epoch_end``): then ``last.ckpt`` is the epoch-end checkpoint and
     a second file with the same content would only cost time."""
     return any(
         isinstance(cb, ModelCheckpoint)
-        and cb.save_last
-        and cb._every_n_train_steps == 0
-        and cb._last_global_step_saved == trainer.global_step
-        and cb._should_save_on_train_epoch_end(trainer)
+        and saved_this_epoch_end(cb, trainer)
         and Path(cb.last_model_path).is_file()
         for cb in trainer.checkpoint_callbacks
     )

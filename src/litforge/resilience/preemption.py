@@ -17,6 +17,7 @@ import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Checkpoint
 
+from litforge._compat.lightning import cluster_environment
 from litforge.errors import LitforgeError
 from litforge.resilience.periodic_checkpoint import PeriodicCheckpoint, epoch_ends_now
 
@@ -100,7 +101,7 @@ class PreemptionCheckpoint(Checkpoint):
 
 
 def _slurm_auto_requeue(trainer: L.Trainer) -> bool:
-    environment = getattr(trainer._accelerator_connector, "cluster_environment", None)
+    environment = cluster_environment(trainer)
     return isinstance(environment, SLURMEnvironment) and environment.auto_requeue
 
 

@@ -11,10 +11,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from litforge.errors import UsageError
 from litforge.resilience.atomic_checkpoint_io import write_atomically
-from litforge.resilience.checkpoint_checksum import CheckpointCorrupt, verify_checkpoint
+from litforge.resilience.checkpoint_file import read_checkpoint
 
 FINISHED_MARKER = "finished.json"
 # Written by ``OnExceptionCheckpoint`` in the middle of a failed step: kept for inspection, never resumed
@@ -35,13 +34,9 @@ def load_checkpoint_safely(path: Path) -> dict[str, Any]:
         CheckpointUnreadable: with the reason, for a truncated, corrupt (checksum mismatch) or foreign file.
     """
     try:
-        verify_checkpoint(path)
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except CheckpointCorrupt as error:
-        raise CheckpointUnreadable(str(error)) from None
-    except Exception as error:  # torch raises many kinds for damaged files
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
-        raise CheckpointUnreadable(f"{path}: {reason}") from None
+        checkpoint = read_checkpoint(path, "checkpoint")
+    except UsageError as error:
+        raise CheckpointUnreadable(str(error).removeprefix("checkpoint: ")) from None
     missing = [k for k in _REQUIRED_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
         raise CheckpointUnreadable(

@@ -1,10 +1,12 @@
-"""Read a checkpoint file someone may have crafted: tensors and plain containers only (``weights_only``).
+"""The one reader of checkpoint files: checksum, then tensors and plain containers only (``weights_only``).
 
-checkpoint = read_checkpoint(Path("runs/classifier/v0/checkpoints/best.ckpt"))   # litforge export --ckpt
+checkpoint = read_checkpoint(Path("runs/classifier/v0/checkpoints/best.ckpt"))   # export, test, resume
 
-A file that weights-only loading refuses is reported as unsafe, never with torch's advice to retry with
-``weights_only=False`` (which would run whatever it holds); a file that is not a checkpoint at all (a zip
-of something else, garbage, a truncated write) as unreadable.
+A file whose content changed after litforge sealed it is refused (``CheckpointCorrupt``); one without a
+seal (plain Lightning) loads with a warning that nothing vouches for it. A file that weights-only loading
+refuses is reported as unsafe, never with torch's advice to retry with ``weights_only=False`` (which would
+run whatever it holds); a file that is not a checkpoint at all (a zip of something else, garbage, a
+truncated write) as unreadable. Tensors are memory-mapped: reading the metadata costs no tensor I/O.
 """
 
 from __future__ import annotations
@@ -20,34 +22,50 @@ from typing import Any
 import torch
 
 from litforge.errors import UsageError
+from litforge.resilience.checkpoint_checksum import CheckpointCorrupt, verify_checkpoint
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint with ``weights_only=True``; ``UsageError`` if missing, not a checkpoint,
-    or holding pickled objects that weights-only loading refuses (torch's advice to load it with
-    ``weights_only=False`` is not repeated: that would run whatever the file holds)."""
+def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
+    """Load a Lightning checkpoint safely (see the module docstring).
+
+    Raises:
+        UsageError: naming ``flag`` and the file, if it is missing, corrupt, not a checkpoint, or holds
+            pickled objects that weights-only loading refuses.
+    """
     if not path.is_file():
-        raise UsageError(f"--ckpt: no such checkpoint file: {path}")
+        raise UsageError(f"{flag}: no such checkpoint file: {path}")
     if zipfile.is_zipfile(path) and not _is_torch_archive(path):
-        raise UsageError(f"--ckpt: {path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
+        raise UsageError(f"{flag}: {path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
+    try:
+        sealed = verify_checkpoint(path)
+    except CheckpointCorrupt as error:
+        raise UsageError(f"{flag}: {error}") from None
+    except OSError as error:
+        raise UsageError(f"{flag}: cannot read {path}: {error.strerror}") from None
+    if not sealed and zipfile.is_zipfile(path):
+        warnings.warn(
+            f"{path} has no litforge checksum (not written by litforge): loaded unverified", stacklevel=2
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says enough
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = torch.load(
+                path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+            )
     except pickle.UnpicklingError as err:
         if not _well_formed_pickle(path):
             raise UsageError(
-                f"--ckpt: {path} is not a readable checkpoint (not a valid pickle stream)"
+                f"{flag}: {path} is not a readable checkpoint (not a valid pickle stream)"
             ) from None
         raise UsageError(
-            f"--ckpt: {path} is refused as unsafe: loading it needs more than tensors and plain containers "
+            f"{flag}: {path} is refused as unsafe: loading it needs more than tensors and plain containers "
             f"({_unpickler_reason(err)}), and unpickling that could run code"
         ) from None
     except Exception as err:  # torch raises many types for truncated or foreign files
         reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
-        raise UsageError(f"--ckpt: {path} is not a readable checkpoint ({reason})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise UsageError(f"--ckpt: {path} has no 'state_dict'; is it a Lightning checkpoint?")
+        raise UsageError(f"{flag}: {path} is not a readable checkpoint ({reason[:200]})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise UsageError(f"{flag}: {path} has no 'state_dict'; is it a Lightning checkpoint?")
     return checkpoint
 
 

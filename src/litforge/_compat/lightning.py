@@ -1,0 +1,105 @@
+"""Lightning's private names that litforge's callbacks, loggers and resilience pieces use, one function each.
+
+Each is checked by ``tests/test_compat.py``: when a Lightning upgrade renames one, that test names it,
+instead of a run crashing at some epoch end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import lightning as L
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from lightning.fabric.utilities.types import _Stateful
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+# -- the fit loop's data -------------------------------------------------------------------------------------
+Stateful = _Stateful  # the protocol Lightning checks to save and restore a loader's state
+set_sampler_epoch = _set_sampler_epoch  # a loader's sampler.set_epoch, as Lightning calls it per epoch
+
+
+def fit_loop_data(trainer: L.Trainer) -> tuple[Any, Any]:
+    """The fit loop's combined train loader and its data fetcher (``None`` before the loop set them up)."""
+    fit_loop = trainer.fit_loop
+    return fit_loop._combined_loader, fit_loop._data_fetcher
+
+
+def drop_pending_loader_states(trainer: L.Trainer) -> None:
+    """Forget the loader states Lightning would restore at its next iterator (litforge restored them)."""
+    trainer.fit_loop._combined_loader_states_to_load = []
+
+
+def validation_follows(trainer: L.Trainer) -> bool:
+    """Whether Lightning runs a validation right after the training batch that just ran (asked in
+    ``on_train_batch_end``): its own rule (``val_check_interval``, ``check_val_every_n_epoch``, time-based
+    intervals, a stop request)."""
+    fit_loop = trainer.fit_loop
+    return bool(fit_loop.epoch_loop._should_check_val_fx(fit_loop._data_fetcher))
+
+
+# -- ModelCheckpoint's bookkeeping ---------------------------------------------------------------------------
+def saved_this_epoch_end(callback: ModelCheckpoint, trainer: L.Trainer) -> bool:
+    """Whether an epoch-end ``ModelCheckpoint(save_last=True)`` has just saved the trainer's current step."""
+    return (
+        bool(callback.save_last)
+        and callback._every_n_train_steps == 0
+        and callback._last_global_step_saved == trainer.global_step
+        and callback._should_save_on_train_epoch_end(trainer)
+    )
+
+
+# -- the strategy and the cluster environment ---------------------------------------------------------------
+def cluster_environment(trainer: L.Trainer) -> Any:
+    """The trainer's cluster environment (``SLURMEnvironment``, ``TorchElasticEnvironment``, ...)."""
+    return getattr(trainer._accelerator_connector, "cluster_environment", None)
+
+
+def process_group_backend(strategy: Any) -> Callable[[], str] | None:
+    """The strategy's function naming its process-group backend (``nccl``/``gloo``), if it has one."""
+    return getattr(strategy, "_get_process_group_backend", None)
+
+
+def process_group_timeout(strategy: Any) -> timedelta | None:
+    """The collective timeout the strategy was configured with, if any."""
+    return getattr(strategy, "_timeout", None)
+
+
+# -- loggers -------------------------------------------------------------------------------------------------
+def logger_experiment(logger: Any) -> Any:
+    """The logger's writer if it was created, without creating it (``logger.experiment`` would)."""
+    return logger._experiment
+
+
+def reopen_tensorboard_at(logger: TensorBoardLogger, step: int) -> None:
+    """Close the logger's event writer; Lightning re-creates it at its next use with ``purge_step=step``
+    (it passes the logger's keyword arguments to ``SummaryWriter``)."""
+    if logger._experiment is not None:
+        logger._experiment.close()
+        logger._experiment = None
+    logger._kwargs["purge_step"] = step
+
+
+# -- timing a trainer method ---------------------------------------------------------------------------------
+def time_calls(trainer: L.Trainer, method: str, record: Callable[[float], None]) -> Callable[[], None]:
+    """Make every call of ``trainer.<method>`` report its seconds to ``record`` (an instance attribute
+    shadows the class's method); returns the function that undoes it."""
+    original = getattr(trainer, method)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            record(time.perf_counter() - start)
+
+    setattr(trainer, method, timed)
+
+    def undo() -> None:
+        if method in vars(trainer):
+            delattr(trainer, method)
+
+    return undo
