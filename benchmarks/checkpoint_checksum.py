@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 from _common import environment, print_table, save_results
 
-from litforge.resilience.atomic_checkpoint_io import AtomicCheckpointIO, write_atomically
+from litforge.atomic_files import write_atomically
+from litforge.resilience.atomic_checkpoint_io import AtomicCheckpointIO
 from litforge.resilience.checkpoint_checksum import verify_checkpoint
 
 TENSOR_ELEMENTS = 1 << 20  # 4 MB of float32 per tensor

@@ -111,5 +111,7 @@ def test_lightning_internals_the_resilience_pieces_read(tmp_path) -> None:
     logger.experiment.add_scalar("x", 1.0, 0)
     assert compat.logger_experiment(logger) is not None
     compat.reopen_tensorboard_at(logger, 5)
-    assert compat.logger_experiment(logger) is None and logger._kwargs["purge_step"] == 5  # the writer uses it
+    assert (
+        compat.logger_experiment(logger) is None and logger._kwargs["purge_step"] == 5
+    )  # the writer uses it
     assert torch.is_tensor(torch.zeros(1))

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from litforge.atomic_files import write_atomically
 from litforge.data import DigitsDataModule
 from litforge.data.seeded_sampler import SeededRandomSampler
 from litforge.data.tensor_loader import TensorBatchLoader
@@ -26,7 +27,6 @@ from litforge.resilience import (
     Preempted,
     resilience_callbacks,
 )
-from litforge.resilience.atomic_checkpoint_io import write_atomically
 from litforge.resilience.resume import EXCEPTION_CHECKPOINT, find_resume_checkpoint, resolve_resume
 from litforge.resilience.rng_state import capture_rng_state, restore_rng_state
 

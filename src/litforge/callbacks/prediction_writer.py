@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from litforge.atomic_files import atomic_path
 from litforge.predictions import csv_columns, output_head
 from litforge.predictions.output_head import Predictions
 
@@ -27,13 +28,14 @@ class CSVPredictionWriter(BasePredictionWriter):
     argmax for class logits, the value for a regression, one column per value for several outputs.
 
     Args:
-        output_path: the CSV file to write (written to ``<name>.tmp`` and renamed at the end).
+        output_path: the CSV file to write (a temporary file beside it, renamed over it at the end).
     """
 
     def __init__(self, output_path: str | Path) -> None:
         super().__init__(write_interval="batch")
         self.output_path = Path(output_path)
         self._handle: Any = None
+        self._commit: contextlib.ExitStack | None = None
         self._writer: Any = None
         self._rows = 0
         self._head: str | None = None
@@ -41,8 +43,9 @@ class CSVPredictionWriter(BasePredictionWriter):
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
-            self.output_path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.output_path.with_suffix(".csv.tmp").open("w", newline="")
+            self._commit = contextlib.ExitStack()  # the CSV replaces output_path when predict ends
+            tmp = self._commit.enter_context(atomic_path(self.output_path))
+            self._handle = self._commit.enter_context(tmp.open("w", newline=""))
             self._writer = csv.writer(self._handle)
             self._rows = 0
             self._head = None
@@ -67,13 +70,17 @@ class CSVPredictionWriter(BasePredictionWriter):
         self._rows += len(predictions)
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._handle is None:
+        if self._commit is None:
             return
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        os.replace(self.output_path.with_suffix(".csv.tmp"), self.output_path)
-        self._handle = self._writer = None
+        self._commit.close()  # closes the file, then renames it over output_path
+        self._commit = self._handle = self._writer = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if self._commit is not None:  # the temporary file goes; an earlier predictions.csv stays
+            self._commit.__exit__(type(exception), exception, exception.__traceback__)
+            self._commit = self._handle = self._writer = None
 
     def _predictions(self, prediction: Any) -> Predictions:
         """A ``predict_step`` output -> predictions: a dict as the module made it, a tensor through the head."""

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
+from litforge.atomic_files import atomic_path
 from litforge.errors import UsageError
 from litforge.export.artifact import Artifact
 from litforge.predictions import csv_columns
@@ -109,13 +109,9 @@ def _is_number(cell: str) -> bool:
 
 
 def write_predictions(path: Path, predictions: Predictions, labels: list[str] | None) -> None:
-    """The ``litforge.predictions.csv_columns`` columns (as ``litforge predict`` writes from a checkpoint) to a
-    temporary file, then renamed into place. (Not ``write_atomically``: its module imports torch, which
-    predicting with an ONNX artifact does not need.)"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    with tmp.open("w", newline="") as handle:
+    """The ``litforge.predictions.csv_columns`` columns (as ``litforge predict`` writes from a checkpoint),
+    written atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(csv_columns.header(predictions, labels))
         writer.writerows(csv_columns.rows(predictions, labels))
-    os.replace(tmp, path)

@@ -11,10 +11,10 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
-import os
 from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from litforge.atomic_files import write_text_atomically
 from litforge.errors import UsageError
 from litforge.predictions.output_head import HEADS
 
@@ -71,9 +71,7 @@ def timestamp() -> str:
 def write(folder: Path, metadata: dict[str, Any]) -> Path:
     """Write ``folder/export.json`` atomically."""
     path = folder / FILENAME
-    tmp = path.with_name(f".{FILENAME}.tmp")
-    tmp.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(metadata, indent=2, allow_nan=False) + "\n")
     return path
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from litforge.atomic_files import atomic_path
 
 if TYPE_CHECKING:  # loading a model.onnx (serve, predict --artifact) needs only onnxruntime
     import torch
@@ -35,40 +36,39 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
     from litforge._compat.torch import quiet_onnx_op_registration
 
     quiet_onnx_op_registration()
-    tmp = path.with_name(f".tmp-{path.name}")
-    info: dict[str, Any]
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                module,
-                spec.inputs,
-                dynamo=True,
-                input_names=spec.input_names,
-                output_names=spec.output_names,
-                dynamic_shapes=spec.dynamic_shapes(),
-                verbose=False,
+    with atomic_path(path) as tmp:
+        info: dict[str, Any]
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    module,
+                    spec.inputs,
+                    dynamo=True,
+                    input_names=spec.input_names,
+                    output_names=spec.output_names,
+                    dynamic_shapes=spec.dynamic_shapes(),
+                    verbose=False,
+                )
+            program.save(str(tmp), external_data=False)
+            info = {"exporter": "dynamo"}
+        except Exception as err:  # the dynamo exporter cannot handle every graph; the legacy one may
+            reason = f"{type(err).__name__}: {first_line(err)}"
+            warnings.warn(
+                f"dynamo ONNX exporter failed ({reason}); falling back to the legacy exporter", stacklevel=2
             )
-        program.save(str(tmp), external_data=False)
-        info = {"exporter": "dynamo"}
-    except Exception as err:  # the dynamo exporter cannot handle every graph; the legacy one may
-        reason = f"{type(err).__name__}: {first_line(err)}"
-        warnings.warn(
-            f"dynamo ONNX exporter failed ({reason}); falling back to the legacy exporter", stacklevel=2
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                spec.inputs,
-                str(tmp),
-                dynamo=False,
-                input_names=spec.input_names,
-                output_names=spec.output_names,
-                dynamic_axes=spec.dynamic_axes,
-            )
-        info = {"exporter": "legacy", "fallback_reason": reason}
-    os.replace(tmp, path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    module,
+                    spec.inputs,
+                    str(tmp),
+                    dynamo=False,
+                    input_names=spec.input_names,
+                    output_names=spec.output_names,
+                    dynamic_axes=spec.dynamic_axes,
+                )
+            info = {"exporter": "legacy", "fallback_reason": reason}
     import onnx
 
     info["opset"] = next(

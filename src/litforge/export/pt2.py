@@ -6,7 +6,6 @@ The recommended PyTorch-native format: a functional graph with named dynamic dim
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from litforge.atomic_files import atomic_path
 from litforge.export.pt2_archive_check import check_pt2_archive
 from litforge.export.spec import ExportSpec
 
@@ -26,9 +26,8 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.export.export(module, spec.inputs, dynamic_shapes=spec.dynamic_shapes(), strict=False)
-    tmp = path.with_name(f".tmp-{path.name}")
-    torch.export.save(program, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.export.save(program, str(tmp))
     return {"exporter": "torch.export.export (non-strict)"}
 
 

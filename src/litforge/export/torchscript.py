@@ -7,7 +7,6 @@ inputs, so data-dependent control flow is frozen to the traced path — parity v
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from litforge.atomic_files import atomic_path
 from litforge.export.pt2 import _torch_runner
 from litforge.export.spec import ExportSpec
 
@@ -30,9 +30,8 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
             traced = module.to_torchscript(method="trace", example_inputs=spec.inputs, check_trace=False)
         else:
             traced = torch.jit.trace(module, spec.inputs, check_trace=False)
-        tmp = path.with_name(f".tmp-{path.name}")
-        torch.jit.save(traced, str(tmp))
-    os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.jit.save(traced, str(tmp))
     return {"exporter": "torch.jit.trace", "deprecated": True}
 
 

@@ -22,7 +22,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import CSVLogger
 
 from litforge._compat.lightning import logger_experiment
-from litforge.resilience.atomic_checkpoint_io import write_atomically
+from litforge.atomic_files import write_atomically
 
 METRICS_FILE = "metrics.csv"
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from litforge.atomic_files import atomic_path
 
 
 def save_image_grid(images: torch.Tensor, path: Path, columns: int | None = None, scale: int = 4) -> Path:
@@ -31,10 +32,8 @@ def save_image_grid(images: torch.Tensor, path: Path, columns: int | None = None
         top, left = pad + (i // columns) * (height + pad), pad + (i % columns) * (width + pad)
         grid[top : top + height, left : left + width] = image
     grid = np.kron(grid, np.ones((scale, scale), dtype=np.float32))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    matplotlib.image.imsave(tmp, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        matplotlib.image.imsave(tmp, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
     return path
 
 

@@ -7,15 +7,14 @@ trainer = L.Trainer(plugins=[AtomicCheckpointIO()])   # litforge adds it to ever
 from __future__ import annotations
 
 import os
-import secrets
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
+from litforge.atomic_files import write_atomically
 from litforge.resilience.checkpoint_checksum import save_checksummed, verify_checkpoint
 
 # Test hook: seconds to wait between writing the temporary file and renaming it, so that tests (and
@@ -56,35 +55,3 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return super().load_checkpoint(
             path, map_location=map_location, weights_only=True if weights_only is None else weights_only
         )
-
-
-def write_atomically(target: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``target`` through ``.<name>.tmp-*`` in its folder: ``write`` fills it (through a binary handle
-    that can also read and seek), it is fsynced and renamed over ``target``, then the folder is fsynced.
-    A reader sees the old file or the new one, never half of one. The file gets the permissions a plain
-    ``open`` would give it (0666 less the umask)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w+b") as handle:  # readable too: ``save_checksummed`` reads back what it wrote
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -11,8 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from litforge.atomic_files import write_atomically
 from litforge.errors import UsageError
-from litforge.resilience.atomic_checkpoint_io import write_atomically
 from litforge.resilience.checkpoint_file import read_checkpoint
 
 FINISHED_MARKER = "finished.json"

@@ -12,9 +12,9 @@ from typing import Any
 
 from jsonargparse import Namespace
 
+from litforge.atomic_files import write_text_atomically
 from litforge.engine.api import FitConfig, parse_fit_config
 from litforge.errors import UsageError
-from litforge.resilience.atomic_checkpoint_io import write_atomically
 from litforge.tune.space import SearchSpace
 
 _RUN_KEYS = ("experiment", "run", "resume")
@@ -74,12 +74,6 @@ class SearchConfig:
                 config[key] = None
         header = "# litforge tune: the best trial's config. Train it with: litforge fit --config best.yaml\n"
         write_text_atomically(path, header + self.fit.dump(config))
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    data = text.encode()
-    write_atomically(path, lambda handle: handle.write(data))
 
 
 def _known_keys(config: Namespace, key: str) -> str:

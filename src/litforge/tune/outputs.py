@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from litforge.tune.fit_config import SearchConfig, write_text_atomically
+from litforge.atomic_files import write_text_atomically
+from litforge.tune.fit_config import SearchConfig
 from litforge.tune.optuna_factories import import_optuna
 from litforge.tune.space import SearchSpace
 
