@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import CONFIGS, TINY_TRAINER
-from litforge.engine.lightning_cli import DEFAULT_CONFIG
+from litforge.engine.config_sources import DEFAULT_CONFIG
 from litforge.errors import UsageError
 
 DIGITS = ["--config", str(DEFAULT_CONFIG)]

@@ -299,12 +299,29 @@ class LitTransformer(L.LightningModule):
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
 
+    def litforge_export_spec(self) -> dict:
+        """What ``litforge export`` needs to serve raw text (docs/export.md): token inputs and the tokenizer."""
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(self.hparams.model_name or _minilm())
+        tokens = tokenizer(
+            ["an example", "another one"], padding="max_length", max_length=8, return_tensors="pt"
+        )
+        axes = {0: "batch", 1: "sequence"}
+        return {
+            "inputs": (tokens["input_ids"], tokens["attention_mask"]),
+            "input_names": ["input_ids", "attention_mask"],
+            "dynamic_axes": {"input_ids": axes, "attention_mask": axes},
+            "request_format": "texts",
+            "save_assets": lambda folder: tokenizer.save_pretrained(str(folder / "tokenizer")),
+        }
+
 
 class ReviewsData(L.LightningDataModule):
-    """Eight short reviews, tokenized once, batches of dicts as a Hugging Face collator gives them."""
+    """Sixteen short reviews, tokenized once, batches of dicts as a Hugging Face collator gives them."""
 
     TEXTS = ["great film", "awful plot", "loved it", "boring and long", "a joy", "terrible acting",
-             "wonderful cast", "waste of time"]  # fmt: skip
+             "wonderful cast", "waste of time"] * 2  # fmt: skip
 
     def __init__(self, model_name: str = "", batch_size: int = 4):
         super().__init__()
@@ -316,7 +333,7 @@ class ReviewsData(L.LightningDataModule):
         tokens = AutoTokenizer.from_pretrained(self.model_name or _minilm())(
             self.TEXTS, padding="max_length", max_length=8, truncation=True, return_tensors="pt"
         )
-        labels = torch.tensor([1, 0] * 4)
+        labels = torch.tensor([1, 0] * 8)
         self.rows = [{"input_ids": i, "attention_mask": m, "labels": y}
                      for i, m, y in zip(tokens["input_ids"], tokens["attention_mask"], labels, strict=True)]  # fmt: skip
 
@@ -334,3 +351,21 @@ class ReviewsData(L.LightningDataModule):
 
     def predict_dataloader(self):
         return self._loader()
+
+
+# -- test scaffolding (not a user module): dies like kill -9 once, at a chosen step ------------------------
+class KillOnce(L.Callback):
+    """SIGKILLs its own process once ``global_step`` reaches ``step`` unless ``marker`` exists (it is
+    created first), so re-running the same command resumes instead of dying again."""
+
+    def __init__(self, step: int, marker: str = "killed"):
+        self.step, self.marker = step, marker
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        import os
+        import signal
+        from pathlib import Path
+
+        if trainer.global_step >= self.step and not Path(self.marker).exists():
+            Path(self.marker).touch()
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -125,7 +125,8 @@ class LitforgeCLI(HookedLightningCLI):
         self._new_folder: Path | None = None
         if isinstance(args, Namespace):  # a complete typed config (engine.api.run_command)
             self._subcommand = args.subcommand
-            self.command_line = CommandLine([], complete=True)
+            model = args[args.subcommand].get("model")
+            self.command_line = CommandLine([], named_classes={"model": class_path_of(model)}, complete=True)
         else:
             # Build the parser of the subcommand being run only: each costs ~0.1 s of jsonargparse work.
             self._subcommand = args[0] if run and args and args[0] in LightningCLI.subcommands() else None
@@ -210,7 +211,9 @@ class LitforgeCLI(HookedLightningCLI):
         defaults = packaged_defaults(self.command_line)
         parser.set_defaults(defaults)
         drop_overridden_defaults(parser, defaults)
-        # Sizes the data knows are linked into the model, so they are never stated twice.
+        if not _is_litforge_model(self.command_line.named_classes.get("model")):
+            return  # a user's own model keeps every argument it declares: no litforge links into it
+        # Sizes the data knows are linked into litforge's models, so they are never stated twice.
         for source, target in (
             ("num_features", "num_features"),
             ("num_classes", "num_classes"),
@@ -437,6 +440,15 @@ class LitforgeCLI(HookedLightningCLI):
     def _report(self, line: str) -> None:
         if self.trainer.is_global_zero and not self.quiet:
             print(line, flush=True)
+
+
+def _is_litforge_model(named: str | None) -> bool:
+    """Whether the model class is one of litforge's (by short name or path); ``None``: the default one."""
+    if named is None:
+        return True
+    import litforge.models
+
+    return named.startswith("litforge.") or named in litforge.models.__all__
 
 
 def _first_missing(path: Path) -> Path | None:

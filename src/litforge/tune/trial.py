@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge.engine import runtime
 from litforge.engine.api import run_command
@@ -30,7 +31,8 @@ class NonFiniteMetric(RuntimeError):
 
 
 class MetricTracker(L.Callback):
-    """Records ``metric`` after every validation epoch and stops the trial when it is not finite.
+    """Records ``metric`` after every validation epoch (after every training epoch for a model without a
+    validation loop) and stops the trial when it is not finite.
 
     Args:
         metric: the logged metric the search optimizes, e.g. ``val_loss``.
@@ -43,8 +45,14 @@ class MetricTracker(L.Callback):
         self.values: list[float] = []
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+        if not trainer.sanity_checking:
+            self._record(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not is_overridden("validation_step", pl_module) or trainer.limit_val_batches == 0:
+            self._record(trainer)  # no validation: the metric is a training one (train_loss)
+
+    def _record(self, trainer: L.Trainer) -> None:
         value = trainer.callback_metrics.get(self.metric)
         if value is None:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
