@@ -28,16 +28,22 @@ time.sleep(120)
 """
 
 
-def test_a_second_process_is_refused_naming_the_holder_until_the_holder_is_killed(tmp_path: Path) -> None:
-    run = tmp_path / "runs" / "classifier" / "dup"
+def hold(run: Path) -> subprocess.Popen:
+    """Another process holding ``run``'s lock (returns once it does)."""
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(run), run_lock.__file__],
         stdout=subprocess.PIPE,
         text=True,
         env=subprocess_env(),
     )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_process_is_refused_naming_the_holder_until_the_holder_is_killed(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "classifier" / "dup"
+    holder = hold(run)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with pytest.raises(
             RunInUse, match=rf"run {run} is in use by another process \(pid {holder.pid}\)"
         ) as info:
@@ -71,14 +77,8 @@ def test_litforge_fit_is_refused_while_another_process_holds_the_run(tmp_path: P
     from cli_helpers import TINY_TRAINER, run_cli
 
     run = tmp_path / "runs" / "classifier" / "dup"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(run), run_lock.__file__],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    )
+    holder = hold(run)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         refused = run_cli("fit", *TINY_TRAINER, "--run", "dup", "--resume", "auto", cwd=tmp_path)
         assert refused.returncode == 2, refused.output
         assert f"in use by another process (pid {holder.pid})" in refused.stderr

@@ -81,6 +81,20 @@ class MyDataModule(L.LightningDataModule):
         return DataLoader(self.test_set, batch_size=self.batch_size)
 
 
+class _TrainAndValidation(L.LightningDataModule):
+    """Loaders over ``train_set`` and ``val_set`` (set in ``setup``); test and predict use the latter."""
+
+    batch_size: int
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.batch_size)
+
+    test_dataloader = predict_dataloader = val_dataloader
+
+
 # -- a regression model: one float per sample, SGD, its own data ---------------------------------------------
 class Regressor(L.LightningModule):
     def __init__(self, n_in: int = 8, lr: float = 0.05):
@@ -112,7 +126,7 @@ class Regressor(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
-class RegressionData(L.LightningDataModule):
+class RegressionData(_TrainAndValidation):
     def __init__(self, batch_size: int = 16):
         super().__init__()
         self.batch_size = batch_size
@@ -122,18 +136,6 @@ class RegressionData(L.LightningDataModule):
         x = torch.randn(192, 8, generator=g)
         y = x @ torch.linspace(-1, 1, 8) + 0.1 * torch.randn(192, generator=g)
         self.train_set, self.val_set = TensorDataset(x[:160], y[:160]), TensorDataset(x[160:], y[160:])
-
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
-
-    def test_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
-
-    def predict_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
 
 
 # -- a dict batch --------------------------------------------------------------------------------------------
@@ -178,7 +180,7 @@ class DictBatchModel(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
-class DictData(L.LightningDataModule):
+class DictData(_TrainAndValidation):
     def __init__(self, batch_size: int = 16):
         super().__init__()
         self.batch_size = batch_size
@@ -186,18 +188,6 @@ class DictData(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         x, y = _blobs(160, 16, 3, seed=2)
         self.train_set, self.val_set = _DictSet(x[:128], y[:128]), _DictSet(x[128:], y[128:])
-
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
-
-    def test_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
-
-    def predict_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
 
 
 # -- manual optimization: two optimizers, a scheduler stepped by hand ---------------------------------------

@@ -40,13 +40,13 @@ class ExportSpec:
     save_assets: Callable[[Path], None] | None = None
 
     def dynamic_shapes(self) -> tuple[dict[int, Any], ...]:
-        """``dynamic_axes`` as ``torch.export`` dynamic shapes (one ``Dim`` per axis name, shared)."""
-        dims: dict[str, Any] = {}
-        shapes = []
-        for name in self.input_names:
-            axes = self.dynamic_axes.get(name, {})
-            shapes.append({int(a): dims.setdefault(n, torch.export.Dim(n)) for a, n in axes.items()})
-        return tuple(shapes)
+        """``dynamic_axes`` as ``torch.export`` dynamic shapes: ``Dim.DYNAMIC`` per named axis, so torch infers
+        each axis's range (a BERT's sequence axis stops at its 512 positions) and fails if the graph
+        would fix an axis the spec calls dynamic."""
+        return tuple(
+            {int(axis): torch.export.Dim.DYNAMIC for axis in self.dynamic_axes.get(name, {})}
+            for name in self.input_names
+        )
 
     def describe_inputs(self) -> list[dict[str, Any]]:
         """Names, dtypes and shapes (dynamic axes by name) for ``export.json``."""
