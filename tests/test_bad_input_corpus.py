@@ -36,6 +36,8 @@ def _write_inputs(folder: Path) -> None:
     with zipfile.ZipFile(folder / "notatorch.ckpt", "w") as archive:
         archive.writestr("readme.txt", "a zip archive, but not one torch.save wrote")
     torch.save({"state_dict": {}, "evil": _Payload()}, folder / "pickled.ckpt")
+    (folder / "afile").write_text("a file where a folder is expected\n")
+    (folder / "export").mkdir()
 
 
 CASES = [
@@ -62,6 +64,15 @@ CASES = [
         ["fit", "--trainer.max_epochs", "2", "--overwrite", "true", "--resume", "auto", "--run", "x"],
         "pass only one",
     ),
+    (["fit", "--trainer.max_epochs", "1", "--trainer.default_root_dir", "afile/runs"], "Not a directory"),
+    (["export", "--ckpt", "notatorch.ckpt"], "not a PyTorch checkpoint"),
+    (["export", "--ckpt", "pickled.ckpt"], "pickled.ckpt is refused as unsafe"),
+    (["export", "--ckpt", "pickled.ckpt", "--model-class", "collections.OrderedDict"], "refused as unsafe"),
+    (["tune", "--space", "binary.yaml"], "binary.yaml"),
+    (["tune", "--space", "list.yaml"], "list.yaml"),
+    (["serve", "export", "--batch-timeout", "-1"], "--batch-timeout"),
+    (["serve", "export", "--max-body-bytes", "-1"], "--max-body-bytes"),
+    (["predict", "--artifact", "export", "--input", "missing.csv"], "export"),
 ]
 
 

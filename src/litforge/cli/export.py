@@ -50,8 +50,11 @@ def build_parser() -> CommandParser:
 
 
 def default_out(ckpt: Path) -> Path:
-    folder = ckpt.resolve().parent
-    return (folder.parent if folder.name == "checkpoints" else folder) / "export"
+    """``<run>/export`` for a checkpoint in a run folder, else ``export/`` next to the checkpoint."""
+    from litforge.engine.run_dir import RunDir
+
+    run = RunDir.of_checkpoint(ckpt)
+    return (run.path if run is not None else ckpt.resolve().parent) / "export"
 
 
 def main(command: str, argv: list[str]) -> int:

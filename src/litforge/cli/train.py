@@ -13,7 +13,7 @@ import errno
 
 from litforge.errors import LitforgeError, UsageError
 
-_NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
+_NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
 
 
 def main(command: str, argv: list[str]) -> int:
@@ -31,7 +31,7 @@ def main(command: str, argv: list[str]) -> int:
         raise
     except Exception as error:  # the user's code (or a library it called) failed while the job ran
         if isinstance(error, OSError) and error.errno in _NOT_ALLOWED and error.filename:
-            # a read-only run folder or a file the user may not read: their setup, not a failed job
+            # a read-only run folder, a root that is a file, a file the user may not read: their setup
             raise UsageError(f"{command}: cannot use {error.filename}: {error.strerror}") from error
         raise UserCodeFailed.from_exception(command, error) from error
     return 0

@@ -57,9 +57,9 @@ from litforge.engine.trainer_setup import (
     has_instance,
 )
 from litforge.errors import UsageError
-from litforge.loggers.resume import KeepEarlierMetrics
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
 from litforge.resilience.elastic_restart import init_process_group_for_restart
+from litforge.resilience.logger_resume import KeepEarlierMetrics
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
 from litforge.resilience.run_lock import RunLock, is_run_owner
 

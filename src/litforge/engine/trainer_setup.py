@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from litforge._compat.lightning_cli import InstantiatorFn
 from litforge.engine.run_dir import RunDir
-from litforge.loggers.resumable_csv import ResumableCSVLogger
+from litforge.resilience.resumable_csv import ResumableCSVLogger
 
 
 class RunConfigCallback(SaveConfigCallback):

@@ -22,6 +22,7 @@ import yaml
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
+from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
 from litforge.predictions.output_head import Classes, declared_classes
@@ -62,9 +63,10 @@ def import_class(class_path: Any, base: type, where: str) -> type:
 
 
 def run_config_file(checkpoint_path: Path) -> Path:
-    """Where the run a checkpoint belongs to keeps its resolved config: ``<run>/config.yaml``."""
-    folder = checkpoint_path.resolve().parent
-    return folder.parent / "config.yaml" if folder.name == "checkpoints" else folder / "config.yaml"
+    """Where the run a checkpoint belongs to keeps its resolved config (``<run>/config.yaml``); for a
+    checkpoint outside a run folder, a ``config.yaml`` next to it."""
+    run = RunDir.of_checkpoint(checkpoint_path)
+    return run.config if run is not None else checkpoint_path.resolve().parent / "config.yaml"
 
 
 def run_config(config_file: Path) -> dict[str, Any]:

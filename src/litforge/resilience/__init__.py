@@ -1,4 +1,6 @@
-"""Crash-proof training: atomic checkpoint files, periodic checkpoints, exact resume, signal handling.
+"""Everything that makes a run resumable: atomic, checksummed checkpoint files (one reader:
+``checkpoint_file``), periodic, preemption and exception checkpoints, RNG and loader state, resume
+resolution, the run-folder lock, and the loggers' side of a resume (``metrics.csv``, TensorBoard).
 
 litforge fit --run my-run --resume auto     # see docs/fault-tolerance.md
 """

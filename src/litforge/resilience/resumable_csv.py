@@ -4,7 +4,7 @@ litforge fit --run my-run --resume auto    # metrics.csv: the rows before the cr
 
 Lightning's ``CSVLogger`` deletes the ``metrics.csv`` it finds in its folder, so a resumed run used to
 lose every row logged before the crash (and its learning-curve plot with them). ``ResumableCSVLogger``
-keeps the file; ``litforge.loggers.resume.KeepEarlierMetrics``, when training starts from a checkpoint
+keeps the file; ``litforge.resilience.logger_resume.KeepEarlierMetrics``, when training starts from a checkpoint
 of global step S, drops the earlier rows of steps S and later (those steps are trained, and logged, again). A fit that does not
 resume drops them all, as Lightning does. A kill at any moment leaves the rows in ``metrics.csv`` (or,
 for the instant Lightning's writer is created, in ``metrics.csv.kept``, which the next run takes back).

@@ -23,7 +23,7 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from litforge._compat.lightning import logger_experiment, reopen_tensorboard_at
-from litforge.loggers.resumable_csv import ResumableCSVLogger
+from litforge.resilience.resumable_csv import ResumableCSVLogger
 
 
 class KeepEarlierMetrics(L.Callback):
