@@ -58,6 +58,7 @@ from litforge.engine.trainer_setup import (
 )
 from litforge.errors import UsageError
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
+from litforge.resilience.checkpoint_file import note_if_unverified
 from litforge.resilience.elastic_restart import init_process_group_for_restart
 from litforge.resilience.logger_resume import KeepEarlierMetrics
 from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
@@ -386,6 +387,7 @@ class LitforgeCLI(HookedLightningCLI):
         ckpt_path = self.config_value(self.config, "ckpt_path")
         if ckpt_path:
             check_checkpoint_fits(Path(ckpt_path), self.model)
+            note_if_unverified(Path(ckpt_path))
         # One process per run folder; DDP ranks that rank 0 started share its run and take no lock.
         lock = RunLock(self.run_dir.path) if subcommand == "fit" and self.run_dir and is_run_owner() else None
         try:

@@ -26,7 +26,7 @@ from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
 from litforge.predictions.output_head import Classes, declared_classes
-from litforge.resilience.checkpoint_file import read_checkpoint
+from litforge.resilience.checkpoint_file import note_if_unverified, read_checkpoint
 
 
 @dataclass
@@ -111,6 +111,7 @@ def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoi
         raise UsageError(f"--ckpt: weights in {path} do not fit {class_path}: {err}") from None
     module.eval()
     loaded = LoadedCheckpoint(module=module, class_path=class_path, checkpoint=path.resolve())
+    note_if_unverified(path)
     loaded.classes = declared_classes(module, _attach_data(loaded, config, data_cls))
     return loaded
 

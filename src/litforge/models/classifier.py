@@ -67,8 +67,8 @@ class Classifier(L.LightningModule):
             raise ValueError(f"hidden_layers must be at least 1, got {hidden_layers}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}")
+        if lr < 0:
+            raise ValueError(f"lr must be 0 or more, got {lr}")
         # The statistics live in buffers (state_dict), so hparams stay small and load_from_checkpoint works.
         self.save_hyperparameters(ignore=["input_mean", "input_std"])
         self.standardize = Standardize(num_features, input_mean, input_std)

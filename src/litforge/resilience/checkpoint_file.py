@@ -3,7 +3,7 @@
 checkpoint = read_checkpoint(Path("runs/classifier/v0/checkpoints/best.ckpt"))   # export, test, resume
 
 A file whose content changed after litforge sealed it is refused (``CheckpointCorrupt``); one without a
-seal (plain Lightning) loads with a warning that nothing vouches for it. A file that weights-only loading
+seal (plain Lightning) loads, and ``note_if_unverified`` says so once the caller has accepted it. A file that weights-only loading
 refuses is reported as unsafe, never with torch's advice to retry with ``weights_only=False`` (which would
 run whatever it holds); a file that is not a checkpoint at all (a zip of something else, garbage, a
 truncated write) as unreadable. Tensors are memory-mapped: reading the metadata costs no tensor I/O.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import pickletools
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -34,23 +35,21 @@ def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
     """
     if not path.is_file():
         raise UsageError(f"{flag}: no such checkpoint file: {path}")
-    if zipfile.is_zipfile(path) and not _is_torch_archive(path):
+    archive = zipfile.is_zipfile(path)  # torch.save's format; a legacy pickle or a truncated file is not
+    if archive and not _is_torch_archive(path):
         raise UsageError(f"{flag}: {path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
     try:
-        sealed = verify_checkpoint(path)
+        if archive:
+            verify_checkpoint(path)
     except CheckpointCorrupt as error:
         raise UsageError(f"{flag}: {error}") from None
     except OSError as error:
         raise UsageError(f"{flag}: cannot read {path}: {error.strerror}") from None
-    if not sealed and zipfile.is_zipfile(path):
-        warnings.warn(
-            f"{path} has no litforge checksum (not written by litforge): loaded unverified", stacklevel=2
-        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says enough
             checkpoint = torch.load(
-                path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+                path, map_location="cpu", weights_only=True, mmap=archive
             )
     except pickle.UnpicklingError as err:
         if not _well_formed_pickle(path):
@@ -67,6 +66,19 @@ def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UsageError(f"{flag}: {path} has no 'state_dict'; is it a Lightning checkpoint?")
     return checkpoint
+
+
+def note_if_unverified(path: Path) -> None:
+    """One line on stderr when ``path`` carries no litforge checksum (written by plain Lightning or
+    ``torch.save``): it is used, but nothing vouches for its content. Callers say it once the file is
+    accepted, so a refused file still gets a single error line."""
+    try:
+        sealed = verify_checkpoint(path)
+    except (CheckpointCorrupt, OSError):
+        return  # read_checkpoint has refused it already
+    if not sealed:
+        print(f"litforge: note: {path} has no litforge checksum (not written by litforge): used unverified",
+              file=sys.stderr)  # fmt: skip
 
 
 def _is_torch_archive(path: Path) -> bool:
