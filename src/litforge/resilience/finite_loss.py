@@ -1,6 +1,11 @@
-"""Stop a run whose loss turns NaN or infinite, before the bad step touches the weights.
+"""Stop a run whose loss turns NaN or infinite, before a checkpoint with the diverged weights is written.
 
 litforge fit --model.lr 1e6        # diverges: stops with one line naming the step and the last checkpoint
+
+On a CPU the loss is read before every backward pass (reading a value there costs nothing), so the run
+stops before the bad update. On an accelerator reading it waits for the device, which would stall the host
+once per step; there the losses stay on the device and are read every ``log_every_n_steps`` steps, before
+every checkpoint and validation, and at each epoch's and the run's end (``PendingLosses``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from litforge.errors import JobFailed
+from litforge.resilience.pending_losses import BadLoss, PendingLosses
 
 
 class NonFiniteLoss(JobFailed):
@@ -20,21 +26,45 @@ class NonFiniteLoss(JobFailed):
 
 
 class FiniteLossGuard(Callback):
-    """Checks the loss before every backward pass and raises ``NonFiniteLoss`` when it is not finite.
+    """Raises ``NonFiniteLoss`` when a training loss is NaN or infinite; no checkpoint after it is written.
 
-    The check runs in ``on_before_backward``, so the optimizer never applies the bad step and no
-    checkpoint with NaN weights is written. In distributed runs all ranks stop together.
+    With ``check_every_n_steps=1`` the loss is read in ``on_before_backward``, so the optimizer never applies
+    the bad step. With N > 1 the losses are collected on the device without a host sync and read every N
+    training batches, before every checkpoint save (``on_save_checkpoint``) and validation, and at each
+    epoch's and the run's end: training may run on for up to N steps, but no checkpoint holds weights
+    updated by a non-finite loss, and the message names the first bad step. A weights-only
+    ``ModelCheckpoint`` (which skips ``on_save_checkpoint``) turns the check back to every step. In
+    distributed runs all ranks stop together.
 
     Args:
         checkpoints: the run's checkpoint folder, named in the message (the newest file there).
+        check_every_n_steps: how often to read the losses. ``None``: every step on a CPU, every
+            ``trainer.log_every_n_steps`` steps on an accelerator (when Lightning reads logged values too).
     """
 
-    def __init__(self, checkpoints: str | Path | None = None) -> None:
+    def __init__(self, checkpoints: str | Path | None = None, check_every_n_steps: int | None = None) -> None:
+        if check_every_n_steps is not None and check_every_n_steps < 1:
+            raise ValueError(f"check_every_n_steps must be >= 1, got {check_every_n_steps}")
         self.checkpoints = Path(checkpoints) if checkpoints is not None else None
+        self.check_every_n_steps = check_every_n_steps
+        self._every = 1
+        self._pending = PendingLosses()
+        self._batches = 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        every = self.check_every_n_steps
+        if every is None:
+            every = 1 if trainer.strategy.root_device.type == "cpu" else max(1, trainer.log_every_n_steps)
+        weights_only = any(getattr(cb, "save_weights_only", False) for cb in trainer.checkpoint_callbacks)
+        self._every = 1 if weights_only else every
+        self._pending, self._batches = PendingLosses(), 0
 
     def on_before_backward(
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
     ) -> None:
+        if self._every > 1:
+            self._pending.add(loss, trainer.current_epoch, trainer.global_step)
+            return
         loss = loss.detach()
         # A scalar loss (the usual case): one .item() (0.2 us on a CPU, against 7 us for isfinite().all() on a
         # tensor). Both wait for the device, as any check of the value must.
@@ -46,8 +76,55 @@ class FiniteLossGuard(Callback):
         value = loss.float().flatten()[0].item() if loss.numel() else float("nan")
         raise NonFiniteLoss(
             f"training loss is {value} at epoch {trainer.current_epoch}, global step {trainer.global_step}; "
-            f"stopped before the update. Last good checkpoint: {self._newest_checkpoint()}. Try a lower "
-            "learning rate or --trainer.gradient_clip_val 1.0"
+            f"stopped before the update. {self._advice(trainer)}"
+        )
+
+    # -- the deferred check (check_every_n_steps > 1) ------------------------------------------------------
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
+        self._batches += 1
+        if self._every > 1 and self._batches % self._every == 0:
+            self.check_pending(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self.check_pending(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.check_pending(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check_pending(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check_pending(trainer)
+
+    def check_pending(self, trainer: L.Trainer) -> None:
+        """Read the losses collected since the last check (one host sync) and raise on a non-finite one.
+        Every rank must call it at the same point (it agrees with the others in distributed runs)."""
+        if self._every == 1:
+            return
+        found = self._pending.first_non_finite()
+        bad = found is not None
+        if trainer.world_size > 1:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if bad:
+            raise NonFiniteLoss(f"{self._found_late(found, trainer)} {self._advice(trainer)}")
+
+    def _found_late(self, found: BadLoss | None, trainer: L.Trainer) -> str:
+        where = (
+            f"training loss is {found.value} at epoch {found.epoch}, global step {found.global_step}"
+            if found is not None
+            else "training loss is not finite on another process"
+        )
+        return (
+            f"{where} (read at step {trainer.global_step}: the loss is read every {self._every} steps and "
+            "before every checkpoint); stopped, no checkpoint after it was written."
+        )
+
+    def _advice(self, trainer: L.Trainer) -> str:
+        return (
+            f"Last good checkpoint: {self._newest_checkpoint()}. Try a lower learning rate or "
+            "--trainer.gradient_clip_val 1.0"
         )
 
     def _newest_checkpoint(self) -> str:
