@@ -20,6 +20,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.data import extract_batch_size
 
+from litforge.resilience.async_checkpoint import background_save_timings
+
 
 class PerfSummary(Callback):
     """Times every training step on the host, without synchronising with the accelerator.
@@ -147,11 +149,24 @@ class PerfSummary(Callback):
             "validation_s": self._validation,
             "checkpoint_s": self._checkpoint,
             "checkpoints_saved": self._checkpoints,
+            **_background_saves(trainer),
             "peak_rss_mib": peak_rss_mib(),
             "peak_gpu_allocated_mib": (
                 torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
             ),
         }
+
+
+def _background_saves(trainer: L.Trainer) -> dict[str, Any]:
+    """Periodic checkpoints written in the background: how many, and per save the seconds training waited
+    (state copied to host memory) and the seconds the writer thread took (file written, fsynced, renamed)."""
+    timings = background_save_timings(trainer)
+    count = len(timings)
+    return {
+        "checkpoints_in_background": count,
+        "checkpoint_blocked_s_per_save": sum(t.blocked_s for t in timings) / count if count else None,
+        "checkpoint_background_s_per_save": sum(t.background_s for t in timings) / count if count else None,
+    }
 
 
 def print_summary(summary: dict[str, Any], path: Path) -> None:
@@ -178,6 +193,12 @@ def print_summary(summary: dict[str, Any], path: Path) -> None:
         (
             "time saving checkpoints",
             fmt(summary["checkpoint_s"], ".2f", f" s ({summary['checkpoints_saved']} saved)"),
+        ),
+        (
+            "background saves: blocked / written",
+            f"{fmt(summary['checkpoint_blocked_s_per_save'], '.3f')} / "
+            f"{fmt(summary['checkpoint_background_s_per_save'], '.3f')} s per save "
+            f"({summary['checkpoints_in_background']})",
         ),
         ("fit wall time", fmt(summary["fit_s"], ".2f", " s")),
         ("peak memory (RSS)", fmt(summary["peak_rss_mib"], ",.0f", " MiB")),

@@ -18,13 +18,19 @@ from litforge.resilience.rng_state import RNGState
 
 
 def resilience_callbacks(
-    checkpoints: Path, every_n_train_steps: int = DEFAULT_EVERY_N_STEPS, checkpointing: bool = True
+    checkpoints: Path,
+    every_n_train_steps: int = DEFAULT_EVERY_N_STEPS,
+    checkpointing: bool = True,
+    every_n_minutes: float | None = None,
 ) -> list[Callback]:
-    """RNG state, loader-state fix and finite-loss guard; with ``checkpointing`` also the periodic,
+    """RNG state, loader-state fix and finite-loss guard; with ``checkpointing`` also the periodic
+    (every ``every_n_train_steps`` steps and/or ``every_n_minutes``, written in the background),
     preemption and on-exception checkpoints into ``checkpoints``."""
     callbacks: list[Callback] = [RNGState(), RestoreLoaderState(), FiniteLossGuard(checkpoints)]
     if checkpointing:
-        periodic = PeriodicCheckpoint(checkpoints, every_n_train_steps=every_n_train_steps)
+        periodic = PeriodicCheckpoint(
+            checkpoints, every_n_train_steps=every_n_train_steps, every_n_minutes=every_n_minutes
+        )
         callbacks += [
             periodic,
             PreemptionCheckpoint(periodic),

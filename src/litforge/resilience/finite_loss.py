@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from litforge.errors import JobFailed
+from litforge.resilience.async_checkpoint import wait_for_checkpoint_writes
 from litforge.resilience.pending_losses import BadLoss, PendingLosses
 
 
@@ -122,6 +123,7 @@ class FiniteLossGuard(Callback):
         )
 
     def _advice(self, trainer: L.Trainer) -> str:
+        wait_for_checkpoint_writes(trainer)  # the newest checkpoint may still be on its way to the disk
         return (
             f"Last good checkpoint: {self._newest_checkpoint()}. Try a lower learning rate or "
             "--trainer.gradient_clip_val 1.0"
