@@ -11,7 +11,9 @@ autocast) on the same ``SequenceTaskDataModule`` batches; compiled variants comp
 with ``torch.cuda.synchronize()`` at both ends (hand-written loop: in the loop; Lightning and litforge:
 ``_step_window.StepWindow``, a callback). ``wall_s`` is the whole process, start-up and compilation
 included. ``x_loop`` is the hand-written loop's ms/step over the variant's, in the same compile mode
-(1.0 = as fast as the loop). The checkpoint variant saves every ``--checkpoint-every`` steps inside the
+(1.0 = as fast as the loop). ``mfu``: the FLOPs per step litforge counted (its ``perf.json``) over
+ms/step and the GPU's dense 16-bit peak (GPUs in litforge's table only); ``recompiles``: what Dynamo
+recompiled in litforge's runs. The checkpoint variant saves every ``--checkpoint-every`` steps inside the
 window; its extra time per save and the share it would cost at the default interval (200 steps) are
 reported beside the blocked and background seconds per save from its ``perf.json``. Writes
 benchmarks/results/gpu_throughput.json (or ``--out``) and prints a Markdown table.
@@ -249,6 +251,22 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             row["x_loop"] = loops[row["compile"]] / row["ms_per_step"]
 
 
+def add_utilisation(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """MFU of every variant: the FLOPs per step litforge counted (its perf.json, from a run without
+    activation checkpointing, whose recomputation is not model work) over ms/step and the GPU's peak."""
+    counted = [
+        row["perf"]
+        for row in rows
+        if "perf" in row and row["perf"].get("flops_per_batch") and "activation" not in row["name"]
+    ]
+    if not counted or counted[0].get("peak_flops") is None:
+        return None
+    flops, peak = counted[0]["flops_per_batch"], counted[0]["peak_flops"]
+    for row in rows:
+        row["mfu"] = flops / (row["ms_per_step"] / 1e3) / peak
+    return {"flops_per_step": flops, "peak_flops": peak}
+
+
 def checkpoint_cost(rows: list[dict[str, Any]], steps: int) -> dict[str, Any] | None:
     """Extra time per periodic save (the checkpoint variant against the same litforge run without saves
     in the window) and the share of training time it would cost at the default interval."""
@@ -307,14 +325,17 @@ def main() -> None:
     print(f"gpu_throughput: {env['device']}, torch {env['torch']}; {shape}", flush=True)
     rows = [run_one(variant, shape) for variant in chosen]
     add_ratios(rows)
+    for row in rows:  # what torch.compile built in litforge's runs
+        row["recompiles"] = row.get("perf", {}).get("recompiles")
     record = {
         "environment": env,
         "shape": shape,
         "rows": rows,
+        "utilisation": add_utilisation(rows),
         "checkpointing": checkpoint_cost(rows, args.steps),
     }
     print()
-    print_table(rows, ["name", "ms_per_step", "x_loop", "peak_gpu_mib", "wall_s"])
+    print_table(rows, ["name", "ms_per_step", "x_loop", "mfu", "peak_gpu_mib", "recompiles", "wall_s"])
     if record["checkpointing"]:
         print("\nperiodic checkpoints:", json.dumps(record["checkpointing"], indent=1))
     print(f"\nsaved {save_results('gpu_throughput', record, path=args.out)}")

@@ -64,3 +64,22 @@ def test_torch_pytree_and_the_onnx_exporters_logger() -> None:
     assert torch_compat.tree_leaves({"a": [1, (2, 3)]}) == [1, 2, 3]
     assert torch_compat.tree_map(lambda x: x * 2, [1, {"b": 2}]) == [2, {"b": 4}]
     importlib.import_module(torch_compat._ONNX_REGISTRATION_LOGGER)  # the logger is named after its module
+
+
+def test_dynamo_counts_graphs_and_recompilations() -> None:
+    import torch
+
+    from litforge._compat.torch import compiled_graph_count, recompilation_ids
+
+    graphs, recompiles = compiled_graph_count(), recompilation_ids()
+
+    @torch.compile(backend="eager", dynamic=False)
+    def double(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    double(torch.ones(3))
+    double(torch.ones(3))  # the same guards: no new graph
+    assert compiled_graph_count() == graphs + 1 and recompilation_ids() == recompiles
+    double(torch.ones(3, dtype=torch.float64))  # another dtype: a guard fails, Dynamo recompiles
+    assert compiled_graph_count() == graphs + 2
+    assert len(recompilation_ids() - recompiles) == 1
