@@ -51,11 +51,13 @@ class EpochStats(nn.Module):
         # index_add_ rather than bincount: CUDA's bincount uses atomics, which deterministic mode forbids,
         # while index_add_ has a deterministic CUDA kernel. In place, not +=: augmented assignment re-sets
         # the attribute through nn.Module.__setattr__.
-        scored = torch.ones_like(target, dtype=self.hits.dtype)
-        if self.ignore_index is not None:  # masks, not boolean indexing (which waits for the device)
+        correct = (logits.argmax(dim=-1) == target).to(self.hits.dtype)
+        if self.ignore_index is None:
+            scored = torch.ones_like(correct)
+        else:  # masks, not boolean indexing (which waits for the device)
             valid = target != self.ignore_index
             target, scored = torch.where(valid, target, 0), valid.to(self.hits.dtype)
-        correct = (logits.argmax(dim=-1) == target).to(self.hits.dtype) * scored
+            correct = correct * scored
         self.hits.index_add_(0, target, correct)
         self.support.index_add_(0, target, scored)
         weight = target.numel() if weight is None else weight
