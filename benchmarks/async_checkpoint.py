@@ -3,13 +3,15 @@
 
 python benchmarks/async_checkpoint.py              # a 300 MB state (weights + AdamW moments), 3 saves each
 python benchmarks/async_checkpoint.py --mb 100 --saves 5
+python benchmarks/async_checkpoint.py --mb 1000 --device cuda   # the state on a GPU, as in training
 
 Per save: ``blocked_s``, the time the caller waits (what training loses); ``background_s``, the time the
 write goes on after that; ``work_s``, a fixed amount of matrix work run right after the save returns (while
-a background write runs), against ``work_s_idle`` with no write in flight: what the write costs the
-training that overlaps it. On a GPU the state is copied from device memory, which is the part a
-background save keeps on the training path (see gpu_throughput.py for that measurement). Writes
-benchmarks/results/async_checkpoint.json.
+a background write runs; on the state's device), against ``work_s_idle`` with no write in flight: what
+the write costs the training that overlaps it. With ``--device cuda`` the state lives on the GPU: the
+synchronous save and Lightning's thread copy it to the host inside ``torch.save``, Lightning first clones
+it on the GPU, torch's stager copies it and synchronises the device, litforge queues copies into pinned
+buffers. Writes benchmarks/results/async_checkpoint.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -40,15 +42,15 @@ METHODS = (
 )
 
 
-def state(megabytes: int) -> dict[str, Any]:
-    """A Lightning-like checkpoint: weights, two AdamW moments per weight (a third each), metadata."""
+def state(megabytes: int, device: str) -> dict[str, Any]:
+    """A Lightning-like checkpoint on ``device``: weights, two AdamW moments per weight, metadata."""
     tensors = max(1, megabytes // 12)  # 4 MiB weight + 2 x 4 MiB moments per layer
-    weights = {f"layer{i}.weight": torch.randn(1024, 1024) for i in range(tensors)}
+    weights = {f"layer{i}.weight": torch.randn(1024, 1024, device=device) for i in range(tensors)}
     return {
         "state_dict": weights,
         "optimizer_states": [
             {
-                "state": {i: {"exp_avg": torch.randn(1024, 1024), "exp_avg_sq": torch.rand(1024, 1024)} for i in range(tensors)},
+                "state": {i: {"exp_avg": torch.randn(1024, 1024, device=device), "exp_avg_sq": torch.rand(1024, 1024, device=device)} for i in range(tensors)},
                 "param_groups": [{"lr": 1e-3, "params": list(range(tensors))}],
             }
         ],
@@ -57,13 +59,21 @@ def state(megabytes: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def work() -> float:
-    """A fixed amount of matrix work (a stand-in for training steps); its duration."""
-    a = torch.randn(384, 384)
+def work(device: str) -> float:
+    """A fixed amount of matrix work on ``device`` (a stand-in for training steps); its duration."""
+    size, rounds = (4096, 200) if device == "cuda" else (384, 150)
+    a = torch.randn(size, size, device=device) / size**0.5
+    _synchronize(device)
     start = time.perf_counter()
-    for _ in range(150):
+    for _ in range(rounds):
         a = torch.tanh(a @ a)
+    _synchronize(device)
     return time.perf_counter() - start
+
+
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 class TimedAtomicIO(AtomicCheckpointIO):
@@ -118,19 +128,21 @@ class Saver:
 
 def worker(config: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(0)
-    checkpoint = state(config["mb"])
+    device = config["device"]
+    checkpoint = state(config["mb"], device)
     megabytes = sum(t.numel() * t.element_size() for t in _tensors(checkpoint)) / 2**20
     saver = Saver(config["method"])
-    idle = statistics.median(work() for _ in range(3))
+    idle = statistics.median(work(device) for _ in range(3))
     rows = []
     with tempfile.TemporaryDirectory(prefix="async-checkpoint-", dir=config["dir"]) as tmp:
         for index in range(config["saves"]):
             for tensor in _tensors(checkpoint):  # training changed the state since the last save
                 tensor.add_(1e-3)
+            _synchronize(device)
             start = time.perf_counter()
             saver.save(checkpoint, Path(tmp) / f"step-{index}.ckpt")
             returned = time.perf_counter()
-            busy = work()
+            busy = work(device)
             finished = saver.done()
             rows.append(
                 {"blocked_s": returned - start, "background_s": max(0.0, finished - returned), "work_s": busy}
@@ -155,17 +167,23 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=300, help="approximate state size in MB")
     parser.add_argument("--saves", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where to write (default: the system's temporary folder)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: benchmarks/results/async_checkpoint.json"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     options = worker_or_shape(parser.parse_args(), worker)
     if options is None:
         return
     env = environment()
-    rows = [run_variant(__file__, {**options, "method": method}) for method in METHODS]
+    rows = [run_variant(__file__, {**options, "out": None, "method": method}) for method in METHODS]
     print(
         f"{env['device']}, torch {env['torch']}; {rows[0]['state_mb']:.0f} MB, {options['saves']} saves each"
     )
     print_table(rows, ["name", "blocked_s", "background_s", "work_s", "work_s_idle"])
-    print(f"saved {save_results('async_checkpoint', {'environment': env, 'options': options, 'rows': rows})}")
+    out = options.pop("out")
+    record = {"environment": env, "options": options, "rows": rows}
+    print(f"saved {save_results('async_checkpoint', record, path=out)}")
 
 
 if __name__ == "__main__":

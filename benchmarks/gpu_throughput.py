@@ -13,9 +13,11 @@ with ``torch.cuda.synchronize()`` at both ends (hand-written loop: in the loop; 
 included. ``x_loop`` is the hand-written loop's ms/step over the variant's, in the same compile mode
 (1.0 = as fast as the loop). ``mfu``: the FLOPs per step litforge counted (its ``perf.json``) over
 ms/step and the GPU's dense 16-bit peak (GPUs in litforge's table only); ``recompiles``: what Dynamo
-recompiled in litforge's runs. The checkpoint variant saves every ``--checkpoint-every`` steps inside the
-window; its extra time per save and the share it would cost at the default interval (200 steps) are
-reported beside the blocked and background seconds per save from its ``perf.json``. Writes
+recompiled in litforge's runs. The checkpoint variant saves every ``--checkpoint-every`` steps in a
+window of ``--checkpoint-steps`` (long enough for each background write to end before the next save,
+as at the default interval); its extra time per save and the share it would cost at the default
+interval (200 steps) are reported beside the blocked and background seconds per save from its
+``perf.json``. Writes
 benchmarks/results/gpu_throughput.json (or ``--out``) and prints a Markdown table.
 """
 
@@ -39,27 +41,33 @@ DEFAULT_CHECKPOINT_INTERVAL = 200  # litforge's --checkpoint_every_n_steps defau
 
 
 # -- the variants ------------------------------------------------------------------------------------
-def variants(compile_modes: list[bool], checkpoint_every: int) -> list[dict[str, Any]]:
-    """The variants to run, in order: each framework in each compile mode, then litforge's extras
-    (periodic checkpoints, activation checkpointing) in the last mode."""
+def variants(compile_modes: list[bool], checkpoint_every: int, checkpoint_steps: int) -> list[dict[str, Any]]:
+    """The variants to run, in order: each framework in each compile mode, the first mode's group followed
+    by litforge's extras in that mode (periodic checkpoints, activation checkpointing), so that a run cut
+    short keeps the figures that matter most."""
     rows: list[dict[str, Any]] = []
     for compiled in compile_modes:
         tag = "compiled" if compiled else "eager"
         rows += [
             {"name": f"loop {tag}", "runner": "loop", "compile": compiled},
-            {"name": f"lightning {tag}", "runner": "lightning", "compile": compiled, "summary": True},
-            {"name": f"lightning {tag}, no summary", "runner": "lightning", "compile": compiled, "summary": False},
             {"name": f"litforge {tag}", "runner": "litforge", "compile": compiled, "flags": []},
+            {"name": f"lightning {tag}, no summary", "runner": "lightning", "compile": compiled, "summary": False},
+            {"name": f"lightning {tag}", "runner": "lightning", "compile": compiled, "summary": True},
         ]  # fmt: skip
-    compiled, tag = compile_modes[-1], "compiled" if compile_modes[-1] else "eager"
+        if compiled is compile_modes[0]:
+            rows += _extras(compiled, tag, checkpoint_every, checkpoint_steps)
+    return rows
+
+
+def _extras(compiled: bool, tag: str, checkpoint_every: int, checkpoint_steps: int) -> list[dict[str, Any]]:
     return [
-        *rows,
         {
             "name": f"litforge {tag}, checkpoint every {checkpoint_every}",
             "runner": "litforge",
             "compile": compiled,
             "flags": ["--checkpoint_every_n_steps", str(checkpoint_every)],
             "checkpoint_every": checkpoint_every,
+            "steps": checkpoint_steps,  # a longer window: each background write ends before the next save
         },
         {
             "name": f"litforge {tag}, activation checkpointing",
@@ -230,6 +238,7 @@ def _litforge_config(variant: dict[str, Any], shape: dict[str, Any], root: Path)
 
 # -- the driver --------------------------------------------------------------------------------------
 def run_one(variant: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
+    shape = {**shape, "steps": variant.get("steps", shape["steps"])}
     start = time.perf_counter()
     if variant["runner"] == "litforge":
         result = run_litforge(variant, shape)
@@ -245,8 +254,9 @@ def run_one(variant: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     """``x_loop``: the hand-written loop's ms/step (same compile mode) over the variant's."""
-    loops = {row["compile"]: row["ms_per_step"] for row in rows if row["name"].startswith("loop")}
-    for row in rows:
+    measured = [row for row in rows if "ms_per_step" in row]
+    loops = {row["compile"]: row["ms_per_step"] for row in measured if row["name"].startswith("loop")}
+    for row in measured:
         if row["compile"] in loops:
             row["x_loop"] = loops[row["compile"]] / row["ms_per_step"]
 
@@ -262,19 +272,22 @@ def add_utilisation(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not counted or counted[0].get("peak_flops") is None:
         return None
     flops, peak = counted[0]["flops_per_batch"], counted[0]["peak_flops"]
-    for row in rows:
+    for row in (row for row in rows if "ms_per_step" in row):
         row["mfu"] = flops / (row["ms_per_step"] / 1e3) / peak
     return {"flops_per_step": flops, "peak_flops": peak}
 
 
-def checkpoint_cost(rows: list[dict[str, Any]], steps: int) -> dict[str, Any] | None:
+def checkpoint_cost(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Extra time per periodic save (the checkpoint variant against the same litforge run without saves
     in the window) and the share of training time it would cost at the default interval."""
     saving = next((row for row in rows if "checkpoint_every" in row), None)
-    if saving is None or not saving.get("saves_in_window"):
+    base_name = f"litforge {'compiled' if saving and saving['compile'] else 'eager'}"
+    base = next((row for row in rows if row["name"] == base_name and "ms_per_step" in row), None)
+    if saving is None or base is None or not saving.get("saves_in_window"):
         return None
-    base = next(r for r in rows if r["name"] == f"litforge {'compiled' if saving['compile'] else 'eager'}")
-    per_save_s = (saving["ms_per_step"] - base["ms_per_step"]) * steps / saving["saves_in_window"] / 1e3
+    per_save_s = (
+        (saving["ms_per_step"] - base["ms_per_step"]) * saving["steps"] / saving["saves_in_window"] / 1e3
+    )
     perf = saving["perf"]
     return {
         "variant": saving["name"],
@@ -284,6 +297,20 @@ def checkpoint_cost(rows: list[dict[str, Any]], steps: int) -> dict[str, Any] | 
         "blocked_s_per_save": perf.get("checkpoint_blocked_s_per_save"),
         "background_s_per_save": perf.get("checkpoint_background_s_per_save"),
         "checkpoints_saved": perf.get("checkpoints_saved"),
+    }
+
+
+def summarise(env: dict[str, Any], shape: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON record: the rows with their ratios, MFU and recompiles, and the checkpoint cost."""
+    add_ratios(rows)
+    for row in rows:  # what torch.compile built in litforge's runs
+        row["recompiles"] = row.get("perf", {}).get("recompiles")
+    return {
+        "environment": env,
+        "shape": shape,
+        "rows": rows,
+        "utilisation": add_utilisation(rows),
+        "checkpointing": checkpoint_cost(rows),
     }
 
 
@@ -299,7 +326,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=8, help="steps before the timed window")
     parser.add_argument("--precision", default="bf16-mixed", help="bf16-mixed, 16-mixed or 32-true")
     parser.add_argument("--compile", choices=("both", "on", "off"), default="both")
-    parser.add_argument("--checkpoint-every", type=int, default=10, help="the checkpoint variant's interval")
+    parser.add_argument("--checkpoint-every", type=int, default=50, help="the checkpoint variant's interval")
+    parser.add_argument(
+        "--checkpoint-steps", type=int, default=150, help="the checkpoint variant's timed steps"
+    )
     parser.add_argument("--only", default="", help="comma-separated variant names to run (default: all)")
     parser.add_argument(
         "--out", type=Path, default=None, help="default: benchmarks/results/gpu_throughput.json"
@@ -316,29 +346,33 @@ def main() -> None:
         key: getattr(args, key)
         for key in ("d_model", "n_layers", "n_heads", "seq_len", "batch", "vocab", "steps", "warmup", "precision")
     }  # fmt: skip
-    modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
-    chosen = variants(modes, args.checkpoint_every)
+    modes = {"both": [True, False], "on": [True], "off": [False]}[args.compile]
+    chosen = variants(modes, args.checkpoint_every, args.checkpoint_steps)
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")}
         chosen = [v for v in chosen if v["name"] in wanted]
     env = environment()
     print(f"gpu_throughput: {env['device']}, torch {env['torch']}; {shape}", flush=True)
-    rows = [run_one(variant, shape) for variant in chosen]
-    add_ratios(rows)
-    for row in rows:  # what torch.compile built in litforge's runs
-        row["recompiles"] = row.get("perf", {}).get("recompiles")
-    record = {
-        "environment": env,
-        "shape": shape,
-        "rows": rows,
-        "utilisation": add_utilisation(rows),
-        "checkpointing": checkpoint_cost(rows, args.steps),
-    }
+    if not chosen:
+        raise SystemExit(f"no variant named {args.only!r}")
+    rows: list[dict[str, Any]] = []
+    for variant in chosen:  # saved after each variant: a run cut short keeps what it measured
+        try:
+            rows.append(run_one(variant, shape))
+        except SystemExit as failure:  # one variant failing does not lose the others
+            print(failure, file=sys.stderr, flush=True)
+            rows.append(
+                {"name": variant["name"], "compile": variant["compile"], "error": str(failure)[-2000:]}
+            )
+        record = summarise(env, shape, rows)
+        path = save_results("gpu_throughput", record, path=args.out)
     print()
     print_table(rows, ["name", "ms_per_step", "x_loop", "mfu", "peak_gpu_mib", "recompiles", "wall_s"])
     if record["checkpointing"]:
         print("\nperiodic checkpoints:", json.dumps(record["checkpointing"], indent=1))
-    print(f"\nsaved {save_results('gpu_throughput', record, path=args.out)}")
+    print(f"\nsaved {path}")
+    if any("error" in row for row in rows):
+        raise SystemExit("some variants failed (their rows hold the error)")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ from cli_helpers import REPO
 
 TINY = [
     "--d-model", "32", "--n-layers", "1", "--n-heads", "2", "--seq-len", "16", "--batch", "4",
-    "--steps", "6", "--warmup", "2", "--precision", "32-true", "--compile", "off", "--checkpoint-every", "2",
+    "--steps", "6", "--warmup", "2", "--precision", "32-true", "--compile", "off",
+    "--checkpoint-every", "2", "--checkpoint-steps", "6",
 ]  # fmt: skip
 EAGER_VARIANTS = [
     "loop eager",
-    "lightning eager",
-    "lightning eager, no summary",
     "litforge eager",
+    "lightning eager, no summary",
+    "lightning eager",
     "litforge eager, checkpoint every 2",
     "litforge eager, activation checkpointing",
 ]
