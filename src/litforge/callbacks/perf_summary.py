@@ -238,15 +238,17 @@ def print_summary(summary: dict[str, Any], path: Path) -> None:
             "time saving checkpoints",
             fmt(summary["checkpoint_s"], ".2f", f" s ({summary['checkpoints_saved']} saved)"),
         ),
-        (
-            "background saves: blocked / written",
-            f"{fmt(summary['checkpoint_blocked_s_per_save'], '.3f')} / "
-            f"{fmt(summary['checkpoint_background_s_per_save'], '.3f')} s per save "
-            f"({summary['checkpoints_in_background']})",
-        ),
         ("fit wall time", fmt(summary["fit_s"], ".2f", " s")),
         ("peak memory (RSS)", fmt(summary["peak_rss_mib"], ",.0f", " MiB")),
     ]
+    if summary["checkpoints_in_background"]:
+        rows.append(
+            (
+                "background saves: blocked / written",
+                f"{summary['checkpoint_blocked_s_per_save']:.3f} / "
+                f"{summary['checkpoint_background_s_per_save']:.3f} s per save",
+            )
+        )
     if summary["mfu"] is not None:
         rows.append(("model FLOPs utilisation (MFU)", fmt(summary["mfu"], ".1%")))
     if summary["compiled_graphs"]:
