@@ -95,10 +95,10 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
 
 
-def save_results(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` atomically."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def save_results(name: str, payload: dict[str, Any], path: Path | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (or ``path``) atomically."""
+    path = path or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(tmp, path)

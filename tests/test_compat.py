@@ -115,3 +115,22 @@ def test_lightning_internals_the_resilience_pieces_read(tmp_path) -> None:
         compat.logger_experiment(logger) is None and logger._kwargs["purge_step"] == 5
     )  # the writer uses it
     assert torch.is_tensor(torch.zeros(1))
+
+
+def test_dynamo_counts_graphs_and_recompilations() -> None:
+    import torch
+
+    from litforge._compat.torch import compiled_graph_count, recompilation_ids
+
+    graphs, recompiles = compiled_graph_count(), recompilation_ids()
+
+    @torch.compile(backend="eager", dynamic=False)
+    def double(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    double(torch.ones(3))
+    double(torch.ones(3))  # the same guards: no new graph
+    assert compiled_graph_count() == graphs + 1 and recompilation_ids() == recompiles
+    double(torch.ones(3, dtype=torch.float64))  # another dtype: a guard fails, Dynamo recompiles
+    assert compiled_graph_count() == graphs + 2
+    assert len(recompilation_ids() - recompiles) == 1

@@ -70,7 +70,7 @@ def test_unknown_profiler_name_is_a_usage_error(cli) -> None:
 
 
 def test_fit_writes_perf_json_with_sane_values(cli, tmp_path: Path) -> None:
-    result = cli("fit", *TINY_TRAINER, "--run", "r")
+    result = cli("fit", *TINY_TRAINER, "--run", "r", "--checkpoint_every_n_steps", "2")
     assert result.returncode == 0, result.output
     assert "train samples/s" in result.stdout and "perf.json" in result.stdout
     perf = json.loads((tmp_path / RUN / "perf.json").read_text())
@@ -84,5 +84,8 @@ def test_fit_writes_perf_json_with_sane_values(cli, tmp_path: Path) -> None:
     assert 0 <= perf["data_wait_share"] < 1
     assert perf["validation_s"] > 0
     assert perf["checkpoints_saved"] >= 2 and perf["checkpoint_s"] > 0  # best + last after each epoch
+    # periodic saves at steps 2, 4, 6 and 8 (step 10 ends the run), written in the background
+    assert perf["checkpoints_in_background"] >= 4
+    assert perf["checkpoint_blocked_s_per_save"] > 0 and perf["checkpoint_background_s_per_save"] > 0
     assert perf["train_s"] + perf["validation_s"] + perf["checkpoint_s"] <= perf["fit_s"]
     assert perf["peak_rss_mib"] > 50 and perf["peak_gpu_allocated_mib"] is None

@@ -1,4 +1,4 @@
-"""The default model trains without a host sync per step, and its logged metrics stay correct."""
+"""litforge's models train without a host sync per step, and their logged metrics stay correct."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from litforge.callbacks import PlainProgressBar
-from litforge.data import DigitsDataModule
-from litforge.models import Classifier
+from litforge.data import DigitsDataModule, SequenceTaskDataModule
+from litforge.data.sequence import IGNORE_INDEX
+from litforge.models import Classifier, SequenceTransformer
 
 
 def _model(data: DigitsDataModule) -> Classifier:
@@ -35,11 +36,21 @@ def _trainer(steps: int, **kwargs) -> L.Trainer:
     )
 
 
-def _host_syncs(steps: int) -> int:
+def _tiny_transformer() -> tuple[SequenceTransformer, SequenceTaskDataModule]:
+    data = SequenceTaskDataModule(task="copy", seq_len=8, num_train=256, num_val=64, batch_size=16)
+    return SequenceTransformer(num_classes=16, max_len=8, d_model=16, n_heads=2, n_layers=1), data
+
+
+def _digits() -> tuple[Classifier, DigitsDataModule]:
+    data = DigitsDataModule()
+    return _model(data), data
+
+
+def _host_syncs(make, steps: int) -> int:
     """``.item()``-style reads of tensor values during ``steps`` training steps, outside the optimizer
     (Adam keeps its step counters on the CPU, so those reads never wait for an accelerator)."""
-    data = DigitsDataModule()
-    trainer, model = _trainer(steps), _model(data)
+    model, data = make()
+    trainer = _trainer(steps)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         trainer.fit(model, datamodule=data)
     count = 0
@@ -54,8 +65,9 @@ def _host_syncs(steps: int) -> int:
     return count
 
 
-def test_host_syncs_do_not_grow_with_the_number_of_steps() -> None:
-    assert _host_syncs(16) == _host_syncs(8)
+@pytest.mark.parametrize("make", [_digits, _tiny_transformer], ids=["Classifier", "SequenceTransformer"])
+def test_host_syncs_do_not_grow_with_the_number_of_steps(make) -> None:
+    assert _host_syncs(make, 14) == _host_syncs(make, 7)
 
 
 def test_logged_metrics_match_a_direct_computation() -> None:
@@ -87,9 +99,9 @@ def test_training_epoch_metrics_match_a_direct_computation() -> None:
         num_classes=data.num_classes,
         input_mean=data.feature_mean,
         input_std=data.feature_std,
-        lr=0.0,  # the weights stay put, so the epoch's figures can be recomputed afterwards
         dropout=0.0,
     )
+    model.hparams.lr = 0.0  # the weights stay put, so the epoch's figures can be recomputed afterwards
     trainer = _trainer(-1, max_epochs=1)
     trainer.fit(model, datamodule=data)
     with torch.no_grad():
@@ -101,3 +113,24 @@ def test_training_epoch_metrics_match_a_direct_computation() -> None:
         F.cross_entropy(logits, data.train_y).item(), rel=1e-4
     )
     assert logged["train_acc"].item() == pytest.approx(macro.item(), abs=1e-6)
+
+
+def test_transformer_token_metrics_match_a_direct_computation() -> None:
+    """Token accuracy (micro, the prompt half of the copy task not scored) and the epoch loss, from the
+    device-side sums, equal what torchmetrics and cross-entropy give on the same batches."""
+    from torchmetrics.classification import MulticlassAccuracy
+
+    torch.manual_seed(0)
+    model, data = _tiny_transformer()
+    model.hparams.lr = 0.0  # the weights stay put, so the epoch's figures can be recomputed afterwards
+    trainer = _trainer(-1, max_epochs=1)
+    trainer.fit(model, datamodule=data)
+    tokens, targets = data.splits["train"].tensors
+    with torch.no_grad():
+        logits = model(tokens)
+    reference = MulticlassAccuracy(16, average="micro", ignore_index=IGNORE_INDEX)
+    logged = trainer.callback_metrics
+    assert logged["train_acc"].item() == pytest.approx(
+        reference(logits.flatten(0, 1), targets.flatten()).item()
+    )
+    assert logged["train_loss_epoch"].item() == pytest.approx(model.loss(logits, targets).item(), rel=1e-5)

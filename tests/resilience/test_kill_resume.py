@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import csv
 import random
 import re
 import signal
 from pathlib import Path
 
 import pytest
+import torch
 from resilience_helpers import (
     FINAL_STEP,
     TINY_FIT,
@@ -134,3 +136,41 @@ def test_sigterm_checkpoints_at_a_step_boundary_and_exits_75(tmp_path: Path, ref
     final = final_state(ckpts, FINAL_STEP)
     assert_bitwise_equal(final[0], reference[0], "model")
     assert_bitwise_equal(final[1], reference[1], "optimizer")
+
+
+def test_kill_9_during_a_background_write_keeps_the_previous_checkpoint(
+    tmp_path: Path, reference: tuple
+) -> None:
+    """Periodic checkpoints are written while training goes on; a kill in the middle of such a write
+    leaves the previous checkpoint loadable, and the resumed run ends bit for bit where it should."""
+    args = ["fit", *TINY_FIT, "--run", "r", "--resume", "auto", "--trainer.log_every_n_steps", "1"]
+    ckpts = checkpoints_of(tmp_path, "r")
+
+    def written_while_training_goes_on() -> bool:
+        """A step-N file is still being written, an older one is complete, and steps after N ran."""
+        writing = [int(re.search(r"step-(\d+)", p.name).group(1)) for p in ckpts.glob(".step-*.tmp-*")]
+        return bool(writing) and 0 <= newest_step(ckpts) < max(writing) < logged_step(ckpts.parent)
+
+    slow = subprocess_env(**{WRITE_DELAY_ENV: "2"})
+    code, output = run_until(args, tmp_path, env=slow, kill_when=written_while_training_goes_on)
+    assert code == -signal.SIGKILL, f"expected a kill during a background write\n{output[-2000:]}"
+    (half_written,) = ckpts.glob(".step-*.tmp-*")
+    previous = newest_step(ckpts)
+    assert previous < int(re.search(r"step-(\d+)", half_written.name).group(1))
+    assert torch.load(ckpts / f"step-{previous:08d}.ckpt", weights_only=True)["global_step"] == previous
+
+    code, output = run_until(args, tmp_path)
+    assert code == 0, output[-3000:]
+    assert f"resuming from runs/classifier/r/checkpoints/step-{previous:08d}.ckpt" in output
+    final = final_state(ckpts, FINAL_STEP)
+    assert_bitwise_equal(final[0], reference[0], "model")
+    assert_bitwise_equal(final[1], reference[1], "optimizer")
+
+
+def logged_step(run: Path) -> int:
+    """The newest step in ``metrics.csv`` (-1 before the first row): rows are written as they are logged."""
+    try:
+        rows = list(csv.DictReader((run / "metrics.csv").open()))
+    except FileNotFoundError:
+        return -1
+    return max((int(row["step"]) for row in rows if row.get("step")), default=-1)

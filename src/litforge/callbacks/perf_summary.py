@@ -1,4 +1,5 @@
-"""Where a ``fit`` spent its time: a short table at the end and ``perf.json`` in the run folder.
+"""Where a ``fit`` spent its time: a short table at the end and ``perf.json`` in the run folder, with the
+model FLOPs utilisation on a known GPU and the number of graphs ``torch.compile`` built.
 
 litforge fit                      # prints the table; runs/<experiment>/<run>/perf.json
 ``Trainer(callbacks=[PerfSummary("perf.json")])`` does the same with a plain Lightning ``Trainer``.
@@ -20,7 +21,10 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.data import extract_batch_size
 
 from litforge._compat.lightning import fit_loop_data, time_calls
+from litforge._compat.torch import compiled_graph_count, recompilation_ids
 from litforge.atomic_files import write_text_atomically
+from litforge.callbacks.step_flops import StepFlopCounter, peak_flops
+from litforge.resilience.async_checkpoint import background_save_timings
 
 
 class PerfSummary(Callback):
@@ -31,6 +35,12 @@ class PerfSummary(Callback):
     ``on_train_batch_end``: forward, backward, optimizer). Validation and checkpoint saving are timed on
     their own and never counted as data wait. On a GPU, steady-state host times equal device times
     because the host waits for the device queue; the first steps may look faster than they are.
+
+    MFU (model FLOPs utilisation) = FLOPs per batch / median step time / the device's dense peak, when
+    both are known: the FLOPs from the module's ``flops_per_batch`` attribute (Lightning's
+    ``ThroughputMonitor`` convention) or counted on the first batch (``StepFlopCounter``), the peak for
+    16-bit training on an H100, H200 or A100 (``step_flops.peak_flops``). ``compiled_graphs`` and
+    ``recompiles`` count what ``torch.compile`` built during the fit.
 
     Args:
         path: where to write the JSON summary (default: ``<trainer.log_dir>/perf.json``).
@@ -57,6 +67,11 @@ class PerfSummary(Callback):
         self._checkpoint = 0.0
         self._checkpoints = 0
         self._undo_timing: Callable[[], None] | None = None
+        self._peak_flops: float | None = None
+        self._model_flops: int | None = None
+        self._flop_counter: StepFlopCounter | None = None
+        self._graphs_at_start = 0
+        self._recompiles_at_start: set[str] = set()
 
     # -- hooks -----------------------------------------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -64,6 +79,11 @@ class PerfSummary(Callback):
         if trainer.strategy.root_device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(trainer.strategy.root_device)
         self._undo_timing = time_calls(trainer, "save_checkpoint", self._saved)
+        self._graphs_at_start, self._recompiles_at_start = compiled_graph_count(), recompilation_ids()
+        self._peak_flops = peak_flops(trainer.strategy.root_device, str(trainer.precision))
+        self._model_flops = getattr(pl_module, "flops_per_batch", None)
+        if self._peak_flops is not None and self._model_flops is None:
+            self._flop_counter = StepFlopCounter()  # counts the first batch
         self._fit_start = self._mark = time.perf_counter()
 
     def _saved(self, elapsed: float) -> None:
@@ -84,10 +104,14 @@ class PerfSummary(Callback):
                 self._samples += extract_batch_size(batch)
             except Exception:  # a batch without tensors: report steps only
                 self._samples_known = False
+        if self._flop_counter is not None and self._flop_counter.flops is None:
+            self._flop_counter.start()
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if self._flop_counter is not None:
+            self._flop_counter.stop()
         self._mark = time.perf_counter()
         self._paused = 0.0
         self._computes.append(self._mark - self._step_start)
@@ -109,6 +133,12 @@ class PerfSummary(Callback):
         write_json_atomically(path, self.summary)
         if self.print_table:
             print_summary(self.summary, path)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if self._flop_counter is not None:
+            self._flop_counter.stop()
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._restore_save(trainer)
@@ -142,11 +172,39 @@ class PerfSummary(Callback):
             "validation_s": self._validation,
             "checkpoint_s": self._checkpoint,
             "checkpoints_saved": self._checkpoints,
+            **_background_saves(trainer),
+            **self._utilisation(_percentile(steps, 50) if steps else None),
+            "compiled_graphs": compiled_graph_count() - self._graphs_at_start,
+            "recompiles": len(recompilation_ids() - self._recompiles_at_start),
             "peak_rss_mib": peak_rss_mib(),
             "peak_gpu_allocated_mib": (
                 torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
             ),
         }
+
+    def _utilisation(self, step_s: float | None) -> dict[str, Any]:
+        counted = self._flop_counter.flops if self._flop_counter is not None else None
+        flops = self._model_flops if self._model_flops is not None else counted
+        source = "model" if self._model_flops is not None else "counted" if counted is not None else None
+        known = flops is not None and self._peak_flops is not None and step_s
+        return {
+            "flops_per_batch": flops,
+            "flops_source": source,
+            "peak_flops": self._peak_flops,
+            "mfu": flops / step_s / self._peak_flops if known else None,  # type: ignore[operator]
+        }
+
+
+def _background_saves(trainer: L.Trainer) -> dict[str, Any]:
+    """Periodic checkpoints written in the background: how many, and per save the seconds training waited
+    (state copied to host memory) and the seconds the writer thread took (file written, fsynced, renamed)."""
+    timings = background_save_timings(trainer)
+    count = len(timings)
+    return {
+        "checkpoints_in_background": count,
+        "checkpoint_blocked_s_per_save": sum(t.blocked_s for t in timings) / count if count else None,
+        "checkpoint_background_s_per_save": sum(t.background_s for t in timings) / count if count else None,
+    }
 
 
 def print_summary(summary: dict[str, Any], path: Path) -> None:
@@ -177,6 +235,20 @@ def print_summary(summary: dict[str, Any], path: Path) -> None:
         ("fit wall time", fmt(summary["fit_s"], ".2f", " s")),
         ("peak memory (RSS)", fmt(summary["peak_rss_mib"], ",.0f", " MiB")),
     ]
+    if summary["checkpoints_in_background"]:
+        rows.append(
+            (
+                "background saves: blocked / written",
+                f"{summary['checkpoint_blocked_s_per_save']:.3f} / "
+                f"{summary['checkpoint_background_s_per_save']:.3f} s per save",
+            )
+        )
+    if summary["mfu"] is not None:
+        rows.append(("model FLOPs utilisation (MFU)", fmt(summary["mfu"], ".1%")))
+    if summary["compiled_graphs"]:
+        rows.append(
+            ("torch.compile graphs / recompiles", f"{summary['compiled_graphs']} / {summary['recompiles']}")
+        )
     if summary["peak_gpu_allocated_mib"] is not None:
         rows.append(("peak GPU memory allocated", fmt(summary["peak_gpu_allocated_mib"], ",.0f", " MiB")))
     for row in rows:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from litforge.models.epoch_stats import EpochStats
+from litforge.models.epoch_stats import EpochStats, EpochStatsLogging
 
 
 class Standardize(nn.Module):
@@ -29,7 +29,7 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-class Classifier(L.LightningModule):
+class Classifier(EpochStatsLogging, L.LightningModule):
     """Multiclass classifier on flat feature vectors that takes raw (un-normalised) inputs.
 
     Args:
@@ -89,55 +89,19 @@ class Classifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        self._stats(stage).update(loss.detach(), logits.detach(), y)
+        self.stats(stage).update(loss.detach(), logits.detach(), y)
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
-        # The step loss only on the steps the loggers write (every log_every_n_steps): no host sync and
-        # none of self.log's bookkeeping on the others.
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self.log("train_loss_step", loss, on_step=True, on_epoch=False)
-        if self.trainer.is_last_batch:  # before the epoch-end hooks, so the progress bar shows them
-            self._log_epoch("train")
+        self.log_step_loss(loss)
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")  # an epoch cut short (max_steps, a stop) still gets its figures
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "val")
 
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
-
-    def _stats(self, stage: str) -> EpochStats:
-        return getattr(self, f"{stage}_stats")
-
-    def _log_epoch(self, stage: str) -> None:
-        """Log ``<stage>_loss`` and ``<stage>_acc`` (training: ``train_loss_epoch``, ``train_acc``),
-        summed over all processes, then start the next epoch's sums."""
-        stats = self._stats(stage)
-        if not stats.count:
-            return
-        loss, accuracy = stats.compute(lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
-        loss_name = "train_loss_epoch" if stage == "train" else f"{stage}_loss"
-        self.log(loss_name, loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        stats.reset()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["train_stats"] = self.train_stats.snapshot()  # for an exact mid-epoch resume
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "train_stats" in checkpoint:
-            self.train_stats.restore(checkpoint["train_stats"])
 
     def predict_step(
         self, batch: tuple[torch.Tensor, ...] | torch.Tensor, batch_idx: int

@@ -13,8 +13,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 
+from litforge.models.epoch_stats import EpochStats, EpochStatsLogging
 from litforge.models.speed import compile_in_place, run_blocks
 
 IGNORE_INDEX = -100  # targets with this value (e.g. the prompt half of the copy task) are not scored
@@ -58,12 +58,13 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class SequenceTransformer(L.LightningModule):
+class SequenceTransformer(EpochStatsLogging, L.LightningModule):
     """Per-token classifier over token sequences: tokens (B, T) -> logits (B, T, num_classes).
 
     Bidirectional by default; ``causal=True`` masks future tokens (``is_causal``) for autoregressive
     tasks such as next-token prediction. Logs train/val/test ``_loss`` and ``_acc`` (token accuracy,
-    ignoring targets equal to -100).
+    ignoring targets equal to -100) from sums kept on the device (``EpochStatsLogging``: no host sync per
+    step), and the step loss ``train_loss_step`` on the steps the loggers write.
 
     Args:
         num_classes: vocabulary size (input tokens and output classes); linked from the datamodule.
@@ -102,8 +103,8 @@ class SequenceTransformer(L.LightningModule):
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, num_classes)
         self.example_input_array = torch.zeros(2, 8, dtype=torch.long)
-        self.train_acc, self.val_acc, self.test_acc = (
-            MulticlassAccuracy(num_classes, average="micro", ignore_index=IGNORE_INDEX) for _ in range(3)
+        self.train_stats, self.val_stats, self.test_stats = (
+            EpochStats(num_classes, average="micro", ignore_index=IGNORE_INDEX) for _ in range(3)
         )
 
     def configure_model(self) -> None:
@@ -127,14 +128,14 @@ class SequenceTransformer(L.LightningModule):
         tokens, targets = batch
         logits = self(tokens)
         loss = self.loss(logits, targets)
-        accuracy = getattr(self, f"{stage}_acc")
-        accuracy(logits.flatten(0, 1), targets.flatten())
-        self.log(f"{stage}_loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True)
-        self.log(f"{stage}_acc", accuracy, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        # Weighted by sequences, as self.log(..., on_epoch=True) weighs a batch by its size.
+        self.stats(stage).update(loss.detach(), logits.detach().flatten(0, 1), targets.flatten(), len(tokens))
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
+        loss = self._shared_step(batch, "train")
+        self.log_step_loss(loss)
+        return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "val")

@@ -20,10 +20,14 @@ from litforge.resilience.stop_request import StopRequest
 
 
 def resilience_callbacks(
-    checkpoints: Path, every_n_train_steps: int = DEFAULT_EVERY_N_STEPS, checkpointing: bool = True
+    checkpoints: Path,
+    every_n_train_steps: int = DEFAULT_EVERY_N_STEPS,
+    checkpointing: bool = True,
+    every_n_minutes: float | None = None,
 ) -> list[Callback]:
-    """RNG state, resumable train loaders, loader-state fix, stop request and finite-loss guard; with ``checkpointing``
-    also the periodic, preemption and on-exception checkpoints into ``checkpoints``."""
+    """RNG state, resumable train loaders, loader-state fix, stop request and finite-loss guard; with
+    ``checkpointing`` also the periodic (every ``every_n_train_steps`` steps and/or ``every_n_minutes``,
+    written in the background), preemption and on-exception checkpoints into ``checkpoints``."""
     callbacks: list[Callback] = [
         RNGState(),
         ResumableTrainLoader(),
@@ -32,7 +36,9 @@ def resilience_callbacks(
         FiniteLossGuard(checkpoints),
     ]
     if checkpointing:
-        periodic = PeriodicCheckpoint(checkpoints, every_n_train_steps=every_n_train_steps)
+        periodic = PeriodicCheckpoint(
+            checkpoints, every_n_train_steps=every_n_train_steps, every_n_minutes=every_n_minutes
+        )
         callbacks += [
             periodic,
             PreemptionCheckpoint(periodic),
