@@ -35,11 +35,12 @@ def compiled_graph_count() -> int:
 
 
 def recompilation_ids() -> set[str]:
-    """The compile ids of the recent compilations (torch keeps the last 64) that recompiled code compiled
-    before, because a guard failed (another shape, dtype, attribute...): ``torch._dynamo.utils.
-    get_compilation_metrics()``, entries with a ``recompile_reason``."""
+    """Keys of the recent compilations (torch keeps the last 64) that recompiled code compiled before,
+    because a guard failed (another shape, dtype, attribute...): ``torch._dynamo.utils.
+    get_compilation_metrics()``, entries with a ``recompile_reason``. A key is the compile id and the
+    start time: compile ids start over after ``torch.compiler.reset()``."""
     if "torch._dynamo" not in sys.modules:
         return set()
     from torch._dynamo.utils import get_compilation_metrics
 
-    return {str(m.compile_id) for m in get_compilation_metrics() if m.recompile_reason}
+    return {f"{m.compile_id}@{m.start_time}" for m in get_compilation_metrics() if m.recompile_reason}
