@@ -61,7 +61,7 @@ ZOO = [
     Entry("NoValidationModel", "MyDataModule", metric="train_loss"),
     Entry("OtherMetricsModel", "MyDataModule", metric="valid/accuracy", maximize=True),  # no val_loss
     Entry(
-        "LitTransformer", "ReviewsData", texts=True, pretrained=True, head="custom"
+        "LitTransformer", "ReviewsData", texts=True, pretrained=True, head="classification"
     ),  # Hugging Face, lr 2e-5
 ]
 
