@@ -27,10 +27,12 @@ train: $(VENV)/.base-installed
 
 # One BLAS/OpenMP thread per process: the suite runs many tiny models and subprocesses on 2 cores, where
 # oversubscribed thread pools made tests several times slower (measured; see docs/performance.md).
+# Two pytest workers (pytest-xdist): most tests wait on subprocesses, so 2 cores run two of them at once.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks

@@ -41,6 +41,7 @@ def _write_inputs(folder: Path) -> None:
 
 
 CASES = [
+    (["fit", "--trainer.max_epoc", "3"], "(did you mean --trainer.max_epochs?)"),
     (["fit", "--config", "empty.yaml"], "empty.yaml: the file is empty"),
     (["fit", "--config", "binary.yaml"], "binary.yaml: not a text file"),
     (["fit", "--config", "list.yaml"], "a config is a YAML mapping"),

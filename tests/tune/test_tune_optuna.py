@@ -146,7 +146,9 @@ def test_kill_9_mid_study_then_rerun_finishes_exactly_n_trials(tmp_path, write_s
             trials = load_study(url, "space").get_trials()
         except Exception:  # the study is still being created
             continue
-        running = [t for t in trials if t.state.name == "RUNNING"]
+        # a trial with epochs left, so that it is still running when the kill lands (on a loaded machine a
+        # trial in its last epoch could complete between this look and the signal)
+        running = [t for t in trials if t.state.name == "RUNNING" and len(t.intermediate_values) <= 2]
         if any(t.state.name == "COMPLETE" for t in trials) and running:
             os.kill(worker.pid, signal.SIGKILL)
             killed = running[0]

@@ -44,6 +44,8 @@ class Entry:
     metric: str = "val_loss"  # what tune optimizes
     maximize: bool = False
     texts: bool = False  # served from raw text (its export carries a tokenizer)
+    pretrained: bool = False  # takes --model.model_name / --data.model_name (a tiny local BERT here)
+    head: str = "multi_output"  # the output head export infers (3 scores and no declared classes)
 
     @property
     def experiment(self) -> str:
@@ -52,14 +54,34 @@ class Entry:
 
 ZOO = [
     Entry("LitModel", "MyDataModule"),  # the seed's classifier, plain shuffled DataLoader
-    Entry("Regressor", "RegressionData"),  # one float per sample
+    Entry("Regressor", "RegressionData", head="regression"),  # one float per sample
     Entry("DictBatchModel", "DictData"),  # {"features": ..., "target": ...} batches
     Entry("ManualOptModel", "MyDataModule"),  # two optimizers, a scheduler stepped by hand
     Entry("CompiledModel", "MyDataModule"),  # torch.compile in configure_model
     Entry("NoValidationModel", "MyDataModule", metric="train_loss"),
     Entry("OtherMetricsModel", "MyDataModule", metric="valid/accuracy", maximize=True),  # no val_loss
-    Entry("LitTransformer", "ReviewsData", texts=True),  # a Hugging Face fine-tune, lr 2e-5
+    Entry(
+        "LitTransformer", "ReviewsData", texts=True, pretrained=True, head="classification"
+    ),  # Hugging Face, lr 2e-5
 ]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide BERT with the bundled MiniLM's tokenizer, saved as a pretrained folder: the user's
+    ``from_pretrained`` code path at a size whose checks (overfit: ~150 steps) take seconds, not minutes."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(usermods._minilm())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def _class_defaults(cls: type) -> dict:
@@ -86,8 +108,14 @@ def _predict_inputs(entry: Entry) -> np.ndarray:
 
 
 @pytest.mark.parametrize("entry", ZOO, ids=lambda e: e.model)
-def test_a_users_module_through_every_subcommand(entry: Entry, project: Path, user_cli) -> None:
+def test_a_users_module_through_every_subcommand(entry: Entry, project: Path, user_cli, request) -> None:
     classes = ["--model", f"usermods.{entry.model}", "--data", f"usermods.{entry.data}"]
+    given = {}
+    if entry.pretrained:
+        # a small model trained from scratch needs more than the fine-tuning default lr=2e-5
+        given = {"model_name": str(request.getfixturevalue("tiny_bert")), "lr": 1e-3}
+        classes += ["--model.model_name", given["model_name"], "--data.model_name", given["model_name"]]
+        classes += ["--model.lr", str(given["lr"])]
     run = project / "runs" / entry.experiment / "ref"
     last = run / "checkpoints" / "last.ckpt"
     env = {"HF_HUB_OFFLINE": "1"}
@@ -96,7 +124,7 @@ def test_a_users_module_through_every_subcommand(entry: Entry, project: Path, us
     fit = user_cli("fit", *classes, *ZOO_FIT, "--run", "ref", env=env)
     assert fit.returncode == 0, fit.output[-3000:]
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["model"]["init_args"] == _class_defaults(getattr(usermods, entry.model))
+    assert saved["model"]["init_args"] == {**_class_defaults(getattr(usermods, entry.model)), **given}
 
     # test with the run's own config, predict from the bare checkpoint (the run's data comes along)
     tested = user_cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", str(last), env=env)
@@ -110,6 +138,7 @@ def test_a_users_module_through_every_subcommand(entry: Entry, project: Path, us
     exported = user_cli("export", "--ckpt", str(last), "--format", "onnx", env=env)
     assert exported.returncode == 0, exported.output[-3000:]
     export = run / "export"
+    assert json.loads((export / "export.json").read_text())["output_head"] == entry.head
     if not entry.texts:
         np.savetxt(project / "rows.csv", _predict_inputs(entry), delimiter=",")
         artifact = user_cli("predict", "--artifact", str(export), "--input", "rows.csv", env=env)
@@ -133,7 +162,14 @@ def test_a_users_module_through_every_subcommand(entry: Entry, project: Path, us
         finally:
             stop_server(server)
     assert answer.status_code == 200, answer.text
-    assert len(answer.json()["predictions"]) == len(next(iter(body.values())))
+    served = answer.json()
+    assert len(served["predictions"]) == len(next(iter(body.values())))
+    if not entry.texts:  # the same values as the checkpoint and the artifact
+        values = np.array(served["predictions"], dtype=np.float64).reshape(2, -1)
+        if "probabilities" in served:
+            values = np.hstack([values, np.array(served["probabilities"])])
+        expected = [[float(row[k]) for k in numeric if k != "row"] for row in from_checkpoint[:2]]
+        np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-5)
 
     # check: every standard check passes on the user's module, from the run's config
     checked = user_cli("check", "--config", str(run / "config.yaml"), "--skip", "export", env=env)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonargparse import Namespace
 
 from litforge.errors import UsageError
 
@@ -206,3 +207,8 @@ def default_class_path(section: str) -> str:
 @functools.cache
 def _packaged() -> dict[str, Any]:
     return read_config_file(DEFAULT_CONFIG)
+
+
+def class_path_of(value: Any) -> str | None:
+    """``{class_path: X, init_args: ...}`` (a dict or a parsed Namespace) -> ``X``."""
+    return value.get("class_path") if isinstance(value, (dict, Namespace)) else None

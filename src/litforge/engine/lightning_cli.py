@@ -5,33 +5,21 @@ Used by ``litforge fit|validate|test|predict``, ``tune`` and ``check``; see ``do
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from litforge._compat.lightning_cli import HookedLightningCLI
-from litforge.callbacks import (
-    CSVPredictionWriter,
-    EagerModelSummary,
-    LearningCurves,
-    PerfSummary,
-    PlainProgressBar,
-    RunCheckpoint,
-    RunProgressBar,
-)
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
-from litforge.engine.config_sources import CommandLine, default_class_path, packaged_defaults, scan
+from litforge.engine.config_sources import CommandLine, class_path_of, packaged_defaults, scan
 from litforge.engine.failures import BuildFailed
 from litforge.engine.help_text import drop_overridden_defaults
 from litforge.engine.parsing import (
@@ -41,33 +29,26 @@ from litforge.engine.parsing import (
 )
 from litforge.engine.profiling import run_folder_profiler
 from litforge.engine.run_dir import (
-    DEFAULT_ROOT,
     RunDir,
-    check_run_name,
-    experiment_name,
-    locate_checkpoint,
-    next_free_run,
 )
+from litforge.engine.run_resolution import resolve_evaluation_run, resolve_fit_run, with_run_config
 from litforge.engine.trainer_setup import (
     LinkedHparamsInstantiator,
     RunConfigCallback,
     as_list,
-    class_path_of,
+    default_callbacks,
     default_loggers,
     has_instance,
 )
 from litforge.errors import UsageError
-from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted, resilience_callbacks
+from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted
 from litforge.resilience.checkpoint_file import note_if_unverified
 from litforge.resilience.elastic_restart import init_process_group_for_restart
-from litforge.resilience.logger_resume import KeepEarlierMetrics
-from litforge.resilience.resume import clear_finished, mark_finished, read_finished, resolve_resume
+from litforge.resilience.resume import clear_finished, mark_finished
 from litforge.resilience.run_lock import RunLock, is_run_owner
 
 __all__ = ["LitforgeCLI"]
 
-# "<rank 0 pid>:<run folder>:<resume checkpoint>", read by the DDP ranks that rank 0 starts
-_LAUNCHED_RUN_ENV = "LITFORGE_LAUNCHED_RUN"
 EVALUATION_SUBCOMMANDS = ("validate", "test", "predict")
 # Options of one Lightning subcommand that every subcommand accepts, so that any config litforge writes
 # (fit's config.yaml, a --print_config of test) is a valid --config for every other subcommand.
@@ -133,7 +114,7 @@ class LitforgeCLI(HookedLightningCLI):
             self._subcommand = args[0] if run and args and args[0] in LightningCLI.subcommands() else None
             self.command_line = scan(list(args[1:] if self._subcommand else args))
             if self._subcommand in EVALUATION_SUBCOMMANDS and not parse_only:
-                self.command_line = _with_run_config(self.command_line)
+                self.command_line = with_run_config(self.command_line)
             # DDP's launcher starts the other ranks with sys.argv: they make the same decisions from it.
             args = [self._subcommand, *self.command_line.args] if self._subcommand else self.command_line.args
         # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
@@ -260,56 +241,11 @@ class LitforgeCLI(HookedLightningCLI):
 
     # -- run folder --------------------------------------------------------------------------------
     def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:
-        root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
-        for key in ("experiment", "run"):
-            if config.get(key) is not None:
-                check_run_name(config[key], f"--{key}")
-        experiment = config.experiment or experiment_name(class_path_of(config.model))
-        if subcommand == "fit":
-            return self._resolve_fit_run(root, experiment, config)
-        for option in ("resume", "overwrite"):
-            if config.get(option) not in (None, False, "never"):
-                raise UsageError(f"--{option} is an option of 'litforge fit', not of '{subcommand}'")
-        run, ckpt = locate_checkpoint(
-            root, experiment, config.run, config.get("ckpt_path"), experiment_given=bool(config.experiment)
-        )
-        _check_same_model_class(ckpt, class_path_of(config.model))
-        config.ckpt_path = str(ckpt)
-        return run or RunDir(root, experiment, config.run or next_free_run(root, experiment))
-
-    def _resolve_fit_run(self, root: Path, experiment: str, config: Namespace) -> RunDir:
-        """The run folder of a fit and, with ``--resume``, the checkpoint it continues from."""
-        parent, path, ckpt = (os.environ.get(_LAUNCHED_RUN_ENV) or "::").split(os.pathsep, 2)
-        # A DDP rank that rank 0 started (Lightning gives it LOCAL_RANK >= 1): use rank 0's decisions.
-        # Any other child of a litforge process (a tune worker) picks its own run folder.
-        ddp_child = os.environ.get("LOCAL_RANK", "0") != "0"
-        if ddp_child and parent == str(os.getppid()):
-            config.ckpt_path = ckpt or None
-            return RunDir(Path(path).parent.parent, Path(path).parent.name, Path(path).name)
-        run = RunDir(root, experiment, config.run or next_free_run(root, experiment))
-        resume = config.resume or "never"
-        if resume != "never":
-            if config.get("ckpt_path"):
-                raise UsageError("--resume and --ckpt_path both say where to start from; pass only one")
-            if config.overwrite:
-                raise UsageError("--resume continues a run and --overwrite replaces it; pass only one")
-            self.finished_run = read_finished(run.path) if resume == "auto" else None
-            resume_from = resolve_resume(resume, run.checkpoints, run_is_fixed=bool(config.run))
-            config.ckpt_path = str(resume_from) if resume_from else None
-            note = f"resuming from {resume_from}" if resume_from else "no checkpoint yet, starting fresh"
-            if os.environ.get("RANK", "0") == "0" and self.finished_run is None:
-                print(f"litforge: {note} (run {run.path})", file=sys.stderr, flush=True)
-        elif run.holds_a_run() and not config.overwrite:
-            raise UsageError(
-                f"run folder {run.path} already holds a run: continue it with --resume auto, choose "
-                "another --run name, or replace it with --overwrite"
-            )
-        # what a fit that fails before its first step removes again: the first folder it creates
-        self._new_folder = _first_missing(run.path) if not config.overwrite else run.path
-        os.environ[_LAUNCHED_RUN_ENV] = os.pathsep.join(
-            (str(os.getpid()), str(run.path), config.get("ckpt_path") or "")
-        )
-        return run
+        if subcommand != "fit":
+            return resolve_evaluation_run(subcommand, config)
+        fit = resolve_fit_run(config)
+        self.finished_run, self._new_folder = fit.finished, fit.new_folder
+        return fit.run
 
     # -- trainer -----------------------------------------------------------------------------------
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer | None:
@@ -317,7 +253,20 @@ class LitforgeCLI(HookedLightningCLI):
             return None
         trainer_config = self.config_value(self.config_init, "trainer", default={})
         callbacks = list(as_list(trainer_config.get("callbacks")))
-        callbacks += self._default_callbacks(trainer_config, callbacks) + self.extra_callbacks
+        callbacks += default_callbacks(
+            self.run_dir,
+            self.subcommand or "fit",
+            trainer_config,
+            given=callbacks,
+            monitor=self.config_value(self.config, "monitor")
+            or getattr(self.model, "checkpoint_monitor", DEFAULT_MONITOR),
+            monitor_mode=self.config_value(self.config, "monitor_mode"),
+            every_n_train_steps=self.config_value(
+                self.config, "checkpoint_every_n_steps", DEFAULT_EVERY_N_STEPS
+            ),
+            quiet=self.quiet,
+        )
+        callbacks += self.extra_callbacks
         kwargs["callbacks"] = callbacks
         configured = trainer_config.get("logger")
         if configured is not False:
@@ -340,40 +289,6 @@ class LitforgeCLI(HookedLightningCLI):
             return super().instantiate_trainer(**kwargs)
         except (MisconfigurationException, ImportError) as error:  # e.g. accelerator gpu or tpu on a CPU box
             raise UsageError(f"trainer: {error}") from error
-
-    def _default_callbacks(self, trainer_config: dict[str, Any], given: list[Any]) -> list[Any]:
-        run = self.run_dir
-        assert run is not None
-        extra: list[Any] = []
-        if trainer_config.get("enable_checkpointing") is not False and not has_instance(
-            given, ModelCheckpoint
-        ):
-            monitor = self.config_value(self.config, "monitor") or getattr(
-                self.model, "checkpoint_monitor", DEFAULT_MONITOR
-            )
-            extra.append(
-                RunCheckpoint(run.checkpoints, monitor, self.config_value(self.config, "monitor_mode"))
-            )
-        if trainer_config.get("enable_model_summary") is not False and not has_instance(given, ModelSummary):
-            extra.append(EagerModelSummary())  # Lightning's own summary would keep compiled modules eager
-        if trainer_config.get("enable_progress_bar") is not False and not has_instance(given, ProgressBar):
-            extra.append(RunProgressBar() if sys.stdout.isatty() else PlainProgressBar())
-        if self.subcommand == "fit":
-            if not self.quiet:
-                extra.append(LearningCurves())
-            extra.append(KeepEarlierMetrics())  # a resumed run logs each step once, keeping the earlier ones
-            if not has_instance(given, PerfSummary):
-                extra.append(PerfSummary(run.path / "perf.json", print_table=not self.quiet))
-            extra += resilience_callbacks(
-                run.checkpoints,
-                every_n_train_steps=self.config_value(
-                    self.config, "checkpoint_every_n_steps", DEFAULT_EVERY_N_STEPS
-                ),
-                checkpointing=trainer_config.get("enable_checkpointing") is not False,
-            )
-        if self.subcommand == "predict":
-            extra.append(CSVPredictionWriter(run.path / "predictions.csv"))
-        return extra
 
     def run_subcommand(self, subcommand: str) -> None:
         if self.parse_only:
@@ -453,16 +368,6 @@ def _is_litforge_model(named: str | None) -> bool:
     return named.startswith("litforge.") or named in litforge.models.__all__
 
 
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (``None``: it exists)."""
-    missing = None
-    for folder in (path, *path.parents):
-        if folder.exists():
-            break
-        missing = folder
-    return missing
-
-
 def _accept_trainer_method_options(parser: LightningArgumentParser) -> None:
     """Add the Trainer-method options (``ckpt_path``, ``verbose``, ...) the parser does not have yet."""
     for name, (kind, default, help_text) in _TRAINER_METHOD_OPTIONS.items():
@@ -470,49 +375,3 @@ def _accept_trainer_method_options(parser: LightningArgumentParser) -> None:
             parser.get_default(name)
         except KeyError:
             parser.add_argument(f"--{name}", type=kind, default=default, help=help_text)
-
-
-def _with_run_config(line: CommandLine) -> CommandLine:
-    """validate/test/predict without ``--config``: a checkpoint inside a run folder brings that run's
-    ``config.yaml`` (its model *and* data); the user's own flags still apply on top of it."""
-    if line.has_config or any(a in ("-h", "--help") or a.endswith(".help") for a in line.args):
-        return line
-    flags = line.run_flags
-    named_model = line.named_classes.get("model")
-    experiment = flags.get("--experiment") or experiment_name(named_model or default_class_path("model"))
-    run, ckpt = locate_checkpoint(
-        Path(flags.get("--trainer.default_root_dir") or DEFAULT_ROOT),
-        experiment,
-        flags.get("--run"),
-        flags.get("--ckpt_path"),
-        experiment_given="--experiment" in flags,
-    )
-    if run is not None and run.config.is_file():
-        return scan(["--config", str(run.config), *line.args, "--ckpt_path", str(ckpt)])
-    if not (line.names_class("model") and line.names_class("data")):
-        saved = _saved_class_path(ckpt)
-        if saved != default_class_path("model") or line.names_class("model"):
-            raise UsageError(
-                f"--ckpt_path {ckpt} is not inside a run folder (no config.yaml next to its checkpoints/ "
-                f"folder), so litforge cannot tell which model and data it belongs to: pass the run's "
-                "config (--config path/to/config.yaml) or both --model CLASS and --data CLASS"
-            )
-    return line
-
-
-def _check_same_model_class(ckpt: Path, configured: str | None) -> None:
-    """Refuse a checkpoint of another model class than the config's (Lightning would silently swap the
-    model class and pair it with the config's data)."""
-    saved = _saved_class_path(ckpt)
-    if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
-        raise UsageError(
-            f"--ckpt_path {ckpt} holds another model's weights: it was saved from {saved}, the config's "
-            f"model is {configured}; pass the config of the run that wrote it (--config <run>/config.yaml)"
-        )
-
-
-def _saved_class_path(ckpt: Path) -> str | None:
-    """The model class a checkpoint written through LightningCLI records (``hyper_parameters._class_path``)."""
-    from litforge.engine.checkpoint_fit import read_hyperparameters
-
-    return read_hyperparameters(ckpt).get("_class_path")

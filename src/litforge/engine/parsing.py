@@ -6,6 +6,7 @@ litforge: error: config key "trainer.max_epochs": expected int, got 'abc'
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import NoReturn
@@ -14,6 +15,7 @@ import yaml
 from jsonargparse import set_loader
 from lightning.pytorch.cli import LightningArgumentParser
 
+from litforge._compat.argparse import parser_actions
 from litforge.engine.config_sources import bounded_yaml_loader
 from litforge.errors import LitforgeError, UsageError
 
@@ -33,7 +35,16 @@ class LitforgeArgumentParser(LightningArgumentParser):
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if ex is not None and (cause := litforge_cause(ex)) is not None:
             raise cause from None  # e.g. a refused YAML value: already one clear line
-        raise UsageError(condense_parser_message(message))
+        raise UsageError(condense_parser_message(message) + self._suggestion(message))
+
+    def _suggestion(self, message: str) -> str:
+        """`` (did you mean --trainer.max_epochs?)`` for a misspelt flag."""
+        unknown = re.match(r"unrecognized arguments: (--[\w.]+)", message.strip())
+        if not unknown:
+            return ""
+        flags = [flag for action in parser_actions(self) for flag in action.option_strings]
+        close = difflib.get_close_matches(unknown.group(1), flags, n=1, cutoff=0.8)
+        return f" (did you mean {close[0]}?)" if close else ""
 
 
 _NOISE = (

@@ -4,16 +4,29 @@ folder, the resolved config sent to every logger, and clean hyperparameters."""
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 import lightning as L
 import yaml
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from litforge._compat.lightning_cli import InstantiatorFn
+from litforge.callbacks import (
+    CSVPredictionWriter,
+    EagerModelSummary,
+    LearningCurves,
+    PerfSummary,
+    PlainProgressBar,
+    RunCheckpoint,
+    RunProgressBar,
+)
 from litforge.engine.run_dir import RunDir
+from litforge.resilience import resilience_callbacks
+from litforge.resilience.logger_resume import KeepEarlierMetrics
 from litforge.resilience.resumable_csv import ResumableCSVLogger
 
 
@@ -64,10 +77,6 @@ def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:
     return [TensorBoardLogger(**common, default_hp_metric=False), csv_logger(**common)]
 
 
-def class_path_of(value: Any) -> str | None:
-    return value.get("class_path") if isinstance(value, (dict, Namespace)) else None
-
-
 def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -76,3 +85,38 @@ def as_list(value: Any) -> list[Any]:
 
 def has_instance(callbacks: list[Any], kind: type) -> bool:
     return any(isinstance(c, kind) for c in callbacks)
+
+
+def default_callbacks(
+    run: RunDir,
+    subcommand: str,
+    trainer_config: dict[str, Any],
+    given: list[Any],
+    monitor: str | None,
+    monitor_mode: str,
+    every_n_train_steps: int,
+    quiet: bool,
+) -> list[Any]:
+    """The callbacks litforge adds to a run, each unless the config gives one of its kind: best/last
+    checkpoints, the model summary, a progress bar; for fit the learning curves, the loggers' resume, the
+    performance summary and the resilience callbacks; for predict ``predictions.csv``."""
+    checkpointing = trainer_config.get("enable_checkpointing") is not False
+    extra: list[Any] = []
+    if checkpointing and not has_instance(given, ModelCheckpoint):
+        extra.append(RunCheckpoint(run.checkpoints, monitor, monitor_mode))
+    if trainer_config.get("enable_model_summary") is not False and not has_instance(given, ModelSummary):
+        extra.append(EagerModelSummary())  # Lightning's own summary would keep compiled modules eager
+    if trainer_config.get("enable_progress_bar") is not False and not has_instance(given, ProgressBar):
+        extra.append(RunProgressBar() if sys.stdout.isatty() else PlainProgressBar())
+    if subcommand == "fit":
+        if not quiet:
+            extra.append(LearningCurves())
+        extra.append(KeepEarlierMetrics())  # a resumed run logs each step once, keeping the earlier ones
+        if not has_instance(given, PerfSummary):
+            extra.append(PerfSummary(run.path / "perf.json", print_table=not quiet))
+        extra += resilience_callbacks(
+            run.checkpoints, every_n_train_steps=every_n_train_steps, checkpointing=checkpointing
+        )
+    if subcommand == "predict":
+        extra.append(CSVPredictionWriter(run.path / "predictions.csv"))
+    return extra

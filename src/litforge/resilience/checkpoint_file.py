@@ -48,9 +48,7 @@ def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says enough
-            checkpoint = torch.load(
-                path, map_location="cpu", weights_only=True, mmap=archive
-            )
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=archive)
     except pickle.UnpicklingError as err:
         if not _well_formed_pickle(path):
             raise UsageError(

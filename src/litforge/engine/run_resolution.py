@@ -1,0 +1,154 @@
+"""Where a command's run lives: the run folder of a fit (new, resumed, refused) and the checkpoint and run
+of validate/test/predict, including a bare checkpoint that brings its run's config.
+
+litforge fit --run my-run --resume auto          # continue my-run, or start it
+litforge test --run my-run                       # the run's best.ckpt with its own config.yaml
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+
+from litforge.engine.checkpoint_fit import read_hyperparameters
+from litforge.engine.config_sources import CommandLine, class_path_of, default_class_path, scan
+from litforge.engine.run_dir import (
+    DEFAULT_ROOT,
+    RunDir,
+    check_run_name,
+    experiment_name,
+    locate_checkpoint,
+    next_free_run,
+)
+from litforge.errors import UsageError
+from litforge.resilience.resume import read_finished, resolve_resume
+
+# "<rank 0 pid>:<run folder>:<resume checkpoint>": rank 0 hands its decisions to the DDP ranks it starts
+# (their only channel: they are new processes running the same command line).
+LAUNCHED_RUN_ENV = "LITFORGE_LAUNCHED_RUN"
+
+
+@dataclass(frozen=True)
+class FitRun:
+    """Where a fit trains, and what it found there."""
+
+    run: RunDir
+    finished: dict[str, Any] | None = None  # --resume auto on a finished run: its finished.json
+    new_folder: Path | None = None  # what a fit that fails before its first step removes again
+
+
+def _root_and_experiment(config: Namespace) -> tuple[Path, str]:
+    for key in ("experiment", "run"):
+        if config.get(key) is not None:
+            check_run_name(config[key], f"--{key}")
+    root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
+    return root, config.experiment or experiment_name(class_path_of(config.model))
+
+
+def resolve_fit_run(config: Namespace) -> FitRun:
+    """The run folder of a fit and, with ``--resume``, the checkpoint it continues from (set as
+    ``config.ckpt_path``). Refuses a folder that already holds a run unless resumed or overwritten."""
+    root, experiment = _root_and_experiment(config)
+    parent, path, ckpt = (os.environ.get(LAUNCHED_RUN_ENV) or "::").split(os.pathsep, 2)
+    # A DDP rank that rank 0 started (Lightning gives it LOCAL_RANK >= 1): use rank 0's decisions.
+    # Any other child of a litforge process (a tune worker) picks its own run folder.
+    if os.environ.get("LOCAL_RANK", "0") != "0" and parent == str(os.getppid()):
+        config.ckpt_path = ckpt or None
+        return FitRun(RunDir(Path(path).parent.parent, Path(path).parent.name, Path(path).name))
+    run = RunDir(root, experiment, config.run or next_free_run(root, experiment))
+    finished = None
+    resume = config.resume or "never"
+    if resume != "never":
+        if config.get("ckpt_path"):
+            raise UsageError("--resume and --ckpt_path both say where to start from; pass only one")
+        if config.overwrite:
+            raise UsageError("--resume continues a run and --overwrite replaces it; pass only one")
+        finished = read_finished(run.path) if resume == "auto" else None
+        resume_from = resolve_resume(resume, run.checkpoints, run_is_fixed=bool(config.run))
+        config.ckpt_path = str(resume_from) if resume_from else None
+        note = f"resuming from {resume_from}" if resume_from else "no checkpoint yet, starting fresh"
+        if os.environ.get("RANK", "0") == "0" and finished is None:
+            print(f"litforge: {note} (run {run.path})", file=sys.stderr, flush=True)
+    elif run.holds_a_run() and not config.overwrite:
+        raise UsageError(
+            f"run folder {run.path} already holds a run: continue it with --resume auto, choose "
+            "another --run name, or replace it with --overwrite"
+        )
+    os.environ[LAUNCHED_RUN_ENV] = os.pathsep.join(
+        (str(os.getpid()), str(run.path), config.get("ckpt_path") or "")
+    )
+    return FitRun(run, finished, run.path if config.overwrite else _first_missing(run.path))
+
+
+def resolve_evaluation_run(subcommand: str, config: Namespace) -> RunDir:
+    """validate/test/predict: the checkpoint (``best``/``last``/a path, set as ``config.ckpt_path``) and the
+    run folder their outputs go to (the checkpoint's run, else a new one)."""
+    root, experiment = _root_and_experiment(config)
+    for option in ("resume", "overwrite"):
+        if config.get(option) not in (None, False, "never"):
+            raise UsageError(f"--{option} is an option of 'litforge fit', not of '{subcommand}'")
+    run, ckpt = locate_checkpoint(
+        root, experiment, config.run, config.get("ckpt_path"), experiment_given=bool(config.experiment)
+    )
+    _check_same_model_class(ckpt, class_path_of(config.model))
+    config.ckpt_path = str(ckpt)
+    return run or RunDir(root, experiment, config.run or next_free_run(root, experiment))
+
+
+def with_run_config(line: CommandLine) -> CommandLine:
+    """validate/test/predict without ``--config``: a checkpoint inside a run folder brings that run's
+    ``config.yaml`` (its model *and* data); the user's own flags still apply on top of it."""
+    if line.has_config or any(a in ("-h", "--help") or a.endswith(".help") for a in line.args):
+        return line
+    flags = line.run_flags
+    named_model = line.named_classes.get("model")
+    experiment = flags.get("--experiment") or experiment_name(named_model or default_class_path("model"))
+    run, ckpt = locate_checkpoint(
+        Path(flags.get("--trainer.default_root_dir") or DEFAULT_ROOT),
+        experiment,
+        flags.get("--run"),
+        flags.get("--ckpt_path"),
+        experiment_given="--experiment" in flags,
+    )
+    if run is not None and run.config.is_file():
+        return scan(["--config", str(run.config), *line.args, "--ckpt_path", str(ckpt)])
+    if not (line.names_class("model") and line.names_class("data")):
+        saved = _saved_class_path(ckpt)
+        if saved != default_class_path("model") or line.names_class("model"):
+            raise UsageError(
+                f"--ckpt_path {ckpt} is not inside a run folder (no config.yaml next to its checkpoints/ "
+                f"folder), so litforge cannot tell which model and data it belongs to: pass the run's "
+                "config (--config path/to/config.yaml) or both --model CLASS and --data CLASS"
+            )
+    return line
+
+
+def _check_same_model_class(ckpt: Path, configured: str | None) -> None:
+    """Refuse a checkpoint of another model class than the config's (Lightning would silently swap the
+    model class and pair it with the config's data)."""
+    saved = _saved_class_path(ckpt)
+    if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
+        raise UsageError(
+            f"--ckpt_path {ckpt} holds another model's weights: it was saved from {saved}, the config's "
+            f"model is {configured}; pass the config of the run that wrote it (--config <run>/config.yaml)"
+        )
+
+
+def _saved_class_path(ckpt: Path) -> str | None:
+    """The model class a checkpoint written through LightningCLI records (``hyper_parameters._class_path``)."""
+    return read_hyperparameters(ckpt).get("_class_path")
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (``None``: it exists)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
