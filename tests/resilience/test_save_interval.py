@@ -90,3 +90,23 @@ def test_periodic_checkpoint_saves_every_n_minutes(tmp_path: Path, monkeypatch) 
 def test_the_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="every_n_minutes must be > 0"):
         MinutesInterval(0)
+
+
+def test_fit_takes_the_interval_in_minutes_from_the_command_line(cli, tmp_path: Path) -> None:
+    from cli_helpers import TINY_TRAINER
+
+    steps_only = ["fit", *TINY_TRAINER, "--trainer.limit_train_batches", "16", "--checkpoint_every_n_steps", "0"]
+    every_few_ms = [*steps_only, "--checkpoint_every_n_minutes", "0.00001", "--run", "timed"]
+    assert cli(*every_few_ms).returncode == 0
+    run = tmp_path / "runs" / "classifier" / "timed"
+    # first checked after 10 steps (to measure the step rate), then every few steps: mid-epoch saves
+    assert any(int(p.stem.split("-")[1]) % 16 for p in (run / "checkpoints").glob("step-*.ckpt"))
+    assert "checkpoint_every_n_minutes: 1.0e-05" in (run / "config.yaml").read_text()
+    assert cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", "last").returncode == 0
+
+    assert cli(*steps_only, "--run", "untimed").returncode == 0
+    untimed = tmp_path / "runs" / "classifier" / "untimed" / "checkpoints"
+    assert all(int(p.stem.split("-")[1]) % 16 == 0 for p in untimed.glob("step-*.ckpt"))
+
+    refused = cli(*steps_only, "--checkpoint_every_n_minutes", "-1")
+    assert refused.returncode == 2 and "checkpoint_every_n_minutes" in refused.stderr

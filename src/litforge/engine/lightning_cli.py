@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import lightning as L
 from jsonargparse import Namespace
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
@@ -170,10 +171,18 @@ class LitforgeCLI(HookedLightningCLI):
         )
         parser.add_argument(
             "--checkpoint_every_n_steps",
-            type=int,
+            type=NonNegativeInt,
             default=DEFAULT_EVERY_N_STEPS,
             help="fit: periodic checkpoint interval in optimizer steps (plus every epoch end; 0: epoch "
             "ends only).",
+        )
+        parser.add_argument(
+            "--checkpoint_every_n_minutes",
+            type=NonNegativeFloat | None,
+            default=None,
+            help="fit: also a periodic checkpoint once this many minutes of wall time have passed since "
+            "the last one, so its cost does not grow with step speed (0 or unset: off; with "
+            "--checkpoint_every_n_steps 0, a time-only interval).",
         )
         parser.add_argument(
             "--monitor",
@@ -264,6 +273,7 @@ class LitforgeCLI(HookedLightningCLI):
             every_n_train_steps=self.config_value(
                 self.config, "checkpoint_every_n_steps", DEFAULT_EVERY_N_STEPS
             ),
+            every_n_minutes=self.config_value(self.config, "checkpoint_every_n_minutes"),
             quiet=self.quiet,
         )
         callbacks += self.extra_callbacks

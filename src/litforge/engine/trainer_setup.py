@@ -96,6 +96,7 @@ def default_callbacks(
     monitor_mode: str,
     every_n_train_steps: int,
     quiet: bool,
+    every_n_minutes: float | None = None,
 ) -> list[Any]:
     """The callbacks litforge adds to a run, each unless the config gives one of its kind: best/last
     checkpoints, the model summary, a progress bar; for fit the learning curves, the loggers' resume, the
@@ -115,7 +116,10 @@ def default_callbacks(
         if not has_instance(given, PerfSummary):
             extra.append(PerfSummary(run.path / "perf.json", print_table=not quiet))
         extra += resilience_callbacks(
-            run.checkpoints, every_n_train_steps=every_n_train_steps, checkpointing=checkpointing
+            run.checkpoints,
+            every_n_train_steps=every_n_train_steps,
+            checkpointing=checkpointing,
+            every_n_minutes=every_n_minutes,
         )
     if subcommand == "predict":
         extra.append(CSVPredictionWriter(run.path / "predictions.csv"))

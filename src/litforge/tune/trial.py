@@ -110,6 +110,7 @@ class TrialRunner:
                 # A trial whose worker dies is retried from scratch under a new number, so mid-epoch
                 # checkpoints would never be resumed from: only last.ckpt / best.ckpt at epoch ends.
                 "checkpoint_every_n_steps": 0,
+                "checkpoint_every_n_minutes": None,
             }
         )
 
