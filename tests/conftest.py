@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ import pytest
 from cli_helpers import PLUGIN_INSTALLED, TINY_TRAINER, CLIResult, run_cli
 
 pytest_plugins = ["pytester", *([] if PLUGIN_INSTALLED else ["litforge.testing.plugin"])]
+
+# The one zoo of user-style modules, tests/user_models/usermods.py, imports as ``usermods`` from every folder.
+sys.path.append(str(Path(__file__).with_name("user_models")))
 
 
 @pytest.fixture

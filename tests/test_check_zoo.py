@@ -1,4 +1,4 @@
-"""Healthy user-style modules (tests/healthy_modules.py) pass every standard check, or skip it with a
+"""Healthy user-style modules (tests/user_models/usermods.py) pass every standard check, or skip it with a
 reason, whatever order the checks run in: through ``litforge.testing`` and through ``litforge check`` on a
 module file in the working directory."""
 
@@ -8,9 +8,21 @@ import shutil
 from pathlib import Path
 
 import pytest
+import usermods
 
-import healthy_modules as healthy
 from litforge.testing import Check, Subject, run_check, select_checks
+
+# (model, data) pairs: every check passes or skips with a reason on each.
+ZOO = {
+    "seed_classifier": (usermods.LitModel, usermods.MyDataModule),
+    "regression_1d": (usermods.Regressor, usermods.RegressionData),
+    "dict_batch": (usermods.DictBatchModel, usermods.DictData),
+    "manual_two_optimizers": (usermods.GAN, usermods.MyDataModule),
+    "no_validation": (usermods.NoValidationModel, usermods.TrainOnlyData),
+    "no_val_loss": (usermods.OtherMetricsModel, usermods.MyDataModule),
+    "compiled_submodule": (usermods.CompiledModel, usermods.MyDataModule),
+    "layers_in_configure_model": (usermods.LayersInConfigureModel, usermods.MyDataModule),
+}
 
 # The only check a healthy zoo module may skip, and why.
 EXPECTED_SKIPS = {("manual_two_optimizers", "overfit"): "training_step returns no loss to follow"}
@@ -23,7 +35,7 @@ NOT_RUN = {"layers_in_configure_model": ["export"]}
 def _outcomes(name: str, checks: list[Check]) -> dict[str, tuple[str, str]]:
     """``check -> (status, detail)``, the checks run in this order on one Subject (as ``litforge check``
     does: they share its batch)."""
-    subject = Subject(*healthy.ZOO[name])
+    subject = Subject(*ZOO[name])
     return {
         check.name: (result.status, result.detail)
         for check in checks
@@ -31,7 +43,7 @@ def _outcomes(name: str, checks: list[Check]) -> dict[str, tuple[str, str]]:
     }
 
 
-@pytest.mark.parametrize("name", list(healthy.ZOO))
+@pytest.mark.parametrize("name", list(ZOO))
 def test_healthy_module_passes_every_check_in_any_order(name):
     checks = select_checks(skip=NOT_RUN.get(name))
     in_order = _outcomes(name, checks)
@@ -47,18 +59,18 @@ def test_healthy_module_passes_every_check_in_any_order(name):
 
 
 def test_dict_batch_without_matching_forward_parameters_skips_with_what_to_do():
-    class Renamed(healthy.DictBatchModel):
-        def forward(self, features):  # no batch key called "features"
-            return super().forward(features)
+    class Renamed(usermods.DictBatchModel):
+        def forward(self, inputs):  # no batch key called "inputs"
+            return super().forward(inputs)
 
-    result = run_check(select_checks(only=["forward"])[0], Subject(Renamed, healthy.DictData))
+    result = run_check(select_checks(only=["forward"])[0], Subject(Renamed, usermods.DictData))
     assert result.status == "SKIP"
     assert "name forward's parameters after the batch's keys" in result.detail
 
 
 def _module_file(tmp_path: Path) -> Path:
-    """The zoo as a user's own file in the working directory: ``--model mymodels.LitModel``."""
-    shutil.copy(Path(healthy.__file__), tmp_path / "mymodels.py")
+    """The zoo as a user's own file in the working directory: ``--model usermods.LitModel``."""
+    shutil.copy(Path(usermods.__file__), tmp_path / "usermods.py")
     return tmp_path
 
 
@@ -71,14 +83,14 @@ def test_cli_checks_the_seed_classifier_from_a_file_in_the_working_directory(cli
     # default config's model/data init_args to a user's class, its lr 0.002, hidden_dim 128, dropout 0.1
     # and batch_size 64 would replace LitModel's and MyDataModule's own.
     args = [
-        "check", "--model", "mymodels.LitModel", "--data", "mymodels.MyDataModule",
+        "check", "--model", "usermods.LitModel", "--data", "usermods.MyDataModule",
         "--model.hidden_dim", "256", "--model.lr", "0.001", "--model.dropout", "0.1", "--data.batch_size", "32",
     ]  # fmt: skip
     cwd = _module_file(tmp_path)
     every_check = cli(*args, cwd=cwd)
     assert every_check.returncode == 0, every_check.output
     assert "LitModel on MyDataModule" in every_check.stdout
-    assert "(32, 20) float32 -> (32, 4) float32" in _rows(every_check.stdout)["forward"]
+    assert "(32, 16) float32 -> (32, 3) float32" in _rows(every_check.stdout)["forward"]
     assert "11 pass in" in every_check.stdout
     determinism_first = cli(*args, "--only", "determinism", cwd=cwd)  # it draws the shuffled batch itself
     assert determinism_first.returncode == 0, determinism_first.output
@@ -88,14 +100,14 @@ def test_cli_checks_the_seed_classifier_from_a_file_in_the_working_directory(cli
 def test_cli_checks_a_1d_regression_and_a_manual_optimization_gan(cli, tmp_path):
     cwd = _module_file(tmp_path)
     regression = cli(
-        "check", "--model", "mymodels.Regressor", "--data", "mymodels.RegressionData",
+        "check", "--model", "usermods.Regressor", "--data", "usermods.RegressionData",
         "--data.batch_size", "16", "--skip", "export", cwd=cwd,  # batch_size stated: see the test above
     )  # fmt: skip
     assert regression.returncode == 0, regression.output
-    assert "(16, 20) float32 -> (16,) float32" in _rows(regression.stdout)["forward"]
+    assert "(16, 8) float32 -> (16,) float32" in _rows(regression.stdout)["forward"]
     assert "10 pass in" in regression.stdout
     gan = cli(
-        "check", "--model", "mymodels.GAN", "--data", "mymodels.MyDataModule",
+        "check", "--model", "usermods.GAN", "--data", "usermods.MyDataModule",
         "--model.lr", "0.0001", "--data.batch_size", "32", "--skip", "export", cwd=cwd,
     )  # fmt: skip
     assert gan.returncode == 0, gan.output

@@ -186,19 +186,20 @@ def test_non_finite_loss_stops_before_the_update_keeping_the_last_good_checkpoin
 
 
 def test_a_nan_in_the_inputs_is_named_as_the_cause_not_the_learning_rate(tmp_path: Path) -> None:
-    from user_loaders import DictBatchData, Records, UserNet, collate_records
+    from usermods import DictBatchModel, DictData, DictSet, collate_dicts
 
-    class NaNFeatureData(DictBatchData):
+    class NaNFeatureData(DictData):
         def train_dataloader(self):
-            x = self.x.clone()
+            x = self.train_set.x.clone()
             x[10, 3] = float("nan")  # sample 10: in the second batch of 8
-            return torch.utils.data.DataLoader(Records(x, self.y), batch_size=8, collate_fn=collate_records)
+            rows = DictSet(x, self.train_set.y)
+            return torch.utils.data.DataLoader(rows, batch_size=8, collate_fn=collate_dicts)
 
     with pytest.raises(NonFiniteLoss) as info:
-        _six_step_trainer(tmp_path, 100).fit(UserNet(), NaNFeatureData())
+        _six_step_trainer(tmp_path, 100).fit(DictBatchModel(), NaNFeatureData())
     message = str(info.value)
     assert "training loss is nan at epoch 0, global step 1" in message
-    assert "inputs are not finite (batch['features']: 1 NaN/inf of 64)" in message
+    assert "inputs are not finite (batch['features']: 1 NaN/inf of 128)" in message
     assert "learning rate will not help" in message
     with pytest.raises(
         NonFiniteLoss, match=r"inputs are finite: the model diverged\. Try a lower learning rate"

@@ -11,10 +11,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from resilience_helpers import HERE, assert_bitwise_equal, final_state, run_until
+import usermods
+from resilience_helpers import assert_bitwise_equal, final_state, run_until
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
-from user_loaders import ShuffledData, StreamData, UserNet
 
 from litforge.resilience import resilience_callbacks
 from litforge.resilience.resumable_loader import NotResumable, as_resumable
@@ -87,16 +87,18 @@ def tiny_trainer(root: Path, *callbacks: L.Callback, **kwargs) -> L.Trainer:
 
 def test_a_loader_that_cannot_be_resumable_is_named_once_on_stderr(tmp_path: Path, capsys) -> None:
     with pytest.raises(NotResumable, match="IterableDataset Stream has no state_dict"):
-        as_resumable(StreamData().train_dataloader())
-    data = StreamData()
+        as_resumable(usermods.StreamData().train_dataloader())
+    data = usermods.StreamData()
     # reload_dataloaders_every_n_epochs: the hook is called each epoch; the note comes once
-    tiny_trainer(tmp_path, reload_dataloaders_every_n_epochs=1).fit(UserNet(), data)
+    tiny_trainer(tmp_path, reload_dataloaders_every_n_epochs=1).fit(usermods.LitModel(), data)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litforge:")]
     assert len(lines) == 1 and "cannot resume mid-epoch (its IterableDataset Stream has no" in lines[0]
     assert "train_dataloader" not in vars(data), "the hook is the class's own again after the fit"
 
-    loader = ShuffledData().train_dataloader()
-    tiny_trainer(tmp_path).fit(UserNet(), train_dataloaders=loader)  # out of litforge's reach
+    shuffled = usermods.MyDataModule()
+    shuffled.setup("fit")
+    loader = shuffled.train_dataloader()
+    tiny_trainer(tmp_path).fit(usermods.LitModel(), train_dataloaders=loader)  # out of litforge's reach
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litforge:")]
     assert len(lines) == 1 and "(it was passed to Trainer.fit directly" in lines[0]
 
@@ -111,13 +113,12 @@ def test_a_from_datasets_datamodule_keeps_its_own_hook(tmp_path: Path) -> None:
         def on_train_start(self, trainer, pl_module):
             seen.append(trainer.train_dataloader)
 
-    tiny_trainer(tmp_path, Record()).fit(UserNet(), data)
+    tiny_trainer(tmp_path, Record()).fit(usermods.LitModel(input_dim=8), data)
     assert isinstance(seen[0], StatefulDataLoader)
     assert data.train_dataloader is own_hook
 
 
 FIT = [
-    "--model", "user_loaders.UserNet",
     "--trainer.max_epochs", "3",
     "--trainer.deterministic", "true",
     "--trainer.enable_progress_bar", "false",
@@ -129,23 +130,26 @@ FIT = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("data", "batch_size", "kills"),
+    ("model", "data", "batch_size", "kills"),
     [
-        # 9 batches an epoch; killed after step 4's checkpoint (mid-epoch) and at an epoch's end (step 18)
-        ("ShuffledData", 8, (5, 18)),
-        # 11 batches, the last one partial: killed in epoch 1, after the checkpoint of step 16
-        ("DictBatchData", 7, (17,)),
+        # DataLoader(shuffle=True) on the global RNG, dropout too; 7 batches an epoch: killed after step 4's
+        # checkpoint (mid-epoch) and at an epoch's end (step 14)
+        ("LitModel", "MyDataModule", 32, (5, 14)),
+        # dict batches from a custom collate_fn, the user's own seeded generator; 10 batches, the last one
+        # partial: killed in epoch 1, after the checkpoint of step 14
+        ("DictBatchModel", "DictData", 13, (15,)),
     ],
     ids=["shuffle-true", "dict-batches"],
 )
 def test_kill_9_mid_epoch_and_resume_auto_is_bitwise_exact_for_a_users_loader(
-    tmp_path: Path, data: str, batch_size: int, kills: tuple[int, ...]
+    tmp_path: Path, model: str, data: str, batch_size: int, kills: tuple[int, ...]
 ) -> None:
-    shutil.copy(HERE / "user_loaders.py", tmp_path)  # the user's file in the working directory
-    args = ["fit", *FIT, "--data", f"user_loaders.{data}", "--data.batch_size", str(batch_size)]
+    shutil.copy(usermods.__file__, tmp_path / "usermods.py")  # the user's file in the working directory
+    classes = ["--model", f"usermods.{model}", "--data", f"usermods.{data}"]
+    args = ["fit", *classes, *FIT, "--data.batch_size", str(batch_size)]
     code, output = run_until([*args, "--run", "ref"], tmp_path)
     assert code == 0, output[-3000:]
-    runs = tmp_path / "runs" / "usernet"
+    runs = tmp_path / "runs" / model.lower()
     final_step = torch.load(runs / "ref" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     reference = final_state(runs / "ref" / "checkpoints", final_step)
 

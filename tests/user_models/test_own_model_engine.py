@@ -21,7 +21,8 @@ def trained(project, user_cli):
 
 def test_the_class_defaults_hold_not_the_packaged_ones(trained, project, user_cli):
     config = yaml.safe_load((trained / "config.yaml").read_text())
-    assert config["model"]["init_args"] == {"input_dim": 16, "hidden_dim": 256, "output_dim": 3, "lr": 1e-3}
+    own_defaults = {"input_dim": 16, "hidden_dim": 256, "output_dim": 3, "lr": 1e-3, "dropout": 0.1}
+    assert config["model"]["init_args"] == own_defaults
     assert config["data"]["init_args"] == {"batch_size": 32, "num_workers": 0}
     hparams = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
     assert hparams["hidden_dim"] == 256 and hparams["lr"] == 1e-3

@@ -1,7 +1,14 @@
-"""Modules written the way litforge's users write them, for tests that drive them through the CLI.
+"""Modules written the way litforge's users write them: the one zoo of user-style modules in the tests.
 
-Tests copy this file into their working folder and name classes as ``usermods.LitModel`` (as a user with
-``mymod.py`` next to their shell would). Everything is tiny: a few hundred rows, a few batches.
+CLI tests copy this file into their working folder and name classes as ``usermods.LitModel`` (as a user with
+``mymod.py`` next to their shell would); in-process tests ``import usermods`` (tests/conftest.py puts this
+folder on ``sys.path``). Used by tests/user_models (every subcommand on each module), tests/test_check_zoo.py
+(every standard check passes on each) and the resilience tests (users' loaders resume bit for bit).
+
+Each is correct Lightning code: its own defaults, dropout, shuffled plain ``DataLoader``s, ``random_split`` on
+the global RNG, ``(B,)`` regression outputs, dict batches from a custom ``collate_fn``, manual optimization,
+no validation loop, no ``val_loss``, ``torch.compile`` or the layers themselves in ``configure_model``.
+Everything is tiny: a few hundred rows, a few batches.
 """
 
 from __future__ import annotations
@@ -10,23 +17,34 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, random_split
 
 
 def _blobs(n: int, features: int, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` samples around ``classes`` fixed centers: learnable features and their integer labels."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, classes, (n,), generator=g)
     centers = torch.randn(classes, features, generator=g) * 2
     return centers[y] + torch.randn(n, features, generator=g), y
 
 
-# -- the seed's LitModel / MyDataModule: own defaults, Adam, a plain shuffled DataLoader --------------------
+# -- the seed's LitModel / MyDataModule: own defaults, dropout, Adam, random_split, a shuffled DataLoader ----
 class LitModel(L.LightningModule):
-    def __init__(self, input_dim: int = 16, hidden_dim: int = 256, output_dim: int = 3, lr: float = 1e-3):
+    def __init__(
+        self,
+        input_dim: int = 16,
+        hidden_dim: int = 256,
+        output_dim: int = 3,
+        lr: float = 1e-3,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.model = nn.Sequential(
-            nn.Linear(input_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, output_dim)
+            nn.Linear(input_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, output_dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,6 +73,8 @@ class LitModel(L.LightningModule):
 
 
 class MyDataModule(L.LightningDataModule):
+    """Train and validation rows split by ``random_split`` on the global RNG in ``setup``; fixed test rows."""
+
     def __init__(self, batch_size: int = 32, num_workers: int = 0):
         super().__init__()
         self.batch_size = batch_size
@@ -62,8 +82,7 @@ class MyDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         x, y = _blobs(320, 16, 3, seed=0)
-        self.train_set = TensorDataset(x[:224], y[:224])
-        self.val_set = TensorDataset(x[224:272], y[224:272])
+        self.train_set, self.val_set = random_split(TensorDataset(x[:272], y[:272]), [224, 48])
         self.test_set = TensorDataset(x[272:], y[272:])
 
     def train_dataloader(self):
@@ -92,15 +111,20 @@ class _TrainAndValidation(L.LightningDataModule):
     def val_dataloader(self):
         return DataLoader(self.val_set, batch_size=self.batch_size)
 
-    test_dataloader = predict_dataloader = val_dataloader
+    def test_dataloader(self):
+        return self.val_dataloader()
+
+    def predict_dataloader(self):
+        return self.val_dataloader()
 
 
-# -- a regression model: one float per sample, SGD, its own data ---------------------------------------------
+# -- a regression model: one float per sample, example_input_array, SGD with a scheduler, its own data -------
 class Regressor(L.LightningModule):
     def __init__(self, n_in: int = 8, lr: float = 0.05):
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(nn.Linear(n_in, 16), nn.Tanh(), nn.Linear(16, 1))
+        self.example_input_array = torch.zeros(2, n_in)  # for the model summary
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)  # (B,)
@@ -123,7 +147,8 @@ class Regressor(L.LightningModule):
         return self(batch[0])
 
     def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 100)}
 
 
 class RegressionData(_TrainAndValidation):
@@ -138,8 +163,10 @@ class RegressionData(_TrainAndValidation):
         self.train_set, self.val_set = TensorDataset(x[:160], y[:160]), TensorDataset(x[160:], y[160:])
 
 
-# -- a dict batch --------------------------------------------------------------------------------------------
-class _DictSet(Dataset):
+# -- dict batches from the user's own collate_fn, shuffled with the user's own seeded generator --------------
+class DictSet(Dataset):
+    """Samples as dicts, as a tokenised text dataset gives them."""
+
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.x, self.y = x, y
 
@@ -150,14 +177,24 @@ class _DictSet(Dataset):
         return {"features": self.x[i], "target": self.y[i]}
 
 
+def collate_dicts(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The user's own ``collate_fn``: one stacked tensor per key."""
+    return {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}
+
+
 class DictBatchModel(L.LightningModule):
-    def __init__(self, features: int = 16, classes: int = 3, lr: float = 0.01):
+    """``forward(features)`` takes the batch's ``features``; dropout draws from the global RNG."""
+
+    def __init__(
+        self, features: int = 16, classes: int = 3, hidden: int = 32, dropout: float = 0.1, lr: float = 0.01
+    ):
         super().__init__()
         self.save_hyperparameters()
-        self.head = nn.Linear(features, classes)
+        self.encoder = nn.Sequential(nn.Linear(features, hidden), nn.GELU(), nn.Dropout(dropout))
+        self.head = nn.Linear(hidden, classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
+        return self.head(self.encoder(features))
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(self(batch["features"]), batch["target"])
@@ -187,10 +224,22 @@ class DictData(_TrainAndValidation):
 
     def setup(self, stage: str | None = None) -> None:
         x, y = _blobs(160, 16, 3, seed=2)
-        self.train_set, self.val_set = _DictSet(x[:128], y[:128]), _DictSet(x[128:], y[128:])
+        self.train_set, self.val_set = DictSet(x[:128], y[:128]), DictSet(x[128:], y[128:])
+
+    def train_dataloader(self):
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=collate_dicts,
+            generator=torch.Generator().manual_seed(5),
+        )
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=collate_dicts)
 
 
-# -- manual optimization: two optimizers, a scheduler stepped by hand ---------------------------------------
+# -- manual optimization: two optimizers and a scheduler stepped by hand; the seed's GAN ---------------------
 class ManualOptModel(LitModel):
     def __init__(self, hidden_dim: int = 32, lr: float = 1e-2):
         super().__init__(hidden_dim=hidden_dim, lr=lr)
@@ -210,11 +259,54 @@ class ManualOptModel(LitModel):
 
     def configure_optimizers(self):
         body = torch.optim.SGD(self.model[0].parameters(), lr=self.hparams.lr)
-        head = torch.optim.Adam(self.model[2].parameters(), lr=self.hparams.lr)
+        head = torch.optim.Adam(self.model[-1].parameters(), lr=self.hparams.lr)
         return [body, head], [torch.optim.lr_scheduler.StepLR(body, step_size=5, gamma=0.5)]
 
 
-# -- the seed's compile pattern: torch.compile inside configure_model ---------------------------------------
+class GAN(L.LightningModule):
+    """Two optimizers, losses logged, nothing returned; ``forward(z)`` takes noise shaped like
+    ``example_input_array``, not the batch."""
+
+    def __init__(self, latent_dim: int = 8, features: int = 16, lr: float = 1e-4) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.generator = nn.Sequential(nn.Linear(latent_dim, 32), nn.ReLU(), nn.Linear(32, features))
+        self.discriminator = nn.Sequential(nn.Linear(features, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+        self.example_input_array = torch.zeros(2, latent_dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)  # (B, latent) -> (B, features)
+
+    def _adversarial(self, x: torch.Tensor, real: bool) -> torch.Tensor:
+        logits = self.discriminator(x)
+        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+    def training_step(self, batch, batch_idx):
+        x, _ = batch
+        g_opt, d_opt = self.optimizers()
+        fake = self(torch.randn(x.shape[0], self.hparams.latent_dim, device=x.device))
+
+        d_opt.zero_grad()
+        d_loss = (self._adversarial(x, True) + self._adversarial(fake.detach(), False)) / 2
+        self.manual_backward(d_loss)
+        d_opt.step()
+
+        g_opt.zero_grad()
+        g_loss = self._adversarial(fake, True)
+        self.manual_backward(g_loss)
+        g_opt.step()
+
+        self.log_dict({"g_loss": g_loss, "d_loss": d_loss})
+
+    def configure_optimizers(self):
+        g_opt = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr)
+        d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr)
+        return [g_opt, d_opt], []
+
+
+# -- configure_model: the seed's torch.compile there, and Lightning's layers-built-there pattern -------------
 class CompiledModel(LitModel):
     def __init__(self, hidden_dim: int = 32, lr: float = 1e-3, backend: str = "eager"):
         super().__init__(hidden_dim=hidden_dim, lr=lr)
@@ -225,12 +317,39 @@ class CompiledModel(LitModel):
             self.model = torch.compile(self.model, backend=self.backend)
 
 
-# -- no validation loop at all, and a model that logs other metric names -----------------------------------
+class LayersInConfigureModel(LitModel):
+    """Lightning's documented pattern for large models: the layers built in ``configure_model``, once."""
+
+    def __init__(self, hidden_dim: int = 32, lr: float = 1e-3):
+        super().__init__(hidden_dim=hidden_dim, lr=lr)
+        self.model = None
+
+    def configure_model(self) -> None:
+        if self.model is None:
+            hp = self.hparams
+            self.model = nn.Sequential(
+                nn.Linear(hp.input_dim, hp.hidden_dim), nn.ReLU(), nn.Linear(hp.hidden_dim, hp.output_dim)
+            )
+
+
+# -- no validation loop at all, data with nothing but a train loader, a model logging other metric names -----
 class NoValidationModel(LitModel):
     validation_step = None  # type: ignore[assignment]  (Lightning then skips the loop)
 
     def __init__(self, hidden_dim: int = 32, lr: float = 1e-3):
         super().__init__(hidden_dim=hidden_dim, lr=lr)
+
+
+class TrainOnlyData(L.LightningDataModule):
+    """A ``train_dataloader`` and nothing else: no validation, test or predict data."""
+
+    def __init__(self, batch_size: int = 32):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def train_dataloader(self):
+        dataset = TensorDataset(*_blobs(128, 16, 3, seed=0))
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True)
 
 
 class OtherMetricsModel(LitModel):
@@ -242,7 +361,20 @@ class OtherMetricsModel(LitModel):
         self.log("valid/accuracy", (self(x).argmax(-1) == y).float().mean())
 
 
-# -- a model that fails in training ----------------------------------------------------------------------
+# -- a stream whose position cannot be saved: an IterableDataset without state_dict --------------------------
+class Stream(IterableDataset):
+    """Samples one after another, with no ``state_dict`` to resume from mid-epoch."""
+
+    def __iter__(self):
+        return iter(zip(*_blobs(128, 16, 3, seed=0), strict=True))
+
+
+class StreamData(TrainOnlyData):
+    def train_dataloader(self):
+        return DataLoader(Stream(), batch_size=self.batch_size)
+
+
+# -- a model that fails in training --------------------------------------------------------------------------
 class Exploding(LitModel):
     def training_step(self, batch, batch_idx):
         raise RuntimeError("the user's training_step exploded")
@@ -343,7 +475,7 @@ class ReviewsData(L.LightningDataModule):
         return self._loader()
 
 
-# -- test scaffolding (not a user module): dies like kill -9 once, at a chosen step ------------------------
+# -- test scaffolding (not a user module): dies like kill -9 once, at a chosen step --------------------------
 class KillOnce(L.Callback):
     """SIGKILLs its own process once ``global_step`` reaches ``step`` unless ``marker`` exists (it is
     created first), so re-running the same command resumes instead of dying again."""
