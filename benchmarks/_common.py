@@ -56,12 +56,19 @@ def fabric_transformer(config: dict[str, Any], **model_kwargs: Any) -> tuple[Any
     import lightning as L
     import torch
 
-    from litforge.models import SequenceTransformer
-
     accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     fabric = L.Fabric(accelerator=accelerator, devices=1, precision=config["precision"])
+    return fabric, seeded_transformer(config, **model_kwargs)
+
+
+def seeded_transformer(config: dict[str, Any], **model_kwargs: Any) -> Any:
+    """A SequenceTransformer of ``config``'s shape, its weights drawn after ``torch.manual_seed(0)``."""
+    import torch
+
+    from litforge.models import SequenceTransformer
+
     torch.manual_seed(0)
-    model = SequenceTransformer(
+    return SequenceTransformer(
         num_classes=config["vocab"],
         max_len=config["seq_len"],
         d_model=config["d_model"],
@@ -69,7 +76,6 @@ def fabric_transformer(config: dict[str, Any], **model_kwargs: Any) -> tuple[Any
         n_layers=config["n_layers"],
         **model_kwargs,
     )
-    return fabric, model
 
 
 def environment() -> dict[str, Any]:

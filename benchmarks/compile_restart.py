@@ -22,7 +22,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import environment, print_table, run_variant, save_results, transformer_args, worker_or_shape
+from _common import (
+    environment,
+    print_table,
+    run_variant,
+    save_results,
+    seeded_transformer,
+    transformer_args,
+    worker_or_shape,
+)
 
 PROCESS_START = time.perf_counter()  # the worker's first line: imports count
 
@@ -32,21 +40,11 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from litforge.models import SequenceTransformer
-
     artifacts = Path(config["artifacts"])
     if config["load_artifacts"]:
         torch.compiler.load_cache_artifacts(artifacts.read_bytes())
     start = time.perf_counter()
-    torch.manual_seed(0)
-    model = SequenceTransformer(
-        num_classes=config["vocab"],
-        max_len=config["seq_len"],
-        d_model=config["d_model"],
-        n_heads=config["n_heads"],
-        n_layers=config["n_layers"],
-        compile=True,
-    )
+    model = seeded_transformer(config, compile=True)
     model.configure_model()
     optimizer = model.configure_optimizers()
     tokens = torch.randint(0, config["vocab"], (config["batch_size"], config["seq_len"]))
@@ -69,9 +67,13 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     transformer_args(parser, seq_len=128, n_layers=4)
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/compile_restart.json)")
+    parser.add_argument(
+        "--out", type=Path, help="results file (default benchmarks/results/compile_restart.json)"
+    )
     shape = worker_or_shape(parser.parse_args(), worker)
     if shape is None:
         return

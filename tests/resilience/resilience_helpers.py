@@ -10,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 
+from litforge.resilience import AtomicCheckpointIO
 from litforge.resilience.resume import find_resume_checkpoint
 
 HERE = Path(__file__).resolve().parent
@@ -34,6 +36,20 @@ TINY_FIT = [
     "--checkpoint_every_n_steps", "2",
 ]  # fmt: skip
 FINAL_STEP = 18
+
+
+def bare_trainer(*callbacks: L.Callback, plugins: list[Any] | None = None, **kwargs: Any) -> L.Trainer:
+    """An in-process Trainer with nothing but ``callbacks``: no validation, logger, progress bar or summary;
+    checkpoints through litforge's ``AtomicCheckpointIO`` unless ``plugins`` say otherwise."""
+    return L.Trainer(
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()] if plugins is None else plugins,
+        callbacks=list(callbacks),
+        **kwargs,
+    )
 
 
 def litforge_command() -> list[str]:

@@ -11,6 +11,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from resilience_helpers import bare_trainer
 
 from litforge.data import DigitsDataModule
 from litforge.models import Classifier
@@ -40,15 +41,7 @@ def test_a_background_save_holds_the_state_of_its_step(tmp_path: Path, monkeypat
     monkeypatch.setenv(WRITE_DELAY_ENV, "0.2")
     recorder = RecordStates()
     periodic = PeriodicCheckpoint(tmp_path, every_n_train_steps=2, keep=10, on_epoch_end=False)
-    trainer = L.Trainer(
-        max_steps=8,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        plugins=[AtomicCheckpointIO()],
-        callbacks=[recorder, periodic],
-    )
+    trainer = bare_trainer(recorder, periodic, max_steps=8)
     trainer.fit(Classifier(hidden_dim=8), DigitsDataModule(batch_size=32))
 
     assert recorder.io_types == {BackgroundCheckpointIO}
@@ -71,15 +64,8 @@ def test_older_files_are_pruned_only_once_the_new_one_is_complete(tmp_path: Path
             seen.append(sorted(p.name for p in Path(path).parent.glob("step-*.ckpt")))
             super().save_checkpoint(checkpoint, path, storage_options)
 
-    trainer = L.Trainer(
-        max_steps=6,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        plugins=[Listing()],
-        callbacks=[PeriodicCheckpoint(tmp_path, every_n_train_steps=1, keep=2, on_epoch_end=False)],
-    )
+    periodic = PeriodicCheckpoint(tmp_path, every_n_train_steps=1, keep=2, on_epoch_end=False)
+    trainer = bare_trainer(periodic, plugins=[Listing()], max_steps=6)
     trainer.fit(Classifier(hidden_dim=8), DigitsDataModule(batch_size=32))
     # when step N is written, the two before it are still there: nothing is deleted before its successor
     assert seen[3] == ["step-00000002.ckpt", "step-00000003.ckpt"]

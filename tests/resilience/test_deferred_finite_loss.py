@@ -9,10 +9,11 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
+from resilience_helpers import bare_trainer
 
 from litforge.data import DigitsDataModule
 from litforge.models import Classifier
-from litforge.resilience import AtomicCheckpointIO, FiniteLossGuard, NonFiniteLoss, PeriodicCheckpoint
+from litforge.resilience import FiniteLossGuard, NonFiniteLoss, PeriodicCheckpoint
 from litforge.resilience.pending_losses import PendingLosses
 from litforge.resilience.resume import find_resume_checkpoint
 
@@ -53,18 +54,11 @@ def test_pending_losses_name_the_first_bad_step_and_start_over() -> None:
 def test_a_deferred_check_stops_before_the_next_checkpoint(tmp_path: Path) -> None:
     """Checked every 5 steps, the NaN of step 3 is found when step 4's checkpoint is about to be written."""
     L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(
+    trainer = bare_trainer(
+        FiniteLossGuard(tmp_path, check_every_n_steps=5),
+        PeriodicCheckpoint(tmp_path, every_n_train_steps=2),
         max_epochs=1,
         limit_train_batches=6,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        plugins=[AtomicCheckpointIO()],
-        callbacks=[
-            FiniteLossGuard(tmp_path, check_every_n_steps=5),
-            PeriodicCheckpoint(tmp_path, every_n_train_steps=2),
-        ],
     )
     with pytest.raises(
         NonFiniteLoss, match=r"loss is nan at epoch 0, global step 3 \(read at step 4.*step-00000002"

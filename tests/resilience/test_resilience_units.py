@@ -14,6 +14,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from resilience_helpers import bare_trainer
 
 from litforge.atomic_files import write_atomically
 from litforge.data import DigitsDataModule
@@ -22,7 +23,6 @@ from litforge.data.tensor_loader import TensorBatchLoader
 from litforge.models import Classifier
 from litforge.resilience import (
     EXIT_PREEMPTED,
-    AtomicCheckpointIO,
     NonFiniteLoss,
     Preempted,
     resilience_callbacks,
@@ -159,15 +159,11 @@ class ExplodingClassifier(Classifier):
 def _six_step_trainer(root: Path, every_n_train_steps: int, *extra: L.Callback) -> L.Trainer:
     """One epoch of 6 steps, no validation, litforge's resilience callbacks writing into ``root``."""
     L.seed_everything(0, verbose=False)
-    return L.Trainer(
+    return bare_trainer(
+        *resilience_callbacks(root, every_n_train_steps=every_n_train_steps),
+        *extra,
         max_epochs=1,
         limit_train_batches=6,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        plugins=[AtomicCheckpointIO()],
-        callbacks=[*resilience_callbacks(root, every_n_train_steps=every_n_train_steps), *extra],
     )
 
 

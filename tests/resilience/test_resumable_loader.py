@@ -12,7 +12,7 @@ import lightning as L
 import pytest
 import torch
 import usermods
-from resilience_helpers import assert_bitwise_equal, final_state, run_until
+from resilience_helpers import assert_bitwise_equal, bare_trainer, final_state, run_until
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
@@ -73,14 +73,11 @@ def test_rebuilt_loader_resumes_mid_epoch_from_the_global_generator(stop_at: int
 
 def tiny_trainer(root: Path, *callbacks: L.Callback, **kwargs) -> L.Trainer:
     """2 epochs of 3 batches, no validation, litforge's resilience callbacks writing into ``root``."""
-    return L.Trainer(
+    return bare_trainer(
+        *resilience_callbacks(root, every_n_train_steps=100),
+        *callbacks,
         max_epochs=2,
         limit_train_batches=3,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[*resilience_callbacks(root, every_n_train_steps=100), *callbacks],
         **kwargs,
     )
 

@@ -8,10 +8,11 @@ from types import SimpleNamespace
 
 import lightning as L
 import pytest
+from resilience_helpers import bare_trainer
 
 from litforge.data import DigitsDataModule
 from litforge.models import Classifier
-from litforge.resilience import AtomicCheckpointIO, PeriodicCheckpoint, save_interval
+from litforge.resilience import PeriodicCheckpoint, save_interval
 from litforge.resilience.save_interval import MinutesInterval
 
 
@@ -67,20 +68,10 @@ def test_periodic_checkpoint_saves_every_n_minutes(tmp_path: Path, monkeypatch) 
         def on_train_batch_end(self, *args) -> None:
             clock.now += 10.0
 
-    trainer = L.Trainer(
-        max_steps=40,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        plugins=[AtomicCheckpointIO()],
-        callbacks=[
-            Tick(),
-            PeriodicCheckpoint(
-                tmp_path, every_n_train_steps=0, keep=10, on_epoch_end=False, every_n_minutes=2
-            ),
-        ],
+    periodic = PeriodicCheckpoint(
+        tmp_path, every_n_train_steps=0, keep=10, on_epoch_end=False, every_n_minutes=2
     )
+    trainer = bare_trainer(Tick(), periodic, max_steps=40)
     trainer.fit(Classifier(hidden_dim=8), DigitsDataModule(batch_size=32))
     assert sorted(p.name for p in tmp_path.glob("step-*.ckpt")) == [
         f"step-{s:08d}.ckpt" for s in (12, 24, 36)
@@ -95,7 +86,14 @@ def test_the_interval_must_be_positive() -> None:
 def test_fit_takes_the_interval_in_minutes_from_the_command_line(cli, tmp_path: Path) -> None:
     from cli_helpers import TINY_TRAINER
 
-    steps_only = ["fit", *TINY_TRAINER, "--trainer.limit_train_batches", "16", "--checkpoint_every_n_steps", "0"]
+    steps_only = [
+        "fit",
+        *TINY_TRAINER,
+        "--trainer.limit_train_batches",
+        "16",
+        "--checkpoint_every_n_steps",
+        "0",
+    ]
     every_few_ms = [*steps_only, "--checkpoint_every_n_minutes", "0.00001", "--run", "timed"]
     assert cli(*every_few_ms).returncode == 0
     run = tmp_path / "runs" / "classifier" / "timed"
