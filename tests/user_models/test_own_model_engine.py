@@ -74,6 +74,19 @@ def test_a_bare_checkpoint_brings_its_runs_model_and_data(trained, project, user
     assert "--config" in refused.stderr and "Traceback" not in refused.output
 
 
+def test_model_flags_typed_with_a_checkpoint_win_over_its_hyperparameters(trained, user_cli):
+    config, last = str(trained / "config.yaml"), str(trained / "checkpoints" / "last.ckpt")
+    # Lightning overwrites the init args with the checkpoint's; a flag the user typed must still hold
+    result = user_cli("test", "--config", config, "--ckpt_path", last, "--model.lr", "0.5")
+    assert result.returncode == 0, result.output
+    assert "--model.lr 0.5 replaces the checkpoint's lr=0.001" in result.stderr
+    assert yaml.safe_load((trained / "test" / "config.yaml").read_text())["model"]["init_args"]["lr"] == 0.5
+    # a value the weights cannot take is refused in one line, not silently ignored
+    refused = user_cli("test", "--config", config, "--ckpt_path", last, "--model.hidden_dim", "8")
+    assert refused.returncode == 2, refused.output
+    assert "does not fit LitModel" in refused.stderr and "Traceback" not in refused.output
+
+
 def test_another_models_checkpoint_is_refused_in_one_line(trained, user_cli):
     other = user_cli("fit", *QUICK, "--trainer.limit_val_batches", "2", "--run", "digits")
     assert other.returncode == 0, other.output

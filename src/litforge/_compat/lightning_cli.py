@@ -27,6 +27,8 @@ class HookedLightningCLI(LightningCLI):
         subcommand_parser_built(parser, subcommand): after Lightning added a subcommand's options.
         model_and_data_instantiators(): ``[(instantiator, base class), ...]`` replacing Lightning's two.
         seeding_enabled(): ``False`` skips ``seed_everything`` (a parse-only use).
+        checkpoint_hyperparameters_applied(): after Lightning replaced the model's init args with the
+            hyperparameters ``--ckpt_path`` records (validate/test/predict), before anything is built.
         run_subcommand(subcommand): wraps Lightning's ``before_<sub>``/``<sub>``/``after_<sub>`` sequence,
             which ``run_lightning_subcommand`` performs.
     """
@@ -65,6 +67,13 @@ class HookedLightningCLI(LightningCLI):
 
     def seeding_enabled(self) -> bool:
         return True
+
+    def _parse_ckpt_path(self) -> None:
+        super()._parse_ckpt_path()
+        self.checkpoint_hyperparameters_applied()
+
+    def checkpoint_hyperparameters_applied(self) -> None:
+        """Called once ``--ckpt_path``'s hyperparameters are in ``self.config``."""
 
     def _run_subcommand(self, subcommand: str) -> None:
         self.run_subcommand(subcommand)

@@ -116,6 +116,7 @@ class CommandLine:
     config_files: list[Path] = field(default_factory=list)
     named_classes: dict[str, str | None] = field(default_factory=dict)  # section -> class path/name
     run_flags: dict[str, str] = field(default_factory=dict)
+    model_args: list[str] = field(default_factory=list)  # init args given as --model.NAME
     complete: bool = False  # a complete typed config: no packaged default applies
 
     def names_class(self, section: str) -> bool:
@@ -142,6 +143,8 @@ def scan(args: list[str]) -> CommandLine:
                 line.named_classes[key.removeprefix("--")] = named
         elif key.endswith(".class_path") and key[2:].removesuffix(".class_path") in CLASS_SECTIONS:
             line.named_classes[key[2:].removesuffix(".class_path")] = value
+        elif key.startswith("--model."):
+            line.model_args.append(key.removeprefix("--model.").removeprefix("init_args.").split(".")[0])
         if key in _RUN_FLAGS:
             line.run_flags[key] = value
     return line

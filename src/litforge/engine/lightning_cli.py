@@ -6,6 +6,7 @@ Used by ``litforge fit|validate|test|predict``, ``tune`` and ``check``; see ``do
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,6 +107,7 @@ class LitforgeCLI(HookedLightningCLI):
         self.parse_only = parse_only
         self.subcommand_parser: LightningArgumentParser | None = None
         self._new_folder: Path | None = None
+        self._explicit_model_args: dict[str, Any] = {}
         if isinstance(args, Namespace):  # a complete typed config (engine.api.run_command)
             self._subcommand = args.subcommand
             model = args[args.subcommand].get("model")
@@ -236,6 +238,23 @@ class LitforgeCLI(HookedLightningCLI):
         super().parse_arguments(parser, args)
         if "subcommand" in self.config and not self.parse_only:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
+        init_args = _model_init_args(self.config)
+        self._explicit_model_args = {
+            name: init_args[name] for name in self.command_line.model_args if name in init_args
+        }
+
+    def checkpoint_hyperparameters_applied(self) -> None:
+        """Lightning has just replaced the model's init args with the checkpoint's hyperparameters: the
+        ``--model.NAME`` flags typed on this command line win over them (a value the weights cannot take,
+        such as another ``hidden_dim``, is then refused by ``check_checkpoint_fits`` in one line)."""
+        init_args = _model_init_args(self.config)
+        for name, value in self._explicit_model_args.items():
+            if name in init_args and init_args[name] != value:
+                print(
+                    f"litforge: note: --model.{name} {value} replaces the checkpoint's {name}={init_args[name]}",
+                    file=sys.stderr,
+                )
+                init_args[name] = value
 
     def instantiate_classes(self) -> None:
         if self.parse_only:
@@ -367,6 +386,14 @@ class LitforgeCLI(HookedLightningCLI):
     def _report(self, line: str) -> None:
         if self.trainer.is_global_zero and not self.quiet:
             print(line, flush=True)
+
+
+def _model_init_args(config: Namespace) -> Any:
+    """The ``model.init_args`` namespace of a parsed config (an empty one when it has none)."""
+    section = config.get(config["subcommand"]) if config.get("subcommand") else config
+    model = section.get("model") if isinstance(section, Namespace) else None
+    init_args = model.get("init_args") if isinstance(model, Namespace) else None
+    return init_args if isinstance(init_args, Namespace) else Namespace()
 
 
 def _is_litforge_model(named: str | None) -> bool:
