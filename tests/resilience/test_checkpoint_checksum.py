@@ -89,7 +89,7 @@ def test_resume_auto_skips_a_checkpoint_whose_bytes_changed(tmp_path: Path) -> N
     time.sleep(0.01)
     io.save_checkpoint(checkpoint(4), tmp_path / "step-00000004.ckpt")
     flip_a_tensor_bit(tmp_path / "step-00000004.ckpt")
-    with pytest.warns(UserWarning, match=r"skipping unreadable checkpoint .*step-00000004\.ckpt: corrupt"):
+    with pytest.warns(UserWarning, match=r"skipping unreadable checkpoint: .*step-00000004\.ckpt: corrupt"):
         assert find_resume_checkpoint(tmp_path).name == "step-00000002.ckpt"
 
 

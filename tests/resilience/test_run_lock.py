@@ -78,14 +78,18 @@ def test_litforge_fit_is_refused_while_another_process_holds_the_run(tmp_path: P
 
     run = tmp_path / "runs" / "classifier" / "dup"
     holder = hold(run)
+    writing = run / "checkpoints" / ".step-00000030.ckpt.tmp-1-abcd"  # the holder's write in progress
+    writing.parent.mkdir()
+    writing.write_bytes(b"being written")
     try:
         refused = run_cli("fit", *TINY_TRAINER, "--run", "dup", "--resume", "auto", cwd=tmp_path)
         assert refused.returncode == 2, refused.output
         assert f"in use by another process (pid {holder.pid})" in refused.stderr
-        assert (run / run_lock.LOCK_FILE).is_file()  # the holder's folder is left alone
+        assert "resuming" not in refused.output and "starting fresh" not in refused.output  # refused first
+        assert (run / run_lock.LOCK_FILE).is_file() and writing.exists()  # the holder's folder is left alone
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     after_kill = run_cli("fit", *TINY_TRAINER, "--run", "dup", "--resume", "auto", cwd=tmp_path)
     assert after_kill.returncode == 0, after_kill.output
-    assert (run / "finished.json").is_file()
+    assert (run / "finished.json").is_file() and not writing.exists()  # the killed write is cleaned up

@@ -46,7 +46,7 @@ from litforge.errors import UsageError
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted
 from litforge.resilience.checkpoint_file import note_if_unverified
 from litforge.resilience.elastic_restart import init_process_group_for_restart
-from litforge.resilience.resume import clear_finished, mark_finished
+from litforge.resilience.resume import clear_finished, mark_finished, remove_killed_writes
 from litforge.resilience.run_lock import RunLock, is_run_owner
 
 __all__ = ["LitforgeCLI"]
@@ -337,6 +337,7 @@ class LitforgeCLI(HookedLightningCLI):
         try:
             if lock is not None:
                 lock.acquire()  # RunInUse (exit 2) names the process that holds it
+                remove_killed_writes(self.run_dir.checkpoints)
             init_process_group_for_restart(self.trainer)
             self.run_lightning_subcommand(subcommand)
         except SIGTERMException:  # Lightning's own handler fired before litforge's took over

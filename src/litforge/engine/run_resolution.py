@@ -27,6 +27,7 @@ from litforge.engine.run_dir import (
 )
 from litforge.errors import UsageError
 from litforge.resilience.resume import read_finished, resolve_resume
+from litforge.resilience.run_lock import RunLock, is_run_owner
 
 # "<rank 0 pid>:<run folder>:<resume checkpoint>": rank 0 hands its decisions to the DDP ranks it starts
 # (their only channel: they are new processes running the same command line).
@@ -61,6 +62,8 @@ def resolve_fit_run(config: Namespace) -> FitRun:
         config.ckpt_path = ckpt or None
         return FitRun(RunDir(Path(path).parent.parent, Path(path).parent.name, Path(path).name))
     run = RunDir(root, experiment, config.run or next_free_run(root, experiment))
+    if is_run_owner():  # a fit of this run in another process: refused before its folder is read
+        RunLock(run.path).refuse_if_held()
     finished = None
     resume = config.resume or "never"
     if resume != "never":

@@ -49,21 +49,26 @@ def find_resume_checkpoint(checkpoints: Path) -> Path | None:
     """The newest (by modification time) ``*.ckpt`` in ``checkpoints`` that fully loads, or ``None``.
 
     Unreadable files are skipped with a warning naming them; ``on_exception.ckpt`` is never chosen.
-    Leftover temporary files of a write that was killed are removed.
+    Reads only: temporary files may belong to a live writer (``remove_killed_writes`` runs under the lock).
     """
     if not checkpoints.is_dir():
         return None
-    for leftover in checkpoints.glob(".*.tmp-*"):
-        leftover.unlink(missing_ok=True)
     candidates = [p for p in checkpoints.glob("*.ckpt") if p.name != EXCEPTION_CHECKPOINT and p.is_file()]
     for path in sorted(candidates, key=lambda p: p.stat().st_mtime_ns, reverse=True):
         try:
             load_checkpoint_safely(path)
         except CheckpointUnreadable as error:
-            warnings.warn(f"skipping unreadable checkpoint {error}", stacklevel=2)
+            warnings.warn(f"skipping unreadable checkpoint: {error}", stacklevel=2)
             continue
         return path
     return None
+
+
+def remove_killed_writes(checkpoints: Path) -> None:
+    """Delete the temporary files of checkpoint writes that a killed process left behind. Call it only
+    while holding the run's lock: a live process's temporary files look the same."""
+    for leftover in checkpoints.glob(".*.tmp-*"):
+        leftover.unlink(missing_ok=True)
 
 
 def read_finished(run_path: Path) -> dict[str, Any] | None:
@@ -119,5 +124,5 @@ def resolve_resume(value: str | None, checkpoints: Path, run_is_fixed: bool) -> 
     try:
         load_checkpoint_safely(path)
     except CheckpointUnreadable as error:
-        raise UsageError(f"--resume: cannot resume from {error}") from None
+        raise UsageError(f"--resume: {error}") from None
     return path

@@ -56,6 +56,15 @@ class RunLock:
     def held(self) -> bool:
         return self._file is not None
 
+    def refuse_if_held(self) -> None:
+        """Raise ``RunInUse`` when another process holds the lock now; creates nothing. A fit checks this
+        before it reads the run folder (resume search), and takes the lock itself once training starts."""
+        if self._file is not None or not self.path.is_file():
+            return
+        with self.path.open("rb") as file:
+            self._lock_or_refuse(file)
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
     def acquire(self) -> RunLock:
         """Take the lock at once, or raise ``RunInUse`` naming the process that holds it."""
         if self._file is not None:
@@ -63,16 +72,7 @@ class RunLock:
         self.run_path.mkdir(parents=True, exist_ok=True)
         file = self.path.open("a+b")
         try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            holder = file.read(32).decode(errors="replace").strip()
-            file.close()
-            raise RunInUse(
-                f"run {self.run_path} is in use by another process "
-                f"({f'pid {holder}' if holder.isdigit() else 'its pid not written yet'}); two fits of one "
-                "run would overwrite each other's checkpoints and metrics: wait for it to end, or stop it"
-            ) from None
+            self._lock_or_refuse(file)
         except BaseException:
             file.close()
             raise
@@ -81,6 +81,18 @@ class RunLock:
         file.flush()
         self._file = file
         return self
+
+    def _lock_or_refuse(self, file: IO[bytes]) -> None:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read(32).decode(errors="replace").strip()
+            raise RunInUse(
+                f"run {self.run_path} is in use by another process "
+                f"({f'pid {holder}' if holder.isdigit() else 'its pid not written yet'}); two fits of one "
+                "run would overwrite each other's checkpoints and metrics: wait for it to end, or stop it"
+            ) from None
 
     def release(self) -> None:
         """Give the lock up (the ``.lock`` file stays: deleting it would let two processes lock two files)."""
