@@ -108,7 +108,7 @@ def test_print_config_then_config_reproduces_the_run(tmp_path):
         assert torch.equal(tensor, ckpts[1]["state_dict"][key]), key
 
 
-def test_later_flags_and_configs_override_earlier_ones(tmp_path):
+def test_configs_apply_in_order_and_typed_flags_override_them_wherever_they_stand(tmp_path):
     (tmp_path / "a.yaml").write_text("model:\n  init_args:\n    hidden_dim: 64\n    lr: 0.01\n")
     (tmp_path / "b.yaml").write_text("model:\n  init_args:\n    hidden_dim: 32\n")
 
@@ -122,7 +122,9 @@ def test_later_flags_and_configs_override_earlier_ones(tmp_path):
         {**printed("-c", "a.yaml"), "hidden_dim": 32}
     )
     assert printed("-c", "a.yaml", "--model.hidden_dim", "16")["hidden_dim"] == 16
-    assert printed("-c", "a.yaml", "--model.hidden_dim", "16", "-c", "b.yaml")["hidden_dim"] == 32
+    # a flag typed before a config still wins: a config never silently undoes what the user typed
+    assert printed("-c", "a.yaml", "--model.hidden_dim", "16", "-c", "b.yaml")["hidden_dim"] == 16
+    assert printed("--model.hidden_dim", "16", "--config=a.yaml")["hidden_dim"] == 16
     assert printed("--config", str(CONFIGS / "digits.yaml"), "--model.lr", "1e-3")["lr"] == pytest.approx(
         1e-3
     )

@@ -53,6 +53,11 @@ def test_the_runs_config_works_with_every_subcommand(trained, user_cli):
     for command in ("validate", "test", "predict"):
         result = user_cli(command, "--config", config, "--ckpt_path", best)
         assert result.returncode == 0, (command, result.output)
+    # the run's config records a ckpt_path of its own: the one typed before --config still wins
+    chosen = user_cli(
+        "test", "--ckpt_path", last := str(trained / "checkpoints" / "last.ckpt"), "--config", config
+    )
+    assert chosen.returncode == 0 and f"checkpoint path at {last}" in chosen.output, chosen.output
     printed = user_cli("test", "--config", config, "--print_config")  # test's own config back into fit
     (trained.parent / "from_test.yaml").write_text(printed.stdout)
     result = user_cli("fit", "--config", str(trained.parent / "from_test.yaml"), *QUICK, "--run", "p2")

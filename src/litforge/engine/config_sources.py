@@ -130,7 +130,8 @@ class CommandLine:
 def scan(args: list[str]) -> CommandLine:
     """Read ``args`` (no subcommand) for ``--config`` files, named ``--model``/``--data`` classes and the
     run-folder flags; each config file is read (bounded) and checked to be a YAML mapping."""
-    line = CommandLine(list(args))
+    args = configs_first(args)
+    line = CommandLine(args)
     for key, value in _flag_values(args):
         if key in _CONFIG_FLAGS:
             config = read_config_file(Path(value), key)
@@ -148,6 +149,24 @@ def scan(args: list[str]) -> CommandLine:
         if key in _RUN_FLAGS:
             line.run_flags[key] = value
     return line
+
+
+def configs_first(args: list[str]) -> list[str]:
+    """``args`` with every ``--config FILE`` moved to the front (configs keep their order, and so does the
+    rest): a flag typed on the command line overrides the config files wherever it stands, so
+    ``--ckpt_path X --config <run>/config.yaml`` uses X, not the config's ``ckpt_path``."""
+    configs: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in _CONFIG_FLAGS and index + 1 < len(args):
+            configs += args[index : index + 2]
+            index += 2
+            continue
+        (configs if arg.startswith("--config=") else rest).append(arg)
+        index += 1
+    return configs + rest
 
 
 def _flag_values(args: list[str]) -> list[tuple[str, str]]:
