@@ -242,3 +242,45 @@ def test_the_json_answer_is_strict_json_even_when_the_model_overflows() -> None:
         "predictions",
         "probabilities",
     }
+
+
+@pytest.mark.parametrize("returns", ["probabilities", "logits", "argmax"])
+def test_a_predict_step_that_post_processes_is_written_as_returned(tmp_path: Path, returns: str) -> None:
+    """A user's ``predict_step`` returning softmax probabilities was passed through softmax again."""
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from litforge.callbacks.prediction_writer import CSVPredictionWriter
+
+    class Classifier(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.num_classes = 3
+            self.layer = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.layer(x)
+
+        def predict_step(self, batch, batch_idx):
+            logits = self(batch[0])
+            return {"probabilities": logits.softmax(-1), "logits": logits, "argmax": logits.argmax(-1)}[
+                returns
+            ]
+
+    torch.manual_seed(0)
+    model, x = Classifier(), torch.randn(10, 4)
+    writer = CSVPredictionWriter(tmp_path / "predictions.csv")
+    trainer = L.Trainer(
+        callbacks=[writer], logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.predict(model, DataLoader(TensorDataset(x), batch_size=4))
+    columns, table = _read(tmp_path / "predictions.csv")
+    with torch.no_grad():
+        probabilities = model(x).softmax(-1).numpy()
+    if returns == "argmax":
+        assert columns == ["row", "prediction"]
+    else:  # probabilities as the module made them / forward's logits through the head: the same numbers
+        assert columns == ["row", "prediction", "prob_0", "prob_1", "prob_2"]
+        np.testing.assert_allclose(table[:, 2:], probabilities, rtol=1e-5, atol=1e-6)
+    assert (table[:, 1] == probabilities.argmax(axis=1)).all()

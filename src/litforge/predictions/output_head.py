@@ -31,6 +31,8 @@ import numpy as np
 from litforge.errors import UsageError
 
 HEADS = ("classification", "regression", "multi_output", "custom")
+# A classifier's predict_step that returns class probabilities itself: argmax, probabilities as they are.
+PROBABILITIES = "probabilities"
 ATTRIBUTE = "output_head"
 # How export.json describes each head's postprocessing of the model output.
 POSTPROCESSING = {
@@ -156,10 +158,25 @@ def _check_fits(head: str, row_shape: tuple[int, ...], floating: bool, prefix: s
         raise UsageError(f"{prefix} the output has shape {row_shape} per sample, not (classes,)")
 
 
+def predict_step_head(head: str, outputs: np.ndarray) -> str:
+    """How to read a ``predict_step`` tensor that is not forward's output: class probabilities (rows of
+    values in [0, 1] summing to 1) of a classifier as they are, anything else as it is (``custom``)."""
+    rows = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    distributions = (
+        head == "classification"
+        and rows.shape[1] > 1
+        and bool(((rows >= 0) & (rows <= 1)).all())
+        and bool(np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
+    )
+    return PROBABILITIES if distributions else "custom"
+
+
 def apply_head(head: str, outputs: np.ndarray) -> Predictions:
     """The model's outputs (N, ...) -> predictions, as ``head`` says (see the module docstring)."""
     outputs = np.asarray(outputs)
     rows = outputs.reshape(len(outputs), -1)  # (N, K)
+    if head == PROBABILITIES:
+        return Predictions(rows.argmax(axis=1), rows)
     if head == "classification":
         if rows.shape[1] == 1:  # one logit: P(class 1) = sigmoid
             positive = 1.0 / (1.0 + np.exp(-rows[:, 0]))
