@@ -265,3 +265,40 @@ def test_a_child_process_that_is_not_a_ddp_rank_picks_its_own_run_folder(cli, tm
     assert result.returncode == 0, result.output[-3000:]
     assert (tmp_path / "runs" / "classifier" / "mine" / "checkpoints" / "last.ckpt").is_file()
     assert not elsewhere.exists()
+
+
+def test_epoch_lines_show_every_logged_metric_and_the_epochs_own_time(capsys):
+    """A model logging val_loss without prog_bar=True printed an empty epoch line; a run resumed mid-epoch
+    (no on_train_epoch_start) printed the machine's uptime as the epoch's duration."""
+    import re
+
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from litforge.callbacks.plain_progress_bar import PlainProgressBar
+
+    class Quiet(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", self.layer(batch[0]).pow(2).mean())  # no prog_bar
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    loader = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=4)
+    bar = PlainProgressBar()
+    trainer = L.Trainer(max_epochs=1, callbacks=[bar], logger=False, enable_checkpointing=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    trainer.fit(Quiet(), loader, loader)
+    line = next(text for text in capsys.readouterr().out.splitlines() if text.startswith("epoch 1/1"))
+    assert "val_loss=" in line, line
+    bar.on_train_start(trainer, trainer.lightning_module)  # a resumed run: the epoch started before it
+    bar.on_train_epoch_end(trainer, trainer.lightning_module)
+    seconds = float(re.search(r"\(([\d.]+)s\)", capsys.readouterr().out).group(1))
+    assert seconds < 60

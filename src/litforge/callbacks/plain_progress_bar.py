@@ -31,12 +31,22 @@ class PlainProgressBar(ProgressBar):
     def _metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
         # Epoch means (e.g. train_loss_epoch) too: models keep per-step values off the progress bar,
         # where Lightning would turn them into Python numbers (a host sync) after every batch.
-        epoch_means = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_epoch")}
-        metrics = {**epoch_means, **self.get_metrics(trainer, pl_module)}
+        # Every logged value, not only the progress-bar ones (a model that logs val_loss without
+        # prog_bar=True got an empty line), minus per-step values and names that also have an _epoch mean.
+        logged = trainer.callback_metrics
+        epoch_values = {
+            k: float(v)
+            for k, v in logged.items()
+            if not k.endswith("_step") and f"{k}_epoch" not in logged and getattr(v, "numel", lambda: 1)() == 1
+        }
+        metrics = {**epoch_values, **self.get_metrics(trainer, pl_module)}
         metrics.pop("v_num", None)
         return " ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())
         )
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()  # a run resumed mid-epoch gets no on_train_epoch_start for it
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
