@@ -129,6 +129,10 @@ def test_a_users_module_through_every_subcommand(entry: Entry, project: Path, us
     # test with the run's own config, predict from the bare checkpoint (the run's data comes along)
     tested = user_cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", str(last), env=env)
     assert tested.returncode == 0 and "test_loss" in tested.stdout, tested.output[-3000:]
+    if getattr(usermods, entry.model).validation_step is None:  # validate has nothing to run: one line
+        refused = user_cli("validate", "--config", str(run / "config.yaml"), "--ckpt_path", str(last))
+        assert refused.returncode == 2 and "defines no validation_step()" in refused.stderr, refused.output
+        assert "Traceback" not in refused.output
     predicted = user_cli("predict", "--ckpt_path", str(last), env=env)
     assert predicted.returncode == 0, predicted.output[-3000:]
     from_checkpoint = _csv_rows(run / "predictions.csv")

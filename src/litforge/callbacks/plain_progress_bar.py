@@ -37,7 +37,9 @@ class PlainProgressBar(ProgressBar):
         epoch_values = {
             k: float(v)
             for k, v in logged.items()
-            if not k.endswith("_step") and f"{k}_epoch" not in logged and getattr(v, "numel", lambda: 1)() == 1
+            if not k.endswith("_step")
+            and f"{k}_epoch" not in logged
+            and getattr(v, "numel", lambda: 1)() == 1
         }
         metrics = {**epoch_values, **self.get_metrics(trainer, pl_module)}
         metrics.pop("v_num", None)

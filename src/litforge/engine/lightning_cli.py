@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.lightning_cli import HookedLightningCLI
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
@@ -328,6 +329,7 @@ class LitforgeCLI(HookedLightningCLI):
                 f"{self.finished_run.get('global_step')}; nothing to do (delete its finished.json to train on)"
             )
             return
+        _check_model_can(subcommand, self.model)
         ckpt_path = self.config_value(self.config, "ckpt_path")
         if ckpt_path:
             check_checkpoint_fits(Path(ckpt_path), self.model)
@@ -387,6 +389,19 @@ class LitforgeCLI(HookedLightningCLI):
     def _report(self, line: str) -> None:
         if self.trainer.is_global_zero and not self.quiet:
             print(line, flush=True)
+
+
+def _check_model_can(subcommand: str, model: L.LightningModule) -> None:
+    """Refuse validate/test of a module without the step they run, in one line (exit 2), before anything
+    runs (Lightning raises it from deep inside the trainer, which read as a failed job)."""
+    steps = {"validate": "validation_step", "test": "test_step"}
+    supported = [name for name, step in steps.items() if is_overridden(step, model, parent=L.LightningModule)]
+    if subcommand in steps and subcommand not in supported:
+        step = steps[subcommand]
+        raise UsageError(
+            f"'litforge {subcommand}': {type(model).__name__} defines no {step}(), so there is nothing to "
+            f"{subcommand}; add {step} to the module, or use {' or '.join([*supported, 'predict'])}"
+        )
 
 
 def _model_init_args(config: Namespace) -> Any:
