@@ -110,6 +110,11 @@ def test_output_over_the_input_is_refused(cli, tmp_path: Path, export_dir: Path)
     assert result.returncode == 2, result.output
     assert "--output: rows.csv is the --input file; refusing to overwrite it" in result.stderr
     assert rows.read_text() == f"{ROW}\n"
+    export_json = export_dir / "export.json"
+    before = export_json.read_bytes()
+    over = cli("predict", "--artifact", str(export_dir), "--input", "rows.csv", "--output", str(export_json))
+    assert over.returncode == 2 and "is a file of the export folder" in over.stderr, over.output
+    assert export_json.read_bytes() == before  # the export folder stays usable
 
 
 def test_not_an_export_folder_exits_2(cli, tmp_path: Path) -> None:

@@ -42,6 +42,14 @@ def predict_file(
     output = output or input_path.with_name(f"{input_path.stem}.predictions.csv")
     if output.resolve() == input_path.resolve() or (output.exists() and output.samefile(input_path)):
         raise UsageError(f"--output: {output} is the --input file; refusing to overwrite it")
+    if (
+        output.exists()
+        and output.suffix != ".csv"
+        and output.resolve().is_relative_to(artifact_dir.resolve())
+    ):
+        raise UsageError(
+            f"--output: {output} is a file of the export folder {artifact_dir}; refusing to overwrite it"
+        )
     rows = read_rows(input_path, artifact.row_shape)
     chunks = [artifact.predict(rows[start : start + CHUNK_ROWS]) for start in range(0, len(rows), CHUNK_ROWS)]
     write_predictions(output, Predictions.concatenate(chunks), artifact.class_labels)
