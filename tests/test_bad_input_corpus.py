@@ -23,6 +23,18 @@ class _Payload:
         return (os.system, (f"touch {MARKER}",))
 
 
+def _inline_bomb(levels: int = 7) -> str:
+    """A one-line YAML alias bomb (9**levels values from ~300 bytes), for a flag's value."""
+    anchors = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for index in range(1, levels):
+        name, previous = chr(ord("a") + index), chr(ord("a") + index - 1)
+        anchors.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+    return "{" + ", ".join(anchors) + "}"
+
+
+INLINE_BOMB = _inline_bomb()
+
+
 def _write_inputs(folder: Path) -> None:
     (folder / "empty.yaml").write_text("# nothing but a comment\n")
     (folder / "binary.yaml").write_bytes(bytes(range(256)) * 4)
@@ -47,6 +59,8 @@ CASES = [
     (["fit", "--config", "list.yaml"], "a config is a YAML mapping"),
     (["fit", "--config", "bomb.yaml"], "YAML alias bomb"),
     (["check", "--config", "bomb.yaml"], "YAML alias bomb"),
+    (["fit", "--trainer.plugins", INLINE_BOMB], "--trainer.plugins: refused: its YAML aliases expand"),
+    (["fit", "--model", INLINE_BOMB], "--model: refused: its YAML aliases expand"),
     (["fit", "--config", "missing.yaml"], "no such file: missing.yaml"),
     (["fit", "--run", "../../escaped"], "--run '../../escaped': use a plain name"),
     (["fit", "--run", "/tmp/absolute"], "--run '/tmp/absolute': use a plain name"),
@@ -99,7 +113,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(inputs: Path, args: lis
     errors = [line for line in result.stderr.splitlines() if line.startswith("litforge: error:")]
     assert result.returncode == 2, result.output
     assert len(errors) == 1 and words in errors[0], result.stderr
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and 'File "' not in result.stderr  # no frames either
     assert _tree(inputs) == before, "a bad input wrote or changed files"
     assert not (inputs / MARKER).exists(), "a crafted file ran code"
 

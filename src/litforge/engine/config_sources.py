@@ -61,6 +61,24 @@ def bounded_yaml_loader(text: str) -> Any:
     return load_yaml(text, "config value")
 
 
+def check_inline_value(value: str, flag: str) -> None:
+    """Refuse a command-line value that is too large or a YAML alias bomb before any parser reads it
+    (jsonargparse loads some values with its own YAML loader, outside ``bounded_yaml_loader``)."""
+    if len(value) > MAX_CONFIG_BYTES:
+        raise UsageError(f"{flag}: refused a value of {len(value):,} bytes (limit {MAX_CONFIG_BYTES:,})")
+    if "&" not in value or "*" not in value:
+        return  # no anchor and alias: nothing expands
+    try:
+        root = yaml.compose(value, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return  # not YAML: the parser says what is wrong with it
+    if root is not None and _expanded_size(root) > MAX_YAML_NODES:
+        raise UsageError(
+            f"{flag}: refused: its YAML aliases expand to more than {MAX_YAML_NODES:,} values "
+            "(a YAML alias bomb?)"
+        )
+
+
 def _expanded_size(root: yaml.Node) -> int:
     """Number of YAML nodes once every alias is expanded, computed without expanding (memoised)."""
     sizes: dict[int, int] = {}
@@ -133,6 +151,7 @@ def scan(args: list[str]) -> CommandLine:
     args = configs_first(args)
     line = CommandLine(args)
     for key, value in _flag_values(args):
+        check_inline_value(value, key)
         if key in _CONFIG_FLAGS:
             config = read_config_file(Path(value), key)
             line.config_files.append(Path(value))
@@ -183,11 +202,18 @@ def _flag_values(args: list[str]) -> list[tuple[str, str]]:
 
 def _flag_value_as_config(value: str, flag: str) -> Any:
     """``--model X``: X is a class name, a YAML/JSON mapping, or a path to one."""
-    if value.endswith((".yaml", ".yml", ".json")) or Path(value).is_file():
+    if value.endswith((".yaml", ".yml", ".json")) or _is_file(value):
         return read_config_file(Path(value), flag)
     if value.lstrip().startswith("{"):
         return load_yaml(value, flag)
     return value
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # a name too long for a path, a NUL byte: not a file
+        return False
 
 
 def _class_in(section: Any) -> str | None:

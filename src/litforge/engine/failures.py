@@ -36,7 +36,9 @@ class BuildFailed(UsageError):
         error = _unwrapped(error)
         built = _class_being_built(error)
         what = f"{built.__module__}.{built.__qualname__}" if built else "the model/data"
-        return cls(f"building {what} failed: {describe(error)}", frames_detail(error))
+        # litforge's own classes check their arguments with messages that say it all: no frames
+        own_class = built is not None and built.__module__.split(".")[0] == "litforge"
+        return cls(f"building {what} failed: {describe(error)}", "" if own_class else frames_detail(error))
 
 
 def describe(error: BaseException) -> str:
