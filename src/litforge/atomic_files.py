@@ -23,11 +23,13 @@ TEMPORARY = ".{name}.tmp-{pid}-{token}"  # leftovers of a killed write match ``.
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path, keep_suffix: bool = False) -> Iterator[Path]:
     """A temporary path beside ``target`` to write to; renamed over ``target`` when the block ends
-    without an error, removed when it raises."""
+    without an error, removed when it raises. ``keep_suffix``: the temporary name ends like ``target``
+    (for writers that check it: ``torch.export.save`` warns about any name not ending in ``.pt2``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(TEMPORARY.format(name=target.name, pid=os.getpid(), token=secrets.token_hex(4)))
+    name = TEMPORARY.format(name=target.name, pid=os.getpid(), token=secrets.token_hex(4))
+    tmp = target.with_name(name + (target.suffix if keep_suffix else ""))
     try:
         yield tmp
         _fsync_file(tmp)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from resilience_helpers import bare_trainer
 
-from litforge.atomic_files import write_atomically
+from litforge.atomic_files import atomic_path, write_atomically
 from litforge.data import DigitsDataModule
 from litforge.data.seeded_sampler import SeededRandomSampler
 from litforge.data.tensor_loader import TensorBatchLoader
@@ -83,6 +83,11 @@ def test_atomic_write_has_a_plain_files_permissions_and_a_failed_one_changes_not
         write_atomically(target, dies_half_way)
     assert target.read_bytes() == b"complete"
     assert not list(target.parent.glob(".*.tmp-*"))
+    # a writer that checks the name (torch.export.save wants .pt2) gets one ending like the target's
+    with atomic_path(tmp_path / "model.pt2", keep_suffix=True) as tmp:
+        assert tmp.name.startswith(".model.pt2.tmp-") and tmp.suffix == ".pt2"
+        tmp.write_bytes(b"archive")
+    assert (tmp_path / "model.pt2").read_bytes() == b"archive"
 
 
 def test_resolve_resume_modes(tmp_path: Path) -> None:

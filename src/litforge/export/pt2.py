@@ -26,7 +26,7 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.export.export(module, spec.inputs, dynamic_shapes=spec.dynamic_shapes(), strict=False)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_suffix=True) as tmp:
         torch.export.save(program, str(tmp))
     return {"exporter": "torch.export.export (non-strict)"}
 
