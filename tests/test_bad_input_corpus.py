@@ -54,6 +54,14 @@ def _write_inputs(folder: Path) -> None:
 
 CASES = [
     (["fit", "--trainer.max_epoc", "3"], "(did you mean --trainer.max_epochs?)"),
+    (
+        ["fit", "--model.hiden_dim", "8"],
+        "--model.hiden_dim: Classifier has no argument 'hiden_dim' (did you mean hidden_dim?)",
+    ),
+    (
+        ["check", "--data.batchsize", "8"],
+        "--data.batchsize: DigitsDataModule has no argument 'batchsize' (did you mean batch_size?)",
+    ),
     (["fit", "--config", "empty.yaml"], "empty.yaml: the file is empty"),
     (["fit", "--config", "binary.yaml"], "binary.yaml: not a text file"),
     (["fit", "--config", "list.yaml"], "a config is a YAML mapping"),

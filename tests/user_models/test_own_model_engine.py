@@ -165,6 +165,29 @@ def test_a_class_path_that_cannot_be_used_says_why(user_cli, model, needle):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("flag", "needle"),
+    [
+        (
+            "--model.hiden_dim",
+            "--model.hiden_dim: LitModel has no argument 'hiden_dim' (did you mean hidden_dim?)",
+        ),
+        (
+            "--data.batchsize",
+            "--data.batchsize: MyDataModule has no argument 'batchsize' (did you mean batch_size?)",
+        ),
+        (
+            "--model.zzz",
+            "--model.zzz: LitModel has no argument 'zzz' (it takes: input_dim, hidden_dim, output_dim",
+        ),
+    ],
+)
+def test_a_misspelt_init_argument_names_the_flag_the_class_and_the_closest_name(user_cli, flag, needle):
+    result = user_cli("fit", *SEED_MODEL, flag, "8")
+    assert result.returncode == 2 and needle in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_help_shows_the_defaults_litforge_uses(user_cli):
     wide = {"COLUMNS": "400"}  # one line per option description
     fit_help = user_cli("fit", "--help", env=wide).stdout

@@ -29,6 +29,7 @@ from litforge.engine.parsing import (
     LitforgeArgumentParser,
     litforge_cause,
     parser_mode,
+    unknown_init_arg,
 )
 from litforge.engine.profiling import run_folder_profiler
 from litforge.engine.run_dir import (
@@ -236,7 +237,12 @@ class LitforgeCLI(HookedLightningCLI):
         self.subcommand_parser = parser
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        super().parse_arguments(parser, args)
+        try:
+            super().parse_arguments(parser, args)
+        except UsageError as error:
+            if (named := unknown_init_arg(str(error), self.command_line)) is None:
+                raise
+            raise UsageError(named) from None
         if "subcommand" in self.config and not self.parse_only:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
         init_args = _model_init_args(self.config)

@@ -7,16 +7,23 @@ litforge: error: config key "trainer.max_epochs": expected int, got 'abc'
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
+import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import yaml
 from jsonargparse import set_loader
 from lightning.pytorch.cli import LightningArgumentParser
 
 from litforge._compat.argparse import parser_actions
-from litforge.engine.config_sources import bounded_yaml_loader
+from litforge.engine.config_sources import (
+    CLASS_SECTIONS,
+    CommandLine,
+    bounded_yaml_loader,
+    default_class_path,
+)
 from litforge.errors import LitforgeError, UsageError
 
 _PARSER_MODE = "litforge_yaml"
@@ -118,6 +125,65 @@ def _class_path_problem(line: str, following: list[str]) -> str:
         file = missing.group(1).split(".")[0] + ".py"
         detail += f" (not installed, and no {file} in the current folder {Path.cwd()})"
     return detail
+
+
+_NOT_ACCEPTED = re.compile(r"Option '(\w+)' is not accepted$")
+
+
+def unknown_init_arg(message: str, line: CommandLine) -> str | None:
+    """jsonargparse's ``Option 'hiden_dim' is not accepted`` (a class's init args; it names neither the flag
+    nor the class) -> ``--model.hiden_dim: LitModel has no argument 'hiden_dim' (did you mean hidden_dim?)``.
+    ``None`` when the message is another one or no class of the command line lacks that argument."""
+    unknown = _NOT_ACCEPTED.match(message.strip())
+    if not unknown:
+        return None
+    name = unknown.group(1)
+    for section in sorted(CLASS_SECTIONS, key=lambda section: _typed_flag(line, section, name) is None):
+        cls = _loaded_class(line.named_classes.get(section) or default_class_path(section))
+        arguments = _init_arguments(cls) if cls is not None else None
+        if arguments is None or name in arguments:
+            continue
+        flag = _typed_flag(line, section, name) or f"{section}.init_args.{name}"
+        close = difflib.get_close_matches(name, arguments, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(arguments) or 'none'}"
+        return f"{flag}: {cls.__name__} has no argument {name!r} ({hint})"
+    return None
+
+
+def _typed_flag(line: CommandLine, section: str, name: str) -> str | None:
+    """The ``--model.NAME`` / ``--model.init_args.NAME`` flag as typed, if it was."""
+    flags = (f"--{section}.{name}", f"--{section}.init_args.{name}")
+    return next((flag for arg in line.args if (flag := arg.partition("=")[0]) in flags), None)
+
+
+def _loaded_class(named: str) -> type | None:
+    """The class ``named`` (a class path or a short name) among the modules already imported: the parser
+    has imported it before complaining about its arguments, and a hint imports nothing new."""
+    module_name, _, class_name = named.rpartition(".")
+    if module_name:
+        found = getattr(sys.modules.get(module_name), class_name, None)
+        return found if isinstance(found, type) else None
+    import lightning as L
+
+    for base in (L.LightningModule, L.LightningDataModule):
+        pending: list[type] = [base]
+        while pending:
+            cls = pending.pop()
+            if cls.__name__ == named:
+                return cls
+            pending += cls.__subclasses__()
+    return None
+
+
+def _init_arguments(cls: type) -> list[str] | None:
+    """The named arguments of ``cls.__init__``; ``None`` when it also takes ``**kwargs``."""
+    try:
+        parameters: Any = inspect.signature(cls.__init__).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.name != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
 
 
 def litforge_cause(error: BaseException) -> LitforgeError | None:
