@@ -11,8 +11,13 @@ import warnings
 
 from litforge._compat import lean_hooks
 
+_QUIET_INFO = (
+    "💡 Tip",
+    # litforge's summary replaces Lightning's default one by design; Lightning says so on every run
+    "Trainer already configured with model summary callbacks: [<class 'litforge.",
+)
 _LOGGERS = {
-    "lightning.pytorch.utilities.rank_zero": lambda record: not str(record.getMessage()).startswith("💡 Tip"),
+    "lightning.pytorch.utilities.rank_zero": lambda record: not str(record.getMessage()).startswith(_QUIET_INFO),
     "lightning.pytorch.trainer.connectors.checkpoint_connector": (
         lambda record: "`weights_only` was not set" not in str(record.getMessage())
     ),
