@@ -62,6 +62,7 @@ CASES = [
         ["check", "--data.batchsize", "8"],
         "--data.batchsize: DigitsDataModule has no argument 'batchsize' (did you mean batch_size?)",
     ),
+    (["fit", "--ckpt_path", "missing.ckpt"], "--ckpt_path: no such checkpoint file: missing.ckpt"),
     (["fit", "--config", "empty.yaml"], "empty.yaml: the file is empty"),
     (["fit", "--config", "binary.yaml"], "binary.yaml: not a text file"),
     (["fit", "--config", "list.yaml"], "a config is a YAML mapping"),
@@ -87,7 +88,10 @@ CASES = [
         ["fit", "--trainer.max_epochs", "2", "--overwrite", "true", "--resume", "auto", "--run", "x"],
         "pass only one",
     ),
-    (["fit", "--trainer.max_epochs", "1", "--trainer.default_root_dir", "afile/runs"], "Not a directory"),
+    (
+        ["fit", "--trainer.max_epochs", "1", "--trainer.default_root_dir", "afile/runs"],
+        "afile is a file, not a folder",
+    ),
     (["export", "--ckpt", "notatorch.ckpt"], "not a PyTorch checkpoint"),
     (["export", "--ckpt", "pickled.ckpt"], "pickled.ckpt is refused as unsafe"),
     (["export", "--ckpt", "pickled.ckpt", "--model-class", "collections.OrderedDict"], "refused as unsafe"),
@@ -121,6 +125,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(inputs: Path, args: lis
     errors = [line for line in result.stderr.splitlines() if line.startswith("litforge: error:")]
     assert result.returncode == 2, result.output
     assert len(errors) == 1 and words in errors[0], result.stderr
+    assert "GPU available" not in result.output, "refused only after the trainer was built"
     assert "Traceback" not in result.output and 'File "' not in result.stderr  # no frames either
     assert _tree(inputs) == before, "a bad input wrote or changed files"
     assert not (inputs / MARKER).exists(), "a crafted file ran code"

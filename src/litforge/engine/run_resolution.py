@@ -48,7 +48,17 @@ def _root_and_experiment(config: Namespace) -> tuple[Path, str]:
         if config.get(key) is not None:
             check_run_name(config[key], f"--{key}")
     root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
+    _check_can_hold_runs(root)
     return root, config.experiment or experiment_name(class_path_of(config.model))
+
+
+def _check_can_hold_runs(root: Path) -> None:
+    """Refuse a runs root under a file or an unwritable folder before anything is built or written."""
+    existing = next(folder for folder in (root, *root.parents) if folder.exists() or folder == folder.parent)
+    if not existing.is_dir():
+        raise UsageError(f"--trainer.default_root_dir {root}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--trainer.default_root_dir {root}: {existing} is not writable")
 
 
 def resolve_fit_run(config: Namespace) -> FitRun:
@@ -77,6 +87,8 @@ def resolve_fit_run(config: Namespace) -> FitRun:
         note = f"resuming from {resume_from}" if resume_from else "no checkpoint yet, starting fresh"
         if os.environ.get("RANK", "0") == "0" and finished is None:
             print(f"litforge: {note} (run {run.path})", file=sys.stderr, flush=True)
+    elif _names_a_missing_file(config.get("ckpt_path")):
+        raise UsageError(f"--ckpt_path: no such checkpoint file: {config.ckpt_path}")
     elif run.holds_a_run() and not config.overwrite:
         raise UsageError(
             f"run folder {run.path} already holds a run: continue it with --resume auto, choose "
@@ -86,6 +98,16 @@ def resolve_fit_run(config: Namespace) -> FitRun:
         (str(os.getpid()), str(run.path), config.get("ckpt_path") or "")
     )
     return FitRun(run, finished, run.path if config.overwrite else _first_missing(run.path))
+
+
+def _names_a_missing_file(ckpt_path: str | None) -> bool:
+    """A ``--ckpt_path`` that is neither one of Lightning's names (``last``, ``hpc``, ...) nor a file:
+    refused before the trainer is built, not after its start-up lines."""
+    return (
+        bool(ckpt_path)
+        and ckpt_path not in ("best", "last", "hpc", "registry")
+        and not Path(ckpt_path).is_file()
+    )
 
 
 def resolve_evaluation_run(subcommand: str, config: Namespace) -> RunDir:

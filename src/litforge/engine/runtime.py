@@ -17,7 +17,9 @@ _QUIET_INFO = (
     "Trainer already configured with model summary callbacks: [<class 'litforge.",
 )
 _LOGGERS = {
-    "lightning.pytorch.utilities.rank_zero": lambda record: not str(record.getMessage()).startswith(_QUIET_INFO),
+    "lightning.pytorch.utilities.rank_zero": lambda record: (
+        not str(record.getMessage()).startswith(_QUIET_INFO)
+    ),
     "lightning.pytorch.trainer.connectors.checkpoint_connector": (
         lambda record: "`weights_only` was not set" not in str(record.getMessage())
     ),
