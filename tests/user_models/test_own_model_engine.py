@@ -3,6 +3,8 @@ class defaults hold, the run's config works everywhere, checkpoints bring their 
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 import yaml
@@ -99,6 +101,16 @@ def test_another_models_checkpoint_is_refused_in_one_line(trained, user_cli):
     result = user_cli("test", "--config", str(trained / "config.yaml"), "--ckpt_path", str(digits_ckpt))
     assert result.returncode == 2, result.output
     assert "holds another model's weights" in result.stderr and "Traceback" not in result.output
+    # the same checkpoint dropped into the LitModel run's folder: export refuses it as test does
+    planted = trained / "checkpoints" / "planted.ckpt"
+    shutil.copy(digits_ckpt, planted)
+    for args in (
+        ["test", "--ckpt_path", str(planted)],
+        ["export", "--ckpt", str(planted), "--format", "onnx"],
+    ):
+        refused = user_cli(*args)
+        assert refused.returncode == 2 and "holds another model's weights" in refused.stderr, refused.output
+    assert not (trained / "export").exists()
 
 
 def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):

@@ -29,6 +29,23 @@ def read_hyperparameters(path: Path) -> dict[str, Any]:
     return dict(hparams) if isinstance(hparams, dict) else {}
 
 
+def check_same_model_class(
+    path: Path,
+    saved: str | None,
+    configured: str | None,
+    flag: str = "--ckpt_path",
+    hint: str = "pass the config of the run that wrote it (--config <run>/config.yaml)",
+) -> None:
+    """Refuse a checkpoint saved from another model class (``saved``, its ``_class_path``) than the
+    config's (``configured``): the run folder's config would silently pair it with another model and data.
+    Classes are compared by name, so a short name matches its full path."""
+    if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
+        raise UsageError(
+            f"{flag} {path} holds another model's weights: it was saved from {saved}, the config's "
+            f"model is {configured}; {hint}"
+        )
+
+
 def check_checkpoint_fits(path: Path, model: torch.nn.Module) -> None:
     """Refuse a checkpoint whose weights cannot be loaded into ``model``, before any work starts.
 

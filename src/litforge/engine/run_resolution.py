@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonargparse import Namespace
 
-from litforge.engine.checkpoint_fit import read_hyperparameters
+from litforge.engine.checkpoint_fit import check_same_model_class, read_hyperparameters
 from litforge.engine.config_sources import CommandLine, class_path_of, default_class_path, scan
 from litforge.engine.run_dir import (
     DEFAULT_ROOT,
@@ -120,7 +120,7 @@ def resolve_evaluation_run(subcommand: str, config: Namespace) -> RunDir:
     run, ckpt = locate_checkpoint(
         root, experiment, config.run, config.get("ckpt_path"), experiment_given=bool(config.experiment)
     )
-    _check_same_model_class(ckpt, class_path_of(config.model))
+    check_same_model_class(ckpt, _saved_class_path(ckpt), class_path_of(config.model))
     config.ckpt_path = str(ckpt)
     return run or RunDir(root, experiment, config.run or next_free_run(root, experiment))
 
@@ -151,17 +151,6 @@ def with_run_config(line: CommandLine) -> CommandLine:
                 "config (--config path/to/config.yaml) or both --model CLASS and --data CLASS"
             )
     return line
-
-
-def _check_same_model_class(ckpt: Path, configured: str | None) -> None:
-    """Refuse a checkpoint of another model class than the config's (Lightning would silently swap the
-    model class and pair it with the config's data)."""
-    saved = _saved_class_path(ckpt)
-    if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
-        raise UsageError(
-            f"--ckpt_path {ckpt} holds another model's weights: it was saved from {saved}, the config's "
-            f"model is {configured}; pass the config of the run that wrote it (--config <run>/config.yaml)"
-        )
 
 
 def _saved_class_path(ckpt: Path) -> str | None:

@@ -22,6 +22,7 @@ import yaml
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
+from litforge.engine.checkpoint_fit import check_same_model_class
 from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
@@ -92,6 +93,9 @@ def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoi
         where = "--model-class"
     elif model_config.get("class_path"):
         class_path, where = model_config["class_path"], f"{config_file} (model.class_path)"
+        check_same_model_class(
+            path, hparams.get("_class_path"), class_path, "--ckpt", "export it with --model-class CLASS"
+        )
     elif hparams.get("_class_path"):
         class_path, where = hparams["_class_path"], f"{path} (hyper_parameters._class_path)"
     else:
