@@ -48,6 +48,11 @@ def _write_inputs(folder: Path) -> None:
     with zipfile.ZipFile(folder / "notatorch.ckpt", "w") as archive:
         archive.writestr("readme.txt", "a zip archive, but not one torch.save wrote")
     torch.save({"state_dict": {}, "evil": _Payload()}, folder / "pickled.ckpt")
+    torch.save({"state_dict": {"w": torch.zeros(64, 64)}}, folder / "whole.ckpt")
+    whole = (folder / "whole.ckpt").read_bytes()
+    (folder / "truncated.ckpt").write_bytes(whole[: len(whole) // 2])  # an interrupted copy
+    (folder / "whole.ckpt").unlink()
+    (folder / "data_typo.yaml").write_text("data:\n  init_args:\n    batchsize: 8\n")
     (folder / "afile").write_text("a file where a folder is expected\n")
     (folder / "export").mkdir()
 
@@ -61,6 +66,20 @@ CASES = [
     (
         ["check", "--data.batchsize", "8"],
         "--data.batchsize: DigitsDataModule has no argument 'batchsize' (did you mean batch_size?)",
+    ),
+    (
+        ["fit", "--config", "data_typo.yaml"],
+        "data_typo.yaml: data.init_args.batchsize: DigitsDataModule has no argument 'batchsize' (did you",
+    ),
+    # a callback's argument: not blamed on the model or the data
+    (["fit", "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.patiense", "3"], "Option 'patiense'"),
+    (
+        ["serve", "export", "--prot", "8000"],
+        "error: serve: unrecognized arguments: --prot 8000 (did you mean --port?)",
+    ),
+    (
+        ["test", "--ckpt_path", "truncated.ckpt"],
+        "truncated.ckpt is a truncated checkpoint (its zip archive ends",
     ),
     (["fit", "--ckpt_path", "missing.ckpt"], "--ckpt_path: no such checkpoint file: missing.ckpt"),
     (["fit", "--config", "empty.yaml"], "empty.yaml: the file is empty"),

@@ -238,3 +238,16 @@ def test_bad_limits_exit_2_naming_the_flag(cli, tmp_path: Path, flag: str, value
     result = cli("serve", str(tmp_path), flag, value, timeout=60)
     assert result.returncode == 2, result.output
     assert result.stderr.strip() == f"litforge: error: {message}"
+
+
+def test_a_port_in_use_exits_2_before_claiming_to_serve(cli, export_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", str(export_dir), "--port", str(port), timeout=60)
+    assert result.returncode == 2, result.output
+    assert result.stderr.strip() == (
+        f"litforge: error: --host 127.0.0.1 --port {port}: cannot listen there: Address already in use"
+    )
+    assert "serving" not in result.stdout

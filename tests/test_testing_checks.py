@@ -151,3 +151,10 @@ def test_failure_of_one_check_does_not_stop_the_others():
 def test_unknown_check_name_is_rejected():
     with pytest.raises(KeyError, match="unknown check 'gradient'; known: data, forward"):
         select_checks(only=["gradient"])
+
+
+def test_an_overfit_pass_never_reads_as_a_value_equal_to_its_threshold():
+    from litforge.testing.model_checks import _shown_below
+
+    assert _shown_below(0.0099996, 0.01) == "0.0099996"  # ".3g" printed "0.01 < 0.01"
+    assert _shown_below(0.005, 0.01) == "0.005"

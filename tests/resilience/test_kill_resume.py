@@ -22,7 +22,7 @@ from resilience_helpers import (
     subprocess_env,
 )
 
-from litforge.resilience import EXIT_PREEMPTED
+from litforge.resilience import EXIT_INTERRUPTED, EXIT_PREEMPTED
 from litforge.resilience.atomic_checkpoint_io import WRITE_DELAY_ENV
 
 pytestmark = pytest.mark.slow
@@ -119,14 +119,21 @@ def _is_step_row(row: str, header: str) -> bool:
     return bool(row.split(",")[header.split(",").index("train_loss_step")])
 
 
-def test_sigterm_checkpoints_at_a_step_boundary_and_exits_75(tmp_path: Path, reference: tuple) -> None:
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "said"),
+    [
+        (signal.SIGTERM, EXIT_PREEMPTED, "preempted by SIGTERM: saved"),
+        (signal.SIGINT, EXIT_INTERRUPTED, "interrupted by Ctrl+C: saved"),
+    ],
+)
+def test_sigterm_or_ctrl_c_checkpoints_at_a_step_boundary_and_exits_75_or_130(
+    tmp_path: Path, reference: tuple, signum: int, exit_code: int, said: str
+) -> None:
     args = ["fit", *TINY_FIT, "--run", "r", "--resume", "auto"]
     ckpts = checkpoints_of(tmp_path, "r")
-    code, output = run_until(
-        args, tmp_path, kill_when=lambda: newest_step(ckpts) >= 4, signal_to_send=signal.SIGTERM
-    )
-    assert code == EXIT_PREEMPTED, output[-3000:]
-    assert "preempted by SIGTERM: saved" in output and "--resume auto" in output
+    code, output = run_until(args, tmp_path, kill_when=lambda: newest_step(ckpts) >= 4, signal_to_send=signum)
+    assert code == exit_code, output[-3000:]
+    assert said in output and "--resume auto" in output
     stopped_at = newest_step(ckpts)
     assert 4 <= stopped_at < FINAL_STEP
 

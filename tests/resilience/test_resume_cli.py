@@ -57,6 +57,8 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_valid_one(tmp_pa
     assert "skipping unreadable checkpoint" in output and newest.name in output
     assert f"resuming from runs/classifier/r/checkpoints/{previous.name}" in output
     assert (run / "finished.json").is_file()
+    # where the resumed fit started is not part of its recipe: its config.yaml starts a fresh fit
+    assert "ckpt_path: null" in (run / "config.yaml").read_text()
 
 
 def test_a_run_killed_after_early_stopping_decided_resumes_to_the_same_end(tmp_path: Path) -> None:

@@ -281,3 +281,33 @@ def test_patience_stops_trials_on_a_plateau_and_best_yaml_stops_there_too(cli, t
     )
     assert plain.returncode == 0, plain.output[-3000:]
     assert [r["epochs"] for r in _rows(tmp_path / "plain" / "trials.csv")] == ["4", "4"]
+
+
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~20 s on an idle one
+def test_a_refused_search_leaves_nothing_and_a_study_keeps_its_metric(cli, tmp_path, write_space) -> None:
+    out = tmp_path / "search"
+    args = [
+        "--out",
+        str(out),
+        "--study-name",
+        "s",
+        "--n-trials",
+        "2",
+        *TINY_TRIAL,
+        "--trainer.max_epochs",
+        "2",
+    ]
+    wrong = write_space({**LR_SPACE, "metric": "val_los"}, "wrong.yaml")
+    refused = cli("tune", "--space", str(wrong), *args, timeout=TUNE_TIMEOUT)
+    assert refused.returncode == 2 and "metric 'val_los' is not logged" in refused.stderr, refused.output
+    assert not out.exists()  # no study.db holding a failed trial of a metric nobody logs
+    # No validation loop: the trials optimize a training metric, and count the epochs they trained.
+    train_space = write_space({**LR_SPACE, "metric": "train_loss_epoch"}, "train.yaml")
+    no_val = ["--trainer.limit_val_batches", "0"]
+    done = cli("tune", "--space", str(train_space), *args, *no_val, timeout=TUNE_TIMEOUT)
+    assert done.returncode == 0, done.output[-3000:]
+    assert [r["epochs"] for r in _rows(out / "trials.csv")] == ["2", "2"]
+    # The study in that folder optimizes train_loss_epoch: another metric is refused, the study kept.
+    other = cli("tune", "--space", str(write_space(LR_SPACE, "val.yaml")), *args, timeout=TUNE_TIMEOUT)
+    assert other.returncode == 2 and "optimizes train_loss_epoch" in other.stderr, other.output
+    assert len(load_study(f"sqlite:///{out / 'study.db'}", "s").trials) == 2

@@ -3,6 +3,7 @@ class defaults hold, the run's config works everywhere, checkpoints bring their 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -47,6 +48,11 @@ def test_packaged_default_still_applies_when_nothing_is_named(user_cli):
     # a user's datamodule with litforge's default model: the model keeps the packaged settings
     mixed = yaml.safe_load(user_cli("fit", "--data", "usermods.MyDataModule", "--print_config").stdout)
     assert mixed["model"]["init_args"]["lr"] == 0.002 and mixed["data"]["init_args"]["batch_size"] == 32
+    # a user's model without --data gets the packaged data, and is told so
+    alone = user_cli("fit", "--model", "usermods.LitModel", "--print_config")
+    assert (
+        "no --data given: usermods.LitModel gets the packaged litforge.data.DigitsDataModule" in alone.stderr
+    )
 
 
 def test_the_runs_config_works_with_every_subcommand(trained, user_cli):
@@ -64,6 +70,26 @@ def test_the_runs_config_works_with_every_subcommand(trained, user_cli):
     (trained.parent / "from_test.yaml").write_text(printed.stdout)
     result = user_cli("fit", "--config", str(trained.parent / "from_test.yaml"), *QUICK, "--run", "p2")
     assert result.returncode == 0, result.output
+
+
+def test_a_runs_config_means_that_run_and_never_a_starting_point_for_fit(trained, project, user_cli):
+    newer = user_cli("fit", *SEED_MODEL, *QUICK, "--run", "newer")  # the experiment's newest best.ckpt
+    assert newer.returncode == 0, newer.output
+    validated = user_cli("validate", "--config", str(trained / "config.yaml"))
+    best = trained / "checkpoints" / "best.ckpt"
+    assert validated.returncode == 0 and f"checkpoint path at {best}" in validated.output, validated.output
+    # test's config.yaml records the checkpoint it evaluated; a fit from it starts fresh, and says so
+    tested = user_cli("test", "--config", str(trained / "config.yaml"))
+    assert (
+        tested.returncode == 0 and "ckpt_path: " + str(best) in (trained / "test" / "config.yaml").read_text()
+    )
+    fresh = user_cli("fit", "--config", str(trained / "test" / "config.yaml"), *QUICK, "--run", "fresh")
+    assert fresh.returncode == 0 and "this fit starts fresh" in fresh.stderr, fresh.output
+    assert "Restored all states" not in fresh.output
+    fresh_run = trained.parent / "fresh"
+    assert yaml.safe_load((fresh_run / "config.yaml").read_text())["ckpt_path"] is None
+    steps = torch.load(fresh_run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert steps == torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
 
 
 def test_a_bare_checkpoint_brings_its_runs_model_and_data(trained, project, user_cli):
@@ -111,6 +137,12 @@ def test_another_models_checkpoint_is_refused_in_one_line(trained, user_cli):
         refused = user_cli(*args)
         assert refused.returncode == 2 and "holds another model's weights" in refused.stderr, refused.output
     assert not (trained / "export").exists()
+    # naming the class exports the planted weights as that class, without the run's data or init args
+    exported = user_cli(
+        "export", "--ckpt", str(planted), "--format", "onnx", "--model-class", "litforge.models.Classifier"
+    )
+    assert exported.returncode == 0, exported.output
+    assert json.loads((trained / "export" / "export.json").read_text())["source"]["datamodule_class"] is None
 
 
 def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
@@ -136,7 +168,14 @@ def test_reusing_a_run_name_needs_resume_or_overwrite(trained, user_cli):
     assert refused.returncode == 2 and "--resume auto" in refused.stderr and "--overwrite" in refused.stderr
     assert (trained / "checkpoints" / "last.ckpt").read_bytes() == before
     replaced = user_cli(
-        "fit", *SEED_MODEL, *QUICK, "--run", "p1", "--overwrite", "true", "--model.lr", "0.01"
+        "fit",
+        *SEED_MODEL,
+        *QUICK,
+        "--run",
+        "p1",
+        "--overwrite",
+        "--model.lr",
+        "0.01",  # bare, as the hint reads
     )
     assert replaced.returncode == 0, replaced.output
     assert sorted(p.name for p in (trained / "checkpoints").glob("*.ckpt") if "-v" in p.name) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+from litforge._compat.argparse import flag_suggestion
 from litforge.errors import UsageError
 
 
@@ -22,4 +23,5 @@ class CommandParser(argparse.ArgumentParser):
         self.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.removeprefix("litforge ")  # the line already starts "litforge: error:"
+        raise UsageError(f"{command}: {message}{flag_suggestion(self, message)}")

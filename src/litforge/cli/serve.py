@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+import socket
 from pathlib import Path
 
 from litforge.cli.command_parser import CommandParser
@@ -127,6 +128,7 @@ def main(command: str, argv: list[str]) -> int:
         max_body_bytes=args.max_body_bytes,
         threads=args.threads,
     )
+    _check_can_listen(args.host, args.port)
     print(
         f"serving {args.export_dir} on http://{args.host}:{args.port} (Ctrl+C or SIGTERM stops)", flush=True
     )
@@ -147,6 +149,19 @@ def main(command: str, argv: list[str]) -> int:
         http=read_deadline.RequestDeadlineProtocol,  # passed on to uvicorn.Config
     )
     return 0
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Exit 2 in one line when the address is taken or not this machine's, before claiming to serve
+    (uvicorn would log its own error and exit 3)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(f"--host {host} --port {port}: cannot listen there: {reason}") from None
 
 
 def _graceful_stop(signum: int, frame: object) -> None:

@@ -35,14 +35,15 @@ def check_same_model_class(
     configured: str | None,
     flag: str = "--ckpt_path",
     hint: str = "pass the config of the run that wrote it (--config <run>/config.yaml)",
+    config_name: str = "the config",
 ) -> None:
     """Refuse a checkpoint saved from another model class (``saved``, its ``_class_path``) than the
-    config's (``configured``): the run folder's config would silently pair it with another model and data.
+    config's (``configured``): the config would silently pair it with another model and data.
     Classes are compared by name, so a short name matches its full path."""
     if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
         raise UsageError(
-            f"{flag} {path} holds another model's weights: it was saved from {saved}, the config's "
-            f"model is {configured}; {hint}"
+            f"{flag} {path} holds another model's weights: it was saved from {saved}, {config_name} "
+            f"names {configured}; {hint}"
         )
 
 

@@ -170,6 +170,18 @@ def scan(args: list[str]) -> CommandLine:
     return line
 
 
+def section_sources(line: CommandLine, section: str) -> list[tuple[str, Any]]:
+    """Where ``line`` sets ``section`` (``model``/``data``): ``(source, value)`` for each config file and
+    each ``--model FILE|{...}`` flag, in the order they apply."""
+    found = [(str(path), read_config_file(path).get(section)) for path in line.config_files]
+    found += [
+        (f"--{section}", _flag_value_as_config(value, key))
+        for key, value in _flag_values(line.args)
+        if key == f"--{section}"
+    ]
+    return found
+
+
 def configs_first(args: list[str]) -> list[str]:
     """``args`` with every ``--config FILE`` moved to the front (configs keep their order, and so does the
     rest): a flag typed on the command line overrides the config files wherever it stands, so

@@ -5,6 +5,7 @@ Used by ``litforge fit|validate|test|predict``, ``tune`` and ``check``; see ``do
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,20 +23,31 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from litforge._compat.lightning_cli import HookedLightningCLI
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
-from litforge.engine.config_sources import CommandLine, class_path_of, packaged_defaults, scan
+from litforge.engine.config_sources import (
+    CommandLine,
+    class_path_of,
+    default_class_path,
+    packaged_defaults,
+    scan,
+)
 from litforge.engine.failures import BuildFailed
 from litforge.engine.help_text import drop_overridden_defaults
 from litforge.engine.parsing import (
     LitforgeArgumentParser,
+    init_arg_problem,
     litforge_cause,
     parser_mode,
-    unknown_init_arg,
 )
 from litforge.engine.profiling import run_folder_profiler
 from litforge.engine.run_dir import (
     RunDir,
 )
-from litforge.engine.run_resolution import resolve_evaluation_run, resolve_fit_run, with_run_config
+from litforge.engine.run_resolution import (
+    resolve_evaluation_run,
+    resolve_fit_run,
+    with_run_config,
+    without_runs_starting_point,
+)
 from litforge.engine.trainer_setup import (
     LinkedHparamsInstantiator,
     RunConfigCallback,
@@ -45,7 +57,7 @@ from litforge.engine.trainer_setup import (
     has_instance,
 )
 from litforge.errors import UsageError
-from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Preempted
+from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Interrupted, Preempted
 from litforge.resilience.checkpoint_file import note_if_unverified
 from litforge.resilience.elastic_restart import init_process_group_for_restart
 from litforge.resilience.resume import clear_finished, mark_finished, remove_killed_writes
@@ -120,6 +132,10 @@ class LitforgeCLI(HookedLightningCLI):
             self.command_line = scan(list(args[1:] if self._subcommand else args))
             if self._subcommand in EVALUATION_SUBCOMMANDS and not parse_only:
                 self.command_line = with_run_config(self.command_line)
+            if self._subcommand == "fit":
+                self.command_line = without_runs_starting_point(self.command_line)
+            if not quiet:
+                _note_packaged_data(self.command_line)
             # DDP's launcher starts the other ranks with sys.argv: they make the same decisions from it.
             args = [self._subcommand, *self.command_line.args] if self._subcommand else self.command_line.args
         # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
@@ -170,6 +186,8 @@ class LitforgeCLI(HookedLightningCLI):
         parser.add_argument(
             "--overwrite",
             type=bool,
+            nargs="?",
+            const=True,  # a bare --overwrite, as the refusal's hint reads; --overwrite true|false also work
             default=False,
             help="fit: replace an existing run folder of the same --run name (default: refuse).",
         )
@@ -240,7 +258,7 @@ class LitforgeCLI(HookedLightningCLI):
         try:
             super().parse_arguments(parser, args)
         except UsageError as error:
-            if (named := unknown_init_arg(str(error), self.command_line)) is None:
+            if (named := init_arg_problem(str(error), self.command_line)) is None:
                 raise
             raise UsageError(named) from None
         if "subcommand" in self.config and not self.parse_only:
@@ -286,6 +304,8 @@ class LitforgeCLI(HookedLightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer | None:
         if self.run_dir is None:  # run=False: only the model and datamodule are wanted
             return None
+        if self.subcommand:
+            _check_model_can(self.subcommand, self.model)  # before the trainer prints its start-up lines
         trainer_config = self.config_value(self.config_init, "trainer", default={})
         callbacks = list(as_list(trainer_config.get("callbacks")))
         callbacks += default_callbacks(
@@ -335,7 +355,6 @@ class LitforgeCLI(HookedLightningCLI):
                 f"{self.finished_run.get('global_step')}; nothing to do (delete its finished.json to train on)"
             )
             return
-        _check_model_can(subcommand, self.model)
         ckpt_path = self.config_value(self.config, "ckpt_path")
         if ckpt_path:
             check_checkpoint_fits(Path(ckpt_path), self.model)
@@ -350,6 +369,16 @@ class LitforgeCLI(HookedLightningCLI):
             self.run_lightning_subcommand(subcommand)
         except SIGTERMException:  # Lightning's own handler fired before litforge's took over
             raise Preempted("terminated by SIGTERM before training started; no checkpoint written") from None
+        except SystemExit:
+            if not self.trainer.interrupted:
+                raise
+            # Ctrl+C outside litforge's save-then-stop (before training, or a second Ctrl+C): Lightning
+            # shut down and called sys.exit(1)
+            self._forget_unstarted_run()
+            raise Interrupted(
+                "interrupted by Ctrl+C; no checkpoint saved at this point (--resume auto continues from "
+                "the newest one)"
+            ) from None
         except Exception:
             if lock is None or lock.held:  # a refused lock leaves the other process's folder alone
                 self._forget_unstarted_run()
@@ -416,6 +445,20 @@ def _model_init_args(config: Namespace) -> Any:
     model = section.get("model") if isinstance(section, Namespace) else None
     init_args = model.get("init_args") if isinstance(model, Namespace) else None
     return init_args if isinstance(init_args, Namespace) else Namespace()
+
+
+def _note_packaged_data(line: CommandLine) -> None:
+    """A user's own model with no data named anywhere gets the packaged digits data: say so, once."""
+    named = line.named_classes.get("model")
+    asked_help = any(arg in ("-h", "--help") or arg.endswith(".help") for arg in line.args)
+    if _is_litforge_model(named) or line.names_class("data") or asked_help:
+        return
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(
+            f"litforge: note: no --data given: {named} gets the packaged {default_class_path('data')} "
+            "(pass --data CLASS for your own)",
+            file=sys.stderr,
+        )
 
 
 def _is_litforge_model(named: str | None) -> bool:

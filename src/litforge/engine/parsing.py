@@ -17,12 +17,13 @@ import yaml
 from jsonargparse import set_loader
 from lightning.pytorch.cli import LightningArgumentParser
 
-from litforge._compat.argparse import parser_actions
+from litforge._compat.argparse import flag_suggestion
 from litforge.engine.config_sources import (
     CLASS_SECTIONS,
     CommandLine,
     bounded_yaml_loader,
     default_class_path,
+    section_sources,
 )
 from litforge.errors import LitforgeError, UsageError
 
@@ -42,16 +43,7 @@ class LitforgeArgumentParser(LightningArgumentParser):
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if ex is not None and (cause := litforge_cause(ex)) is not None:
             raise cause from None  # e.g. a refused YAML value: already one clear line
-        raise UsageError(condense_parser_message(message) + self._suggestion(message))
-
-    def _suggestion(self, message: str) -> str:
-        """`` (did you mean --trainer.max_epochs?)`` for a misspelt flag."""
-        unknown = re.match(r"unrecognized arguments: (--[\w.]+)", message.strip())
-        if not unknown:
-            return ""
-        flags = [flag for action in parser_actions(self) for flag in action.option_strings]
-        close = difflib.get_close_matches(unknown.group(1), flags, n=1, cutoff=0.8)
-        return f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(condense_parser_message(message) + flag_suggestion(self, message))
 
 
 _NOISE = (
@@ -77,6 +69,12 @@ def condense_parser_message(message: str) -> str:
         for line in message.splitlines()
     ]
     lines = [re.sub(r"<class '([\w.]+)'>", r"\1", line) for line in lines if line]
+    # "Expected a float. Got value: abc" (a class's init arg) -> the two lines other keys get
+    lines = [
+        part
+        for line in lines
+        for part in re.sub(r"^(Expected a .+?)\. Got value: ", r"\1\nGiven value: ", line).split("\n")
+    ]
     key_match = re.search(r'(?:Parser key|Key) "([^"]+)"', message)
     useful = [line for line in lines if not line.startswith(_NOISE)]
     given = next(
@@ -128,25 +126,47 @@ def _class_path_problem(line: str, following: list[str]) -> str:
 
 
 _NOT_ACCEPTED = re.compile(r"Option '(\w+)' is not accepted$")
+_BARE_KEY = re.compile(r'^config key "(\w+)": (.*)$')
+
+
+def init_arg_problem(message: str, line: CommandLine) -> str | None:
+    """A one-line parser error about a model/data init argument, placed where the user wrote it:
+    ``--model.lr: expected float, got 'abc'`` instead of ``config key "lr": ...``, and a misspelt name
+    with its closest argument (``unknown_init_arg``). ``None``: the message stands as it is."""
+    if (unknown := unknown_init_arg(message, line)) is not None:
+        return unknown
+    bare = _BARE_KEY.match(message.strip())
+    if not bare:
+        return None
+    name, detail = bare.groups()
+    for section in CLASS_SECTIONS:
+        if where := _typed_flag(line, section, name) or _config_key(line, section, name):
+            return f"{where}: {detail}"
+    return None
 
 
 def unknown_init_arg(message: str, line: CommandLine) -> str | None:
     """jsonargparse's ``Option 'hiden_dim' is not accepted`` (a class's init args; it names neither the flag
     nor the class) -> ``--model.hiden_dim: LitModel has no argument 'hiden_dim' (did you mean hidden_dim?)``.
-    ``None`` when the message is another one or no class of the command line lacks that argument."""
+
+    Only where the culprit is certain: a typed ``--model.NAME``/``--data.NAME`` flag, or a config file whose
+    ``model``/``data`` section holds NAME, for a class whose arguments can be listed. ``None`` otherwise
+    (a callback's argument, a nested class, a class taking ``**kwargs``): jsonargparse's line stands."""
     unknown = _NOT_ACCEPTED.match(message.strip())
     if not unknown:
         return None
     name = unknown.group(1)
-    for section in sorted(CLASS_SECTIONS, key=lambda section: _typed_flag(line, section, name) is None):
+    for section in CLASS_SECTIONS:
+        where = _typed_flag(line, section, name) or _config_key(line, section, name)
+        if where is None:
+            continue
         cls = _loaded_class(line.named_classes.get(section) or default_class_path(section))
         arguments = _init_arguments(cls) if cls is not None else None
-        if arguments is None or name in arguments:
-            continue
-        flag = _typed_flag(line, section, name) or f"{section}.init_args.{name}"
+        if cls is None or arguments is None or name in arguments:
+            return None
         close = difflib.get_close_matches(name, arguments, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(arguments) or 'none'}"
-        return f"{flag}: {cls.__name__} has no argument {name!r} ({hint})"
+        return f"{where}: {cls.__name__} has no argument {name!r} ({hint})"
     return None
 
 
@@ -154,6 +174,17 @@ def _typed_flag(line: CommandLine, section: str, name: str) -> str | None:
     """The ``--model.NAME`` / ``--model.init_args.NAME`` flag as typed, if it was."""
     flags = (f"--{section}.{name}", f"--{section}.init_args.{name}")
     return next((flag for arg in line.args if (flag := arg.partition("=")[0]) in flags), None)
+
+
+def _config_key(line: CommandLine, section: str, name: str) -> str | None:
+    """``my.yaml: model.init_args.NAME`` when a config file (or a ``--model FILE|{...}`` value) sets NAME
+    in ``section``; the last one wins, as when parsing."""
+    found = None
+    for source, part in section_sources(line, section):
+        init_args = part.get("init_args", part) if isinstance(part, dict) else None
+        if isinstance(init_args, dict) and name in init_args:
+            found = f"{source}: {section}.init_args.{name}"
+    return found
 
 
 def _loaded_class(named: str) -> type | None:

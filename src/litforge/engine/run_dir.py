@@ -68,6 +68,19 @@ class RunDir:
         return cls(folder.parent.parent.parent, folder.parent.parent.name, folder.parent.name)
 
 
+def run_of_config(path: Path) -> tuple[RunDir, str] | None:
+    """The run a config.yaml that litforge wrote belongs to, and the subcommand that wrote it:
+    ``<run>/config.yaml`` (fit) or ``<run>/<validate|test|predict>/config.yaml``; ``None`` for another file."""
+    folder = path.resolve().parent
+    if path.name != "config.yaml":
+        return None
+    if folder.name in ("validate", "test", "predict") and (folder.parent / "checkpoints").is_dir():
+        return RunDir(folder.parent.parent.parent, folder.parent.parent.name, folder.parent.name), folder.name
+    if (folder / "checkpoints").is_dir():
+        return RunDir(folder.parent.parent, folder.parent.name, folder.name), "fit"
+    return None
+
+
 def check_run_name(name: str, flag: str) -> None:
     """Run and experiment names are plain folder names: letters, digits and ``_ . = + -``, not starting
     with a dot (so ``--run ../x`` or ``--run /abs`` cannot write outside the root)."""

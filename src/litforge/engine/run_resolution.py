@@ -16,14 +16,22 @@ from typing import Any
 from jsonargparse import Namespace
 
 from litforge.engine.checkpoint_fit import check_same_model_class, read_hyperparameters
-from litforge.engine.config_sources import CommandLine, class_path_of, default_class_path, scan
+from litforge.engine.config_sources import (
+    CommandLine,
+    class_path_of,
+    default_class_path,
+    read_config_file,
+    scan,
+)
 from litforge.engine.run_dir import (
+    CHECKPOINT_ALIASES,
     DEFAULT_ROOT,
     RunDir,
     check_run_name,
     experiment_name,
     locate_checkpoint,
     next_free_run,
+    run_of_config,
 )
 from litforge.errors import UsageError
 from litforge.resilience.resume import read_finished, resolve_resume
@@ -48,17 +56,17 @@ def _root_and_experiment(config: Namespace) -> tuple[Path, str]:
         if config.get(key) is not None:
             check_run_name(config[key], f"--{key}")
     root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
-    _check_can_hold_runs(root)
     return root, config.experiment or experiment_name(class_path_of(config.model))
 
 
 def _check_can_hold_runs(root: Path) -> None:
-    """Refuse a runs root under a file or an unwritable folder before anything is built or written."""
+    """Refuse a runs root (``trainer.default_root_dir``) under a file or an unwritable folder before
+    anything is built or written."""
     existing = next(folder for folder in (root, *root.parents) if folder.exists() or folder == folder.parent)
     if not existing.is_dir():
-        raise UsageError(f"--trainer.default_root_dir {root}: {existing} is a file, not a folder")
+        raise UsageError(f"runs folder {root} (trainer.default_root_dir): {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--trainer.default_root_dir {root}: {existing} is not writable")
+        raise UsageError(f"runs folder {root} (trainer.default_root_dir): {existing} is not writable")
 
 
 def resolve_fit_run(config: Namespace) -> FitRun:
@@ -71,6 +79,7 @@ def resolve_fit_run(config: Namespace) -> FitRun:
     if os.environ.get("LOCAL_RANK", "0") != "0" and parent == str(os.getppid()):
         config.ckpt_path = ckpt or None
         return FitRun(RunDir(Path(path).parent.parent, Path(path).parent.name, Path(path).name))
+    _check_can_hold_runs(root)
     run = RunDir(root, experiment, config.run or next_free_run(root, experiment))
     if is_run_owner():  # a fit of this run in another process: refused before its folder is read
         RunLock(run.path).refuse_if_held()
@@ -87,9 +96,9 @@ def resolve_fit_run(config: Namespace) -> FitRun:
         note = f"resuming from {resume_from}" if resume_from else "no checkpoint yet, starting fresh"
         if os.environ.get("RANK", "0") == "0" and finished is None:
             print(f"litforge: {note} (run {run.path})", file=sys.stderr, flush=True)
-    elif _names_a_missing_file(config.get("ckpt_path")):
-        raise UsageError(f"--ckpt_path: no such checkpoint file: {config.ckpt_path}")
-    elif run.holds_a_run() and not config.overwrite:
+    elif config.get("ckpt_path"):
+        _check_fit_checkpoint_file(config.ckpt_path)
+    if resume == "never" and run.holds_a_run() and not config.overwrite:
         raise UsageError(
             f"run folder {run.path} already holds a run: continue it with --resume auto, choose "
             "another --run name, or replace it with --overwrite"
@@ -100,14 +109,23 @@ def resolve_fit_run(config: Namespace) -> FitRun:
     return FitRun(run, finished, run.path if config.overwrite else _first_missing(run.path))
 
 
-def _names_a_missing_file(ckpt_path: str | None) -> bool:
-    """A ``--ckpt_path`` that is neither one of Lightning's names (``last``, ``hpc``, ...) nor a file:
-    refused before the trainer is built, not after its start-up lines."""
-    return (
-        bool(ckpt_path)
-        and ckpt_path not in ("best", "last", "hpc", "registry")
-        and not Path(ckpt_path).is_file()
-    )
+def _check_fit_checkpoint_file(ckpt_path: str) -> None:
+    """``fit --ckpt_path`` takes a checkpoint file: a name (``last``), a folder or a missing file is refused
+    before the trainer is built, with the ``--resume`` form that does what was meant."""
+    path = Path(ckpt_path)
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise UsageError(
+            f"--ckpt_path {ckpt_path} is a folder; fit takes a checkpoint file (--resume {ckpt_path} "
+            "continues from the newest valid checkpoint in it)"
+        )
+    if ckpt_path.lower().startswith(("best", "last", "hpc", "registry")):
+        raise UsageError(
+            f"fit --ckpt_path takes a checkpoint file, not {ckpt_path!r}; to continue a run use "
+            "--run NAME --resume auto"
+        )
+    raise UsageError(f"--ckpt_path: no such checkpoint file: {ckpt_path}")
 
 
 def resolve_evaluation_run(subcommand: str, config: Namespace) -> RunDir:
@@ -128,8 +146,10 @@ def resolve_evaluation_run(subcommand: str, config: Namespace) -> RunDir:
 def with_run_config(line: CommandLine) -> CommandLine:
     """validate/test/predict without ``--config``: a checkpoint inside a run folder brings that run's
     ``config.yaml`` (its model *and* data); the user's own flags still apply on top of it."""
-    if line.has_config or any(a in ("-h", "--help") or a.endswith(".help") for a in line.args):
+    if any(a in ("-h", "--help") or a.endswith(".help") for a in line.args):
         return line
+    if line.has_config:
+        return _with_config_runs_checkpoint(line)
     flags = line.run_flags
     named_model = line.named_classes.get("model")
     experiment = flags.get("--experiment") or experiment_name(named_model or default_class_path("model"))
@@ -151,6 +171,44 @@ def with_run_config(line: CommandLine) -> CommandLine:
                 "config (--config path/to/config.yaml) or both --model CLASS and --data CLASS"
             )
     return line
+
+
+def _with_config_runs_checkpoint(line: CommandLine) -> CommandLine:
+    """``--config <run>/config.yaml`` and no checkpoint named anywhere: that run's best (else last)
+    checkpoint, not the experiment's most recent one (which may be another run's)."""
+    if "--ckpt_path" in line.run_flags or "--run" in line.run_flags:
+        return line
+    if any(read_config_file(path).get("ckpt_path") for path in line.config_files):
+        return line
+    runs = [found[0] for path in line.config_files if (found := run_of_config(path))]
+    if not runs:
+        return line
+    ckpt = next(
+        (runs[-1].checkpoint(a) for a in CHECKPOINT_ALIASES if runs[-1].checkpoint(a).is_file()), None
+    )
+    return scan([*line.args, "--ckpt_path", str(ckpt)]) if ckpt else line
+
+
+def without_runs_starting_point(line: CommandLine) -> CommandLine:
+    """fit: a ``ckpt_path`` read from a run folder's config.yaml (the checkpoint a test evaluated, or one a
+    resumed fit started from) is not where a new fit starts; it starts fresh unless ``--ckpt_path`` or
+    ``--resume`` is typed."""
+    if "--ckpt_path" in line.run_flags:
+        return line
+    recorded = [
+        path for path in line.config_files if run_of_config(path) and read_config_file(path).get("ckpt_path")
+    ]
+    if not recorded:
+        return line
+    resumed = any(arg.partition("=")[0] == "--resume" for arg in line.args)
+    if not resumed and os.environ.get("LOCAL_RANK", "0") == "0":
+        print(
+            f"litforge: note: {recorded[-1]} records the checkpoint its run started from or evaluated; this "
+            "fit starts fresh (continue from a checkpoint with --ckpt_path FILE, or a run with --run NAME "
+            "--resume auto)",
+            file=sys.stderr,
+        )
+    return scan([*line.args, "--ckpt_path", "null"])
 
 
 def _saved_class_path(ckpt: Path) -> str | None:

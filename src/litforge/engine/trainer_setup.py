@@ -44,6 +44,11 @@ class RunConfigCallback(SaveConfigCallback):
                 del config[key]
         super().__init__(parser, config, **kwargs)
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and "ckpt_path" in self.config:
+            self.config["ckpt_path"] = None  # where a fit started (a resume) is state, not part of its recipe
+        super().setup(trainer, pl_module, stage)
+
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Send the resolved config to every logger (W&B, MLflow, TensorBoard, CSV), not only to
         ``config.yaml``: Lightning's ``SaveConfigCallback`` writes one file into the first logger's folder,

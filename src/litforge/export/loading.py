@@ -91,10 +91,17 @@ def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoi
     model_config = config.get("model") if isinstance(config.get("model"), dict) else {}
     if class_path:
         where = "--model-class"
+        if _class_name(model_config.get("class_path")) != _class_name(class_path):
+            config, model_config = {}, {}  # another class than the run's: its data and init args do not apply
     elif model_config.get("class_path"):
         class_path, where = model_config["class_path"], f"{config_file} (model.class_path)"
         check_same_model_class(
-            path, hparams.get("_class_path"), class_path, "--ckpt", "export it with --model-class CLASS"
+            path,
+            hparams.get("_class_path"),
+            class_path,
+            flag="--ckpt",
+            hint="export it from the run folder that wrote it, or from a copy outside any run folder",
+            config_name=f"this run's {config_file}",
         )
     elif hparams.get("_class_path"):
         class_path, where = hparams["_class_path"], f"{path} (hyper_parameters._class_path)"
@@ -118,6 +125,10 @@ def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoi
     note_if_unverified(path)
     loaded.classes = declared_classes(module, _attach_data(loaded, config, data_cls))
     return loaded
+
+
+def _class_name(class_path: Any) -> str | None:
+    return class_path.rsplit(".", 1)[-1] if isinstance(class_path, str) else None
 
 
 def _configured(module: torch.nn.Module, class_path: str) -> torch.nn.Module:

@@ -12,7 +12,13 @@ from litforge.resilience.exception_checkpoint import ExceptionCheckpoint
 from litforge.resilience.finite_loss import FiniteLossGuard, NonFiniteLoss
 from litforge.resilience.loader_state import RestoreLoaderState
 from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, PeriodicCheckpoint
-from litforge.resilience.preemption import EXIT_PREEMPTED, Preempted, PreemptionCheckpoint
+from litforge.resilience.preemption import (
+    EXIT_INTERRUPTED,
+    EXIT_PREEMPTED,
+    Interrupted,
+    Preempted,
+    PreemptionCheckpoint,
+)
 from litforge.resilience.resumable_loader import ResumableTrainLoader
 from litforge.resilience.rng_state import RNGState
 from litforge.resilience.run_lock import RunInUse, RunLock, is_run_owner
@@ -20,11 +26,13 @@ from litforge.resilience.stop_request import StopRequest
 
 __all__ = [
     "DEFAULT_EVERY_N_STEPS",
+    "EXIT_INTERRUPTED",
     "EXIT_PREEMPTED",
     "AtomicCheckpointIO",
     "CheckpointCorrupt",
     "ExceptionCheckpoint",
     "FiniteLossGuard",
+    "Interrupted",
     "NonFiniteLoss",
     "PeriodicCheckpoint",
     "Preempted",

@@ -38,6 +38,10 @@ def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
     archive = zipfile.is_zipfile(path)  # torch.save's format; a legacy pickle or a truncated file is not
     if archive and not _is_torch_archive(path):
         raise UsageError(f"{flag}: {path} is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
+    if not archive and _starts_like_a_zip(path):
+        raise UsageError(
+            f"{flag}: {path} is a truncated checkpoint (its zip archive ends early: an interrupted write or copy)"
+        )
     try:
         if archive:
             verify_checkpoint(path)
@@ -60,10 +64,20 @@ def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
         ) from None
     except Exception as err:  # torch raises many types for truncated or foreign files
         reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
-        raise UsageError(f"{flag}: {path} is not a readable checkpoint ({reason[:200]})") from None
+        reason = reason.split(". ")[0]  # torch's first sentence says what is wrong; the rest is advice
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
+        raise UsageError(f"{flag}: {path} is not a readable checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UsageError(f"{flag}: {path} has no 'state_dict'; is it a Lightning checkpoint?")
     return checkpoint
+
+
+def _starts_like_a_zip(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def note_if_unverified(path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Preemption notices (SIGTERM, SIGUSR1) -> a checkpoint at the next step boundary and a clean exit 75.
+"""Preemption notices (SIGTERM, SIGUSR1) -> a checkpoint at the next step boundary and a clean exit 75;
+Ctrl+C (SIGINT) the same with exit 130, and a second Ctrl+C stops at once.
 
 litforge fit --run my-run --resume auto     # on SIGTERM: saves, exits 75; the same command continues
 """
@@ -22,6 +23,7 @@ from litforge.errors import LitforgeError
 from litforge.resilience.periodic_checkpoint import PeriodicCheckpoint, epoch_ends_now
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a temporary failure; run the same command again to continue
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl+C
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +31,12 @@ class Preempted(LitforgeError):
     """Training stopped on a preemption signal after saving a checkpoint (exit 75)."""
 
     exit_code = EXIT_PREEMPTED
+
+
+class Interrupted(Preempted):
+    """Training stopped on Ctrl+C after saving a checkpoint (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class PreemptionCheckpoint(Checkpoint):
@@ -47,7 +55,7 @@ class PreemptionCheckpoint(Checkpoint):
     def __init__(
         self,
         periodic: PeriodicCheckpoint,
-        signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1),
+        signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT),
     ) -> None:
         self.periodic = periodic
         self.signals = signals
@@ -59,9 +67,15 @@ class PreemptionCheckpoint(Checkpoint):
         if threading.current_thread() is not threading.main_thread():
             return
         for signum in self.signals:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # e.g. SIGINT of a background job (`litforge fit ... &`): stays ignored
             self._previous[signum] = signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT:
+            if self.received == signal.SIGINT:
+                raise KeyboardInterrupt  # the second Ctrl+C: stop now (Lightning's shutdown path)
+            os.write(2, b"\nlitforge: saving a checkpoint at the end of this step (Ctrl+C again stops now)\n")
         self.received = signum
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
@@ -81,9 +95,10 @@ class PreemptionCheckpoint(Checkpoint):
         name = signal.Signals(self.received).name if self.received is not None else "a preemption signal"
         if _slurm_auto_requeue(trainer) and trainer.is_global_zero:
             _requeue_slurm_job()
-        raise Preempted(
-            f"preempted by {name}: saved {path} at step {trainer.global_step}; run the same command with "
-            "--resume auto to continue"
+        interrupted = self.received == signal.SIGINT
+        raise (Interrupted if interrupted else Preempted)(
+            f"{'interrupted by Ctrl+C' if interrupted else f'preempted by {name}'}: saved {path} at step "
+            f"{trainer.global_step}; run the same command with --resume auto to continue"
         )
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

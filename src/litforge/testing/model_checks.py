@@ -273,7 +273,15 @@ def check_overfit(
             f"{_optimizers_text(trainer)}: first {losses[0]:.4g}, best {losses[best]:.4g} at step {best + 1}, "
             f"last {losses[-1]:.4g}; {_overfit_advice(losses, best, threshold)}"
         )
-    return f"loss {losses[0]:.3g} -> {losses[reached]:.3g} < {threshold} at step {reached + 1}"
+    return f"loss {losses[0]:.3g} -> {_shown_below(losses[reached], threshold)} < {threshold} at step {reached + 1}"
+
+
+def _shown_below(value: float, threshold: float) -> str:
+    """``value`` with as many digits as it takes to read as below ``threshold`` (0.009996, not 0.01)."""
+    for digits in (3, 4, 5, 6, 8):
+        if float(text := f"{value:.{digits}g}") < threshold:
+            return text
+    return repr(value)
 
 
 def _optimizers_text(trainer: L.Trainer) -> str:

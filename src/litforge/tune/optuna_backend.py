@@ -84,6 +84,14 @@ def run_optuna(search: OptunaSearch) -> Any:
             f"{study.direction.name.lower()}, the space file says {search.space.direction}; "
             "use another --study-name"
         )
+    recorded = study.user_attrs.get("metric")
+    if recorded is None:
+        study.set_user_attr("metric", search.space.metric)  # its trials' values are of this metric
+    elif recorded != search.space.metric:
+        raise UsageError(
+            f"study '{search.study_name}' in {search.storage_url} optimizes {recorded}, the space file says "
+            f"{search.space.metric}; use another --study-name"
+        )
     context = worker_context()
     ready = context.Barrier(search.workers)  # all workers start their first trial together
     children = [
@@ -179,13 +187,17 @@ class _Objective:
         pruning = PyTorchLightningPruningCallback(EpochsDone(trial), monitor=self.space.metric)
         try:
             result = self.runner.train(str(trial.number), values, [pruning])
-        except (optuna.TrialPruned, UsageError, KeyboardInterrupt):
-            raise  # pruned, a config mistake every trial would repeat, or Ctrl-C
+        except UsageError as error:  # a config mistake every trial would repeat: the search stops
+            trial.set_user_attr("fail_reason", f"UsageError: {error}"[:500])
+            raise
+        except (optuna.TrialPruned, KeyboardInterrupt):
+            raise  # pruned, or Ctrl-C
         # Anything else -- an exception, or a job failure such as the non-finite-loss stop -- fails this trial only.
         except Exception as error:
             reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
             trial.set_user_attr("fail_reason", reason)
             raise TrialFailed(reason) from error
+        trial.set_user_attr("epochs", result.epochs)  # pruning reports count validation epochs only
         return result.value
 
 
@@ -237,10 +249,13 @@ class _PrintTrial:
         self.worker = "" if worker is None else f" [worker {worker}]"
 
     def __call__(self, study: Any, trial: Any) -> None:
-        value = f" {self.metric}={trial.value:.5g}" if trial.value is not None else ""
+        value = ""
+        if trial.value is not None:  # a pruned trial's value is its last report, not a result
+            last = "" if trial.state.name == "COMPLETE" else "last "
+            value = f" {last}{self.metric}={trial.value:.5g}"
         reason = f": {trial.user_attrs['fail_reason']}" if "fail_reason" in trial.user_attrs else ""
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        epochs = len(trial.intermediate_values)
+        epochs = max(len(trial.intermediate_values), int(trial.user_attrs.get("epochs", 0)))
         print(
             f"trial {trial.number} {trial.state.name}{value} ({epochs} epoch{'s' if epochs != 1 else ''}, {seconds:.1f}s){self.worker}{reason}",
             flush=True,

@@ -32,10 +32,11 @@ class TrialRecord:
     intermediate: dict[int, float] = field(default_factory=dict)  # epoch -> metric
     fail_reason: str = ""
     name: str = ""  # the trial folder under <out>/trials/ (defaults to the number)
+    epochs_trained: int = 0  # as the trial counted them (a model without validation reports none)
 
     @property
     def epochs(self) -> int:
-        return len(self.intermediate)
+        return max(len(self.intermediate), self.epochs_trained)
 
     @property
     def folder(self) -> str:
@@ -53,6 +54,7 @@ def records_from_study(study: Any) -> list[TrialRecord]:
             duration_s=t.duration.total_seconds() if t.duration else None,
             intermediate=dict(t.intermediate_values),
             fail_reason=str(t.user_attrs.get("fail_reason", "")),
+            epochs_trained=int(t.user_attrs.get("epochs", 0)),
         )
         for t in study.get_trials(deepcopy=False)
     ]

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from litforge.errors import UsageError
 from litforge.tune.fit_config import SearchConfig
 from litforge.tune.outputs import (
     TrialRecord,
@@ -64,7 +66,19 @@ def run_search(plan: SearchPlan, space: SearchSpace, fit: SearchConfig) -> Trial
     if plan.sampler == "grid":  # a grid search tries each point once
         plan = replace(plan, n_trials=min(plan.n_trials, math.prod(len(p.grid()) for p in space.params)))
     runner = TrialRunner(tuple(fit.fit_args), space.metric, space.maximize, plan.out)
+    new_folder = not plan.out.exists()
     plan.out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _search_and_report(plan, space, fit, runner)
+    except UsageError:
+        if new_folder:  # a refused search (e.g. a metric the model does not log) leaves nothing behind
+            shutil.rmtree(plan.out, ignore_errors=True)
+        raise
+
+
+def _search_and_report(
+    plan: SearchPlan, space: SearchSpace, fit: SearchConfig, runner: TrialRunner
+) -> TrialRecord | None:
     interrupted: KeyboardInterrupt | None = None
     if plan.backend == "ray":
         records = _run_ray(plan, space, fit, runner)
@@ -86,7 +100,8 @@ def run_search(plan: SearchPlan, space: SearchSpace, fit: SearchConfig) -> Trial
     if plan.plots and study is not None:
         write_plots(study, plan.out)
     print(summary_table(records, space, best), end="", flush=True)
-    print(f"outputs: {plan.out} (best.yaml, trials.csv{', plots/' if plan.plots else ''})", flush=True)
+    written = [name for name in ("best.yaml", "trials.csv", "plots/") if (plan.out / name).exists()]
+    print(f"outputs: {plan.out} ({', '.join(written)})", flush=True)
     if best is not None:
         print(f"train the best config: litforge fit --config {plan.out / 'best.yaml'}", flush=True)
     if interrupted is not None:

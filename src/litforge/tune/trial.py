@@ -21,6 +21,7 @@ from litforge.engine import runtime
 from litforge.engine.api import run_command
 from litforge.engine.run_dir import RunDir
 from litforge.errors import UsageError
+from litforge.resilience.preemption import Interrupted
 from litforge.tune.fit_config import parsed_fit
 
 TRIALS_EXPERIMENT = "trials"
@@ -130,6 +131,8 @@ class TrialRunner:
         try:
             run_command(self.config(name, values), extra_callbacks=[tracker, *(callbacks or [])], quiet=True)
         except SystemExit as stop:  # Lightning turns Ctrl-C into sys.exit(1) after a graceful shutdown
+            raise KeyboardInterrupt from stop
+        except Interrupted as stop:  # litforge's Ctrl-C: the trial saved and stopped; the search stops too
             raise KeyboardInterrupt from stop
         if tracker.best is None:
             raise RuntimeError("the trial ran no validation epoch (check limit_val_batches / max_epochs)")
