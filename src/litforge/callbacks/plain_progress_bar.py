@@ -57,7 +57,7 @@ class PlainProgressBar(ProgressBar):
         limit = "" if trainer.max_epochs in (None, -1) else f"/{trainer.max_epochs}"
         seconds = time.perf_counter() - self._started
         self._print(
-            f"epoch {trainer.current_epoch + 1}{limit} ({seconds:.1f}s) {self._metrics(trainer, pl_module)}"
+            f"epoch {trainer.current_epoch + 1}{limit} ({seconds:.2f}s) {self._metrics(trainer, pl_module)}"
         )
 
     def _on_loop_end(self, trainer: L.Trainer, name: str) -> None:
