@@ -135,6 +135,7 @@ class CommandLine:
     named_classes: dict[str, str | None] = field(default_factory=dict)  # section -> class path/name
     run_flags: dict[str, str] = field(default_factory=dict)
     model_args: list[str] = field(default_factory=list)  # init args given as --model.NAME
+    recorded_ckpt_paths: list[Path] = field(default_factory=list)  # config files that set a ckpt_path
     complete: bool = False  # a complete typed config: no packaged default applies
 
     def names_class(self, section: str) -> bool:
@@ -143,6 +144,10 @@ class CommandLine:
     @property
     def has_config(self) -> bool:
         return bool(self.config_files)
+
+    @property
+    def asks_help(self) -> bool:
+        return any(arg in ("-h", "--help") or arg.endswith(".help") for arg in self.args)
 
 
 def scan(args: list[str]) -> CommandLine:
@@ -155,6 +160,8 @@ def scan(args: list[str]) -> CommandLine:
         if key in _CONFIG_FLAGS:
             config = read_config_file(Path(value), key)
             line.config_files.append(Path(value))
+            if config.get("ckpt_path"):
+                line.recorded_ckpt_paths.append(Path(value))
             for section in CLASS_SECTIONS:
                 if (named := _class_in(config.get(section))) is not None:
                     line.named_classes[section] = named

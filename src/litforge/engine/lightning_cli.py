@@ -450,8 +450,7 @@ def _model_init_args(config: Namespace) -> Any:
 def _note_packaged_data(line: CommandLine) -> None:
     """A user's own model with no data named anywhere gets the packaged digits data: say so, once."""
     named = line.named_classes.get("model")
-    asked_help = any(arg in ("-h", "--help") or arg.endswith(".help") for arg in line.args)
-    if _is_litforge_model(named) or line.names_class("data") or asked_help:
+    if _is_litforge_model(named) or line.names_class("data") or line.asks_help:
         return
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(

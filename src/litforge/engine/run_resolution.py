@@ -20,7 +20,6 @@ from litforge.engine.config_sources import (
     CommandLine,
     class_path_of,
     default_class_path,
-    read_config_file,
     scan,
 )
 from litforge.engine.run_dir import (
@@ -120,7 +119,7 @@ def _check_fit_checkpoint_file(ckpt_path: str) -> None:
             f"--ckpt_path {ckpt_path} is a folder; fit takes a checkpoint file (--resume {ckpt_path} "
             "continues from the newest valid checkpoint in it)"
         )
-    if ckpt_path.lower().startswith(("best", "last", "hpc", "registry")):
+    if ckpt_path in ("best", "last", "hpc") or ckpt_path.lower().startswith("registry"):
         raise UsageError(
             f"fit --ckpt_path takes a checkpoint file, not {ckpt_path!r}; to continue a run use "
             "--run NAME --resume auto"
@@ -146,7 +145,7 @@ def resolve_evaluation_run(subcommand: str, config: Namespace) -> RunDir:
 def with_run_config(line: CommandLine) -> CommandLine:
     """validate/test/predict without ``--config``: a checkpoint inside a run folder brings that run's
     ``config.yaml`` (its model *and* data); the user's own flags still apply on top of it."""
-    if any(a in ("-h", "--help") or a.endswith(".help") for a in line.args):
+    if line.asks_help:
         return line
     if line.has_config:
         return _with_config_runs_checkpoint(line)
@@ -178,7 +177,7 @@ def _with_config_runs_checkpoint(line: CommandLine) -> CommandLine:
     checkpoint, not the experiment's most recent one (which may be another run's)."""
     if "--ckpt_path" in line.run_flags or "--run" in line.run_flags:
         return line
-    if any(read_config_file(path).get("ckpt_path") for path in line.config_files):
+    if line.recorded_ckpt_paths:
         return line
     runs = [found[0] for path in line.config_files if (found := run_of_config(path))]
     if not runs:
@@ -195,9 +194,7 @@ def without_runs_starting_point(line: CommandLine) -> CommandLine:
     ``--resume`` is typed."""
     if "--ckpt_path" in line.run_flags:
         return line
-    recorded = [
-        path for path in line.config_files if run_of_config(path) and read_config_file(path).get("ckpt_path")
-    ]
+    recorded = [path for path in line.recorded_ckpt_paths if run_of_config(path)]
     if not recorded:
         return line
     resumed = any(arg.partition("=")[0] == "--resume" for arg in line.args)

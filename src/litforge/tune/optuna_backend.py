@@ -23,6 +23,7 @@ from litforge.processes.heap import freeze_loaded_heap
 from litforge.processes.lifetime import exit_when_gone
 from litforge.tune.dead_trials import STALE_AFTER_HEARTBEATS, DeadTrialSweeper, has_heartbeat
 from litforge.tune.optuna_factories import import_optuna, make_pruner, make_sampler, make_storage, progress
+from litforge.tune.outputs import epochs_of
 from litforge.tune.rungs import Rung
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import TrialRunner
@@ -255,7 +256,7 @@ class _PrintTrial:
             value = f" {last}{self.metric}={trial.value:.5g}"
         reason = f": {trial.user_attrs['fail_reason']}" if "fail_reason" in trial.user_attrs else ""
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        epochs = max(len(trial.intermediate_values), int(trial.user_attrs.get("epochs", 0)))
+        epochs = epochs_of(trial)
         print(
             f"trial {trial.number} {trial.state.name}{value} ({epochs} epoch{'s' if epochs != 1 else ''}, {seconds:.1f}s){self.worker}{reason}",
             flush=True,

@@ -43,6 +43,12 @@ class TrialRecord:
         return self.name or str(self.number)
 
 
+def epochs_of(trial: Any) -> int:
+    """The epochs an Optuna trial trained: its reports, or the count the trial recorded (a model without
+    a validation loop reports none)."""
+    return max(len(trial.intermediate_values), int(trial.user_attrs.get("epochs", 0)))
+
+
 def records_from_study(study: Any) -> list[TrialRecord]:
     """Optuna trials -> records."""
     return [
@@ -54,7 +60,7 @@ def records_from_study(study: Any) -> list[TrialRecord]:
             duration_s=t.duration.total_seconds() if t.duration else None,
             intermediate=dict(t.intermediate_values),
             fail_reason=str(t.user_attrs.get("fail_reason", "")),
-            epochs_trained=int(t.user_attrs.get("epochs", 0)),
+            epochs_trained=epochs_of(t),
         )
         for t in study.get_trials(deepcopy=False)
     ]
