@@ -64,12 +64,16 @@ def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_
 
 
 @pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
-def test_rung_pruner_cuts_at_its_rungs_only(cli, tmp_path, write_space) -> None:
+@pytest.mark.parametrize("metric", ["val_loss", "train_loss_epoch"])
+def test_rung_pruner_cuts_at_its_rungs_only(cli, tmp_path, write_space, metric) -> None:
     space = copy.deepcopy(LR_SPACE)
     space["params"] = {"model.lr": {"type": "categorical", "choices": [1.0e-6, 3.0e-3, 5.0e-3, 1.0e-2]}}
+    space["metric"] = metric
     out = tmp_path / "search"
     args = ["--space", str(write_space(space)), "--out", str(out), "--n-trials", "6", "--sampler", "random"]
     args += ["--rungs", "1:2", "--seed", "0", *TINY_TRIAL]  # the default pruner is rungs
+    if metric == "train_loss_epoch":  # no validation loop: trials are reported and pruned at training epoch ends
+        args += ["--trainer.limit_val_batches", "0"]
     result = cli("tune", *args, timeout=TUNE_TIMEOUT)
     assert result.returncode == 0, result.output[-3000:]
     # After 1 epoch a trial must be in the better half of those there; lr=1e-6 (trials 2 and 5) never

@@ -13,13 +13,13 @@ pytest.importorskip("ray.tune", reason="pip install 'litforge[ray]'")
 
 
 @pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
-def test_ray_backend_with_asha_writes_the_same_outputs(cli, tmp_path, write_space) -> None:
+@pytest.mark.parametrize("metric", ["val_loss", "train_loss_epoch"])
+def test_ray_backend_with_asha_writes_the_same_outputs(cli, tmp_path, write_space, metric) -> None:
     # Grid order, one trial at a time: two good learning rates set the bar at ASHA's first rung,
     # then the tiny learning rate falls below it and is stopped after its grace epoch.
+    # train_loss_epoch: no validation loop, so trials are reported at training epoch ends.
     choices = [1.0e-2, 5.0e-3, 1.0e-7]
-    path = write_space(
-        {"metric": "val_loss", "params": {"model.lr": {"type": "categorical", "choices": choices}}}
-    )
+    path = write_space({"metric": metric, "params": {"model.lr": {"type": "categorical", "choices": choices}}})
     out = tmp_path / "search"
     args = [
         "--space",
@@ -34,7 +34,10 @@ def test_ray_backend_with_asha_writes_the_same_outputs(cli, tmp_path, write_spac
         "1",
     ]
     args += ["--grace-period", "1", "--reduction-factor", "2", "--cpus-per-trial", "1"]
-    result = cli("tune", *args, *[a for a in TINY_TRIAL if a != "--no-plots"], timeout=TUNE_TIMEOUT)
+    trial = [a for a in TINY_TRIAL if a != "--no-plots"]
+    if metric == "train_loss_epoch":
+        trial += ["--trainer.limit_val_batches", "0"]
+    result = cli("tune", *args, *trial, timeout=TUNE_TIMEOUT)
     assert result.returncode == 0, result.output[-3000:]
 
     with (out / "trials.csv").open() as handle:
@@ -42,7 +45,7 @@ def test_ray_backend_with_asha_writes_the_same_outputs(cli, tmp_path, write_spac
     assert set(rows) == set(choices)
     assert rows[1.0e-2]["state"] == "COMPLETE" and rows[1.0e-2]["epochs"] == "3"
     assert rows[1.0e-7]["state"] == "PRUNED" and int(rows[1.0e-7]["epochs"]) < 3  # stopped early by ASHA
-    best = min((r for r in rows.values() if r["state"] == "COMPLETE"), key=lambda r: float(r["val_loss"]))
+    best = min((r for r in rows.values() if r["state"] == "COMPLETE"), key=lambda r: float(r[metric]))
     assert f"lr: {float(best['model.lr'])}" in (out / "best.yaml").read_text()
     assert (out / "plots" / "optimization_history.png").is_file()
     assert (out / "trials" / best["number"] / "config.yaml").is_file()  # trained through litforge fit

@@ -26,7 +26,7 @@ from litforge.tune.optuna_factories import import_optuna, make_pruner, make_samp
 from litforge.tune.outputs import epochs_of
 from litforge.tune.rungs import Rung
 from litforge.tune.space import Param, SearchSpace
-from litforge.tune.trial import TrialRunner
+from litforge.tune.trial import EachEpoch, TrialRunner
 from litforge.tune.worker_processes import watch_worker_starts, worker_context
 
 _READY_TIMEOUT_S = 300
@@ -185,7 +185,7 @@ class _Objective:
         from optuna_integration import PyTorchLightningPruningCallback
 
         values = {param.key: suggest(trial, param) for param in self.space.params}
-        pruning = PyTorchLightningPruningCallback(EpochsDone(trial), monitor=self.space.metric)
+        pruning = EachEpoch(PyTorchLightningPruningCallback(EpochsDone(trial), monitor=self.space.metric))
         try:
             result = self.runner.train(str(trial.number), values, [pruning])
         except UsageError as error:  # a config mistake every trial would repeat: the search stops
@@ -198,7 +198,7 @@ class _Objective:
             reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
             trial.set_user_attr("fail_reason", reason)
             raise TrialFailed(reason) from error
-        trial.set_user_attr("epochs", result.epochs)  # pruning reports count validation epochs only
+        trial.set_user_attr("epochs", result.epochs)
         return result.value
 
 

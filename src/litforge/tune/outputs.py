@@ -32,7 +32,7 @@ class TrialRecord:
     intermediate: dict[int, float] = field(default_factory=dict)  # epoch -> metric
     fail_reason: str = ""
     name: str = ""  # the trial folder under <out>/trials/ (defaults to the number)
-    epochs_trained: int = 0  # as the trial counted them (a model without validation reports none)
+    epochs_trained: int = 0  # epochs with a metric, as the trial counted them
 
     @property
     def epochs(self) -> int:
@@ -44,8 +44,7 @@ class TrialRecord:
 
 
 def epochs_of(trial: Any) -> int:
-    """The epochs an Optuna trial trained: its reports, or the count the trial recorded (a model without
-    a validation loop reports none)."""
+    """The epochs an Optuna trial trained: its reports, or the count the trial recorded when it finished."""
     return max(len(trial.intermediate_values), int(trial.user_attrs.get("epochs", 0)))
 
 

@@ -4,7 +4,7 @@ litforge tune --space configs/digits_search.yaml --backend ray --cpus-per-trial 
 ray start --head && litforge tune --space configs/digits_search.yaml --backend ray --address auto
 
 Each trial trains through the same ``LitforgeCLI`` path as ``litforge fit`` (``litforge.tune.trial``),
-reporting the space's metric to Tune after every validation epoch (``TuneReportCheckpointCallback``).
+reporting the space's metric to Tune after every epoch (``TuneReportCheckpointCallback``, via ``EachEpoch``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from litforge.errors import UsageError
 from litforge.tune.outputs import TrialRecord
 from litforge.tune.space import Param, SearchSpace
-from litforge.tune.trial import TrialRunner
+from litforge.tune.trial import EachEpoch, TrialRunner
 
 _COMPLETE = "litforge_complete"
 
@@ -73,7 +73,7 @@ def _trainable(config: dict[str, Any], runner: TrialRunner, numbers: Any) -> Non
     from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
     number = ray.get(numbers.number.remote(tune.get_context().get_trial_id()))
-    report = TuneReportCheckpointCallback(metrics=[runner.metric], save_checkpoints=False)
+    report = EachEpoch(TuneReportCheckpointCallback(metrics=[runner.metric], save_checkpoints=False))
     result = runner.train(str(number), config, [report])
     # A last report marks a trial that ran to its end (ASHA-stopped trials never get here).
     tune.report({runner.metric: result.value, _COMPLETE: 1.0})

@@ -31,6 +31,39 @@ class NonFiniteMetric(RuntimeError):
     """The monitored metric became NaN or infinite: the trial fails (FAIL), the search goes on."""
 
 
+def validates(trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
+    """Whether this fit runs a validation loop; without one, a search's metric is a training one (``train_loss``)
+    and is read at the end of each training epoch."""
+    return is_overridden("validation_step", pl_module) and trainer.limit_val_batches != 0
+
+
+class EachEpoch(L.Callback):
+    """Hands a backend's per-epoch report callback the metric once per epoch, for any model.
+
+    Optuna's ``PyTorchLightningPruningCallback`` and Ray's ``TuneReportCheckpointCallback`` report at
+    ``on_validation_end`` only, so a model without a validation loop was never pruned or reported. This
+    calls the wrapped callback's ``on_validation_end`` after each validation epoch, or after each training
+    epoch of a model without validation (its metric is then a training one, e.g. ``train_loss``).
+
+    Args:
+        report: the backend's callback, e.g. ``PyTorchLightningPruningCallback(trial, monitor="val_loss")``.
+    """
+
+    def __init__(self, report: L.Callback) -> None:
+        self.report = report
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.report.on_fit_start(trainer, pl_module)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and validates(trainer, pl_module):
+            self.report.on_validation_end(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not validates(trainer, pl_module):
+            self.report.on_validation_end(trainer, pl_module)
+
+
 class MetricTracker(L.Callback):
     """Records ``metric`` after every validation epoch (after every training epoch for a model without a
     validation loop) and stops the trial when it is not finite.
@@ -50,7 +83,7 @@ class MetricTracker(L.Callback):
             self._record(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not is_overridden("validation_step", pl_module) or trainer.limit_val_batches == 0:
+        if not validates(trainer, pl_module):
             self._record(trainer)  # no validation: the metric is a training one (train_loss)
 
     def _record(self, trainer: L.Trainer) -> None:
