@@ -72,7 +72,9 @@ def test_rung_pruner_cuts_at_its_rungs_only(cli, tmp_path, write_space, metric) 
     out = tmp_path / "search"
     args = ["--space", str(write_space(space)), "--out", str(out), "--n-trials", "6", "--sampler", "random"]
     args += ["--rungs", "1:2", "--seed", "0", *TINY_TRIAL]  # the default pruner is rungs
-    if metric == "train_loss_epoch":  # no validation loop: trials are reported and pruned at training epoch ends
+    if (
+        metric == "train_loss_epoch"
+    ):  # no validation loop: trials are reported and pruned at training epoch ends
         args += ["--trainer.limit_val_batches", "0"]
     result = cli("tune", *args, timeout=TUNE_TIMEOUT)
     assert result.returncode == 0, result.output[-3000:]

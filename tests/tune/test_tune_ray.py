@@ -19,7 +19,9 @@ def test_ray_backend_with_asha_writes_the_same_outputs(cli, tmp_path, write_spac
     # then the tiny learning rate falls below it and is stopped after its grace epoch.
     # train_loss_epoch: no validation loop, so trials are reported at training epoch ends.
     choices = [1.0e-2, 5.0e-3, 1.0e-7]
-    path = write_space({"metric": metric, "params": {"model.lr": {"type": "categorical", "choices": choices}}})
+    path = write_space(
+        {"metric": metric, "params": {"model.lr": {"type": "categorical", "choices": choices}}}
+    )
     out = tmp_path / "search"
     args = [
         "--space",
