@@ -21,6 +21,7 @@ def test_default_config_passes_every_check(cli):
     assert "FAIL" not in result.stdout and "ERROR" not in result.stdout
     assert "Classifier on DigitsDataModule" in result.stdout
     assert "11 pass in" in result.stdout
+    assert "Seed set to" not in result.output  # the config's seed is not the checks' (--seed, 0)
 
 
 def test_broken_module_exits_1_and_the_table_names_the_failing_check(cli):

@@ -8,6 +8,7 @@ litforge check --model lightning.pytorch.demos.boring_classes.BoringModel \\
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
@@ -98,12 +99,21 @@ def _names(values: list[str]) -> list[str]:
 
 
 def _build(config_args: list[str]) -> tuple[object, object]:
+    import lightning as L
+
     from litforge.engine.api import instantiate_model_and_data
 
+    # Without Lightning's "Seed set to 42" (the config's seed_everything): every check builds its own model
+    # from --seed, as its row says.
+    seed_log = logging.getLogger(L.seed_everything.__module__)
+    level = seed_log.level
+    seed_log.setLevel(logging.WARNING)
     try:
         return instantiate_model_and_data(config_args)
     except USER_INPUT_ERRORS as error:  # --debug shows the cause's traceback too
         raise UsageError(str(error)) from error
+    finally:
+        seed_log.setLevel(level)
 
 
 def _print_table(model: str, data: str, results: list) -> None:
