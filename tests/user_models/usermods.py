@@ -16,6 +16,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, random_split
 
@@ -359,6 +360,29 @@ class OtherMetricsModel(LitModel):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         self.log("valid/accuracy", (self(x).argmax(-1) == y).float().mean())
+
+
+# -- dependency injection, Lightning's CLI pattern: --model.net usermods.MLP --model.optimizer torch.optim.SGD --
+class MLP(nn.Module):
+    def __init__(self, input_dim: int = 16, hidden: int = 32, output_dim: int = 3):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(), nn.Linear(hidden, output_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class InjectedNetModel(LitModel):
+    """The network and the optimizer are arguments: ``save_hyperparameters(ignore=["net"])`` as users write it."""
+
+    def __init__(self, net: nn.Module, optimizer: OptimizerCallable = torch.optim.Adam):
+        L.LightningModule.__init__(self)
+        self.save_hyperparameters(ignore=["net"])
+        self.model = net
+        self.optimizer = optimizer
+
+    def configure_optimizers(self):
+        return self.optimizer(self.parameters())
 
 
 # -- a stream whose position cannot be saved: an IterableDataset without state_dict --------------------------

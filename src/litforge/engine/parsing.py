@@ -89,15 +89,15 @@ def condense_parser_message(message: str) -> str:
     class_problem = next((i for i, line in enumerate(useful) if line.startswith(_CLASS_PROBLEM)), None)
     if class_problem is not None:
         detail = _class_path_problem(useful[class_problem], useful[class_problem + 1 :])
-    elif import_path:
+    elif import_path and len(expected) == 1:  # only a class fits: the value names an unknown one
         name = import_path.rsplit(":", 1)[-1].strip()
         detail = f"unknown class {name!r}: use a litforge short name (e.g. Classifier) or a full import path"
     elif others and others[0].startswith(_NOT_A_SUBCLASS) and given:
         detail = f"{given!r} is not a {others[0].removeprefix(_NOT_A_SUBCLASS).strip()} subclass"
     elif others:
         detail = others[0]
-    elif expected:
-        types = " or ".join(e.removeprefix("Expected a ").strip() for e in expected)
+    elif expected:  # "float or Tensor": a value of the plain type was meant, not a class path
+        types = " or ".join(e.removeprefix("Expected a ").strip() for e in expected if e is not import_path)
         detail = f"expected {types}, got {given!r}" if given is not None else f"expected {types}"
     else:
         detail = lines[-1] if lines else message
@@ -160,10 +160,11 @@ def unknown_init_arg(message: str, line: CommandLine) -> str | None:
         where = _typed_flag(line, section, name) or _config_key(line, section, name)
         if where is None:
             continue
-        cls = _loaded_class(line.named_classes.get(section) or default_class_path(section))
+        named = _typed_value(line, _parent_flag(where)) if _is_nested(where) else None
+        cls = _loaded_class(named or line.named_classes.get(section) or default_class_path(section))
         arguments = _init_arguments(cls) if cls is not None else None
         if cls is None or arguments is None or name in arguments:
-            return None
+            return f"{where}: no argument {name!r} there" if _is_nested(where) else None
         close = difflib.get_close_matches(name, arguments, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(arguments) or 'none'}"
         return f"{where}: {cls.__name__} has no argument {name!r} ({hint})"
@@ -171,9 +172,34 @@ def unknown_init_arg(message: str, line: CommandLine) -> str | None:
 
 
 def _typed_flag(line: CommandLine, section: str, name: str) -> str | None:
-    """The ``--model.NAME`` / ``--model.init_args.NAME`` flag as typed, if it was."""
+    """The ``--model.NAME`` / ``--model.init_args.NAME`` flag as typed, if it was; else the one typed flag
+    setting NAME in a class injected into ``section`` (``--model.optimizer.NAME``, ``--model.net.NAME``)."""
     flags = (f"--{section}.{name}", f"--{section}.init_args.{name}")
-    return next((flag for arg in line.args if (flag := arg.partition("=")[0]) in flags), None)
+    typed = [arg.partition("=")[0] for arg in line.args if arg.startswith("--")]
+    if (flag := next((flag for flag in typed if flag in flags), None)) is not None:
+        return flag
+    nested = {flag for flag in typed if flag.startswith(f"--{section}.") and flag.endswith(f".{name}")}
+    return nested.pop() if len(nested) == 1 else None
+
+
+def _is_nested(where: str) -> bool:
+    """``--model.net.hidden`` (an injected class's argument), not ``--model.hidden``."""
+    return where.startswith("--") and len([p for p in where[2:].split(".") if p != "init_args"]) > 2
+
+
+def _parent_flag(flag: str) -> str:
+    """``--model.net.init_args.hidden`` -> ``--model.net``: the flag naming the injected class."""
+    return flag.rpartition(".")[0].removesuffix(".init_args")
+
+
+def _typed_value(line: CommandLine, flag: str) -> str | None:
+    """The last value typed for ``flag`` (``--flag value`` or ``--flag=value``), if any."""
+    found = None
+    for index, arg in enumerate(line.args):
+        key, equals, value = arg.partition("=")
+        if key == flag:
+            found = value if equals else (line.args[index + 1] if index + 1 < len(line.args) else None)
+    return found
 
 
 def _config_key(line: CommandLine, section: str, name: str) -> str | None:

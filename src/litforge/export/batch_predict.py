@@ -56,11 +56,19 @@ def predict_file(
     return len(rows), artifact.format, output
 
 
+_ROW_FILES = {".npy", ".csv", ".txt", ""}  # "" : a file without a suffix, read as CSV
+
+
 def read_rows(path: Path, row_shape: tuple[int, ...]) -> np.ndarray:
     """A CSV or ``.npy`` file -> float32 array (N, *row_shape); ``UsageError`` naming the file and the
     line (CSV) or row (``.npy``) that is wrong."""
     if not path.is_file():
         raise UsageError(f"--input: no such file: {path}")
+    if path.suffix.lower() not in _ROW_FILES:
+        raise UsageError(
+            f"--input: {path} is not a CSV or .npy file (it reads {', '.join(sorted(_ROW_FILES - {''}))}); "
+            "JSON requests go to `litforge serve`"
+        )
     width = math.prod(row_shape)
     rows = _read_npy(path, row_shape) if path.suffix == ".npy" else _read_csv(path, width)
     return rows.astype(np.float32).reshape(len(rows), *row_shape)

@@ -115,7 +115,8 @@ def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoi
     data_cls = _data_class(config, config_file)  # checked before anything is instantiated
     init_args = model_config.get("init_args")
     kwargs = {**(init_args if isinstance(init_args, dict) else {}), **hparams}
-    module = _configured(cls(**_accepted_kwargs(cls, kwargs)), class_path)
+    kwargs = _with_injected_objects(cls, _accepted_kwargs(cls, kwargs), where)
+    module = _configured(cls(**kwargs), class_path)
     try:  # weights saved through torch.compile wrappers are named net._orig_mod.<...>: load them as net.<...>
         module.load_state_dict(uncompiled_state_dict(checkpoint["state_dict"]), strict=True)
     except RuntimeError as err:
@@ -147,6 +148,29 @@ def _accepted_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return {k: v for k, v in kwargs.items() if not k.startswith("_")}
     return {k: v for k, v in kwargs.items() if k in parameters and k != "self"}
+
+
+def _with_injected_objects(cls: type, kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+    """``kwargs`` with each ``{class_path, init_args}`` value (``--model.net mymods.MLP``) built as the CLI built
+    it: by jsonargparse, which imports the class only once it subclasses the parameter's annotation (a
+    ``net: nn.Module`` naming ``subprocess.Popen`` is refused). A value whose parameter is untyped or ``Any``
+    stays the dict it was: nothing is built from a path its signature does not vouch for."""
+    injected = {name for name, value in kwargs.items() if isinstance(value, dict) and "class_path" in value}
+    if not injected:
+        return kwargs
+    from jsonargparse import ArgumentParser, Namespace
+
+    parameters = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, "model", skip=parameters - injected, fail_untyped=False, sub_configs=True)
+    try:
+        parsed = parser.parse_object({"model": {name: kwargs[name] for name in injected}})
+        built = parser.instantiate(parsed, instantiate_groups=False).model
+    except Exception as err:  # a class path that does not fit its annotation, or a constructor that fails
+        message = " ".join(str(err).split())
+        raise UsageError(f"{where}: cannot build the module's injected arguments: {message}") from None
+    objects = {name: built[name] for name in injected if not isinstance(built[name], (Namespace, dict))}
+    return {**kwargs, **objects}
 
 
 def _data_class(config: dict[str, Any], config_file: Path) -> type | None:

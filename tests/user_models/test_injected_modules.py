@@ -1,0 +1,64 @@
+"""A module whose network and optimizer are injected (``--model.net usermods.MLP --model.optimizer
+torch.optim.SGD``, Lightning's CLI pattern): exported from its checkpoint with the injected classes rebuilt,
+served from that export, and told exactly which nested flag is wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from user_helpers import QUICK
+
+INJECTED = [
+    "--model", "usermods.InjectedNetModel", "--model.net", "usermods.MLP", "--model.net.hidden", "8",
+    "--model.optimizer", "torch.optim.SGD", "--model.optimizer.lr", "0.05", "--data", "usermods.MyDataModule",
+]  # fmt: skip
+
+
+def test_an_injected_network_exports_from_its_checkpoint_and_predicts(project, user_cli):
+    fit = user_cli("fit", *INJECTED, *QUICK, "--run", "di")
+    assert fit.returncode == 0, fit.output
+    run = project / "runs" / "injectednetmodel" / "di"
+    exported = user_cli("export", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--format", "onnx")
+    assert exported.returncode == 0, exported.output
+    assert json.loads((run / "export" / "export.json").read_text())["inputs"][0]["shape"][-1] == 16
+    (project / "rows.csv").write_text("\n".join([",".join(["0.5"] * 16), ",".join(["-1"] * 16)]))
+    predicted = user_cli("predict", "--artifact", str(run / "export"), "--input", "rows.csv")
+    assert predicted.returncode == 0, predicted.output
+    assert len((project / "rows.predictions.csv").read_text().splitlines()) == 3  # a header and two rows
+
+
+def test_an_injected_class_path_outside_its_annotation_is_never_built(project, user_cli):
+    fit = user_cli("fit", *INJECTED, *QUICK, "--trainer.max_epochs", "1", "--run", "planted")
+    assert fit.returncode == 0, fit.output
+    run = project / "runs" / "injectednetmodel" / "planted"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    marker = project / "pwned"
+    config["model"]["init_args"]["net"] = {
+        "class_path": "subprocess.Popen",
+        "init_args": {"args": ["touch", str(marker)]},
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    refused = user_cli("export", "--ckpt", str(run / "checkpoints" / "last.ckpt"))
+    assert refused.returncode == 2, refused.output
+    assert "subprocess.Popen does not correspond to a subclass of Module" in refused.stderr
+    assert not marker.exists() and not (run / "export").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--model.optimizer.lr", "abc", "--model.optimizer.lr: expected float, got 'abc'"),
+        (
+            "--model.optimizer.lrr",
+            "0.1",
+            "--model.optimizer.lrr: SGD has no argument 'lrr' (did you mean lr?)",
+        ),
+        ("--model.net.hiden", "4", "--model.net.hiden: MLP has no argument 'hiden' (did you mean hidden?)"),
+    ],
+)
+def test_a_wrong_nested_flag_is_named_with_its_class(user_cli, flag, value, needle):
+    result = user_cli("fit", *INJECTED, flag, value, "--print_config")
+    assert result.returncode == 2 and needle in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
