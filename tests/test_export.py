@@ -127,36 +127,85 @@ def test_third_party_module_exports_and_verifies(cli, tmp_path: Path, tiny_train
     assert all(entry["parity"]["passed"] for entry in record["formats"].values())
 
 
-def test_parity_failure_exits_1_with_figures(cli, tmp_path: Path) -> None:
-    """A traced branch on the batch size is frozen by TorchScript: parity catches it (exit 1)."""
+BRANCHY = """
+import lightning as L
+import torch
+
+class Branchy(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(3))
+        self.example_input_array = torch.ones(2, 3)
+
+    def forward(self, x):
+        return x * self.scale if x.shape[0] > 1 else -x * self.scale
+
+class Plain(Branchy):
+    def forward(self, x):
+        return x * self.scale
+
+class DictOut(Branchy):
+    def forward(self, x):
+        return {"scores": x * self.scale, "embedding": x}
+"""
+
+
+@pytest.fixture
+def branchy(cli, tmp_path: Path):
+    """``export(*flags, model=...)`` of a checkpoint of ``branchy.Branchy`` (a traced branch on the batch size,
+    which TorchScript freezes) or of another class of that file, into ``tmp_path/out``."""
     import os
 
-    (tmp_path / "branchy.py").write_text(
-        textwrap.dedent(
-            """
-            import lightning as L
-            import torch
-
-            class Branchy(L.LightningModule):
-                def __init__(self):
-                    super().__init__()
-                    self.scale = torch.nn.Parameter(torch.ones(3))
-                    self.example_input_array = torch.ones(2, 3)
-
-                def forward(self, x):
-                    return x * self.scale if x.shape[0] > 1 else -x * self.scale
-            """
-        )
-    )
+    (tmp_path / "branchy.py").write_text(BRANCHY)
     ckpt = tmp_path / "branchy.ckpt"
     torch.save({"state_dict": {"scale": torch.ones(3)}, "hyper_parameters": {}}, ckpt)
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    result = cli(
-        "export", "--ckpt", str(ckpt), "--model-class", "branchy.Branchy", "--format", "torchscript", env=env
-    )
+
+    def export(*flags: str, model: str = "Branchy"):
+        return cli(
+            "export",
+            "--ckpt",
+            str(ckpt),
+            "--model-class",
+            f"branchy.{model}",
+            "--out",
+            "out",
+            *flags,
+            env=env,
+        )
+
+    return export
+
+
+def test_parity_failure_exits_1_with_figures_and_keeps_the_previous_export(branchy, tmp_path: Path) -> None:
+    good = branchy("--format", "onnx,pt2", model="Plain")
+    assert good.returncode == 0, good.output
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    result = branchy("--format", "torchscript")
     assert result.returncode == 1, result.output
     assert "parity check failed for torchscript" in result.stderr
     assert "random batch 1" in result.stderr and "max abs error" in result.stderr
+    assert "(details in out.failed/export.json; the previous export in out is kept)" in result.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+    failed = json.loads((tmp_path / "out.failed" / "export.json").read_text())
+    assert failed["formats"]["torchscript"]["parity"]["passed"] is False
+
+
+def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_it_removed(
+    branchy, tmp_path: Path
+) -> None:
+    assert branchy("--format", "onnx,pt2", model="Plain").returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    refused = branchy(model="DictOut")
+    assert refused.returncode == 2, refused.output
+    assert "DictOut.forward() returns a dict with keys ['embedding', 'scores']" in refused.stderr
+    assert "Traceback" not in refused.stderr and refused.stderr.count("litforge: error:") == 1
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left
+    narrower = branchy("--format", "onnx", model="Plain")
+    assert narrower.returncode == 0, narrower.output
+    assert "removed from the previous export (not in --format): model.pt2" in narrower.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "model.onnx"]
 
 
 @pytest.mark.parametrize(

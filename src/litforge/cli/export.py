@@ -60,18 +60,17 @@ def default_out(ckpt: Path) -> Path:
 def main(command: str, argv: list[str]) -> int:
     """Export, verify and report; exit 1 when an artifact disagrees with the eager model."""
     args = build_parser().parse_args(argv)
-    from litforge.export.exporter import clear_previous, export_module
+    from litforge.export.exporter import export_module
     from litforge.export.formats import parse_formats
     from litforge.export.loading import load_checkpoint
     from litforge.export.metadata import sha256
+    from litforge.export.staging import publish, set_aside, staging_folder
 
     formats = parse_formats(args.format)
     loaded = load_checkpoint(args.ckpt, args.model_class)
     out = args.out or default_out(args.ckpt)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
-    if out.is_dir():
-        clear_previous(out)
     source = {
         "checkpoint": str(loaded.checkpoint),
         "checkpoint_sha256": sha256(loaded.checkpoint),
@@ -79,23 +78,32 @@ def main(command: str, argv: list[str]) -> int:
         "datamodule_class": loaded.data_class_path,
         "notes": loaded.notes,
     }
-    result = export_module(
-        loaded.module,
-        out,
-        formats,
-        classes=loaded.classes,
-        real_batch=loaded.real_batch,
-        source=source,
-        benchmark=args.benchmark,
-    )
+    with staging_folder(out) as stage:  # the previous export stays until this one is whole and verified
+        result = export_module(
+            loaded.module,
+            stage,
+            formats,
+            classes=loaded.classes,
+            real_batch=loaded.real_batch,
+            source=source,
+            benchmark=args.benchmark,
+        )
+        if result.failed:
+            failed = out.with_name(f"{out.name}.failed")
+            set_aside(stage, failed)
+            _report(result.metadata, failed)
+            figures = "; ".join(
+                _failure(name, result.metadata["formats"][name]["parity"]) for name in result.failed
+            )
+            kept = f"; the previous export in {out} is kept" if out.is_dir() else ""
+            raise JobFailed(
+                f"parity check failed for {', '.join(result.failed)}: {figures} "
+                f"(details in {failed}/export.json{kept})"
+            )
+        dropped = publish(stage, out)
     _report(result.metadata, out)
-    if result.failed:
-        figures = "; ".join(
-            _failure(name, result.metadata["formats"][name]["parity"]) for name in result.failed
-        )
-        raise JobFailed(
-            f"parity check failed for {', '.join(result.failed)}: {figures} (details in {out}/export.json)"
-        )
+    if dropped:
+        print(f"removed from the previous export (not in --format): {', '.join(dropped)}")
     return 0
 
 

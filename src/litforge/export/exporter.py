@@ -5,7 +5,6 @@ litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt --out exp
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import torch
 from litforge._compat.torch_compile import uncompiled
 from litforge.errors import UsageError, first_line
 from litforge.export import metadata
-from litforge.export.formats import FORMATS, format_module, load_runner
+from litforge.export.formats import format_module, load_runner
 from litforge.export.parity import eager_outputs, parity_cases, random_inputs, verify
 from litforge.export.spec import ExportSpec, export_spec
 from litforge.export.timing import measure
@@ -157,13 +156,3 @@ def _benchmark(
     for entry in figures.values():
         entry["speedup_batch1_vs_eager"] = base / entry["latency_ms_batch1"]
     return {"torch_threads": torch.get_num_threads(), "results": figures}
-
-
-def clear_previous(out: Path) -> None:
-    """Remove artifacts of a previous export in ``out`` (known files only; other files are kept)."""
-    for name in FORMATS:
-        (out / format_module(name).FILENAME).unlink(missing_ok=True)
-    (out / metadata.FILENAME).unlink(missing_ok=True)
-    tokenizer = out / "tokenizer"
-    if tokenizer.is_dir():
-        shutil.rmtree(tokenizer)

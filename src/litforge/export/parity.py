@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from litforge.errors import first_line
+from litforge.errors import UsageError, first_line
 from litforge.export.formats import Runner
 from litforge.export.spec import ExportSpec
 
@@ -94,12 +94,23 @@ def _random_like(
 
 
 def eager_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
-    """The eager model's first output as numpy."""
+    """The eager model's output as numpy: a tensor, a tuple's first tensor, or a Hugging Face output's logits.
+    ``UsageError`` for anything else (a plain dict, a string): an export carries one output tensor."""
     with torch.inference_mode():
         output = module(*inputs)
-    output = output[0] if isinstance(output, (tuple, list)) else output
-    if not isinstance(output, torch.Tensor) and hasattr(output, "logits"):
+    output = output[0] if isinstance(output, (tuple, list)) and output else output
+    if not isinstance(output, torch.Tensor) and isinstance(getattr(output, "logits", None), torch.Tensor):
         output = output.logits  # Hugging Face ModelOutput
+    if not isinstance(output, torch.Tensor):
+        kind = (
+            f"a dict with keys {sorted(map(str, output))}"
+            if isinstance(output, dict)
+            else type(output).__name__
+        )
+        raise UsageError(
+            f"{type(module).__name__}.forward() returns {kind}; an export carries one output tensor: "
+            "return the tensor from forward() (keep the dict in predict_step) and export again"
+        )
     return output.detach().cpu().numpy()
 
 

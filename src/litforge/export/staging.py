@@ -1,0 +1,70 @@
+"""An export is written beside its folder and swapped in only once it is whole and verified.
+
+``litforge export`` writes into a hidden ``.<out>.partial-*`` folder next to ``--out``. A crash, a Ctrl+C or a
+refused model removes that folder and leaves the previous export untouched; a parity failure sets the new
+export aside as ``<out>.failed`` (for its export.json) and keeps the previous one; only a verified export
+replaces litforge's files in ``--out`` (other files there are kept).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from litforge.export import metadata
+from litforge.export.formats import FORMATS, format_module
+
+ASSET_FOLDERS = ("tokenizer",)  # folders an export's save_assets writes
+
+
+def export_files() -> set[str]:
+    """The names litforge writes in an export folder: one file per format, export.json, asset folders."""
+    return {format_module(name).FILENAME for name in FORMATS} | {metadata.FILENAME, *ASSET_FOLDERS}
+
+
+@contextmanager
+def staging_folder(out: Path) -> Iterator[Path]:
+    """A new empty folder beside ``out`` to export into; removed when the body raises (Ctrl+C included)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def publish(stage: Path, out: Path) -> list[str]:
+    """Move the verified export in ``stage`` into ``out``; the previous export's files that the new one does
+    not have (another ``--format``) are removed and returned. export.json goes last: a folder caught halfway
+    has none, and loading it says so instead of trusting a mix."""
+    if not out.exists():
+        stage.rename(out)
+        return []
+    new = {path.name for path in stage.iterdir()}
+    dropped = sorted(name for name in export_files() - new if (out / name).exists())
+    _remove(out / metadata.FILENAME)
+    for name in [*sorted(new - {metadata.FILENAME}), metadata.FILENAME]:
+        _remove(out / name)
+        os.replace(stage / name, out / name)
+    for name in dropped:
+        _remove(out / name)
+    stage.rmdir()
+    return dropped
+
+
+def set_aside(stage: Path, failed: Path) -> None:
+    """Keep an export that failed its parity check at ``failed`` (replacing an older one), for inspection."""
+    _remove(failed)
+    stage.rename(failed)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
