@@ -57,7 +57,12 @@ def test_hook_module_exports_to_every_format_with_parity(tmp_path: Path) -> None
     record = json.loads((tmp_path / "export.json").read_text())
     assert record["request_format"] == "texts"
     assert record["inputs"] == [
-        {"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]},
+        {
+            "name": "input_ids",
+            "dtype": "int64",
+            "shape": ["batch", "sequence"],
+            "range": [0, 49],
+        },  # the embedding's ids
         {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "sequence"]},
     ]
     assert record["outputs"][0]["shape"] == ["batch", 3]

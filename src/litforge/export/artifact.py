@@ -15,6 +15,7 @@ import numpy as np
 from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, Runner, load_runner
+from litforge.export.input_values import integer_bounds
 from litforge.predictions.output_head import Predictions, apply_head
 
 
@@ -55,6 +56,8 @@ class Artifact:
         artifact = cls(folder, fmt, record, runner)
         if artifact.request_format == "texts":
             artifact.tokenizer = _load_tokenizer(folder)
+        else:
+            feature_input(record, folder)  # one input: refused now, not at the first request
         return artifact
 
     # -- what the artifact takes ------------------------------------------------------------------
@@ -64,12 +67,17 @@ class Artifact:
 
     @property
     def row_shape(self) -> tuple[int, ...]:
-        """Shape of one row of the first input (without the batch axis); features models only."""
-        return tuple(int(size) for size in self.metadata["inputs"][0]["shape"][1:])
+        """Shape of one row of the input (without the batch axis); features models only."""
+        return tuple(int(size) for size in feature_input(self.metadata, self.folder)["shape"][1:])
 
     @property
     def input_dtype(self) -> np.dtype:
-        return np.dtype(self.metadata["inputs"][0]["dtype"])
+        return np.dtype(feature_input(self.metadata, self.folder)["dtype"])
+
+    @property
+    def integer_bounds(self) -> tuple[int, int] | None:
+        """The lowest and highest value an integer input takes (token ids: the embedding's rows)."""
+        return integer_bounds(feature_input(self.metadata, self.folder))
 
     @property
     def class_labels(self) -> list[str] | None:
@@ -103,6 +111,19 @@ class Artifact:
     def postprocess(self, outputs: np.ndarray) -> Predictions:
         """The model's output (N, ...) -> predictions, as export.json's ``output_head`` says."""
         return apply_head(self.output_head, outputs)
+
+
+def feature_input(record: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The one input of a features export (export.json's ``inputs[0]``); ``UsageError`` when it has several,
+    which rows of numbers (a CSV, a JSON ``inputs`` list) cannot feed."""
+    inputs = record.get("inputs") or []
+    if len(inputs) != 1:
+        names = ", ".join(str(spec.get("name")) for spec in inputs)
+        raise UsageError(
+            f"{folder} takes {len(inputs)} inputs ({names}); predict --artifact and serve feed one array of "
+            "rows: export a forward() with one input, or a text model (request_format 'texts')"
+        )
+    return inputs[0]
 
 
 def _load_tokenizer(folder: Path) -> Any:

@@ -20,6 +20,7 @@ import numpy as np
 from litforge.atomic_files import atomic_path
 from litforge.errors import UsageError
 from litforge.export.artifact import Artifact
+from litforge.export.input_values import check_integer_rows
 from litforge.predictions import csv_columns
 from litforge.predictions.output_head import Predictions
 
@@ -51,6 +52,8 @@ def predict_file(
             f"--output: {output} is a file of the export folder {artifact_dir}; refusing to overwrite it"
         )
     rows = read_rows(input_path, artifact.row_shape)
+    if (bounds := artifact.integer_bounds) is not None:
+        rows = check_integer_rows(rows, bounds, str(input_path))
     chunks = [artifact.predict(rows[start : start + CHUNK_ROWS]) for start in range(0, len(rows), CHUNK_ROWS)]
     write_predictions(output, Predictions.concatenate(chunks), artifact.class_labels)
     return len(rows), artifact.format, output
@@ -60,7 +63,7 @@ _ROW_FILES = {".npy", ".csv", ".txt", ""}  # "" : a file without a suffix, read 
 
 
 def read_rows(path: Path, row_shape: tuple[int, ...]) -> np.ndarray:
-    """A CSV or ``.npy`` file -> float32 array (N, *row_shape); ``UsageError`` naming the file and the
+    """A CSV or ``.npy`` file -> float64 array (N, *row_shape) (the artifact casts to its input dtype); ``UsageError`` naming the file and the
     line (CSV) or row (``.npy``) that is wrong."""
     if not path.is_file():
         raise UsageError(f"--input: no such file: {path}")
@@ -71,7 +74,7 @@ def read_rows(path: Path, row_shape: tuple[int, ...]) -> np.ndarray:
         )
     width = math.prod(row_shape)
     rows = _read_npy(path, row_shape) if path.suffix == ".npy" else _read_csv(path, width)
-    return rows.astype(np.float32).reshape(len(rows), *row_shape)
+    return rows.astype(np.float64).reshape(len(rows), *row_shape)
 
 
 def _read_npy(path: Path, row_shape: tuple[int, ...]) -> np.ndarray:

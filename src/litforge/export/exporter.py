@@ -16,6 +16,7 @@ from litforge._compat.torch_compile import uncompiled
 from litforge.errors import UsageError, first_line
 from litforge.export import metadata
 from litforge.export.formats import format_module, load_runner
+from litforge.export.input_values import embedding_ranges
 from litforge.export.parity import eager_outputs, parity_cases, random_inputs, verify
 from litforge.export.spec import ExportSpec, export_spec
 from litforge.export.timing import measure
@@ -87,7 +88,7 @@ def export_module(
         "source": {"model_class": f"{type(module).__module__}.{type(module).__qualname__}", **(source or {})},
         "formats": entries,
         "request_format": spec.request_format,
-        "inputs": spec.describe_inputs(),
+        "inputs": spec.describe_inputs(embedding_ranges(module, spec.input_names, spec.inputs)),
         "outputs": _describe_outputs(example_output, spec),
         "output_head": head,
         "class_labels": _class_labels(head, example_output, classes),

@@ -48,18 +48,23 @@ class ExportSpec:
             for name in self.input_names
         )
 
-    def describe_inputs(self) -> list[dict[str, Any]]:
-        """Names, dtypes and shapes (dynamic axes by name) for ``export.json``."""
-        return [
-            {
+    def describe_inputs(self, ranges: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
+        """Names, dtypes and shapes (dynamic axes by name) for ``export.json``, plus the ``range`` of ids an
+        integer input takes where it is known (``litforge.export.input_values``)."""
+        described = []
+        for name, tensor in zip(self.input_names, self.inputs, strict=True):
+            shape = [
+                self.dynamic_axes.get(name, {}).get(axis, size) for axis, size in enumerate(tensor.shape)
+            ]
+            entry: dict[str, Any] = {
                 "name": name,
                 "dtype": str(tensor.dtype).removeprefix("torch."),
-                "shape": [
-                    self.dynamic_axes.get(name, {}).get(axis, size) for axis, size in enumerate(tensor.shape)
-                ],
+                "shape": shape,
             }
-            for name, tensor in zip(self.input_names, self.inputs, strict=True)
-        ]
+            if ranges and name in ranges:
+                entry["range"] = ranges[name]
+            described.append(entry)
+        return described
 
 
 def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None) -> ExportSpec:
@@ -76,8 +81,8 @@ def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None)
     if not isinstance(example, torch.Tensor):
         raise UsageError(
             f"{type(module).__name__} cannot be exported: set `self.example_input_array` to one example "
-            "input tensor (batch axis first), define `litforge_export_spec()`, or export a checkpoint "
-            "whose run config names a datamodule"
+            "input tensor (batch axis first) or define `litforge_export_spec()`; a run's datamodule "
+            "stands in only when its batches hold one input tensor"
         )
     return ExportSpec(inputs=(example,), input_names=["input"], dynamic_axes={"input": {0: "batch"}})
 

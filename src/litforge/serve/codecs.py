@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from litforge.export.input_values import value_problem
 from litforge.predictions import csv_columns
 from litforge.predictions.output_head import Predictions
 
@@ -38,6 +39,7 @@ class RequestLimits:
     row_width: int = 0  # values per row (features models)
     max_rows: int = 256
     max_text_chars: int = 20_000
+    integer_bounds: tuple[int, int] | None = None  # an integer input's lowest and highest value (token ids)
 
 
 def parse_body(body: bytes) -> Any:
@@ -78,7 +80,10 @@ def _validate_rows(rows: list[Any], limits: RequestLimits) -> None:
         for value in row:
             if type(value) is not float and type(value) is not int:  # bool and str are not numbers
                 raise RequestError(422, f"inputs[{index}] has a non-numeric value {value!r}")
-            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            if limits.integer_bounds is not None:
+                if problem := value_problem(value, limits.integer_bounds):
+                    raise RequestError(422, f"inputs[{index}]: {problem}")
+            elif not math.isfinite(value) or abs(value) > FLOAT32_MAX:
                 raise RequestError(422, f"inputs[{index}] has a non-finite or out-of-range value {value!r}")
 
 

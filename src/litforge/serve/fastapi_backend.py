@@ -70,7 +70,7 @@ def create_app(folder: Path, options: ServeOptions) -> FastAPI:
         RequestGuard,
         path="/predict",
         max_bytes=options.max_body_bytes,
-        limits=request_limits(record, options),
+        limits=request_limits(folder, record, options),
         handler=predict,
     )
 

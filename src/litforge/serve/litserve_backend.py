@@ -69,7 +69,7 @@ def build_server(folder: Path, options: ServeOptions) -> Any:
     """
     forked_children_exit_with_this_process()  # LitServe forks its HTTP servers
     record = metadata.read(folder)
-    limits = request_limits(record, options)
+    limits = request_limits(folder, record, options)
     counters = Counters(shared=True)  # updated in the worker process, read in the HTTP process
     api = ArtifactAPI(
         folder, options.fmt, counters, options.max_batch_size, options.batch_timeout, options.threads

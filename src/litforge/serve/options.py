@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from litforge.export.artifact import feature_input
+from litforge.export.input_values import integer_bounds
 from litforge.serve.codecs import RequestLimits
 
 
@@ -24,9 +27,16 @@ class ServeOptions:
     timeout: float = 30.0
 
 
-def request_limits(record: dict[str, Any], options: ServeOptions) -> RequestLimits:
-    """What a ``POST /predict`` must look like for the export described by ``record`` (export.json)."""
+def request_limits(folder: Path, record: dict[str, Any], options: ServeOptions) -> RequestLimits:
+    """What a ``POST /predict`` must look like for the export in ``folder`` (its export.json is ``record``);
+    ``UsageError`` for an export that rows of numbers cannot feed (several inputs)."""
     request_format = record.get("request_format", "features")
-    shape = record["inputs"][0]["shape"][1:]
-    row_width = int(np.prod([int(s) for s in shape])) if request_format == "features" else 0
-    return RequestLimits(request_format=request_format, row_width=row_width, max_rows=options.max_rows)
+    if request_format != "features":
+        return RequestLimits(request_format=request_format, max_rows=options.max_rows)
+    only = feature_input(record, folder)
+    return RequestLimits(
+        request_format=request_format,
+        row_width=int(np.prod([int(s) for s in only["shape"][1:]])),
+        max_rows=options.max_rows,
+        integer_bounds=integer_bounds(only),
+    )

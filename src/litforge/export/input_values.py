@@ -1,0 +1,92 @@
+"""Which values an export's integer input takes, recorded at export and checked before the runtime sees them.
+
+A token-id input that feeds an ``nn.Embedding`` directly is recorded in export.json as
+``"range": [0, num_embeddings - 1]``: an id outside it is refused by ``serve`` (422) and ``predict --artifact``
+(exit 2) instead of failing inside the runtime (a traceback, a 500) or, in ONNX, silently wrapping -1 to the
+last row. Other integer inputs take whole numbers within their dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from litforge.errors import UsageError
+
+if TYPE_CHECKING:  # serve imports this module, and an ONNX server never loads torch
+    import torch
+
+
+def embedding_ranges(
+    module: torch.nn.Module, names: list[str], inputs: tuple[torch.Tensor, ...]
+) -> dict[str, list[int]]:
+    """Input name -> ``[0, num_embeddings - 1]`` for each integer input an ``nn.Embedding`` looks up as given
+    (the smallest table when several do), found by one eager forward with pre-hooks on the embeddings."""
+    import torch
+
+    integer = {
+        name: tensor.data_ptr()
+        for name, tensor in zip(names, inputs, strict=True)
+        if not tensor.is_floating_point() and tensor.dtype is not torch.bool
+    }
+    embeddings = [m for m in module.modules() if isinstance(m, torch.nn.Embedding)]
+    if not integer or not embeddings:
+        return {}
+    sizes: dict[str, int] = {}
+
+    def record(embedding: torch.nn.Embedding, args: tuple[Any, ...]) -> None:
+        looked_up = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        for name, pointer in integer.items():
+            if looked_up is not None and looked_up.data_ptr() == pointer:
+                sizes[name] = min(sizes.get(name, embedding.num_embeddings), embedding.num_embeddings)
+
+    handles = [embedding.register_forward_pre_hook(record) for embedding in embeddings]
+    try:
+        with torch.inference_mode():
+            module(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: [0, size - 1] for name, size in sizes.items()}
+
+
+def integer_bounds(input_spec: dict[str, Any]) -> tuple[int, int] | None:
+    """``(lowest, highest)`` value of an integer input (export.json's ``range``, else its dtype's); ``None``
+    for a floating-point input."""
+    dtype = np.dtype(input_spec["dtype"])
+    if not np.issubdtype(dtype, np.integer):
+        return None
+    recorded = input_spec.get("range")
+    if isinstance(recorded, list) and len(recorded) == 2:
+        return int(recorded[0]), int(recorded[1])
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def value_problem(value: float | int, bounds: tuple[int, int]) -> str | None:
+    """Why one number cannot go to an integer input with ``bounds``, or ``None`` when it can."""
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return f"{value!r} is not a whole number (the model takes {_takes(bounds)})"
+    if not bounds[0] <= value <= bounds[1]:
+        return f"{value!r} is out of range (the model takes {_takes(bounds)})"
+    return None
+
+
+def check_integer_rows(rows: np.ndarray, bounds: tuple[int, int], where: str) -> np.ndarray:
+    """Rows of numbers read from a file -> int64 rows; ``UsageError`` naming the first bad row of ``where``."""
+    flat = rows.reshape(len(rows), -1)
+    whole = np.isfinite(flat) & (np.floor(flat) == flat)
+    inside = whole & (flat >= bounds[0]) & (flat <= bounds[1])
+    if not inside.all():
+        row, column = np.argwhere(~inside)[0]
+        value = flat[row, column].item()
+        value = int(value) if float(value).is_integer() else value
+        raise UsageError(f"--input: row {row} of {where}: {value_problem(value, bounds)}")
+    return rows.astype(np.int64)
+
+
+def _takes(bounds: tuple[int, int]) -> str:
+    low, high = bounds
+    return f"ids {low}..{high}" if low == 0 and high < np.iinfo(np.int32).max else "whole numbers"

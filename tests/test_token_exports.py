@@ -1,0 +1,117 @@
+"""Exports whose input is token ids (an ``nn.Embedding`` looks them up): export.json records the ids the model
+takes, and ``predict --artifact`` (exit 2) and ``serve`` (422) refuse other values before the runtime sees
+them; an export with two inputs is refused when it is opened, not at the first request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from litforge.errors import UsageError
+from litforge.export.input_values import check_integer_rows
+from litforge.models import SequenceTransformer
+from litforge.serve.codecs import RequestError, RequestLimits, validate
+from serve_helpers import start_server, stop_server
+
+VOCAB = 16
+
+
+@pytest.fixture(scope="module")
+def token_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cli_helpers import run_cli
+
+    folder = tmp_path_factory.mktemp("tokens")
+    torch.manual_seed(0)
+    model = SequenceTransformer(num_classes=VOCAB, max_len=8, d_model=16, n_heads=2, n_layers=1)
+    ckpt = folder / "tokens.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
+    result = run_cli(
+        "export", "--ckpt", str(ckpt), "--model-class", "litforge.models.SequenceTransformer",
+        "--format", "onnx", "--out", "export", cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.output
+    return folder / "export"
+
+
+def test_export_records_the_ids_the_embedding_takes(token_export: Path) -> None:
+    inputs = json.loads((token_export / "export.json").read_text())["inputs"]
+    assert inputs == [{"name": "input", "dtype": "int64", "shape": ["batch", 8], "range": [0, VOCAB - 1]}]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("16", "row 1 of ids.csv: 16 is out of range (the model takes ids 0..15)"),
+        ("-1", "row 1 of ids.csv: -1 is out of range (the model takes ids 0..15)"),
+        ("3.7", "row 1 of ids.csv: 3.7 is not a whole number (the model takes ids 0..15)"),
+    ],
+)
+def test_predict_artifact_refuses_ids_the_model_does_not_take(cli, tmp_path, token_export, value, message):
+    good = ",".join(["1"] * 8)
+    (tmp_path / "ids.csv").write_text(f"{good}\n{good[:-1]}{value}\n")
+    result = cli("predict", "--artifact", str(token_export), "--input", "ids.csv")
+    assert result.returncode == 2 and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "ids.predictions.csv").exists()
+    (tmp_path / "ids.csv").write_text(f"{good}\n{good}\n")
+    assert cli("predict", "--artifact", str(token_export), "--input", "ids.csv").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (16, "inputs[0]: 16 is out of range (the model takes ids 0..15)"),
+        (-1, "inputs[0]: -1 is out of range"),
+        (3.7, "inputs[0]: 3.7 is not a whole number"),
+        (10**30, "is out of range"),
+    ],
+)
+def test_a_request_with_ids_outside_the_vocabulary_is_a_422(value, message) -> None:
+    limits = RequestLimits(row_width=8, integer_bounds=(0, VOCAB - 1))
+    with pytest.raises(RequestError) as refused:
+        validate({"inputs": [[1] * 7 + [value]]}, limits)
+    assert refused.value.status == 422 and message in refused.value.message
+    validate({"inputs": [[1.0] * 8]}, limits)  # a whole float is an id
+
+
+def test_integer_rows_from_a_file_become_int64_ids() -> None:
+    rows = check_integer_rows(np.array([[0.0, 15.0]]), (0, VOCAB - 1), "ids.csv")
+    assert rows.dtype == np.int64 and rows.tolist() == [[0, 15]]
+    with pytest.raises(UsageError, match=r"row 0 of ids\.csv: 16 is out of range"):
+        check_integer_rows(np.array([[0.0, 16.0]]), (0, VOCAB - 1), "ids.csv")
+
+
+def test_a_served_token_model_answers_out_of_range_ids_with_422(token_export: Path, tmp_path: Path) -> None:
+    process, base = start_server(token_export, (tmp_path / "server.log").open("w+"))
+    try:
+        bad = httpx.post(f"{base}/predict", json={"inputs": [[1] * 7 + [2**70]]}, timeout=30)
+        assert bad.status_code == 422 and "out of range" in bad.text, bad.text
+        good = httpx.post(f"{base}/predict", json={"inputs": [[1] * 8]}, timeout=30)
+        assert good.status_code == 200, good.text
+    finally:
+        stop_server(process)
+
+
+def test_an_export_with_two_inputs_is_refused_when_opened(cli, token_export: Path) -> None:
+    record = json.loads((token_export / "export.json").read_text())
+    record["inputs"].append({"name": "mask", "dtype": "int64", "shape": ["batch", 8]})
+    (token_export.parent / "two").mkdir()
+    for name in ("model.onnx",):
+        (token_export.parent / "two" / name).write_bytes((token_export / name).read_bytes())
+    (token_export.parent / "two" / "export.json").write_text(json.dumps(record))
+    for command in (["predict", "--artifact"], ["serve"]):
+        result = cli(
+            *command,
+            str(token_export.parent / "two"),
+            *(["--input", "x.csv"] if command[0] == "predict" else []),
+        )
+        assert result.returncode == 2, result.output
+        assert (
+            "takes 2 inputs (input, mask); predict --artifact and serve feed one array of rows"
+            in result.stderr
+        )
+        assert len(result.stderr.strip().splitlines()) == 1
