@@ -183,6 +183,18 @@ def test_reusing_a_run_name_needs_resume_or_overwrite(trained, user_cli):
     assert last["hyper_parameters"]["lr"] == 0.01
 
 
+def test_resume_by_run_name_alone_continues_that_run_with_its_config(trained, project, user_cli):
+    resumed = user_cli("fit", "--run", "p1", "--resume", "auto", "--trainer.accelerator", "cpu")
+    assert resumed.returncode == 0, resumed.output
+    assert "--resume continues runs/litmodel/p1 with its config.yaml" in resumed.stderr
+    assert "already finished" in resumed.output
+    assert not (project / "runs" / "classifier").exists()  # not the packaged digits model in a new folder
+    shutil.copytree(trained, project / "runs" / "other" / "p1")
+    ambiguous = user_cli("fit", "--run", "p1", "--resume", "auto")
+    assert ambiguous.returncode == 2, ambiguous.output
+    assert "--run p1 exists in several experiments (litmodel, other): add --experiment" in ambiguous.stderr
+
+
 def test_last_checkpoint_is_the_final_state_when_stopping_mid_epoch(project, user_cli):
     result = user_cli("fit", *SEED_MODEL, *QUICK, "--trainer.max_steps", "6", "--run", "steps")
     assert result.returncode == 0, result.output

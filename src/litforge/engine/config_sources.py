@@ -145,6 +145,15 @@ class CommandLine:
     def has_config(self) -> bool:
         return bool(self.config_files)
 
+    def typed_value(self, flag: str) -> str | None:
+        """The value typed for ``flag`` (``--flag value`` or ``--flag=value``); the last one wins."""
+        found = None
+        for index, arg in enumerate(self.args):
+            key, equals, value = arg.partition("=")
+            if key == flag:
+                found = value if equals else (self.args[index + 1] if index + 1 < len(self.args) else None)
+        return found
+
     @property
     def asks_help(self) -> bool:
         return any(arg in ("-h", "--help") or arg.endswith(".help") for arg in self.args)

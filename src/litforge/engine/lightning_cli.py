@@ -45,6 +45,7 @@ from litforge.engine.run_dir import (
 from litforge.engine.run_resolution import (
     resolve_evaluation_run,
     resolve_fit_run,
+    with_resumed_runs_config,
     with_run_config,
     without_runs_starting_point,
 )
@@ -133,7 +134,7 @@ class LitforgeCLI(HookedLightningCLI):
             if self._subcommand in EVALUATION_SUBCOMMANDS and not parse_only:
                 self.command_line = with_run_config(self.command_line)
             if self._subcommand == "fit":
-                self.command_line = without_runs_starting_point(self.command_line)
+                self.command_line = without_runs_starting_point(with_resumed_runs_config(self.command_line))
             if not quiet:
                 _note_packaged_data(self.command_line)
             # DDP's launcher starts the other ranks with sys.argv: they make the same decisions from it.

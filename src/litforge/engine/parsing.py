@@ -160,7 +160,7 @@ def unknown_init_arg(message: str, line: CommandLine) -> str | None:
         where = _typed_flag(line, section, name) or _config_key(line, section, name)
         if where is None:
             continue
-        named = _typed_value(line, _parent_flag(where)) if _is_nested(where) else None
+        named = line.typed_value(_parent_flag(where)) if _is_nested(where) else None
         cls = _loaded_class(named or line.named_classes.get(section) or default_class_path(section))
         arguments = _init_arguments(cls) if cls is not None else None
         if cls is None or arguments is None or name in arguments:
@@ -190,16 +190,6 @@ def _is_nested(where: str) -> bool:
 def _parent_flag(flag: str) -> str:
     """``--model.net.init_args.hidden`` -> ``--model.net``: the flag naming the injected class."""
     return flag.rpartition(".")[0].removesuffix(".init_args")
-
-
-def _typed_value(line: CommandLine, flag: str) -> str | None:
-    """The last value typed for ``flag`` (``--flag value`` or ``--flag=value``), if any."""
-    found = None
-    for index, arg in enumerate(line.args):
-        key, equals, value = arg.partition("=")
-        if key == flag:
-            found = value if equals else (line.args[index + 1] if index + 1 < len(line.args) else None)
-    return found
 
 
 def _config_key(line: CommandLine, section: str, name: str) -> str | None:

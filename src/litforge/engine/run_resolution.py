@@ -1,7 +1,7 @@
 """Where a command's run lives: the run folder of a fit (new, resumed, refused) and the checkpoint and run
 of validate/test/predict, including a bare checkpoint that brings its run's config.
 
-litforge fit --run my-run --resume auto          # continue my-run, or start it
+litforge fit --run my-run --resume auto          # continue my-run (with its config.yaml), or start it
 litforge test --run my-run                       # the run's best.ckpt with its own config.yaml
 """
 
@@ -186,6 +186,39 @@ def _with_config_runs_checkpoint(line: CommandLine) -> CommandLine:
         (runs[-1].checkpoint(a) for a in CHECKPOINT_ALIASES if runs[-1].checkpoint(a).is_file()), None
     )
     return scan([*line.args, "--ckpt_path", str(ckpt)]) if ckpt else line
+
+
+def with_resumed_runs_config(line: CommandLine) -> CommandLine:
+    """fit ``--run NAME --resume ...`` with no ``--config`` and no ``--model``: the run's own config.yaml,
+    so a resumed run keeps its model, data and settings (typed flags still apply on top), found in the
+    experiment that holds NAME, as test finds it. Without this, such a fit resumed the packaged default in
+    ``runs/classifier/NAME`` whatever the run had trained."""
+    resume = line.typed_value("--resume")
+    name = line.run_flags.get("--run")
+    if (
+        line.asks_help
+        or line.has_config
+        or line.names_class("model")
+        or resume in (None, "never")
+        or not name
+    ):
+        return line
+    root = Path(line.run_flags.get("--trainer.default_root_dir") or DEFAULT_ROOT)
+    experiment = line.run_flags.get("--experiment")
+    homes = (
+        [experiment]
+        if experiment
+        else sorted(p.parent.parent.name for p in root.glob(f"*/{name}/config.yaml"))
+    )
+    homes = [home for home in homes if RunDir(root, home, name).config.is_file()]
+    if len(homes) > 1:
+        raise UsageError(f"--run {name} exists in several experiments ({', '.join(homes)}): add --experiment")
+    if not homes:
+        return line  # a new run: --resume auto starts it
+    config = RunDir(root, homes[0], name).config
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"litforge: note: --resume continues {config.parent} with its config.yaml", file=sys.stderr)
+    return scan(["--config", str(config), *line.args])
 
 
 def without_runs_starting_point(line: CommandLine) -> CommandLine:
