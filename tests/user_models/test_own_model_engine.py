@@ -259,3 +259,20 @@ def test_help_shows_the_defaults_litforge_uses(user_cli):
     assert "default: 30)" in max_epochs and "1000" not in max_epochs  # not Lightning's own default
     predict_help = user_cli("predict", "--help", env=wide).stdout
     assert "--artifact" in predict_help and "--input" in predict_help
+
+
+def test_a_predict_step_dict_that_predictions_csv_cannot_hold_is_refused_in_one_line(project, user_cli):
+    (project / "dictpred.py").write_text(
+        "from usermods import LitModel\n\n\n"
+        "class DictPredict(LitModel):\n"
+        "    def predict_step(self, batch, batch_idx):\n"
+        "        out = self(batch[0])\n"
+        "        return {'scores': out, 'top': out.argmax(-1)}\n"
+    )
+    classes = ["--model", "dictpred.DictPredict", "--data", "usermods.MyDataModule"]
+    assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "d").returncode == 0
+    predicted = user_cli("predict", *classes, "--run", "d")
+    assert predicted.returncode == 2, predicted.output
+    assert "predict_step returned a dict with keys ['scores', 'top']" in predicted.stderr
+    assert predicted.stderr.count("litforge: error:") == 1 and "File " not in predicted.stderr
+    assert not (project / "runs" / "dictpredict" / "d" / "predictions.csv").exists()

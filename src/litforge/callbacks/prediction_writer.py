@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge.atomic_files import atomic_path
+from litforge.errors import UsageError
 from litforge.predictions import csv_columns, output_head
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
 from litforge.predictions.output_head import Predictions
@@ -95,12 +96,16 @@ class CSVPredictionWriter(BasePredictionWriter):
             scores = prediction.get("probabilities")
             values = prediction.get("prediction")
             if values is None and scores is None:
-                raise ValueError("predict_step returned a dict without 'prediction' or 'probabilities'")
+                raise UsageError(
+                    f"predict_step returned a dict with keys {sorted(map(str, prediction))}; predictions.csv is "
+                    "written from a tensor, or from a dict with 'prediction' and/or 'probabilities': return "
+                    "one of those (nothing was written)"
+                )
             scores = None if scores is None else _as_numpy(scores).reshape(len(scores), -1)
             values = scores.argmax(axis=1) if values is None else _as_numpy(values)
             return Predictions(values, scores)
         if self._head is None:  # a dict first, a tensor later: the module changed its mind mid-run
-            raise ValueError("predict_step returned a dict for the first batch and a tensor later")
+            raise UsageError("predict_step returned a dict for the first batch and a tensor later")
         return output_head.apply_head(self._head, _as_numpy(prediction))
 
 
