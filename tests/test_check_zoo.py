@@ -22,6 +22,7 @@ ZOO = {
     "no_val_loss": (usermods.OtherMetricsModel, usermods.MyDataModule),
     "compiled_submodule": (usermods.CompiledModel, usermods.MyDataModule),
     "layers_in_configure_model": (usermods.LayersInConfigureModel, usermods.MyDataModule),
+    "plateau_on_val_loss": (usermods.PlateauModel, usermods.MyDataModule),  # the checks run no validation
 }
 
 # The only check a healthy zoo module may skip, and why.
@@ -112,3 +113,13 @@ def test_cli_checks_a_1d_regression_and_a_manual_optimization_gan(cli, tmp_path)
     )  # fmt: skip
     assert gan.returncode == 0, gan.output
     assert "SKIP" in _rows(gan.stdout)["overfit"] and "9 pass, 1 skip in" in gan.stdout
+
+
+def test_cli_checks_an_injected_network_rebuilt_from_its_config(cli, tmp_path):
+    injected = cli(
+        "check", "--model", "usermods.InjectedNetModel", "--model.net", "usermods.MLP",
+        "--data", "usermods.MyDataModule", "--skip", "export", cwd=_module_file(tmp_path),
+    )  # fmt: skip
+    assert injected.returncode == 0, injected.output
+    assert "load_from_checkpoint alone lacks net" in _rows(injected.stdout)["checkpoint"]
+    assert "10 pass in" in injected.stdout

@@ -362,6 +362,15 @@ class OtherMetricsModel(LitModel):
         self.log("valid/accuracy", (self(x).argmax(-1) == y).float().mean())
 
 
+class PlateauModel(LitModel):
+    """The learning rate drops when val_loss stalls: ReduceLROnPlateau, stepped on a monitored metric."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
+
+
 # -- dependency injection, Lightning's CLI pattern: --model.net usermods.MLP --model.optimizer torch.optim.SGD --
 class MLP(nn.Module):
     def __init__(self, input_dim: int = 16, hidden: int = 32, output_dim: int = 3):

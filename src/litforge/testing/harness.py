@@ -78,12 +78,23 @@ def fit_on_batch(
     callbacks: list[L.Callback] | None = None,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
-    """Train ``model`` for ``steps`` training steps, all on ``batch``, with no validation."""
+    """Train ``model`` for ``steps`` training steps, all on ``batch``, with no validation (so a scheduler
+    that monitors a validation metric, e.g. ``ReduceLROnPlateau`` on ``val_loss``, is not stepped)."""
     loader = DataLoader(_Repeat(batch, steps), batch_size=None)  # batch_size=None: items are batches
     settings = {"max_steps": steps, "limit_train_batches": steps, "limit_val_batches": 0, **trainer_kwargs}
-    trainer = tiny_trainer(callbacks=callbacks or [], **settings)
+    trainer = tiny_trainer(callbacks=[*(callbacks or []), _MonitoredSchedulersWait()], **settings)
     trainer.fit(model, train_dataloaders=loader)
     return trainer
+
+
+class _MonitoredSchedulersWait(L.Callback):
+    """Schedulers stepped on a monitored metric skip their step when the metric is not logged (no validation
+    here), as Lightning does with ``strict=False``, instead of failing the check."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for config in trainer.lr_scheduler_configs:
+            if config.monitor:
+                config.strict = False
 
 
 def step_loss(output: Any) -> Any:

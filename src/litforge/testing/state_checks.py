@@ -69,11 +69,16 @@ def check_checkpoint(model: ModelLike | Subject, data: DataLike = None) -> str:
     subject = as_subject(model, data)
     module = subject.new_model()
     cls = type(module)
-    _require_saved_hparams(module)
+    injected = _injected_arguments(module)
+    _require_saved_hparams(module, injected)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = fit_on_batch(module, subject.batch, steps=1, default_root_dir=tmp, **subject.trainer_kwargs)
         path = Path(tmp) / "roundtrip.ckpt"
         trainer.save_checkpoint(path)
+        if (
+            injected
+        ):  # rebuilt as litforge rebuilds it (the run's config.yaml), the weights from the checkpoint
+            return _rebuilt_with_injected_arguments(subject, module, path, injected)
         try:
             loaded = cls.load_from_checkpoint(path, map_location=module.device)
         except Exception as error:
@@ -90,9 +95,13 @@ def check_checkpoint(model: ModelLike | Subject, data: DataLike = None) -> str:
             f"{k}: {saved.get(k, _MISSING)!r} -> {restored.get(k, _MISSING)!r}" for k in differ
         )
         raise AssertionError(f"hparams differ after load_from_checkpoint: {changes}")
-    loaded.to(module.device)
-    original, _, _ = eval_forward(module, subject.batch)
-    restored, _, _ = eval_forward(loaded, subject.batch)
+    _check_same_eval_outputs(module, loaded.to(module.device), subject.batch)
+    return f"equal hparams ({len(saved)} keys), identical eval outputs"
+
+
+def _check_same_eval_outputs(module: L.LightningModule, loaded: L.LightningModule, batch: Any) -> None:
+    original, _, _ = eval_forward(module, batch)
+    restored, _, _ = eval_forward(loaded, batch)
     for i, (a, b) in enumerate(zip(output_tensors(original), output_tensors(restored), strict=False)):
         if a.shape != b.shape or not torch.allclose(a, b, rtol=0, atol=0, equal_nan=True):
             diff = float((a - b).abs().max()) if a.shape == b.shape else float("nan")
@@ -100,7 +109,52 @@ def check_checkpoint(model: ModelLike | Subject, data: DataLike = None) -> str:
                 f"eval output {i} differs after load_from_checkpoint (max abs diff {diff:.3g}): state outside "
                 "state_dict? (a plain tensor attribute instead of a buffer, or randomness in eval mode)"
             )
-    return f"equal hparams ({len(saved)} keys), identical eval outputs"
+
+
+def _injected_arguments(module: L.LightningModule) -> list[str]:
+    """``__init__`` arguments that hold objects (``net: nn.Module``, ``optimizer: OptimizerCallable``) and are
+    not in ``hparams`` (``save_hyperparameters(ignore=["net"])``, as Lightning advises for modules), for a
+    module that LightningCLI built (``--model.net mymod.MLP``): ``load_from_checkpoint`` alone cannot
+    rebuild those; the run's config.yaml does, and that is how litforge's commands rebuild the module."""
+    if "_instantiator" not in module.hparams and module.hparams:
+        return []
+    saved = set(module.hparams)
+    return [
+        p.name
+        for p in inspect.signature(type(module).__init__).parameters.values()
+        if p.name != "self"
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and p.name not in saved
+        and _holds_objects(p.annotation)
+    ]
+
+
+def _holds_objects(annotation: Any) -> bool:
+    """An annotation naming a ``torch.nn.Module`` class, or a callable (an optimizer/scheduler factory)."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return any(
+        word in text for word in ("Module", "Callable", "OptimizerCallable", "LRSchedulerCallable")
+    ) or (isinstance(annotation, type) and issubclass(annotation, torch.nn.Module))
+
+
+def _rebuilt_with_injected_arguments(
+    subject: Subject, module: L.LightningModule, path: Path, injected: list[str]
+) -> str:
+    """A fresh module built as the subject builds it (for ``litforge check``: from the config), loading the
+    checkpoint's weights strictly, gives the trained module's eval outputs."""
+    checkpoint = torch.load(path, map_location=module.device, weights_only=True)
+    rebuilt = subject.new_model(configure=True).to(module.device)
+    try:
+        rebuilt.load_state_dict(checkpoint["state_dict"], strict=True)
+    except RuntimeError as error:
+        raise AssertionError(
+            f"the checkpoint's weights do not load into a rebuilt module: {first_line(error)}"
+        ) from None
+    _check_same_eval_outputs(module, rebuilt, subject.batch)
+    return (
+        f"rebuilt from the config (load_from_checkpoint alone lacks {', '.join(injected)}: not in hparams), "
+        "weights loaded strictly, identical eval outputs"
+    )
 
 
 _MISSING = "<missing>"
@@ -122,12 +176,13 @@ def _user_hparams(module: L.LightningModule) -> dict[str, Any]:
     }
 
 
-def _require_saved_hparams(module: L.LightningModule) -> None:
-    """``__init__`` arguments but empty ``hparams``: ``load_from_checkpoint`` would rebuild the defaults."""
+def _require_saved_hparams(module: L.LightningModule, injected: list[str]) -> None:
+    """``__init__`` arguments but empty ``hparams``: ``load_from_checkpoint`` would rebuild the defaults.
+    Injected objects (``net: nn.Module``) are not hyperparameters: they are left out of this rule."""
     params = [
         p.name
         for p in inspect.signature(type(module).__init__).parameters.values()
-        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in injected
     ]
     if params and not module.hparams:
         raise AssertionError(
