@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -158,3 +159,29 @@ def test_an_overfit_pass_never_reads_as_a_value_equal_to_its_threshold():
 
     assert _shown_below(0.0099996, 0.01) == "0.0099996"  # ".3g" printed "0.01 < 0.01"
     assert _shown_below(0.005, 0.01) == "0.005"
+
+
+class _RandomIdsExample(L.LightningModule):
+    """forward(ids) takes token ids that the dict batch names otherwise: the checks feed it inputs shaped like
+    ``example_input_array``, which ``__init__`` draws at random (a restored module draws other ids)."""
+
+    def __init__(self, vocab: int = 10):
+        super().__init__()
+        self.save_hyperparameters()
+        self.embed = torch.nn.Embedding(vocab, 8)
+        self.head = torch.nn.Linear(8, 2)
+        self.example_input_array = {"ids": torch.randint(0, vocab, (2, 5))}
+
+    def forward(self, ids):
+        return self.head(self.embed(ids).mean(1))
+
+    def training_step(self, batch, batch_idx):
+        return F.cross_entropy(self(batch["tokens"]), batch["label"])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+def test_checkpoint_compares_both_modules_on_one_draw_of_a_random_example():
+    rows = [{"tokens": torch.randint(0, 10, (5,)), "label": torch.tensor(i % 2)} for i in range(16)]
+    assert "identical eval outputs" in check_checkpoint(_RandomIdsExample, DataLoader(rows, batch_size=8))

@@ -34,12 +34,15 @@ from litforge.testing.subject import (
 )
 
 
-def eval_forward(model: L.LightningModule, batch: Any) -> tuple[Any, int, str]:
-    """Run ``forward`` in eval mode without grad on a real batch -> (output, batch size, input description)."""
+def eval_forward(
+    model: L.LightningModule, batch: Any, inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+) -> tuple[Any, int, str]:
+    """Run ``forward`` in eval mode without grad on a real batch -> (output, batch size, input description).
+    ``inputs``: forward's ``(args, kwargs)`` already drawn (two modules compared on one input)."""
     if not is_overridden("forward", model):
         raise SkipCheck("the module does not define forward")
     model.eval()
-    args, kwargs = model_input(model, prepare_batch(model, batch))
+    args, kwargs = inputs if inputs is not None else model_input(model, prepare_batch(model, batch))
     with torch.no_grad():
         output = model(*args, **kwargs)
     inputs = [shape_text(t) for t in output_tensors((args, kwargs))]

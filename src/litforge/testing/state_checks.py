@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge.testing.harness import StepRecorder, fit_on_batch
 from litforge.testing.model_checks import eval_forward
@@ -100,8 +101,11 @@ def check_checkpoint(model: ModelLike | Subject, data: DataLike = None) -> str:
 
 
 def _check_same_eval_outputs(module: L.LightningModule, loaded: L.LightningModule, batch: Any) -> None:
-    original, _, _ = eval_forward(module, batch)
-    restored, _, _ = eval_forward(loaded, batch)
+    """The trained and the restored module give identical eval outputs on ONE input (an input built from a
+    random ``example_input_array`` is drawn once: the restored module's own draw would differ)."""
+    inputs = model_input(module, prepare_batch(module, batch)) if is_overridden("forward", module) else None
+    original, _, _ = eval_forward(module, batch, inputs)
+    restored, _, _ = eval_forward(loaded, batch, inputs)
     for i, (a, b) in enumerate(zip(output_tensors(original), output_tensors(restored), strict=False)):
         if a.shape != b.shape or not torch.allclose(a, b, rtol=0, atol=0, equal_nan=True):
             diff = float((a - b).abs().max()) if a.shape == b.shape else float("nan")
