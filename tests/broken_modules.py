@@ -218,3 +218,9 @@ class ManualTwoOptimizers(TinyNet):
             torch.optim.Adam(self.body.parameters(), lr=self.hparams.lr),
             torch.optim.Adam(self.head.parameters(), lr=self.hparams.lr),
         )
+
+
+class DictOutput(TinyNet):
+    def forward(self, x):
+        logits = self.head(self.features(x))
+        return {"logits": logits, "features": x}  # ONNX exports it; litforge export carries one output

@@ -26,6 +26,22 @@ from litforge.testing.subject import (
 )
 
 
+def _check_litforge_exports(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+    """What ``litforge export`` would refuse before tracing (no single example input, a dict output) fails
+    this check too: a PASS here means the command works."""
+    from litforge.errors import UsageError
+    from litforge.export.parity import eager_outputs
+    from litforge.export.spec import export_spec
+
+    tensors = [*args, *kwargs.values()]  # as the export reads a run's batch (export.loading)
+    one_tensor = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else None
+    try:
+        spec = export_spec(module, one_tensor)
+        eager_outputs(module, spec.inputs)
+    except UsageError as error:
+        raise AssertionError(f"litforge export refuses it: {error}") from None
+
+
 def check_export(model: ModelLike | Subject, data: DataLike = None) -> str:
     """``forward`` exported to ONNX on the first batch matches eager outputs on that batch and on the
     second one (unseen: catches values the export baked in as constants), within the tolerance of the
@@ -38,6 +54,7 @@ def check_export(model: ModelLike | Subject, data: DataLike = None) -> str:
     subject = as_subject(model, data)
     module = uncompiled(subject.new_model()).eval()  # a module that compiled itself: check its eager code
     args, kwargs = model_input(module, prepare_batch(module, subject.batch))
+    _check_litforge_exports(module, args, kwargs)
     try:
         with quiet():
             program = torch.onnx.export(module, args, kwargs=kwargs or None, dynamo=True, verbose=False)
