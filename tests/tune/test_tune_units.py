@@ -257,3 +257,16 @@ def test_dead_trial_sweeper_fails_and_retries_trials_without_a_heartbeat_after_t
     assert has_heartbeat(storage)
     assert not has_heartbeat(make_storage(f"journal://{tmp_path / 'study.log'}", heartbeat_s=1))
     check_dead_trial_sweeper(storage)
+
+
+def test_a_space_key_reaches_an_injected_class_argument():
+    from litforge.engine.api import parse_fit_config
+
+    fit = parse_fit_config(
+        ["--model", "usermods.InjectedNetModel", "--model.net", "usermods.MLP"]
+        + ["--model.optimizer", "torch.optim.SGD", "--data", "usermods.MyDataModule"]
+    )
+    assert fit.key("model.optimizer.lr") == "model.init_args.optimizer.init_args.lr"
+    assert fit.key("model.init_args.net.hidden") == "model.init_args.net.init_args.hidden"
+    assert fit.has("model.net.hidden") and not fit.has("model.net.hiden")
+    assert fit.with_values({"model.optimizer.lr": 0.5})["model.init_args.optimizer.init_args.lr"] == 0.5

@@ -25,13 +25,20 @@ class FitConfig:
     config: Namespace  # ``fit``'s keys: seed_everything, trainer, model, data, experiment, run, ...
 
     def key(self, dotted: str) -> str:
-        """``model.lr`` -> ``model.init_args.lr`` when ``model`` is chosen by ``class_path``."""
-        head, _, rest = dotted.partition(".")
-        section = self.config.get(head)
-        by_class = isinstance(section, Namespace) and "class_path" in section
-        if rest and by_class and not rest.startswith("init_args"):
-            return f"{head}.init_args.{rest}"
-        return dotted
+        """``model.lr`` -> ``model.init_args.lr`` when ``model`` is chosen by ``class_path``, at every level:
+        ``model.optimizer.lr`` -> ``model.init_args.optimizer.init_args.lr`` for an injected optimizer."""
+        parts, level = [], self.config
+        for part in dotted.split("."):
+            if (
+                isinstance(level, Namespace)
+                and "class_path" in level
+                and part not in ("class_path", "init_args")
+            ):
+                parts.append("init_args")
+                level = level.get("init_args")
+            parts.append(part)
+            level = level.get(part) if isinstance(level, Namespace) else None
+        return ".".join(parts)
 
     def has(self, dotted: str) -> bool:
         return self.key(dotted) in self.config
