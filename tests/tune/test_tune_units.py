@@ -262,9 +262,9 @@ def test_dead_trial_sweeper_fails_and_retries_trials_without_a_heartbeat_after_t
 def test_a_space_key_reaches_an_injected_class_argument():
     from litforge.engine.api import parse_fit_config
 
+    injected = ["--model", "usermods.InjectedNetModel", "--model.net", "usermods.MLP"]
     fit = parse_fit_config(
-        ["--model", "usermods.InjectedNetModel", "--model.net", "usermods.MLP"]
-        + ["--model.optimizer", "torch.optim.SGD", "--data", "usermods.MyDataModule"]
+        [*injected, "--model.optimizer", "torch.optim.SGD", "--data", "usermods.MyDataModule"]
     )
     assert fit.key("model.optimizer.lr") == "model.init_args.optimizer.init_args.lr"
     assert fit.key("model.init_args.net.hidden") == "model.init_args.net.init_args.hidden"
