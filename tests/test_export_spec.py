@@ -72,6 +72,12 @@ def test_hook_module_exports_to_every_format_with_parity(tmp_path: Path) -> None
         # batch sizes 1, 7, 64 and a shorter sequence: the dynamic axes really are dynamic
         assert cases == ["random batch 1", "random batch 7", "random batch 64", "random batch 7, sequence 6"]
         assert entry["parity"]["passed"]
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph  # the spec's axis names, not torch's symbols (s23)
+    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.input}
+    assert dims == {"input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"]}
+    assert [d.dim_param or d.dim_value for d in graph.output[0].type.tensor_type.shape.dim] == ["batch", 3]
 
 
 def test_texts_are_tokenized_with_the_exported_tokenizer_and_batched(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
                     verbose=False,
                 )
             program.save(str(tmp), external_data=False)
+            _name_dynamic_axes(tmp, spec.dynamic_axes)
             info = {"exporter": "dynamo"}
         except Exception as err:  # the dynamo exporter cannot handle every graph; the legacy one may
             reason = f"{type(err).__name__}: {first_line(err)}"
@@ -75,6 +76,28 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
         (o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")), None
     )
     return info
+
+
+def _name_dynamic_axes(path: Path, dynamic_axes: dict[str, dict[int, str]]) -> None:
+    """The dynamo exporter names dynamic axes after torch's symbols (``s23``); a C++/JS consumer reading the
+    graph should see the spec's names (``batch``, ``sequence``), on the inputs and wherever the symbol recurs."""
+    import onnx
+
+    model = onnx.load(str(path))
+    renames = {
+        dim.dim_param: dynamic_axes[value.name][axis]
+        for value in model.graph.input
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim)
+        if dim.dim_param and axis in dynamic_axes.get(value.name, {})
+    }
+    if not renames:
+        return
+    graph = model.graph
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in renames:
+                dim.dim_param = renames[dim.dim_param]
+    onnx.save(model, str(path))
 
 
 def load(path: Path, input_names: list[str], threads: int | None = None):
