@@ -27,6 +27,9 @@ _LOGGERS = {
 _IGNORED_WARNINGS = (
     # litforge writes config.yaml into the run folder before the CSV logger creates it.
     r"Experiment logs directory .* exists and is not empty",
+    # a resumed run's checkpoints/ holds its checkpoints by design; a new run never reuses a full folder
+    # (refused unless --resume or --overwrite)
+    r"Checkpoint directory .* exists and is not empty",
     r".*isinstance\(treespec, LeafSpec\)",
     r"LightningCLI's args parameter is intended",
     r"'set_vital' is deprecated",  # torchdata's loader
