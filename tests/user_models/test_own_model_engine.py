@@ -53,6 +53,9 @@ def test_packaged_default_still_applies_when_nothing_is_named(user_cli):
     assert (
         "no --data given: usermods.LitModel gets the packaged litforge.data.DigitsDataModule" in alone.stderr
     )
+    # ... but not before the one-line error of a class that does not import
+    missing = user_cli("fit", "--model", "usermods.Missing", "--print_config")
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.output
 
 
 def test_the_runs_config_works_with_every_subcommand(trained, user_cli):

@@ -5,6 +5,7 @@ Used by ``litforge fit|validate|test|predict``, ``tune`` and ``check``; see ``do
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
@@ -453,12 +454,23 @@ def _note_packaged_data(line: CommandLine) -> None:
     named = line.named_classes.get("model")
     if _is_litforge_model(named) or line.names_class("data") or line.asks_help:
         return
-    if os.environ.get("LOCAL_RANK", "0") == "0":
+    if os.environ.get("LOCAL_RANK", "0") == "0" and _names_a_lightning_module(named):
         print(
             f"litforge: note: no --data given: {named} gets the packaged {default_class_path('data')} "
             "(pass --data CLASS for your own)",
             file=sys.stderr,
         )
+
+
+def _names_a_lightning_module(named: str | None) -> bool:
+    """Whether ``named`` imports as a LightningModule (the parser imports it next; one that does not gets
+    its one-line error, without a note about data before it)."""
+    module_name, _, class_name = (named or "").rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except Exception:
+        return False
+    return isinstance(found, type) and issubclass(found, L.LightningModule)
 
 
 def _is_litforge_model(named: str | None) -> bool:
