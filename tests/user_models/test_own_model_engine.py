@@ -279,3 +279,16 @@ def test_a_predict_step_dict_that_predictions_csv_cannot_hold_is_refused_in_one_
     assert "predict_step returned a dict with keys ['scores', 'top']" in predicted.stderr
     assert predicted.stderr.count("litforge: error:") == 1 and "File " not in predicted.stderr
     assert not (project / "runs" / "dictpredict" / "d" / "predictions.csv").exists()
+
+
+def test_lightnings_default_predict_step_on_a_tuple_batch_fails_with_a_hint(project, user_cli):
+    (project / "nopredict.py").write_text(
+        "import lightning as L\nfrom usermods import LitModel\n\n\n"
+        "class NoPredictStep(LitModel):\n"
+        "    predict_step = L.LightningModule.predict_step  # Lightning's own: self(batch)\n"
+    )
+    classes = ["--model", "nopredict.NoPredictStep", "--data", "usermods.MyDataModule"]
+    assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "n").returncode == 0
+    predicted = user_cli("predict", *classes, "--run", "n")
+    assert predicted.returncode == 1, predicted.output
+    assert "Lightning's default predict_step passes the whole batch, a list of 2, to forward" in predicted.stderr

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge.atomic_files import atomic_path
+from litforge.engine.failures import HINT
 from litforge.errors import UsageError
 from litforge.predictions import csv_columns, output_head
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
@@ -46,6 +47,7 @@ class CSVPredictionWriter(BasePredictionWriter):
         self._rows = 0
         self._head: str | None = None
         self._names: list[str] | None = None
+        self._batch_layout: str | None = None  # "a list of 3": the batch Lightning's predict_step got
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
@@ -83,9 +85,26 @@ class CSVPredictionWriter(BasePredictionWriter):
         self._commit.close()  # closes the file, then renames it over output_path
         self._commit = self._handle = self._writer = None
 
+    def on_predict_batch_start(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._batch_layout = (
+            f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list)) else None
+        )
+
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        if self._batch_layout and not is_overridden("predict_step", pl_module, parent=L.LightningModule):
+            exception.add_note(
+                f"{HINT}Lightning's default predict_step passes the whole batch, {self._batch_layout}, to "
+                "forward; define predict_step to pick forward's input, e.g. `return self(batch[0])`)"
+            )
         if self._commit is not None:  # the temporary file goes; an earlier predictions.csv stays
             self._commit.__exit__(type(exception), exception, exception.__traceback__)
             self._commit = self._handle = self._writer = None

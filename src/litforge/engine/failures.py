@@ -46,7 +46,12 @@ def describe(error: BaseException) -> str:
     text = " ".join(str(error).split())
     if len(text) > _MAX_MESSAGE:
         text = text[:_MAX_MESSAGE] + " ..."
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    described = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    hints = [note for note in getattr(error, "__notes__", []) if note.startswith(HINT)]
+    return " ".join([described, *hints])
+
+
+HINT = "(litforge: "  # the start of a note that litforge adds to a user's exception (error.add_note)
 
 
 def frames_detail(error: BaseException) -> str:
