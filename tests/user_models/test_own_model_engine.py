@@ -264,31 +264,23 @@ def test_help_shows_the_defaults_litforge_uses(user_cli):
     assert "--artifact" in predict_help and "--input" in predict_help
 
 
-def test_a_predict_step_dict_that_predictions_csv_cannot_hold_is_refused_in_one_line(project, user_cli):
-    (project / "dictpred.py").write_text(
-        "from usermods import LitModel\n\n\n"
-        "class DictPredict(LitModel):\n"
-        "    def predict_step(self, batch, batch_idx):\n"
-        "        out = self(batch[0])\n"
-        "        return {'scores': out, 'top': out.argmax(-1)}\n"
-    )
-    classes = ["--model", "dictpred.DictPredict", "--data", "usermods.MyDataModule"]
-    assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "d").returncode == 0
-    predicted = user_cli("predict", *classes, "--run", "d")
-    assert predicted.returncode == 2, predicted.output
-    assert "predict_step returned a dict with keys ['scores', 'top']" in predicted.stderr
-    assert predicted.stderr.count("litforge: error:") == 1 and "File " not in predicted.stderr
-    assert not (project / "runs" / "dictpredict" / "d" / "predictions.csv").exists()
-
-
-def test_lightnings_default_predict_step_on_a_tuple_batch_fails_with_a_hint(project, user_cli):
-    (project / "nopredict.py").write_text(
-        "import lightning as L\nfrom usermods import LitModel\n\n\n"
-        "class NoPredictStep(LitModel):\n"
-        "    predict_step = L.LightningModule.predict_step  # Lightning's own: self(batch)\n"
-    )
-    classes = ["--model", "nopredict.NoPredictStep", "--data", "usermods.MyDataModule"]
-    assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "n").returncode == 0
-    predicted = user_cli("predict", *classes, "--run", "n")
-    assert predicted.returncode == 1, predicted.output
-    assert "Lightning's default predict_step passes the whole batch, a list of 2, to forward" in predicted.stderr
+@pytest.mark.parametrize(
+    ("model", "code", "needle"),
+    [
+        ("DictPredictModel", 2, "predict_step returned a dict with keys ['scores', 'top']"),
+        (
+            "DefaultPredictStepModel",
+            1,
+            "Lightning's default predict_step passes the whole batch, a list of 2, to forward",
+        ),
+    ],
+)
+def test_a_predict_step_that_predictions_csv_cannot_take_says_what_to_do(
+    project, user_cli, model, code, needle
+):
+    classes = ["--model", f"usermods.{model}", "--data", "usermods.MyDataModule"]
+    assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "p").returncode == 0
+    predicted = user_cli("predict", *classes, "--run", "p")
+    assert predicted.returncode == code and needle in predicted.stderr, predicted.output
+    assert predicted.stderr.count("litforge: error:") == 1
+    assert not (project / "runs" / model.lower() / "p" / "predictions.csv").exists()

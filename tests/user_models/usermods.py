@@ -371,6 +371,18 @@ class PlateauModel(LitModel):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
 
 
+class DictPredictModel(LitModel):
+    """predict_step returns a dict of its own keys (predictions.csv cannot tell which is the prediction)."""
+
+    def predict_step(self, batch, batch_idx):
+        scores = self(batch[0])
+        return {"scores": scores, "top": scores.argmax(-1)}
+
+
+class DefaultPredictStepModel(LitModel):
+    predict_step = L.LightningModule.predict_step  # Lightning's own: self(batch), the whole (x, y) batch
+
+
 # -- dependency injection, Lightning's CLI pattern: --model.net usermods.MLP --model.optimizer torch.optim.SGD --
 class MLP(nn.Module):
     def __init__(self, input_dim: int = 16, hidden: int = 32, output_dim: int = 3):
