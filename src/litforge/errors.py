@@ -37,6 +37,10 @@ class JobFailed(LitforgeError):
     exit_code = EXIT_FAILED
 
 
+# The start of a note litforge adds to a user's exception (``error.add_note``): shown after its message.
+HINT = "(litforge: "
+
+
 # Exceptions raised by user input when building models and data from a config (bad values, missing files).
 USER_INPUT_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,

@@ -14,8 +14,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge.atomic_files import atomic_path
-from litforge.engine.failures import HINT
-from litforge.errors import UsageError
+from litforge.errors import HINT, UsageError
 from litforge.predictions import csv_columns, output_head
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
 from litforge.predictions.output_head import Predictions

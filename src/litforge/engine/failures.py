@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 import litforge
-from litforge.errors import JobFailed, UsageError
+from litforge.errors import HINT, JobFailed, UsageError
 
 _MAX_MESSAGE = 600
 
@@ -49,9 +49,6 @@ def describe(error: BaseException) -> str:
     described = f"{type(error).__name__}: {text}" if text else type(error).__name__
     hints = [note for note in getattr(error, "__notes__", []) if note.startswith(HINT)]
     return " ".join([described, *hints])
-
-
-HINT = "(litforge: "  # the start of a note that litforge adds to a user's exception (error.add_note)
 
 
 def frames_detail(error: BaseException) -> str:
