@@ -5,6 +5,7 @@ served from that export, and told exactly which nested flag is wrong."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -27,6 +28,15 @@ def test_an_injected_network_exports_from_its_checkpoint_and_predicts(project, u
     predicted = user_cli("predict", "--artifact", str(run / "export"), "--input", "rows.csv")
     assert predicted.returncode == 0, predicted.output
     assert len((project / "rows.predictions.csv").read_text().splitlines()) == 3  # a header and two rows
+    # a copy outside the run folder: its hparams lack net (ignored), so the run's config is asked for
+    shutil.copy(run / "checkpoints" / "last.ckpt", project / "copied.ckpt")
+    refused = user_cli("export", "--ckpt", "copied.ckpt", "--out", "copied")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+    assert "nothing says how to build usermods.InjectedNetModel's net" in refused.stderr
+    given = user_cli(
+        "export", "--ckpt", "copied.ckpt", "--out", "copied", "--config", str(run / "config.yaml")
+    )
+    assert given.returncode == 0, given.output
 
 
 def test_an_injected_class_path_outside_its_annotation_is_never_built(project, user_cli):

@@ -44,6 +44,13 @@ def build_parser() -> CommandParser:
         help="LightningModule class path when the checkpoint has no run config (package.module.Class)",
     )
     parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the run's config.yaml that built the model (default: <run>/config.yaml of the checkpoint's "
+        "run folder); needed for a copied checkpoint whose model takes injected objects (--model.net)",
+    )
+    parser.add_argument(
         "--benchmark", action="store_true", help="also measure batch-1 latency and batch-256 throughput"
     )
     return parser
@@ -67,7 +74,7 @@ def main(command: str, argv: list[str]) -> int:
     from litforge.export.staging import publish, set_aside, staging_folder
 
     formats = parse_formats(args.format)
-    loaded = load_checkpoint(args.ckpt, args.model_class)
+    loaded = load_checkpoint(args.ckpt, args.model_class, args.config)
     out = args.out or default_out(args.ckpt)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")

@@ -81,10 +81,15 @@ def run_config(config_file: Path) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoint:
-    """Rebuild the module saved in ``path`` (class from ``class_path``, the run config or hparams)."""
+def load_checkpoint(
+    path: Path, class_path: str | None = None, config_file: Path | None = None
+) -> LoadedCheckpoint:
+    """Rebuild the module saved in ``path`` (class from ``class_path``, the run config or hparams); the run
+    config is ``config_file`` when given (``export --config``), else the checkpoint's run's config.yaml."""
     checkpoint = read_checkpoint(path, "--ckpt")
-    config_file = run_config_file(path)
+    if config_file is not None and not config_file.is_file():
+        raise UsageError(f"--config: no such file: {config_file}")
+    config_file = config_file or run_config_file(path)
     config = run_config(config_file)
     hparams = checkpoint.get("hyper_parameters")
     hparams = dict(hparams) if isinstance(hparams, dict) else {}
@@ -116,7 +121,7 @@ def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoi
     init_args = model_config.get("init_args")
     kwargs = {**(init_args if isinstance(init_args, dict) else {}), **hparams}
     kwargs = _with_injected_objects(cls, _accepted_kwargs(cls, kwargs), where)
-    module = _configured(cls(**kwargs), class_path)
+    module = _configured(_built(cls, kwargs, class_path, path), class_path)
     try:  # weights saved through torch.compile wrappers are named net._orig_mod.<...>: load them as net.<...>
         module.load_state_dict(uncompiled_state_dict(checkpoint["state_dict"]), strict=True)
     except RuntimeError as err:
@@ -126,6 +131,32 @@ def load_checkpoint(path: Path, class_path: str | None = None) -> LoadedCheckpoi
     note_if_unverified(path)
     loaded.classes = declared_classes(module, _attach_data(loaded, config, data_cls))
     return loaded
+
+
+def _built(cls: type, kwargs: dict[str, Any], class_path: str, path: Path) -> torch.nn.Module:
+    """``cls(**kwargs)``; ``UsageError`` naming what is missing when the checkpoint's hyperparameters and run
+    config do not hold every required argument (an injected ``net`` left out by ``save_hyperparameters``)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    missing = [
+        p.name
+        for p in parameters
+        if p.name != "self"
+        and p.default is p.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and p.name not in kwargs
+    ]
+    if missing:
+        raise UsageError(
+            f"--ckpt: nothing says how to build {class_path}'s {', '.join(missing)}: {path} does not hold it "
+            "(left out of save_hyperparameters) and no run config.yaml names it; pass the run's config "
+            "(--config path/to/config.yaml)"
+        )
+    try:
+        return cls(**kwargs)
+    except Exception as err:  # the user's constructor refused the saved values
+        raise UsageError(
+            f"--ckpt: building {class_path} from {path} failed: {type(err).__name__}: {err}"
+        ) from None
 
 
 def _class_name(class_path: Any) -> str | None:
