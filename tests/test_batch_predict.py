@@ -54,6 +54,10 @@ def test_csv_with_header_and_npy_give_eager_predictions(
     assert [int(r["prediction"]) for r in table] == expected.tolist()
     assert list(table[0]) == ["row", "prediction", "label", *[f"prob_{i}" for i in range(10)]]  # as predict
     assert abs(sum(float(table[0][f"prob_{i}"]) for i in range(10)) - 1) < 1e-4
+    # Excel's "CSV UTF-8": a byte-order mark and no header; every line is a row (the first was dropped)
+    (tmp_path / "bom.csv").write_text("\n".join(",".join(map(str, r)) for r in rows), encoding="utf-8-sig")
+    assert cli("predict", "--artifact", str(export_dir), "--input", "bom.csv").returncode == 0
+    assert [int(r["prediction"]) for r in _read(tmp_path / "bom.predictions.csv")] == expected.tolist()
 
     result = cli(
         "predict",
@@ -87,6 +91,17 @@ BAD_INPUTS = {
         "row 1 of bad.npy has NaN",
     ),
     "a JSON file": ("rows.json", "[[1, 2]]", "rows.json is not a CSV or .npy file"),
+    # a first line with a number in it is data, not a header: its bad cell is refused, never dropped
+    "NA in the first row": (
+        "bad.csv",
+        f"NA{ROW[1:]}\n{ROW}\n",
+        "line 1 of bad.csv has a non-numeric value 'NA'",
+    ),
+    "complex .npy": (
+        "bad.npy",
+        np.ones((2, 64), dtype=np.complex128),
+        "bad.npy holds complex128, not real numbers",
+    ),
 }
 
 

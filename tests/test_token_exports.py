@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from litforge.errors import UsageError
-from litforge.export.input_values import check_integer_rows
+from litforge.export.input_values import first_bad_id
 from litforge.models import SequenceTransformer
 from litforge.serve.codecs import RequestError, RequestLimits, validate
 from serve_helpers import start_server, stop_server
@@ -46,9 +45,9 @@ def test_export_records_the_ids_the_embedding_takes(token_export: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("16", "row 1 of ids.csv: 16 is out of range (the model takes ids 0..15)"),
-        ("-1", "row 1 of ids.csv: -1 is out of range (the model takes ids 0..15)"),
-        ("3.7", "row 1 of ids.csv: 3.7 is not a whole number (the model takes ids 0..15)"),
+        ("16", "line 2 of ids.csv: 16 is out of range (the model takes ids 0..15)"),
+        ("-1", "line 2 of ids.csv: -1 is out of range (the model takes ids 0..15)"),
+        ("3.7", "line 2 of ids.csv: 3.7 is not a whole number (the model takes ids 0..15)"),
     ],
 )
 def test_predict_artifact_refuses_ids_the_model_does_not_take(cli, tmp_path, token_export, value, message):
@@ -78,11 +77,20 @@ def test_a_request_with_ids_outside_the_vocabulary_is_a_422(value, message) -> N
     validate({"inputs": [[1.0] * 8]}, limits)  # a whole float is an id
 
 
-def test_integer_rows_from_a_file_become_int64_ids() -> None:
-    rows = check_integer_rows(np.array([[0.0, 15.0]]), (0, VOCAB - 1), "ids.csv")
-    assert rows.dtype == np.int64 and rows.tolist() == [[0, 15]]
-    with pytest.raises(UsageError, match=r"row 0 of ids\.csv: 16 is out of range"):
-        check_integer_rows(np.array([[0.0, 16.0]]), (0, VOCAB - 1), "ids.csv")
+def test_ids_from_a_npy_file_are_checked_in_its_own_dtype(cli, tmp_path, token_export) -> None:
+    np.save(tmp_path / "ok.npy", np.full((2, 8), 15, dtype=np.int64))
+    assert cli("predict", "--artifact", str(token_export), "--input", "ok.npy").returncode == 0
+    beyond_int64 = np.ones((2, 8), dtype=np.uint64)
+    beyond_int64[1, 3] = 2**64 - 1
+    np.save(tmp_path / "big.npy", beyond_int64)
+    result = cli("predict", "--artifact", str(token_export), "--input", "big.npy")
+    assert (
+        result.returncode == 2 and "row 1 of big.npy: 18446744073709551615 is out of range" in result.stderr
+    )
+    assert first_bad_id(np.array([[0.0, 15.0], [2.0, 2.5]]), (0, VOCAB - 1)) == (
+        1,
+        "2.5 is not a whole number (the model takes ids 0..15)",
+    )
 
 
 def test_a_served_token_model_answers_out_of_range_ids_with_422(token_export: Path, tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from litforge.errors import UsageError
-
 if TYPE_CHECKING:  # serve imports this module, and an ONNX server never loads torch
     import torch
 
@@ -74,17 +72,17 @@ def value_problem(value: float | int, bounds: tuple[int, int]) -> str | None:
     return None
 
 
-def check_integer_rows(rows: np.ndarray, bounds: tuple[int, int], where: str) -> np.ndarray:
-    """Rows of numbers read from a file -> int64 rows; ``UsageError`` naming the first bad row of ``where``."""
+def first_bad_id(rows: np.ndarray, bounds: tuple[int, int]) -> tuple[int, str] | None:
+    """The first row of a numeric array holding a value an integer input with ``bounds`` does not take, and
+    why; compared in the array's own dtype, so a uint64 beyond int64 is reported as written."""
     flat = rows.reshape(len(rows), -1)
-    whole = np.isfinite(flat) & (np.floor(flat) == flat)
-    inside = whole & (flat >= bounds[0]) & (flat <= bounds[1])
-    if not inside.all():
-        row, column = np.argwhere(~inside)[0]
-        value = flat[row, column].item()
-        value = int(value) if float(value).is_integer() else value
-        raise UsageError(f"--input: row {row} of {where}: {value_problem(value, bounds)}")
-    return rows.astype(np.int64)
+    whole = np.ones(flat.shape, bool) if np.issubdtype(flat.dtype, np.integer) else np.floor(flat) == flat
+    bad = ~whole | (flat < bounds[0]) | (flat > bounds[1])
+    if not bad.any():
+        return None
+    row, column = np.argwhere(bad)[0]
+    value = flat[row, column].item()
+    return int(row), str(value_problem(value, bounds))
 
 
 def _takes(bounds: tuple[int, int]) -> str:
