@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -202,8 +204,16 @@ def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_i
     assert "Traceback" not in refused.stderr and refused.stderr.count("litforge: error:") == 1
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    abandoned = tmp_path / f".out.partial-{dead.pid}-x"  # what a kill -9 of an export leaves
+    abandoned.mkdir()
     narrower = branchy("--format", "onnx", model="Plain")
     assert narrower.returncode == 0, narrower.output
+    assert not abandoned.exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not owner-only
     assert "removed from the previous export (not in --format): model.pt2" in narrower.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "model.onnx"]
 

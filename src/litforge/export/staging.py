@@ -28,9 +28,14 @@ def export_files() -> set[str]:
 
 @contextmanager
 def staging_folder(out: Path) -> Iterator[Path]:
-    """A new empty folder beside ``out`` to export into; removed when the body raises (Ctrl+C included)."""
+    """A new empty folder beside ``out`` to export into, with the permissions ``mkdir`` gives (mkdtemp's are
+    owner-only); removed when the body raises (Ctrl+C included). Folders left by killed exports go first."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    _remove_abandoned(out)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    stage.chmod(0o777 & ~umask)
     try:
         yield stage
     except BaseException:
@@ -61,6 +66,24 @@ def set_aside(stage: Path, failed: Path) -> None:
     """Keep an export that failed its parity check at ``failed`` (replacing an older one), for inspection."""
     _remove(failed)
     stage.rename(failed)
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Remove the staging folders of exports into ``out`` whose process is gone (``kill -9``, a crash)."""
+    for folder in out.parent.glob(f".{out.name}.partial-*"):
+        pid = folder.name.removeprefix(f".{out.name}.partial-").partition("-")[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:
