@@ -21,6 +21,10 @@ def test_an_injected_network_exports_from_its_checkpoint_and_predicts(project, u
     fit = user_cli("fit", *INJECTED, *QUICK, "--run", "di")
     assert fit.returncode == 0, fit.output
     run = project / "runs" / "injectednetmodel" / "di"
+    # a typo in the injected class's argument, its class named by the run's config.yaml, not on this line
+    typo = user_cli("test", "--run", "di", "--model.net.hiden", "3")
+    assert typo.returncode == 2, typo.output
+    assert "--model.net.hiden: MLP has no argument 'hiden' (did you mean hidden?)" in typo.stderr
     exported = user_cli("export", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--format", "onnx")
     assert exported.returncode == 0, exported.output
     assert json.loads((run / "export" / "export.json").read_text())["inputs"][0]["shape"][-1] == 16

@@ -160,8 +160,11 @@ def unknown_init_arg(message: str, line: CommandLine) -> str | None:
         where = _typed_flag(line, section, name) or _config_key(line, section, name)
         if where is None:
             continue
-        named = line.typed_value(_parent_flag(where)) if _is_nested(where) else None
-        cls = _loaded_class(named or line.named_classes.get(section) or default_class_path(section))
+        if _is_nested(where):  # the injected class: as typed (--model.net X), else as a config names it
+            named = line.typed_value(_parent_flag(where)) or _configured_class(line, section, where)
+            cls = _loaded_class(named) if named else None
+        else:
+            cls = _loaded_class(line.named_classes.get(section) or default_class_path(section))
         arguments = _init_arguments(cls) if cls is not None else None
         if cls is None or arguments is None or name in arguments:
             return f"{where}: no argument {name!r} there" if _is_nested(where) else None
@@ -180,6 +183,20 @@ def _typed_flag(line: CommandLine, section: str, name: str) -> str | None:
         return flag
     nested = {flag for flag in typed if flag.startswith(f"--{section}.") and flag.endswith(f".{name}")}
     return nested.pop() if len(nested) == 1 else None
+
+
+def _configured_class(line: CommandLine, section: str, flag: str) -> str | None:
+    """The class path a config file gives the injected argument of ``flag`` (``--model.net.hiden`` ->
+    ``model.init_args.net.class_path``), the last config that names one."""
+    path = [p for p in _parent_flag(flag)[2:].split(".") if p != "init_args"][1:]
+    found = None
+    for _, part in section_sources(line, section):
+        for name in path:
+            part = part.get("init_args", part) if isinstance(part, dict) else None
+            part = part.get(name) if isinstance(part, dict) else None
+        if isinstance(part, dict) and isinstance(part.get("class_path"), str):
+            found = part["class_path"]
+    return found
 
 
 def _is_nested(where: str) -> bool:
