@@ -72,7 +72,8 @@ def test_good_space_parses_with_defaults() -> None:
 
 def test_keys_are_checked_against_the_fit_config() -> None:
     with pytest.raises(
-        UsageError, match=r"params.model.hiden_dim: no such key in the fit config .*hidden_dim"
+        UsageError,
+        match=r"params.model.hiden_dim: no such key in the fit config .*; did you mean model\.hidden_dim\?",
     ):
         SearchConfig(
             [], parse_space(_with_param("model.hiden_dim", {"type": "int", "low": 8, "high": 16})), 0

@@ -261,6 +261,8 @@ def test_dead_trial_sweeper_fails_and_retries_trials_without_a_heartbeat_after_t
 
 def test_a_space_key_reaches_an_injected_class_argument():
     from litforge.engine.api import parse_fit_config
+    from litforge.tune.fit_config import SearchConfig
+    from litforge.tune.space import parse_space
 
     injected = ["--model", "usermods.InjectedNetModel", "--model.net", "usermods.MLP"]
     fit = parse_fit_config(
@@ -270,3 +272,13 @@ def test_a_space_key_reaches_an_injected_class_argument():
     assert fit.key("model.init_args.net.hidden") == "model.init_args.net.init_args.hidden"
     assert fit.has("model.net.hidden") and not fit.has("model.net.hiden")
     assert fit.with_values({"model.optimizer.lr": 0.5})["model.init_args.optimizer.init_args.lr"] == 0.5
+    # a typo there lists the optimizer's arguments, not the model's
+    space = parse_space(
+        {"metric": "val_loss", "params": {"model.optimizer.lrr": {"type": "float", "low": 0.01, "high": 0.1}}}
+    )
+    with pytest.raises(
+        UsageError, match=r"\(model\.optimizer has: dampening, .*; did you mean model\.optimizer\.lr\?\)"
+    ):
+        SearchConfig(
+            [*injected, "--model.optimizer", "torch.optim.SGD", "--data", "usermods.MyDataModule"], space, 0
+        )

@@ -6,6 +6,7 @@ here before the first trial, and writes ``best.yaml`` from here after the last o
 
 from __future__ import annotations
 
+import difflib
 import functools
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ class SearchConfig:
         for param in space.params:
             if not fit.has(param.key):
                 raise UsageError(
-                    f"params.{param.key}: no such key in the fit config ({_known_keys(fit.config, param.key)})"
+                    f"params.{param.key}: no such key in the fit config ({_known_keys(fit, param.key)})"
                 )
         # Type-check every key with values it will take (e.g. a float for an int parameter fails here).
         for param in space.params:
@@ -76,13 +77,21 @@ class SearchConfig:
         write_text_atomically(path, header + self.fit.dump(config))
 
 
-def _known_keys(config: Namespace, key: str) -> str:
-    head = key.partition(".")[0]
-    section = config.get(head)
-    if isinstance(section, Namespace):
-        inner = section.get("init_args") if "class_path" in section else section
-        if isinstance(inner, Namespace):
-            names = sorted(k for k in inner.__dict__ if not k.startswith("_"))
-            return f"{head} has: {', '.join(names)}"
-    sections = sorted(k for k in config.__dict__ if not k.startswith("_"))
+def _known_keys(fit: FitConfig, key: str) -> str:
+    """What the deepest existing part of ``key`` holds: ``model.optimizer has: lr, momentum, ...`` for a typo
+    in an injected class's argument, ``model has: ...`` one level up, else the top-level keys."""
+    level, known = fit.config, []
+    for part in key.split("."):
+        inner = level.get("init_args") if "class_path" in level else level
+        child = inner.get(part) if isinstance(inner, Namespace) else None
+        if not isinstance(child, Namespace):
+            break
+        level, known = child, [*known, part]
+    inner = level.get("init_args") if "class_path" in level else level
+    if known and isinstance(inner, Namespace):
+        names = sorted(k for k in inner.__dict__ if not k.startswith("_"))
+        close = difflib.get_close_matches(key.split(".")[len(known)], names, n=1, cutoff=0.6)
+        hint = f"; did you mean {'.'.join([*known, close[0]])}?" if close else ""
+        return f"{'.'.join(known)} has: {', '.join(names)}{hint}"
+    sections = sorted(k for k in fit.config.__dict__ if not k.startswith("_"))
     return f"top-level keys: {', '.join(sections)}"
