@@ -305,3 +305,9 @@ def test_epoch_lines_show_every_logged_metric_and_the_epochs_own_time(capsys):
     bar.on_train_epoch_end(trainer, trainer.lightning_module)
     seconds = float(re.search(r"\(([\d.]+)s\)", capsys.readouterr().out).group(1))
     assert seconds < 60
+
+
+def test_tune_help_states_each_default_once(cli) -> None:
+    text = " ".join(cli("tune", "--help", env={"COLUMNS": "400"}).stdout.split())
+    assert "(default: None)" not in text and "(default 3) (default: 3)" not in text
+    assert "--patience" in text and "--timeout TIMEOUT stop starting trials after this many seconds" in text

@@ -123,3 +123,14 @@ def test_an_export_with_two_inputs_is_refused_when_opened(cli, token_export: Pat
             in result.stderr
         )
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"), [(True, "true"), (None, "null"), ("7", '"7"'), (float("inf"), "Infinity")]
+)
+def test_a_bad_request_value_is_quoted_as_the_client_wrote_it(value, quoted) -> None:
+    with pytest.raises(RequestError) as refused:
+        validate({"inputs": [[1.0, value]]}, RequestLimits(row_width=2))
+    assert refused.value.message.endswith(f"value {quoted}")
+    with pytest.raises(RequestError, match="inf is not a finite number"):
+        validate({"inputs": [[1, float("inf")]]}, RequestLimits(row_width=2, integer_bounds=(0, 15)))

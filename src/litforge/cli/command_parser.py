@@ -13,6 +13,20 @@ from litforge._compat.argparse import flag_suggestion
 from litforge.errors import UsageError
 
 
+class StatedDefaultsFormatter(argparse.RawDescriptionHelpFormatter):
+    """``(default: X)`` after an option's help, unless the help already says its default or it has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class CommandParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` that raises ``UsageError`` naming the command instead of exiting."""
 

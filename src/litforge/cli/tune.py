@@ -11,11 +11,10 @@ Outputs go to ``--out`` (default ``runs/tune/<study-name>/``): best.yaml, trials
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
-from litforge.cli.command_parser import CommandParser
+from litforge.cli.command_parser import CommandParser, StatedDefaultsFormatter
 from litforge.cli.errors import JobFailed, UsageError
 from litforge.tune.optuna_factories import (
     DEFAULT_PRUNER,
@@ -37,7 +36,7 @@ def build_parser() -> CommandParser:
         prog="litforge tune",
         description="Search hyperparameters of a fit config. Any fit flag (--trainer.max_epochs 5, "
         "--model.arch cnn, ...) applies to every trial.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=StatedDefaultsFormatter,
     )
     p.add_argument("--config", help="fit config (default: the packaged digits classifier)")
     p.add_argument("--space", required=True, help="search-space YAML (see docs/tune.md)")

@@ -65,7 +65,9 @@ def integer_bounds(input_spec: dict[str, Any]) -> tuple[int, int] | None:
 
 def value_problem(value: float | int, bounds: tuple[int, int]) -> str | None:
     """Why one number cannot go to an integer input with ``bounds``, or ``None`` when it can."""
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} is not a finite number (the model takes {_takes(bounds)})"
+    if isinstance(value, float) and not value.is_integer():
         return f"{value!r} is not a whole number (the model takes {_takes(bounds)})"
     if not bounds[0] <= value <= bounds[1]:
         return f"{value!r} is out of range (the model takes {_takes(bounds)})"

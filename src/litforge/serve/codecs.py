@@ -79,12 +79,22 @@ def _validate_rows(rows: list[Any], limits: RequestLimits) -> None:
             )
         for value in row:
             if type(value) is not float and type(value) is not int:  # bool and str are not numbers
-                raise RequestError(422, f"inputs[{index}] has a non-numeric value {value!r}")
+                raise RequestError(422, f"inputs[{index}] has a non-numeric value {_as_json(value)}")
             if limits.integer_bounds is not None:
                 if problem := value_problem(value, limits.integer_bounds):
                     raise RequestError(422, f"inputs[{index}]: {problem}")
             elif not math.isfinite(value) or abs(value) > FLOAT32_MAX:
-                raise RequestError(422, f"inputs[{index}] has a non-finite or out-of-range value {value!r}")
+                raise RequestError(
+                    422, f"inputs[{index}] has a non-finite or out-of-range value {_as_json(value)}"
+                )
+
+
+def _as_json(value: Any) -> str:
+    """A request value as the client wrote it (``true``, ``null``, ``"a"``), not as Python prints it."""
+    try:
+        return json.dumps(value, allow_nan=True)[:80]
+    except (TypeError, ValueError):
+        return repr(value)[:80]
 
 
 def _validate_texts(texts: list[Any], limits: RequestLimits) -> None:
