@@ -76,3 +76,10 @@ def test_a_wrong_nested_flag_is_named_with_its_class(user_cli, flag, value, need
     result = user_cli("fit", *INJECTED, flag, value, "--print_config")
     assert result.returncode == 2 and needle in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_missing_injected_argument_names_its_flag(user_cli):
+    result = user_cli("fit", "--model", "usermods.InjectedNetModel", "--data", "usermods.MyDataModule")
+    assert result.returncode == 2, result.output
+    assert "--model.net is required: InjectedNetModel.__init__ takes net with no default" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

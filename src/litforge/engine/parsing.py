@@ -135,6 +135,8 @@ def init_arg_problem(message: str, line: CommandLine) -> str | None:
     with its closest argument (``unknown_init_arg``). ``None``: the message stands as it is."""
     if (unknown := unknown_init_arg(message, line)) is not None:
         return unknown
+    if (missing := missing_init_args(message, line)) is not None:
+        return missing
     bare = _BARE_KEY.match(message.strip())
     if not bare:
         return None
@@ -142,6 +144,29 @@ def init_arg_problem(message: str, line: CommandLine) -> str | None:
     for section in CLASS_SECTIONS:
         if where := _typed_flag(line, section, name) or _config_key(line, section, name):
             return f"{where}: {detail}"
+    return None
+
+
+_REQUIRED = re.compile(r"the following arguments are required: ([\w., ]+)$")
+
+
+def missing_init_args(message: str, line: CommandLine) -> str | None:
+    """jsonargparse's ``the following arguments are required: net`` (it names neither the flag nor the class)
+    -> ``--model.net is required: InjectedNet.__init__ takes net with no default (e.g. --model.net mymod.MLP)``."""
+    required = _REQUIRED.match(message.strip())
+    if not required:
+        return None
+    names = [name.strip().rpartition(".")[2] for name in required.group(1).split(",")]
+    for section in CLASS_SECTIONS:
+        cls = _loaded_class(line.named_classes.get(section) or default_class_path(section))
+        arguments = (_init_arguments(cls) or []) if cls is not None else []
+        if cls is not None and names[0] in arguments:
+            flags = ", ".join(f"--{section}.{name}" for name in names)
+            verb = "is" if len(names) == 1 else "are"
+            return (
+                f"{flags} {verb} required: {cls.__name__}.__init__ takes {', '.join(names)} with no default "
+                "(pass it on the command line or in a --config file)"
+            )
     return None
 
 
