@@ -165,6 +165,12 @@ def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     assert state["monitor"] == "valid/accuracy" and state["best_model_score"] is not None
 
 
+def test_a_run_name_that_does_not_exist_lists_the_runs_that_do(trained, user_cli):
+    result = user_cli("test", "--run", "p2")
+    assert result.returncode == 2, result.output
+    assert "--run p2: no such run under runs (runs there: litmodel/p1)" in result.stderr
+
+
 def test_reusing_a_run_name_needs_resume_or_overwrite(trained, user_cli):
     before = (trained / "checkpoints" / "last.ckpt").read_bytes()
     refused = user_cli("fit", *SEED_MODEL, *QUICK, "--run", "p1")

@@ -138,6 +138,12 @@ def _default_alias(root: Path, experiment: str, run: str | None) -> str:
     for alias in CHECKPOINT_ALIASES:
         if any(RunDir(root, experiment, r).checkpoint(alias).is_file() for r in runs):
             return alias
+    if run and not (root / experiment / run).is_dir():
+        held = sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*") if (p / "checkpoints").is_dir())
+        listing = (
+            f"runs there: {', '.join(held[:8])}{', ...' if len(held) > 8 else ''}" if held else "none yet"
+        )
+        raise UsageError(f"--run {run}: no such run under {root} ({listing})")
     where = root / experiment / run if run else root / experiment
     raise UsageError(
         f"no --ckpt_path given and no checkpoint under {where}; train with 'litforge fit' or pass "
