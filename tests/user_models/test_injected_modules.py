@@ -70,6 +70,11 @@ def test_an_injected_class_path_outside_its_annotation_is_never_built(project, u
             "--model.optimizer.lrr: SGD has no argument 'lrr' (did you mean lr?)",
         ),
         ("--model.net.hiden", "4", "--model.net.hiden: MLP has no argument 'hiden' (did you mean hidden?)"),
+        (
+            "--model.optimizer",
+            "torch.nn.Linear",
+            "--model.optimizer: 'torch.nn.Linear' is not a Optimizer subclass",
+        ),
     ],
 )
 def test_a_wrong_nested_flag_is_named_with_its_class(user_cli, flag, value, needle):

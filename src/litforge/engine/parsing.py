@@ -92,6 +92,8 @@ def condense_parser_message(message: str) -> str:
     elif import_path and len(expected) == 1:  # only a class fits: the value names an unknown one
         name = import_path.rsplit(":", 1)[-1].strip()
         detail = f"unknown class {name!r}: use a litforge short name (e.g. Classifier) or a full import path"
+    elif wrong_base := _WRONG_BASE.search(" ".join(lines)):  # an injected callable of the wrong class
+        detail = f"{wrong_base.group(1)!r} is not a {wrong_base.group(2)} subclass"
     elif others and others[0].startswith(_NOT_A_SUBCLASS) and given:
         detail = f"{given!r} is not a {others[0].removeprefix(_NOT_A_SUBCLASS).strip()} subclass"
     elif others:
@@ -109,6 +111,7 @@ def condense_parser_message(message: str) -> str:
 
 
 _CLASS_PROBLEM = "Problem with given class_path"
+_WRONG_BASE = re.compile(r"Expected '([\w.]+)' to be a subclass of (\w+)")
 _NOT_A_SUBCLASS = "Import path does not correspond to a subclass of"
 
 
