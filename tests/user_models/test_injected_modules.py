@@ -88,3 +88,17 @@ def test_a_missing_injected_argument_names_its_flag(user_cli):
     assert result.returncode == 2, result.output
     assert "--model.net is required: InjectedNetModel.__init__ takes net with no default" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_typo_inside_an_injected_class_in_a_config_file_names_the_file_key_and_class(project, user_cli):
+    (project / "my.yaml").write_text(
+        "model:\n  class_path: usermods.InjectedNetModel\n  init_args:\n"
+        "    net:\n      class_path: usermods.MLP\n      init_args:\n        hiden: 4\n"
+        "data:\n  class_path: usermods.MyDataModule\n"
+    )
+    result = user_cli("fit", "--config", "my.yaml", "--print_config")
+    assert result.returncode == 2, result.output
+    assert (
+        "my.yaml: model.init_args.net.init_args.hiden: MLP has no argument 'hiden' (did you mean hidden?)"
+        in result.stderr
+    )

@@ -184,18 +184,22 @@ def unknown_init_arg(message: str, line: CommandLine) -> str | None:
     if not unknown:
         return None
     name = unknown.group(1)
+    in_config = None
     for section in CLASS_SECTIONS:
         where = _typed_flag(line, section, name) or _config_key(line, section, name)
-        if where is None:
+        if where is None and (in_config := _nested_config_key(line, section, name)) is not None:
+            where, named = in_config  # my.yaml: model.init_args.net.init_args.hiden
+            cls = _loaded_class(named)
+        elif where is None:
             continue
-        if _is_nested(where):  # the injected class: as typed (--model.net X), else as a config names it
+        elif _is_nested(where):  # the injected class: as typed (--model.net X), else as a config names it
             named = line.typed_value(_parent_flag(where)) or _configured_class(line, section, where)
             cls = _loaded_class(named) if named else None
         else:
             cls = _loaded_class(line.named_classes.get(section) or default_class_path(section))
         arguments = _init_arguments(cls) if cls is not None else None
         if cls is None or arguments is None or name in arguments:
-            return f"{where}: no argument {name!r} there" if _is_nested(where) else None
+            return f"{where}: no argument {name!r} there" if _is_nested(where) or in_config else None
         close = difflib.get_close_matches(name, arguments, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(arguments) or 'none'}"
         return f"{where}: {cls.__name__} has no argument {name!r} ({hint})"
@@ -224,6 +228,32 @@ def _configured_class(line: CommandLine, section: str, flag: str) -> str | None:
             part = part.get(name) if isinstance(part, dict) else None
         if isinstance(part, dict) and isinstance(part.get("class_path"), str):
             found = part["class_path"]
+    return found
+
+
+def _nested_config_key(line: CommandLine, section: str, name: str) -> tuple[str, str] | None:
+    """``("my.yaml: model.init_args.net.init_args.NAME", "mymod.MLP")`` when a config file sets NAME in a class
+    injected into ``section`` (the last such place, as when parsing); ``None`` when none does."""
+    found = None
+
+    def visit(node: Any, path: list[str], source: str) -> None:
+        nonlocal found
+        if not isinstance(node, dict):
+            return
+        init_args = node.get("init_args")
+        if (
+            path
+            and isinstance(init_args, dict)
+            and name in init_args
+            and isinstance(node.get("class_path"), str)
+        ):
+            found = (f"{source}: {'.'.join([section, *path, 'init_args', name])}", node["class_path"])
+        children = init_args if isinstance(init_args, dict) else node
+        for key, child in children.items():
+            visit(child, [*path, *(["init_args"] if children is init_args else []), str(key)], source)
+
+    for source, part in section_sources(line, section):
+        visit(part, [], source)
     return found
 
 
