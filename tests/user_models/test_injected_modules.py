@@ -17,7 +17,7 @@ INJECTED = [
 ]  # fmt: skip
 
 
-def test_an_injected_network_exports_from_its_checkpoint_and_predicts(project, user_cli):
+def test_an_injected_network_exports_from_its_checkpoint_or_its_config_and_predicts(project, user_cli):
     fit = user_cli("fit", *INJECTED, *QUICK, "--run", "di")
     assert fit.returncode == 0, fit.output
     run = project / "runs" / "injectednetmodel" / "di"
@@ -37,27 +37,21 @@ def test_an_injected_network_exports_from_its_checkpoint_and_predicts(project, u
     refused = user_cli("export", "--ckpt", "copied.ckpt", "--out", "copied")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
     assert "nothing says how to build usermods.InjectedNetModel's net" in refused.stderr
-    given = user_cli(
-        "export", "--ckpt", "copied.ckpt", "--out", "copied", "--config", str(run / "config.yaml")
-    )
-    assert given.returncode == 0, given.output
+    copy = ["export", "--ckpt", "copied.ckpt", "--out", "copied", "--format", "onnx", "--config"]
+    assert user_cli(*copy, str(run / "config.yaml")).returncode == 0
 
-
-def test_an_injected_class_path_outside_its_annotation_is_never_built(project, user_cli):
-    fit = user_cli("fit", *INJECTED, *QUICK, "--trainer.max_epochs", "1", "--run", "planted")
-    assert fit.returncode == 0, fit.output
-    run = project / "runs" / "injectednetmodel" / "planted"
+    # an injected class path outside its annotation is never built (a config naming subprocess.Popen)
     config = yaml.safe_load((run / "config.yaml").read_text())
     marker = project / "pwned"
     config["model"]["init_args"]["net"] = {
         "class_path": "subprocess.Popen",
         "init_args": {"args": ["touch", str(marker)]},
     }
-    (run / "config.yaml").write_text(yaml.safe_dump(config))
-    refused = user_cli("export", "--ckpt", str(run / "checkpoints" / "last.ckpt"))
-    assert refused.returncode == 2, refused.output
-    assert "subprocess.Popen does not correspond to a subclass of Module" in refused.stderr
-    assert not marker.exists() and not (run / "export").exists()
+    (project / "planted.yaml").write_text(yaml.safe_dump(config))
+    planted = user_cli(*copy, "planted.yaml")
+    assert planted.returncode == 2, planted.output
+    assert "subprocess.Popen does not correspond to a subclass of Module" in planted.stderr
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize(
