@@ -311,3 +311,63 @@ def test_tune_help_states_each_default_once(cli) -> None:
     text = " ".join(cli("tune", "--help", env={"COLUMNS": "400"}).stdout.split())
     assert "(default: None)" not in text and "(default 3) (default: 3)" not in text
     assert "--patience" in text and "--timeout TIMEOUT stop starting trials after this many seconds" in text
+
+
+def test_a_configured_checkpoint_and_no_logger_keep_the_run_folder_whole(tmp_path):
+    """``trainer.logger: false`` and a ``ModelCheckpoint`` of the user's: config.yaml still goes into the run
+    folder (never over a config.yaml in the working folder), best.ckpt/last.ckpt are still written beside
+    the user's files (best by the user's monitor), and the run's config finds that run's checkpoints."""
+    (tmp_path / "config.yaml").write_text("# my own config, not litforge's\n")
+    (tmp_path / "mine.yaml").write_text(
+        "trainer:\n  logger: false\n  callbacks:\n"
+        "    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        "      init_args: {filename: 'mine-{epoch}', monitor: val_acc, mode: max}\n"
+    )
+    fit = run_cli("fit", "--config", "mine.yaml", *TINY_TRAINER, "--run", "r0", cwd=tmp_path)
+    assert fit.returncode == 0, fit.output
+    assert (tmp_path / "config.yaml").read_text() == "# my own config, not litforge's\n"
+    run = tmp_path / "runs" / "classifier" / "r0"
+    names = {p.name for p in (run / "checkpoints").iterdir()}
+    assert {"best.ckpt", "last.ckpt"} <= names and any(name.startswith("mine-epoch=") for name in names)
+    assert not (tmp_path / "checkpoints").exists()
+    callbacks = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)["callbacks"]
+    ours = next(state for key, state in callbacks.items() if key.startswith("RunCheckpoint"))
+    assert "'monitor': 'val_acc', 'mode': 'max'" in next(
+        k for k in callbacks if k.startswith("RunCheckpoint")
+    )
+    assert ours["best_model_path"].endswith("best.ckpt")
+    newer = run_cli("fit", *TINY_TRAINER, "--run", "r1", cwd=tmp_path)
+    assert newer.returncode == 0, newer.output
+    tested = run_cli("test", "--config", str(run / "config.yaml"), "--ckpt_path", "last", cwd=tmp_path)
+    assert tested.returncode == 0, tested.output
+    assert "r0/checkpoints/last.ckpt" in tested.output and "r1/" not in tested.output
+    (run / "checkpoints" / "best.ckpt").unlink()
+    (run / "checkpoints" / "last.ckpt").unlink()
+    orphan = run_cli("test", "--config", str(run / "config.yaml"), cwd=tmp_path)
+    assert orphan.returncode == 2 and "run r0 has no best.ckpt or last.ckpt" in orphan.stderr, orphan.output
+    assert "mine-epoch=" in orphan.stderr
+
+
+def test_trainer_settings_lightning_refuses_are_one_line_exit_2(tmp_path):
+    result = run_cli(
+        "fit", *TINY_TRAINER, "--trainer.logger", "false", "--trainer.callbacks+=LearningRateMonitor",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.output
+    assert "trainer settings: MisconfigurationException: Cannot use `LearningRateMonitor`" in result.stderr
+    assert 'File "' not in result.stderr
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line_exit_130(monkeypatch, capsys):
+    """The imports before a job take seconds: a Ctrl+C then is one line and exit 130, not a traceback."""
+    from litforge import cli
+    from litforge.engine import runtime
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runtime, "install", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["fit", "--trainer.max_epochs", "1"])
+    assert exited.value.code == 130
+    assert capsys.readouterr().err == "litforge: interrupted by Ctrl+C while starting; nothing was done\n"

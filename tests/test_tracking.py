@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cli_helpers import CONFIGS, TINY_TRAINER
 from litforge.engine.config_sources import DEFAULT_CONFIG
@@ -65,6 +66,9 @@ def test_default_loggers_are_tensorboard_and_csv_with_the_config(cli, tmp_path):
     assert {"val_loss", "val_acc"} <= tensorboard_tags(run)
     assert "val_loss" in (run / "metrics.csv").read_text().splitlines()[0]
     assert "class_path: litforge.data.DigitsDataModule" in (run / "hparams.yaml").read_text()
+    # sizes linked from the data are the model's own hparams; the config block holds no stale default
+    hparams = yaml.safe_load((run / "hparams.yaml").read_text())
+    assert hparams["num_classes"] == 10 and "num_classes" not in hparams["config"]["model"]["init_args"]
     assert not (tmp_path / "runs" / "wandb").exists() and not (tmp_path / "runs" / "mlflow.db").exists()
 
 

@@ -63,11 +63,15 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(EXIT_USAGE)
     _import_from_working_directory()
-    if name in {"fit", "validate", "test", "predict", "tune", "check"}:
-        from litforge.engine import runtime
+    try:  # the imports take seconds: a Ctrl+C here is as clean as one during the job
+        if name in {"fit", "validate", "test", "predict", "tune", "check"}:
+            from litforge.engine import runtime
 
-        runtime.install()
-    module = importlib.import_module(SUBCOMMANDS[name][0])
+            runtime.install()
+        module = importlib.import_module(SUBCOMMANDS[name][0])
+    except KeyboardInterrupt:
+        print("litforge: interrupted by Ctrl+C while starting; nothing was done", file=sys.stderr)
+        sys.exit(130)
     try:
         run_guarded(lambda: module.main(name, rest), argv)
     finally:

@@ -51,6 +51,18 @@ def describe(error: BaseException) -> str:
     return " ".join([described, *hints])
 
 
+def is_trainer_misconfiguration(error: BaseException) -> bool:
+    """Lightning's ``MisconfigurationException`` raised from Lightning's own checks, with no frame of the
+    user's code on the way (the user's code raising one is a failure of that code)."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    if not isinstance(error, MisconfigurationException):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    roots = _library_roots()
+    return all(any(Path(f.filename).resolve().is_relative_to(r) for r in roots) for f in frames)
+
+
 def frames_detail(error: BaseException) -> str:
     return "".join(traceback.format_list(user_frames(error))) + "(--debug shows the full traceback)"
 

@@ -22,7 +22,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.lightning_cli import HookedLightningCLI
-from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
+from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR, RunCheckpoint
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
 from litforge.engine.config_sources import (
     CommandLine,
@@ -54,6 +54,7 @@ from litforge.engine.trainer_setup import (
     LinkedHparamsInstantiator,
     RunConfigCallback,
     as_list,
+    best_checkpoint_monitor,
     default_callbacks,
     default_loggers,
     has_instance,
@@ -212,8 +213,9 @@ class LitforgeCLI(HookedLightningCLI):
             "--monitor",
             type=str | None,
             default=None,
-            help=f"fit: the metric that picks checkpoints/best.ckpt (default: the model's "
-            f"checkpoint_monitor attribute, else {DEFAULT_MONITOR}); no best.ckpt when it is not logged.",
+            help=f"fit: the metric that picks checkpoints/best.ckpt (default: the monitor of a ModelCheckpoint "
+            f"under trainer.callbacks, else the model's checkpoint_monitor attribute, else {DEFAULT_MONITOR}); "
+            "no best.ckpt when it is not logged.",
         )
         parser.add_argument(
             "--monitor_mode",
@@ -308,27 +310,41 @@ class LitforgeCLI(HookedLightningCLI):
             return None
         if self.subcommand:
             _check_model_can(self.subcommand, self.model)  # before the trainer prints its start-up lines
+        subcommand = self.subcommand or "fit"
         trainer_config = self.config_value(self.config_init, "trainer", default={})
-        callbacks = list(as_list(trainer_config.get("callbacks")))
-        callbacks += default_callbacks(
+        given = list(as_list(trainer_config.get("callbacks")))
+        monitor, monitor_mode = best_checkpoint_monitor(
+            given,
+            self.config_value(self.config, "monitor"),
+            self.config_value(self.config, "monitor_mode"),
+            self.model,
+        )
+        defaults = default_callbacks(
             self.run_dir,
-            self.subcommand or "fit",
+            subcommand,
             trainer_config,
-            given=callbacks,
-            monitor=self.config_value(self.config, "monitor")
-            or getattr(self.model, "checkpoint_monitor", DEFAULT_MONITOR),
-            monitor_mode=self.config_value(self.config, "monitor_mode"),
+            given=given,
+            monitor=monitor,
+            monitor_mode=monitor_mode,
             every_n_train_steps=self.config_value(
                 self.config, "checkpoint_every_n_steps", DEFAULT_EVERY_N_STEPS
             ),
             every_n_minutes=self.config_value(self.config, "checkpoint_every_n_minutes"),
             quiet=self.quiet,
         )
-        callbacks += self.extra_callbacks
-        kwargs["callbacks"] = callbacks
+        # best/last first among the checkpoint callbacks: ``trainer.checkpoint_callback`` is the run's own
+        run_checkpoints = [c for c in defaults if isinstance(c, RunCheckpoint)]
+        others = [c for c in defaults if not isinstance(c, RunCheckpoint)]
+        kwargs["callbacks"] = run_checkpoints + given + others + self.extra_callbacks
+        config_folder = self.run_dir.path if subcommand == "fit" else self.run_dir.path / subcommand
+        self.save_config_kwargs["folder"] = str(config_folder)
+        # The Trainer's own root is the run folder (the config's default_root_dir is the root of all runs):
+        # with trainer.logger false, a ModelCheckpoint of the config then writes into <run>/checkpoints/,
+        # not into the working folder.
+        kwargs["default_root_dir"] = str(self.run_dir.path)
         configured = trainer_config.get("logger")
         if configured is not False:
-            defaults = default_loggers(self.run_dir, self.subcommand or "fit")
+            defaults = default_loggers(self.run_dir, subcommand)
             extra = [] if configured in (None, True) else as_list(configured)
             # TensorBoard + CSV first: they keep the run folder as ``trainer.log_dir`` next to any tracker.
             # A configured logger of either kind replaces litforge's default of that kind.
@@ -410,10 +426,18 @@ class LitforgeCLI(HookedLightningCLI):
             mark_finished(self.run_dir.path, info)
         stopper = self.trainer.early_stopping_callback
         if stopper is not None and stopper.stopped_epoch > 0:
+            configured = self.command_line.has_config or any(
+                arg.startswith("--trainer.callbacks") for arg in self.command_line.args
+            )
+            where = (
+                ""
+                if configured
+                else " (the packaged default's EarlyStopping: set trainer.callbacks to change it)"
+            )
             self._report(
                 f"early stopping: {stopper.monitor} did not improve for {stopper.patience} validation "
                 f"checks, so training stopped after epoch {stopper.stopped_epoch + 1} of "
-                f"{self.trainer.max_epochs} (configure EarlyStopping under trainer.callbacks)"
+                f"{self.trainer.max_epochs}{where}"
             )
         best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
         if best:

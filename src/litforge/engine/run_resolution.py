@@ -173,19 +173,28 @@ def with_run_config(line: CommandLine) -> CommandLine:
 
 
 def _with_config_runs_checkpoint(line: CommandLine) -> CommandLine:
-    """``--config <run>/config.yaml`` and no checkpoint named anywhere: that run's best (else last)
-    checkpoint, not the experiment's most recent one (which may be another run's)."""
-    if "--ckpt_path" in line.run_flags or "--run" in line.run_flags:
+    """``--config <run>/config.yaml`` with no checkpoint named, or with ``--ckpt_path best|last``: that run's
+    best (else last) checkpoint, or the one named, never the experiment's most recent (maybe another run's).
+    A run without it is refused rather than evaluated with another run's weights."""
+    given = line.run_flags.get("--ckpt_path")
+    if "--run" in line.run_flags or line.recorded_ckpt_paths:
         return line
-    if line.recorded_ckpt_paths:
+    if given is not None and given not in CHECKPOINT_ALIASES:
         return line
     runs = [found[0] for path in line.config_files if (found := run_of_config(path))]
     if not runs:
         return line
-    ckpt = next(
-        (runs[-1].checkpoint(a) for a in CHECKPOINT_ALIASES if runs[-1].checkpoint(a).is_file()), None
-    )
-    return scan([*line.args, "--ckpt_path", str(ckpt)]) if ckpt else line
+    run = runs[-1]
+    aliases = (given,) if given else CHECKPOINT_ALIASES
+    ckpt = next((run.checkpoint(a) for a in aliases if run.checkpoint(a).is_file()), None)
+    if ckpt is None:
+        wanted = " or ".join(f"{alias}.ckpt" for alias in aliases)
+        present = sorted(p.name for p in run.checkpoints.glob("*.ckpt")) if run.checkpoints.is_dir() else []
+        raise UsageError(
+            f"--config {run.config}: run {run.run} has no {wanted} (checkpoints there: "
+            f"{', '.join(present) or 'none'}); name one with --ckpt_path FILE"
+        )
+    return scan([*line.args, "--ckpt_path", str(ckpt)])
 
 
 def with_resumed_runs_config(line: CommandLine) -> CommandLine:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -15,6 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from litforge._compat.lightning_cli import InstantiatorFn
+from litforge.atomic_files import write_text_atomically
 from litforge.callbacks import (
     CSVPredictionWriter,
     EagerModelSummary,
@@ -24,6 +26,7 @@ from litforge.callbacks import (
     RunCheckpoint,
     RunProgressBar,
 )
+from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
 from litforge.engine.run_dir import RunDir
 from litforge.resilience import resilience_callbacks
 from litforge.resilience.logger_resume import KeepEarlierMetrics
@@ -32,9 +35,16 @@ from litforge.resilience.resumable_csv import ResumableCSVLogger
 
 class RunConfigCallback(SaveConfigCallback):
     """Saves the resolved config into the run folder, without the run-selection keys (so a saved
-    ``config.yaml`` used as ``--config`` starts a new run instead of overwriting this one)."""
+    ``config.yaml`` used as ``--config`` starts a new run instead of overwriting this one).
 
-    def __init__(self, parser: LightningArgumentParser, config: Namespace, **kwargs: Any) -> None:
+    ``folder`` is where ``config.yaml`` goes (the run folder, or ``<run>/<subcommand>``), whatever the
+    loggers are: Lightning's callback writes into ``trainer.log_dir``, which is the working folder when
+    ``trainer.logger`` is false and a tracker's folder when a tracker comes first."""
+
+    def __init__(
+        self, parser: LightningArgumentParser, config: Namespace, folder: str | None = None, **kwargs: Any
+    ) -> None:
+        self.folder = Path(folder) if folder is not None else None
         config = config.clone()
         for key in ("experiment", "run", "resume"):
             if key in config:
@@ -47,13 +57,24 @@ class RunConfigCallback(SaveConfigCallback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and "ckpt_path" in self.config:
             self.config["ckpt_path"] = None  # where a fit started (a resume) is state, not part of its recipe
-        super().setup(trainer, pl_module, stage)
+        if self.folder is None:
+            super().setup(trainer, pl_module, stage)
+            return
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            text = self.parser.dump(self.config, skip_none=False)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(self.folder / self.config_filename, text)
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Send the resolved config to every logger (W&B, MLflow, TensorBoard, CSV), not only to
         ``config.yaml``: Lightning's ``SaveConfigCallback`` writes one file into the first logger's folder,
         which for ``WandbLogger`` is not the run (Lightning #7679)."""
-        resolved = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False))
+        resolved = yaml.safe_load(self.parser.dump(self.config))  # as config.yaml: no link targets
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": resolved})
 
@@ -92,6 +113,19 @@ def has_instance(callbacks: list[Any], kind: type) -> bool:
     return any(isinstance(c, kind) for c in callbacks)
 
 
+def best_checkpoint_monitor(
+    given: list[Any], monitor: str | None, monitor_mode: str, model: Any
+) -> tuple[str, str]:
+    """The metric that picks ``best.ckpt`` and its mode: ``--monitor``, else the first ``ModelCheckpoint``
+    of the config that monitors one, else the model's ``checkpoint_monitor`` attribute, else ``val_loss``."""
+    if monitor:
+        return monitor, monitor_mode
+    for callback in given:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor:
+            return callback.monitor, callback.mode
+    return getattr(model, "checkpoint_monitor", DEFAULT_MONITOR), monitor_mode
+
+
 def default_callbacks(
     run: RunDir,
     subcommand: str,
@@ -103,12 +137,13 @@ def default_callbacks(
     quiet: bool,
     every_n_minutes: float | None = None,
 ) -> list[Any]:
-    """The callbacks litforge adds to a run, each unless the config gives one of its kind: best/last
-    checkpoints, the model summary, a progress bar; for fit the learning curves, the loggers' resume, the
-    performance summary and the resilience callbacks; for predict ``predictions.csv``."""
+    """The callbacks litforge adds to a run: best/last checkpoints (also beside a ``ModelCheckpoint`` of the
+    config: ``--ckpt_path best``, ``--run NAME`` and resumes find the run by them); and, each unless the
+    config gives one of its kind, the model summary, a progress bar; for fit the learning curves, the
+    loggers' resume, the performance summary and the resilience callbacks; for predict ``predictions.csv``."""
     checkpointing = trainer_config.get("enable_checkpointing") is not False
     extra: list[Any] = []
-    if checkpointing and not has_instance(given, ModelCheckpoint):
+    if checkpointing:
         extra.append(RunCheckpoint(run.checkpoints, monitor, monitor_mode))
     if trainer_config.get("enable_model_summary") is not False and not has_instance(given, ModelSummary):
         extra.append(EagerModelSummary())  # Lightning's own summary would keep compiled modules eager
