@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 from tune_helpers import LR_SPACE
 
 from litforge.errors import UsageError
@@ -192,3 +193,22 @@ def test_cli_binary_space_file_is_one_line_exit_2(cli, tmp_path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and "not a text file" in lines[0], result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_stacked_configs_apply_in_order_as_in_fit(cli, tmp_path, write_space) -> None:
+    """``tune -c a.yaml --config b.yaml``: both files apply (b over a), as ``fit`` stacks them; the last
+    one alone would tune another model silently."""
+    (tmp_path / "a.yaml").write_text("model:\n  init_args:\n    hidden_dim: 24\n    dropout: 0.2\n")
+    (tmp_path / "b.yaml").write_text(
+        "model:\n  init_args:\n    dropout: 0.3\n"
+        "trainer:\n  max_epochs: 1\n  limit_train_batches: 3\n  limit_val_batches: 2\n"
+    )
+    space = write_space(
+        {"metric": "val_loss", "params": {"model.lr": {"type": "float", "low": 0.001, "high": 0.01}}}
+    )
+    result = cli("tune", "-c", "a.yaml", "--config", "b.yaml", "--space", str(space), "--n-trials", "1",
+                 "--no-plots", "--out", "tuned")  # fmt: skip
+    assert result.returncode == 0, result.output
+    best = yaml.safe_load((tmp_path / "tuned" / "best.yaml").read_text())
+    assert best["model"]["init_args"]["hidden_dim"] == 24 and best["model"]["init_args"]["dropout"] == 0.3
+    assert best["trainer"]["max_epochs"] == 1

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import sqlite3
 
+import lightning as L
 import optuna
 import pytest
+from lightning.pytorch.demos.boring_classes import BoringModel
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 from tune_helpers import LR_SPACE, check_dead_trial_sweeper
 
 from litforge.errors import UsageError
-from litforge.tune.optuna_backend import EpochsDone
+from litforge.tune.optuna_backend import EpochsDone, suggest
 from litforge.tune.optuna_factories import make_pruner, make_storage, progress, with_driver
-from litforge.tune.outputs import TrialRecord, study_from_records, write_plots
+from litforge.tune.outputs import TrialRecord, records_from_study, study_from_records, write_plots
 from litforge.tune.rungs import parse_rungs, value_at
 from litforge.tune.space import parse_space
+from litforge.tune.trial import EachEpoch, MetricTracker
 
 
 def _trial(state: TrialState, value: float | None = None, **user_attrs: str):
@@ -156,6 +159,35 @@ def test_trials_needing_more_than_there_is_are_refused_on_this_machine_and_warne
     )
 
 
+def test_list_choices_reach_the_trial_as_lists_and_the_plots_work(tmp_path, recwarn) -> None:
+    """``model.hidden: {type: categorical, choices: [[16], [32, 16]]}``: Optuna stores JSON text (its
+    storages and plots take scalars only); the trial, trials.csv and best.yaml get the lists."""
+    space = parse_space(
+        {
+            "metric": "val_loss",
+            "params": {
+                "model.hidden": {"type": "categorical", "choices": [[16], [32, 16], [64, 32]]},
+                "model.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True},
+            },
+        }
+    )
+    seen = []
+
+    def objective(trial):
+        hidden = suggest(trial, space.params[0])
+        seen.append(hidden)
+        return sum(hidden) * suggest(trial, space.params[1])
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(objective, n_trials=6)
+    assert all(isinstance(hidden, list) for hidden in seen) and len(seen) == 6
+    records = records_from_study(study, space)
+    assert [r.params["model.hidden"] for r in records] == seen
+    assert not [w for w in recwarn if "categorical distribution" in str(w.message)]
+    for plotted in (study, study_from_records(records, space)):  # Optuna's own study, and Ray's records
+        assert "parallel_coordinate.png" in {p.name for p in write_plots(plotted, tmp_path)}
+
+
 def test_plots_from_records_of_either_backend(tmp_path) -> None:
     space = parse_space(LR_SPACE)
     records = [
@@ -282,3 +314,37 @@ def test_a_space_key_reaches_an_injected_class_argument():
         SearchConfig(
             [*injected, "--model.optimizer", "torch.optim.SGD", "--data", "usermods.MyDataModule"], space, 0
         )
+
+
+class _LoggingBoring(BoringModel):
+    def validation_step(self, batch, batch_idx):
+        loss = self.step(batch)
+        self.log("val_loss", loss)
+        return loss
+
+
+@pytest.mark.parametrize("val_check_interval", [1.0, 0.5])
+def test_a_trial_reports_once_per_epoch_however_often_it_validates(val_check_interval) -> None:
+    """``val_check_interval: 0.5`` validates twice an epoch: the pruner still gets one report per epoch,
+    steps 1, 2, 3 (a second report of a step would be dropped by Optuna as a duplicate)."""
+    reports = []
+
+    class Pruning(L.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            reports.append(trainer.current_epoch)
+
+    tracker = MetricTracker("val_loss", maximize=False)
+    trainer = L.Trainer(
+        max_epochs=3,
+        limit_train_batches=4,
+        limit_val_batches=2,
+        val_check_interval=val_check_interval,
+        callbacks=[tracker, EachEpoch(Pruning())],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(_LoggingBoring())
+    assert reports == [0, 1, 2]
+    assert len(tracker.values) == 3

@@ -38,7 +38,14 @@ def build_parser() -> CommandParser:
         "--model.arch cnn, ...) applies to every trial.",
         formatter_class=StatedDefaultsFormatter,
     )
-    p.add_argument("--config", help="fit config (default: the packaged digits classifier)")
+    p.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        help="fit config; repeat it to stack files as fit does, later ones win (default: the packaged "
+        "digits classifier)",
+    )
     p.add_argument("--space", required=True, help="search-space YAML (see docs/tune.md)")
     p.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
     p.add_argument(
@@ -129,8 +136,9 @@ def main(command: str, argv: list[str]) -> int:
         from litforge.tune.ray_backend import check_local_gpus
 
         check_local_gpus(args.gpus_per_trial, args.address)
-    if args.config is not None and not Path(args.config).is_file():
-        raise UsageError(f"--config: no such file: {args.config}")
+    for config in args.config:
+        if not Path(config).is_file():
+            raise UsageError(f"--config: no such file: {config}")
     if args.backend == "optuna" and (args.workers or 1) > 1:
         from litforge.tune.worker_processes import start_importing_in_background
 
@@ -176,7 +184,7 @@ def main(command: str, argv: list[str]) -> int:
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
     )
-    config_args = ["--config", str(Path(args.config).resolve())] if args.config else []
+    config_args = [arg for config in args.config for arg in ("--config", str(Path(config).resolve()))]
     fit = SearchConfig(
         [*config_args, *fit_flags, *plateau_stop_flags(space, args.patience)], space, seed=plan.seed
     )

@@ -224,7 +224,7 @@ class EpochsDone:
 def suggest(trial: Any, param: Param) -> Any:
     """Ask an Optuna trial for one parameter of the space."""
     if param.type == "categorical":
-        return trial.suggest_categorical(param.key, list(param.choices))
+        return param.from_optuna(trial.suggest_categorical(param.key, list(param.optuna_choices)))
     if param.type == "int":
         return trial.suggest_int(param.key, param.low, param.high, step=param.step or 1, log=param.log)
     return trial.suggest_float(param.key, param.low, param.high, step=param.step, log=param.log)

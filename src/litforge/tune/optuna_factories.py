@@ -143,7 +143,7 @@ def make_sampler(name: str, space: SearchSpace, seed: int) -> Any:
             ) from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "grid":
-        return optuna.samplers.GridSampler({p.key: p.grid() for p in space.params}, seed=seed)
+        return optuna.samplers.GridSampler({p.key: p.optuna_grid() for p in space.params}, seed=seed)
     raise UsageError(f"--sampler {name}: expected tpe, random, cmaes or grid")
 
 

@@ -48,14 +48,15 @@ def epochs_of(trial: Any) -> int:
     return max(len(trial.intermediate_values), int(trial.user_attrs.get("epochs", 0)))
 
 
-def records_from_study(study: Any) -> list[TrialRecord]:
-    """Optuna trials -> records."""
+def records_from_study(study: Any, space: SearchSpace) -> list[TrialRecord]:
+    """Optuna trials -> records, with each parameter's value as the fit config takes it."""
+    params = {p.key: p for p in space.params}
     return [
         TrialRecord(
             number=t.number,
             state=t.state.name,
             value=t.value if t.state.name == "COMPLETE" else None,
-            params=dict(t.params),
+            params={k: params[k].from_optuna(v) if k in params else v for k, v in t.params.items()},
             duration_s=t.duration.total_seconds() if t.duration else None,
             intermediate=dict(t.intermediate_values),
             fail_reason=str(t.user_attrs.get("fail_reason", "")),
@@ -71,13 +72,14 @@ def study_from_records(records: list[TrialRecord], space: SearchSpace) -> Any:
 
     def distribution(param: Any) -> Any:
         if param.type == "categorical":
-            return CategoricalDistribution(list(param.choices))
+            return CategoricalDistribution(list(param.optuna_choices))
         kind = IntDistribution if param.type == "int" else FloatDistribution
         step = param.step if param.step is not None or param.type == "float" else 1
         return kind(param.low, param.high, log=param.log, step=step)
 
     optuna = import_optuna()
     study = optuna.create_study(direction=space.direction)
+    params = {p.key: p for p in space.params}
     distributions = {p.key: distribution(p) for p in space.params}
     for r in sorted(records, key=lambda r: r.number):
         if r.state not in ("COMPLETE", "PRUNED", "FAIL") or any(v is None for v in r.params.values()):
@@ -86,7 +88,7 @@ def study_from_records(records: list[TrialRecord], space: SearchSpace) -> Any:
             optuna.trial.create_trial(
                 state=optuna.trial.TrialState[r.state],
                 value=r.value,
-                params=r.params,
+                params={k: params[k].to_optuna(v) if k in params else v for k, v in r.params.items()},
                 distributions=distributions,
                 intermediate_values=r.intermediate,
             )

@@ -94,7 +94,7 @@ def _search_and_report(
             interrupted = stop
             print("litforge: interrupted; writing the outputs of the finished trials", file=sys.stderr)
             study = search.load_study(search.storage(), plan.seed)
-        records = records_from_study(study)
+        records = records_from_study(study, space)
     write_trials_csv(records, space, plan.out / "trials.csv")
     best = write_best(records, space, fit, plan.out)
     if plan.plots and study is not None:

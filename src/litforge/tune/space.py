@@ -19,6 +19,7 @@ checked here and against the fit config (``litforge.tune.fit_config``) before an
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,25 @@ class Param:
     step: float | None = None
     choices: tuple[Any, ...] = ()
 
+    @property
+    def optuna_choices(self) -> tuple[Any, ...]:
+        """The choices as Optuna stores them: a list or mapping choice (``[32, 16]``) becomes its compact
+        JSON text, since Optuna's storages and plots take only ``None``/bool/int/float/str choices."""
+        return tuple(_optuna_choice(choice) for choice in self.choices)
+
+    def from_optuna(self, value: Any) -> Any:
+        """The choice an Optuna value stands for (the list behind ``"[32, 16]"``); other values as given."""
+        if self.type != "categorical":
+            return value
+        return next((c for c in self.choices if _optuna_choice(c) == value), value)
+
+    def to_optuna(self, value: Any) -> Any:
+        """The value as Optuna stores it (the inverse of ``from_optuna``)."""
+        return _optuna_choice(value) if self.type == "categorical" else value
+
+    def optuna_grid(self) -> list[Any]:
+        return list(self.optuna_choices) if self.type == "categorical" else self.grid()
+
     def grid(self) -> list[Any]:
         """The values a grid search tries: the choices, or ``low, low+step, ..., high``."""
         if self.type == "categorical":
@@ -62,6 +82,12 @@ class Param:
         count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
         values = [self.low + i * self.step for i in range(count)]
         return [int(v) for v in values] if self.type == "int" else values
+
+
+def _optuna_choice(choice: Any) -> Any:
+    if choice is None or isinstance(choice, (bool, int, float, str)):
+        return choice
+    return json.dumps(choice, separators=(", ", ": "))
 
 
 @dataclass(frozen=True)

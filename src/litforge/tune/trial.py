@@ -37,36 +37,53 @@ def validates(trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
     return is_overridden("validation_step", pl_module) and trainer.limit_val_batches != 0
 
 
-class EachEpoch(L.Callback):
+class AtEpochEnd(L.Callback):
+    """Calls ``epoch_done`` once per training epoch that validated, after its last validation, or after
+    every training epoch of a model without a validation loop (its metric is then a training one, e.g.
+    ``train_loss``). With ``val_check_interval: 0.5`` an epoch validates twice and counts once, so the
+    pruners' rungs and ``--grace-period`` stay in epochs."""
+
+    def __init__(self) -> None:
+        self._validated = False
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = True
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._validated or not validates(trainer, pl_module):
+            self.epoch_done(trainer, pl_module)
+        self._validated = False
+
+    def epoch_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        raise NotImplementedError
+
+
+class EachEpoch(AtEpochEnd):
     """Hands a backend's per-epoch report callback the metric once per epoch, for any model.
 
     Optuna's ``PyTorchLightningPruningCallback`` and Ray's ``TuneReportCheckpointCallback`` report at
-    ``on_validation_end`` only, so a model without a validation loop was never pruned or reported. This
-    calls the wrapped callback's ``on_validation_end`` after each validation epoch, or after each training
-    epoch of a model without validation (its metric is then a training one, e.g. ``train_loss``).
+    each ``on_validation_end``: never for a model without a validation loop, and twice per epoch (one
+    report dropped as a duplicate step) with ``val_check_interval`` below 1. This calls the wrapped
+    callback's ``on_validation_end`` once per epoch (see ``AtEpochEnd``).
 
     Args:
         report: the backend's callback, e.g. ``PyTorchLightningPruningCallback(trial, monitor="val_loss")``.
     """
 
     def __init__(self, report: L.Callback) -> None:
+        super().__init__()
         self.report = report
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.report.on_fit_start(trainer, pl_module)
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and validates(trainer, pl_module):
-            self.report.on_validation_end(trainer, pl_module)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not validates(trainer, pl_module):
-            self.report.on_validation_end(trainer, pl_module)
+    def epoch_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.report.on_validation_end(trainer, pl_module)
 
 
-class MetricTracker(L.Callback):
-    """Records ``metric`` after every validation epoch (after every training epoch for a model without a
-    validation loop) and stops the trial when it is not finite.
+class MetricTracker(AtEpochEnd):
+    """Records ``metric`` once per epoch (see ``AtEpochEnd``) and stops the trial when it is not finite.
 
     Args:
         metric: the logged metric the search optimizes, e.g. ``val_loss``.
@@ -74,17 +91,13 @@ class MetricTracker(L.Callback):
     """
 
     def __init__(self, metric: str, maximize: bool) -> None:
+        super().__init__()
         self.metric = metric
         self.maximize = maximize
         self.values: list[float] = []
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self._record(trainer)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not validates(trainer, pl_module):
-            self._record(trainer)  # no validation: the metric is a training one (train_loss)
+    def epoch_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer)
 
     def _record(self, trainer: L.Trainer) -> None:
         value = trainer.callback_metrics.get(self.metric)
