@@ -141,6 +141,8 @@ BAD_REQUESTS = {
     "NaN": (('{"inputs": [' + _row("NaN") + "]}").encode(), 422),
     "infinity": (('{"inputs": [' + _row("-Infinity") + "]}").encode(), 422),
     "too many rows": (json.dumps({"inputs": [[1] * 64] * 33}).encode(), 413),
+    "one row not wrapped in a list": (json.dumps({"inputs": [1] * 64}).encode(), 422),
+    "a nested row of another shape": (json.dumps({"inputs": [[[1] * 8] * 7]}).encode(), 422),
     "body over the limit": (b'{"inputs": [' + b" " * 70_000 + b"]}", 413),
     "huge integer": (('{"inputs": [' + _row("1" + "0" * 5000) + "]}").encode(), 400),
 }
@@ -251,3 +253,23 @@ def test_a_port_in_use_exits_2_before_claiming_to_serve(cli, export_dir: Path) -
         f"litforge: error: --host 127.0.0.1 --port {port}: cannot listen there: Address already in use"
     )
     assert "serving" not in result.stdout
+
+
+def test_image_rows_may_come_nested_as_info_shows_them() -> None:
+    """An image model's input ``[batch, 3, 4, 4]``: a row is 48 numbers or lists nested [3][4][4], as the
+    ``.npy`` files of ``predict --artifact`` hold them; a nested row of another shape names where."""
+    import numpy as np
+
+    from litforge.serve.codecs import RequestError, RequestLimits, decode_rows, validate
+
+    limits = RequestLimits(row_width=48, row_shape=(3, 4, 4))
+    image = np.arange(48, dtype=np.float32).reshape(3, 4, 4)
+    payload = {"inputs": [image.tolist(), image.ravel().tolist()]}
+    validate(payload, limits)
+    assert np.array_equal(decode_rows(payload, (3, 4, 4), np.dtype("float32")), np.stack([image, image]))
+    with pytest.raises(
+        RequestError, match=r"inputs\[0\]\[2\] has 3 entries where a row nested as \[3, 4, 4\]"
+    ):
+        validate({"inputs": [[image[0].tolist(), image[1].tolist(), image[2, :3].tolist()]]}, limits)
+    with pytest.raises(RequestError, match=r"inputs\[0\] has 47 values; the model takes 48 \(or nested"):
+        validate({"inputs": [list(range(47))]}, limits)

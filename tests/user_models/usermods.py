@@ -520,6 +520,118 @@ class ReviewsData(L.LightningDataModule):
         return self._loader()
 
 
+# -- multi-label: four independent labels, BCEWithLogitsLoss, predict_step returns per-label probabilities --
+def multilabel_rows(n: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and their four 0/1 labels (the signs of the first four features)."""
+    x = torch.randn(n, 12, generator=torch.Generator().manual_seed(5))
+    return x, (x[:, :4] > 0).float()
+
+
+class MultiLabel(L.LightningModule):
+    label_names = ["red", "green", "blue", "round"]
+
+    def __init__(self, hidden: int = 16, lr: float = 0.02):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Linear(12, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # logits, one per label
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.binary_cross_entropy_with_logits(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", F.binary_cross_entropy_with_logits(self(x), y))
+
+    def predict_step(self, batch, batch_idx):
+        return torch.sigmoid(self(batch[0]))  # a probability per label
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class MultiLabelData(_TrainAndValidation):
+    def __init__(self, batch_size: int = 16):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def setup(self, stage: str | None = None) -> None:
+        x, y = multilabel_rows()
+        self.train_set, self.val_set = TensorDataset(x[:64], y[:64]), TensorDataset(x[64:], y[64:])
+
+
+# -- images from a file prepare_data writes; a CNN with adaptive pooling (it runs on any image size) --------
+class TinyCNN(L.LightningModule):
+    def __init__(self, channels: int = 4, num_classes: int = 3, lr: float = 0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2)
+        )
+        self.head = nn.Linear(channels * 4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", F.cross_entropy(self(x), y))
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class StaleExampleCNN(TinyCNN):
+    """``example_input_array`` left at an old image size: forward runs on it, the data is 8x8."""
+
+    def __init__(self, channels: int = 4, num_classes: int = 3, lr: float = 0.01):
+        super().__init__(channels, num_classes, lr)
+        self.example_input_array = torch.zeros(2, 1, 12, 12)
+
+
+class FileImageData(_TrainAndValidation):
+    """Writes ``<data_dir>/images.npz`` in ``prepare_data`` (as a download would) and reads it in ``setup``."""
+
+    def __init__(self, data_dir: str = "data", batch_size: int = 16):
+        super().__init__()
+        self.data_dir, self.batch_size = data_dir, batch_size
+
+    def prepare_data(self) -> None:
+        import os
+
+        import numpy as np
+
+        path = os.path.join(self.data_dir, "images.npz")
+        if not os.path.exists(path):
+            os.makedirs(self.data_dir, exist_ok=True)
+            y, x = torch.arange(96) % 3, torch.randn(96, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+            x[:, 0] += (torch.arange(8)[None, :, None] < 1 + 3 * y[:, None, None]).float()  # a band per class
+            np.savez(path, x=x.numpy(), y=y.numpy())
+
+    def setup(self, stage: str | None = None) -> None:
+        import os
+
+        import numpy as np
+
+        data = np.load(os.path.join(self.data_dir, "images.npz"))
+        x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
+        self.train_set, self.val_set = TensorDataset(x[:64], y[:64]), TensorDataset(x[64:], y[64:])
+
+
 # -- test scaffolding (not a user module): dies like kill -9 once, at a chosen step --------------------------
 class KillOnce(L.Callback):
     """SIGKILLs its own process once ``global_step`` reaches ``step`` unless ``marker`` exists (it is

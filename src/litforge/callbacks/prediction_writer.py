@@ -16,7 +16,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from litforge.atomic_files import atomic_path
 from litforge.errors import HINT, UsageError
 from litforge.predictions import csv_columns, output_head
-from litforge.predictions.forward_inputs import forward_inputs_from_batch
+from litforge.predictions.forward_inputs import predict_step_relation
 from litforge.predictions.output_head import Predictions
 
 
@@ -70,7 +70,10 @@ class CSVPredictionWriter(BasePredictionWriter):
                 self._head, _ = output_head.resolve_head(
                     pl_module, outputs.shape[1:], np.issubdtype(outputs.dtype, np.floating), classes
                 )
-                if not _is_forward_output(pl_module, batch, prediction):
+                relation = predict_step_relation(pl_module, batch, prediction)
+                if relation == "sigmoid":
+                    self._head = output_head.LABEL_PROBABILITIES
+                elif relation == "other":
                     self._head = output_head.predict_step_head(self._head, outputs)
         predictions = self._predictions(prediction)
         if self._rows == 0:
@@ -125,25 +128,6 @@ class CSVPredictionWriter(BasePredictionWriter):
         if self._head is None:  # a dict first, a tensor later: the module changed its mind mid-run
             raise UsageError("predict_step returned a dict for the first batch and a tensor later")
         return output_head.apply_head(self._head, _as_numpy(prediction))
-
-
-def _is_forward_output(module: L.LightningModule, batch: Any, prediction: Any) -> bool:
-    """Whether ``predict_step`` returned forward's output (checked once, on the first batch): always for
-    Lightning's own ``predict_step``; for the module's own, by running forward on the batch. ``True``
-    when forward cannot be called from the batch (the documented rule: a tensor is forward's output)."""
-    if not is_overridden("predict_step", module, parent=L.LightningModule):
-        return True
-    inputs = forward_inputs_from_batch(module, batch)
-    if inputs is None or not isinstance(prediction, torch.Tensor):
-        return True
-    args, kwargs = inputs
-    with torch.no_grad():
-        reference = module(*args, **kwargs)
-    if isinstance(reference, (tuple, list)) and reference:
-        reference = reference[0]
-    if not isinstance(reference, torch.Tensor) or reference.shape != prediction.shape:
-        return False
-    return bool(torch.allclose(reference.float(), prediction.float(), rtol=1e-4, atol=1e-6))
 
 
 def _as_numpy(value: Any) -> np.ndarray:

@@ -40,17 +40,20 @@ def export_module(
     real_batch: torch.Tensor | None = None,
     source: dict[str, Any] | None = None,
     benchmark: bool = False,
+    predict_step_sigmoid: bool = False,
 ) -> ExportResult:
     """Export ``module`` (in eval mode) to ``formats`` under ``out``, verify each, write export.json.
 
     ``classes``: what the module and its datamodule declare (default: the module alone); with the output
-    shape it decides the output head when the module declares none (``litforge.predictions.output_head``)."""
+    shape it decides the output head when the module declares none (``litforge.predictions.output_head``);
+    ``predict_step_sigmoid``: the module's ``predict_step`` returns sigmoid(forward) (a multi-label model)."""
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
     example_output = eager_outputs(module, spec.inputs)
     classes = classes or output_head.declared_classes(module)
+    floating = np.issubdtype(example_output.dtype, np.floating)
     head, why = output_head.resolve_head(
-        module, example_output.shape[1:], np.issubdtype(example_output.dtype, np.floating), classes
+        module, example_output.shape[1:], floating, classes, predict_step_sigmoid=predict_step_sigmoid
     )
     out.mkdir(parents=True, exist_ok=True)
     cases = parity_cases(spec, real_batch)
@@ -114,9 +117,11 @@ def _not_run(message: str) -> dict[str, Any]:
 
 
 def _class_labels(head: str, output: np.ndarray, classes: output_head.Classes) -> list[str] | None:
-    """The class names of a classifier whose output they fit (C names for C scores, 2 for one logit)."""
+    """The class names of a classifier whose output they fit (C names for C scores, 2 for one logit), or
+    the label names of a multi-label model (one per output)."""
     width = int(np.prod(output.shape[1:]))
-    if head != "classification" or not classes.names or len(classes.names) != max(width, 2):
+    fits = {"classification": max(width, 2), "multi_label": width}.get(head)
+    if not classes.names or len(classes.names) != fits:
         return None
     return classes.names
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import warnings
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,8 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
 from litforge.engine.checkpoint_fit import check_same_model_class
 from litforge.engine.run_dir import RunDir
-from litforge.errors import JobFailed, UsageError
-from litforge.predictions.forward_inputs import forward_inputs_from_batch
+from litforge.errors import JobFailed, UsageError, first_line
+from litforge.predictions.forward_inputs import forward_inputs_from_batch, predict_step_relation
 from litforge.predictions.output_head import Classes, declared_classes
 from litforge.resilience.checkpoint_file import note_if_unverified, read_checkpoint
 
@@ -39,6 +39,7 @@ class LoadedCheckpoint:
     checkpoint: Path
     classes: Classes = field(default_factory=Classes)  # declared by the module and the run's datamodule
     real_batch: torch.Tensor | None = None  # one batch of raw inputs from the run's datamodule
+    predict_step_sigmoid: bool = False  # predict_step returns sigmoid(forward) on that batch (multi-label)
     data_class_path: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -212,6 +213,19 @@ def _data_class(config: dict[str, Any], config_file: Path) -> type | None:
     return import_class(data_config["class_path"], L.LightningDataModule, f"{config_file} (data.class_path)")
 
 
+def _predict_step_is_sigmoid(module: L.LightningModule, batch: Any) -> bool:
+    """Whether ``predict_step`` returns sigmoid(forward) on ``batch``: a multi-label model, whose export
+    then applies the same sigmoid (see ``litforge.predictions.output_head``)."""
+    if not is_overridden("predict_step", module, parent=L.LightningModule):
+        return False
+    try:
+        with torch.no_grad():
+            prediction = module.predict_step(batch, 0)
+    except Exception:  # a predict_step that needs a trainer or another batch: the output head decides alone
+        return False
+    return predict_step_relation(module, batch, prediction) == "sigmoid"
+
+
 def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: type | None) -> Any:
     """One real batch from the run's datamodule, when it can be built offline; the datamodule or None."""
     if data_cls is None:
@@ -222,13 +236,15 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
     datamodule = None
     try:
         datamodule = data_cls(**(init_args if isinstance(init_args, dict) else {}))
+        datamodule.prepare_data()  # Lightning's order: a datamodule may write its files here
         datamodule.setup("predict")
         batch = next(iter(datamodule.predict_dataloader()))
         inputs = forward_inputs_from_batch(loaded.module, batch)
         tensors = [*inputs[0], *inputs[1].values()] if inputs else []
         loaded.real_batch = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else None
+        loaded.predict_step_sigmoid = _predict_step_is_sigmoid(loaded.module, batch)
     except Exception as err:  # the data may be unavailable where the export runs; exporting still works
-        note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {err})"
-        warnings.warn(f"{note}; verifying on random inputs only", stacklevel=2)
+        note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {first_line(err)})"
+        print(f"litforge: note: {note}; verifying on random inputs only", file=sys.stderr, flush=True)
         loaded.notes.append(note)
     return datamodule

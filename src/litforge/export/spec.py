@@ -82,9 +82,32 @@ def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None)
         raise UsageError(
             f"{type(module).__name__} cannot be exported: set `self.example_input_array` to one example "
             "input tensor (batch axis first) or define `litforge_export_spec()`; a run's datamodule "
-            "stands in only when its batches hold one input tensor"
+            "stands in when it loads and its batches hold one input tensor"
+        )
+    if data_batch is not None and is_stale_example(module, example, data_batch):
+        # the artifact would take only the example's row shape: the model's real inputs would be refused
+        raise UsageError(
+            f"{type(module).__name__}.example_input_array has rows of shape {tuple(example.shape[1:])} but "
+            f"its datamodule's batches have rows of shape {tuple(data_batch.shape[1:])}: the export would "
+            "take inputs the data does not have; make example_input_array one batch shaped like the data "
+            "(or remove it: a batch of the datamodule then stands in)"
         )
     return ExportSpec(inputs=(example,), input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+
+
+def is_stale_example(module: torch.nn.Module, example: torch.Tensor, data_input: torch.Tensor) -> bool:
+    """Whether ``example_input_array`` has other rows than the data although ``forward`` takes the data's
+    rows (a CNN with adaptive pooling runs on both sizes). A ``forward`` that fails on the data's rows takes
+    something else (a GAN's noise): its example is right."""
+    if data_input.shape[1:] == example.shape[1:]:
+        return False
+    rows = data_input[:2].to(example.dtype) if data_input.is_floating_point() else data_input[:2]
+    try:
+        with torch.no_grad():
+            module(rows)
+    except Exception:
+        return False
+    return True
 
 
 def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:

@@ -7,6 +7,7 @@ litforge predict --artifact runs/classifier/v0/export --input rows.csv   # -> ro
 
 - classification: ``prediction`` (class index), ``label`` (its name, when the classes have names),
   ``prob_<class name or index>...``;
+- multi_label: ``prediction_<label name or index>...`` (0 or 1 each), ``prob_<label name or index>...``;
 - regression (or any one value per sample): ``prediction``;
 - multi_output / custom: ``prediction_0 ... prediction_<K-1>`` (several values per sample, flattened).
 
@@ -25,16 +26,22 @@ from litforge.predictions.output_head import Predictions
 def header(predictions: Predictions, class_names: Sequence[str] | None) -> list[str]:
     """The column names for batches shaped like ``predictions``."""
     values = predictions.values
+    names = labels(predictions, class_names)
     columns = ["row"]
     if values.ndim == 1:
         columns.append("prediction")
     else:
-        columns += [f"prediction_{i}" for i in range(int(np.prod(values.shape[1:])))]
+        per_label = names if is_multi_label(predictions) and names else None
+        columns += [f"prediction_{i}" for i in (per_label or range(int(np.prod(values.shape[1:]))))]
     if predictions.probabilities is not None:
-        names = labels(predictions, class_names)
-        columns += ["label"] if names else []
+        columns += ["label"] if names and not is_multi_label(predictions) else []
         columns += [f"prob_{name}" for name in (names or range(predictions.probabilities.shape[1]))]
     return columns
+
+
+def is_multi_label(predictions: Predictions) -> bool:
+    """Probabilities with one 0/1 prediction per label (several per sample), not one class per sample."""
+    return predictions.probabilities is not None and predictions.values.ndim > 1
 
 
 def rows(
@@ -47,7 +54,7 @@ def rows(
         cells = [str(first_row + i)]
         cells += [str(v) for v in values[i]] if values is not None else [str(predictions.values[i])]
         if predictions.probabilities is not None:
-            cells += [names[int(predictions.values[i])]] if names else []
+            cells += [names[int(predictions.values[i])]] if names and values is None else []
             cells += [str(p) for p in predictions.probabilities[i]]
         yield cells
 

@@ -45,3 +45,32 @@ def _forward_keys(model: torch.nn.Module, batch: Mapping[str, Any]) -> list[str]
     if not set(required) <= set(batch):
         return []
     return required + [name for name in optional if name not in LABEL_KEYS]
+
+
+def predict_step_relation(module: torch.nn.Module, batch: Any, prediction: Any) -> str:
+    """What a ``predict_step`` tensor is, checked once on a real batch by running forward on it:
+    ``"forward"`` (forward's output: always for Lightning's own ``predict_step``, and when forward cannot be
+    called from the batch, the documented rule), ``"sigmoid"`` (the sigmoid of forward's several outputs
+    per sample: a multi-label model's probabilities) or ``"other"``."""
+    import lightning as L
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    if not is_overridden("predict_step", module, parent=L.LightningModule):
+        return "forward"
+    inputs = forward_inputs_from_batch(module, batch)
+    if inputs is None or not isinstance(prediction, torch.Tensor):
+        return "forward"
+    args, kwargs = inputs
+    with torch.no_grad():
+        reference = module(*args, **kwargs)
+    if isinstance(reference, (tuple, list)) and reference:
+        reference = reference[0]
+    if not isinstance(reference, torch.Tensor) or reference.shape != prediction.shape:
+        return "other"
+    reference, prediction = reference.float(), prediction.float()
+    if torch.allclose(reference, prediction, rtol=1e-4, atol=1e-6):
+        return "forward"
+    several = reference.ndim == 2 and reference.shape[1] > 1
+    if several and torch.allclose(torch.sigmoid(reference), prediction, rtol=1e-4, atol=1e-6):
+        return "sigmoid"
+    return "other"

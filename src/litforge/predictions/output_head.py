@@ -6,6 +6,8 @@ litforge serve <run>/export                       # the same -> head -> JSON
 
 classification  class scores (B, C) -> prediction = argmax, probabilities = softmax; for two classes one
                 logit (B,) or (B, 1) also works -> probabilities = [1 - sigmoid, sigmoid]
+multi_label     one logit per label (B, K), labels independent -> probabilities = sigmoid, prediction = one
+                0/1 per label (probability > 0.5)
 regression      one float per sample (B,) or (B, 1) -> prediction = the value
 multi_output    several floats per sample (B, K) that are not class scores -> prediction_0..K-1
 custom          anything else (integer outputs, several axes per sample) -> the raw values, flattened
@@ -14,9 +16,11 @@ A module declares its head with a class attribute, ``output_head = "regression"`
 is inferred from forward's output for one batch and from whether the module or datamodule declares
 classes (``num_classes``, ``class_names``): integer outputs or more than one axis per sample -> custom;
 one value per sample -> regression (classification when exactly two classes are declared); C values per
-sample -> classification when C classes are declared, else multi_output. Limits of the rule: a classifier
-that declares no classes reads as multi_output, and a regressor with several targets that happens to
-declare ``num_classes`` equal to its width reads as classification; declare ``output_head`` then.
+sample -> classification when C classes are declared, else multi_output; multi_label when the module's
+``predict_step`` returns the sigmoid of forward's several outputs (checked on a real batch). Limits of the
+rule: a classifier that declares no classes reads as multi_output, and a regressor with several targets
+that happens to declare ``num_classes`` equal to its width reads as classification; declare
+``output_head`` then.
 """
 
 from __future__ import annotations
@@ -30,15 +34,21 @@ import numpy as np
 
 from litforge.errors import UsageError
 
-HEADS = ("classification", "regression", "multi_output", "custom")
+HEADS = ("classification", "multi_label", "regression", "multi_output", "custom")
 # A classifier's predict_step that returns class probabilities itself: argmax, probabilities as they are.
 PROBABILITIES = "probabilities"
+# A multi-label model's predict_step that returns sigmoid(forward) itself: > 0.5, probabilities as they are.
+LABEL_PROBABILITIES = "label_probabilities"
 ATTRIBUTE = "output_head"
 # How export.json describes each head's postprocessing of the model output.
 POSTPROCESSING = {
     "classification": {
         "prediction": "argmax(output, axis=-1) (one logit per sample: sigmoid(output) > 0.5)",
         "probabilities": "softmax(output, axis=-1) (one logit per sample: [1 - sigmoid, sigmoid])",
+    },
+    "multi_label": {
+        "prediction": "sigmoid(output) > 0.5, one 0/1 per label",
+        "probabilities": "sigmoid(output), one per label",
     },
     "regression": {"prediction": "output, one float per sample"},
     "multi_output": {"prediction": "output, one list of floats per sample"},
@@ -119,14 +129,24 @@ def declared_head(module: Any) -> str | None:
 
 
 def resolve_head(
-    module: Any, row_shape: tuple[int, ...], floating: bool, classes: Classes
+    module: Any,
+    row_shape: tuple[int, ...],
+    floating: bool,
+    classes: Classes,
+    predict_step_sigmoid: bool = False,
 ) -> tuple[str, str]:
-    """(head, why) for a module whose output has ``row_shape`` per sample: declared, else inferred."""
+    """(head, why) for a module whose output has ``row_shape`` per sample: declared, else inferred;
+    ``predict_step_sigmoid``: its ``predict_step`` returns sigmoid(forward) (``predict_step_relation``)."""
     owner = type(module).__qualname__
     head = declared_head(module)
     if head is not None:
         _check_fits(head, row_shape, floating, f"{owner} declares {ATTRIBUTE} = {head!r}, but")
         return head, f"declared by {owner}.{ATTRIBUTE}"
+    if predict_step_sigmoid and floating and len(row_shape) == 1 and row_shape[0] > 1:
+        return (
+            "multi_label",
+            f"inferred: {owner}.predict_step returns sigmoid(forward), one probability per label",
+        )
     head, why = infer(row_shape, floating, classes.count)
     return head, f"inferred: {why}"
 
@@ -150,11 +170,11 @@ def infer(row_shape: tuple[int, ...], floating: bool, num_classes: int | None) -
 
 def _check_fits(head: str, row_shape: tuple[int, ...], floating: bool, prefix: str) -> None:
     width = math.prod(row_shape)
-    if head in ("classification", "regression", "multi_output") and not floating:
+    if head in ("classification", "multi_label", "regression", "multi_output") and not floating:
         raise UsageError(f"{prefix} the output is not floating point; declare 'custom'")
     if head == "regression" and width != 1:
         raise UsageError(f"{prefix} the output has {width} values per sample; declare 'multi_output'")
-    if head == "classification" and len(row_shape) > 1:
+    if head in ("classification", "multi_label") and len(row_shape) > 1:
         raise UsageError(f"{prefix} the output has shape {row_shape} per sample, not (classes,)")
 
 
@@ -185,6 +205,9 @@ def apply_head(head: str, outputs: np.ndarray) -> Predictions:
             exp = np.exp(rows - rows.max(axis=1, keepdims=True))
             probabilities = exp / exp.sum(axis=1, keepdims=True)
         return Predictions(probabilities.argmax(axis=1), probabilities)
+    if head in ("multi_label", LABEL_PROBABILITIES):
+        probabilities = rows if head == LABEL_PROBABILITIES else 1.0 / (1.0 + np.exp(-rows))
+        return Predictions((probabilities > 0.5).astype(np.int64), probabilities.astype(rows.dtype))
     if head == "regression":
         return Predictions(rows[:, 0])
     if head == "multi_output":

@@ -1,9 +1,10 @@
 """Request validation and response encoding for ``POST /predict`` (pure functions; no server needed).
 
-Request:  ``{"inputs": [[...], ...]}`` (one or many rows of raw features) or, for text models,
-``{"texts": ["...", ...]}``. Response: ``{"predictions": [...]}``, one entry per row (a class index, a
-value, or a list of values, by the model's output head), plus ``"probabilities": [[...]]`` and
-``"labels": [...]`` for a classifier (labels when its classes have names).
+Request:  ``{"inputs": [[...], ...]}`` (one or many rows of raw features, flat or nested as the model's
+input) or, for text models, ``{"texts": ["...", ...]}``. Response: ``{"predictions": [...]}``, one entry
+per row (a class index, a value, or a list of values: one 0/1 per label for a multi-label model, by the
+model's output head), plus ``"probabilities": [[...]]`` and ``"labels": [...]`` for a classifier (labels
+when its classes have names; a list of the positive labels' names per row for a multi-label model).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class RequestLimits:
     max_rows: int = 256
     max_text_chars: int = 20_000
     integer_bounds: tuple[int, int] | None = None  # an integer input's lowest and highest value (token ids)
+    row_shape: tuple[int, ...] = ()  # one row's shape, e.g. (3, 16, 16): a row is flat or nested so
 
 
 def parse_body(body: bytes) -> Any:
@@ -61,6 +63,10 @@ def validate(payload: Any, limits: RequestLimits) -> None:
     items = payload[key]
     if not isinstance(items, list) or not items:
         raise RequestError(422, f"'{key}' must be a non-empty list")
+    if key == "inputs" and type(items[0]) in (int, float):
+        raise RequestError(
+            422, "'inputs' is a list of rows: wrap a single row in brackets, {\"inputs\": [[...]]}"
+        )
     if len(items) > limits.max_rows:
         raise RequestError(413, f"{len(items)} rows in one request; the limit is {limits.max_rows}")
     if key == "texts":
@@ -71,13 +77,7 @@ def validate(payload: Any, limits: RequestLimits) -> None:
 
 def _validate_rows(rows: list[Any], limits: RequestLimits) -> None:
     for index, row in enumerate(rows):
-        if not isinstance(row, list):
-            raise RequestError(422, f"inputs[{index}] must be a list of {limits.row_width} numbers")
-        if len(row) != limits.row_width:
-            raise RequestError(
-                422, f"inputs[{index}] has {len(row)} values; the model takes {limits.row_width}"
-            )
-        for value in row:
+        for value in _row_values(row, f"inputs[{index}]", limits):
             if type(value) is not float and type(value) is not int:  # bool and str are not numbers
                 raise RequestError(422, f"inputs[{index}] has a non-numeric value {_as_json(value)}")
             if limits.integer_bounds is not None:
@@ -87,6 +87,33 @@ def _validate_rows(rows: list[Any], limits: RequestLimits) -> None:
                 raise RequestError(
                     422, f"inputs[{index}] has a non-finite or out-of-range value {_as_json(value)}"
                 )
+
+
+def _row_values(row: Any, where: str, limits: RequestLimits) -> list[Any]:
+    """A row's values: a flat list of ``row_width`` numbers, or lists nested as ``row_shape`` (an image's
+    ``[3][16][16]``, as ``/info`` shows its input)."""
+    nested = f" (or nested as {list(limits.row_shape)})" if len(limits.row_shape) > 1 else ""
+    if not isinstance(row, list):
+        raise RequestError(422, f"{where} must be a list of {limits.row_width} numbers{nested}")
+    if nested and row and isinstance(row[0], list):
+        return _nested_values(row, limits.row_shape, where, limits)
+    if len(row) != limits.row_width:
+        raise RequestError(422, f"{where} has {len(row)} values; the model takes {limits.row_width}{nested}")
+    return row
+
+
+def _nested_values(value: Any, shape: tuple[int, ...], where: str, limits: RequestLimits) -> list[Any]:
+    if not isinstance(value, list) or len(value) != shape[0]:
+        found = f"{len(value)} entries" if isinstance(value, list) else f"the value {_as_json(value)}"
+        raise RequestError(
+            422,
+            f"{where} has {found} where a row nested as {list(limits.row_shape)} has a list of {shape[0]}",
+        )
+    if len(shape) == 1:
+        return value
+    return [
+        v for i, part in enumerate(value) for v in _nested_values(part, shape[1:], f"{where}[{i}]", limits)
+    ]
 
 
 def _as_json(value: Any) -> str:
@@ -108,8 +135,11 @@ def _validate_texts(texts: list[Any], limits: RequestLimits) -> None:
 
 
 def decode_rows(payload: dict[str, Any], row_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A validated ``inputs`` payload -> array (N, *row_shape)."""
-    return np.asarray(payload["inputs"], dtype=dtype).reshape(-1, *row_shape)
+    """A validated ``inputs`` payload (flat or nested rows) -> array (N, *row_shape)."""
+    rows = payload["inputs"]
+    if all(not row or not isinstance(row[0], list) for row in rows):  # flat rows: one conversion
+        return np.asarray(rows, dtype=dtype).reshape(-1, *row_shape)
+    return np.stack([np.asarray(row, dtype=dtype).reshape(row_shape) for row in rows])
 
 
 def encode(predictions: Predictions, class_names: list[str] | None) -> dict[str, Any]:
@@ -118,7 +148,11 @@ def encode(predictions: Predictions, class_names: list[str] | None) -> dict[str,
     if predictions.probabilities is not None:
         response["probabilities"] = _json_values(predictions.probabilities)
         names = csv_columns.labels(predictions, class_names)
-        if names:
+        if names and csv_columns.is_multi_label(predictions):  # the names of each row's positive labels
+            response["labels"] = [
+                [n for n, on in zip(names, row, strict=True) if on] for row in predictions.values
+            ]
+        elif names:
             response["labels"] = [names[int(p)] for p in predictions.values]
     return response
 

@@ -37,6 +37,7 @@ def request_limits(folder: Path, record: dict[str, Any], options: ServeOptions) 
     return RequestLimits(
         request_format=request_format,
         row_width=int(np.prod([int(s) for s in only["shape"][1:]])),
+        row_shape=tuple(int(s) for s in only["shape"][1:]),
         max_rows=options.max_rows,
         integer_bounds=integer_bounds(only),
     )

@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
+from litforge.predictions.forward_inputs import forward_inputs_from_batch
 from litforge.testing.harness import GradientProbe, StepRecorder, fit_on_batch, step_loss, tiny_trainer
 from litforge.testing.subject import (
     DataLike,
@@ -99,9 +100,27 @@ def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
     if classes is not None and first.ndim == 2 and first.shape[1] != classes:
         raise AssertionError(f"forward output {shape_text(first)}: expected {classes} columns (num_classes)")
     if from_example:
+        _check_example_is_not_stale(module, subject.batch)
         return f"{inputs} (shaped like example_input_array) -> {', '.join(shape_text(t) for t in tensors)}"
     _check_example_input(module, model_input(module, prepare_batch(module, subject.batch)), first)
     return f"{inputs} -> {', '.join(shape_text(t) for t in tensors)}"
+
+
+def _check_example_is_not_stale(module: L.LightningModule, batch: Any) -> None:
+    """``example_input_array`` with other rows than the data, although ``forward`` takes the data's rows:
+    the export would be built for inputs the data does not have."""
+    from litforge.export.spec import is_stale_example
+
+    example = module.example_input_array
+    data_input = forward_inputs_from_batch(module, prepare_batch(module, batch))
+    tensors = [*data_input[0], *data_input[1].values()] if data_input else []
+    if not (isinstance(example, torch.Tensor) and len(tensors) == 1 and isinstance(tensors[0], torch.Tensor)):
+        return
+    if is_stale_example(module.eval(), example, tensors[0]):
+        raise AssertionError(
+            f"example_input_array is {shape_text(example)} but forward takes the data's "
+            f"{shape_text(tensors[0])}: a stale example_input_array (export would take only its shape)"
+        )
 
 
 def _declared_num_classes(module: L.LightningModule) -> int | None:

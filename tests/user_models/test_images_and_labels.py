@@ -1,0 +1,102 @@
+"""An image model whose datamodule writes its data in ``prepare_data``, and a multi-label model: exported,
+predicted from the export and served with the same values as ``predict`` from the checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import httpx
+import numpy as np
+from user_helpers import QUICK
+
+from serve_helpers import start_server, stop_server
+
+
+def _csv(path):
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_multi_label_model_predicts_exports_and_serves_per_label(project, user_cli):
+    """``predict_step`` returns sigmoid(forward): the export applies the same sigmoid (head multi_label),
+    not a softmax across labels; each label is 0/1 by its own probability, named by ``label_names``."""
+    import usermods
+
+    fit = user_cli(
+        "fit", "--model", "usermods.MultiLabel", "--data", "usermods.MultiLabelData", *QUICK, "--run", "ml"
+    )
+    assert fit.returncode == 0, fit.output
+    run = project / "runs" / "multilabel" / "ml"
+    assert user_cli("predict", "--run", "ml").returncode == 0
+    from_checkpoint = _csv(run / "predictions.csv")
+    names = ["red", "green", "blue", "round"]
+    assert list(from_checkpoint[0]) == [
+        "row",
+        *(f"prediction_{n}" for n in names),
+        *(f"prob_{n}" for n in names),
+    ]
+    for row in from_checkpoint:
+        assert all(row[f"prediction_{n}"] == str(int(float(row[f"prob_{n}"]) > 0.5)) for n in names)
+
+    exported = user_cli("export", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--format", "onnx")
+    assert exported.returncode == 0, exported.output
+    assert json.loads((run / "export" / "export.json").read_text())["output_head"] == "multi_label"
+    x, _ = usermods.multilabel_rows()
+    np.savetxt(project / "rows.csv", x[64:67].numpy(), delimiter=",")  # the first rows predict saw
+    predicted = user_cli("predict", "--artifact", str(run / "export"), "--input", "rows.csv")
+    assert predicted.returncode == 0, predicted.output
+    from_artifact = _csv(project / "rows.predictions.csv")
+    for a, b in zip(from_artifact, from_checkpoint[:3], strict=True):
+        assert a.keys() == b.keys()
+        assert np.allclose([float(v) for v in a.values()], [float(v) for v in b.values()], atol=1e-5)
+
+    with (project / "serve.log").open("w") as log:
+        server, base = start_server(run / "export", log, cwd=project)
+        try:
+            answer = httpx.post(f"{base}/predict", json={"inputs": x[64:66].tolist()}, timeout=60)
+        finally:
+            stop_server(server)
+    assert answer.status_code == 200, answer.text
+    served = answer.json()
+    expected = [[int(row[f"prediction_{n}"]) for n in names] for row in from_checkpoint[:2]]
+    assert served["predictions"] == expected
+    assert served["labels"] == [[n for n, on in zip(names, row, strict=True) if on] for row in expected]
+
+
+def test_an_image_model_exports_from_data_its_datamodule_prepares_and_serves_nested_images(project, user_cli):
+    images = ["--model", "usermods.TinyCNN", "--data", "usermods.FileImageData"]
+    fit = user_cli("fit", *images, *QUICK, "--run", "cnn")
+    assert fit.returncode == 0, fit.output
+    run = project / "runs" / "tinycnn" / "cnn"
+    shutil.rmtree(project / "data")  # a fresh machine: the export prepares the data as fit did
+    exported = user_cli("export", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--format", "onnx")
+    assert exported.returncode == 0, exported.output
+    cases = json.loads((run / "export" / "export.json").read_text())["formats"]["onnx"]["parity"]["cases"]
+    assert any(case["case"].startswith("real batch") for case in cases), cases
+    assert (project / "data" / "images.npz").is_file()
+
+    image = np.load(project / "data" / "images.npz")["x"][:2]  # (2, 1, 8, 8), as /info shows the input
+    with (project / "serve.log").open("w") as log:
+        server, base = start_server(run / "export", log, cwd=project)
+        try:
+            nested = httpx.post(f"{base}/predict", json={"inputs": image.tolist()}, timeout=60)
+            flat = httpx.post(f"{base}/predict", json={"inputs": image.reshape(2, -1).tolist()}, timeout=60)
+        finally:
+            stop_server(server)
+    assert nested.status_code == 200, nested.text
+    assert nested.json() == flat.json()
+
+    # example_input_array left at 12x12 while the data is 8x8: check and export both say so
+    stale = ["--model", "usermods.StaleExampleCNN", "--data", "usermods.FileImageData"]
+    checked = user_cli("check", *stale, "--only", "forward")
+    assert checked.returncode == 1 and "a stale example_input_array" in checked.output, checked.output
+    assert user_cli("fit", *stale, *QUICK, "--trainer.max_epochs", "1", "--run", "stale").returncode == 0
+    stale_ckpt = project / "runs" / "staleexamplecnn" / "stale" / "checkpoints" / "last.ckpt"
+    refused = user_cli("export", "--ckpt", str(stale_ckpt))
+    assert refused.returncode == 2, refused.output
+    assert (
+        "example_input_array has rows of shape (1, 12, 12) but its datamodule's batches have rows of shape"
+        in (refused.stderr)
+    )
