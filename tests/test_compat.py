@@ -141,3 +141,44 @@ def test_dynamo_counts_graphs_and_recompilations() -> None:
     double(torch.ones(3, dtype=torch.float64))  # another dtype: a guard fails, Dynamo recompiles
     assert compiled_graph_count() == graphs + 2
     assert len(recompilation_ids() - recompiles) == 1
+
+
+def test_the_epoch_aggregates_of_the_training_loop(tmp_path) -> None:
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from litforge._compat import lightning as compat
+
+    class Logs(BoringModel):
+        def training_step(self, batch, batch_idx):
+            out = super().training_step(batch, batch_idx)
+            self.log("m", 2.0, on_step=False, on_epoch=True)
+            self.log("top", float(batch_idx), on_step=False, on_epoch=True, reduce_fx="max")
+            return out
+
+    seen: dict[str, object] = {}
+
+    class Probe(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if batch_idx == 1:
+                aggregates = compat.epoch_aggregates(trainer)
+                seen["states"] = {k: compat.aggregate_state(m) for k, m in aggregates.items()}
+                for key, metric in aggregates.items():  # as if the batches before a resume ran twice
+                    compat.add_to_aggregate(metric, seen["states"][key])
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            seen["m"], seen["top"] = (
+                trainer.callback_metrics["m"].item(),
+                trainer.callback_metrics["top"].item(),
+            )
+
+    trainer = L.Trainer(
+        default_root_dir=tmp_path, max_epochs=1, limit_train_batches=3, limit_val_batches=0, callbacks=[Probe()],
+        enable_progress_bar=False, enable_model_summary=False, logger=False, enable_checkpointing=False,
+    )  # fmt: skip
+    trainer.fit(Logs())
+    states = seen["states"]
+    assert {s["reduction"] for s in states.values()} == {"mean", "max"}
+    mean = next(s for s in states.values() if s["reduction"] == "mean")
+    assert mean["count"].item() > 0 and mean["value"].item() == 2.0 * mean["count"].item()  # a sum, its weights
+    assert seen["m"] == 2.0 and seen["top"] == 2.0  # a mean of 2.0s stays 2.0; the max is batch 2's

@@ -20,7 +20,15 @@ from litforge.resilience import AtomicCheckpointIO, PeriodicCheckpoint, resilien
 
 
 class OneCycleClassifier(Classifier):
-    """Reads ``trainer.estimated_stepping_batches`` in ``configure_optimizers`` (Lightning #20550)."""
+    """Reads ``trainer.estimated_stepping_batches`` in ``configure_optimizers`` (Lightning #20550), and
+    logs epoch aggregates as users do (``train_mean_epoch``: Lightning restarts such sums at a resume)."""
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.log("train_mean", loss.detach(), on_step=False, on_epoch=True)
+        self.log("train_max", loss.detach(), on_step=False, on_epoch=True, reduce_fx="max")
+        self.log("seen", float(batch_idx + 1), on_step=False, on_epoch=True, reduce_fx="sum")
+        return loss
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
@@ -36,12 +44,12 @@ def fit(
     ckpt_path: Path | None = None,
     patience: int | None = None,
     val_every: int = 3,
-) -> tuple[dict, dict, int, int]:
+) -> tuple[dict, dict, int, int, dict]:
     """2 epochs x 5 batches (of the 40 the loader has: the epochs stop before the loader runs out),
     validation every ``val_every`` batches; checkpoints at every step boundary (``batch-end/``,
     including each epoch's last batch), every epoch end and every validation end. With ``patience``, up
     to 3 epochs and an ``EarlyStopping`` that stops after ``patience`` validations without improvement.
-    Returns the final model state, optimizer state, global step and epoch."""
+    Returns the final model state, optimizer state, global step, epoch and each ended epoch's aggregates."""
     L.seed_everything(7, verbose=False)
     data = DigitsDataModule(batch_size=32, seed=3, fast_path=fast_path)
     model = model_class(hidden_dim=16, dropout=0.3, input_mean=data.feature_mean, input_std=data.feature_std)
@@ -68,8 +76,28 @@ def fit(
         default_root_dir=root,
         callbacks=callbacks,
     )
+    epochs = EpochValues()
+    trainer.callbacks.append(epochs)
     trainer.fit(model, data, ckpt_path=ckpt_path)
-    return model.state_dict(), trainer.optimizers[0].state_dict(), trainer.global_step, trainer.current_epoch
+    return (
+        model.state_dict(),
+        trainer.optimizers[0].state_dict(),
+        trainer.global_step,
+        trainer.current_epoch,
+        epochs.values,
+    )
+
+
+class EpochValues(L.Callback):
+    """The epoch aggregates each epoch ended with: ``{epoch: {"train_mean": ..., ...}}``."""
+
+    def __init__(self) -> None:
+        self.values: dict[int, dict[str, float]] = {}
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        logged = trainer.callback_metrics
+        names = ("train_mean", "train_max", "seen")
+        self.values[trainer.current_epoch] = {n: logged[n].item() for n in names if n in logged}
 
 
 ONECYCLE_ONLY = {
@@ -118,7 +146,7 @@ def test_resume_from_checkpoints_is_bitwise_exact(
     final_step: int,
     stopped_mid_epoch: set[str],
 ) -> None:
-    def run(root: Path, ckpt_path: Path | None = None) -> tuple[dict, dict, int, int]:
+    def run(root: Path, ckpt_path: Path | None = None) -> tuple[dict, dict, int, int, dict]:
         return fit(root, model_class, fast_path, ckpt_path, patience=patience, val_every=val_every)
 
     reference = run(tmp_path / "reference")
@@ -137,9 +165,11 @@ def test_resume_from_checkpoints_is_bitwise_exact(
         resumed_root.mkdir()
         start = shutil.copy(checkpoint, resumed_root / "start.ckpt")
         resumed = run(resumed_root, Path(start))
-        expected = reference[2:]
+        expected = reference[2:4]
         if name in stopped_mid_epoch:  # the same step, without that epoch's end (see StopRequest)
             expected = (reference[2], reference[3] - 1)
-        assert resumed[2:] == expected, f"{name}: (step, epoch) {resumed[2:]} != {expected}"
+        assert resumed[2:4] == expected, f"{name}: (step, epoch) {resumed[2:4]} != {expected}"
+        for epoch, values in resumed[4].items():  # the epochs this run ended, also the one it resumed in
+            assert values == reference[4][epoch], f"{name}: epoch {epoch} aggregates"
         assert_bitwise_equal(resumed[0], reference[0], f"{name}: model")
         assert_bitwise_equal(resumed[1], reference[1], f"{name}: optimizer")

@@ -178,7 +178,10 @@ def test_kill_9_mid_study_then_rerun_finishes_exactly_n_trials(tmp_path, write_s
     assert states[killed.number] == "FAIL"
     retries = [t for t in finished if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1 and retries[0].params == killed.params  # the killed trial ran again
-    assert len(_rows(out / "trials.csv")) == len(study.get_trials())
+    rows = _rows(out / "trials.csv")
+    assert len(rows) == len(study.get_trials())
+    by_number = {int(row["number"]): row for row in rows}
+    assert "its worker stopped (kill -9" in by_number[killed.number]["fail_reason"]  # not an empty reason
 
 
 @pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~30 s on an idle one
@@ -216,7 +219,10 @@ def test_trials_of_dead_workers_with_or_without_a_heartbeat_are_retried_on_resum
     assert len(finished) == 2  # the two retries: n_trials in total
     retried = {t.system_attrs["failed_trial"]: t.params for t in finished}
     assert retried == {t.number: t.params for t in dead}  # each dead trial ran again with its parameters
-    assert len(_rows(out / "trials.csv")) == len(study.get_trials())
+    rows = _rows(out / "trials.csv")
+    assert len(rows) == len(study.get_trials())
+    by_number = {int(row["number"]): row for row in rows}
+    assert all("its worker stopped (kill -9" in by_number[t.number]["fail_reason"] for t in dead)
 
 
 @pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
@@ -313,6 +319,10 @@ def test_a_refused_search_leaves_nothing_and_a_study_keeps_its_metric(cli, tmp_p
     done = cli("tune", "--space", str(train_space), *args, *no_val, timeout=TUNE_TIMEOUT)
     assert done.returncode == 0, done.output[-3000:]
     assert [r["epochs"] for r in _rows(out / "trials.csv")] == ["2", "2"]
+    # The same study with another fit config: its trials would not compare; refused, naming the change.
+    longer = cli("tune", "--space", str(train_space), *args, *no_val, "--trainer.max_epochs", "3")
+    assert longer.returncode == 2, longer.output
+    assert "ran another fit config (trainer.max_epochs: 2 -> 3)" in longer.stderr
     # The study in that folder optimizes train_loss_epoch: another metric is refused, the study kept.
     other = cli("tune", "--space", str(write_space(LR_SPACE, "val.yaml")), *args, timeout=TUNE_TIMEOUT)
     assert other.returncode == 2 and "optimizes train_loss_epoch" in other.stderr, other.output

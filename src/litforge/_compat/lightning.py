@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.fabric.utilities.types import _Stateful
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -39,6 +40,39 @@ def validation_follows(trainer: L.Trainer) -> bool:
     intervals, a stop request)."""
     fit_loop = trainer.fit_loop
     return bool(fit_loop.epoch_loop._should_check_val_fx(fit_loop._data_fetcher))
+
+
+# -- the running epoch aggregates of self.log(..., on_epoch=True) -------------------------------------------
+def epoch_aggregates(trainer: L.Trainer) -> dict[str, Any]:
+    """The training loop's running aggregates of tensors logged with ``on_epoch=True``: ``{key: metric}``,
+    each with ``value`` (a sum, max or min so far) and, for a mean, ``cumulated_batch_size``."""
+    results = trainer.fit_loop.epoch_loop._results
+    return {
+        key: metric
+        for key, metric in results.items()
+        if getattr(metric, "is_tensor", False) and metric.meta.on_epoch
+    }
+
+
+def aggregate_state(metric: Any) -> dict[str, Any]:
+    """One aggregate's state as plain tensors: its reduction, value and (a mean's) summed batch sizes."""
+    meta = metric.meta
+    reduction = "mean" if meta.is_mean_reduction else "max" if meta.is_max_reduction else "min"
+    reduction = "sum" if meta.is_sum_reduction else reduction
+    count = metric.cumulated_batch_size.detach().cpu() if reduction == "mean" else None
+    return {"reduction": reduction, "value": metric.value.detach().cpu(), "count": count}
+
+
+def add_to_aggregate(metric: Any, state: dict[str, Any]) -> None:
+    """Fold ``state`` (an ``aggregate_state``) into ``metric``: what the batches before a resume added."""
+    saved = state["value"].to(metric.value.device, metric.value.dtype)
+    if state["reduction"] in ("mean", "sum"):
+        metric.value = metric.value + saved  # a + b == b + a in floating point: the same sum as unbroken
+    else:
+        metric.value = (torch.maximum if state["reduction"] == "max" else torch.minimum)(metric.value, saved)
+    if state["count"] is not None:
+        metric.cumulated_batch_size = metric.cumulated_batch_size + state["count"].to(metric.value.device)
+    metric._computed = None  # torchmetrics caches compute() until the next update
 
 
 # -- ModelCheckpoint's bookkeeping ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ on other machines with the same ``--storage`` and ``--study-name`` join the same
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -18,10 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from litforge.errors import LitforgeError, UsageError
 from litforge.processes.heap import freeze_loaded_heap
 from litforge.processes.lifetime import exit_when_gone
 from litforge.tune.dead_trials import STALE_AFTER_HEARTBEATS, DeadTrialSweeper, has_heartbeat
+from litforge.tune.fit_config import parsed_fit
 from litforge.tune.optuna_factories import import_optuna, make_pruner, make_sampler, make_storage, progress
 from litforge.tune.outputs import epochs_of
 from litforge.tune.rungs import Rung
@@ -93,6 +97,7 @@ def run_optuna(search: OptunaSearch) -> Any:
             f"study '{search.study_name}' in {search.storage_url} optimizes {recorded}, the space file says "
             f"{search.space.metric}; use another --study-name"
         )
+    _check_same_fit_config(study, search)
     context = worker_context()
     ready = context.Barrier(search.workers)  # all workers start their first trial together
     children = [
@@ -109,6 +114,40 @@ def run_optuna(search: OptunaSearch) -> Any:
         for child in children:
             child.join()
     return search.load_study(storage, search.seed)
+
+
+def _check_same_fit_config(study: Any, search: OptunaSearch) -> None:
+    """A study's trials compare only when they ran the same fit config (its values, whatever files and flags
+    gave them), and ``best.yaml`` reproduces the best trial only with it: a rerun with another one (say
+    ``--trainer.max_epochs 1`` after 2) is refused, naming what changed."""
+    fit = parsed_fit(search.runner.fit_args)
+    config = _flat(yaml.safe_load(fit.dump(fit.config)))
+    recorded = study.user_attrs.get("fit_config")
+    if recorded is None:
+        study.set_user_attr("fit_config", config)
+        return
+    changed = [
+        f"{key}: {json.dumps(recorded.get(key))} -> {json.dumps(config.get(key))}"
+        for key in sorted(set(recorded) | set(config))
+        if recorded.get(key) != config.get(key)
+    ]
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise UsageError(
+            f"study '{search.study_name}' in {search.storage_url} ran another fit config "
+            f"({', '.join(changed[:3])}{more}): its trials would not compare with the new ones and its "
+            "best.yaml would not reproduce them; use another --study-name (or --out)"
+        )
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config -> ``{"trainer.max_epochs": 2, ...}`` (lists kept whole)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, inner in value.items():
+        flat.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 def _child_worker(search: OptunaSearch, index: int, ready: Any, main_pid: int) -> None:
@@ -152,6 +191,7 @@ def run_worker(search: OptunaSearch, index: int, ready: Any = None, storage: Any
         with contextlib.suppress(threading.BrokenBarrierError):
             ready.wait(timeout=_READY_TIMEOUT_S)
     deadline = None if search.timeout_s is None else time.monotonic() + search.timeout_s
+    said_waiting = False
     while True:
         if sweeper is not None:
             sweeper.sweep(study)
@@ -163,6 +203,16 @@ def run_worker(search: OptunaSearch, index: int, ready: Any = None, storage: Any
         if remaining <= 0:
             if sweeper is None:  # a dead worker's trial would be waited for forever
                 return
+            if (
+                index == 0 and not said_waiting
+            ):  # a resume after kill -9 waits here for grace_s, silent before
+                said_waiting = True
+                print(
+                    f"litforge: waiting for {now.running} running trial(s); one whose worker is gone (kill -9) "
+                    f"fails after {grace_s:g} s without a heartbeat and runs again",
+                    file=sys.stderr,
+                    flush=True,
+                )
             time.sleep(_WAIT_POLL_S)
             continue
         study.optimize(

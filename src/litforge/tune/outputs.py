@@ -19,6 +19,9 @@ from litforge.tune.fit_config import SearchConfig
 from litforge.tune.optuna_factories import import_optuna
 from litforge.tune.space import SearchSpace
 
+# A FAIL without a recorded reason: its worker never finished it (see optuna_factories.progress).
+WORKER_GONE = "its worker stopped (kill -9, Ctrl+C or a crash); the study runs these parameters again"
+
 
 @dataclass(frozen=True)
 class TrialRecord:
@@ -59,7 +62,7 @@ def records_from_study(study: Any, space: SearchSpace) -> list[TrialRecord]:
             params={k: params[k].from_optuna(v) if k in params else v for k, v in t.params.items()},
             duration_s=t.duration.total_seconds() if t.duration else None,
             intermediate=dict(t.intermediate_values),
-            fail_reason=str(t.user_attrs.get("fail_reason", "")),
+            fail_reason=str(t.user_attrs.get("fail_reason", WORKER_GONE if t.state.name == "FAIL" else "")),
             epochs_trained=epochs_of(t),
         )
         for t in study.get_trials(deepcopy=False)
