@@ -72,3 +72,19 @@ def test_csv_errors_name_the_problem(tmp_path, content, kwargs, needle):
 def test_bad_split_fractions_are_rejected():
     with pytest.raises(ValueError, match="val_fraction"):
         DigitsDataModule(val_fraction=0.6, test_fraction=0.5)
+
+
+@pytest.mark.parametrize(
+    ("label", "needle"),
+    [
+        (lambda i: f"{i * 0.37:.2f}", "holds fractional numbers"),
+        (lambda i: str(i), "has 40 distinct labels in 40 rows"),
+    ],
+    ids=["fractional", "a-label-per-row"],
+)
+def test_a_regression_target_is_refused_as_labels(tmp_path, label, needle) -> None:
+    """A float target read as class labels trained a 300-class classifier that learned nothing, silently."""
+    path = tmp_path / "reg.csv"
+    path.write_text("a,b,y\n" + "".join(f"{i},{i % 7},{label(i)}\n" for i in range(40)))
+    with pytest.raises(ValueError, match=needle):
+        CSVDataModule(str(path), label_column="y")

@@ -14,7 +14,9 @@ from litforge.data.in_memory import InMemoryDataModule
 
 
 class CSVDataModule(InMemoryDataModule):
-    """Reads ``path`` (with a header row); labels may be numbers or strings (sorted into class names).
+    """Reads ``path`` (with a header row); labels may be numbers or strings (sorted into class names). A
+    label column that reads as a regression target (fractional numbers, a distinct value in most rows)
+    is refused.
 
     Args:
         path: the CSV file.
@@ -75,8 +77,26 @@ class CSVDataModule(InMemoryDataModule):
             raise ValueError(f"data.path: non-numeric feature value in {self.path}: {err}") from None
         raw_labels = [row[self.label_column] for row in rows]
         class_names = sorted(set(raw_labels), key=_numeric_first)
+        self._check_classification(raw_labels, class_names)
         index = {name: i for i, name in enumerate(class_names)}
         return features, np.array([index[label] for label in raw_labels], dtype=np.int64), class_names
+
+
+    def _check_classification(self, labels: list[str], class_names: list[str]) -> None:
+        """Refuse a label column that reads as a regression target: fractional numbers, or a distinct
+        value in (nearly) every row; a class per value would train a classifier that cannot learn."""
+        where = f"data.label_column: {self.label_column!r} of {self.path}"
+        fractional = next((v for v in class_names if _numeric_first(v)[0] == 0 and float(v) % 1), None)
+        if fractional is not None:
+            raise ValueError(
+                f"{where} holds fractional numbers (e.g. {fractional}); CSVDataModule trains a classifier "
+                "on labels: a regression target needs a LightningDataModule and a model of your own"
+            )
+        if len(labels) >= 20 and len(class_names) > len(labels) // 2:
+            raise ValueError(
+                f"{where} has {len(class_names)} distinct labels in {len(labels)} rows: a class per value "
+                "cannot be learned (a regression target? that needs a datamodule and model of your own)"
+            )
 
 
 def _numeric_first(value: str) -> tuple[int, float | str]:
