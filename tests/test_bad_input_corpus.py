@@ -53,6 +53,15 @@ def _write_inputs(folder: Path) -> None:
     (folder / "truncated.ckpt").write_bytes(whole[: len(whole) // 2])  # an interrupted copy
     (folder / "whole.ckpt").unlink()
     (folder / "data_typo.yaml").write_text("data:\n  init_args:\n    batchsize: 8\n")
+    (folder / "trainer_typo.yaml").write_text("trainer:\n  max_step: 3\n")
+    (folder / "section_typo.yaml").write_text("trainr:\n  max_steps: 3\n")
+    (folder / "callback_typo.yaml").write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n"
+        "      init_args: {monitor: val_loss, patiense: 3}\n"
+    )
+    (folder / "no_init_args.yaml").write_text(
+        "data:\n  class_path: litforge.data.DigitsDataModule\n  batch_size: 8\n"
+    )
     (folder / "afile").write_text("a file where a folder is expected\n")
     (folder / "export").mkdir()
 
@@ -72,7 +81,23 @@ CASES = [
         "data_typo.yaml: data.init_args.batchsize: DigitsDataModule has no argument 'batchsize' (did you",
     ),
     # a callback's argument: not blamed on the model or the data
-    (["fit", "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.patiense", "3"], "Option 'patiense'"),
+    (
+        ["fit", "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.patiense", "3"],
+        "--trainer.callbacks.patiense: EarlyStopping has no argument 'patiense' (did you mean patience?)",
+    ),
+    (
+        ["fit", "--config", "callback_typo.yaml"],
+        "callback_typo.yaml: trainer.callbacks[0].init_args.patiense: EarlyStopping has no argument 'patiense'",
+    ),
+    (
+        ["fit", "--config", "trainer_typo.yaml"],
+        "trainer_typo.yaml: trainer.max_step: no such option (did you mean",
+    ),
+    (
+        ["fit", "--config", "section_typo.yaml"],
+        "section_typo.yaml: trainr.max_steps: no such option (did you mean",
+    ),
+    (["fit", "--config", "no_init_args.yaml"], "no_init_args.yaml: data: batch_size goes under init_args"),
     (
         ["serve", "export", "--prot", "8000"],
         "error: serve: unrecognized arguments: --prot 8000 (did you mean --port?)",

@@ -180,5 +180,7 @@ def test_the_epoch_aggregates_of_the_training_loop(tmp_path) -> None:
     states = seen["states"]
     assert {s["reduction"] for s in states.values()} == {"mean", "max"}
     mean = next(s for s in states.values() if s["reduction"] == "mean")
-    assert mean["count"].item() > 0 and mean["value"].item() == 2.0 * mean["count"].item()  # a sum, its weights
+    assert (
+        mean["count"].item() > 0 and mean["value"].item() == 2.0 * mean["count"].item()
+    )  # a sum, its weights
     assert seen["m"] == 2.0 and seen["top"] == 2.0  # a mean of 2.0s stays 2.0; the max is batch 2's

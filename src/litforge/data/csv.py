@@ -81,7 +81,6 @@ class CSVDataModule(InMemoryDataModule):
         index = {name: i for i, name in enumerate(class_names)}
         return features, np.array([index[label] for label in raw_labels], dtype=np.int64), class_names
 
-
     def _check_classification(self, labels: list[str], class_names: list[str]) -> None:
         """Refuse a label column that reads as a regression target: fractional numbers, or a distinct
         value in (nearly) every row; a class per value would train a classifier that cannot learn."""

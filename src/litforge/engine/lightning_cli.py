@@ -24,6 +24,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from litforge._compat.lightning_cli import HookedLightningCLI
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR, RunCheckpoint
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
+from litforge.engine.config_mistakes import config_mistake, misplaced_init_args
 from litforge.engine.config_sources import (
     CommandLine,
     class_path_of,
@@ -262,7 +263,13 @@ class LitforgeCLI(HookedLightningCLI):
         try:
             super().parse_arguments(parser, args)
         except UsageError as error:
-            if (named := init_arg_problem(str(error), self.command_line)) is None:
+            line, message = self.command_line, str(error)
+            named = (
+                misplaced_init_args(line)
+                or init_arg_problem(message, line)
+                or config_mistake(message, line, getattr(self, "subcommand_parser", None))
+            )
+            if named is None:
                 raise
             raise UsageError(named) from None
         if "subcommand" in self.config and not self.parse_only:

@@ -1,0 +1,135 @@
+"""Config-file mistakes that jsonargparse reports without the file or the key, said in one line where the
+user wrote them (``init_arg_problem`` in ``parsing`` does the same for a model's or data's arguments).
+
+litforge fit --config my.yaml
+litforge: error: my.yaml: trainer.max_step: no such option (did you mean trainer.max_steps?)
+litforge: error: my.yaml: trainer.callbacks[0].init_args.patiense: EarlyStopping has no argument 'patiense' (did you mean patience?)
+litforge: error: my.yaml: data: batch_size goes under init_args (data: {class_path: ..., init_args: {batch_size: ...}})
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from litforge._compat.argparse import parser_actions
+from litforge.engine.config_sources import CLASS_SECTIONS, CommandLine, read_config_file
+
+_SECTION_KEYS = {"class_path", "init_args", "dict_kwargs", "__path__"}
+_NOT_ACCEPTED_OPTION = re.compile(r"does not accept option '([\w.]+)'")
+_NOT_ACCEPTED_ARG = re.compile(r"Option '(\w+)' is not accepted$")
+# where a short class name of a trainer component is found (``EarlyStopping``, ``CSVLogger``)
+_COMPONENT_MODULES = ("lightning.pytorch.callbacks", "lightning.pytorch.loggers", "litforge.callbacks")
+
+
+def config_mistake(message: str, line: CommandLine, parser: Any) -> str | None:
+    """One line for an unknown option or callback/logger argument behind parser ``message``, where
+    ``line`` gave it; ``None`` when it is not one of these (``misplaced_init_args`` is asked first)."""
+    return unknown_option(message, line, parser) or unknown_component_arg(message, line)
+
+
+def misplaced_init_args(line: CommandLine) -> str | None:
+    """``model: {class_path: X, lr: 0.05}``: arguments beside ``class_path`` instead of under ``init_args``
+    (jsonargparse blames another section, or says ``Option 'class_path' is not accepted``)."""
+    for path in line.config_files:
+        config = read_config_file(path)
+        for section in CLASS_SECTIONS:
+            value = config.get(section)
+            if isinstance(value, dict) and "class_path" in value:
+                stray = [key for key in value if key not in _SECTION_KEYS]
+                if stray:
+                    return (
+                        f"{path}: {section}: {', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} under "
+                        f"init_args ({section}: {{class_path: ..., init_args: {{{stray[0]}: ...}}}})"
+                    )
+    return None
+
+
+def unknown_option(message: str, line: CommandLine, parser: Any) -> str | None:
+    """``Subcommand 'fit' does not accept option 'trainer.max_step'`` -> the file that holds it and the
+    closest option (``trainr.max_steps`` -> ``trainer``)."""
+    unknown = _NOT_ACCEPTED_OPTION.search(message)
+    if not unknown or parser is None:
+        return None
+    key = unknown.group(1)
+    source = next((str(p) for p in reversed(line.config_files) if _holds(read_config_file(p), key)), None)
+    known = {option[2:] for action in parser_actions(parser) for option in action.option_strings}
+    parts = key.split(".")
+    hint = ""
+    for depth in range(len(parts)):
+        prefix = ".".join(parts[:depth])
+        level = {k[len(prefix) + 1 if prefix else 0 :].split(".")[0] for k in known if k.startswith(prefix)}
+        if parts[depth] not in level:
+            close = difflib.get_close_matches(parts[depth], sorted(level), n=1, cutoff=0.6)
+            hint = f" (did you mean {'.'.join([*parts[:depth], close[0]])}?)" if close else ""
+            break
+    return f"{source + ': ' if source else ''}{key}: no such option{hint}"
+
+
+def unknown_component_arg(message: str, line: CommandLine) -> str | None:
+    """``Option 'patiense' is not accepted`` for a callback's or logger's argument: where it is (a config
+    file's ``trainer.callbacks[0].init_args.patiense``, or the typed flag) and the class's closest one."""
+    unknown = _NOT_ACCEPTED_ARG.match(message.strip())
+    if not unknown:
+        return None
+    name = unknown.group(1)
+    found = None
+    for path in line.config_files:
+        for where, class_path in _components(read_config_file(path).get("trainer"), "trainer"):
+            if name in class_path[1]:
+                found = (f"{path}: {where}.init_args.{name}", class_path[0])
+    typed = [arg.partition("=")[0] for arg in line.args]
+    for component in ("callbacks", "logger"):
+        if f"--trainer.{component}.{name}" in typed:
+            named = [line.typed_value(flag) for flag in (f"--trainer.{component}+", f"--trainer.{component}")]
+            if named := next((n for n in named if n), None):
+                found = (f"--trainer.{component}.{name}", named)
+    if found is None:
+        return None
+    where, class_path = found
+    cls = _component_class(class_path)
+    if cls is None:
+        return None
+    arguments = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+    close = difflib.get_close_matches(name, arguments, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(arguments)}"
+    return f"{where}: {cls.__name__} has no argument {name!r} ({hint})"
+
+
+def _holds(config: dict[str, Any], key: str) -> bool:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _components(node: Any, where: str) -> Iterator[tuple[str, tuple[str, dict[str, Any]]]]:
+    """``(key path, (class_path, init_args))`` of each ``{class_path, init_args}`` under ``trainer``."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _components(item, f"{where}[{index}]")
+    elif isinstance(node, dict):
+        if isinstance(node.get("class_path"), str) and isinstance(node.get("init_args"), dict):
+            yield where, (node["class_path"], node["init_args"])
+        for key, child in node.items():
+            if key not in _SECTION_KEYS:
+                yield from _components(child, f"{where}.{key}")
+
+
+def _component_class(class_path: str) -> type | None:
+    """The class a callback or logger path names (a short name among Lightning's and litforge's)."""
+    module_name, _, name = class_path.rpartition(".")
+    for module in [module_name] if module_name else _COMPONENT_MODULES:
+        try:
+            found = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(found, type):
+            return found
+    return None
