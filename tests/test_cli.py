@@ -371,3 +371,13 @@ def test_ctrl_c_while_the_command_starts_is_one_line_exit_130(monkeypatch, capsy
         cli.main(["fit", "--trainer.max_epochs", "1"])
     assert exited.value.code == 130
     assert capsys.readouterr().err == "litforge: interrupted by Ctrl+C while starting; nothing was done\n"
+
+
+def test_evaluating_with_no_run_of_the_default_model_uses_the_newest_experiment(tmp_path):
+    """Only another experiment's runs (a user's own model): ``litforge test`` finds them, and says so."""
+    fit = run_cli("fit", *TINY_TRAINER, "--experiment", "mine", "--run", "r", cwd=tmp_path)
+    assert fit.returncode == 0, fit.output
+    tested = run_cli("test", "--ckpt_path", "best", *TINY_TRAINER, cwd=tmp_path)
+    assert tested.returncode == 0, tested.output
+    assert "using experiment mine, whose run r wrote the newest checkpoint" in tested.stderr
+    assert "runs/mine/r/checkpoints/best.ckpt" in tested.output

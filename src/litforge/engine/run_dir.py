@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,12 @@ def check_run_name(name: str, flag: str) -> None:
 
 
 def locate_checkpoint(
-    root: Path, experiment: str, run: str | None, ckpt: str | None, experiment_given: bool = True
+    root: Path,
+    experiment: str,
+    run: str | None,
+    ckpt: str | None,
+    experiment_given: bool = True,
+    any_experiment: bool = False,
 ) -> tuple[RunDir | None, Path]:
     """``--ckpt_path`` of validate/test/predict -> (the run folder it belongs to or ``None``, the file).
 
@@ -100,9 +106,14 @@ def locate_checkpoint(
     or of the experiment's run that wrote it most recently. Without ``--experiment``, a ``--run`` found in
     exactly one other experiment is used there.
 
+    ``any_experiment`` (no ``--experiment`` and no model named): when ``experiment`` holds no checkpoint,
+    the experiment of the newest ``best``/``last`` checkpoint under ``root`` is used, and a note says so.
+
     Raises:
         UsageError: no such run, alias or file.
     """
+    if any_experiment and run is None and ckpt in (None, *CHECKPOINT_ALIASES):
+        experiment = _experiment_with_checkpoints(root, experiment)
     if run is not None and not experiment_given and not (root / experiment / run).is_dir():
         homes = sorted(p.parent.name for p in root.glob(f"*/{run}") if p.is_dir()) if root.is_dir() else []
         if len(homes) == 1:
@@ -130,6 +141,25 @@ def locate_checkpoint(
     latest = max(runs, key=lambda r: RunDir(root, experiment, r).checkpoint(ckpt).stat().st_mtime)
     found = RunDir(root, experiment, latest)
     return found, found.checkpoint(ckpt)
+
+
+def _experiment_with_checkpoints(root: Path, experiment: str) -> str:
+    """``experiment`` when one of its runs has a best/last checkpoint, else the experiment of the newest one
+    under ``root`` (a note names it), else ``experiment``."""
+    pattern = "*/*/checkpoints/[bl][ea]st.ckpt"
+    if not root.is_dir() or any((root / experiment).glob(pattern.removeprefix("*/"))):
+        return experiment
+    found = [p for p in root.glob(pattern) if p.stem in CHECKPOINT_ALIASES]
+    if not found:
+        return experiment
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    other = newest.parent.parent.parent.name
+    print(
+        f"litforge: note: no runs under {root / experiment}; using experiment {other}, whose run "
+        f"{newest.parent.parent.name} wrote the newest checkpoint (--experiment picks one)",
+        file=sys.stderr,
+    )
+    return other
 
 
 def _default_alias(root: Path, experiment: str, run: str | None) -> str:

@@ -158,6 +158,7 @@ def with_run_config(line: CommandLine) -> CommandLine:
         flags.get("--run"),
         flags.get("--ckpt_path"),
         experiment_given="--experiment" in flags,
+        any_experiment="--experiment" not in flags and named_model is None,
     )
     if run is not None and run.config.is_file():
         return scan(["--config", str(run.config), *line.args, "--ckpt_path", str(ckpt)])
