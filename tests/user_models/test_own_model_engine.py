@@ -158,6 +158,8 @@ def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     folder = project / "runs" / "othermetricsmodel"
     assert not (folder / "o1" / "checkpoints" / "best.ckpt").exists()
     assert (folder / "o1" / "checkpoints" / "last.ckpt").is_file() and "--monitor" in no_best.stderr
+    # said after the first validation, not only once the whole run has trained
+    assert "has not logged 'val_loss' (it logs: " in no_best.stderr and "valid/accuracy" in no_best.stderr
     chosen = user_cli("fit", *other, "--run", "o2", "--monitor", "valid/accuracy", "--monitor_mode", "max")
     assert chosen.returncode == 0, chosen.output
     best = torch.load(folder / "o2" / "checkpoints" / "best.ckpt", weights_only=True)

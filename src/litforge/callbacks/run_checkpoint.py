@@ -6,6 +6,7 @@ litforge fit --monitor val_acc --monitor_mode max
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.trainer.states import RunningStage, TrainerFn
 
 DEFAULT_MONITOR = "val_loss"
 
@@ -44,6 +45,7 @@ class RunCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
         )
         self._last_only_step = -1
+        self._said_unlogged = False
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._best_only_if_logged(trainer, super().on_train_epoch_end, pl_module)
@@ -77,8 +79,23 @@ class RunCheckpoint(ModelCheckpoint):
         fitting = trainer.state.fn == TrainerFn.FITTING and not (
             trainer.sanity_checking or trainer.fast_dev_run
         )
+        validated = trainer.state.stage == RunningStage.VALIDATING  # a model without validation logs no val_*
+        if fitting and validated and not self._said_unlogged and trainer.is_global_zero:
+            self._said_unlogged = True  # once, after the first validation: not only after the whole run
+            self._say_unlogged(trainer)
         if fitting and self._last_only_step != trainer.global_step:
             self._save_last(trainer)
+
+    def _say_unlogged(self, trainer: L.Trainer) -> None:
+        logged = sorted(str(key) for key in trainer.callback_metrics)
+        close = difflib.get_close_matches(str(self.monitor), logged, n=1, cutoff=0.6)
+        hint = f"; did you mean --monitor {close[0]}?" if close else ""
+        print(
+            f"litforge: note: the model has not logged '{self.monitor}' (it logs: {', '.join(logged) or 'nothing'}"
+            f"{hint}); until it does, the run keeps checkpoints/last.ckpt only",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _save_last(self, trainer: L.Trainer) -> None:
         self.last_model_path = str(self._last_path)
