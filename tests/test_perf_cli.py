@@ -77,6 +77,7 @@ def test_fit_writes_perf_json_with_sane_values(cli, tmp_path: Path) -> None:
     assert perf["train_loader"] == "TensorBatchLoader"  # the fast path, chosen automatically
     assert perf["device"] == "cpu" and perf["epochs"] == 2
     assert perf["steps"] == 10 and perf["samples"] == 10 * 64  # 2 epochs x 5 batches of 64
+    assert perf["optimizer_steps"] == 10
     assert perf["train_samples_per_s"] == pytest.approx(perf["samples"] / perf["train_s"])
     assert perf["train_steps_per_s"] == pytest.approx(perf["steps"] / perf["train_s"])
     assert 0 < perf["step_time_p50_ms"] <= perf["step_time_p95_ms"]

@@ -71,6 +71,7 @@ class PerfSummary(Callback):
         self._model_flops: int | None = None
         self._flop_counter: StepFlopCounter | None = None
         self._graphs_at_start = 0
+        self._global_step_at_start = 0
         self._recompiles_at_start: set[str] = set()
 
     # -- hooks -----------------------------------------------------------------------------------------
@@ -85,6 +86,9 @@ class PerfSummary(Callback):
         if self._peak_flops is not None and self._model_flops is None:
             self._flop_counter = StepFlopCounter()  # counts the first batch
         self._fit_start = self._mark = time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._global_step_at_start = trainer.global_step  # restored by now: a resumed run counts its own
 
     def _saved(self, elapsed: float) -> None:
         self._checkpoint += elapsed
@@ -160,7 +164,8 @@ class PerfSummary(Callback):
             if loader is not None and loader.flattened
             else None,
             "epochs": trainer.current_epoch,
-            "steps": len(steps),
+            "steps": len(steps),  # training batches (training_step calls), timed one by one
+            "optimizer_steps": trainer.global_step - self._global_step_at_start,  # fewer when accumulating
             "samples": self._samples if self._samples_known else None,
             "fit_s": fit_seconds,
             "train_s": train_seconds,
@@ -220,7 +225,10 @@ def print_summary(summary: dict[str, Any], path: Path) -> None:
     table.add_column("value", justify="right")
     rows = [
         ("train samples/s", fmt(summary["train_samples_per_s"], ",.0f")),
-        ("train steps/s", fmt(summary["train_steps_per_s"], ",.1f")),
+        (
+            "train batches/s" if summary["optimizer_steps"] != summary["steps"] else "train steps/s",
+            fmt(summary["train_steps_per_s"], ",.1f"),
+        ),
         (
             "step time p50 / p95",
             f"{fmt(summary['step_time_p50_ms'], '.2f')} / {fmt(summary['step_time_p95_ms'], '.2f')} ms",
