@@ -88,6 +88,13 @@ def test_an_image_model_exports_from_data_its_datamodule_prepares_and_serves_nes
     assert nested.status_code == 200, nested.text
     assert nested.json() == flat.json()
 
+    # the model and the data record num_classes with different values: one line naming both
+    conflict = user_cli("fit", *images, *QUICK, "--data.num_classes", "4", "--run", "conflict")
+    assert conflict.returncode == 2, conflict.output
+    assert (
+        "the model and the data disagree (num_classes: 3 in TinyCNN, 4 in FileImageData)" in conflict.stderr
+    )
+
     # example_input_array left at 12x12 while the data is 8x8: check and export both say so
     stale = ["--model", "usermods.StaleExampleCNN", "--data", "usermods.FileImageData"]
     checked = user_cli("check", *stale, "--only", "forward")

@@ -606,8 +606,9 @@ class StaleExampleCNN(TinyCNN):
 class FileImageData(_TrainAndValidation):
     """Writes ``<data_dir>/images.npz`` in ``prepare_data`` (as a download would) and reads it in ``setup``."""
 
-    def __init__(self, data_dir: str = "data", batch_size: int = 16):
+    def __init__(self, data_dir: str = "data", batch_size: int = 16, num_classes: int = 3):
         super().__init__()
+        self.save_hyperparameters()  # num_classes also in TinyCNN's hparams: Lightning checks they agree
         self.data_dir, self.batch_size = data_dir, batch_size
 
     def prepare_data(self) -> None:

@@ -9,9 +9,11 @@ litforge: error: fit failed: RuntimeError: boom
 
 from __future__ import annotations
 
+import re
 import sysconfig
 import traceback
 from pathlib import Path
+from typing import Any
 
 import litforge
 from litforge.errors import HINT, JobFailed, UsageError
@@ -61,6 +63,21 @@ def is_trainer_misconfiguration(error: BaseException) -> bool:
     frames = traceback.extract_tb(error.__traceback__)
     roots = _library_roots()
     return all(any(Path(f.filename).resolve().is_relative_to(r) for r in roots) for f in frames)
+
+
+def hparams_conflict(error: BaseException, module: Any, datamodule: Any) -> str | None:
+    """Lightning's ``Error while merging hparams: the keys ['num_classes'] ...`` (the model and the data both
+    record a hyperparameter, with different values) as one line naming both values."""
+    if not isinstance(error, RuntimeError) or not str(error).startswith("Error while merging hparams"):
+        return None
+    keys = re.findall(r"'(\w+)'", str(error).partition("[")[2].partition("]")[0])
+    model_hp, data_hp = getattr(module, "hparams", {}), getattr(datamodule, "hparams", {})
+    values = "; ".join(
+        f"{key}: {model_hp.get(key)!r} in {type(module).__name__}, {data_hp.get(key)!r} in {type(datamodule).__name__}"
+        for key in keys
+    )
+    flags = " ".join(f"--model.{key} {data_hp.get(key)!r}" for key in keys)
+    return f"the model and the data disagree ({values}); give both the same value, e.g. {flags}"
 
 
 def frames_detail(error: BaseException) -> str:

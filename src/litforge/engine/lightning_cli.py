@@ -32,7 +32,7 @@ from litforge.engine.config_sources import (
     packaged_defaults,
     scan,
 )
-from litforge.engine.failures import BuildFailed
+from litforge.engine.failures import BuildFailed, hparams_conflict
 from litforge.engine.help_text import drop_overridden_defaults
 from litforge.engine.parsing import (
     LitforgeArgumentParser,
@@ -404,9 +404,11 @@ class LitforgeCLI(HookedLightningCLI):
                 "interrupted by Ctrl+C; no checkpoint saved at this point (--resume auto continues from "
                 "the newest one)"
             ) from None
-        except Exception:
+        except Exception as error:
             if lock is None or lock.held:  # a refused lock leaves the other process's folder alone
                 self._forget_unstarted_run()
+            if (conflict := hparams_conflict(error, self.model, self.datamodule)) is not None:
+                raise UsageError(conflict) from error
             raise
         finally:
             if lock is not None:
