@@ -527,7 +527,28 @@ def multilabel_rows(n: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
     return x, (x[:, :4] > 0).float()
 
 
-class MultiLabel(L.LightningModule):
+class _Supervised(L.LightningModule):
+    """Steps on ``(x, y)`` batches with ``self.loss`` and Adam at ``hparams.lr``: what the two modules below
+    share (each says only its network, its loss and its predictions)."""
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", self.loss(self(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class MultiLabel(_Supervised):
     label_names = ["red", "green", "blue", "round"]
 
     def __init__(self, hidden: int = 16, lr: float = 0.02):
@@ -538,21 +559,11 @@ class MultiLabel(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # logits, one per label
 
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = F.binary_cross_entropy_with_logits(self(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        self.log("val_loss", F.binary_cross_entropy_with_logits(self(x), y))
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(output, target)
 
     def predict_step(self, batch, batch_idx):
         return torch.sigmoid(self(batch[0]))  # a probability per label
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
 
 class MultiLabelData(_TrainAndValidation):
@@ -566,7 +577,7 @@ class MultiLabelData(_TrainAndValidation):
 
 
 # -- images from a file prepare_data writes; a CNN with adaptive pooling (it runs on any image size) --------
-class TinyCNN(L.LightningModule):
+class TinyCNN(_Supervised):
     def __init__(self, channels: int = 4, num_classes: int = 3, lr: float = 0.01):
         super().__init__()
         self.save_hyperparameters()
@@ -578,21 +589,11 @@ class TinyCNN(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1))
 
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = F.cross_entropy(self(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        self.log("val_loss", F.cross_entropy(self(x), y))
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, target)
 
     def predict_step(self, batch, batch_idx):
         return self(batch[0])
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
 
 class StaleExampleCNN(TinyCNN):
