@@ -114,6 +114,22 @@ def test_without_example_input_a_datamodule_batch_is_used() -> None:
     assert spec.dynamic_axes == {"input": {0: "batch"}}
 
 
+def test_a_stale_example_input_is_refused_but_a_noise_input_is_kept() -> None:
+    """An example of 12x12 images for 8x8 data under adaptive pooling: forward runs on both, so the export
+    would take only 12x12 and refuse every real image. A GAN's forward(z) fails on the data: its example
+    (noise) is what forward takes, and it stays."""
+    cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3)).eval()
+    cnn.example_input_array = torch.zeros(2, 1, 12, 12)
+    with pytest.raises(
+        UsageError,
+        match=r"rows of shape \(1, 12, 12\) but its datamodule's batches have rows of shape \(1, 8, 8\)",
+    ):
+        export_spec(cnn, data_batch=torch.rand(16, 1, 8, 8))
+    generator = nn.Linear(4, 16)
+    generator.example_input_array = torch.zeros(2, 4)
+    assert export_spec(generator, data_batch=torch.rand(16, 16)).inputs[0].shape == (2, 4)
+
+
 def test_module_without_example_input_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="example_input_array"):
         export_spec(nn.Linear(5, 2))
