@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import inspect
 
+import pytest
 from lightning.pytorch import cli as lightning_cli
 from lightning.pytorch.trainer import call
 
@@ -184,3 +185,43 @@ def test_the_epoch_aggregates_of_the_training_loop(tmp_path) -> None:
         mean["count"].item() > 0 and mean["value"].item() == 2.0 * mean["count"].item()
     )  # a sum, its weights
     assert seen["m"] == 2.0 and seen["top"] == 2.0  # a mean of 2.0s stays 2.0; the max is batch 2's
+
+
+def test_the_fit_loops_epoch_end_and_plateau_step(tmp_path) -> None:
+    import lightning as L
+    import torch
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from litforge._compat import lightning as compat
+
+    class Plateau(BoringModel):
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", self.step(batch))
+
+        def configure_optimizers(self):
+            optimizer = torch.optim.SGD(self.parameters(), lr=1.0)
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, threshold=10.0)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
+
+    seen: dict[str, object] = {}
+
+    class Probe(L.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:
+            seen["mid-epoch"] = compat.in_epoch_end(trainer)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            seen["in_epoch_end"], seen["skipped"] = (
+                compat.in_epoch_end(trainer),
+                compat.plateau_step_skipped(trainer),
+            )
+            compat.take_plateau_steps(trainer, trainer.current_epoch)  # a step of our own, then Lightning's
+            seen["after_ours"] = trainer.optimizers[0].param_groups[0]["lr"]
+            compat.let_plateau_step(trainer)
+
+    trainer = L.Trainer(
+        default_root_dir=tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1, callbacks=[Probe()],
+        enable_progress_bar=False, enable_model_summary=False, logger=False, enable_checkpointing=False,
+    )  # fmt: skip
+    trainer.fit(Plateau())
+    assert seen == {"mid-epoch": False, "in_epoch_end": True, "skipped": False, "after_ours": 0.1}
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01)  # Lightning's step too

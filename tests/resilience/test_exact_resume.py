@@ -20,8 +20,17 @@ from litforge.resilience import AtomicCheckpointIO, PeriodicCheckpoint, resilien
 
 
 class OneCycleClassifier(Classifier):
-    """Reads ``trainer.estimated_stepping_batches`` in ``configure_optimizers`` (Lightning #20550), and
-    logs epoch aggregates as users do (``train_mean_epoch``: Lightning restarts such sums at a resume)."""
+    """Reads ``trainer.estimated_stepping_batches`` in ``configure_optimizers`` (Lightning #20550), logs
+    epoch aggregates as users do (``train_mean_epoch``: Lightning restarts such sums at a resume), and keeps
+    an EMA of a weight in its own ``on_train_batch_end`` (Lightning calls it after the callbacks' hooks,
+    where step checkpoints used to be taken: one update behind)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.register_buffer("ema", torch.zeros(()))
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.ema.mul_(0.5).add_(next(self.parameters()).detach().sum())
 
     def training_step(self, batch, batch_idx):
         loss = super().training_step(batch, batch_idx)
@@ -35,6 +44,18 @@ class OneCycleClassifier(Classifier):
         total = self.trainer.estimated_stepping_batches
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class PlateauClassifier(Classifier):
+    """Halves its learning rate at every epoch end (``ReduceLROnPlateau`` on ``val_loss``, patience 0, a
+    threshold no epoch meets): a step Lightning skipped in the epoch a run resumed in."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, patience=0, factor=0.5, threshold=10.0
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
 
 
 def fit(
@@ -107,6 +128,17 @@ ONECYCLE_ONLY = {
 }
 
 
+# Every checkpoint of the plateau run but the two written at an epoch's last batch before its end (the
+# batch-end/ test instance saves there; litforge's own periodic checkpoint waits for the epoch end): Lightning
+# resumes from them past the epoch end, so that epoch's validation and plateau step never run.
+PLATEAU_ONLY = {
+    *(f"batch-end/step-{step:08d}.ckpt" for step in (1, 2, 3, 4, 6, 7, 8, 9)),
+    *(f"reference/step-{step:08d}.ckpt" for step in (2, 4, 5, 6, 8, 10)),
+    "reference/val-step=3.ckpt",
+    "reference/val-step=8.ckpt",
+}
+
+
 # Written by the validation in the middle of an epoch that decided to stop, an instant before the epoch-end
 # checkpoint of the same step (early-stop-mid-epoch).
 STOPPED_AT_8 = {"batch-end/step-00000008.ckpt", "reference/val-step=8.ckpt"}
@@ -121,6 +153,8 @@ STOPPED_AT_8 = {"batch-end/step-00000008.ckpt", "reference/val-step=8.ckpt"}
         (Classifier, None, False, None, 3, 10, set()),
         # mid-epoch and after an epoch's last batch
         (OneCycleClassifier, ONECYCLE_ONLY, True, None, 3, 10, set()),
+        # ReduceLROnPlateau at each epoch end: mid-epoch, at an epoch end, after a validation
+        (PlateauClassifier, PLATEAU_ONLY, True, None, 3, 10, set()),
         # EarlyStopping stops at the end of epoch 1 (its 2nd validation, after the epoch's last batch)
         (Classifier, None, True, 1, 5, 10, set()),
         (Classifier, None, False, 1, 5, 10, set()),
@@ -131,6 +165,7 @@ STOPPED_AT_8 = {"batch-end/step-00000008.ckpt", "reference/val-step=8.ckpt"}
         "adam-every-checkpoint",
         "adam-every-checkpoint-standard-loader",
         "onecycle-20550",
+        "plateau-each-epoch",
         "early-stop-at-epoch-end",
         "early-stop-at-epoch-end-standard-loader",
         "early-stop-mid-epoch",

@@ -75,6 +75,45 @@ def add_to_aggregate(metric: Any, state: dict[str, Any]) -> None:
     metric._computed = None  # torchmetrics caches compute() until the next update
 
 
+# -- the epoch-end ReduceLROnPlateau step Lightning skips after a resume ------------------------------------
+def plateau_step_skipped(trainer: L.Trainer) -> bool:
+    """Whether Lightning will skip this epoch's end-of-epoch ``ReduceLROnPlateau`` step (asked in
+    ``on_train_epoch_end``): it does while the fit loop is restarting, i.e. in the epoch a run resumed in,
+    since the monitored metric was not in the checkpoint."""
+    return bool(trainer.fit_loop.restarting)
+
+
+def let_plateau_step(trainer: L.Trainer) -> None:
+    """Make Lightning take this epoch's end-of-epoch plateau step (its own code, with its own checks)."""
+    trainer.fit_loop._restarting = False
+
+
+def in_epoch_end(trainer: L.Trainer) -> bool:
+    """Whether the fit loop is inside an epoch's end (its hooks ran or run; its plateau step has not)."""
+    progress = trainer.fit_loop.epoch_progress.current
+    return progress.processed > progress.completed
+
+
+def take_plateau_steps(trainer: L.Trainer, epoch: int) -> None:
+    """The end-of-epoch ``ReduceLROnPlateau`` steps of ``epoch``, as Lightning's fit loop takes them
+    (``_TrainingEpochLoop._update_learning_rates``): frequency, monitor from ``callback_metrics``, the
+    module's ``lr_scheduler_step``, the scheduler progress; a monitor that is missing skips that scheduler."""
+    from lightning.pytorch.trainer import call
+
+    loop = trainer.fit_loop.epoch_loop
+    if not trainer.lightning_module.automatic_optimization:
+        return
+    for config in trainer.lr_scheduler_configs:
+        if not config.reduce_on_plateau or config.interval != "epoch" or (epoch + 1) % config.frequency:
+            continue
+        value = trainer.callback_metrics.get(config.monitor)
+        if value is None:
+            continue
+        loop.scheduler_progress.increment_ready()
+        call._call_lightning_module_hook(trainer, "lr_scheduler_step", config.scheduler, value)
+        loop.scheduler_progress.increment_completed()
+
+
 # -- ModelCheckpoint's bookkeeping ---------------------------------------------------------------------------
 def saved_this_epoch_end(callback: ModelCheckpoint, trainer: L.Trainer) -> bool:
     """Whether an epoch-end ``ModelCheckpoint(save_last=True)`` has just saved the trainer's current step."""

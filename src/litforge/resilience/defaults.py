@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
+from litforge.resilience.callback_metrics import CallbackMetricsState
 from litforge.resilience.epoch_aggregates import EpochAggregates
 from litforge.resilience.exception_checkpoint import ExceptionCheckpoint
 from litforge.resilience.finite_loss import FiniteLossGuard
@@ -26,12 +27,13 @@ def resilience_callbacks(
     checkpointing: bool = True,
     every_n_minutes: float | None = None,
 ) -> list[Callback]:
-    """RNG state, epoch aggregates, resumable train loaders, loader-state fix, stop request and finite-loss guard; with
+    """RNG state, epoch aggregates, callback metrics, resumable train loaders, loader-state fix, stop request and finite-loss guard; with
     ``checkpointing`` also the periodic (every ``every_n_train_steps`` steps and/or ``every_n_minutes``,
     written in the background), preemption and on-exception checkpoints into ``checkpoints``."""
     callbacks: list[Callback] = [
         RNGState(),
         EpochAggregates(),
+        CallbackMetricsState(),
         ResumableTrainLoader(),
         RestoreLoaderState(),
         StopRequest(),

@@ -15,6 +15,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
 from litforge._compat.lightning import saved_this_epoch_end, validation_follows
+from litforge.resilience.after_batch_end import after_module_batch_end
 from litforge.resilience.async_checkpoint import (
     BackgroundCheckpointIO,
     install_background_writer,
@@ -81,8 +82,8 @@ class PeriodicCheckpoint(Checkpoint):
             return
         if validation_follows(trainer):
             self._after_validation_of_step = step
-        else:
-            self.save(trainer)
+        else:  # after the module's own batch-end hook (an EMA update there belongs to this step)
+            after_module_batch_end(pl_module, lambda: self.save(trainer))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking and self._after_validation_of_step == trainer.global_step:

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Checkpoint
 
 from litforge._compat.lightning import cluster_environment
 from litforge.errors import LitforgeError
+from litforge.resilience.after_batch_end import after_module_batch_end
 from litforge.resilience.periodic_checkpoint import PeriodicCheckpoint, epoch_ends_now
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a temporary failure; run the same command again to continue
@@ -80,7 +81,8 @@ class PreemptionCheckpoint(Checkpoint):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
         if not epoch_ends_now(trainer):  # at an epoch's last batch, stop at the epoch end instead
-            self._stop_if_signalled(trainer)
+            # after the module's own batch-end hook: what it does (an EMA update) belongs to this step
+            after_module_batch_end(pl_module, lambda: self._stop_if_signalled(trainer))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop_if_signalled(trainer)
