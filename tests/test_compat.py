@@ -225,3 +225,4 @@ def test_the_fit_loops_epoch_end_and_plateau_step(tmp_path) -> None:
     trainer.fit(Plateau())
     assert seen == {"mid-epoch": False, "in_epoch_end": True, "skipped": False, "after_ours": 0.1}
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01)  # Lightning's step too
+    assert compat.logged_step(trainer) == 2  # two batches stepped the optimizer

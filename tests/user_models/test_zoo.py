@@ -212,6 +212,8 @@ def test_a_users_module_through_every_subcommand(entry: Entry, project: Path, us
     assert json.dumps(_plain(reference["optimizer_states"])) == json.dumps(
         _plain(resumed["optimizer_states"])
     )
+    # each logged step once, as in the unbroken run (two optimizers step global_step twice per batch)
+    assert (run.parent / "k" / "metrics.csv").read_text() == (run / "metrics.csv").read_text()
 
 
 def _plain(value: object) -> object:

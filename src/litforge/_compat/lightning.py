@@ -141,6 +141,12 @@ def process_group_timeout(strategy: Any) -> timedelta | None:
     return getattr(strategy, "_timeout", None)
 
 
+def logged_step(trainer: L.Trainer) -> int:
+    """The step Lightning logs metrics at: batches that stepped the optimizers, once per batch however many
+    optimizers stepped (``global_step`` counts each optimizer's step: twice per batch for a GAN)."""
+    return int(trainer.fit_loop.epoch_loop._batches_that_stepped)
+
+
 # -- loggers -------------------------------------------------------------------------------------------------
 def logger_experiment(logger: Any) -> Any:
     """The logger's writer if it was created, without creating it (``logger.experiment`` would)."""

@@ -22,7 +22,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from litforge._compat.lightning import logger_experiment, reopen_tensorboard_at
+from litforge._compat.lightning import in_epoch_end, logged_step, logger_experiment, reopen_tensorboard_at
 from litforge.resilience.resumable_csv import ResumableCSVLogger
 
 
@@ -32,11 +32,29 @@ class KeepEarlierMetrics(L.Callback):
 
     def __init__(self) -> None:
         self._flush_at_next_batch = False
+        self._trainer: L.Trainer | None = None
+        self._resumed_at: int | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        """The first step a run resumed from this checkpoint logs: the loggers' step (not ``global_step``,
+        which two optimizers advance twice per batch), plus the batch being finished when the checkpoint is
+        written inside one (its step is logged after the hooks, and counted after that)."""
+        if self._trainer is None:
+            return {}
+        return {"next_logged_step": logged_step(self._trainer) + (0 if in_epoch_end(self._trainer) else 1)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resumed_at = state_dict.get("next_logged_step")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        step = trainer.global_step if trainer.ckpt_path is not None else 0
+        step = 0
+        if trainer.ckpt_path is not None:  # a checkpoint of an earlier litforge says only its global_step
+            step = self._resumed_at if self._resumed_at is not None else trainer.global_step
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger):
                 logger.keep_rows_before(step)
