@@ -59,6 +59,9 @@ def _write_inputs(folder: Path) -> None:
         "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n"
         "      init_args: {monitor: val_loss, patiense: 3}\n"
     )
+    (folder / "callback_no_init_args.yaml").write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n      monitor: val_loss\n"
+    )
     (folder / "no_init_args.yaml").write_text(
         "data:\n  class_path: litforge.data.DigitsDataModule\n  batch_size: 8\n"
     )
@@ -98,6 +101,10 @@ CASES = [
         "section_typo.yaml: trainr.max_steps: no such option (did you mean",
     ),
     (["fit", "--config", "no_init_args.yaml"], "no_init_args.yaml: data: batch_size goes under init_args"),
+    (
+        ["fit", "--config", "callback_no_init_args.yaml"],
+        "callback_no_init_args.yaml: trainer.callbacks[0]: monitor goes under init_args",
+    ),
     (
         ["serve", "export", "--prot", "8000"],
         "error: serve: unrecognized arguments: --prot 8000 (did you mean --port?)",

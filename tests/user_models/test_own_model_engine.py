@@ -273,20 +273,28 @@ def test_help_shows_the_defaults_litforge_uses(user_cli):
 
 
 @pytest.mark.parametrize(
-    ("model", "code", "needle"),
+    ("model", "data", "code", "needle"),
     [
-        ("DictPredictModel", 2, "predict_step returned a dict with keys ['scores', 'top']"),
+        ("DictPredictModel", "MyDataModule", 2, "predict_step returned a dict with keys ['scores', 'top']"),
         (
             "DefaultPredictStepModel",
+            "MyDataModule",
             1,
             "Lightning's default predict_step passes the whole batch, a list of 2, to forward",
+        ),
+        (
+            "DefaultPredictDictModel",
+            "DictData",
+            1,
+            "passes the whole batch, a dict with keys ['features', 'target'], to forward; define predict_step "
+            "to pick forward's input, e.g. `return self(batch['features'])`",
         ),
     ],
 )
 def test_a_predict_step_that_predictions_csv_cannot_take_says_what_to_do(
-    project, user_cli, model, code, needle
+    project, user_cli, model, data, code, needle
 ):
-    classes = ["--model", f"usermods.{model}", "--data", "usermods.MyDataModule"]
+    classes = ["--model", f"usermods.{model}", "--data", f"usermods.{data}"]
     assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "p").returncode == 0
     predicted = user_cli("predict", *classes, "--run", "p")
     assert predicted.returncode == code and needle in predicted.stderr, predicted.output

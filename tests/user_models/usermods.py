@@ -241,6 +241,12 @@ class DictData(_TrainAndValidation):
 
 
 # -- manual optimization: two optimizers and a scheduler stepped by hand; the seed's GAN ---------------------
+class DefaultPredictDictModel(DictBatchModel):
+    """No predict_step of its own: Lightning's default hands forward the whole dict batch."""
+
+    predict_step = L.LightningModule.predict_step
+
+
 class ManualOptModel(LitModel):
     def __init__(self, hidden_dim: int = 32, lr: float = 1e-2):
         super().__init__(hidden_dim=hidden_dim, lr=lr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class CSVPredictionWriter(BasePredictionWriter):
         self._head: str | None = None
         self._names: list[str] | None = None
         self._batch_layout: str | None = None  # "a list of 3": the batch Lightning's predict_step got
+        self._pick = "batch[0]"  # how a predict_step of its own would pick forward's input
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
@@ -95,9 +97,12 @@ class CSVPredictionWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self._batch_layout = (
-            f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list)) else None
-        )
+        self._batch_layout, self._pick = None, "batch[0]"
+        if isinstance(batch, (tuple, list)):
+            self._batch_layout = f"a {type(batch).__name__} of {len(batch)}"
+        elif isinstance(batch, Mapping) and batch:
+            keys = [str(key) for key in batch]
+            self._batch_layout, self._pick = f"a dict with keys {keys}", f"batch[{keys[0]!r}]"
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
@@ -105,7 +110,7 @@ class CSVPredictionWriter(BasePredictionWriter):
         if self._batch_layout and not is_overridden("predict_step", pl_module, parent=L.LightningModule):
             exception.add_note(
                 f"{HINT}Lightning's default predict_step passes the whole batch, {self._batch_layout}, to "
-                "forward; define predict_step to pick forward's input, e.g. `return self(batch[0])`)"
+                f"forward; define predict_step to pick forward's input, e.g. `return self({self._pick})`)"
             )
         if self._commit is not None:  # the temporary file goes; an earlier predictions.csv stays
             self._commit.__exit__(type(exception), exception, exception.__traceback__)

@@ -33,20 +33,35 @@ def config_mistake(message: str, line: CommandLine, parser: Any) -> str | None:
 
 
 def misplaced_init_args(line: CommandLine) -> str | None:
-    """``model: {class_path: X, lr: 0.05}``: arguments beside ``class_path`` instead of under ``init_args``
-    (jsonargparse blames another section, or says ``Option 'class_path' is not accepted``)."""
+    """``model: {class_path: X, lr: 0.05}`` (or a callback, a logger): arguments beside ``class_path`` instead
+    of under ``init_args`` (jsonargparse blames another section, or says ``Option 'class_path' is not
+    accepted``)."""
     for path in line.config_files:
         config = read_config_file(path)
-        for section in CLASS_SECTIONS:
-            value = config.get(section)
+        places = [(section, config.get(section)) for section in CLASS_SECTIONS]
+        places += list(_class_nodes(config.get("trainer"), "trainer"))
+        for where, value in places:
             if isinstance(value, dict) and "class_path" in value:
                 stray = [key for key in value if key not in _SECTION_KEYS]
                 if stray:
                     return (
-                        f"{path}: {section}: {', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} under "
-                        f"init_args ({section}: {{class_path: ..., init_args: {{{stray[0]}: ...}}}})"
+                        f"{path}: {where}: {', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} under "
+                        f"init_args ({{class_path: ..., init_args: {{{stray[0]}: ...}}}})"
                     )
     return None
+
+
+def _class_nodes(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(key path, node)`` of each mapping with a ``class_path`` under ``trainer`` (callbacks, loggers)."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _class_nodes(item, f"{where}[{index}]")
+    elif isinstance(node, dict):
+        if isinstance(node.get("class_path"), str):
+            yield where, node
+            return
+        for key, child in node.items():
+            yield from _class_nodes(child, f"{where}.{key}")
 
 
 def unknown_option(message: str, line: CommandLine, parser: Any) -> str | None:
