@@ -212,3 +212,10 @@ def test_stacked_configs_apply_in_order_as_in_fit(cli, tmp_path, write_space) ->
     best = yaml.safe_load((tmp_path / "tuned" / "best.yaml").read_text())
     assert best["model"]["init_args"]["hidden_dim"] == 24 and best["model"]["init_args"]["dropout"] == 0.3
     assert best["trainer"]["max_epochs"] == 1
+    # study.db alone, copied away from its write-ahead log, holds the study
+    import shutil
+
+    import optuna
+
+    shutil.copy(tmp_path / "tuned" / "study.db", tmp_path / "copy.db")
+    assert len(optuna.load_study(study_name="space", storage=f"sqlite:///{tmp_path / 'copy.db'}").trials) == 1

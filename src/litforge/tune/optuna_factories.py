@@ -10,6 +10,7 @@ same parameters; see ``docs/tune.md`` for why SQLite is the local default.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sqlite3
 import time
@@ -112,6 +113,18 @@ def connect_sqlite(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     return connection
+
+
+def fold_write_ahead_log(url: str) -> None:
+    """Move a local study database's write-ahead log into the file itself (``wal_checkpoint(TRUNCATE)``),
+    so that ``study.db`` alone, copied or shared, holds the whole study; a busy database is left as it is."""
+    if not url.startswith("sqlite:///") or "?" in url:
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.is_file():
+        return
+    with contextlib.closing(sqlite3.connect(path, timeout=5)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def with_driver(url: str) -> str:
