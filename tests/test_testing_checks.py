@@ -119,6 +119,22 @@ def test_manual_optimization_with_two_optimizers():
         check_overfit(subject)
 
 
+class WithEMA(broken.TinyNet):
+    """An EMA copy (``AveragedModel``), updated after each batch: its parameters want no gradient."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.ema = torch.optim.swa_utils.AveragedModel(self.head)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.ema.update_parameters(self.head)
+
+
+def test_an_averaged_model_copy_is_not_taken_for_untrained_parameters():
+    detail = check_gradients(Subject(WithEMA, broken.TinyData))
+    assert detail == "all 4 trainable parameters get a non-zero gradient (2 of AveragedModel copies left out)"
+
+
 def test_forward_that_takes_noise_gets_inputs_shaped_like_example_input_array():
     subject = Subject(broken.TinyGenerator, broken.TinyData)
     expected = "(16, 4) float32 (shaped like example_input_array) -> (16, 8) float32"

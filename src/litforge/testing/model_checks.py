@@ -226,8 +226,9 @@ def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe]:
 
 def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
     """Every trainable parameter gets a non-zero gradient in one step and belongs to an optimizer."""
-    _module, probe = _one_step(as_subject(model, data))
-    trainable = list(probe.before)
+    module, probe = _one_step(as_subject(model, data))
+    averaged = _averaged_copies(module)  # an EMA/SWA copy follows the weights by averaging, not gradients
+    trainable = [name for name in probe.before if name not in averaged]
     problems = []
     no_grad = [n for n in trainable if n not in probe.with_grad]
     zero = [n for n in trainable if n in probe.with_grad and n not in probe.nonzero_grad]
@@ -241,7 +242,20 @@ def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
     if problems:
         bad = len(set(no_grad) | set(zero) | set(orphans))
         raise AssertionError(f"{bad} of {len(trainable)} trainable parameters: " + "; ".join(problems))
-    return f"all {len(trainable)} trainable parameters get a non-zero gradient"
+    copies = f" ({len(averaged)} of AveragedModel copies left out)" if averaged else ""
+    return f"all {len(trainable)} trainable parameters get a non-zero gradient{copies}"
+
+
+def _averaged_copies(module: torch.nn.Module) -> set[str]:
+    """Names of the parameters inside ``torch.optim.swa_utils.AveragedModel`` submodules."""
+    from torch.optim.swa_utils import AveragedModel
+
+    return {
+        f"{prefix}.{name}" if prefix else name
+        for prefix, child in module.named_modules()
+        if isinstance(child, AveragedModel)
+        for name, _ in child.named_parameters()
+    }
 
 
 def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> str:
