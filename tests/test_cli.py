@@ -381,3 +381,13 @@ def test_evaluating_with_no_run_of_the_default_model_uses_the_newest_experiment(
     assert tested.returncode == 0, tested.output
     assert "using experiment mine, whose run r wrote the newest checkpoint" in tested.stderr
     assert "runs/mine/r/checkpoints/best.ckpt" in tested.output
+
+
+def test_fit_naming_no_model_refuses_a_run_name_of_another_experiment(tmp_path):
+    """``fit --run r`` where r is a run of the user's model: not the packaged classifier under r, silently."""
+    (tmp_path / "runs" / "mine" / "r" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "runs" / "mine" / "r" / "config.yaml").write_text("model: {class_path: mymod.Mine}\n")
+    result = run_cli("fit", "--run", "r", *TINY_TRAINER, cwd=tmp_path)
+    assert result.returncode == 2, result.output
+    assert "--run r is a run of experiment mine; this command names no model" in result.stderr
+    assert not (tmp_path / "runs" / "classifier").exists()

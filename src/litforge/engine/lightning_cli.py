@@ -45,6 +45,7 @@ from litforge.engine.run_dir import (
     RunDir,
 )
 from litforge.engine.run_resolution import (
+    refuse_another_experiments_run,
     resolve_evaluation_run,
     resolve_fit_run,
     with_resumed_runs_config,
@@ -137,6 +138,7 @@ class LitforgeCLI(HookedLightningCLI):
             if self._subcommand in EVALUATION_SUBCOMMANDS and not parse_only:
                 self.command_line = with_run_config(self.command_line)
             if self._subcommand == "fit":
+                refuse_another_experiments_run(self.command_line)
                 self.command_line = without_runs_starting_point(with_resumed_runs_config(self.command_line))
             if not quiet:
                 _note_packaged_data(self.command_line)

@@ -231,6 +231,27 @@ def with_resumed_runs_config(line: CommandLine) -> CommandLine:
     return scan(["--config", str(config), *line.args])
 
 
+def refuse_another_experiments_run(line: CommandLine) -> None:
+    """fit ``--run NAME`` naming no model, no config and no experiment, where NAME is only a run of another
+    experiment (a model of the user's): it would train the packaged classifier under that name, silently."""
+    name = line.run_flags.get("--run")
+    if line.asks_help or line.has_config or line.names_class("model") or "--experiment" in line.run_flags:
+        return
+    if not name or line.typed_value("--resume") not in (None, "never"):
+        return
+    root = Path(line.run_flags.get("--trainer.default_root_dir") or DEFAULT_ROOT)
+    default = experiment_name(default_class_path("model"))
+    if RunDir(root, default, name).path.exists():
+        return
+    homes = sorted(p.parent.parent.name for p in root.glob(f"*/{name}/config.yaml"))
+    if homes:
+        raise UsageError(
+            f"--run {name} is a run of experiment {', '.join(homes)}; this command names no model, so it would "
+            f"train the packaged classifier under that name: --resume auto continues {name} with its own "
+            f"config, --model/--config names yours, --experiment {default} trains the classifier anyway"
+        )
+
+
 def without_runs_starting_point(line: CommandLine) -> CommandLine:
     """fit: a ``ckpt_path`` read from a run folder's config.yaml (the checkpoint a test evaluated, or one a
     resumed fit started from) is not where a new fit starts; it starts fresh unless ``--ckpt_path`` or
