@@ -62,6 +62,9 @@ def _write_inputs(folder: Path) -> None:
     (folder / "callback_no_init_args.yaml").write_text(
         "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n      monitor: val_loss\n"
     )
+    (folder / "class_typo.yaml").write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EarlyStoping\n"
+    )
     (folder / "no_init_args.yaml").write_text(
         "data:\n  class_path: litforge.data.DigitsDataModule\n  batch_size: 8\n"
     )
@@ -101,6 +104,10 @@ CASES = [
         "section_typo.yaml: trainr.max_steps: no such option (did you mean",
     ),
     (["fit", "--config", "no_init_args.yaml"], "no_init_args.yaml: data: batch_size goes under init_args"),
+    (
+        ["fit", "--config", "class_typo.yaml"],
+        "class_typo.yaml: trainer.callbacks[0].class_path: cannot use class 'lightning.pytorch.callbacks.EarlyStoping'",
+    ),
     (
         ["fit", "--config", "callback_no_init_args.yaml"],
         "callback_no_init_args.yaml: trainer.callbacks[0]: monitor goes under init_args",

@@ -27,9 +27,31 @@ _COMPONENT_MODULES = ("lightning.pytorch.callbacks", "lightning.pytorch.loggers"
 
 
 def config_mistake(message: str, line: CommandLine, parser: Any) -> str | None:
-    """One line for an unknown option or callback/logger argument behind parser ``message``, where
+    """One line for an unknown option, class or callback/logger argument behind parser ``message``, where
     ``line`` gave it; ``None`` when it is not one of these (``misplaced_init_args`` is asked first)."""
-    return unknown_option(message, line, parser) or unknown_component_arg(message, line)
+    return (
+        unknown_option(message, line, parser)
+        or unknown_component_arg(message, line)
+        or unusable_class_in_file(message, line)
+    )
+
+
+_UNUSABLE_CLASS = re.compile(r"^config key \"[\w.]+\": (cannot use class '([\w.]+)'.*)$")
+
+
+def unusable_class_in_file(message: str, line: CommandLine) -> str | None:
+    """``config key "trainer.callbacks": cannot use class 'x.Y'`` -> the file and key path that name it."""
+    unusable = _UNUSABLE_CLASS.match(message.strip())
+    if not unusable:
+        return None
+    detail, class_path = unusable.groups()
+    for path in reversed(line.config_files):
+        config = read_config_file(path)
+        places = [(section, config.get(section)) for section in CLASS_SECTIONS]
+        for where, node in [*places, *_class_nodes(config.get("trainer"), "trainer")]:
+            if isinstance(node, dict) and node.get("class_path") == class_path:
+                return f"{path}: {where}.class_path: {detail}"
+    return None
 
 
 def misplaced_init_args(line: CommandLine) -> str | None:

@@ -125,6 +125,11 @@ def _class_path_problem(line: str, following: list[str]) -> str:
     if missing and class_path.startswith(missing.group(1)):
         file = missing.group(1).split(".")[0] + ".py"
         detail += f" (not installed, and no {file} in the current folder {Path.cwd()})"
+    absent = re.match(r"module '([\w.]+)' has no attribute '(\w+)'", cause)
+    if absent and (module := sys.modules.get(absent.group(1))) is not None:
+        classes = [name for name, value in vars(module).items() if isinstance(value, type)]
+        close = difflib.get_close_matches(absent.group(2), classes, n=1, cutoff=0.6)
+        detail += f" (did you mean {absent.group(1)}.{close[0]}?)" if close else ""
     return detail
 
 
