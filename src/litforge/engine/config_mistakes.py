@@ -4,7 +4,7 @@ user wrote them (``init_arg_problem`` in ``parsing`` does the same for a model's
 litforge fit --config my.yaml
 litforge: error: my.yaml: trainer.max_step: no such option (did you mean trainer.max_steps?)
 litforge: error: my.yaml: trainer.callbacks[0].init_args.patiense: EarlyStopping has no argument 'patiense' (did you mean patience?)
-litforge: error: my.yaml: data: batch_size goes under init_args (data: {class_path: ..., init_args: {batch_size: ...}})
+litforge: error: my.yaml: data: batch_size goes under init_args ({class_path: ..., init_args: {batch_size: ...}})
 """
 
 from __future__ import annotations
@@ -46,10 +46,8 @@ def unusable_class_in_file(message: str, line: CommandLine) -> str | None:
         return None
     detail, class_path = unusable.groups()
     for path in reversed(line.config_files):
-        config = read_config_file(path)
-        places = [(section, config.get(section)) for section in CLASS_SECTIONS]
-        for where, node in [*places, *_class_nodes(config.get("trainer"), "trainer")]:
-            if isinstance(node, dict) and node.get("class_path") == class_path:
+        for where, node in _class_places(read_config_file(path)):
+            if node.get("class_path") == class_path:
                 return f"{path}: {where}.class_path: {detail}"
     return None
 
@@ -59,18 +57,22 @@ def misplaced_init_args(line: CommandLine) -> str | None:
     of under ``init_args`` (jsonargparse blames another section, or says ``Option 'class_path' is not
     accepted``)."""
     for path in line.config_files:
-        config = read_config_file(path)
-        places = [(section, config.get(section)) for section in CLASS_SECTIONS]
-        places += list(_class_nodes(config.get("trainer"), "trainer"))
-        for where, value in places:
-            if isinstance(value, dict) and "class_path" in value:
-                stray = [key for key in value if key not in _SECTION_KEYS]
-                if stray:
-                    return (
-                        f"{path}: {where}: {', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} under "
-                        f"init_args ({{class_path: ..., init_args: {{{stray[0]}: ...}}}})"
-                    )
+        for where, node in _class_places(read_config_file(path)):
+            stray = [key for key in node if key not in _SECTION_KEYS]
+            if stray:
+                return (
+                    f"{path}: {where}: {', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} under "
+                    f"init_args ({{class_path: ..., init_args: {{{stray[0]}: ...}}}})"
+                )
     return None
+
+
+def _class_places(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(key path, node)`` of each mapping with a ``class_path`` in a config: ``model``, ``data``, and the
+    callbacks and loggers under ``trainer``."""
+    sections = [(section, config.get(section)) for section in CLASS_SECTIONS]
+    found = [(where, node) for where, node in sections if isinstance(node, dict) and "class_path" in node]
+    return found + list(_class_nodes(config.get("trainer"), "trainer"))
 
 
 def _class_nodes(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -116,9 +118,10 @@ def unknown_component_arg(message: str, line: CommandLine) -> str | None:
     name = unknown.group(1)
     found = None
     for path in line.config_files:
-        for where, class_path in _components(read_config_file(path).get("trainer"), "trainer"):
-            if name in class_path[1]:
-                found = (f"{path}: {where}.init_args.{name}", class_path[0])
+        for where, node in _class_nodes(read_config_file(path).get("trainer"), "trainer"):
+            init_args = node.get("init_args")
+            if isinstance(init_args, dict) and name in init_args:
+                found = (f"{path}: {where}.init_args.{name}", node["class_path"])
     typed = [arg.partition("=")[0] for arg in line.args]
     for component in ("callbacks", "logger"):
         if f"--trainer.{component}.{name}" in typed:
@@ -144,19 +147,6 @@ def _holds(config: dict[str, Any], key: str) -> bool:
             return False
         node = node[part]
     return True
-
-
-def _components(node: Any, where: str) -> Iterator[tuple[str, tuple[str, dict[str, Any]]]]:
-    """``(key path, (class_path, init_args))`` of each ``{class_path, init_args}`` under ``trainer``."""
-    if isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _components(item, f"{where}[{index}]")
-    elif isinstance(node, dict):
-        if isinstance(node.get("class_path"), str) and isinstance(node.get("init_args"), dict):
-            yield where, (node["class_path"], node["init_args"])
-        for key, child in node.items():
-            if key not in _SECTION_KEYS:
-                yield from _components(child, f"{where}.{key}")
 
 
 def _component_class(class_path: str) -> type | None:

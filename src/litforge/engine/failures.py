@@ -60,9 +60,8 @@ def is_trainer_misconfiguration(error: BaseException) -> bool:
 
     if not isinstance(error, MisconfigurationException):
         return False
-    frames = traceback.extract_tb(error.__traceback__)
     roots = _library_roots()
-    return all(any(Path(f.filename).resolve().is_relative_to(r) for r in roots) for f in frames)
+    return all(_in_library(frame, roots) for frame in traceback.extract_tb(error.__traceback__))
 
 
 def hparams_conflict(error: BaseException, module: Any, datamodule: Any) -> str | None:
@@ -115,8 +114,13 @@ def user_frames(error: BaseException) -> list[traceback.FrameSummary]:
     own code. The raising frame alone when there is none (the error came from inside a library)."""
     frames = traceback.extract_tb(error.__traceback__)
     roots = _library_roots()
-    own = [f for f in frames if not any(Path(f.filename).resolve().is_relative_to(r) for r in roots)]
+    own = [frame for frame in frames if not _in_library(frame, roots)]
     return own or frames[-1:]
+
+
+def _in_library(frame: traceback.FrameSummary, roots: set[Path]) -> bool:
+    """Whether ``frame`` is in Python, an installed package or litforge (``_library_roots``)."""
+    return any(Path(frame.filename).resolve().is_relative_to(root) for root in roots)
 
 
 def _library_roots() -> set[Path]:

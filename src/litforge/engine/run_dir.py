@@ -146,10 +146,15 @@ def locate_checkpoint(
 def _experiment_with_checkpoints(root: Path, experiment: str) -> str:
     """``experiment`` when one of its runs has a best/last checkpoint, else the experiment of the newest one
     under ``root`` (a note names it), else ``experiment``."""
-    pattern = "*/*/checkpoints/[bl][ea]st.ckpt"
-    if not root.is_dir() or any((root / experiment).glob(pattern.removeprefix("*/"))):
+
+    def checkpoints(pattern: str) -> list[Path]:
+        return [
+            path for alias in CHECKPOINT_ALIASES for path in root.glob(f"{pattern}/checkpoints/{alias}.ckpt")
+        ]
+
+    if not root.is_dir() or checkpoints(f"{experiment}/*"):
         return experiment
-    found = [p for p in root.glob(pattern) if p.stem in CHECKPOINT_ALIASES]
+    found = checkpoints("*/*")
     if not found:
         return experiment
     newest = max(found, key=lambda p: p.stat().st_mtime)

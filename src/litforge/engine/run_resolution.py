@@ -215,11 +215,7 @@ def with_resumed_runs_config(line: CommandLine) -> CommandLine:
         return line
     root = Path(line.run_flags.get("--trainer.default_root_dir") or DEFAULT_ROOT)
     experiment = line.run_flags.get("--experiment")
-    homes = (
-        [experiment]
-        if experiment
-        else sorted(p.parent.parent.name for p in root.glob(f"*/{name}/config.yaml"))
-    )
+    homes = [experiment] if experiment else _experiments_holding(root, name)
     homes = [home for home in homes if RunDir(root, home, name).config.is_file()]
     if len(homes) > 1:
         raise UsageError(f"--run {name} exists in several experiments ({', '.join(homes)}): add --experiment")
@@ -243,13 +239,17 @@ def refuse_another_experiments_run(line: CommandLine) -> None:
     default = experiment_name(default_class_path("model"))
     if RunDir(root, default, name).path.exists():
         return
-    homes = sorted(p.parent.parent.name for p in root.glob(f"*/{name}/config.yaml"))
-    if homes:
+    if homes := _experiments_holding(root, name):
         raise UsageError(
             f"--run {name} is a run of experiment {', '.join(homes)}; this command names no model, so it would "
             f"train the packaged classifier under that name: --resume auto continues {name} with its own "
             f"config, --model/--config names yours, --experiment {default} trains the classifier anyway"
         )
+
+
+def _experiments_holding(root: Path, name: str) -> list[str]:
+    """The experiments under ``root`` with a run ``name`` (one that has its config.yaml)."""
+    return sorted(path.parent.parent.name for path in root.glob(f"*/{name}/config.yaml"))
 
 
 def without_runs_starting_point(line: CommandLine) -> CommandLine:
