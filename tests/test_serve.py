@@ -262,7 +262,7 @@ def test_image_rows_may_come_nested_as_info_shows_them() -> None:
 
     from litforge.serve.codecs import RequestError, RequestLimits, decode_rows, validate
 
-    limits = RequestLimits(row_width=48, row_shape=(3, 4, 4))
+    limits = RequestLimits(row_shape=(3, 4, 4))
     image = np.arange(48, dtype=np.float32).reshape(3, 4, 4)
     payload = {"inputs": [image.tolist(), image.ravel().tolist()]}
     validate(payload, limits)

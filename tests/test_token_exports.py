@@ -70,7 +70,7 @@ def test_predict_artifact_refuses_ids_the_model_does_not_take(cli, tmp_path, tok
     ],
 )
 def test_a_request_with_ids_outside_the_vocabulary_is_a_422(value, message) -> None:
-    limits = RequestLimits(row_width=8, integer_bounds=(0, VOCAB - 1))
+    limits = RequestLimits(row_shape=(8,), integer_bounds=(0, VOCAB - 1))
     with pytest.raises(RequestError) as refused:
         validate({"inputs": [[1] * 7 + [value]]}, limits)
     assert refused.value.status == 422 and message in refused.value.message
@@ -130,7 +130,7 @@ def test_an_export_with_two_inputs_is_refused_when_opened(cli, token_export: Pat
 )
 def test_a_bad_request_value_is_quoted_as_the_client_wrote_it(value, quoted) -> None:
     with pytest.raises(RequestError) as refused:
-        validate({"inputs": [[1.0, value]]}, RequestLimits(row_width=2))
+        validate({"inputs": [[1.0, value]]}, RequestLimits(row_shape=(2,)))
     assert refused.value.message.endswith(f"value {quoted}")
     with pytest.raises(RequestError, match="inf is not a finite number"):
-        validate({"inputs": [[1, float("inf")]]}, RequestLimits(row_width=2, integer_bounds=(0, 15)))
+        validate({"inputs": [[1, float("inf")]]}, RequestLimits(row_shape=(2,), integer_bounds=(0, 15)))

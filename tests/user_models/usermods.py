@@ -640,6 +640,89 @@ class FileImageData(_TrainAndValidation):
         self.train_set, self.val_set = TensorDataset(x[:64], y[:64]), TensorDataset(x[64:], y[64:])
 
 
+# -- sequences: token ids of any length (a dynamic sequence axis), alone or with a lengths input -------------
+def token_rows(n: int = 96, length: int = 12, vocab: int = 20) -> tuple[torch.Tensor, ...]:
+    """Padded token ids (0 pads), each row's length, and whether token 7 occurs in the row."""
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randint(1, vocab, (n, length), generator=g)
+    lengths = torch.randint(3, length + 1, (n,), generator=g)
+    tokens[torch.arange(length) >= lengths[:, None]] = 0
+    return tokens, lengths, (tokens == 7).any(dim=1).long()
+
+
+class TokenClassifier(_Supervised):
+    """Mean of the non-padding tokens' embeddings -> 2 classes, for sequences of any length."""
+
+    def __init__(self, vocab_size: int = 20, dim: int = 16, lr: float = 0.02):
+        super().__init__()
+        self.save_hyperparameters()
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.head = nn.Linear(dim, 2)
+
+    def pooled(self, tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        keep = keep.unsqueeze(-1).float()
+        return self.head((self.embed(tokens) * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.pooled(tokens, tokens != 0)
+
+    def loss(self, output, target):
+        return F.cross_entropy(output, target)
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0])
+
+    def litforge_export_spec(self) -> dict:
+        """Token ids of any length: batch and sequence axes are both dynamic (docs/export.md)."""
+        return {
+            "inputs": (torch.randint(1, self.hparams.vocab_size, (2, 12)),),
+            "input_names": ["tokens"],
+            "dynamic_axes": {"tokens": {0: "batch", 1: "sequence"}},
+        }
+
+
+class LengthsClassifier(TokenClassifier):
+    """``forward(tokens, lengths)``: the lengths say which tokens count (a 1-D second input)."""
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return self.pooled(tokens, positions < lengths[:, None])
+
+    def training_step(self, batch, batch_idx):
+        tokens, lengths, y = batch
+        loss = self.loss(self(tokens, lengths), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        tokens, lengths, y = batch
+        self.log("val_loss", self.loss(self(tokens, lengths), y))
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0], batch[1])
+
+    def litforge_export_spec(self) -> dict:
+        return {
+            "inputs": (torch.randint(1, self.hparams.vocab_size, (2, 12)), torch.tensor([12, 5])),
+            "input_names": ["tokens", "lengths"],
+            "dynamic_axes": {"tokens": {0: "batch", 1: "sequence"}, "lengths": {0: "batch"}},
+        }
+
+
+class TokenData(_TrainAndValidation):
+    """``(tokens, y)`` batches; ``with_lengths`` adds each row's length: ``(tokens, lengths, y)``."""
+
+    def __init__(self, batch_size: int = 16, with_lengths: bool = False):
+        super().__init__()
+        self.batch_size, self.with_lengths = batch_size, with_lengths
+
+    def setup(self, stage: str | None = None) -> None:
+        tokens, lengths, y = token_rows()
+        columns = (tokens, lengths, y) if self.with_lengths else (tokens, y)
+        self.train_set = TensorDataset(*(c[:64] for c in columns))
+        self.val_set = TensorDataset(*(c[64:] for c in columns))
+
+
 # -- test scaffolding (not a user module): dies like kill -9 once, at a chosen step --------------------------
 class KillOnce(L.Callback):
     """SIGKILLs its own process once ``global_step`` reaches ``step`` unless ``marker`` exists (it is

@@ -16,6 +16,7 @@ from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, Runner, load_runner
 from litforge.export.input_values import integer_bounds
+from litforge.export.row_shape import RowShape, input_row_shape
 from litforge.predictions.output_head import Predictions, apply_head
 
 
@@ -57,7 +58,8 @@ class Artifact:
         if artifact.request_format == "texts":
             artifact.tokenizer = _load_tokenizer(folder)
         else:
-            feature_input(record, folder)  # one input: refused now, not at the first request
+            # one input with one dynamic axis at most: refused now, not at the first request
+            input_row_shape(feature_input(record, folder), str(folder))
         return artifact
 
     # -- what the artifact takes ------------------------------------------------------------------
@@ -66,9 +68,10 @@ class Artifact:
         return self.metadata.get("request_format", "features")
 
     @property
-    def row_shape(self) -> tuple[int, ...]:
-        """Shape of one row of the input (without the batch axis); features models only."""
-        return tuple(int(size) for size in feature_input(self.metadata, self.folder)["shape"][1:])
+    def row_shape(self) -> RowShape:
+        """Shape of one row of the input (without the batch axis), a dynamic axis by its name
+        (``litforge.export.row_shape``); features models only."""
+        return input_row_shape(feature_input(self.metadata, self.folder), str(self.folder))
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -103,6 +106,18 @@ class Artifact:
                 raise UsageError(f"the exported tokenizer does not produce input '{spec['name']}'")
             arrays.append(np.ascontiguousarray(encoded[spec["name"]], dtype=np.dtype(spec["dtype"])))
         return self.runner(*arrays)
+
+    def outputs_by_shape(self, parts: list[np.ndarray]) -> list[np.ndarray]:
+        """Arrays of rows whose shapes may differ along a dynamic axis (sequences of several lengths) -> each
+        array's outputs, with one model call per row shape."""
+        outputs: list[np.ndarray] = [np.empty(0)] * len(parts)
+        for shape in dict.fromkeys(part.shape[1:] for part in parts):
+            members = [i for i, part in enumerate(parts) if part.shape[1:] == shape]
+            together = self.outputs(np.concatenate([parts[i] for i in members]))
+            ends = np.cumsum([len(parts[i]) for i in members])
+            for i, piece in zip(members, np.split(together, ends[:-1]), strict=True):
+                outputs[i] = piece
+        return outputs
 
     def predict(self, rows: np.ndarray) -> Predictions:
         """Rows -> predictions, as export.json's ``output_head`` says."""

@@ -21,6 +21,7 @@ from litforge.atomic_files import atomic_path
 from litforge.errors import UsageError
 from litforge.export.artifact import Artifact
 from litforge.export.input_values import first_bad_id, value_problem
+from litforge.export.row_shape import RowShape, concrete, takes
 from litforge.predictions import csv_columns
 from litforge.predictions.output_head import Predictions
 
@@ -51,19 +52,33 @@ def predict_file(
         raise UsageError(
             f"--output: {output} is a file of the export folder {artifact_dir}; refusing to overwrite it"
         )
-    rows = read_rows(input_path, artifact.row_shape, artifact.integer_bounds)
-    chunks = [artifact.predict(rows[start : start + CHUNK_ROWS]) for start in range(0, len(rows), CHUNK_ROWS)]
-    write_predictions(output, Predictions.concatenate(chunks), artifact.class_labels)
-    return len(rows), artifact.format, output
+    groups = read_rows(input_path, artifact.row_shape, artifact.integer_bounds)
+    outputs = [
+        artifact.outputs(rows[start : start + CHUNK_ROWS])
+        for _, rows in groups
+        for start in range(0, len(rows), CHUNK_ROWS)
+    ]
+    if len({output.shape[1:] for output in outputs}) > 1:
+        raise UsageError(
+            f"--input: the rows of {input_path} have {len(groups)} lengths and the model's outputs differ in "
+            "shape with the length; predict rows of one length per file"
+        )
+    in_file_order = np.argsort(np.concatenate([lines for lines, _ in groups]), kind="stable")
+    predictions = artifact.postprocess(np.concatenate(outputs)[in_file_order])
+    write_predictions(output, predictions, artifact.class_labels)
+    return len(in_file_order), artifact.format, output
 
 
 _ROW_FILES = {".npy", ".csv", ".txt", ""}  # "" : a file without a suffix, read as CSV
 
 
-def read_rows(path: Path, row_shape: tuple[int, ...], ids: tuple[int, int] | None = None) -> np.ndarray:
-    """A CSV or ``.npy`` file -> array (N, *row_shape): float64, or int64 for an integer input whose values
-    must lie in ``ids`` (lowest, highest); ``UsageError`` naming the file and the line (CSV) or row
-    (``.npy``, counted from 0) that is wrong."""
+def read_rows(
+    path: Path, shape: RowShape, ids: tuple[int, int] | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A CSV or ``.npy`` file -> its rows grouped by shape: ``(row numbers, array (n, *row shape))`` per
+    group, one group unless the shape has a dynamic axis (a CSV of sequences of several lengths). Values are
+    float64, or int64 for an integer input whose values must lie in ``ids`` (lowest, highest); ``UsageError``
+    naming the file and the line (CSV) or row (``.npy``, counted from 0) that is wrong."""
     if not path.is_file():
         raise UsageError(f"--input: no such file: {path}")
     if path.suffix.lower() not in _ROW_FILES:
@@ -71,23 +86,38 @@ def read_rows(path: Path, row_shape: tuple[int, ...], ids: tuple[int, int] | Non
             f"--input: {path} is not a CSV or .npy file (it reads {', '.join(sorted(_ROW_FILES - {''}))}); "
             "JSON requests go to `litforge serve`"
         )
-    width = math.prod(row_shape)
-    rows = _read_npy(path, row_shape, ids) if path.suffix == ".npy" else _read_csv(path, width, ids)
-    return rows.astype(np.int64 if ids else np.float64).reshape(len(rows), *row_shape)
+    dtype = np.int64 if ids else np.float64
+    if path.suffix == ".npy":
+        rows = _read_npy(path, shape, ids)
+        return [(np.arange(len(rows)), _shaped(rows, shape, dtype))]
+    by_length: dict[int, list[list[float | int]]] = {}
+    numbers: dict[int, list[int]] = {}
+    for number, row in enumerate(_read_csv(path, shape, ids)):
+        by_length.setdefault(len(row), []).append(row)
+        numbers.setdefault(len(row), []).append(number)
+    return [(np.array(numbers[n]), _shaped(np.array(by_length[n]), shape, dtype)) for n in by_length]
 
 
-def _read_npy(path: Path, row_shape: tuple[int, ...], ids: tuple[int, int] | None) -> np.ndarray:
-    """An array (N, values per row) or (N, *row_shape) -> (N, values per row)."""
-    width = math.prod(row_shape)
+def _shaped(rows: np.ndarray, shape: RowShape, dtype: type) -> np.ndarray:
+    """Flat rows (n, values) of one length -> (n, *row shape) in ``dtype``."""
+    return rows.astype(dtype).reshape(len(rows), *concrete(shape, rows.shape[1]))  # type: ignore[misc]
+
+
+def _read_npy(path: Path, shape: RowShape, ids: tuple[int, int] | None) -> np.ndarray:
+    """An array (N, values per row) or (N, *row shape) -> (N, values per row)."""
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UsageError(f"--input: cannot read {path} as .npy: {err}") from None
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise UsageError(f"--input: {path} holds {array.dtype}, not real numbers")
-    if array.ndim < 2 or array.shape[1:] not in ((width,), row_shape):
-        shapes = " or ".join(dict.fromkeys(f"(N, {', '.join(map(str, s))})" for s in ((width,), row_shape)))
-        raise UsageError(f"--input: {path} holds an array of shape {array.shape}; the model takes {shapes}")
+    width = math.prod(array.shape[1:])
+    nested = concrete(shape, width)
+    if array.ndim < 2 or nested is None or array.shape[1:] not in ((width,), nested):
+        layouts = dict.fromkeys(f"(N, {', '.join(map(str, s))})" for s in ((takes(shape),), shape))
+        raise UsageError(
+            f"--input: {path} holds an array of shape {array.shape}; the model takes {' or '.join(layouts)}"
+        )
     rows = array.reshape(len(array), width)
     finite = np.isfinite(rows).all(axis=1)
     if not finite.all():
@@ -97,9 +127,10 @@ def _read_npy(path: Path, row_shape: tuple[int, ...], ids: tuple[int, int] | Non
     return rows
 
 
-def _read_csv(path: Path, width: int, ids: tuple[int, int] | None) -> np.ndarray:
-    """Rows of ``width`` finite numbers (whole numbers within ``ids`` for an integer input), after an optional
-    header line: a first line none of whose cells is a number. A BOM (Excel's "CSV UTF-8") is skipped."""
+def _read_csv(path: Path, shape: RowShape, ids: tuple[int, int] | None) -> list[list[float | int]]:
+    """Rows of finite numbers (whole numbers within ``ids`` for an integer input), as many as ``shape`` takes,
+    after an optional header line: a first line none of whose cells is a number. A BOM (Excel's "CSV UTF-8")
+    is skipped."""
     rows: list[list[float | int]] = []
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
@@ -110,8 +141,8 @@ def _read_csv(path: Path, width: int, ids: tuple[int, int] | None) -> np.ndarray
             bad = next((cell for cell in cells if not _is_number(cell)), None)
             if bad is not None:
                 raise UsageError(f"--input: {line} has a non-numeric value {bad!r}")
-            if len(cells) != width:
-                raise UsageError(f"--input: {line} has {len(cells)} values; the model takes {width}")
+            if concrete(shape, len(cells)) is None:
+                raise UsageError(f"--input: {line} has {len(cells)} values; the model takes {takes(shape)}")
             values = [_number(cell) for cell in cells]
             if not all(map(math.isfinite, values)):
                 raise UsageError(f"--input: {line} has NaN or infinite values")
@@ -122,7 +153,7 @@ def _read_csv(path: Path, width: int, ids: tuple[int, int] | None) -> np.ndarray
             rows.append(values)
     if not rows:
         raise UsageError(f"--input: {path} has no data rows")
-    return np.array(rows, dtype=np.int64 if ids else np.float64)
+    return rows
 
 
 def _number(cell: str) -> float | int:

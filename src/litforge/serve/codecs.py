@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from litforge.export.input_values import value_problem
+from litforge.export.row_shape import RowShape, concrete, takes
 from litforge.predictions import csv_columns
 from litforge.predictions.output_head import Predictions
 
@@ -37,11 +38,11 @@ class RequestLimits:
     """What a request must look like for one export folder."""
 
     request_format: str = "features"
-    row_width: int = 0  # values per row (features models)
     max_rows: int = 256
     max_text_chars: int = 20_000
     integer_bounds: tuple[int, int] | None = None  # an integer input's lowest and highest value (token ids)
-    row_shape: tuple[int, ...] = ()  # one row's shape, e.g. (3, 16, 16): a row is flat or nested so
+    # one row's shape (litforge.export.row_shape), e.g. (3, 16, 16) or ("sequence",): a row is flat or nested so
+    row_shape: RowShape = ()
 
 
 def parse_body(body: bytes) -> Any:
@@ -76,8 +77,17 @@ def validate(payload: Any, limits: RequestLimits) -> None:
 
 
 def _validate_rows(rows: list[Any], limits: RequestLimits) -> None:
+    first_length = None
     for index, row in enumerate(rows):
-        for value in _row_values(row, f"inputs[{index}]", limits):
+        values = _row_values(row, f"inputs[{index}]", limits)
+        first_length = first_length or len(values)
+        if len(values) != first_length:  # a dynamic axis: one length per request, as one array has
+            raise RequestError(
+                422,
+                f"inputs[{index}] has {len(values)} values but inputs[0] has {first_length}: the rows of one "
+                "request share one length (send rows of other lengths in another request)",
+            )
+        for value in values:
             if type(value) is not float and type(value) is not int:  # bool and str are not numbers
                 raise RequestError(422, f"inputs[{index}] has a non-numeric value {_as_json(value)}")
             if limits.integer_bounds is not None:
@@ -90,24 +100,26 @@ def _validate_rows(rows: list[Any], limits: RequestLimits) -> None:
 
 
 def _row_values(row: Any, where: str, limits: RequestLimits) -> list[Any]:
-    """A row's values: a flat list of ``row_width`` numbers, or lists nested as ``row_shape`` (an image's
-    ``[3][16][16]``, as ``/info`` shows its input)."""
+    """A row's values: a flat list of numbers (as many as ``row_shape`` takes), or lists nested as
+    ``row_shape`` (an image's ``[3][16][16]``, as ``/info`` shows its input)."""
+    width = takes(limits.row_shape)
     nested = f" (or nested as {list(limits.row_shape)})" if len(limits.row_shape) > 1 else ""
     if not isinstance(row, list):
-        raise RequestError(422, f"{where} must be a list of {limits.row_width} numbers{nested}")
+        raise RequestError(422, f"{where} must be a list of {width} numbers{nested}")
     if nested and row and isinstance(row[0], list):
         return _nested_values(row, limits.row_shape, where, limits)
-    if len(row) != limits.row_width:
-        raise RequestError(422, f"{where} has {len(row)} values; the model takes {limits.row_width}{nested}")
+    if concrete(limits.row_shape, len(row)) is None:
+        raise RequestError(422, f"{where} has {len(row)} values; the model takes {width}{nested}")
     return row
 
 
-def _nested_values(value: Any, shape: tuple[int, ...], where: str, limits: RequestLimits) -> list[Any]:
-    if not isinstance(value, list) or len(value) != shape[0]:
+def _nested_values(value: Any, shape: RowShape, where: str, limits: RequestLimits) -> list[Any]:
+    size = shape[0]
+    if not isinstance(value, list) or (len(value) != size if isinstance(size, int) else not value):
         found = f"{len(value)} entries" if isinstance(value, list) else f"the value {_as_json(value)}"
         raise RequestError(
             422,
-            f"{where} has {found} where a row nested as {list(limits.row_shape)} has a list of {shape[0]}",
+            f"{where} has {found} where a row nested as {list(limits.row_shape)} has a list of {size}",
         )
     if len(shape) == 1:
         return value
@@ -134,12 +146,14 @@ def _validate_texts(texts: list[Any], limits: RequestLimits) -> None:
             )
 
 
-def decode_rows(payload: dict[str, Any], row_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A validated ``inputs`` payload (flat or nested rows) -> array (N, *row_shape)."""
+def decode_rows(payload: dict[str, Any], row_shape: RowShape, dtype: np.dtype) -> np.ndarray:
+    """A validated ``inputs`` payload (flat or nested rows, all of one length) -> array (N, *row shape)."""
     rows = payload["inputs"]
     if all(not row or not isinstance(row[0], list) for row in rows):  # flat rows: one conversion
-        return np.asarray(rows, dtype=dtype).reshape(-1, *row_shape)
-    return np.stack([np.asarray(row, dtype=dtype).reshape(row_shape) for row in rows])
+        flat = np.asarray(rows, dtype=dtype)
+        return flat.reshape(len(flat), *concrete(row_shape, flat.shape[1]))  # type: ignore[misc]
+    arrays = [np.asarray(row, dtype=dtype) for row in rows]
+    return np.stack([a.reshape(concrete(row_shape, a.size)) for a in arrays])  # type: ignore[arg-type]
 
 
 def encode(predictions: Predictions, class_names: list[str] | None) -> dict[str, Any]:

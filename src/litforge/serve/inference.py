@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing as mp
 import threading
 from dataclasses import dataclass
@@ -44,8 +43,12 @@ class Counters:
             make("q", 0) if make else _LocalValue() for _ in range(3)
         )
 
-    def add(self, requests: int, rows: int) -> None:
-        for counter, amount in ((self.requests, requests), (self.model_calls, 1), (self.rows, rows)):
+    def add(self, requests: int, rows: int, model_calls: int = 1) -> None:
+        for counter, amount in (
+            (self.requests, requests),
+            (self.model_calls, model_calls),
+            (self.rows, rows),
+        ):
             with counter.get_lock():
                 counter.value += amount
 
@@ -65,12 +68,14 @@ def decode(artifact: Artifact, request: dict[str, Any]) -> Decoded:
 
 
 def infer(artifact: Artifact, parts: list[Decoded], counters: Counters) -> list[dict[str, Any]]:
-    """Several requests -> ONE model call on their concatenated rows -> one JSON answer per request."""
+    """Several requests -> ONE model call on their concatenated rows (one per row shape, for sequences of
+    several lengths) -> one JSON answer per request."""
     if artifact.request_format == "texts":
         outputs = artifact.outputs_for_texts([text for part in parts for text in part.items])
+        pieces = np.split(outputs, np.cumsum([len(part) for part in parts])[:-1])
+        calls = 1
     else:
-        outputs = artifact.outputs(np.concatenate([part.items for part in parts]))
-    counters.add(requests=len(parts), rows=len(outputs))
-    predictions = artifact.postprocess(outputs)
-    bounds = itertools.pairwise(np.cumsum([0, *map(len, parts)]))
-    return [encode(predictions[a:b], artifact.class_labels) for a, b in bounds]
+        pieces = artifact.outputs_by_shape([part.items for part in parts])
+        calls = len({part.items.shape[1:] for part in parts})
+    counters.add(requests=len(parts), rows=sum(map(len, pieces)), model_calls=calls)
+    return [encode(artifact.postprocess(piece), artifact.class_labels) for piece in pieces]

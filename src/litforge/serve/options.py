@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from litforge.export.artifact import feature_input
 from litforge.export.input_values import integer_bounds
+from litforge.export.row_shape import input_row_shape
 from litforge.serve.codecs import RequestLimits
 
 
@@ -36,8 +35,7 @@ def request_limits(folder: Path, record: dict[str, Any], options: ServeOptions) 
     only = feature_input(record, folder)
     return RequestLimits(
         request_format=request_format,
-        row_width=int(np.prod([int(s) for s in only["shape"][1:]])),
-        row_shape=tuple(int(s) for s in only["shape"][1:]),
+        row_shape=input_row_shape(only, str(folder)),
         max_rows=options.max_rows,
         integer_bounds=integer_bounds(only),
     )

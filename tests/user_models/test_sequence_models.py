@@ -1,0 +1,143 @@
+"""A user's sequence models (usermods.TokenClassifier, LengthsClassifier): token ids of any length, declared
+with a dynamic ``sequence`` axis in ``litforge_export_spec``. Export verifies them (a 1-D ``lengths`` input
+beside the tokens included); ``predict --artifact`` reads a CSV whose lines have several lengths; ``serve``
+answers requests of several lengths, batched together, each as the eager model does."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+import usermods
+from user_helpers import QUICK, USERMODS
+
+from cli_helpers import run_cli
+from litforge.export.artifact import Artifact
+from litforge.export.batch_predict import read_rows
+from litforge.export.row_shape import concrete, takes
+from litforge.serve.codecs import RequestError, RequestLimits, validate
+from litforge.serve.inference import Counters, Decoded, infer
+from serve_helpers import start_server, stop_server
+
+ROWS = [[1, 2, 7, 4, 5], [3, 3], [7, 1, 1], [3, 3, 3, 0, 0], [5] * 12]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder with both sequence models fitted and exported (every format)."""
+    project = tmp_path_factory.mktemp("sequences")
+    shutil.copy(USERMODS, project / "usermods.py")
+    for model, extra in (("TokenClassifier", []), ("LengthsClassifier", ["--data.with_lengths", "true"])):
+        fit = run_cli(
+            "fit", "--model", f"usermods.{model}", "--data", "usermods.TokenData", *extra, *QUICK,
+            "--run", "r", cwd=project,
+        )  # fmt: skip
+        assert fit.returncode == 0, fit.output[-3000:]
+        exported = run_cli("export", "--ckpt", f"runs/{model.lower()}/r/checkpoints/last.ckpt", cwd=project)
+        assert exported.returncode == 0, exported.output[-3000:]
+    return project
+
+
+def _eager(project: Path, rows: list[list[int]]) -> np.ndarray:
+    """The trained TokenClassifier's outputs, one row at a time, as the user's own code computes them."""
+    ckpt = project / "runs" / "tokenclassifier" / "r" / "checkpoints" / "last.ckpt"
+    model = usermods.TokenClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    with torch.no_grad():
+        return np.concatenate([model(torch.tensor([row])).numpy() for row in rows])
+
+
+def test_export_records_a_dynamic_sequence_axis_and_passes_parity(trained: Path) -> None:
+    for model in ("tokenclassifier", "lengthsclassifier"):
+        record = json.loads((trained / "runs" / model / "r" / "export" / "export.json").read_text())
+        assert record["inputs"][0]["shape"] == ["batch", "sequence"]
+        for fmt in ("onnx", "pt2", "torchscript"):
+            parity = record["formats"][fmt]["parity"]
+            assert parity["passed"], parity
+            assert any("sequence 6" in case["case"] for case in parity["cases"])  # a shorter sequence too
+
+
+def test_predict_artifact_reads_lines_of_several_lengths_in_file_order(trained: Path) -> None:
+    (trained / "ragged.csv").write_text("\n".join(",".join(map(str, row)) for row in ROWS) + "\n")
+    export = trained / "runs" / "tokenclassifier" / "r" / "export"
+    for fmt in ("onnx", "pt2", "torchscript"):
+        result = run_cli(
+            "predict", "--artifact", str(export), "--input", "ragged.csv", "--format", fmt, cwd=trained
+        )
+        assert result.returncode == 0, result.output[-3000:]
+        with (trained / "ragged.predictions.csv").open() as handle:
+            written = [[float(v) for k, v in row.items() if k != "row"] for row in csv.DictReader(handle)]
+        np.testing.assert_allclose(written, _eager(trained, ROWS), rtol=1e-4, atol=1e-5)
+
+
+def test_serve_answers_requests_of_several_lengths_batched_together(trained: Path) -> None:
+    export = trained / "runs" / "tokenclassifier" / "r" / "export"
+    bodies = [{"inputs": [row, row]} for row in ROWS]
+    with (trained / "serve.log").open("w") as log:
+        server, base = start_server(export, log, "fastapi", "--batch-timeout", "0.2", cwd=trained)
+        try:
+            with ThreadPoolExecutor(len(bodies)) as pool:
+                answers = list(
+                    pool.map(lambda body: httpx.post(f"{base}/predict", json=body, timeout=60), bodies)
+                )
+            mixed = httpx.post(f"{base}/predict", json={"inputs": ROWS[:2]}, timeout=60)
+            health = httpx.get(f"{base}/health", timeout=10)
+        finally:
+            stop_server(server)
+    assert [a.status_code for a in answers] == [200] * len(bodies), [a.text for a in answers]
+    served = np.array([a.json()["predictions"][1] for a in answers])
+    np.testing.assert_allclose(served, _eager(trained, ROWS), rtol=1e-4, atol=1e-5)
+    assert mixed.status_code == 422 and "share one length" in mixed.json()["detail"], mixed.text
+    assert health.status_code == 200  # a refused request leaves the server serving
+
+
+def test_one_model_call_per_length_in_a_batch(trained: Path) -> None:
+    artifact = Artifact.open(trained / "runs" / "tokenclassifier" / "r" / "export", "onnx")
+    parts = [Decoded(np.array([row], dtype=np.int64)) for row in (ROWS[0], ROWS[1], ROWS[3])]
+    counters = Counters()
+    answers = infer(artifact, parts, counters)
+    expected = _eager(trained, [ROWS[0], ROWS[1], ROWS[3]])
+    np.testing.assert_allclose([a["predictions"][0] for a in answers], expected, rtol=1e-4, atol=1e-5)
+    assert counters.snapshot() == {"requests": 3, "model_calls": 2, "rows": 3}  # lengths 5, 2, 5
+
+
+def test_an_export_with_a_lengths_input_is_refused_by_rows_of_numbers_in_one_line(trained: Path) -> None:
+    (trained / "rows.csv").write_text("1,2,3\n")
+    export = trained / "runs" / "lengthsclassifier" / "r" / "export"
+    result = run_cli("predict", "--artifact", str(export), "--input", "rows.csv", cwd=trained)
+    assert result.returncode == 2 and "takes 2 inputs (tokens, lengths)" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_row_shapes_with_a_dynamic_axis() -> None:
+    assert concrete(("sequence",), 5) == (5,) and concrete(("sequence",), 0) is None
+    assert concrete(("sequence", 8), 24) == (3, 8) and concrete(("sequence", 8), 20) is None
+    assert concrete((3, 4), 12) == (3, 4) and concrete((3, 4), 13) is None
+    assert (takes(("sequence",)), takes(("sequence", 8)), takes((3, 4))) == (
+        "1 or more",
+        "a multiple of 8",
+        "12",
+    )
+
+
+def test_requests_for_a_dynamic_axis_are_validated(tmp_path: Path) -> None:
+    limits = RequestLimits(row_shape=("sequence", 2), integer_bounds=(0, 9))
+    validate({"inputs": [[1, 2, 3, 4], [5, 6, 7, 8]]}, limits)
+    validate({"inputs": [[[1, 2], [3, 4], [5, 6]]]}, limits)  # nested as [sequence][2]
+    for body, words in (
+        ({"inputs": [[1, 2, 3]]}, "has 3 values; the model takes a multiple of 2"),
+        ({"inputs": [[1, 2], [1, 2, 3, 4]]}, "the rows of one request share one length"),
+        ({"inputs": [[[1, 2, 3]]]}, "has 3 entries"),
+        ({"inputs": [[]]}, "has 0 values"),
+    ):
+        with pytest.raises(RequestError, match=words):
+            validate(body, limits)
+    (tmp_path / "rows.csv").write_text("1,2\n1,2,3,4\n5,6\n")
+    groups = read_rows(tmp_path / "rows.csv", ("sequence", 2), (0, 9))
+    assert [(lines.tolist(), rows.shape) for lines, rows in groups] == [([0, 2], (2, 1, 2)), ([1], (1, 2, 2))]
