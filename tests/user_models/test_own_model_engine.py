@@ -123,6 +123,40 @@ def test_model_flags_typed_with_a_checkpoint_win_over_its_hyperparameters(traine
     assert "does not fit LitModel" in refused.stderr and "Traceback" not in refused.output
 
 
+def _optimizer_state(run) -> tuple[dict, list]:
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    return saved["optimizer_states"][0]["param_groups"][0], saved["lr_schedulers"]
+
+
+def test_a_resume_trains_with_the_lr_typed_on_its_command_line(trained, project, user_cli):
+    """Lightning loads the checkpoint's optimizer state over the optimizer configure_optimizers() built:
+    the new lr must survive it, and the moments and steps carry on."""
+    last = str(trained / "checkpoints" / "last.ckpt")
+    resumed = user_cli("fit", *SEED_MODEL, *QUICK, "--trainer.max_epochs", "3", "--run", "lr",
+                       "--resume", last, "--model.lr", "0.1")  # fmt: skip
+    assert resumed.returncode == 0, resumed.output
+    assert "the optimizer takes lr=0.1 (checkpoint: 0.001)" in resumed.stderr, resumed.output
+    group, _ = _optimizer_state(project / "runs" / "litmodel" / "lr")
+    assert group["lr"] == 0.1
+    # a change that leaves the optimizer's settings alone restores them as saved, with no note
+    kept = user_cli("fit", *SEED_MODEL, *QUICK, "--trainer.max_epochs", "3", "--run", "dropout",
+                    "--resume", last, "--model.dropout", "0.2")  # fmt: skip
+    assert kept.returncode == 0 and "the optimizer takes" not in kept.stderr, kept.output
+    assert _optimizer_state(project / "runs" / "litmodel" / "dropout")[0]["lr"] == 1e-3
+
+
+def test_a_resume_with_a_new_lr_keeps_the_schedules_progress(project, user_cli):
+    regressor = ["--model", "usermods.Regressor", "--data", "usermods.RegressionData", *QUICK]
+    assert user_cli("fit", *regressor, "--run", "a").returncode == 0
+    last = str(project / "runs" / "regressor" / "a" / "checkpoints" / "last.ckpt")
+    resumed = user_cli("fit", *regressor, "--trainer.max_epochs", "3", "--run", "b", "--resume", last,
+                       "--model.lr", "0.01")  # fmt: skip
+    assert resumed.returncode == 0 and "initial_lr=0.01" in resumed.stderr, resumed.output
+    group, schedulers = _optimizer_state(project / "runs" / "regressor" / "b")
+    assert group["initial_lr"] == group["lr"] == 0.01  # StepLR(100): no decay yet
+    assert schedulers[0]["base_lrs"] == [0.01] and schedulers[0]["last_epoch"] == 3
+
+
 def test_another_models_checkpoint_is_refused_in_one_line(trained, user_cli):
     other = user_cli("fit", *QUICK, "--trainer.limit_val_batches", "2", "--run", "digits")
     assert other.returncode == 0, other.output

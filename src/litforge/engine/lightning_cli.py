@@ -63,6 +63,7 @@ from litforge.engine.trainer_setup import (
 )
 from litforge.errors import UsageError
 from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Interrupted, Preempted
+from litforge.resilience.changed_optimizer_settings import ChangedOptimizerSettings
 from litforge.resilience.checkpoint_file import note_if_unverified
 from litforge.resilience.elastic_restart import init_process_group_for_restart
 from litforge.resilience.resume import clear_finished, mark_finished, remove_killed_writes
@@ -127,6 +128,7 @@ class LitforgeCLI(HookedLightningCLI):
         self.subcommand_parser: LightningArgumentParser | None = None
         self._new_folder: Path | None = None
         self._explicit_model_args: dict[str, Any] = {}
+        self._model_args_changed = False  # a --model.NAME flag replaced a checkpoint's hyperparameter
         if isinstance(args, Namespace):  # a complete typed config (engine.api.run_command)
             self._subcommand = args.subcommand
             model = args[args.subcommand].get("model")
@@ -293,6 +295,7 @@ class LitforgeCLI(HookedLightningCLI):
                     file=sys.stderr,
                 )
                 init_args[name] = value
+                self._model_args_changed = True
 
     def instantiate_classes(self) -> None:
         if self.parse_only:
@@ -345,6 +348,8 @@ class LitforgeCLI(HookedLightningCLI):
         run_checkpoints = [c for c in defaults if isinstance(c, RunCheckpoint)]
         others = [c for c in defaults if not isinstance(c, RunCheckpoint)]
         kwargs["callbacks"] = run_checkpoints + given + others + self.extra_callbacks
+        if subcommand == "fit" and self._model_args_changed:  # the optimizer follows them, not the checkpoint
+            kwargs["callbacks"].append(ChangedOptimizerSettings())
         config_folder = self.run_dir.path if subcommand == "fit" else self.run_dir.path / subcommand
         self.save_config_kwargs["folder"] = str(config_folder)
         # The Trainer's own root is the run folder (the config's default_root_dir is the root of all runs):
