@@ -91,6 +91,7 @@ def test_lightning_internals_the_resilience_pieces_read(tmp_path) -> None:
             loader, fetcher = compat.fit_loop_data(trainer)
             seen["loader"], seen["fetcher"] = loader is not None, fetcher is not None
             seen["validation_follows"] = compat.validation_follows(trainer)
+            seen.setdefault("only_accumulated", []).append(compat.only_accumulated(trainer))
 
         def on_train_epoch_end(self, trainer, pl_module) -> None:
             checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint))
@@ -110,6 +111,7 @@ def test_lightning_internals_the_resilience_pieces_read(tmp_path) -> None:
     assert "save_checkpoint" not in vars(trainer) and len(saves) >= 1
     assert seen["loader"] and seen["fetcher"] and isinstance(seen["validation_follows"], bool)
     assert isinstance(seen["saved"], bool)
+    assert seen["only_accumulated"] == [False, False]  # no accumulate_grad_batches: every batch steps
     assert compat.cluster_environment(trainer) is not None
     assert callable(compat.process_group_backend(DDPStrategy(process_group_backend="gloo")))
     assert compat.process_group_timeout(DDPStrategy()) is not None

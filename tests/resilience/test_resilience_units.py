@@ -240,6 +240,49 @@ def test_sigusr1_saves_at_the_next_step_boundary_and_raises_preempted(tmp_path: 
     assert signal.getsignal(signal.SIGUSR1) is not None  # handlers restored, not left pointing at litforge
 
 
+class SignalAtBatch(L.Callback):
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.batch:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_preemption_inside_an_accumulation_window_saves_after_its_optimizer_step(tmp_path: Path) -> None:
+    """Accumulated gradients are not in a checkpoint: a save after batch 4 of the window (4, 5) would
+    resume without batch 4's part of step 3. The run goes on to batch 5's step and saves there, and a
+    resume from it ends bit for bit where the uninterrupted run does."""
+
+    def trainer(root: Path, *extra: L.Callback) -> L.Trainer:
+        L.seed_everything(0, verbose=False)
+        return bare_trainer(
+            *resilience_callbacks(root, every_n_train_steps=100), *extra,
+            max_epochs=1, limit_train_batches=12, accumulate_grad_batches=2,
+        )  # fmt: skip
+
+    def model() -> Classifier:
+        L.seed_everything(0, verbose=False)
+        return Classifier(hidden_dim=8)
+
+    with pytest.raises(Preempted, match=r"step-00000003\.ckpt at step 3"):
+        trainer(tmp_path / "stopped", SignalAtBatch(4)).fit(model(), DigitsDataModule(batch_size=32))
+    saved = torch.load(tmp_path / "stopped" / "step-00000003.ckpt", weights_only=True)
+    assert (
+        saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 6
+    )  # batches 0-5: three whole windows
+
+    reference = trainer(tmp_path / "reference")
+    reference.fit(model(), DigitsDataModule(batch_size=32))
+    resumed = trainer(tmp_path / "resumed")
+    resumed.fit(
+        model(), DigitsDataModule(batch_size=32), ckpt_path=tmp_path / "stopped" / "step-00000003.ckpt"
+    )
+    assert resumed.global_step == reference.global_step == 6
+    for name, value in reference.lightning_module.state_dict().items():
+        assert torch.equal(resumed.lightning_module.state_dict()[name], value), name
+
+
 def test_restart_store_prefix_names_the_torchrun_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
     from litforge.resilience.elastic_restart import restart_store_prefix
 

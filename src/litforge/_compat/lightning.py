@@ -42,6 +42,13 @@ def validation_follows(trainer: L.Trainer) -> bool:
     return bool(fit_loop.epoch_loop._should_check_val_fx(fit_loop._data_fetcher))
 
 
+def only_accumulated(trainer: L.Trainer) -> bool:
+    """Whether the training batch that just ran only added to the gradients (``accumulate_grad_batches``):
+    no optimizer step ended with it, so the state after it is not a step boundary (asked in
+    ``on_train_batch_end``)."""
+    return bool(trainer.fit_loop.epoch_loop._should_accumulate())
+
+
 # -- the running epoch aggregates of self.log(..., on_epoch=True) -------------------------------------------
 def epoch_aggregates(trainer: L.Trainer) -> dict[str, Any]:
     """The training loop's running aggregates of tensors logged with ``on_epoch=True``: ``{key: metric}``,

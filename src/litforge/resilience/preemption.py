@@ -18,7 +18,7 @@ import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Checkpoint
 
-from litforge._compat.lightning import cluster_environment
+from litforge._compat.lightning import cluster_environment, only_accumulated
 from litforge.errors import LitforgeError
 from litforge.resilience.after_batch_end import after_module_batch_end
 from litforge.resilience.periodic_checkpoint import PeriodicCheckpoint, epoch_ends_now
@@ -41,7 +41,8 @@ class Interrupted(Preempted):
 
 
 class PreemptionCheckpoint(Checkpoint):
-    """On SIGTERM or SIGUSR1, finish the current step, save a periodic checkpoint and raise ``Preempted``.
+    """On SIGTERM or SIGUSR1, finish the current optimizer step (a whole accumulation window), save a
+    periodic checkpoint and raise ``Preempted``.
 
     Lightning's own SIGTERM handler stops at the next batch without saving; this one replaces it for
     the training loop. In distributed runs the ranks agree on the step (any rank's signal stops all),
@@ -80,7 +81,10 @@ class PreemptionCheckpoint(Checkpoint):
         self.received = signum
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
-        if not epoch_ends_now(trainer):  # at an epoch's last batch, stop at the epoch end instead
+        # at an epoch's last batch, stop at the epoch end instead; in the middle of an accumulation window
+        # (accumulate_grad_batches), at the batch whose optimizer step ends it: the partial gradients are
+        # not saved, so a checkpoint before that step would resume with some of them lost
+        if not epoch_ends_now(trainer) and not only_accumulated(trainer):
             # after the module's own batch-end hook: what it does (an EMA update) belongs to this step
             after_module_batch_end(pl_module, lambda: self._stop_if_signalled(trainer))
 
