@@ -1,4 +1,6 @@
-"""The ``litforge`` console script end to end (real subprocesses, tiny runs in tmp_path)."""
+"""The ``litforge`` console script end to end (tiny runs in tmp_path). Most commands here run in processes
+forked from the test worker's CLI fork server (tests/cli_forkserver.py); the shared default fit and the
+help run the installed console script in a fresh interpreter, as a user's shell does."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def _digest(folder: Path) -> dict[str, str]:
 def trained_run(tmp_path_factory) -> Path:
     """One tiny default fit shared by the read-only tests of this module: returns the working folder."""
     work = tmp_path_factory.mktemp("trained")
-    result = run_cli("fit", *TINY_TRAINER, "--run", "base", cwd=work)
+    result = run_cli("fit", *TINY_TRAINER, "--run", "base", cwd=work, fresh_process=True)
     assert result.returncode == 0, result.output
     (work / "fit_output.txt").write_text(result.output)
     return work
@@ -36,7 +38,7 @@ def trained_run(tmp_path_factory) -> Path:
 
 def test_help_lists_every_subcommand(cli):
     for args in (["--help"], []):
-        result = cli(*args)
+        result = cli(*args, fresh_process=True)
         for name in SUBCOMMANDS:
             assert f"  {name} " in result.stdout
     assert cli("--help").returncode == 0
