@@ -123,6 +123,26 @@ def test_model_flags_typed_with_a_checkpoint_win_over_its_hyperparameters(traine
     assert "does not fit LitModel" in refused.stderr and "Traceback" not in refused.output
 
 
+def test_a_users_own_config_says_which_runs_checkpoint_and_hyperparameters_it_takes(
+    trained, project, user_cli
+):
+    """A config that is not a run's names no checkpoint: test takes the newest best.ckpt of the experiment's
+    runs and the checkpoint's hyperparameters (the weights need them), and says so instead of doing it quietly."""
+    assert user_cli("fit", *SEED_MODEL, *QUICK, "--run", "p2").returncode == 0
+    (project / "mine.yaml").write_text(
+        "model:\n  class_path: usermods.LitModel\n  init_args:\n    lr: 0.5\n"
+        "data:\n  class_path: usermods.MyDataModule\n"
+    )
+    result = user_cli("test", "--config", "mine.yaml")
+    assert result.returncode == 0, result.output
+    newest = "runs/litmodel/p2/checkpoints/best.ckpt"
+    assert f"note: using {newest}, the newest best.ckpt of the 2 runs in runs/litmodel" in result.stderr
+    assert "the model takes the checkpoint's lr=0.001 (configured: 0.5)" in result.stderr
+    # naming the run is a choice made: no note
+    named = user_cli("test", "--config", "mine.yaml", "--run", "p1")
+    assert named.returncode == 0 and "the newest best.ckpt" not in named.stderr, named.output
+
+
 def _optimizer_state(run) -> tuple[dict, list]:
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     return saved["optimizer_states"][0]["param_groups"][0], saved["lr_schedulers"]

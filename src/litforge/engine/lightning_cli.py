@@ -128,6 +128,7 @@ class LitforgeCLI(HookedLightningCLI):
         self.subcommand_parser: LightningArgumentParser | None = None
         self._new_folder: Path | None = None
         self._explicit_model_args: dict[str, Any] = {}
+        self._configured_model_args: dict[str, Any] = {}
         self._model_args_changed = False  # a --model.NAME flag replaced a checkpoint's hyperparameter
         if isinstance(args, Namespace):  # a complete typed config (engine.api.run_command)
             self._subcommand = args.subcommand
@@ -279,6 +280,7 @@ class LitforgeCLI(HookedLightningCLI):
         if "subcommand" in self.config and not self.parse_only:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
         init_args = _model_init_args(self.config)
+        self._configured_model_args = dict(init_args)  # before a --ckpt_path's hyperparameters replace them
         self._explicit_model_args = {
             name: init_args[name] for name in self.command_line.model_args if name in init_args
         }
@@ -288,6 +290,13 @@ class LitforgeCLI(HookedLightningCLI):
         ``--model.NAME`` flags typed on this command line win over them (a value the weights cannot take,
         such as another ``hidden_dim``, is then refused by ``check_checkpoint_fits`` in one line)."""
         init_args = _model_init_args(self.config)
+        taken = [
+            f"{name}={init_args[name]} (configured: {before})"
+            for name, before in self._configured_model_args.items()
+            if name in init_args and init_args[name] != before and name not in self._explicit_model_args
+        ]
+        if taken:  # the weights need them; a --model.NAME flag would still win
+            print(f"litforge: note: the model takes the checkpoint's {', '.join(taken)}", file=sys.stderr)
         for name, value in self._explicit_model_args.items():
             if name in init_args and init_args[name] != value:
                 print(

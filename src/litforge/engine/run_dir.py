@@ -140,6 +140,12 @@ def locate_checkpoint(
     # the run whose checkpoint was written last, whatever its name
     latest = max(runs, key=lambda r: RunDir(root, experiment, r).checkpoint(ckpt).stat().st_mtime)
     found = RunDir(root, experiment, latest)
+    if len(runs) > 1:  # the choice is litforge's: say which and how to make another
+        print(
+            f"litforge: note: using {found.checkpoint(ckpt)}, the newest {ckpt}.ckpt of the {len(runs)} runs "
+            f"in {root / experiment} (--run NAME or --ckpt_path PATH picks another)",
+            file=sys.stderr,
+        )
     return found, found.checkpoint(ckpt)
 
 
