@@ -5,6 +5,7 @@ litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt --out exp
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ def export_module(
     ``predict_step_sigmoid``: the module's ``predict_step`` returns sigmoid(forward) (a multi-label model)."""
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
+    _note_a_fixed_sequence_length(module, spec)
     example_output = eager_outputs(module, spec.inputs)
     classes = classes or output_head.declared_classes(module)
     floating = np.issubdtype(example_output.dtype, np.floating)
@@ -162,3 +164,18 @@ def _benchmark(
     for entry in figures.values():
         entry["speedup_batch1_vs_eager"] = base / entry["latency_ms_batch1"]
     return {"torch_threads": torch.get_num_threads(), "results": figures}
+
+
+def _note_a_fixed_sequence_length(module: torch.nn.Module, spec: ExportSpec) -> None:
+    """Rows of ids from ``example_input_array`` (no ``litforge_export_spec``) are exported at that one length:
+    say so, since every other length is then refused by the artifact."""
+    if len(spec.inputs) != 1 or callable(getattr(module, "litforge_export_spec", None)):
+        return
+    example = spec.inputs[0]
+    if example.ndim >= 2 and not example.is_floating_point() and not example.is_complex():
+        print(
+            f"litforge: note: {type(module).__name__} is exported for integer rows of shape "
+            f"{tuple(example.shape[1:])} only (its example input's); for sequences of any length declare "
+            '{1: "sequence"} in dynamic_axes of litforge_export_spec() (docs/export.md)',
+            file=sys.stderr,
+        )
