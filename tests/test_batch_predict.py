@@ -90,7 +90,7 @@ BAD_INPUTS = {
         np.vstack([np.ones((1, 64)), np.full((1, 64), np.nan)]),
         "row 1 of bad.npy has NaN",
     ),
-    "a JSON file": ("rows.json", "[[1, 2]]", "rows.json is not a CSV or .npy file"),
+    "a JSON file": ("rows.json", "[[1, 2]]", "rows.json is not a CSV, .npy or .npz file"),
     # a first line with a number in it is data, not a header: its bad cell is refused, never dropped
     "NA in the first row": (
         "bad.csv",

@@ -266,7 +266,9 @@ def test_image_rows_may_come_nested_as_info_shows_them() -> None:
     image = np.arange(48, dtype=np.float32).reshape(3, 4, 4)
     payload = {"inputs": [image.tolist(), image.ravel().tolist()]}
     validate(payload, limits)
-    assert np.array_equal(decode_rows(payload, (3, 4, 4), np.dtype("float32")), np.stack([image, image]))
+    assert np.array_equal(
+        decode_rows(payload["inputs"], (3, 4, 4), np.dtype("float32")), np.stack([image, image])
+    )
     with pytest.raises(
         RequestError, match=r"inputs\[0\]\[2\] has 3 entries where a row nested as \[3, 4, 4\]"
     ):

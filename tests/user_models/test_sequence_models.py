@@ -1,7 +1,8 @@
 """A user's sequence models (usermods.TokenClassifier, LengthsClassifier): token ids of any length, declared
 with a dynamic ``sequence`` axis in ``litforge_export_spec``. Export verifies them (a 1-D ``lengths`` input
-beside the tokens included); ``predict --artifact`` reads a CSV whose lines have several lengths; ``serve``
-answers requests of several lengths, batched together, each as the eager model does."""
+beside the tokens included); ``predict --artifact`` reads a CSV whose lines have several lengths, or a .npz
+of both inputs; ``serve`` answers requests of several lengths, batched together, and requests naming both
+inputs, each as the eager model does."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from user_helpers import QUICK, USERMODS
 from cli_helpers import run_cli
 from litforge.export.artifact import Artifact
 from litforge.export.batch_predict import read_rows
-from litforge.export.row_shape import concrete, takes
+from litforge.export.row_shape import FeatureInput, concrete, takes
 from litforge.serve.codecs import RequestError, RequestLimits, validate
 from litforge.serve.inference import Counters, Decoded, infer
 from serve_helpers import start_server, stop_server
@@ -100,7 +101,7 @@ def test_serve_answers_requests_of_several_lengths_batched_together(trained: Pat
 
 def test_one_model_call_per_length_in_a_batch(trained: Path) -> None:
     artifact = Artifact.open(trained / "runs" / "tokenclassifier" / "r" / "export", "onnx")
-    parts = [Decoded(np.array([row], dtype=np.int64)) for row in (ROWS[0], ROWS[1], ROWS[3])]
+    parts = [Decoded((np.array([row], dtype=np.int64),)) for row in (ROWS[0], ROWS[1], ROWS[3])]
     counters = Counters()
     answers = infer(artifact, parts, counters)
     expected = _eager(trained, [ROWS[0], ROWS[1], ROWS[3]])
@@ -108,12 +109,63 @@ def test_one_model_call_per_length_in_a_batch(trained: Path) -> None:
     assert counters.snapshot() == {"requests": 3, "model_calls": 2, "rows": 3}  # lengths 5, 2, 5
 
 
-def test_an_export_with_a_lengths_input_is_refused_by_rows_of_numbers_in_one_line(trained: Path) -> None:
-    (trained / "rows.csv").write_text("1,2,3\n")
+def test_a_model_of_tokens_and_lengths_predicts_from_a_npz_and_serves_named_inputs(trained: Path) -> None:
+    """forward(tokens, lengths): predict --artifact reads one array per input from a .npz, serve takes
+    {"inputs": {"tokens": rows, "lengths": rows}}; both agree with the eager model. A CSV (one table) and
+    a request of rows without names are refused, each in one line."""
     export = trained / "runs" / "lengthsclassifier" / "r" / "export"
-    result = run_cli("predict", "--artifact", str(export), "--input", "rows.csv", cwd=trained)
-    assert result.returncode == 2 and "takes 2 inputs (tokens, lengths)" in result.stderr, result.output
-    assert len(result.stderr.strip().splitlines()) == 1
+    tokens, lengths = np.array([[1, 2, 7, 4, 5], [3, 3, 9, 9, 9]]), np.array([5, 2])
+    ckpt = trained / "runs" / "lengthsclassifier" / "r" / "checkpoints" / "last.ckpt"
+    model = usermods.LengthsClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(tokens), torch.from_numpy(lengths)).numpy()
+
+    np.savez(trained / "pairs.npz", tokens=tokens, lengths=lengths)
+    result = run_cli("predict", "--artifact", str(export), "--input", "pairs.npz", cwd=trained)
+    assert result.returncode == 0, result.output[-3000:]
+    with (trained / "pairs.predictions.csv").open() as handle:
+        written = [[float(v) for k, v in row.items() if k != "row"] for row in csv.DictReader(handle)]
+    np.testing.assert_allclose(written, expected, rtol=1e-4, atol=1e-5)
+    (trained / "rows.csv").write_text("1,2,3\n")
+    refused = run_cli("predict", "--artifact", str(export), "--input", "rows.csv", cwd=trained)
+    assert refused.returncode == 2 and "takes 2 inputs (tokens, lengths)" in refused.stderr, refused.output
+    assert ".npz" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+    body = {"inputs": {"tokens": tokens.tolist(), "lengths": lengths.tolist()}}
+    with (trained / "serve-pairs.log").open("w") as log:
+        server, base = start_server(export, log, "litserve", cwd=trained)
+        try:
+            answer = httpx.post(f"{base}/predict", json=body, timeout=60)
+            unnamed = httpx.post(f"{base}/predict", json={"inputs": tokens.tolist()}, timeout=60)
+        finally:
+            stop_server(server)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(answer.json()["predictions"], expected, rtol=1e-4, atol=1e-5)
+    assert unnamed.status_code == 422, unnamed.text
+    assert '{"tokens": [...], "lengths": [...]}' in unnamed.json()["detail"]
+
+
+def test_requests_for_several_inputs_are_validated_by_name() -> None:
+    limits = RequestLimits(
+        named_inputs=(
+            FeatureInput("tokens", ("sequence",), "int64", (0, 9)),
+            FeatureInput("lengths", (), "int64"),
+        )
+    )
+    validate({"inputs": {"tokens": [[1, 2], [3, 4]], "lengths": [2, 1]}}, limits)
+    for body, words in (
+        ({"inputs": [[1, 2]]}, "'inputs' is not an object; the model takes 2 inputs by name"),
+        ({"inputs": {"tokens": [[1, 2]]}}, "has the keys ['tokens']"),
+        (
+            {"inputs": {"tokens": [[1, 2]], "lengths": [2, 1]}},
+            "different numbers of rows (tokens 1, lengths 2)",
+        ),
+        ({"inputs": {"tokens": [[1, 12]], "lengths": [2]}}, "inputs.tokens[0]: 12 is out of range"),
+        ({"inputs": {"tokens": [[1, 2]], "lengths": [[1, 2]]}}, "inputs.lengths[0] has 2 values"),
+    ):
+        with pytest.raises(RequestError) as refused:
+            validate(body, limits)
+        assert words in refused.value.message
 
 
 def test_row_shapes_with_a_dynamic_axis() -> None:
@@ -140,5 +192,8 @@ def test_requests_for_a_dynamic_axis_are_validated(tmp_path: Path) -> None:
         with pytest.raises(RequestError, match=words):
             validate(body, limits)
     (tmp_path / "rows.csv").write_text("1,2\n1,2,3,4\n5,6\n")
-    groups = read_rows(tmp_path / "rows.csv", ("sequence", 2), (0, 9))
-    assert [(lines.tolist(), rows.shape) for lines, rows in groups] == [([0, 2], (2, 1, 2)), ([1], (1, 2, 2))]
+    groups = read_rows(tmp_path / "rows.csv", (FeatureInput("x", ("sequence", 2), "int64", (0, 9)),))
+    assert [(lines.tolist(), rows[0].shape) for lines, rows in groups] == [
+        ([0, 2], (2, 1, 2)),
+        ([1], (1, 2, 2)),
+    ]

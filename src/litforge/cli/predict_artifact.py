@@ -15,12 +15,17 @@ from litforge.cli.command_parser import CommandParser
 def build_parser() -> CommandParser:
     parser = CommandParser(
         prog="litforge predict --artifact",
-        description="Predict rows of a CSV or .npy file with an exported model (see docs/export.md).",
+        description="Predict rows of a CSV, .npy or .npz file with an exported model (see docs/export.md).",
     )
     parser.add_argument(
         "--artifact", required=True, type=Path, help="export folder written by 'litforge export'"
     )
-    parser.add_argument("--input", required=True, type=Path, help="CSV (header optional) or .npy of raw rows")
+    parser.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="CSV (header optional) or .npy of raw rows; a .npz with one array per input for a model of several",
+    )
     parser.add_argument(
         "--output", type=Path, default=None, help="CSV to write (default: <input>.predictions.csv)"
     )

@@ -15,9 +15,10 @@ import numpy as np
 from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, Runner, load_runner
-from litforge.export.input_values import integer_bounds
-from litforge.export.row_shape import RowShape, input_row_shape
+from litforge.export.row_shape import FeatureInput, feature_inputs
 from litforge.predictions.output_head import Predictions, apply_head
+
+Rows = tuple[np.ndarray, ...]  # rows of every input of forward, one array each (N, *row shape)
 
 
 @dataclass
@@ -58,8 +59,7 @@ class Artifact:
         if artifact.request_format == "texts":
             artifact.tokenizer = _load_tokenizer(folder)
         else:
-            # one input with one dynamic axis at most: refused now, not at the first request
-            input_row_shape(feature_input(record, folder), str(folder))
+            feature_inputs(record, str(folder))  # an input with two dynamic axes: refused now
         return artifact
 
     # -- what the artifact takes ------------------------------------------------------------------
@@ -68,19 +68,9 @@ class Artifact:
         return self.metadata.get("request_format", "features")
 
     @property
-    def row_shape(self) -> RowShape:
-        """Shape of one row of the input (without the batch axis), a dynamic axis by its name
-        (``litforge.export.row_shape``); features models only."""
-        return input_row_shape(feature_input(self.metadata, self.folder), str(self.folder))
-
-    @property
-    def input_dtype(self) -> np.dtype:
-        return np.dtype(feature_input(self.metadata, self.folder)["dtype"])
-
-    @property
-    def integer_bounds(self) -> tuple[int, int] | None:
-        """The lowest and highest value an integer input takes (token ids: the embedding's rows)."""
-        return integer_bounds(feature_input(self.metadata, self.folder))
+    def inputs(self) -> tuple[FeatureInput, ...]:
+        """The inputs of ``forward`` as rows (``litforge.export.row_shape``); features models only."""
+        return feature_inputs(self.metadata, str(self.folder))
 
     @property
     def class_labels(self) -> list[str] | None:
@@ -93,9 +83,12 @@ class Artifact:
         return self.metadata.get("output_head", "classification")
 
     # -- inference ---------------------------------------------------------------------------------
-    def outputs(self, rows: np.ndarray) -> np.ndarray:
-        """Raw rows (N, *row_shape) -> the model's output (N, ...)."""
-        return self.runner(np.ascontiguousarray(rows, dtype=self.input_dtype))
+    def outputs(self, rows: np.ndarray | Rows) -> np.ndarray:
+        """Raw rows (N, *row shape), one array per input (a tuple) or the one input's -> the output (N, ...)."""
+        arrays = rows if isinstance(rows, tuple) else (rows,)
+        return self.runner(
+            *(np.ascontiguousarray(a, dtype=i.dtype) for a, i in zip(arrays, self.inputs, strict=True))
+        )
 
     def outputs_for_texts(self, texts: list[str]) -> np.ndarray:
         """Texts -> tokenized with the exported tokenizer -> the model's output (N, ...)."""
@@ -107,38 +100,28 @@ class Artifact:
             arrays.append(np.ascontiguousarray(encoded[spec["name"]], dtype=np.dtype(spec["dtype"])))
         return self.runner(*arrays)
 
-    def outputs_by_shape(self, parts: list[np.ndarray]) -> list[np.ndarray]:
-        """Arrays of rows whose shapes may differ along a dynamic axis (sequences of several lengths) -> each
-        array's outputs, with one model call per row shape."""
+    def outputs_by_shape(self, parts: list[Rows]) -> list[np.ndarray]:
+        """Rows of several requests, whose shapes may differ along a dynamic axis (sequences of several
+        lengths) -> each part's outputs, with one model call per row shape."""
         outputs: list[np.ndarray] = [np.empty(0)] * len(parts)
-        for shape in dict.fromkeys(part.shape[1:] for part in parts):
-            members = [i for i, part in enumerate(parts) if part.shape[1:] == shape]
-            together = self.outputs(np.concatenate([parts[i] for i in members]))
-            ends = np.cumsum([len(parts[i]) for i in members])
-            for i, piece in zip(members, np.split(together, ends[:-1]), strict=True):
+        shapes = [tuple(array.shape[1:] for array in part) for part in parts]
+        for shape in dict.fromkeys(shapes):
+            members = [i for i, s in enumerate(shapes) if s == shape]
+            together = tuple(
+                np.concatenate(arrays) for arrays in zip(*(parts[i] for i in members), strict=True)
+            )
+            ends = np.cumsum([len(parts[i][0]) for i in members])
+            for i, piece in zip(members, np.split(self.outputs(together), ends[:-1]), strict=True):
                 outputs[i] = piece
         return outputs
 
-    def predict(self, rows: np.ndarray) -> Predictions:
+    def predict(self, rows: np.ndarray | Rows) -> Predictions:
         """Rows -> predictions, as export.json's ``output_head`` says."""
         return self.postprocess(self.outputs(rows))
 
     def postprocess(self, outputs: np.ndarray) -> Predictions:
         """The model's output (N, ...) -> predictions, as export.json's ``output_head`` says."""
         return apply_head(self.output_head, outputs)
-
-
-def feature_input(record: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """The one input of a features export (export.json's ``inputs[0]``); ``UsageError`` when it has several,
-    which rows of numbers (a CSV, a JSON ``inputs`` list) cannot feed."""
-    inputs = record.get("inputs") or []
-    if len(inputs) != 1:
-        names = ", ".join(str(spec.get("name")) for spec in inputs)
-        raise UsageError(
-            f"{folder} takes {len(inputs)} inputs ({names}); predict --artifact and serve feed one array of "
-            "rows: export a forward() with one input, or a text model (request_format 'texts')"
-        )
-    return inputs[0]
 
 
 def _load_tokenizer(folder: Path) -> Any:

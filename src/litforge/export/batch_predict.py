@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from litforge.atomic_files import atomic_path
 from litforge.errors import UsageError
-from litforge.export.artifact import Artifact
+from litforge.export.artifact import Artifact, Rows
 from litforge.export.input_values import first_bad_id, value_problem
-from litforge.export.row_shape import RowShape, concrete, takes
+from litforge.export.row_shape import FeatureInput, RowShape, concrete, takes
 from litforge.predictions import csv_columns
 from litforge.predictions.output_head import Predictions
 
@@ -52,11 +53,11 @@ def predict_file(
         raise UsageError(
             f"--output: {output} is a file of the export folder {artifact_dir}; refusing to overwrite it"
         )
-    groups = read_rows(input_path, artifact.row_shape, artifact.integer_bounds)
+    groups = read_rows(input_path, artifact.inputs)
     outputs = [
-        artifact.outputs(rows[start : start + CHUNK_ROWS])
+        artifact.outputs(tuple(array[start : start + CHUNK_ROWS] for array in rows))
         for _, rows in groups
-        for start in range(0, len(rows), CHUNK_ROWS)
+        for start in range(0, len(rows[0]), CHUNK_ROWS)
     ]
     if len({output.shape[1:] for output in outputs}) > 1:
         raise UsageError(
@@ -69,62 +70,97 @@ def predict_file(
     return len(in_file_order), artifact.format, output
 
 
-_ROW_FILES = {".npy", ".csv", ".txt", ""}  # "" : a file without a suffix, read as CSV
+_ROW_FILES = {".npy", ".npz", ".csv", ".txt", ""}  # "" : a file without a suffix, read as CSV
 
 
-def read_rows(
-    path: Path, shape: RowShape, ids: tuple[int, int] | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A CSV or ``.npy`` file -> its rows grouped by shape: ``(row numbers, array (n, *row shape))`` per
-    group, one group unless the shape has a dynamic axis (a CSV of sequences of several lengths). Values are
-    float64, or int64 for an integer input whose values must lie in ``ids`` (lowest, highest); ``UsageError``
-    naming the file and the line (CSV) or row (``.npy``, counted from 0) that is wrong."""
+def read_rows(path: Path, inputs: tuple[FeatureInput, ...]) -> list[tuple[np.ndarray, Rows]]:
+    """A CSV, ``.npy`` or ``.npz`` file -> its rows grouped by shape: ``(row numbers, one array (n, *row shape)
+    per input)`` per group; one group unless a row shape has a dynamic axis (a CSV of sequences of several
+    lengths). Several inputs come from a ``.npz`` with one array per input name. Values are float64, or int64
+    for an integer input (values within its ids); ``UsageError`` naming the file and the line (CSV) or row
+    (arrays, counted from 0) that is wrong."""
     if not path.is_file():
         raise UsageError(f"--input: no such file: {path}")
     if path.suffix.lower() not in _ROW_FILES:
         raise UsageError(
-            f"--input: {path} is not a CSV or .npy file (it reads {', '.join(sorted(_ROW_FILES - {''}))}); "
-            "JSON requests go to `litforge serve`"
+            f"--input: {path} is not a CSV, .npy or .npz file (it reads "
+            f"{', '.join(sorted(_ROW_FILES - {''}))}); JSON requests go to `litforge serve`"
         )
-    dtype = np.int64 if ids else np.float64
+    if path.suffix == ".npz":
+        rows = _read_npz(path, inputs)
+        return [(np.arange(len(rows[0])), rows)]
+    if len(inputs) > 1:
+        names = ", ".join(i.name for i in inputs)
+        raise UsageError(
+            f"--input: the model takes {len(inputs)} inputs ({names}) and {path} holds one table: give a .npz "
+            f"with one array per input, e.g. numpy.savez('rows.npz', {', '.join(f'{i.name}=...' for i in inputs)})"
+        )
+    (only,) = inputs
     if path.suffix == ".npy":
-        rows = _read_npy(path, shape, ids)
-        return [(np.arange(len(rows)), _shaped(rows, shape, dtype))]
+        array = _load_rows(path, only, _load_npy(path))
+        return [(np.arange(len(array)), (array,))]
     by_length: dict[int, list[list[float | int]]] = {}
     numbers: dict[int, list[int]] = {}
-    for number, row in enumerate(_read_csv(path, shape, ids)):
+    for number, row in enumerate(_read_csv(path, only.shape, only.bounds)):
         by_length.setdefault(len(row), []).append(row)
         numbers.setdefault(len(row), []).append(number)
-    return [(np.array(numbers[n]), _shaped(np.array(by_length[n]), shape, dtype)) for n in by_length]
+    return [(np.array(numbers[n]), (_shaped(np.array(by_length[n]), only),)) for n in by_length]
 
 
-def _shaped(rows: np.ndarray, shape: RowShape, dtype: type) -> np.ndarray:
-    """Flat rows (n, values) of one length -> (n, *row shape) in ``dtype``."""
-    return rows.astype(dtype).reshape(len(rows), *concrete(shape, rows.shape[1]))  # type: ignore[misc]
+def _shaped(rows: np.ndarray, spec: FeatureInput) -> np.ndarray:
+    """Flat rows (n, values) of one length -> (n, *row shape), int64 for an integer input, else float64."""
+    dtype = np.int64 if spec.bounds else np.float64
+    return rows.astype(dtype).reshape(len(rows), *concrete(spec.shape, rows.shape[1]))  # type: ignore[misc]
 
 
-def _read_npy(path: Path, shape: RowShape, ids: tuple[int, int] | None) -> np.ndarray:
-    """An array (N, values per row) or (N, *row shape) -> (N, values per row)."""
+def _load_npy(path: Path) -> np.ndarray:
     try:
-        array = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UsageError(f"--input: cannot read {path} as .npy: {err}") from None
+
+
+def _read_npz(path: Path, inputs: tuple[FeatureInput, ...]) -> Rows:
+    """One array per input, found by its name (any one name for a model of one input), all of N rows."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise UsageError(f"--input: cannot read {path} as .npz: {err}") from None
+    names = [i.name for i in inputs]
+    if len(inputs) == 1 and len(arrays) == 1:
+        arrays = {names[0]: next(iter(arrays.values()))}
+    if sorted(arrays) != sorted(names):
+        raise UsageError(f"--input: {path} holds the arrays {sorted(arrays)}; the model takes {names}")
+    rows = tuple(_load_rows(f"{path} ({i.name})", i, arrays[i.name]) for i in inputs)
+    if len({len(r) for r in rows}) > 1:
+        counts = ", ".join(f"{i.name} {len(r)}" for i, r in zip(inputs, rows, strict=True))
+        raise UsageError(f"--input: the arrays of {path} have different numbers of rows ({counts})")
+    return rows
+
+
+def _load_rows(where: str | Path, spec: FeatureInput, array: np.ndarray) -> np.ndarray:
+    """An array (N, values per row) or (N, *row shape) -- (N,) for a 1-D input -- checked -> (N, *row shape)."""
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise UsageError(f"--input: {path} holds {array.dtype}, not real numbers")
+        raise UsageError(f"--input: {where} holds {array.dtype}, not real numbers")
+    if not spec.shape and array.ndim == 1:
+        array = array[:, None]  # a 1-D input (lengths): one number per row
     width = math.prod(array.shape[1:])
-    nested = concrete(shape, width)
+    nested = concrete(spec.shape, width)
     if array.ndim < 2 or nested is None or array.shape[1:] not in ((width,), nested):
-        layouts = dict.fromkeys(f"(N, {', '.join(map(str, s))})" for s in ((takes(shape),), shape))
+        shape = spec.shape
+        layouts = dict.fromkeys(f"(N, {', '.join(map(str, s))})" for s in ((takes(shape),), shape) if s)
         raise UsageError(
-            f"--input: {path} holds an array of shape {array.shape}; the model takes {' or '.join(layouts)}"
+            f"--input: {where} holds an array of shape {array.shape}; the model takes "
+            f"{' or '.join(layouts) or '(N,)'}"
         )
     rows = array.reshape(len(array), width)
     finite = np.isfinite(rows).all(axis=1)
     if not finite.all():
-        raise UsageError(f"--input: row {int(np.argmin(finite))} of {path} has NaN or infinite values")
-    if ids is not None and (bad := first_bad_id(rows, ids)) is not None:
-        raise UsageError(f"--input: row {bad[0]} of {path}: {bad[1]}")
-    return rows
+        raise UsageError(f"--input: row {int(np.argmin(finite))} of {where} has NaN or infinite values")
+    if spec.bounds is not None and (bad := first_bad_id(rows, spec.bounds)) is not None:
+        raise UsageError(f"--input: row {bad[0]} of {where}: {bad[1]}")
+    return _shaped(rows, spec)
 
 
 def _read_csv(path: Path, shape: RowShape, ids: tuple[int, int] | None) -> list[list[float | int]]:

@@ -1,4 +1,5 @@
-"""One input row's shape as ``export.json`` records it (the input's shape without the batch axis): a size per
+"""The inputs of a features export as rows (``FeatureInput``: name, row shape, dtype, ids), and one input row's
+shape as ``export.json`` records it (the input's shape without the batch axis): a size per
 fixed axis and the axis's name where it is dynamic, e.g. ``(3, 16, 16)``, ``("sequence",)`` (token ids of any
 length) or ``("sequence", 8)`` (any number of 8-wide steps). Rows arrive flat (a CSV line, a JSON list) or
 nested; ``concrete`` says what shape a flat row of N values has.
@@ -9,11 +10,34 @@ concrete(("sequence", 8), 24)  # (3, 8)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from litforge.errors import UsageError
+from litforge.export.input_values import integer_bounds
 
 RowShape = tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class FeatureInput:
+    """One positional input of ``forward`` as rows of numbers: its ``export.json`` name, row shape and dtype,
+    and the lowest and highest value it takes when it is an integer input (token ids: the embedding's rows)."""
+
+    name: str
+    shape: RowShape
+    dtype: str
+    bounds: tuple[int, int] | None = None
+
+
+def feature_inputs(record: dict[str, Any], where: str) -> tuple[FeatureInput, ...]:
+    """``export.json``'s inputs as rows; ``UsageError`` for one with two dynamic axes (``input_row_shape``)."""
+    return tuple(
+        FeatureInput(
+            str(entry["name"]), input_row_shape(entry, where), str(entry["dtype"]), integer_bounds(entry)
+        )
+        for entry in record.get("inputs") or []
+    )
 
 
 def input_row_shape(entry: dict[str, Any], where: str) -> RowShape:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from litforge.export.input_values import value_problem
-from litforge.export.row_shape import RowShape, concrete, takes
+from litforge.export.row_shape import FeatureInput, RowShape, concrete, takes
 from litforge.predictions import csv_columns
 from litforge.predictions.output_head import Predictions
 
@@ -43,6 +43,8 @@ class RequestLimits:
     integer_bounds: tuple[int, int] | None = None  # an integer input's lowest and highest value (token ids)
     # one row's shape (litforge.export.row_shape), e.g. (3, 16, 16) or ("sequence",): a row is flat or nested so
     row_shape: RowShape = ()
+    # an export whose forward takes several inputs: {"inputs": {name: rows, ...}}, each input's rows as above
+    named_inputs: tuple[FeatureInput, ...] = ()
 
 
 def parse_body(body: bytes) -> Any:
@@ -59,51 +61,90 @@ def validate(payload: Any, limits: RequestLimits) -> None:
     """Raise ``RequestError`` (422 / 413) unless ``payload`` is a well-formed request for ``limits``."""
     key = "texts" if limits.request_format == "texts" else "inputs"
     if not isinstance(payload, dict) or key not in payload:
-        example = '{"texts": ["..."]}' if key == "texts" else '{"inputs": [[...], ...]}'
-        raise RequestError(422, f"missing '{key}': send a JSON object like {example}")
+        raise RequestError(422, f"missing '{key}': send a JSON object like {_example(limits)}")
     items = payload[key]
-    if not isinstance(items, list) or not items:
-        raise RequestError(422, f"'{key}' must be a non-empty list")
-    if key == "inputs" and type(items[0]) in (int, float):
+    if limits.named_inputs:
+        _validate_named_inputs(items, limits)
+        return
+    if key == "inputs" and isinstance(items, list) and items and type(items[0]) in (int, float):
         raise RequestError(
             422, "'inputs' is a list of rows: wrap a single row in brackets, {\"inputs\": [[...]]}"
         )
-    if len(items) > limits.max_rows:
-        raise RequestError(413, f"{len(items)} rows in one request; the limit is {limits.max_rows}")
+    _check_rows_list(items, key, limits)
     if key == "texts":
         _validate_texts(items, limits)
     else:
         _validate_rows(items, limits)
 
 
-def _validate_rows(rows: list[Any], limits: RequestLimits) -> None:
+def _example(limits: RequestLimits) -> str:
+    if limits.request_format == "texts":
+        return '{"texts": ["..."]}'
+    if limits.named_inputs:
+        return '{"inputs": {' + ", ".join(f'"{i.name}": [...]' for i in limits.named_inputs) + "}}"
+    return '{"inputs": [[...], ...]}'
+
+
+def _check_rows_list(items: Any, where: str, limits: RequestLimits) -> None:
+    if not isinstance(items, list) or not items:
+        raise RequestError(422, f"'{where}' must be a non-empty list")
+    if len(items) > limits.max_rows:
+        raise RequestError(413, f"{len(items)} rows in one request; the limit is {limits.max_rows}")
+
+
+def _validate_named_inputs(inputs: Any, limits: RequestLimits) -> None:
+    """``{"inputs": {name: rows}}``: every input of ``forward`` by name, each with its own rows, as many."""
+    names = [i.name for i in limits.named_inputs]
+    if not isinstance(inputs, dict) or sorted(inputs) != sorted(names):
+        given = f"has the keys {sorted(map(str, inputs))}" if isinstance(inputs, dict) else "is not an object"
+        raise RequestError(
+            422, f"'inputs' {given}; the model takes {len(names)} inputs by name: send {_example(limits)}"
+        )
+    for spec in limits.named_inputs:
+        where = f"inputs.{spec.name}"
+        _check_rows_list(inputs[spec.name], where, limits)
+        one = replace(limits, row_shape=spec.shape, integer_bounds=spec.bounds, named_inputs=())
+        _validate_rows(inputs[spec.name], one, where, numbers_are_rows=True)
+    counts = {name: len(inputs[name]) for name in names}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{n} {c}" for n, c in counts.items())
+        raise RequestError(
+            422, f"the inputs have different numbers of rows ({listed}); give each input one per row"
+        )
+
+
+def _validate_rows(
+    rows: list[Any], limits: RequestLimits, where: str = "inputs", numbers_are_rows: bool = False
+) -> None:
     first_length = None
     for index, row in enumerate(rows):
-        values = _row_values(row, f"inputs[{index}]", limits)
+        values = _row_values(row, f"{where}[{index}]", limits, numbers_are_rows)
         first_length = first_length or len(values)
         if len(values) != first_length:  # a dynamic axis: one length per request, as one array has
             raise RequestError(
                 422,
-                f"inputs[{index}] has {len(values)} values but inputs[0] has {first_length}: the rows of one "
-                "request share one length (send rows of other lengths in another request)",
+                f"{where}[{index}] has {len(values)} values but {where}[0] has {first_length}: the rows of "
+                "one request share one length (send rows of other lengths in another request)",
             )
         for value in values:
             if type(value) is not float and type(value) is not int:  # bool and str are not numbers
-                raise RequestError(422, f"inputs[{index}] has a non-numeric value {_as_json(value)}")
+                raise RequestError(422, f"{where}[{index}] has a non-numeric value {_as_json(value)}")
             if limits.integer_bounds is not None:
                 if problem := value_problem(value, limits.integer_bounds):
-                    raise RequestError(422, f"inputs[{index}]: {problem}")
+                    raise RequestError(422, f"{where}[{index}]: {problem}")
             elif not math.isfinite(value) or abs(value) > FLOAT32_MAX:
                 raise RequestError(
-                    422, f"inputs[{index}] has a non-finite or out-of-range value {_as_json(value)}"
+                    422, f"{where}[{index}] has a non-finite or out-of-range value {_as_json(value)}"
                 )
 
 
-def _row_values(row: Any, where: str, limits: RequestLimits) -> list[Any]:
+def _row_values(row: Any, where: str, limits: RequestLimits, numbers_are_rows: bool = False) -> list[Any]:
     """A row's values: a flat list of numbers (as many as ``row_shape`` takes), or lists nested as
     ``row_shape`` (an image's ``[3][16][16]``, as ``/info`` shows its input)."""
     width = takes(limits.row_shape)
     nested = f" (or nested as {list(limits.row_shape)})" if len(limits.row_shape) > 1 else ""
+    if numbers_are_rows and not limits.row_shape and not isinstance(row, list):
+        return [row]  # a row of a 1-D input (lengths): one number (checked as a number by the caller)
     if not isinstance(row, list):
         raise RequestError(422, f"{where} must be a list of {width} numbers{nested}")
     if nested and row and isinstance(row[0], list):
@@ -146,12 +187,19 @@ def _validate_texts(texts: list[Any], limits: RequestLimits) -> None:
             )
 
 
-def decode_rows(payload: dict[str, Any], row_shape: RowShape, dtype: np.dtype) -> np.ndarray:
-    """A validated ``inputs`` payload (flat or nested rows, all of one length) -> array (N, *row shape)."""
-    rows = payload["inputs"]
-    if all(not row or not isinstance(row[0], list) for row in rows):  # flat rows: one conversion
+def decode_inputs(payload: dict[str, Any], inputs: tuple[FeatureInput, ...]) -> tuple[np.ndarray, ...]:
+    """A validated ``inputs`` payload -> one array (N, *row shape) per input of ``forward``: the rows of the
+    one input, or ``{name: rows}`` for several."""
+    if len(inputs) == 1 and not isinstance(payload["inputs"], dict):
+        return (decode_rows(payload["inputs"], inputs[0].shape, np.dtype(inputs[0].dtype)),)
+    return tuple(decode_rows(payload["inputs"][i.name], i.shape, np.dtype(i.dtype)) for i in inputs)
+
+
+def decode_rows(rows: list[Any], row_shape: RowShape, dtype: np.dtype) -> np.ndarray:
+    """Validated rows of one input (flat or nested, all of one length) -> array (N, *row shape)."""
+    if all(not isinstance(row, list) or not row or not isinstance(row[0], list) for row in rows):  # flat
         flat = np.asarray(rows, dtype=dtype)
-        return flat.reshape(len(flat), *concrete(row_shape, flat.shape[1]))  # type: ignore[misc]
+        return flat.reshape(len(flat), *concrete(row_shape, math.prod(flat.shape[1:])))  # type: ignore[misc]
     arrays = [np.asarray(row, dtype=dtype) for row in rows]
     return np.stack([a.reshape(concrete(row_shape, a.size)) for a in arrays])  # type: ignore[arg-type]
 

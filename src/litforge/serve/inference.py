@@ -10,17 +10,17 @@ from typing import Any
 import numpy as np
 
 from litforge.export.artifact import Artifact
-from litforge.serve.codecs import decode_rows, encode
+from litforge.serve.codecs import decode_inputs, encode
 
 
 @dataclass
 class Decoded:
-    """One request's decoded rows (array (N, ...)) or texts (list of N strings)."""
+    """One request's decoded rows (one array (N, ...) per input of ``forward``) or texts (list of N strings)."""
 
     items: Any
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items[0]) if isinstance(self.items, tuple) else len(self.items)
 
 
 class _LocalValue:
@@ -64,7 +64,7 @@ def decode(artifact: Artifact, request: dict[str, Any]) -> Decoded:
     """A validated request body -> the rows or texts it carries."""
     if artifact.request_format == "texts":
         return Decoded(list(request["texts"]))
-    return Decoded(decode_rows(request, artifact.row_shape, artifact.input_dtype))
+    return Decoded(decode_inputs(request, artifact.inputs))
 
 
 def infer(artifact: Artifact, parts: list[Decoded], counters: Counters) -> list[dict[str, Any]]:
@@ -76,6 +76,6 @@ def infer(artifact: Artifact, parts: list[Decoded], counters: Counters) -> list[
         calls = 1
     else:
         pieces = artifact.outputs_by_shape([part.items for part in parts])
-        calls = len({part.items.shape[1:] for part in parts})
+        calls = len({tuple(array.shape[1:] for array in part.items) for part in parts})
     counters.add(requests=len(parts), rows=sum(map(len, pieces)), model_calls=calls)
     return [encode(artifact.postprocess(piece), artifact.class_labels) for piece in pieces]

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from litforge.export.artifact import feature_input
-from litforge.export.input_values import integer_bounds
-from litforge.export.row_shape import input_row_shape
+from litforge.export.row_shape import feature_inputs
 from litforge.serve.codecs import RequestLimits
 
 
@@ -27,15 +25,18 @@ class ServeOptions:
 
 
 def request_limits(folder: Path, record: dict[str, Any], options: ServeOptions) -> RequestLimits:
-    """What a ``POST /predict`` must look like for the export in ``folder`` (its export.json is ``record``);
-    ``UsageError`` for an export that rows of numbers cannot feed (several inputs)."""
+    """What a ``POST /predict`` must look like for the export in ``folder`` (its export.json is ``record``):
+    rows of its one input, or ``{name: rows}`` when ``forward`` takes several."""
     request_format = record.get("request_format", "features")
     if request_format != "features":
         return RequestLimits(request_format=request_format, max_rows=options.max_rows)
-    only = feature_input(record, folder)
+    inputs = feature_inputs(record, str(folder))
+    if len(inputs) > 1:
+        return RequestLimits(request_format=request_format, max_rows=options.max_rows, named_inputs=inputs)
+    (only,) = inputs
     return RequestLimits(
         request_format=request_format,
-        row_shape=input_row_shape(only, str(folder)),
+        row_shape=only.shape,
         max_rows=options.max_rows,
-        integer_bounds=integer_bounds(only),
+        integer_bounds=only.bounds,
     )
