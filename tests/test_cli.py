@@ -45,6 +45,13 @@ def test_help_lists_every_subcommand(cli):
     assert cli().returncode == 2  # no command is a usage error
 
 
+def test_ckpt_path_help_offers_what_litforge_takes(cli):
+    """Lightning's text offers "hpc" and "registry", which litforge refuses as missing files."""
+    evaluate = " ".join(cli("test", "--help").stdout.split())
+    assert "best (the default: the newest best.ckpt" in evaluate and "hpc" not in evaluate
+    assert "--resume continues a run" in " ".join(cli("fit", "--help").stdout.split())
+
+
 def test_python_dash_m_is_the_same_command(tmp_path):
     import subprocess
     import sys

@@ -149,6 +149,10 @@ class Plain(Branchy):
 class DictOut(Branchy):
     def forward(self, x):
         return {"scores": x * self.scale, "embedding": x}
+
+class DataBranch(Branchy):
+    def forward(self, x):
+        return x * self.scale if bool(x[0, 0] > 0) else -x * self.scale  # on the data: torch.export refuses
 """
 
 
@@ -191,6 +195,12 @@ def test_parity_failure_exits_1_with_figures_and_keeps_the_previous_export(branc
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
     failed = json.loads((tmp_path / "out.failed" / "export.json").read_text())
     assert failed["formats"]["torchscript"]["parity"]["passed"] is False
+
+
+def test_a_format_that_cannot_be_exported_is_named_as_such_not_as_a_parity_failure(branchy) -> None:
+    result = branchy("--format", "pt2", model="DataBranch")
+    assert result.returncode == 1, result.output
+    assert "pt2: export failed:" in result.stderr and "parity" not in result.stderr, result.stderr
 
 
 def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_it_removed(

@@ -118,6 +118,7 @@ def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space,
     rows = {r["model.mode"]: r for r in _rows(tmp_path / "a" / "trials.csv")}
     assert rows["ok"]["state"] == "COMPLETE"
     assert rows["raise"]["state"] == "FAIL" and "RuntimeError: boom" in rows["raise"]["fail_reason"]
+    assert "(at flaky_models.py:37 in training_step)" in rows["raise"]["fail_reason"]  # the user's own line
     assert (
         rows["nan"]["state"] == "FAIL" and "loss is nan" in rows["nan"]["fail_reason"]
     )  # the finite-loss guard

@@ -100,14 +100,15 @@ def main(command: str, argv: list[str]) -> int:
             failed = out.with_name(f"{out.name}.failed")
             set_aside(stage, failed)
             _report(result.metadata, failed)
-            figures = "; ".join(
-                _failure(name, result.metadata["formats"][name]["parity"]) for name in result.failed
-            )
+            formats = result.metadata["formats"]
+            unexported = [name for name in result.failed if "error" in formats[name]]
+            unequal = [name for name in result.failed if name not in unexported]
+            reasons = [f"{name}: {formats[name]['error']}" for name in unexported]  # tracing or loading
+            if unequal:
+                figures = "; ".join(_failure(name, formats[name]["parity"]) for name in unequal)
+                reasons.append(f"parity check failed for {', '.join(unequal)}: {figures}")
             kept = f"; the previous export in {out} is kept" if out.is_dir() else ""
-            raise JobFailed(
-                f"parity check failed for {', '.join(result.failed)}: {figures} "
-                f"(details in {failed}/export.json{kept})"
-            )
+            raise JobFailed(f"{'; '.join(reasons)} (details in {failed}/export.json{kept})")
         dropped = publish(stage, out)
     _report(result.metadata, out)
     if dropped:

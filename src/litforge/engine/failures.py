@@ -109,6 +109,21 @@ def _class_being_built(error: BaseException) -> type | None:
     return found
 
 
+def raised_at(error: BaseException) -> str:
+    """Where the user's own code raised ``error`` or an exception it wraps, as ``mymod.py:20 in
+    training_step``; ``""`` when none of its frames is on the way (a library's own error)."""
+    roots = _library_roots()
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        own = [f for f in traceback.extract_tb(current.__traceback__) if not _in_library(f, roots)]
+        if own:
+            return f"{Path(own[-1].filename).name}:{own[-1].lineno} in {own[-1].name}"
+        current = current.__cause__ or current.__context__
+    return ""
+
+
 def user_frames(error: BaseException) -> list[traceback.FrameSummary]:
     """The frames of ``error``'s traceback outside Python, installed packages and litforge: the user's
     own code. The raising frame alone when there is none (the error came from inside a library)."""

@@ -21,6 +21,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
+from litforge._compat.argparse import parser_actions
 from litforge._compat.lightning_cli import HookedLightningCLI
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR, RunCheckpoint
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
@@ -74,6 +75,12 @@ __all__ = ["LitforgeCLI"]
 EVALUATION_SUBCOMMANDS = ("validate", "test", "predict")
 # Options of one Lightning subcommand that every subcommand accepts, so that any config litforge writes
 # (fit's config.yaml, a --print_config of test) is a valid --config for every other subcommand.
+_CKPT_PATH_HELP = {
+    "fit": "a checkpoint file to start training from (its whole training state); --resume continues a run "
+    "(see docs/fault-tolerance.md)",
+    "evaluate": "best (the default: the newest best.ckpt of the experiment's runs, or of --run; last.ckpt "
+    "where no run has one), last, or a checkpoint file (see docs/cli.md)",
+}
 _TRAINER_METHOD_OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "ckpt_path": (
         str | None,
@@ -262,6 +269,9 @@ class LitforgeCLI(HookedLightningCLI):
 
     def subcommand_parser_built(self, parser: LightningArgumentParser, subcommand: str) -> None:
         _accept_trainer_method_options(parser)
+        for action in parser_actions(parser):  # Lightning's text offers "hpc" and "registry": not litforge's
+            if action.dest == "ckpt_path":
+                action.help = _CKPT_PATH_HELP.get(subcommand, _CKPT_PATH_HELP["evaluate"])
         self.subcommand_parser = parser
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:

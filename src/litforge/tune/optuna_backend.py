@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from litforge.engine.failures import raised_at
 from litforge.errors import LitforgeError, UsageError
 from litforge.processes.heap import freeze_loaded_heap
 from litforge.processes.lifetime import exit_when_gone
@@ -245,7 +246,10 @@ class _Objective:
             raise  # pruned, or Ctrl-C
         # Anything else -- an exception, or a job failure such as the non-finite-loss stop -- fails this trial only.
         except Exception as error:
-            reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
+            where = raised_at(error)
+            reason = " ".join(f"{type(error).__name__}: {error}".split())[:440] + (
+                f" (at {where})" if where else ""
+            )
             trial.set_user_attr("fail_reason", reason)
             raise TrialFailed(reason) from error
         trial.set_user_attr("epochs", result.epochs)
