@@ -20,6 +20,7 @@ from litforge.atomic_files import atomic_path, write_atomically
 from litforge.data import DigitsDataModule
 from litforge.data.seeded_sampler import SeededRandomSampler
 from litforge.data.tensor_loader import TensorBatchLoader
+from litforge.errors import UsageError
 from litforge.models import Classifier
 from litforge.resilience import (
     EXIT_PREEMPTED,
@@ -281,6 +282,29 @@ def test_a_preemption_inside_an_accumulation_window_saves_after_its_optimizer_st
     assert resumed.global_step == reference.global_step == 6
     for name, value in reference.lightning_module.state_dict().items():
         assert torch.equal(resumed.lightning_module.state_dict()[name], value), name
+
+
+def test_a_mid_epoch_resume_into_an_epoch_of_another_length_is_refused(tmp_path: Path) -> None:
+    """After batch 4 of 6, a resume with batch_size 16 (12 batches an epoch) cannot continue that epoch:
+    refused in one line. From the epoch's end any batch size resumes."""
+
+    def fit(root: Path, batch_size: int, epochs: int, ckpt_path: Path | None = None) -> L.Trainer:
+        L.seed_everything(0, verbose=False)
+        trainer = bare_trainer(  # the same 192 rows an epoch, in batches of this size
+            *resilience_callbacks(root, every_n_train_steps=2),
+            max_epochs=epochs,
+            limit_train_batches=192 // batch_size,
+        )
+        trainer.fit(Classifier(hidden_dim=8), DigitsDataModule(batch_size=batch_size), ckpt_path=ckpt_path)
+        return trainer
+
+    first = fit(tmp_path / "a", 32, 1)
+    first.save_checkpoint(tmp_path / "epoch-end.ckpt")
+    with pytest.raises(
+        UsageError, match="stopped after batch 4 of an epoch of 6 batches, and the training data now gives 12"
+    ):
+        fit(tmp_path / "b", 16, 2, tmp_path / "a" / "step-00000004.ckpt")
+    assert fit(tmp_path / "c", 16, 2, tmp_path / "epoch-end.ckpt").global_step == 6 + 12
 
 
 def test_restart_store_prefix_names_the_torchrun_attempt(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -441,11 +441,14 @@ class LitforgeCLI(HookedLightningCLI):
                 lock.release()
 
     def _forget_unstarted_run(self) -> None:
-        """Remove the run folder of a fit that failed before its first step: nothing in it is worth
-        keeping, and a leftover folder would make the same ``--run`` look taken."""
-        if self._new_folder is None or self.subcommand != "fit":
+        """Remove the run folder of a fit that failed before its first step, or of a resume into a new
+        folder that failed before saving anything there: nothing in it is worth keeping, and a leftover
+        folder would make the same ``--run`` look taken."""
+        if self._new_folder is None or self.subcommand != "fit" or not self.trainer.is_global_zero:
             return
-        if self.trainer.global_step == 0 and self.trainer.is_global_zero:
+        resumed_into_it = bool(self.config_value(self.config, "ckpt_path"))
+        nothing_saved = not any(self._new_folder.glob("checkpoints/*.ckpt"))
+        if self.trainer.global_step == 0 or (resumed_into_it and nothing_saved):
             shutil.rmtree(self._new_folder, ignore_errors=True)
 
     def before_fit(self) -> None:

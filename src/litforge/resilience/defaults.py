@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 
 from litforge.resilience.callback_metrics import CallbackMetricsState
 from litforge.resilience.epoch_aggregates import EpochAggregates
+from litforge.resilience.epoch_length import SameEpochLength
 from litforge.resilience.exception_checkpoint import ExceptionCheckpoint
 from litforge.resilience.finite_loss import FiniteLossGuard
 from litforge.resilience.loader_state import RestoreLoaderState
@@ -27,10 +28,12 @@ def resilience_callbacks(
     checkpointing: bool = True,
     every_n_minutes: float | None = None,
 ) -> list[Callback]:
-    """RNG state, epoch aggregates, callback metrics, resumable train loaders, loader-state fix, stop request and finite-loss guard; with
+    """The epoch-length check of mid-epoch resumes, RNG state, epoch aggregates, callback metrics, resumable train
+    loaders, loader-state fix, stop request and finite-loss guard; with
     ``checkpointing`` also the periodic (every ``every_n_train_steps`` steps and/or ``every_n_minutes``,
     written in the background), preemption and on-exception checkpoints into ``checkpoints``."""
     callbacks: list[Callback] = [
+        SameEpochLength(),  # first: a refused resume stops before the others start
         RNGState(),
         EpochAggregates(),
         CallbackMetricsState(),
