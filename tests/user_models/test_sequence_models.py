@@ -10,6 +10,7 @@ import csv
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -111,8 +112,9 @@ def test_one_model_call_per_length_in_a_batch(trained: Path) -> None:
 
 def test_a_model_of_tokens_and_lengths_predicts_from_a_npz_and_serves_named_inputs(trained: Path) -> None:
     """forward(tokens, lengths): predict --artifact reads one array per input from a .npz, serve takes
-    {"inputs": {"tokens": rows, "lengths": rows}}; both agree with the eager model. A CSV (one table) and
-    a request of rows without names are refused, each in one line."""
+    {"inputs": {"tokens": rows, "lengths": rows}}; both agree with the eager model. A CSV (one table), a
+    request of rows without names, and lengths the model's gather refuses are answered with one line / a
+    422, and the good requests batched with a refused one still get their answers."""
     export = trained / "runs" / "lengthsclassifier" / "r" / "export"
     tokens, lengths = np.array([[1, 2, 7, 4, 5], [3, 3, 9, 9, 9]]), np.array([5, 2])
     ckpt = trained / "runs" / "lengthsclassifier" / "r" / "checkpoints" / "last.ckpt"
@@ -131,18 +133,33 @@ def test_a_model_of_tokens_and_lengths_predicts_from_a_npz_and_serves_named_inpu
     assert refused.returncode == 2 and "takes 2 inputs (tokens, lengths)" in refused.stderr, refused.output
     assert ".npz" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
 
-    body = {"inputs": {"tokens": tokens.tolist(), "lengths": lengths.tolist()}}
-    with (trained / "serve-pairs.log").open("w") as log:
-        server, base = start_server(export, log, "litserve", cwd=trained)
-        try:
-            answer = httpx.post(f"{base}/predict", json=body, timeout=60)
-            unnamed = httpx.post(f"{base}/predict", json={"inputs": tokens.tolist()}, timeout=60)
-        finally:
-            stop_server(server)
-    assert answer.status_code == 200, answer.text
-    np.testing.assert_allclose(answer.json()["predictions"], expected, rtol=1e-4, atol=1e-5)
-    assert unnamed.status_code == 422, unnamed.text
-    assert '{"tokens": [...], "lengths": [...]}' in unnamed.json()["detail"]
+    # a length beyond the tokens passes the checks but not the model's gather: one line, exit 2
+    np.savez(trained / "too-long.npz", tokens=tokens, lengths=np.array([5, 9]))
+    failed = run_cli("predict", "--artifact", str(export), "--input", "too-long.npz", cwd=trained)
+    assert (
+        failed.returncode == 2
+        and "the exported model cannot run on the rows of too-long.npz" in failed.stderr
+    )
+    assert len(failed.stderr.strip().splitlines()) == 1 and "Traceback" not in failed.output
+
+    good = {"inputs": {"tokens": tokens.tolist(), "lengths": lengths.tolist()}}
+    bad = {"inputs": {"tokens": tokens.tolist(), "lengths": [5, 9]}}
+    for backend in ("fastapi", "litserve"):
+        with (trained / f"serve-{backend}.log").open("w") as log:
+            server, base = start_server(export, log, backend, "--batch-timeout", "0.2", cwd=trained)
+            try:  # good and refused requests batched together: only the refused ones fail
+                with ThreadPoolExecutor(8) as pool:
+                    post = partial(httpx.post, f"{base}/predict", timeout=60)
+                    answers = list(pool.map(lambda body, post=post: post(json=body), [good, bad] * 4))
+                unnamed = httpx.post(f"{base}/predict", json={"inputs": tokens.tolist()}, timeout=60)
+            finally:
+                stop_server(server)
+        assert [a.status_code for a in answers] == [200, 422] * 4, [a.text for a in answers]
+        for answer in answers[::2]:
+            np.testing.assert_allclose(answer.json()["predictions"], expected, rtol=1e-4, atol=1e-5)
+        assert "the model cannot run on these inputs" in answers[1].json()["detail"]
+        assert unnamed.status_code == 422, unnamed.text
+        assert '{"tokens": [...], "lengths": [...]}' in unnamed.json()["detail"]
 
 
 def test_requests_for_several_inputs_are_validated_by_name() -> None:

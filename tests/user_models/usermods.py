@@ -682,11 +682,14 @@ class TokenClassifier(_Supervised):
 
 
 class LengthsClassifier(TokenClassifier):
-    """``forward(tokens, lengths)``: the lengths say which tokens count (a 1-D second input)."""
+    """``forward(tokens, lengths)``: the lengths say which tokens count (a 1-D second input), and where the
+    last one is (a length beyond the tokens makes the gather fail, as it would in a user's model)."""
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return self.pooled(tokens, positions < lengths[:, None])
+        keep = (torch.arange(tokens.shape[1], device=tokens.device) < lengths[:, None]).unsqueeze(-1).float()
+        mean = (self.embed(tokens) * keep).sum(1) / keep.sum(1).clamp(min=1)
+        last = self.embed(tokens.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1))).squeeze(1)
+        return self.head(mean + last)
 
     def training_step(self, batch, batch_idx):
         tokens, lengths, y = batch

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from litforge.atomic_files import atomic_path
-from litforge.errors import UsageError
+from litforge.errors import UsageError, first_line
 from litforge.export.artifact import Artifact, Rows
 from litforge.export.input_values import first_bad_id, value_problem
 from litforge.export.row_shape import FeatureInput, RowShape, concrete, takes
@@ -54,11 +54,17 @@ def predict_file(
             f"--output: {output} is a file of the export folder {artifact_dir}; refusing to overwrite it"
         )
     groups = read_rows(input_path, artifact.inputs)
-    outputs = [
-        artifact.outputs(tuple(array[start : start + CHUNK_ROWS] for array in rows))
-        for _, rows in groups
-        for start in range(0, len(rows[0]), CHUNK_ROWS)
-    ]
+    try:
+        outputs = [
+            artifact.outputs(tuple(array[start : start + CHUNK_ROWS] for array in rows))
+            for _, rows in groups
+            for start in range(0, len(rows[0]), CHUNK_ROWS)
+        ]
+    except Exception as error:  # values that pass the checks but not the model (a lengths beyond the tokens)
+        raise UsageError(
+            f"--input: the exported model cannot run on the rows of {input_path}: "
+            f"{type(error).__name__}: {first_line(error)}"
+        ) from None
     if len({output.shape[1:] for output in outputs}) > 1:
         raise UsageError(
             f"--input: the rows of {input_path} have {len(groups)} lengths and the model's outputs differ in "

@@ -106,6 +106,7 @@ def load(path: Path, input_names: list[str], threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only: a run that fails raises, and litforge reports it in one line
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -19,12 +19,20 @@ def forward_inputs_from_batch(
     model: torch.nn.Module, batch: Any
 ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     """``forward``'s ``(args, kwargs)`` taken from a real batch: the batch itself when it is a tensor, its
-    first element when it is a tuple/list, the keys ``forward`` names (or ``example_input_array``'s keys)
-    when it is a dict; ``None`` when the batch does not say."""
+    first elements when it is a tuple/list (as many as ``forward`` requires: ``forward(tokens, lengths)`` on
+    ``(tokens, lengths, y)``), the keys ``forward`` names (or ``example_input_array``'s keys) when it is a
+    dict; ``None`` when the batch does not say."""
     if isinstance(batch, torch.Tensor):
         return (batch,), {}
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
-        return (batch[0],), {}
+    if isinstance(batch, (tuple, list)):
+        taken = batch[: positional_inputs(model)]
+        if (
+            batch
+            and len(taken) == positional_inputs(model)
+            and all(isinstance(t, torch.Tensor) for t in taken)
+        ):
+            return tuple(taken), {}
+        return None
     if not isinstance(batch, Mapping):
         return None
     example = getattr(model, "example_input_array", None)
@@ -32,6 +40,17 @@ def forward_inputs_from_batch(
     if keys and set(keys) <= set(batch):
         return (), {key: batch[key] for key in keys}
     return None
+
+
+def positional_inputs(model: torch.nn.Module) -> int:
+    """How many leading elements of a tuple batch ``forward`` takes: its required positional parameters (1
+    for a ``forward(*args)`` or one whose signature cannot be read); the elements after them are labels."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return max(1, sum(1 for p in params if p.kind in kinds and p.default is p.empty))
 
 
 def _forward_keys(model: torch.nn.Module, batch: Mapping[str, Any]) -> list[str]:
@@ -61,8 +80,11 @@ def predict_step_relation(module: torch.nn.Module, batch: Any, prediction: Any) 
     if inputs is None or not isinstance(prediction, torch.Tensor):
         return "forward"
     args, kwargs = inputs
-    with torch.no_grad():
-        reference = module(*args, **kwargs)
+    try:
+        with torch.no_grad():
+            reference = module(*args, **kwargs)
+    except Exception:  # the batch does not hold forward's inputs as litforge reads them: the documented rule
+        return "forward"
     if isinstance(reference, (tuple, list)) and reference:
         reference = reference[0]
     if not isinstance(reference, torch.Tensor) or reference.shape != prediction.shape:

@@ -23,6 +23,7 @@ from litforge.export.artifact import Artifact
 from litforge.processes.heap import freeze_loaded_heap
 from litforge.processes.lifetime import exit_when_gone
 from litforge.serve.batcher import DynamicBatcher
+from litforge.serve.codecs import RequestError
 from litforge.serve.guard import RequestGuard
 from litforge.serve.inference import Counters, decode, infer
 from litforge.serve.options import ServeOptions, request_limits
@@ -61,9 +62,14 @@ def create_app(folder: Path, options: ServeOptions) -> FastAPI:
             return 503, {"detail": "model not loaded yet"}
         submitted = state["batcher"].submit(decode(state["artifact"], payload))
         try:
-            return 200, await asyncio.wait_for(submitted, options.timeout)
+            answer = await asyncio.wait_for(submitted, options.timeout)
         except asyncio.TimeoutError:
             return 504, {"detail": f"no answer within {options.timeout} s"}
+        if isinstance(
+            answer, RequestError
+        ):  # the model refused its values; the rest of the batch is answered
+            return answer.status, {"detail": answer.message}
+        return 200, answer
 
     app = FastAPI(title="litforge serve", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(

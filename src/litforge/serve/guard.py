@@ -62,7 +62,7 @@ class RequestGuard:
         # The body is JSON whatever the client declared (``curl -d`` says form-urlencoded); tell LitServe so.
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
         scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, _replay(body, receive), _refusals_as_status(send))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = dict(scope["headers"]).get(b"content-length")
@@ -80,6 +80,39 @@ class RequestGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+REFUSAL_KEY = "litforge_refused"  # an answer ``{REFUSAL_KEY: status, "detail": ...}`` becomes that status
+
+
+def refusal_answer(error: RequestError) -> dict[str, Any]:
+    """A request the model refused, as LitServe's worker answers it (its batch loop fails a whole batch on
+    an exception): ``_refusals_as_status`` turns it into the status it names, here in the HTTP process."""
+    return {REFUSAL_KEY: error.status, "detail": error.message}
+
+
+def _refusals_as_status(send: Send) -> Send:
+    """``send`` for LitServe's answers: a 200 whose JSON body is a ``refusal_answer`` goes out as its own
+    status with ``{"detail": ...}``; every other answer unchanged."""
+    held: Message | None = None
+    marker = json.dumps({REFUSAL_KEY: 0})[:-3].encode()  # b'{"litforge_refused":'
+
+    async def send_answer(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start" and message["status"] == 200:
+            held = message
+            return
+        if held is not None and message["type"] == "http.response.body":
+            start, held = held, None
+            body = message.get("body", b"")
+            if body.startswith(marker) and not message.get("more_body", False):
+                answer = json.loads(body)
+                await _reply(send, int(answer[REFUSAL_KEY]), {"detail": answer["detail"]})
+                return
+            await send(start)
+        await send(message)
+
+    return send_answer
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from litforge.errors import first_line
 from litforge.export.artifact import Artifact
-from litforge.serve.codecs import decode_inputs, encode
+from litforge.serve.codecs import RequestError, decode_inputs, encode
 
 
 @dataclass
@@ -67,15 +68,53 @@ def decode(artifact: Artifact, request: dict[str, Any]) -> Decoded:
     return Decoded(decode_inputs(request, artifact.inputs))
 
 
-def infer(artifact: Artifact, parts: list[Decoded], counters: Counters) -> list[dict[str, Any]]:
+def infer(
+    artifact: Artifact, parts: list[Decoded], counters: Counters
+) -> list[dict[str, Any] | RequestError]:
     """Several requests -> ONE model call on their concatenated rows (one per row shape, for sequences of
-    several lengths) -> one JSON answer per request."""
+    several lengths) -> one JSON answer per request. When the runtime refuses the batch (values that pass
+    validation but not the model: a ``lengths`` beyond its tokens), each request runs alone, and the ones
+    it refuses are answered with a ``RequestError`` (422): the good requests of the batch still get theirs."""
+    try:
+        pieces: list[np.ndarray | RequestError] = list(_outputs(artifact, parts))
+        calls = _calls(artifact, parts)
+    except Exception as error:
+        if len(parts) == 1:
+            pieces, calls = [_refusal(error)], 1
+        else:
+            pieces, calls = [_alone(artifact, part) for part in parts], _calls(artifact, parts) + len(parts)
+    answered = [piece for piece in pieces if isinstance(piece, np.ndarray)]
+    counters.add(requests=len(parts), rows=sum(map(len, answered)), model_calls=calls)
+    return [
+        piece
+        if isinstance(piece, RequestError)
+        else encode(artifact.postprocess(piece), artifact.class_labels)
+        for piece in pieces
+    ]
+
+
+def _outputs(artifact: Artifact, parts: list[Decoded]) -> list[np.ndarray]:
     if artifact.request_format == "texts":
         outputs = artifact.outputs_for_texts([text for part in parts for text in part.items])
-        pieces = np.split(outputs, np.cumsum([len(part) for part in parts])[:-1])
-        calls = 1
-    else:
-        pieces = artifact.outputs_by_shape([part.items for part in parts])
-        calls = len({tuple(array.shape[1:] for array in part.items) for part in parts})
-    counters.add(requests=len(parts), rows=sum(map(len, pieces)), model_calls=calls)
-    return [encode(artifact.postprocess(piece), artifact.class_labels) for piece in pieces]
+        return np.split(outputs, np.cumsum([len(part) for part in parts])[:-1])
+    return artifact.outputs_by_shape([part.items for part in parts])
+
+
+def _calls(artifact: Artifact, parts: list[Decoded]) -> int:
+    if artifact.request_format == "texts":
+        return 1
+    return len({tuple(array.shape[1:] for array in part.items) for part in parts})
+
+
+def _alone(artifact: Artifact, part: Decoded) -> np.ndarray | RequestError:
+    try:
+        return _outputs(artifact, [part])[0]
+    except Exception as error:
+        return _refusal(error)
+
+
+def _refusal(error: Exception) -> RequestError:
+    """Why the runtime refused a request's inputs, as a 422 (the server stays up and answers others)."""
+    return RequestError(
+        422, f"the model cannot run on these inputs: {type(error).__name__}: {first_line(error)}"
+    )

@@ -17,7 +17,8 @@ from litforge.export import metadata
 from litforge.export.artifact import Artifact
 from litforge.processes.heap import freeze_loaded_heap
 from litforge.processes.lifetime import exit_when_gone, forked_children_exit_with_this_process
-from litforge.serve.guard import RequestGuard
+from litforge.serve.codecs import RequestError
+from litforge.serve.guard import RequestGuard, refusal_answer
 from litforge.serve.inference import Counters, Decoded, decode, infer
 from litforge.serve.options import ServeOptions, request_limits
 
@@ -59,7 +60,7 @@ class ArtifactAPI(ls.LitAPI):
         return output
 
     def encode_response(self, output):  # already the JSON dict; unannotated, as above
-        return output
+        return refusal_answer(output) if isinstance(output, RequestError) else output
 
 
 def build_server(folder: Path, options: ServeOptions) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from litforge.predictions.forward_inputs import positional_inputs
 from litforge.testing.subject import (
     IGNORE_INDEX,
     DataLike,
@@ -64,7 +65,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
                 first = entries
             _compare(where, entries, first)
             _check_values(where, entries)
-            labels = labels_of(batch)
+            labels = labels_of(batch, positional_inputs(subject.prototype))
             if labels is not None:
                 _check_labels(where, labels, num_classes, label_range)
             count += 1

@@ -234,10 +234,11 @@ def output_tensors(output: Any) -> list[torch.Tensor]:
     return [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
 
 
-def labels_of(batch: Any) -> torch.Tensor | None:
-    """The integer class labels of a batch, when it has some: ``(x, y)`` or a dict with a label key."""
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        candidate = batch[1]
+def labels_of(batch: Any, inputs: int = 1) -> torch.Tensor | None:
+    """The integer class labels of a batch, when it has some: ``(x, y)`` (``(tokens, lengths, y)`` for a
+    ``forward`` of ``inputs`` = 2) or a dict with a label key."""
+    if isinstance(batch, (tuple, list)) and len(batch) > inputs:
+        candidate = batch[inputs]
     elif isinstance(batch, Mapping):
         candidate = next((batch[k] for k in LABEL_KEYS if k in batch), None)
     else:
