@@ -5,6 +5,7 @@ module file in the working directory."""
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,9 @@ ZOO = {
     "compiled_submodule": (usermods.CompiledModel, usermods.MyDataModule),
     "layers_in_configure_model": (usermods.LayersInConfigureModel, usermods.MyDataModule),
     "plateau_on_val_loss": (usermods.PlateauModel, usermods.MyDataModule),  # the checks run no validation
+    "token_sequences": (usermods.TokenClassifier, usermods.TokenData),
+    # forward(tokens, lengths) on (tokens, lengths, y) batches: both inputs reach forward, y is the label
+    "tokens_and_lengths": (usermods.LengthsClassifier, partial(usermods.TokenData, with_lengths=True)),
 }
 
 # The only check a healthy zoo module may skip, and why.

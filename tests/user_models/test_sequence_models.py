@@ -122,6 +122,11 @@ def test_a_model_of_tokens_and_lengths_predicts_from_a_npz_and_serves_named_inpu
     with torch.no_grad():
         expected = model(torch.from_numpy(tokens), torch.from_numpy(lengths)).numpy()
 
+    # from the checkpoint: the user's predict_step(tokens, lengths), its (B, 2) outputs as columns
+    from_checkpoint = run_cli("predict", "--ckpt_path", str(ckpt), cwd=trained)
+    assert from_checkpoint.returncode == 0, from_checkpoint.output[-3000:]
+    assert len((ckpt.parents[1] / "predictions.csv").read_text().splitlines()) == 1 + 32  # the 32 val rows
+
     np.savez(trained / "pairs.npz", tokens=tokens, lengths=lengths)
     result = run_cli("predict", "--artifact", str(export), "--input", "pairs.npz", cwd=trained)
     assert result.returncode == 0, result.output[-3000:]
