@@ -197,10 +197,13 @@ def test_parity_failure_exits_1_with_figures_and_keeps_the_previous_export(branc
     assert failed["formats"]["torchscript"]["parity"]["passed"] is False
 
 
-def test_a_format_that_cannot_be_exported_is_named_as_such_not_as_a_parity_failure(branchy) -> None:
+def test_a_format_that_cannot_be_exported_is_named_as_such_not_as_a_parity_failure(branchy, tmp_path) -> None:
     result = branchy("--format", "pt2", model="DataBranch")
     assert result.returncode == 1, result.output
     assert "pt2: export failed:" in result.stderr and "parity" not in result.stderr, result.stderr
+    # with a format that works, the message says how to export that one; a later success clears out.failed
+    mixed = branchy("--format", "pt2,onnx", model="Plain")
+    assert mixed.returncode == 0 and not (tmp_path / "out.failed").exists(), mixed.output
 
 
 def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_it_removed(

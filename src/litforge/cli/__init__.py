@@ -38,7 +38,8 @@ def _usage() -> str:
         "The production layer for PyTorch Lightning.\n\ncommands:\n"
         f"{rows}\n\n"
         "Run 'litforge <command> --help' for a command's options. '--debug' (or LITFORGE_DEBUG=1)\n"
-        "shows tracebacks. Exit codes: 0 success, 1 the job failed, 2 bad input.\n"
+        "shows tracebacks. Exit codes: 0 success, 1 the job failed, 2 bad input, 75 stopped by\n"
+        "SIGTERM/SIGUSR1 after a checkpoint, 130 stopped by Ctrl+C (--resume auto continues both).\n"
     )
 
 

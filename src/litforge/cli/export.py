@@ -6,6 +6,7 @@ litforge export --ckpt best.ckpt --format onnx,pt2 --out exports/digits --benchm
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -107,9 +108,13 @@ def main(command: str, argv: list[str]) -> int:
             if unequal:
                 figures = "; ".join(_failure(name, formats[name]["parity"]) for name in unequal)
                 reasons.append(f"parity check failed for {', '.join(unequal)}: {figures}")
+            passed = [name for name in formats if name not in result.failed]
+            if passed:
+                reasons.append(f"{', '.join(passed)} passed: --format {','.join(passed)} exports those alone")
             kept = f"; the previous export in {out} is kept" if out.is_dir() else ""
             raise JobFailed(f"{'; '.join(reasons)} (details in {failed}/export.json{kept})")
         dropped = publish(stage, out)
+        shutil.rmtree(out.with_name(f"{out.name}.failed"), ignore_errors=True)  # an older attempt's leftovers
     _report(result.metadata, out)
     if dropped:
         print(f"removed from the previous export (not in --format): {', '.join(dropped)}")

@@ -41,5 +41,5 @@ def main(command: str, argv: list[str]) -> int:
 
     args = build_parser().parse_args(argv)
     rows, fmt, output = predict_file(args.artifact, args.input, args.output, args.format)
-    print(f"{rows} rows predicted with {fmt}: {output}")
+    print(f"{rows} {'row' if rows == 1 else 'rows'} predicted with {fmt}: {output}")
     return 0

@@ -5,6 +5,7 @@ Used by ``litforge fit|validate|test|predict``, ``tune`` and ``check``; see ``do
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import shutil
@@ -516,6 +517,9 @@ def _note_packaged_data(line: CommandLine) -> None:
     named = line.named_classes.get("model")
     if _is_litforge_model(named) or line.names_class("data") or line.asks_help:
         return
+    flags = [arg.split("=")[0] for arg in line.args if arg.startswith("--") and not arg.startswith("--data")]
+    if difflib.get_close_matches("--data", flags, n=1, cutoff=0.7):
+        return  # a mistyped --data (--dat, --date): its own error comes next, not a note about digits
     if os.environ.get("LOCAL_RANK", "0") == "0" and _names_a_lightning_module(named):
         print(
             f"litforge: note: no --data given: {named} gets the packaged {default_class_path('data')} "

@@ -174,11 +174,13 @@ def _read_csv(path: Path, shape: RowShape, ids: tuple[int, int] | None) -> list[
     after an optional header line: a first line none of whose cells is a number. A BOM (Excel's "CSV UTF-8")
     is skipped."""
     rows: list[list[float | int]] = []
+    header = ""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         for index, cells in enumerate(filter(None, reader)):
             line = f"line {reader.line_num} of {path}"
             if index == 0 and not any(map(_is_number, cells)):
+                header = ",".join(cells)
                 continue  # a header
             bad = next((cell for cell in cells if not _is_number(cell)), None)
             if bad is not None:
@@ -194,7 +196,8 @@ def _read_csv(path: Path, shape: RowShape, ids: tuple[int, int] | None) -> list[
                 raise UsageError(f"--input: {line}: {problem}")
             rows.append(values)
     if not rows:
-        raise UsageError(f"--input: {path} has no data rows")
+        read_as = f" (its first line, {header[:60]!r}, was read as a header; values are separated by commas)"
+        raise UsageError(f"--input: {path} has no data rows{read_as if header else ''}")
     return rows
 
 

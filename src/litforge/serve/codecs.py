@@ -86,6 +86,8 @@ def _example(limits: RequestLimits) -> str:
 
 
 def _check_rows_list(items: Any, where: str, limits: RequestLimits) -> None:
+    if isinstance(items, dict) and where == "inputs":
+        raise RequestError(422, "'inputs' is an object, but the model takes one input: send a list of rows")
     if not isinstance(items, list) or not items:
         raise RequestError(422, f"'{where}' must be a non-empty list")
     if len(items) > limits.max_rows:
