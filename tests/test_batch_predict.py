@@ -97,6 +97,11 @@ BAD_INPUTS = {
         f"NA{ROW[1:]}\n{ROW}\n",
         "line 1 of bad.csv has a non-numeric value 'NA'",
     ),
+    "values separated by spaces": (
+        "bad.csv",
+        " ".join(["1"] * 64) + "\n",
+        "bad.csv has no data rows (its first line, '1 1 1",
+    ),
     "complex .npy": (
         "bad.npy",
         np.ones((2, 64), dtype=np.complex128),

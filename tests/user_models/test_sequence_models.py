@@ -206,6 +206,7 @@ def test_requests_for_a_dynamic_axis_are_validated(tmp_path: Path) -> None:
     validate({"inputs": [[1, 2, 3, 4], [5, 6, 7, 8]]}, limits)
     validate({"inputs": [[[1, 2], [3, 4], [5, 6]]]}, limits)  # nested as [sequence][2]
     for body, words in (
+        ({"inputs": {"x": [[1, 2]]}}, "'inputs' is an object, but the model takes one input"),
         ({"inputs": [[1, 2, 3]]}, "has 3 values; the model takes a multiple of 2"),
         ({"inputs": [[1, 2], [1, 2, 3, 4]]}, "the rows of one request share one length"),
         ({"inputs": [[[1, 2, 3]]]}, "has 3 entries"),
