@@ -63,7 +63,11 @@ def test_export_records_a_dynamic_sequence_axis_and_passes_parity(trained: Path)
         for fmt in ("onnx", "pt2", "torchscript"):
             parity = record["formats"][fmt]["parity"]
             assert parity["passed"], parity
-            assert any("sequence 6" in case["case"] for case in parity["cases"])  # a shorter sequence too
+            assert any(", sequence " in case["case"] for case in parity["cases"])  # a shorter sequence too
+            # the run's own data, 12 tokens long where the spec's example has 8 (TokenClassifier): checked too
+            assert any(case["case"].startswith("real batch") for case in parity["cases"]) == (
+                model == "tokenclassifier"
+            )
 
 
 def test_predict_artifact_reads_lines_of_several_lengths_in_file_order(trained: Path) -> None:

@@ -675,7 +675,7 @@ class TokenClassifier(_Supervised):
     def litforge_export_spec(self) -> dict:
         """Token ids of any length: batch and sequence axes are both dynamic (docs/export.md)."""
         return {
-            "inputs": (torch.randint(1, self.hparams.vocab_size, (2, 12)),),
+            "inputs": (torch.randint(1, self.hparams.vocab_size, (2, 8)),),  # any length: the data has 12
             "input_names": ["tokens"],
             "dynamic_axes": {"tokens": {0: "batch", 1: "sequence"}},
         }

@@ -42,7 +42,12 @@ def parity_cases(spec: ExportSpec, real_batch: torch.Tensor | None, seed: int = 
     cases = []
     if real_batch is not None and len(spec.inputs) == 1 and spec.request_format == "features":
         example = spec.inputs[0]
-        if real_batch.shape[1:] == example.shape[1:]:
+        dynamic = {0, *spec.dynamic_axes.get(spec.input_names[0], {})}  # a sequence of its own length is fine
+
+        def fixed(shape: torch.Size) -> list[int]:
+            return [size for axis, size in enumerate(shape) if axis not in dynamic]
+
+        if real_batch.ndim == example.ndim and fixed(real_batch.shape) == fixed(example.shape):
             cases.append(Case(f"real batch ({len(real_batch)} rows)", (real_batch.to(example.dtype),)))
     reference = real_batch if real_batch is not None and cases else None
     for batch in BATCH_SIZES:
