@@ -7,6 +7,7 @@ predictions = artifact.predict(np.zeros((2, 64), np.float32))  # .values, .proba
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ class Artifact:
     def request_format(self) -> str:
         return self.metadata.get("request_format", "features")
 
-    @property
+    @cached_property
     def inputs(self) -> tuple[FeatureInput, ...]:
         """The inputs of ``forward`` as rows (``litforge.export.row_shape``); features models only."""
         return feature_inputs(self.metadata, str(self.folder))
