@@ -150,6 +150,7 @@ CASES = [
         ["fit", "--trainer.max_epochs", "1", "--trainer.default_root_dir", "afile/runs"],
         "afile is a file, not a folder",
     ),
+    (["export", "--ckp", "notatorch.ckpt"], "required: --ckpt (--ckp: did you mean --ckpt?)"),
     (["export", "--ckpt", "notatorch.ckpt"], "not a PyTorch checkpoint"),
     (["export", "--ckpt", "pickled.ckpt"], "pickled.ckpt is refused as unsafe"),
     (["export", "--ckpt", "pickled.ckpt", "--model-class", "collections.OrderedDict"], "refused as unsafe"),

@@ -13,11 +13,21 @@ def parser_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return list(parser._actions)
 
 
-def flag_suggestion(parser: argparse.ArgumentParser, message: str) -> str:
-    """`` (did you mean --port?)`` for argparse's ``unrecognized arguments: --prot 8000``, else ``""``."""
-    unknown = re.match(r"unrecognized arguments: (--[\w.-]+)", message.strip())
-    if not unknown:
-        return ""
+def flag_suggestion(parser: argparse.ArgumentParser, message: str, argv: list[str] | None = None) -> str:
+    """`` (did you mean --port?)`` for argparse's ``unrecognized arguments: --prot 8000``; for ``the following
+    arguments are required: --ckpt``, the flag of ``argv`` that is a misspelling of one (`` (--ckp: did you
+    mean --ckpt?)``); else ``""``."""
     flags = [flag for action in parser_actions(parser) for flag in action.option_strings]
-    close = difflib.get_close_matches(unknown.group(1), flags, n=1, cutoff=0.8)
-    return f" (did you mean {close[0]}?)" if close else ""
+    unknown = re.match(r"unrecognized arguments: (--[\w.-]+)", message.strip())
+    if unknown:
+        close = difflib.get_close_matches(unknown.group(1), flags, n=1, cutoff=0.8)
+        return f" (did you mean {close[0]}?)" if close else ""
+    required = re.match(r"the following arguments are required: (.*)", message.strip())
+    if not required or not argv:
+        return ""
+    wanted = [flag.strip() for flag in required.group(1).split(",")]
+    given = [arg.split("=")[0] for arg in argv if arg.startswith("--") and arg.split("=")[0] not in flags]
+    for typed in given:
+        if close := difflib.get_close_matches(typed, wanted, n=1, cutoff=0.7):
+            return f" ({typed}: did you mean {close[0]}?)"
+    return ""

@@ -36,6 +36,11 @@ class CommandParser(argparse.ArgumentParser):
         super().__init__(**kwargs)
         self.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._argv = list(args) if args is not None else None  # for a misspelt required flag's suggestion
+        return super().parse_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("litforge ")  # the line already starts "litforge: error:"
-        raise UsageError(f"{command}: {message}{flag_suggestion(self, message)}")
+        suggestion = flag_suggestion(self, message, getattr(self, "_argv", None))
+        raise UsageError(f"{command}: {message}{suggestion}")
