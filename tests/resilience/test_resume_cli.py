@@ -84,3 +84,24 @@ def test_a_run_killed_after_early_stopping_decided_resumes_to_the_same_end(tmp_p
     after = final_state(run / "checkpoints", 8)
     assert_bitwise_equal(after[0], before[0], "model")
     assert_bitwise_equal(after[1], before[1], "optimizer")
+    # a run that stopped early is not trained on by a larger --trainer.max_epochs either
+    longer = ["fit", *TINY, "--trainer.max_epochs", "9", *stop_early, "--run", "r", "--resume", "auto"]
+    code, output = run_until(longer, tmp_path)
+    assert code == 0 and "already finished at step 8" in output, output[-3000:]
+
+
+def test_a_larger_max_epochs_trains_a_finished_run_on_and_the_same_command_again_does_nothing(
+    cli, tmp_path: Path
+) -> None:
+    """A run that ended at its own max_epochs is trained on by --resume auto with a larger one (the user
+    asked for more); the same command once that is done does nothing."""
+    first = cli("fit", *TINY, "--run", "r", "--resume", "auto")
+    assert first.returncode == 0, first.output
+    finished = tmp_path / "runs" / "classifier" / "r" / "finished.json"
+    assert json.loads(finished.read_text())["ended_by"] == "max_epochs"
+    longer = cli("fit", *TINY, "--trainer.max_epochs", "2", "--run", "r", "--resume", "auto")
+    assert longer.returncode == 0, longer.output
+    assert "had finished; --trainer.max_epochs 2 (it ended at its max_epochs 1) trains it on" in longer.stderr
+    assert json.loads(finished.read_text())["global_step"] == 8  # 2 epochs of 4 steps
+    again = cli("fit", *TINY, "--trainer.max_epochs", "2", "--run", "r", "--resume", "auto")
+    assert again.returncode == 0 and "already finished at step 8" in again.output, again.output

@@ -68,7 +68,7 @@ from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Inter
 from litforge.resilience.changed_optimizer_settings import ChangedOptimizerSettings
 from litforge.resilience.checkpoint_file import note_if_unverified
 from litforge.resilience.elastic_restart import init_process_group_for_restart
-from litforge.resilience.resume import clear_finished, mark_finished, remove_killed_writes
+from litforge.resilience.resume import clear_finished, finish_record, mark_finished, remove_killed_writes
 from litforge.resilience.run_lock import RunLock, is_run_owner
 
 __all__ = ["LitforgeCLI"]
@@ -461,8 +461,7 @@ class LitforgeCLI(HookedLightningCLI):
     def after_fit(self) -> None:
         self._report(f"run folder: {self.run_dir.path if self.run_dir else '?'}")
         if self.run_dir is not None and self.trainer.is_global_zero and not self.trainer.interrupted:
-            info = {"global_step": self.trainer.global_step, "epoch": self.trainer.current_epoch}
-            mark_finished(self.run_dir.path, info)
+            mark_finished(self.run_dir.path, finish_record(self.trainer))
         stopper = self.trainer.early_stopping_callback
         if stopper is not None and stopper.stopped_epoch > 0:
             configured = self.command_line.has_config or any(

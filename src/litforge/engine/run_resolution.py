@@ -33,7 +33,7 @@ from litforge.engine.run_dir import (
     run_of_config,
 )
 from litforge.errors import UsageError
-from litforge.resilience.resume import read_finished, resolve_resume
+from litforge.resilience.resume import read_finished, resolve_resume, trains_further
 from litforge.resilience.run_lock import RunLock, is_run_owner
 
 # "<rank 0 pid>:<run folder>:<resume checkpoint>": rank 0 hands its decisions to the DDP ranks it starts
@@ -90,6 +90,11 @@ def resolve_fit_run(config: Namespace) -> FitRun:
         if config.overwrite:
             raise UsageError("--resume continues a run and --overwrite replaces it; pass only one")
         finished = read_finished(run.path) if resume == "auto" else None
+        trainer = config.get("trainer") or {}
+        further = finished and trains_further(finished, trainer.get("max_epochs"), trainer.get("max_steps"))
+        if further:  # a longer run asked for: train on from the newest checkpoint
+            print(f"litforge: note: run {run.path} had finished; {further} trains it on", file=sys.stderr)
+            finished = None
         resume_from = resolve_resume(resume, run.checkpoints, run_is_fixed=bool(config.run))
         config.ckpt_path = str(resume_from) if resume_from else None
         note = f"resuming from {resume_from}" if resume_from else "no checkpoint yet, starting fresh"

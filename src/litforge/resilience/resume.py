@@ -80,6 +80,44 @@ def read_finished(run_path: Path) -> dict[str, Any] | None:
         return None
 
 
+def finish_record(trainer: Any) -> dict[str, Any]:
+    """What ``finished.json`` says of a fit that ended: its step and epoch, its limits, and what ended it
+    (``max_epochs``, ``max_steps``, or ``stopped``: early stopping or a callback)."""
+    max_steps, max_epochs = trainer.max_steps, trainer.max_epochs
+    if max_steps not in (None, -1) and trainer.global_step >= max_steps:
+        ended_by = "max_steps"
+    elif max_epochs not in (None, -1) and trainer.current_epoch >= max_epochs:
+        ended_by = "max_epochs"
+    else:
+        ended_by = "stopped"
+    return {
+        "global_step": trainer.global_step,
+        "epoch": trainer.current_epoch,
+        "max_epochs": max_epochs,
+        "max_steps": max_steps,
+        "ended_by": ended_by,
+    }
+
+
+def trains_further(finished: dict[str, Any], max_epochs: Any, max_steps: Any) -> str | None:
+    """Why a fit with these limits trains a finished run on (``--trainer.max_epochs 5`` after a run that ended
+    at its limit of 3), or ``None``: the same command again, or a run that stopped early, does nothing."""
+    ended_by = finished.get("ended_by")
+    if (
+        ended_by == "max_epochs"
+        and isinstance(max_epochs, int)
+        and max_epochs > finished.get("max_epochs", max_epochs)
+    ):
+        return f"--trainer.max_epochs {max_epochs} (it ended at its max_epochs {finished['max_epochs']})"
+    if (
+        ended_by == "max_steps"
+        and isinstance(max_steps, int)
+        and max_steps > finished.get("max_steps", max_steps)
+    ):
+        return f"--trainer.max_steps {max_steps} (it ended at its max_steps {finished['max_steps']})"
+    return None
+
+
 def mark_finished(run_path: Path, info: dict[str, Any]) -> None:
     """Write ``finished.json`` atomically: ``--resume auto`` then leaves the finished run alone."""
     text = json.dumps(info, indent=2).encode()
