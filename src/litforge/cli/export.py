@@ -93,6 +93,7 @@ def main(command: str, argv: list[str]) -> int:
             formats,
             classes=loaded.classes,
             real_batch=loaded.real_batch,
+            real_inputs=loaded.real_inputs,
             predict_step_sigmoid=loaded.predict_step_sigmoid,
             source=source,
             benchmark=args.benchmark,

@@ -39,6 +39,7 @@ def export_module(
     *,
     classes: output_head.Classes | None = None,
     real_batch: torch.Tensor | None = None,
+    real_inputs: tuple[torch.Tensor, ...] | None = None,
     source: dict[str, Any] | None = None,
     benchmark: bool = False,
     predict_step_sigmoid: bool = False,
@@ -58,7 +59,7 @@ def export_module(
         module, example_output.shape[1:], floating, classes, predict_step_sigmoid=predict_step_sigmoid
     )
     out.mkdir(parents=True, exist_ok=True)
-    cases = parity_cases(spec, real_batch)
+    cases = parity_cases(spec, real_batch, real_inputs=real_inputs)
     entries: dict[str, dict[str, Any]] = {}
     runners = {}
     for name in formats:

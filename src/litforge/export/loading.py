@@ -39,6 +39,7 @@ class LoadedCheckpoint:
     checkpoint: Path
     classes: Classes = field(default_factory=Classes)  # declared by the module and the run's datamodule
     real_batch: torch.Tensor | None = None  # one batch of raw inputs from the run's datamodule
+    real_inputs: tuple[torch.Tensor, ...] | None = None  # every input of forward from that batch
     predict_step_sigmoid: bool = False  # predict_step returns sigmoid(forward) on that batch (multi-label)
     data_class_path: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -242,6 +243,8 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
         inputs = forward_inputs_from_batch(loaded.module, batch)
         tensors = [*inputs[0], *inputs[1].values()] if inputs else []
         loaded.real_batch = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else None
+        if tensors and all(isinstance(t, torch.Tensor) for t in tensors):
+            loaded.real_inputs = tuple(tensors)
         loaded.predict_step_sigmoid = _predict_step_is_sigmoid(loaded.module, batch)
     except Exception as err:  # the data may be unavailable where the export runs; exporting still works
         note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {first_line(err)})"

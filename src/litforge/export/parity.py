@@ -36,19 +36,25 @@ class Case:
     optional: bool = False
 
 
-def parity_cases(spec: ExportSpec, real_batch: torch.Tensor | None, seed: int = 0) -> list[Case]:
-    """The real batch (features models only) and random batches of 1, 7 and 64 rows."""
+def parity_cases(
+    spec: ExportSpec,
+    real_batch: torch.Tensor | None,
+    seed: int = 0,
+    real_inputs: tuple[torch.Tensor, ...] | None = None,
+) -> list[Case]:
+    """The real batch (``real_inputs``: every input of forward from one batch of the run's data, or the one
+    input ``real_batch``; features models only) and random batches of 1, 7 and 64 rows."""
     generator = torch.Generator().manual_seed(seed)
     cases = []
-    if real_batch is not None and len(spec.inputs) == 1 and spec.request_format == "features":
-        example = spec.inputs[0]
-        dynamic = {0, *spec.dynamic_axes.get(spec.input_names[0], {})}  # a sequence of its own length is fine
-
-        def fixed(shape: torch.Size) -> list[int]:
-            return [size for axis, size in enumerate(shape) if axis not in dynamic]
-
-        if real_batch.ndim == example.ndim and fixed(real_batch.shape) == fixed(example.shape):
-            cases.append(Case(f"real batch ({len(real_batch)} rows)", (real_batch.to(example.dtype),)))
+    real = real_inputs or ((real_batch,) if real_batch is not None else None)
+    if real and spec.request_format == "features" and _fits(spec, real):
+        rows = len(real[0])
+        cases.append(
+            Case(
+                f"real batch ({rows} rows)",
+                tuple(t.to(e.dtype) for t, e in zip(real, spec.inputs, strict=True)),
+            )
+        )
     reference = real_batch if real_batch is not None and cases else None
     for batch in BATCH_SIZES:
         cases.append(Case(f"random batch {batch}", _random_like(spec, batch, None, reference, generator)))
@@ -62,6 +68,21 @@ def parity_cases(spec: ExportSpec, real_batch: torch.Tensor | None, seed: int = 
         inputs = _random_like(spec, 7, shorter, reference, generator)
         cases.append(Case(f"random batch 7, sequence {shorter}", inputs, optional=True))
     return cases
+
+
+def _fits(spec: ExportSpec, real: tuple[torch.Tensor, ...]) -> bool:
+    """Whether real inputs have the spec's inputs' shapes, but for the batch and the dynamic axes (a sequence of
+    its own length is fine)."""
+    if len(real) != len(spec.inputs):
+        return False
+    for name, tensor, example in zip(spec.input_names, real, spec.inputs, strict=True):
+        dynamic = {0, *spec.dynamic_axes.get(name, {})}
+        fixed = [
+            [size for axis, size in enumerate(t.shape) if axis not in dynamic] for t in (tensor, example)
+        ]
+        if tensor.ndim != example.ndim or fixed[0] != fixed[1]:
+            return False
+    return True
 
 
 def random_inputs(
