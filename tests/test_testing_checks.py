@@ -202,3 +202,35 @@ class _RandomIdsExample(L.LightningModule):
 def test_checkpoint_compares_both_modules_on_one_draw_of_a_random_example():
     rows = [{"tokens": torch.randint(0, 10, (5,)), "label": torch.tensor(i % 2)} for i in range(16)]
     assert "identical eval outputs" in check_checkpoint(_RandomIdsExample, DataLoader(rows, batch_size=8))
+
+
+class _Series(L.LightningModule):
+    """Series of any length (batches padded to their longest), one float per series."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.mean(dim=1)).squeeze(-1)
+
+    def litforge_export_spec(self) -> dict:
+        return {
+            "inputs": (torch.zeros(2, 5, 3),),
+            "input_names": ["x"],
+            "dynamic_axes": {"x": {0: "batch", 1: "sequence"}},
+        }
+
+
+class _FixedSeries(_Series):
+    def litforge_export_spec(self) -> dict:
+        return {"inputs": (torch.zeros(2, 5, 3),), "input_names": ["x"]}
+
+
+def test_the_data_check_takes_series_of_another_length_per_batch_when_the_module_says_so() -> None:
+    batches = [(torch.randn(4, length, 3), torch.randn(4)) for length in (5, 7, 6)]
+    assert "3 train batches" in check_data(_Series(), batches)
+    with pytest.raises(
+        AssertionError, match=r"train batch 1: batch\[0\] is \(4, 7, 3\).*declare \{1: 'sequence'\}"
+    ):
+        check_data(_FixedSeries(), batches)

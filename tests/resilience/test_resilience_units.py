@@ -319,3 +319,38 @@ def test_restart_store_prefix_names_the_torchrun_attempt(monkeypatch: pytest.Mon
     assert first != restart_store_prefix()
     monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "False")  # TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
     assert restart_store_prefix() is None
+
+
+def test_a_new_lr_on_resume_keeps_the_schedules_progress_and_the_momentum_onecyclelr_cycles() -> None:
+    """--model.lr 0.01 on a resume under OneCycleLR: the schedule's max_lr follows the new lr and the current
+    lr keeps its place in the cycle; beta1, which OneCycleLR cycles itself, stays where the schedule put it."""
+    from types import SimpleNamespace
+
+    from torch.optim.lr_scheduler import OneCycleLR
+
+    from litforge.resilience.changed_optimizer_settings import ChangedOptimizerSettings
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+
+    def build(lr: float) -> tuple[torch.optim.Optimizer, OneCycleLR]:
+        optimizer = torch.optim.AdamW(params, lr=lr)
+        return optimizer, OneCycleLR(optimizer, max_lr=lr, total_steps=20)
+
+    old, old_schedule = build(0.001)
+    for _ in range(5):
+        old.step()
+        old_schedule.step()
+    new, new_schedule = build(0.01)
+    trainer = SimpleNamespace(
+        optimizers=[new], lr_scheduler_configs=[SimpleNamespace(scheduler=new_schedule)]
+    )
+    callback = ChangedOptimizerSettings()
+    callback.on_fit_start(trainer, None)  # as configure_optimizers() built them
+    new.load_state_dict(old.state_dict())  # what Lightning restores
+    new_schedule.load_state_dict(old_schedule.state_dict())
+    callback.on_train_start(trainer, None)
+    group, saved = new.param_groups[0], old.param_groups[0]
+    assert group["betas"] == saved["betas"] != (0.95, 0.999)  # mid-cycle, not the cycle's start
+    assert group["max_lr"] == 0.01 and group["initial_lr"] == pytest.approx(0.01 / 25)
+    assert group["lr"] == pytest.approx(saved["lr"] * 10)
+    assert new_schedule.base_lrs == [pytest.approx(0.01 / 25)]

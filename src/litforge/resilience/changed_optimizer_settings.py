@@ -6,9 +6,10 @@ checkpoint's optimizer state over them, settings included: the run would say ``l
 rate. This callback notes each param group's settings as ``configure_optimizers()`` built them
 (``on_fit_start``) and, once the state is restored (``on_train_start``), puts back every setting that
 differs: ``weight_decay``, ``betas``, a plain ``lr``. Under an LR scheduler (a group with ``initial_lr``)
-the schedule keeps its progress: the current ``lr`` is scaled by the new over the old ``initial_lr``, and
-the schedulers' ``base_lrs`` follow. The optimizer's moments and step counts stay as restored. litforge adds
-it only to resumed fits whose command line changes a model argument.
+the schedule keeps its progress: the current ``lr`` is scaled by the new over the old ``initial_lr``, the
+schedulers' ``base_lrs`` follow, and ``betas``/``momentum`` (which ``OneCycleLR`` cycles) stay as restored.
+The optimizer's moments and step counts stay as restored. litforge adds it only to resumed fits whose
+command line changes a model argument.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def _restore_built(group: dict[str, Any], built: dict[str, Any], where: str) -> 
     """Put back the built settings that the restored state changed (``lr`` too, when no scheduler runs)."""
     changes = []
     for key, value in built.items():
-        if key in ("lr", "initial_lr") and _scheduled(group, built):
-            continue  # the schedule's progress: _rescale_schedule
+        if key in _SCHEDULED and _scheduled(group, built):
+            continue  # the schedule's progress (lr: _rescale_schedule; OneCycleLR cycles the momentum too)
         if key in group and not _same(group[key], value):
             changes.append(f"{key}={value}{' in ' + where if where else ''} (checkpoint: {group[key]})")
             group[key] = value
@@ -76,6 +77,9 @@ def _rescale_schedule(
             base_lrs[number] = initial_lr
     where = f" in {where}" if where else ""
     return f"initial_lr={initial_lr}{where}, lr {group['lr']:.6g} at this point of the schedule (checkpoint: {old_initial}, {old_lr:.6g})"
+
+
+_SCHEDULED = ("lr", "initial_lr", "betas", "momentum")  # what LR schedulers move on their own
 
 
 def _scheduled(group: dict[str, Any], built: dict[str, Any]) -> bool:

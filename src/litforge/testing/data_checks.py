@@ -63,7 +63,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
                 raise AssertionError(f"{where} is a {type(batch).__name__} with no tensors")
             if first is None:
                 first = entries
-            _compare(where, entries, first)
+            _compare(where, entries, first, subject.prototype)
             _check_values(where, entries)
             labels = labels_of(batch, positional_inputs(subject.prototype))
             if labels is not None:
@@ -81,17 +81,42 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     return f"{' + '.join(counts)} batches: {layout}{labels_text}"
 
 
-def _compare(where: str, entries: dict[str, torch.Tensor], first: dict[str, torch.Tensor]) -> None:
+def _compare(
+    where: str, entries: dict[str, torch.Tensor], first: dict[str, torch.Tensor], model: Any
+) -> None:
     if set(entries) != set(first):
         raise AssertionError(f"{where} has entries {sorted(entries)}, the first batch had {sorted(first)}")
     sizes = {path: t.shape[0] for path, t in entries.items() if t.ndim}
     if len(set(sizes.values())) > 1:
         raise AssertionError(f"{where}: tensors disagree on the batch size: {sizes}")
     for path, tensor in entries.items():
-        if _signature(tensor) != _signature(first[path]):
-            raise AssertionError(
-                f"{where}: {path} is {shape_text(tensor)}, the first batch had {shape_text(first[path])}"
-            )
+        if _signature(tensor) == _signature(first[path]):
+            continue
+        if _only_length_differs(tensor, first[path]) and declares_sequences(model):
+            continue  # padded to each batch's longest series, as the module's export spec says it takes
+        hint = (
+            " (a length that varies on purpose: declare {1: 'sequence'} in litforge_export_spec()'s dynamic_axes)"
+            if _only_length_differs(tensor, first[path])
+            else ""
+        )
+        raise AssertionError(
+            f"{where}: {path} is {shape_text(tensor)}, the first batch had {shape_text(first[path])}{hint}"
+        )
+
+
+def _only_length_differs(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same dtype and rank, and the per-sample shapes differ on axis 1 alone (a sequence's length)."""
+    return a.dtype == b.dtype and a.ndim == b.ndim >= 2 and a.shape[2:] == b.shape[2:]
+
+
+def declares_sequences(model: Any) -> bool:
+    """Whether the module's ``litforge_export_spec()`` declares an axis 1 dynamic (inputs of any length)."""
+    hook = getattr(model, "litforge_export_spec", None)
+    try:
+        axes = (hook() if callable(hook) else {}).get("dynamic_axes") or {}
+        return any(1 in {int(axis) for axis in by_axis} for by_axis in axes.values())
+    except Exception:  # the hook fails without its assets here: it declares nothing this check can use
+        return False
 
 
 def _check_values(where: str, entries: dict[str, torch.Tensor]) -> None:
