@@ -21,6 +21,7 @@ import usermods
 from user_helpers import QUICK, USERMODS
 
 from cli_helpers import run_cli
+from litforge.errors import UsageError
 from litforge.export.artifact import Artifact
 from litforge.export.batch_predict import read_rows
 from litforge.export.row_shape import FeatureInput, concrete, takes
@@ -191,6 +192,27 @@ def test_requests_for_several_inputs_are_validated_by_name() -> None:
         with pytest.raises(RequestError) as refused:
             validate(body, limits)
         assert words in refused.value.message
+
+
+def test_inputs_that_share_a_dynamic_axis_take_one_length_along_it(tmp_path: Path) -> None:
+    """forward(x, mask), both [batch, sequence, ...]: a mask one step short is refused before the runtime sees
+    it (it answered with an onnxruntime broadcast error), in a request and in a .npz."""
+    x, mask = FeatureInput("x", ("sequence", 3), "float32"), FeatureInput("mask", ("sequence",), "float32")
+    limits = RequestLimits(named_inputs=(x, mask))
+    validate({"inputs": {"x": [[1, 2, 3, 4, 5, 6]], "mask": [[1, 0]]}}, limits)  # 2 steps each
+    for body, words in (
+        (
+            {"inputs": {"x": [[1, 2, 3, 4, 5, 6]], "mask": [[1, 0, 1]]}},
+            "inputs.x has sequence 2 and mask has 3",
+        ),
+        ({"inputs": {"x": [[1, 2, 3]], "mask": [[True]]}}, "value true (send 1 or 0 for true or false)"),
+    ):
+        with pytest.raises(RequestError) as refused:
+            validate(body, limits)
+        assert words in refused.value.message
+    np.savez(tmp_path / "pairs.npz", x=np.zeros((2, 5, 3)), mask=np.ones((2, 4)))
+    with pytest.raises(UsageError, match="x has sequence 5 and mask has 4"):
+        read_rows(tmp_path / "pairs.npz", (x, mask))
 
 
 def test_row_shapes_with_a_dynamic_axis() -> None:

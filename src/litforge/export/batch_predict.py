@@ -22,7 +22,7 @@ from litforge.atomic_files import atomic_path
 from litforge.errors import UsageError, first_line
 from litforge.export.artifact import Artifact, Rows
 from litforge.export.input_values import first_bad_id, value_problem
-from litforge.export.row_shape import FeatureInput, RowShape, concrete, takes
+from litforge.export.row_shape import FeatureInput, RowShape, axis_mismatch, concrete, takes
 from litforge.predictions import csv_columns
 from litforge.predictions.output_head import Predictions
 
@@ -142,6 +142,8 @@ def _read_npz(path: Path, inputs: tuple[FeatureInput, ...]) -> Rows:
     if len({len(r) for r in rows}) > 1:
         counts = ", ".join(f"{i.name} {len(r)}" for i, r in zip(inputs, rows, strict=True))
         raise UsageError(f"--input: the arrays of {path} have different numbers of rows ({counts})")
+    if mismatch := axis_mismatch({i.name: (i.shape, r.shape[1:]) for i, r in zip(inputs, rows, strict=True)}):
+        raise UsageError(f"--input: in {path}, {mismatch}: inputs that share a dynamic axis take one length")
     return rows
 
 

@@ -76,3 +76,18 @@ def takes(shape: RowShape) -> str:
     if not is_dynamic(shape):
         return str(step(shape))
     return f"a multiple of {step(shape)}" if step(shape) > 1 else "1 or more"
+
+
+def axis_mismatch(shapes: dict[str, tuple[RowShape, tuple[int, ...]]]) -> str | None:
+    """For ``{input name: (row shape, one concrete row's shape)}``: which inputs disagree on the length of a
+    dynamic axis they share (``x`` and ``mask`` both along ``sequence``), as ``x has sequence 6 and mask has
+    5``; ``None`` when they agree."""
+    seen: dict[str, tuple[str, int]] = {}
+    for name, (shape, concrete_shape) in shapes.items():
+        for axis, size in zip(shape, concrete_shape, strict=True):
+            if not isinstance(axis, str):
+                continue
+            if axis in seen and seen[axis][1] != size:
+                return f"{seen[axis][0]} has {axis} {seen[axis][1]} and {name} has {size}"
+            seen.setdefault(axis, (name, size))
+    return None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from litforge.export.input_values import value_problem
-from litforge.export.row_shape import FeatureInput, RowShape, concrete, takes
+from litforge.export.row_shape import FeatureInput, RowShape, axis_mismatch, concrete, takes
 from litforge.predictions import csv_columns
 from litforge.predictions.output_head import Predictions
 
@@ -102,11 +102,17 @@ def _validate_named_inputs(inputs: Any, limits: RequestLimits) -> None:
         raise RequestError(
             422, f"'inputs' {given}; the model takes {len(names)} inputs by name: send {_example(limits)}"
         )
+    shapes = {}
     for spec in limits.named_inputs:
         where = f"inputs.{spec.name}"
         _check_rows_list(inputs[spec.name], where, limits)
         one = replace(limits, row_shape=spec.shape, integer_bounds=spec.bounds, named_inputs=())
-        _validate_rows(inputs[spec.name], one, where, numbers_are_rows=True)
+        values = _validate_rows(inputs[spec.name], one, where, numbers_are_rows=True)
+        shapes[spec.name] = (spec.shape, concrete(spec.shape, values) or ())
+    if mismatch := axis_mismatch(shapes):
+        raise RequestError(
+            422, f"inputs.{mismatch}: inputs that share a dynamic axis take one length along it"
+        )
     counts = {name: len(inputs[name]) for name in names}
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{n} {c}" for n, c in counts.items())
@@ -117,8 +123,9 @@ def _validate_named_inputs(inputs: Any, limits: RequestLimits) -> None:
 
 def _validate_rows(
     rows: list[Any], limits: RequestLimits, where: str = "inputs", numbers_are_rows: bool = False
-) -> None:
-    first_length = None
+) -> int:
+    """Check every row; the number of values in each (rows of one request share it)."""
+    first_length = 0
     for index, row in enumerate(rows):
         values = _row_values(row, f"{where}[{index}]", limits, numbers_are_rows)
         first_length = first_length or len(values)
@@ -130,7 +137,8 @@ def _validate_rows(
             )
         for value in values:
             if type(value) is not float and type(value) is not int:  # bool and str are not numbers
-                raise RequestError(422, f"{where}[{index}] has a non-numeric value {_as_json(value)}")
+                flag = " (send 1 or 0 for true or false)" if isinstance(value, bool) else ""
+                raise RequestError(422, f"{where}[{index}] has a non-numeric value {_as_json(value)}{flag}")
             if limits.integer_bounds is not None:
                 if problem := value_problem(value, limits.integer_bounds):
                     raise RequestError(422, f"{where}[{index}]: {problem}")
@@ -138,6 +146,7 @@ def _validate_rows(
                 raise RequestError(
                     422, f"{where}[{index}] has a non-finite or out-of-range value {_as_json(value)}"
                 )
+    return first_length
 
 
 def _row_values(row: Any, where: str, limits: RequestLimits, numbers_are_rows: bool = False) -> list[Any]:
