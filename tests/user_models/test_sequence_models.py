@@ -70,6 +70,26 @@ def test_export_records_a_dynamic_sequence_axis_and_passes_parity(trained: Path)
             assert any(case["case"].startswith("real batch") for case in parity["cases"])
 
 
+def test_the_default_export_leaves_out_a_format_that_cannot_trace_the_model(project: Path, user_cli) -> None:
+    """A GRU over a dynamic sequence axis: torch.export specialises the length, so pt2 cannot be made. The
+    default (every format that exports) leaves it out with a note; asking for it by name still fails."""
+    fit = user_cli(
+        "fit", "--model", "usermods.GRUClassifier", "--data", "usermods.TokenData", *QUICK, "--run", "g"
+    )
+    assert fit.returncode == 0, fit.output[-3000:]
+    ckpt = "runs/gruclassifier/g/checkpoints/last.ckpt"
+    exported = user_cli("export", "--ckpt", ckpt)
+    assert exported.returncode == 0, exported.output[-3000:]
+    assert "litforge: note: left out pt2: export failed:" in exported.stderr
+    formats = json.loads((project / "runs" / "gruclassifier" / "g" / "export" / "export.json").read_text())[
+        "formats"
+    ]
+    assert formats["onnx"]["file"] and formats["torchscript"]["file"] and formats["pt2"]["file"] is None
+    required = user_cli("export", "--ckpt", ckpt, "--format", "onnx,pt2", "--out", "strict")
+    assert required.returncode == 1 and "pt2: export failed" in required.stderr
+    assert "onnx passed: --format onnx exports those alone" in required.stderr
+
+
 def test_predict_artifact_reads_lines_of_several_lengths_in_file_order(trained: Path) -> None:
     (trained / "ragged.csv").write_text("\n".join(",".join(map(str, row)) for row in ROWS) + "\n")
     export = trained / "runs" / "tokenclassifier" / "r" / "export"

@@ -712,6 +712,18 @@ class LengthsClassifier(TokenClassifier):
         }
 
 
+class GRUClassifier(TokenClassifier):
+    """A GRU over the embeddings: ``torch.export`` specialises its sequence length, so no pt2 of it."""
+
+    def __init__(self, vocab_size: int = 20, dim: int = 16, lr: float = 0.02):
+        super().__init__(vocab_size, dim, lr)
+        self.gru = nn.GRU(dim, dim, batch_first=True)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        steps, _ = self.gru(self.embed(tokens))
+        return self.head(steps.mean(dim=1))
+
+
 class TokenData(_TrainAndValidation):
     """``(tokens, y)`` batches; ``with_lengths`` adds each row's length: ``(tokens, lengths, y)``."""
 

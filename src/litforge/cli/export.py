@@ -25,7 +25,6 @@ export.json beside the artifacts records files, sha256, shapes, labels, preproce
 
 
 def build_parser() -> CommandParser:
-    from litforge.export.formats import FORMATS
 
     parser = CommandParser(
         prog="litforge export", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG
@@ -33,8 +32,9 @@ def build_parser() -> CommandParser:
     parser.add_argument("--ckpt", required=True, type=Path, help="Lightning checkpoint (.ckpt) to export")
     parser.add_argument(
         "--format",
-        default=",".join(FORMATS),
-        help="comma-separated formats: onnx, pt2, torchscript (legacy) (default: all three)",
+        default=None,
+        help="comma-separated formats: onnx, pt2, torchscript (legacy) (default: every one of the three that "
+        "exports; one that cannot be traced is left out with a note, a parity failure still fails)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="export folder (default: <run>/export next to checkpoints/)"
@@ -69,12 +69,12 @@ def main(command: str, argv: list[str]) -> int:
     """Export, verify and report; exit 1 when an artifact disagrees with the eager model."""
     args = build_parser().parse_args(argv)
     from litforge.export.exporter import export_module
-    from litforge.export.formats import parse_formats
+    from litforge.export.formats import FORMATS, parse_formats
     from litforge.export.loading import load_checkpoint
     from litforge.export.metadata import sha256
     from litforge.export.staging import publish, set_aside, staging_folder
 
-    formats = parse_formats(args.format)
+    formats = parse_formats(args.format or ",".join(FORMATS))
     loaded = load_checkpoint(args.ckpt, args.model_class, args.config)
     out = args.out or default_out(args.ckpt)
     if out.exists() and not out.is_dir():
@@ -98,7 +98,15 @@ def main(command: str, argv: list[str]) -> int:
             source=source,
             benchmark=args.benchmark,
         )
-        if result.failed:
+        untraceable = [n for n in result.failed if "error" in result.metadata["formats"][n]]
+        if args.format is None and result.failed == untraceable and len(untraceable) < len(formats):
+            for name in untraceable:  # the default asks for every format that can be made
+                error = result.metadata["formats"][name]["error"]
+                print(
+                    f"litforge: note: left out {name}: {error} (--format names the formats to require)",
+                    file=sys.stderr,
+                )
+        elif result.failed:
             failed = out.with_name(f"{out.name}.failed")
             set_aside(stage, failed)
             _report(result.metadata, failed)
