@@ -354,3 +354,29 @@ def test_a_new_lr_on_resume_keeps_the_schedules_progress_and_the_momentum_onecyc
     assert group["max_lr"] == 0.01 and group["initial_lr"] == pytest.approx(0.01 / 25)
     assert group["lr"] == pytest.approx(saved["lr"] * 10)
     assert new_schedule.base_lrs == [pytest.approx(0.01 / 25)]
+
+
+@pytest.mark.parametrize(
+    ("changed", "lr_after"),
+    [({"dropout": 0.2}, 0.0005), ({"lr": 0.1}, 0.1)],
+    ids=["another-argument-keeps-the-plateaus-reduction", "a-new-lr-is-taken"],
+)
+def test_a_resume_puts_back_an_lr_without_a_schedule_only_when_a_changed_argument_asked_for_it(
+    changed: dict, lr_after: float
+) -> None:
+    """No initial_lr (ReduceLROnPlateau, or the user's own code, moves lr): a restored 0.0005 is a reduction
+    to keep, unless the resume's --model.lr asked for the built value."""
+    from types import SimpleNamespace
+
+    from litforge.resilience.changed_optimizer_settings import ChangedOptimizerSettings
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    saved = torch.optim.Adam(params, lr=0.001)
+    saved.param_groups[0]["lr"] = 0.0005  # reduced on a plateau before the checkpoint
+    built = torch.optim.Adam(params, lr=changed.get("lr", 0.001))
+    trainer = SimpleNamespace(optimizers=[built], lr_scheduler_configs=[])
+    callback = ChangedOptimizerSettings(changed)
+    callback.on_fit_start(trainer, None)
+    built.load_state_dict(saved.state_dict())
+    callback.on_train_start(trainer, None)
+    assert built.param_groups[0]["lr"] == lr_after

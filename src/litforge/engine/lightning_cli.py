@@ -137,7 +137,7 @@ class LitforgeCLI(HookedLightningCLI):
         self._new_folder: Path | None = None
         self._explicit_model_args: dict[str, Any] = {}
         self._configured_model_args: dict[str, Any] = {}
-        self._model_args_changed = False  # a --model.NAME flag replaced a checkpoint's hyperparameter
+        self._model_args_changed: dict[str, Any] = {}  # --model.NAME flags that replaced a checkpoint's value
         if isinstance(args, Namespace):  # a complete typed config (engine.api.run_command)
             self._subcommand = args.subcommand
             model = args[args.subcommand].get("model")
@@ -315,7 +315,7 @@ class LitforgeCLI(HookedLightningCLI):
                     file=sys.stderr,
                 )
                 init_args[name] = value
-                self._model_args_changed = True
+                self._model_args_changed[name] = value
 
     def instantiate_classes(self) -> None:
         if self.parse_only:
@@ -369,7 +369,7 @@ class LitforgeCLI(HookedLightningCLI):
         others = [c for c in defaults if not isinstance(c, RunCheckpoint)]
         kwargs["callbacks"] = run_checkpoints + given + others + self.extra_callbacks
         if subcommand == "fit" and self._model_args_changed:  # the optimizer follows them, not the checkpoint
-            kwargs["callbacks"].append(ChangedOptimizerSettings())
+            kwargs["callbacks"].append(ChangedOptimizerSettings(self._model_args_changed))
         config_folder = self.run_dir.path if subcommand == "fit" else self.run_dir.path / subcommand
         self.save_config_kwargs["folder"] = str(config_folder)
         # The Trainer's own root is the run folder (the config's default_root_dir is the root of all runs):

@@ -23,7 +23,8 @@ import lightning.pytorch as L
 class ChangedOptimizerSettings(L.Callback):
     """Keep the optimizer settings that ``configure_optimizers()`` builds on a resume (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, changed: dict[str, Any] | None = None) -> None:
+        self.changed = changed  # the new values of the changed model arguments (None: any setting may follow)
         self.built: list[list[dict[str, Any]]] = []
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -43,7 +44,7 @@ class ChangedOptimizerSettings(L.Callback):
                     if len(trainer.optimizers) + len(built_groups) > 2
                     else ""
                 )
-                changes += _restore_built(group, built, where)
+                changes += _restore_built(group, built, where, self.changed)
                 if _scheduled(group, built) and not _same(group["initial_lr"], built["initial_lr"]):
                     changes.append(
                         _rescale_schedule(trainer, optimizer, number, group, built["initial_lr"], where)
@@ -52,12 +53,18 @@ class ChangedOptimizerSettings(L.Callback):
             print(f"litforge: note: the optimizer takes {change}", file=sys.stderr)
 
 
-def _restore_built(group: dict[str, Any], built: dict[str, Any], where: str) -> list[str]:
-    """Put back the built settings that the restored state changed (``lr`` too, when no scheduler runs)."""
+def _restore_built(
+    group: dict[str, Any], built: dict[str, Any], where: str, changed: dict[str, Any] | None
+) -> list[str]:
+    """Put back the built settings that the restored state changed. ``lr`` without a scheduler's
+    ``initial_lr`` moves in training too (``ReduceLROnPlateau``, code of the user's): it is put back only
+    when its built value is one of the ``changed`` arguments' new values (``--model.lr 0.1``)."""
     changes = []
     for key, value in built.items():
         if key in _SCHEDULED and _scheduled(group, built):
             continue  # the schedule's progress (lr: _rescale_schedule; OneCycleLR cycles the momentum too)
+        if key == "lr" and changed is not None and not any(_same(value, new) for new in changed.values()):
+            continue  # not what a changed argument asked for: a plateau's reductions stay
         if key in group and not _same(group[key], value):
             changes.append(f"{key}={value}{' in ' + where if where else ''} (checkpoint: {group[key]})")
             group[key] = value
@@ -69,7 +76,7 @@ def _rescale_schedule(
 ) -> str:
     """The schedule at its restored progress, from the new starting lr."""
     old_initial, old_lr = group["initial_lr"], group["lr"]
-    group["lr"] = old_lr * initial_lr / old_initial
+    group["lr"] = old_lr * initial_lr / old_initial if old_initial else initial_lr
     group["initial_lr"] = initial_lr
     for config in trainer.lr_scheduler_configs:
         base_lrs = getattr(config.scheduler, "base_lrs", None)
