@@ -130,6 +130,6 @@ def test_an_export_whose_rows_have_two_dynamic_axes_is_refused_when_opened(cli, 
 def test_a_bad_request_value_is_quoted_as_the_client_wrote_it(value, quoted) -> None:
     with pytest.raises(RequestError) as refused:
         validate({"inputs": [[1.0, value]]}, RequestLimits(row_shape=(2,)))
-    assert refused.value.message.endswith(f"value {quoted}")
+    assert f"value {quoted}" in refused.value.message  # (a boolean adds how to send it: 1 or 0)
     with pytest.raises(RequestError, match="inf is not a finite number"):
         validate({"inputs": [[1, float("inf")]]}, RequestLimits(row_shape=(2,), integer_bounds=(0, 15)))
