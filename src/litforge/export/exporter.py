@@ -59,7 +59,8 @@ def export_module(
         module, example_output.shape[1:], floating, classes, predict_step_sigmoid=predict_step_sigmoid
     )
     out.mkdir(parents=True, exist_ok=True)
-    cases = parity_cases(spec, real_batch, real_inputs=real_inputs)
+    real = real_inputs or ((real_batch,) if real_batch is not None else None)
+    cases = parity_cases(spec, real)
     entries: dict[str, dict[str, Any]] = {}
     runners = {}
     for name in formats:

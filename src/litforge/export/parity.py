@@ -36,17 +36,11 @@ class Case:
     optional: bool = False
 
 
-def parity_cases(
-    spec: ExportSpec,
-    real_batch: torch.Tensor | None,
-    seed: int = 0,
-    real_inputs: tuple[torch.Tensor, ...] | None = None,
-) -> list[Case]:
-    """The real batch (``real_inputs``: every input of forward from one batch of the run's data, or the one
-    input ``real_batch``; features models only) and random batches of 1, 7 and 64 rows."""
+def parity_cases(spec: ExportSpec, real: tuple[torch.Tensor, ...] | None, seed: int = 0) -> list[Case]:
+    """The real batch (``real``: every input of forward from one batch of the run's data; features models
+    only) and random batches of 1, 7 and 64 rows."""
     generator = torch.Generator().manual_seed(seed)
     cases = []
-    real = real_inputs or ((real_batch,) if real_batch is not None else None)
     if real and spec.request_format == "features" and _fits(spec, real):
         rows = len(real[0])
         cases.append(
@@ -55,7 +49,7 @@ def parity_cases(
                 tuple(t.to(e.dtype) for t, e in zip(real, spec.inputs, strict=True)),
             )
         )
-    reference = real_batch if real_batch is not None and cases else None
+    reference = real[0] if real and cases and len(real) == 1 else None  # the value range of random floats
     for batch in BATCH_SIZES:
         cases.append(Case(f"random batch {batch}", _random_like(spec, batch, None, reference, generator)))
     sequences = [

@@ -25,12 +25,9 @@ def forward_inputs_from_batch(
     if isinstance(batch, torch.Tensor):
         return (batch,), {}
     if isinstance(batch, (tuple, list)):
-        taken = batch[: positional_inputs(model)]
-        if (
-            batch
-            and len(taken) == positional_inputs(model)
-            and all(isinstance(t, torch.Tensor) for t in taken)
-        ):
+        count = positional_inputs(model)
+        taken = batch[:count]
+        if len(taken) == count and all(isinstance(t, torch.Tensor) for t in taken):
             return tuple(taken), {}
         return None
     if not isinstance(batch, Mapping):

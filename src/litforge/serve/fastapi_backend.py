@@ -65,9 +65,8 @@ def create_app(folder: Path, options: ServeOptions) -> FastAPI:
             answer = await asyncio.wait_for(submitted, options.timeout)
         except asyncio.TimeoutError:
             return 504, {"detail": f"no answer within {options.timeout} s"}
-        if isinstance(
-            answer, RequestError
-        ):  # the model refused its values; the rest of the batch is answered
+        # the model refused this request's values; the rest of its batch is answered
+        if isinstance(answer, RequestError):
             return answer.status, {"detail": answer.message}
         return 200, answer
 

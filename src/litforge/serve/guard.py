@@ -83,6 +83,7 @@ class RequestGuard:
 
 
 REFUSAL_KEY = "litforge_refused"  # an answer ``{REFUSAL_KEY: status, "detail": ...}`` becomes that status
+_REFUSAL_START = f'{{"{REFUSAL_KEY}":'.encode()  # how such an answer's JSON body begins
 
 
 def refusal_answer(error: RequestError) -> dict[str, Any]:
@@ -95,7 +96,6 @@ def _refusals_as_status(send: Send) -> Send:
     """``send`` for LitServe's answers: a 200 whose JSON body is a ``refusal_answer`` goes out as its own
     status with ``{"detail": ...}``; every other answer unchanged."""
     held: Message | None = None
-    marker = json.dumps({REFUSAL_KEY: 0})[:-3].encode()  # b'{"litforge_refused":'
 
     async def send_answer(message: Message) -> None:
         nonlocal held
@@ -105,7 +105,7 @@ def _refusals_as_status(send: Send) -> Send:
         if held is not None and message["type"] == "http.response.body":
             start, held = held, None
             body = message.get("body", b"")
-            if body.startswith(marker) and not message.get("more_body", False):
+            if body.startswith(_REFUSAL_START) and not message.get("more_body", False):
                 answer = json.loads(body)
                 await _reply(send, int(answer[REFUSAL_KEY]), {"detail": answer["detail"]})
                 return

@@ -3,7 +3,8 @@ NaN/inf in the inputs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import cache, partial
 from itertools import islice
 from typing import Any
 
@@ -52,6 +53,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     num_classes = subject.num_classes
     counts, label_range = [], [None, None]
     first: dict[str, torch.Tensor] | None = None
+    takes_any_length = cache(partial(declares_sequences, subject.prototype))  # its export spec, asked once
     with seeded(subject.seed):  # the same shuffled batches whatever ran before
         splits = {split: list(islice(loader, max_batches)) for split, loader in subject.loaders().items()}
     for split, batches in splits.items():
@@ -63,7 +65,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
                 raise AssertionError(f"{where} is a {type(batch).__name__} with no tensors")
             if first is None:
                 first = entries
-            _compare(where, entries, first, subject.prototype)
+            _compare(where, entries, first, takes_any_length)
             _check_values(where, entries)
             labels = labels_of(batch, positional_inputs(subject.prototype))
             if labels is not None:
@@ -82,7 +84,10 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
 
 
 def _compare(
-    where: str, entries: dict[str, torch.Tensor], first: dict[str, torch.Tensor], model: Any
+    where: str,
+    entries: dict[str, torch.Tensor],
+    first: dict[str, torch.Tensor],
+    takes_any_length: Callable[[], bool],
 ) -> None:
     if set(entries) != set(first):
         raise AssertionError(f"{where} has entries {sorted(entries)}, the first batch had {sorted(first)}")
@@ -92,11 +97,12 @@ def _compare(
     for path, tensor in entries.items():
         if _signature(tensor) == _signature(first[path]):
             continue
-        if _only_length_differs(tensor, first[path]) and declares_sequences(model):
+        length_differs = _only_length_differs(tensor, first[path])
+        if length_differs and takes_any_length():
             continue  # padded to each batch's longest series, as the module's export spec says it takes
         hint = (
             " (a length that varies on purpose: declare {1: 'sequence'} in litforge_export_spec()'s dynamic_axes)"
-            if _only_length_differs(tensor, first[path])
+            if length_differs
             else ""
         )
         raise AssertionError(
