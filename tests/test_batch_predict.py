@@ -59,19 +59,17 @@ def test_csv_with_header_and_npy_give_eager_predictions(
     assert cli("predict", "--artifact", str(export_dir), "--input", "bom.csv").returncode == 0
     assert [int(r["prediction"]) for r in _read(tmp_path / "bom.predictions.csv")] == expected.tolist()
 
-    result = cli(
-        "predict",
-        "--artifact",
-        str(export_dir),
-        "--input",
-        "rows.npy",
-        "--output",
-        "out.csv",
-        "--format",
-        "pt2",
-    )
+    # rows.npy keeps its suffix in the default name: rows.predictions.csv (from rows.csv) stays as it was
+    result = cli("predict", "--artifact", str(export_dir), "--input", "rows.npy", "--format", "pt2")
     assert result.returncode == 0, result.output
-    assert [int(r["prediction"]) for r in _read(tmp_path / "out.csv")] == expected.tolist()
+    assert [int(r["prediction"]) for r in _read(tmp_path / "rows.npy.predictions.csv")] == expected.tolist()
+    assert _read(tmp_path / "rows.predictions.csv") == table
+
+    # --output -: the CSV alone on standard output (for a pipe), the summary on standard error; no file "-"
+    result = cli("predict", "--artifact", str(export_dir), "--input", "rows.npy", "--output", "-")
+    assert result.returncode == 0, result.output
+    assert [int(r["prediction"]) for r in csv.DictReader(result.stdout.splitlines())] == expected.tolist()
+    assert "50 rows predicted with onnx: standard output" in result.stderr and not (tmp_path / "-").exists()
 
 
 ROW = ",".join(["1"] * 64)

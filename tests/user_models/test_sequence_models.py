@@ -154,7 +154,7 @@ def test_a_model_of_tokens_and_lengths_predicts_from_a_npz_and_serves_named_inpu
     np.savez(trained / "pairs.npz", tokens=tokens, lengths=lengths)
     result = run_cli("predict", "--artifact", str(export), "--input", "pairs.npz", cwd=trained)
     assert result.returncode == 0, result.output[-3000:]
-    with (trained / "pairs.predictions.csv").open() as handle:
+    with (trained / "pairs.npz.predictions.csv").open() as handle:
         written = [[float(v) for k, v in row.items() if k != "row"] for row in csv.DictReader(handle)]
     np.testing.assert_allclose(written, expected, rtol=1e-4, atol=1e-5)
     (trained / "rows.csv").write_text("1,2,3\n")

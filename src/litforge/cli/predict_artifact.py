@@ -3,10 +3,12 @@ export folder, without the training code (``litforge.export.batch_predict``).
 
 litforge predict --artifact runs/classifier/version_0/export --input digits.csv
 litforge predict --artifact exports/digits --input rows.npy --output preds.csv --format pt2
+litforge predict --artifact exports/digits --input rows.csv --output - | head   # the CSV on standard output
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from litforge.cli.command_parser import CommandParser
@@ -27,7 +29,11 @@ def build_parser() -> CommandParser:
         help="CSV (header optional) or .npy of raw rows; a .npz with one array per input for a model of several",
     )
     parser.add_argument(
-        "--output", type=Path, default=None, help="CSV to write (default: <input>.predictions.csv)"
+        "--output",
+        type=Path,
+        default=None,
+        help="CSV to write, '-' for standard output (default: rows.csv -> rows.predictions.csv, "
+        "rows.npy -> rows.npy.predictions.csv)",
     )
     parser.add_argument(
         "--format", default=None, help="onnx, pt2 or torchscript (default: the first available)"
@@ -36,10 +42,14 @@ def build_parser() -> CommandParser:
 
 
 def main(command: str, argv: list[str]) -> int:
-    """Parse the options, predict, say where the CSV went."""
-    from litforge.export.batch_predict import predict_file
+    """Parse the options, predict, say where the CSV went (on standard error when the CSV is standard output)."""
+    from litforge.export.batch_predict import STDOUT, predict_file
 
     args = build_parser().parse_args(argv)
     rows, fmt, output = predict_file(args.artifact, args.input, args.output, args.format)
-    print(f"{rows} {'row' if rows == 1 else 'rows'} predicted with {fmt}: {output}")
+    where = "standard output" if output == STDOUT else output
+    print(
+        f"{rows} {'row' if rows == 1 else 'rows'} predicted with {fmt}: {where}",
+        file=sys.stderr if output == STDOUT else sys.stdout,
+    )
     return 0

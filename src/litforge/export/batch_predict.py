@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import zipfile
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -42,8 +44,8 @@ def predict_file(
         raise UsageError(
             f"{artifact_dir} takes {artifact.request_format}; batch prediction reads numeric rows"
         )
-    output = output or input_path.with_name(f"{input_path.stem}.predictions.csv")
-    if output.resolve() == input_path.resolve() or (output.exists() and output.samefile(input_path)):
+    output = output or default_output(input_path)
+    if output != STDOUT and output.resolve() == input_path.resolve() or (output.exists() and output.samefile(input_path)):
         raise UsageError(f"--output: {output} is the --input file; refusing to overwrite it")
     if (
         output.exists()
@@ -74,6 +76,16 @@ def predict_file(
     predictions = artifact.postprocess(np.concatenate(outputs)[in_file_order])
     write_predictions(output, predictions, artifact.class_labels)
     return len(in_file_order), artifact.format, output
+
+
+STDOUT = Path("-")
+
+
+def default_output(input_path: Path) -> Path:
+    """``rows.csv`` -> ``rows.predictions.csv``; any other file keeps its suffix (``rows.npy`` ->
+    ``rows.npy.predictions.csv``), so rows.npy and rows.npz do not write one file."""
+    name = input_path.stem if input_path.suffix.lower() == ".csv" else input_path.name
+    return input_path.with_name(f"{name}.predictions.csv")
 
 
 _ROW_FILES = {".npy", ".npz", ".csv", ".txt", ""}  # "" : a file without a suffix, read as CSV
@@ -221,8 +233,15 @@ def _is_number(cell: str) -> bool:
 
 def write_predictions(path: Path, predictions: Predictions, labels: list[str] | None) -> None:
     """The ``litforge.predictions.csv_columns`` columns (as ``litforge predict`` writes from a checkpoint),
-    written atomically."""
+    written atomically, or to standard output for ``-``."""
+    if path == STDOUT:
+        _write_csv(sys.stdout, predictions, labels)
+        return
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(csv_columns.header(predictions, labels))
-        writer.writerows(csv_columns.rows(predictions, labels))
+        _write_csv(handle, predictions, labels)
+
+
+def _write_csv(handle: TextIO, predictions: Predictions, labels: list[str] | None) -> None:
+    writer = csv.writer(handle)
+    writer.writerow(csv_columns.header(predictions, labels))
+    writer.writerows(csv_columns.rows(predictions, labels))
