@@ -380,3 +380,26 @@ def test_a_resume_puts_back_an_lr_without_a_schedule_only_when_a_changed_argumen
     built.load_state_dict(saved.state_dict())
     callback.on_train_start(trainer, None)
     assert built.param_groups[0]["lr"] == lr_after
+
+
+def test_a_failed_evaluation_leaves_its_folder_as_it_found_it(tmp_path: Path) -> None:
+    """predict/ of an earlier predict that worked: a failed one's new event file goes, its config.yaml is
+    put back; a folder the failed command made goes whole."""
+    from litforge.engine.folder_snapshot import FolderSnapshot
+
+    folder = tmp_path / "predict"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("model: earlier\n")
+    (folder / "events.out.tfevents.1").write_bytes(b"earlier")
+    snapshot = FolderSnapshot.take(folder)
+    (folder / "config.yaml").write_text("model: failed\n")
+    (folder / "events.out.tfevents.2").write_bytes(b"failed")
+    snapshot.restore()
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "events.out.tfevents.1"]
+    assert (folder / "config.yaml").read_text() == "model: earlier\n"
+
+    made = FolderSnapshot.take(tmp_path / "test")
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "config.yaml").write_text("model: failed\n")
+    made.restore()
+    assert not (tmp_path / "test").exists()

@@ -357,3 +357,4 @@ def test_a_predict_step_that_predictions_csv_cannot_take_says_what_to_do(
     assert predicted.returncode == code and needle in predicted.stderr, predicted.output
     assert predicted.stderr.count("litforge: error:") == 1
     assert not (project / "runs" / model.lower() / "p" / "predictions.csv").exists()
+    assert not (project / "runs" / model.lower() / "p" / "predict").exists()  # no config of a failed predict

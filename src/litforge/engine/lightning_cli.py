@@ -35,6 +35,7 @@ from litforge.engine.config_sources import (
     scan,
 )
 from litforge.engine.failures import BuildFailed, hparams_conflict
+from litforge.engine.folder_snapshot import FolderSnapshot
 from litforge.engine.help_text import drop_overridden_defaults
 from litforge.engine.parsing import (
     LitforgeArgumentParser,
@@ -135,6 +136,7 @@ class LitforgeCLI(HookedLightningCLI):
         self.parse_only = parse_only
         self.subcommand_parser: LightningArgumentParser | None = None
         self._new_folder: Path | None = None
+        self._evaluation_folder: FolderSnapshot | None = None  # test/predict/validate: put back on failure
         self._explicit_model_args: dict[str, Any] = {}
         self._configured_model_args: dict[str, Any] = {}
         self._model_args_changed: dict[str, Any] = {}  # --model.NAME flags that replaced a checkpoint's value
@@ -371,6 +373,8 @@ class LitforgeCLI(HookedLightningCLI):
         if subcommand == "fit" and self._model_args_changed:  # the optimizer follows them, not the checkpoint
             kwargs["callbacks"].append(ChangedOptimizerSettings(self._model_args_changed))
         config_folder = self.run_dir.path if subcommand == "fit" else self.run_dir.path / subcommand
+        if subcommand != "fit" and is_run_owner():
+            self._evaluation_folder = FolderSnapshot.take(config_folder)
         self.save_config_kwargs["folder"] = str(config_folder)
         # The Trainer's own root is the run folder (the config's default_root_dir is the root of all runs):
         # with trainer.logger false, a ModelCheckpoint of the config then writes into <run>/checkpoints/,
@@ -427,6 +431,7 @@ class LitforgeCLI(HookedLightningCLI):
             # Ctrl+C outside litforge's save-then-stop (before training, or a second Ctrl+C): Lightning
             # shut down and called sys.exit(1)
             self._forget_unstarted_run()
+            self._forget_failed_evaluation()
             raise Interrupted(
                 "interrupted by Ctrl+C; no checkpoint saved at this point (--resume auto continues from "
                 "the newest one)"
@@ -434,6 +439,7 @@ class LitforgeCLI(HookedLightningCLI):
         except Exception as error:
             if lock is None or lock.held:  # a refused lock leaves the other process's folder alone
                 self._forget_unstarted_run()
+            self._forget_failed_evaluation()
             if (conflict := hparams_conflict(error, self.model, self.datamodule)) is not None:
                 raise UsageError(conflict) from error
             raise
@@ -451,6 +457,11 @@ class LitforgeCLI(HookedLightningCLI):
         nothing_saved = not any(self._new_folder.glob("checkpoints/*.ckpt"))
         if self.trainer.global_step == 0 or (resumed_into_it and nothing_saved):
             shutil.rmtree(self._new_folder, ignore_errors=True)
+
+    def _forget_failed_evaluation(self) -> None:
+        """A test/predict/validate that failed leaves its ``<run>/<subcommand>/`` folder as it found it."""
+        if self._evaluation_folder is not None:
+            self._evaluation_folder.restore()
 
     def before_fit(self) -> None:
         if self.run_dir is not None and self.trainer.is_global_zero:
