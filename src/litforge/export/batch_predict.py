@@ -37,7 +37,7 @@ def predict_file(
     """Predict every row of ``input_path`` with the artifact and write the CSV atomically.
 
     Returns the number of rows, the artifact format used and the CSV written (default:
-    ``<input>.predictions.csv``).
+    ``default_output(input_path)``; ``STDOUT`` writes to standard output).
     """
     artifact = Artifact.open(artifact_dir, fmt)
     if artifact.request_format != "features":
@@ -45,16 +45,8 @@ def predict_file(
             f"{artifact_dir} takes {artifact.request_format}; batch prediction reads numeric rows"
         )
     output = output or default_output(input_path)
-    if output != STDOUT and output.resolve() == input_path.resolve() or (output.exists() and output.samefile(input_path)):
-        raise UsageError(f"--output: {output} is the --input file; refusing to overwrite it")
-    if (
-        output.exists()
-        and output.suffix != ".csv"
-        and output.resolve().is_relative_to(artifact_dir.resolve())
-    ):
-        raise UsageError(
-            f"--output: {output} is a file of the export folder {artifact_dir}; refusing to overwrite it"
-        )
+    if output != STDOUT:
+        _check_output(output, input_path, artifact_dir)
     groups = read_rows(input_path, artifact.inputs)
     try:
         outputs = [
@@ -79,6 +71,20 @@ def predict_file(
 
 
 STDOUT = Path("-")
+
+
+def _check_output(output: Path, input_path: Path, artifact_dir: Path) -> None:
+    """Refuse an ``--output`` that would overwrite the input or a file of the export folder."""
+    if output.resolve() == input_path.resolve() or (output.exists() and output.samefile(input_path)):
+        raise UsageError(f"--output: {output} is the --input file; refusing to overwrite it")
+    if (
+        output.exists()
+        and output.suffix != ".csv"
+        and output.resolve().is_relative_to(artifact_dir.resolve())
+    ):
+        raise UsageError(
+            f"--output: {output} is a file of the export folder {artifact_dir}; refusing to overwrite it"
+        )
 
 
 def default_output(input_path: Path) -> Path:
