@@ -62,6 +62,7 @@ def test_health_info_and_predictions_equal_eager(server) -> None:
     assert httpx.get(f"{server['base']}/health").text == "ok"
     info = httpx.get(f"{server['base']}/info").json()
     assert info["model"]["inputs"][0]["shape"] == ["batch", 64]
+    assert info["model"]["served_format"] == "onnx"  # the default resolved, on both backends
     rows = _rows(10)
     response = httpx.post(f"{server['base']}/predict", json={"inputs": rows}, timeout=30)
     assert response.status_code == 200, response.text

@@ -117,10 +117,10 @@ def main(command: str, argv: list[str]) -> int:
     from litforge.serve import read_deadline
 
     # Fail fast, with exit 2, on a folder or format that the server could not load.
-    Artifact.open(args.export_dir, args.format, threads=1)
+    served_format = Artifact.open(args.export_dir, args.format, threads=1).format
     read_deadline.configure(args.read_timeout)
     options = ServeOptions(
-        fmt=args.format,
+        format=served_format,
         max_batch_size=args.max_batch_size,
         batch_timeout=args.batch_timeout,
         workers=args.workers,

@@ -26,7 +26,7 @@ from litforge.serve.batcher import DynamicBatcher
 from litforge.serve.codecs import RequestError
 from litforge.serve.guard import RequestGuard
 from litforge.serve.inference import Counters, decode, infer
-from litforge.serve.options import ServeOptions, request_limits
+from litforge.serve.options import ServeOptions, published_metadata, request_limits
 from litforge.serve.read_deadline import RequestDeadlineProtocol
 
 CONFIG_ENV = "LITFORGE_SERVE_CONFIG"
@@ -35,12 +35,12 @@ CONFIG_ENV = "LITFORGE_SERVE_CONFIG"
 def create_app(folder: Path, options: ServeOptions) -> FastAPI:
     """The ASGI app: ``/predict``, ``/health`` (503 until loaded), ``/info``, ``/metrics``."""
     record = metadata.read(folder)
-    public_metadata = metadata.public(record)  # no local paths
+    public_metadata = published_metadata(record, options)  # no local paths
     counters = Counters()
     state: dict[str, Any] = {"artifact": None, "batcher": None}
 
     async def load() -> None:
-        artifact = await asyncio.to_thread(Artifact.open, folder, options.fmt, options.threads)
+        artifact = await asyncio.to_thread(Artifact.open, folder, options.format, options.threads)
         freeze_loaded_heap()
         batcher = DynamicBatcher(
             lambda parts: infer(artifact, parts, counters), options.max_batch_size, options.batch_timeout

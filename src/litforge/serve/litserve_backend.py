@@ -20,7 +20,7 @@ from litforge.processes.lifetime import exit_when_gone, forked_children_exit_wit
 from litforge.serve.codecs import RequestError
 from litforge.serve.guard import RequestGuard, refusal_answer
 from litforge.serve.inference import Counters, Decoded, decode, infer
-from litforge.serve.options import ServeOptions, request_limits
+from litforge.serve.options import ServeOptions, published_metadata, request_limits
 
 
 class ArtifactAPI(ls.LitAPI):
@@ -73,14 +73,14 @@ def build_server(folder: Path, options: ServeOptions) -> Any:
     limits = request_limits(folder, record, options)
     counters = Counters(shared=True)  # updated in the worker process, read in the HTTP process
     api = ArtifactAPI(
-        folder, options.fmt, counters, options.max_batch_size, options.batch_timeout, options.threads
+        folder, options.format, counters, options.max_batch_size, options.batch_timeout, options.threads
     )
     server = ls.LitServer(
         api,
         accelerator="cpu",
         workers_per_device=options.workers,
         timeout=options.timeout,
-        model_metadata=metadata.public(record),  # /info: no local paths
+        model_metadata=published_metadata(record, options),  # /info: no local paths
         max_payload_size=options.max_body_bytes,
         middlewares=[
             (RequestGuard, {"path": "/predict", "max_bytes": options.max_body_bytes, "limits": limits})

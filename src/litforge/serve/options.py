@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from litforge.export import metadata
 from litforge.export.row_shape import feature_inputs
 from litforge.serve.codecs import RequestLimits
 
@@ -14,7 +15,7 @@ from litforge.serve.codecs import RequestLimits
 class ServeOptions:
     """Knobs of ``litforge serve`` (see its ``--help``)."""
 
-    fmt: str | None = None
+    format: str | None = None  # the artifact format served (the CLI resolves the default before serving)
     max_batch_size: int = 64
     batch_timeout: float = 0.005
     workers: int = 1
@@ -40,3 +41,9 @@ def request_limits(folder: Path, record: dict[str, Any], options: ServeOptions) 
         max_rows=options.max_rows,
         integer_bounds=only.bounds,
     )
+
+
+def published_metadata(record: dict[str, Any], options: ServeOptions) -> dict[str, Any]:
+    """``GET /info``'s ``model``: export.json without local paths, and ``served_format``, the format this
+    server runs (onnx, pt2 or torchscript)."""
+    return {**metadata.public(record), "served_format": options.format}
