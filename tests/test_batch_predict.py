@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from litforge.export import metadata
 from litforge.export.loading import load_checkpoint
 
 
@@ -141,3 +142,27 @@ def test_not_an_export_folder_exits_2(cli, tmp_path: Path) -> None:
     result = cli("predict", "--artifact", str(tmp_path), "--input", "rows.csv")
     assert result.returncode == 2
     assert "is not an export folder" in result.stderr
+
+
+def test_an_export_whose_checkpoint_changed_since_says_so(cli, tmp_path: Path, export_dir: Path) -> None:
+    """A resumed run rewrote best.ckpt after the export: predict still runs the export, and says which
+    checkpoint changed and how to export it again; an unchanged source says nothing."""
+    import json
+    import shutil
+
+    checkpoint = tmp_path / "best.ckpt"
+    checkpoint.write_bytes(b"the weights at export time")
+    exported = tmp_path / "export"
+    shutil.copytree(export_dir, exported)
+    record = json.loads((exported / "export.json").read_text())
+    record["source"].update(checkpoint=str(checkpoint), checkpoint_sha256=metadata.sha256(checkpoint))
+    (exported / "export.json").write_text(json.dumps(record))
+    np.save(tmp_path / "rows.npy", np.zeros((2, 64)))
+
+    unchanged = cli("predict", "--artifact", "export", "--input", "rows.npy")
+    assert unchanged.returncode == 0 and "note" not in unchanged.stderr, unchanged.output
+    checkpoint.write_bytes(b"the weights a resume saved later")
+    changed = cli("predict", "--artifact", "export", "--input", "rows.npy")
+    assert changed.returncode == 0, changed.output
+    assert f"note: {checkpoint} changed after export was exported from it" in changed.stderr
+    assert f"litforge export --ckpt {checkpoint}" in changed.stderr

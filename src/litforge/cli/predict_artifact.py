@@ -44,9 +44,11 @@ def build_parser() -> CommandParser:
 def main(command: str, argv: list[str]) -> int:
     """Parse the options, predict, say where the CSV went (on standard error when the CSV is standard output)."""
     from litforge.export.batch_predict import STDOUT, predict_file
+    from litforge.export.metadata import note_if_source_changed
 
     args = build_parser().parse_args(argv)
     rows, fmt, output = predict_file(args.artifact, args.input, args.output, args.format)
+    note_if_source_changed(args.artifact)
     where = "standard output" if output == STDOUT else output
     print(
         f"{rows} {'row' if rows == 1 else 'rows'} predicted with {fmt}: {where}",

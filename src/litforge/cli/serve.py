@@ -113,11 +113,13 @@ def main(command: str, argv: list[str]) -> int:
     if not 0 < args.read_timeout < float("inf"):
         raise UsageError(f"--read-timeout must be > 0 seconds, got {args.read_timeout}")
 
+    from litforge.export import metadata
     from litforge.export.artifact import Artifact
     from litforge.serve import read_deadline
 
     # Fail fast, with exit 2, on a folder or format that the server could not load.
     served_format = Artifact.open(args.export_dir, args.format, threads=1).format
+    metadata.note_if_source_changed(args.export_dir)
     read_deadline.configure(args.read_timeout)
     options = ServeOptions(
         format=served_format,

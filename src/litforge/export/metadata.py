@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
+import sys
 from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,22 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def note_if_source_changed(folder: Path) -> None:
+    """One line on stderr when the checkpoint an export was made from is still where it was but has changed
+    since (a resumed or retrained run rewrote ``best.ckpt``): the export runs the older weights."""
+    source = read(folder).get("source") or {}
+    checkpoint, recorded = source.get("checkpoint"), source.get("checkpoint_sha256")
+    if not checkpoint or not recorded or not Path(checkpoint).is_file():
+        return
+    if sha256(Path(checkpoint)) != recorded:
+        print(
+            f"litforge: note: {checkpoint} changed after {folder} was exported from it (a resumed or new run "
+            f"rewrote it); this uses the weights of the export -- run `litforge export --ckpt {checkpoint}` "
+            "for the new ones",
+            file=sys.stderr,
+        )
 
 
 def versions() -> dict[str, str | None]:
