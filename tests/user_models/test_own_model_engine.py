@@ -252,10 +252,13 @@ def test_reusing_a_run_name_needs_resume_or_overwrite(trained, user_cli):
 
 
 def test_resume_by_run_name_alone_continues_that_run_with_its_config(trained, project, user_cli):
-    resumed = user_cli("fit", "--run", "p1", "--resume", "auto", "--trainer.accelerator", "cpu")
+    resumed = user_cli("fit", "--run", "p1", "--resume", "auto", "--model.lr", "0.5")
     assert resumed.returncode == 0, resumed.output
     assert "--resume continues runs/litmodel/p1 with its config.yaml" in resumed.stderr
     assert "already finished" in resumed.output
+    # nothing is built for a finished run: no notes about what --model.lr would replace, no seed, no trainer
+    assert "--model.lr" not in resumed.output and "Seed set" not in resumed.output
+    assert "GPU available" not in resumed.output
     assert not (project / "runs" / "classifier").exists()  # not the packaged digits model in a new folder
     shutil.copytree(trained, project / "runs" / "other" / "p1")
     ambiguous = user_cli("fit", "--run", "p1", "--resume", "auto")

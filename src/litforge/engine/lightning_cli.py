@@ -268,7 +268,8 @@ class LitforgeCLI(HookedLightningCLI):
         ]
 
     def seeding_enabled(self) -> bool:
-        return not self.parse_only  # parsing alone must not reseed the process (or log "Seed set")
+        # parsing alone must not reseed the process (or log "Seed set"); nor must a run with nothing to do
+        return not self.parse_only and self.finished_run is None
 
     def subcommand_parser_built(self, parser: LightningArgumentParser, subcommand: str) -> None:
         _accept_trainer_method_options(parser)
@@ -302,6 +303,8 @@ class LitforgeCLI(HookedLightningCLI):
         """Lightning has just replaced the model's init args with the checkpoint's hyperparameters: the
         ``--model.NAME`` flags typed on this command line win over them (a value the weights cannot take,
         such as another ``hidden_dim``, is then refused by ``check_checkpoint_fits`` in one line)."""
+        if self.finished_run is not None:  # nothing will be built: no notes about what it would take
+            return
         init_args = _model_init_args(self.config)
         taken = [
             f"{name}={init_args[name]} (configured: {before})"
@@ -320,7 +323,7 @@ class LitforgeCLI(HookedLightningCLI):
                 self._model_args_changed[name] = value
 
     def instantiate_classes(self) -> None:
-        if self.parse_only:
+        if self.parse_only or self.finished_run is not None:  # a finished run: run_subcommand only reports
             return
         try:
             super().instantiate_classes()
@@ -405,11 +408,14 @@ class LitforgeCLI(HookedLightningCLI):
     def run_subcommand(self, subcommand: str) -> None:
         if self.parse_only:
             return
-        if subcommand == "fit" and self.finished_run is not None:
-            self._report(
-                f"run {self.run_dir.path if self.run_dir else '?'} already finished at step "
-                f"{self.finished_run.get('global_step')}; nothing to do (delete its finished.json to train on)"
-            )
+        if subcommand == "fit" and self.finished_run is not None:  # nothing was built (no trainer)
+            if is_run_owner() and not self.quiet:
+                print(
+                    f"run {self.run_dir.path if self.run_dir else '?'} already finished at step "
+                    f"{self.finished_run.get('global_step')}; nothing to do (delete its finished.json to "
+                    "train on)",
+                    flush=True,
+                )
             return
         ckpt_path = self.config_value(self.config, "ckpt_path")
         if ckpt_path:
