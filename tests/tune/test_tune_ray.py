@@ -72,6 +72,42 @@ def test_ray_backend_with_the_shipped_space_files_searcher_numbers_its_trials(cl
         assert f"hidden_dim: {row['model.hidden_dim']}" in config
 
 
+@pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~40 s on an idle one
+def test_a_raising_trial_is_a_fail_that_names_the_users_line(cli, tmp_path, write_space, flaky_env) -> None:
+    """As with Optuna: the trial's error in trials.csv ends with where the user's own code raised it, not
+    with the tail of Ray's traceback; the other trial completes."""
+    config = tmp_path / "flaky.yaml"
+    config.write_text(
+        "model:\n  class_path: flaky_models.FlakyClassifier\n"
+        "data:\n  class_path: litforge.data.DigitsDataModule\n"
+    )
+    space = {
+        "metric": "val_loss",
+        "params": {"model.mode": {"type": "categorical", "choices": ["ok", "raise"]}},
+    }
+    out = tmp_path / "search"
+    args = [
+        "--space",
+        str(write_space(space)),
+        "--backend",
+        "ray",
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+    ]
+    args += ["--sampler", "grid", "--workers", "1", "--cpus-per-trial", "1", *TINY_TRIAL]
+    result = cli("tune", *args, "--trainer.max_epochs", "1", env=flaky_env, timeout=TUNE_TIMEOUT)
+    assert result.returncode == 0, result.output[-3000:]
+    with (out / "trials.csv").open() as handle:
+        rows = {r["model.mode"]: r for r in csv.DictReader(handle)}
+    assert rows["ok"]["state"] == "COMPLETE"
+    assert rows["raise"]["state"] == "FAIL"
+    assert rows["raise"]["fail_reason"] == (
+        "RuntimeError: boom: this trial raises on purpose (at flaky_models.py:37 in training_step)"
+    )
+
+
 def test_more_gpus_per_trial_than_the_machine_has_is_one_line_exit_2(cli, tmp_path) -> None:
     import torch
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import yaml
 
-from litforge.engine.failures import raised_at
 from litforge.errors import LitforgeError, UsageError
 from litforge.processes.heap import freeze_loaded_heap
 from litforge.processes.lifetime import exit_when_gone
@@ -31,7 +30,7 @@ from litforge.tune.optuna_factories import import_optuna, make_pruner, make_samp
 from litforge.tune.outputs import epochs_of
 from litforge.tune.rungs import Rung
 from litforge.tune.space import Param, SearchSpace
-from litforge.tune.trial import EachEpoch, TrialRunner
+from litforge.tune.trial import EachEpoch, TrialFailed, TrialRunner
 from litforge.tune.worker_processes import watch_worker_starts, worker_context
 
 _READY_TIMEOUT_S = 300
@@ -39,10 +38,6 @@ _READY_TIMEOUT_S = 300
 # (or failed and need a replacement). Each look is three small storage queries; a longer pause showed up
 # as idle time at the end of every multi-worker search (it was 5 s: up to 5 s of a 25 s search).
 _WAIT_POLL_S = 0.2
-
-
-class TrialFailed(Exception):
-    """A trial raised (or its metric was NaN); recorded as FAIL with ``fail_reason``, the study goes on."""
 
 
 @dataclass(frozen=True)
@@ -246,12 +241,9 @@ class _Objective:
             raise  # pruned, or Ctrl-C
         # Anything else -- an exception, or a job failure such as the non-finite-loss stop -- fails this trial only.
         except Exception as error:
-            where = raised_at(error)
-            reason = " ".join(f"{type(error).__name__}: {error}".split())[:440] + (
-                f" (at {where})" if where else ""
-            )
-            trial.set_user_attr("fail_reason", reason)
-            raise TrialFailed(reason) from error
+            failed = TrialFailed.from_error(error)
+            trial.set_user_attr("fail_reason", str(failed))
+            raise failed from error
         trial.set_user_attr("epochs", result.epochs)
         return result.value
 

@@ -20,7 +20,7 @@ from typing import Any
 from litforge.errors import UsageError
 from litforge.tune.outputs import TrialRecord
 from litforge.tune.space import Param, SearchSpace
-from litforge.tune.trial import EachEpoch, TrialRunner
+from litforge.tune.trial import EachEpoch, TrialFailed, TrialRunner
 
 _COMPLETE = "litforge_complete"
 
@@ -74,7 +74,12 @@ def _trainable(config: dict[str, Any], runner: TrialRunner, numbers: Any) -> Non
 
     number = ray.get(numbers.number.remote(tune.get_context().get_trial_id()))
     report = EachEpoch(TuneReportCheckpointCallback(metrics=[runner.metric], save_checkpoints=False))
-    result = runner.train(str(number), config, [report])
+    try:
+        result = runner.train(str(number), config, [report])
+    except UsageError:
+        raise
+    except Exception as error:  # the reason, with the user's own line, reaches trials.csv via result.error
+        raise TrialFailed.from_error(error) from error
     # A last report marks a trial that ran to its end (ASHA-stopped trials never get here).
     tune.report({runner.metric: result.value, _COMPLETE: 1.0})
 
@@ -231,7 +236,8 @@ def _record(result: Any, number: int, space: SearchSpace, max_epochs: int) -> Tr
     params = {p.key: result.config.get(p.key) for p in space.params}
     duration = metrics.get("time_total_s")
     if result.error is not None:
-        reason = " ".join(str(result.error).split())[-500:]
+        cause = getattr(result.error, "cause", None)  # Ray's RayTaskError wraps what the trial raised
+        reason = str(cause) if isinstance(cause, TrialFailed) else " ".join(str(result.error).split())[-500:]
         return TrialRecord(number, "FAIL", None, params, duration, curve, fail_reason=reason)
     if metrics.get(_COMPLETE) == 1.0 or len(curve) >= max_epochs:  # Tune stops a trial at max_t itself
         best = (max if space.maximize else min)(curve.values())

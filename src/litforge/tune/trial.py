@@ -19,12 +19,25 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge.engine import runtime
 from litforge.engine.api import run_command
+from litforge.engine.failures import raised_at
 from litforge.engine.run_dir import RunDir
 from litforge.errors import UsageError
 from litforge.resilience.preemption import Interrupted
 from litforge.tune.fit_config import parsed_fit
 
 TRIALS_EXPERIMENT = "trials"
+
+
+class TrialFailed(Exception):
+    """A trial raised (or its metric was NaN): recorded as FAIL with ``fail_reason``, the search goes on."""
+
+    @classmethod
+    def from_error(cls, error: BaseException) -> TrialFailed:
+        """The error in one line of at most ~500 characters, with the user's own line where it raised
+        (``RuntimeError: boom (at mymodel.py:37 in training_step)``)."""
+        where = raised_at(error)
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:440]
+        return cls(reason + (f" (at {where})" if where else ""))
 
 
 class NonFiniteMetric(RuntimeError):
