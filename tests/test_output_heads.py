@@ -214,6 +214,40 @@ def test_classes_come_from_the_datamodule_or_the_module() -> None:
     assert declared_classes(_Module(hidden=3)) == Classes()
 
 
+def test_torchmetrics_metrics_or_integer_labels_count_the_classes_when_nothing_declares_them() -> None:
+    import torch
+    import torchmetrics
+
+    class Module(torch.nn.Module):
+        def __init__(self, **metrics: torch.nn.Module) -> None:
+            super().__init__()
+            self.metrics = torch.nn.ModuleDict(metrics)
+
+    accuracy = torchmetrics.Accuracy(task="multiclass", num_classes=10)
+    counted = declared_classes(
+        Module(acc=accuracy, f1=torchmetrics.F1Score(task="multiclass", num_classes=10))
+    )
+    assert counted.count == 10 and counted.counted_by == "MulticlassAccuracy(num_classes=10)"
+    head, why = resolve_head(Module(acc=accuracy), (10,), True, counted)
+    assert head == "classification" and "Module's MulticlassAccuracy(num_classes=10) counts" in why
+    labels = declared_classes(Module(acc=torchmetrics.Accuracy(task="multilabel", num_labels=4)))
+    assert resolve_head(Module(), (4,), True, labels)[0] == "multi_label"
+    assert resolve_head(Module(), (5,), True, labels)[0] == "multi_output"  # not the metric's 4 labels
+    disagree = Module(a=accuracy, b=torchmetrics.Accuracy(task="multiclass", num_classes=3))
+    assert declared_classes(disagree) == Classes()
+    assert declared_classes(Module(mse=torchmetrics.MeanSquaredError())) == Classes()
+
+    # the seed's LitModel: output_dim=3, no metric, (x, y) batches of integer class labels
+    hinted = declared_classes(Module(), labels=torch.tensor([0, 2, 1, 2]))
+    assert hinted == Classes(labels_below=3)
+    assert resolve_head(Module(), (3,), True, hinted)[0] == "classification"
+    assert resolve_head(Module(), (2,), True, hinted)[0] == "multi_output"  # a label 2 is no class of 2
+    assert resolve_head(Module(), (1,), True, hinted)[0] == "regression"
+    assert declared_classes(Module(), labels=torch.tensor([[0, 1], [1, 0]])) == Classes()  # per token
+    assert declared_classes(Module(), labels=torch.tensor([-100, 1])) == Classes()  # ignore_index
+    assert declared_classes(_Module(num_classes=5), labels=torch.tensor([0, 1])) == Classes(None, 5)
+
+
 def test_heads_turn_outputs_into_predictions() -> None:
     column = np.array([[0.5], [-2.0]], np.float32)  # (B, 1)
     np.testing.assert_array_equal(apply_head("regression", column).values, [0.5, -2.0])

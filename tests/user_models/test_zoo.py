@@ -45,7 +45,8 @@ class Entry:
     maximize: bool = False
     texts: bool = False  # served from raw text (its export carries a tokenizer)
     pretrained: bool = False  # takes --model.model_name / --data.model_name (a tiny local BERT here)
-    head: str = "multi_output"  # the output head export infers (3 scores and no declared classes)
+    # the output head export infers: 3 scores, no declared classes, and integer labels in the batches
+    head: str = "classification"
 
     @property
     def experiment(self) -> str:

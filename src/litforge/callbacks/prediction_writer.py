@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from litforge.atomic_files import atomic_path
 from litforge.errors import HINT, UsageError
 from litforge.predictions import csv_columns, output_head
-from litforge.predictions.forward_inputs import predict_step_relation
+from litforge.predictions.forward_inputs import labels_of, positional_inputs, predict_step_relation
 from litforge.predictions.output_head import Predictions
 
 
@@ -65,7 +65,8 @@ class CSVPredictionWriter(BasePredictionWriter):
         if self._writer is None:
             return
         if self._rows == 0:
-            classes = output_head.declared_classes(pl_module, trainer.datamodule)
+            labels = labels_of(batch, positional_inputs(pl_module))
+            classes = output_head.declared_classes(pl_module, trainer.datamodule, labels)
             self._names = classes.names
             if not isinstance(prediction, dict):
                 outputs = _as_numpy(prediction)

@@ -25,7 +25,12 @@ from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
 from litforge.engine.checkpoint_fit import check_same_model_class
 from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError, first_line
-from litforge.predictions.forward_inputs import forward_inputs_from_batch, predict_step_relation
+from litforge.predictions.forward_inputs import (
+    forward_inputs_from_batch,
+    labels_of,
+    positional_inputs,
+    predict_step_relation,
+)
 from litforge.predictions.output_head import Classes, declared_classes
 from litforge.resilience.checkpoint_file import note_if_unverified, read_checkpoint
 
@@ -40,6 +45,7 @@ class LoadedCheckpoint:
     classes: Classes = field(default_factory=Classes)  # declared by the module and the run's datamodule
     real_batch: torch.Tensor | None = None  # one batch of raw inputs from the run's datamodule
     real_inputs: tuple[torch.Tensor, ...] | None = None  # every input of forward from that batch
+    batch_labels: torch.Tensor | None = None  # that batch's integer class labels, if it has some
     predict_step_sigmoid: bool = False  # predict_step returns sigmoid(forward) on that batch (multi-label)
     data_class_path: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -131,7 +137,8 @@ def load_checkpoint(
     module.eval()
     loaded = LoadedCheckpoint(module=module, class_path=class_path, checkpoint=path.resolve())
     note_if_unverified(path)
-    loaded.classes = declared_classes(module, _attach_data(loaded, config, data_cls))
+    datamodule = _attach_data(loaded, config, data_cls)
+    loaded.classes = declared_classes(module, datamodule, loaded.batch_labels)
     return loaded
 
 
@@ -246,6 +253,7 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
         if tensors and all(isinstance(t, torch.Tensor) for t in tensors):
             loaded.real_inputs = tuple(tensors)
         loaded.predict_step_sigmoid = _predict_step_is_sigmoid(loaded.module, batch)
+        loaded.batch_labels = labels_of(batch, positional_inputs(loaded.module))
     except Exception as err:  # the data may be unavailable where the export runs; exporting still works
         note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {first_line(err)})"
         print(f"litforge: note: {note}; verifying on random inputs only", file=sys.stderr, flush=True)

@@ -39,6 +39,24 @@ def forward_inputs_from_batch(
     return None
 
 
+def labels_of(batch: Any, inputs: int = 1) -> torch.Tensor | None:
+    """The integer class labels of a batch, when it has some: ``(x, y)`` (``(tokens, lengths, y)`` for a
+    ``forward`` of ``inputs`` = 2) or a dict with a label key."""
+    if isinstance(batch, (tuple, list)) and len(batch) > inputs:
+        candidate = batch[inputs]
+    elif isinstance(batch, Mapping):
+        candidate = next((batch[k] for k in LABEL_KEYS if k in batch), None)
+    else:
+        return None
+    if (
+        isinstance(candidate, torch.Tensor)
+        and not candidate.is_floating_point()
+        and candidate.dtype != torch.bool
+    ):
+        return candidate
+    return None
+
+
 def positional_inputs(model: torch.nn.Module) -> int:
     """How many leading elements of a tuple batch ``forward`` takes: its required positional parameters (1
     for a ``forward(*args)`` or one whose signature cannot be read); the elements after them are labels."""

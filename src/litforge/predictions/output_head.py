@@ -17,8 +17,13 @@ is inferred from forward's output for one batch and from whether the module or d
 classes (``num_classes``, ``class_names``): integer outputs or more than one axis per sample -> custom;
 one value per sample -> regression (classification when exactly two classes are declared); C values per
 sample -> classification when C classes are declared, else multi_output; multi_label when the module's
-``predict_step`` returns the sigmoid of forward's several outputs (checked on a real batch). Limits of the
-rule: a classifier that declares no classes reads as multi_output, and a regressor with several targets
+``predict_step`` returns the sigmoid of forward's several outputs (checked on a real batch). A module's
+torchmetrics classification metrics count its classes when nothing declares them: ``Accuracy(task=
+"multiclass", num_classes=10)`` makes 10 outputs per sample a classification, a ``Multilabel*`` metric of
+K labels makes K outputs multi_label; failing those, a batch whose labels are integers (``(x, y)`` with
+``y`` of shape (B,), cross-entropy targets) below C makes C outputs a classification. Limits of the rule: a
+classifier that declares no classes, has no such metric and whose predict batches carry no labels reads as
+multi_output, and a regressor with several targets
 that happens to declare ``num_classes`` equal to its width reads as classification; declare
 ``output_head`` then.
 """
@@ -86,19 +91,48 @@ class Classes:
 
     names: list[str] | None = None
     count: int | None = None
+    counted_by: str | None = None  # a torchmetrics metric of the module that gave the count
+    multi_label: bool = False  # that metric scores independent labels (a Multilabel* metric)
+    labels_below: int | None = None  # nothing declared, but a batch has integer class labels, all below this
 
 
-def declared_classes(module: Any, datamodule: Any = None) -> Classes:
+def declared_classes(module: Any, datamodule: Any = None, labels: Any = None) -> Classes:
     """The classes declared by the datamodule (``class_names``, ``num_classes``) or the module
-    (``class_names`` / ``label_names``, ``num_classes`` / ``num_labels``: attribute or hyperparameter)."""
+    (``class_names`` / ``label_names``, ``num_classes`` / ``num_labels``: attribute or hyperparameter),
+    else counted by the module's torchmetrics classification metrics (``metric_classes``), else hinted by
+    ``labels``, a batch's integer class labels (``forward_inputs.labels_of``): cross-entropy targets."""
     names = _first(module, datamodule, ("class_names", "label_names"))
     names = [str(name) for name in names] if isinstance(names, (list, tuple)) and names else None
     count = _first(module, datamodule, ("num_classes", "num_labels"))
     if names:
         count = len(names)
     elif not (isinstance(count, int) and not isinstance(count, bool) and count > 0):
-        count = None
+        counted = metric_classes(module)
+        class_labels = labels is not None and labels.ndim == 1 and len(labels) and int(labels.min()) >= 0
+        if counted.count is None and class_labels:
+            return Classes(labels_below=int(labels.max()) + 1)
+        return counted
     return Classes(names, count)
+
+
+def metric_classes(module: Any) -> Classes:
+    """The classes that the module's torchmetrics classification metrics count, when they agree: a
+    ``MulticlassAccuracy`` (``Accuracy(task="multiclass", num_classes=10)``) counts 10 classes, a
+    ``Multilabel*`` metric ``num_labels`` independent labels. Nothing for other metrics, or metrics that
+    disagree."""
+    found = {}
+    for part in module.modules() if hasattr(module, "modules") else ():
+        kind = type(part)
+        if not kind.__module__.startswith("torchmetrics.classification"):
+            continue
+        for prefix, attribute in (("Multiclass", "num_classes"), ("Multilabel", "num_labels")):
+            count = getattr(part, attribute, None)
+            if kind.__name__.startswith(prefix) and isinstance(count, int) and count > 0:
+                found.setdefault((prefix, count), f"{kind.__name__}({attribute}={count})")
+    if len(found) != 1:
+        return Classes()
+    ((prefix, count), metric) = found.popitem()
+    return Classes(count=count, counted_by=metric, multi_label=prefix == "Multilabel")
 
 
 def _first(module: Any, datamodule: Any, keys: tuple[str, ...]) -> Any:
@@ -147,7 +181,16 @@ def resolve_head(
             "multi_label",
             f"inferred: {owner}.predict_step returns sigmoid(forward), one probability per label",
         )
-    head, why = infer(row_shape, floating, classes.count)
+    one_axis = floating and len(row_shape) == 1
+    if classes.counted_by and one_axis and row_shape == (classes.count,):
+        kind = "multi_label" if classes.multi_label else "classification"
+        return kind, f"inferred: {classes.count} values per sample, as {owner}'s {classes.counted_by} counts"
+    if classes.labels_below and one_axis and row_shape[0] >= max(2, classes.labels_below):
+        return (
+            "classification",
+            f"inferred: {row_shape[0]} values per sample and integer class labels in its batches",
+        )
+    head, why = infer(row_shape, floating, None if classes.counted_by else classes.count)
     return head, f"inferred: {why}"
 
 

@@ -10,14 +10,13 @@ from typing import Any
 
 import torch
 
-from litforge.predictions.forward_inputs import positional_inputs
+from litforge.predictions.forward_inputs import labels_of, positional_inputs
 from litforge.testing.subject import (
     IGNORE_INDEX,
     DataLike,
     ModelLike,
     Subject,
     as_subject,
-    labels_of,
     seeded,
     shape_text,
 )

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 
 from litforge._compat.torch import tree_leaves
 from litforge.errors import first_line  # noqa: F401  (used by the checks)
-from litforge.predictions.forward_inputs import LABEL_KEYS, forward_inputs_from_batch
+from litforge.predictions.forward_inputs import forward_inputs_from_batch
 
 ModelLike = L.LightningModule | Callable[[], L.LightningModule]
 DataLike = L.LightningDataModule | Iterable[Any] | Callable[[], L.LightningDataModule] | None
@@ -232,24 +232,6 @@ def batch_size_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
 def output_tensors(output: Any) -> list[torch.Tensor]:
     """Every tensor in a forward output (a tensor, tuple, dict, dataclass registered with pytree...)."""
     return [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
-
-
-def labels_of(batch: Any, inputs: int = 1) -> torch.Tensor | None:
-    """The integer class labels of a batch, when it has some: ``(x, y)`` (``(tokens, lengths, y)`` for a
-    ``forward`` of ``inputs`` = 2) or a dict with a label key."""
-    if isinstance(batch, (tuple, list)) and len(batch) > inputs:
-        candidate = batch[inputs]
-    elif isinstance(batch, Mapping):
-        candidate = next((batch[k] for k in LABEL_KEYS if k in batch), None)
-    else:
-        return None
-    if (
-        isinstance(candidate, torch.Tensor)
-        and not candidate.is_floating_point()
-        and candidate.dtype != torch.bool
-    ):
-        return candidate
-    return None
 
 
 def shape_text(tensor: torch.Tensor) -> str:
