@@ -99,9 +99,33 @@ def test_a_larger_max_epochs_trains_a_finished_run_on_and_the_same_command_again
     assert first.returncode == 0, first.output
     finished = tmp_path / "runs" / "classifier" / "r" / "finished.json"
     assert json.loads(finished.read_text())["ended_by"] == "max_epochs"
+    # the command retyped without --trainer.max_epochs: the packaged default's 30 is no request for more
+    untyped = [*TINY[2:], "--run", "r", "--resume", "auto"]
+    assert TINY[:2] == ["--trainer.max_epochs", "1"]
+    retyped = cli("fit", *untyped)
+    assert retyped.returncode == 0 and "already finished at step 4" in retyped.output, retyped.output
     longer = cli("fit", *TINY, "--trainer.max_epochs", "2", "--run", "r", "--resume", "auto")
     assert longer.returncode == 0, longer.output
     assert "had finished; --trainer.max_epochs 2 (it ended at its max_epochs 1) trains it on" in longer.stderr
     assert json.loads(finished.read_text())["global_step"] == 8  # 2 epochs of 4 steps
     again = cli("fit", *TINY, "--trainer.max_epochs", "2", "--run", "r", "--resume", "auto")
     assert again.returncode == 0 and "already finished at step 8" in again.output, again.output
+
+
+def test_a_resume_that_fails_before_training_a_step_leaves_the_run_as_it_was(cli, tmp_path: Path) -> None:
+    """A finished run trained on (a larger max_epochs) whose first step raises: its config.yaml and
+    finished.json are put back and the on_exception.ckpt of that step goes, so the plain --resume auto
+    still finds the finished run."""
+    env = {"PYTHONPATH": str(Path(__file__).parents[1] / "tune")}  # flaky_models.FlakyClassifier
+    flaky = ["--model", "flaky_models.FlakyClassifier", *TINY, "--run", "r", "--resume", "auto"]
+    assert cli("fit", *flaky, env=env).returncode == 0
+    run = tmp_path / "runs" / "flakyclassifier" / "r"
+    before = {name: (run / name).read_bytes() for name in ("config.yaml", "finished.json", "hparams.yaml")}
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+
+    failed = cli("fit", *flaky, "--trainer.max_epochs", "2", "--model.mode", "raise", env=env)
+    assert failed.returncode == 1 and "boom: this trial raises on purpose" in failed.stderr, failed.output
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == checkpoints  # no on_exception.ckpt
+    again = cli("fit", "--run", "r", "--resume", "auto", env=env)
+    assert again.returncode == 0 and "already finished at step 4" in again.output, again.output

@@ -154,6 +154,19 @@ class CommandLine:
                 found = value if equals else (self.args[index + 1] if index + 1 < len(self.args) else None)
         return found
 
+    def sets(self, dotted: str) -> bool:
+        """Whether the user set ``dotted`` (``trainer.max_epochs``): typed as a flag, or in a config file;
+        not a packaged or a class default."""
+        if self.typed_value(f"--{dotted}") is not None:
+            return True
+        for path in self.config_files:
+            section: Any = read_config_file(path)
+            for key in dotted.split("."):
+                section = section.get(key) if isinstance(section, dict) else None
+            if section is not None:
+                return True
+        return False
+
     @property
     def asks_help(self) -> bool:
         return any(arg in ("-h", "--help") or arg.endswith(".help") for arg in self.args)

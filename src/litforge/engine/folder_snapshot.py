@@ -1,6 +1,8 @@
-"""What an evaluation subcommand's folder (``<run>/predict/``, ``<run>/test/``) held before the command, so
-that a failed ``litforge predict``/``test``/``validate`` leaves it as it was: no config.yaml of a command
-that produced nothing beside the predictions.csv of an earlier one that worked.
+"""What a folder held before a command that may fail, so that the failure leaves it as it was.
+
+A failed ``litforge predict``/``test``/``validate`` leaves ``<run>/<subcommand>/`` as it found it: no
+config.yaml of a command that produced nothing beside the predictions.csv of an earlier one that worked. A
+resume refused before it saved a checkpoint puts back the run's config.yaml, which ``--resume auto`` reads.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from litforge.atomic_files import write_atomically
 
 _KEEP_BYTES = 1 << 20  # config.yaml and hparams.yaml are kept whole; an event file only by name
 
@@ -43,7 +47,11 @@ class FolderSnapshot:
         for path in self.folder.iterdir():
             if path.is_file() and path.name not in self.names:
                 path.unlink(missing_ok=True)
-        for name, content in self.contents.items():
-            path = self.folder / name
-            if not path.is_file() or path.read_bytes() != content:
-                path.write_bytes(content)
+        self.put_back(*self.contents)
+
+    def put_back(self, *names: str) -> None:
+        """Rewrite those of ``names`` (small files it recorded) that changed since, atomically."""
+        for name in names:
+            path, content = self.folder / name, self.contents.get(name)
+            if content is not None and (not path.is_file() or path.read_bytes() != content):
+                write_atomically(path, lambda handle, content=content: handle.write(content))

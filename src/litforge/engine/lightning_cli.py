@@ -136,7 +136,10 @@ class LitforgeCLI(HookedLightningCLI):
         self.parse_only = parse_only
         self.subcommand_parser: LightningArgumentParser | None = None
         self._new_folder: Path | None = None
-        self._evaluation_folder: FolderSnapshot | None = None  # test/predict/validate: put back on failure
+        # test/predict/validate's folder, or the run folder a fit resumes in: put back on failure
+        self._folder_before: FolderSnapshot | None = None
+        self._checkpoints_before: set[str] = set()
+        self._start_step = StepAtTrainStart()
         self._explicit_model_args: dict[str, Any] = {}
         self._configured_model_args: dict[str, Any] = {}
         self._model_args_changed: dict[str, Any] = {}  # --model.NAME flags that replaced a checkpoint's value
@@ -337,7 +340,8 @@ class LitforgeCLI(HookedLightningCLI):
     def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:
         if subcommand != "fit":
             return resolve_evaluation_run(subcommand, config)
-        fit = resolve_fit_run(config)
+        limits = tuple(key for key in ("max_epochs", "max_steps") if self.command_line.sets(f"trainer.{key}"))
+        fit = resolve_fit_run(config, limits)
         self.finished_run, self._new_folder = fit.finished, fit.new_folder
         return fit.run
 
@@ -376,8 +380,11 @@ class LitforgeCLI(HookedLightningCLI):
         if subcommand == "fit" and self._model_args_changed:  # the optimizer follows them, not the checkpoint
             kwargs["callbacks"].append(ChangedOptimizerSettings(self._model_args_changed))
         config_folder = self.run_dir.path if subcommand == "fit" else self.run_dir.path / subcommand
-        if subcommand != "fit" and is_run_owner():
-            self._evaluation_folder = FolderSnapshot.take(config_folder)
+        if is_run_owner() and (subcommand != "fit" or self._new_folder is None):
+            self._folder_before = FolderSnapshot.take(config_folder)
+            self._checkpoints_before = _checkpoint_names(self.run_dir.checkpoints)
+            if subcommand == "fit":
+                kwargs["callbacks"].append(self._start_step)
         self.save_config_kwargs["folder"] = str(config_folder)
         # The Trainer's own root is the run folder (the config's default_root_dir is the root of all runs):
         # with trainer.logger false, a ModelCheckpoint of the config then writes into <run>/checkpoints/,
@@ -437,7 +444,7 @@ class LitforgeCLI(HookedLightningCLI):
             # Ctrl+C outside litforge's save-then-stop (before training, or a second Ctrl+C): Lightning
             # shut down and called sys.exit(1)
             self._forget_unstarted_run()
-            self._forget_failed_evaluation()
+            self._forget_failed_command()
             raise Interrupted(
                 "interrupted by Ctrl+C; no checkpoint saved at this point (--resume auto continues from "
                 "the newest one)"
@@ -445,7 +452,7 @@ class LitforgeCLI(HookedLightningCLI):
         except Exception as error:
             if lock is None or lock.held:  # a refused lock leaves the other process's folder alone
                 self._forget_unstarted_run()
-            self._forget_failed_evaluation()
+            self._forget_failed_command()
             if (conflict := hparams_conflict(error, self.model, self.datamodule)) is not None:
                 raise UsageError(conflict) from error
             raise
@@ -464,10 +471,21 @@ class LitforgeCLI(HookedLightningCLI):
         if self.trainer.global_step == 0 or (resumed_into_it and nothing_saved):
             shutil.rmtree(self._new_folder, ignore_errors=True)
 
-    def _forget_failed_evaluation(self) -> None:
-        """A test/predict/validate that failed leaves its ``<run>/<subcommand>/`` folder as it found it."""
-        if self._evaluation_folder is not None:
-            self._evaluation_folder.restore()
+    def _forget_failed_command(self) -> None:
+        """A test/predict/validate that failed leaves its ``<run>/<subcommand>/`` folder as it found it; so
+        does a fit in an existing run that failed before it trained a step (a refused resume, a scheduler
+        that cannot go on): its config.yaml, hparams.yaml and finished.json are put back and a checkpoint it
+        added (on_exception.ckpt, at the step it started from) goes, so the next ``--resume auto`` finds the
+        run as it was."""
+        if self._folder_before is None:
+            return
+        if self.subcommand == "fit":
+            started = self._start_step.step
+            if started is not None and self.trainer.global_step > started:
+                return  # it trained: what it saved is worth keeping
+            for name in _checkpoint_names(self.run_dir.checkpoints) - self._checkpoints_before:
+                (self.run_dir.checkpoints / name).unlink(missing_ok=True)
+        self._folder_before.restore()
 
     def before_fit(self) -> None:
         if self.run_dir is not None and self.trainer.is_global_zero:
@@ -505,6 +523,20 @@ class LitforgeCLI(HookedLightningCLI):
     def _report(self, line: str) -> None:
         if self.trainer.is_global_zero and not self.quiet:
             print(line, flush=True)
+
+
+def _checkpoint_names(folder: Path) -> set[str]:
+    return {path.name for path in folder.glob("*.ckpt")}
+
+
+class StepAtTrainStart(L.Callback):
+    """The global step a fit starts training from (after a resume's restore); ``None`` before that."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.step = trainer.global_step
 
 
 def _check_model_can(subcommand: str, model: L.LightningModule) -> None:

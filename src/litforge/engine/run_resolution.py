@@ -68,9 +68,12 @@ def _check_can_hold_runs(root: Path) -> None:
         raise UsageError(f"runs folder {root} (trainer.default_root_dir): {existing} is not writable")
 
 
-def resolve_fit_run(config: Namespace) -> FitRun:
+def resolve_fit_run(config: Namespace, limits_set: tuple[str, ...] = ()) -> FitRun:
     """The run folder of a fit and, with ``--resume``, the checkpoint it continues from (set as
-    ``config.ckpt_path``). Refuses a folder that already holds a run unless resumed or overwritten."""
+    ``config.ckpt_path``). Refuses a folder that already holds a run unless resumed or overwritten.
+
+    ``limits_set``: the trainer limits (``max_epochs``, ``max_steps``) that the user set; only those train
+    a finished run on (a packaged default of 30 epochs is no request for a longer run)."""
     root, experiment = _root_and_experiment(config)
     parent, path, ckpt = (os.environ.get(LAUNCHED_RUN_ENV) or "::").split(os.pathsep, 2)
     # A DDP rank that rank 0 started (Lightning gives it LOCAL_RANK >= 1): use rank 0's decisions.
@@ -91,7 +94,8 @@ def resolve_fit_run(config: Namespace) -> FitRun:
             raise UsageError("--resume continues a run and --overwrite replaces it; pass only one")
         finished = read_finished(run.path) if resume == "auto" else None
         trainer = config.get("trainer") or {}
-        further = finished and trains_further(finished, trainer.get("max_epochs"), trainer.get("max_steps"))
+        asked = {key: trainer.get(key) if key in limits_set else None for key in ("max_epochs", "max_steps")}
+        further = finished and trains_further(finished, asked["max_epochs"], asked["max_steps"])
         if further:  # a longer run asked for: train on from the newest checkpoint
             print(f"litforge: note: run {run.path} had finished; {further} trains it on", file=sys.stderr)
             finished = None
