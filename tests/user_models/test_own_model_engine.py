@@ -361,3 +361,19 @@ def test_a_predict_step_that_predictions_csv_cannot_take_says_what_to_do(
     assert predicted.stderr.count("litforge: error:") == 1
     assert not (project / "runs" / model.lower() / "p" / "predictions.csv").exists()
     assert not (project / "runs" / model.lower() / "p" / "predict").exists()  # no config of a failed predict
+
+
+def test_a_resume_that_would_run_a_schedule_past_its_end_is_refused_and_leaves_the_run(project, user_cli):
+    """OneCycleLR built for the run's 8 steps: --resume auto with more epochs would step it past its end
+    (torch raises at step 9); refused in one line before a step, the finished run as it was."""
+    classes = ["--model", "usermods.OneCycleModel", "--data", "usermods.MyDataModule", *QUICK]
+    assert user_cli("fit", *classes, "--run", "c").returncode == 0
+    run = project / "runs" / "onecyclemodel" / "c"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+
+    longer = user_cli("fit", *classes, "--trainer.max_epochs", "3", "--run", "c", "--resume", "auto")
+    assert longer.returncode == 2, longer.output
+    assert "the checkpoint's OneCycleLR was built for 8 steps and this fit asks for 12" in longer.stderr
+    assert longer.stderr.count("litforge: error:") == 1 and "Traceback" not in longer.output
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
+    assert not (run / "checkpoints" / "on_exception.ckpt").exists()

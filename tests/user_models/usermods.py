@@ -377,6 +377,16 @@ class PlateauModel(LitModel):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
 
 
+class OneCycleModel(LitModel):
+    """OneCycleLR over the whole fit, stepped each batch: its length comes from the trainer."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        cycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.hparams.lr, total_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cycle, "interval": "step"}}
+
+
 class DictPredictModel(LitModel):
     """predict_step returns a dict of its own keys (predictions.csv cannot tell which is the prediction)."""
 

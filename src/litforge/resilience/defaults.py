@@ -19,6 +19,7 @@ from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, Perio
 from litforge.resilience.preemption import PreemptionCheckpoint
 from litforge.resilience.resumable_loader import ResumableTrainLoader
 from litforge.resilience.rng_state import RNGState
+from litforge.resilience.schedule_horizon import ScheduleHorizon
 from litforge.resilience.stop_request import StopRequest
 
 
@@ -28,12 +29,13 @@ def resilience_callbacks(
     checkpointing: bool = True,
     every_n_minutes: float | None = None,
 ) -> list[Callback]:
-    """The epoch-length check of mid-epoch resumes, RNG state, epoch aggregates, callback metrics, resumable train
+    """The epoch-length check of mid-epoch resumes, the LR-schedule length check of resumes, RNG state, epoch aggregates, callback metrics, resumable train
     loaders, loader-state fix, stop request and finite-loss guard; with
     ``checkpointing`` also the periodic (every ``every_n_train_steps`` steps and/or ``every_n_minutes``,
     written in the background), preemption and on-exception checkpoints into ``checkpoints``."""
     callbacks: list[Callback] = [
         SameEpochLength(),  # first: a refused resume stops before the others start
+        ScheduleHorizon(),
         RNGState(),
         EpochAggregates(),
         CallbackMetricsState(),
