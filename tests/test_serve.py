@@ -276,3 +276,16 @@ def test_image_rows_may_come_nested_as_info_shows_them() -> None:
         validate({"inputs": [[image[0].tolist(), image[1].tolist(), image[2, :3].tolist()]]}, limits)
     with pytest.raises(RequestError, match=r"inputs\[0\] has 47 values; the model takes 48 \(or nested"):
         validate({"inputs": [list(range(47))]}, limits)
+
+
+def test_host_takes_localhost_and_ip_addresses_only() -> None:
+    import argparse
+
+    from litforge.cli.serve import host_address
+
+    assert host_address("localhost") == "127.0.0.1"  # bound as loopback, as the default
+    assert [host_address(a) for a in ("127.0.0.1", "0.0.0.0", "::", "::1", "10.1.2.3")] == [
+        "127.0.0.1", "0.0.0.0", "::", "::1", "10.1.2.3"
+    ]  # fmt: skip
+    with pytest.raises(argparse.ArgumentTypeError, match="'lcalhost' is not an IP address"):
+        host_address("lcalhost")

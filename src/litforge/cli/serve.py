@@ -7,7 +7,9 @@ curl -s localhost:8000/predict -d '{"inputs": [[0, 0, 5, 13, 9, 1, 0, 0, ...]]}'
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import ipaddress
 import signal
 import socket
 from pathlib import Path
@@ -31,7 +33,21 @@ Bounded requests: --max-body-bytes, --max-rows, and --read-timeout for receiving
 SIGTERM or Ctrl+C: stop accepting, answer in-flight requests, then exit.
 """
 
-HOSTS = ("127.0.0.1", "0.0.0.0", "::")
+LITSERVE_HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe accepts
+
+
+def host_address(value: str) -> str:
+    """``--host``: an IP address of this machine's interfaces (``0.0.0.0`` or ``::`` for all of them), or
+    ``localhost`` (bound as 127.0.0.1)."""
+    if value == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an IP address: give 127.0.0.1 (or localhost), an address of this machine, or "
+            "0.0.0.0 / :: for every interface"
+        ) from None
 
 
 def build_parser() -> CommandParser:
@@ -40,7 +56,11 @@ def build_parser() -> CommandParser:
     )
     parser.add_argument("export_dir", type=Path, help="export folder written by 'litforge export'")
     parser.add_argument(
-        "--host", default="127.0.0.1", choices=HOSTS, help="interface to bind (default: 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        type=host_address,
+        help="interface to bind: 127.0.0.1 (default; or localhost), 0.0.0.0 or :: for every interface, or "
+        "one address of this machine",
     )
     parser.add_argument("--port", type=int, default=8000, help="TCP port, 1024-65535 (default: 8000)")
     parser.add_argument("--format", default=None, help="onnx, pt2 or torchscript (default: first available)")
@@ -112,6 +132,8 @@ def main(command: str, argv: list[str]) -> int:
         raise UsageError(f"--batch-timeout must be >= 0 seconds, got {args.batch_timeout}")
     if not 0 < args.read_timeout < float("inf"):
         raise UsageError(f"--read-timeout must be > 0 seconds, got {args.read_timeout}")
+    if args.backend == "litserve" and args.host not in LITSERVE_HOSTS:
+        raise UsageError(f"--host {args.host}: --backend litserve binds only {', '.join(LITSERVE_HOSTS)}")
 
     from litforge.export import metadata
     from litforge.export.artifact import Artifact
