@@ -121,6 +121,10 @@ CASES = [
         "truncated.ckpt is a truncated checkpoint (its zip archive ends",
     ),
     (["fit", "--ckpt_path", "missing.ckpt"], "--ckpt_path: no such checkpoint file: missing.ckpt"),
+    (
+        ["test", "--ckpt_path", "lats"],
+        "no such checkpoint file: lats (did you mean last, the run's last.ckpt?)",
+    ),
     (["fit", "--config", "empty.yaml"], "empty.yaml: the file is empty"),
     (["fit", "--config", "binary.yaml"], "binary.yaml: not a text file"),
     (["fit", "--config", "list.yaml"], "a config is a YAML mapping"),

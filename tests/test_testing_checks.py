@@ -167,8 +167,12 @@ def test_failure_of_one_check_does_not_stop_the_others():
 
 
 def test_unknown_check_name_is_rejected():
-    with pytest.raises(KeyError, match="unknown check 'gradient'; known: data, forward"):
+    with pytest.raises(
+        KeyError, match=r"unknown check 'gradient' \(did you mean gradients\?\); known: data, forward"
+    ):
         select_checks(only=["gradient"])
+    with pytest.raises(KeyError, match="unknown check 'speed'; known: data, forward"):
+        select_checks(only=["speed"])
 
 
 def test_an_overfit_pass_never_reads_as_a_value_equal_to_its_threshold():

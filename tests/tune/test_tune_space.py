@@ -115,7 +115,7 @@ def test_cli_rejects_unknown_flags_with_exit_2(cli, write_space) -> None:
     path = write_space(LR_SPACE)
     result = cli("tune", "--space", str(path), "--n-trails", "2")
     assert result.returncode == 2
-    assert "unrecognized argument --n-trails" in result.stderr
+    assert "unrecognized argument --n-trails (did you mean --n-trials?)" in result.stderr
     result = cli("tune", "--space", str(path), "--workers", "0")
     assert result.returncode == 2 and "--workers must be at least 1" in result.stderr
     # pruner flags that do not go together: each one line, exit 2

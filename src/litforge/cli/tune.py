@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from litforge._compat.argparse import flag_suggestion
 from litforge.cli.command_parser import CommandParser, StatedDefaultsFormatter
 from litforge.cli.errors import JobFailed, UsageError
 from litforge.tune.optuna_factories import (
@@ -101,15 +102,18 @@ def build_parser() -> CommandParser:
     return p
 
 
-def split_fit_flags(unknown: list[str]) -> list[str]:
-    """Keep the fit flags among arguments argparse does not know; anything else is a usage error."""
+def split_fit_flags(unknown: list[str], parser: CommandParser | None = None) -> list[str]:
+    """Keep the fit flags among arguments argparse does not know; anything else is a usage error (with a
+    "did you mean" for a misspelt flag of ``parser``)."""
     fit: list[str] = []
     expecting_value = False
     for token in unknown:
         if token.startswith("--"):
             name = token.split("=", 1)[0]
             if name not in FIT_FLAGS and not name.startswith(FIT_PREFIXES):
-                raise UsageError(f"tune: unrecognized argument {token} (see 'litforge tune --help')")
+                hint = flag_suggestion(parser, f"unrecognized arguments: {name}") if parser else ""
+                hint = hint or " (see 'litforge tune --help')"
+                raise UsageError(f"tune: unrecognized argument {token}{hint}")
             expecting_value = "=" not in token
         elif not expecting_value:
             raise UsageError(f"tune: unexpected argument {token!r} (see 'litforge tune --help')")
@@ -121,8 +125,9 @@ def split_fit_flags(unknown: list[str]) -> list[str]:
 
 def main(command: str, argv: list[str]) -> int:
     """Parse, validate the space against the config, run the search, write the outputs."""
-    args, unknown = build_parser().parse_known_args(argv)
-    fit_flags = split_fit_flags(unknown)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    fit_flags = split_fit_flags(unknown, parser)
     for name in ("n_trials", "workers", "grace_period", "reduction_factor", "heartbeat"):
         value = getattr(args, name)
         if value is not None and value < 1:

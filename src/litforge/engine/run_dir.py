@@ -6,6 +6,7 @@ name in lower case and ``run`` to the next free ``version_N``. A fixed ``--run N
 
 from __future__ import annotations
 
+import difflib
 import re
 import shutil
 import sys
@@ -127,7 +128,13 @@ def locate_checkpoint(
     if ckpt not in CHECKPOINT_ALIASES:
         path = Path(ckpt)
         if not path.is_file():
-            raise UsageError(f"--ckpt_path: no such checkpoint file: {path}")
+            alias = difflib.get_close_matches(ckpt, CHECKPOINT_ALIASES, n=1, cutoff=0.5)
+            hint = (
+                f" (did you mean {alias[0]}, the run's {alias[0]}.ckpt?)"
+                if alias and path.parent == Path()
+                else ""
+            )
+            raise UsageError(f"--ckpt_path: no such checkpoint file: {path}{hint}")
         return RunDir.of_checkpoint(path), path
     runs = [run] if run else existing_runs(root, experiment)
     runs = [r for r in runs if RunDir(root, experiment, r).checkpoint(ckpt).is_file()]

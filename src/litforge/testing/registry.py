@@ -3,6 +3,7 @@ PASS / FAIL / SKIP / ERROR result with its time."""
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -78,7 +79,9 @@ def select_checks(only: Iterable[str] | None = None, skip: Iterable[str] | None 
     names = [*(only or []), *(skip or [])]
     unknown = [name for name in names if name not in CHECKS]
     if unknown:
-        raise KeyError(f"unknown check {', '.join(map(repr, unknown))}; known: {', '.join(CHECKS)}")
+        close = difflib.get_close_matches(unknown[0], CHECKS, n=1, cutoff=0.7)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise KeyError(f"unknown check {', '.join(map(repr, unknown))}{hint}; known: {', '.join(CHECKS)}")
     wanted = set(only or CHECKS) - set(skip or [])
     return [check for name, check in CHECKS.items() if name in wanted]
 
