@@ -299,6 +299,16 @@ def test_a_class_path_that_cannot_be_used_says_why(user_cli, model, needle):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_missing_module_names_the_folder_litforge_runs_in_not_the_configs(project, user_cli):
+    """jsonargparse reads a config from inside its folder; the hint names where modules are imported from."""
+    (project / "configs").mkdir()
+    (project / "configs" / "mine.yaml").write_text("model:\n  class_path: mymodels.LitModel\n")
+    result = user_cli("fit", "--config", "configs/mine.yaml")
+    assert result.returncode == 2, result.output
+    assert f"no mymodels.py in the folder litforge runs in, {project}:" in result.stderr
+    assert "or add that folder to PYTHONPATH" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("flag", "needle"),
     [

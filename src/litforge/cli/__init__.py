@@ -7,10 +7,9 @@ first line is its summary. Adding a subcommand is one module plus one line in ``
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
-from litforge import __version__
+from litforge import __version__, working_folder
 from litforge.cli.errors import EXIT_USAGE, run_guarded
 from litforge.processes.heap import skip_exit_collection
 
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             f"litforge: error: unknown command '{name}'{suggestion}; see 'litforge --help'", file=sys.stderr
         )
         sys.exit(EXIT_USAGE)
-    _import_from_working_directory()
+    working_folder.remember()  # user modules import from it; errors name it
     try:  # the imports take seconds: a Ctrl+C here is as clean as one during the job
         if name in {"fit", "validate", "test", "predict", "tune", "check"}:
             from litforge.engine import runtime
@@ -78,11 +77,3 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if entry_point:  # the process ends here; a caller in the same process may go on
             skip_exit_collection()
-
-
-def _import_from_working_directory() -> None:
-    """Let class paths name modules in the current folder (``--model mymod.LitModel``), as ``python -m``
-    does. The folder goes last on ``sys.path``, so a local file never shadows an installed package."""
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.append(cwd)

@@ -10,7 +10,6 @@ import difflib
 import inspect
 import re
 import sys
-from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
@@ -26,6 +25,7 @@ from litforge.engine.config_sources import (
     section_sources,
 )
 from litforge.errors import LitforgeError, UsageError
+from litforge.working_folder import missing_module_hint
 
 _PARSER_MODE = "litforge_yaml"
 
@@ -123,8 +123,7 @@ def _class_path_problem(line: str, following: list[str]) -> str:
     detail = f"cannot use class {class_path!r}: {cause}"
     missing = re.match(r"No module named '([\w.]+)'", cause)
     if missing and class_path.startswith(missing.group(1)):
-        file = missing.group(1).split(".")[0] + ".py"
-        detail += f" (not installed, and no {file} in the current folder {Path.cwd()})"
+        detail += missing_module_hint(missing.group(1))
     absent = re.match(r"module '([\w.]+)' has no attribute '(\w+)'", cause)
     if absent and (module := sys.modules.get(absent.group(1))) is not None:
         classes = [name for name, value in vars(module).items() if isinstance(value, type)]

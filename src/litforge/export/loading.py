@@ -33,6 +33,7 @@ from litforge.predictions.forward_inputs import (
 )
 from litforge.predictions.output_head import Classes, declared_classes
 from litforge.resilience.checkpoint_file import note_if_unverified, read_checkpoint
+from litforge.working_folder import missing_module_hint
 
 
 @dataclass
@@ -63,7 +64,11 @@ def import_class(class_path: Any, base: type, where: str) -> type:
     try:
         cls = getattr(importlib.import_module(module_name), name)
     except Exception as err:  # a missing module or attribute, or a module whose own import fails
-        raise UsageError(f"{where}: cannot import '{class_path}': {type(err).__name__}: {err}") from None
+        missing = isinstance(err, ModuleNotFoundError) and err.name and module_name.startswith(err.name)
+        hint = missing_module_hint(module_name) if missing else ""
+        raise UsageError(
+            f"{where}: cannot import '{class_path}': {type(err).__name__}: {err}{hint}"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise UsageError(
             f"{where}: '{class_path}' is not a {base.__name__} subclass; refused, nothing was created"
