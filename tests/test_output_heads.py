@@ -209,6 +209,7 @@ def test_classes_come_from_the_datamodule_or_the_module() -> None:
         class_names = ["cat", "dog"]
 
     assert declared_classes(_Module(num_classes=3)) == Classes(None, 3)
+    assert declared_classes(_Module(n_classes=4)) == Classes(None, 4)
     assert declared_classes(_Module(num_classes=3), Data()) == Classes(["cat", "dog"], 2)
     assert declared_classes(_Module(label_names=["a", "b", "c"])) == Classes(["a", "b", "c"], 3)
     assert declared_classes(_Module(hidden=3)) == Classes()

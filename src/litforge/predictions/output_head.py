@@ -14,7 +14,7 @@ custom          anything else (integer outputs, several axes per sample) -> the 
 
 A module declares its head with a class attribute, ``output_head = "regression"``. Without one the head
 is inferred from forward's output for one batch and from whether the module or datamodule declares
-classes (``num_classes``, ``class_names``): integer outputs or more than one axis per sample -> custom;
+classes (``num_classes`` or ``n_classes``, ``class_names``): integer outputs or more than one axis per sample -> custom;
 one value per sample -> regression (classification when exactly two classes are declared); C values per
 sample -> classification when C classes are declared, else multi_output; multi_label when the module's
 ``predict_step`` returns the sigmoid of forward's several outputs (checked on a real batch). A module's
@@ -98,12 +98,13 @@ class Classes:
 
 def declared_classes(module: Any, datamodule: Any = None, labels: Any = None) -> Classes:
     """The classes declared by the datamodule (``class_names``, ``num_classes``) or the module
-    (``class_names`` / ``label_names``, ``num_classes`` / ``num_labels``: attribute or hyperparameter),
+    (``class_names`` / ``label_names``, ``num_classes`` / ``n_classes`` / ``num_labels``: attribute or
+    hyperparameter),
     else counted by the module's torchmetrics classification metrics (``metric_classes``), else hinted by
     ``labels``, a batch's integer class labels (``forward_inputs.labels_of``): cross-entropy targets."""
     names = _first(module, datamodule, ("class_names", "label_names"))
     names = [str(name) for name in names] if isinstance(names, (list, tuple)) and names else None
-    count = _first(module, datamodule, ("num_classes", "num_labels"))
+    count = _first(module, datamodule, ("num_classes", "n_classes", "num_labels"))
     if names:
         count = len(names)
     elif not (isinstance(count, int) and not isinstance(count, bool) and count > 0):
