@@ -150,6 +150,10 @@ class DictOut(Branchy):
     def forward(self, x):
         return {"scores": x * self.scale, "embedding": x}
 
+class TupleOut(Branchy):
+    def forward(self, x):
+        return x * self.scale, x.sum(-1)
+
 class DataBranch(Branchy):
     def forward(self, x):
         return x * self.scale if bool(x[0, 0] > 0) else -x * self.scale  # on the data: torch.export refuses
@@ -204,6 +208,16 @@ def test_a_format_that_cannot_be_exported_is_named_as_such_not_as_a_parity_failu
     # with a format that works, the message says how to export that one; a later success clears out.failed
     mixed = branchy("--format", "pt2,onnx", model="Plain")
     assert mixed.returncode == 0 and not (tmp_path / "out.failed").exists(), mixed.output
+
+
+def test_a_forward_of_several_outputs_exports_the_first_and_says_so(branchy, tmp_path: Path) -> None:
+    """A tuple of heads: the export carries the first; a note on stderr and in export.json says the rest are
+    not served, and how to serve them all."""
+    result = branchy("--format", "onnx", model="TupleOut")
+    assert result.returncode == 0, result.output
+    note = "TupleOut.forward returns 2 outputs ((2, 3), (2,)); the export carries the first only"
+    assert note in result.stderr
+    assert any(note in n for n in json.loads((tmp_path / "out" / "export.json").read_text())["source"]["notes"])
 
 
 def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_it_removed(

@@ -3,6 +3,7 @@ class defaults hold, the run's config works everywhere, checkpoints bring their 
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -342,10 +343,29 @@ def test_help_shows_the_defaults_litforge_uses(user_cli):
     assert "--artifact" in predict_help and "--input" in predict_help
 
 
+def test_a_predict_step_dict_of_tensors_gets_a_column_per_key(project, user_cli):
+    """A multi-task style predict_step, {"scores": (B, 3), "top": (B,)}: columns scores_0..2 and top, as
+    returned, one row per sample."""
+    classes = ["--model", "usermods.DictPredictModel", "--data", "usermods.MyDataModule"]
+    assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "p").returncode == 0
+    predicted = user_cli("predict", *classes, "--run", "p")
+    assert predicted.returncode == 0, predicted.output
+    with (project / "runs" / "dictpredictmodel" / "p" / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["row", "scores_0", "scores_1", "scores_2", "top"]
+    scores = [[float(r[f"scores_{i}"]) for i in range(3)] for r in rows]
+    assert [int(r["top"]) for r in rows] == [max(range(3), key=s.__getitem__) for s in scores]
+
+
 @pytest.mark.parametrize(
     ("model", "data", "code", "needle"),
     [
-        ("DictPredictModel", "MyDataModule", 2, "predict_step returned a dict with keys ['scores', 'top']"),
+        (
+            "DictWithTextPredictModel",
+            "MyDataModule",
+            2,
+            "predict_step returned a dict with keys ['scores', 'source']",
+        ),
         (
             "DefaultPredictStepModel",
             "MyDataModule",

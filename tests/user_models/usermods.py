@@ -388,11 +388,18 @@ class OneCycleModel(LitModel):
 
 
 class DictPredictModel(LitModel):
-    """predict_step returns a dict of its own keys (predictions.csv cannot tell which is the prediction)."""
+    """predict_step returns a dict of its own keys, each a tensor per sample: a column (group) per key."""
 
     def predict_step(self, batch, batch_idx):
         scores = self(batch[0])
         return {"scores": scores, "top": scores.argmax(-1)}
+
+
+class DictWithTextPredictModel(LitModel):
+    """predict_step returns a dict holding a string: predictions.csv cannot take it."""
+
+    def predict_step(self, batch, batch_idx):
+        return {"scores": self(batch[0]), "source": "batch"}
 
 
 class DefaultPredictStepModel(LitModel):

@@ -64,6 +64,14 @@ class CSVPredictionWriter(BasePredictionWriter):
     ):
         if self._writer is None:
             return
+        if (
+            named := _named_outputs(prediction)
+        ) is not None:  # {"label": logits, "score": values}: each as is
+            if self._rows == 0:
+                self._writer.writerow(csv_columns.named_header(named))
+            self._writer.writerows(csv_columns.named_rows(named, self._rows))
+            self._rows += len(next(iter(named.values())))
+            return
         if self._rows == 0:
             labels = labels_of(batch, positional_inputs(pl_module))
             classes = output_head.declared_classes(pl_module, trainer.datamodule, labels)
@@ -125,8 +133,9 @@ class CSVPredictionWriter(BasePredictionWriter):
             if values is None and scores is None:
                 raise UsageError(
                     f"predict_step returned a dict with keys {sorted(map(str, prediction))}; predictions.csv is "
-                    "written from a tensor, or from a dict with 'prediction' and/or 'probabilities': return "
-                    "one of those (nothing was written)"
+                    "written from a tensor, from a dict with 'prediction' and/or 'probabilities', or from a "
+                    "dict of tensors with one row per sample each (a column or columns per key): return one "
+                    "of those (nothing was written)"
                 )
             scores = None if scores is None else _as_numpy(scores).reshape(len(scores), -1)
             values = scores.argmax(axis=1) if values is None else _as_numpy(values)
@@ -134,6 +143,22 @@ class CSVPredictionWriter(BasePredictionWriter):
         if self._head is None:  # a dict first, a tensor later: the module changed its mind mid-run
             raise UsageError("predict_step returned a dict for the first batch and a tensor later")
         return output_head.apply_head(self._head, _as_numpy(prediction))
+
+
+def _named_outputs(prediction: Any) -> dict[str, np.ndarray] | None:
+    """A dict of tensors of one batch size, none named ``prediction``/``probabilities`` (a multi-task model's
+    heads, ``{"label": logits, "score": values}``) -> numpy arrays by key; else ``None``."""
+    if (
+        not isinstance(prediction, dict)
+        or not prediction
+        or {"prediction", "probabilities"} & set(prediction)
+    ):
+        return None
+    if not all(isinstance(v, torch.Tensor) and v.ndim >= 1 for v in prediction.values()):
+        return None
+    if len({len(v) for v in prediction.values()}) != 1:
+        return None
+    return {str(key): _as_numpy(value) for key, value in prediction.items()}
 
 
 def _as_numpy(value: Any) -> np.ndarray:

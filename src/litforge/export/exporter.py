@@ -53,6 +53,9 @@ def export_module(
     spec = export_spec(module, real_batch)
     _note_a_fixed_sequence_length(module, spec)
     example_output = eager_outputs(module, spec.inputs)
+    if (dropped := _dropped_outputs(module, spec)) is not None:
+        print(f"litforge: note: {dropped}", file=sys.stderr)
+        source = {**(source or {}), "notes": [*(source or {}).get("notes", []), dropped]}
     classes = classes or output_head.declared_classes(module)
     floating = np.issubdtype(example_output.dtype, np.floating)
     head, why = output_head.resolve_head(
@@ -166,6 +169,23 @@ def _benchmark(
     for entry in figures.values():
         entry["speedup_batch1_vs_eager"] = base / entry["latency_ms_batch1"]
     return {"torch_threads": torch.get_num_threads(), "results": figures}
+
+
+def _dropped_outputs(module: torch.nn.Module, spec: ExportSpec) -> str | None:
+    """What is left out when ``forward`` returns several tensors (a tuple of heads): the export carries the
+    first, so serve and predict --artifact answer it alone; ``None`` for one output."""
+    with torch.inference_mode():
+        output = module(*spec.inputs)
+    if not isinstance(output, (tuple, list)) or len(output) < 2:
+        return None
+    shapes = ", ".join(
+        str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__ for t in output
+    )
+    return (
+        f"{type(module).__name__}.forward returns {len(output)} outputs ({shapes}); the export carries the "
+        "first only, and serve and predict --artifact answer it alone: to serve every head, return one tensor "
+        "from forward (torch.cat of the heads), or export a module whose forward returns the head to serve"
+    )
 
 
 def _note_a_fixed_sequence_length(module: torch.nn.Module, spec: ExportSpec) -> None:

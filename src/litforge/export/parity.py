@@ -129,8 +129,9 @@ def eager_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> 
             else type(output).__name__
         )
         raise UsageError(
-            f"{type(module).__name__}.forward() returns {kind}; an export carries one output tensor: "
-            "return the tensor from forward() (keep the dict in predict_step) and export again"
+            f"{type(module).__name__}.forward() returns {kind}; an export carries one output tensor: return "
+            "one tensor from forward() (the head to serve, or torch.cat of the heads; training_step can still "
+            "compute each loss from it) and export again"
         )
     return output.detach().cpu().numpy()
 

@@ -11,6 +11,9 @@ litforge predict --artifact runs/classifier/v0/export --input rows.csv   # -> ro
 - regression (or any one value per sample): ``prediction``;
 - multi_output / custom: ``prediction_0 ... prediction_<K-1>`` (several values per sample, flattened).
 
+A ``predict_step`` that returns a dict of per-sample tensors (a multi-task model's heads) gets a column per
+key, ``<key>`` for one value per sample, else ``<key>_0 ... <key>_<K-1>``: the values as returned.
+
 Numbers are written in their shortest exact form for their dtype (float32 round-trips).
 """
 
@@ -65,3 +68,19 @@ def labels(predictions: Predictions, class_names: Sequence[str] | None) -> list[
     if not class_names or probabilities is None or len(class_names) != probabilities.shape[1]:
         return None
     return [str(name) for name in class_names]
+
+
+def named_header(outputs: dict[str, np.ndarray]) -> list[str]:
+    """``row``, then ``key`` (one value per sample) or ``key_0 ... key_<K-1>`` for each named output."""
+    columns = ["row"]
+    for key, values in outputs.items():
+        width = int(np.prod(values.shape[1:]))
+        columns += [key] if values.ndim == 1 else [f"{key}_{i}" for i in range(width)]
+    return columns
+
+
+def named_rows(outputs: dict[str, np.ndarray], first_row: int = 0) -> Iterator[list[str]]:
+    """One list of cells per sample, in ``named_header``'s order, numbered from ``first_row``."""
+    flat = [values.reshape(len(values), -1) for values in outputs.values()]
+    for i in range(len(flat[0])):
+        yield [str(first_row + i), *(str(v) for values in flat for v in values[i])]
