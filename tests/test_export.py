@@ -217,7 +217,9 @@ def test_a_forward_of_several_outputs_exports_the_first_and_says_so(branchy, tmp
     assert result.returncode == 0, result.output
     note = "TupleOut.forward returns 2 outputs ((2, 3), (2,)); the export carries the first only"
     assert note in result.stderr
-    assert any(note in n for n in json.loads((tmp_path / "out" / "export.json").read_text())["source"]["notes"])
+    assert any(
+        note in n for n in json.loads((tmp_path / "out" / "export.json").read_text())["source"]["notes"]
+    )
 
 
 def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_it_removed(

@@ -50,11 +50,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _eager(project: Path, rows: list[list[int]]) -> np.ndarray:
-    """The trained TokenClassifier's outputs, one row at a time, as the user's own code computes them."""
+    """The trained TokenClassifier's class probabilities, one row at a time, from the user's own code (its
+    integer labels make its two outputs class scores: predictions.csv and serve answer their softmax)."""
     ckpt = project / "runs" / "tokenclassifier" / "r" / "checkpoints" / "last.ckpt"
     model = usermods.TokenClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
     with torch.no_grad():
-        return np.concatenate([model(torch.tensor([row])).numpy() for row in rows])
+        return np.concatenate([model(torch.tensor([row])).softmax(-1).numpy() for row in rows])
+
+
+def _probabilities(path: Path) -> np.ndarray:
+    """The prob_* columns of a predictions CSV (its prediction column is their argmax)."""
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    probabilities = np.array([[float(v) for k, v in row.items() if k.startswith("prob_")] for row in rows])
+    assert [int(row["prediction"]) for row in rows] == probabilities.argmax(1).tolist()
+    return probabilities
 
 
 def test_export_records_a_dynamic_sequence_axis_and_passes_parity(trained: Path) -> None:
@@ -98,8 +108,7 @@ def test_predict_artifact_reads_lines_of_several_lengths_in_file_order(trained: 
             "predict", "--artifact", str(export), "--input", "ragged.csv", "--format", fmt, cwd=trained
         )
         assert result.returncode == 0, result.output[-3000:]
-        with (trained / "ragged.predictions.csv").open() as handle:
-            written = [[float(v) for k, v in row.items() if k != "row"] for row in csv.DictReader(handle)]
+        written = _probabilities(trained / "ragged.predictions.csv")
         np.testing.assert_allclose(written, _eager(trained, ROWS), rtol=1e-4, atol=1e-5)
 
 
@@ -118,7 +127,7 @@ def test_serve_answers_requests_of_several_lengths_batched_together(trained: Pat
         finally:
             stop_server(server)
     assert [a.status_code for a in answers] == [200] * len(bodies), [a.text for a in answers]
-    served = np.array([a.json()["predictions"][1] for a in answers])
+    served = np.array([a.json()["probabilities"][1] for a in answers])
     np.testing.assert_allclose(served, _eager(trained, ROWS), rtol=1e-4, atol=1e-5)
     assert mixed.status_code == 422 and "share one length" in mixed.json()["detail"], mixed.text
     assert health.status_code == 200  # a refused request leaves the server serving
@@ -130,7 +139,7 @@ def test_one_model_call_per_length_in_a_batch(trained: Path) -> None:
     counters = Counters()
     answers = infer(artifact, parts, counters)
     expected = _eager(trained, [ROWS[0], ROWS[1], ROWS[3]])
-    np.testing.assert_allclose([a["predictions"][0] for a in answers], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose([a["probabilities"][0] for a in answers], expected, rtol=1e-4, atol=1e-5)
     assert counters.snapshot() == {"requests": 3, "model_calls": 2, "rows": 3}  # lengths 5, 2, 5
 
 
@@ -144,9 +153,9 @@ def test_a_model_of_tokens_and_lengths_predicts_from_a_npz_and_serves_named_inpu
     ckpt = trained / "runs" / "lengthsclassifier" / "r" / "checkpoints" / "last.ckpt"
     model = usermods.LengthsClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
     with torch.no_grad():
-        expected = model(torch.from_numpy(tokens), torch.from_numpy(lengths)).numpy()
+        expected = model(torch.from_numpy(tokens), torch.from_numpy(lengths)).softmax(-1).numpy()
 
-    # from the checkpoint: the user's predict_step(tokens, lengths), its (B, 2) outputs as columns
+    # from the checkpoint: the user's predict_step(tokens, lengths), its (B, 2) class scores as probabilities
     from_checkpoint = run_cli("predict", "--ckpt_path", str(ckpt), cwd=trained)
     assert from_checkpoint.returncode == 0, from_checkpoint.output[-3000:]
     assert len((ckpt.parents[1] / "predictions.csv").read_text().splitlines()) == 1 + 32  # the 32 val rows
@@ -154,9 +163,9 @@ def test_a_model_of_tokens_and_lengths_predicts_from_a_npz_and_serves_named_inpu
     np.savez(trained / "pairs.npz", tokens=tokens, lengths=lengths)
     result = run_cli("predict", "--artifact", str(export), "--input", "pairs.npz", cwd=trained)
     assert result.returncode == 0, result.output[-3000:]
-    with (trained / "pairs.npz.predictions.csv").open() as handle:
-        written = [[float(v) for k, v in row.items() if k != "row"] for row in csv.DictReader(handle)]
-    np.testing.assert_allclose(written, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        _probabilities(trained / "pairs.npz.predictions.csv"), expected, rtol=1e-4, atol=1e-5
+    )
     (trained / "rows.csv").write_text("1,2,3\n")
     refused = run_cli("predict", "--artifact", str(export), "--input", "rows.csv", cwd=trained)
     assert refused.returncode == 2 and "takes 2 inputs (tokens, lengths)" in refused.stderr, refused.output
@@ -185,7 +194,7 @@ def test_a_model_of_tokens_and_lengths_predicts_from_a_npz_and_serves_named_inpu
                 stop_server(server)
         assert [a.status_code for a in answers] == [200, 422] * 4, [a.text for a in answers]
         for answer in answers[::2]:
-            np.testing.assert_allclose(answer.json()["predictions"], expected, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(answer.json()["probabilities"], expected, rtol=1e-4, atol=1e-5)
         assert "the model cannot run on these inputs" in answers[1].json()["detail"]
         assert unnamed.status_code == 422, unnamed.text
         assert '{"tokens": [...], "lengths": [...]}' in unnamed.json()["detail"]
