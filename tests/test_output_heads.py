@@ -145,6 +145,7 @@ def test_checkpoint_artifact_and_server_predict_alike(cli, tmp_path: Path, kind:
     record = json.loads((tmp_path / "exported" / "export.json").read_text())
     assert record["output_head"] == kind
     assert record["class_labels"] is None
+    assert record["outputs"][0]["name"] == ("logits" if kind == "classification" else "output")
     artifact = cli("predict", "--artifact", "exported", "--input", "rows.npy", "--output", "artifact.csv")
     assert artifact.returncode == 0, artifact.output
 

@@ -19,7 +19,7 @@ from litforge.export import metadata
 from litforge.export.formats import format_module, load_runner
 from litforge.export.input_values import embedding_ranges
 from litforge.export.parity import eager_outputs, parity_cases, random_inputs, verify
-from litforge.export.spec import ExportSpec, export_spec
+from litforge.export.spec import ExportSpec, export_spec, named_outputs
 from litforge.export.timing import measure
 from litforge.predictions import output_head
 
@@ -61,6 +61,7 @@ def export_module(
     head, why = output_head.resolve_head(
         module, example_output.shape[1:], floating, classes, predict_step_sigmoid=predict_step_sigmoid
     )
+    spec = named_outputs(spec, head)
     out.mkdir(parents=True, exist_ok=True)
     real = real_inputs or ((real_batch,) if real_batch is not None else None)
     cases = parity_cases(spec, real)
