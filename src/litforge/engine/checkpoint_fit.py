@@ -47,11 +47,12 @@ def check_same_model_class(
         )
 
 
-def check_checkpoint_fits(path: Path, model: torch.nn.Module) -> None:
+def check_checkpoint_fits(path: Path, model: torch.nn.Module, typed: dict[str, Any] | None = None) -> None:
     """Refuse a checkpoint whose weights cannot be loaded into ``model``, before any work starts.
 
     Compares names and shapes (compiled submodules' ``_orig_mod.`` ignored on both sides). Parameters
-    the model creates later (lazy, ``configure_model``) are left to the load itself.
+    the model creates later (lazy, ``configure_model``) are left to the load itself. ``typed``: the
+    ``--model.NAME`` values of the command line that replaced the checkpoint's; the error then names them.
 
     Raises:
         UsageError: naming the file, the model class and the first mismatch.
@@ -60,6 +61,9 @@ def check_checkpoint_fits(path: Path, model: torch.nn.Module) -> None:
     own = _shapes(uncompiled_state_dict(model.state_dict()))
     name = type(model).__name__
     hint = "pass the config of the run that wrote it (--config <run>/config.yaml) or a matching checkpoint"
+    if typed:
+        flags = " ".join(f"--model.{key} {value}" for key, value in typed.items())
+        hint = f"{flags} changed the model the weights were saved from: leave it out to use the checkpoint's"
     if own and saved and not own.keys() & saved.keys():
         example = next(iter(saved))
         raise UsageError(

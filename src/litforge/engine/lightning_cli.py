@@ -351,6 +351,8 @@ class LitforgeCLI(HookedLightningCLI):
             return None
         if self.subcommand:
             _check_model_can(self.subcommand, self.model)  # before the trainer prints its start-up lines
+        if ckpt_path := self.config_value(self.config, "ckpt_path"):
+            check_checkpoint_fits(Path(ckpt_path), self.model, self._model_args_changed)
         subcommand = self.subcommand or "fit"
         trainer_config = self.config_value(self.config_init, "trainer", default={})
         given = list(as_list(trainer_config.get("callbacks")))
@@ -426,7 +428,6 @@ class LitforgeCLI(HookedLightningCLI):
             return
         ckpt_path = self.config_value(self.config, "ckpt_path")
         if ckpt_path:
-            check_checkpoint_fits(Path(ckpt_path), self.model)
             note_if_unverified(Path(ckpt_path))
         # One process per run folder; DDP ranks that rank 0 started share its run and take no lock.
         lock = RunLock(self.run_dir.path) if subcommand == "fit" and self.run_dir and is_run_owner() else None
