@@ -400,3 +400,15 @@ def test_fit_naming_no_model_refuses_a_run_name_of_another_experiment(tmp_path):
     assert result.returncode == 2, result.output
     assert "--run r is a run of experiment mine; this command names no model" in result.stderr
     assert not (tmp_path / "runs" / "classifier").exists()
+
+
+def test_a_missing_relative_file_names_the_folder_it_was_looked_for_in(tmp_path, monkeypatch) -> None:
+    """A run's `data_dir: data` read from another folder: the failure says where a relative path points."""
+    from litforge import working_folder
+    from litforge.engine.failures import describe
+
+    monkeypatch.chdir(tmp_path)
+    working_folder.remember()
+    relative = describe(FileNotFoundError(2, "No such file or directory", "data/train.csv"))
+    assert f"a relative path is read from the folder litforge runs in, {tmp_path}" in relative
+    assert "relative path" not in describe(FileNotFoundError(2, "No such file", "/abs/train.csv"))

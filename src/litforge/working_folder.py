@@ -23,6 +23,11 @@ def remember() -> None:
         sys.path.append(cwd)
 
 
+def started_in() -> Path:
+    """The folder the command started in (``remember``)."""
+    return _STARTED_IN[0]
+
+
 def missing_module_hint(module: str) -> str:
     """`` (not installed, and no mymod.py in the folder litforge runs in, /work: ...)`` for a missing module."""
     file = module.split(".")[0] + ".py"

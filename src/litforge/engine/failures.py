@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import litforge
+from litforge import working_folder
 from litforge.errors import HINT, JobFailed, UsageError
 
 _MAX_MESSAGE = 600
@@ -50,7 +51,17 @@ def describe(error: BaseException) -> str:
         text = text[:_MAX_MESSAGE] + " ..."
     described = f"{type(error).__name__}: {text}" if text else type(error).__name__
     hints = [note for note in getattr(error, "__notes__", []) if note.startswith(HINT)]
-    return " ".join([described, *hints])
+    return " ".join([described, *hints, *_relative_path_hint(error)])
+
+
+def _relative_path_hint(error: BaseException) -> list[str]:
+    """A missing file named by a relative path (a run's ``data_dir: data``) is looked for from the folder
+    litforge runs in, not from the run's or the config's: say which folder that was."""
+    name = getattr(error, "filename", None)
+    if not isinstance(error, FileNotFoundError) or not isinstance(name, str) or Path(name).is_absolute():
+        return []
+    return [f"{HINT}a relative path is read from the folder litforge runs in, {working_folder.started_in()}: "
+            "run it from the folder the run was trained in, or give an absolute path)"]  # fmt: skip
 
 
 def is_trainer_misconfiguration(error: BaseException) -> bool:
