@@ -348,3 +348,24 @@ def test_a_trial_reports_once_per_epoch_however_often_it_validates(val_check_int
     trainer.fit(_LoggingBoring())
     assert reports == [0, 1, 2]
     assert len(tracker.values) == 3
+
+
+def test_rungs_past_the_trials_last_epoch_are_named_with_rungs_that_fit(capsys) -> None:
+    """The default rungs 1:4,6:3 under --trainer.max_epochs 4: rung 6:3 never prunes, and the note says so."""
+    from types import SimpleNamespace
+
+    from litforge.tune.run import _note_rungs_past_the_end
+    from litforge.tune.rungs import Rung
+
+    def fit(max_epochs: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            resolve=lambda _: SimpleNamespace(trainer=SimpleNamespace(max_epochs=max_epochs))
+        )
+
+    _note_rungs_past_the_end(SimpleNamespace(pruner="rungs", rungs=()), fit(4))
+    assert "rung 6:3 falls at or after the trials' last epoch (4) and never prunes" in capsys.readouterr().err
+    _note_rungs_past_the_end(SimpleNamespace(pruner="rungs", rungs=(Rung(1, 2), Rung(2, 3))), fit(4))
+    _note_rungs_past_the_end(SimpleNamespace(pruner="median", rungs=()), fit(2))
+    assert capsys.readouterr().err == ""
+    _note_rungs_past_the_end(SimpleNamespace(pruner="rungs", rungs=()), fit(1))
+    assert "e.g. --pruner none" in capsys.readouterr().err

@@ -88,6 +88,7 @@ def _search_and_report(
     else:
         from litforge.tune.optuna_backend import run_optuna
 
+        _note_rungs_past_the_end(plan, fit)
         search = _optuna_search(plan, space, runner)
         try:
             study = run_optuna(search)
@@ -110,6 +111,27 @@ def _search_and_report(
     if interrupted is not None:
         raise interrupted
     return best
+
+
+def _note_rungs_past_the_end(plan: SearchPlan, fit: SearchConfig) -> None:
+    """The rungs pruner's rungs at or past the trials' last epoch never prune: say so (the default rungs
+    1:4,6:3 under --trainer.max_epochs 4)."""
+    from litforge.tune.optuna_factories import DEFAULT_RUNGS
+    from litforge.tune.rungs import parse_rungs
+
+    max_epochs = fit.resolve({}).trainer.max_epochs
+    if plan.pruner != "rungs" or not isinstance(max_epochs, int) or max_epochs < 1:
+        return
+    rungs = plan.rungs or parse_rungs(DEFAULT_RUNGS)
+    idle = [str(rung) for rung in rungs if rung.epochs >= max_epochs]
+    if idle:
+        middle = max_epochs // 2
+        within = "--pruner none" if max_epochs == 1 else f"--rungs 1:4{f',{middle}:3' if middle > 1 else ''}"
+        print(
+            f"litforge: note: rung {', '.join(idle)} falls at or after the trials' last epoch ({max_epochs}) and "
+            f"never prunes; set rungs within it, e.g. {within}",
+            file=sys.stderr,
+        )
 
 
 def _optuna_search(plan: SearchPlan, space: SearchSpace, runner: TrialRunner) -> Any:
