@@ -123,8 +123,8 @@ def _is_step_row(row: str, header: str) -> bool:
 @pytest.mark.parametrize(
     ("signum", "exit_code", "said"),
     [
-        (signal.SIGTERM, EXIT_PREEMPTED, "preempted by SIGTERM: saved"),
-        (signal.SIGINT, EXIT_INTERRUPTED, "interrupted by Ctrl+C: saved"),
+        (signal.SIGTERM, EXIT_PREEMPTED, "litforge: stopped: preempted by SIGTERM: saved"),
+        (signal.SIGINT, EXIT_INTERRUPTED, "litforge: stopped: interrupted by Ctrl+C: saved"),
     ],
 )
 def test_sigterm_or_ctrl_c_checkpoints_at_a_step_boundary_and_exits_75_or_130(

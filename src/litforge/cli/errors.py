@@ -34,7 +34,8 @@ def fail(error: BaseException, debug: bool) -> NoReturn:
         traceback.print_exception(error)
     else:
         message = " ".join(str(error).split()) or type(error).__name__
-        print(f"litforge: error: {message}", file=sys.stderr)
+        kind = getattr(error, "kind", "error")  # "stopped" for a preemption or Ctrl+C: nothing went wrong
+        print(f"litforge: {kind}: {message}", file=sys.stderr)
         if detail := getattr(error, "detail", ""):  # e.g. the user's frames of a failed fit
             print(detail.rstrip("\n"), file=sys.stderr)
     sys.exit(getattr(error, "exit_code", EXIT_FAILED))

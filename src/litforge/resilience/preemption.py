@@ -32,6 +32,7 @@ class Preempted(LitforgeError):
     """Training stopped on a preemption signal after saving a checkpoint (exit 75)."""
 
     exit_code = EXIT_PREEMPTED
+    kind = "stopped"  # printed as "litforge: stopped: ...": the run asked to stop, nothing failed
 
 
 class Interrupted(Preempted):
