@@ -129,3 +129,20 @@ def test_a_resume_that_fails_before_training_a_step_leaves_the_run_as_it_was(cli
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == checkpoints  # no on_exception.ckpt
     again = cli("fit", "--run", "r", "--resume", "auto", env=env)
     assert again.returncode == 0 and "already finished at step 4" in again.output, again.output
+
+
+def test_a_resume_with_other_data_settings_than_the_runs_says_which(cli, tmp_path: Path) -> None:
+    """The command retyped with another --data flag than the run was started with: a note names it (the
+    run goes on with it); the run's own config.yaml alone says nothing."""
+    named = ["--model", "Classifier", "--data", "DigitsDataModule", *TINY]  # not the run's config.yaml
+    assert cli("fit", *named, "--run", "r").returncode == 0
+    (tmp_path / "runs" / "classifier" / "r" / "finished.json").unlink()  # as if it had died at its end
+    changed = cli("fit", *named, "--data.batch_size", "16", "--run", "r", "--resume", "auto")
+    assert changed.returncode == 0, changed.output
+    assert (
+        "this command's data differs from runs/classifier/r/config.yaml's: batch_size 32 -> 16"
+        in changed.stderr
+    )
+    (tmp_path / "runs" / "classifier" / "r" / "finished.json").unlink()
+    own = cli("fit", "--run", "r", "--resume", "auto")
+    assert own.returncode == 0 and "differs" not in own.stderr, own.output

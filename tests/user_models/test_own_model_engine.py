@@ -125,7 +125,9 @@ def test_model_flags_typed_with_a_checkpoint_win_over_its_hyperparameters(traine
     refused = user_cli("test", "--config", config, "--ckpt_path", last, "--model.hidden_dim", "8")
     assert refused.returncode == 2, refused.output
     assert "does not fit LitModel" in refused.stderr and "Traceback" not in refused.output
-    assert "--model.hidden_dim 8 changed the model the weights were saved from: leave it out" in refused.stderr
+    assert (
+        "--model.hidden_dim 8 changed the model the weights were saved from: leave it out" in refused.stderr
+    )
     assert "GPU available" not in refused.output  # refused before the trainer is built
 
 

@@ -48,6 +48,7 @@ from litforge.engine.run_dir import (
     RunDir,
 )
 from litforge.engine.run_resolution import (
+    note_data_changed_since,
     refuse_another_experiments_run,
     resolve_evaluation_run,
     resolve_fit_run,
@@ -343,6 +344,8 @@ class LitforgeCLI(HookedLightningCLI):
         limits = tuple(key for key in ("max_epochs", "max_steps") if self.command_line.sets(f"trainer.{key}"))
         fit = resolve_fit_run(config, limits)
         self.finished_run, self._new_folder = fit.finished, fit.new_folder
+        if config.get("ckpt_path") and fit.finished is None and config.get("resume") not in (None, "never"):
+            note_data_changed_since(fit.run, config, self.command_line.config_files)
         return fit.run
 
     # -- trainer -----------------------------------------------------------------------------------

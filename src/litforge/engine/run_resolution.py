@@ -20,6 +20,7 @@ from litforge.engine.config_sources import (
     CommandLine,
     class_path_of,
     default_class_path,
+    read_config_file,
     scan,
 )
 from litforge.engine.run_dir import (
@@ -294,3 +295,36 @@ def _first_missing(path: Path) -> Path | None:
             break
         missing = folder
     return missing
+
+
+def note_data_changed_since(run: RunDir, config: Namespace, config_files: list[Path]) -> None:
+    """A resume whose data settings differ from the run's own config.yaml (a command retyped without a
+    ``--data.*`` flag the run was started with) says which, in one note: the run goes on with this command's
+    data. Nothing when the run's config.yaml is among the command's config files."""
+    if not run.config.is_file() or any(path.resolve() == run.config.resolve() for path in config_files):
+        return
+    try:
+        saved = read_config_file(run.config).get("data")
+    except UsageError:
+        return
+    current = config.get("data")
+    current = current.as_dict() if isinstance(current, Namespace) else current
+    if not isinstance(saved, dict) or not isinstance(current, dict):
+        return
+    changes = []
+    if saved.get("class_path") != current.get("class_path"):
+        changes.append(f"class {saved.get('class_path')} -> {current.get('class_path')}")
+    else:
+        before, now = saved.get("init_args") or {}, current.get("init_args") or {}
+        changes += [
+            f"{key} {before.get(key)!r} -> {now.get(key)!r}"
+            for key in sorted(set(before) | set(now))
+            if before.get(key) != now.get(key)
+        ]
+    if changes and os.environ.get("LOCAL_RANK", "0") == "0":
+        print(
+            f"litforge: note: this command's data differs from {run.config}'s: {'; '.join(changes[:5])}"
+            f"{' ...' if len(changes) > 5 else ''}; the run goes on with this command's (give the --data "
+            "flags of the run, or continue it with `--run NAME --resume auto` alone)",
+            file=sys.stderr,
+        )
