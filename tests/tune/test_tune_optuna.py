@@ -86,6 +86,10 @@ def test_rung_pruner_cuts_at_its_rungs_only(cli, tmp_path, write_space, metric) 
         (1e-6, "PRUNED", "1"),
     ]
     assert all(r["epochs"] == "3" for r in rows if r["state"] == "COMPLETE") and len(rows) == 6
+    # each trial's best.ckpt is chosen by the search's metric (with no validation loop too)
+    assert "so the run has checkpoints/last.ckpt but no best.ckpt" not in result.stderr
+    best = min((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: float(r[metric]))
+    assert (out / "trials" / best["number"] / "checkpoints" / "best.ckpt").is_file()
 
 
 @pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one

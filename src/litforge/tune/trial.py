@@ -171,6 +171,9 @@ class TrialRunner:
                 # checkpoints would never be resumed from: only last.ckpt / best.ckpt at epoch ends.
                 "checkpoint_every_n_steps": 0,
                 "checkpoint_every_n_minutes": None,
+                # best.ckpt by the search's metric: the one the kept trials are ranked by
+                "monitor": self.metric,
+                "monitor_mode": "max" if self.maximize else "min",
             }
         )
 
