@@ -125,6 +125,7 @@ CASES = [
         ["test", "--ckpt_path", "lats"],
         "no such checkpoint file: lats (did you mean last, the run's last.ckpt?)",
     ),
+    (["fit", "--run", "r", "--resume", "aut"], "no such file: aut (did you mean auto?)"),
     (["fit", "--config", "empty.yaml"], "empty.yaml: the file is empty"),
     (["fit", "--config", "binary.yaml"], "binary.yaml: not a text file"),
     (["fit", "--config", "list.yaml"], "a config is a YAML mapping"),

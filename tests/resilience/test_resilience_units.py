@@ -403,3 +403,29 @@ def test_a_failed_evaluation_leaves_its_folder_as_it_found_it(tmp_path: Path) ->
     (tmp_path / "test" / "config.yaml").write_text("model: failed\n")
     made.restore()
     assert not (tmp_path / "test").exists()
+
+
+def test_a_restored_schedule_shorter_than_asked_is_refused_and_a_longer_one_noted(capsys) -> None:
+    """OneCycleLR restored with total_steps=100: a fit of 150 steps is refused before a step; one of 50 (a
+    smaller max_epochs on resume) goes on with a note; CosineAnnealingLR by its T_max alike."""
+    from types import SimpleNamespace
+
+    from litforge.resilience.schedule_horizon import ScheduleHorizon
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    cycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=100)
+    trainer = SimpleNamespace(
+        lr_scheduler_configs=[SimpleNamespace(scheduler=cycle, interval="step")], is_global_zero=True
+    )
+    check = ScheduleHorizon()
+    check.built = [150]
+    with pytest.raises(UsageError, match="OneCycleLR was built for 100 steps and this fit asks for 150"):
+        check.on_train_start(trainer, None)
+    check.built = [50]
+    check.on_train_start(trainer, None)
+    assert "built for 100 steps and this fit ends after 50" in capsys.readouterr().err
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10)
+    trainer.lr_scheduler_configs = [SimpleNamespace(scheduler=cosine, interval="epoch")]
+    check.built = [20]
+    with pytest.raises(UsageError, match="10 epochs and this fit asks for 20: past its end it raises the"):
+        check.on_train_start(trainer, None)

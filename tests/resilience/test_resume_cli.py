@@ -104,6 +104,7 @@ def test_a_larger_max_epochs_trains_a_finished_run_on_and_the_same_command_again
     assert TINY[:2] == ["--trainer.max_epochs", "1"]
     retyped = cli("fit", *untyped)
     assert retyped.returncode == 0 and "already finished at step 4" in retyped.output, retyped.output
+    assert "to train it further, pass a larger --trainer.max_epochs than its 1" in retyped.output
     longer = cli("fit", *TINY, "--trainer.max_epochs", "2", "--run", "r", "--resume", "auto")
     assert longer.returncode == 0, longer.output
     assert "had finished; --trainer.max_epochs 2 (it ended at its max_epochs 1) trains it on" in longer.stderr

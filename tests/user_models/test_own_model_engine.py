@@ -233,6 +233,8 @@ def test_a_run_name_that_does_not_exist_lists_the_runs_that_do(trained, user_cli
     result = user_cli("test", "--run", "p2")
     assert result.returncode == 2, result.output
     assert "--run p2: no such run under runs (runs there: litmodel/p1)" in result.stderr
+    typo = user_cli("test", "--run", "p11")
+    assert "--run p11: no such run under runs (did you mean p1 (litmodel/p1)? runs there:" in typo.stderr
 
 
 def test_reusing_a_run_name_needs_resume_or_overwrite(trained, user_cli):
@@ -265,6 +267,10 @@ def test_resume_by_run_name_alone_continues_that_run_with_its_config(trained, pr
     assert "--model.lr" not in resumed.output and "Seed set" not in resumed.output
     assert "GPU available" not in resumed.output
     assert not (project / "runs" / "classifier").exists()  # not the packaged digits model in a new folder
+    # a misspelt run name would start the packaged classifier under the typo: refused, with the real one
+    typo = user_cli("fit", "--run", "pp1", "--resume", "auto")
+    assert typo.returncode == 2 and "--run pp1: no such run to resume (did you mean p1," in typo.stderr
+    assert not (project / "runs" / "classifier").exists()
     shutil.copytree(trained, project / "runs" / "other" / "p1")
     ambiguous = user_cli("fit", "--run", "p1", "--resume", "auto")
     assert ambiguous.returncode == 2, ambiguous.output

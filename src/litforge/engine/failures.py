@@ -38,7 +38,7 @@ class BuildFailed(UsageError):
     def from_exception(cls, error: BaseException) -> BuildFailed:
         error = _unwrapped(error)
         built = _class_being_built(error)
-        what = f"{built.__module__}.{built.__qualname__}" if built else "the model/data"
+        what = f"{built.__module__}.{built.__qualname__}" if built else "the config's classes"
         # litforge's own classes check their arguments with messages that say it all: no frames
         own_class = built is not None and built.__module__.split(".")[0] == "litforge"
         return cls(f"building {what} failed: {describe(error)}", "" if own_class else frames_detail(error))
@@ -60,8 +60,8 @@ def _relative_path_hint(error: BaseException) -> list[str]:
     name = getattr(error, "filename", None)
     if not isinstance(error, FileNotFoundError) or not isinstance(name, str) or Path(name).is_absolute():
         return []
-    return [f"{HINT}a relative path is read from the folder litforge runs in, {working_folder.started_in()}: "
-            "run it from the folder the run was trained in, or give an absolute path)"]  # fmt: skip
+    return [f"{HINT}a relative path is read from the folder litforge runs in, {working_folder.started_in()}; "
+            "a run's config keeps paths as they were typed, so run it from where they hold, or give absolute paths)"]  # fmt: skip
 
 
 def is_trainer_misconfiguration(error: BaseException) -> bool:

@@ -70,7 +70,13 @@ from litforge.resilience import DEFAULT_EVERY_N_STEPS, AtomicCheckpointIO, Inter
 from litforge.resilience.changed_optimizer_settings import ChangedOptimizerSettings
 from litforge.resilience.checkpoint_file import note_if_unverified
 from litforge.resilience.elastic_restart import init_process_group_for_restart
-from litforge.resilience.resume import clear_finished, finish_record, mark_finished, remove_killed_writes
+from litforge.resilience.resume import (
+    clear_finished,
+    finish_record,
+    further_hint,
+    mark_finished,
+    remove_killed_writes,
+)
 from litforge.resilience.run_lock import RunLock, is_run_owner
 
 __all__ = ["LitforgeCLI"]
@@ -424,8 +430,7 @@ class LitforgeCLI(HookedLightningCLI):
             if is_run_owner() and not self.quiet:
                 print(
                     f"run {self.run_dir.path if self.run_dir else '?'} already finished at step "
-                    f"{self.finished_run.get('global_step')}; nothing to do (delete its finished.json to "
-                    "train on)",
+                    f"{self.finished_run.get('global_step')}; nothing to do ({further_hint(self.finished_run)})",
                     flush=True,
                 )
             return

@@ -191,7 +191,10 @@ def _default_alias(root: Path, experiment: str, run: str | None) -> str:
         listing = (
             f"runs there: {', '.join(held[:8])}{', ...' if len(held) > 8 else ''}" if held else "none yet"
         )
-        raise UsageError(f"--run {run}: no such run under {root} ({listing})")
+        names = {held_run.split("/")[1]: held_run for held_run in held}
+        close = difflib.get_close_matches(run, list(names), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]} ({names[close[0]]})? " if close else ""
+        raise UsageError(f"--run {run}: no such run under {root} ({hint}{listing})")
     where = root / experiment / run if run else root / experiment
     raise UsageError(
         f"no --ckpt_path given and no checkpoint under {where}; train with 'litforge fit' or pass "

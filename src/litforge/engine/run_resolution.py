@@ -7,6 +7,7 @@ litforge test --run my-run                       # the run's best.ckpt with its 
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from dataclasses import dataclass
@@ -230,6 +231,7 @@ def with_resumed_runs_config(line: CommandLine) -> CommandLine:
     if len(homes) > 1:
         raise UsageError(f"--run {name} exists in several experiments ({', '.join(homes)}): add --experiment")
     if not homes:
+        _refuse_a_misspelt_run(root, name, experiment)
         return line  # a new run: --resume auto starts it
     config = RunDir(root, homes[0], name).config
     if os.environ.get("LOCAL_RANK", "0") == "0":
@@ -255,6 +257,27 @@ def refuse_another_experiments_run(line: CommandLine) -> None:
             f"train the packaged classifier under that name: --resume auto continues {name} with its own "
             f"config, --model/--config names yours, --experiment {default} trains the classifier anyway"
         )
+
+
+def _refuse_a_misspelt_run(root: Path, name: str, experiment: str | None) -> None:
+    """``--run frist --resume auto`` naming no model: no run is called that, but ``first`` is. Starting a new
+    run would train the packaged classifier (or ``--experiment``'s) under the typo, silently: refused when
+    the close name is a run of another experiment (a model of the user's), noted when it is of the same."""
+    this = experiment or experiment_name(default_class_path("model"))
+    runs = {path.parent.name: path.parent.parent.name for path in root.glob("*/*/config.yaml")}
+    close = difflib.get_close_matches(name, list(runs), n=1, cutoff=0.75)
+    if not close:
+        return
+    where = f"{root / runs[close[0]] / close[0]}"
+    if runs[close[0]] != this and experiment is None:
+        raise UsageError(
+            f"--run {name}: no such run to resume (did you mean {close[0]}, {where}?); to start a new run of "
+            f"{this} under this name, add --experiment {this}"
+        )
+    print(
+        f"litforge: note: no run {name} yet, so --resume auto starts it (did you mean {close[0]}?)",
+        file=sys.stderr,
+    )
 
 
 def _experiments_holding(root: Path, name: str) -> list[str]:

@@ -6,6 +6,7 @@ litforge fit --resume runs/classifier/my-run/checkpoints/step-00000400.ckpt
 
 from __future__ import annotations
 
+import difflib
 import json
 import warnings
 from pathlib import Path
@@ -118,6 +119,16 @@ def trains_further(finished: dict[str, Any], max_epochs: Any, max_steps: Any) ->
     return None
 
 
+def further_hint(finished: dict[str, Any]) -> str:
+    """How to train a finished run further, by what ended it (``finished.json``'s ``ended_by``)."""
+    ended_by = finished.get("ended_by")
+    if ended_by in ("max_epochs", "max_steps"):
+        return f"to train it further, pass a larger --trainer.{ended_by} than its {finished.get(ended_by)}"
+    if ended_by == "stopped":
+        return "it was stopped early, e.g. by EarlyStopping; delete its finished.json to train on anyway"
+    return "delete its finished.json to train on"
+
+
 def mark_finished(run_path: Path, info: dict[str, Any]) -> None:
     """Write ``finished.json`` atomically: ``--resume auto`` then leaves the finished run alone."""
     text = json.dumps(info, indent=2).encode()
@@ -158,7 +169,9 @@ def resolve_resume(value: str | None, checkpoints: Path, run_is_fixed: bool) -> 
             raise UsageError(f"--resume {value}: no valid checkpoint in {folder}")
         return found
     if not path.is_file():
-        raise UsageError(f"--resume: expected auto, never or a checkpoint path; no such file: {value}")
+        close = difflib.get_close_matches(value, ["auto", "never"], n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(f"--resume: expected auto, never or a checkpoint path; no such file: {value}{hint}")
     try:
         load_checkpoint_safely(path)
     except CheckpointUnreadable as error:

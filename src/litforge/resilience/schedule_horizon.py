@@ -6,10 +6,13 @@ loads the checkpoint's scheduler state over it, horizon included. Past the old h
 ("Tried to step 33 times") and ``CosineAnnealingLR`` climbs back to the top learning rate, silently. This
 callback notes each scheduler's horizon as built (``on_fit_start``) and, once the state is restored
 (``on_train_start``), refuses (``UsageError``, exit 2) a restored horizon shorter than the built one, before a
-step is trained: the run stays as it was.
+step is trained: the run stays as it was. A restored horizon longer than the built one (a resume with a smaller
+``max_epochs``) is allowed with a note: training ends before the schedule does.
 """
 
 from __future__ import annotations
+
+import sys
 
 import lightning.pytorch as L
 from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR
@@ -32,17 +35,25 @@ class ScheduleHorizon(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for config, built in zip(trainer.lr_scheduler_configs, self.built, strict=False):
             restored = _horizon(config.scheduler)
-            if built is not None and restored is not None and restored < built:
-                name, unit = (
-                    type(config.scheduler).__name__,
-                    "steps" if config.interval == "step" else "epochs",
-                )
-                raise UsageError(
-                    f"the checkpoint's {name} was built for {restored} {unit} and this fit asks for {built}: "
-                    f"past its end it {'fails' if isinstance(config.scheduler, OneCycleLR) else 'raises the learning rate again'}. "
-                    "A schedule cannot be lengthened on resume: train a new run (another --run) with the longer "
-                    "settings, or resume with the run's own --trainer.max_epochs/max_steps"
-                )
+            if built is None or restored is None or restored == built:
+                continue
+            name, unit = type(config.scheduler).__name__, "steps" if config.interval == "step" else "epochs"
+            if restored > built:  # a shorter run than the schedule: the user asked for it; said, not refused
+                if trainer.is_global_zero:
+                    print(
+                        f"litforge: note: the checkpoint's {name} was built for {restored} {unit} and this fit "
+                        f"ends after {built}: training stops before the schedule does, its learning rate mid-way",
+                        file=sys.stderr,
+                    )
+                continue
+            past_end = (
+                "fails" if isinstance(config.scheduler, OneCycleLR) else "raises the learning rate again"
+            )
+            raise UsageError(
+                f"the checkpoint's {name} was built for {restored} {unit} and this fit asks for {built}: past "
+                f"its end it {past_end}. A schedule cannot be lengthened on resume: train a new run (another "
+                "--run) with the longer settings, or resume with the run's own --trainer.max_epochs/max_steps"
+            )
 
 
 def _horizon(scheduler: object) -> int | None:
