@@ -366,6 +366,13 @@ def test_a_predict_step_dict_of_tensors_gets_a_column_per_key(project, user_cli)
     scores = [[float(r[f"scores_{i}"]) for i in range(3)] for r in rows]
     assert [int(r["top"]) for r in rows] == [max(range(3), key=s.__getitem__) for s in scores]
 
+    # a tuple of heads: the first is written, and a note says how to get them all
+    tuple_classes = ["--model", "usermods.TuplePredictModel", "--data", "usermods.MyDataModule"]
+    assert user_cli("fit", *tuple_classes, *QUICK, "--trainer.max_epochs", "1", "--run", "t").returncode == 0
+    tupled = user_cli("predict", *tuple_classes, "--run", "t")
+    assert tupled.returncode == 0, tupled.output
+    assert "predict_step returned 2 outputs; predictions.csv holds the first" in tupled.stderr
+
 
 @pytest.mark.parametrize(
     ("model", "data", "code", "needle"),

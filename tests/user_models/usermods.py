@@ -395,6 +395,14 @@ class DictPredictModel(LitModel):
         return {"scores": scores, "top": scores.argmax(-1)}
 
 
+class TuplePredictModel(LitModel):
+    """predict_step returns a tuple of heads: predictions.csv holds the first, and says so."""
+
+    def predict_step(self, batch, batch_idx):
+        scores = self(batch[0])
+        return scores, scores.sum(-1)
+
+
 class DictWithTextPredictModel(LitModel):
     """predict_step returns a dict holding a string: predictions.csv cannot take it."""
 

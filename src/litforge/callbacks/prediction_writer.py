@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,19 @@ class CSVPredictionWriter(BasePredictionWriter):
     ):
         if self._writer is None:
             return
-        if (
-            named := _named_outputs(prediction)
-        ) is not None:  # {"label": logits, "score": values}: each as is
+        named = _named_outputs(prediction)  # {"label": logits, "score": values}: each written as is
+        if named is not None:
             if self._rows == 0:
                 self._writer.writerow(csv_columns.named_header(named))
             self._writer.writerows(csv_columns.named_rows(named, self._rows))
             self._rows += len(next(iter(named.values())))
             return
+        if self._rows == 0 and isinstance(prediction, (tuple, list)) and len(prediction) > 1:
+            print(
+                f"litforge: note: predict_step returned {len(prediction)} outputs; predictions.csv holds the "
+                "first: return them as a dict ({'label': ..., 'score': ...}) for a column per output",
+                file=sys.stderr,
+            )
         if self._rows == 0:
             labels = labels_of(batch, positional_inputs(pl_module))
             classes = output_head.declared_classes(pl_module, trainer.datamodule, labels)

@@ -461,7 +461,8 @@ class LitforgeCLI(HookedLightningCLI):
         except Exception as error:
             if lock is None or lock.held:  # a refused lock leaves the other process's folder alone
                 self._forget_unstarted_run()
-            self._forget_failed_command()
+            if not isinstance(error, Preempted):  # a stop that saved (SIGTERM, Ctrl+C) keeps what it saved
+                self._forget_failed_command()
             if (conflict := hparams_conflict(error, self.model, self.datamodule)) is not None:
                 raise UsageError(conflict) from error
             raise

@@ -14,8 +14,8 @@ custom          anything else (integer outputs, several axes per sample) -> the 
 
 A module declares its head with a class attribute, ``output_head = "regression"``. Without one the head
 is inferred from forward's output for one batch and from whether the module or datamodule declares
-classes (``num_classes`` or ``n_classes``, ``class_names``): integer outputs or more than one axis per sample -> custom;
-one value per sample -> regression (classification when exactly two classes are declared); C values per
+classes (``num_classes`` or ``n_classes``, ``class_names``): integer outputs or more than one axis per
+sample -> custom; one value per sample -> regression (classification when exactly two classes are declared); C values per
 sample -> classification when C classes are declared, else multi_output; multi_label when the module's
 ``predict_step`` returns the sigmoid of forward's several outputs (checked on a real batch). A module's
 torchmetrics classification metrics count its classes when nothing declares them: ``Accuracy(task=
@@ -23,9 +23,8 @@ torchmetrics classification metrics count its classes when nothing declares them
 K labels makes K outputs multi_label; failing those, a batch whose labels are integers (``(x, y)`` with
 ``y`` of shape (B,), cross-entropy targets) below C makes C outputs a classification. Limits of the rule: a
 classifier that declares no classes, has no such metric and whose predict batches carry no labels reads as
-multi_output, and a regressor with several targets
-that happens to declare ``num_classes`` equal to its width reads as classification; declare
-``output_head`` then.
+multi_output, and a regressor with several targets that happens to declare ``num_classes`` equal to its
+width reads as classification; declare ``output_head`` then.
 """
 
 from __future__ import annotations
@@ -99,9 +98,8 @@ class Classes:
 def declared_classes(module: Any, datamodule: Any = None, labels: Any = None) -> Classes:
     """The classes declared by the datamodule (``class_names``, ``num_classes``) or the module
     (``class_names`` / ``label_names``, ``num_classes`` / ``n_classes`` / ``num_labels``: attribute or
-    hyperparameter),
-    else counted by the module's torchmetrics classification metrics (``metric_classes``), else hinted by
-    ``labels``, a batch's integer class labels (``forward_inputs.labels_of``): cross-entropy targets."""
+    hyperparameter), else counted by the module's torchmetrics classification metrics (``metric_classes``),
+    else hinted by ``labels``, a batch's integer class labels (``forward_inputs.labels_of``)."""
     names = _first(module, datamodule, ("class_names", "label_names"))
     names = [str(name) for name in names] if isinstance(names, (list, tuple)) and names else None
     count = _first(module, datamodule, ("num_classes", "n_classes", "num_labels"))
@@ -121,7 +119,7 @@ def metric_classes(module: Any) -> Classes:
     ``MulticlassAccuracy`` (``Accuracy(task="multiclass", num_classes=10)``) counts 10 classes, a
     ``Multilabel*`` metric ``num_labels`` independent labels. Nothing for other metrics, or metrics that
     disagree."""
-    found = {}
+    found: dict[tuple[str, int], str] = {}
     for part in module.modules() if hasattr(module, "modules") else ():
         kind = type(part)
         if not kind.__module__.startswith("torchmetrics.classification"):
