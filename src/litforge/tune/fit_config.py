@@ -45,10 +45,11 @@ class SearchConfig:
             self.fit_args += ["--seed_everything", str(seed)]
             fit = parsed_fit(tuple(self.fit_args))
         self.fit = fit
+        where = f"{space.source}: " if space.source else ""  # the space file, as its own errors name it
         for param in space.params:
             if not fit.has(param.key):
                 raise UsageError(
-                    f"params.{param.key}: no such key in the fit config ({_known_keys(fit, param.key)})"
+                    f"{where}params.{param.key}: no such key in the fit config ({_known_keys(fit, param.key)})"
                 )
         # Type-check every key with values it will take (e.g. a float for an int parameter fails here).
         for param in space.params:
@@ -57,7 +58,7 @@ class SearchConfig:
                     fit.with_values({param.key: value})
                 except UsageError as error:
                     raise UsageError(
-                        f"params.{param.key}: the fit config rejects {value!r}: {error}"
+                        f"{where}params.{param.key}: the fit config rejects {value!r}: {error}"
                     ) from None
 
     def resolve(self, values: dict[str, Any]) -> Namespace:

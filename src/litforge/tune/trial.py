@@ -116,7 +116,10 @@ class MetricTracker(AtEpochEnd):
         value = trainer.callback_metrics.get(self.metric)
         if value is None:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
-            raise UsageError(f"metric '{self.metric}' is not logged by the model (it logs: {logged})")
+            raise UsageError(
+                f"metric '{self.metric}' is not logged by the model (it logs: {logged}); set the space file's "
+                "metric: to one of those"
+            )
         value = float(value)
         if not math.isfinite(value):
             raise NonFiniteMetric(f"{self.metric} is {value} at epoch {trainer.current_epoch}")
