@@ -106,7 +106,9 @@ def test_cli_rejects_a_bad_space_with_exit_2_and_writes_nothing(cli, tmp_path, w
     result = cli("tune", "--space", str(path), "--n-trials", "2")
     assert result.returncode == 2, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"{path}: params.model.learning_rate: no such key in the fit config" in lines[0]
+    assert (
+        len(lines) == 1 and f"{path}: params.model.learning_rate: no such key in the fit config" in lines[0]
+    )
     assert path.read_text() == before
     assert not (tmp_path / "runs").exists()
 
