@@ -7,7 +7,6 @@ names that folder instead; the entry point records the real one first (``remembe
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -18,9 +17,8 @@ def remember() -> None:
     """Record the current folder and let class paths name modules in it, as ``python -m`` does. It goes
     last on ``sys.path``, so a local file never shadows an installed package."""
     _STARTED_IN[0] = Path.cwd()
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.append(cwd)
+    if str(_STARTED_IN[0]) not in sys.path and "" not in sys.path:
+        sys.path.append(str(_STARTED_IN[0]))
 
 
 def started_in() -> Path:

@@ -18,7 +18,7 @@ from litforge.errors import UsageError, first_line
 from litforge.export import metadata
 from litforge.export.formats import format_module, load_runner
 from litforge.export.input_values import embedding_ranges
-from litforge.export.parity import eager_outputs, parity_cases, random_inputs, verify
+from litforge.export.parity import eager_outputs, exported_output, parity_cases, random_inputs, verify
 from litforge.export.spec import ExportSpec, export_spec, named_outputs
 from litforge.export.timing import measure
 from litforge.predictions import output_head
@@ -52,8 +52,10 @@ def export_module(
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
     _note_a_fixed_sequence_length(module, spec)
-    example_output = eager_outputs(module, spec.inputs)
-    if (dropped := _dropped_outputs(module, spec)) is not None:
+    with torch.inference_mode():
+        forward_output = module(*spec.inputs)
+    example_output = exported_output(module, forward_output)
+    if (dropped := _dropped_outputs(module, forward_output)) is not None:
         print(f"litforge: note: {dropped}", file=sys.stderr)
         source = {**(source or {}), "notes": [*(source or {}).get("notes", []), dropped]}
     classes = classes or output_head.declared_classes(module)
@@ -172,11 +174,9 @@ def _benchmark(
     return {"torch_threads": torch.get_num_threads(), "results": figures}
 
 
-def _dropped_outputs(module: torch.nn.Module, spec: ExportSpec) -> str | None:
-    """What is left out when ``forward`` returns several tensors (a tuple of heads): the export carries the
+def _dropped_outputs(module: torch.nn.Module, output: Any) -> str | None:
+    """What is left out when ``forward`` returned several tensors (a tuple of heads): the export carries the
     first, so serve and predict --artifact answer it alone; ``None`` for one output."""
-    with torch.inference_mode():
-        output = module(*spec.inputs)
     if not isinstance(output, (tuple, list)) or len(output) < 2:
         return None
     shapes = ", ".join(

@@ -8,6 +8,7 @@ and 64 (and shorter sequences when a sequence axis is dynamic). A case passes wh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,10 +116,14 @@ def _random_like(
 
 
 def eager_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
-    """The eager model's output as numpy: a tensor, a tuple's first tensor, or a Hugging Face output's logits.
-    ``UsageError`` for anything else (a plain dict, a string): an export carries one output tensor."""
+    """The eager model's output as numpy (``exported_output`` of one forward call)."""
     with torch.inference_mode():
-        output = module(*inputs)
+        return exported_output(module, module(*inputs))
+
+
+def exported_output(module: torch.nn.Module, output: Any) -> np.ndarray:
+    """What an export carries of a forward ``output``, as numpy: a tensor, a tuple's first tensor, or a
+    Hugging Face output's logits. ``UsageError`` for anything else (a plain dict, a string)."""
     output = output[0] if isinstance(output, (tuple, list)) and output else output
     if not isinstance(output, torch.Tensor) and isinstance(getattr(output, "logits", None), torch.Tensor):
         output = output.logits  # Hugging Face ModelOutput
