@@ -24,6 +24,7 @@ ZOO = {
     "compiled_submodule": (usermods.CompiledModel, usermods.MyDataModule),
     "layers_in_configure_model": (usermods.LayersInConfigureModel, usermods.MyDataModule),
     "plateau_on_val_loss": (usermods.PlateauModel, usermods.MyDataModule),  # the checks run no validation
+    "dict_of_heads": (usermods.MultiTask, usermods.MyDataModule),
     "token_sequences": (usermods.TokenClassifier, usermods.TokenData),
     # forward(tokens, lengths) on (tokens, lengths, y) batches: both inputs reach forward, y is the label
     "tokens_and_lengths": (usermods.LengthsClassifier, partial(usermods.TokenData, with_lengths=True)),

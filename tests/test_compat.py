@@ -74,6 +74,17 @@ def test_torch_pytree_and_the_onnx_exporters_logger() -> None:
     importlib.import_module(torch_compat._ONNX_REGISTRATION_LOGGER)  # the logger is named after its module
 
 
+def test_lightnings_tracing_context_quiets_the_trainer_properties() -> None:
+    import lightning as L
+
+    from litforge._compat.lightning import jit_tracing
+
+    module = L.LightningModule()
+    with jit_tracing():
+        assert module._jit_is_scripting is True
+    assert module._jit_is_scripting is False
+
+
 def test_lightning_internals_the_resilience_pieces_read(tmp_path) -> None:
     import lightning as L
     import torch

@@ -65,7 +65,7 @@ def test_reloaded_artifacts_match_eager_on_raw_pixels(digits_export: Path, train
     with torch.inference_mode():
         expected = module(torch.from_numpy(rows)).numpy()
     for name in FORMATS:
-        logits = Artifact.open(digits_export, name).outputs(rows)
+        (logits,) = Artifact.open(digits_export, name).outputs(rows)
         np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4, err_msg=name)
 
 
@@ -148,7 +148,7 @@ class Plain(Branchy):
 
 class DictOut(Branchy):
     def forward(self, x):
-        return {"scores": x * self.scale, "embedding": x}
+        return {"scores": x * self.scale, "total": (x * self.scale).sum()}  # one value for the whole batch
 
 class TupleOut(Branchy):
     def forward(self, x):
@@ -210,16 +210,22 @@ def test_a_format_that_cannot_be_exported_is_named_as_such_not_as_a_parity_failu
     assert mixed.returncode == 0 and not (tmp_path / "out.failed").exists(), mixed.output
 
 
-def test_a_forward_of_several_outputs_exports_the_first_and_says_so(branchy, tmp_path: Path) -> None:
-    """A tuple of heads: the export carries the first; a note on stderr and in export.json says the rest are
-    not served, and how to serve them all."""
-    result = branchy("--format", "onnx", model="TupleOut")
+def test_a_forward_of_several_outputs_exports_each_under_its_name(branchy, tmp_path: Path) -> None:
+    """A tuple of heads: every format carries both, in order, named output_0 and output_1, each checked."""
+    result = branchy("--format", "onnx,pt2,torchscript", model="TupleOut")
     assert result.returncode == 0, result.output
-    note = "TupleOut.forward returns 2 outputs ((2, 3), (2,)); the export carries the first only"
-    assert note in result.stderr
-    assert any(
-        note in n for n in json.loads((tmp_path / "out" / "export.json").read_text())["source"]["notes"]
-    )
+    record = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert [(o["name"], o["shape"]) for o in record["outputs"]] == [
+        ("output_0", ["batch", 3]),
+        ("output_1", ["batch"]),
+    ]
+    assert record["output_head"] == "named_outputs"
+    for fmt, entry in record["formats"].items():
+        assert entry["parity"]["passed"], (fmt, entry["parity"])
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "out" / "model.onnx")).graph
+    assert [o.name for o in graph.output] == ["output_0", "output_1"]
 
 
 def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_it_removed(
@@ -229,7 +235,7 @@ def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_i
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     refused = branchy(model="DictOut")
     assert refused.returncode == 2, refused.output
-    assert "DictOut.forward() returns a dict with keys ['embedding', 'scores']" in refused.stderr
+    assert "DictOut.forward()'s output 'total' has shape () for 2 input rows" in refused.stderr
     assert "Traceback" not in refused.stderr and refused.stderr.count("litforge: error:") == 1
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left

@@ -77,7 +77,7 @@ def test_fine_tune_predict_and_export_to_onnx(cli, tmp_path):
         ["Heavy snow is expected tonight.", "The striker scored a late winner in the derby at home."],
         ["Knead the dough.", "The new phone has a fast chip.", "Frost will form under clear skies tonight."],
     ):
-        onnx_logits = artifact.outputs_for_texts(texts)  # raw texts -> exported tokenizer -> ONNX Runtime
+        (onnx_logits,) = artifact.outputs_for_texts(texts)  # raw texts -> exported tokenizer -> ONNX Runtime
         batch = artifact.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
         with torch.no_grad():
             eager = model(batch["input_ids"], batch["attention_mask"])

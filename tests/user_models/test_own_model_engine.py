@@ -366,12 +366,17 @@ def test_a_predict_step_dict_of_tensors_gets_a_column_per_key(project, user_cli)
     scores = [[float(r[f"scores_{i}"]) for i in range(3)] for r in rows]
     assert [int(r["top"]) for r in rows] == [max(range(3), key=s.__getitem__) for s in scores]
 
-    # a tuple of heads: the first is written, and a note says how to get them all
+    # a tuple of heads: each is written, named as `litforge export` names them
     tuple_classes = ["--model", "usermods.TuplePredictModel", "--data", "usermods.MyDataModule"]
     assert user_cli("fit", *tuple_classes, *QUICK, "--trainer.max_epochs", "1", "--run", "t").returncode == 0
     tupled = user_cli("predict", *tuple_classes, "--run", "t")
     assert tupled.returncode == 0, tupled.output
-    assert "predict_step returned 2 outputs; predictions.csv holds the first" in tupled.stderr
+    with (project / "runs" / "tuplepredictmodel" / "t" / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["row", "output_0_0", "output_0_1", "output_0_2", "output_1"]
+    for row in rows:
+        total = sum(float(row[f"output_0_{i}"]) for i in range(3))
+        assert float(row["output_1"]) == pytest.approx(total, rel=1e-4, abs=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -396,11 +396,63 @@ class DictPredictModel(LitModel):
 
 
 class TuplePredictModel(LitModel):
-    """predict_step returns a tuple of heads: predictions.csv holds the first, and says so."""
+    """predict_step returns a tuple of heads: a column (group) per output, output_0 and output_1."""
 
     def predict_step(self, batch, batch_idx):
         scores = self(batch[0])
         return scores, scores.sum(-1)
+
+
+class MultiTask(L.LightningModule):
+    """Two heads on one trunk, returned by forward as a dict: the class scores of the blobs and a regression
+    of how far each row lies from the origin; predict_step returns forward's dict."""
+
+    def __init__(self, input_dim: int = 16, hidden: int = 32, classes: int = 3, lr: float = 1e-2):
+        super().__init__()
+        self.save_hyperparameters()
+        self.trunk = nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU())
+        self.digit = nn.Linear(hidden, classes)
+        self.size = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.trunk(x)
+        return {"label": self.digit(features), "size": self.size(features).squeeze(-1)}
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        heads = self(x)
+        loss = F.cross_entropy(heads["label"], y) + F.mse_loss(heads["size"], x.norm(dim=-1))
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", F.cross_entropy(self(x)["label"], y))
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class TupleHeads(MultiTask):
+    """The same heads returned as a tuple (scores, size): named output_0 and output_1."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        heads = super().forward(x)
+        return heads["label"], heads["size"]
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        scores, size = self(x)
+        loss = F.cross_entropy(scores, y) + F.mse_loss(size, x.norm(dim=-1))
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", F.cross_entropy(self(x)[0], y))
 
 
 class DictWithTextPredictModel(LitModel):

@@ -16,11 +16,14 @@ import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.fabric.utilities.types import _Stateful
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.core.module import _jit_is_scripting
 from lightning.pytorch.loggers import TensorBoardLogger
 
 # -- the fit loop's data -------------------------------------------------------------------------------------
 Stateful = _Stateful  # the protocol Lightning checks to save and restore a loader's state
 set_sampler_epoch = _set_sampler_epoch  # a loader's sampler.set_epoch, as Lightning calls it per epoch
+# -- tracing: the context in which LightningModule.to_torchscript traces (trainer-only properties stay quiet)
+jit_tracing = _jit_is_scripting
 
 
 def fit_loop_data(trainer: L.Trainer) -> tuple[Any, Any]:

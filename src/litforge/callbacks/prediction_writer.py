@@ -65,7 +65,7 @@ class CSVPredictionWriter(BasePredictionWriter):
     ):
         if self._writer is None:
             return
-        named = _named_outputs(prediction)  # {"label": logits, "score": values}: each written as is
+        named = _named_outputs(prediction)  # {"label": logits, "score": values} or a tuple: each as it is
         if named is not None:
             if self._rows == 0:
                 self._writer.writerow(csv_columns.named_header(named))
@@ -74,8 +74,8 @@ class CSVPredictionWriter(BasePredictionWriter):
             return
         if self._rows == 0 and isinstance(prediction, (tuple, list)) and len(prediction) > 1:
             print(
-                f"litforge: note: predict_step returned {len(prediction)} outputs; predictions.csv holds the "
-                "first: return them as a dict ({'label': ..., 'score': ...}) for a column per output",
+                f"litforge: note: predict_step returned {len(prediction)} outputs, not all tensors of one row per "
+                "sample; predictions.csv holds the first",
                 file=sys.stderr,
             )
         if self._rows == 0:
@@ -152,8 +152,12 @@ class CSVPredictionWriter(BasePredictionWriter):
 
 
 def _named_outputs(prediction: Any) -> dict[str, np.ndarray] | None:
-    """A dict of tensors of one batch size, none named ``prediction``/``probabilities`` (a multi-task model's
-    heads, ``{"label": logits, "score": values}``) -> numpy arrays by key; else ``None``."""
+    """Several tensors of one batch size (a multi-task model's heads): a dict, none of its keys
+    ``prediction``/``probabilities`` (``{"label": logits, "score": values}``), or a tuple of two or more
+    (named ``output_0``, ``output_1``... as ``litforge export`` names them) -> numpy arrays by name; else
+    ``None``."""
+    if isinstance(prediction, (tuple, list)) and len(prediction) > 1:
+        prediction = {f"output_{i}": value for i, value in enumerate(prediction)}
     if (
         not isinstance(prediction, dict)
         or not prediction

@@ -2,6 +2,8 @@
 
 artifact = Artifact.open(Path("runs/classifier/version_0/export"))
 predictions = artifact.predict(np.zeros((2, 64), np.float32))  # .values, .probabilities (classifiers)
+
+An export of several outputs (``litforge.export.outputs``) predicts ``{name: values}``, each output as it is.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, Runner, load_runner
 from litforge.export.row_shape import FeatureInput, feature_inputs
-from litforge.predictions.output_head import Predictions, apply_head
+from litforge.predictions.output_head import NAMED_OUTPUTS, Predictions, apply_head
 
 Rows = tuple[np.ndarray, ...]  # rows of every input of forward, one array each (N, *row shape)
+Outputs = list[
+    np.ndarray
+]  # the model's outputs for some rows, one array (N, ...) each, in export.json's order
+Answer = Predictions | dict[str, np.ndarray]  # one output's predictions, or several outputs by name
 
 
 @dataclass
@@ -78,51 +84,69 @@ class Artifact:
         return self.metadata.get("class_labels")
 
     @property
+    def output_names(self) -> list[str]:
+        """The outputs' names (one for most models; several when forward returns a tuple or dict of heads)."""
+        return [str(entry["name"]) for entry in self.metadata.get("outputs") or []] or ["output"]
+
+    @property
     def output_head(self) -> str:
         """How outputs become predictions (``litforge.predictions.output_head``); exports before heads were recorded
         were all classifiers."""
         return self.metadata.get("output_head", "classification")
 
     # -- inference ---------------------------------------------------------------------------------
-    def outputs(self, rows: np.ndarray | Rows) -> np.ndarray:
-        """Raw rows (N, *row shape), one array per input (a tuple) or the one input's -> the output (N, ...)."""
+    def outputs(self, rows: np.ndarray | Rows) -> Outputs:
+        """Raw rows (N, *row shape), one array per input (a tuple) or the one input's -> the outputs."""
         arrays = rows if isinstance(rows, tuple) else (rows,)
-        return self.runner(
+        return self._run(
             *(np.ascontiguousarray(a, dtype=i.dtype) for a, i in zip(arrays, self.inputs, strict=True))
         )
 
-    def outputs_for_texts(self, texts: list[str]) -> np.ndarray:
-        """Texts -> tokenized with the exported tokenizer -> the model's output (N, ...)."""
+    def outputs_for_texts(self, texts: list[str]) -> Outputs:
+        """Texts -> tokenized with the exported tokenizer -> the model's outputs."""
         encoded = self.tokenizer(texts, padding=True, truncation=True, return_tensors="np")
         arrays = []
         for spec in self.metadata["inputs"]:
             if spec["name"] not in encoded:
                 raise UsageError(f"the exported tokenizer does not produce input '{spec['name']}'")
             arrays.append(np.ascontiguousarray(encoded[spec["name"]], dtype=np.dtype(spec["dtype"])))
-        return self.runner(*arrays)
+        return self._run(*arrays)
 
-    def outputs_by_shape(self, parts: list[Rows]) -> list[np.ndarray]:
+    def outputs_by_shape(self, parts: list[Rows]) -> list[Outputs]:
         """Rows of several requests, whose shapes may differ along a dynamic axis (sequences of several
         lengths) -> each part's outputs, with one model call per row shape."""
-        outputs: list[np.ndarray] = [np.empty(0)] * len(parts)
+        outputs: list[Outputs] = [[]] * len(parts)
         shapes = [tuple(array.shape[1:] for array in part) for part in parts]
         for shape in dict.fromkeys(shapes):
             members = [i for i, s in enumerate(shapes) if s == shape]
             together = tuple(
                 np.concatenate(arrays) for arrays in zip(*(parts[i] for i in members), strict=True)
             )
-            ends = np.cumsum([len(parts[i][0]) for i in members])
-            for i, piece in zip(members, np.split(self.outputs(together), ends[:-1]), strict=True):
+            pieces = split_rows(self.outputs(together), [len(parts[i][0]) for i in members])
+            for i, piece in zip(members, pieces, strict=True):
                 outputs[i] = piece
         return outputs
 
-    def predict(self, rows: np.ndarray | Rows) -> Predictions:
+    def predict(self, rows: np.ndarray | Rows) -> Answer:
         """Rows -> predictions, as export.json's ``output_head`` says."""
         return self.postprocess(self.outputs(rows))
 
-    def postprocess(self, outputs: np.ndarray) -> Predictions:
-        """The model's output (N, ...) -> predictions, as export.json's ``output_head`` says."""
-        return apply_head(self.output_head, outputs)
+    def postprocess(self, outputs: Outputs) -> Answer:
+        """The model's outputs -> predictions, as export.json's ``output_head`` says: several outputs as they
+        are, by name."""
+        if self.output_head == NAMED_OUTPUTS:
+            return dict(zip(self.output_names, outputs, strict=True))
+        return apply_head(self.output_head, outputs[0])
+
+    def _run(self, *arrays: np.ndarray) -> Outputs:
+        """The runtime's outputs that export.json names (a Hugging Face graph may return more than its logits)."""
+        return self.runner(*arrays)[: len(self.output_names)]
+
+
+def split_rows(outputs: Outputs, sizes: list[int]) -> list[Outputs]:
+    """Outputs for several parts' rows, one after the other -> each part's outputs (``sizes``: its rows)."""
+    ends = np.cumsum(sizes)[:-1]
+    return [list(piece) for piece in zip(*(np.split(output, ends) for output in outputs), strict=True)]
 
 
 def _load_tokenizer(folder: Path) -> Any:

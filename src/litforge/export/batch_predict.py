@@ -22,11 +22,10 @@ import numpy as np
 
 from litforge.atomic_files import atomic_path
 from litforge.errors import UsageError, first_line
-from litforge.export.artifact import Artifact, Rows
+from litforge.export.artifact import Answer, Artifact, Rows
 from litforge.export.input_values import first_bad_id, value_problem
 from litforge.export.row_shape import FeatureInput, RowShape, axis_mismatch, concrete, takes
 from litforge.predictions import csv_columns
-from litforge.predictions.output_head import Predictions
 
 CHUNK_ROWS = 4096
 
@@ -59,13 +58,15 @@ def predict_file(
             f"--input: the exported model cannot run on the rows of {input_path}: "
             f"{type(error).__name__}: {first_line(error)}"
         ) from None
-    if len({output.shape[1:] for output in outputs}) > 1:
+    if len({tuple(array.shape[1:] for array in output) for output in outputs}) > 1:
         raise UsageError(
             f"--input: the rows of {input_path} have {len(groups)} lengths and the model's outputs differ in "
             "shape with the length; predict rows of one length per file"
         )
     in_file_order = np.argsort(np.concatenate([lines for lines, _ in groups]), kind="stable")
-    predictions = artifact.postprocess(np.concatenate(outputs)[in_file_order])
+    predictions = artifact.postprocess(
+        [np.concatenate(arrays)[in_file_order] for arrays in zip(*outputs, strict=True)]
+    )
     write_predictions(output, predictions, artifact.class_labels)
     return len(in_file_order), artifact.format, output
 
@@ -237,7 +238,7 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def write_predictions(path: Path, predictions: Predictions, labels: list[str] | None) -> None:
+def write_predictions(path: Path, predictions: Answer, labels: list[str] | None) -> None:
     """The ``litforge.predictions.csv_columns`` columns (as ``litforge predict`` writes from a checkpoint),
     written atomically, or to standard output for ``-``."""
     if path == STDOUT:
@@ -247,7 +248,11 @@ def write_predictions(path: Path, predictions: Predictions, labels: list[str] | 
         _write_csv(handle, predictions, labels)
 
 
-def _write_csv(handle: TextIO, predictions: Predictions, labels: list[str] | None) -> None:
+def _write_csv(handle: TextIO, predictions: Answer, labels: list[str] | None) -> None:
     writer = csv.writer(handle)
+    if isinstance(predictions, dict):  # several outputs: a column or columns per output, as they are
+        writer.writerow(csv_columns.named_header(predictions))
+        writer.writerows(csv_columns.named_rows(predictions))
+        return
     writer.writerow(csv_columns.header(predictions, labels))
     writer.writerows(csv_columns.rows(predictions, labels))

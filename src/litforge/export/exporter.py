@@ -6,7 +6,7 @@ litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt --out exp
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,9 @@ from litforge.errors import UsageError, first_line
 from litforge.export import metadata
 from litforge.export.formats import format_module, load_runner
 from litforge.export.input_values import embedding_ranges
-from litforge.export.parity import eager_outputs, exported_output, parity_cases, random_inputs, verify
-from litforge.export.spec import ExportSpec, export_spec, named_outputs
+from litforge.export.outputs import ForwardOutputs, forward_outputs
+from litforge.export.parity import eager_outputs, parity_cases, random_inputs, verify
+from litforge.export.spec import ExportSpec, export_spec
 from litforge.export.timing import measure
 from litforge.predictions import output_head
 
@@ -53,17 +54,11 @@ def export_module(
     spec = export_spec(module, real_batch)
     _note_a_fixed_sequence_length(module, spec)
     with torch.inference_mode():
-        forward_output = module(*spec.inputs)
-    example_output = exported_output(module, forward_output)
-    if (dropped := _dropped_outputs(module, forward_output)) is not None:
-        print(f"litforge: note: {dropped}", file=sys.stderr)
-        source = {**(source or {}), "notes": [*(source or {}).get("notes", []), dropped]}
-    classes = classes or output_head.declared_classes(module)
-    floating = np.issubdtype(example_output.dtype, np.floating)
-    head, why = output_head.resolve_head(
-        module, example_output.shape[1:], floating, classes, predict_step_sigmoid=predict_step_sigmoid
-    )
-    spec = named_outputs(spec, head)
+        outputs = forward_outputs(module, module(*spec.inputs), len(spec.inputs[0]))
+    examples = outputs.numpy()
+    classes = output_head.Classes() if outputs.several else classes or output_head.declared_classes(module)
+    head, why = _output_head(module, examples, outputs.several, classes, predict_step_sigmoid)
+    spec = replace(spec, output_names=_output_names(module, spec, outputs, head))
     out.mkdir(parents=True, exist_ok=True)
     real = real_inputs or ((real_batch,) if real_batch is not None else None)
     cases = parity_cases(spec, real)
@@ -92,7 +87,7 @@ def export_module(
             "bytes": path.stat().st_size,
             "runtime": fmt.RUNTIME,
             **info,
-            "parity": verify(module, runners[name], cases),
+            "parity": verify(module, runners[name], cases, spec.output_names),
         }
     assets = _save_assets(spec, out)
     record = {
@@ -102,9 +97,9 @@ def export_module(
         "formats": entries,
         "request_format": spec.request_format,
         "inputs": spec.describe_inputs(embedding_ranges(module, spec.input_names, spec.inputs)),
-        "outputs": _describe_outputs(example_output, spec),
+        "outputs": _describe_outputs(examples, spec),
         "output_head": head,
-        "class_labels": _class_labels(head, example_output, classes),
+        "class_labels": _class_labels(head, examples[0], classes),
         "preprocessing": metadata.preprocessing(module),
         "postprocessing": {**output_head.POSTPROCESSING[head], "output_head": why},
         "assets": assets,
@@ -136,13 +131,44 @@ def _class_labels(head: str, output: np.ndarray, classes: output_head.Classes) -
     return classes.names
 
 
-def _describe_outputs(output: np.ndarray, spec: ExportSpec) -> list[dict[str, Any]]:
+def _output_head(
+    module: torch.nn.Module,
+    examples: list[np.ndarray],
+    several: bool,
+    classes: output_head.Classes,
+    predict_step_sigmoid: bool,
+) -> tuple[str, str]:
+    """(head, why): ``named_outputs`` for several outputs, else the one output's head (declared or inferred)."""
+    if several:
+        return output_head.NAMED_OUTPUTS, f"{type(module).__name__}.forward returns {len(examples)} outputs"
+    floating = np.issubdtype(examples[0].dtype, np.floating)
+    return output_head.resolve_head(
+        module, examples[0].shape[1:], floating, classes, predict_step_sigmoid=predict_step_sigmoid
+    )
+
+
+def _output_names(module: torch.nn.Module, spec: ExportSpec, outputs: ForwardOutputs, head: str) -> list[str]:
+    """The names of the outputs (``litforge.export.outputs``): declared ones must be one per output."""
+    single = "logits" if head in ("classification", "multi_label") else "output"
+    names = outputs.names(spec.output_names, single)
+    if len(names) != len(outputs.tensors):
+        raise UsageError(
+            f"{type(module).__name__}.litforge_export_spec(): {len(names)} output_names for the {len(outputs.tensors)} outputs "
+            "of forward; name each output once"
+        )
+    return names
+
+
+def _describe_outputs(outputs: list[np.ndarray], spec: ExportSpec) -> list[dict[str, Any]]:
     batch_named = any(0 in spec.dynamic_axes.get(n, {}) for n in spec.input_names)
     batch_axis = next((axes[0] for axes in spec.dynamic_axes.values() if 0 in axes), "batch")
-    shape: list[Any] = list(output.shape)
-    if batch_named and shape:
-        shape[0] = batch_axis
-    return [{"name": spec.output_names[0], "dtype": str(output.dtype), "shape": shape}]
+    described = []
+    for name, output in zip(spec.output_names, outputs, strict=True):
+        shape: list[Any] = list(output.shape)
+        if batch_named and shape:
+            shape[0] = batch_axis
+        described.append({"name": name, "dtype": str(output.dtype), "shape": shape})
+    return described
 
 
 def _save_assets(spec: ExportSpec, out: Path) -> list[dict[str, str]]:
@@ -162,7 +188,7 @@ def _benchmark(
     one = [t.numpy() for t in random_inputs(spec, 1, reference)]
     big = [t.numpy() for t in random_inputs(spec, 256, reference)]
 
-    def eager(*arrays: np.ndarray) -> np.ndarray:
+    def eager(*arrays: np.ndarray) -> list[np.ndarray]:
         return eager_outputs(module, tuple(torch.from_numpy(a) for a in arrays))
 
     figures = {"eager": measure(eager, one, big)}
@@ -172,21 +198,6 @@ def _benchmark(
     for entry in figures.values():
         entry["speedup_batch1_vs_eager"] = base / entry["latency_ms_batch1"]
     return {"torch_threads": torch.get_num_threads(), "results": figures}
-
-
-def _dropped_outputs(module: torch.nn.Module, output: Any) -> str | None:
-    """What is left out when ``forward`` returned several tensors (a tuple of heads): the export carries the
-    first, so serve and predict --artifact answer it alone; ``None`` for one output."""
-    if not isinstance(output, (tuple, list)) or len(output) < 2:
-        return None
-    shapes = ", ".join(
-        str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__ for t in output
-    )
-    return (
-        f"{type(module).__name__}.forward returns {len(output)} outputs ({shapes}); the export carries the "
-        "first only, and serve and predict --artifact answer it alone: to serve every head, return one tensor "
-        "from forward (torch.cat of the heads), or export a module whose forward returns the head to serve"
-    )
 
 
 def _note_a_fixed_sequence_length(module: torch.nn.Module, spec: ExportSpec) -> None:

@@ -11,8 +11,8 @@ import numpy as np
 
 from litforge.errors import UsageError
 
-# A loaded artifact: numpy inputs (in ``input_names`` order) -> the first output as numpy.
-Runner = Callable[..., np.ndarray]
+# A loaded artifact: numpy inputs (in ``input_names`` order) -> its outputs as numpy, in export.json's order.
+Runner = Callable[..., list[np.ndarray]]
 # Each format is a module ``litforge.export.<name>`` with ``export``, ``load``, ``FILENAME`` and ``RUNTIME``;
 # it is imported when used, so serving an ONNX artifact does not import torch. ``litforge export`` writes
 # every format unless --format names some; a consumer (serve, predict) takes the first one available.

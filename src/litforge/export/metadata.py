@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from litforge.atomic_files import write_text_atomically
 from litforge.errors import UsageError
-from litforge.predictions.output_head import HEADS
+from litforge.predictions.output_head import HEADS, NAMED_OUTPUTS
 
 if TYPE_CHECKING:  # reading export.json (serve, predict --artifact) needs no torch
     import torch
@@ -109,7 +109,7 @@ def read(folder: Path) -> dict[str, Any]:
         raise UsageError(f"{path} lists no formats; re-create it with 'litforge export'")
     if not isinstance(metadata["formats"], dict):
         raise UsageError(f"{path}: 'formats' must be an object")
-    if metadata.get("output_head", "classification") not in HEADS:
+    if metadata.get("output_head", "classification") not in (*HEADS, NAMED_OUTPUTS):
         raise UsageError(f"{path}: output_head {metadata['output_head']!r} is not one of {', '.join(HEADS)}")
     for name, entry in metadata["formats"].items():
         if isinstance(entry, dict) and entry.get("file") is not None:

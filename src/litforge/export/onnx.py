@@ -101,7 +101,7 @@ def _name_dynamic_axes(path: Path, dynamic_axes: dict[str, dict[int, str]]) -> N
 
 
 def load(path: Path, input_names: list[str], threads: int | None = None):
-    """An onnxruntime CPU session over ``path`` as a callable: numpy inputs -> first output."""
+    """An onnxruntime CPU session over ``path`` as a callable: numpy inputs -> every output."""
     _require("onnxruntime")
     import onnxruntime as ort
 
@@ -110,10 +110,9 @@ def load(path: Path, input_names: list[str], threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    output = session.get_outputs()[0].name
 
-    def run(*arrays: np.ndarray) -> np.ndarray:
-        return session.run([output], dict(zip(input_names, arrays, strict=True)))[0]
+    def run(*arrays: np.ndarray) -> list[np.ndarray]:
+        return session.run(None, dict(zip(input_names, arrays, strict=True)))
 
     return run
 

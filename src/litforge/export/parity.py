@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from litforge.errors import UsageError, first_line
+from litforge.errors import first_line
 from litforge.export.formats import Runner
+from litforge.export.outputs import forward_outputs
 from litforge.export.spec import ExportSpec
 
 BATCH_SIZES = (1, 7, 64)
@@ -115,30 +116,27 @@ def _random_like(
     return tuple(out)
 
 
-def eager_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
-    """The eager model's output as numpy (``exported_output`` of one forward call)."""
+def eager_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
+    """The eager model's outputs as numpy, one array per output the export carries
+    (``litforge.export.outputs``)."""
     with torch.inference_mode():
-        return exported_output(module, module(*inputs))
+        return forward_outputs(module, module(*inputs), len(inputs[0])).numpy()
 
 
-def exported_output(module: torch.nn.Module, output: Any) -> np.ndarray:
-    """What an export carries of a forward ``output``, as numpy: a tensor, a tuple's first tensor, or a
-    Hugging Face output's logits. ``UsageError`` for anything else (a plain dict, a string)."""
-    output = output[0] if isinstance(output, (tuple, list)) and output else output
-    if not isinstance(output, torch.Tensor) and isinstance(getattr(output, "logits", None), torch.Tensor):
-        output = output.logits  # Hugging Face ModelOutput
-    if not isinstance(output, torch.Tensor):
-        kind = (
-            f"a dict with keys {sorted(map(str, output))}"
-            if isinstance(output, dict)
-            else type(output).__name__
-        )
-        raise UsageError(
-            f"{type(module).__name__}.forward() returns {kind}; an export carries one output tensor: return "
-            "one tensor from forward() (the head to serve, or torch.cat of the heads; training_step can still "
-            "compute each loss from it) and export again"
-        )
-    return output.detach().cpu().numpy()
+def compare_outputs(expected: list[np.ndarray], actual: list[np.ndarray], names: list[str]) -> dict[str, Any]:
+    """``compare`` for each output the export carries: the worst errors, and the first output that fails."""
+    if len(actual) < len(expected):
+        return {"passed": False, "error": f"{len(actual)} outputs, eager {len(expected)}"}
+    figures = [compare(e, a) for e, a in zip(expected, actual, strict=False)]
+    if len(figures) == 1:
+        return figures[0]
+    summary: dict[str, Any] = {key: _worst(figures, key) for key in ("max_abs_error", "max_rel_error")}
+    summary["passed"] = all(f["passed"] for f in figures)
+    failed = next((name for name, f in zip(names, figures, strict=True) if not f["passed"]), None)
+    if failed is not None:
+        figure = figures[names.index(failed)]
+        summary["error"] = f"output {failed!r}: {figure.get('error') or 'beyond the tolerance'}"
+    return summary
 
 
 def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | bool | str]:
@@ -159,8 +157,9 @@ def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | bool 
     }
 
 
-def verify(module: torch.nn.Module, runner: Runner, cases: list[Case]) -> dict[str, object]:
-    """Run every case through ``runner`` and the eager module; summary plus per-case figures."""
+def verify(module: torch.nn.Module, runner: Runner, cases: list[Case], names: list[str]) -> dict[str, object]:
+    """Run every case through ``runner`` and the eager module; summary plus per-case figures (``names``: the
+    outputs', to say which one differs)."""
     results = []
     for case in cases:
         try:
@@ -174,7 +173,7 @@ def verify(module: torch.nn.Module, runner: Runner, cases: list[Case]) -> dict[s
             continue
         try:
             actual = runner(*(t.numpy() for t in case.inputs))
-            figures = compare(expected, np.asarray(actual))
+            figures = compare_outputs(expected, [np.asarray(a) for a in actual], names)
         except Exception as err:  # a runtime that rejects a batch size is a parity failure, not a crash
             figures = {"passed": False, "error": f"{type(err).__name__}: {first_line(err)}"}
         results.append({"case": case.name, **figures})

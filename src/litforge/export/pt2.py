@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from litforge._compat.torch import tree_leaves
 from litforge.atomic_files import atomic_path
 from litforge.export.pt2_archive_check import check_pt2_archive
 from litforge.export.spec import ExportSpec
@@ -32,7 +33,7 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
 
 
 def load(path: Path, input_names: list[str], threads: int | None = None):
-    """``torch.export.load(path).module()`` as a callable: numpy inputs -> first output (numpy). An archive
+    """``torch.export.load(path).module()`` as a callable: numpy inputs -> every output (numpy). An archive
     that loading would unpickle anything from is refused first (``pt2_archive_check``)."""
     check_pt2_archive(path)
     graph = torch.export.load(str(path)).module()
@@ -40,10 +41,9 @@ def load(path: Path, input_names: list[str], threads: int | None = None):
 
 
 def _torch_runner(graph: Any):
-    def run(*arrays: np.ndarray) -> np.ndarray:
+    def run(*arrays: np.ndarray) -> list[np.ndarray]:
         with torch.inference_mode():
             output = graph(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
-        output = output[0] if isinstance(output, (tuple, list)) else output
-        return output.numpy()
+        return [t.numpy() for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
 
     return run

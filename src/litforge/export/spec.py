@@ -4,7 +4,8 @@ A LightningModule MAY define ``litforge_export_spec(self) -> dict`` with the key
 
 - ``inputs``: tuple of example tensors (the positional arguments of ``forward``);
 - ``input_names``: list of names, one per input;
-- ``output_names``: list of names (default: ``["logits"]`` for class scores, ``["output"]`` for other heads);
+- ``output_names``: list of names, one per output (default: ``["logits"]`` for class scores, ``["output"]`` for
+  other heads, a dict's keys or ``output_0...`` for several: ``litforge.export.outputs``);
 - ``dynamic_axes``: ``{input_name: {axis: axis_name}}``, e.g. ``{"input_ids": {0: "batch", 1: "sequence"}}``;
 - ``request_format``: ``"features"`` (rows of numbers, the default) or ``"texts"`` (the server tokenizes
   with ``AutoTokenizer.from_pretrained(<export_dir>/tokenizer)``);
@@ -17,7 +18,7 @@ batch from the run's datamodule.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ class ExportSpec:
 
     inputs: tuple[torch.Tensor, ...]
     input_names: list[str]
-    output_names: list[str] | None = None  # None: named after the output head (``named_outputs``)
+    output_names: list[str] | None = None  # None: named as ``litforge.export.outputs`` says
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
     request_format: str = "features"
     save_assets: Callable[[Path], None] | None = None
@@ -139,11 +140,3 @@ def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:
         request_format=request_format,
         save_assets=raw.get("save_assets"),
     )
-
-
-def named_outputs(spec: ExportSpec, head: str) -> ExportSpec:
-    """``spec`` with its output named: as declared, else ``logits`` for class scores and ``output`` for any
-    other head (an autoencoder's reconstruction is no logits)."""
-    if spec.output_names:
-        return spec
-    return replace(spec, output_names=["logits" if head in ("classification", "multi_label") else "output"])

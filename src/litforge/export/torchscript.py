@@ -11,9 +11,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 
+from litforge._compat.lightning import jit_tracing
 from litforge.atomic_files import atomic_path
 from litforge.export.pt2 import _torch_runner
 from litforge.export.spec import ExportSpec
@@ -24,19 +24,17 @@ RUNTIME = "torch.jit"
 
 def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, Any]:
     """Trace the module, write ``path`` atomically and return how it was made."""
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), jit_tracing():  # a LightningModule's trainer stays quiet
         warnings.simplefilter("ignore")  # torch.jit's own deprecation notice; the docs say it louder
-        if isinstance(module, L.LightningModule):  # Lightning's helper guards its trainer-only properties
-            traced = module.to_torchscript(method="trace", example_inputs=spec.inputs, check_trace=False)
-        else:
-            traced = torch.jit.trace(module, spec.inputs, check_trace=False)
+        # strict=False: a forward may return a dict of heads (``litforge.export.outputs``)
+        traced = torch.jit.trace(module.eval(), spec.inputs, check_trace=False, strict=False)
         with atomic_path(path) as tmp:
             torch.jit.save(traced, str(tmp))
     return {"exporter": "torch.jit.trace", "deprecated": True}
 
 
 def load(path: Path, input_names: list[str], threads: int | None = None):
-    """``torch.jit.load(path)`` as a callable: numpy inputs -> first output (numpy)."""
+    """``torch.jit.load(path)`` as a callable: numpy inputs -> every output (numpy)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scripted = torch.jit.load(str(path), map_location="cpu")

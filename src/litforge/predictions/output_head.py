@@ -39,6 +39,9 @@ import numpy as np
 from litforge.errors import UsageError
 
 HEADS = ("classification", "multi_label", "regression", "multi_output", "custom")
+# An export whose forward returns several tensors (a tuple or dict of heads, ``litforge.export.outputs``):
+# each output answered as it is, under its name.
+NAMED_OUTPUTS = "named_outputs"
 # A classifier's predict_step that returns class probabilities itself: argmax, probabilities as they are.
 PROBABILITIES = "probabilities"
 # A multi-label model's predict_step that returns sigmoid(forward) itself: > 0.5, probabilities as they are.
@@ -57,6 +60,7 @@ POSTPROCESSING = {
     "regression": {"prediction": "output, one float per sample"},
     "multi_output": {"prediction": "output, one list of floats per sample"},
     "custom": {"prediction": "output as it is, flattened per sample in CSV"},
+    NAMED_OUTPUTS: {"prediction": "each output as it is, under its name (<name> or <name>_0... in CSV)"},
 }
 
 

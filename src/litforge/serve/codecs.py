@@ -4,7 +4,9 @@ Request:  ``{"inputs": [[...], ...]}`` (one or many rows of raw features, flat o
 input) or, for text models, ``{"texts": ["...", ...]}``. Response: ``{"predictions": [...]}``, one entry
 per row (a class index, a value, or a list of values: one 0/1 per label for a multi-label model, by the
 model's output head), plus ``"probabilities": [[...]]`` and ``"labels": [...]`` for a classifier (labels
-when its classes have names; a list of the positive labels' names per row for a multi-label model).
+when its classes have names; a list of the positive labels' names per row for a multi-label model). A model
+whose forward returns several outputs answers ``{"predictions": {"<output name>": [...], ...}}``, each
+output's values as they are.
 """
 
 from __future__ import annotations
@@ -215,8 +217,11 @@ def decode_rows(rows: list[Any], row_shape: RowShape, dtype: np.dtype) -> np.nda
     return np.stack([a.reshape(concrete(row_shape, a.size)) for a in arrays])  # type: ignore[arg-type]
 
 
-def encode(predictions: Predictions, class_names: list[str] | None) -> dict[str, Any]:
-    """One request's slice of the batch -> the JSON response (the values of ``predictions.csv``)."""
+def encode(predictions: Predictions | dict[str, np.ndarray], class_names: list[str] | None) -> dict[str, Any]:
+    """One request's slice of the batch -> the JSON response (the values of ``predictions.csv``); several
+    outputs (a dict) -> ``{"predictions": {name: values}}``."""
+    if isinstance(predictions, dict):
+        return {"predictions": {name: _json_values(values) for name, values in predictions.items()}}
     response: dict[str, Any] = {"predictions": _json_values(predictions.values)}
     if predictions.probabilities is not None:
         response["probabilities"] = _json_values(predictions.probabilities)

@@ -7,10 +7,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from litforge.errors import first_line
-from litforge.export.artifact import Artifact
+from litforge.export.artifact import Artifact, Outputs, split_rows
 from litforge.serve.codecs import RequestError, decode_inputs, encode
 
 
@@ -76,15 +74,15 @@ def infer(
     validation but not the model: a ``lengths`` beyond its tokens), each request runs alone, and the ones
     it refuses are answered with a ``RequestError`` (422): the good requests of the batch still get theirs."""
     try:
-        pieces: list[np.ndarray | RequestError] = list(_outputs(artifact, parts))
+        pieces: list[Outputs | RequestError] = list(_outputs(artifact, parts))
         calls = _calls(artifact, parts)
     except Exception as error:
         if len(parts) == 1:
             pieces, calls = [_refusal(error)], 1
         else:
             pieces, calls = [_alone(artifact, part) for part in parts], _calls(artifact, parts) + len(parts)
-    answered = [piece for piece in pieces if isinstance(piece, np.ndarray)]
-    counters.add(requests=len(parts), rows=sum(map(len, answered)), model_calls=calls)
+    answered = [piece for piece in pieces if not isinstance(piece, RequestError)]
+    counters.add(requests=len(parts), rows=sum(len(piece[0]) for piece in answered), model_calls=calls)
     return [
         piece
         if isinstance(piece, RequestError)
@@ -93,10 +91,10 @@ def infer(
     ]
 
 
-def _outputs(artifact: Artifact, parts: list[Decoded]) -> list[np.ndarray]:
+def _outputs(artifact: Artifact, parts: list[Decoded]) -> list[Outputs]:
     if artifact.request_format == "texts":
         outputs = artifact.outputs_for_texts([text for part in parts for text in part.items])
-        return np.split(outputs, np.cumsum([len(part) for part in parts])[:-1])
+        return split_rows(outputs, [len(part) for part in parts])
     return artifact.outputs_by_shape([part.items for part in parts])
 
 
@@ -106,7 +104,7 @@ def _calls(artifact: Artifact, parts: list[Decoded]) -> int:
     return len({tuple(array.shape[1:] for array in part.items) for part in parts})
 
 
-def _alone(artifact: Artifact, part: Decoded) -> np.ndarray | RequestError:
+def _alone(artifact: Artifact, part: Decoded) -> Outputs | RequestError:
     try:
         return _outputs(artifact, [part])[0]
     except Exception as error:
