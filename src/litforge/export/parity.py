@@ -112,8 +112,22 @@ def _random_like(
             tensor = example[rows]
         if sequence is not None and 1 in spec.dynamic_axes.get(name, {}):
             tensor = tensor[:, :sequence]
+        elif sequence is not None and _lengths_like(example, spec):
+            tensor = tensor.clamp(max=sequence)  # a lengths input beside the tokens: within the shorter rows
         out.append(tensor.contiguous())
     return tuple(out)
+
+
+def _lengths_like(example: torch.Tensor, spec: ExportSpec) -> bool:
+    """An integer input of one value per row, none beyond the example's sequence length: the lengths of a
+    ``forward(tokens, lengths)``, which a shorter-sequence case must shorten too."""
+    sequences = [
+        t.shape[1]
+        for n, t in zip(spec.input_names, spec.inputs, strict=True)
+        if 1 in spec.dynamic_axes.get(n, {})
+    ]
+    integer = not (example.is_floating_point() or example.is_complex() or example.dtype == torch.bool)
+    return integer and example.ndim == 1 and bool(sequences) and 0 < int(example.max()) <= min(sequences)
 
 
 def eager_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
