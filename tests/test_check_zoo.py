@@ -32,10 +32,6 @@ ZOO = {
 
 # The only check a healthy zoo module may skip, and why.
 EXPECTED_SKIPS = {("manual_two_optimizers", "overfit"): "training_step returns no loss to follow"}
-# Not run here: export_check.py exports new_model() without running configure_model, so a module whose
-# layers only exist after configure_model cannot export yet (export_check.py has another owner; the fix
-# is Subject.new_model(configure=True) there).
-NOT_RUN = {"layers_in_configure_model": ["export"]}
 
 
 def _outcomes(name: str, checks: list[Check]) -> dict[str, tuple[str, str]]:
@@ -51,7 +47,7 @@ def _outcomes(name: str, checks: list[Check]) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize("name", list(ZOO))
 def test_healthy_module_passes_every_check_in_any_order(name):
-    checks = select_checks(skip=NOT_RUN.get(name))
+    checks = select_checks()
     in_order = _outcomes(name, checks)
     for check, (status, detail) in in_order.items():
         skip_reason = EXPECTED_SKIPS.get((name, check))

@@ -52,7 +52,7 @@ def check_export(model: ModelLike | Subject, data: DataLike = None) -> str:
     if missing:
         raise SkipCheck(f"{', '.join(missing)} not installed: pip install 'litforge[export]'")
     subject = as_subject(model, data)
-    module = uncompiled(subject.new_model()).eval()  # a module that compiled itself: check its eager code
+    module = uncompiled(subject.new_model(configure=True)).eval()  # layers from configure_model; eager code
     args, kwargs = model_input(module, prepare_batch(module, subject.batch))
     _check_litforge_exports(module, args, kwargs)
     try:
