@@ -277,6 +277,24 @@ def test_resume_by_run_name_alone_continues_that_run_with_its_config(trained, pr
     assert "--run p1 exists in several experiments (litmodel, other): add --experiment" in ambiguous.stderr
 
 
+def test_a_config_file_that_names_no_model_layers_on_the_runs_own_config(trained, project, user_cli):
+    """``-c more.yaml`` of trainer or init-arg settings only: resume, test and a new fit under the run's name
+    use the run's model and data with the file on top, never the packaged classifier."""
+    (project / "more.yaml").write_text("trainer:\n  max_epochs: 3\n")
+    resumed = user_cli("fit", "--run", "p1", "--resume", "auto", "-c", "more.yaml")
+    assert resumed.returncode == 0, resumed.output
+    assert "--resume continues runs/litmodel/p1 with its config.yaml" in resumed.stderr
+    assert torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2  # 3 epochs
+    (project / "small.yaml").write_text("model:\n  init_args:\n    dropout: 0.0\n")
+    tested = user_cli("test", "--run", "p1", "-c", "small.yaml")
+    assert tested.returncode == 0, tested.output
+    assert "test done" in tested.output
+    fresh = user_cli("fit", "--run", "p1", "-c", "more.yaml")  # a new fit, not a resume: refused as ever
+    assert fresh.returncode == 2, fresh.output
+    assert "--run p1 is a run of experiment litmodel; this command names no model" in fresh.stderr
+    assert not (project / "runs" / "classifier").exists()
+
+
 def test_last_checkpoint_is_the_final_state_when_stopping_mid_epoch(project, user_cli):
     result = user_cli("fit", *SEED_MODEL, *QUICK, "--trainer.max_steps", "6", "--run", "steps")
     assert result.returncode == 0, result.output

@@ -154,11 +154,12 @@ def resolve_evaluation_run(subcommand: str, config: Namespace) -> RunDir:
 
 
 def with_run_config(line: CommandLine) -> CommandLine:
-    """validate/test/predict without ``--config``: a checkpoint inside a run folder brings that run's
-    ``config.yaml`` (its model *and* data); the user's own flags still apply on top of it."""
+    """validate/test/predict without a config that names a model: a checkpoint inside a run folder brings
+    that run's ``config.yaml`` (its model *and* data); the user's own config files (``-c small.yaml`` of
+    trainer or init-arg settings) and flags still apply on top of it."""
     if line.asks_help:
         return line
-    if line.has_config:
+    if line.has_config and line.names_class("model"):
         return _with_config_runs_checkpoint(line)
     flags = line.run_flags
     named_model = line.named_classes.get("model")
@@ -210,19 +211,14 @@ def _with_config_runs_checkpoint(line: CommandLine) -> CommandLine:
 
 
 def with_resumed_runs_config(line: CommandLine) -> CommandLine:
-    """fit ``--run NAME --resume ...`` with no ``--config`` and no ``--model``: the run's own config.yaml,
-    so a resumed run keeps its model, data and settings (typed flags still apply on top), found in the
-    experiment that holds NAME, as test finds it. Without this, such a fit resumed the packaged default in
+    """fit ``--run NAME --resume ...`` naming no model (in a flag or a config file): the run's own
+    config.yaml, so a resumed run keeps its model, data and settings (config files that name no model, such
+    as ``-c more.yaml`` of trainer settings, and typed flags still apply on top), found in the experiment
+    that holds NAME, as test finds it. Without this, such a fit resumed the packaged default in
     ``runs/classifier/NAME`` whatever the run had trained."""
     resume = line.typed_value("--resume")
     name = line.run_flags.get("--run")
-    if (
-        line.asks_help
-        or line.has_config
-        or line.names_class("model")
-        or resume in (None, "never")
-        or not name
-    ):
+    if line.asks_help or line.names_class("model") or resume in (None, "never") or not name:
         return line
     root = Path(line.run_flags.get("--trainer.default_root_dir") or DEFAULT_ROOT)
     experiment = line.run_flags.get("--experiment")
@@ -240,10 +236,11 @@ def with_resumed_runs_config(line: CommandLine) -> CommandLine:
 
 
 def refuse_another_experiments_run(line: CommandLine) -> None:
-    """fit ``--run NAME`` naming no model, no config and no experiment, where NAME is only a run of another
-    experiment (a model of the user's): it would train the packaged classifier under that name, silently."""
+    """fit ``--run NAME`` naming no model (in a flag or a config file) and no experiment, where NAME is only a
+    run of another experiment (a model of the user's): it would train the packaged classifier under that
+    name, silently."""
     name = line.run_flags.get("--run")
-    if line.asks_help or line.has_config or line.names_class("model") or "--experiment" in line.run_flags:
+    if line.asks_help or line.names_class("model") or "--experiment" in line.run_flags:
         return
     if not name or line.typed_value("--resume") not in (None, "never"):
         return
