@@ -45,6 +45,47 @@ def test_grace_period_one_can_prune_after_the_first_epoch() -> None:
     assert study.trials[1].intermediate_values == {1: 0.1}
 
 
+def test_a_trial_is_never_pruned_at_its_last_epoch(tmp_path) -> None:
+    """A rung at max_epochs (the default 6:3 under --trainer.max_epochs 6): the trial trained every epoch,
+    so it completes with its value and checkpoints instead of being thrown away as pruned."""
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    from litforge.tune.optuna_backend import _Pruning
+
+    study = optuna.create_study(pruner=make_pruner("rungs", 1, 3, parse_rungs("2:2")))
+    best = study.ask()
+    best.report(0.1, 2)
+    study.tell(best, 0.1)
+
+    def fit(max_epochs: int) -> str:
+        trial = study.ask()
+        pruning = _Pruning(EpochsDone(trial), PyTorchLightningPruningCallback, "val_loss")
+        trainer = L.Trainer(
+            max_epochs=max_epochs,
+            callbacks=[pruning],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_train_batches=1,
+            limit_val_batches=1,
+            default_root_dir=tmp_path,
+        )
+
+        class Worse(BoringModel):
+            def validation_step(self, batch, batch_idx):
+                self.log("val_loss", 5.0)
+
+        try:
+            trainer.fit(Worse())
+        except optuna.TrialPruned:
+            return f"pruned after {trainer.current_epoch + 1}"
+        return f"complete after {trainer.current_epoch}"
+
+    assert fit(max_epochs=3) == "pruned after 2"  # the rung at 2 of 3 epochs prunes the worse trial
+    assert fit(max_epochs=2) == "complete after 2"  # at its last epoch it does not
+
+
 def _report_all(study, curves: list[dict[int, float]]) -> list[bool]:
     """Run trials one after another, each reporting its curve (epochs done -> value) until pruned."""
     pruned = []

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -32,6 +32,9 @@ from litforge.tune.rungs import Rung
 from litforge.tune.space import Param, SearchSpace
 from litforge.tune.trial import EachEpoch, TrialFailed, TrialRunner
 from litforge.tune.worker_processes import watch_worker_starts, worker_context
+
+if TYPE_CHECKING:
+    import lightning as L
 
 _READY_TIMEOUT_S = 300
 # How often a worker with nothing left to start looks whether the other workers' last trials finished
@@ -231,7 +234,7 @@ class _Objective:
         from optuna_integration import PyTorchLightningPruningCallback
 
         values = {param.key: suggest(trial, param) for param in self.space.params}
-        pruning = EachEpoch(PyTorchLightningPruningCallback(EpochsDone(trial), monitor=self.space.metric))
+        pruning = _Pruning(EpochsDone(trial), PyTorchLightningPruningCallback, self.space.metric)
         try:
             result = self.runner.train(str(trial.number), values, [pruning])
         except UsageError as error:  # a config mistake every trial would repeat: the search stops
@@ -249,22 +252,51 @@ class _Objective:
 
 
 class EpochsDone:
-    """An Optuna trial whose ``report`` steps count validation epochs done (1, 2, ...).
+    """An Optuna trial whose ``report`` steps count validation epochs done (1, 2, ...), and which is never
+    pruned at its last epoch.
 
     ``PyTorchLightningPruningCallback`` reports Lightning's 0-based ``current_epoch``, so a halving
     pruner's first rung of 1 (``min_resource``, which must be >= 1) would first act after two epochs, and
     a trial could never be pruned after one. With epochs done as steps, ``--grace-period N`` means N
     epochs for every pruner, as it does for Ray's ASHA (``training_iteration`` counts from 1).
+
+    ``final``: the report is of the trial's last epoch (set by ``_Pruning``). Pruning then saves nothing and
+    would throw a finished trial away (its value, its checkpoints): a rung at the last epoch never prunes.
     """
 
     def __init__(self, trial: Any) -> None:
         self._trial = trial
+        self.final = False
 
     def report(self, value: float, step: int) -> None:
         self._trial.report(value, step + 1)
 
+    def should_prune(self) -> bool:
+        return not self.final and self._trial.should_prune()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._trial, name)
+
+
+class _Pruning(EachEpoch):
+    """Optuna's pruning callback once per epoch (``EachEpoch``), told when an epoch is the trial's last."""
+
+    def __init__(self, trial: EpochsDone, callback: type[L.Callback], metric: str) -> None:
+        super().__init__(callback(trial, monitor=metric))
+        self.trial = trial
+
+    def epoch_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.trial.final = last_epoch(trainer)
+        super().epoch_done(trainer, pl_module)
+
+
+def last_epoch(trainer: L.Trainer) -> bool:
+    """Whether the epoch ending now is the fit's last: ``max_epochs`` reached, or ``max_steps``."""
+    epochs, steps = trainer.max_epochs, trainer.max_steps
+    return bool(
+        (epochs is not None and epochs > 0 and trainer.current_epoch + 1 >= epochs)
+        or (steps is not None and steps > 0 and trainer.global_step >= steps)
+    )
 
 
 def suggest(trial: Any, param: Param) -> Any:
