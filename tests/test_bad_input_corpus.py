@@ -52,6 +52,7 @@ def _write_inputs(folder: Path) -> None:
     whole = (folder / "whole.ckpt").read_bytes()
     (folder / "truncated.ckpt").write_bytes(whole[: len(whole) // 2])  # an interrupted copy
     (folder / "whole.ckpt").unlink()
+    (folder / "cfg.yaml").write_text("trainer:\n  max_epochs: 2\n")
     (folder / "data_typo.yaml").write_text("data:\n  init_args:\n    batchsize: 8\n")
     (folder / "trainer_typo.yaml").write_text("trainer:\n  max_step: 3\n")
     (folder / "section_typo.yaml").write_text("trainr:\n  max_steps: 3\n")
@@ -157,6 +158,11 @@ CASES = [
     ),
     (["export", "--ckp", "notatorch.ckpt"], "required: --ckpt (--ckp: did you mean --ckpt?)"),
     (["export", "--ckpt", "notatorch.ckpt"], "not a PyTorch checkpoint"),
+    (
+        ["export", "--ckpt", "cfg.yaml"],
+        "--ckpt: cfg.yaml is a text file, not a checkpoint (a config file goes to",
+    ),
+    (["test", "--ckpt_path", "cfg.yaml"], "cfg.yaml is a text file, not a checkpoint"),
     (["export", "--ckpt", "pickled.ckpt"], "pickled.ckpt is refused as unsafe"),
     (["export", "--ckpt", "pickled.ckpt", "--model-class", "collections.OrderedDict"], "refused as unsafe"),
     (["tune", "--space", "binary.yaml"], "binary.yaml"),

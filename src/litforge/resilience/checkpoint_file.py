@@ -42,6 +42,11 @@ def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
         raise UsageError(
             f"{flag}: {path} is a truncated checkpoint (its zip archive ends early: an interrupted write or copy)"
         )
+    if not archive and _is_text(path):
+        config = (
+            " (a config file goes to --config)" if path.suffix.lower() in (".yaml", ".yml", ".json") else ""
+        )
+        raise UsageError(f"{flag}: {path} is a text file, not a checkpoint{config}")
     try:
         if archive:
             verify_checkpoint(path)
@@ -70,6 +75,23 @@ def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UsageError(f"{flag}: {path} has no 'state_dict'; is it a Lightning checkpoint?")
     return checkpoint
+
+
+def _is_text(path: Path) -> bool:
+    """Whether the file's first KiB is UTF-8 text without NUL bytes (a YAML or JSON file, a log): no
+    checkpoint, zipped or pickled, starts like that."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1024)
+    except OSError:
+        return False
+    if not head or b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start >= len(head) - 3  # a character cut at the end of the KiB
+    return True
 
 
 def _starts_like_a_zip(path: Path) -> bool:
