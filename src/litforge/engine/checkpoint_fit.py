@@ -47,17 +47,26 @@ def check_same_model_class(
         )
 
 
-def check_checkpoint_fits(path: Path, model: torch.nn.Module, typed: dict[str, Any] | None = None) -> None:
+def check_checkpoint_fits(
+    path: Path,
+    model: torch.nn.Module,
+    typed: dict[str, Any] | None = None,
+    *,
+    flag: str = "--ckpt_path",
+    state_dict: dict[str, Any] | None = None,
+) -> None:
     """Refuse a checkpoint whose weights cannot be loaded into ``model``, before any work starts.
 
     Compares names and shapes (compiled submodules' ``_orig_mod.`` ignored on both sides). Parameters
     the model creates later (lazy, ``configure_model``) are left to the load itself. ``typed``: the
     ``--model.NAME`` values of the command line that replaced the checkpoint's; the error then names them.
+    ``state_dict``: the checkpoint's, when the caller has read it already.
 
     Raises:
-        UsageError: naming the file, the model class and the first mismatch.
+        UsageError: naming ``flag``, the file, the model class and the first mismatch.
     """
-    saved = _shapes(uncompiled_state_dict(open_checkpoint(path)["state_dict"]))
+    state_dict = state_dict if state_dict is not None else open_checkpoint(path, flag)["state_dict"]
+    saved = _shapes(uncompiled_state_dict(state_dict))
     own = _shapes(uncompiled_state_dict(model.state_dict()))
     name = type(model).__name__
     hint = "pass the config of the run that wrote it (--config <run>/config.yaml) or a matching checkpoint"
@@ -67,14 +76,14 @@ def check_checkpoint_fits(path: Path, model: torch.nn.Module, typed: dict[str, A
     if own and saved and not own.keys() & saved.keys():
         example = next(iter(saved))
         raise UsageError(
-            f"--ckpt_path {path} holds another model's weights: none of its {len(saved)} tensors "
+            f"{flag} {path} holds another model's weights: none of its {len(saved)} tensors "
             f"(e.g. {example}) is in {name}; {hint}"
         )
     differ = sorted(key for key in own.keys() & saved.keys() if own[key] != saved[key])
     if differ:
         key = differ[0]
         raise UsageError(
-            f"--ckpt_path {path} does not fit {name}: {key} is {saved[key]} in the checkpoint but "
+            f"{flag} {path} does not fit {name}: {key} is {saved[key]} in the checkpoint but "
             f"{own[key]} in the model ({len(differ)} tensor(s) differ); {hint}"
         )
 

@@ -22,7 +22,7 @@ import yaml
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
-from litforge.engine.checkpoint_fit import check_same_model_class
+from litforge.engine.checkpoint_fit import check_checkpoint_fits, check_same_model_class
 from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError, first_line
 from litforge.predictions.forward_inputs import (
@@ -135,10 +135,22 @@ def load_checkpoint(
     kwargs = {**(init_args if isinstance(init_args, dict) else {}), **hparams}
     kwargs = _with_injected_objects(cls, _accepted_kwargs(cls, kwargs), where)
     module = _configured(_built(cls, kwargs, class_path, path), class_path)
+    check_checkpoint_fits(path, module, flag="--ckpt", state_dict=checkpoint["state_dict"])
     try:  # weights saved through torch.compile wrappers are named net._orig_mod.<...>: load them as net.<...>
-        module.load_state_dict(uncompiled_state_dict(checkpoint["state_dict"]), strict=True)
-    except RuntimeError as err:
-        raise UsageError(f"--ckpt: weights in {path} do not fit {class_path}: {err}") from None
+        keys = module.load_state_dict(uncompiled_state_dict(checkpoint["state_dict"]), strict=False)
+    except RuntimeError as err:  # a lazy parameter of another shape: torch's second line says which
+        detail = (str(err).strip().splitlines() or [""])[1:2] or [first_line(err)]
+        raise UsageError(f"--ckpt: weights in {path} do not fit {class_path}: {detail[0].strip()}") from None
+    if keys.missing_keys or keys.unexpected_keys:
+        raise UsageError(
+            f"--ckpt: weights in {path} do not fit {class_path}: "
+            + "; ".join(
+                f"{len(names)} {kind} (e.g. {names[0]})"
+                for kind, names in (("missing", keys.missing_keys), ("unexpected", keys.unexpected_keys))
+                if names
+            )
+            + "; export it with the config of the run that wrote it (--config <run>/config.yaml)"
+        )
     module.eval()
     loaded = LoadedCheckpoint(module=module, class_path=class_path, checkpoint=path.resolve())
     note_if_unverified(path)
