@@ -68,6 +68,14 @@ class SmoothedLabels(broken.TinyNet):
         return F.cross_entropy(logits, y, label_smoothing=0.3)
 
 
+class CreepsAlongAFloor(broken.TinyNet):
+    """Healthy, but its loss has a floor of 2 (a VAE's summed loss on soft targets): it creeps towards it, so
+    its best step is its last, yet more steps would not help."""
+
+    def loss(self, logits, y):
+        return F.cross_entropy(logits, y) + 2.0
+
+
 OVERFIT_FAILURES = [
     # (model, steps, what the message says after "did not fall below 0.01 in <steps> steps on one batch")
     (broken.CannotLearn, 15, r"with SGD lr=0: first \d\.\d+, best .*; it hardly moved: check that the learning rate"),
@@ -75,13 +83,14 @@ OVERFIT_FAILURES = [
     (lambda: broken.TinyNet(lr=1.0), 15, r"with Adam lr=1: .*; it fell to 0\.019, then rose again: lower the learning rate"),
     (broken.Diverges, 5, r"with SGD lr=1e\+06: .* last nan; it diverged: lower the learning rate"),
     (SmoothedLabels, 100, r"with Adam lr=0\.05: .*; it levelled off at 0\.6.*needs a higher threshold"),
+    (CreepsAlongAFloor, 100, r"with Adam lr=0\.05: .*; it levelled off at 2(\.0+)?: .*--overfit-threshold 2\.5\)"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("model", "steps", "advice"),
     OVERFIT_FAILURES,
-    ids=["lr-0", "too-few-steps", "lr-too-high", "diverges", "loss-with-a-floor"],
+    ids=["lr-0", "too-few-steps", "lr-too-high", "diverges", "loss-with-a-floor", "creeping-to-a-floor"],
 )
 def test_overfit_failure_names_the_modules_optimizer_and_says_what_to_do(model, steps, advice):
     with pytest.raises(

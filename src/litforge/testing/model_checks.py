@@ -341,7 +341,7 @@ def _overfit_advice(losses: list[float], best: int, threshold: float) -> str:
         )
     if last - lowest > (first - lowest) / 2:
         return f"it fell to {lowest:.3g}, then rose again: lower the learning rate"
-    if best >= 0.9 * len(losses):
+    if best >= 0.9 * len(losses) and _still_falling(losses):
         more = 2 * len(losses)
         return (
             f"it was still falling: allow more steps (steps={more}, litforge check --overfit-steps {more}), or "
@@ -349,9 +349,25 @@ def _overfit_advice(losses: list[float], best: int, threshold: float) -> str:
         )
     return (
         f"it levelled off at {lowest:.3g}: check that the model can fit these targets (output size, "
-        f"activation, loss function); a loss with a floor above {threshold} (label smoothing, a penalty term) "
-        "needs a higher threshold (threshold=..., litforge check --overfit-threshold ...)"
+        f"activation, loss function); a loss with a floor above {threshold} (label smoothing, a KL or penalty "
+        "term, a summed loss on soft targets) needs a higher threshold (threshold=..., litforge check "
+        f"--overfit-threshold {_above(lowest)})"
     )
+
+
+def _still_falling(losses: list[float]) -> bool:
+    """Whether the last fifth of the steps still took a real share (5 %) of the whole drop off the loss: a
+    curve that creeps along its floor (a VAE's summed loss, 45 -> 22.6 -> 22.3) has levelled off, however
+    late its best step; a loss decaying at a steady rate has not."""
+    tail = max(len(losses) // 5, 1)
+    earlier, recent = min(losses[:-tail], default=losses[0]), min(losses[-tail:])
+    return earlier - recent > 0.05 * (losses[0] - recent)
+
+
+def _above(value: float) -> str:
+    """A round threshold a little above ``value`` (22.3 -> 25, 0.61 -> 0.7)."""
+    scale = 10 ** math.floor(math.log10(value)) if value > 0 else 1.0
+    return f"{math.ceil(value * 1.1 / (scale / 2)) * (scale / 2):g}"
 
 
 def check_fast_dev_run(model: ModelLike | Subject, data: DataLike = None) -> str:
