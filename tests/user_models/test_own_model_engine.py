@@ -227,6 +227,12 @@ def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     best = torch.load(folder / "o2" / "checkpoints" / "best.ckpt", weights_only=True)
     state = next(v for k, v in best["callbacks"].items() if k.startswith("RunCheckpoint"))
     assert state["monitor"] == "valid/accuracy" and state["best_model_score"] is not None
+    # no validation loop, a misspelt --monitor: said after the first epoch, with the closest logged name
+    no_validation = ["--model", "usermods.NoValidationModel", "--data", "usermods.TrainOnlyData", *QUICK]
+    typo = user_cli("fit", *no_validation, "--run", "nv", "--monitor", "train_los")
+    assert typo.returncode == 0, typo.output
+    note = "note: the model has not logged 'train_los' (it logs: train_loss; did you mean train_loss?)"
+    assert note in typo.stderr, typo.stderr
 
 
 def test_a_run_name_that_does_not_exist_lists_the_runs_that_do(trained, user_cli):

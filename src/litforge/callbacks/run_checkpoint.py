@@ -60,8 +60,8 @@ class RunCheckpoint(ModelCheckpoint):
             self._save_last(trainer)
         if self.monitor and not self.best_model_path and trainer.is_global_zero:
             print(
-                f"litforge: the model logged no '{self.monitor}', so the run has checkpoints/last.ckpt but "
-                "no best.ckpt (choose the metric with --monitor NAME)",
+                f"litforge: the model logged no '{self.monitor}' ({self._logged_instead(trainer)}), so the run "
+                "has checkpoints/last.ckpt but no best.ckpt (--monitor NAME chooses the metric)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -79,23 +79,24 @@ class RunCheckpoint(ModelCheckpoint):
         fitting = trainer.state.fn == TrainerFn.FITTING and not (
             trainer.sanity_checking or trainer.fast_dev_run
         )
-        validated = trainer.state.stage == RunningStage.VALIDATING  # a model without validation logs no val_*
-        if fitting and validated and not self._said_unlogged and trainer.is_global_zero:
-            self._said_unlogged = True  # once, after the first validation: not only after the whole run
-            self._say_unlogged(trainer)
+        # after the first validation (a model without one: its first training epoch), not only at the end
+        epoch_done = trainer.state.stage == RunningStage.VALIDATING or not trainer.enable_validation
+        if fitting and epoch_done and not self._said_unlogged and trainer.is_global_zero:
+            self._said_unlogged = True
+            print(
+                f"litforge: note: the model has not logged '{self.monitor}' ({self._logged_instead(trainer)}); "
+                "until it does, the run keeps checkpoints/last.ckpt only",
+                file=sys.stderr,
+                flush=True,
+            )
         if fitting and self._last_only_step != trainer.global_step:
             self._save_last(trainer)
 
-    def _say_unlogged(self, trainer: L.Trainer) -> None:
+    def _logged_instead(self, trainer: L.Trainer) -> str:
+        """``it logs: a, b; did you mean a?``: what the model does log, and the name closest to ``monitor``."""
         logged = sorted(str(key) for key in trainer.callback_metrics)
         close = difflib.get_close_matches(str(self.monitor), logged, n=1, cutoff=0.6)
-        hint = f"; did you mean --monitor {close[0]}?" if close else ""
-        print(
-            f"litforge: note: the model has not logged '{self.monitor}' (it logs: {', '.join(logged) or 'nothing'}"
-            f"{hint}); until it does, the run keeps checkpoints/last.ckpt only",
-            file=sys.stderr,
-            flush=True,
-        )
+        return f"it logs: {', '.join(logged) or 'nothing'}" + (f"; did you mean {close[0]}?" if close else "")
 
     def _save_last(self, trainer: L.Trainer) -> None:
         self.last_model_path = str(self._last_path)
