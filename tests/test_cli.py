@@ -412,3 +412,29 @@ def test_a_missing_relative_file_names_the_folder_it_was_looked_for_in(tmp_path,
     relative = describe(FileNotFoundError(2, "No such file or directory", "data/train.csv"))
     assert f"a relative path is read from the folder litforge runs in, {tmp_path}" in relative
     assert "relative path" not in describe(FileNotFoundError(2, "No such file", "/abs/train.csv"))
+
+
+@pytest.mark.parametrize(
+    ("callback", "words"),
+    [
+        (
+            "lightning.pytorch.callbacks.EarlyStopping",
+            "fit: EarlyStopping(monitor='val_los') in trainer.callbacks: the model logs no 'val_los' (it logs: ",
+        ),
+        (
+            "lightning.pytorch.callbacks.ModelCheckpoint",
+            "fit: ModelCheckpoint(monitor='val_los') in trainer.callbacks: the model logs no 'val_los' (it logs: ",
+        ),
+    ],
+)
+def test_a_callback_monitoring_a_metric_the_model_never_logs_is_a_config_error(tmp_path, callback, words):
+    """A typo in a config's callback monitor surfaces at the first validation: exit 2, the closest name."""
+    (tmp_path / "mon.yaml").write_text(
+        f"trainer:\n  callbacks:\n    - class_path: {callback}\n      init_args: {{monitor: val_los}}\n"
+    )
+    result = run_cli("fit", "-c", "mon.yaml", *TINY_TRAINER, "--run", "m", cwd=tmp_path)
+    assert result.returncode == 2, result.output
+    assert words in result.stderr and "did you mean val_loss?); fix its monitor" in result.stderr, (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

@@ -23,7 +23,12 @@ def main(command: str, argv: list[str]) -> int:
 
         return predict_from_artifact(command, argv)
     from litforge.engine.api import run_command
-    from litforge.engine.failures import UserCodeFailed, describe, is_trainer_misconfiguration
+    from litforge.engine.failures import (
+        UserCodeFailed,
+        describe,
+        is_trainer_misconfiguration,
+        unlogged_monitor,
+    )
 
     try:
         run_command([command, *argv])
@@ -33,6 +38,11 @@ def main(command: str, argv: list[str]) -> int:
         if isinstance(error, OSError) and error.errno in _NOT_ALLOWED and error.filename:
             # a read-only run folder, a root that is a file, a file the user may not read: their setup
             raise UsageError(f"{command}: cannot use {error.filename}: {error.strerror}") from error
+        if (unlogged := unlogged_monitor(error)) is not None:  # a config's callback with a misspelt monitor
+            raise UsageError(
+                f"{command}: {unlogged}; fix its monitor (what trained so far stays in the run folder: "
+                "--overwrite replaces it)"
+            ) from error
         if is_trainer_misconfiguration(error):
             # Lightning refusing the settings (a LearningRateMonitor without a logger, limit_train_batches
             # below one batch): a bad config, not a bug in the user's code

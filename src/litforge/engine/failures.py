@@ -9,6 +9,7 @@ litforge: error: fit failed: RuntimeError: boom
 
 from __future__ import annotations
 
+import difflib
 import re
 import sysconfig
 import traceback
@@ -62,6 +63,33 @@ def _relative_path_hint(error: BaseException) -> list[str]:
         return []
     return [f"{HINT}a relative path is read from the folder litforge runs in, {working_folder.started_in()}; "
             "a run's config keeps paths as they were typed, so run it from where they hold, or give absolute paths)"]  # fmt: skip
+
+
+# Lightning's words for a callback whose monitor the model never logged: (callback, monitor, logged names)
+_UNLOGGED_MONITOR = (
+    re.compile(r"Early stopping conditioned on metric `(?P<monitor>[^`]+)` which is not available\..*?"
+               r"following: (?P<logged>.*)$", re.S),
+    re.compile(r"(?P<callback>ModelCheckpoint)\(monitor='(?P<monitor>[^']+)'\)`? could not find the monitored key "
+               r"in the returned metrics: \[(?P<logged>[^\]]*)\]"),
+)  # fmt: skip
+
+
+def unlogged_monitor(error: BaseException) -> str | None:
+    """Lightning's ``EarlyStopping``/``ModelCheckpoint`` refusing a ``monitor`` the model does not log (a
+    typo in a config's callback, found at the first validation) as one line with the closest logged name."""
+    for pattern in _UNLOGGED_MONITOR:
+        if (found := pattern.search(str(error))) is None:
+            continue
+        callback = found.groupdict().get("callback") or "EarlyStopping"
+        names = (name.strip(" `'\"") for name in found["logged"].split(","))
+        logged = [name for name in names if name and name not in ("epoch", "step")]  # Lightning's own
+        close = difflib.get_close_matches(found["monitor"], logged, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        return (
+            f"{callback}(monitor={found['monitor']!r}) in trainer.callbacks: the model logs no "
+            f"'{found['monitor']}' (it logs: {', '.join(logged) or 'nothing'}{hint})"
+        )
+    return None
 
 
 def is_trainer_misconfiguration(error: BaseException) -> bool:
