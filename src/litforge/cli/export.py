@@ -95,6 +95,7 @@ def main(command: str, argv: list[str]) -> int:
             real_batch=loaded.real_batch,
             real_inputs=loaded.real_inputs,
             predict_step_sigmoid=loaded.predict_step_sigmoid,
+            feature_names=loaded.feature_names,
             source=source,
             benchmark=args.benchmark,
         )

@@ -71,6 +71,7 @@ class CSVDataModule(InMemoryDataModule):
         missing = [c for c in columns if c not in header]
         if missing:
             raise ValueError(f"data.feature_columns: {missing} not in {self.path}")
+        self.feature_names = list(columns)  # recorded by litforge export: exported rows are read by name
         try:
             features = np.array([[float(row[c]) for c in columns] for row in rows], dtype=np.float32)
         except ValueError as err:

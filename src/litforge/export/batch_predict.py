@@ -23,6 +23,7 @@ import numpy as np
 from litforge.atomic_files import atomic_path
 from litforge.errors import UsageError, first_line
 from litforge.export.artifact import Answer, Artifact, Rows
+from litforge.export.feature_names import columns_by_name
 from litforge.export.input_values import first_bad_id, value_problem
 from litforge.export.row_shape import FeatureInput, RowShape, axis_mismatch, concrete, takes
 from litforge.predictions import csv_columns
@@ -126,7 +127,7 @@ def read_rows(path: Path, inputs: tuple[FeatureInput, ...]) -> list[tuple[np.nda
         return [(np.arange(len(array)), (array,))]
     by_length: dict[int, list[list[float | int]]] = {}
     numbers: dict[int, list[int]] = {}
-    for number, row in enumerate(_read_csv(path, only.shape, only.bounds)):
+    for number, row in enumerate(_read_csv(path, only.shape, only.bounds, only.features)):
         by_length.setdefault(len(row), []).append(row)
         numbers.setdefault(len(row), []).append(number)
     return [(np.array(numbers[n]), (_shaped(np.array(by_length[n]), only),)) for n in by_length]
@@ -190,19 +191,29 @@ def _load_rows(where: str | Path, spec: FeatureInput, array: np.ndarray) -> np.n
     return _shaped(rows, spec)
 
 
-def _read_csv(path: Path, shape: RowShape, ids: tuple[int, int] | None) -> list[list[float | int]]:
+def _read_csv(
+    path: Path, shape: RowShape, ids: tuple[int, int] | None, features: tuple[str, ...] | None = None
+) -> list[list[float | int]]:
     """Rows of finite numbers (whole numbers within ``ids`` for an integer input), as many as ``shape`` takes,
     after an optional header line: a first line none of whose cells is a number. A BOM (Excel's "CSV UTF-8")
-    is skipped."""
+    is skipped. When the export names its ``features``, a header picks them by name, in any order, and the
+    other columns (an id, the target) are left out, with a note."""
     rows: list[list[float | int]] = []
     header = ""
+    picked: list[int] | None = None
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         for index, cells in enumerate(filter(None, reader)):
             line = f"line {reader.line_num} of {path}"
             if index == 0 and not any(map(_is_number, cells)):
-                header = ",".join(cells)
+                header, width = ",".join(cells), len(cells)
+                if features:
+                    picked = _picked_columns(cells, features, path)
                 continue  # a header
+            if picked is not None:
+                if len(cells) != width:
+                    raise UsageError(f"--input: {line} has {len(cells)} cells; its header has {width}")
+                cells = [cells[i] for i in picked]
             bad = next((cell for cell in cells if not _is_number(cell)), None)
             if bad is not None:
                 raise UsageError(f"--input: {line} has a non-numeric value {bad!r}")
@@ -220,6 +231,20 @@ def _read_csv(path: Path, shape: RowShape, ids: tuple[int, int] | None) -> list[
         read_as = f" (its first line, {header[:60]!r}, was read as a header; values are separated by commas)"
         raise UsageError(f"--input: {path} has no data rows{read_as if header else ''}")
     return rows
+
+
+def _picked_columns(header: list[str], features: tuple[str, ...], path: Path) -> list[int]:
+    """The header's columns of the export's features, in their order; a note when that is not the header's
+    order or when columns are left out."""
+    picked, left_out = columns_by_name(header, features, str(path))
+    notes = []
+    if sorted(picked) != picked:
+        notes.append(f"its columns are read by name in the model's order ({', '.join(features)})")
+    if left_out:
+        notes.append(f"columns the model does not take are left out ({', '.join(left_out)})")
+    if notes:
+        print(f"litforge: note: {path}: {'; '.join(notes)}", file=sys.stderr)
+    return picked
 
 
 def _number(cell: str) -> float | int:

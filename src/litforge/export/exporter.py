@@ -16,6 +16,7 @@ import torch
 from litforge._compat.torch_compile import uncompiled
 from litforge.errors import UsageError, first_line
 from litforge.export import metadata
+from litforge.export.feature_names import check_width, declared_feature_names
 from litforge.export.formats import format_module, load_runner
 from litforge.export.input_values import embedding_ranges
 from litforge.export.outputs import ForwardOutputs, forward_outputs
@@ -44,12 +45,14 @@ def export_module(
     source: dict[str, Any] | None = None,
     benchmark: bool = False,
     predict_step_sigmoid: bool = False,
+    feature_names: list[str] | None = None,
 ) -> ExportResult:
     """Export ``module`` (in eval mode) to ``formats`` under ``out``, verify each, write export.json.
 
     ``classes``: what the module and its datamodule declare (default: the module alone); with the output
     shape it decides the output head when the module declares none (``litforge.predictions.output_head``);
-    ``predict_step_sigmoid``: the module's ``predict_step`` returns sigmoid(forward) (a multi-label model)."""
+    ``predict_step_sigmoid``: the module's ``predict_step`` returns sigmoid(forward) (a multi-label model);
+    ``feature_names``: the input's columns as the run's datamodule names them (``export.feature_names``)."""
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
     _note_a_fixed_sequence_length(module, spec)
@@ -96,7 +99,10 @@ def export_module(
         "source": {"model_class": f"{type(module).__module__}.{type(module).__qualname__}", **(source or {})},
         "formats": entries,
         "request_format": spec.request_format,
-        "inputs": spec.describe_inputs(embedding_ranges(module, spec.input_names, spec.inputs)),
+        "inputs": spec.describe_inputs(
+            embedding_ranges(module, spec.input_names, spec.inputs),
+            _feature_names(module, spec, feature_names),
+        ),
         "outputs": _describe_outputs(examples, spec),
         "output_head": head,
         "class_labels": _class_labels(head, examples[0], classes),
@@ -129,6 +135,16 @@ def _class_labels(head: str, output: np.ndarray, classes: output_head.Classes) -
     if not classes.names or len(classes.names) != fits:
         return None
     return classes.names
+
+
+def _feature_names(module: torch.nn.Module, spec: ExportSpec, found: list[str] | None) -> list[str] | None:
+    """The input's column names: declared by the export spec (one per value, else refused), else ``found``
+    (the datamodule's) or the module's own, when there is one per value of a row."""
+    width = spec.row_width()
+    if width is None:
+        return None
+    declared = check_width(spec.feature_names, width, type(module).__name__)
+    return declared or check_width(found or declared_feature_names(module), width, "")
 
 
 def _output_head(

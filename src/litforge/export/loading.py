@@ -25,6 +25,7 @@ from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
 from litforge.engine.checkpoint_fit import check_checkpoint_fits, check_same_model_class
 from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError, first_line
+from litforge.export.feature_names import declared_feature_names
 from litforge.predictions.forward_inputs import (
     forward_inputs_from_batch,
     labels_of,
@@ -48,6 +49,7 @@ class LoadedCheckpoint:
     real_inputs: tuple[torch.Tensor, ...] | None = None  # every input of forward from that batch
     batch_labels: torch.Tensor | None = None  # that batch's integer class labels, if it has some
     predict_step_sigmoid: bool = False  # predict_step returns sigmoid(forward) on that batch (multi-label)
+    feature_names: list[str] | None = None  # the datamodule's names of the input's columns
     data_class_path: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -271,6 +273,7 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
             loaded.real_inputs = tuple(tensors)
         loaded.predict_step_sigmoid = _predict_step_is_sigmoid(loaded.module, batch)
         loaded.batch_labels = labels_of(batch, positional_inputs(loaded.module))
+        loaded.feature_names = declared_feature_names(datamodule)
     except Exception as err:  # the data may be unavailable where the export runs; exporting still works
         note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {first_line(err)})"
         print(f"litforge: note: {note}; verifying on random inputs only", file=sys.stderr, flush=True)

@@ -28,15 +28,29 @@ class FeatureInput:
     shape: RowShape
     dtype: str
     bounds: tuple[int, int] | None = None
+    features: tuple[str, ...] | None = None  # the names of a row's values (litforge.export.feature_names)
 
 
 def feature_inputs(record: dict[str, Any], where: str) -> tuple[FeatureInput, ...]:
     """``export.json``'s inputs as rows; ``UsageError`` for one with two dynamic axes (``input_row_shape``)."""
     return tuple(
         FeatureInput(
-            str(entry["name"]), input_row_shape(entry, where), str(entry["dtype"]), integer_bounds(entry)
+            str(entry["name"]),
+            input_row_shape(entry, where),
+            str(entry["dtype"]),
+            integer_bounds(entry),
+            _features(entry),
         )
         for entry in record.get("inputs") or []
+    )
+
+
+def _features(entry: dict[str, Any]) -> tuple[str, ...] | None:
+    names = entry.get("features")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return None
+    return (
+        tuple(names) if len(names) == math.prod(s for s in entry["shape"][1:] if isinstance(s, int)) else None
     )
 
 

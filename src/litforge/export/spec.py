@@ -9,7 +9,9 @@ A LightningModule MAY define ``litforge_export_spec(self) -> dict`` with the key
 - ``dynamic_axes``: ``{input_name: {axis: axis_name}}``, e.g. ``{"input_ids": {0: "batch", 1: "sequence"}}``;
 - ``request_format``: ``"features"`` (rows of numbers, the default) or ``"texts"`` (the server tokenizes
   with ``AutoTokenizer.from_pretrained(<export_dir>/tokenizer)``);
-- ``save_assets``: optional ``callable(out_dir: pathlib.Path) -> None`` writing extra files (a tokenizer).
+- ``save_assets``: optional ``callable(out_dir: pathlib.Path) -> None`` writing extra files (a tokenizer);
+- ``feature_names``: the names of the one input's values per row (a tabular model's columns), so rows are
+  read by name (``litforge.export.feature_names``).
 
 Without the hook, ``example_input_array`` (one tensor) is used with a dynamic batch axis 0, or else one
 batch from the run's datamodule.
@@ -39,6 +41,15 @@ class ExportSpec:
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
     request_format: str = "features"
     save_assets: Callable[[Path], None] | None = None
+    feature_names: list[str] | None = None  # declared by litforge_export_spec()
+
+    def row_width(self) -> int | None:
+        """Values per row of the one input, when rows have a fixed size (a features model's columns)."""
+        if len(self.inputs) != 1 or self.request_format != "features":
+            return None
+        if set(self.dynamic_axes.get(self.input_names[0], {})) - {0}:
+            return None
+        return int(self.inputs[0][0].numel()) if len(self.inputs[0]) else None
 
     def dynamic_shapes(self) -> tuple[dict[int, Any], ...]:
         """``dynamic_axes`` as ``torch.export`` dynamic shapes: ``Dim.DYNAMIC`` per named axis, so torch infers
@@ -49,9 +60,12 @@ class ExportSpec:
             for name in self.input_names
         )
 
-    def describe_inputs(self, ranges: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
+    def describe_inputs(
+        self, ranges: dict[str, list[int]] | None = None, features: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Names, dtypes and shapes (dynamic axes by name) for ``export.json``, plus the ``range`` of ids an
-        integer input takes where it is known (``litforge.export.input_values``)."""
+        integer input takes where it is known (``litforge.export.input_values``) and the one input's
+        ``features`` (``litforge.export.feature_names``)."""
         described = []
         for name, tensor in zip(self.input_names, self.inputs, strict=True):
             shape = [
@@ -64,6 +78,8 @@ class ExportSpec:
             }
             if ranges and name in ranges:
                 entry["range"] = ranges[name]
+            if features and len(self.inputs) == 1:
+                entry["features"] = features
             described.append(entry)
         return described
 
@@ -139,4 +155,5 @@ def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:
         dynamic_axes=axes,
         request_format=request_format,
         save_assets=raw.get("save_assets"),
+        feature_names=[str(name) for name in raw["feature_names"]] if raw.get("feature_names") else None,
     )

@@ -1,8 +1,8 @@
 """Request validation and response encoding for ``POST /predict`` (pure functions; no server needed).
 
 Request:  ``{"inputs": [[...], ...]}`` (one or many rows of raw features, flat or nested as the model's
-input) or, for text models, ``{"texts": ["...", ...]}``. Response: ``{"predictions": [...]}``, one entry
-per row (a class index, a value, or a list of values: one 0/1 per label for a multi-label model, by the
+input; records ``{"f0": 1.5, ...}`` when export.json names the features) or, for text models,
+``{"texts": ["...", ...]}``. Response: ``{"predictions": [...]}``, one entry per row (a class index, a value, or a list of values: one 0/1 per label for a multi-label model, by the
 model's output head), plus ``"probabilities": [[...]]`` and ``"labels": [...]`` for a classifier (labels
 when its classes have names; a list of the positive labels' names per row for a multi-label model). A model
 whose forward returns several outputs answers ``{"predictions": {"<output name>": [...], ...}}``, each
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from litforge.export.feature_names import record_row
 from litforge.export.input_values import value_problem
 from litforge.export.row_shape import FeatureInput, RowShape, axis_mismatch, concrete, takes
 from litforge.predictions import csv_columns
@@ -47,6 +48,8 @@ class RequestLimits:
     row_shape: RowShape = ()
     # an export whose forward takes several inputs: {"inputs": {name: rows, ...}}, each input's rows as above
     named_inputs: tuple[FeatureInput, ...] = ()
+    # the names of a row's values (export.json's features): a row may also be a record {"f0": 1.5, ...}
+    features: tuple[str, ...] | None = None
 
 
 def parse_body(body: bytes) -> Any:
@@ -158,8 +161,14 @@ def _row_values(row: Any, where: str, limits: RequestLimits, numbers_are_rows: b
     nested = f" (or nested as {list(limits.row_shape)})" if len(limits.row_shape) > 1 else ""
     if numbers_are_rows and not limits.row_shape and not isinstance(row, list):
         return [row]  # a row of a 1-D input (lengths): one number (checked as a number by the caller)
+    if isinstance(row, dict) and limits.features:
+        try:
+            return record_row(row, limits.features)
+        except ValueError as error:
+            raise RequestError(422, f"{where}: {error}") from None
     if not isinstance(row, list):
-        raise RequestError(422, f"{where} must be a list of {width} numbers{nested}")
+        records = f", or a record {{name: value}} of {', '.join(limits.features)}" if limits.features else ""
+        raise RequestError(422, f"{where} must be a list of {width} numbers{nested}{records}")
     if nested and row and isinstance(row[0], list):
         return _nested_values(row, limits.row_shape, where, limits)
     if concrete(limits.row_shape, len(row)) is None:
@@ -204,7 +213,9 @@ def decode_inputs(payload: dict[str, Any], inputs: tuple[FeatureInput, ...]) -> 
     """A validated ``inputs`` payload -> one array (N, *row shape) per input of ``forward``: the rows of the
     one input, or ``{name: rows}`` for several."""
     if len(inputs) == 1 and not isinstance(payload["inputs"], dict):
-        return (decode_rows(payload["inputs"], inputs[0].shape, np.dtype(inputs[0].dtype)),)
+        features = inputs[0].features or ()
+        rows = [record_row(row, features) if isinstance(row, dict) else row for row in payload["inputs"]]
+        return (decode_rows(rows, inputs[0].shape, np.dtype(inputs[0].dtype)),)
     return tuple(decode_rows(payload["inputs"][i.name], i.shape, np.dtype(i.dtype)) for i in inputs)
 
 

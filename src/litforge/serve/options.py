@@ -40,6 +40,7 @@ def request_limits(folder: Path, record: dict[str, Any], options: ServeOptions) 
         row_shape=only.shape,
         max_rows=options.max_rows,
         integer_bounds=only.bounds,
+        features=only.features,
     )
 
 

@@ -1,0 +1,98 @@
+"""A tabular model's columns by name: export.json records them, ``predict --artifact`` reads a CSV's header by
+name (columns in any order, extra columns left out, a missing one refused) and ``serve`` takes records."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from cli_helpers import TINY_TRAINER, run_cli
+from litforge.export import metadata
+from serve_helpers import start_server, stop_server
+
+COLUMNS = ["a", "b", "c", "d"]
+
+
+def _write(path: Path, header: list[str], rows) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def tabular(tmp_path_factory) -> Path:
+    """A CSV of four named features and a label, fitted with CSVDataModule and exported to ONNX."""
+    folder = tmp_path_factory.mktemp("tabular")
+    x = np.random.default_rng(0).normal(size=(200, 4)).round(4)
+    labels = np.where(x[:, 0] + 2 * x[:, 2] > 0, "yes", "no")
+    _write(
+        folder / "data.csv",
+        [*COLUMNS, "label"],
+        [[*row, label] for row, label in zip(x, labels, strict=True)],
+    )
+    np.save(folder / "x.npy", x)
+    data = ["--data", "CSVDataModule", "--data.path", "data.csv", "--data.label_column", "label"]
+    assert run_cli("fit", *data, *TINY_TRAINER, "--run", "t", cwd=folder).returncode == 0
+    ckpt = folder / "runs" / "classifier" / "t" / "checkpoints" / "best.ckpt"
+    exported = run_cli("export", "--ckpt", str(ckpt), "--format", "onnx", cwd=folder)
+    assert exported.returncode == 0, exported.output
+    return folder
+
+
+def _predicted(folder: Path, name: str) -> list[dict[str, str]]:
+    with (folder / name).open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_export_records_the_columns_and_a_csv_is_read_by_its_header(tabular: Path) -> None:
+    export = tabular / "runs" / "classifier" / "t" / "export"
+    assert metadata.read(export)["inputs"][0]["features"] == COLUMNS
+    x = np.load(tabular / "x.npy")[:6]
+    _write(tabular / "plain.csv", COLUMNS, x.tolist())
+    _write(
+        tabular / "shuffled.csv",
+        ["id", "d", "c", "b", "a"],
+        [[f"r{i}", *row[::-1]] for i, row in enumerate(x)],
+    )
+    plain = run_cli("predict", "--artifact", str(export), "--input", "plain.csv", cwd=tabular)
+    shuffled = run_cli("predict", "--artifact", str(export), "--input", "shuffled.csv", cwd=tabular)
+    assert plain.returncode == 0 and shuffled.returncode == 0, shuffled.output
+    assert "note: plain.csv" not in plain.stderr
+    assert (
+        "read by name in the model's order (a, b, c, d); columns the model does not take are left out (id)"
+        in (shuffled.stderr)
+    )
+    assert _predicted(tabular, "shuffled.predictions.csv") == _predicted(tabular, "plain.predictions.csv")
+
+    _write(tabular / "short.csv", ["a", "b", "d"], x[:, [0, 1, 3]].tolist())
+    missing = run_cli("predict", "--artifact", str(export), "--input", "short.csv", cwd=tabular)
+    assert missing.returncode == 2, missing.output
+    assert (
+        "short.csv has no column 'c' (the model takes a, b, c, d; its header has a, b, d)" in missing.stderr
+    )
+    assert not (tabular / "short.predictions.csv").exists()
+
+
+def test_serve_takes_records_by_feature_name(tabular: Path) -> None:
+    export = tabular / "runs" / "classifier" / "t" / "export"
+    x = np.load(tabular / "x.npy")[:2]
+    records = [dict(zip(reversed(COLUMNS), reversed(row.tolist()), strict=True)) for row in x]
+    with (tabular / "serve.log").open("w") as log:
+        server, base = start_server(export, log, cwd=tabular)
+        try:
+            by_name = httpx.post(f"{base}/predict", json={"inputs": records}, timeout=60)
+            by_position = httpx.post(f"{base}/predict", json={"inputs": x.tolist()}, timeout=60)
+            wrong = httpx.post(
+                f"{base}/predict", json={"inputs": [{"a": 1, "b": 2, "c": 3, "e": 4}]}, timeout=60
+            )
+        finally:
+            stop_server(server)
+    assert by_name.status_code == 200, by_name.text
+    assert by_name.json() == by_position.json()
+    assert wrong.status_code == 422
+    assert "inputs[0]: missing d; unknown e (the model takes a, b, c, d)" in wrong.json()["detail"]
