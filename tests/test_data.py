@@ -58,7 +58,7 @@ def test_csv_reads_string_labels_and_named_columns(tmp_path):
         (None, {}, "no such file"),
         ("a,label\n", {}, "no data rows"),
         ("a,label\n1,x\n", {"label_column": "y"}, "label_column"),
-        ("a,label\nfoo,x\n", {}, "non-numeric"),
+        ("a,label\nfoo,x\n", {}, "column .a., line 2 of .* holds .foo., not a number"),
     ],
 )
 def test_csv_errors_name_the_problem(tmp_path, content, kwargs, needle):
@@ -86,5 +86,16 @@ def test_a_regression_target_is_refused_as_labels(tmp_path, label, needle) -> No
     """A float target read as class labels trained a 300-class classifier that learned nothing, silently."""
     path = tmp_path / "reg.csv"
     path.write_text("a,b,y\n" + "".join(f"{i},{i % 7},{label(i)}\n" for i in range(40)))
+    with pytest.raises(ValueError, match=needle):
+        CSVDataModule(str(path), label_column="y")
+
+
+@pytest.mark.parametrize(
+    ("cell", "needle"),
+    [("", "column 'b', line 3 of .* is empty"), ("green", "column 'b', line 3 of .* holds 'green'")],
+)
+def test_a_feature_cell_that_is_no_number_is_named_by_column_and_line(tmp_path, cell, needle) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text(f"a,b,y\n1,2,x\n3,{cell},z\n" + "".join(f"{i},{i},x\n" for i in range(20)))
     with pytest.raises(ValueError, match=needle):
         CSVDataModule(str(path), label_column="y")

@@ -72,10 +72,7 @@ class CSVDataModule(InMemoryDataModule):
         if missing:
             raise ValueError(f"data.feature_columns: {missing} not in {self.path}")
         self.feature_names = list(columns)  # recorded by litforge export: exported rows are read by name
-        try:
-            features = np.array([[float(row[c]) for c in columns] for row in rows], dtype=np.float32)
-        except ValueError as err:
-            raise ValueError(f"data.path: non-numeric feature value in {self.path}: {err}") from None
+        features = np.array([[_feature(row, c, i, self.path) for c in columns] for i, row in enumerate(rows)])
         raw_labels = [row[self.label_column] for row in rows]
         class_names = sorted(set(raw_labels), key=_numeric_first)
         self._check_classification(raw_labels, class_names)
@@ -104,3 +101,16 @@ def _numeric_first(value: str) -> tuple[int, float | str]:
         return (0, float(value))
     except ValueError:
         return (1, value)
+
+
+def _feature(row: dict[str, str], column: str, index: int, path: Path) -> np.float32:
+    """One feature cell as a number; a ``ValueError`` naming the column and line of an empty or text cell."""
+    cell = row[column]
+    try:
+        return np.float32(float(cell))
+    except (TypeError, ValueError):
+        what = "is empty" if not (cell or "").strip() else f"holds {cell!r}, not a number"
+        raise ValueError(
+            f"data.path: column {column!r}, line {index + 2} of {path} {what} (CSVDataModule reads numeric "
+            "features: fill or drop missing values, or leave the column out with --data.feature_columns)"
+        ) from None
