@@ -22,9 +22,8 @@ from litforge.export.row_shape import FeatureInput, feature_inputs
 from litforge.predictions.output_head import NAMED_OUTPUTS, Predictions, apply_head
 
 Rows = tuple[np.ndarray, ...]  # rows of every input of forward, one array each (N, *row shape)
-Outputs = list[
-    np.ndarray
-]  # the model's outputs for some rows, one array (N, ...) each, in export.json's order
+# the model's outputs for some rows, one array (N, ...) each, in export.json's order
+Outputs = list[np.ndarray]
 Answer = Predictions | dict[str, np.ndarray]  # one output's predictions, or several outputs by name
 
 

@@ -2,11 +2,11 @@
 
 Request:  ``{"inputs": [[...], ...]}`` (one or many rows of raw features, flat or nested as the model's
 input; records ``{"f0": 1.5, ...}`` when export.json names the features) or, for text models,
-``{"texts": ["...", ...]}``. Response: ``{"predictions": [...]}``, one entry per row (a class index, a value, or a list of values: one 0/1 per label for a multi-label model, by the
-model's output head), plus ``"probabilities": [[...]]`` and ``"labels": [...]`` for a classifier (labels
-when its classes have names; a list of the positive labels' names per row for a multi-label model). A model
-whose forward returns several outputs answers ``{"predictions": {"<output name>": [...], ...}}``, each
-output's values as they are.
+``{"texts": ["...", ...]}``. Response: ``{"predictions": [...]}``, one entry per row (a class index, a value,
+or a list of values: one 0/1 per label for a multi-label model, by the model's output head), plus
+``"probabilities": [[...]]`` and ``"labels": [...]`` for a classifier (labels when its classes have names; a
+list of the positive labels' names per row for a multi-label model). A model whose forward returns several
+outputs answers ``{"predictions": {"<output name>": [...], ...}}``, each output's values as they are.
 """
 
 from __future__ import annotations
