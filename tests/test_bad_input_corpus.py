@@ -159,6 +159,14 @@ CASES = [
     (["export", "--ckp", "notatorch.ckpt"], "required: --ckpt (--ckp: did you mean --ckpt?)"),
     (["export", "--ckpt", "notatorch.ckpt"], "not a PyTorch checkpoint"),
     (
+        ["fit", "--model", "Clasifier"],
+        "config key \"model\": unknown class 'Clasifier' (did you mean Classifier?)",
+    ),
+    (
+        ["fit", "--model", "Nothing"],
+        "unknown class 'Nothing': use a litforge short name (e.g. Classifier) or a full",
+    ),
+    (
         ["export", "--ckpt", "cfg.yaml"],
         "--ckpt: cfg.yaml is a text file, not a checkpoint (a config file goes to",
     ),

@@ -7,6 +7,7 @@ names that folder instead; the entry point records the real one first (``remembe
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -33,3 +34,18 @@ def missing_module_hint(module: str) -> str:
         f" (not installed, and no {file} in the folder litforge runs in, {_STARTED_IN[0]}: run it from the "
         f"folder that holds {file}, or add that folder to PYTHONPATH)"
     )
+
+
+def modules_defining(class_name: str) -> list[str]:
+    """``["vae.VAE"]``: the class paths of ``class_name`` defined at the top of a ``.py`` file in the folder
+    the command started in (the files are read as text, never imported); for ``--model VAE``."""
+    pattern = re.compile(rf"^class {re.escape(class_name)}\b", re.M)
+    found = []
+    for path in sorted(_STARTED_IN[0].glob("*.py"))[:200]:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")[:1_000_000]
+        except OSError:
+            continue
+        if pattern.search(text):
+            found.append(f"{path.stem}.{class_name}")
+    return found

@@ -283,6 +283,14 @@ def test_resume_by_run_name_alone_continues_that_run_with_its_config(trained, pr
     assert "--run p1 exists in several experiments (litmodel, other): add --experiment" in ambiguous.stderr
 
 
+def test_a_class_named_without_its_module_is_found_in_the_working_folder(project, user_cli):
+    result = user_cli("fit", "--model", "LitModel", "--data", "MyDataModule")
+    assert result.returncode == 2, result.output
+    assert (
+        "unknown class 'LitModel' (did you mean usermods.LitModel, from the working folder?)" in result.stderr
+    )
+
+
 def test_a_config_file_that_names_no_model_layers_on_the_runs_own_config(trained, project, user_cli):
     """``-c more.yaml`` of trainer or init-arg settings only: resume, test and a new fit under the run's name
     use the run's model and data with the file on top, never the packaged classifier."""

@@ -25,7 +25,7 @@ from litforge.engine.config_sources import (
     section_sources,
 )
 from litforge.errors import LitforgeError, UsageError
-from litforge.working_folder import missing_module_hint
+from litforge.working_folder import missing_module_hint, modules_defining
 
 _PARSER_MODE = "litforge_yaml"
 
@@ -91,7 +91,7 @@ def condense_parser_message(message: str) -> str:
         detail = _class_path_problem(useful[class_problem], useful[class_problem + 1 :])
     elif import_path and len(expected) == 1:  # only a class fits: the value names an unknown one
         name = import_path.rsplit(":", 1)[-1].strip()
-        detail = f"unknown class {name!r}: use a litforge short name (e.g. Classifier) or a full import path"
+        detail = f"unknown class {name!r}{_class_name_hint(name)}"
     elif wrong_base := _WRONG_BASE.search(" ".join(lines)):  # an injected callable of the wrong class
         detail = f"{wrong_base.group(1)!r} is not a {wrong_base.group(2)} subclass"
     elif others and others[0].startswith(_NOT_A_SUBCLASS) and given:
@@ -108,6 +108,26 @@ def condense_parser_message(message: str) -> str:
     if key_match:
         return f'config key "{key_match.group(1)}": {detail}'
     return detail
+
+
+def _class_name_hint(name: str) -> str:
+    """What an unknown short class name may have meant: a class of that name in a file of the working folder
+    (``VAE`` -> ``vae.VAE``), or the closest litforge or Lightning short name (``EarlyStoping``)."""
+    if "." not in name and (defined := modules_defining(name)):
+        return f" (did you mean {' or '.join(defined[:3])}, from the working folder?)"
+    import lightning.pytorch.callbacks as callbacks
+    import lightning.pytorch.loggers as loggers
+
+    import litforge.data
+    import litforge.models
+
+    known = {
+        n for m in (callbacks, loggers, litforge.models, litforge.data) for n in dir(m) if n[:1].isupper()
+    }
+    close = difflib.get_close_matches(name.rsplit(".", 1)[-1], sorted(known), n=1, cutoff=0.8)
+    if close and "." not in name:
+        return f" (did you mean {close[0]}?)"
+    return ": use a litforge short name (e.g. Classifier) or a full import path"
 
 
 _CLASS_PROBLEM = "Problem with given class_path"
