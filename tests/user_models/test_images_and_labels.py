@@ -3,20 +3,14 @@ predicted from the export and served with the same values as ``predict`` from th
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 
 import httpx
 import numpy as np
-from user_helpers import QUICK
+from user_helpers import QUICK, csv_rows
 
 from serve_helpers import start_server, stop_server
-
-
-def _csv(path):
-    with path.open() as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_a_multi_label_model_predicts_exports_and_serves_per_label(project, user_cli):
@@ -30,7 +24,7 @@ def test_a_multi_label_model_predicts_exports_and_serves_per_label(project, user
     assert fit.returncode == 0, fit.output
     run = project / "runs" / "multilabel" / "ml"
     assert user_cli("predict", "--run", "ml").returncode == 0
-    from_checkpoint = _csv(run / "predictions.csv")
+    from_checkpoint = csv_rows(run / "predictions.csv")
     names = ["red", "green", "blue", "round"]
     assert list(from_checkpoint[0]) == [
         "row",
@@ -47,7 +41,7 @@ def test_a_multi_label_model_predicts_exports_and_serves_per_label(project, user
     np.savetxt(project / "rows.csv", x[64:67].numpy(), delimiter=",")  # the first rows predict saw
     predicted = user_cli("predict", "--artifact", str(run / "export"), "--input", "rows.csv")
     assert predicted.returncode == 0, predicted.output
-    from_artifact = _csv(project / "rows.predictions.csv")
+    from_artifact = csv_rows(project / "rows.predictions.csv")
     for a, b in zip(from_artifact, from_checkpoint[:3], strict=True):
         assert a.keys() == b.keys()
         assert np.allclose([float(v) for v in a.values()], [float(v) for v in b.values()], atol=1e-5)

@@ -4,20 +4,14 @@ the checkpoint."""
 
 from __future__ import annotations
 
-import csv
 import json
 
 import httpx
 import numpy as np
 import pytest
-from user_helpers import QUICK
+from user_helpers import QUICK, csv_rows
 
 from serve_helpers import start_server, stop_server
-
-
-def _csv(path):
-    with path.open() as handle:
-        return list(csv.DictReader(handle))
 
 
 def _numbers(rows, columns):
@@ -32,7 +26,7 @@ def test_a_dict_of_heads_is_exported_predicted_and_served_head_by_head(project, 
     run = project / "runs" / "multitask" / "mt"
     predicted = user_cli("predict", "--run", "mt")
     assert predicted.returncode == 0, predicted.output
-    from_checkpoint = _csv(run / "predictions.csv")
+    from_checkpoint = csv_rows(run / "predictions.csv")
     columns = ["label_0", "label_1", "label_2", "size"]
     assert list(from_checkpoint[0]) == ["row", *columns]
 
@@ -66,7 +60,7 @@ def test_a_dict_of_heads_is_exported_predicted_and_served_head_by_head(project, 
             out,
         )
         assert artifact.returncode == 0, artifact.output
-        from_artifact = _csv(project / out)
+        from_artifact = csv_rows(project / out)
         assert list(from_artifact[0]) == ["row", *columns], fmt
         np.testing.assert_allclose(
             _numbers(from_artifact, columns), _numbers(from_checkpoint[:5], columns), atol=1e-4, rtol=1e-4
@@ -96,7 +90,7 @@ def test_a_tuple_of_heads_is_named_by_position_and_a_per_batch_output_is_refused
     assert exported.returncode == 0, exported.output
     record = json.loads((run / "export" / "export.json").read_text())
     assert [o["name"] for o in record["outputs"]] == ["output_0", "output_1"]
-    from_checkpoint = _csv(run / "predictions.csv")
+    from_checkpoint = csv_rows(run / "predictions.csv")
     assert list(from_checkpoint[0]) == ["row", "output_0_0", "output_0_1", "output_0_2", "output_1"]
 
 

@@ -3,14 +3,13 @@ class defaults hold, the run's config works everywhere, checkpoints bring their 
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 
 import pytest
 import torch
 import yaml
-from user_helpers import QUICK
+from user_helpers import QUICK, csv_rows
 
 SEED_MODEL = ["--model", "usermods.LitModel", "--data", "usermods.MyDataModule"]
 
@@ -385,26 +384,25 @@ def test_help_shows_the_defaults_litforge_uses(user_cli):
     assert "--artifact" in predict_help and "--input" in predict_help
 
 
-def test_a_predict_step_dict_of_tensors_gets_a_column_per_key(project, user_cli):
-    """A multi-task style predict_step, {"scores": (B, 3), "top": (B,)}: columns scores_0..2 and top, as
-    returned, one row per sample."""
-    classes = ["--model", "usermods.DictPredictModel", "--data", "usermods.MyDataModule"]
+def _fitted_predictions(project, user_cli, model: str) -> list[dict[str, str]]:
+    """``usermods.<model>`` fitted for one epoch on MyDataModule, then predicted: predictions.csv's rows."""
+    classes = ["--model", f"usermods.{model}", "--data", "usermods.MyDataModule"]
     assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "p").returncode == 0
     predicted = user_cli("predict", *classes, "--run", "p")
     assert predicted.returncode == 0, predicted.output
-    with (project / "runs" / "dictpredictmodel" / "p" / "predictions.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    return csv_rows(project / "runs" / model.lower() / "p" / "predictions.csv")
+
+
+def test_a_predict_step_dict_of_tensors_gets_a_column_per_key(project, user_cli):
+    """A multi-task style predict_step, {"scores": (B, 3), "top": (B,)}: columns scores_0..2 and top, as
+    returned, one row per sample."""
+    rows = _fitted_predictions(project, user_cli, "DictPredictModel")
     assert list(rows[0]) == ["row", "scores_0", "scores_1", "scores_2", "top"]
     scores = [[float(r[f"scores_{i}"]) for i in range(3)] for r in rows]
     assert [int(r["top"]) for r in rows] == [max(range(3), key=s.__getitem__) for s in scores]
 
     # a tuple of heads: each is written, named as `litforge export` names them
-    tuple_classes = ["--model", "usermods.TuplePredictModel", "--data", "usermods.MyDataModule"]
-    assert user_cli("fit", *tuple_classes, *QUICK, "--trainer.max_epochs", "1", "--run", "t").returncode == 0
-    tupled = user_cli("predict", *tuple_classes, "--run", "t")
-    assert tupled.returncode == 0, tupled.output
-    with (project / "runs" / "tuplepredictmodel" / "t" / "predictions.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    rows = _fitted_predictions(project, user_cli, "TuplePredictModel")
     assert list(rows[0]) == ["row", "output_0_0", "output_0_1", "output_0_2", "output_1"]
     for row in rows:
         total = sum(float(row[f"output_0_{i}"]) for i in range(3))

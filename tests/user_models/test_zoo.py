@@ -5,7 +5,6 @@ driven through every subcommand: fit -> test from the run's config.yaml -> predi
 
 from __future__ import annotations
 
-import csv
 import inspect
 import json
 import signal
@@ -18,6 +17,7 @@ import pytest
 import torch
 import usermods
 import yaml
+from user_helpers import csv_rows
 
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
 from serve_helpers import start_server, stop_server
@@ -93,11 +93,6 @@ def _class_defaults(cls: type) -> dict:
     }
 
 
-def _csv_rows(path: Path) -> list[dict[str, str]]:
-    with path.open() as handle:
-        return list(csv.DictReader(handle))
-
-
 def _predict_inputs(entry: Entry) -> np.ndarray:
     """The rows the user's predict_dataloader yields, as forward takes them (features models)."""
     data = getattr(usermods, entry.data)()
@@ -136,7 +131,7 @@ def test_a_users_module_through_every_subcommand(entry: Entry, project: Path, us
         assert "Traceback" not in refused.output
     predicted = user_cli("predict", "--ckpt_path", str(last), env=env)
     assert predicted.returncode == 0, predicted.output[-3000:]
-    from_checkpoint = _csv_rows(run / "predictions.csv")
+    from_checkpoint = csv_rows(run / "predictions.csv")
     assert from_checkpoint
 
     # export (ONNX, verified against eager), then the artifact predicts the same rows the same way
@@ -148,7 +143,7 @@ def test_a_users_module_through_every_subcommand(entry: Entry, project: Path, us
         np.savetxt(project / "rows.csv", _predict_inputs(entry), delimiter=",")
         artifact = user_cli("predict", "--artifact", str(export), "--input", "rows.csv", env=env)
         assert artifact.returncode == 0, artifact.output[-3000:]
-        from_artifact = _csv_rows(project / "rows.predictions.csv")
+        from_artifact = csv_rows(project / "rows.predictions.csv")
         assert from_artifact[0].keys() == from_checkpoint[0].keys()
         numeric = [key for key in from_artifact[0] if key not in ("row", "label")]
         for a, b in zip(from_artifact, from_checkpoint, strict=True):

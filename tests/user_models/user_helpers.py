@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 USERMODS = Path(__file__).with_name("usermods.py")
@@ -13,3 +14,9 @@ QUICK = [
     "--trainer.enable_model_summary", "false",
     "--trainer.log_every_n_steps", "1",
 ]  # fmt: skip
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """A CSV file written by litforge (predictions.csv) as one dict per row."""
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
