@@ -69,6 +69,13 @@ def _write_inputs(folder: Path) -> None:
     (folder / "no_init_args.yaml").write_text(
         "data:\n  class_path: litforge.data.DigitsDataModule\n  batch_size: 8\n"
     )
+    (folder / "dup_key.yaml").write_text(
+        "model:\n  init_args:\n    lr: 0.1\n    hidden_dim: 8\n    lr: 0.5\n"
+    )
+    (folder / "bad_value.yaml").write_text("trainer:\n  max_epochs: one\n")
+    (folder / "bad_mode.yaml").write_text(
+        "trainer:\n  callbacks:\n    - class_path: EarlyStopping\n      init_args: {monitor: val_loss, mode: minimum}\n"
+    )
     (folder / "afile").write_text("a file where a folder is expected\n")
     (folder / "export").mkdir()
 
@@ -128,6 +135,18 @@ CASES = [
     ),
     (["fit", "--run", "r", "--resume", "aut"], "no such file: aut (did you mean auto?)"),
     (["fit", "--config", "empty.yaml"], "empty.yaml: the file is empty"),
+    (["fit", "--config", "dup_key.yaml"], "dup_key.yaml: 'lr' appears twice (line 5)"),
+    (["fit", "--config", "bad_value.yaml"], "bad_value.yaml: trainer.max_epochs: expected int, got 'one'"),
+    (["fit", "--trainer.max_epochs", "one"], "--trainer.max_epochs: expected int, got 'one'"),
+    (
+        ["fit", "--config", "bad_mode.yaml"],
+        "bad_mode.yaml: trainer.callbacks[0]: building lightning.pytorch.callbacks.early_stopping.EarlyStopping "
+        "failed: MisconfigurationException: `mode` can be min, max, got minimum",
+    ),
+    (
+        ["fit", "--trainer.callbacks+=EarlyStoping"],
+        "--trainer.callbacks+: unknown class 'EarlyStoping' (did you mean EarlyStopping?)",
+    ),
     (["fit", "--config", "binary.yaml"], "binary.yaml: not a text file"),
     (["fit", "--config", "list.yaml"], "a config is a YAML mapping"),
     (["fit", "--config", "bomb.yaml"], "YAML alias bomb"),
@@ -160,7 +179,7 @@ CASES = [
     (["export", "--ckpt", "notatorch.ckpt"], "not a PyTorch checkpoint"),
     (
         ["fit", "--model", "Clasifier"],
-        "config key \"model\": unknown class 'Clasifier' (did you mean Classifier?)",
+        "--model: unknown class 'Clasifier' (did you mean Classifier?)",
     ),
     (
         ["fit", "--model", "Nothing"],

@@ -5,6 +5,7 @@ litforge fit --config my.yaml
 litforge: error: my.yaml: trainer.max_step: no such option (did you mean trainer.max_steps?)
 litforge: error: my.yaml: trainer.callbacks[0].init_args.patiense: EarlyStopping has no argument 'patiense' (did you mean patience?)
 litforge: error: my.yaml: data: batch_size goes under init_args ({class_path: ..., init_args: {batch_size: ...}})
+litforge: error: my.yaml: trainer.max_epochs: expected int, got 'one'
 """
 
 from __future__ import annotations
@@ -33,7 +34,56 @@ def config_mistake(message: str, line: CommandLine, parser: Any) -> str | None:
         unknown_option(message, line, parser)
         or unknown_component_arg(message, line)
         or unusable_class_in_file(message, line)
+        or misplaced_value(message, line)
     )
+
+
+_BAD_VALUE = re.compile(r"""^config key "([\w.]+)": (.*?(?:, got '(.*)')?)$""")
+
+
+def misplaced_value(message: str, line: CommandLine) -> str | None:
+    """``config key "trainer.max_epochs": expected int, got 'one'`` -> where that value was given: the typed
+    ``--trainer.max_epochs`` flag, or the config file that holds it (the last one giving that value)."""
+    bad = _BAD_VALUE.match(message.strip())
+    if not bad:
+        return None
+    key, detail, given = bad.groups()
+    for flag in (f"--{key}", f"--{key}+"):
+        typed = line.typed_value(flag)
+        if typed is not None and given in (None, typed):
+            return f"{flag}: {detail}"
+    for path in reversed(line.config_files):
+        value = _value_at(read_config_file(path), key)
+        if value is not _ABSENT and (given is None or str(value) == given):
+            return f"{path}: {key}: {detail}"
+    return None
+
+
+_ABSENT = object()
+
+
+def _value_at(config: dict[str, Any], key: str) -> Any:
+    """The value at dotted ``key`` in a config mapping, or ``_ABSENT``."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def configured_place(cls: type, line: CommandLine) -> str | None:
+    """Where a config file names class ``cls`` (``my.yaml: trainer.callbacks[0]``): the last file that
+    does, by its full path or its short name; ``None`` when no file names it."""
+    names = {cls.__name__, f"{cls.__module__}.{cls.__qualname__}"}
+    for path in reversed(line.config_files):
+        for where, node in _class_places(read_config_file(path)):
+            class_path = node.get("class_path")
+            if class_path in names or (
+                isinstance(class_path, str) and class_path.endswith(f".{cls.__name__}")
+            ):
+                return f"{path}: {where}"
+    return None
 
 
 _UNUSABLE_CLASS = re.compile(r"^config key \"[\w.]+\": (cannot use class '([\w.]+)'.*)$")
@@ -95,7 +145,10 @@ def unknown_option(message: str, line: CommandLine, parser: Any) -> str | None:
     if not unknown or parser is None:
         return None
     key = unknown.group(1)
-    source = next((str(p) for p in reversed(line.config_files) if _holds(read_config_file(p), key)), None)
+    source = next(
+        (str(p) for p in reversed(line.config_files) if _value_at(read_config_file(p), key) is not _ABSENT),
+        None,
+    )
     known = {option[2:] for action in parser_actions(parser) for option in action.option_strings}
     parts = key.split(".")
     hint = ""
@@ -138,15 +191,6 @@ def unknown_component_arg(message: str, line: CommandLine) -> str | None:
     close = difflib.get_close_matches(name, arguments, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(arguments)}"
     return f"{where}: {cls.__name__} has no argument {name!r} ({hint})"
-
-
-def _holds(config: dict[str, Any], key: str) -> bool:
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
 
 
 def _component_class(class_path: str) -> type | None:

@@ -34,11 +34,31 @@ _CONFIG_FLAGS = ("--config", "-c")
 _RUN_FLAGS = ("--experiment", "--run", "--ckpt_path", "--trainer.default_root_dir")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (PyYAML silently keeps the last
+    one, so a second ``lr:`` further down a file would quietly win). A key that overrides one brought in
+    by a ``<<: *anchor`` merge is not a repeat."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *anchor``: its keys may be overridden, that is what it is for
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"'{key}' appears twice (line {key_node.start_mark.line + 1})"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(text: str, source: str) -> Any:
-    """Parse YAML ``text`` safely, refusing documents that expand past ``MAX_YAML_NODES`` (alias bombs).
+    """Parse YAML ``text`` safely, refusing documents that expand past ``MAX_YAML_NODES`` (alias bombs)
+    and mappings that give a key twice.
 
     Raises:
-        UsageError: naming ``source``, for invalid YAML or a document that expands too far.
+        UsageError: naming ``source``, for invalid YAML, a repeated key or a document that expands too far.
     """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -50,7 +70,10 @@ def load_yaml(text: str, source: str) -> Any:
             f"{source}: refused: its aliases expand to more than {MAX_YAML_NODES:,} values "
             "(a YAML alias bomb?)"
         )
-    return yaml.safe_load(text)
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        raise UsageError(f"{source}: {' '.join(str(error).split())}") from None
 
 
 def bounded_yaml_loader(text: str) -> Any:

@@ -13,6 +13,7 @@ import difflib
 import re
 import sysconfig
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +33,25 @@ class UserCodeFailed(JobFailed):
 
 
 class BuildFailed(UsageError):
-    """The model or datamodule raised while being built from the config (exit 2: the values given to
-    it are the usual cause); ``detail`` holds the frames of the user's code."""
+    """The model, datamodule, a callback or a logger raised while being built from the config (exit 2: the
+    values given to it are the usual cause); ``detail`` holds the frames of the user's code.
+
+    ``place`` says where the config names a class (``my.yaml: trainer.callbacks[0]``), when it can."""
 
     @classmethod
-    def from_exception(cls, error: BaseException) -> BuildFailed:
+    def from_exception(
+        cls, error: BaseException, place: Callable[[type], str | None] = lambda built: None
+    ) -> BuildFailed:
         error = _unwrapped(error)
         built = _class_being_built(error)
         what = f"{built.__module__}.{built.__qualname__}" if built else "the config's classes"
-        # litforge's own classes check their arguments with messages that say it all: no frames
-        own_class = built is not None and built.__module__.split(".")[0] == "litforge"
-        return cls(f"building {what} failed: {describe(error)}", "" if own_class else frames_detail(error))
+        where = place(built) if built else None
+        # litforge's and Lightning's classes check their arguments with messages that say it all: no frames
+        library_class = built is not None and built.__module__.split(".")[0] in ("litforge", "lightning")
+        return cls(
+            f"{where + ': ' if where else ''}building {what} failed: {describe(error)}",
+            "" if library_class else frames_detail(error),
+        )
 
 
 def describe(error: BaseException) -> str:
@@ -135,14 +144,16 @@ def _raised_in(package: str, error: BaseException) -> bool:
 
 
 def _class_being_built(error: BaseException) -> type | None:
-    """The LightningModule/LightningDataModule whose ``__init__`` raised (innermost on the traceback)."""
+    """The LightningModule, LightningDataModule, callback or logger whose ``__init__`` raised (innermost on
+    the traceback)."""
     import lightning as L
+    from lightning.pytorch.loggers import Logger
 
     found = None
     tb = error.__traceback__
     while tb is not None:
         owner = tb.tb_frame.f_locals.get("self") if tb.tb_frame.f_code.co_name == "__init__" else None
-        if isinstance(owner, (L.LightningModule, L.LightningDataModule)):
+        if isinstance(owner, (L.LightningModule, L.LightningDataModule, L.Callback, Logger)):
             found = type(owner)
         tb = tb.tb_next
     return found

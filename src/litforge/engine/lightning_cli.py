@@ -26,7 +26,7 @@ from litforge._compat.argparse import parser_actions
 from litforge._compat.lightning_cli import HookedLightningCLI
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR, RunCheckpoint
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
-from litforge.engine.config_mistakes import config_mistake, misplaced_init_args
+from litforge.engine.config_mistakes import config_mistake, configured_place, misplaced_init_args
 from litforge.engine.config_sources import (
     CommandLine,
     class_path_of,
@@ -341,7 +341,9 @@ class LitforgeCLI(HookedLightningCLI):
             # A litforge error from inside (e.g. an unreachable Hub model) is already one clear line.
             if (cause := litforge_cause(error)) is not None:
                 raise cause from None
-            raise BuildFailed.from_exception(error) from error
+            raise BuildFailed.from_exception(
+                error, place=lambda built: configured_place(built, self.command_line)
+            ) from error
 
     # -- run folder --------------------------------------------------------------------------------
     def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:

@@ -1,7 +1,7 @@
 """Command-line parsing for litforge's LightningCLI: one-line errors, bounded YAML.
 
 litforge fit --trainer.max_epochs abc
-litforge: error: config key "trainer.max_epochs": expected int, got 'abc'
+litforge: error: --trainer.max_epochs: expected int, got 'abc'      (placed by config_mistakes.misplaced_value)
 """
 
 from __future__ import annotations
@@ -83,13 +83,11 @@ def condense_parser_message(message: str) -> str:
     )
     expected = [line for line in useful if line.startswith("Expected a")]
     others = [line for line in useful if not line.startswith(("Expected a", "Given value:"))]
-    import_path = next(
-        (line for line in expected if line.startswith("Expected a dot import path string:")), None
-    )
+    import_path = next((line for line in expected if line.startswith(_IMPORT_PATH)), None)
     class_problem = next((i for i, line in enumerate(useful) if line.startswith(_CLASS_PROBLEM)), None)
     if class_problem is not None:
         detail = _class_path_problem(useful[class_problem], useful[class_problem + 1 :])
-    elif import_path and len(expected) == 1:  # only a class fits: the value names an unknown one
+    elif import_path and all(line.startswith(_IMPORT_PATH) for line in expected):  # only a class fits
         name = import_path.rsplit(":", 1)[-1].strip()
         detail = f"unknown class {name!r}{_class_name_hint(name)}"
     elif wrong_base := _WRONG_BASE.search(" ".join(lines)):  # an injected callable of the wrong class
@@ -131,6 +129,7 @@ def _class_name_hint(name: str) -> str:
 
 
 _CLASS_PROBLEM = "Problem with given class_path"
+_IMPORT_PATH = "Expected a dot import path string:"
 _WRONG_BASE = re.compile(r"Expected '([\w.]+)' to be a subclass of (\w+)")
 _NOT_A_SUBCLASS = "Import path does not correspond to a subclass of"
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from litforge.engine.config_sources import UniqueKeyLoader
 from litforge.errors import UsageError
 from litforge.tune.rungs import Rung, parse_rungs
 
@@ -126,25 +127,10 @@ def load_space(path: str | Path) -> SearchSpace:
     except OSError as error:
         raise UsageError(f"--space {path}: cannot read it: {error.strerror}") from None
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+        raw = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as error:
         raise UsageError(f"--space {path}: not valid YAML: {' '.join(str(error).split())}") from None
     return parse_space(raw, source=path)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that refuses a key given twice (PyYAML silently keeps the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"'{key}' appears twice (line {key_node.start_mark.line + 1})"
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def parse_space(raw: Any, source: Path | None = None) -> SearchSpace:
