@@ -21,7 +21,8 @@ def test_default_config_passes_every_check(cli):
     assert "FAIL" not in result.stdout and "ERROR" not in result.stdout
     assert "Classifier on DigitsDataModule" in result.stdout
     assert "11 pass in" in result.stdout
-    assert "Seed set to" not in result.output  # the config's seed is not the checks' (--seed, 0)
+    assert "Seed set to" not in result.output  # each check seeds itself, quietly
+    assert "3 steps twice from seed 42" in result.stdout  # the packaged default's seed_everything
 
 
 def test_broken_module_exits_1_and_the_table_names_the_failing_check(cli):
@@ -55,6 +56,13 @@ def test_only_and_overrides_reach_the_model(cli):
     assert result.returncode == 0, result.output
     assert "(8, 64) float32 -> (8, 10) float32" in result.stdout
     assert "1 pass in" in result.stdout
+
+
+def test_checks_start_from_the_configs_seed_unless_seed_is_given(cli):
+    configured = cli("check", "--only", "determinism", "--seed_everything", "5")
+    assert configured.returncode == 0 and "from seed 5:" in configured.stdout, configured.output
+    typed = cli("check", "--only", "determinism", "--seed_everything", "5", "--seed", "3")
+    assert typed.returncode == 0 and "from seed 3:" in typed.stdout, typed.output
 
 
 def test_bad_input_exits_2_with_one_line(cli):

@@ -46,7 +46,12 @@ def build_parser() -> CommandParser:
         metavar="NAMES",
         help="skip these checks (comma-separated, repeatable)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed set before every check (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed set before every check (default: the config's seed_everything, else 0)",
+    )
     parser.add_argument(
         "--overfit-steps",
         type=int,
@@ -75,10 +80,9 @@ def main(command: str, argv: list[str]) -> int:
         select_checks(only or None, skip)
     except KeyError as error:
         raise UsageError(error.args[0]) from None
-    model, datamodule = _build(config_args)
-    subject = Subject(
-        model, datamodule, seed=options.seed, trainer_kwargs={"accelerator": options.accelerator}
-    )
+    model, datamodule, configured_seed = _build(config_args)
+    seed = next(s for s in (options.seed, configured_seed, 0) if s is not None)
+    subject = Subject(model, datamodule, seed=seed, trainer_kwargs={"accelerator": options.accelerator})
     overfit = {"steps": options.overfit_steps, "threshold": options.overfit_threshold}
     start = time.perf_counter()
     results = run_checks(subject, only=only or None, skip=skip, options={"overfit": overfit})
@@ -98,13 +102,12 @@ def _names(values: list[str]) -> list[str]:
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
-def _build(config_args: list[str]) -> tuple[object, object]:
+def _build(config_args: list[str]) -> tuple[object, object, int | None]:
     import lightning as L
 
     from litforge.engine.api import instantiate_model_and_data
 
-    # Without Lightning's "Seed set to 42" (the config's seed_everything): every check builds its own model
-    # from --seed, as its row says.
+    # Without Lightning's "Seed set to 42": every check builds its own model from the seed its row says.
     seed_log = logging.getLogger(L.seed_everything.__module__)
     level = seed_log.level
     seed_log.setLevel(logging.WARNING)

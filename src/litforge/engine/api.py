@@ -99,10 +99,15 @@ def run_command(
     return LitforgeCLI(command, extra_callbacks=extra_callbacks, quiet=quiet)
 
 
-def instantiate_model_and_data(args: list[str]) -> tuple[L.LightningModule, L.LightningDataModule | None]:
+def instantiate_model_and_data(
+    args: list[str],
+) -> tuple[L.LightningModule, L.LightningDataModule | None, int | None]:
     """``--config FILE | --model ... --data ...`` (no subcommand) -> the model and datamodule ``fit`` would
-    build: same parser, short names, packaged default, links and ``seed_everything``, but no trainer."""
+    build: same parser, short names, packaged default, links and ``seed_everything``, but no trainer; and
+    the seed the config sets (``seed_everything: 7``), ``None`` when it sets none."""
     from litforge.engine.lightning_cli import LitforgeCLI
 
     cli = LitforgeCLI(args, run=False)
-    return cli.model, cli.datamodule
+    seed = cli.config.get("seed_everything")
+    configured = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    return cli.model, cli.datamodule, configured
