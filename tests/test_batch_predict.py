@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -137,18 +138,28 @@ def test_output_over_the_input_is_refused(cli, tmp_path: Path, export_dir: Path)
     assert export_json.read_bytes() == before  # the export folder stays usable
 
 
-def test_not_an_export_folder_exits_2(cli, tmp_path: Path) -> None:
+def test_not_an_export_folder_exits_2_and_says_what_to_pass(cli, tmp_path: Path, export_dir: Path) -> None:
     (tmp_path / "rows.csv").write_text("1,2\n")
     result = cli("predict", "--artifact", str(tmp_path), "--input", "rows.csv")
     assert result.returncode == 2
     assert "is not an export folder" in result.stderr
+    run = export_dir.parent  # a run folder: checkpoints/, and an export of its own elsewhere
+    in_run = cli("predict", "--artifact", str(run), "--input", "rows.csv")
+    assert in_run.returncode == 2, in_run.output
+    assert (
+        f"it is a run folder: create its export with 'litforge export --ckpt {run}/checkpoints/best.ckpt'"
+        in in_run.stderr
+    )
+    shutil.copytree(export_dir, run / "export")
+    beside = cli("serve", str(run))
+    assert beside.returncode == 2 and f"did you mean {run}/export?" in beside.stderr, beside.output
+    shutil.rmtree(run / "export")
 
 
 def test_an_export_whose_checkpoint_changed_since_says_so(cli, tmp_path: Path, export_dir: Path) -> None:
     """A resumed run rewrote best.ckpt after the export: predict still runs the export, and says which
     checkpoint changed and how to export it again; an unchanged source says nothing."""
     import json
-    import shutil
 
     checkpoint = tmp_path / "best.ckpt"
     checkpoint.write_bytes(b"the weights at export time")

@@ -232,6 +232,9 @@ def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     assert typo.returncode == 0, typo.output
     note = "note: the model has not logged 'train_los' (it logs: train_loss; did you mean train_loss?)"
     assert note in typo.stderr, typo.stderr
+    best = user_cli("predict", "--run", "nv", "--ckpt_path", "best")
+    assert best.returncode == 2 and "has last.ckpt but no best.ckpt" in best.stderr, best.output
+    assert "use --ckpt_path last" in best.stderr
 
 
 def test_a_run_name_that_does_not_exist_lists_the_runs_that_do(trained, user_cli):

@@ -140,6 +140,13 @@ def locate_checkpoint(
     runs = [r for r in runs if RunDir(root, experiment, r).checkpoint(ckpt).is_file()]
     if not runs:
         where = root / experiment / run if run else root / experiment
+        with_last = [r for r in ([run] if run else existing_runs(root, experiment))
+                     if RunDir(root, experiment, r).checkpoint("last").is_file()]  # fmt: skip
+        if ckpt == "best" and with_last:
+            raise UsageError(
+                f"--ckpt_path best: {where} has last.ckpt but no best.ckpt (best.ckpt is kept by the --monitor "
+                "metric, which this run never logged: no validation loop?); use --ckpt_path last"
+            )
         raise UsageError(
             f"--ckpt_path {ckpt}: no {ckpt}.ckpt under {where}; train with 'litforge fit', pass "
             "--experiment/--run of a run that has one, or a checkpoint path"

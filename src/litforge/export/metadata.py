@@ -92,15 +92,23 @@ def write(folder: Path, metadata: dict[str, Any]) -> Path:
     return path
 
 
+def _export_folder_hint(folder: Path) -> str:
+    """What to do with a folder that is not an export: its ``export/`` inside, or how to create one."""
+    if (folder / "export" / FILENAME).is_file():
+        return f"did you mean {folder / 'export'}?"
+    checkpoints = [folder / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")]
+    if found := next((path for path in checkpoints if path.is_file()), None):
+        return f"it is a run folder: create its export with 'litforge export --ckpt {found}'"
+    return "create one with 'litforge export'"
+
+
 def read(folder: Path) -> dict[str, Any]:
     """Read ``folder/export.json``; ``UsageError`` when the folder is not an export folder."""
     path = folder / FILENAME
     if not folder.is_dir():
         raise UsageError(f"no such export folder: {folder}")
     if not path.is_file():
-        raise UsageError(
-            f"{folder} is not an export folder (no {FILENAME}); create one with 'litforge export'"
-        )
+        raise UsageError(f"{folder} is not an export folder (no {FILENAME}); {_export_folder_hint(folder)}")
     try:
         metadata = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
