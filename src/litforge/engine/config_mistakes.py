@@ -188,8 +188,14 @@ def unknown_component_arg(message: str, line: CommandLine) -> str | None:
     if cls is None:
         return None
     arguments = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+    return no_such_argument(where, cls, name, arguments)
+
+
+def no_such_argument(where: str, cls: type, name: str, arguments: list[str]) -> str:
+    """``my.yaml: ...patiense: EarlyStopping has no argument 'patiense' (did you mean patience?)``, or the
+    arguments it takes when none is close."""
     close = difflib.get_close_matches(name, arguments, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(arguments)}"
+    hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(arguments) or 'none'}"
     return f"{where}: {cls.__name__} has no argument {name!r} ({hint})"
 
 

@@ -17,6 +17,7 @@ from jsonargparse import set_loader
 from lightning.pytorch.cli import LightningArgumentParser
 
 from litforge._compat.argparse import flag_suggestion
+from litforge.engine.config_mistakes import no_such_argument
 from litforge.engine.config_sources import (
     CLASS_SECTIONS,
     CommandLine,
@@ -223,9 +224,7 @@ def unknown_init_arg(message: str, line: CommandLine) -> str | None:
         arguments = _init_arguments(cls) if cls is not None else None
         if cls is None or arguments is None or name in arguments:
             return f"{where}: no argument {name!r} there" if _is_nested(where) or in_config else None
-        close = difflib.get_close_matches(name, arguments, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else f"it takes: {', '.join(arguments) or 'none'}"
-        return f"{where}: {cls.__name__} has no argument {name!r} ({hint})"
+        return no_such_argument(where, cls, name, arguments)
     return None
 
 
