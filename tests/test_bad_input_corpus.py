@@ -223,6 +223,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(inputs: Path, args: lis
     assert result.returncode == 2, result.output
     assert len(errors) == 1 and words in errors[0], result.stderr
     assert "GPU available" not in result.output, "refused only after the trainer was built"
+    assert "eed set" not in result.output and "No seed found" not in result.output  # the error comes alone
     assert "Traceback" not in result.output and 'File "' not in result.stderr  # no frames either
     assert _tree(inputs) == before, "a bad input wrote or changed files"
     assert not (inputs / MARKER).exists(), "a crafted file ran code"

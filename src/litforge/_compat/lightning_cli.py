@@ -9,6 +9,7 @@ signature this module expects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from jsonargparse import Namespace
@@ -27,6 +28,7 @@ class HookedLightningCLI(LightningCLI):
         subcommand_parser_built(parser, subcommand): after Lightning added a subcommand's options.
         model_and_data_instantiators(): ``[(instantiator, base class), ...]`` replacing Lightning's two.
         seeding_enabled(): ``False`` skips ``seed_everything`` (a parse-only use).
+        seeding(seed): runs Lightning's seeding step ``seed()``; override to wrap it.
         checkpoint_hyperparameters_applied(): after Lightning replaced the model's init args with the
             hyperparameters ``--ckpt_path`` records (validate/test/predict), before anything is built.
         run_subcommand(subcommand): wraps Lightning's ``before_<sub>``/``<sub>``/``after_<sub>`` sequence,
@@ -63,10 +65,14 @@ class HookedLightningCLI(LightningCLI):
 
     def _set_seed(self) -> None:
         if self.seeding_enabled():
-            super()._set_seed()
+            self.seeding(super()._set_seed)
 
     def seeding_enabled(self) -> bool:
         return True
+
+    def seeding(self, seed: Callable[[], None]) -> None:
+        """Runs Lightning's seeding step (``seed_everything`` with the config's ``seed_everything``)."""
+        seed()
 
     def _parse_ckpt_path(self) -> None:
         super()._parse_ckpt_path()

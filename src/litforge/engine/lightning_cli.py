@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 import os
 import shutil
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 from jsonargparse import Namespace
 from jsonargparse.typing import NonNegativeFloat, NonNegativeInt
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
@@ -281,6 +285,20 @@ class LitforgeCLI(HookedLightningCLI):
         # parsing alone must not reseed the process (or log "Seed set"); nor must a run with nothing to do
         return not self.parse_only and self.finished_run is None
 
+    def seeding(self, seed: Callable[[], None]) -> None:
+        """Seed quietly: "Seed set to N" is said once the config's classes are built (a one-line error about
+        them comes alone), and a config without ``seed_everything`` gets seed 0 without Lightning's "No seed
+        found" warning (config.yaml records the seed)."""
+        seed_log = logging.getLogger(L.seed_everything.__module__)
+        level = seed_log.level
+        seed_log.setLevel(logging.WARNING)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="No seed found")
+                seed()
+        finally:
+            seed_log.setLevel(level)
+
     def subcommand_parser_built(self, parser: LightningArgumentParser, subcommand: str) -> None:
         _accept_trainer_method_options(parser)
         for action in parser_actions(parser):  # Lightning's text offers "hpc" and "registry": not litforge's
@@ -337,6 +355,9 @@ class LitforgeCLI(HookedLightningCLI):
             return
         try:
             super().instantiate_classes()
+            seed = self.config_value(self.config, "seed_everything")
+            if seed is not False and rank_zero_only.rank == 0:
+                logging.getLogger(L.seed_everything.__module__).info(f"Seed set to {seed}")
         except Exception as error:
             # A litforge error from inside (e.g. an unreachable Hub model) is already one clear line.
             if (cause := litforge_cause(error)) is not None:
