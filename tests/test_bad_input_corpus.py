@@ -76,6 +76,12 @@ def _write_inputs(folder: Path) -> None:
     (folder / "bad_mode.yaml").write_text(
         "trainer:\n  callbacks:\n    - class_path: EarlyStopping\n      init_args: {monitor: val_loss, mode: minimum}\n"
     )
+    (folder / "init_arg.yaml").write_text(
+        "model:\n  class_path: Classifier\n  init_arg:\n    hidden_dim: 8\n"
+    )
+    (folder / "clas_path.yaml").write_text(
+        "trainer:\n  callbacks:\n    - clas_path: EarlyStopping\n      init_args: {monitor: val_loss}\n"
+    )
     (folder / "afile").write_text("a file where a folder is expected\n")
     (folder / "export").mkdir()
 
@@ -111,6 +117,14 @@ CASES = [
         ["fit", "--config", "section_typo.yaml"],
         "section_typo.yaml: trainr.max_steps: no such option (did you mean",
     ),
+    (
+        ["fit", "--config", "init_arg.yaml"],
+        "init_arg.yaml: model.init_arg: no such key (did you mean init_args?)",
+    ),
+    (
+        ["fit", "--config", "clas_path.yaml"],
+        "clas_path.yaml: trainer.callbacks[0].clas_path: no such key (did you mean class_path?)",
+    ),
     (["fit", "--config", "no_init_args.yaml"], "no_init_args.yaml: data: batch_size goes under init_args"),
     (
         ["fit", "--config", "class_typo.yaml"],
@@ -138,6 +152,15 @@ CASES = [
     (["fit", "--config", "dup_key.yaml"], "dup_key.yaml: 'lr' appears twice (line 5)"),
     (["fit", "--config", "bad_value.yaml"], "bad_value.yaml: trainer.max_epochs: expected int, got 'one'"),
     (["fit", "--trainer.max_epochs", "one"], "--trainer.max_epochs: expected int, got 'one'"),
+    (
+        ["fit", "--trainer.accumulate_grad_batches", "0"],
+        "--trainer.accumulate_grad_batches: must be at least 1, got '0'",
+    ),
+    (
+        ["check", "--trainer.log_every_n_steps", "0"],
+        "--trainer.log_every_n_steps: must be at least 1, got '0'",
+    ),
+    (["fit", "--trainer.val_check_interval", "0.0"], "--trainer.val_check_interval: must be above 0"),
     (
         ["fit", "--config", "bad_mode.yaml"],
         "bad_mode.yaml: trainer.callbacks[0]: building lightning.pytorch.callbacks.early_stopping.EarlyStopping "

@@ -38,6 +38,31 @@ def config_mistake(message: str, line: CommandLine, parser: Any) -> str | None:
     )
 
 
+# Trainer settings Lightning takes without a check, then divides by or loops on: (name, lowest, wording)
+_TRAINER_MINIMUMS = (
+    ("accumulate_grad_batches", 1, "at least 1"),
+    ("check_val_every_n_epoch", 1, "at least 1 (or null: validate by val_check_interval only)"),
+    ("log_every_n_steps", 1, "at least 1"),
+    ("num_sanity_val_steps", -1, "at least 0 (-1: the whole validation set)"),
+)
+
+
+def trainer_value_problem(trainer: Any, line: CommandLine) -> str | None:
+    """A trainer setting out of range that Lightning would only trip over later (``ZeroDivisionError`` in the
+    user's ``configure_optimizers``, a silently ignored ``accumulate_grad_batches -1``), placed where the
+    user gave it: ``--trainer.accumulate_grad_batches: must be at least 1, got '0'``."""
+    for name, lowest, wording in _TRAINER_MINIMUMS:
+        value = trainer.get(name) if trainer is not None else None
+        if isinstance(value, int) and not isinstance(value, bool) and value < lowest:
+            message = f"config key \"trainer.{name}\": must be {wording}, got '{value}'"
+            return misplaced_value(message, line) or message.replace("config key ", "", 1)
+    interval = trainer.get("val_check_interval") if trainer is not None else None
+    if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval <= 0:
+        message = f"config key \"trainer.val_check_interval\": must be above 0 (a fraction of an epoch or a number of batches), got '{interval}'"
+        return misplaced_value(message, line) or message.replace("config key ", "", 1)
+    return None
+
+
 _BAD_VALUE = re.compile(r"""^config key "([\w.]+)": (.*?(?:, got '(.*)')?)$""")
 
 
@@ -105,15 +130,31 @@ def unusable_class_in_file(message: str, line: CommandLine) -> str | None:
 def misplaced_init_args(line: CommandLine) -> str | None:
     """``model: {class_path: X, lr: 0.05}`` (or a callback, a logger): arguments beside ``class_path`` instead
     of under ``init_args`` (jsonargparse blames another section, or says ``Option 'class_path' is not
-    accepted``)."""
+    accepted``); and ``init_arg:`` / ``clas_path:``, misspelt."""
     for path in line.config_files:
-        for where, node in _class_places(read_config_file(path)):
+        config = read_config_file(path)
+        if misspelt := _misspelt_section_key(config):
+            return f"{path}: {misspelt}"
+        for where, node in _class_places(config):
             stray = [key for key in node if key not in _SECTION_KEYS]
             if stray:
                 return (
                     f"{path}: {where}: {', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} under "
                     f"init_args ({{class_path: ..., init_args: {{{stray[0]}: ...}}}})"
                 )
+    return None
+
+
+def _misspelt_section_key(config: dict[str, Any]) -> str | None:
+    """``model.init_arg: no such key (did you mean init_args?)`` for a ``class_path``/``init_args`` typo in the
+    model, the data, a callback or a logger."""
+    sections = [(section, config.get(section)) for section in CLASS_SECTIONS]
+    nodes = [(where, node) for where, node in sections if isinstance(node, dict)]
+    for where, node in nodes + list(_class_nodes(config.get("trainer"), "trainer", typo_ok=True)):
+        for key in node:
+            meant = difflib.get_close_matches(str(key), sorted(_SECTION_KEYS), n=1, cutoff=0.75)
+            if key not in _SECTION_KEYS and meant:
+                return f"{where}.{key}: no such key (did you mean {meant[0]}?)"
     return None
 
 
@@ -125,17 +166,21 @@ def _class_places(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return found + list(_class_nodes(config.get("trainer"), "trainer"))
 
 
-def _class_nodes(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(key path, node)`` of each mapping with a ``class_path`` under ``trainer`` (callbacks, loggers)."""
+def _class_nodes(node: Any, where: str, typo_ok: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(key path, node)`` of each mapping with a ``class_path`` under ``trainer`` (callbacks, loggers);
+    ``typo_ok``: also each list item that is a mapping (a callback whose ``class_path`` is misspelt)."""
     if isinstance(node, list):
         for index, item in enumerate(node):
-            yield from _class_nodes(item, f"{where}[{index}]")
+            if typo_ok and isinstance(item, dict) and not isinstance(item.get("class_path"), str):
+                yield f"{where}[{index}]", item
+            else:
+                yield from _class_nodes(item, f"{where}[{index}]", typo_ok)
     elif isinstance(node, dict):
         if isinstance(node.get("class_path"), str):
             yield where, node
             return
         for key, child in node.items():
-            yield from _class_nodes(child, f"{where}.{key}")
+            yield from _class_nodes(child, f"{where}.{key}", typo_ok)
 
 
 def unknown_option(message: str, line: CommandLine, parser: Any) -> str | None:

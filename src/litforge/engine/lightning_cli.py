@@ -30,7 +30,12 @@ from litforge._compat.argparse import parser_actions
 from litforge._compat.lightning_cli import HookedLightningCLI
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR, RunCheckpoint
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
-from litforge.engine.config_mistakes import config_mistake, configured_place, misplaced_init_args
+from litforge.engine.config_mistakes import (
+    config_mistake,
+    configured_place,
+    misplaced_init_args,
+    trainer_value_problem,
+)
 from litforge.engine.config_sources import (
     CommandLine,
     class_path_of,
@@ -319,6 +324,9 @@ class LitforgeCLI(HookedLightningCLI):
             if named is None:
                 raise
             raise UsageError(named) from None
+        section = self.config.get(self.config.get("subcommand") or "", self.config)
+        if (problem := trainer_value_problem(section.get("trainer"), self.command_line)) is not None:
+            raise UsageError(problem)
         if "subcommand" in self.config and not self.parse_only:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
         init_args = _model_init_args(self.config)
