@@ -245,6 +245,20 @@ def test_a_run_name_that_does_not_exist_lists_the_runs_that_do(trained, user_cli
     assert "--run p11: no such run under runs (did you mean p1 (litmodel/p1)? runs there:" in typo.stderr
 
 
+def test_check_of_a_run_checks_that_runs_model(trained, user_cli):
+    """``check --run NAME`` builds the run's own model and data (it used to check the packaged default)."""
+    checked = user_cli("check", "--run", "p1", "--only", "forward,gradients")
+    assert checked.returncode == 0, checked.output
+    assert "LitModel on MyDataModule" in checked.stdout
+    assert "checking the model and data of runs/litmodel/p1/config.yaml" in checked.stderr
+    by_file = user_cli(
+        "check", "--ckpt_path", str(trained / "checkpoints" / "last.ckpt"), "--only", "forward"
+    )
+    assert by_file.returncode == 0 and "LitModel on MyDataModule" in by_file.stdout, by_file.output
+    missing = user_cli("check", "--run", "p2", "--only", "forward")
+    assert missing.returncode == 2 and "--run p2: no such run" in missing.stderr, missing.output
+
+
 def test_reusing_a_run_name_needs_resume_or_overwrite(trained, user_cli):
     before = (trained / "checkpoints" / "last.ckpt").read_bytes()
     refused = user_cli("fit", *SEED_MODEL, *QUICK, "--run", "p1")

@@ -104,10 +104,33 @@ def instantiate_model_and_data(
 ) -> tuple[L.LightningModule, L.LightningDataModule | None, int | None]:
     """``--config FILE | --model ... --data ...`` (no subcommand) -> the model and datamodule ``fit`` would
     build: same parser, short names, packaged default, links and ``seed_everything``, but no trainer; and
-    the seed the config sets (``seed_everything: 7``), ``None`` when it sets none."""
+    the seed the config sets (``seed_everything: 7``), ``None`` when it sets none. ``--run NAME`` or
+    ``--ckpt_path FILE`` builds that run's model and data, from its config.yaml (as ``test`` does), fresh:
+    the checkpoint's weights are not loaded."""
     from litforge.engine.lightning_cli import LitforgeCLI
 
-    cli = LitforgeCLI(args, run=False)
+    cli = LitforgeCLI(_with_named_runs_config(args), run=False)
     seed = cli.config.get("seed_everything")
     configured = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     return cli.model, cli.datamodule, configured
+
+
+def _with_named_runs_config(args: list[str]) -> list[str]:
+    """``--run NAME`` / ``--ckpt_path FILE`` / ``--experiment E`` -> the arguments with that run's
+    config.yaml in front (a run that does not exist is refused, as ``test`` refuses it)."""
+    import sys
+
+    from litforge.engine.config_sources import scan
+    from litforge.engine.run_resolution import with_run_config
+
+    line = scan(list(args))
+    if line.asks_help or not any(flag in line.run_flags for flag in ("--run", "--ckpt_path", "--experiment")):
+        return args
+    with_run = with_run_config(line)
+    if with_run.config_files and with_run.config_files[0] not in line.config_files:
+        print(
+            f"litforge: note: checking the model and data of {with_run.config_files[0]} "
+            "(built fresh: the checks never load the checkpoint's weights)",
+            file=sys.stderr,
+        )
+    return with_run.args
