@@ -292,6 +292,8 @@ def test_resume_by_run_name_alone_continues_that_run_with_its_config(trained, pr
     # a misspelt run name would start the packaged classifier under the typo: refused, with the real one
     typo = user_cli("fit", "--run", "pp1", "--resume", "auto")
     assert typo.returncode == 2 and "--run pp1: no such run to resume (did you mean p1," in typo.stderr
+    one_letter = user_cli("fit", "--run", "pl", "--resume", "auto")  # a short name, one letter off
+    assert one_letter.returncode == 2 and "--run pl: no such run to resume (did you mean p1," in one_letter.stderr
     assert not (project / "runs" / "classifier").exists()
     shutil.copytree(trained, project / "runs" / "other" / "p1")
     ambiguous = user_cli("fit", "--run", "p1", "--resume", "auto")

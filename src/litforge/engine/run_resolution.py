@@ -262,7 +262,9 @@ def _refuse_a_misspelt_run(root: Path, name: str, experiment: str | None) -> Non
     the close name is a run of another experiment (a model of the user's), noted when it is of the same."""
     this = experiment or experiment_name(default_class_path("model"))
     runs = {path.parent.name: path.parent.parent.name for path in root.glob("*/*/config.yaml")}
-    close = difflib.get_close_matches(name, list(runs), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(name, list(runs), n=1, cutoff=0.75) or [
+        run for run in sorted(runs) if _one_edit_apart(name, run)
+    ][:1]
     if not close:
         return
     where = f"{root / runs[close[0]] / close[0]}"
@@ -275,6 +277,19 @@ def _refuse_a_misspelt_run(root: Path, name: str, experiment: str | None) -> Non
         f"litforge: note: no run {name} yet, so --resume auto starts it (did you mean {close[0]}?)",
         file=sys.stderr,
     )
+
+
+def _one_edit_apart(typed: str, name: str) -> bool:
+    """One letter replaced, added, dropped or two swapped: ``tl``/``t1``, ``c2``/``c1`` (short names score
+    too low in ``difflib`` for its cut-off)."""
+    if typed == name or abs(len(typed) - len(name)) > 1:
+        return False
+    if len(typed) == len(name):
+        differ = [i for i, (a, b) in enumerate(zip(typed, name)) if a != b]
+        swapped = len(differ) == 2 and differ[1] == differ[0] + 1 and typed[differ[0]] == name[differ[1]]
+        return len(differ) == 1 or (swapped and typed[differ[1]] == name[differ[0]])
+    shorter, longer = sorted((typed, name), key=len)
+    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
 
 
 def _experiments_holding(root: Path, name: str) -> list[str]:
