@@ -40,6 +40,25 @@ def test_the_class_defaults_hold_not_the_packaged_ones(trained, project, user_cl
     assert resolved["data"]["init_args"]["batch_size"] == 32
 
 
+def test_a_config_of_init_args_alone_applies_to_the_class_typed_beside_it(project, user_cli):
+    """``--model usermods.LitModel -c small.yaml`` where small.yaml only sets ``model.init_args``: its values
+    reach the typed class (it was "Option 'lr' is not accepted"), and a typed --model.lr still wins."""
+    (project / "small.yaml").write_text(
+        "model:\n  init_args:\n    lr: 0.05\ndata:\n  init_args:\n    batch_size: 8\n"
+    )
+    printed = user_cli("fit", *SEED_MODEL, "-c", "small.yaml", "--print_config")
+    assert printed.returncode == 0, printed.output
+    resolved = yaml.safe_load(printed.stdout)
+    assert (
+        resolved["model"]["class_path"] == "usermods.LitModel"
+        and resolved["model"]["init_args"]["lr"] == 0.05
+    )
+    assert resolved["model"]["init_args"]["hidden_dim"] == 256  # the class's own default
+    assert resolved["data"]["init_args"]["batch_size"] == 8
+    typed = user_cli("fit", *SEED_MODEL, "-c", "small.yaml", "--model.lr", "0.2", "--print_config")
+    assert yaml.safe_load(typed.stdout)["model"]["init_args"]["lr"] == 0.2
+
+
 def test_packaged_default_still_applies_when_nothing_is_named(user_cli):
     printed = user_cli("fit", "--print_config")
     config = yaml.safe_load(printed.stdout)
@@ -293,7 +312,10 @@ def test_resume_by_run_name_alone_continues_that_run_with_its_config(trained, pr
     typo = user_cli("fit", "--run", "pp1", "--resume", "auto")
     assert typo.returncode == 2 and "--run pp1: no such run to resume (did you mean p1," in typo.stderr
     one_letter = user_cli("fit", "--run", "pl", "--resume", "auto")  # a short name, one letter off
-    assert one_letter.returncode == 2 and "--run pl: no such run to resume (did you mean p1," in one_letter.stderr
+    assert (
+        one_letter.returncode == 2
+        and "--run pl: no such run to resume (did you mean p1," in one_letter.stderr
+    )
     assert not (project / "runs" / "classifier").exists()
     shutil.copytree(trained, project / "runs" / "other" / "p1")
     ambiguous = user_cli("fit", "--run", "p1", "--resume", "auto")

@@ -16,6 +16,7 @@ memory; see ``load_yaml``.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,24 @@ def scan(args: list[str]) -> CommandLine:
             line.model_args.append(key.removeprefix("--model.").removeprefix("init_args.").split(".")[0])
         if key in _RUN_FLAGS:
             line.run_flags[key] = value
+    return _classes_before_configs(line)
+
+
+def _classes_before_configs(line: CommandLine) -> CommandLine:
+    """``--model mymod.X -c small.yaml`` where small.yaml sets ``model: {init_args: {lr: 0.05}}`` and names no
+    class: the typed class goes in front of the config files as well (they are parsed first, see
+    ``configs_first``), so the file's init args apply to it instead of to no class at all."""
+    front: list[str] = []
+    for section in CLASS_SECTIONS:
+        flag = f"--{section}"
+        typed = line.typed_value(flag)
+        configured = [read_config_file(path).get(section) for path in line.config_files]
+        if typed is None or not re.fullmatch(r"[\w.]+", typed) or not any(configured):
+            continue
+        if not any(_class_in(part) is not None for part in configured):
+            front += [flag, typed]
+    if front:
+        line.args = [*front, *line.args]
     return line
 
 

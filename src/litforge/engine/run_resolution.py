@@ -262,9 +262,10 @@ def _refuse_a_misspelt_run(root: Path, name: str, experiment: str | None) -> Non
     the close name is a run of another experiment (a model of the user's), noted when it is of the same."""
     this = experiment or experiment_name(default_class_path("model"))
     runs = {path.parent.name: path.parent.parent.name for path in root.glob("*/*/config.yaml")}
-    close = difflib.get_close_matches(name, list(runs), n=1, cutoff=0.75) or [
-        run for run in sorted(runs) if _one_edit_apart(name, run)
-    ][:1]
+    close = (
+        difflib.get_close_matches(name, list(runs), n=1, cutoff=0.75)
+        or [run for run in sorted(runs) if _one_edit_apart(name, run)][:1]
+    )
     if not close:
         return
     where = f"{root / runs[close[0]] / close[0]}"
@@ -285,7 +286,7 @@ def _one_edit_apart(typed: str, name: str) -> bool:
     if typed == name or abs(len(typed) - len(name)) > 1:
         return False
     if len(typed) == len(name):
-        differ = [i for i, (a, b) in enumerate(zip(typed, name)) if a != b]
+        differ = [i for i, (a, b) in enumerate(zip(typed, name, strict=True)) if a != b]
         swapped = len(differ) == 2 and differ[1] == differ[0] + 1 and typed[differ[0]] == name[differ[1]]
         return len(differ) == 1 or (swapped and typed[differ[1]] == name[differ[0]])
     shorter, longer = sorted((typed, name), key=len)
