@@ -217,6 +217,42 @@ def test_a_nan_in_the_inputs_is_named_as_the_cause_not_the_learning_rate(tmp_pat
         _fit_failing(tmp_path / "diverged", "nan")
 
 
+class _Forecaster(L.LightningModule):
+    """A regression head over a horizon of targets; a horizon of 0 makes them empty ``(B, 0)``: NaN MSE."""
+
+    def __init__(self, horizon: int) -> None:
+        super().__init__()
+        self.horizon = horizon
+        self.net = torch.nn.Linear(4, max(horizon, 1))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x)[:, : self.horizon], y)
+
+    def train_dataloader(self):
+        rows = list(zip(torch.randn(32, 4), torch.randn(32, self.horizon), strict=True))
+        return torch.utils.data.DataLoader(rows, batch_size=8)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _LogOfZero(_Forecaster):
+    def training_step(self, batch, batch_idx):
+        return super().training_step(batch, batch_idx) * torch.log(torch.zeros(()))  # times log(0): -inf
+
+
+def test_a_nan_before_any_update_is_not_called_divergence(tmp_path: Path) -> None:
+    """A NaN at the first step cannot be divergence: an empty target is named, else the loss is blamed."""
+    with pytest.raises(NonFiniteLoss) as empty:
+        _six_step_trainer(tmp_path / "empty", 100).fit(_Forecaster(horizon=0))
+    assert "The batch holds no values to learn from (batch[1] has shape (8, 0))" in str(empty.value)
+    assert "diverged" not in str(empty.value)
+    with pytest.raises(NonFiniteLoss) as loss:
+        _six_step_trainer(tmp_path / "loss", 100).fit(_LogOfZero(horizon=1))
+    assert "no update has happened yet, so this is not divergence: the loss itself is not finite" in str(loss.value)
+
+
 def test_python_exception_saves_on_exception_checkpoint_that_auto_resume_ignores(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="disk on fire"):
         _fit_failing(tmp_path, "raise")

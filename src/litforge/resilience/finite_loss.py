@@ -16,7 +16,7 @@ bad, so training pays nothing for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,22 @@ class FiniteLossGuard(Callback):
                 f"The batch's inputs are not finite ({'; '.join(bad_inputs)}): clean the data (drop or fill "
                 "the NaN/inf values); a lower learning rate will not help"
             )
+        elif bad_inputs is not None and (empty := empty_tensors(self._batch)):
+            what = (
+                f"The batch holds no values to learn from ({'; '.join(empty)}): a loss over zero elements is "
+                "NaN. Check the data's sizes (a window, horizon or label count of 0?)"
+            )
+        elif bad_inputs is not None and trainer.global_step == 0:
+            broken = non_finite_parameters(trainer.lightning_module)
+            what = (
+                "The batch's inputs are finite and no update has happened yet, so this is not divergence: "
+                + (
+                    f"the initial weights are not finite ({', '.join(broken[:3])})"
+                    if broken
+                    else "the loss itself is not finite on this batch; check the loss function and the targets "
+                    "(log of 0, a division by a zero count, targets outside what the loss accepts)"
+                )
+            )
         elif bad_inputs is not None:
             what = (
                 "The batch's inputs are finite: the model diverged. Try a lower learning rate or "
@@ -167,15 +183,37 @@ class FiniteLossGuard(Callback):
 def non_finite_tensors(batch: Any, where: str = "batch") -> list[str]:
     """``"<where>: <n> NaN/inf of <size>"`` for each floating-point tensor in ``batch`` (nested in lists,
     tuples and dicts) that holds NaN or infinite values."""
+    found = []
+    for name, tensor in _named_tensors(batch, where):
+        floating = tensor.is_floating_point() or tensor.is_complex()
+        if floating and (bad := int((~torch.isfinite(tensor)).sum().item())):
+            found.append(f"{name}: {bad} NaN/inf of {tensor.numel()}")
+    return found
+
+
+def non_finite_parameters(module: torch.nn.Module) -> list[str]:
+    """The names of ``module``'s parameters that hold NaN or infinite values."""
+    return [name for name, p in module.named_parameters() if not bool(torch.isfinite(p.detach()).all())]
+
+
+def empty_tensors(batch: Any, where: str = "batch") -> list[str]:
+    """``"<where> has shape (64, 0)"`` for each tensor in ``batch`` with no elements (a mean over it is NaN)."""
+    return [
+        f"{name} has shape {tuple(t.shape)}" for name, t in _named_tensors(batch, where) if t.numel() == 0
+    ]
+
+
+def _named_tensors(batch: Any, where: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor in ``batch``, nested in lists, tuples and dicts (Hugging Face's BatchEncoding too), with
+    the path to it: ``batch[1]``, ``batch['labels']``."""
     if isinstance(batch, torch.Tensor):
-        if not batch.is_floating_point() and not batch.is_complex():
-            return []
-        bad = int((~torch.isfinite(batch)).sum().item())
-        return [f"{where}: {bad} NaN/inf of {batch.numel()}"] if bad else []
-    if isinstance(batch, Mapping):  # dict, also Hugging Face's BatchEncoding
+        yield where, batch
+        return
+    if isinstance(batch, Mapping):
         items = [(f"{where}[{key!r}]", value) for key, value in batch.items()]
     elif isinstance(batch, (list, tuple)):
         items = [(f"{where}[{index}]", value) for index, value in enumerate(batch)]
     else:
-        return []
-    return [found for name, value in items for found in non_finite_tensors(value, name)]
+        return
+    for name, value in items:
+        yield from _named_tensors(value, name)
