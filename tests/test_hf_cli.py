@@ -83,3 +83,20 @@ def test_fine_tune_predict_and_export_to_onnx(cli, tmp_path):
             eager = model(batch["input_ids"], batch["attention_mask"])
         assert onnx_logits.shape == (len(texts), 4)
         np.testing.assert_allclose(onnx_logits, eager.numpy(), atol=1e-4, rtol=1e-4)
+
+    # batch inference from the export folder alone: a CSV's text column or a .txt of one text per line
+    texts = ["Heavy snow is expected tonight.", "Knead, the dough.", "The new phone has a fast chip."]
+    (tmp_path / "texts.csv").write_text("id,text\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(texts)))
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    batch = artifact.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        eager_labels = [model.hparams.label_names[i] for i in logits.argmax(1).tolist()]
+    for name in ("texts.csv", "texts.txt"):
+        batch_predict = cli("predict", "--artifact", "export", "--input", name, "--output", f"{name}.out.csv")
+        assert batch_predict.returncode == 0, batch_predict.output
+        with (tmp_path / f"{name}.out.csv").open() as handle:
+            predicted = list(csv.DictReader(handle))
+        assert [row["label"] for row in predicted] == eager_labels
+    no_column = cli("predict", "--artifact", "export", "--input", "texts.csv.out.csv")
+    assert no_column.returncode == 2 and "reads the CSV column 'text'" in no_column.stderr, no_column.output

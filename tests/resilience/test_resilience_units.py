@@ -250,7 +250,9 @@ def test_a_nan_before_any_update_is_not_called_divergence(tmp_path: Path) -> Non
     assert "diverged" not in str(empty.value)
     with pytest.raises(NonFiniteLoss) as loss:
         _six_step_trainer(tmp_path / "loss", 100).fit(_LogOfZero(horizon=1))
-    assert "no update has happened yet, so this is not divergence: the loss itself is not finite" in str(loss.value)
+    assert "no update has happened yet, so this is not divergence: the loss itself is not finite" in str(
+        loss.value
+    )
 
 
 def test_python_exception_saves_on_exception_checkpoint_that_auto_resume_ignores(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ litforge predict --artifact runs/classifier/version_0/export --input digits.csv
 litforge predict --artifact exports/digits --input rows.npy --output preds.csv --format pt2
 
 Input: a CSV of numbers (one row per sample, header optional) or a ``.npy`` of rows; the artifact's raw
-feature layout (``export.json`` -> inputs). Output: the CSV columns ``litforge predict`` writes from a
+feature layout (``export.json`` -> inputs). A text model's export reads a ``.txt`` of one text per line or a
+CSV's ``text`` column, tokenized by the export's own tokenizer. Output: the CSV columns ``litforge predict`` writes from a
 checkpoint for the model's output head (``litforge.predictions.csv_columns``). No training code and no checkpoint
 are needed: only the export folder.
 """
@@ -40,13 +41,11 @@ def predict_file(
     ``default_output(input_path)``; ``STDOUT`` writes to standard output).
     """
     artifact = Artifact.open(artifact_dir, fmt)
-    if artifact.request_format != "features":
-        raise UsageError(
-            f"{artifact_dir} takes {artifact.request_format}; batch prediction reads numeric rows"
-        )
     output = output or default_output(input_path)
     if output != STDOUT:
         _check_output(output, input_path, artifact_dir)
+    if artifact.request_format == "texts":
+        return _predict_texts(artifact, input_path, output)
     groups = read_rows(input_path, artifact.inputs)
     try:
         outputs = [
@@ -73,6 +72,44 @@ def predict_file(
 
 
 STDOUT = Path("-")
+TEXT_CHUNK = 256  # texts tokenized and run together: padding to the longest of 256 keeps memory small
+
+
+def _predict_texts(artifact: Artifact, input_path: Path, output: Path) -> tuple[int, str, Path]:
+    """A text model's export: each text tokenized by the exported tokenizer, as ``serve`` does."""
+    texts = read_texts(input_path)
+    outputs = [
+        artifact.outputs_for_texts(texts[start : start + TEXT_CHUNK])
+        for start in range(0, len(texts), TEXT_CHUNK)
+    ]
+    predictions = artifact.postprocess([np.concatenate(arrays) for arrays in zip(*outputs, strict=True)])
+    write_predictions(output, predictions, artifact.class_labels)
+    return len(texts), artifact.format, output
+
+
+def read_texts(path: Path) -> list[str]:
+    """The texts of a ``.txt`` file (one per line) or of a CSV's ``text`` column (its header names it; other
+    columns, an id say, are left out). ``UsageError`` for a missing file, no texts, or a CSV with no
+    ``text`` column."""
+    try:
+        content = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--input: no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"--input: cannot read {path} as UTF-8 text: {error}") from None
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(content.splitlines())
+        if "text" not in (reader.fieldnames or []):
+            raise UsageError(
+                f"--input {path}: a text model reads the CSV column 'text' (its header has: "
+                f"{', '.join(reader.fieldnames or []) or 'nothing'}); or pass a .txt file of one text per line"
+            )
+        texts = [row["text"] or "" for row in reader]
+    else:
+        texts = content.splitlines()
+    if not texts:
+        raise UsageError(f"--input {path}: no texts in it")
+    return texts
 
 
 def _check_output(output: Path, input_path: Path, artifact_dir: Path) -> None:
