@@ -100,3 +100,5 @@ def test_fine_tune_predict_and_export_to_onnx(cli, tmp_path):
         assert [row["label"] for row in predicted] == eager_labels
     no_column = cli("predict", "--artifact", "export", "--input", "texts.csv.out.csv")
     assert no_column.returncode == 2 and "reads the CSV column 'text'" in no_column.stderr, no_column.output
+    cases = [case["case"] for case in record["formats"]["onnx"]["parity"]["cases"]]
+    assert cases[0].startswith("real batch"), cases  # the run's own tokenized texts, not only random ids

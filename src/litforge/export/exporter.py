@@ -65,6 +65,14 @@ def export_module(
     out.mkdir(parents=True, exist_ok=True)
     real = real_inputs or ((real_batch,) if real_batch is not None else None)
     cases = parity_cases(spec, real)
+    if real and not cases[0].name.startswith("real batch"):
+        shapes = ", ".join(str(tuple(t.shape)) for t in real)
+        print(
+            f"litforge: note: the run's batch ({shapes}) does not match forward's example inputs "
+            f"({', '.join(str(tuple(t.shape)) for t in spec.inputs)}) but for the batch and dynamic axes; "
+            "parity is checked on random inputs only",
+            file=sys.stderr,
+        )
     entries: dict[str, dict[str, Any]] = {}
     runners = {}
     for name in formats:

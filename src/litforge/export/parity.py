@@ -39,11 +39,11 @@ class Case:
 
 
 def parity_cases(spec: ExportSpec, real: tuple[torch.Tensor, ...] | None, seed: int = 0) -> list[Case]:
-    """The real batch (``real``: every input of forward from one batch of the run's data; features models
-    only) and random batches of 1, 7 and 64 rows."""
+    """The real batch (``real``: every input of forward from one batch of the run's data, when they have the
+    example inputs' shapes but for the dynamic axes) and random batches of 1, 7 and 64 rows."""
     generator = torch.Generator().manual_seed(seed)
     cases = []
-    if real and spec.request_format == "features" and _fits(spec, real):
+    if real and _fits(spec, real):
         rows = len(real[0])
         cases.append(
             Case(
