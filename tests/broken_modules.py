@@ -71,6 +71,22 @@ class TinyNet(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
 
+class PretrainedBodyInEvalMode(TinyNet):
+    """Like a backbone from ``from_pretrained`` (eval mode), fine-tuned without ``.train()``: dropout is off."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.body.eval()
+
+
+class FrozenBodyInEvalMode(PretrainedBodyInEvalMode):
+    """The same backbone frozen: eval mode is then deliberate."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.body.requires_grad_(False)
+
+
 class NonScalarLoss(TinyNet):
     def loss(self, logits, y):
         return F.cross_entropy(logits, y, reduction="none")  # (B,): forgot to reduce

@@ -102,6 +102,29 @@ def step_loss(output: Any) -> Any:
     return output.get("loss") if isinstance(output, Mapping) else output
 
 
+_TRAIN_ONLY_LAYERS = (
+    torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout,
+    torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm,
+)  # fmt: skip
+
+
+def idle_in_training(model: torch.nn.Module) -> list[str]:
+    """Submodules left in eval mode while training although their parameters train (``from_pretrained``
+    returns eval mode, and Lightning keeps each module's mode): their Dropout/BatchNorm layers do nothing.
+    ``"encoder (12 Dropout/BatchNorm layers)"`` for each outermost such module; a frozen backbone (no
+    trainable parameter) in eval mode is deliberate and not listed."""
+    found = []
+    parents = {name: module for name, module in model.named_modules()}
+    for name, module in model.named_modules():
+        parent = parents.get(name.rpartition(".")[0]) if name else None
+        if module.training or (parent is not None and not parent.training):
+            continue  # in train mode, or inside an eval module already counted
+        layers = [m for m in module.modules() if isinstance(m, _TRAIN_ONLY_LAYERS)]
+        if layers and any(p.requires_grad for p in module.parameters()):
+            found.append(f"{name or 'the model'} ({len(layers)} Dropout/BatchNorm layers)")
+    return found
+
+
 class StepRecorder:
     """Wraps ``model.training_step`` to record each step's loss value (and optionally vet its output).
 
@@ -120,6 +143,7 @@ class StepRecorder:
         self.losses: list[float] = []
         self.calls = 0
         self.error: Exception | None = None  # what training_step itself raised, if anything
+        self.idle_in_training: list[str] = []  # see ``idle_in_training``, at the first step
         original = model.training_step
 
         @functools.wraps(original)  # keeps the signature Lightning inspects (batch_idx, dataloader_iter)
@@ -130,6 +154,8 @@ class StepRecorder:
                 self.error = error
                 raise
             self.calls += 1
+            if self.calls == 1:
+                self.idle_in_training = idle_in_training(model)
             if inspect is not None:
                 inspect(output)
             loss = step_loss(output)

@@ -207,6 +207,12 @@ def check_training_step(model: ModelLike | Subject, data: DataLike = None) -> st
         raise AssertionError(f"training_step raised {type(error).__name__}: {first_line(error)}") from error
     if recorder.calls == 0:
         raise AssertionError("training_step was never called on the first batch")
+    if recorder.idle_in_training:
+        raise AssertionError(
+            f"{', '.join(recorder.idle_in_training)} in eval mode during training_step while its parameters "
+            "train: dropout and BatchNorm are off (from_pretrained returns eval mode; call .train() on it in "
+            "__init__ or on_train_start)"
+        )
     if not recorder.losses:
         return "manual optimization: training_step returned no loss"
     return f"loss {recorder.losses[0]:.4g}" + (" (manual optimization)" if manual else ", requires grad")
