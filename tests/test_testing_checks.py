@@ -47,6 +47,7 @@ BROKEN = [
     (check_checkpoint, broken.HparamsNotSaved, broken.TinyData, r"hparams is empty but HparamsNotSaved.__init__ takes \(hidden, lr\)"),
     (check_checkpoint, broken.StateOutsideStateDict, broken.TinyData, r"eval output 0 differs after load_from_checkpoint"),
     (check_data, broken.TinyNet, broken.WrongLabelData, r"train batch 0: labels span \[1, 3\], expected 0\.\.2 \(num_classes=3\)"),
+    (check_export, broken.StaleExampleInput, broken.TinyData, r"litforge export refuses it: StaleExampleInput\.example_input_array has rows of shape \(5,\)"),
     (check_export, broken.DataDependentBranch, broken.TinyData, r"torch\.onnx\.export failed: TorchExportError"),
     (check_export, broken.DictOutput, broken.TinyData, r"litforge export refuses it: DictOutput\.forward\(\)'s output 'mean' has shape \(\)"),
 ]  # fmt: skip

@@ -7,6 +7,7 @@ A module that applies ``torch.compile`` to itself is checked as the eager code i
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 import torch
 
@@ -26,14 +27,16 @@ from litforge.testing.subject import (
 )
 
 
-def _check_litforge_exports(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-    """What ``litforge export`` would refuse before tracing (no single example input, a dict output) fails
-    this check too: a PASS here means the command works."""
+def _check_litforge_exports(module: torch.nn.Module, batch: Any) -> None:
+    """What ``litforge export`` would refuse before tracing (no single example input, a dict output, a stale
+    ``example_input_array``) fails this check too: a PASS here means the command works."""
     from litforge.errors import UsageError
     from litforge.export.parity import eager_outputs
     from litforge.export.spec import export_spec
+    from litforge.predictions.forward_inputs import forward_inputs_from_batch
 
-    tensors = [*args, *kwargs.values()]  # as the export reads a run's batch (export.loading)
+    inputs = forward_inputs_from_batch(module, batch)  # as the export reads a run's batch (export.loading)
+    tensors = [*inputs[0], *inputs[1].values()] if inputs else []
     one_tensor = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else None
     try:
         spec = export_spec(module, one_tensor)
@@ -53,8 +56,9 @@ def check_export(model: ModelLike | Subject, data: DataLike = None) -> str:
         raise SkipCheck(f"{', '.join(missing)} not installed: pip install 'litforge[export]'")
     subject = as_subject(model, data)
     module = uncompiled(subject.new_model(configure=True)).eval()  # layers from configure_model; eager code
-    args, kwargs = model_input(module, prepare_batch(module, subject.batch))
-    _check_litforge_exports(module, args, kwargs)
+    batch = prepare_batch(module, subject.batch)
+    _check_litforge_exports(module, batch)
+    args, kwargs = model_input(module, batch)
     try:
         with quiet():
             program = torch.onnx.export(module, args, kwargs=kwargs or None, dynamo=True, verbose=False)
