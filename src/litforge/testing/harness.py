@@ -111,7 +111,7 @@ _TRAIN_ONLY_LAYERS = (
 def idle_in_training(model: torch.nn.Module) -> list[str]:
     """Submodules left in eval mode while training although their parameters train (``from_pretrained``
     returns eval mode, and Lightning keeps each module's mode): their Dropout/BatchNorm layers do nothing.
-    ``"encoder (12 Dropout/BatchNorm layers)"`` for each outermost such module; a frozen backbone (no
+    ``"self.encoder (12 Dropout/BatchNorm layers)"`` for each outermost such module; a frozen backbone (no
     trainable parameter) in eval mode is deliberate and not listed."""
     found = []
     parents = {name: module for name, module in model.named_modules()}
@@ -121,7 +121,9 @@ def idle_in_training(model: torch.nn.Module) -> list[str]:
             continue  # in train mode, or inside an eval module already counted
         layers = [m for m in module.modules() if isinstance(m, _TRAIN_ONLY_LAYERS)]
         if layers and any(p.requires_grad for p in module.parameters()):
-            found.append(f"{name or 'the model'} ({len(layers)} Dropout/BatchNorm layers)")
+            found.append(
+                f"{'self.' + name if name else 'the module'} ({len(layers)} Dropout/BatchNorm layers)"
+            )
     return found
 
 
