@@ -96,3 +96,23 @@ def test_serve_takes_records_by_feature_name(tabular: Path) -> None:
     assert by_name.json() == by_position.json()
     assert wrong.status_code == 422
     assert "inputs[0]: missing d; unknown e (the model takes a, b, c, d)" in wrong.json()["detail"]
+
+
+def test_a_datamodule_holding_scaling_statistics_is_noted_at_export() -> None:
+    """A user's datamodule that standardises rows before forward: the export takes standardised rows, so
+    export names what it holds; plain settings (batch_size, a path) are not statistics."""
+    import numpy as np
+    import torch
+    from sklearn.preprocessing import StandardScaler
+
+    from litforge.export.loading import data_side_scaling
+    from litforge.export.metadata import preprocessing
+
+    class Standardising:
+        def __init__(self) -> None:
+            self.batch_size, self.path, self.max_epochs_hint = 32, "rows.csv", 3
+            self.mean, self.x_std = np.zeros(4), torch.ones(4)
+            self.scaler = StandardScaler()
+
+    assert data_side_scaling(Standardising()) == ["self.mean", "self.x_std", "self.scaler"]
+    assert preprocessing(torch.nn.Linear(4, 1))["in_graph"] is None  # nothing litforge knows of

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,6 +254,22 @@ def _predict_step_is_sigmoid(module: L.LightningModule, batch: Any) -> bool:
     return predict_step_relation(module, batch, prediction) == "sigmoid"
 
 
+_SCALING_NAME = re.compile(r"(^|_)(mean|means|std|stds|mu|sigma|scale|scaler)(_|$)", re.I)
+
+
+def data_side_scaling(datamodule: Any) -> list[str]:
+    """The datamodule's attributes that look like normalisation statistics (``self.mean``, ``self.x_std``,
+    a fitted ``self.scaler``): numbers, tensors or arrays, or an object with a ``transform`` method."""
+    found = []
+    for name, value in vars(datamodule).items():
+        if not _SCALING_NAME.search(name) or name.startswith("__"):
+            continue
+        numeric = isinstance(value, (float, torch.Tensor)) or type(value).__module__.startswith("numpy")
+        if numeric or callable(getattr(value, "transform", None)):
+            found.append(f"self.{name}")
+    return found
+
+
 def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: type | None) -> Any:
     """One real batch from the run's datamodule, when it can be built offline; the datamodule or None."""
     if data_cls is None:
@@ -274,6 +291,14 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
         loaded.predict_step_sigmoid = _predict_step_is_sigmoid(loaded.module, batch)
         loaded.batch_labels = labels_of(batch, positional_inputs(loaded.module))
         loaded.feature_names = declared_feature_names(datamodule)
+        if (scaling := data_side_scaling(datamodule)) and getattr(loaded.module, "standardize", None) is None:
+            note = (
+                f"{data_cls.__name__} holds {', '.join(scaling)}: if it scales rows before forward, the export "
+                "takes scaled rows, not raw ones (move the scaling into the module to serve raw rows: "
+                "docs/export.md, 'Raw inputs in')"
+            )
+            print(f"litforge: note: {note}", file=sys.stderr, flush=True)
+            loaded.notes.append(note)
     except Exception as err:  # the data may be unavailable where the export runs; exporting still works
         note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {first_line(err)})"
         print(f"litforge: note: {note}; verifying on random inputs only", file=sys.stderr, flush=True)

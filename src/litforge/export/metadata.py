@@ -78,7 +78,11 @@ def preprocessing(module: torch.nn.Module) -> dict[str, Any]:
             "in_graph": True,
             "normalization": {"formula": "(x - mean) / std", "mean": mean.tolist(), "std": std.tolist()},
         }
-    return {"inputs": "as the module's forward() takes them", "in_graph": True, "normalization": None}
+    return {
+        "inputs": "as the module's forward() takes them: what the datamodule does before forward is not in the graph",
+        "in_graph": None,  # litforge knows of no normalisation; any in forward() itself is in the graph
+        "normalization": None,
+    }
 
 
 def timestamp() -> str:
