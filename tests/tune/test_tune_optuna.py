@@ -325,9 +325,12 @@ def test_a_refused_search_leaves_nothing_and_a_study_keeps_its_metric(cli, tmp_p
     assert done.returncode == 0, done.output[-3000:]
     assert [r["epochs"] for r in _rows(out / "trials.csv")] == ["2", "2"]
     # The same study with another fit config: its trials would not compare; refused, naming the change.
-    longer = cli("tune", "--space", str(train_space), *args, *no_val, "--trainer.max_epochs", "3")
+    # A searched key's base value (each trial sets its own) is no change.
+    longer = cli(
+        "tune", "--space", str(train_space), *args, *no_val, "--trainer.max_epochs", "3", "--model.lr", "0.5"
+    )
     assert longer.returncode == 2, longer.output
-    assert "ran another fit config (trainer.max_epochs: 2 -> 3)" in longer.stderr
+    assert "ran another fit config (trainer.max_epochs: 2 -> 3):" in longer.stderr
     # The study in that folder optimizes train_loss_epoch: another metric is refused, the study kept.
     other = cli("tune", "--space", str(write_space(LR_SPACE, "val.yaml")), *args, timeout=TUNE_TIMEOUT)
     assert other.returncode == 2 and "optimizes train_loss_epoch" in other.stderr, other.output

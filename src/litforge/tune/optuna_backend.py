@@ -125,9 +125,11 @@ def _check_same_fit_config(study: Any, search: OptunaSearch) -> None:
     if recorded is None:
         study.set_user_attr("fit_config", config)
         return
+    # what each trial sets itself (the searched values) or how the base run was resumed says nothing of it
+    own = {fit.key(param.key) for param in search.space.params} | {"resume", "overwrite"}
     changed = [
         f"{key}: {json.dumps(recorded.get(key))} -> {json.dumps(config.get(key))}"
-        for key in sorted(set(recorded) | set(config))
+        for key in sorted((set(recorded) | set(config)) - own)
         if recorded.get(key) != config.get(key)
     ]
     if changed:
