@@ -7,6 +7,7 @@ names that folder instead; the entry point records the real one first (``remembe
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from pathlib import Path
@@ -29,7 +30,11 @@ def started_in() -> Path:
 
 def missing_module_hint(module: str) -> str:
     """`` (not installed, and no mymod.py in the folder litforge runs in, /work: ...)`` for a missing module."""
-    file = module.split(".")[0] + ".py"
+    top = module.split(".")[0]
+    file = top + ".py"
+    here = sorted(path.stem for path in _STARTED_IN[0].glob("*.py"))[:1000]
+    if close := difflib.get_close_matches(top, here, n=1, cutoff=0.75):
+        return f" (no {file} in the folder litforge runs in, {_STARTED_IN[0]}; did you mean {close[0]}, {close[0]}.py?)"
     return (
         f" (not installed, and no {file} in the folder litforge runs in, {_STARTED_IN[0]}: run it from the "
         f"folder that holds {file}, or add that folder to PYTHONPATH)"

@@ -390,6 +390,8 @@ def test_a_missing_module_names_the_folder_litforge_runs_in_not_the_configs(proj
     assert result.returncode == 2, result.output
     assert f"no mymodels.py in the folder litforge runs in, {project}:" in result.stderr
     assert "or add that folder to PYTHONPATH" in result.stderr
+    typo = user_cli("fit", "--model", "usermds.LitModel", "--data", "usermods.MyDataModule")
+    assert typo.returncode == 2 and "did you mean usermods, usermods.py?" in typo.stderr, typo.output
 
 
 @pytest.mark.parametrize(
