@@ -65,6 +65,8 @@ def condense_parser_message(message: str) -> str:
             message.removeprefix("Problems parsing config:").replace('"<unicode string>", ', "").split()
         )
         return f"--config: not valid YAML: {detail}"
+    if help_of := re.fullmatch(r"-*([\w.]+)\.help: (.*)", message.strip()):  # --model.help Classifer
+        return f"--{help_of.group(1)}.help: {_help_class_problem(help_of.group(2))}"
     lines = [
         re.sub(r'^Parser key "[^"]+":\s*', "", line.strip().lstrip("-").strip())
         for line in message.splitlines()
@@ -98,8 +100,9 @@ def condense_parser_message(message: str) -> str:
     elif others:
         detail = others[0]
     elif expected:  # "float or Tensor": a value of the plain type was meant, not a class path
-        types = " or ".join(e.removeprefix("Expected a ").strip() for e in expected if e is not import_path)
-        detail = f"expected {types}, got {given!r}" if given is not None else f"expected {types}"
+        detail = _expected_types(
+            [e.removeprefix("Expected a ").strip() for e in expected if e is not import_path], given
+        )
     else:
         detail = lines[-1] if lines else message
     if key_match and key_match.group(1) == "config":
@@ -107,6 +110,37 @@ def condense_parser_message(message: str) -> str:
     if key_match:
         return f'config key "{key_match.group(1)}": {detail}'
     return detail
+
+
+def _help_class_problem(problem: str) -> str:
+    """What is wrong with the class ``--model.help CLASS`` names, with the closest one."""
+    if unknown := re.fullmatch(r"Expected a dot import path string: (\S+)", problem):
+        return f"unknown class {unknown.group(1)!r}{_class_name_hint(unknown.group(1))}"
+    if absent := re.fullmatch(r"module '([\w.]+)' has no attribute '(\w+)'", problem):
+        return _class_path_problem(f"{_CLASS_PROBLEM} '{'.'.join(absent.groups())}':", [problem])
+    if missing := re.fullmatch(r"No module named '([\w.]+)'", problem):
+        return problem + missing_module_hint(missing.group(1))
+    return problem
+
+
+_LITERAL = re.compile(r"typing\.Literal\[([^\]]*)\]")
+
+
+def _expected_types(types: list[str], given: str | None) -> str:
+    """``expected int or one of 16-mixed, bf16-mixed, ..., got 'bf17' (did you mean bf16?)``: the accepted
+    types, with ``typing.Literal[...]`` choices as plain values and the closest to what was given."""
+    choices = [
+        value.strip().strip("'\"")
+        for t in types
+        for match in _LITERAL.findall(t)
+        for value in match.split(",")
+    ]
+    plain = [t for t in types if not _LITERAL.fullmatch(t)]
+    named = " or ".join([*plain, *([f"one of {', '.join(choices)}"] if choices else [])])
+    if given is None:
+        return f"expected {named}"
+    close = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+    return f"expected {named}, got {given!r}" + (f" (did you mean {close[0]}?)" if close else "")
 
 
 def _class_name_hint(name: str) -> str:
