@@ -251,6 +251,9 @@ def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     assert typo.returncode == 0, typo.output
     note = "note: the model has not logged 'train_los' (it logs: train_loss; did you mean train_loss?)"
     assert note in typo.stderr, typo.stderr
+    assert typo.stderr.count("train_los'") == 1  # said once, not again at the end
+    default = user_cli("fit", *no_validation, "--run", "nv2")  # --monitor val_loss: a metric of another stage
+    assert "(it logs: train_loss; --monitor train_loss picks it)" in default.stderr, default.stderr
     best = user_cli("predict", "--run", "nv", "--ckpt_path", "best")
     assert best.returncode == 2 and "has last.ckpt but no best.ckpt" in best.stderr, best.output
     assert "use --ckpt_path last" in best.stderr

@@ -7,6 +7,7 @@ litforge fit --monitor val_acc --monitor_mode max
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ class RunCheckpoint(ModelCheckpoint):
         in the middle of an epoch)."""
         if _saved_step(self._last_path) != trainer.global_step:
             self._save_last(trainer)
-        if self.monitor and not self.best_model_path and trainer.is_global_zero:
+        if self.monitor and not self.best_model_path and trainer.is_global_zero and not self._said_unlogged:
             print(
                 f"litforge: the model logged no '{self.monitor}' ({self._logged_instead(trainer)}), so the run "
                 "has checkpoints/last.ckpt but no best.ckpt (--monitor NAME chooses the metric)",
@@ -96,7 +97,11 @@ class RunCheckpoint(ModelCheckpoint):
         """``it logs: a, b; did you mean a?``: what the model does log, and the name closest to ``monitor``."""
         logged = sorted(str(key) for key in trainer.callback_metrics)
         close = difflib.get_close_matches(str(self.monitor), logged, n=1, cutoff=0.6)
-        return f"it logs: {', '.join(logged) or 'nothing'}" + (f"; did you mean {close[0]}?" if close else "")
+        if not close:
+            return f"it logs: {', '.join(logged) or 'nothing'}"
+        stage = re.split(r"[_/]", str(self.monitor))[0] != re.split(r"[_/]", close[0])[0]  # val_loss, train_loss
+        hint = f"--monitor {close[0]} picks it" if stage else f"did you mean {close[0]}?"
+        return f"it logs: {', '.join(logged) or 'nothing'}; {hint}"
 
     def _save_last(self, trainer: L.Trainer) -> None:
         self.last_model_path = str(self._last_path)
