@@ -128,8 +128,9 @@ def _note_rungs_past_the_end(plan: SearchPlan, fit: SearchConfig) -> None:
         middle = max_epochs // 2
         within = "--pruner none" if max_epochs == 1 else f"--rungs 1:4{f',{middle}:3' if middle > 1 else ''}"
         print(
-            f"litforge: note: rung {', '.join(idle)} falls at or after the trials' last epoch ({max_epochs}) and "
-            f"never prunes; set rungs within it, e.g. {within}",
+            f"litforge: note: {'rung' if len(idle) == 1 else 'rungs'} {', '.join(idle)} "
+            f"{'falls' if len(idle) == 1 else 'fall'} at or after the trials' last epoch ({max_epochs}) and "
+            f"never {'prunes' if len(idle) == 1 else 'prune'}; set rungs within it, e.g. {within}",
             file=sys.stderr,
         )
 
