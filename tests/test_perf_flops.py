@@ -131,5 +131,32 @@ def test_perf_json_counts_compiled_graphs_and_recompiles(tmp_path: Path) -> None
     assert _fit(TinyRegressor(), tmp_path / "eager.json")["compiled_graphs"] == 0
 
 
+class CompiledLSTM(TinyRegressor):
+    """Compiles its recurrent layer, which dynamo leaves to eager: nothing is compiled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(8, 4, batch_first=True)
+
+    def configure_model(self) -> None:
+        self.rnn = torch.compile(self.rnn, backend="eager")
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.mse_loss(self.rnn(x.unsqueeze(1))[0][:, -1], y)
+
+
+def test_a_compile_that_compiled_nothing_is_said(tmp_path: Path, capsys) -> None:
+    torch.compiler.reset()
+    perf = _fit(CompiledLSTM(), tmp_path / "perf.json")
+    assert perf["compile_requested"] and perf["compiled_graphs"] == 0
+    perf_summary_module.print_summary(perf, tmp_path / "perf.json")
+    assert (
+        "uses torch.compile but no graph was compiled while training, so it ran eager"
+        in capsys.readouterr().err
+    )
+    assert not _fit(TinyRegressor(), tmp_path / "eager.json")["compile_requested"]
+
+
 def test_precision_names_match_lightnings() -> None:
     assert str(L.Trainer(precision="bf16-mixed", logger=False).precision) == "bf16-mixed"

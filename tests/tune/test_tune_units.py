@@ -406,7 +406,10 @@ def test_rungs_past_the_trials_last_epoch_are_named_with_rungs_that_fit(capsys) 
     _note_rungs_past_the_end(SimpleNamespace(pruner="rungs", rungs=()), fit(4))
     assert "rung 6:3 falls at or after the trials' last epoch (4) and never prunes" in capsys.readouterr().err
     _note_rungs_past_the_end(SimpleNamespace(pruner="rungs", rungs=()), fit(1))
-    assert "rungs 1:4, 6:3 fall at or after the trials' last epoch (1) and never prune" in capsys.readouterr().err
+    assert (
+        "rungs 1:4, 6:3 fall at or after the trials' last epoch (1) and never prune"
+        in capsys.readouterr().err
+    )
     _note_rungs_past_the_end(SimpleNamespace(pruner="rungs", rungs=(Rung(1, 2), Rung(2, 3))), fit(4))
     _note_rungs_past_the_end(SimpleNamespace(pruner="median", rungs=()), fit(2))
     assert capsys.readouterr().err == ""

@@ -37,6 +37,11 @@ def uncompiled(module: nn.Module) -> nn.Module:
     return module
 
 
+def uses_torch_compile(module: nn.Module) -> bool:
+    """Whether ``module`` or a submodule of it went through ``torch.compile`` (wrapped or in place)."""
+    return any(isinstance(m, OptimizedModule) or is_compiled_in_place(m) for m in module.modules())
+
+
 def is_compiled_in_place(module: nn.Module) -> bool:
     """Whether ``module.compile()`` was called on it (``nn.Module._compiled_call_impl`` is set)."""
     return getattr(module, "_compiled_call_impl", None) is not None

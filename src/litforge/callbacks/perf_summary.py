@@ -22,6 +22,7 @@ from lightning.pytorch.utilities.data import extract_batch_size
 
 from litforge._compat.lightning import fit_loop_data, time_calls
 from litforge._compat.torch import compiled_graph_count, recompilation_ids
+from litforge._compat.torch_compile import uses_torch_compile
 from litforge.atomic_files import write_text_atomically
 from litforge.callbacks.step_flops import StepFlopCounter, peak_flops
 from litforge.resilience.async_checkpoint import background_save_timings
@@ -131,6 +132,7 @@ class PerfSummary(Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_save(trainer)
         self.summary = self._summarise(trainer, time.perf_counter() - self._fit_start)
+        self.summary["compile_requested"] = uses_torch_compile(pl_module)
         if not trainer.is_global_zero:
             return
         path = self.path or Path(trainer.log_dir or trainer.default_root_dir) / "perf.json"
@@ -256,6 +258,14 @@ def print_summary(summary: dict[str, Any], path: Path) -> None:
     if summary["compiled_graphs"]:
         rows.append(
             ("torch.compile graphs / recompiles", f"{summary['compiled_graphs']} / {summary['recompiles']}")
+        )
+    elif summary.get("compile_requested") and summary["steps"]:
+        rows.append(("torch.compile graphs", "0: compiled nothing, ran eager"))
+        print(
+            "litforge: note: the model uses torch.compile but no graph was compiled while training, so it ran "
+            "eager (dynamo skips some modules, such as nn.LSTM/nn.GRU, and a compiled module that forward "
+            "never calls compiles nothing)",
+            file=sys.stderr,
         )
     if summary["peak_gpu_allocated_mib"] is not None:
         rows.append(("peak GPU memory allocated", fmt(summary["peak_gpu_allocated_mib"], ",.0f", " MiB")))

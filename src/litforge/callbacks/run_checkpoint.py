@@ -99,7 +99,9 @@ class RunCheckpoint(ModelCheckpoint):
         close = difflib.get_close_matches(str(self.monitor), logged, n=1, cutoff=0.6)
         if not close:
             return f"it logs: {', '.join(logged) or 'nothing'}"
-        stage = re.split(r"[_/]", str(self.monitor))[0] != re.split(r"[_/]", close[0])[0]  # val_loss, train_loss
+        stage = (
+            re.split(r"[_/]", str(self.monitor))[0] != re.split(r"[_/]", close[0])[0]
+        )  # val_loss, train_loss
         hint = f"--monitor {close[0]} picks it" if stage else f"did you mean {close[0]}?"
         return f"it logs: {', '.join(logged) or 'nothing'}; {hint}"
 
