@@ -191,6 +191,24 @@ def test_a_resume_trains_with_the_lr_typed_on_its_command_line(trained, project,
     assert _optimizer_state(project / "runs" / "litmodel" / "dropout")[0]["lr"] == 1e-3
 
 
+def test_a_resume_with_other_settings_keeps_the_earlier_config(trained, user_cli):
+    """config.yaml says how the run trains from now on; the earlier steps' config stays beside it."""
+    longer = user_cli(
+        "fit", "--run", "p1", "--resume", "auto", "--trainer.max_epochs", "3", "--model.lr", "0.01"
+    )
+    assert longer.returncode == 0, longer.output
+    assert (
+        "this resume trains with other settings (model.init_args.lr: 0.001 -> 0.01, trainer.max_epochs:"
+        in longer.stderr
+    )
+    earlier, now = (yaml.safe_load((trained / name).read_text()) for name in ("config.1.yaml", "config.yaml"))
+    assert earlier["model"]["init_args"]["lr"] == 1e-3 and now["model"]["init_args"]["lr"] == 0.01
+    again = user_cli(
+        "fit", "--run", "p1", "--resume", "auto", "--trainer.max_epochs", "3", "--model.lr", "0.01"
+    )
+    assert again.returncode == 0 and not (trained / "config.2.yaml").exists(), again.output  # nothing changed
+
+
 def test_a_resume_with_a_new_lr_keeps_the_schedules_progress(project, user_cli):
     regressor = ["--model", "usermods.Regressor", "--data", "usermods.RegressionData", *QUICK]
     assert user_cli("fit", *regressor, "--run", "a").returncode == 0

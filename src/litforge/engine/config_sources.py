@@ -123,6 +123,16 @@ def _expanded_size(root: yaml.Node) -> int:
     return size(root)
 
 
+def flat_config(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config -> ``{"trainer.max_epochs": 2, ...}`` (lists kept whole)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, inner in value.items():
+        flat.update(flat_config(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
 def read_config_file(path: Path, flag: str = "--config") -> dict[str, Any]:
     """A config file as a mapping; one-line ``UsageError`` naming the file for anything else."""
     try:

@@ -27,6 +27,7 @@ from litforge.callbacks import (
     RunProgressBar,
 )
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
+from litforge.engine.config_sources import flat_config
 from litforge.engine.run_dir import RunDir
 from litforge.resilience import resilience_callbacks
 from litforge.resilience.logger_resume import KeepEarlierMetrics
@@ -65,6 +66,8 @@ class RunConfigCallback(SaveConfigCallback):
         if trainer.is_global_zero:
             text = self.parser.dump(self.config, skip_none=False)
             self.folder.mkdir(parents=True, exist_ok=True)
+            if stage == "fit":
+                keep_the_earlier_config(self.folder / self.config_filename, text)
             write_text_atomically(self.folder / self.config_filename, text)
             self.save_config(trainer, pl_module, stage)
             self.already_saved = True
@@ -77,6 +80,32 @@ class RunConfigCallback(SaveConfigCallback):
         resolved = yaml.safe_load(self.parser.dump(self.config))  # as config.yaml: no link targets
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": resolved})
+
+
+def keep_the_earlier_config(path: Path, text: str) -> None:
+    """A resume with other settings (``--model.lr 5e-4``, a longer ``max_epochs``) is about to replace the
+    run's ``config.yaml``: the one the earlier steps trained with is kept as ``config.<n>.yaml`` beside it,
+    and a note says what changed, so the run folder still says how each part of the run was trained."""
+    if not path.is_file() or path.read_text() == text:
+        return
+    before, after = flat_config(yaml.safe_load(path.read_text())), flat_config(yaml.safe_load(text))
+    changed = [
+        f"{k}: {before.get(k)} -> {after.get(k)}"
+        for k in sorted(set(before) | set(after))
+        if before.get(k) != after.get(k)
+    ]
+    if not changed:
+        return  # the same values, written another way
+    number = 1
+    while (kept := path.with_name(f"{path.stem}.{number}{path.suffix}")).exists():
+        number += 1
+    write_text_atomically(kept, path.read_text())
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    print(
+        f"litforge: note: this resume trains with other settings ({', '.join(changed[:3])}{more}); "
+        f"{path.name} now holds them, and the earlier steps' config is kept as {kept.name}",
+        file=sys.stderr,
+    )
 
 
 class LinkedHparamsInstantiator(InstantiatorFn):

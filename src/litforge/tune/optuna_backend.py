@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from litforge.engine.config_sources import flat_config
 from litforge.errors import LitforgeError, UsageError
 from litforge.processes.heap import freeze_loaded_heap
 from litforge.processes.lifetime import exit_when_gone
@@ -120,7 +121,7 @@ def _check_same_fit_config(study: Any, search: OptunaSearch) -> None:
     gave them), and ``best.yaml`` reproduces the best trial only with it: a rerun with another one (say
     ``--trainer.max_epochs 1`` after 2) is refused, naming what changed."""
     fit = parsed_fit(search.runner.fit_args)
-    config = _flat(yaml.safe_load(fit.dump(fit.config)))
+    config = flat_config(yaml.safe_load(fit.dump(fit.config)))
     recorded = study.user_attrs.get("fit_config")
     if recorded is None:
         study.set_user_attr("fit_config", config)
@@ -139,16 +140,6 @@ def _check_same_fit_config(study: Any, search: OptunaSearch) -> None:
             f"({', '.join(changed[:3])}{more}): its trials would not compare with the new ones and its "
             "best.yaml would not reproduce them; use another --study-name (or --out)"
         )
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested config -> ``{"trainer.max_epochs": 2, ...}`` (lists kept whole)."""
-    if not isinstance(value, dict):
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    for key, inner in value.items():
-        flat.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
 
 
 def _child_worker(search: OptunaSearch, index: int, ready: Any, main_pid: int) -> None:
