@@ -315,6 +315,7 @@ def test_reusing_a_run_name_needs_resume_or_overwrite(trained, user_cli):
         "0.01",  # bare, as the hint reads
     )
     assert replaced.returncode == 0, replaced.output
+    assert f"--overwrite replaces run {trained.relative_to(trained.parents[2])}" in replaced.stderr
     assert sorted(p.name for p in (trained / "checkpoints").glob("*.ckpt") if "-v" in p.name) == []
     last = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["hyper_parameters"]["lr"] == 0.01

@@ -530,7 +530,13 @@ class LitforgeCLI(HookedLightningCLI):
 
     def before_fit(self) -> None:
         if self.run_dir is not None and self.trainer.is_global_zero:
-            if self.config_value(self.config, "overwrite"):
+            if self.config_value(self.config, "overwrite") and self.run_dir.holds_a_run():
+                checkpoints = len(list(self.run_dir.checkpoints.glob("*.ckpt")))
+                print(
+                    f"litforge: note: --overwrite replaces run {self.run_dir.path}: its {checkpoints} "
+                    "checkpoint(s), metrics and config are removed",
+                    file=sys.stderr,
+                )
                 self.run_dir.clear()
             clear_finished(self.run_dir.path)
 
