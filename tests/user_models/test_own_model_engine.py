@@ -228,6 +228,10 @@ def test_another_models_checkpoint_is_refused_in_one_line(trained, user_cli):
     result = user_cli("test", "--config", str(trained / "config.yaml"), "--ckpt_path", str(digits_ckpt))
     assert result.returncode == 2, result.output
     assert "holds another model's weights" in result.stderr and "Traceback" not in result.output
+    typed = user_cli("predict", "--run", "digits", "--model", "usermods.LitModel")  # the flag is the mistake
+    assert typed.returncode == 2 and "--model names usermods.LitModel; drop --model" in typed.stderr, (
+        typed.output
+    )
     # the same checkpoint dropped into the LitModel run's folder: export refuses it as test does
     planted = trained / "checkpoints" / "planted.ckpt"
     shutil.copy(digits_ckpt, planted)

@@ -377,7 +377,7 @@ class LitforgeCLI(HookedLightningCLI):
     # -- run folder --------------------------------------------------------------------------------
     def _resolve_run(self, subcommand: str, config: Namespace) -> RunDir:
         if subcommand != "fit":
-            return resolve_evaluation_run(subcommand, config)
+            return resolve_evaluation_run(subcommand, config, self.command_line.typed_value("--model"))
         limits = tuple(key for key in ("max_epochs", "max_steps") if self.command_line.sets(f"trainer.{key}"))
         fit = resolve_fit_run(config, limits)
         self.finished_run, self._new_folder = fit.finished, fit.new_folder

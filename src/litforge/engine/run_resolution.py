@@ -138,9 +138,10 @@ def _check_fit_checkpoint_file(ckpt_path: str) -> None:
     raise UsageError(f"--ckpt_path: no such checkpoint file: {ckpt_path}")
 
 
-def resolve_evaluation_run(subcommand: str, config: Namespace) -> RunDir:
+def resolve_evaluation_run(subcommand: str, config: Namespace, typed_model: str | None = None) -> RunDir:
     """validate/test/predict: the checkpoint (``best``/``last``/a path, set as ``config.ckpt_path``) and the
-    run folder their outputs go to (the checkpoint's run, else a new one)."""
+    run folder their outputs go to (the checkpoint's run, else a new one). ``typed_model``: the class a
+    ``--model`` flag named, blamed when it is not the checkpoint's."""
     root, experiment = _root_and_experiment(config)
     for option in ("resume", "overwrite"):
         if config.get(option) not in (None, False, "never"):
@@ -148,7 +149,13 @@ def resolve_evaluation_run(subcommand: str, config: Namespace) -> RunDir:
     run, ckpt = locate_checkpoint(
         root, experiment, config.run, config.get("ckpt_path"), experiment_given=bool(config.experiment)
     )
-    check_same_model_class(ckpt, _saved_class_path(ckpt), class_path_of(config.model))
+    typed = {
+        "config_name": "--model",
+        "hint": "drop --model: the run's config.yaml brings its own model and data",
+    }
+    check_same_model_class(
+        ckpt, _saved_class_path(ckpt), class_path_of(config.model), **(typed if typed_model else {})
+    )
     config.ckpt_path = str(ckpt)
     return run or RunDir(root, experiment, config.run or next_free_run(root, experiment))
 
