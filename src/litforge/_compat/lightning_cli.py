@@ -9,14 +9,32 @@ signature this module expects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _InstantiatorFn
 
 # Lightning's instantiator of the model/datamodule classes (records hparams for load_from_checkpoint).
 InstantiatorFn = _InstantiatorFn
+
+
+@contextlib.contextmanager
+def quiet_seeding() -> Iterator[None]:
+    """Inside: ``seed_everything`` says nothing (no "Seed set to N" info line, no "No seed found" warning)."""
+    seed_log = logging.getLogger(L.seed_everything.__module__)
+    level = seed_log.level
+    seed_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="No seed found")
+            yield
+    finally:
+        seed_log.setLevel(level)
 
 
 class HookedLightningCLI(LightningCLI):

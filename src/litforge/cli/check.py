@@ -8,7 +8,6 @@ litforge check --model lightning.pytorch.demos.boring_classes.BoringModel \\
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 
@@ -103,20 +102,15 @@ def _names(values: list[str]) -> list[str]:
 
 
 def _build(config_args: list[str]) -> tuple[object, object, int | None]:
-    import lightning as L
-
+    from litforge._compat.lightning_cli import quiet_seeding
     from litforge.engine.api import instantiate_model_and_data
 
     # Without Lightning's "Seed set to 42": every check builds its own model from the seed its row says.
-    seed_log = logging.getLogger(L.seed_everything.__module__)
-    level = seed_log.level
-    seed_log.setLevel(logging.WARNING)
     try:
-        return instantiate_model_and_data(config_args)
+        with quiet_seeding():
+            return instantiate_model_and_data(config_args)
     except USER_INPUT_ERRORS as error:  # --debug shows the cause's traceback too
         raise UsageError(str(error)) from error
-    finally:
-        seed_log.setLevel(level)
 
 
 def _print_table(model: str, data: str, results: list) -> None:

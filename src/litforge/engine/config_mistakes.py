@@ -14,7 +14,7 @@ import difflib
 import importlib
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from litforge._compat.argparse import parser_actions
@@ -38,12 +38,17 @@ def config_mistake(message: str, line: CommandLine, parser: Any) -> str | None:
     )
 
 
-# Trainer settings Lightning takes without a check, then divides by or loops on: (name, lowest, wording)
-_TRAINER_MINIMUMS = (
-    ("accumulate_grad_batches", 1, "at least 1"),
-    ("check_val_every_n_epoch", 1, "at least 1 (or null: validate by val_check_interval only)"),
-    ("log_every_n_steps", 1, "at least 1"),
-    ("num_sanity_val_steps", -1, "at least 0 (-1: the whole validation set)"),
+# Trainer settings Lightning takes without a check, then divides by or loops on: (name, valid, wording)
+_TRAINER_LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
+    ("accumulate_grad_batches", lambda v: v >= 1, "at least 1"),
+    (
+        "check_val_every_n_epoch",
+        lambda v: v >= 1,
+        "at least 1 (or null: validate by val_check_interval only)",
+    ),
+    ("log_every_n_steps", lambda v: v >= 1, "at least 1"),
+    ("num_sanity_val_steps", lambda v: v >= -1, "at least 0 (-1: the whole validation set)"),
+    ("val_check_interval", lambda v: v > 0, "above 0 (a fraction of an epoch or a number of batches)"),
 )
 
 
@@ -51,15 +56,11 @@ def trainer_value_problem(trainer: Any, line: CommandLine) -> str | None:
     """A trainer setting out of range that Lightning would only trip over later (``ZeroDivisionError`` in the
     user's ``configure_optimizers``, a silently ignored ``accumulate_grad_batches -1``), placed where the
     user gave it: ``--trainer.accumulate_grad_batches: must be at least 1, got '0'``."""
-    for name, lowest, wording in _TRAINER_MINIMUMS:
+    for name, valid, wording in _TRAINER_LIMITS:
         value = trainer.get(name) if trainer is not None else None
-        if isinstance(value, int) and not isinstance(value, bool) and value < lowest:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not valid(value):
             message = f"config key \"trainer.{name}\": must be {wording}, got '{value}'"
             return misplaced_value(message, line) or message.replace("config key ", "", 1)
-    interval = trainer.get("val_check_interval") if trainer is not None else None
-    if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval <= 0:
-        message = f"config key \"trainer.val_check_interval\": must be above 0 (a fraction of an epoch or a number of batches), got '{interval}'"
-        return misplaced_value(message, line) or message.replace("config key ", "", 1)
     return None
 
 

@@ -11,7 +11,6 @@ import logging
 import os
 import shutil
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +26,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.argparse import parser_actions
-from litforge._compat.lightning_cli import HookedLightningCLI
+from litforge._compat.lightning_cli import HookedLightningCLI, quiet_seeding
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR, RunCheckpoint
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
 from litforge.engine.config_mistakes import (
@@ -294,15 +293,8 @@ class LitforgeCLI(HookedLightningCLI):
         """Seed quietly: "Seed set to N" is said once the config's classes are built (a one-line error about
         them comes alone), and a config without ``seed_everything`` gets seed 0 without Lightning's "No seed
         found" warning (config.yaml records the seed)."""
-        seed_log = logging.getLogger(L.seed_everything.__module__)
-        level = seed_log.level
-        seed_log.setLevel(logging.WARNING)
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="No seed found")
-                seed()
-        finally:
-            seed_log.setLevel(level)
+        with quiet_seeding():
+            seed()
 
     def subcommand_parser_built(self, parser: LightningArgumentParser, subcommand: str) -> None:
         _accept_trainer_method_options(parser)

@@ -86,9 +86,10 @@ def keep_the_earlier_config(path: Path, text: str) -> None:
     """A resume with other settings (``--model.lr 5e-4``, a longer ``max_epochs``) is about to replace the
     run's ``config.yaml``: the one the earlier steps trained with is kept as ``config.<n>.yaml`` beside it,
     and a note says what changed, so the run folder still says how each part of the run was trained."""
-    if not path.is_file() or path.read_text() == text:
+    earlier = path.read_text() if path.is_file() else text
+    if earlier == text:
         return
-    before, after = flat_config(yaml.safe_load(path.read_text())), flat_config(yaml.safe_load(text))
+    before, after = flat_config(yaml.safe_load(earlier)), flat_config(yaml.safe_load(text))
     changed = [
         f"{k}: {before.get(k)} -> {after.get(k)}"
         for k in sorted(set(before) | set(after))
@@ -99,7 +100,7 @@ def keep_the_earlier_config(path: Path, text: str) -> None:
     number = 1
     while (kept := path.with_name(f"{path.stem}.{number}{path.suffix}")).exists():
         number += 1
-    write_text_atomically(kept, path.read_text())
+    write_text_atomically(kept, earlier)
     more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
     print(
         f"litforge: note: this resume trains with other settings ({', '.join(changed[:3])}{more}); "
