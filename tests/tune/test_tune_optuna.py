@@ -49,6 +49,8 @@ def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_
         assert (out / "plots" / f"{plot}.png").stat().st_size > 1000
         assert (out / "plots" / f"{plot}.html").is_file()
     assert "best: trial" in result.stdout
+    # the study is whole in study.db: its write-ahead log was folded in and the connections closed
+    assert sorted(p.name for p in out.glob("study.db*")) == ["study.db"]
 
     best = min((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: float(r["val_loss"]))
     kept = sorted(p.parent.parent.name for p in out.glob("trials/*/checkpoints/best.ckpt"))

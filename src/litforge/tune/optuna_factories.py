@@ -38,6 +38,7 @@ DEFAULT_REDUCTION_FACTOR = 3
 MEDIAN_STARTUP_TRIALS = 5
 DEFAULT_RUNGS = "1:4,6:3"  # --pruner rungs: after 1 epoch keep the best quarter, after 6 the best third
 _OPEN_ATTEMPTS = 5
+_OPENED: list[Any] = []  # the SQL storages this process opened; ``close_storages`` closes them
 
 
 def import_optuna() -> Any:
@@ -74,13 +75,15 @@ def make_storage(url: str, heartbeat_s: int) -> Any:
         engine = {"creator": partial(connect_sqlite, path)}
     for attempt in itertools.count(1):
         try:
-            return RDBStorage(
+            storage = RDBStorage(
                 url,
                 engine_kwargs=engine,
                 heartbeat_interval=heartbeat_s,
                 grace_period=STALE_AFTER_HEARTBEATS * heartbeat_s,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
+            _OPENED.append(storage)
+            return storage
         except ImportError as error:
             raise UsageError(
                 f"--storage {url}: missing database driver ({error}); pip install 'litforge[tune]'"
@@ -113,6 +116,16 @@ def connect_sqlite(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     return connection
+
+
+def close_storages() -> None:
+    """Close this process's connections to the SQL storages it opened. SQLite removes ``study.db-wal`` and
+    ``study.db-shm`` when the last connection to a database closes; a process that exits with connections
+    open leaves both files beside ``study.db``."""
+    while _OPENED:
+        storage = _OPENED.pop()
+        storage.remove_session()
+        storage.engine.dispose()
 
 
 def fold_write_ahead_log(url: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from litforge.errors import UsageError
 from litforge.tune.fit_config import SearchConfig
-from litforge.tune.optuna_factories import fold_write_ahead_log
+from litforge.tune.optuna_factories import close_storages, fold_write_ahead_log
 from litforge.tune.outputs import (
     TrialRecord,
     records_from_study,
@@ -97,12 +97,13 @@ def _search_and_report(
             print("litforge: interrupted; writing the outputs of the finished trials", file=sys.stderr)
             study = search.load_study(search.storage(), plan.seed)
         records = records_from_study(study, space)
-    if plan.backend == "optuna":
-        fold_write_ahead_log(plan.storage_url)  # study.db alone holds the study
     write_trials_csv(records, space, plan.out / "trials.csv")
     best = write_best(records, space, fit, plan.out)
     if plan.plots and study is not None:
         write_plots(study, plan.out)
+    if plan.backend == "optuna":
+        close_storages()
+        fold_write_ahead_log(plan.storage_url)  # study.db alone holds the study
     print(summary_table(records, space, best), end="", flush=True)
     written = [name for name in ("best.yaml", "trials.csv", "plots/") if (plan.out / name).exists()]
     print(f"outputs: {plan.out} ({', '.join(written)})", flush=True)
