@@ -319,6 +319,7 @@ def test_a_refused_search_leaves_nothing_and_a_study_keeps_its_metric(cli, tmp_p
     wrong = write_space({**LR_SPACE, "metric": "val_los"}, "wrong.yaml")
     refused = cli("tune", "--space", str(wrong), *args, timeout=TUNE_TIMEOUT)
     assert refused.returncode == 2 and "metric 'val_los' is not logged" in refused.stderr, refused.output
+    assert "did you mean val_loss?" in refused.stderr
     assert not out.exists()  # no study.db holding a failed trial of a metric nobody logs
     # No validation loop: the trials optimize a training metric, and count the epochs they trained.
     train_space = write_space({**LR_SPACE, "metric": "train_loss_epoch"}, "train.yaml")

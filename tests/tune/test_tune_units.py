@@ -391,6 +391,28 @@ def test_a_trial_reports_once_per_epoch_however_often_it_validates(val_check_int
     assert len(tracker.values) == 3
 
 
+@pytest.mark.parametrize(
+    ("metric", "refused_at_step", "hint"),
+    [("val_los", 0, "did you mean val_loss?"), ("train_loss", 4, "it logs: val_loss")],
+)
+def test_a_misspelt_validation_metric_is_refused_before_training(metric, refused_at_step, hint) -> None:
+    """``val_los`` is refused after the sanity check, before a step is trained; a metric of another stage
+    (``train_loss``, which training might log) is given its first epoch."""
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=4,
+        limit_val_batches=2,
+        callbacks=[MetricTracker(metric, maximize=False)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with pytest.raises(UsageError, match=f"metric '{metric}' is not logged .*{hint}"):
+        trainer.fit(_LoggingBoring())
+    assert trainer.global_step == refused_at_step
+
+
 def test_rungs_past_the_trials_last_epoch_are_named_with_rungs_that_fit(capsys) -> None:
     """The default rungs 1:4,6:3 under --trainer.max_epochs 4: rung 6:3 never prunes, and the note says so."""
     from types import SimpleNamespace

@@ -7,12 +7,14 @@ into ``<out>/trials/<name>/`` (config.yaml, metrics.csv, checkpoints/), and its 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import lightning as L
 from lightning.pytorch.utilities.model_helpers import is_overridden
@@ -112,14 +114,26 @@ class MetricTracker(AtEpochEnd):
     def epoch_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer)
 
+    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A misspelt validation metric (``val_los``) is refused after the sanity check's few validation
+        batches, before the first trial trains an epoch: the metric is missing and a validation metric
+        of the same stage is close to it. Any other missing metric may yet be logged in training."""
+        logged = [str(key) for key in trainer.callback_metrics]
+        close = difflib.get_close_matches(self.metric, logged, n=1, cutoff=0.75)
+        if self.metric not in logged and close and _stage(close[0]) == _stage(self.metric):
+            self._not_logged(logged)
+
+    def _not_logged(self, logged: list[str]) -> NoReturn:
+        close = difflib.get_close_matches(self.metric, logged, n=1, cutoff=0.6)
+        raise UsageError(
+            f"metric '{self.metric}' is not logged by the model (it logs: {', '.join(sorted(logged)) or 'nothing'}"
+            f"{f'; did you mean {close[0]}?' if close else ''}); set the space file's metric: to one of those"
+        )
+
     def _record(self, trainer: L.Trainer) -> None:
         value = trainer.callback_metrics.get(self.metric)
         if value is None:
-            logged = ", ".join(sorted(trainer.callback_metrics)) or "nothing"
-            raise UsageError(
-                f"metric '{self.metric}' is not logged by the model (it logs: {logged}); set the space file's "
-                "metric: to one of those"
-            )
+            self._not_logged([str(key) for key in trainer.callback_metrics])
         value = float(value)
         if not math.isfinite(value):
             raise NonFiniteMetric(f"{self.metric} is {value} at epoch {trainer.current_epoch}")
@@ -130,6 +144,11 @@ class MetricTracker(AtEpochEnd):
         if not self.values:
             return None
         return max(self.values) if self.maximize else min(self.values)
+
+
+def _stage(metric: str) -> str:
+    """``val`` for ``val_loss`` and ``val/acc``: the word a metric's name starts with."""
+    return re.split(r"[_/.]", metric)[0]
 
 
 @dataclass(frozen=True)
