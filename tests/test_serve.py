@@ -167,12 +167,18 @@ def test_predict_takes_post_only(server) -> None:
 @pytest.mark.parametrize("name", list(BAD_REQUESTS))
 def test_bad_request_gets_4xx_and_server_stays_healthy(server, name: str) -> None:
     body, status = BAD_REQUESTS[name]
+    before = httpx.get(f"{server['base']}/metrics").json()
     response = httpx.post(f"{server['base']}/predict", content=body, timeout=30)
     assert response.status_code == status, response.text
     assert response.json()["detail"]
     assert httpx.get(f"{server['base']}/health").status_code == 200
     good = httpx.post(f"{server['base']}/predict", json={"inputs": _rows(1)}, timeout=30)
     assert good.status_code == 200
+    # /metrics counts the refusal too, not only the requests that reached the model
+    after = httpx.get(f"{server['base']}/metrics").json()
+    answered = {key: after["answers"][key] - before["answers"][key] for key in after["answers"]}
+    assert answered == {"2xx": 1, "4xx": 1, "5xx": 0}
+    assert after["requests"] - before["requests"] == 1
 
 
 def test_sigterm_answers_in_flight_requests_then_exits(server) -> None:

@@ -76,6 +76,7 @@ def create_app(folder: Path, options: ServeOptions) -> FastAPI:
         path="/predict",
         max_bytes=options.max_body_bytes,
         limits=request_limits(folder, record, options),
+        counters=counters,
         handler=predict,
     )
 

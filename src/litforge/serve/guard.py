@@ -16,6 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from litforge.serve.codecs import RequestError, RequestLimits, parse_body, validate
+from litforge.serve.inference import Counters
 
 # A validated request body -> (HTTP status, JSON answer).
 Handler = Callable[[Any], Awaitable[tuple[int, Any]]]
@@ -31,18 +32,21 @@ class RequestGuard:
         path: str,
         max_bytes: int,
         limits: RequestLimits,
+        counters: Counters,
         handler: Handler | None = None,
     ) -> None:
         self.app = app
         self.path = path
         self.max_bytes = max_bytes
         self.limits = limits
+        self.counters = counters
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
+        send = _counted(send, self.counters)
         if scope["method"] != "POST":
             if self.handler is None:  # LitServe's own route answers
                 await self.app(scope, receive, send)
@@ -90,6 +94,17 @@ def refusal_answer(error: RequestError) -> dict[str, Any]:
     """A request the model refused, as LitServe's worker answers it (its batch loop fails a whole batch on
     an exception): ``_refusals_as_status`` turns it into the status it names, here in the HTTP process."""
     return {REFUSAL_KEY: error.status, "detail": error.message}
+
+
+def _counted(send: Send, counters: Counters) -> Send:
+    """``send`` that counts each answer's status in ``counters`` (``/metrics``'s ``answers``)."""
+
+    async def send_counted(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            counters.answered(int(message["status"]))
+        await send(message)
+
+    return send_counted
 
 
 def _refusals_as_status(send: Send) -> Send:

@@ -34,13 +34,18 @@ class _LocalValue:
 
 
 class Counters:
-    """Counters of requests, model calls and rows (``GET /metrics``); ``shared`` across processes or not."""
+    """Counters of requests, model calls and rows, and of ``/predict`` answers by status class (``GET
+    /metrics``); ``shared`` across processes or not. ``requests`` counts the requests that reached the
+    model; ``answers`` counts every ``/predict`` answer, refused ones (4xx) and time-outs (5xx) too."""
+
+    STATUS_CLASSES = ("2xx", "4xx", "5xx")
 
     def __init__(self, shared: bool = False) -> None:
         make = mp.get_context("spawn").Value if shared else None
         self.requests, self.model_calls, self.rows = (
             make("q", 0) if make else _LocalValue() for _ in range(3)
         )
+        self.answers = {name: make("q", 0) if make else _LocalValue() for name in self.STATUS_CLASSES}
 
     def add(self, requests: int, rows: int, model_calls: int = 1) -> None:
         for counter, amount in (
@@ -48,15 +53,26 @@ class Counters:
             (self.model_calls, model_calls),
             (self.rows, rows),
         ):
-            with counter.get_lock():
-                counter.value += amount
+            _increment(counter, amount)
 
-    def snapshot(self) -> dict[str, int]:
+    def answered(self, status: int) -> None:
+        """Count one ``/predict`` answer of HTTP ``status``."""
+        counter = self.answers.get(f"{status // 100}xx")
+        if counter is not None:
+            _increment(counter, 1)
+
+    def snapshot(self) -> dict[str, Any]:
         return {
             "requests": self.requests.value,
             "model_calls": self.model_calls.value,
             "rows": self.rows.value,
+            "answers": {name: counter.value for name, counter in self.answers.items()},
         }
+
+
+def _increment(counter: Any, amount: int) -> None:
+    with counter.get_lock():
+        counter.value += amount
 
 
 def decode(artifact: Artifact, request: dict[str, Any]) -> Decoded:

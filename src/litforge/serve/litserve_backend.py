@@ -2,7 +2,7 @@
 
 One ``ArtifactAPI`` worker process loads the artifact (onnxruntime, torch.export or TorchScript);
 LitServe batches concurrent requests up to ``max_batch_size`` rows-requests within ``batch_timeout``
-seconds; ``RequestGuard`` rejects bad requests in the HTTP process; ``/metrics`` counts model calls.
+seconds; ``RequestGuard`` rejects bad requests in the HTTP process; ``/metrics`` counts model calls and answers.
 """
 
 from __future__ import annotations
@@ -83,7 +83,15 @@ def build_server(folder: Path, options: ServeOptions) -> Any:
         model_metadata=published_metadata(record, options),  # /info: no local paths
         max_payload_size=options.max_body_bytes,
         middlewares=[
-            (RequestGuard, {"path": "/predict", "max_bytes": options.max_body_bytes, "limits": limits})
+            (
+                RequestGuard,
+                {
+                    "path": "/predict",
+                    "max_bytes": options.max_body_bytes,
+                    "limits": limits,
+                    "counters": counters,
+                },
+            )
         ],
     )
 
