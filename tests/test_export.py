@@ -275,3 +275,25 @@ def test_unknown_format_exits_2(cli, trained_digits_run: Path) -> None:
     )
     assert result.returncode == 2
     assert "unknown format tflite" in result.stderr
+
+
+def test_a_run_is_exported_by_name_or_alias_as_test_and_predict_name_it(
+    trained_digits_run: Path, tmp_path
+) -> None:
+    """``export --run NAME`` / ``--ckpt_path last``: a run's checkpoint without typing its path; the file
+    chosen is printed and recorded, a misspelt run gets the closest name, no checkpoint named is refused."""
+    from cli_helpers import run_cli
+
+    workdir = trained_digits_run.parents[2]  # the folder holding runs/
+    checkpoints = trained_digits_run / "checkpoints"
+    for flags, expected in [(["--run", "tiny"], "best.ckpt"), (["--ckpt_path", "last"], "last.ckpt")]:
+        out = tmp_path / expected
+        result = run_cli("export", *flags, "--format", "onnx", "--out", str(out), cwd=workdir)
+        assert result.returncode == 0, result.output
+        assert f"exporting {Path('runs/classifier/tiny/checkpoints') / expected}" in result.stderr
+        source = json.loads((out / "export.json").read_text())["source"]
+        assert source["checkpoint_sha256"] == sha256(checkpoints / expected)
+    misspelt = run_cli("export", "--run", "tinny", cwd=workdir)
+    assert misspelt.returncode == 2 and "did you mean tiny" in misspelt.stderr, misspelt.output
+    nothing = run_cli("export", cwd=workdir)
+    assert nothing.returncode == 2 and "--ckpt FILE|best|last or --run NAME" in nothing.stderr

@@ -1,11 +1,14 @@
 """``litforge export``: a checkpoint -> verified ONNX, torch.export (.pt2) and TorchScript artifacts.
 
 litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt
-litforge export --ckpt best.ckpt --format onnx,pt2 --out exports/digits --benchmark
+litforge export --run my-run                  # that run's best.ckpt (else last.ckpt)
+litforge export --ckpt best --format onnx,pt2 --out exports/digits --benchmark   # the newest run's best
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import shutil
 import sys
 from pathlib import Path
@@ -29,7 +32,20 @@ def build_parser() -> CommandParser:
     parser = CommandParser(
         prog="litforge export", description=__doc__.splitlines()[0].replace("``", ""), epilog=EPILOG
     )
-    parser.add_argument("--ckpt", required=True, type=Path, help="Lightning checkpoint (.ckpt) to export")
+    parser.add_argument(
+        "--ckpt",
+        "--ckpt_path",
+        default=None,
+        help="Lightning checkpoint (.ckpt) to export, or best / last: that checkpoint of --run, else of the "
+        "run that wrote one last (as test --ckpt_path picks it)",
+    )
+    parser.add_argument("--run", default=None, help="export this run's best.ckpt (else last.ckpt)")
+    parser.add_argument(
+        "--experiment", default=None, help="the experiment of --run (default: any that has it)"
+    )
+    parser.add_argument(
+        "--root", type=Path, default=None, help="the runs folder of --run / best / last (default: runs)"
+    )
     parser.add_argument(
         "--format",
         default=None,
@@ -65,9 +81,31 @@ def default_out(ckpt: Path) -> Path:
     return (run.path if run is not None else ckpt.resolve().parent) / "export"
 
 
+def checkpoint_to_export(args: argparse.Namespace) -> Path:
+    """``--ckpt FILE``, or the checkpoint ``--ckpt best|last`` / ``--run`` / ``--experiment`` name."""
+    from litforge.engine.run_dir import CHECKPOINT_ALIASES, DEFAULT_ROOT, checkpoint_of_run
+
+    by_run = args.run is not None or args.experiment is not None or args.root is not None
+    if args.ckpt is not None and args.ckpt not in CHECKPOINT_ALIASES:
+        if by_run:
+            raise UsageError(
+                f"--ckpt {args.ckpt} is a file: it names its run itself (drop --run/--experiment/--root)"
+            )
+        alias = difflib.get_close_matches(args.ckpt, CHECKPOINT_ALIASES, n=1, cutoff=0.5)
+        if alias and not Path(args.ckpt).exists() and Path(args.ckpt).parent == Path():
+            raise UsageError(f"--ckpt: no such checkpoint file: {args.ckpt} (did you mean {alias[0]}?)")
+        return Path(args.ckpt)
+    if args.ckpt is None and not by_run:
+        raise UsageError("export: name the checkpoint: --ckpt FILE|best|last or --run NAME")
+    path = checkpoint_of_run(args.root or Path(DEFAULT_ROOT), args.ckpt, args.run, args.experiment)
+    print(f"litforge: exporting {path}", file=sys.stderr, flush=True)
+    return path
+
+
 def main(command: str, argv: list[str]) -> int:
     """Export, verify and report; exit 1 when an artifact disagrees with the eager model."""
     args = build_parser().parse_args(argv)
+    args.ckpt = checkpoint_to_export(args)
     from litforge.export.exporter import export_module
     from litforge.export.formats import FORMATS, parse_formats
     from litforge.export.loading import load_checkpoint

@@ -166,18 +166,11 @@ def locate_checkpoint(
 def _experiment_with_checkpoints(root: Path, experiment: str) -> str:
     """``experiment`` when one of its runs has a best/last checkpoint, else the experiment of the newest one
     under ``root`` (a note names it), else ``experiment``."""
-
-    def checkpoints(pattern: str) -> list[Path]:
-        return [
-            path for alias in CHECKPOINT_ALIASES for path in root.glob(f"{pattern}/checkpoints/{alias}.ckpt")
-        ]
-
-    if not root.is_dir() or checkpoints(f"{experiment}/*"):
+    if not root.is_dir() or _alias_checkpoints(root, f"{experiment}/*"):
         return experiment
-    found = checkpoints("*/*")
-    if not found:
+    newest = newest_alias_checkpoint(root)
+    if newest is None:
         return experiment
-    newest = max(found, key=lambda p: p.stat().st_mtime)
     other = newest.parent.parent.parent.name
     print(
         f"litforge: note: no runs under {root / experiment}; using experiment {other}, whose run "
@@ -185,6 +178,36 @@ def _experiment_with_checkpoints(root: Path, experiment: str) -> str:
         file=sys.stderr,
     )
     return other
+
+
+def _alias_checkpoints(root: Path, runs: str) -> list[Path]:
+    """The best/last checkpoints of the run folders ``root/runs`` (a glob: ``classifier/*``)."""
+    return [path for alias in CHECKPOINT_ALIASES for path in root.glob(f"{runs}/checkpoints/{alias}.ckpt")]
+
+
+def newest_alias_checkpoint(root: Path) -> Path | None:
+    """The best/last checkpoint written last by any run under ``root``, or ``None``."""
+    found = _alias_checkpoints(root, "*/*") if root.is_dir() else []
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def checkpoint_of_run(root: Path, ckpt: str | None, run: str | None, experiment: str | None) -> Path:
+    """``export --ckpt best|last [--run NAME] [--experiment NAME]`` -> the checkpoint file: ``--run``'s (in
+    whichever experiment holds it), else the newest run's, as ``test --ckpt_path`` picks it.
+
+    Raises:
+        UsageError: no such run or checkpoint.
+    """
+    if experiment is not None:
+        check_run_name(experiment, "--experiment")
+    if run is not None:
+        check_run_name(run, "--run")
+    newest = newest_alias_checkpoint(root)
+    home = experiment or (newest.parent.parent.parent.name if newest is not None else "model")
+    if run is not None and not any(root.glob(f"{experiment or '*'}/{run}/")):
+        _default_alias(root, home, run)  # no such run: names the runs there and the closest
+    _, path = locate_checkpoint(root, home, run, ckpt, experiment_given=experiment is not None)
+    return path
 
 
 def _default_alias(root: Path, experiment: str, run: str | None) -> str:
