@@ -35,6 +35,7 @@ def start_server(
         [str(exe), "serve", str(export), "--port", str(port), "--backend", backend, *flags],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # a process group of its own: a test can signal all its processes at once
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_S

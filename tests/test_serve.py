@@ -7,6 +7,7 @@ for every kind of bad request with the server healthy afterwards, and a graceful
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -199,6 +200,24 @@ def test_sigterm_answers_in_flight_requests_then_exits(server) -> None:
         statuses = [f.result() for f in futures]
     assert statuses == [200] * 4
     assert server["process"].wait(timeout=90) == 0, log_tail(server["log"])
+    assert "Traceback" not in log_tail(server["log"])
+
+
+@pytest.mark.parametrize("backend", ["fastapi", "litserve"])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_to_every_server_process_ends_it_quietly(export_dir, tmp_path, backend, stop) -> None:
+    """Ctrl+C in a terminal, or systemd's default KillMode, signals every process of the server at once:
+    it still stops in order, exit code 0, and no process prints a traceback (LitServe's queue manager used
+    to die under its model worker, and its HTTP process re-raised the signal as a KeyboardInterrupt)."""
+    with (tmp_path / "server.log").open("w+") as log:
+        process, _ = start_server(export_dir, log, backend, "--threads", "1")
+        try:
+            os.killpg(process.pid, stop)
+            assert process.wait(timeout=90) == 0, log_tail(log)
+            time.sleep(1)  # what the other processes print on their way out
+            assert "Traceback" not in log_tail(log) and "Error" not in log_tail(log), log_tail(log)
+        finally:
+            stop_server(process)
 
 
 def _children(pid: int) -> list[int]:

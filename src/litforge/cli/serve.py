@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import ipaddress
+import os
 import signal
 import socket
+from functools import partial
 from pathlib import Path
 
 from litforge.cli.command_parser import CommandParser
@@ -164,7 +166,8 @@ def main(command: str, argv: list[str]) -> int:
     from litforge.serve.litserve_backend import build_server
 
     server = build_server(args.export_dir, options)
-    signal.signal(signal.SIGTERM, _graceful_stop)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, partial(_graceful_stop, os.getpid()))
     server.run(
         host=args.host,
         port=args.port,
@@ -188,6 +191,11 @@ def _check_can_listen(host: str, port: int) -> None:
         raise UsageError(f"--host {host} --port {port}: cannot listen there: {reason}") from None
 
 
-def _graceful_stop(signum: int, frame: object) -> None:
-    """SIGTERM -> LitServe's Ctrl+C path: HTTP workers drain in-flight requests, then the model workers stop."""
-    raise KeyboardInterrupt
+def _graceful_stop(server_pid: int, signum: int, frame: object) -> None:
+    """SIGTERM or Ctrl+C -> LitServe's Ctrl+C path: HTTP workers drain in-flight requests, then the model
+    workers stop. The processes LitServe forked (its HTTP server, its queue's manager) inherit this handler
+    and leave the stopping to the server: a stop signal sent to all of them at once (Ctrl+C in a terminal,
+    systemd's default ``KillMode``) would otherwise end the manager under the model workers, each process
+    printing a traceback. The HTTP server still drains first: uvicorn catches the signal while it serves."""
+    if os.getpid() == server_pid:
+        raise KeyboardInterrupt

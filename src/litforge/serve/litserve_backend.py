@@ -8,6 +8,7 @@ seconds; ``RequestGuard`` rejects bad requests in the HTTP process; ``/metrics``
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ class ArtifactAPI(ls.LitAPI):
     def setup(self, device: str) -> None:
         if os.getpid() != self.server_pid:  # a spawned model worker: end with the server, even after kill -9
             exit_when_gone(self.server_pid)
+            # Ctrl+C reaches every process of the terminal; the server stops this one after the HTTP drain
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.artifact = Artifact.open(self.folder, self.fmt, threads=self.threads)
         freeze_loaded_heap()
 
