@@ -109,6 +109,12 @@ CASES = [
         ["fit", "--config", "callback_typo.yaml"],
         "callback_typo.yaml: trainer.callbacks[0].init_args.patiense: EarlyStopping has no argument 'patiense'",
     ),
+    # a typed value YAML reads as a mapping: the flag, and how to give the string
+    (
+        ["fit", "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.filename", "{epoch}"],
+        "--trainer.callbacks.filename {epoch}: expected str, got \"{'epoch': None}\"; YAML reads {epoch} as a "
+        'mapping: give it as --trainer.callbacks.init_args \'{"filename": "{epoch}"}\' or in a config file',
+    ),
     (
         ["fit", "--config", "trainer_typo.yaml"],
         "trainer_typo.yaml: trainer.max_step: no such option (did you mean",
@@ -198,7 +204,7 @@ CASES = [
         ["fit", "--trainer.max_epochs", "1", "--trainer.default_root_dir", "afile/runs"],
         "afile is a file, not a folder",
     ),
-    (["export", "--ckp", "notatorch.ckpt"], "required: --ckpt (--ckp: did you mean --ckpt?)"),
+    (["export", "--ckp", "notatorch.ckpt"], "unrecognized arguments: --ckp notatorch.ckpt (did you mean --ckpt?)"),
     (["export", "--ckpt", "notatorch.ckpt"], "not a PyTorch checkpoint"),
     (
         ["fit", "--model", "Clasifier"],

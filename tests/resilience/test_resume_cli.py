@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from resilience_helpers import assert_bitwise_equal, final_state, run_until
 
 TINY = [
@@ -147,3 +148,28 @@ def test_a_resume_with_other_data_settings_than_the_runs_says_which(cli, tmp_pat
     (tmp_path / "runs" / "classifier" / "r" / "finished.json").unlink()
     own = cli("fit", "--run", "r", "--resume", "auto")
     assert own.returncode == 0 and "differs" not in own.stderr, own.output
+
+
+def test_the_command_that_made_a_run_resumes_it_without_a_second_appended_callback(
+    cli, tmp_path: Path
+) -> None:
+    """``--trainer.callbacks+=ModelCheckpoint ...`` retyped on a resume: the run's config.yaml already has
+    it, so it is not added a second time (Lightning refused two ModelCheckpoints of one metric, exit 2);
+    with another argument it replaces the run's one, and a note says what changed."""
+    own = ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor", "val_loss"]
+    own += ["--trainer.callbacks.filename", "ck-{epoch}", "--trainer.callbacks.save_top_k"]
+    line = [*TINY, "--run", "r", "--resume", "auto", *own]
+    assert cli("fit", *line, "1").returncode == 0
+    run = tmp_path / "runs" / "classifier" / "r"
+    more = cli("fit", *line, "1", "--trainer.max_epochs", "2")
+    assert more.returncode == 0, more.output
+    assert "replaces" not in more.stderr
+    callbacks = yaml.safe_load((run / "config.yaml").read_text())["trainer"]["callbacks"]
+    assert [c["class_path"].rsplit(".", 1)[-1] for c in callbacks].count("ModelCheckpoint") == 1
+    assert sorted(p.name for p in (run / "checkpoints").glob("ck-*.ckpt")) == ["ck-epoch=1.ckpt"]
+    changed = cli("fit", *line, "2", "--trainer.max_epochs", "3")
+    assert changed.returncode == 0, changed.output
+    assert "--trainer.callbacks+=ModelCheckpoint replaces the run's ModelCheckpoint (save_top_k: 1 -> 2)" in (
+        changed.stderr
+    )
+    assert len(list((run / "checkpoints").glob("ck-*.ckpt"))) == 2

@@ -13,12 +13,15 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import yaml
+
 from litforge._compat.argparse import parser_actions
-from litforge.engine.config_sources import CLASS_SECTIONS, CommandLine, read_config_file
+from litforge.engine.config_sources import CLASS_SECTIONS, CommandLine, flag_values, read_config_file
 
 _SECTION_KEYS = {"class_path", "init_args", "dict_kwargs", "__path__"}
 _NOT_ACCEPTED_OPTION = re.compile(r"does not accept option '([\w.]+)'")
@@ -77,12 +80,35 @@ def misplaced_value(message: str, line: CommandLine) -> str | None:
     for flag in (f"--{key}", f"--{key}+"):
         typed = line.typed_value(flag)
         if typed is not None and given in (None, typed):
-            return f"{flag}: {detail}"
+            return f"{flag}: {detail}{_quoting_hint(flag, typed, detail)}"
+    if "." not in key:  # an init arg of a class inside a section: --trainer.callbacks.filename {epoch}
+        for flag, typed in reversed(flag_values(line.args)):
+            parts = [part for part in flag.removeprefix("--").split(".") if part != "init_args"]
+            if len(parts) > 2 and parts[0] == "trainer" and parts[-1] == key:
+                return f"{flag} {typed}: {detail}{_quoting_hint(flag, typed, detail)}"
     for path in reversed(line.config_files):
         value = _value_at(read_config_file(path), key)
         if value is not _ABSENT and (given is None or str(value) == given):
             return f"{path}: {key}: {detail}"
     return None
+
+
+def _quoting_hint(flag: str, typed: str, detail: str) -> str:
+    """A typed text that YAML reads as a mapping or list (``{epoch}``, ``[a]``) where a string is expected:
+    how to give it (jsonargparse keeps quotes typed around it as part of the string)."""
+    if not detail.startswith("expected str"):
+        return ""
+    try:
+        value = yaml.safe_load(typed)
+    except yaml.YAMLError:
+        return ""
+    if not isinstance(value, (dict, list)):
+        return ""
+    section, _, name = flag.removeprefix("--").replace(".init_args.", ".").rpartition(".")
+    return (
+        f"; YAML reads {typed} as a {'mapping' if isinstance(value, dict) else 'list'}: give it as "
+        f"--{section}.init_args '{json.dumps({name: typed})}' or in a config file"
+    )
 
 
 _ABSENT = object()

@@ -211,7 +211,7 @@ def scan(args: list[str]) -> CommandLine:
     run-folder flags; each config file is read (bounded) and checked to be a YAML mapping."""
     args = configs_first(args)
     line = CommandLine(args)
-    for key, value in _flag_values(args):
+    for key, value in flag_values(args):
         check_inline_value(value, key)
         if key in _CONFIG_FLAGS:
             config = read_config_file(Path(value), key)
@@ -257,7 +257,7 @@ def section_sources(line: CommandLine, section: str) -> list[tuple[str, Any]]:
     found = [(str(path), read_config_file(path).get(section)) for path in line.config_files]
     found += [
         (f"--{section}", _flag_value_as_config(value, key))
-        for key, value in _flag_values(line.args)
+        for key, value in flag_values(line.args)
         if key == f"--{section}"
     ]
     return found
@@ -281,7 +281,7 @@ def configs_first(args: list[str]) -> list[str]:
     return configs + rest
 
 
-def _flag_values(args: list[str]) -> list[tuple[str, str]]:
+def flag_values(args: list[str]) -> list[tuple[str, str]]:
     """Every ``--key value`` / ``--key=value`` pair (a flag without a value pairs with the next word,
     which is harmless: only the keys above are looked at)."""
     pairs = []

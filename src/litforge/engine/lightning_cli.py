@@ -56,6 +56,7 @@ from litforge.engine.run_dir import (
     RunDir,
 )
 from litforge.engine.run_resolution import (
+    appended_once_on_resume,
     note_data_changed_since,
     refuse_another_experiments_run,
     resolve_evaluation_run,
@@ -319,6 +320,8 @@ class LitforgeCLI(HookedLightningCLI):
         section = self.config.get(self.config.get("subcommand") or "", self.config)
         if (problem := trainer_value_problem(section.get("trainer"), self.command_line)) is not None:
             raise UsageError(problem)
+        if self.config.get("subcommand") == "fit":
+            appended_once_on_resume(section.trainer, self.command_line)
         if "subcommand" in self.config and not self.parse_only:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
         init_args = _model_init_args(self.config)
@@ -407,10 +410,12 @@ class LitforgeCLI(HookedLightningCLI):
             every_n_minutes=self.config_value(self.config, "checkpoint_every_n_minutes"),
             quiet=self.quiet,
         )
-        # best/last first among the checkpoint callbacks: ``trainer.checkpoint_callback`` is the run's own
+        # best/last after the config's ModelCheckpoints (Lightning runs checkpoint callbacks last, in order):
+        # the run's best.ckpt/last.ckpt then hold their top-k as of that epoch, so a resume from them keeps
+        # their save_top_k (saved before them, a resumed ModelCheckpoint forgot its last file and kept one more)
         run_checkpoints = [c for c in defaults if isinstance(c, RunCheckpoint)]
         others = [c for c in defaults if not isinstance(c, RunCheckpoint)]
-        kwargs["callbacks"] = run_checkpoints + given + others + self.extra_callbacks
+        kwargs["callbacks"] = given + run_checkpoints + others + self.extra_callbacks
         if subcommand == "fit" and self._model_args_changed:  # the optimizer follows them, not the checkpoint
             kwargs["callbacks"].append(ChangedOptimizerSettings(self._model_args_changed))
         config_folder = self.run_dir.path if subcommand == "fit" else self.run_dir.path / subcommand
@@ -551,7 +556,8 @@ class LitforgeCLI(HookedLightningCLI):
                 f"checks, so training stopped after epoch {stopper.stopped_epoch + 1} of "
                 f"{self.trainer.max_epochs}{where}"
             )
-        best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
+        run_checkpoints = [c for c in self.trainer.checkpoint_callbacks if isinstance(c, RunCheckpoint)]
+        best = run_checkpoints[0].best_model_path if run_checkpoints else ""
         if best:
             self._report(f"best checkpoint: {best}")
 

@@ -242,6 +242,57 @@ def with_resumed_runs_config(line: CommandLine) -> CommandLine:
     return scan(["--config", str(config), *line.args])
 
 
+def appended_once_on_resume(trainer: Namespace, line: CommandLine) -> None:
+    """A resume re-run with the command line that made the run (``fit --run r --resume auto
+    --trainer.callbacks+=ModelCheckpoint ...``): the run's config.yaml already holds what the typed ``+=``
+    appended, so appending again would add a second one (Lightning refuses two ``ModelCheckpoint`` or
+    ``EarlyStopping`` of one metric). Of the callbacks and loggers appended on top of the run's config.yaml,
+    one equal to a recorded one is dropped, and one of a class the run has once, with other arguments,
+    replaces it (a note names what changed); the rest are appended."""
+    if line.typed_value("--resume") in (None, "never") or not line.config_files:
+        return
+    if run_of_config(line.config_files[0]) is None:  # the run's own config.yaml comes first on a resume
+        return
+    recorded = read_config_file(line.config_files[0]).get("trainer") or {}
+    for key in ("callbacks", "logger"):
+        items, before = trainer.get(key), recorded.get(key)
+        count = len(before) if isinstance(before, list) else 0
+        typed = any(arg.startswith(f"--trainer.{key}+") for arg in line.args)
+        if not typed or not isinstance(items, list) or len(items) <= count:
+            continue
+        kept = list(items[:count])
+        if [_class_name(item) for item in kept] != [_class_name(item) for item in before]:
+            continue  # a typed config file replaced the run's list: nothing was appended twice
+        for item in items[count:]:
+            alike = [index for index, old in enumerate(kept[:count]) if _class_name(old) == _class_name(item)]
+            if any(kept[index] == item for index in alike):
+                continue
+            if len(alike) == 1:
+                print(
+                    f"litforge: note: --trainer.{key}+={_class_name(item)} replaces the run's {_class_name(item)} "
+                    f"({_changed_arguments(kept[alike[0]], item)})",
+                    file=sys.stderr,
+                )
+                kept[alike[0]] = item
+                continue
+            kept.append(item)
+        trainer[key] = kept
+
+
+def _class_name(item: Any) -> str:
+    path = item.get("class_path") if isinstance(item, (dict, Namespace)) else None
+    return str(path or type(item).__name__).rsplit(".", 1)[-1]
+
+
+def _changed_arguments(old: Namespace, new: Namespace) -> str:
+    """``save_top_k: 2 -> 3``: the init args whose values differ."""
+    before, after = old.get("init_args") or Namespace(), new.get("init_args") or Namespace()
+    names = sorted(set(vars(before)) | set(vars(after)))
+    return ", ".join(
+        f"{n}: {before.get(n)} -> {after.get(n)}" for n in names if before.get(n) != after.get(n)
+    )
+
+
 def refuse_another_experiments_run(line: CommandLine) -> None:
     """fit ``--run NAME`` naming no model (in a flag or a config file) and no experiment, where NAME is only a
     run of another experiment (a model of the user's): it would train the packaged classifier under that
