@@ -204,7 +204,10 @@ CASES = [
         ["fit", "--trainer.max_epochs", "1", "--trainer.default_root_dir", "afile/runs"],
         "afile is a file, not a folder",
     ),
-    (["export", "--ckp", "notatorch.ckpt"], "unrecognized arguments: --ckp notatorch.ckpt (did you mean --ckpt?)"),
+    (
+        ["export", "--ckp", "notatorch.ckpt"],
+        "unrecognized arguments: --ckp notatorch.ckpt (did you mean --ckpt?)",
+    ),
     (["export", "--ckpt", "notatorch.ckpt"], "not a PyTorch checkpoint"),
     (
         ["fit", "--model", "Clasifier"],
