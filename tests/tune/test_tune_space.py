@@ -48,6 +48,7 @@ def _with_param(key: str, spec: object) -> dict:
             "params.model.lr: unknown field 'stp'",
         ),
         ({**LR_SPACE, "direction": "down"}, "'direction: down' is not one of minimize, maximize"),
+        ({**LR_SPACE, "direction": "max"}, "is not one of minimize, maximize (did you mean maximize?)"),
         ({**LR_SPACE, "pruner": "asha"}, "'pruner: asha' is not one of none, median"),
         ({"direction": "minimize", "params": LR_SPACE["params"]}, "'metric' must name a logged metric"),
         ({**LR_SPACE, "params": {}}, "'params' must map config keys"),

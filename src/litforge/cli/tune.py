@@ -11,8 +11,10 @@ Outputs go to ``--out`` (default ``runs/tune/<study-name>/``): best.yaml, trials
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litforge._compat.argparse import flag_suggestion
 from litforge.cli.command_parser import CommandParser, StatedDefaultsFormatter
@@ -25,6 +27,9 @@ from litforge.tune.optuna_factories import (
 )
 from litforge.tune.rungs import parse_rungs
 from litforge.tune.space import PRUNERS, SAMPLERS, SearchSpace
+
+if TYPE_CHECKING:
+    from litforge.tune.fit_config import SearchConfig
 
 FIT_FLAGS = ("--model", "--data", "--seed_everything")  # plus any --trainer.*, --model.*, --data.*
 FIT_PREFIXES = ("--trainer.", "--model.", "--data.")
@@ -190,13 +195,35 @@ def main(command: str, argv: list[str]) -> int:
         gpus_per_trial=args.gpus_per_trial,
     )
     config_args = [arg for config in args.config for arg in ("--config", str(Path(config).resolve()))]
-    fit = SearchConfig(
-        [*config_args, *fit_flags, *plateau_stop_flags(space, args.patience)], space, seed=plan.seed
-    )
+    fit = SearchConfig([*config_args, *fit_flags], space, seed=plan.seed)
+    space = with_direction(space, fit)
+    if stop_flags := plateau_stop_flags(space, args.patience):
+        fit = SearchConfig([*config_args, *fit_flags, *stop_flags], space, seed=plan.seed)
     best = run_search(plan, space, fit)
     if best is None:
         raise JobFailed(f"no trial completed; see {plan.out / 'trials.csv'} for the reasons")
     return 0
+
+
+def with_direction(space: SearchSpace, fit: SearchConfig) -> SearchSpace:
+    """A space file without ``direction:`` optimizes its metric the way the fit config's
+    ``ModelCheckpoint``/``EarlyStopping`` on that metric does (``mode: max`` -> maximize), else maximizes a
+    score's name (``val_iou``, ``val_acc``; a note says so), else minimizes: ``metric: val_iou`` used to
+    keep the trial of the lowest IoU."""
+    from litforge.callbacks.monitor_mode import configured_mode, mode_by_name
+
+    if space.direction_given:
+        return space
+    callbacks = fit.resolve({}).trainer.get("callbacks") or []
+    mode = configured_mode(callbacks if isinstance(callbacks, list) else [callbacks], space.metric)
+    if mode is None and mode_by_name(space.metric) == "max":
+        mode = "max"
+        print(
+            f"litforge: note: {space.source or 'the space file'} has no direction: maximizing {space.metric}, "
+            "a score by its name (direction: minimize to minimize it)",
+            file=sys.stderr,
+        )
+    return replace(space, direction="maximize" if mode == "max" else "minimize")
 
 
 def plateau_stop_flags(space: SearchSpace, patience: int) -> list[str]:

@@ -249,14 +249,17 @@ class LitforgeCLI(HookedLightningCLI):
             type=str | None,
             default=None,
             help=f"fit: the metric that picks checkpoints/best.ckpt (default: the monitor of a ModelCheckpoint "
-            f"under trainer.callbacks, else the model's checkpoint_monitor attribute, else {DEFAULT_MONITOR}); "
+            "under trainer.callbacks, else of an EarlyStopping there, else the model's checkpoint_monitor "
+            f"attribute, else {DEFAULT_MONITOR}); "
             "no best.ckpt when it is not logged.",
         )
         parser.add_argument(
             "--monitor_mode",
-            type=Literal["min", "max"],
-            default="min",
-            help="fit: whether a lower (min) or a higher (max) --monitor value is better.",
+            type=Literal["min", "max"] | None,
+            default=None,
+            help="fit: whether a lower (min) or a higher (max) --monitor value is better (default: the mode of "
+            "a ModelCheckpoint/EarlyStopping of the config on that metric, else max for a score's name such as "
+            "val_acc or val_iou, else min).",
         )
         if self.preparing_subcommand is None:  # run=False: accept what any subcommand's config holds
             _accept_trainer_method_options(parser)
@@ -391,12 +394,14 @@ class LitforgeCLI(HookedLightningCLI):
         subcommand = self.subcommand or "fit"
         trainer_config = self.config_value(self.config_init, "trainer", default={})
         given = list(as_list(trainer_config.get("callbacks")))
-        monitor, monitor_mode = best_checkpoint_monitor(
+        monitor, monitor_mode, monitor_note = best_checkpoint_monitor(
             given,
             self.config_value(self.config, "monitor"),
             self.config_value(self.config, "monitor_mode"),
             self.model,
         )
+        if monitor_note and subcommand == "fit" and rank_zero_only.rank == 0:
+            print(f"litforge: note: {monitor_note}", file=sys.stderr)
         defaults = default_callbacks(
             self.run_dir,
             subcommand,

@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 import yaml
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -26,6 +26,7 @@ from litforge.callbacks import (
     RunCheckpoint,
     RunProgressBar,
 )
+from litforge.callbacks.monitor_mode import configured_mode, configured_monitors, mode_by_name
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
 from litforge.engine.config_sources import flat_config
 from litforge.engine.run_dir import RunDir
@@ -144,16 +145,35 @@ def has_instance(callbacks: list[Any], kind: type) -> bool:
 
 
 def best_checkpoint_monitor(
-    given: list[Any], monitor: str | None, monitor_mode: str, model: Any
-) -> tuple[str, str]:
-    """The metric that picks ``best.ckpt`` and its mode: ``--monitor``, else the first ``ModelCheckpoint``
-    of the config that monitors one, else the model's ``checkpoint_monitor`` attribute, else ``val_loss``."""
-    if monitor:
-        return monitor, monitor_mode
-    for callback in given:
-        if isinstance(callback, ModelCheckpoint) and callback.monitor:
-            return callback.monitor, callback.mode
-    return getattr(model, "checkpoint_monitor", DEFAULT_MONITOR), monitor_mode
+    given: list[Any], monitor: str | None, monitor_mode: str | None, model: Any
+) -> tuple[str, str, str | None]:
+    """The metric that picks ``best.ckpt``, its mode, and a note when litforge chose the mode or the metric.
+
+    The metric: ``--monitor``, else the first ``ModelCheckpoint`` of the config that monitors one, else the
+    first such ``EarlyStopping``, else the model's ``checkpoint_monitor`` attribute, else ``val_loss``. Its
+    mode: ``--monitor_mode``, else that of a config callback on the same metric, else ``max`` for a score's
+    name (``val_iou``, ``val_acc``; a note says so), else ``min``."""
+    monitors = configured_monitors(given)
+    note = None
+    if not monitor:
+        checkpoints = [m for m in monitors if m[0] == "ModelCheckpoint"]
+        stoppers = [m for m in monitors if m[0] == "EarlyStopping"]
+        if checkpoints:
+            monitor = checkpoints[0][1]
+        elif stoppers and stoppers[0][1:] != (DEFAULT_MONITOR, "min"):
+            monitor = stoppers[0][1]
+            note = (
+                f"best.ckpt follows {monitor} ({stoppers[0][2]}), the metric of the config's EarlyStopping "
+                "(--monitor picks another)"
+            )
+        else:
+            monitor = getattr(model, "checkpoint_monitor", DEFAULT_MONITOR)
+    if monitor_mode is None:
+        monitor_mode = configured_mode(given, monitor)
+    if monitor_mode is None and mode_by_name(monitor) == "max":
+        monitor_mode = "max"
+        note = f"best.ckpt keeps the highest {monitor}, a score by its name (--monitor_mode min keeps the lowest)"
+    return monitor, monitor_mode or "min", note
 
 
 def default_callbacks(

@@ -19,6 +19,7 @@ checked here and against the fit config (``litforge.tune.fit_config``) before an
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from dataclasses import dataclass, field
@@ -104,6 +105,7 @@ class SearchSpace:
     rungs: tuple[Rung, ...] | None = None
     seed: int | None = None
     source: Path | None = field(default=None, compare=False)
+    direction_given: bool = True  # False: no ``direction:`` in the file (``with_direction`` decides it)
 
     @property
     def maximize(self) -> bool:
@@ -172,6 +174,7 @@ def parse_space(raw: Any, source: Path | None = None) -> SearchSpace:
         rungs=None if raw.get("rungs") is None else parse_rungs(raw["rungs"], where=f"{where}'rungs:'"),
         seed=raw.get("seed"),
         source=source,
+        direction_given="direction" in raw,
     )
 
 
@@ -182,7 +185,12 @@ def _yaml_kind(value: Any) -> str:
 
 def _check_choice(where: str, name: str, value: Any, options: tuple[str, ...]) -> None:
     if value not in options:
-        raise UsageError(f"{where}'{name}: {value}' is not one of {', '.join(options)}")
+        text = str(value)
+        close = [o for o in options if text and o.startswith(text)] or difflib.get_close_matches(
+            text, options, 1
+        )
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(f"{where}'{name}: {value}' is not one of {', '.join(options)}{hint}")
 
 
 def _parse_param(where: str, key: str, spec: Any) -> Param:

@@ -1,0 +1,75 @@
+"""Which way a monitored metric is better: what the config's callbacks say of it, else what its name says.
+
+``best.ckpt`` (``litforge fit --monitor val_iou``) and a search (``metric: val_iou`` without ``direction``)
+kept the *lowest* IoU: Lightning's ``mode`` defaults to ``min`` whatever the metric. A ``ModelCheckpoint`` or
+``EarlyStopping`` of the config on the same metric knows better, and so does a name that is a score.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Words of a metric name (val_iou, val/acc_top1, test-f1) that mean higher is better.
+SCORE_WORDS = frozenset(
+    [
+        "acc",
+        "accuracy",
+        "iou",
+        "miou",
+        "jaccard",
+        "dice",
+        "f1",
+        "fbeta",
+        "auc",
+        "auroc",
+        "ap",
+        "map",
+        "precision",
+        "recall",
+        "r2",
+        "bleu",
+        "rouge",
+        "psnr",
+        "ssim",
+        "score",
+        "top1",
+        "top5",
+        "mcc",
+        "kappa",
+    ]
+)
+_MONITORING = ("ModelCheckpoint", "EarlyStopping")
+
+
+def mode_by_name(metric: str) -> str | None:
+    """``max`` when a word of ``metric`` names a score (``val_iou``, ``val_acc``), else ``None``."""
+    words = set(re.split(r"[^a-z0-9]+", metric.lower()))
+    return "max" if words & SCORE_WORDS else None
+
+
+def configured_monitors(callbacks: list[Any]) -> list[tuple[str, str, str]]:
+    """``(kind, monitor, mode)`` of each ``ModelCheckpoint``/``EarlyStopping`` in ``callbacks`` that monitors a
+    metric: built callbacks, or their config (``class_path`` + ``init_args``, as a mapping or Namespace)."""
+    found = []
+    for callback in callbacks:
+        if isinstance(callback, dict) or hasattr(callback, "class_path"):
+            kind = str(_get(callback, "class_path") or "").rsplit(".", 1)[-1]
+            args = _get(callback, "init_args") or {}
+            monitor, mode = _get(args, "monitor"), _get(args, "mode") or "min"
+        else:
+            kinds = [cls.__name__ for cls in type(callback).__mro__ if cls.__name__ in _MONITORING]
+            kind = kinds[0] if kinds else ""
+            monitor, mode = getattr(callback, "monitor", None), getattr(callback, "mode", "min")
+        if kind in _MONITORING and monitor:
+            found.append((kind, str(monitor), str(mode)))
+    return found
+
+
+def configured_mode(callbacks: list[Any], metric: str) -> str | None:
+    """The mode of the first ``ModelCheckpoint``/``EarlyStopping`` in ``callbacks`` that monitors ``metric``."""
+    return next((mode for _, monitor, mode in configured_monitors(callbacks) if monitor == metric), None)
+
+
+def _get(node: Any, key: str) -> Any:
+    return node.get(key) if isinstance(node, dict) else getattr(node, key, None)

@@ -1,0 +1,92 @@
+"""Which way ``best.ckpt`` and a search optimize a metric when no mode or direction is given."""
+
+from __future__ import annotations
+
+import pytest
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from litforge.callbacks.monitor_mode import configured_mode, mode_by_name
+from litforge.cli.tune import with_direction
+from litforge.engine.trainer_setup import best_checkpoint_monitor
+from litforge.tune.space import parse_space
+
+
+@pytest.mark.parametrize(
+    ("metric", "mode"),
+    [("val_iou", "max"), ("val/acc_top1", "max"), ("test-f1", "max"), ("val_loss", None), ("val_mae", None)],
+)
+def test_a_scores_name_means_higher_is_better(metric: str, mode: str | None) -> None:
+    assert mode_by_name(metric) == mode
+
+
+def test_the_config_callbacks_mode_is_read_from_built_callbacks_and_from_their_config() -> None:
+    built = [EarlyStopping(monitor="val_iou", mode="max")]
+    config = [
+        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"monitor": "val_dice"}}
+    ]
+    namespaces = [Namespace(class_path="EarlyStopping", init_args=Namespace(monitor="val_x", mode="max"))]
+    assert configured_mode(built, "val_iou") == "max"
+    assert configured_mode(config, "val_dice") == "min"  # Lightning's default mode
+    assert configured_mode(namespaces, "val_x") == "max"
+    assert configured_mode(built, "val_loss") is None
+
+
+class _Model:
+    checkpoint_monitor = "val_acc"
+
+
+@pytest.mark.parametrize(
+    ("given", "monitor", "mode", "expected", "noted"),
+    [
+        ([], "val_iou", None, ("val_iou", "max"), "the highest val_iou, a score by its name"),
+        ([], "val_iou", "min", ("val_iou", "min"), None),  # typed: kept
+        ([EarlyStopping(monitor="val_iou", mode="max")], "val_iou", None, ("val_iou", "max"), None),
+        (
+            [EarlyStopping(monitor="val_iou", mode="max")],
+            None,
+            None,
+            ("val_iou", "max"),
+            "config's EarlyStopping",
+        ),
+        ([EarlyStopping(monitor="val_loss")], None, None, ("val_acc", "max"), "a score by its name"),
+        ([ModelCheckpoint(monitor="val_rmse")], None, None, ("val_rmse", "min"), None),
+        ([], "val_loss", None, ("val_loss", "min"), None),
+    ],
+)
+def test_best_ckpt_follows_the_mode_the_user_gave_or_the_config_or_the_metrics_name(
+    given, monitor, mode, expected, noted
+) -> None:
+    """``--monitor val_iou`` used to keep the lowest IoU (mode min), and a config whose only criterion was an
+    EarlyStopping on val_iou (max) got best.ckpt by val_loss."""
+    *chosen, note = best_checkpoint_monitor(given, monitor, mode, _Model())
+    assert tuple(chosen) == expected
+    assert (note is None) if noted is None else (noted in note)
+
+
+class _Fit:
+    def __init__(self, callbacks: list) -> None:
+        self.callbacks = callbacks
+
+    def resolve(self, values: dict) -> Namespace:
+        return Namespace(trainer=Namespace(callbacks=self.callbacks))
+
+
+@pytest.mark.parametrize(
+    ("space", "callbacks", "direction"),
+    [
+        ({"metric": "val_iou"}, [], "maximize"),  # a score: maximized, with a note
+        ({"metric": "val_loss"}, [], "minimize"),
+        (
+            {"metric": "val_x"},
+            [Namespace(class_path="EarlyStopping", init_args=Namespace(monitor="val_x", mode="max"))],
+            "maximize",
+        ),
+        ({"metric": "val_iou", "direction": "minimize"}, [], "minimize"),  # written: kept
+    ],
+)
+def test_a_space_without_direction_optimizes_the_way_the_config_or_the_name_says(
+    space, callbacks, direction
+) -> None:
+    parsed = parse_space({**space, "params": {"model.lr": {"type": "float", "low": 0.001, "high": 0.1}}})
+    assert with_direction(parsed, _Fit(callbacks)).direction == direction
