@@ -142,3 +142,29 @@ def test_hook_with_unknown_request_format_is_a_usage_error() -> None:
 
     with pytest.raises(UsageError, match="request_format"):
         export_spec(Bad())
+
+
+class PerColumnEmbeddings(nn.Module):
+    """A tabular model: one embedding table per categorical column (4, 3 and 5 levels) of one (B, 3) input."""
+
+    def __init__(self, levels: tuple[int, ...] = (4, 3, 5)) -> None:
+        super().__init__()
+        self.tables = nn.ModuleList(nn.Embedding(n, 2) for n in levels)
+        self.head = nn.Linear(2 * len(levels) + 2, 1)
+
+    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        columns = [table(cat[:, i]) for i, table in enumerate(self.tables)]
+        return self.head(torch.cat([*columns, num], dim=1)).squeeze(-1)
+
+
+def test_a_table_per_column_bounds_no_column_by_another(tmp_path: Path) -> None:
+    """``tables[0](cat[:, 0])`` looks up a view that starts where ``cat`` does: its 4 rows used to become
+    ``cat``'s range [0, 3], and the third column's valid id 4 was refused by predict --artifact and serve."""
+    from litforge.export.input_values import embedding_ranges
+
+    model = PerColumnEmbeddings()
+    cat = torch.tensor([[0, 1, 4], [3, 2, 0]])
+    assert embedding_ranges(model, ["cat", "num"], (cat, torch.zeros(2, 2))) == {}
+    whole = TwoInputTextModel()
+    ids, mask = torch.randint(1, 50, (2, 5)), torch.ones(2, 5, dtype=torch.int64)
+    assert embedding_ranges(whole, ["input_ids", "attention_mask"], (ids, mask)) == {"input_ids": [0, 49]}

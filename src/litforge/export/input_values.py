@@ -21,11 +21,17 @@ def embedding_ranges(
     module: torch.nn.Module, names: list[str], inputs: tuple[torch.Tensor, ...]
 ) -> dict[str, list[int]]:
     """Input name -> ``[0, num_embeddings - 1]`` for each integer input an ``nn.Embedding`` looks up as given
-    (the smallest table when several do), found by one eager forward with pre-hooks on the embeddings."""
+    (the smallest table when several do), found by one eager forward with pre-hooks on the embeddings.
+
+    Only a lookup of the whole input counts: a table per column (``embeddings[i](cat[:, i])``) looks up a
+    view that starts where the input does, and its size is no bound for the other columns."""
     import torch
 
+    def layout(tensor: torch.Tensor) -> tuple[Any, ...]:
+        return tensor.data_ptr(), tuple(tensor.shape), tensor.stride()
+
     integer = {
-        name: tensor.data_ptr()
+        name: layout(tensor)
         for name, tensor in zip(names, inputs, strict=True)
         if not tensor.is_floating_point() and tensor.dtype is not torch.bool
     }
@@ -36,8 +42,8 @@ def embedding_ranges(
 
     def record(embedding: torch.nn.Embedding, args: tuple[Any, ...]) -> None:
         looked_up = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        for name, pointer in integer.items():
-            if looked_up is not None and looked_up.data_ptr() == pointer:
+        for name, whole in integer.items():
+            if looked_up is not None and layout(looked_up) == whole:
                 sizes[name] = min(sizes.get(name, embedding.num_embeddings), embedding.num_embeddings)
 
     handles = [embedding.register_forward_pre_hook(record) for embedding in embeddings]
