@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import torchmetrics
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from resilience_helpers import assert_bitwise_equal
 
@@ -21,13 +22,15 @@ from litforge.resilience import AtomicCheckpointIO, PeriodicCheckpoint, resilien
 
 class OneCycleClassifier(Classifier):
     """Reads ``trainer.estimated_stepping_batches`` in ``configure_optimizers`` (Lightning #20550), logs
-    epoch aggregates as users do (``train_mean_epoch``: Lightning restarts such sums at a resume), and keeps
+    epoch aggregates as users do (``train_mean_epoch``: Lightning restarts such sums at a resume) and a
+    torchmetrics ``Metric`` object (its sums are outside ``state_dict()``: they restarted too), and keeps
     an EMA of a weight in its own ``on_train_batch_end`` (Lightning calls it after the callbacks' hooks,
     where step checkpoints used to be taken: one update behind)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.register_buffer("ema", torch.zeros(()))
+        self.train_metric = torchmetrics.MeanMetric()  # logged as an object: its sums are not in state_dict()
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         self.ema.mul_(0.5).add_(next(self.parameters()).detach().sum())
@@ -37,6 +40,8 @@ class OneCycleClassifier(Classifier):
         self.log("train_mean", loss.detach(), on_step=False, on_epoch=True)
         self.log("train_max", loss.detach(), on_step=False, on_epoch=True, reduce_fx="max")
         self.log("seen", float(batch_idx + 1), on_step=False, on_epoch=True, reduce_fx="sum")
+        self.train_metric.update(loss.detach() * (batch_idx + 1))
+        self.log("train_metric", self.train_metric, on_step=False, on_epoch=True)
         return loss
 
     def configure_optimizers(self):
@@ -117,7 +122,7 @@ class EpochValues(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         logged = trainer.callback_metrics
-        names = ("train_mean", "train_max", "seen")
+        names = ("train_mean", "train_max", "seen", "train_metric")
         self.values[trainer.current_epoch] = {n: logged[n].item() for n in names if n in logged}
 
 

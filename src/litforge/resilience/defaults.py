@@ -15,6 +15,7 @@ from litforge.resilience.epoch_length import SameEpochLength
 from litforge.resilience.exception_checkpoint import ExceptionCheckpoint
 from litforge.resilience.finite_loss import FiniteLossGuard
 from litforge.resilience.loader_state import RestoreLoaderState
+from litforge.resilience.metric_states import MetricStates
 from litforge.resilience.periodic_checkpoint import DEFAULT_EVERY_N_STEPS, PeriodicCheckpoint
 from litforge.resilience.preemption import PreemptionCheckpoint
 from litforge.resilience.resumable_loader import ResumableTrainLoader
@@ -29,7 +30,7 @@ def resilience_callbacks(
     checkpointing: bool = True,
     every_n_minutes: float | None = None,
 ) -> list[Callback]:
-    """The epoch-length check of mid-epoch resumes, the LR-schedule length check of resumes, RNG state, epoch aggregates, callback metrics, resumable train
+    """The epoch-length check of mid-epoch resumes, the LR-schedule length check of resumes, RNG state, epoch aggregates, the module's torchmetrics states, callback metrics, resumable train
     loaders, loader-state fix, stop request and finite-loss guard; with
     ``checkpointing`` also the periodic (every ``every_n_train_steps`` steps and/or ``every_n_minutes``,
     written in the background), preemption and on-exception checkpoints into ``checkpoints``."""
@@ -38,6 +39,7 @@ def resilience_callbacks(
         ScheduleHorizon(),
         RNGState(),
         EpochAggregates(),
+        MetricStates(),
         CallbackMetricsState(),
         ResumableTrainLoader(),
         RestoreLoaderState(),
