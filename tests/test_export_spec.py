@@ -94,7 +94,12 @@ def test_texts_are_tokenized_with_the_exported_tokenizer_and_batched(tmp_path: P
         expected = module(encoded["input_ids"], encoded["attention_mask"]).softmax(-1)
     counters = Counters()
     answers = infer(artifact, [Decoded(texts[:2]), Decoded(texts[2:])], counters)
-    assert counters.snapshot() == {"requests": 2, "model_calls": 1, "rows": 3}
+    assert counters.snapshot() == {
+        "requests": 2,
+        "model_calls": 1,
+        "rows": 3,
+        "answers": {"2xx": 0, "4xx": 0, "5xx": 0},
+    }
     probabilities = [row for answer in answers for row in answer["probabilities"]]
     torch.testing.assert_close(torch.tensor(probabilities), expected, atol=1e-5, rtol=1e-5)
 
@@ -168,3 +173,21 @@ def test_a_table_per_column_bounds_no_column_by_another(tmp_path: Path) -> None:
     whole = TwoInputTextModel()
     ids, mask = torch.randint(1, 50, (2, 5)), torch.ones(2, 5, dtype=torch.int64)
     assert embedding_ranges(whole, ["input_ids", "attention_mask"], (ids, mask)) == {"input_ids": [0, 49]}
+
+
+def test_a_tuple_example_input_array_exports_as_forwards_named_inputs(tmp_path: Path) -> None:
+    """``example_input_array = (cat, num)`` is Lightning's form for a ``forward(cat, num)``: exported as two
+    inputs named after forward's parameters (it was refused with "set `self.example_input_array`")."""
+    model = PerColumnEmbeddings()
+    model.example_input_array = (torch.tensor([[0, 1, 4], [3, 2, 0]]), torch.zeros(2, 2))
+    assert export_spec(model).input_names == ["cat", "num"]
+    result = export_module(model, tmp_path, ["onnx", "pt2"])
+    assert result.failed == []
+    record = json.loads((tmp_path / "export.json").read_text())
+    assert record["inputs"] == [
+        {"name": "cat", "dtype": "int64", "shape": ["batch", 3]},
+        {"name": "num", "dtype": "float32", "shape": ["batch", 2]},
+    ]
+    model.example_input_array = (torch.zeros(2, 3, dtype=torch.long), torch.zeros(5, 2))
+    with pytest.raises(UsageError, match=r"must share the batch axis 0"):
+        export_spec(model)

@@ -13,12 +13,14 @@ A LightningModule MAY define ``litforge_export_spec(self) -> dict`` with the key
 - ``feature_names``: the names of the one input's values per row (a tabular model's columns), so rows are
   read by name (``litforge.export.feature_names``).
 
-Without the hook, ``example_input_array`` (one tensor) is used with a dynamic batch axis 0, or else one
-batch from the run's datamodule.
+Without the hook, ``example_input_array`` is used with a dynamic batch axis 0 (one tensor, or a tuple of
+them for a ``forward`` of several inputs, named after its parameters), or else one batch from the run's
+datamodule.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,13 +95,16 @@ def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None)
     example = getattr(module, "example_input_array", None)
     if isinstance(example, (tuple, list)) and len(example) == 1:
         example = example[0]
+    if isinstance(example, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in example):
+        return _positional_inputs(module, tuple(example))
     if not isinstance(example, torch.Tensor) and data_batch is not None and len(data_batch) >= 2:
         example = data_batch[:2]  # batch of 2: torch.export specialises sizes 0 and 1
     if not isinstance(example, torch.Tensor):
         raise UsageError(
             f"{type(module).__name__} cannot be exported: set `self.example_input_array` to one example "
-            "input tensor (batch axis first) or define `litforge_export_spec()`; a run's datamodule "
-            "stands in when it loads and its batches hold one input tensor"
+            "input tensor (batch axis first), or a tuple of them for a forward of several inputs, or define "
+            "`litforge_export_spec()`; a run's datamodule stands in when it loads and its batches hold one "
+            "input tensor"
         )
     if data_batch is not None and is_stale_example(module, example, data_batch):
         # the artifact would take only the example's row shape: the model's real inputs would be refused
@@ -110,6 +115,26 @@ def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None)
             "(or remove it: a batch of the datamodule then stands in)"
         )
     return ExportSpec(inputs=(example,), input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+
+
+def _positional_inputs(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> ExportSpec:
+    """``example_input_array = (cat, num)``, Lightning's form for a ``forward(cat, num)``: one input per
+    tensor, named after ``forward``'s parameters, each with a dynamic batch axis 0."""
+    owner = type(module).__name__
+    if len({len(tensor) for tensor in example}) != 1 or any(t.dim() == 0 for t in example):
+        shapes = ", ".join(str(tuple(t.shape)) for t in example)
+        raise UsageError(
+            f"{owner}.example_input_array: its tensors ({shapes}) must share the batch axis 0 to be exported as "
+            "forward's inputs (or define `litforge_export_spec()`)"
+        )
+    parameters = [
+        p.name
+        for p in inspect.signature(module.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    names = parameters[: len(example)] if len(parameters) >= len(example) else []
+    names = names or [f"input_{i}" for i in range(len(example))]
+    return ExportSpec(inputs=example, input_names=names, dynamic_axes={name: {0: "batch"} for name in names})
 
 
 def is_stale_example(module: torch.nn.Module, example: torch.Tensor, data_input: torch.Tensor) -> bool:
