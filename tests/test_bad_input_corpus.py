@@ -73,6 +73,9 @@ def _write_inputs(folder: Path) -> None:
         "model:\n  init_args:\n    lr: 0.1\n    hidden_dim: 8\n    lr: 0.5\n"
     )
     (folder / "bad_value.yaml").write_text("trainer:\n  max_epochs: one\n")
+    (folder / "callback_value.yaml").write_text(
+        "trainer:\n  callbacks:\n    - class_path: EarlyStopping\n      init_args: {monitor: val_loss, patience: high}\n"
+    )
     (folder / "bad_mode.yaml").write_text(
         "trainer:\n  callbacks:\n    - class_path: EarlyStopping\n      init_args: {monitor: val_loss, mode: minimum}\n"
     )
@@ -167,6 +170,16 @@ CASES = [
         "--trainer.log_every_n_steps: must be at least 1, got '0'",
     ),
     (["fit", "--trainer.val_check_interval", "0.0"], "--trainer.val_check_interval: must be above 0"),
+    (["fit", "--trainer.gradient_clip_val", "-1"], "--trainer.gradient_clip_val: must be above 0 (null: no"),
+    # a callback's argument of the wrong type: the flag or the file and place that gave it
+    (
+        ["fit", "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.patience", "abc"],
+        "--trainer.callbacks.patience abc: expected int, got 'abc'",
+    ),
+    (
+        ["fit", "--config", "callback_value.yaml"],
+        "callback_value.yaml: trainer.callbacks[0].init_args.patience: expected int, got 'high'",
+    ),
     (
         ["fit", "--config", "bad_mode.yaml"],
         "bad_mode.yaml: trainer.callbacks[0]: building lightning.pytorch.callbacks.early_stopping.EarlyStopping "

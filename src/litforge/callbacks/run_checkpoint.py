@@ -59,10 +59,12 @@ class RunCheckpoint(ModelCheckpoint):
         in the middle of an epoch)."""
         if _saved_step(self._last_path) != trainer.global_step:
             self._save_last(trainer)
-        if self.monitor and not self.best_model_path and trainer.is_global_zero and not self._said_unlogged:
+        if self.monitor and not self.best_model_path and trainer.is_global_zero:
+            # with the run's closing lines, also when a note said it after the first epoch
+            why = "see the note above" if self._said_unlogged else self._logged_instead(trainer)
             print(
-                f"litforge: the model logged no '{self.monitor}' ({self._logged_instead(trainer)}), so the run "
-                "has checkpoints/last.ckpt but no best.ckpt (--monitor NAME chooses the metric)",
+                f"litforge: the model logged no '{self.monitor}' ({why}), so the run has checkpoints/last.ckpt "
+                "but no best.ckpt (--monitor NAME chooses the metric)",
                 file=sys.stderr,
                 flush=True,
             )

@@ -49,6 +49,7 @@ _TRAINER_LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
         lambda v: v >= 1,
         "at least 1 (or null: validate by val_check_interval only)",
     ),
+    ("gradient_clip_val", lambda v: v > 0, "above 0 (null: no clipping; Lightning skips a value <= 0)"),
     ("log_every_n_steps", lambda v: v >= 1, "at least 1"),
     ("num_sanity_val_steps", lambda v: v >= -1, "at least 0 (-1: the whole validation set)"),
     ("val_check_interval", lambda v: v > 0, "above 0 (a fraction of an epoch or a number of batches)"),
@@ -87,9 +88,15 @@ def misplaced_value(message: str, line: CommandLine) -> str | None:
             if len(parts) > 2 and parts[0] == "trainer" and parts[-1] == key:
                 return f"{flag} {typed}: {detail}{_quoting_hint(flag, typed, detail)}"
     for path in reversed(line.config_files):
-        value = _value_at(read_config_file(path), key)
+        config = read_config_file(path)
+        value = _value_at(config, key)
         if value is not _ABSENT and (given is None or str(value) == given):
             return f"{path}: {key}: {detail}"
+        if "." not in key:  # a callback's or logger's init arg: trainer.callbacks[0].init_args.patience
+            for place, node in _class_places(config):
+                arguments = node.get("init_args")
+                if isinstance(arguments, dict) and key in arguments and given in (None, str(arguments[key])):
+                    return f"{path}: {place}.init_args.{key}: {detail}"
     return None
 
 

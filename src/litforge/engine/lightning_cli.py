@@ -534,9 +534,15 @@ class LitforgeCLI(HookedLightningCLI):
         if self.run_dir is not None and self.trainer.is_global_zero:
             if self.config_value(self.config, "overwrite") and self.run_dir.holds_a_run():
                 checkpoints = len(list(self.run_dir.checkpoints.glob("*.ckpt")))
+                outputs = [
+                    f"{name}/" if (self.run_dir.path / name).is_dir() else name
+                    for name in ("export", "predictions.csv", "validate", "test", "predict")
+                    if (self.run_dir.path / name).exists()
+                ]
+                also = f", and its {', '.join(outputs)}" if outputs else ""
                 print(
                     f"litforge: note: --overwrite replaces run {self.run_dir.path}: its {checkpoints} "
-                    "checkpoint(s), metrics and config are removed",
+                    f"checkpoint(s), metrics and config are removed{also}",
                     file=sys.stderr,
                 )
                 self.run_dir.clear()
