@@ -14,7 +14,15 @@ from litforge.tune.space import parse_space
 
 @pytest.mark.parametrize(
     ("metric", "mode"),
-    [("val_iou", "max"), ("val/acc_top1", "max"), ("test-f1", "max"), ("val_loss", None), ("val_mae", None)],
+    [
+        ("val_iou", "max"),
+        ("val/acc_top1", "max"),
+        ("test-f1", "max"),
+        ("val_loss", None),
+        ("val_mae", None),
+        ("val_dice_loss", None),  # a loss of a score: lower is better
+        ("val_top1_err", None),
+    ],
 )
 def test_a_scores_name_means_higher_is_better(metric: str, mode: str | None) -> None:
     assert mode_by_name(metric) == mode
@@ -34,6 +42,19 @@ def test_the_config_callbacks_mode_is_read_from_built_callbacks_and_from_their_c
 
 class _Model:
     checkpoint_monitor = "val_acc"
+
+
+def test_a_config_files_monitor_mode_against_its_callback_or_the_name_is_kept_with_a_note() -> None:
+    """A run's config.yaml of an earlier litforge records ``monitor_mode: min``: reused with ``--monitor
+    val_iou``, it is kept (it is the config's), and a note says what the callback or the name says."""
+    stopper = [EarlyStopping(monitor="val_iou", mode="max")]
+    *chosen, note = best_checkpoint_monitor(stopper, "val_iou", "min", _Model(), mode_typed=False)
+    assert tuple(chosen) == ("val_iou", "min")
+    assert "keeps the lowest val_iou (monitor_mode min of the config) while the config's callback" in note
+    *_, named = best_checkpoint_monitor([], "val_acc", "min", _Model(), mode_typed=False)
+    assert "while its name says max: --monitor_mode max to keep the highest" in named
+    assert best_checkpoint_monitor([], "val_acc", "min", _Model(), mode_typed=True)[2] is None
+    assert best_checkpoint_monitor([], "val_loss", "min", _Model(), mode_typed=False)[2] is None
 
 
 @pytest.mark.parametrize(

@@ -320,3 +320,16 @@ def test_a_predict_step_that_post_processes_is_written_as_returned(tmp_path: Pat
         assert columns == ["row", "prediction", "prob_0", "prob_1", "prob_2"]
         np.testing.assert_allclose(table[:, 2:], probabilities, rtol=1e-5, atol=1e-6)
     assert (table[:, 1] == probabilities.argmax(axis=1)).all()
+
+
+def test_outputs_of_several_axes_per_sample_say_how_they_are_flattened() -> None:
+    """A segmentation's (3, 16, 16) logits become prediction_0..767 with no shape in the CSV: a note gives it."""
+    from litforge.predictions.csv_columns import flattening_note, header
+
+    logits = apply_head("custom", np.zeros((2, 3, 16, 16), dtype=np.float32))
+    assert header(logits, None)[-1] == "prediction_767"
+    assert flattening_note(logits) == (
+        "each sample's output of shape (3, 16, 16) is flattened row-major into prediction_0..prediction_767 "
+        "(numpy: row.reshape(3, 16, 16))"
+    )
+    assert flattening_note(apply_head("multi_output", np.zeros((2, 4), dtype=np.float32))) is None

@@ -39,13 +39,32 @@ SCORE_WORDS = frozenset(
         "kappa",
     ]
 )
+# Words that make a name a loss or an error whatever score it is of (val_dice_loss, val_acc_error).
+LOSS_WORDS = frozenset(
+    [
+        "loss",
+        "err",
+        "error",
+        "mse",
+        "mae",
+        "rmse",
+        "nll",
+        "ppl",
+        "perplexity",
+        "wer",
+        "cer",
+        "dist",
+        "distance",
+    ]
+)
 _MONITORING = ("ModelCheckpoint", "EarlyStopping")
 
 
 def mode_by_name(metric: str) -> str | None:
-    """``max`` when a word of ``metric`` names a score (``val_iou``, ``val_acc``), else ``None``."""
+    """``max`` when a word of ``metric`` names a score (``val_iou``, ``val_acc``) and none names a loss or an
+    error (``val_dice_loss``, ``val_top1_err`` are lower-is-better), else ``None``."""
     words = set(re.split(r"[^a-z0-9]+", metric.lower()))
-    return "max" if words & SCORE_WORDS else None
+    return "max" if words & SCORE_WORDS and not words & LOSS_WORDS else None
 
 
 def configured_monitors(callbacks: list[Any]) -> list[tuple[str, str, str]]:

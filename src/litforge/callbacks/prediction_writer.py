@@ -95,6 +95,8 @@ class CSVPredictionWriter(BasePredictionWriter):
         predictions = self._predictions(prediction)
         if self._rows == 0:
             self._writer.writerow(csv_columns.header(predictions, self._names))
+            if (note := csv_columns.flattening_note(predictions)) and trainer.is_global_zero:
+                print(f"litforge: note: {note}", file=sys.stderr)
         self._writer.writerows(csv_columns.rows(predictions, self._names, self._rows))
         self._rows += len(predictions)
 

@@ -399,6 +399,7 @@ class LitforgeCLI(HookedLightningCLI):
             self.config_value(self.config, "monitor"),
             self.config_value(self.config, "monitor_mode"),
             self.model,
+            mode_typed=self.command_line.typed_value("--monitor_mode") is not None,
         )
         if monitor_note and subcommand == "fit" and rank_zero_only.rank == 0:
             print(f"litforge: note: {monitor_note}", file=sys.stderr)

@@ -145,14 +145,16 @@ def has_instance(callbacks: list[Any], kind: type) -> bool:
 
 
 def best_checkpoint_monitor(
-    given: list[Any], monitor: str | None, monitor_mode: str | None, model: Any
+    given: list[Any], monitor: str | None, monitor_mode: str | None, model: Any, mode_typed: bool = True
 ) -> tuple[str, str, str | None]:
     """The metric that picks ``best.ckpt``, its mode, and a note when litforge chose the mode or the metric.
 
     The metric: ``--monitor``, else the first ``ModelCheckpoint`` of the config that monitors one, else the
     first such ``EarlyStopping``, else the model's ``checkpoint_monitor`` attribute, else ``val_loss``. Its
     mode: ``--monitor_mode``, else that of a config callback on the same metric, else ``max`` for a score's
-    name (``val_iou``, ``val_acc``; a note says so), else ``min``."""
+    name (``val_iou``, ``val_acc``; a note says so), else ``min``. A ``monitor_mode`` from a config file
+    (``mode_typed`` false: a run's config.yaml of an earlier litforge records ``min``) that the config's
+    callback on the metric or the metric's name contradicts is kept, with a note."""
     monitors = configured_monitors(given)
     note = None
     if not monitor:
@@ -168,11 +170,20 @@ def best_checkpoint_monitor(
             )
         else:
             monitor = getattr(model, "checkpoint_monitor", DEFAULT_MONITOR)
+    configured = configured_mode(given, monitor)
     if monitor_mode is None:
-        monitor_mode = configured_mode(given, monitor)
-    if monitor_mode is None and mode_by_name(monitor) == "max":
-        monitor_mode = "max"
-        note = f"best.ckpt keeps the highest {monitor}, a score by its name (--monitor_mode min keeps the lowest)"
+        monitor_mode = configured
+        if monitor_mode is None and mode_by_name(monitor) == "max":
+            monitor_mode = "max"
+            note = f"best.ckpt keeps the highest {monitor}, a score by its name (--monitor_mode min keeps the lowest)"
+    elif not mode_typed and monitor_mode != (configured or mode_by_name(monitor) or monitor_mode):
+        other = "max" if monitor_mode == "min" else "min"
+        why = "the config's callback on it has" if configured else "its name says"
+        note = (
+            f"best.ckpt keeps the {'lowest' if monitor_mode == 'min' else 'highest'} {monitor} (monitor_mode "
+            f"{monitor_mode} of the config) while {why} {other}: --monitor_mode {other} to keep the "
+            f"{'highest' if other == 'max' else 'lowest'}"
+        )
     return monitor, monitor_mode or "min", note
 
 

@@ -318,3 +318,5 @@ def _write_csv(handle: TextIO, predictions: Answer, labels: list[str] | None) ->
         return
     writer.writerow(csv_columns.header(predictions, labels))
     writer.writerows(csv_columns.rows(predictions, labels))
+    if note := csv_columns.flattening_note(predictions):
+        print(f"litforge: note: {note}", file=sys.stderr)

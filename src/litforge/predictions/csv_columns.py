@@ -9,7 +9,8 @@ litforge predict --artifact runs/classifier/v0/export --input rows.csv   # -> ro
   ``prob_<class name or index>...``;
 - multi_label: ``prediction_<label name or index>...`` (0 or 1 each), ``prob_<label name or index>...``;
 - regression (or any one value per sample): ``prediction``;
-- multi_output / custom: ``prediction_0 ... prediction_<K-1>`` (several values per sample, flattened).
+- multi_output / custom: ``prediction_0 ... prediction_<K-1>`` (several values per sample, flattened
+  row-major; a note on stderr gives the shape of a sample's output of several axes).
 
 A ``predict_step`` that returns a dict of per-sample tensors (a multi-task model's heads) gets a column per
 key, ``<key>`` for one value per sample, else ``<key>_0 ... <key>_<K-1>``: the values as returned.
@@ -40,6 +41,18 @@ def header(predictions: Predictions, class_names: Sequence[str] | None) -> list[
         columns += ["label"] if names and not is_multi_label(predictions) else []
         columns += [f"prob_{name}" for name in (names or range(predictions.probabilities.shape[1]))]
     return columns
+
+
+def flattening_note(predictions: Predictions) -> str | None:
+    """For outputs of several axes per sample (a segmentation's (3, 16, 16) logits): how they lie in the
+    ``prediction_*`` columns, which keep no shape."""
+    shape = tuple(predictions.values.shape[1:])
+    if len(shape) < 2:
+        return None
+    return (
+        f"each sample's output of shape {shape} is flattened row-major into prediction_0..prediction_"
+        f"{int(np.prod(shape)) - 1} (numpy: row.reshape{shape})"
+    )
 
 
 def is_multi_label(predictions: Predictions) -> bool:
