@@ -164,12 +164,13 @@ class PerColumnEmbeddings(nn.Module):
 
 def test_a_table_per_column_bounds_no_column_by_another(tmp_path: Path) -> None:
     """``tables[0](cat[:, 0])`` looks up a view that starts where ``cat`` does: its 4 rows used to become
-    ``cat``'s range [0, 3], and the third column's valid id 4 was refused by predict --artifact and serve."""
+    ``cat``'s range [0, 3], and the third column's valid id 4 was refused by predict --artifact and serve.
+    The largest table bounds the input instead; its 0 matters most: ONNX reads id -1 as the last row."""
     from litforge.export.input_values import embedding_ranges
 
     model = PerColumnEmbeddings()
     cat = torch.tensor([[0, 1, 4], [3, 2, 0]])
-    assert embedding_ranges(model, ["cat", "num"], (cat, torch.zeros(2, 2))) == {}
+    assert embedding_ranges(model, ["cat", "num"], (cat, torch.zeros(2, 2))) == {"cat": [0, 4]}
     whole = TwoInputTextModel()
     ids, mask = torch.randint(1, 50, (2, 5)), torch.ones(2, 5, dtype=torch.int64)
     assert embedding_ranges(whole, ["input_ids", "attention_mask"], (ids, mask)) == {"input_ids": [0, 49]}
@@ -185,7 +186,7 @@ def test_a_tuple_example_input_array_exports_as_forwards_named_inputs(tmp_path: 
     assert result.failed == []
     record = json.loads((tmp_path / "export.json").read_text())
     assert record["inputs"] == [
-        {"name": "cat", "dtype": "int64", "shape": ["batch", 3]},
+        {"name": "cat", "dtype": "int64", "shape": ["batch", 3], "range": [0, 4]},
         {"name": "num", "dtype": "float32", "shape": ["batch", 2]},
     ]
     model.example_input_array = (torch.zeros(2, 3, dtype=torch.long), torch.zeros(5, 2))

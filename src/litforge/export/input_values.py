@@ -23,28 +23,32 @@ def embedding_ranges(
     """Input name -> ``[0, num_embeddings - 1]`` for each integer input an ``nn.Embedding`` looks up as given
     (the smallest table when several do), found by one eager forward with pre-hooks on the embeddings.
 
-    Only a lookup of the whole input counts: a table per column (``embeddings[i](cat[:, i])``) looks up a
-    view that starts where the input does, and its size is no bound for the other columns."""
+    A table per column (``tables[i](cat[:, i])``) looks up views of the input: the input then takes
+    ``[0, largest table - 1]``. Its lower bound is what counts (ONNX's Gather reads a negative id from the
+    end of the table without a word); an id past a smaller column's table is refused by the runtime."""
     import torch
 
-    def layout(tensor: torch.Tensor) -> tuple[Any, ...]:
-        return tensor.data_ptr(), tuple(tensor.shape), tensor.stride()
-
     integer = {
-        name: layout(tensor)
+        name: tensor
         for name, tensor in zip(names, inputs, strict=True)
         if not tensor.is_floating_point() and tensor.dtype is not torch.bool
     }
     embeddings = [m for m in module.modules() if isinstance(m, torch.nn.Embedding)]
     if not integer or not embeddings:
         return {}
-    sizes: dict[str, int] = {}
+    whole: dict[str, int] = {}  # the smallest table that looks up the input itself
+    columns: dict[str, int] = {}  # the largest table that looks up a view of it
 
     def record(embedding: torch.nn.Embedding, args: tuple[Any, ...]) -> None:
         looked_up = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        for name, whole in integer.items():
-            if looked_up is not None and layout(looked_up) == whole:
-                sizes[name] = min(sizes.get(name, embedding.num_embeddings), embedding.num_embeddings)
+        if looked_up is None:
+            return
+        size = embedding.num_embeddings
+        for name, tensor in integer.items():
+            if _same_layout(looked_up, tensor):
+                whole[name] = min(whole.get(name, size), size)
+            elif looked_up.untyped_storage().data_ptr() == tensor.untyped_storage().data_ptr():
+                columns[name] = max(columns.get(name, size), size)
 
     handles = [embedding.register_forward_pre_hook(record) for embedding in embeddings]
     try:
@@ -53,7 +57,11 @@ def embedding_ranges(
     finally:
         for handle in handles:
             handle.remove()
-    return {name: [0, size - 1] for name, size in sizes.items()}
+    return {name: [0, size - 1] for name, size in {**columns, **whole}.items()}
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (a.data_ptr(), tuple(a.shape), a.stride()) == (b.data_ptr(), tuple(b.shape), b.stride())
 
 
 def integer_bounds(input_spec: dict[str, Any]) -> tuple[int, int] | None:
