@@ -62,6 +62,22 @@ def test_python_dash_m_is_the_same_command(tmp_path):
     assert proc.returncode == 0 and "tune" in proc.stdout
 
 
+def test_a_fit_whose_output_pipe_closes_trains_to_its_end(tmp_path):
+    """``litforge fit | head -2``: once head has its lines the pipe is closed; the fit goes on and finishes
+    (it used to stop with exit 130, "interrupted by Ctrl+C")."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "litforge", "fit", *TINY_TRAINER, "--run", "piped"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stdout.readline()  # the first line, then the reader goes
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert b"Traceback" not in stderr and b"interrupted" not in stderr
+    assert (tmp_path / "runs" / "classifier" / "piped" / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_default_fit_writes_the_run_folder(trained_run):
     run = trained_run / "runs" / "classifier" / "base"
     for name in ("config.yaml", "metrics.csv", "hparams.yaml", "learning_curves.png"):

@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from litforge import __version__, working_folder
+from litforge.cli import closed_pipe
 from litforge.cli.errors import EXIT_USAGE, run_guarded
 from litforge.processes.heap import skip_exit_collection
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(EXIT_USAGE)
     working_folder.remember()  # user modules import from it; errors name it
+    closed_pipe.install()  # `litforge fit | head` goes on training once head has what it wanted
     try:  # the imports take seconds: a Ctrl+C here is as clean as one during the job
         if name in {"fit", "validate", "test", "predict", "tune", "check"}:
             from litforge.engine import runtime
