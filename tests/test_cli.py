@@ -430,6 +430,20 @@ def test_a_missing_relative_file_names_the_folder_it_was_looked_for_in(tmp_path,
     assert "relative path" not in describe(FileNotFoundError(2, "No such file", "/abs/train.csv"))
 
 
+def test_a_validation_monitor_with_validation_off_points_at_validation_not_at_the_name() -> None:
+    """``--trainer.limit_val_batches 0`` with an EarlyStopping on val_iou: the name is right, validation is off."""
+    from litforge.engine.failures import unlogged_monitor
+
+    lightning_says = (
+        "Early stopping conditioned on metric `val_iou` which is not available. Pass in or modify your "
+        "`EarlyStopping` callback to use any of the following: `train_loss`, `train_loss_epoch`"
+    )
+    message = unlogged_monitor(RuntimeError(lightning_says))
+    assert message is not None and "no validation metric at all: is validation off" in message
+    typo = lightning_says.replace("`train_loss`", "`val_loss`, `train_loss`").replace("val_iou", "val_los")
+    assert "did you mean val_loss?" in str(unlogged_monitor(RuntimeError(typo)))
+
+
 @pytest.mark.parametrize(
     ("callback", "words"),
     [

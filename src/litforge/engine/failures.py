@@ -94,6 +94,12 @@ def unlogged_monitor(error: BaseException) -> str | None:
         logged = [name for name in names if name and name not in ("epoch", "step")]  # Lightning's own
         close = difflib.get_close_matches(found["monitor"], logged, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else ""
+        stage = re.split(r"[_/.]", found["monitor"])[0]
+        if stage in ("val", "valid", "validation") and not any(n.startswith(stage) for n in logged):
+            hint = (
+                "; no validation metric at all: is validation off (--trainer.limit_val_batches 0, or no "
+                "validation_step or val_dataloader)?"
+            )
         return (
             f"{callback}(monitor={found['monitor']!r}) in trainer.callbacks: the model logs no "
             f"'{found['monitor']}' (it logs: {', '.join(logged) or 'nothing'}{hint})"
