@@ -437,3 +437,25 @@ def test_rungs_past_the_trials_last_epoch_are_named_with_rungs_that_fit(capsys) 
     assert capsys.readouterr().err == ""
     _note_rungs_past_the_end(SimpleNamespace(pruner="rungs", rungs=()), fit(1))
     assert "e.g. --pruner none" in capsys.readouterr().err
+
+
+def test_a_trial_stopped_by_ctrl_c_is_queued_again_once() -> None:
+    """Ctrl+C: Optuna marks the running trial FAIL with no reason, and trials.csv promised "the study runs
+    these parameters again"; only a killed worker's trial was retried (by the heartbeat). Now it is queued
+    too; a trial that failed with a reason, or that was retried already, is not."""
+    from litforge.tune.optuna_factories import requeue_interrupted
+
+    study = optuna.create_study()
+    lr = FloatDistribution(1e-4, 1e-1, log=True)
+    study.add_trial(
+        create_trial(state=TrialState.FAIL, params={"model.lr": 0.01}, distributions={"model.lr": lr})
+    )
+    raised = create_trial(state=TrialState.FAIL, params={"model.lr": 0.02}, distributions={"model.lr": lr})
+    raised.set_user_attr("fail_reason", "RuntimeError: boom")
+    study.add_trial(raised)
+    assert requeue_interrupted(study) == [0]
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [(t.system_attrs["fixed_params"], t.user_attrs["retry_of"]) for t in waiting] == [
+        ({"model.lr": 0.01}, 0)
+    ]
+    assert requeue_interrupted(study) == []  # queued once

@@ -128,6 +128,24 @@ def close_storages() -> None:
         storage.engine.dispose()
 
 
+def requeue_interrupted(study: Any) -> list[int]:
+    """Queue again the parameters of each trial that Ctrl+C stopped (Optuna marks it FAIL with no reason), so
+    the same command run again starts with them, as it does for a trial whose worker was killed (the
+    heartbeat's retry). A trial already retried, or failed with a reason, is left alone. Returns their numbers."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial") for t in trials} | {
+        t.user_attrs.get("retry_of") for t in trials
+    }
+    stopped = [
+        t
+        for t in trials
+        if t.state.name == "FAIL" and "fail_reason" not in t.user_attrs and t.number not in retried
+    ]
+    for trial in stopped:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    return [trial.number for trial in stopped]
+
+
 def fold_write_ahead_log(url: str) -> None:
     """Move a local study database's write-ahead log into the file itself (``wal_checkpoint(TRUNCATE)``),
     so that ``study.db`` alone, copied or shared, holds the whole study; a busy database is left as it is."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from litforge.errors import UsageError
 from litforge.tune.fit_config import SearchConfig
-from litforge.tune.optuna_factories import close_storages, fold_write_ahead_log
+from litforge.tune.optuna_factories import close_storages, fold_write_ahead_log, requeue_interrupted
 from litforge.tune.outputs import (
     TrialRecord,
     records_from_study,
@@ -96,6 +96,7 @@ def _search_and_report(
             interrupted = stop
             print("litforge: interrupted; writing the outputs of the finished trials", file=sys.stderr)
             study = search.load_study(search.storage(), plan.seed)
+            requeue_interrupted(study)
         records = records_from_study(study, space)
     write_trials_csv(records, space, plan.out / "trials.csv")
     best = write_best(records, space, fit, plan.out)
@@ -108,7 +109,8 @@ def _search_and_report(
     written = [name for name in ("best.yaml", "trials.csv", "plots/") if (plan.out / name).exists()]
     print(f"outputs: {plan.out} ({', '.join(written)})", flush=True)
     if best is not None:
-        print(f"train the best config: litforge fit --config {plan.out / 'best.yaml'}", flush=True)
+        so_far = " (the best so far: run the command again to go on)" if interrupted is not None else ""
+        print(f"train the best config: litforge fit --config {plan.out / 'best.yaml'}{so_far}", flush=True)
     if interrupted is not None:
         raise interrupted
     return best
