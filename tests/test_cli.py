@@ -78,6 +78,16 @@ def test_a_fit_whose_output_pipe_closes_trains_to_its_end(tmp_path):
     assert (tmp_path / "runs" / "classifier" / "piped" / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_fast_dev_run_is_a_smoke_test_that_keeps_nothing(tmp_path):
+    """``--trainer.fast_dev_run``: a few batches of each loop; it used to leave a run folder with checkpoints,
+    ``finished.json`` and no config.yaml, which test refused and --resume auto took for a finished run."""
+    result = run_cli("fit", *TINY_TRAINER, "--trainer.fast_dev_run", "true", "--run", "smoke", cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    assert "fast_dev_run: 1 batch(es) of each loop ran; nothing is kept" in result.stdout
+    assert "logged no" not in result.stderr  # no best.ckpt message for a run that keeps no checkpoint
+    assert not (tmp_path / "runs" / "classifier" / "smoke").exists()
+
+
 def test_default_fit_writes_the_run_folder(trained_run):
     run = trained_run / "runs" / "classifier" / "base"
     for name in ("config.yaml", "metrics.csv", "hparams.yaml", "learning_curves.png"):

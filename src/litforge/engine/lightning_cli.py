@@ -550,6 +550,9 @@ class LitforgeCLI(HookedLightningCLI):
             clear_finished(self.run_dir.path)
 
     def after_fit(self) -> None:
+        if self.trainer.fast_dev_run:
+            self._smoke_test_done()
+            return
         self._report(f"run folder: {self.run_dir.path if self.run_dir else '?'}")
         if self.run_dir is not None and self.trainer.is_global_zero and not self.trainer.interrupted:
             mark_finished(self.run_dir.path, finish_record(self.trainer))
@@ -572,6 +575,20 @@ class LitforgeCLI(HookedLightningCLI):
         best = run_checkpoints[0].best_model_path if run_checkpoints else ""
         if best:
             self._report(f"best checkpoint: {best}")
+
+    def _smoke_test_done(self) -> None:
+        """``--trainer.fast_dev_run``: a few batches of each loop ran. Nothing of it is kept: no checkpoint,
+        no ``finished.json`` (a later ``--resume auto`` would take it for the run's end), and a run folder it
+        made is removed (it held no config.yaml, which test and predict need)."""
+        batches = self.trainer.fast_dev_run
+        kept = "nothing is kept"
+        if self._new_folder is not None and self.trainer.is_global_zero:
+            shutil.rmtree(self._new_folder, ignore_errors=True)
+            kept = f"nothing is kept ({self._new_folder} removed)"
+        self._report(
+            f"fast_dev_run: {batches if batches is not True else 1} batch(es) of each loop ran; {kept} "
+            "(a smoke test: drop --trainer.fast_dev_run to train the run)"
+        )
 
     def after_predict(self) -> None:
         if self.run_dir is not None:

@@ -202,7 +202,9 @@ def default_callbacks(
     config: ``--ckpt_path best``, ``--run NAME`` and resumes find the run by them); and, each unless the
     config gives one of its kind, the model summary, a progress bar; for fit the learning curves, the
     loggers' resume, the performance summary and the resilience callbacks; for predict ``predictions.csv``."""
-    checkpointing = trainer_config.get("enable_checkpointing") is not False
+    # fast_dev_run is a smoke test: Lightning keeps no checkpoint or log of it, and neither does litforge
+    smoke_test = bool(trainer_config.get("fast_dev_run"))
+    checkpointing = trainer_config.get("enable_checkpointing") is not False and not smoke_test
     extra: list[Any] = []
     if checkpointing:
         extra.append(RunCheckpoint(run.checkpoints, monitor, monitor_mode))
@@ -214,7 +216,7 @@ def default_callbacks(
         if not quiet:
             extra.append(LearningCurves())
         extra.append(KeepEarlierMetrics())  # a resumed run logs each step once, keeping the earlier ones
-        if not has_instance(given, PerfSummary):
+        if not has_instance(given, PerfSummary) and not smoke_test:
             extra.append(PerfSummary(run.path / "perf.json", print_table=not quiet))
         extra += resilience_callbacks(
             run.checkpoints,
