@@ -196,6 +196,8 @@ CASES = [
     (["fit", "--trainer.plugins", INLINE_BOMB], "--trainer.plugins: refused: its YAML aliases expand"),
     (["fit", "--model", INLINE_BOMB], "--model: refused: its YAML aliases expand"),
     (["fit", "--config", "missing.yaml"], "no such file: missing.yaml"),
+    (["test", "--run", "nosuch", "--ckpt_path", "best"], "--run nosuch: no such run under runs"),
+    (["export", "--run", "nosuch"], "--run nosuch: no such run under runs"),
     (["fit", "--run", "../../escaped"], "--run '../../escaped': use a plain name"),
     (["fit", "--run", "/tmp/absolute"], "--run '/tmp/absolute': use a plain name"),
     (["fit", "--experiment", "../.."], "--experiment '../..': use a plain name"),

@@ -123,8 +123,10 @@ def locate_checkpoint(
             raise UsageError(
                 f"--run {run} exists in several experiments ({', '.join(homes)}): add --experiment"
             )
-    if ckpt is None:
-        ckpt = _default_alias(root, experiment, run)
+    if ckpt is None or (
+        ckpt in CHECKPOINT_ALIASES and run is not None and not (root / experiment / run).is_dir()
+    ):
+        ckpt = _default_alias(root, experiment, run)  # no such run: names the runs there and the closest
     if ckpt not in CHECKPOINT_ALIASES:
         path = Path(ckpt)
         if not path.is_file():
