@@ -301,6 +301,9 @@ def test_image_rows_may_come_nested_as_info_shows_them() -> None:
         validate({"inputs": [[image[0].tolist(), image[1].tolist(), image[2, :3].tolist()]]}, limits)
     with pytest.raises(RequestError, match=r"inputs\[0\] has 47 values; the model takes 48 \(or nested"):
         validate({"inputs": [list(range(47))]}, limits)
+    # one image sent as the whole of inputs, not as a list of one: say how to send it
+    with pytest.raises(RequestError, match=r"inputs is a list of rows: send one row as \[row\]"):
+        validate({"inputs": image.tolist()}, limits)
 
 
 def test_host_takes_localhost_and_ip_addresses_only() -> None:

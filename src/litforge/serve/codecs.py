@@ -130,6 +130,28 @@ def _validate_rows(
     rows: list[Any], limits: RequestLimits, where: str = "inputs", numbers_are_rows: bool = False
 ) -> int:
     """Check every row; the number of values in each (rows of one request share it)."""
+    try:
+        return _checked_rows(rows, limits, where, numbers_are_rows)
+    except RequestError as error:
+        if _is_one_row(rows, limits.row_shape):  # {"inputs": image} for {"inputs": [image]}
+            raise RequestError(
+                error.status, f"{error.message}; {where} is a list of rows: send one row as [row]"
+            ) from None
+        raise
+
+
+def _is_one_row(value: Any, row_shape: RowShape) -> bool:
+    """Whether ``value`` is nested like one row of ``row_shape`` (a dynamic axis takes any length)."""
+    shape = []
+    while isinstance(value, list) and value:
+        shape.append(len(value))
+        value = value[0]
+    return len(shape) == len(row_shape) and all(
+        not isinstance(size, int) or size == found for size, found in zip(row_shape, shape, strict=True)
+    )
+
+
+def _checked_rows(rows: list[Any], limits: RequestLimits, where: str, numbers_are_rows: bool) -> int:
     first_length = 0
     for index, row in enumerate(rows):
         values = _row_values(row, f"{where}[{index}]", limits, numbers_are_rows)
