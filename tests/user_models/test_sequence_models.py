@@ -143,7 +143,12 @@ def test_one_model_call_per_length_in_a_batch(trained: Path) -> None:
     answers = infer(artifact, parts, counters)
     expected = _eager(trained, [ROWS[0], ROWS[1], ROWS[3]])
     np.testing.assert_allclose([a["probabilities"][0] for a in answers], expected, rtol=1e-4, atol=1e-5)
-    assert counters.snapshot() == {"requests": 3, "model_calls": 2, "rows": 3}  # lengths 5, 2, 5
+    snapshot = counters.snapshot()  # lengths 5, 2, 5
+    assert {key: snapshot[key] for key in ("requests", "model_calls", "rows")} == {
+        "requests": 3,
+        "model_calls": 2,
+        "rows": 3,
+    }
 
 
 def test_a_model_of_tokens_and_lengths_predicts_from_a_npz_and_serves_named_inputs(trained: Path) -> None:
