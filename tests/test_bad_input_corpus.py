@@ -170,7 +170,10 @@ CASES = [
         "--trainer.log_every_n_steps: must be at least 1, got '0'",
     ),
     (["fit", "--trainer.val_check_interval", "0.0"], "--trainer.val_check_interval: must be above 0"),
-    (["fit", "--trainer.gradient_clip_val", "-1"], "--trainer.gradient_clip_val: must be above 0 (null: no"),
+    (
+        ["fit", "--trainer.gradient_clip_val", "-1"],
+        "--trainer.gradient_clip_val: must be at least 0 (0 or null",
+    ),
     # a callback's argument of the wrong type: the flag or the file and place that gave it
     (
         ["fit", "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.patience", "abc"],

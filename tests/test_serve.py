@@ -207,12 +207,17 @@ def test_sigterm_answers_in_flight_requests_then_exits(server) -> None:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_signal_to_every_server_process_ends_it_quietly(export_dir, tmp_path, backend, stop) -> None:
     """Ctrl+C in a terminal, or systemd's default KillMode, signals every process of the server at once:
-    it still stops in order, exit code 0, and no process prints a traceback (LitServe's queue manager used
+    it still answers the request in flight and stops in order, exit code 0, and no process prints a traceback (LitServe's queue manager used
     to die under its model worker, and its HTTP process re-raised the signal as a KeyboardInterrupt)."""
     with (tmp_path / "server.log").open("w+") as log:
-        process, _ = start_server(export_dir, log, backend, "--threads", "1")
+        flags = ("--threads", "1", "--max-batch-size", "16", "--batch-timeout", "0.5")
+        process, base = start_server(export_dir, log, backend, *flags)
         try:
-            os.killpg(process.pid, stop)
+            with ThreadPoolExecutor(1) as pool:  # a request waiting in its batch window when the signal comes
+                answer = pool.submit(httpx.post, f"{base}/predict", json={"inputs": _rows(1)}, timeout=60)
+                time.sleep(0.2)
+                os.killpg(process.pid, stop)
+                assert answer.result().status_code == 200
             assert process.wait(timeout=90) == 0, log_tail(log)
             time.sleep(1)  # what the other processes print on their way out
             assert "Traceback" not in log_tail(log) and "Error" not in log_tail(log), log_tail(log)

@@ -392,12 +392,15 @@ def test_a_trial_reports_once_per_epoch_however_often_it_validates(val_check_int
 
 
 @pytest.mark.parametrize(
-    ("metric", "refused_at_step", "hint"),
-    [("val_los", 0, "did you mean val_loss?"), ("train_loss", 4, "it logs: val_loss")],
+    ("metric", "hint", "noted"),
+    [("val_los", "did you mean val_loss?", True), ("train_loss", "it logs: val_loss", False)],
 )
-def test_a_misspelt_validation_metric_is_refused_before_training(metric, refused_at_step, hint) -> None:
-    """``val_los`` is refused after the sanity check, before a step is trained; a metric of another stage
-    (``train_loss``, which training might log) is given its first epoch."""
+def test_a_metric_missing_at_the_sanity_check_is_noted_and_refused_after_the_first_epoch(
+    metric, hint, noted, capsys
+) -> None:
+    """``val_los`` beside ``val_loss`` gets a note after the sanity check, before a step is trained; the
+    refusal waits for the first epoch's end, since a model may log a metric only outside the sanity check
+    (``if not self.trainer.sanity_checking``)."""
     trainer = L.Trainer(
         max_epochs=1,
         limit_train_batches=4,
@@ -410,7 +413,10 @@ def test_a_misspelt_validation_metric_is_refused_before_training(metric, refused
     )
     with pytest.raises(UsageError, match=f"metric '{metric}' is not logged .*{hint}"):
         trainer.fit(_LoggingBoring())
-    assert trainer.global_step == refused_at_step
+    assert trainer.global_step == 4
+    assert (
+        "the sanity check logged no 'val_los' (did you mean val_loss?)" in capsys.readouterr().err
+    ) == noted
 
 
 def test_rungs_past_the_trials_last_epoch_are_named_with_rungs_that_fit(capsys) -> None:

@@ -49,7 +49,7 @@ _TRAINER_LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
         lambda v: v >= 1,
         "at least 1 (or null: validate by val_check_interval only)",
     ),
-    ("gradient_clip_val", lambda v: v > 0, "above 0 (null: no clipping; Lightning skips a value <= 0)"),
+    ("gradient_clip_val", lambda v: v >= 0, "at least 0 (0 or null: no clipping)"),
     ("log_every_n_steps", lambda v: v >= 1, "at least 1"),
     ("num_sanity_val_steps", lambda v: v >= -1, "at least 0 (-1: the whole validation set)"),
     ("val_check_interval", lambda v: v > 0, "above 0 (a fraction of an epoch or a number of batches)"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,11 @@ class ArtifactAPI(ls.LitAPI):
     def setup(self, device: str) -> None:
         if os.getpid() != self.server_pid:  # a spawned model worker: end with the server, even after kill -9
             exit_when_gone(self.server_pid)
-            # Ctrl+C reaches every process of the terminal; the server stops this one after the HTTP drain
+            # Ctrl+C, or SIGTERM from systemd's KillMode=control-group, reaches every process at once: this
+            # one answers what is in flight first (the server stops it after the HTTP drain, or it goes
+            # after a grace period)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, _stop_after_grace)
         self.artifact = Artifact.open(self.folder, self.fmt, threads=self.threads)
         freeze_loaded_heap()
 
@@ -64,6 +68,20 @@ class ArtifactAPI(ls.LitAPI):
 
     def encode_response(self, output):  # already the JSON dict; unannotated, as above
         return refusal_answer(output) if isinstance(output, RequestError) else output
+
+
+_WORKER_GRACE_S = 2.0  # a model worker's time to answer its requests in flight after SIGTERM
+_grace: list[threading.Timer] = []
+
+
+def _stop_after_grace(signum: int, frame: object) -> None:
+    """SIGTERM in a model worker: exit once ``_WORKER_GRACE_S`` has passed, not at once (the requests in
+    flight get their answers; LitServe waits up to 5 s for a worker it stops, then kills it)."""
+    if not _grace:
+        timer = threading.Timer(_WORKER_GRACE_S, os._exit, args=(0,))
+        timer.daemon = True
+        _grace.append(timer)
+        timer.start()
 
 
 def build_server(folder: Path, options: ServeOptions) -> Any:

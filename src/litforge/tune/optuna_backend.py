@@ -84,10 +84,15 @@ def run_optuna(search: OptunaSearch) -> Any:
     storage = search.storage()
     study = search.load_study(storage, search.seed)
     if study.direction.name.lower() != search.space.direction:
+        says = (
+            f"the space file says {search.space.direction}"
+            if search.space.direction_given
+            else f"the space file names no direction and litforge would {search.space.direction} "
+            f"{search.space.metric} (add direction: {study.direction.name.lower()} to go on with this study)"
+        )
         raise UsageError(
             f"study '{search.study_name}' in {search.storage_url} was created to "
-            f"{study.direction.name.lower()}, the space file says {search.space.direction}; "
-            "use another --study-name"
+            f"{study.direction.name.lower()}, {says}; or use another --study-name"
         )
     recorded = study.user_attrs.get("metric")
     if recorded is None:

@@ -72,7 +72,10 @@ def run_search(plan: SearchPlan, space: SearchSpace, fit: SearchConfig) -> Trial
     try:
         return _search_and_report(plan, space, fit, runner)
     except UsageError:
-        if new_folder:  # a refused search (e.g. a metric the model does not log) leaves nothing behind
+        # a search refused before any trial finished (a metric the model does not log) leaves nothing
+        # behind; one refused later (a trial's value the fit config rejects) keeps what finished
+        finished = any((plan.out / "trials").glob("*/finished.json"))
+        if new_folder and not finished:
             shutil.rmtree(plan.out, ignore_errors=True)
         raise
 

@@ -11,6 +11,7 @@ import difflib
 import logging
 import math
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,18 +111,31 @@ class MetricTracker(AtEpochEnd):
         self.metric = metric
         self.maximize = maximize
         self.values: list[float] = []
+        self._noted = False
 
     def epoch_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer)
 
     def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """A misspelt validation metric (``val_los``) is refused after the sanity check's few validation
-        batches, before the first trial trains an epoch: the metric is missing and a validation metric
-        of the same stage is close to it. Any other missing metric may yet be logged in training."""
+        """A metric missing after the sanity check's few validation batches, with a validation metric of the
+        same stage close to it (``val_los`` beside ``val_loss``), gets a note before the first trial trains
+        an epoch. Not a refusal: a model may log it only outside the sanity check (``if not
+        self.trainer.sanity_checking``), so the first epoch's end decides."""
         logged = [str(key) for key in trainer.callback_metrics]
         close = difflib.get_close_matches(self.metric, logged, n=1, cutoff=0.75)
-        if self.metric not in logged and close and _stage(close[0]) == _stage(self.metric):
-            self._not_logged(logged)
+        if (
+            self.metric not in logged
+            and close
+            and _stage(close[0]) == _stage(self.metric)
+            and not self._noted
+        ):
+            self._noted = True
+            print(
+                f"litforge: note: the sanity check logged no '{self.metric}' (did you mean {close[0]}?); the "
+                "trial goes on, and the search stops after its first epoch if it is still missing",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _not_logged(self, logged: list[str]) -> NoReturn:
         close = difflib.get_close_matches(self.metric, logged, n=1, cutoff=0.6)
