@@ -183,6 +183,10 @@ CASES = [
         ["fit", "--config", "callback_value.yaml"],
         "callback_value.yaml: trainer.callbacks[0].init_args.patience: expected int, got 'high'",
     ),
+    (  # a typed flag of the same name with a good value is not blamed for the file's
+        ["fit", "--config", "callback_value.yaml", "--trainer.callbacks.patience", "5"],
+        "callback_value.yaml: trainer.callbacks[0].init_args.patience: expected int, got 'high'",
+    ),
     (
         ["fit", "--config", "bad_mode.yaml"],
         "bad_mode.yaml: trainer.callbacks[0]: building lightning.pytorch.callbacks.early_stopping.EarlyStopping "

@@ -86,6 +86,19 @@ def test_fast_dev_run_is_a_smoke_test_that_keeps_nothing(tmp_path):
     assert "fast_dev_run: 1 batch(es) of each loop ran; nothing is kept" in result.stdout
     assert "logged no" not in result.stderr  # no best.ckpt message for a run that keeps no checkpoint
     assert not (tmp_path / "runs" / "classifier" / "smoke").exists()
+    # on a finished run, also with --overwrite or --resume auto: the run is left as it was
+    assert run_cli("fit", *TINY_TRAINER, "--run", "done", cwd=tmp_path).returncode == 0
+    run = tmp_path / "runs" / "classifier" / "done"
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for flag in ("--overwrite", "--resume"):
+        line = ["fit", *TINY_TRAINER, "--trainer.fast_dev_run", "true", "--run", "done", flag]
+        smoke = run_cli(
+            *line, *(["auto"] if flag == "--resume" else []), "--trainer.max_epochs", "3", cwd=tmp_path
+        )
+        assert smoke.returncode == 0, smoke.output
+        assert (
+            sorted(p.relative_to(run) for p in run.rglob("*")) == before and (run / "finished.json").is_file()
+        )
 
 
 def test_default_fit_writes_the_run_folder(trained_run):
@@ -452,6 +465,11 @@ def test_a_validation_monitor_with_validation_off_points_at_validation_not_at_th
     assert message is not None and "no validation metric at all: is validation off" in message
     typo = lightning_says.replace("`train_loss`", "`val_loss`, `train_loss`").replace("val_iou", "val_los")
     assert "did you mean val_loss?" in str(unlogged_monitor(RuntimeError(typo)))
+    other_word = lightning_says.replace("`train_loss`", "`val_loss`, `train_loss`").replace(
+        "`val_iou`", "`valid_loss`"
+    )
+    assert "did you mean val_loss?" in str(unlogged_monitor(RuntimeError(other_word)))
+    assert "is validation off" not in str(unlogged_monitor(RuntimeError(other_word)))
 
 
 @pytest.mark.parametrize(

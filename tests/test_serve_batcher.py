@@ -49,3 +49,41 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers() -> No
         100 * k + s for k in range(8) for s in range(5)
     )
     assert len(calls) < 40 and max(map(len, calls)) == 8
+
+
+def test_an_answer_the_app_fails_to_give_is_counted_as_a_5xx() -> None:
+    """A handler that raises is answered 500 by the server's error handler, outside the guard: /metrics
+    counts it anyway (its answers.5xx stayed 0)."""
+    import asyncio
+    import json
+
+    import pytest
+
+    from litforge.serve.codecs import RequestLimits
+    from litforge.serve.guard import RequestGuard
+    from litforge.serve.inference import Counters
+
+    async def broken(payload):
+        raise RuntimeError("the model's runtime failed")
+
+    counters = Counters()
+    guard = RequestGuard(
+        None,
+        path="/predict",
+        max_bytes=1000,
+        limits=RequestLimits(row_shape=(2,)),
+        counters=counters,
+        handler=broken,
+    )
+    body = json.dumps({"inputs": [[1.0, 2.0]]}).encode()
+    scope = {"type": "http", "path": "/predict", "method": "POST", "headers": []}
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        pass
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(guard(scope, receive, send))
+    assert counters.snapshot()["answers"] == {"2xx": 0, "4xx": 0, "5xx": 1}

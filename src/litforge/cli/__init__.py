@@ -10,8 +10,8 @@ import importlib
 import sys
 
 from litforge import __version__, working_folder
-from litforge.cli import closed_pipe
 from litforge.cli.errors import EXIT_USAGE, run_guarded
+from litforge.processes import closed_pipe
 from litforge.processes.heap import skip_exit_collection
 
 # name -> (module, one-line summary shown by ``litforge --help``)

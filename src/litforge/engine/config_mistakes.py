@@ -85,7 +85,7 @@ def misplaced_value(message: str, line: CommandLine) -> str | None:
     if "." not in key:  # an init arg of a class inside a section: --trainer.callbacks.filename {epoch}
         for flag, typed in reversed(flag_values(line.args)):
             parts = [part for part in flag.removeprefix("--").split(".") if part != "init_args"]
-            if len(parts) > 2 and parts[0] == "trainer" and parts[-1] == key:
+            if len(parts) > 2 and parts[0] == "trainer" and parts[-1] == key and given in (None, typed):
                 return f"{flag} {typed}: {detail}{_quoting_hint(flag, typed, detail)}"
     for path in reversed(line.config_files):
         config = read_config_file(path)

@@ -94,8 +94,13 @@ def unlogged_monitor(error: BaseException) -> str | None:
         logged = [name for name in names if name and name not in ("epoch", "step")]  # Lightning's own
         close = difflib.get_close_matches(found["monitor"], logged, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else ""
-        stage = re.split(r"[_/.]", found["monitor"])[0]
-        if stage in ("val", "valid", "validation") and not any(n.startswith(stage) for n in logged):
+        validation = ("val", "valid", "validation")
+        stages = {re.split(r"[_/.]", name)[0] for name in logged}
+        if (
+            not close
+            and re.split(r"[_/.]", found["monitor"])[0] in validation
+            and not stages & set(validation)
+        ):
             hint = (
                 "; no validation metric at all: is validation off (--trainer.limit_val_batches 0, or no "
                 "validation_step or val_dataloader)?"

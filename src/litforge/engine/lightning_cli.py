@@ -532,6 +532,8 @@ class LitforgeCLI(HookedLightningCLI):
         self._folder_before.restore()
 
     def before_fit(self) -> None:
+        if self.trainer.fast_dev_run:  # a smoke test neither replaces a run nor reopens a finished one
+            return
         if self.run_dir is not None and self.trainer.is_global_zero:
             if self.config_value(self.config, "overwrite") and self.run_dir.holds_a_run():
                 checkpoints = len(list(self.run_dir.checkpoints.glob("*.ckpt")))
@@ -582,7 +584,9 @@ class LitforgeCLI(HookedLightningCLI):
         made is removed (it held no config.yaml, which test and predict need)."""
         batches = self.trainer.fast_dev_run
         kept = "nothing is kept"
-        if self._new_folder is not None and self.trainer.is_global_zero:
+        # --overwrite names a run folder even when it holds an earlier run (config.yaml): that one is kept
+        made_it = self._new_folder is not None and not (self._new_folder / "config.yaml").exists()
+        if made_it and self.trainer.is_global_zero:
             shutil.rmtree(self._new_folder, ignore_errors=True)
             kept = f"nothing is kept ({self._new_folder} removed)"
         self._report(

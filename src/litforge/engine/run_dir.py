@@ -182,14 +182,14 @@ def _experiment_with_checkpoints(root: Path, experiment: str) -> str:
     return other
 
 
-def _alias_checkpoints(root: Path, runs: str) -> list[Path]:
+def _alias_checkpoints(root: Path, runs: str, aliases: tuple[str, ...] = CHECKPOINT_ALIASES) -> list[Path]:
     """The best/last checkpoints of the run folders ``root/runs`` (a glob: ``classifier/*``)."""
-    return [path for alias in CHECKPOINT_ALIASES for path in root.glob(f"{runs}/checkpoints/{alias}.ckpt")]
+    return [path for alias in aliases for path in root.glob(f"{runs}/checkpoints/{alias}.ckpt")]
 
 
-def newest_alias_checkpoint(root: Path) -> Path | None:
-    """The best/last checkpoint written last by any run under ``root``, or ``None``."""
-    found = _alias_checkpoints(root, "*/*") if root.is_dir() else []
+def newest_alias_checkpoint(root: Path, aliases: tuple[str, ...] = CHECKPOINT_ALIASES) -> Path | None:
+    """The ``aliases`` checkpoint (best/last) written last by any run under ``root``, or ``None``."""
+    found = _alias_checkpoints(root, "*/*", aliases) if root.is_dir() else []
     return max(found, key=lambda p: p.stat().st_mtime, default=None)
 
 
@@ -204,11 +204,18 @@ def checkpoint_of_run(root: Path, ckpt: str | None, run: str | None, experiment:
         check_run_name(experiment, "--experiment")
     if run is not None:
         check_run_name(run, "--run")
-    newest = newest_alias_checkpoint(root)
+    if run is not None and experiment is None:
+        homes = sorted(p.parent.name for p in root.glob(f"*/{run}") if p.is_dir()) if root.is_dir() else []
+        if len(homes) > 1:
+            raise UsageError(
+                f"--run {run} exists in several experiments ({', '.join(homes)}): add --experiment"
+            )
+        experiment = homes[0] if homes else None
+    newest = newest_alias_checkpoint(root, (ckpt,) if ckpt in CHECKPOINT_ALIASES else CHECKPOINT_ALIASES)
     home = experiment or (newest.parent.parent.parent.name if newest is not None else "model")
-    if run is not None and not any(root.glob(f"{experiment or '*'}/{run}/")):
+    if run is not None and not (root / home / run).is_dir():
         _default_alias(root, home, run)  # no such run: names the runs there and the closest
-    _, path = locate_checkpoint(root, home, run, ckpt, experiment_given=experiment is not None)
+    _, path = locate_checkpoint(root, home, run, ckpt, experiment_given=True)
     return path
 
 

@@ -121,7 +121,7 @@ def _positional_inputs(module: torch.nn.Module, example: tuple[torch.Tensor, ...
     """``example_input_array = (cat, num)``, Lightning's form for a ``forward(cat, num)``: one input per
     tensor, named after ``forward``'s parameters, each with a dynamic batch axis 0."""
     owner = type(module).__name__
-    if len({len(tensor) for tensor in example}) != 1 or any(t.dim() == 0 for t in example):
+    if any(t.dim() == 0 for t in example) or len({len(tensor) for tensor in example}) != 1:
         shapes = ", ".join(str(tuple(t.shape)) for t in example)
         raise UsageError(
             f"{owner}.example_input_array: its tensors ({shapes}) must share the batch axis 0 to be exported as "

@@ -46,7 +46,16 @@ class RequestGuard:
         if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        send = _counted(send, self.counters)
+        answered: list[int] = []
+        send = _counted(send, self.counters, answered)
+        try:
+            await self._answer(scope, receive, send)
+        except Exception:  # answered 500 by the server's error handler, outside this middleware
+            if not answered:
+                self.counters.answered(500)
+            raise
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
             if self.handler is None:  # LitServe's own route answers
                 await self.app(scope, receive, send)
@@ -96,12 +105,14 @@ def refusal_answer(error: RequestError) -> dict[str, Any]:
     return {REFUSAL_KEY: error.status, "detail": error.message}
 
 
-def _counted(send: Send, counters: Counters) -> Send:
-    """``send`` that counts each answer's status in ``counters`` (``/metrics``'s ``answers``)."""
+def _counted(send: Send, counters: Counters, answered: list[int]) -> Send:
+    """``send`` that counts each answer's status in ``counters`` (``/metrics``'s ``answers``) and notes it in
+    ``answered``."""
 
     async def send_counted(message: Message) -> None:
         if message["type"] == "http.response.start":
             counters.answered(int(message["status"]))
+            answered.append(int(message["status"]))
         await send(message)
 
     return send_counted

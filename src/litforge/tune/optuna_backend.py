@@ -23,6 +23,7 @@ import yaml
 
 from litforge.engine.config_sources import flat_config
 from litforge.errors import LitforgeError, UsageError
+from litforge.processes import closed_pipe
 from litforge.processes.heap import freeze_loaded_heap
 from litforge.processes.lifetime import exit_when_gone
 from litforge.tune.dead_trials import STALE_AFTER_HEARTBEATS, DeadTrialSweeper, has_heartbeat
@@ -149,6 +150,7 @@ def _check_same_fit_config(study: Any, search: OptunaSearch) -> None:
 
 def _child_worker(search: OptunaSearch, index: int, ready: Any, main_pid: int) -> None:
     exit_when_gone(main_pid)  # kill -9 of `litforge tune` ends its workers too; their trials are retried
+    closed_pipe.install()  # `litforge tune --workers 2 | head`: a started process of its own, not a fork
     try:
         run_worker(search, index, ready)
     except KeyboardInterrupt:
