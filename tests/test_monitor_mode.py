@@ -57,30 +57,43 @@ def test_a_config_files_monitor_mode_against_its_callback_or_the_name_is_kept_wi
     assert best_checkpoint_monitor([], "val_loss", "min", _Model(), mode_typed=False)[2] is None
 
 
+class _Plain:
+    pass
+
+
 @pytest.mark.parametrize(
-    ("given", "monitor", "mode", "expected", "noted"),
+    ("given", "monitor", "mode", "model", "expected", "noted"),
     [
-        ([], "val_iou", None, ("val_iou", "max"), "the highest val_iou, a score by its name"),
-        ([], "val_iou", "min", ("val_iou", "min"), None),  # typed: kept
-        ([EarlyStopping(monitor="val_iou", mode="max")], "val_iou", None, ("val_iou", "max"), None),
+        ([], "val_iou", None, _Plain(), ("val_iou", "max"), "the highest val_iou, a score by its name"),
+        ([], "val_iou", "min", _Plain(), ("val_iou", "min"), None),  # typed: kept
+        ([EarlyStopping(monitor="val_iou", mode="max")], "val_iou", None, _Plain(), ("val_iou", "max"), None),
         (
             [EarlyStopping(monitor="val_iou", mode="max")],
             None,
             None,
+            _Plain(),
             ("val_iou", "max"),
             "config's EarlyStopping",
         ),
-        ([EarlyStopping(monitor="val_loss")], None, None, ("val_acc", "max"), "a score by its name"),
-        ([ModelCheckpoint(monitor="val_rmse")], None, None, ("val_rmse", "min"), None),
-        ([], "val_loss", None, ("val_loss", "min"), None),
+        # the model's own checkpoint_monitor comes before an EarlyStopping's metric
+        (
+            [EarlyStopping(monitor="val_iou", mode="max")],
+            None,
+            None,
+            _Model(),
+            ("val_acc", "max"),
+            "by its name",
+        ),
+        ([ModelCheckpoint(monitor="val_rmse")], None, None, _Model(), ("val_rmse", "min"), None),
+        ([], "val_loss", None, _Plain(), ("val_loss", "min"), None),
     ],
 )
 def test_best_ckpt_follows_the_mode_the_user_gave_or_the_config_or_the_metrics_name(
-    given, monitor, mode, expected, noted
+    given, monitor, mode, model, expected, noted
 ) -> None:
     """``--monitor val_iou`` used to keep the lowest IoU (mode min), and a config whose only criterion was an
     EarlyStopping on val_iou (max) got best.ckpt by val_loss."""
-    *chosen, note = best_checkpoint_monitor(given, monitor, mode, _Model())
+    *chosen, note = best_checkpoint_monitor(given, monitor, mode, model)
     assert tuple(chosen) == expected
     assert (note is None) if noted is None else (noted in note)
 

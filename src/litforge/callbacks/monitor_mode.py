@@ -37,6 +37,16 @@ SCORE_WORDS = frozenset(
         "top5",
         "mcc",
         "kappa",
+        "ndcg",
+        "mrr",
+        "hit",
+        "hitrate",
+        "sensitivity",
+        "specificity",
+        "tpr",
+        "pearson",
+        "spearman",
+        "corr",
     ]
 )
 # Words that make a name a loss or an error whatever score it is of (val_dice_loss, val_acc_error).

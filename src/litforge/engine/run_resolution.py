@@ -247,8 +247,8 @@ def appended_once_on_resume(trainer: Namespace, line: CommandLine) -> None:
     --trainer.callbacks+=ModelCheckpoint ...``): the run's config.yaml already holds what the typed ``+=``
     appended, so appending again would add a second one (Lightning refuses two ``ModelCheckpoint`` or
     ``EarlyStopping`` of one metric). Of the callbacks and loggers appended on top of the run's config.yaml,
-    one equal to a recorded one is dropped, and one of a class the run has once, with other arguments,
-    replaces it (a note names what changed); the rest are appended."""
+    one equal to a recorded one is dropped, and one of a class and monitored metric the run has once, with
+    other arguments, replaces it (a note names what changed); the rest are appended."""
     if line.typed_value("--resume") in (None, "never") or not line.config_files:
         return
     if run_of_config(line.config_files[0]) is None:  # the run's own config.yaml comes first on a resume
@@ -264,7 +264,7 @@ def appended_once_on_resume(trainer: Namespace, line: CommandLine) -> None:
         if [_class_name(item) for item in kept] != [_class_name(item) for item in before]:
             continue  # a typed config file replaced the run's list: nothing was appended twice
         for item in items[count:]:
-            alike = [index for index, old in enumerate(kept[:count]) if _class_name(old) == _class_name(item)]
+            alike = [index for index, old in enumerate(kept[:count]) if _identity(old) == _identity(item)]
             if any(kept[index] == item for index in alike):
                 continue
             if len(alike) == 1:
@@ -277,6 +277,12 @@ def appended_once_on_resume(trainer: Namespace, line: CommandLine) -> None:
                 continue
             kept.append(item)
         trainer[key] = kept
+
+
+def _identity(item: Any) -> tuple[str, Any]:
+    """A callback's class and monitored metric: two EarlyStoppings of two metrics are two callbacks."""
+    arguments = item.get("init_args") if isinstance(item, (dict, Namespace)) else None
+    return _class_name(item), arguments.get("monitor") if isinstance(arguments, (dict, Namespace)) else None
 
 
 def _class_name(item: Any) -> str:

@@ -150,7 +150,7 @@ def best_checkpoint_monitor(
     """The metric that picks ``best.ckpt``, its mode, and a note when litforge chose the mode or the metric.
 
     The metric: ``--monitor``, else the first ``ModelCheckpoint`` of the config that monitors one, else the
-    first such ``EarlyStopping``, else the model's ``checkpoint_monitor`` attribute, else ``val_loss``. Its
+    model's ``checkpoint_monitor`` attribute, else the first such ``EarlyStopping``, else ``val_loss``. Its
     mode: ``--monitor_mode``, else that of a config callback on the same metric, else ``max`` for a score's
     name (``val_iou``, ``val_acc``; a note says so), else ``min``. A ``monitor_mode`` from a config file
     (``mode_typed`` false: a run's config.yaml of an earlier litforge records ``min``) that the config's
@@ -162,6 +162,8 @@ def best_checkpoint_monitor(
         stoppers = [m for m in monitors if m[0] == "EarlyStopping"]
         if checkpoints:
             monitor = checkpoints[0][1]
+        elif getattr(model, "checkpoint_monitor", None):  # the model's author chose it
+            monitor = model.checkpoint_monitor
         elif stoppers and stoppers[0][1:] != (DEFAULT_MONITOR, "min"):
             monitor = stoppers[0][1]
             note = (
@@ -169,7 +171,7 @@ def best_checkpoint_monitor(
                 "(--monitor picks another)"
             )
         else:
-            monitor = getattr(model, "checkpoint_monitor", DEFAULT_MONITOR)
+            monitor = DEFAULT_MONITOR
     configured = configured_mode(given, monitor)
     if monitor_mode is None:
         monitor_mode = configured

@@ -38,6 +38,7 @@ DEFAULT_REDUCTION_FACTOR = 3
 MEDIAN_STARTUP_TRIALS = 5
 DEFAULT_RUNGS = "1:4,6:3"  # --pruner rungs: after 1 epoch keep the best quarter, after 6 the best third
 _OPEN_ATTEMPTS = 5
+_HEARTBEAT_RETRIES = 3  # a trial whose worker dies (kill -9, OOM) runs again at most this often
 _OPENED: list[Any] = []  # the SQL storages this process opened; ``close_storages`` closes them
 
 
@@ -80,7 +81,7 @@ def make_storage(url: str, heartbeat_s: int) -> Any:
                 engine_kwargs=engine,
                 heartbeat_interval=heartbeat_s,
                 grace_period=STALE_AFTER_HEARTBEATS * heartbeat_s,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=_HEARTBEAT_RETRIES),
             )
             _OPENED.append(storage)
             return storage
@@ -139,7 +140,10 @@ def requeue_interrupted(study: Any) -> list[int]:
     stopped = [
         t
         for t in trials
-        if t.state.name == "FAIL" and "fail_reason" not in t.user_attrs and t.number not in retried
+        if t.state.name == "FAIL"
+        and "fail_reason" not in t.user_attrs
+        and t.number not in retried
+        and len(t.system_attrs.get("retry_history", [])) < _HEARTBEAT_RETRIES  # the heartbeat gave up on it
     ]
     for trial in stopped:
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
