@@ -459,8 +459,12 @@ def test_a_trial_stopped_by_ctrl_c_is_queued_again_once() -> None:
     raised = create_trial(state=TrialState.FAIL, params={"model.lr": 0.02}, distributions={"model.lr": lr})
     raised.set_user_attr("fail_reason", "RuntimeError: boom")
     study.add_trial(raised)
-    given_up = create_trial(state=TrialState.FAIL, params={"model.lr": 0.03}, distributions={"model.lr": lr})
-    given_up.set_system_attr("retry_history", [0, 1, 2])  # its worker died on each of the heartbeat's retries
+    given_up = create_trial(
+        state=TrialState.FAIL,
+        params={"model.lr": 0.03},
+        distributions={"model.lr": lr},
+        system_attrs={"retry_history": [0, 1, 2]},  # its worker died on each of the heartbeat's retries
+    )
     study.add_trial(given_up)
     assert requeue_interrupted(study) == [0]
     waiting = study.get_trials(states=(TrialState.WAITING,))
