@@ -249,8 +249,8 @@ class LitforgeCLI(HookedLightningCLI):
             type=str | None,
             default=None,
             help=f"fit: the metric that picks checkpoints/best.ckpt (default: the monitor of a ModelCheckpoint "
-            "under trainer.callbacks, else of an EarlyStopping there, else the model's checkpoint_monitor "
-            f"attribute, else {DEFAULT_MONITOR}); "
+            "under trainer.callbacks, else the model's checkpoint_monitor attribute, else the monitor of an "
+            f"EarlyStopping there, else {DEFAULT_MONITOR}); "
             "no best.ckpt when it is not logged.",
         )
         parser.add_argument(
