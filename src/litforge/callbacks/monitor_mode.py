@@ -12,61 +12,11 @@ from typing import Any
 
 # Words of a metric name (val_iou, val/acc_top1, test-f1) that mean higher is better.
 SCORE_WORDS = frozenset(
-    [
-        "acc",
-        "accuracy",
-        "iou",
-        "miou",
-        "jaccard",
-        "dice",
-        "f1",
-        "fbeta",
-        "auc",
-        "auroc",
-        "ap",
-        "map",
-        "precision",
-        "recall",
-        "r2",
-        "bleu",
-        "rouge",
-        "psnr",
-        "ssim",
-        "score",
-        "top1",
-        "top5",
-        "mcc",
-        "kappa",
-        "ndcg",
-        "mrr",
-        "hit",
-        "hitrate",
-        "sensitivity",
-        "specificity",
-        "tpr",
-        "pearson",
-        "spearman",
-        "corr",
-    ]
+    "acc accuracy iou miou jaccard dice f1 fbeta auc auroc ap map precision recall r2 bleu rouge psnr ssim "  # noqa: SIM905
+    "score top1 top5 mcc kappa ndcg mrr hit hitrate sensitivity specificity tpr pearson spearman corr".split()
 )
 # Words that make a name a loss or an error whatever score it is of (val_dice_loss, val_acc_error).
-LOSS_WORDS = frozenset(
-    [
-        "loss",
-        "err",
-        "error",
-        "mse",
-        "mae",
-        "rmse",
-        "nll",
-        "ppl",
-        "perplexity",
-        "wer",
-        "cer",
-        "dist",
-        "distance",
-    ]
-)
+LOSS_WORDS = frozenset("loss err error mse mae rmse nll ppl perplexity wer cer dist distance".split())  # noqa: SIM905
 _MONITORING = ("ModelCheckpoint", "EarlyStopping")
 
 
