@@ -529,5 +529,6 @@ def test_a_resume_that_would_run_a_schedule_past_its_end_is_refused_and_leaves_t
     assert longer.returncode == 2, longer.output
     assert "the checkpoint's OneCycleLR was built for 8 steps and this fit asks for 12" in longer.stderr
     assert longer.stderr.count("litforge: error:") == 1 and "Traceback" not in longer.output
+    assert "now holds them" not in longer.stderr  # the config.yaml it was about to replace is put back
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
     assert not (run / "checkpoints" / "on_exception.ckpt").exists()

@@ -47,6 +47,7 @@ class RunConfigCallback(SaveConfigCallback):
         self, parser: LightningArgumentParser, config: Namespace, folder: str | None = None, **kwargs: Any
     ) -> None:
         self.folder = Path(folder) if folder is not None else None
+        self._kept_note: str | None = None  # keep_the_earlier_config's, said once training starts
         config = config.clone()
         for key in ("experiment", "run", "resume"):
             if key in config:
@@ -68,11 +69,18 @@ class RunConfigCallback(SaveConfigCallback):
             text = self.parser.dump(self.config, skip_none=False)
             self.folder.mkdir(parents=True, exist_ok=True)
             if stage == "fit":
-                keep_the_earlier_config(self.folder / self.config_filename, text)
+                self._kept_note = keep_the_earlier_config(self.folder / self.config_filename, text)
             write_text_atomically(self.folder / self.config_filename, text)
             self.save_config(trainer, pl_module, stage)
             self.already_saved = True
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The note of a resume with other settings, once training starts: a resume refused before (a
+        schedule past its length) puts the earlier config.yaml back and must not say otherwise."""
+        if self._kept_note and trainer.is_global_zero:
+            print(self._kept_note, file=sys.stderr)
+        self._kept_note = None
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Send the resolved config to every logger (W&B, MLflow, TensorBoard, CSV), not only to
@@ -83,13 +91,14 @@ class RunConfigCallback(SaveConfigCallback):
             logger.log_hyperparams({"config": resolved})
 
 
-def keep_the_earlier_config(path: Path, text: str) -> None:
+def keep_the_earlier_config(path: Path, text: str) -> str | None:
     """A resume with other settings (``--model.lr 5e-4``, a longer ``max_epochs``) is about to replace the
     run's ``config.yaml``: the one the earlier steps trained with is kept as ``config.<n>.yaml`` beside it,
-    and a note says what changed, so the run folder still says how each part of the run was trained."""
+    and the note returned says what changed, so the run folder still says how each part of the run was
+    trained."""
     earlier = path.read_text() if path.is_file() else text
     if earlier == text:
-        return
+        return None
     before, after = flat_config(yaml.safe_load(earlier)), flat_config(yaml.safe_load(text))
     changed = [
         f"{k}: {before.get(k)} -> {after.get(k)}"
@@ -97,16 +106,15 @@ def keep_the_earlier_config(path: Path, text: str) -> None:
         if before.get(k) != after.get(k)
     ]
     if not changed:
-        return  # the same values, written another way
+        return None  # the same values, written another way
     number = 1
     while (kept := path.with_name(f"{path.stem}.{number}{path.suffix}")).exists():
         number += 1
     write_text_atomically(kept, earlier)
     more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-    print(
+    return (
         f"litforge: note: this resume trains with other settings ({', '.join(changed[:3])}{more}); "
-        f"{path.name} now holds them, and the earlier steps' config is kept as {kept.name}",
-        file=sys.stderr,
+        f"{path.name} now holds them, and the earlier steps' config is kept as {kept.name}"
     )
 
 
