@@ -467,19 +467,3 @@ def test_a_restored_schedule_shorter_than_asked_is_refused_and_a_longer_one_note
     check.built = [20]
     with pytest.raises(UsageError, match="10 epochs and this fit asks for 20: past its end it raises the"):
         check.on_train_start(trainer, None)
-
-
-def test_a_shuffle_from_the_global_generator_with_workers_is_told_apart() -> None:
-    """Such a loader resumes with the right batches but shifted dropout masks (measured); with a generator,
-    bitwise exact. A resume of one gets a note naming the fix."""
-    from torch.utils.data import DataLoader
-
-    from litforge.resilience.resumable_loader import _shuffles_globally_with_workers
-
-    data = list(range(8))
-    assert _shuffles_globally_with_workers(DataLoader(data, shuffle=True, num_workers=1))
-    assert not _shuffles_globally_with_workers(
-        DataLoader(data, shuffle=True, num_workers=1, generator=torch.Generator().manual_seed(0))
-    )
-    assert not _shuffles_globally_with_workers(DataLoader(data, shuffle=True))
-    assert not _shuffles_globally_with_workers(DataLoader(data, num_workers=1))

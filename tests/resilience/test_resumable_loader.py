@@ -1,6 +1,7 @@
 """Users' plain ``DataLoader``s resume exactly too: ``as_resumable`` rebuilds them as ``StatefulDataLoader``s
 that yield the same batches, and ``kill -9`` mid-epoch plus ``--resume auto`` ends bit for bit where an
-uninterrupted run ends, for a user DataModule with ``DataLoader(shuffle=True)`` and one with dict batches."""
+uninterrupted run ends, for a user DataModule with ``DataLoader(shuffle=True)`` (with and without worker
+processes) and one with dict batches."""
 
 from __future__ import annotations
 
@@ -127,23 +128,27 @@ FIT = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("model", "data", "batch_size", "kills"),
+    ("model", "data", "batch_size", "workers", "kills"),
     [
         # DataLoader(shuffle=True) on the global RNG, dropout too; 7 batches an epoch: killed after step 4's
         # checkpoint (mid-epoch) and at an epoch's end (step 14)
-        ("LitModel", "MyDataModule", 32, (5, 14)),
+        ("LitModel", "MyDataModule", 32, 0, (5, 14)),
+        # the same with a worker process, which takes its indices batches ahead of the checkpoint
+        ("LitModel", "MyDataModule", 32, 1, (5, 14)),
         # dict batches from a custom collate_fn, the user's own seeded generator; 10 batches, the last one
         # partial: killed in epoch 1, after the checkpoint of step 14
-        ("DictBatchModel", "DictData", 13, (15,)),
+        ("DictBatchModel", "DictData", 13, 0, (15,)),
     ],
-    ids=["shuffle-true", "dict-batches"],
+    ids=["shuffle-true", "shuffle-true-workers", "dict-batches"],
 )
 def test_kill_9_mid_epoch_and_resume_auto_is_bitwise_exact_for_a_users_loader(
-    tmp_path: Path, model: str, data: str, batch_size: int, kills: tuple[int, ...]
+    tmp_path: Path, model: str, data: str, batch_size: int, workers: int, kills: tuple[int, ...]
 ) -> None:
     shutil.copy(usermods.__file__, tmp_path / "usermods.py")  # the user's file in the working directory
     classes = ["--model", f"usermods.{model}", "--data", f"usermods.{data}"]
     args = ["fit", *classes, *FIT, "--data.batch_size", str(batch_size)]
+    if workers:
+        args += ["--data.num_workers", str(workers)]
     code, output = run_until([*args, "--run", "ref"], tmp_path)
     assert code == 0, output[-3000:]
     runs = tmp_path / "runs" / model.lower()

@@ -9,7 +9,7 @@ generator (both then draw from torch's global generator). litforge swaps it into
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
 import torch
@@ -31,6 +31,11 @@ class ResumableRandomSampler(RandomSampler):
 
     # Read by litforge's ``RestoreLoaderState``: a state saved in an earlier epoch may be loaded.
     restores_across_epochs = True
+    # Set by litforge's ``ResumableTrainLoader``: the global generator's state in the checkpoint a run resumes
+    # from (``RNGState``'s), or None. A loader with worker processes saves its sampler's state when it hands
+    # an index to a worker, batches ahead of the checkpoint, so the global state in it is older than the
+    # checkpoint's and would replay the model's draws of those batches.
+    global_state_at_checkpoint: Callable[[], torch.Tensor | None] | None = None
 
     def __init__(
         self,
@@ -50,6 +55,15 @@ class ResumableRandomSampler(RandomSampler):
     def random_source(self) -> torch.Generator:
         """The generator the indices are drawn from: ``generator``, or torch's global one."""
         return self.generator if self.generator is not None else torch.default_generator
+
+    def source_state_at_checkpoint(self, saved: torch.Tensor) -> torch.Tensor:
+        """The state ``random_source`` had at the checkpoint: ``saved`` (the sampler's own record) unless
+        the source is the global generator and the checkpoint's own record of it is known."""
+        if self.generator is None and self.global_state_at_checkpoint is not None:
+            state = self.global_state_at_checkpoint()
+            if state is not None:
+                return state
+        return saved
 
     def __iter__(self) -> Iterator[int]:
         return _ResumableIterator(self)
@@ -97,14 +111,15 @@ class _ResumableIterator(Iterator[int]):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         source = self.sampler.random_source
+        at_checkpoint = self.sampler.source_state_at_checkpoint(state["rng"])
         requested, saved = self.sampler.epoch, state["epoch"]
         moved_on = requested is not None and saved is not None and requested != saved
         if state["start_rng"] is None:  # saved before the epoch's first index: draw it from there
-            source.set_state(state["rng"])
+            source.set_state(at_checkpoint)
         elif moved_on or state["position"] >= self.sampler.num_samples:
             # That epoch is over: the next one starts from the generator it left behind, in this iterator
             # (which then draws the loader's base seed first) or in a new one the loader makes.
-            source.set_state(state["rng"])
+            source.set_state(at_checkpoint)
             self.next_epoch_of_restored = True
         else:  # the rest of the saved epoch: replay its draws up to the position
             source.set_state(state["start_rng"])
@@ -113,7 +128,7 @@ class _ResumableIterator(Iterator[int]):
             for _ in range(state["position"]):
                 next(self.indices)
             self.epoch, self.position = saved, state["position"]
-            source.set_state(state["rng"])  # also any draws others made from it since
+            source.set_state(at_checkpoint)  # also any draws others made from it since
 
 
 def draw_base_seed(generator: torch.Generator) -> None:

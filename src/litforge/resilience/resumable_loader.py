@@ -31,6 +31,7 @@ from torch.utils.data import (
 from torchdata.stateful_dataloader import Stateful, StatefulDataLoader
 
 from litforge.data.seeded_sampler import ResumableRandomSampler
+from litforge.resilience.rng_state import RNGState
 
 # Samplers whose order a restored ``StatefulDataLoader`` reproduces by skipping indices: fixed, or drawn
 # from (seed, epoch) once Lightning has called ``set_epoch``.
@@ -91,18 +92,19 @@ def as_resumable(loader: Any) -> Any:
     )
 
 
-def _shuffles_globally_with_workers(loader: Any) -> bool:
-    """A ``DataLoader(shuffle=True, num_workers=N)`` without a ``generator``: its worker processes take the
-    first indices when the epoch's iterator is made, and the shuffle's draw from the global generator then
-    falls elsewhere among the model's draws on a resume (measured: dropout masks differ; bitwise exact with
-    a ``generator``)."""
-    return (
-        type(loader) is DataLoader
-        and loader.num_workers > 0
-        and loader.generator is None
-        and isinstance(loader.sampler, RandomSampler)
-        and loader.sampler.generator is None
-    )
+def _shuffling_sampler(loader: Any) -> ResumableRandomSampler | None:
+    """The ``ResumableRandomSampler`` that litforge put into ``loader``, if any."""
+    batches = getattr(loader, "batch_sampler", None)
+    sampler = getattr(loader, "sampler", None) if batches is None else getattr(batches, "sampler", None)
+    return sampler if isinstance(sampler, ResumableRandomSampler) else None
+
+
+def _global_state_at_resume(trainer: L.Trainer) -> Any:
+    """The global generator's state in the checkpoint this fit resumed from (None for a fresh fit)."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, RNGState):
+            return callback.torch_state_at_resume
+    return None
 
 
 def _resumable_sampler(sampler: Sampler[int]) -> Sampler[int]:
@@ -131,12 +133,11 @@ class ResumableTrainLoader(Callback):
         self._own_hook: Any = None  # an instance attribute the hook was before (``from_datasets``)
         self._hook_called = False
         self._told = False
-        self._told_shuffle = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or self._wrapped is not None:
             return
-        self._told = self._told_shuffle = False  # once per fit
+        self._told = False  # once per fit
         source = trainer.datamodule if trainer.datamodule is not None else pl_module
         hook = source.train_dataloader
 
@@ -173,22 +174,15 @@ class ResumableTrainLoader(Callback):
 
     def _resumable(self, loaders: Any, trainer: L.Trainer) -> Any:
         def convert(loader: Any) -> Any:
-            global_shuffle = _shuffles_globally_with_workers(loader)
-            if global_shuffle and trainer.ckpt_path and trainer.is_global_zero and not self._told_shuffle:
-                self._told_shuffle = True
-                print(
-                    "litforge: note: the training loader shuffles from torch's global generator with "
-                    "worker processes: this resume sees the right batches, but the model's random draws "
-                    "(dropout) may not match the unbroken run's; give the DataLoader a generator "
-                    "(generator=torch.Generator().manual_seed(0)) for a bitwise-exact resume",
-                    file=sys.stderr,
-                    flush=True,
-                )
             try:
-                return as_resumable(loader)
+                resumable = as_resumable(loader)
             except NotResumable as reason:
                 self._tell(str(reason), trainer)
                 return loader
+            sampler = _shuffling_sampler(resumable)
+            if sampler is not None:
+                sampler.global_state_at_checkpoint = functools.partial(_global_state_at_resume, trainer)
+            return resumable
 
         if isinstance(loaders, CombinedLoader):
             loaders.flattened = [convert(loader) for loader in loaders.flattened]

@@ -25,6 +25,9 @@ class RNGState(Callback):
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
+        self.torch_state_at_resume: torch.Tensor | None = (
+            None  # for a shuffling sampler (ResumableTrainLoader)
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return capture_rng_state()
@@ -32,6 +35,7 @@ class RNGState(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         restore_rng_state(state_dict)
         self._pending = state_dict
+        self.torch_state_at_resume = state_dict["torch"]
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # ``load_state_dict`` runs during checkpoint restore; nothing between it and the first batch may
