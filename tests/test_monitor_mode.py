@@ -6,7 +6,7 @@ import pytest
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from litforge.callbacks.monitor_mode import configured_mode, mode_by_name
+from litforge.callbacks.monitor_mode import configured_mode, configured_monitors, mode_by_name
 from litforge.cli.tune import with_direction
 from litforge.engine.trainer_setup import best_checkpoint_monitor
 from litforge.tune.space import parse_space
@@ -34,10 +34,17 @@ def test_the_config_callbacks_mode_is_read_from_built_callbacks_and_from_their_c
         {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"monitor": "val_dice"}}
     ]
     namespaces = [Namespace(class_path="EarlyStopping", init_args=Namespace(monitor="val_x", mode="max"))]
-    assert configured_mode(built, "val_iou") == "max"
-    assert configured_mode(config, "val_dice") == "min"  # Lightning's default mode
-    assert configured_mode(namespaces, "val_x") == "max"
-    assert configured_mode(built, "val_loss") is None
+    assert configured_mode(configured_monitors(built), "val_iou") == "max"
+    assert configured_mode(configured_monitors(config), "val_dice") == "min"  # Lightning's default mode
+    assert configured_mode(configured_monitors(namespaces), "val_x") == "max"
+    assert configured_mode(configured_monitors(built), "val_loss") is None
+
+    class OwnStopping(EarlyStopping):  # a subclass counts as the Lightning callback it extends
+        pass
+
+    assert configured_monitors([OwnStopping(monitor="val_f1", mode="max")]) == [
+        ("EarlyStopping", "val_f1", "max")
+    ]
 
 
 class _Model:

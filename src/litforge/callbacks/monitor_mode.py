@@ -27,27 +27,36 @@ def mode_by_name(metric: str) -> str | None:
     return "max" if words & SCORE_WORDS and not words & LOSS_WORDS else None
 
 
+def class_monitor_mode(callback: Any) -> tuple[str, Any, str]:
+    """``(class name, monitored metric or None, mode)`` of a callback: built, or its config (``class_path`` +
+    ``init_args``, as a mapping or Namespace)."""
+    if _is_config(callback):
+        args = _get(callback, "init_args") or {}
+        name = str(_get(callback, "class_path") or "").rsplit(".", 1)[-1]
+        return name, _get(args, "monitor"), str(_get(args, "mode") or "min")
+    return type(callback).__name__, getattr(callback, "monitor", None), str(getattr(callback, "mode", "min"))
+
+
 def configured_monitors(callbacks: list[Any]) -> list[tuple[str, str, str]]:
-    """``(kind, monitor, mode)`` of each ``ModelCheckpoint``/``EarlyStopping`` in ``callbacks`` that monitors a
-    metric: built callbacks, or their config (``class_path`` + ``init_args``, as a mapping or Namespace)."""
+    """``(kind, monitor, mode)`` of each ``ModelCheckpoint``/``EarlyStopping`` in ``callbacks`` (built, or their
+    config) that monitors a metric; a built subclass counts as its Lightning base."""
     found = []
     for callback in callbacks:
-        if isinstance(callback, dict) or hasattr(callback, "class_path"):
-            kind = str(_get(callback, "class_path") or "").rsplit(".", 1)[-1]
-            args = _get(callback, "init_args") or {}
-            monitor, mode = _get(args, "monitor"), _get(args, "mode") or "min"
-        else:
-            kinds = [cls.__name__ for cls in type(callback).__mro__ if cls.__name__ in _MONITORING]
-            kind = kinds[0] if kinds else ""
-            monitor, mode = getattr(callback, "monitor", None), getattr(callback, "mode", "min")
+        kind, monitor, mode = class_monitor_mode(callback)
+        if not _is_config(callback):
+            kind = next((cls.__name__ for cls in type(callback).__mro__ if cls.__name__ in _MONITORING), kind)
         if kind in _MONITORING and monitor:
-            found.append((kind, str(monitor), str(mode)))
+            found.append((kind, str(monitor), mode))
     return found
 
 
-def configured_mode(callbacks: list[Any], metric: str) -> str | None:
-    """The mode of the first ``ModelCheckpoint``/``EarlyStopping`` in ``callbacks`` that monitors ``metric``."""
-    return next((mode for _, monitor, mode in configured_monitors(callbacks) if monitor == metric), None)
+def configured_mode(monitors: list[tuple[str, str, str]], metric: str) -> str | None:
+    """The mode of the first of ``monitors`` (from ``configured_monitors``) on ``metric``."""
+    return next((mode for _, monitor, mode in monitors if monitor == metric), None)
+
+
+def _is_config(callback: Any) -> bool:
+    return isinstance(callback, dict) or hasattr(callback, "class_path")
 
 
 def _get(node: Any, key: str) -> Any:

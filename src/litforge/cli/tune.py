@@ -210,12 +210,13 @@ def with_direction(space: SearchSpace, fit: SearchConfig) -> SearchSpace:
     ``ModelCheckpoint``/``EarlyStopping`` on that metric does (``mode: max`` -> maximize), else maximizes a
     score's name (``val_iou``, ``val_acc``; a note says so), else minimizes: ``metric: val_iou`` used to
     keep the trial of the lowest IoU."""
-    from litforge.callbacks.monitor_mode import configured_mode, mode_by_name
+    from litforge.callbacks.monitor_mode import configured_mode, configured_monitors, mode_by_name
 
     if space.direction_given:
         return space
     callbacks = fit.resolve({}).trainer.get("callbacks") or []
-    mode = configured_mode(callbacks if isinstance(callbacks, list) else [callbacks], space.metric)
+    monitors = configured_monitors(callbacks if isinstance(callbacks, list) else [callbacks])
+    mode = configured_mode(monitors, space.metric)
     if mode is None and mode_by_name(space.metric) == "max":
         mode = "max"
         print(

@@ -16,6 +16,7 @@ from typing import Any
 
 from jsonargparse import Namespace
 
+from litforge.callbacks.monitor_mode import class_monitor_mode
 from litforge.engine.checkpoint_fit import check_same_model_class, read_hyperparameters
 from litforge.engine.config_sources import (
     CommandLine,
@@ -281,13 +282,11 @@ def appended_once_on_resume(trainer: Namespace, line: CommandLine) -> None:
 
 def _identity(item: Any) -> tuple[str, Any]:
     """A callback's class and monitored metric: two EarlyStoppings of two metrics are two callbacks."""
-    arguments = item.get("init_args") if isinstance(item, (dict, Namespace)) else None
-    return _class_name(item), arguments.get("monitor") if isinstance(arguments, (dict, Namespace)) else None
+    return class_monitor_mode(item)[:2]
 
 
 def _class_name(item: Any) -> str:
-    path = item.get("class_path") if isinstance(item, (dict, Namespace)) else None
-    return str(path or type(item).__name__).rsplit(".", 1)[-1]
+    return class_monitor_mode(item)[0]
 
 
 def _changed_arguments(old: Namespace, new: Namespace) -> str:

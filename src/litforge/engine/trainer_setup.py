@@ -180,7 +180,7 @@ def best_checkpoint_monitor(
             )
         else:
             monitor = DEFAULT_MONITOR
-    configured = configured_mode(given, monitor)
+    configured = configured_mode(monitors, monitor)
     if monitor_mode is None:
         monitor_mode = configured
         if monitor_mode is None and mode_by_name(monitor) == "max":
