@@ -59,6 +59,30 @@ def test_a_config_of_init_args_alone_applies_to_the_class_typed_beside_it(projec
     assert yaml.safe_load(typed.stdout)["model"]["init_args"]["lr"] == 0.2
 
 
+def test_a_class_typed_over_a_config_of_another_class_says_which_init_args_it_keeps(project, user_cli):
+    """jsonargparse hands the file's init args that the typed class also takes to it, silently: the
+    regressor would train at the classifier config's lr, not at its own default."""
+    (project / "exp.yaml").write_text(
+        "model:\n  class_path: usermods.LitModel\n  init_args:\n    hidden_dim: 64\n    lr: 0.02\n"
+    )
+    other = [
+        "--model",
+        "usermods.Regressor",
+        "--data",
+        "usermods.RegressionData",
+        "--trainer.fast_dev_run",
+        "1",
+    ]
+    result = user_cli("fit", "-c", "exp.yaml", *other)
+    assert result.returncode == 0, result.output
+    assert (
+        "--model usermods.Regressor replaces exp.yaml's usermods.LitModel: it keeps lr=0.02 from there and "
+        "drops hidden_dim (usermods.Regressor takes no such argument)"
+    ) in result.stderr
+    typed = user_cli("fit", "-c", "exp.yaml", *other, "--model.lr", "0.3")
+    assert "it drops hidden_dim (" in typed.stderr and "keeps" not in typed.stderr
+
+
 def test_packaged_default_still_applies_when_nothing_is_named(user_cli):
     printed = user_cli("fit", "--print_config")
     config = yaml.safe_load(printed.stdout)

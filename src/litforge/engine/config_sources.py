@@ -251,6 +251,46 @@ def _classes_before_configs(line: CommandLine) -> CommandLine:
     return line
 
 
+def replaced_class_notes(line: CommandLine, parsed: Any) -> list[str]:
+    """``--model mymod.Other -c exp.yaml`` where exp.yaml's model is another class with init args: the parser
+    (jsonargparse) keeps those Other also takes and drops the rest, without a word. A note for each section
+    says which, so a ``lr`` written for another class does not pass for Other's own default."""
+    notes = []
+    for section in CLASS_SECTIONS:
+        typed = line.typed_value(f"--{section}")
+        files = [
+            (source, part) for source, part in section_sources(line, section) if source != f"--{section}"
+        ]
+        named = [index for index, (_, part) in enumerate(files) if _class_in(part)]
+        if typed is None or not re.fullmatch(r"[\w.]+", typed) or not named:
+            continue
+        source, part = files[named[-1]]
+        other = str(_class_in(part))
+        if other.rsplit(".", 1)[-1] == typed.rsplit(".", 1)[-1]:
+            continue
+        given: dict[str, Any] = {}
+        for _, later in files[named[-1] :]:  # the init args the files give that class
+            if isinstance(later, dict) and isinstance(later.get("init_args"), dict):
+                given.update(later["init_args"])
+        final = parsed.get(section) if parsed is not None else None
+        init_args = final.get("init_args") if final is not None else None
+        taken = set(vars(init_args)) if init_args is not None else set()
+        typed_args = {
+            k for k in given if {f"--{section}.{k}", f"--{section}.init_args.{k}"} & set(_flags(line))
+        }
+        kept = [f"{k}={given[k]}" for k in given if k in taken and k not in typed_args]
+        dropped = [k for k in given if k not in taken]
+        if kept or dropped:
+            said = [f"keeps {', '.join(kept)} from there"] if kept else []
+            said += [f"drops {', '.join(dropped)} ({typed} takes no such argument)"] if dropped else []
+            notes.append(f"--{section} {typed} replaces {source}'s {other}: it {' and '.join(said)}")
+    return notes
+
+
+def _flags(line: CommandLine) -> list[str]:
+    return [arg.partition("=")[0] for arg in line.args if arg.startswith("--")]
+
+
 def section_sources(line: CommandLine, section: str) -> list[tuple[str, Any]]:
     """Where ``line`` sets ``section`` (``model``/``data``): ``(source, value)`` for each config file and
     each ``--model FILE|{...}`` flag, in the order they apply."""

@@ -40,6 +40,7 @@ from litforge.engine.config_sources import (
     class_path_of,
     default_class_path,
     packaged_defaults,
+    replaced_class_notes,
     scan,
 )
 from litforge.engine.failures import BuildFailed, hparams_conflict
@@ -323,6 +324,8 @@ class LitforgeCLI(HookedLightningCLI):
         section = self.config.get(self.config.get("subcommand") or "", self.config)
         if (problem := trainer_value_problem(section.get("trainer"), self.command_line)) is not None:
             raise UsageError(problem)
+        for note in replaced_class_notes(self.command_line, section):
+            print(f"litforge: note: {note}", file=sys.stderr)
         if self.config.get("subcommand") == "fit":
             appended_once_on_resume(section.trainer, self.command_line)
         if "subcommand" in self.config and not self.parse_only:
