@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import torch
 
 from cli_helpers import TINY_TRAINER, run_cli
 from litforge.export import metadata
@@ -116,3 +117,72 @@ def test_a_datamodule_holding_scaling_statistics_is_noted_at_export() -> None:
 
     assert data_side_scaling(Standardising()) == ["self.mean", "self.x_std", "self.scaler"]
     assert preprocessing(torch.nn.Linear(4, 1))["in_graph"] is None  # nothing litforge knows of
+
+
+class CategoriesAndNumbers(torch.nn.Module):
+    """``forward(cat, num)``: three categorical columns looked up in their own tables, then two numbers."""
+
+    feature_names = ["city", "kind", "size", "age", "income"]  # cat's three columns, then num's two
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.tables = torch.nn.ModuleList(torch.nn.Embedding(n, 2) for n in (4, 3, 5))
+        self.head = torch.nn.Linear(8, 1)
+        self.example_input_array = (torch.tensor([[0, 1, 4], [3, 2, 0]]), torch.zeros(2, 2))
+
+    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        columns = [table(cat[:, i]) for i, table in enumerate(self.tables)]
+        return self.head(torch.cat([*columns, num], dim=1)).squeeze(-1)
+
+
+def test_a_model_of_two_inputs_reads_one_csv_and_serves_records_per_input(tmp_path: Path) -> None:
+    """A tabular model's usual file is one CSV: its columns go to the inputs in turn (cat's, then num's), by
+    the header's names when export.json records them; serve takes a record per input. Both used to ask for
+    a .npz of one array per input."""
+    from litforge.export.exporter import export_module
+
+    model = CategoriesAndNumbers().eval()
+    export = tmp_path / "export"
+    assert export_module(model, export, ["onnx"]).failed == []
+    inputs = metadata.read(export)["inputs"]
+    assert [entry["features"] for entry in inputs] == [["city", "kind", "size"], ["age", "income"]]
+    cat, num = np.array([[0, 1, 4], [3, 2, 0]]), np.array([[0.5, -1.0], [1.5, 2.0]])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(cat), torch.from_numpy(num).float()).numpy()
+
+    (tmp_path / "plain.csv").write_text(
+        "".join(f"{','.join(map(str, [*c, *n]))}\n" for c, n in zip(cat, num, strict=True))
+    )
+    _write(tmp_path / "named.csv", ["id", "income", "age", "size", "kind", "city"],
+           [[f"r{i}", *n[::-1], *c[::-1]] for i, (c, n) in enumerate(zip(cat, num, strict=True))])  # fmt: skip
+    for name in ("plain.csv", "named.csv"):
+        result = run_cli("predict", "--artifact", str(export), "--input", name, cwd=tmp_path)
+        assert result.returncode == 0, result.output
+        rows = _predicted(tmp_path, name.replace(".csv", ".predictions.csv"))
+        np.testing.assert_allclose([float(row["prediction"]) for row in rows], expected, rtol=1e-5)
+
+    (tmp_path / "short.csv").write_text("0,1,4,0.5\n")
+    (tmp_path / "bad-id.csv").write_text("0,1,5,0.5,1\n")
+    for name, needle in [
+        ("short.csv", "line 1 of short.csv has 4 values; the model takes 5 (cat 3 + num 2)"),
+        ("bad-id.csv", "row 0 of bad-id.csv (cat): 5 is out of range (the model takes ids 0..4)"),
+    ]:
+        refused = run_cli("predict", "--artifact", str(export), "--input", name, cwd=tmp_path)
+        assert refused.returncode == 2 and needle in refused.stderr, refused.output
+
+    with (tmp_path / "serve.log").open("w") as log:
+        server, base = start_server(export, log, cwd=tmp_path)
+        try:
+            records = {
+                "cat": [dict(zip(["city", "kind", "size"], map(int, c), strict=True)) for c in cat],
+                "num": [dict(zip(["age", "income"], map(float, n), strict=True)) for n in num],
+            }
+            answer = httpx.post(f"{base}/predict", json={"inputs": records}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            np.testing.assert_allclose(answer.json()["predictions"], expected, rtol=1e-5)
+            records["num"][0] = {"age": 0.5}
+            refused = httpx.post(f"{base}/predict", json={"inputs": records}, timeout=60)
+            assert refused.status_code == 422 and "missing income" in refused.text, refused.text
+        finally:
+            stop_server(server)

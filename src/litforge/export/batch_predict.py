@@ -26,7 +26,7 @@ from litforge.errors import UsageError, first_line
 from litforge.export.artifact import Answer, Artifact, Rows
 from litforge.export.feature_names import columns_by_name
 from litforge.export.input_values import first_bad_id, value_problem
-from litforge.export.row_shape import FeatureInput, RowShape, axis_mismatch, concrete, takes
+from litforge.export.row_shape import FeatureInput, RowShape, axis_mismatch, concrete, is_dynamic, step, takes
 from litforge.predictions import csv_columns
 
 CHUNK_ROWS = 4096
@@ -153,11 +153,12 @@ def read_rows(path: Path, inputs: tuple[FeatureInput, ...]) -> list[tuple[np.nda
         rows = _read_npz(path, inputs)
         return [(np.arange(len(rows[0])), rows)]
     if len(inputs) > 1:
-        names = ", ".join(i.name for i in inputs)
-        raise UsageError(
-            f"--input: the model takes {len(inputs)} inputs ({names}) and {path} holds one table: give a .npz "
-            f"with one array per input, e.g. numpy.savez('rows.npz', {', '.join(f'{i.name}=...' for i in inputs)})"
-        )
+        if path.suffix == ".npy":
+            raise UsageError(
+                f"--input: {path} holds one array; {_several_inputs(inputs)}, or a CSV of their columns"
+            )
+        rows = _read_csv_of_inputs(path, inputs)
+        return [(np.arange(len(rows[0])), rows)]
     (only,) = inputs
     if path.suffix == ".npy":
         array = _load_rows(path, only, _load_npy(path))
@@ -168,6 +169,32 @@ def read_rows(path: Path, inputs: tuple[FeatureInput, ...]) -> list[tuple[np.nda
         by_length.setdefault(len(row), []).append(row)
         numbers.setdefault(len(row), []).append(number)
     return [(np.array(numbers[n]), (_shaped(np.array(by_length[n]), only),)) for n in by_length]
+
+
+def _read_csv_of_inputs(path: Path, inputs: tuple[FeatureInput, ...]) -> Rows:
+    """A CSV whose columns are the values of each input in turn (``forward(categories, numbers)``: the
+    categories' columns, then the numbers'); a header picks them by name when the export records every
+    input's ``features``. Inputs of a dynamic length need a ``.npz``."""
+    if any(is_dynamic(spec.shape) for spec in inputs):
+        raise UsageError(
+            f"--input: {path} holds one table and an input varies in length; {_several_inputs(inputs)}"
+        )
+    widths = [step(spec.shape) for spec in inputs]
+    split = " + ".join(f"{spec.name} {width}" for spec, width in zip(inputs, widths, strict=True))
+    names = [name for spec in inputs for name in spec.features or ()]
+    by_name = tuple(names) if all(spec.features for spec in inputs) else None
+    table = np.array(_read_csv(path, (sum(widths),), None, by_name, f"{sum(widths)} ({split})"), dtype=object)
+    ends = np.cumsum(widths)
+    return tuple(
+        _load_rows(f"{path} ({spec.name})", spec, np.array(table[:, end - width : end].tolist()))
+        for spec, width, end in zip(inputs, widths, ends, strict=True)
+    )
+
+
+def _several_inputs(inputs: tuple[FeatureInput, ...]) -> str:
+    names = ", ".join(i.name for i in inputs)
+    example = ", ".join(f"{i.name}=..." for i in inputs)
+    return f"the model takes {len(inputs)} inputs ({names}): give a .npz of one array each (numpy.savez('rows.npz', {example}))"
 
 
 def _shaped(rows: np.ndarray, spec: FeatureInput) -> np.ndarray:
@@ -229,7 +256,11 @@ def _load_rows(where: str | Path, spec: FeatureInput, array: np.ndarray) -> np.n
 
 
 def _read_csv(
-    path: Path, shape: RowShape, ids: tuple[int, int] | None, features: tuple[str, ...] | None = None
+    path: Path,
+    shape: RowShape,
+    ids: tuple[int, int] | None,
+    features: tuple[str, ...] | None = None,
+    width: str | None = None,
 ) -> list[list[float | int]]:
     """Rows of finite numbers (whole numbers within ``ids`` for an integer input), as many as ``shape`` takes,
     after an optional header line: a first line none of whose cells is a number. A BOM (Excel's "CSV UTF-8")
@@ -255,7 +286,9 @@ def _read_csv(
             if bad is not None:
                 raise UsageError(f"--input: {line} has a non-numeric value {bad!r}")
             if concrete(shape, len(cells)) is None:
-                raise UsageError(f"--input: {line} has {len(cells)} values; the model takes {takes(shape)}")
+                raise UsageError(
+                    f"--input: {line} has {len(cells)} values; the model takes {width or takes(shape)}"
+                )
             values = [_number(cell) for cell in cells]
             if not all(map(math.isfinite, values)):
                 raise UsageError(f"--input: {line} has NaN or infinite values")

@@ -146,11 +146,12 @@ def _class_labels(head: str, output: np.ndarray, classes: output_head.Classes) -
 
 
 def _feature_names(module: torch.nn.Module, spec: ExportSpec, found: list[str] | None) -> list[str] | None:
-    """The input's column names: declared by the export spec (one per value, else refused), else ``found``
-    (the datamodule's) or the module's own, when there is one per value of a row."""
-    width = spec.row_width()
-    if width is None:
+    """The inputs' column names, one after the other: declared by the export spec (one per value, else
+    refused), else ``found`` (the datamodule's) or the module's own, when there is one per value of a row."""
+    widths = spec.row_widths()
+    if widths is None:
         return None
+    width = sum(widths)
     declared = check_width(spec.feature_names, width, type(module).__name__)
     return declared or check_width(found or declared_feature_names(module), width, "")
 

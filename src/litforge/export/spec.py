@@ -45,13 +45,16 @@ class ExportSpec:
     save_assets: Callable[[Path], None] | None = None
     feature_names: list[str] | None = None  # declared by litforge_export_spec()
 
-    def row_width(self) -> int | None:
-        """Values per row of the one input, when rows have a fixed size (a features model's columns)."""
-        if len(self.inputs) != 1 or self.request_format != "features":
+    def row_widths(self) -> list[int] | None:
+        """Values per row of each input, when every input's rows have a fixed size (a features model's
+        columns, also split over several inputs: ``forward(categories, numbers)``)."""
+        if self.request_format != "features":
             return None
-        if set(self.dynamic_axes.get(self.input_names[0], {})) - {0}:
+        if any(set(self.dynamic_axes.get(name, {})) - {0} for name in self.input_names):
             return None
-        return int(self.inputs[0][0].numel()) if len(self.inputs[0]) else None
+        if not all(len(tensor) for tensor in self.inputs):
+            return None
+        return [int(tensor[0].numel()) for tensor in self.inputs]
 
     def dynamic_shapes(self) -> tuple[dict[int, Any], ...]:
         """``dynamic_axes`` as ``torch.export`` dynamic shapes: ``Dim.DYNAMIC`` per named axis, so torch infers
@@ -66,10 +69,12 @@ class ExportSpec:
         self, ranges: dict[str, list[int]] | None = None, features: list[str] | None = None
     ) -> list[dict[str, Any]]:
         """Names, dtypes and shapes (dynamic axes by name) for ``export.json``, plus the ``range`` of ids an
-        integer input takes where it is known (``litforge.export.input_values``) and the one input's
-        ``features`` (``litforge.export.feature_names``)."""
+        integer input takes where it is known (``litforge.export.input_values``) and each input's share of
+        the ``features`` (``litforge.export.feature_names``), in the order of the inputs."""
         described = []
-        for name, tensor in zip(self.input_names, self.inputs, strict=True):
+        widths = self.row_widths() if features else None
+        starts = [sum(widths[:index]) for index in range(len(widths) + 1)] if widths else []
+        for index, (name, tensor) in enumerate(zip(self.input_names, self.inputs, strict=True)):
             shape = [
                 self.dynamic_axes.get(name, {}).get(axis, size) for axis, size in enumerate(tensor.shape)
             ]
@@ -80,8 +85,8 @@ class ExportSpec:
             }
             if ranges and name in ranges:
                 entry["range"] = ranges[name]
-            if features and len(self.inputs) == 1:
-                entry["features"] = features
+            if features and starts and starts[-1] == len(features):
+                entry["features"] = features[starts[index] : starts[index + 1]]
             described.append(entry)
         return described
 

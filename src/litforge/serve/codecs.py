@@ -111,7 +111,9 @@ def _validate_named_inputs(inputs: Any, limits: RequestLimits) -> None:
     for spec in limits.named_inputs:
         where = f"inputs.{spec.name}"
         _check_rows_list(inputs[spec.name], where, limits)
-        one = replace(limits, row_shape=spec.shape, integer_bounds=spec.bounds, named_inputs=())
+        one = replace(
+            limits, row_shape=spec.shape, integer_bounds=spec.bounds, named_inputs=(), features=spec.features
+        )
         values = _validate_rows(inputs[spec.name], one, where, numbers_are_rows=True)
         shapes[spec.name] = (spec.shape, concrete(spec.shape, values) or ())
     if mismatch := axis_mismatch(shapes):
@@ -235,10 +237,14 @@ def decode_inputs(payload: dict[str, Any], inputs: tuple[FeatureInput, ...]) -> 
     """A validated ``inputs`` payload -> one array (N, *row shape) per input of ``forward``: the rows of the
     one input, or ``{name: rows}`` for several."""
     if len(inputs) == 1 and not isinstance(payload["inputs"], dict):
-        features = inputs[0].features or ()
-        rows = [record_row(row, features) if isinstance(row, dict) else row for row in payload["inputs"]]
-        return (decode_rows(rows, inputs[0].shape, np.dtype(inputs[0].dtype)),)
-    return tuple(decode_rows(payload["inputs"][i.name], i.shape, np.dtype(i.dtype)) for i in inputs)
+        return (_decode_input(payload["inputs"], inputs[0]),)
+    return tuple(_decode_input(payload["inputs"][i.name], i) for i in inputs)
+
+
+def _decode_input(rows: list[Any], spec: FeatureInput) -> np.ndarray:
+    """One input's validated rows, records ``{"f0": 1.5, ...}`` of its ``features`` among them."""
+    rows = [record_row(row, spec.features or ()) if isinstance(row, dict) else row for row in rows]
+    return decode_rows(rows, spec.shape, np.dtype(spec.dtype))
 
 
 def decode_rows(rows: list[Any], row_shape: RowShape, dtype: np.dtype) -> np.ndarray:
