@@ -73,6 +73,7 @@ def test_fit_writes_perf_json_with_sane_values(cli, tmp_path: Path) -> None:
     result = cli("fit", *TINY_TRAINER, "--run", "r", "--checkpoint_every_n_steps", "2")
     assert result.returncode == 0, result.output
     assert "train samples/s" in result.stdout and "perf.json" in result.stdout
+    assert not set("┏━│") & set(result.output), "a log (not a terminal) gets plain lines, no box drawing"
     perf = json.loads((tmp_path / RUN / "perf.json").read_text())
     assert perf["train_loader"] == "TensorBatchLoader"  # the fast path, chosen automatically
     assert perf["device"] == "cpu" and perf["epochs"] == 2

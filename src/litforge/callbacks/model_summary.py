@@ -13,14 +13,23 @@ to the first training step.
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichModelSummary
+from lightning.pytorch.callbacks import ModelSummary, RichModelSummary
 
 
 class EagerModelSummary(RichModelSummary):
-    """``RichModelSummary`` computed with compilation off, so compiled modules still compile in training."""
+    """``RichModelSummary`` computed with compilation off, so compiled modules still compile in training;
+    Lightning's plain-text table when stdout is not a terminal (a log file gets no box drawing)."""
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         with torch.compiler.set_stance("force_eager"):
             super().on_fit_start(trainer, pl_module)
+
+    @staticmethod
+    def summarize(*args: Any, **summarize_kwargs: Any) -> None:
+        table = RichModelSummary if sys.stdout.isatty() else ModelSummary
+        table.summarize(*args, **summarize_kwargs)

@@ -215,7 +215,7 @@ def _background_saves(trainer: L.Trainer) -> dict[str, Any]:
 
 
 def print_summary(summary: dict[str, Any], path: Path) -> None:
-    """The summary as a two-column rich table on stdout."""
+    """The summary as a two-column rich table on stdout; plain lines when stdout is not a terminal."""
     from rich.console import Console
     from rich.table import Table
 
@@ -269,6 +269,11 @@ def print_summary(summary: dict[str, Any], path: Path) -> None:
         )
     if summary["peak_gpu_allocated_mib"] is not None:
         rows.append(("peak GPU memory allocated", fmt(summary["peak_gpu_allocated_mib"], ",.0f", " MiB")))
+    if not sys.stdout.isatty():  # a log file (| tee, a job scheduler): plain aligned lines, no box drawing
+        width = max(len(name) for name, _ in rows)
+        lines = [f"  {name:<{width}}  {value}" for name, value in rows]
+        print(table.title, *lines, f"performance summary: {path}", sep="\n", flush=True)
+        return
     for row in rows:
         table.add_row(*row)
     console = Console(file=sys.stdout, width=max(60, min(100, Console().width)))
