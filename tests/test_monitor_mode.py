@@ -6,7 +6,12 @@ import pytest
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from litforge.callbacks.monitor_mode import configured_mode, configured_monitors, mode_by_name
+from litforge.callbacks.monitor_mode import (
+    configured_mode,
+    configured_monitors,
+    mode_by_name,
+    unstated_mode_notes,
+)
 from litforge.cli.tune import with_direction
 from litforge.engine.trainer_setup import best_checkpoint_monitor
 from litforge.tune.space import parse_space
@@ -106,8 +111,9 @@ def test_best_ckpt_follows_the_mode_the_user_gave_or_the_config_or_the_metrics_n
 
 
 class _Fit:
-    def __init__(self, callbacks: list) -> None:
+    def __init__(self, callbacks: list, fit_args: list[str] | None = None) -> None:
         self.callbacks = callbacks
+        self.fit_args = fit_args or []
 
     def resolve(self, values: dict) -> Namespace:
         return Namespace(trainer=Namespace(callbacks=self.callbacks))
@@ -124,6 +130,8 @@ class _Fit:
             "maximize",
         ),
         ({"metric": "val_iou", "direction": "minimize"}, [], "minimize"),  # written: kept
+        # no mode written: Lightning's default min does not outweigh a score's name
+        ({"metric": "val_recall_at_10"}, [EarlyStopping(monitor="val_recall_at_10")], "maximize"),
     ],
 )
 def test_a_space_without_direction_optimizes_the_way_the_config_or_the_name_says(
@@ -131,3 +139,59 @@ def test_a_space_without_direction_optimizes_the_way_the_config_or_the_name_says
 ) -> None:
     parsed = parse_space({**space, "params": {"model.lr": {"type": "float", "low": 0.001, "high": 0.1}}})
     assert with_direction(parsed, _Fit(callbacks)).direction == direction
+
+
+def test_a_callbacks_mode_counts_only_where_the_user_wrote_one(tmp_path, capsys) -> None:
+    """``EarlyStopping(monitor: val_recall_at_10)`` without ``mode:`` has Lightning's default min: tune
+    minimized the recall and best.ckpt kept its lowest epoch, silently. A mode written in a config file or
+    typed is the user's word and holds."""
+    from litforge.engine.config_sources import scan, stated_callback_modes
+
+    stopper = "trainer:\n  callbacks:\n  - class_path: EarlyStopping\n    init_args:\n      monitor: val_recall_at_10\n"
+    (tmp_path / "unstated.yaml").write_text(stopper)
+    (tmp_path / "stated.yaml").write_text(stopper + "      mode: min\n")
+    assert stated_callback_modes(scan(["-c", str(tmp_path / "unstated.yaml")])) == set()
+    assert stated_callback_modes(scan(["-c", str(tmp_path / "stated.yaml")])) == {"val_recall_at_10"}
+    typed = ["--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor", "val_f1"]
+    assert stated_callback_modes(scan(typed)) == set()
+    assert stated_callback_modes(scan([*typed, "--trainer.callbacks.mode", "min"])) == {"val_f1"}
+
+    given = [EarlyStopping(monitor="val_recall_at_10")]  # mode "min": Lightning's default
+    *chosen, note = best_checkpoint_monitor(given, None, None, _Plain(), stated=set())
+    assert (
+        tuple(chosen) == ("val_recall_at_10", "max")
+        and "(max), the metric of the config's EarlyStopping" in note
+    )
+    assert best_checkpoint_monitor(given, None, None, _Plain(), stated={"val_recall_at_10"})[:2] == (
+        "val_recall_at_10",
+        "min",
+    )
+    assert best_checkpoint_monitor(given, "val_recall_at_10", None, _Plain(), stated=set())[:2] == (
+        "val_recall_at_10",
+        "max",
+    )
+    (note,) = unstated_mode_notes(configured_monitors(given), set())
+    assert "EarlyStopping on val_recall_at_10 gives no mode, so Lightning's default min applies" in note
+    assert unstated_mode_notes(configured_monitors(given), {"val_recall_at_10"}) == []
+
+    space = parse_space(
+        {"metric": "val_recall_at_10", "params": {"model.lr": {"type": "float", "low": 0.1, "high": 1}}}
+    )
+    assert with_direction(space, _Fit(given, ["-c", str(tmp_path / "stated.yaml")])).direction == "minimize"
+    with_direction(space, _Fit(given, ["-c", str(tmp_path / "unstated.yaml")]))
+    assert "gives no mode" in capsys.readouterr().err
+
+
+def test_fit_says_when_a_config_callback_on_a_score_has_only_lightnings_default_mode(cli, tmp_path) -> None:
+    from cli_helpers import TINY_TRAINER
+
+    (tmp_path / "es.yaml").write_text(
+        "trainer:\n  callbacks:\n  - class_path: EarlyStopping\n    init_args:\n      monitor: val_acc\n"
+    )
+    result = cli("fit", "-c", "es.yaml", *TINY_TRAINER, "--run", "r", "--monitor", "val_acc")
+    assert result.returncode == 0, result.output
+    assert (
+        "the config's EarlyStopping on val_acc gives no mode, so Lightning's default min applies"
+        in result.stderr
+    )
+    assert "best.ckpt keeps the highest val_acc, a score by its name" in result.stderr

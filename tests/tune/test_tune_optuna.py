@@ -56,7 +56,9 @@ def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_
     kept = sorted(p.parent.parent.name for p in out.glob("trials/*/checkpoints/best.ckpt"))
     assert best["number"] in kept and len(kept) <= 3  # only the top-3 trials keep checkpoints
 
-    # best.yaml is a complete fit config: training from it gives the best trial's value again.
+    # best.yaml is a complete fit config: training from it gives the best trial's value again, and its
+    # best.ckpt is kept by the metric the search ranked by (the fit config named no --monitor)
+    assert {"monitor: val_loss", "monitor_mode: min"} <= set((out / "best.yaml").read_text().splitlines())
     refit = cli(
         "fit", "--config", str(out / "best.yaml"), "--trainer.default_root_dir", str(tmp_path / "refit")
     )

@@ -55,6 +55,30 @@ def configured_mode(monitors: list[tuple[str, str, str]], metric: str) -> str | 
     return next((mode for _, monitor, mode in monitors if monitor == metric), None)
 
 
+def unstated_min_on_scores(monitors: list[tuple[str, str, str]], stated: set[str] | None) -> set[str]:
+    """The metrics of ``monitors`` whose callback has ``min`` only as Lightning's default (their metric is not
+    in ``stated``, the metrics given a mode in the user's own words) while the name says a score: an
+    ``EarlyStopping(monitor: val_recall_at_10)`` without ``mode: max`` treats a falling recall as progress."""
+    if stated is None:
+        return set()
+    return {
+        metric
+        for _, metric, mode in monitors
+        if mode == "min" and metric not in stated and mode_by_name(metric)
+    }
+
+
+def unstated_mode_notes(monitors: list[tuple[str, str, str]], stated: set[str] | None) -> list[str]:
+    """A note for each such callback, naming the fix."""
+    unstated = unstated_min_on_scores(monitors, stated)
+    return [
+        f"the config's {kind} on {metric} gives no mode, so Lightning's default min applies: it takes a "
+        f"lower {metric} as better, while the name says a score (add mode: max to it)"
+        for kind, metric, _ in monitors
+        if metric in unstated
+    ]
+
+
 def _is_config(callback: Any) -> bool:
     return isinstance(callback, dict) or hasattr(callback, "class_path")
 

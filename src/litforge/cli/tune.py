@@ -210,13 +210,25 @@ def with_direction(space: SearchSpace, fit: SearchConfig) -> SearchSpace:
     ``ModelCheckpoint``/``EarlyStopping`` on that metric does (``mode: max`` -> maximize), else maximizes a
     score's name (``val_iou``, ``val_acc``; a note says so), else minimizes: ``metric: val_iou`` used to
     keep the trial of the lowest IoU."""
-    from litforge.callbacks.monitor_mode import configured_mode, configured_monitors, mode_by_name
+    from litforge.callbacks.monitor_mode import (
+        configured_mode,
+        configured_monitors,
+        mode_by_name,
+        unstated_min_on_scores,
+        unstated_mode_notes,
+    )
+    from litforge.engine.config_sources import scan, stated_callback_modes
 
     if space.direction_given:
         return space
     callbacks = fit.resolve({}).trainer.get("callbacks") or []
     monitors = configured_monitors(callbacks if isinstance(callbacks, list) else [callbacks])
+    stated = stated_callback_modes(scan(fit.fit_args))
+    for note in unstated_mode_notes(monitors, stated):
+        print(f"litforge: note: {note}", file=sys.stderr)
     mode = configured_mode(monitors, space.metric)
+    if space.metric in unstated_min_on_scores(monitors, stated):
+        mode = None  # Lightning's default, not the user's word: the name decides
     if mode is None and mode_by_name(space.metric) == "max":
         mode = "max"
         print(

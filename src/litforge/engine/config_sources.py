@@ -321,6 +321,24 @@ def configs_first(args: list[str]) -> list[str]:
     return configs + rest
 
 
+def stated_callback_modes(line: CommandLine) -> set[str]:
+    """The metrics whose ``ModelCheckpoint``/``EarlyStopping`` the user gave a ``mode`` in their own words: in
+    a config file's ``trainer.callbacks``, or typed (``--trainer.callbacks.mode max`` states one for the
+    monitors typed beside it). Any other ``mode`` is Lightning's default, ``min``, whatever the metric."""
+    stated: set[str] = set()
+    for path in line.config_files:
+        trainer = read_config_file(path).get("trainer")
+        callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
+        for item in callbacks if isinstance(callbacks, list) else [callbacks]:
+            arguments = item.get("init_args") if isinstance(item, dict) else None
+            if isinstance(arguments, dict) and "mode" in arguments and arguments.get("monitor"):
+                stated.add(str(arguments["monitor"]))
+    typed = [(key.replace(".init_args.", "."), value) for key, value in flag_values(line.args)]
+    if any(key == "--trainer.callbacks.mode" for key, _ in typed):
+        stated |= {value for key, value in typed if key == "--trainer.callbacks.monitor"}
+    return stated
+
+
 def flag_values(args: list[str]) -> list[tuple[str, str]]:
     """Every ``--key value`` / ``--key=value`` pair (a flag without a value pairs with the next word,
     which is harmless: only the keys above are looked at)."""

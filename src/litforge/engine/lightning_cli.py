@@ -27,6 +27,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.argparse import parser_actions
 from litforge._compat.lightning_cli import HookedLightningCLI, quiet_seeding
+from litforge.callbacks.monitor_mode import configured_monitors, unstated_mode_notes
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR, RunCheckpoint
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
 from litforge.engine.config_mistakes import (
@@ -42,6 +43,7 @@ from litforge.engine.config_sources import (
     packaged_defaults,
     replaced_class_notes,
     scan,
+    stated_callback_modes,
 )
 from litforge.engine.failures import BuildFailed, hparams_conflict
 from litforge.engine.folder_snapshot import FolderSnapshot
@@ -397,15 +399,19 @@ class LitforgeCLI(HookedLightningCLI):
         subcommand = self.subcommand or "fit"
         trainer_config = self.config_value(self.config_init, "trainer", default={})
         given = list(as_list(trainer_config.get("callbacks")))
+        stated = stated_callback_modes(self.command_line)
         monitor, monitor_mode, monitor_note = best_checkpoint_monitor(
             given,
             self.config_value(self.config, "monitor"),
             self.config_value(self.config, "monitor_mode"),
             self.model,
             mode_typed=self.command_line.typed_value("--monitor_mode") is not None,
+            stated=stated,
         )
-        if monitor_note and subcommand == "fit" and rank_zero_only.rank == 0:
-            print(f"litforge: note: {monitor_note}", file=sys.stderr)
+        if subcommand == "fit" and rank_zero_only.rank == 0:
+            notes = [*unstated_mode_notes(configured_monitors(given), stated), monitor_note]
+            for note in filter(None, notes):
+                print(f"litforge: note: {note}", file=sys.stderr)
         defaults = default_callbacks(
             self.run_dir,
             subcommand,

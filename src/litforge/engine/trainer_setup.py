@@ -26,7 +26,12 @@ from litforge.callbacks import (
     RunCheckpoint,
     RunProgressBar,
 )
-from litforge.callbacks.monitor_mode import configured_mode, configured_monitors, mode_by_name
+from litforge.callbacks.monitor_mode import (
+    configured_mode,
+    configured_monitors,
+    mode_by_name,
+    unstated_min_on_scores,
+)
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR
 from litforge.engine.config_sources import flat_config
 from litforge.engine.run_dir import RunDir
@@ -153,18 +158,25 @@ def has_instance(callbacks: list[Any], kind: type) -> bool:
 
 
 def best_checkpoint_monitor(
-    given: list[Any], monitor: str | None, monitor_mode: str | None, model: Any, mode_typed: bool = True
+    given: list[Any],
+    monitor: str | None,
+    monitor_mode: str | None,
+    model: Any,
+    mode_typed: bool = True,
+    stated: set[str] | None = None,
 ) -> tuple[str, str, str | None]:
     """The metric that picks ``best.ckpt``, its mode, and a note when litforge chose the mode or the metric.
 
     The metric: ``--monitor``, else the first ``ModelCheckpoint`` of the config that monitors one, else the
     model's ``checkpoint_monitor`` attribute, else the first such ``EarlyStopping``, else ``val_loss``. Its
     mode: ``--monitor_mode``, else that of a config callback on the same metric, else ``max`` for a score's
-    name (``val_iou``, ``val_acc``; a note says so), else ``min``. A ``monitor_mode`` from a config file
-    (``mode_typed`` false: a run's config.yaml of an earlier litforge records ``min``) that the config's
-    callback on the metric or the metric's name contradicts is kept, with a note."""
+    name (``val_iou``, ``val_acc``; a note says so), else ``min``. A callback's ``min`` that is only
+    Lightning's default (its metric not in ``stated``, the metrics the user gave a mode) does not outweigh
+    a score's name. A ``monitor_mode`` from a config file (``mode_typed`` false: a run's config.yaml of an
+    earlier litforge records ``min``) that the config's callback on the metric or the metric's name
+    contradicts is kept, with a note."""
     monitors = configured_monitors(given)
-    note = None
+    from_stopper = False
     if not monitor:
         checkpoints = [m for m in monitors if m[0] == "ModelCheckpoint"]
         stoppers = [m for m in monitors if m[0] == "EarlyStopping"]
@@ -173,14 +185,13 @@ def best_checkpoint_monitor(
         elif getattr(model, "checkpoint_monitor", None):  # the model's author chose it
             monitor = model.checkpoint_monitor
         elif stoppers and stoppers[0][1:] != (DEFAULT_MONITOR, "min"):
-            monitor = stoppers[0][1]
-            note = (
-                f"best.ckpt follows {monitor} ({stoppers[0][2]}), the metric of the config's EarlyStopping "
-                "(--monitor picks another)"
-            )
+            monitor, from_stopper = stoppers[0][1], True
         else:
             monitor = DEFAULT_MONITOR
     configured = configured_mode(monitors, monitor)
+    if monitor in unstated_min_on_scores(monitors, stated):
+        configured = None  # Lightning's default, not the user's word: the name decides
+    note = None
     if monitor_mode is None:
         monitor_mode = configured
         if monitor_mode is None and mode_by_name(monitor) == "max":
@@ -194,7 +205,13 @@ def best_checkpoint_monitor(
             f"{monitor_mode} of the config) while {why} {other}: --monitor_mode {other} to keep the "
             f"{'highest' if other == 'max' else 'lowest'}"
         )
-    return monitor, monitor_mode or "min", note
+    monitor_mode = monitor_mode or "min"
+    if from_stopper:
+        note = (
+            f"best.ckpt follows {monitor} ({monitor_mode}), the metric of the config's EarlyStopping "
+            "(--monitor picks another)"
+        )
+    return monitor, monitor_mode, note
 
 
 def default_callbacks(

@@ -125,10 +125,15 @@ def write_trials_csv(records: list[TrialRecord], space: SearchSpace, path: Path)
 def write_best(
     records: list[TrialRecord], space: SearchSpace, fit: SearchConfig, out: Path
 ) -> TrialRecord | None:
-    """``best.yaml`` for the best complete trial (nothing when no trial completed)."""
+    """``best.yaml`` for the best complete trial (nothing when no trial completed). A fit config that names
+    no ``monitor`` gets the search's metric and direction, so a fit of best.yaml keeps best.ckpt by the
+    metric the search ranked by, not by ``val_loss``."""
     best = best_record(records, space.maximize)
     if best is not None:
-        fit.dump(best.params, out / "best.yaml")
+        values = dict(best.params)
+        if fit.resolve({}).get("monitor") is None:
+            values |= {"monitor": space.metric, "monitor_mode": "max" if space.maximize else "min"}
+        fit.dump(values, out / "best.yaml")
     return best
 
 
