@@ -240,3 +240,37 @@ class DictOutput(TinyNet):
     def forward(self, x):
         logits = self.head(self.features(x))
         return {"logits": logits, "mean": logits.mean()}  # ONNX exports it; litforge export answers per row
+
+
+class PaddedSequenceData(L.LightningDataModule):
+    """Series of 12 steps (padded) with their valid lengths and a label: batches ``(x, lengths, y)``."""
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(32, 12, FEATURES, generator=generator)
+        lengths = torch.randint(3, 13, (32,), generator=generator)
+        return DataLoader(
+            TensorDataset(x, lengths, torch.randint(0, CLASSES, (32,), generator=generator)), 16
+        )
+
+
+class StaleSequenceExample(L.LightningModule):
+    """``forward(x, lengths)`` runs on series of any length, but ``example_input_array`` holds 5 steps: the
+    export would take 5 steps only."""
+
+    def __init__(self, lr: float = 0.05) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.head = nn.Linear(FEATURES, CLASSES)
+        self.example_input_array = (torch.zeros(2, 5, FEATURES), torch.tensor([5, 3]))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        valid = (torch.arange(x.shape[1]) < lengths[:, None]).unsqueeze(-1)
+        return self.head((x * valid).sum(1) / lengths[:, None].clamp(min=1))
+
+    def training_step(self, batch, batch_idx):
+        x, lengths, y = batch
+        return F.cross_entropy(self(x, lengths), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)

@@ -192,3 +192,20 @@ def test_a_tuple_example_input_array_exports_as_forwards_named_inputs(tmp_path: 
     model.example_input_array = (torch.zeros(2, 3, dtype=torch.long), torch.zeros(5, 2))
     with pytest.raises(UsageError, match=r"must share the batch axis 0"):
         export_spec(model)
+
+
+def test_a_tuple_example_of_other_sizes_than_the_data_is_refused_before_anything_is_written(tmp_path) -> None:
+    """``forward(x, lengths)`` runs on the run's 12-step series but ``example_input_array`` holds 5 steps: the
+    export passed its parity checks on random inputs, and the artifact refused every real series."""
+    from broken_modules import FEATURES, StaleSequenceExample
+
+    real = (torch.randn(4, 12, FEATURES), torch.tensor([12, 3, 7, 5]))
+    with pytest.raises(
+        UsageError, match=r"x has rows of shape \(5, 8\) in example_input_array but \(12, 8\)"
+    ):
+        export_module(StaleSequenceExample(), tmp_path / "export", ["onnx"], real_inputs=real)
+    assert not (tmp_path / "export").exists()
+    short = (torch.randn(4, 5, FEATURES), torch.tensor([5, 3, 4, 5]))  # the data's sizes: exported
+    assert (
+        export_module(StaleSequenceExample(), tmp_path / "export", ["onnx"], real_inputs=short).failed == []
+    )

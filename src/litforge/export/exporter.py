@@ -21,7 +21,7 @@ from litforge.export.formats import format_module, load_runner
 from litforge.export.input_values import embedding_ranges
 from litforge.export.outputs import ForwardOutputs, forward_outputs
 from litforge.export.parity import eager_outputs, parity_cases, random_inputs, verify
-from litforge.export.spec import ExportSpec, export_spec
+from litforge.export.spec import ExportSpec, export_spec, refuse_stale_examples
 from litforge.export.timing import measure
 from litforge.predictions import output_head
 
@@ -55,6 +55,7 @@ def export_module(
     ``feature_names``: the input's columns as the run's datamodule names them (``export.feature_names``)."""
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
+    refuse_stale_examples(module, spec, real_inputs)
     _note_a_fixed_sequence_length(module, spec)
     with torch.inference_mode():
         outputs = forward_outputs(module, module(*spec.inputs), len(spec.inputs[0]))

@@ -146,15 +146,53 @@ def is_stale_example(module: torch.nn.Module, example: torch.Tensor, data_input:
     """Whether ``example_input_array`` has other rows than the data although ``forward`` takes the data's
     rows (a CNN with adaptive pooling runs on both sizes). A ``forward`` that fails on the data's rows takes
     something else (a GAN's noise): its example is right."""
-    if data_input.shape[1:] == example.shape[1:]:
-        return False
-    rows = data_input[:2].to(example.dtype) if data_input.is_floating_point() else data_input[:2]
+    return bool(stale_inputs(module, (example,), (data_input,), ["input"]))
+
+
+def stale_inputs(
+    module: torch.nn.Module,
+    examples: tuple[torch.Tensor, ...],
+    data: tuple[torch.Tensor, ...],
+    names: list[str],
+) -> list[str]:
+    """``x has rows of shape (16, 3) in example_input_array but (40, 3) in the data``, for each of forward's
+    example inputs whose rows differ from the data's while ``forward`` runs on the data's (a GRU over padded
+    series of any length); ``[]`` when the examples hold or ``forward`` fails on the data's inputs."""
+    if len(examples) != len(data) or all(
+        e.shape[1:] == d.shape[1:] for e, d in zip(examples, data, strict=True)
+    ):
+        return []
+    rows = tuple(
+        d[:2].to(e.dtype) if d.is_floating_point() else d[:2] for e, d in zip(examples, data, strict=True)
+    )
     try:
         with torch.no_grad():
-            module(rows)
+            module(*rows)
     except Exception:
-        return False
-    return True
+        return []
+    return [
+        f"{name} has rows of shape {tuple(e.shape[1:])} in example_input_array but {tuple(d.shape[1:])} in the data"
+        for name, e, d in zip(names, examples, data, strict=True)
+        if e.shape[1:] != d.shape[1:]
+    ]
+
+
+def refuse_stale_examples(
+    module: torch.nn.Module, spec: ExportSpec, real_inputs: tuple[torch.Tensor, ...] | None
+) -> None:
+    """A tuple ``example_input_array`` whose rows differ from the run's batch while ``forward`` runs on the
+    batch: the artifact would take only the example's sizes and refuse every real input (a one-tensor
+    example is checked in ``export_spec``; ``litforge_export_spec()`` declares its own axes)."""
+    if not real_inputs or len(spec.inputs) < 2 or callable(getattr(module, "litforge_export_spec", None)):
+        return
+    if stale := stale_inputs(module, spec.inputs, real_inputs, spec.input_names):
+        name = spec.input_names[0]
+        raise UsageError(
+            f"{type(module).__name__}.example_input_array: {'; '.join(stale)}, and forward runs on the data's: "
+            "the export would take only the example's sizes and refuse the data. Shape example_input_array "
+            "like the data, or declare an axis whose length varies in litforge_export_spec() (dynamic_axes "
+            f'{{"{name}": {{0: "batch", 1: "sequence"}}}}, docs/export.md)'
+        )
 
 
 def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:

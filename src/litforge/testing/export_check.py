@@ -32,7 +32,7 @@ def _check_litforge_exports(module: torch.nn.Module, batch: Any) -> None:
     ``example_input_array``) fails this check too: a PASS here means the command works."""
     from litforge.errors import UsageError
     from litforge.export.parity import eager_outputs
-    from litforge.export.spec import export_spec
+    from litforge.export.spec import export_spec, refuse_stale_examples
     from litforge.predictions.forward_inputs import forward_inputs_from_batch
 
     inputs = forward_inputs_from_batch(module, batch)  # as the export reads a run's batch (export.loading)
@@ -40,6 +40,7 @@ def _check_litforge_exports(module: torch.nn.Module, batch: Any) -> None:
     one_tensor = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else None
     try:
         spec = export_spec(module, one_tensor)
+        refuse_stale_examples(module, spec, tuple(tensors) if len(tensors) > 1 else None)
         eager_outputs(module, spec.inputs)
     except UsageError as error:
         raise AssertionError(f"litforge export refuses it: {error}") from None

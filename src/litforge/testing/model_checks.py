@@ -109,17 +109,19 @@ def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
 def _check_example_is_not_stale(module: L.LightningModule, batch: Any) -> None:
     """``example_input_array`` with other rows than the data, although ``forward`` takes the data's rows:
     the export would be built for inputs the data does not have."""
-    from litforge.export.spec import is_stale_example
+    from litforge.export.spec import export_spec, stale_inputs
 
     example = module.example_input_array
+    examples = tuple(example) if isinstance(example, (tuple, list)) else (example,)
     data_input = forward_inputs_from_batch(module, prepare_batch(module, batch))
-    tensors = [*data_input[0], *data_input[1].values()] if data_input else []
-    if not (isinstance(example, torch.Tensor) and len(tensors) == 1 and isinstance(tensors[0], torch.Tensor)):
+    tensors = tuple([*data_input[0], *data_input[1].values()]) if data_input else ()
+    if len(tensors) != len(examples) or not all(isinstance(t, torch.Tensor) for t in (*examples, *tensors)):
         return
-    if is_stale_example(module.eval(), example, tensors[0]):
+    names = export_spec(module).input_names if len(examples) > 1 else ["input"]
+    if stale := stale_inputs(module.eval(), examples, tensors, names):
         raise AssertionError(
-            f"example_input_array is {shape_text(example)} but forward takes the data's "
-            f"{shape_text(tensors[0])}: a stale example_input_array (export would take only its shape)"
+            f"{'; '.join(stale)}, and forward runs on the data's: a stale example_input_array (export would "
+            "take only its sizes; an axis whose length varies is declared in litforge_export_spec())"
         )
 
 
