@@ -274,3 +274,38 @@ class StaleSequenceExample(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+class NaNGradient(TinyNet):
+    """A finite loss whose gradient is NaN: ``sqrt`` at 0 has an infinite slope, times the 0 inside it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        return self.head(h + torch.sqrt(h * 0))
+
+
+class SparseEmbeddings(L.LightningModule):
+    """Healthy: an ``nn.Embedding(sparse=True)`` trained by ``SparseAdam``, as recommenders are (the
+    gradient check used to crash on the sparse gradient)."""
+
+    def __init__(self, lr: float = 0.05) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.table = nn.Embedding(FEATURES * 4, CLASSES, sparse=True)
+        self.automatic_optimization = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ids = (x.abs() * 3).long().clamp(max=FEATURES * 4 - 1)  # (B, F) ids from the features
+        return self.table(ids).mean(1)  # (B, C)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        optimizer = self.optimizers()
+        loss = F.cross_entropy(self(x), y)
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SparseAdam(self.parameters(), lr=self.hparams.lr)

@@ -38,6 +38,8 @@ BROKEN = [
     (check_gradients, broken.UnusedLayer, broken.TinyData, r"2 of 6 .*no gradient .*projection\.weight, projection\.bias"),
     (check_gradients, broken.NotInOptimizer, broken.TinyData, r"not in any optimizer .*body\.0\.weight, body\.0\.bias"),
     (check_optimizer_step, broken.CannotLearn, broken.TinyData, r"4 of 4 trainable parameters unchanged"),
+    (check_gradients, broken.NaNGradient, broken.TinyData, r"2 of 4 trainable parameters: a NaN or infinite gradient: body\.0\.weight, body\.0\.bias"),
+    (check_optimizer_step, broken.NaNGradient, broken.TinyData, r"2 of 4 trainable parameters hold NaN or infinite values after one optimizer step: body\.0\.weight"),
     (check_forward, broken.NaNOutput, broken.TinyData, r"forward output \(16, 3\) float32 has \d+ NaN"),
     (check_forward, broken.StaleExampleInput, broken.TinyData, r"inputs shaped like example_input_array \(\(2, 5\) float32\).*stale"),
     (check_forward, broken.SqueezeDropsBatch, broken.TinyData, r"gives \(3,\) float32 on example_input_array but \(16, 3\) float32 on a real batch: .*\.squeeze\(-1\)"),
@@ -255,3 +257,25 @@ def test_the_data_check_takes_series_of_another_length_per_batch_when_the_module
         AssertionError, match=r"train batch 1: batch\[0\] is \(4, 7, 3\).*declare \{1: 'sequence'\}"
     ):
         check_data(_FixedSeries(), batches)
+
+
+def test_sparse_gradients_are_checked_like_dense_ones():
+    assert (
+        check_gradients(broken.SparseEmbeddings, broken.TinyData)
+        == "all 1 trainable parameters get a non-zero gradient"
+    )
+    assert (
+        check_optimizer_step(broken.SparseEmbeddings, broken.TinyData) == "all 1 trainable parameters changed"
+    )
+
+
+def test_the_step_budget_counts_batches_also_for_two_optimizers_stepped_by_hand():
+    """Lightning's max_steps counts optimizer steps: ``check --overfit-steps 40`` trained 20 batches of a
+    model that steps two optimizers in each training_step."""
+    from litforge.testing.harness import fit_on_batch
+
+    model, calls = broken.ManualTwoOptimizers(), []
+    original = model.training_step
+    model.training_step = lambda batch, batch_idx: calls.append(batch_idx) or original(batch, batch_idx)
+    fit_on_batch(model, next(iter(broken.TinyData().train_dataloader())), steps=6)
+    assert len(calls) == 6

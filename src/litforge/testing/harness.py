@@ -78,10 +78,12 @@ def fit_on_batch(
     callbacks: list[L.Callback] | None = None,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
-    """Train ``model`` for ``steps`` training steps, all on ``batch``, with no validation (so a scheduler
-    that monitors a validation metric, e.g. ``ReduceLROnPlateau`` on ``val_loss``, is not stepped)."""
+    """Train ``model`` for ``steps`` training steps (batches: a manual ``training_step`` that steps two
+    optimizers counts once), all on ``batch``, with no validation (so a scheduler that monitors a
+    validation metric, e.g. ``ReduceLROnPlateau`` on ``val_loss``, is not stepped)."""
     loader = DataLoader(_Repeat(batch, steps), batch_size=None)  # batch_size=None: items are batches
-    settings = {"max_steps": steps, "limit_train_batches": steps, "limit_val_batches": 0, **trainer_kwargs}
+    settings = {"max_steps": -1, "max_epochs": 1, "limit_train_batches": steps, "limit_val_batches": 0}
+    settings |= trainer_kwargs
     trainer = tiny_trainer(callbacks=[*(callbacks or []), _MonitoredSchedulersWait()], **settings)
     trainer.fit(model, train_dataloaders=loader)
     return trainer
@@ -184,6 +186,7 @@ class GradientProbe(L.Callback):
         self.optimizer_steps = 0
         self.with_grad: set[str] = set()
         self.nonzero_grad: set[str] = set()
+        self.nonfinite_grad: set[str] = set()
         self.in_optimizer: set[str] = set()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -199,8 +202,13 @@ class GradientProbe(L.Callback):
                 self.in_optimizer.add(name)
             if param.grad is not None:
                 self.with_grad.add(name)
-                if bool(param.grad.ne(0).any()):
+                values = (
+                    param.grad.coalesce().values() if param.grad.is_sparse else param.grad
+                )  # Embedding(sparse=True)
+                if bool(values.ne(0).any()):
                     self.nonzero_grad.add(name)
+                if not bool(values.isfinite().all()):
+                    self.nonfinite_grad.add(name)
 
 
 def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -241,14 +241,17 @@ def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
     no_grad = [n for n in trainable if n not in probe.with_grad]
     zero = [n for n in trainable if n in probe.with_grad and n not in probe.nonzero_grad]
     orphans = [n for n in trainable if n not in probe.in_optimizer]
+    nonfinite = [n for n in trainable if n in probe.nonfinite_grad]
     if no_grad:
         problems.append(f"no gradient (not used in the loss?): {name_list(no_grad)}")
     if zero:
         problems.append(f"an all-zero gradient: {name_list(zero)}")
+    if nonfinite:
+        problems.append(f"a NaN or infinite gradient: {name_list(nonfinite)}")
     if orphans:
         problems.append(f"not in any optimizer from configure_optimizers: {name_list(orphans)}")
     if problems:
-        bad = len(set(no_grad) | set(zero) | set(orphans))
+        bad = len(set(no_grad) | set(zero) | set(nonfinite) | set(orphans))
         raise AssertionError(f"{bad} of {len(trainable)} trainable parameters: " + "; ".join(problems))
     copies = f" ({len(averaged)} of AveragedModel copies left out)" if averaged else ""
     return f"all {len(trainable)} trainable parameters get a non-zero gradient{copies}"
@@ -275,6 +278,12 @@ def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> s
         raise AssertionError(
             f"{len(unchanged)} of {len(before)} trainable parameters unchanged after one optimizer step: "
             f"{name_list(unchanged)} (missing from the optimizer? learning rate 0?)"
+        )
+    broken = [n for n in before if not bool(after[n].detach().isfinite().all())]
+    if broken:
+        raise AssertionError(
+            f"{len(broken)} of {len(before)} trainable parameters hold NaN or infinite values after one "
+            f"optimizer step: {name_list(broken)}"
         )
     return f"all {len(before)} trainable parameters changed"
 
