@@ -173,3 +173,29 @@ def test_the_command_that_made_a_run_resumes_it_without_a_second_appended_callba
         changed.stderr
     )
     assert len(list((run / "checkpoints").glob("ck-*.ckpt"))) == 2
+
+
+def test_a_resume_retyped_without_monitor_keeps_best_ckpt_on_the_runs_metric(cli, tmp_path: Path) -> None:
+    """best.ckpt's best-so-far is kept per metric: a resume retyped without --monitor switched to val_loss,
+    and its first epoch replaced a better best.ckpt. Another --monitor typed is taken, and said."""
+    import torch
+
+    named = [
+        *TINY,
+        "--model",
+        "Classifier",
+        "--run",
+        "m",
+        "--resume",
+        "auto",
+    ]  # names its model: no config.yaml base
+    assert cli("fit", *named, "--monitor", "val_acc").returncode == 0
+    resumed = cli("fit", *named, "--trainer.max_epochs", "2")
+    assert resumed.returncode == 0, resumed.output
+    assert "best.ckpt keeps following val_acc, the run's --monitor" in resumed.stderr
+    best = torch.load(tmp_path / "runs" / "classifier" / "m" / "checkpoints" / "best.ckpt", weights_only=True)
+    (kept,) = [key for key in best["callbacks"] if key.startswith("RunCheckpoint")]
+    assert kept.startswith("RunCheckpoint{'monitor': 'val_acc', 'mode': 'max',"), kept
+    other = cli("fit", *named, "--trainer.max_epochs", "3", "--monitor", "val_loss")
+    assert other.returncode == 0, other.output
+    assert "best.ckpt follows val_loss from here on, not the run's val_acc" in other.stderr

@@ -40,6 +40,25 @@ def test_the_class_defaults_hold_not_the_packaged_ones(trained, project, user_cl
     assert resolved["data"]["init_args"]["batch_size"] == 32
 
 
+def test_a_class_typed_after_its_own_arguments_takes_them():
+    """``--model.hidden_dim 8 --model mymod.X``: applied left to right, the argument met no class and was
+    refused with "Option 'hidden_dim' is not accepted", although X takes it."""
+    from litforge.engine.config_sources import scan
+
+    line = scan(
+        ["--model.hidden_dim", "8", "--data.batch_size", "4", "--model=usermods.LitModel", "--data", "D"]
+    )
+    assert line.args == [
+        "--model=usermods.LitModel",
+        "--model.hidden_dim",
+        "8",
+        "--data",
+        "D",
+        "--data.batch_size",
+        "4",
+    ]
+
+
 def test_a_config_of_init_args_alone_applies_to_the_class_typed_beside_it(project, user_cli):
     """``--model usermods.LitModel -c small.yaml`` where small.yaml only sets ``model.init_args``: its values
     reach the typed class (it was "Option 'lr' is not accepted"), and a typed --model.lr still wins."""

@@ -230,7 +230,25 @@ def scan(args: list[str]) -> CommandLine:
             line.model_args.append(key.removeprefix("--model.").removeprefix("init_args.").split(".")[0])
         if key in _RUN_FLAGS:
             line.run_flags[key] = value
-    return _classes_before_configs(line)
+    return _classes_before_configs(_classes_before_their_arguments(line))
+
+
+def _classes_before_their_arguments(line: CommandLine) -> CommandLine:
+    """``--model.hidden_dim 8 --model Classifier``: the parser applies flags left to right, so the argument
+    met no class yet and was refused ("Option 'hidden_dim' is not accepted"). A class typed after its own
+    arguments moves in front of the first of them."""
+    for section in CLASS_SECTIONS:
+        args = line.args
+        named = [i for i, arg in enumerate(args) if arg == f"--{section}" or arg.startswith(f"--{section}=")]
+        arguments = [i for i, arg in enumerate(args) if arg.startswith(f"--{section}.")]
+        if not named or not arguments or arguments[0] > named[-1]:
+            continue
+        start = named[-1]
+        width = 1 if "=" in args[start] else 2
+        moved = args[start : start + width]
+        rest = args[:start] + args[start + width :]
+        line.args = rest[: arguments[0]] + moved + rest[arguments[0] :]
+    return line
 
 
 def _classes_before_configs(line: CommandLine) -> CommandLine:

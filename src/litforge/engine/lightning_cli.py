@@ -60,6 +60,7 @@ from litforge.engine.run_dir import (
 )
 from litforge.engine.run_resolution import (
     appended_once_on_resume,
+    keep_the_runs_monitor,
     note_data_changed_since,
     refuse_another_experiments_run,
     resolve_evaluation_run,
@@ -386,6 +387,7 @@ class LitforgeCLI(HookedLightningCLI):
         self.finished_run, self._new_folder = fit.finished, fit.new_folder
         if config.get("ckpt_path") and fit.finished is None and config.get("resume") not in (None, "never"):
             note_data_changed_since(fit.run, config, self.command_line.config_files)
+            keep_the_runs_monitor(fit.run, config, self.command_line)
         return fit.run
 
     # -- trainer -----------------------------------------------------------------------------------

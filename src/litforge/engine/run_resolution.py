@@ -396,6 +396,33 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
+def keep_the_runs_monitor(run: RunDir, config: Namespace, line: CommandLine) -> None:
+    """A resume retyped without ``--monitor`` goes on keeping best.ckpt by the run's recorded metric: its
+    best-so-far is kept per metric, so another one (``val_loss`` by default) let the next epoch replace a
+    better best.ckpt. A ``--monitor`` of another metric is taken, with a note that best.ckpt starts over."""
+    if not run.config.is_file():
+        return
+    try:
+        recorded = read_config_file(run.config)
+    except UsageError:
+        return
+    monitor = recorded.get("monitor")
+    if not monitor or config.get("monitor") == monitor:
+        return
+    if line.sets("monitor"):
+        note = (
+            f"best.ckpt follows {config.get('monitor')} from here on, not the run's {monitor}: the earlier epochs "
+            "were not ranked by it, so the next one's checkpoint becomes best.ckpt"
+        )
+    else:
+        config["monitor"] = monitor
+        if not line.sets("monitor_mode"):
+            config["monitor_mode"] = recorded.get("monitor_mode")
+        note = f"best.ckpt keeps following {monitor}, the run's --monitor (--monitor NAME picks another)"
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"litforge: note: {note}", file=sys.stderr)
+
+
 def note_data_changed_since(run: RunDir, config: Namespace, config_files: list[Path]) -> None:
     """A resume whose data settings differ from the run's own config.yaml (a command retyped without a
     ``--data.*`` flag the run was started with) says which, in one note: the run goes on with this command's
