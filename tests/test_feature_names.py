@@ -166,7 +166,7 @@ def test_a_model_of_two_inputs_reads_one_csv_and_serves_records_per_input(tmp_pa
     (tmp_path / "bad-id.csv").write_text("0,1,5,0.5,1\n")
     for name, needle in [
         ("short.csv", "line 1 of short.csv has 4 values; the model takes 5 (cat 3 + num 2)"),
-        ("bad-id.csv", "row 0 of bad-id.csv (cat): 5 is out of range (the model takes ids 0..4)"),
+        ("bad-id.csv", "line 1 of bad-id.csv: 5 is out of range (the model takes ids 0..4)"),
     ]:
         refused = run_cli("predict", "--artifact", str(export), "--input", name, cwd=tmp_path)
         assert refused.returncode == 2 and needle in refused.stderr, refused.output
@@ -186,3 +186,47 @@ def test_a_model_of_two_inputs_reads_one_csv_and_serves_records_per_input(tmp_pa
             assert refused.status_code == 422 and "missing income" in refused.text, refused.text
         finally:
             stop_server(server)
+
+
+class UsersAndItems(torch.nn.Module):
+    """``forward(user_ids, item_ids)``: one id each per row, a score per pair (a two-tower recommender)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.users, self.items = torch.nn.Embedding(5, 4), torch.nn.Embedding(7, 4)
+        self.example_input_array = (torch.tensor([0, 4]), torch.tensor([6, 1]))
+
+    def forward(self, user_ids: torch.Tensor, item_ids: torch.Tensor) -> torch.Tensor:
+        return (self.users(user_ids) * self.items(item_ids)).sum(-1)
+
+
+def test_inputs_of_one_id_each_are_read_by_their_names_from_a_csv_header(tmp_path: Path) -> None:
+    """A header naming forward's inputs in another order was read by position: users scored as items,
+    exit 0. Now it picks the inputs' columns by name, leaving others out; without a header, by position."""
+    from litforge.export.exporter import export_module
+
+    model = UsersAndItems().eval()
+    assert export_module(model, tmp_path / "export", ["onnx"]).failed == []
+    users, items = [0, 4, 2], [6, 1, 3]
+    with torch.no_grad():
+        expected = model(torch.tensor(users), torch.tensor(items)).numpy()
+    _write(
+        tmp_path / "swapped.csv",
+        ["item_ids", "ts", "user_ids"],
+        [[i, 99, u] for u, i in zip(users, items, strict=True)],
+    )
+    (tmp_path / "plain.csv").write_text("".join(f"{u},{i}\n" for u, i in zip(users, items, strict=True)))
+    notes = {}
+    for name in ("swapped.csv", "plain.csv"):
+        result = run_cli("predict", "--artifact", str(tmp_path / "export"), "--input", name, cwd=tmp_path)
+        assert result.returncode == 0, result.output
+        rows = _predicted(tmp_path, name.replace(".csv", ".predictions.csv"))
+        np.testing.assert_allclose([float(row["prediction"]) for row in rows], expected, rtol=1e-5)
+        notes[name] = result.stderr
+    assert "columns the model does not take are left out (ts)" in notes["swapped.csv"]
+    _write(tmp_path / "other.csv", ["user", "item"], [[0, 1]])
+    refused = run_cli("predict", "--artifact", str(tmp_path / "export"), "--input", "other.csv", cwd=tmp_path)
+    assert refused.returncode == 2 and "has no column 'user_ids', 'item_ids'" in refused.stderr, (
+        refused.output
+    )

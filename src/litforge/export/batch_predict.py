@@ -173,17 +173,24 @@ def read_rows(path: Path, inputs: tuple[FeatureInput, ...]) -> list[tuple[np.nda
 
 def _read_csv_of_inputs(path: Path, inputs: tuple[FeatureInput, ...]) -> Rows:
     """A CSV whose columns are the values of each input in turn (``forward(categories, numbers)``: the
-    categories' columns, then the numbers'); a header picks them by name when the export records every
-    input's ``features``. Inputs of a dynamic length need a ``.npz``."""
+    categories' columns, then the numbers'); a header picks them by name when every input's columns have
+    names (its ``features``; an input of one value per row, ``forward(user_ids, item_ids)``, by its own
+    name). Inputs of a dynamic length need a ``.npz``."""
     if any(is_dynamic(spec.shape) for spec in inputs):
         raise UsageError(
             f"--input: {path} holds one table and an input varies in length; {_several_inputs(inputs)}"
         )
     widths = [step(spec.shape) for spec in inputs]
     split = " + ".join(f"{spec.name} {width}" for spec, width in zip(inputs, widths, strict=True))
-    names = [name for spec in inputs for name in spec.features or ()]
-    by_name = tuple(names) if all(spec.features for spec in inputs) else None
-    table = np.array(_read_csv(path, (sum(widths),), None, by_name, f"{sum(widths)} ({split})"), dtype=object)
+    columns = [
+        spec.features or ((spec.name,) if width == 1 else None)
+        for spec, width in zip(inputs, widths, strict=True)
+    ]
+    by_name = tuple(name for names in columns for name in names or ()) if all(columns) else None
+    bounds = [spec.bounds for spec, width in zip(inputs, widths, strict=True) for _ in range(width)]
+    table = np.array(
+        _read_csv(path, (sum(widths),), bounds, by_name, f"{sum(widths)} ({split})"), dtype=object
+    )
     ends = np.cumsum(widths)
     return tuple(
         _load_rows(f"{path} ({spec.name})", spec, np.array(table[:, end - width : end].tolist()))
@@ -258,7 +265,7 @@ def _load_rows(where: str | Path, spec: FeatureInput, array: np.ndarray) -> np.n
 def _read_csv(
     path: Path,
     shape: RowShape,
-    ids: tuple[int, int] | None,
+    ids: tuple[int, int] | list[tuple[int, int] | None] | None,
     features: tuple[str, ...] | None = None,
     width: str | None = None,
 ) -> list[list[float | int]]:
@@ -292,9 +299,9 @@ def _read_csv(
             values = [_number(cell) for cell in cells]
             if not all(map(math.isfinite, values)):
                 raise UsageError(f"--input: {line} has NaN or infinite values")
-            if ids is not None and (
-                problem := next(filter(None, (value_problem(v, ids) for v in values)), None)
-            ):
+            column_ids = ids if isinstance(ids, list) else [ids] * len(values)  # one per column, or for all
+            problems = (value_problem(v, b) for v, b in zip(values, column_ids, strict=True) if b is not None)
+            if problem := next(filter(None, problems), None):
                 raise UsageError(f"--input: {line}: {problem}")
             rows.append(values)
     if not rows:
