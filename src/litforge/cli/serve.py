@@ -156,7 +156,9 @@ def main(command: str, argv: list[str]) -> int:
     )
     _check_can_listen(args.host, args.port)
     print(
-        f"serving {args.export_dir} on http://{args.host}:{args.port} (Ctrl+C or SIGTERM stops)", flush=True
+        f"serving {args.export_dir} on http://{args.host}:{args.port} once GET /health answers 200 (it listens "
+        "within seconds and loads the model; Ctrl+C or SIGTERM stops)",
+        flush=True,
     )
     if args.backend == "fastapi":
         from litforge.serve.fastapi_backend import run
