@@ -162,6 +162,10 @@ CASES = [
     (["fit", "--config", "bad_value.yaml"], "bad_value.yaml: trainer.max_epochs: expected int, got 'one'"),
     (["fit", "--trainer.max_epochs", "one"], "--trainer.max_epochs: expected int, got 'one'"),
     (
+        ["fit", "--trainer.max_epochs", "-2"],
+        "--trainer.max_epochs: must be at least 0 (-1 or null: no limit), got '-2'",
+    ),
+    (
         ["fit", "--trainer.accumulate_grad_batches", "0"],
         "--trainer.accumulate_grad_batches: must be at least 1, got '0'",
     ),

@@ -51,6 +51,9 @@ _TRAINER_LIMITS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ),
     ("gradient_clip_val", lambda v: v >= 0, "at least 0 (0 or null: no clipping)"),
     ("log_every_n_steps", lambda v: v >= 1, "at least 1"),
+    ("max_epochs", lambda v: v >= -1, "at least 0 (-1 or null: no limit)"),
+    ("max_steps", lambda v: v >= -1, "at least 0 (-1: no limit)"),
+    ("min_epochs", lambda v: v >= 0, "at least 0"),
     ("num_sanity_val_steps", lambda v: v >= -1, "at least 0 (-1: the whole validation set)"),
     ("val_check_interval", lambda v: v > 0, "above 0 (a fraction of an epoch or a number of batches)"),
 )
