@@ -209,3 +209,34 @@ def test_a_tuple_example_of_other_sizes_than_the_data_is_refused_before_anything
     assert (
         export_module(StaleSequenceExample(), tmp_path / "export", ["onnx"], real_inputs=short).failed == []
     )
+
+
+class PackedGRU(nn.Module):
+    """``pack_padded_sequence``: neither ONNX exporter can trace it at a dynamic length."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru, self.head = nn.GRU(3, 8, batch_first=True), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return self.head(self.gru(packed)[1][-1])
+
+    def litforge_export_spec(self) -> dict:
+        return {
+            "inputs": (torch.randn(2, 6, 3), torch.tensor([6, 4])),
+            "input_names": ["x", "lengths"],
+            "dynamic_axes": {"x": {0: "batch", 1: "sequence"}, "lengths": {0: "batch"}},
+        }
+
+
+def test_an_onnx_export_that_fails_says_the_dynamo_cause_in_one_line(tmp_path, capfd) -> None:
+    """The legacy exporter's failure used to be the reason given (a C++ ``vector::_M_range_check``), after
+    ~40 lines of TorchScript graph on stdout; the cause that matters is the dynamo exporter's."""
+    result = export_module(PackedGRU().eval(), tmp_path / "export", ["onnx"])
+    assert result.failed == ["onnx"]
+    error = json.loads((tmp_path / "export" / "export.json").read_text())["formats"]["onnx"]["error"]
+    assert error.startswith("export failed: RuntimeError: TypeError: zeros()"), error
+    assert "(the legacy exporter failed too: RuntimeError: vector::_M_range_check" in error
+    printed = capfd.readouterr()
+    assert "Torch IR graph" not in printed.out + printed.err

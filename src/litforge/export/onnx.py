@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,21 +57,28 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
             _name_dynamic_axes(tmp, spec.dynamic_axes)
             info = {"exporter": "dynamo"}
         except Exception as err:  # the dynamo exporter cannot handle every graph; the legacy one may
-            reason = f"{type(err).__name__}: {first_line(err)}"
-            warnings.warn(
-                f"dynamo ONNX exporter failed ({reason}); falling back to the legacy exporter", stacklevel=2
+            cause = _deepest_cause(err)  # "Failed to export the model with torch.export" says nothing more
+            reason = f"{type(cause).__name__}: {first_line(cause)}"
+            try:
+                with warnings.catch_warnings(), _native_output_quiet():  # its C++ warnings and IR dumps
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(
+                        module,
+                        spec.inputs,
+                        str(tmp),
+                        dynamo=False,
+                        input_names=spec.input_names,
+                        output_names=spec.output_names,
+                        dynamic_axes=spec.dynamic_axes,
+                    )
+            except Exception as legacy:
+                raise RuntimeError(
+                    f"{reason} (the legacy exporter failed too: {type(legacy).__name__}: {first_line(legacy)})"
+                ) from err
+            print(
+                f"litforge: note: onnx: the dynamo exporter failed ({reason}); the legacy one made it",
+                file=sys.stderr,
             )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    module,
-                    spec.inputs,
-                    str(tmp),
-                    dynamo=False,
-                    input_names=spec.input_names,
-                    output_names=spec.output_names,
-                    dynamic_axes=spec.dynamic_axes,
-                )
             info = {"exporter": "legacy", "fallback_reason": reason}
     import onnx
 
@@ -76,6 +86,33 @@ def export(module: torch.nn.Module, spec: ExportSpec, path: Path) -> dict[str, A
         (o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")), None
     )
     return info
+
+
+def _deepest_cause(error: BaseException) -> BaseException:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+@contextlib.contextmanager
+def _native_output_quiet() -> Iterator[None]:
+    """File descriptors 1 and 2 to /dev/null: torch's legacy exporter writes C++ warnings, and when it fails
+    its whole TorchScript graph, there, past Python's ``sys.stdout``/``sys.stderr``."""
+    streams = (sys.stdout, sys.stderr)
+    for stream in streams:
+        stream.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
+    try:
+        with open(os.devnull, "w") as null:
+            for fd in (1, 2):
+                os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        for stream in streams:  # what Python buffered meanwhile goes to /dev/null too
+            stream.flush()
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _name_dynamic_axes(path: Path, dynamic_axes: dict[str, dict[int, str]]) -> None:
