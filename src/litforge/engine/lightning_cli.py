@@ -120,7 +120,8 @@ _TRAINER_METHOD_OPTIONS: dict[str, tuple[Any, Any, str]] = {
 _PREDICT_DESCRIPTION = (
     "Write predictions.csv for a checkpoint (--ckpt_path best|last|FILE).\n"
     "From an exported folder instead, without the training code: "
-    "litforge predict --artifact EXPORT_DIR --input rows.csv|.npy [--output FILE] (see docs/export.md)."
+    "litforge predict --artifact EXPORT_DIR --input rows.csv|.npy|.npz [--output FILE] (a .npz of one array "
+    "per input for a forward of several; see docs/export.md)."
 )
 
 
