@@ -25,7 +25,8 @@ DEFAULTS = ServeOptions()  # the one statement of each default (also used by the
 EPILOG = """endpoints:
   POST /predict   {"inputs": [[...], ...]} -> {"predictions": [...]} (one per row: a class, a value or a
                   list of values), plus "probabilities" and "labels" for a classifier
-                  ({"texts": [...]} for text models); bad requests get a 4xx with {"detail": "..."}
+                  ({"texts": [...]} for text models; {"inputs": {"x": [...], "lengths": [...]}} by
+                  name for a forward of several inputs); bad requests get a 4xx with {"detail": "..."}
   GET  /health    200 once the model is loaded, 503 before
   GET  /info      export.json (under "model") and the server settings
   GET  /metrics   requests, model calls and rows served (model calls < requests when batching works)
