@@ -230,3 +230,16 @@ def test_inputs_of_one_id_each_are_read_by_their_names_from_a_csv_header(tmp_pat
     assert refused.returncode == 2 and "has no column 'user_ids', 'item_ids'" in refused.stderr, (
         refused.output
     )
+
+
+def test_a_csv_of_several_inputs_with_a_header_says_how_many_values_they_take(tmp_path: Path) -> None:
+    from litforge.errors import UsageError
+    from litforge.export.batch_predict import read_rows
+    from litforge.export.row_shape import FeatureInput
+
+    inputs = (FeatureInput("cat", (3,), "int64", (0, 4)), FeatureInput("num", (2,), "float32"))
+    (tmp_path / "rows.csv").write_text("a,b,c,d\n1,2,3,4.5\n")
+    with pytest.raises(
+        UsageError, match=r"line 2 of \S+rows.csv has 4 values; the model takes 5 \(cat 3 \+ num 2\)"
+    ):
+        read_rows(tmp_path / "rows.csv", inputs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -152,6 +153,11 @@ def test_a_callbacks_mode_counts_only_where_the_user_wrote_one(tmp_path, capsys)
     (tmp_path / "stated.yaml").write_text(stopper + "      mode: min\n")
     assert stated_callback_modes(scan(["-c", str(tmp_path / "unstated.yaml")])) == set()
     assert stated_callback_modes(scan(["-c", str(tmp_path / "stated.yaml")])) == {"val_recall_at_10"}
+    # a config litforge wrote (a run's config.yaml, --print_config) spells out every default: no one's word
+    (tmp_path / "dump.yaml").write_text(
+        "checkpoint_every_n_steps: 200\nmonitor_mode: null\n" + stopper + "      mode: min\n"
+    )
+    assert stated_callback_modes(scan(["-c", str(tmp_path / "dump.yaml")])) == set()
     typed = ["--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor", "val_f1"]
     assert stated_callback_modes(scan(typed)) == set()
     assert stated_callback_modes(scan([*typed, "--trainer.callbacks.mode", "min"])) == {"val_f1"}
@@ -195,3 +201,9 @@ def test_fit_says_when_a_config_callback_on_a_score_has_only_lightnings_default_
         in result.stderr
     )
     assert "best.ckpt keeps the highest val_acc, a score by its name" in result.stderr
+    # resumed from the run's own config.yaml, which writes out the EarlyStopping's default mode: still max
+    resumed = cli("fit", "--run", "r", "--resume", "auto", "--trainer.max_epochs", "3")
+    assert resumed.returncode == 0, resumed.output
+    best = torch.load(tmp_path / "runs" / "classifier" / "r" / "checkpoints" / "best.ckpt", weights_only=True)
+    (kept,) = [key for key in best["callbacks"] if key.startswith("RunCheckpoint")]
+    assert kept.startswith("RunCheckpoint{'monitor': 'val_acc', 'mode': 'max',"), kept

@@ -241,8 +241,8 @@ def _classes_before_their_arguments(line: CommandLine) -> CommandLine:
         args = line.args
         named = [i for i, arg in enumerate(args) if arg == f"--{section}" or arg.startswith(f"--{section}=")]
         arguments = [i for i, arg in enumerate(args) if arg.startswith(f"--{section}.")]
-        if not named or not arguments or arguments[0] > named[-1]:
-            continue
+        if len(named) != 1 or not arguments or arguments[0] > named[0]:
+            continue  # (two classes typed: the parser's own order decides, as the user wrote it)
         start = named[-1]
         width = 1 if "=" in args[start] else 2
         moved = args[start : start + width]
@@ -275,12 +275,13 @@ def replaced_class_notes(line: CommandLine, parsed: Any) -> list[str]:
     says which, so a ``lr`` written for another class does not pass for Other's own default."""
     notes = []
     for section in CLASS_SECTIONS:
-        typed = line.typed_value(f"--{section}")
+        value = line.typed_value(f"--{section}")
+        typed = _class_in(_flag_value_as_config(value, f"--{section}")) if value is not None else None
         files = [
             (source, part) for source, part in section_sources(line, section) if source != f"--{section}"
         ]
         named = [index for index, (_, part) in enumerate(files) if _class_in(part)]
-        if typed is None or not re.fullmatch(r"[\w.]+", typed) or not named:
+        if typed is None or not named:
             continue
         source, part = files[named[-1]]
         other = str(_class_in(part))
@@ -341,11 +342,15 @@ def configs_first(args: list[str]) -> list[str]:
 
 def stated_callback_modes(line: CommandLine) -> set[str]:
     """The metrics whose ``ModelCheckpoint``/``EarlyStopping`` the user gave a ``mode`` in their own words: in
-    a config file's ``trainer.callbacks``, or typed (``--trainer.callbacks.mode max`` states one for the
-    monitors typed beside it). Any other ``mode`` is Lightning's default, ``min``, whatever the metric."""
+    a config file's ``trainer.callbacks`` (not in a config litforge wrote, which spells out every default),
+    or typed (``--trainer.callbacks.mode max`` states one for the monitors typed beside it). Any other
+    ``mode`` is Lightning's default, ``min``, whatever the metric."""
     stated: set[str] = set()
     for path in line.config_files:
-        trainer = read_config_file(path).get("trainer")
+        config = read_config_file(path)
+        if {"checkpoint_every_n_steps", "monitor_mode"} <= set(config):  # written by litforge: config.yaml,
+            continue  # best.yaml, --print_config; such a dump writes out every default, Lightning's min too
+        trainer = config.get("trainer")
         callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
         for item in callbacks if isinstance(callbacks, list) else [callbacks]:
             arguments = item.get("init_args") if isinstance(item, dict) else None

@@ -267,7 +267,7 @@ def _read_csv(
     shape: RowShape,
     ids: tuple[int, int] | list[tuple[int, int] | None] | None,
     features: tuple[str, ...] | None = None,
-    width: str | None = None,
+    takes_text: str | None = None,
 ) -> list[list[float | int]]:
     """Rows of finite numbers (whole numbers within ``ids`` for an integer input), as many as ``shape`` takes,
     after an optional header line: a first line none of whose cells is a number. A BOM (Excel's "CSV UTF-8")
@@ -294,7 +294,7 @@ def _read_csv(
                 raise UsageError(f"--input: {line} has a non-numeric value {bad!r}")
             if concrete(shape, len(cells)) is None:
                 raise UsageError(
-                    f"--input: {line} has {len(cells)} values; the model takes {width or takes(shape)}"
+                    f"--input: {line} has {len(cells)} values; the model takes {takes_text or takes(shape)}"
                 )
             values = [_number(cell) for cell in cells]
             if not all(map(math.isfinite, values)):

@@ -148,12 +148,15 @@ def _class_labels(head: str, output: np.ndarray, classes: output_head.Classes) -
 
 def _feature_names(module: torch.nn.Module, spec: ExportSpec, found: list[str] | None) -> list[str] | None:
     """The inputs' column names, one after the other: declared by the export spec (one per value, else
-    refused), else ``found`` (the datamodule's) or the module's own, when there is one per value of a row."""
+    refused), else ``found`` (the datamodule's) or the module's own, when there is one per value of a row.
+    A forward of several inputs takes names from the module only: the datamodule's list knows no order of
+    forward's inputs, and names split by count alone could land on the wrong one."""
     widths = spec.row_widths()
     if widths is None:
         return None
     width = sum(widths)
     declared = check_width(spec.feature_names, width, type(module).__name__)
+    found = found if len(widths) == 1 else None
     return declared or check_width(found or declared_feature_names(module), width, "")
 
 

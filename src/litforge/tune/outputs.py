@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,11 @@ def write_best(
         values = dict(best.params)
         if fit.resolve({}).get("monitor") is None:
             values |= {"monitor": space.metric, "monitor_mode": "max" if space.maximize else "min"}
+            print(
+                f"litforge: note: best.yaml keeps best.ckpt by {space.metric}, the search's metric (the fit "
+                "config names no --monitor)",
+                file=sys.stderr,
+            )
         fit.dump(values, out / "best.yaml")
     return best
 
