@@ -52,7 +52,7 @@ BROKEN = [
     (check_export, broken.StaleExampleInput, broken.TinyData, r"litforge export refuses it: StaleExampleInput\.example_input_array has rows of shape \(5,\)"),
     (check_export, broken.DataDependentBranch, broken.TinyData, r"torch\.onnx\.export failed: TorchExportError"),
     (check_export, broken.DictOutput, broken.TinyData, r"litforge export refuses it: DictOutput\.forward\(\)'s output 'mean' has shape \(\)"),
-    (check_forward, broken.StaleSequenceExample, broken.PaddedSequenceData, r"x has rows of shape \(5, 8\) in example_input_array but \(12, 8\) in the data, and forward runs on the data's: a stale"),
+    (check_forward, broken.StaleSequenceExample, broken.PaddedSequenceData, r"a stale example_input_array: x has rows of shape \(5, 8\) in example_input_array but \(12, 8\) in the data, and forward runs on the data's"),
     (check_export, broken.StaleSequenceExample, broken.PaddedSequenceData, r"litforge export refuses it: StaleSequenceExample\.example_input_array: x has rows of shape \(5, 8\)"),
 ]  # fmt: skip
 

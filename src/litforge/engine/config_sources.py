@@ -243,7 +243,7 @@ def _classes_before_their_arguments(line: CommandLine) -> CommandLine:
         arguments = [i for i, arg in enumerate(args) if arg.startswith(f"--{section}.")]
         if len(named) != 1 or not arguments or arguments[0] > named[0]:
             continue  # (two classes typed: the parser's own order decides, as the user wrote it)
-        start = named[-1]
+        start = named[0]
         width = 1 if "=" in args[start] else 2
         moved = args[start : start + width]
         rest = args[:start] + args[start + width :]

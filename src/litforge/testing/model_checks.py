@@ -122,7 +122,7 @@ def _check_example_is_not_stale(module: L.LightningModule, batch: Any) -> None:
     names = export_spec(module).input_names if len(examples) > 1 else ["input"]
     if stale := stale_inputs(module.eval(), examples, tensors, names):
         raise AssertionError(
-            f"{'; '.join(stale)}, and forward runs on the data's: a stale example_input_array (export would "
+            f"a stale example_input_array: {'; '.join(stale)}, and forward runs on the data's (export would "
             "take only its sizes; an axis whose length varies is declared in litforge_export_spec())"
         )
 
