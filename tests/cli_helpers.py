@@ -127,7 +127,10 @@ class _ForkServer:
     def for_env(cls, env: dict[str, str]) -> _ForkServer | None:
         key = frozenset(env.items())
         server = cls._servers.pop(key, None)
-        if server is None or server._process.poll() is not None:
+        if server is not None and server._process.poll() is not None:
+            server.close()  # died (killed by a test's timeout): its scratch folder goes too
+            server = None
+        if server is None:
             while len(cls._servers) >= cls._KEEP:  # the least recently used goes
                 cls._servers.pop(next(iter(cls._servers))).close()
             server = cls(env)
@@ -162,7 +165,10 @@ class _ForkServer:
 
     def close(self) -> None:
         os.close(self._requests)  # the server's read ends: it exits
-        self._process.wait(timeout=30)
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
         self._replies_file.close()
         self._log.close()
         shutil.rmtree(self._scratch, ignore_errors=True)

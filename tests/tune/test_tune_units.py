@@ -10,6 +10,7 @@ import pytest
 from lightning.pytorch.demos.boring_classes import BoringModel
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
+from study_openers import open_together
 from tune_helpers import LR_SPACE, check_dead_trial_sweeper
 
 from litforge.errors import UsageError
@@ -293,17 +294,6 @@ def test_sqlite_url_with_query_parameters_is_left_to_sqlalchemy(tmp_path) -> Non
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db" or "?" in p.name] == ["study.db"]
 
 
-def _open_together(urls: list[str], start, results) -> None:
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    for url in urls:
-        start.wait()  # every process opens this new database at the same moment
-        try:
-            optuna.create_study(storage=make_storage(url, heartbeat_s=5), study_name="s", load_if_exists=True)
-            results.put("ok")
-        except Exception as error:
-            results.put(f"{type(error).__name__}: {error}")
-
-
 def test_processes_opening_a_new_study_database_together_all_succeed(tmp_path) -> None:
     # Optuna creates the tables without a lock; before litforge retried, 3 to 5 in 10 such rounds failed.
     import multiprocessing
@@ -311,7 +301,7 @@ def test_processes_opening_a_new_study_database_together_all_succeed(tmp_path) -
     context = multiprocessing.get_context("spawn")
     urls = [f"sqlite:///{tmp_path / f'study{i}.db'}" for i in range(6)]
     start, results = context.Barrier(4), context.Queue()
-    processes = [context.Process(target=_open_together, args=(urls, start, results)) for _ in range(4)]
+    processes = [context.Process(target=open_together, args=(urls, start, results)) for _ in range(4)]
     for process in processes:
         process.start()
     outcomes = [results.get(timeout=120) for _ in range(4 * len(urls))]
