@@ -27,12 +27,14 @@ def test_lightning_cli_private_steps_that_hooked_cli_overrides() -> None:
     assert _parameters(cli._run_subcommand) == ["self", "subcommand"]
     assert _parameters(cli._get) == ["self", "config", "key", "default"]
     assert _parameters(cli._parse_ckpt_path) == ["self"]
+    assert _parameters(cli._add_configure_optimizers_method_to_model) == ["self", "subcommand"]
     for name in (
         "_prepare_subcommand_parser",
         "_add_instantiators",
         "_set_seed",
         "_run_subcommand",
         "_parse_ckpt_path",
+        "_add_configure_optimizers_method_to_model",
     ):
         assert name in vars(HookedLightningCLI), f"HookedLightningCLI no longer overrides {name}"
 

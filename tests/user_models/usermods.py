@@ -327,8 +327,8 @@ class CompiledModel(LitModel):
 class LayersInConfigureModel(LitModel):
     """Lightning's documented pattern for large models: the layers built in ``configure_model``, once."""
 
-    def __init__(self, hidden_dim: int = 32, lr: float = 1e-3):
-        super().__init__(hidden_dim=hidden_dim, lr=lr)
+    def __init__(self, input_dim: int = 16, hidden_dim: int = 32, output_dim: int = 3, lr: float = 1e-3):
+        super().__init__(input_dim=input_dim, hidden_dim=hidden_dim, output_dim=output_dim, lr=lr)
         self.model = None
 
     def configure_model(self) -> None:

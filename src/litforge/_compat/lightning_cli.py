@@ -13,11 +13,14 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Iterator
+from functools import partial, update_wrapper
+from types import MethodType
 from typing import Any
 
 import lightning as L
 from jsonargparse import Namespace
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _InstantiatorFn
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _InstantiatorFn, instantiate_class
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 # Lightning's instantiator of the model/datamodule classes (records hparams for load_from_checkpoint).
 InstantiatorFn = _InstantiatorFn
@@ -49,6 +52,9 @@ class HookedLightningCLI(LightningCLI):
         seeding(seed): runs Lightning's seeding step ``seed()``; override to wrap it.
         checkpoint_hyperparameters_applied(): after Lightning replaced the model's init args with the
             hyperparameters ``--ckpt_path`` records (validate/test/predict), before anything is built.
+        config_optimizer_applied(replaced): after the model was given a ``configure_optimizers`` built from
+            the config's ``optimizer``/``lr_scheduler`` (LightningCLI's, made lazy: see the override);
+            ``replaced`` when the model had its own. Lightning's warning about it is left to the hook.
         run_subcommand(subcommand): wraps Lightning's ``before_<sub>``/``<sub>``/``after_<sub>`` sequence,
             which ``run_lightning_subcommand`` performs.
     """
@@ -99,6 +105,28 @@ class HookedLightningCLI(LightningCLI):
     def checkpoint_hyperparameters_applied(self) -> None:
         """Called once ``--ckpt_path``'s hyperparameters are in ``self.config``."""
 
+    def _add_configure_optimizers_method_to_model(self, subcommand: str | None) -> None:
+        # Lightning builds the optimizer here, once, from the parameters the model has now: a deep copy of
+        # the model (litforge check) would step the original's, and layers made in configure_model() would
+        # be left out. This configure_optimizers() builds them when it is called, from its own module.
+        optimizer_init = self._get(self.config_init, "optimizer")
+        lr_scheduler_init = self._get(self.config_init, "lr_scheduler")
+        if not optimizer_init:  # (a scheduler alone is ignored, as LightningCLI does: the engine refuses it)
+            return
+        replaced = is_overridden("configure_optimizers", self.model)
+        configure = partial(
+            _configure_from_config,
+            lightning_configure=self.configure_optimizers,
+            optimizer_init=optimizer_init,
+            lr_scheduler_init=lr_scheduler_init,
+        )
+        update_wrapper(configure, self.configure_optimizers)  # for Lightning's is_overridden
+        self.model.configure_optimizers = MethodType(configure, self.model)
+        self.config_optimizer_applied(replaced)
+
+    def config_optimizer_applied(self, replaced: bool) -> None:
+        """Called when the config's ``optimizer``/``lr_scheduler`` became the model's optimizers."""
+
     def _run_subcommand(self, subcommand: str) -> None:
         self.run_subcommand(subcommand)
 
@@ -112,3 +140,15 @@ class HookedLightningCLI(LightningCLI):
     def config_value(self, config: Namespace, key: str, default: Any = None) -> Any:
         """``key`` of ``config``, inside the running subcommand's section when there is one."""
         return self._get(config, key, default)
+
+
+def _configure_from_config(
+    module: L.LightningModule,
+    lightning_configure: Callable[..., Any],
+    optimizer_init: dict[str, Any],
+    lr_scheduler_init: dict[str, Any] | None,
+) -> Any:
+    """The config's optimizer over ``module``'s parameters and its scheduler, as LightningCLI returns them."""
+    optimizer = instantiate_class(module.parameters(), optimizer_init)
+    lr_scheduler = instantiate_class(optimizer, lr_scheduler_init) if lr_scheduler_init else None
+    return lightning_configure(module, optimizer=optimizer, lr_scheduler=lr_scheduler)

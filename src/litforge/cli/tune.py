@@ -5,7 +5,8 @@ litforge tune --space configs/digits_search.yaml --workers 2 --trainer.max_epoch
 litforge tune --space configs/digits_search.yaml --storage postgresql://user:pw@db/optuna --study-name s1
 litforge tune --space configs/digits_search.yaml --backend ray --cpus-per-trial 1
 
-Fit flags (``--trainer.*``, ``--model.*``, ``--data.*``, ``--seed_everything``) apply to every trial.
+Fit flags (``--trainer.*``, ``--model.*``, ``--data.*``, ``--optimizer.*``, ``--lr_scheduler.*``,
+``--seed_everything``) apply to every trial.
 Outputs go to ``--out`` (default ``runs/tune/<study-name>/``): best.yaml, trials.csv, plots/, trials/.
 """
 
@@ -31,8 +32,8 @@ from litforge.tune.space import PRUNERS, SAMPLERS, SearchSpace
 if TYPE_CHECKING:
     from litforge.tune.fit_config import SearchConfig
 
-FIT_FLAGS = ("--model", "--data", "--seed_everything")  # plus any --trainer.*, --model.*, --data.*
-FIT_PREFIXES = ("--trainer.", "--model.", "--data.")
+FIT_FLAGS = ("--model", "--data", "--optimizer", "--lr_scheduler", "--seed_everything")  # + their .ARGs
+FIT_PREFIXES = ("--trainer.", "--model.", "--data.", "--optimizer.", "--lr_scheduler.")
 DEFAULTS = {"n_trials": 20, "sampler": "tpe", "pruner": DEFAULT_PRUNER, "seed": 0}
 
 

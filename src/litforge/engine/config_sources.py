@@ -202,6 +202,11 @@ class CommandLine:
         return False
 
     @property
+    def types_optimizer(self) -> bool:
+        """Whether ``--optimizer``/``--lr_scheduler`` (or one of their arguments) is typed."""
+        return any(arg.split("=")[0].split(".")[0] in ("--optimizer", "--lr_scheduler") for arg in self.args)
+
+    @property
     def asks_help(self) -> bool:
         return any(arg in ("-h", "--help") or arg.endswith(".help") for arg in self.args)
 
@@ -236,8 +241,8 @@ def scan(args: list[str]) -> CommandLine:
 def _classes_before_their_arguments(line: CommandLine) -> CommandLine:
     """``--model.hidden_dim 8 --model Classifier``: the parser applies flags left to right, so the argument
     met no class yet and was refused ("Option 'hidden_dim' is not accepted"). A class typed after its own
-    arguments moves in front of the first of them."""
-    for section in CLASS_SECTIONS:
+    arguments moves in front of the first of them (the config's ``--optimizer``/``--lr_scheduler`` too)."""
+    for section in (*CLASS_SECTIONS, "optimizer", "lr_scheduler"):
         args = line.args
         named = [i for i, arg in enumerate(args) if arg == f"--{section}" or arg.startswith(f"--{section}=")]
         arguments = [i for i, arg in enumerate(args) if arg.startswith(f"--{section}.")]

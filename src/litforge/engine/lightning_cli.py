@@ -196,7 +196,8 @@ class LitforgeCLI(HookedLightningCLI):
                 **common,
                 **({self._subcommand: {**common, **described}} if self._subcommand else {}),
             },
-            auto_configure_optimizers=False,
+            # LightningCLI's --optimizer/--lr_scheduler (a config's top-level optimizer: and lr_scheduler:)
+            auto_configure_optimizers=True,
             args=args,
             run=run,
         )
@@ -328,6 +329,11 @@ class LitforgeCLI(HookedLightningCLI):
         section = self.config.get(self.config.get("subcommand") or "", self.config)
         if (problem := trainer_value_problem(section.get("trainer"), self.command_line)) is not None:
             raise UsageError(problem)
+        if section.get("lr_scheduler") and not section.get("optimizer"):
+            raise UsageError(
+                "lr_scheduler: it needs an optimizer from the config too (--optimizer torch.optim.Adam, or a "
+                "top-level optimizer:); the model's own configure_optimizers() is not combined with it"
+            )
         for note in replaced_class_notes(self.command_line, section):
             print(f"litforge: note: {note}", file=sys.stderr)
         if self.config.get("subcommand") == "fit":
@@ -362,6 +368,21 @@ class LitforgeCLI(HookedLightningCLI):
                 )
                 init_args[name] = value
                 self._model_args_changed[name] = value
+
+    def config_optimizer_applied(self, replaced: bool) -> None:
+        if not replaced or self.quiet or self.subcommand in EVALUATION_SUBCOMMANDS:
+            return  # (validate/test/predict build it, as LightningCLI does, and never step it)
+        section = self.config.get(self.subcommand or "", self.config)
+        given = [
+            f"{key} {class_path_of(section.get(key))}"
+            for key in ("optimizer", "lr_scheduler")
+            if section.get(key)
+        ]
+        print(
+            f"litforge: note: the config's {' and '.join(given)} replace{'s' if len(given) == 1 else ''} "
+            f"{type(self.model).__name__}.configure_optimizers()",
+            file=sys.stderr,
+        )
 
     def instantiate_classes(self) -> None:
         if self.parse_only or self.finished_run is not None:  # a finished run: run_subcommand only reports
@@ -436,6 +457,8 @@ class LitforgeCLI(HookedLightningCLI):
         kwargs["callbacks"] = given + run_checkpoints + others + self.extra_callbacks
         if subcommand == "fit" and self._model_args_changed:  # the optimizer follows them, not the checkpoint
             kwargs["callbacks"].append(ChangedOptimizerSettings(self._model_args_changed))
+        elif subcommand == "fit" and ckpt_path and self.command_line.types_optimizer:
+            kwargs["callbacks"].append(ChangedOptimizerSettings())  # --optimizer.lr on a resume: it, too
         config_folder = self.run_dir.path if subcommand == "fit" else self.run_dir.path / subcommand
         if is_run_owner() and (subcommand != "fit" or self._new_folder is None):
             self._folder_before = FolderSnapshot.take(config_folder)

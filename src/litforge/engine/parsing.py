@@ -23,6 +23,7 @@ from litforge.engine.config_sources import (
     CommandLine,
     bounded_yaml_loader,
     default_class_path,
+    read_config_file,
     section_sources,
 )
 from litforge.errors import LitforgeError, UsageError
@@ -242,6 +243,8 @@ def unknown_init_arg(message: str, line: CommandLine) -> str | None:
     if not unknown:
         return None
     name = unknown.group(1)
+    if (optimizer := _optimizer_arg_problem(line, name)) is not None:
+        return optimizer
     in_config = None
     for section in CLASS_SECTIONS:
         where = _typed_flag(line, section, name) or _config_key(line, section, name)
@@ -260,6 +263,42 @@ def unknown_init_arg(message: str, line: CommandLine) -> str | None:
             return f"{where}: no argument {name!r} there" if _is_nested(where) or in_config else None
         return no_such_argument(where, cls, name, arguments)
     return None
+
+
+# LightningCLI's sections of the config's own optimizer and scheduler, and where their short names live
+_OPTIMIZER_SECTIONS = {
+    "optimizer": ("torch.optim",),
+    "lr_scheduler": ("torch.optim.lr_scheduler", "lightning.pytorch.cli"),
+}
+
+
+def _optimizer_arg_problem(line: CommandLine, name: str) -> str | None:
+    """``--optimizer.lr 0.1`` with no optimizer class given anywhere (jsonargparse: ``Option 'lr' is not
+    accepted``), or an argument the named optimizer/scheduler class does not take."""
+    for section, homes in _OPTIMIZER_SECTIONS.items():
+        if (flag := _typed_flag(line, section, name)) is None:
+            continue
+        named = line.typed_value(f"--{section}") or _configured_section_class(line, section)
+        if named is None:
+            example = "torch.optim.SGD" if section == "optimizer" else "torch.optim.lr_scheduler.StepLR"
+            return f"{flag}: no {section} class is given for it (add --{section} {example}, or a config with {section}:)"
+        candidates = [named] if "." in named else [f"{home}.{named}" for home in homes]
+        for cls in filter(None, map(_loaded_class, candidates)):
+            if (arguments := _init_arguments(cls)) is not None and name not in arguments:
+                return no_such_argument(flag, cls, name, arguments)
+    return None
+
+
+def _configured_section_class(line: CommandLine, section: str) -> str | None:
+    """The ``class_path`` of a top-level ``section`` of the config files, the last one that gives it."""
+    found = None
+    for path in line.config_files:
+        node = read_config_file(path).get(section)
+        if isinstance(node, dict) and isinstance(node.get("class_path"), str):
+            found = node["class_path"]
+        elif isinstance(node, str):
+            found = node
+    return found
 
 
 def _typed_flag(line: CommandLine, section: str, name: str) -> str | None:

@@ -80,7 +80,15 @@ class SearchConfig:
 
 def _known_keys(fit: FitConfig, key: str) -> str:
     """What the deepest existing part of ``key`` holds: ``model.optimizer has: lr, momentum, ...`` for a typo
-    in an injected class's argument, ``model has: ...`` one level up, else the top-level keys."""
+    in an injected class's argument, ``model has: ...`` one level up, else the top-level keys; for
+    ``optimizer.lr`` of a config without an ``optimizer:``, how to give it one."""
+    section = key.split(".")[0]
+    if section in ("optimizer", "lr_scheduler") and fit.config.get(section) is None:
+        return (
+            f"it gives no {section}: the model's configure_optimizers() builds it; add --{section} "
+            f"{'torch.optim.Adam' if section == 'optimizer' else 'torch.optim.lr_scheduler.StepLR'} "
+            f"or a top-level {section}: to the config, or search an argument of the model"
+        )
     level, known = fit.config, []
     for part in key.split("."):
         inner = level.get("init_args") if "class_path" in level else level
