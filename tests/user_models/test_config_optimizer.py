@@ -79,8 +79,14 @@ def test_a_copy_of_the_model_gets_an_optimizer_over_its_own_parameters():
     ("args", "message"),
     [
         (["--optimizer.lr", "0.2"], "--optimizer.lr: no optimizer class is given for it (add --optimizer "),
-        (["--optimizer", "SGD", "--optimizer.lrr", "0.2"], "--optimizer.lrr: SGD has no argument 'lrr' (did "),
-        (["--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "1"], "lr_scheduler: it needs an optimizer"),
+        (
+            ["--optimizer", "SGD", "--optimizer.lrr", "0.2"],
+            "--optimizer.lrr: SGD has no argument 'lrr' (did ",
+        ),
+        (
+            ["--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "1"],
+            "lr_scheduler: it needs an optimizer",
+        ),
     ],
 )
 def test_optimizer_mistakes_are_named(args, message):
@@ -108,5 +114,7 @@ def test_tune_searches_the_configs_optimizer_or_says_how_to_give_one():
     )
     search = SearchConfig(["--optimizer", "SGD"], space, seed=0)
     assert search.resolve({"optimizer.lr": 0.03}).optimizer.init_args.lr == 0.03
-    with pytest.raises(UsageError, match=r"params\.optimizer\.lr: .*it gives no optimizer: .* add --optimizer"):
+    with pytest.raises(
+        UsageError, match=r"params\.optimizer\.lr: .*it gives no optimizer: .* add --optimizer"
+    ):
         SearchConfig([], space, seed=0)
