@@ -308,6 +308,9 @@ class LitforgeCLI(HookedLightningCLI):
 
     def subcommand_parser_built(self, parser: LightningArgumentParser, subcommand: str) -> None:
         _accept_trainer_method_options(parser)
+        for key, title in _OPTIMIZER_GROUP_TITLES.items():  # LightningCLI titles them with a tuple's repr
+            if (group := parser.groups.get(key)) is not None:
+                group.title, group.description = title, None
         for action in parser_actions(parser):  # Lightning's text offers "hpc" and "registry": not litforge's
             if action.dest == "ckpt_path":
                 action.help = _CKPT_PATH_HELP.get(subcommand, _CKPT_PATH_HELP["evaluate"])
@@ -671,6 +674,12 @@ def _model_init_args(config: Namespace) -> Any:
     model = section.get("model") if isinstance(section, Namespace) else None
     init_args = model.get("init_args") if isinstance(model, Namespace) else None
     return init_args if isinstance(init_args, Namespace) else Namespace()
+
+
+_OPTIMIZER_GROUP_TITLES = {
+    "optimizer": "optimizer from the config: replaces the model's configure_optimizers() (docs/cli.md)",
+    "lr_scheduler": "LR scheduler of the config's optimizer",
+}
 
 
 def _note_packaged_data(line: CommandLine) -> None:
