@@ -467,3 +467,20 @@ def test_a_restored_schedule_shorter_than_asked_is_refused_and_a_longer_one_note
     check.built = [20]
     with pytest.raises(UsageError, match="10 epochs and this fit asks for 20: past its end it raises the"):
         check.on_train_start(trainer, None)
+
+
+def test_a_fit_that_failed_at_once_removes_its_own_run_not_a_neighbours(tmp_path) -> None:
+    """The first trials of ``tune --workers 2`` both find ``trials/`` missing: the one that fails before its
+    first step removed the whole of it, with the other worker's running trial inside (FileNotFoundError on
+    its next log write)."""
+    from litforge.engine.run_resolution import remove_made_run
+
+    trials = tmp_path / "search" / "trials"
+    (trials / "0" / "checkpoints").mkdir(parents=True)
+    (trials / "1").mkdir()
+    (trials / "1" / "events.out.tfevents").write_text("running")
+    remove_made_run(trials / "0", outermost=tmp_path / "search")
+    assert not (trials / "0").exists() and (trials / "1" / "events.out.tfevents").is_file()
+    # alone, the folders it made above its run go too, up to the first that existed
+    remove_made_run(trials / "1", outermost=tmp_path / "search")
+    assert list(tmp_path.iterdir()) == []

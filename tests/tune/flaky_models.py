@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from torch.utils.data import DataLoader, TensorDataset, default_collate
 
+from litforge.data import DigitsDataModule
 from litforge.models import Classifier
 
 
@@ -37,3 +39,18 @@ class FlakyClassifier(Classifier):
             raise RuntimeError("boom: this trial raises on purpose")
         loss = super().training_step(batch, batch_idx)
         return loss * float("nan") if self.mode == "nan" else loss
+
+
+class LambdaCollateDigits(DigitsDataModule):
+    """The digits through a DataLoader with a loader worker and a ``lambda`` collate_fn, as users write them:
+    it only works where loader workers are forked (a spawned or forkserver worker cannot be sent a lambda)."""
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = TensorDataset(self.train_x, self.train_y)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=1,
+            collate_fn=lambda samples: default_collate(samples),
+        )

@@ -235,12 +235,18 @@ def test_trials_of_dead_workers_with_or_without_a_heartbeat_are_retried_on_resum
 
 
 @pytest.mark.timeout(1800)  # generous for a loaded shared machine; ~1 min on an idle one
-def test_two_workers_share_the_default_storage_without_duplicates(cli, tmp_path, write_space) -> None:
+def test_two_workers_share_the_default_storage_without_duplicates(
+    cli, tmp_path, write_space, flaky_env
+) -> None:
     path = write_space(LR_SPACE)
     out = tmp_path / "search"
     args = ["--space", str(path), "--out", str(out), "--n-trials", "4", "--workers", "2"]
-    result = cli("tune", *args, "--sampler", "random", "--pruner", "none", *TINY_TRIAL, timeout=TUNE_TIMEOUT)
+    # a loader with a worker and a lambda collate_fn: each tune worker forks its loader workers as fit does
+    args += ["--data", "flaky_models.LambdaCollateDigits"]
+    tiny = [*TINY_TRIAL, "--sampler", "random", "--pruner", "none"]
+    result = cli("tune", *args, *tiny, env=flaky_env, timeout=TUNE_TIMEOUT)
     assert result.returncode == 0, result.output[-3000:]
+    assert "FAIL" not in result.stdout, result.stdout
     assert "[worker 0]" in result.stdout and "[worker 1]" in result.stdout
     study = load_study(f"sqlite:///{out / 'study.db'}", "space")
     finished = finished_trials(study)

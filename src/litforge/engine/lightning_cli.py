@@ -9,7 +9,6 @@ import difflib
 import importlib
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +62,7 @@ from litforge.engine.run_resolution import (
     keep_the_runs_monitor,
     note_data_changed_since,
     refuse_another_experiments_run,
+    remove_made_run,
     resolve_evaluation_run,
     resolve_fit_run,
     with_resumed_runs_config,
@@ -551,7 +551,7 @@ class LitforgeCLI(HookedLightningCLI):
         resumed_into_it = bool(self.config_value(self.config, "ckpt_path"))
         nothing_saved = not any(self._new_folder.glob("checkpoints/*.ckpt"))
         if self.trainer.global_step == 0 or (resumed_into_it and nothing_saved):
-            shutil.rmtree(self._new_folder, ignore_errors=True)
+            remove_made_run(self.run_dir.path, self._new_folder)
 
     def _forget_failed_command(self) -> None:
         """A test/predict/validate that failed leaves its ``<run>/<subcommand>/`` folder as it found it; so
@@ -625,7 +625,7 @@ class LitforgeCLI(HookedLightningCLI):
         # --overwrite names a run folder even when it holds an earlier run (config.yaml): that one is kept
         made_it = self._new_folder is not None and not (self._new_folder / "config.yaml").exists()
         if made_it and self.trainer.is_global_zero:
-            shutil.rmtree(self._new_folder, ignore_errors=True)
+            remove_made_run(self.run_dir.path, self._new_folder)
             kept = f"nothing is kept ({self._new_folder} removed)"
         self._report(
             f"fast_dev_run: {batches if batches is not True else 1} batch(es) of each loop ran; {kept} "

@@ -7,8 +7,10 @@ litforge test --run my-run                       # the run's best.ckpt with its 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +52,8 @@ class FitRun:
 
     run: RunDir
     finished: dict[str, Any] | None = None  # --resume auto on a finished run: its finished.json
-    new_folder: Path | None = None  # what a fit that fails before its first step removes again
+    new_folder: Path | None = None  # the outermost folder it made: a fit failing before its first step
+    # removes its run folder and the folders above it up to this one, those left empty (remove_made_run)
 
 
 def _root_and_experiment(config: Namespace) -> tuple[Path, str]:
@@ -384,6 +387,18 @@ def without_runs_starting_point(line: CommandLine) -> CommandLine:
 def _saved_class_path(ckpt: Path) -> str | None:
     """The model class a checkpoint written through LightningCLI records (``hyper_parameters._class_path``)."""
     return read_hyperparameters(ckpt).get("_class_path")
+
+
+def remove_made_run(run: Path, outermost: Path) -> None:
+    """Remove the run folder a fit made and, up to ``outermost`` (the first that did not exist), the folders
+    above it that are left empty. Never the whole of ``outermost``: another process may have put a run of
+    its own beside this one meanwhile (the first trials of ``litforge tune --workers 2`` share ``trials/``)."""
+    shutil.rmtree(run, ignore_errors=True)
+    for folder in (run, *run.parents):
+        with contextlib.suppress(OSError):  # not empty (or gone): kept
+            folder.rmdir()
+        if folder == outermost:
+            break
 
 
 def _first_missing(path: Path) -> Path | None:

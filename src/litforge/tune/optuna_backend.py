@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -107,7 +108,9 @@ def run_optuna(search: OptunaSearch) -> Any:
     context = worker_context()
     ready = context.Barrier(search.workers)  # all workers start their first trial together
     children = [
-        context.Process(target=_child_worker, args=(search, i, ready, os.getpid()))
+        context.Process(
+            target=_child_worker, args=(search, i, ready, os.getpid(), multiprocessing.get_start_method())
+        )
         for i in range(1, search.workers)
     ]
     for child in children:
@@ -148,8 +151,12 @@ def _check_same_fit_config(study: Any, search: OptunaSearch) -> None:
         )
 
 
-def _child_worker(search: OptunaSearch, index: int, ready: Any, main_pid: int) -> None:
+def _child_worker(search: OptunaSearch, index: int, ready: Any, main_pid: int, start_method: str) -> None:
     exit_when_gone(main_pid)  # kill -9 of `litforge tune` ends its workers too; their trials are retried
+    # A forkserver's child has forkserver as its default: a DataLoader with num_workers would start its
+    # workers through a new, bare forkserver (seconds of imports each epoch, and a lambda collate_fn
+    # cannot be sent). They start as they do in `litforge fit` and in worker 0 instead.
+    multiprocessing.set_start_method(start_method, force=True)
     closed_pipe.install()  # `litforge tune --workers 2 | head`: a started process of its own, not a fork
     try:
         run_worker(search, index, ready)
