@@ -279,3 +279,27 @@ def test_the_step_budget_counts_batches_also_for_two_optimizers_stepped_by_hand(
     model.training_step = lambda batch, batch_idx: calls.append(batch_idx) or original(batch, batch_idx)
     fit_on_batch(model, next(iter(broken.TinyData().train_dataloader())), steps=6)
     assert len(calls) == 6
+
+
+class _TwoValidationSets(broken.TinyData):
+    """Lightning runs each validation loader of a list or dict (``val_loss/dataloader_idx_0``, ...)."""
+
+    def __init__(self, as_dict: bool = False) -> None:
+        super().__init__()
+        self.as_dict = as_dict
+
+    def val_dataloader(self):
+        clean, noisy = (
+            DataLoader(TensorDataset(self.x, self.y), 16),
+            DataLoader(TensorDataset(self.x, self.y), 32),
+        )
+        return {"clean": clean, "noisy": noisy} if self.as_dict else [clean, noisy]
+
+
+@pytest.mark.parametrize(
+    ("as_dict", "names"), [(False, ("val[0]", "val[1]")), (True, ("val[clean]", "val[noisy]"))]
+)
+def test_the_data_check_reads_each_of_several_validation_loaders(as_dict, names):
+    # the list itself was taken as a loader and its loaders as batches: "val batch 0 is a DataLoader with no tensors"
+    detail = check_data(broken.TinyNet, _TwoValidationSets(as_dict))
+    assert f"4 train + 4 {names[0]} + 2 {names[1]} batches" in detail

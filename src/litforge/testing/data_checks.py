@@ -3,7 +3,7 @@ NaN/inf in the inputs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache, partial
 from itertools import islice
 from typing import Any
@@ -54,7 +54,9 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     first: dict[str, torch.Tensor] | None = None
     takes_any_length = cache(partial(declares_sequences, subject.prototype))  # its export spec, asked once
     with seeded(subject.seed):  # the same shuffled batches whatever ran before
-        splits = {split: list(islice(loader, max_batches)) for split, loader in subject.loaders().items()}
+        splits = {
+            split: list(islice(loader, max_batches)) for split, loader in _each_loader(subject.loaders())
+        }
     for split, batches in splits.items():
         count = 0
         for index, batch in enumerate(batches):
@@ -80,6 +82,18 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
         else "; no class labels in the batch"
     )
     return f"{' + '.join(counts)} batches: {layout}{labels_text}"
+
+
+def _each_loader(loaders: dict[str, Any]) -> Iterator[tuple[str, Iterable[Any]]]:
+    """``(name, loader)`` for each loader: validation's list or dict of loaders (Lightning runs each one,
+    ``val_loss/dataloader_idx_0``, ...) as ``val[0]``, ``val[1]`` or ``val[clean]``, not as one loader."""
+    for split, loader in loaders.items():
+        if split != "train" and isinstance(loader, (list, tuple)):
+            yield from ((f"{split}[{index}]", each) for index, each in enumerate(loader))
+        elif split != "train" and isinstance(loader, Mapping):
+            yield from ((f"{split}[{key}]", each) for key, each in loader.items())
+        else:
+            yield split, loader
 
 
 def _compare(
