@@ -207,3 +207,14 @@ def test_fit_says_when_a_config_callback_on_a_score_has_only_lightnings_default_
     best = torch.load(tmp_path / "runs" / "classifier" / "r" / "checkpoints" / "best.ckpt", weights_only=True)
     (kept,) = [key for key in best["callbacks"] if key.startswith("RunCheckpoint")]
     assert kept.startswith("RunCheckpoint{'monitor': 'val_acc', 'mode': 'max',"), kept
+
+
+def test_the_closest_logged_name_is_the_first_loaders_before_one_spelt_alike():
+    """With two validation loaders Lightning logs val_loss/dataloader_idx_0 and _1: the hint named train_loss,
+    which would keep the checkpoint of the lowest training loss."""
+    from litforge.callbacks.monitor_mode import closest_logged
+
+    logged = ["train_loss", "val_f1", "val_loss/dataloader_idx_1", "val_loss/dataloader_idx_0"]
+    assert closest_logged("val_loss", logged) == "val_loss/dataloader_idx_0"
+    assert closest_logged("val_los", ["train_loss", "val_loss"]) == "val_loss"
+    assert closest_logged("val_iou", ["train_loss"]) is None

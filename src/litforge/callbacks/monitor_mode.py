@@ -7,7 +7,9 @@ kept the *lowest* IoU: Lightning's ``mode`` defaults to ``min`` whatever the met
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from typing import Any
 
 # Words of a metric name (val_iou, val/acc_top1, test-f1) that mean higher is better.
@@ -18,6 +20,15 @@ SCORE_WORDS = frozenset(
 # Words that make a name a loss or an error whatever score it is of (val_dice_loss, val_acc_error).
 LOSS_WORDS = frozenset("loss err error mse mae rmse nll ppl perplexity wer cer dist distance".split())  # noqa: SIM905
 _MONITORING = ("ModelCheckpoint", "EarlyStopping")
+
+
+def closest_logged(metric: str, logged: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The logged name closest to ``metric``: its first loader's (``val_loss/dataloader_idx_0``, Lightning's name
+    for it with several validation loaders) before one spelt alike (``train_loss``); ``None`` if none is."""
+    names = [str(name) for name in logged]
+    per_loader = sorted(name for name in names if name.startswith(f"{metric}/dataloader_idx_"))
+    close = per_loader or difflib.get_close_matches(metric, names, n=1, cutoff=cutoff)
+    return close[0] if close else None
 
 
 def mode_by_name(metric: str) -> str | None:

@@ -6,7 +6,6 @@ litforge fit --monitor val_acc --monitor_mode max
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from pathlib import Path
@@ -16,6 +15,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import RunningStage, TrainerFn
+
+from litforge.callbacks.monitor_mode import closest_logged
 
 DEFAULT_MONITOR = "val_loss"
 
@@ -98,13 +99,11 @@ class RunCheckpoint(ModelCheckpoint):
     def _logged_instead(self, trainer: L.Trainer) -> str:
         """``it logs: a, b; did you mean a?``: what the model does log, and the name closest to ``monitor``."""
         logged = sorted(str(key) for key in trainer.callback_metrics)
-        close = difflib.get_close_matches(str(self.monitor), logged, n=1, cutoff=0.6)
-        if not close:
+        close = closest_logged(str(self.monitor), logged)
+        if close is None:
             return f"it logs: {', '.join(logged) or 'nothing'}"
-        stage = (
-            re.split(r"[_/]", str(self.monitor))[0] != re.split(r"[_/]", close[0])[0]
-        )  # val_loss, train_loss
-        hint = f"--monitor {close[0]} picks it" if stage else f"did you mean {close[0]}?"
+        stage = re.split(r"[_/]", str(self.monitor))[0] != re.split(r"[_/]", close)[0]  # val_loss, train_loss
+        hint = f"--monitor {close} picks it" if stage else f"did you mean {close}?"
         return f"it logs: {', '.join(logged) or 'nothing'}; {hint}"
 
     def _save_last(self, trainer: L.Trainer) -> None:

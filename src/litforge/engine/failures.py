@@ -9,7 +9,6 @@ litforge: error: fit failed: RuntimeError: boom
 
 from __future__ import annotations
 
-import difflib
 import re
 import sysconfig
 import traceback
@@ -19,6 +18,7 @@ from typing import Any
 
 import litforge
 from litforge import working_folder
+from litforge.callbacks.monitor_mode import closest_logged
 from litforge.errors import HINT, JobFailed, UsageError
 
 _MAX_MESSAGE = 600
@@ -92,8 +92,8 @@ def unlogged_monitor(error: BaseException) -> str | None:
         callback = found.groupdict().get("callback") or "EarlyStopping"
         names = (name.strip(" `'\"") for name in found["logged"].split(","))
         logged = [name for name in names if name and name not in ("epoch", "step")]  # Lightning's own
-        close = difflib.get_close_matches(found["monitor"], logged, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        close = closest_logged(found["monitor"], logged)
+        hint = f"; did you mean {close}?" if close else ""
         validation = ("val", "valid", "validation")
         stages = {re.split(r"[_/.]", name)[0] for name in logged}
         if (

@@ -7,7 +7,6 @@ into ``<out>/trials/<name>/`` (config.yaml, metrics.csv, checkpoints/), and its 
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import re
@@ -20,6 +19,7 @@ from typing import Any, NoReturn
 import lightning as L
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
+from litforge.callbacks.monitor_mode import closest_logged
 from litforge.engine import runtime
 from litforge.engine.api import run_command
 from litforge.engine.failures import raised_at
@@ -122,26 +122,21 @@ class MetricTracker(AtEpochEnd):
         an epoch. Not a refusal: a model may log it only outside the sanity check (``if not
         self.trainer.sanity_checking``), so the first epoch's end decides."""
         logged = [str(key) for key in trainer.callback_metrics]
-        close = difflib.get_close_matches(self.metric, logged, n=1, cutoff=0.75)
-        if (
-            self.metric not in logged
-            and close
-            and _stage(close[0]) == _stage(self.metric)
-            and not self._noted
-        ):
+        close = closest_logged(self.metric, logged, cutoff=0.75)
+        if self.metric not in logged and close and _stage(close) == _stage(self.metric) and not self._noted:
             self._noted = True
             print(
-                f"litforge: note: the sanity check logged no '{self.metric}' (did you mean {close[0]}?); the "
+                f"litforge: note: the sanity check logged no '{self.metric}' (did you mean {close}?); the "
                 "trial goes on, and the search stops after its first epoch if it is still missing",
                 file=sys.stderr,
                 flush=True,
             )
 
     def _not_logged(self, logged: list[str]) -> NoReturn:
-        close = difflib.get_close_matches(self.metric, logged, n=1, cutoff=0.6)
+        close = closest_logged(self.metric, logged)
         raise UsageError(
             f"metric '{self.metric}' is not logged by the model (it logs: {', '.join(sorted(logged)) or 'nothing'}"
-            f"{f'; did you mean {close[0]}?' if close else ''}); set the space file's metric: to one of those"
+            f"{f'; did you mean {close}?' if close else ''}); set the space file's metric: to one of those"
         )
 
     def _record(self, trainer: L.Trainer) -> None:
