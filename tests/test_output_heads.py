@@ -333,3 +333,24 @@ def test_outputs_of_several_axes_per_sample_say_how_they_are_flattened() -> None
         "(numpy: row.reshape(3, 16, 16))"
     )
     assert flattening_note(apply_head("multi_output", np.zeros((2, 4), dtype=np.float32))) is None
+
+
+def test_a_multi_label_threshold_comes_from_the_module_or_its_metric():
+    import torch
+    import torchmetrics
+
+    from litforge.predictions.output_head import label_threshold
+
+    class Tagger(torch.nn.Module):
+        def __init__(self, metric_threshold: float = 0.5) -> None:
+            super().__init__()
+            self.f1 = torchmetrics.classification.MultilabelF1Score(num_labels=3, threshold=metric_threshold)
+
+    assert label_threshold(Tagger()) == (0.5, None)  # nothing said: 0.5
+    assert label_threshold(Tagger(0.3)) == (0.3, "MultilabelF1Score(threshold=0.3)")
+    tagged = Tagger(0.3)
+    tagged.threshold = 0.2  # the module's own word wins over its metric's
+    assert label_threshold(tagged)[0] == 0.2
+    logits = np.log(np.array([[0.25, 0.4, 0.6]]) / (1 - np.array([[0.25, 0.4, 0.6]])))
+    assert apply_head("multi_label", logits).values.tolist() == [[0, 0, 1]]
+    assert apply_head("multi_label", logits, threshold=0.3).values.tolist() == [[0, 1, 1]]

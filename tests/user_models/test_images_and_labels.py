@@ -15,12 +15,19 @@ from serve_helpers import start_server, stop_server
 
 def test_a_multi_label_model_predicts_exports_and_serves_per_label(project, user_cli):
     """``predict_step`` returns sigmoid(forward): the export applies the same sigmoid (head multi_label),
-    not a softmax across labels; each label is 0/1 by its own probability, named by ``label_names``."""
+    not a softmax across labels; each label is 0/1 by its own probability above the module's threshold (0.3
+    here: export and serve used 0.5 whatever the module said), named by ``label_names``."""
     import usermods
 
-    fit = user_cli(
-        "fit", "--model", "usermods.MultiLabel", "--data", "usermods.MultiLabelData", *QUICK, "--run", "ml"
-    )
+    multi_label = [
+        "--model",
+        "usermods.MultiLabel",
+        "--data",
+        "usermods.MultiLabelData",
+        "--model.threshold",
+        "0.3",
+    ]
+    fit = user_cli("fit", *multi_label, *QUICK, "--run", "ml")
     assert fit.returncode == 0, fit.output
     run = project / "runs" / "multilabel" / "ml"
     assert user_cli("predict", "--run", "ml").returncode == 0
@@ -32,11 +39,13 @@ def test_a_multi_label_model_predicts_exports_and_serves_per_label(project, user
         *(f"prob_{n}" for n in names),
     ]
     for row in from_checkpoint:
-        assert all(row[f"prediction_{n}"] == str(int(float(row[f"prob_{n}"]) > 0.5)) for n in names)
+        assert all(row[f"prediction_{n}"] == str(int(float(row[f"prob_{n}"]) > 0.3)) for n in names)
+    assert any(0.3 < float(row[f"prob_{n}"]) <= 0.5 for row in from_checkpoint for n in names)  # it matters
 
     exported = user_cli("export", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--format", "onnx")
     assert exported.returncode == 0, exported.output
-    assert json.loads((run / "export" / "export.json").read_text())["output_head"] == "multi_label"
+    record = json.loads((run / "export" / "export.json").read_text())
+    assert record["output_head"] == "multi_label" and record["threshold"] == 0.3
     x, _ = usermods.multilabel_rows()
     np.savetxt(project / "rows.csv", x[64:67].numpy(), delimiter=",")  # the first rows predict saw
     predicted = user_cli("predict", "--artifact", str(run / "export"), "--input", "rows.csv")

@@ -634,9 +634,9 @@ class _Supervised(L.LightningModule):
 class MultiLabel(_Supervised):
     label_names = ["red", "green", "blue", "round"]
 
-    def __init__(self, hidden: int = 16, lr: float = 0.02):
+    def __init__(self, hidden: int = 16, lr: float = 0.02, threshold: float = 0.5):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # threshold: where a label is on (litforge's predictions read it)
         self.net = nn.Sequential(nn.Linear(12, hidden), nn.ReLU(), nn.Linear(hidden, 4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,7 @@ class CSVPredictionWriter(BasePredictionWriter):
         self._writer: Any = None
         self._rows = 0
         self._head: str | None = None
+        self._threshold = output_head.DEFAULT_THRESHOLD  # a multi-label module's (label_threshold)
         self._names: list[str] | None = None
         self._batch_layout: str | None = None  # "a list of 3": the batch Lightning's predict_step got
         self._pick = "batch[0]"  # how a predict_step of its own would pick forward's input
@@ -87,6 +88,7 @@ class CSVPredictionWriter(BasePredictionWriter):
                 self._head, _ = output_head.resolve_head(
                     pl_module, outputs.shape[1:], np.issubdtype(outputs.dtype, np.floating), classes
                 )
+                self._threshold = output_head.label_threshold(pl_module)[0]
                 relation = predict_step_relation(pl_module, batch, prediction)
                 if relation == "sigmoid":
                     self._head = output_head.LABEL_PROBABILITIES
@@ -150,7 +152,7 @@ class CSVPredictionWriter(BasePredictionWriter):
             return Predictions(values, scores)
         if self._head is None:  # a dict first, a tensor later: the module changed its mind mid-run
             raise UsageError("predict_step returned a dict for the first batch and a tensor later")
-        return output_head.apply_head(self._head, _as_numpy(prediction))
+        return output_head.apply_head(self._head, _as_numpy(prediction), self._threshold)
 
 
 def _named_outputs(prediction: Any) -> dict[str, np.ndarray] | None:

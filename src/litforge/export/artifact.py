@@ -19,7 +19,7 @@ from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, Runner, load_runner
 from litforge.export.row_shape import FeatureInput, feature_inputs
-from litforge.predictions.output_head import NAMED_OUTPUTS, Predictions, apply_head
+from litforge.predictions.output_head import DEFAULT_THRESHOLD, NAMED_OUTPUTS, Predictions, apply_head
 
 Rows = tuple[np.ndarray, ...]  # rows of every input of forward, one array each (N, *row shape)
 # the model's outputs for some rows, one array (N, ...) each, in export.json's order
@@ -135,7 +135,7 @@ class Artifact:
         are, by name."""
         if self.output_head == NAMED_OUTPUTS:
             return dict(zip(self.output_names, outputs, strict=True))
-        return apply_head(self.output_head, outputs[0])
+        return apply_head(self.output_head, outputs[0], self.metadata.get("threshold", DEFAULT_THRESHOLD))
 
     def _run(self, *arrays: np.ndarray) -> Outputs:
         """The runtime's outputs that export.json names (a Hugging Face graph may return more than its logits)."""

@@ -62,6 +62,9 @@ def export_module(
     examples = outputs.numpy()
     classes = output_head.Classes() if outputs.several else classes or output_head.declared_classes(module)
     head, why = _output_head(module, examples, outputs.several, classes, predict_step_sigmoid)
+    threshold, threshold_source = output_head.label_threshold(module)
+    if head == "multi_label" and threshold_source is not None:
+        why += f"; labels on above {threshold:g}, as {threshold_source} says"
     spec = replace(spec, output_names=_output_names(module, spec, outputs, head))
     out.mkdir(parents=True, exist_ok=True)
     real = real_inputs or ((real_batch,) if real_batch is not None else None)
@@ -114,9 +117,10 @@ def export_module(
         ),
         "outputs": _describe_outputs(examples, spec),
         "output_head": head,
+        **({"threshold": threshold} if head == "multi_label" else {}),
         "class_labels": _class_labels(head, examples[0], classes),
         "preprocessing": metadata.preprocessing(module),
-        "postprocessing": {**output_head.POSTPROCESSING[head], "output_head": why},
+        "postprocessing": {**_postprocessing(head, threshold), "output_head": why},
         "assets": assets,
         "versions": metadata.versions(),
     }
@@ -125,6 +129,14 @@ def export_module(
     metadata.write(out, record)
     failed = [name for name, entry in entries.items() if not entry["parity"]["passed"]]
     return ExportResult(record, failed)
+
+
+def _postprocessing(head: str, threshold: float) -> dict[str, str]:
+    """export.json's words for what the head does with the model's output (a multi-label one's threshold)."""
+    steps = dict(output_head.POSTPROCESSING[head])
+    if head == "multi_label":
+        steps["prediction"] = steps["prediction"].replace("> 0.5", f"> {threshold:g}")
+    return steps
 
 
 def _not_run(message: str) -> dict[str, Any]:

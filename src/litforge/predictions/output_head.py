@@ -237,8 +237,35 @@ def predict_step_head(head: str, outputs: np.ndarray) -> str:
     return PROBABILITIES if distributions else "custom"
 
 
-def apply_head(head: str, outputs: np.ndarray) -> Predictions:
-    """The model's outputs (N, ...) -> predictions, as ``head`` says (see the module docstring)."""
+DEFAULT_THRESHOLD = 0.5
+
+
+def label_threshold(module: Any) -> tuple[float, str | None]:
+    """(threshold, where it comes from) of a multi-label module's 0/1 predictions: its ``threshold``
+    (attribute or hyperparameter, in (0, 1)), else the one ``threshold`` its torchmetrics ``Multilabel*``
+    metrics use (``MultilabelF1Score(num_labels=5, threshold=0.3)``), else 0.5 (``None``: nothing said)."""
+    hparams = getattr(module, "hparams", None) or {}
+    for value, source in (
+        (getattr(module, "threshold", None), f"{type(module).__qualname__}.threshold"),
+        (hparams.get("threshold") if hasattr(hparams, "get") else None, "its threshold hyperparameter"),
+    ):
+        if isinstance(value, float | int) and not isinstance(value, bool) and 0 < value < 1:
+            return float(value), source
+    found = {
+        float(part.threshold): f"{type(part).__name__}(threshold={part.threshold})"
+        for part in (module.modules() if hasattr(module, "modules") else ())
+        if type(part).__name__.startswith("Multilabel")
+        and isinstance(getattr(part, "threshold", None), float)
+    }
+    found.pop(DEFAULT_THRESHOLD, None)  # a metric left at its default says nothing
+    if len(found) == 1:
+        return found.popitem()
+    return DEFAULT_THRESHOLD, None
+
+
+def apply_head(head: str, outputs: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> Predictions:
+    """The model's outputs (N, ...) -> predictions, as ``head`` says (see the module docstring); a label is
+    on where its probability is above ``threshold``."""
     outputs = np.asarray(outputs)
     rows = outputs.reshape(len(outputs), -1)  # (N, K)
     if head == PROBABILITIES:
@@ -253,7 +280,7 @@ def apply_head(head: str, outputs: np.ndarray) -> Predictions:
         return Predictions(probabilities.argmax(axis=1), probabilities)
     if head in ("multi_label", LABEL_PROBABILITIES):
         probabilities = rows if head == LABEL_PROBABILITIES else 1.0 / (1.0 + np.exp(-rows))
-        return Predictions((probabilities > 0.5).astype(np.int64), probabilities.astype(rows.dtype))
+        return Predictions((probabilities > threshold).astype(np.int64), probabilities.astype(rows.dtype))
     if head == "regression":
         return Predictions(rows[:, 0])
     if head == "multi_output":
