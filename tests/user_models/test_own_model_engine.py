@@ -108,8 +108,13 @@ def test_packaged_default_still_applies_when_nothing_is_named(user_cli):
     assert config["seed_everything"] == 42 and config["trainer"]["max_epochs"] == 30
     assert config["model"]["init_args"]["lr"] == 0.002 and config["data"]["init_args"]["batch_size"] == 64
     # a user's datamodule with litforge's default model: the model keeps the packaged settings
-    mixed = yaml.safe_load(user_cli("fit", "--data", "usermods.MyDataModule", "--print_config").stdout)
-    assert mixed["model"]["init_args"]["lr"] == 0.002 and mixed["data"]["init_args"]["batch_size"] == 32
+    mixed = user_cli("fit", "--data", "usermods.MyDataModule", "--print_config")
+    config = yaml.safe_load(mixed.stdout)
+    assert config["model"]["init_args"]["lr"] == 0.002 and config["data"]["init_args"]["batch_size"] == 32
+    assert (  # and is told so: a dict batch then fails inside litforge's Classifier, not the user's code
+        "no --model given: usermods.MyDataModule trains the packaged litforge.models.Classifier"
+        in mixed.stderr
+    )
     # a user's model without --data gets the packaged data, and is told so
     alone = user_cli("fit", "--model", "usermods.LitModel", "--print_config")
     assert (

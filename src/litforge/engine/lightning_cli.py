@@ -272,7 +272,7 @@ class LitforgeCLI(HookedLightningCLI):
         defaults = packaged_defaults(self.command_line)
         parser.set_defaults(defaults)
         drop_overridden_defaults(parser, defaults)
-        if not _is_litforge_model(self.command_line.named_classes.get("model")):
+        if not _is_litforge_class(self.command_line.named_classes.get("model"), "model"):
             return  # a user's own model keeps every argument it declares: no litforge links into it
         # Sizes the data knows are linked into litforge's models, so they are never stated twice.
         for source, target in (
@@ -683,39 +683,49 @@ _OPTIMIZER_GROUP_TITLES = {
 
 
 def _note_packaged_data(line: CommandLine) -> None:
-    """A user's own model with no data named anywhere gets the packaged digits data: say so, once."""
-    named = line.named_classes.get("model")
-    if _is_litforge_model(named) or line.names_class("data") or line.asks_help:
+    """A user's own model with no data named anywhere gets the packaged digits data, and a user's own data
+    with no model named anywhere trains the packaged classifier: say so, once."""
+    if line.asks_help or line.names_class("model") == line.names_class("data"):
         return
-    flags = [arg.split("=")[0] for arg in line.args if arg.startswith("--") and not arg.startswith("--data")]
-    if difflib.get_close_matches("--data", flags, n=1, cutoff=0.7):
+    given, missing = ("model", "data") if line.names_class("model") else ("data", "model")
+    named = line.named_classes.get(given)
+    if _is_litforge_class(named, given):
+        return
+    flags = [
+        arg.split("=")[0] for arg in line.args if arg.startswith("--") and not arg.startswith(f"--{missing}")
+    ]
+    if difflib.get_close_matches(f"--{missing}", flags, n=1, cutoff=0.7):
         return  # a mistyped --data (--dat, --date): its own error comes next, not a note about digits
-    if os.environ.get("LOCAL_RANK", "0") == "0" and _names_a_lightning_module(named):
+    base = L.LightningModule if given == "model" else L.LightningDataModule
+    if os.environ.get("LOCAL_RANK", "0") == "0" and _names_a(base, named):
+        takes = "gets" if missing == "data" else "trains"
         print(
-            f"litforge: note: no --data given: {named} gets the packaged {default_class_path('data')} "
-            "(pass --data CLASS for your own)",
+            f"litforge: note: no --{missing} given: {named} {takes} the packaged {default_class_path(missing)} "
+            f"(pass --{missing} CLASS for your own)",
             file=sys.stderr,
         )
 
 
-def _names_a_lightning_module(named: str | None) -> bool:
-    """Whether ``named`` imports as a LightningModule (the parser imports it next; one that does not gets
-    its one-line error, without a note about data before it)."""
+def _names_a(base: type, named: str | None) -> bool:
+    """Whether ``named`` imports as a subclass of ``base`` (the parser imports it next; one that does not
+    gets its one-line error, without a note about the packaged class before it)."""
     module_name, _, class_name = (named or "").rpartition(".")
     try:
         found = getattr(importlib.import_module(module_name), class_name)
     except Exception:
         return False
-    return isinstance(found, type) and issubclass(found, L.LightningModule)
+    return isinstance(found, type) and issubclass(found, base)
 
 
-def _is_litforge_model(named: str | None) -> bool:
-    """Whether the model class is one of litforge's (by short name or path); ``None``: the default one."""
+def _is_litforge_class(named: str | None, section: str) -> bool:
+    """Whether the model or data class is one of litforge's (by short name or path); ``None``: the default."""
     if named is None:
         return True
+    import litforge.data
     import litforge.models
 
-    return named.startswith("litforge.") or named in litforge.models.__all__
+    packaged = litforge.models if section == "model" else litforge.data
+    return named.startswith("litforge.") or named in packaged.__all__
 
 
 def _accept_trainer_method_options(parser: LightningArgumentParser) -> None:
