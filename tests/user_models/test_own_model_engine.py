@@ -580,3 +580,14 @@ def test_a_resume_that_would_run_a_schedule_past_its_end_is_refused_and_leaves_t
     assert "now holds them" not in longer.stderr  # the config.yaml it was about to replace is put back
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
     assert not (run / "checkpoints" / "on_exception.ckpt").exists()
+
+
+def test_a_setting_lightning_refuses_while_the_users_code_reads_the_trainer_is_one_line_exit_2(user_cli):
+    """OneCycleModel's configure_optimizers reads trainer.estimated_stepping_batches, where Lightning finds
+    limit_train_batches below one batch: the setting is wrong, not the user's code (it was exit 1 with a
+    traceback ending in configure_optimizers)."""
+    model = ["--model", "usermods.OneCycleModel", "--data", "usermods.MyDataModule"]
+    result = user_cli("fit", *model, "--trainer.limit_train_batches", "0.01", "--trainer.max_epochs", "1")
+    assert result.returncode == 2, result.output
+    assert "trainer settings: MisconfigurationException: You requested to check 0.01" in result.stderr
+    assert 'File "' not in result.stderr

@@ -114,13 +114,24 @@ def unlogged_monitor(error: BaseException) -> str | None:
 
 def is_trainer_misconfiguration(error: BaseException) -> bool:
     """Lightning's ``MisconfigurationException`` raised from Lightning's own checks, with no frame of the
-    user's code on the way (the user's code raising one is a failure of that code)."""
+    user's code on the way (the user's code raising one is a failure of that code); or raised by Lightning
+    about a trainer setting while the user's code read the trainer (``limit_train_batches`` below one batch,
+    found when ``configure_optimizers`` reads ``trainer.estimated_stepping_batches``)."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     if not isinstance(error, MisconfigurationException):
         return False
     roots = _library_roots()
-    return all(_in_library(frame, roots) for frame in traceback.extract_tb(error.__traceback__))
+    frames = traceback.extract_tb(error.__traceback__)
+    if all(_in_library(frame, roots) for frame in frames):
+        return True
+    return bool(frames) and _in_library(frames[-1], roots) and _TRAINER_SETTING.search(str(error)) is not None
+
+
+# The trainer settings whose values Lightning refuses once it sees the data.
+_TRAINER_SETTING = re.compile(
+    r"\b(limit_(train|val|test|predict)_batches|val_check_interval|check_val_every_n_epoch)\b"
+)
 
 
 def hparams_conflict(error: BaseException, module: Any, datamodule: Any) -> str | None:
