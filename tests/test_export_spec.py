@@ -149,6 +149,27 @@ def test_hook_with_unknown_request_format_is_a_usage_error() -> None:
         export_spec(Bad())
 
 
+def test_a_texts_export_without_a_tokenizer_or_with_a_bad_max_length_is_refused() -> None:
+    """Exported without save_assets, the folder had no tokenizer/: serve and predict then refused it, and
+    their advice (re-export) gave the same folder again."""
+
+    class NoTokenizer(TwoInputTextModel):
+        def litforge_export_spec(self) -> dict:
+            spec = super().litforge_export_spec()
+            spec.pop("save_assets")
+            return spec
+
+    class BadLength(TwoInputTextModel):
+        def litforge_export_spec(self) -> dict:
+            return {**super().litforge_export_spec(), "max_length": 0}
+
+    with pytest.raises(UsageError, match=r"request_format 'texts' needs 'save_assets' to write the tokenizer"):
+        export_spec(NoTokenizer())
+    with pytest.raises(UsageError, match="max_length must be a positive int, got 0"):
+        export_spec(BadLength())
+    assert export_spec(TwoInputTextModel()).max_length is None
+
+
 class PerColumnEmbeddings(nn.Module):
     """A tabular model: one embedding table per categorical column (4, 3 and 5 levels) of one (B, 3) input."""
 

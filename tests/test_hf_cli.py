@@ -63,6 +63,7 @@ def test_fine_tune_predict_and_export_to_onnx(cli, tmp_path):
     record = json.loads((tmp_path / "export" / "export.json").read_text())
     assert record["formats"]["onnx"]["parity"]["passed"]
     assert record["request_format"] == "texts"
+    assert record["text_max_length"] == 16  # the data's max_length: texts are served as they trained
     assert (tmp_path / "export" / "tokenizer" / "tokenizer_config.json").is_file()
 
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -73,12 +74,13 @@ def test_fine_tune_predict_and_export_to_onnx(cli, tmp_path):
     assert model.hparams.label_names == ["cooking", "sports", "technology", "weather"]
     artifact = Artifact.open(tmp_path / "export", "onnx")
     assert artifact.class_labels == ["cooking", "sports", "technology", "weather"]
+    long = "The striker scored a late winner in the derby at home, and the crowd sang for an hour after."
     for texts in (
-        ["Heavy snow is expected tonight.", "The striker scored a late winner in the derby at home."],
+        ["Heavy snow is expected tonight.", long],  # longer than 16 tokens: cut where training cut it
         ["Knead the dough.", "The new phone has a fast chip.", "Frost will form under clear skies tonight."],
     ):
         (onnx_logits,) = artifact.outputs_for_texts(texts)  # raw texts -> exported tokenizer -> ONNX Runtime
-        batch = artifact.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        batch = artifact.tokenizer(texts, padding=True, truncation=True, max_length=16, return_tensors="pt")
         with torch.no_grad():
             eager = model(batch["input_ids"], batch["attention_mask"])
         assert onnx_logits.shape == (len(texts), 4)

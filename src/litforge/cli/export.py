@@ -134,6 +134,7 @@ def main(command: str, argv: list[str]) -> int:
             real_inputs=loaded.real_inputs,
             predict_step_sigmoid=loaded.predict_step_sigmoid,
             feature_names=loaded.feature_names,
+            text_max_length=loaded.text_max_length,
             source=source,
             benchmark=args.benchmark,
         )

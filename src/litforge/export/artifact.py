@@ -103,7 +103,9 @@ class Artifact:
 
     def outputs_for_texts(self, texts: list[str]) -> Outputs:
         """Texts -> tokenized with the exported tokenizer -> the model's outputs."""
-        encoded = self.tokenizer(texts, padding=True, truncation=True, return_tensors="np")
+        # truncated as in training (export.json's text_max_length), else at the tokenizer's own limit
+        limit = self.metadata.get("text_max_length")
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="np")
         arrays = []
         for spec in self.metadata["inputs"]:
             if spec["name"] not in encoded:

@@ -46,13 +46,15 @@ def export_module(
     benchmark: bool = False,
     predict_step_sigmoid: bool = False,
     feature_names: list[str] | None = None,
+    text_max_length: int | None = None,
 ) -> ExportResult:
     """Export ``module`` (in eval mode) to ``formats`` under ``out``, verify each, write export.json.
 
     ``classes``: what the module and its datamodule declare (default: the module alone); with the output
     shape it decides the output head when the module declares none (``litforge.predictions.output_head``);
     ``predict_step_sigmoid``: the module's ``predict_step`` returns sigmoid(forward) (a multi-label model);
-    ``feature_names``: the input's columns as the run's datamodule names them (``export.feature_names``)."""
+    ``feature_names``: the input's columns as the run's datamodule names them (``export.feature_names``);
+    ``text_max_length``: the datamodule's truncation of texts (a ``"texts"`` spec without ``max_length``)."""
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
     refuse_stale_examples(module, spec, real_inputs)
@@ -116,6 +118,7 @@ def export_module(
             _feature_names(module, spec, feature_names),
         ),
         "outputs": _describe_outputs(examples, spec),
+        **_text_truncation(spec, text_max_length),
         "output_head": head,
         **({"threshold": threshold} if head == "multi_label" else {}),
         "class_labels": _class_labels(head, examples[0], classes),
@@ -129,6 +132,21 @@ def export_module(
     metadata.write(out, record)
     failed = [name for name, entry in entries.items() if not entry["parity"]["passed"]]
     return ExportResult(record, failed)
+
+
+def _text_truncation(spec: ExportSpec, datamodule_max_length: int | None) -> dict[str, int | None]:
+    """``{"text_max_length": N}`` for a texts export: the tokens serve and predict keep of a text, as training
+    kept them (the spec's ``max_length``, else the datamodule's); ``None``: the tokenizer's own limit."""
+    if spec.request_format != "texts":
+        return {}
+    limit = spec.max_length or datamodule_max_length
+    if limit is None:
+        print(
+            "litforge: note: texts are truncated at the exported tokenizer's own limit: give "
+            "litforge_export_spec() a max_length (or the datamodule a max_length) to truncate them as training did",
+            file=sys.stderr,
+        )
+    return {"text_max_length": limit}
 
 
 def _postprocessing(head: str, threshold: float) -> dict[str, str]:

@@ -51,6 +51,7 @@ class LoadedCheckpoint:
     batch_labels: torch.Tensor | None = None  # that batch's integer class labels, if it has some
     predict_step_sigmoid: bool = False  # predict_step returns sigmoid(forward) on that batch (multi-label)
     feature_names: list[str] | None = None  # the datamodule's names of the input's columns
+    text_max_length: int | None = None  # the datamodule's max_length: tokens a text is truncated to
     data_class_path: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -291,6 +292,7 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
         loaded.predict_step_sigmoid = _predict_step_is_sigmoid(loaded.module, batch)
         loaded.batch_labels = labels_of(batch, positional_inputs(loaded.module))
         loaded.feature_names = declared_feature_names(datamodule)
+        loaded.text_max_length = _text_max_length(datamodule)
         if (scaling := data_side_scaling(datamodule)) and getattr(loaded.module, "standardize", None) is None:
             note = (
                 f"{data_cls.__name__} holds {', '.join(scaling)}: if it scales rows before forward, the export "
@@ -304,3 +306,15 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
         print(f"litforge: note: {note}; verifying on random inputs only", file=sys.stderr, flush=True)
         loaded.notes.append(note)
     return datamodule
+
+
+def _text_max_length(datamodule: Any) -> int | None:
+    """A text datamodule's ``max_length`` (attribute or hyperparameter): what training truncated texts to."""
+    hparams = getattr(datamodule, "hparams", None) or {}
+    for value in (
+        getattr(datamodule, "max_length", None),
+        hparams.get("max_length") if hasattr(hparams, "get") else None,
+    ):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

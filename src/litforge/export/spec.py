@@ -9,7 +9,10 @@ A LightningModule MAY define ``litforge_export_spec(self) -> dict`` with the key
 - ``dynamic_axes``: ``{input_name: {axis: axis_name}}``, e.g. ``{"input_ids": {0: "batch", 1: "sequence"}}``;
 - ``request_format``: ``"features"`` (rows of numbers, the default) or ``"texts"`` (the server tokenizes
   with ``AutoTokenizer.from_pretrained(<export_dir>/tokenizer)``);
-- ``save_assets``: optional ``callable(out_dir: pathlib.Path) -> None`` writing extra files (a tokenizer);
+- ``save_assets``: ``callable(out_dir: pathlib.Path) -> None`` writing extra files (the tokenizer that a
+  ``"texts"`` export needs);
+- ``max_length``: the number of tokens a text is truncated to, as in training (``"texts"``; default: the
+  datamodule's ``max_length``, else the tokenizer's own limit);
 - ``feature_names``: the names of the one input's values per row (a tabular model's columns), so rows are
   read by name (``litforge.export.feature_names``).
 
@@ -44,6 +47,7 @@ class ExportSpec:
     request_format: str = "features"
     save_assets: Callable[[Path], None] | None = None
     feature_names: list[str] | None = None  # declared by litforge_export_spec()
+    max_length: int | None = None  # tokens a text is truncated to ("texts")
 
     def row_widths(self) -> list[int] | None:
         """Values per row of each input, when every input's rows have a fixed size (a features model's
@@ -208,6 +212,19 @@ def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:
             f"{owner}.litforge_export_spec(): request_format must be one of {REQUEST_FORMATS}, "
             f"got {request_format!r}"
         )
+    if request_format == "texts" and raw.get("save_assets") is None:
+        raise UsageError(
+            f"{owner}.litforge_export_spec(): request_format 'texts' needs 'save_assets' to write the "
+            "tokenizer that serve and predict read, e.g. lambda out: tokenizer.save_pretrained(out / "
+            "'tokenizer') (docs/export.md)"
+        )
+    max_length = raw.get("max_length")
+    if max_length is not None and (
+        not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1
+    ):
+        raise UsageError(
+            f"{owner}.litforge_export_spec(): max_length must be a positive int, got {max_length!r}"
+        )
     axes = {
         str(k): {int(a): str(n) for a, n in v.items()} for k, v in (raw.get("dynamic_axes") or {}).items()
     }
@@ -224,4 +241,5 @@ def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:
         request_format=request_format,
         save_assets=raw.get("save_assets"),
         feature_names=[str(name) for name in raw["feature_names"]] if raw.get("feature_names") else None,
+        max_length=max_length,
     )
