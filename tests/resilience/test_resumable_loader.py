@@ -86,11 +86,18 @@ def tiny_trainer(root: Path, *callbacks: L.Callback, **kwargs) -> L.Trainer:
 def test_a_loader_that_cannot_be_resumable_is_named_once_on_stderr(tmp_path: Path, capsys) -> None:
     with pytest.raises(NotResumable, match="IterableDataset Stream has no state_dict"):
         as_resumable(usermods.StreamData().train_dataloader())
+    # torchdata's loader over the same stream replays it on resume: no better unless the stream has state
+    with pytest.raises(NotResumable, match="IterableDataset Stream has no state_dict") as raised:
+        as_resumable(StatefulDataLoader(usermods.Stream(), batch_size=4))
+    assert raised.value.advice.startswith(
+        "give Stream state_dict/load_state_dict (a StatefulDataLoader alone"
+    )
     data = usermods.StreamData()
     # reload_dataloaders_every_n_epochs: the hook is called each epoch; the note comes once
     tiny_trainer(tmp_path, reload_dataloaders_every_n_epochs=1).fit(usermods.LitModel(), data)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litforge:")]
     assert len(lines) == 1 and "cannot resume mid-epoch (its IterableDataset Stream has no" in lines[0]
+    assert lines[0].endswith("exact only if the stream draws nothing at random) (docs/fault-tolerance.md)")
     assert "train_dataloader" not in vars(data), "the hook is the class's own again after the fit"
 
     shuffled = usermods.MyDataModule()

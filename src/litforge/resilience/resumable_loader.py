@@ -39,7 +39,13 @@ _REPLAYABLE_SAMPLERS = (SequentialSampler, DistributedSampler)
 
 
 class NotResumable(Exception):
-    """Why a loader cannot be made resumable (the message says which part and what to do)."""
+    """Why a loader cannot be made resumable (the message says which part), and what to do about it."""
+
+    def __init__(self, reason: str, advice: str | None = None) -> None:
+        super().__init__(reason)
+        self.advice = advice or (
+            "use torchdata's StatefulDataLoader, or give the dataset state_dict/load_state_dict"
+        )
 
 
 def as_resumable(loader: Any) -> Any:
@@ -51,15 +57,20 @@ def as_resumable(loader: Any) -> Any:
             without state, a sampler or batch sampler that draws in ways unknown to litforge, a
             ``DataLoader`` subclass or another iterable).
     """
+    stateless_stream = isinstance(getattr(loader, "dataset", None), IterableDataset) and not isinstance(
+        loader.dataset, Stateful
+    )
+    if stateless_stream:  # a StatefulDataLoader too: it replays the stream, which draws anew (worker seeds)
+        raise NotResumable(
+            f"its IterableDataset {type(loader.dataset).__name__} has no state_dict/load_state_dict",
+            advice=f"give {type(loader.dataset).__name__} state_dict/load_state_dict (a StatefulDataLoader "
+            "alone replays the stream, which is exact only if the stream draws nothing at random)",
+        )
     if isinstance(loader, Stateful):
         return loader
     if type(loader) is not DataLoader:
         raise NotResumable(f"{type(loader).__name__} is not a torch DataLoader and has no state_dict")
     if isinstance(loader.dataset, IterableDataset):
-        if not isinstance(loader.dataset, Stateful):
-            raise NotResumable(
-                f"its IterableDataset {type(loader.dataset).__name__} has no state_dict/load_state_dict"
-            )
         sampling: dict[str, Any] = {"batch_size": loader.batch_size, "drop_last": loader.drop_last}
     elif loader.batch_sampler is None:  # batch_size=None: one sample at a time
         sampling = {"batch_size": None, "sampler": _resumable_sampler(loader.sampler)}
@@ -177,7 +188,7 @@ class ResumableTrainLoader(Callback):
             try:
                 resumable = as_resumable(loader)
             except NotResumable as reason:
-                self._tell(str(reason), trainer)
+                self._tell(str(reason), trainer, reason.advice)
                 return loader
             sampler = _shuffling_sampler(resumable)
             if sampler is not None:
@@ -193,14 +204,14 @@ class ResumableTrainLoader(Callback):
             return {name: convert(loader) for name, loader in loaders.items()}
         return convert(loaders)
 
-    def _tell(self, reason: str, trainer: L.Trainer) -> None:
+    def _tell(self, reason: str, trainer: L.Trainer, advice: str | None = None) -> None:
         if self._told or not trainer.is_global_zero:
             return
         self._told = True
         print(
             f"litforge: the training loader cannot resume mid-epoch ({reason}); a run resumed from a "
-            "mid-epoch checkpoint will see other batches than an uninterrupted one. Use torchdata's "
-            "StatefulDataLoader, or give the dataset state_dict/load_state_dict (docs/fault-tolerance.md)",
+            f"mid-epoch checkpoint will see other batches than an uninterrupted one: "
+            f"{advice or NotResumable(reason).advice} (docs/fault-tolerance.md)",
             file=sys.stderr,
             flush=True,
         )
