@@ -591,3 +591,23 @@ def test_a_setting_lightning_refuses_while_the_users_code_reads_the_trainer_is_o
     assert result.returncode == 2, result.output
     assert "trainer settings: MisconfigurationException: You requested to check 0.01" in result.stderr
     assert 'File "' not in result.stderr
+
+
+def test_a_stream_without_a_length_gets_a_note_that_says_what_its_epoch_waits_for(user_cli):
+    """An endless IterableDataset trained forever with no word: no validation, no epoch-end checkpoint."""
+    stream = [
+        "--model",
+        "usermods.NoValidationModel",
+        "--data",
+        "usermods.StreamData",
+        "--trainer.max_epochs",
+        "1",
+    ]
+    result = user_cli("fit", *stream, "--trainer.accelerator", "cpu")
+    assert result.returncode == 0, result.output
+    assert (
+        "litforge: note: the training loader has no length, so an epoch ends only when its stream does"
+        in (result.stderr)
+    )
+    bounded = user_cli("fit", *stream, "--trainer.limit_train_batches", "2", "--trainer.accelerator", "cpu")
+    assert bounded.returncode == 0 and "has no length" not in bounded.stderr, bounded.output

@@ -26,6 +26,7 @@ from litforge.callbacks import (
     RunCheckpoint,
     RunProgressBar,
 )
+from litforge.callbacks.endless_epoch import EndlessEpochNote
 from litforge.callbacks.monitor_mode import (
     configured_mode,
     configured_monitors,
@@ -243,6 +244,7 @@ def default_callbacks(
         if not quiet:
             extra.append(LearningCurves())
         extra.append(KeepEarlierMetrics())  # a resumed run logs each step once, keeping the earlier ones
+        extra.append(EndlessEpochNote())  # a stream without limit_train_batches: says what never happens
         if not has_instance(given, PerfSummary) and not smoke_test:
             extra.append(PerfSummary(run.path / "perf.json", print_table=not quiet))
         extra += resilience_callbacks(
