@@ -303,3 +303,23 @@ def test_the_data_check_reads_each_of_several_validation_loaders(as_dict, names)
     # the list itself was taken as a loader and its loaders as batches: "val batch 0 is a DataLoader with no tensors"
     detail = check_data(broken.TinyNet, _TwoValidationSets(as_dict))
     assert f"4 train + 4 {names[0]} + 2 {names[1]} batches" in detail
+
+
+@pytest.mark.parametrize(
+    ("module", "noted"), [(broken.PretrainedBodyInEvalMode, True), (broken.FrozenBodyInEvalMode, False)]
+)
+def test_fit_notes_a_training_submodule_left_in_eval_mode(module, noted, tmp_path, capsys):
+    """What check's training_step check fails, litforge fit says at the first step: a from_pretrained body
+    fine-tuned in eval mode has no dropout (Lightning keeps each module's mode)."""
+    from litforge.callbacks.idle_layers_note import IdleLayersNote
+
+    trainer = L.Trainer(
+        max_steps=2, callbacks=[IdleLayersNote()], default_root_dir=tmp_path, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(module(), broken.TinyData())
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litforge: note:")]
+    expected = [
+        "litforge: note: self.body (1 Dropout/BatchNorm layers) is in eval mode while training: dropout"
+    ]
+    assert [line[: len(expected[0])] for line in notes] == (expected if noted else [])

@@ -27,6 +27,7 @@ from litforge.callbacks import (
     RunProgressBar,
 )
 from litforge.callbacks.endless_epoch import EndlessEpochNote
+from litforge.callbacks.idle_layers_note import IdleLayersNote
 from litforge.callbacks.monitor_mode import (
     configured_mode,
     configured_monitors,
@@ -245,6 +246,7 @@ def default_callbacks(
             extra.append(LearningCurves())
         extra.append(KeepEarlierMetrics())  # a resumed run logs each step once, keeping the earlier ones
         extra.append(EndlessEpochNote())  # a stream without limit_train_batches: says what never happens
+        extra.append(IdleLayersNote())  # a from_pretrained encoder left in eval mode: no dropout
         if not has_instance(given, PerfSummary) and not smoke_test:
             extra.append(PerfSummary(run.path / "perf.json", print_table=not quiet))
         extra += resilience_callbacks(

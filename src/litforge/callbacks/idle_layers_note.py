@@ -1,0 +1,40 @@
+"""A note at the first training step when a submodule whose parameters train is in eval mode: its Dropout and
+BatchNorm layers do nothing. ``AutoModel.from_pretrained`` returns eval mode and Lightning keeps each
+module's mode, so a hand-written Hugging Face module fine-tunes without dropout unless it calls
+``.train()``. ``litforge check`` fails its ``training_step`` check for it; ``litforge fit`` says so once::
+
+    litforge fit --model mymod.SentimentModel --data mymod.TextData
+    # litforge: note: self.encoder (19 Dropout/BatchNorm layers) is in eval mode while it trains: ...
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import lightning as L
+
+from litforge.testing.harness import idle_in_training
+
+
+class IdleLayersNote(L.Callback):
+    """Check the module's modes at the first training batch (after ``on_train_start`` could fix them)."""
+
+    def __init__(self) -> None:
+        self._checked = False
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        idle = idle_in_training(pl_module)
+        if idle and trainer.is_global_zero:
+            print(
+                f"litforge: note: {', '.join(idle)} {'is' if len(idle) == 1 else 'are'} in eval mode while "
+                "training: dropout and BatchNorm are off (from_pretrained returns eval mode; call .train() on "
+                "it in __init__ or on_train_start)",
+                file=sys.stderr,
+                flush=True,
+            )
