@@ -611,3 +611,16 @@ def test_a_stream_without_a_length_gets_a_note_that_says_what_its_epoch_waits_fo
     )
     bounded = user_cli("fit", *stream, "--trainer.limit_train_batches", "2", "--trainer.accelerator", "cpu")
     assert bounded.returncode == 0 and "has no length" not in bounded.stderr, bounded.output
+
+
+def test_a_config_of_model_arguments_alone_says_the_trainer_defaults_are_lightnings(project, user_cli):
+    """A --config replaces the packaged trainer settings: a file of one lr switched to 1000 epochs, no
+    EarlyStopping and a random seed without a word."""
+    (project / "small.yaml").write_text("model:\n  init_args:\n    lr: 0.05\n")
+    model = ["--model", "usermods.LitModel", "--data", "usermods.MyDataModule"]
+    printed = user_cli("fit", *model, "-c", "small.yaml", "--print_config")
+    assert printed.returncode == 0, printed.output
+    assert yaml.safe_load(printed.stdout)["trainer"]["max_epochs"] is None  # Lightning's, as documented
+    assert "litforge: note: small.yaml sets no trainer: Lightning's trainer defaults apply" in printed.stderr
+    (project / "small.yaml").write_text("model:\n  init_args:\n    lr: 0.05\ntrainer:\n  max_epochs: 3\n")
+    assert "sets no trainer" not in user_cli("fit", *model, "-c", "small.yaml", "--print_config").stderr

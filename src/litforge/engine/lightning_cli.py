@@ -179,6 +179,8 @@ class LitforgeCLI(HookedLightningCLI):
                 self.command_line = without_runs_starting_point(with_resumed_runs_config(self.command_line))
             if not quiet:
                 _note_packaged_data(self.command_line)
+                if self._subcommand == "fit":
+                    _note_config_without_trainer(self.command_line)
             # DDP's launcher starts the other ranks with sys.argv: they make the same decisions from it.
             args = [self._subcommand, *self.command_line.args] if self._subcommand else self.command_line.args
         # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
@@ -702,6 +704,22 @@ def _note_packaged_data(line: CommandLine) -> None:
         print(
             f"litforge: note: no --{missing} given: {named} {takes} the packaged {default_class_path(missing)} "
             f"(pass --{missing} CLASS for your own)",
+            file=sys.stderr,
+        )
+
+
+def _note_config_without_trainer(line: CommandLine) -> None:
+    """A ``--config`` replaces the packaged default's trainer settings (seed 42, max_epochs 30, EarlyStopping,
+    CPU) with Lightning's (a random seed, 1000 epochs, no early stop): a config of model arguments alone
+    made that switch silently. Say so when no config file sets a ``trainer`` or ``seed_everything``."""
+    if not line.has_config or line.asks_help or line.sets("trainer") or line.sets("seed_everything"):
+        return
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        files = ", ".join(str(path) for path in line.config_files)
+        print(
+            f"litforge: note: {files} sets no trainer: Lightning's trainer defaults apply (max_epochs 1000, "
+            "no EarlyStopping, a random seed), not the packaged default's; add a trainer: section (`litforge "
+            "fit --print_config` without -c shows the packaged one)",
             file=sys.stderr,
         )
 
