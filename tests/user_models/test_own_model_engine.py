@@ -621,6 +621,12 @@ def test_a_config_of_model_arguments_alone_says_the_trainer_defaults_are_lightni
     printed = user_cli("fit", *model, "-c", "small.yaml", "--print_config")
     assert printed.returncode == 0, printed.output
     assert yaml.safe_load(printed.stdout)["trainer"]["max_epochs"] is None  # Lightning's, as documented
-    assert "litforge: note: small.yaml sets no trainer: Lightning's trainer defaults apply" in printed.stderr
+    short = ["--trainer.max_steps", "2", "--trainer.limit_val_batches", "1", "--trainer.accelerator", "cpu"]
+    fitted = user_cli("fit", *model, "-c", "small.yaml", *short)
+    assert fitted.returncode == 0, fitted.output
+    assert "litforge: note: small.yaml sets no trainer: Lightning's trainer defaults apply" in fitted.stderr
     (project / "small.yaml").write_text("model:\n  init_args:\n    lr: 0.05\ntrainer:\n  max_epochs: 3\n")
-    assert "sets no trainer" not in user_cli("fit", *model, "-c", "small.yaml", "--print_config").stderr
+    assert "sets no trainer" not in user_cli("fit", *model, "-c", "small.yaml", *short).stderr
+    (project / "bad.yaml").write_text("model:\n  init_args:\n    lrr: 0.05\n")
+    refused = user_cli("fit", *model, "-c", "bad.yaml")  # a config's mistake is one line, with no note first
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output

@@ -179,8 +179,6 @@ class LitforgeCLI(HookedLightningCLI):
                 self.command_line = without_runs_starting_point(with_resumed_runs_config(self.command_line))
             if not quiet:
                 _note_packaged_data(self.command_line)
-                if self._subcommand == "fit":
-                    _note_config_without_trainer(self.command_line)
             # DDP's launcher starts the other ranks with sys.argv: they make the same decisions from it.
             args = [self._subcommand, *self.command_line.args] if self._subcommand else self.command_line.args
         # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
@@ -341,6 +339,8 @@ class LitforgeCLI(HookedLightningCLI):
             )
         for note in replaced_class_notes(self.command_line, section):
             print(f"litforge: note: {note}", file=sys.stderr)
+        if self.config.get("subcommand") == "fit" and not self.quiet and not self.parse_only:
+            _note_config_without_trainer(self.command_line)
         if self.config.get("subcommand") == "fit":
             appended_once_on_resume(section.trainer, self.command_line)
         if "subcommand" in self.config and not self.parse_only:
