@@ -163,7 +163,9 @@ def test_a_texts_export_without_a_tokenizer_or_with_a_bad_max_length_is_refused(
         def litforge_export_spec(self) -> dict:
             return {**super().litforge_export_spec(), "max_length": 0}
 
-    with pytest.raises(UsageError, match=r"request_format 'texts' needs 'save_assets' to write the tokenizer"):
+    with pytest.raises(
+        UsageError, match=r"request_format 'texts' needs 'save_assets' to write the tokenizer"
+    ):
         export_spec(NoTokenizer())
     with pytest.raises(UsageError, match="max_length must be a positive int, got 0"):
         export_spec(BadLength())
