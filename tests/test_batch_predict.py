@@ -154,6 +154,10 @@ def test_not_an_export_folder_exits_2_and_says_what_to_pass(cli, tmp_path: Path,
     beside = cli("serve", str(run))
     assert beside.returncode == 2 and f"did you mean {run}/export?" in beside.stderr, beside.output
     shutil.rmtree(run / "export")
+    checkpoint = run / "checkpoints" / "best.ckpt"  # given where its export goes: it was "no such folder"
+    served = cli("serve", str(checkpoint))
+    assert served.returncode == 2, served.output
+    assert f"a checkpoint is exported first: 'litforge export --ckpt {checkpoint}'" in served.stderr
 
 
 def test_an_export_whose_checkpoint_changed_since_says_so(cli, tmp_path: Path, export_dir: Path) -> None:

@@ -323,3 +323,18 @@ def test_fit_notes_a_training_submodule_left_in_eval_mode(module, noted, tmp_pat
         "litforge: note: self.body (1 Dropout/BatchNorm layers) is in eval mode while training: dropout"
     ]
     assert [line[: len(expected[0])] for line in notes] == (expected if noted else [])
+
+
+class _UnusedPooler(broken.TinyNet):
+    """AutoModel + a mean-pooling head of one's own: the encoder's pooler never reaches the loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = torch.nn.Module()
+        self.encoder.pooler = torch.nn.Module()
+        self.encoder.pooler.dense = torch.nn.Linear(4, 4)
+
+
+def test_an_unused_hugging_face_pooler_is_named_with_its_fix():
+    with pytest.raises(AssertionError, match=r"encoder\.pooler\.dense\.weight.*add_pooling_layer=False"):
+        check_gradients(_UnusedPooler(), broken.TinyData())

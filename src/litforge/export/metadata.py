@@ -109,6 +109,11 @@ def _export_folder_hint(folder: Path) -> str:
 def read(folder: Path) -> dict[str, Any]:
     """Read ``folder/export.json``; ``UsageError`` when the folder is not an export folder."""
     path = folder / FILENAME
+    if folder.is_file():  # a checkpoint (or a model file) given where its export folder goes
+        raise UsageError(
+            f"{folder} is a file, not an export folder; a checkpoint is exported first: "
+            f"'litforge export --ckpt {folder}' (then use its export/ folder)"
+        )
     if not folder.is_dir():
         raise UsageError(f"no such export folder: {folder}")
     if not path.is_file():

@@ -245,7 +245,13 @@ def check_gradients(model: ModelLike | Subject, data: DataLike = None) -> str:
     orphans = [n for n in trainable if n not in probe.in_optimizer]
     nonfinite = [n for n in trainable if n in probe.nonfinite_grad]
     if no_grad:
-        problems.append(f"no gradient (not used in the loss?): {name_list(no_grad)}")
+        pooler = any(".pooler." in name for name in no_grad)  # AutoModel's pooler, unused by a pooling head
+        hint = (
+            " (a Hugging Face pooler: AutoModel.from_pretrained(..., add_pooling_layer=False))"
+            if pooler
+            else ""
+        )
+        problems.append(f"no gradient (not used in the loss?): {name_list(no_grad)}{hint}")
     if zero:
         problems.append(f"an all-zero gradient: {name_list(zero)}")
     if nonfinite:
