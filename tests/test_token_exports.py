@@ -62,6 +62,15 @@ def test_predict_artifact_refuses_ids_the_model_does_not_take(cli, tmp_path, tok
     assert cli("predict", "--artifact", str(token_export), "--input", "ids.csv").returncode == 0
 
 
+def test_texts_given_to_a_token_id_export_are_named_as_texts(cli, tmp_path, token_export) -> None:
+    """A .txt of reviews for an export of token ids said "line 2 has a non-numeric value" (line 1 was taken
+    for a header)."""
+    (tmp_path / "texts.txt").write_text("what a lovely meal\nwhat a terrible meal\n")
+    result = cli("predict", "--artifact", str(token_export), "--input", "texts.txt")
+    assert result.returncode == 2, result.output
+    assert "is text ('what a terrible meal'), but this export takes token ids, not texts" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

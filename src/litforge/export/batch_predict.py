@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -290,6 +291,12 @@ def _read_csv(
                     raise UsageError(f"--input: {line} has {len(cells)} cells; its header has {width}")
                 cells = [cells[i] for i in picked]
             bad = next((cell for cell in cells if not _is_number(cell)), None)
+            if bad is not None and ids is not None and re.search(r"[^\W\d_]\s+[^\W\d_]", bad):
+                raise UsageError(
+                    f"--input: {line} is text ({bad!r}), but this export takes token ids, not texts (an "
+                    "export that tokenizes texts itself has request_format 'texts' and a tokenizer: "
+                    "docs/export.md)"
+                )
             if bad is not None:
                 raise UsageError(f"--input: {line} has a non-numeric value {bad!r}")
             if concrete(shape, len(cells)) is None:
