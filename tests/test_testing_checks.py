@@ -338,3 +338,22 @@ class _UnusedPooler(broken.TinyNet):
 def test_an_unused_hugging_face_pooler_is_named_with_its_fix():
     with pytest.raises(AssertionError, match=r"encoder\.pooler\.dense\.weight.*add_pooling_layer=False"):
         check_gradients(_UnusedPooler(), broken.TinyData())
+
+
+class _DecayToZero(broken.TinyNet):
+    """A Hugging Face style schedule: linear decay to 0 over trainer.estimated_stepping_batches."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=1e-3)
+        total = int(self.trainer.estimated_stepping_batches)
+        decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
+
+
+def test_an_overfit_stopped_by_a_schedule_that_reached_0_says_so():
+    """The advice blamed the model's output size or loss while the user's own schedule had taken the rate to 0
+    at the check's last step."""
+    with pytest.raises(
+        AssertionError, match=r"its LR scheduler took the learning rate from 0\.001 to 0 by the last step"
+    ):
+        check_overfit(_DecayToZero(), broken.TinyData(), steps=20)

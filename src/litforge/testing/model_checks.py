@@ -332,7 +332,7 @@ def check_overfit(
         raise AssertionError(
             f"loss did not fall below {threshold} in {len(losses)} steps on one batch with "
             f"{_optimizers_text(trainer)}: first {losses[0]:.4g}, best {losses[best]:.4g} at step {best + 1}, "
-            f"last {losses[-1]:.4g}; {_overfit_advice(losses, best, threshold)}"
+            f"last {losses[-1]:.4g}; {_decayed_rate_advice(trainer, len(losses)) or _overfit_advice(losses, best, threshold)}"
         )
     return f"loss {losses[0]:.3g} -> {_shown_below(losses[reached], threshold)} < {threshold} at step {reached + 1}"
 
@@ -352,6 +352,23 @@ def _optimizers_text(trainer: L.Trainer) -> str:
         group = optimizer.param_groups[0]
         described.append(f"{type(optimizer).__name__} lr={group.get('initial_lr', group['lr']):.3g}")
     return ", ".join(described)
+
+
+def _decayed_rate_advice(trainer: L.Trainer, steps: int) -> str | None:
+    """A scheduler that took the learning rate (nearly) to 0 by the last step: the loss stopped because the
+    rate did, not the model (a warmup/decay schedule sized by ``estimated_stepping_batches`` ends with the
+    check's steps). ``None`` when every rate is still above a hundredth of its start."""
+    for optimizer in trainer.optimizers:
+        group = optimizer.param_groups[0]
+        start, end = group.get("initial_lr", group["lr"]), group["lr"]
+        if start > 0 and end < 0.01 * start:
+            more = 2 * steps
+            return (
+                f"its LR scheduler took the learning rate from {start:.3g} to {end:.3g} by the last step: "
+                f"allow more steps (steps={more}, litforge check --overfit-steps {more}), as the schedule "
+                "spans the steps it is given"
+            )
+    return None
 
 
 def _overfit_advice(losses: list[float], best: int, threshold: float) -> str:
