@@ -173,3 +173,29 @@ def test_kill_9_mid_epoch_and_resume_auto_is_bitwise_exact_for_a_users_loader(
     final = final_state(runs / "r" / "checkpoints", final_step)
     assert_bitwise_equal(final[0], reference[0], "model")
     assert_bitwise_equal(final[1], reference[1], "optimizer")
+
+
+def test_a_resume_mid_epoch_with_a_loader_that_cannot_names_the_epoch_end_checkpoint(
+    tmp_path: Path, capsys
+) -> None:
+    """The generic start-up line did not say that this very resume was inexact, nor that an epoch-end
+    checkpoint of the run would have been exact."""
+    checkpoints = tmp_path / "checkpoints"
+    epochs_of_3 = dict(limit_train_batches=3, default_root_dir=tmp_path)
+    bare_trainer(*resilience_callbacks(checkpoints, every_n_train_steps=3), max_steps=3, **epochs_of_3).fit(
+        usermods.LitModel(), usermods.StreamData()
+    )
+    shutil.copy(checkpoints / "step-00000003.ckpt", checkpoints / "last.ckpt")  # the end of epoch 0
+    bare_trainer(*resilience_callbacks(checkpoints, every_n_train_steps=1), max_steps=5, **epochs_of_3).fit(
+        usermods.LitModel(), usermods.StreamData(), ckpt_path=checkpoints / "last.ckpt"
+    )  # on to step 5, two batches into epoch 1
+    capsys.readouterr()
+    resumed = bare_trainer(
+        *resilience_callbacks(checkpoints, every_n_train_steps=100), max_epochs=2, **epochs_of_3
+    )
+    resumed.fit(usermods.LitModel(), usermods.StreamData(), ckpt_path=checkpoints / "step-00000005.ckpt")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litforge:")]
+    assert len(lines) == 1 and lines[0].startswith(
+        "litforge: this run resumes mid-epoch (step 5) with a training"
+    )
+    assert f"--resume {checkpoints / 'last.ckpt'} resumes exactly, from the last epoch end" in lines[0]

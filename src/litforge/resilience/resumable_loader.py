@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import (
@@ -208,10 +210,38 @@ class ResumableTrainLoader(Callback):
         if self._told or not trainer.is_global_zero:
             return
         self._told = True
+        advice = f"{advice or NotResumable(reason).advice} (docs/fault-tolerance.md)"
+        if resumed_mid_epoch(trainer):  # this very run is the case: say so, and name the exact way
+            exact = _epoch_end_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
+            instead = f"; --resume {exact} resumes exactly, from the last epoch end" if exact else ""
+            print(
+                f"litforge: this run resumes mid-epoch (step {trainer.global_step}) with a training loader that "
+                f"cannot ({reason}): from here its batches differ from an uninterrupted run's{instead}; {advice}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
         print(
             f"litforge: the training loader cannot resume mid-epoch ({reason}); a run resumed from a "
-            f"mid-epoch checkpoint will see other batches than an uninterrupted one: "
-            f"{advice or NotResumable(reason).advice} (docs/fault-tolerance.md)",
+            f"mid-epoch checkpoint will see other batches than an uninterrupted one: {advice}",
             file=sys.stderr,
             flush=True,
         )
+
+
+def resumed_mid_epoch(trainer: L.Trainer) -> bool:
+    """Whether this fit resumed from a checkpoint saved partway through an epoch (its loops say so)."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    return bool(trainer.ckpt_path) and not progress.is_last_batch and progress.current.completed > 0
+
+
+def _epoch_end_checkpoint(path: Path) -> Path | None:
+    """``path`` when it is a checkpoint saved at an epoch's last batch (read lazily, memory-mapped)."""
+    if not path.is_file():
+        return None
+    try:
+        loops = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("loops") or {}
+    except Exception:  # unreadable or not a checkpoint: no advice rather than a failure
+        return None
+    progress = loops.get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+    return path if progress.get("is_last_batch") else None
