@@ -212,6 +212,12 @@ def test_a_users_own_config_says_which_runs_checkpoint_and_hyperparameters_it_ta
     newest = "runs/litmodel/p2/checkpoints/best.ckpt"
     assert f"note: using {newest}, the newest best.ckpt of the 2 runs in runs/litmodel" in result.stderr
     assert "the model takes the checkpoint's lr=0.001 (configured: 0.5)" in result.stderr
+    # nothing configured: the value it replaces is the class's own default, and the note says so
+    assert user_cli("fit", *SEED_MODEL, *QUICK, "--run", "p3", "--model.lr", "0.02").returncode == 0
+    shutil.copy(project / "runs/litmodel/p3/checkpoints/best.ckpt", project / "copy.ckpt")
+    outside = user_cli("test", *SEED_MODEL, "--ckpt_path", "copy.ckpt")
+    assert outside.returncode == 0, outside.output
+    assert "the model takes the checkpoint's lr=0.02 (the class default: 0.001)" in outside.stderr
     # naming the run is a choice made: no note
     named = user_cli("test", "--config", "mine.yaml", "--run", "p1")
     assert named.returncode == 0 and "the newest best.ckpt" not in named.stderr, named.output

@@ -359,7 +359,7 @@ class LitforgeCLI(HookedLightningCLI):
             return
         init_args = _model_init_args(self.config)
         taken = [
-            f"{name}={init_args[name]} (configured: {before})"
+            f"{name}={init_args[name]} ({self._origin_of(name)}: {before})"
             for name, before in self._configured_model_args.items()
             if name in init_args and init_args[name] != before and name not in self._explicit_model_args
         ]
@@ -388,6 +388,14 @@ class LitforgeCLI(HookedLightningCLI):
             f"{type(self.model).__name__}.configure_optimizers()",
             file=sys.stderr,
         )
+
+    def _origin_of(self, name: str) -> str:
+        """Where the model argument ``name`` got its value before a checkpoint's: a config, or the class."""
+        line = self.command_line
+        if line.sets(f"model.init_args.{name}") or line.sets(f"model.{name}"):
+            return "configured"
+        packaged = not line.complete and not line.has_config and not line.names_class("model")
+        return "the packaged default" if packaged else "the class default"
 
     def instantiate_classes(self) -> None:
         if self.parse_only or self.finished_run is not None:  # a finished run: run_subcommand only reports
