@@ -275,6 +275,7 @@ def test_unknown_format_exits_2(cli, trained_digits_run: Path) -> None:
     )
     assert result.returncode == 2
     assert "unknown format tflite" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # no "exporting <checkpoint>" before the refusal
 
 
 def test_a_run_is_exported_by_name_or_alias_as_test_and_predict_name_it(

@@ -105,14 +105,15 @@ def checkpoint_to_export(args: argparse.Namespace) -> Path:
 def main(command: str, argv: list[str]) -> int:
     """Export, verify and report; exit 1 when an artifact disagrees with the eager model."""
     args = build_parser().parse_args(argv)
+    from litforge.export.formats import FORMATS, parse_formats
+
+    formats = parse_formats(args.format or ",".join(FORMATS))  # a bad --format before "exporting ..."
     args.ckpt = checkpoint_to_export(args)
     from litforge.export.exporter import export_module
-    from litforge.export.formats import FORMATS, parse_formats
     from litforge.export.loading import load_checkpoint
     from litforge.export.metadata import sha256
     from litforge.export.staging import publish, set_aside, staging_folder
 
-    formats = parse_formats(args.format or ",".join(FORMATS))
     loaded = load_checkpoint(args.ckpt, args.model_class, args.config)
     out = args.out or default_out(args.ckpt)
     if out.exists() and not out.is_dir():
