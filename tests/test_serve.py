@@ -322,3 +322,13 @@ def test_host_takes_localhost_and_ip_addresses_only() -> None:
     ]  # fmt: skip
     with pytest.raises(argparse.ArgumentTypeError, match="'lcalhost' is not an IP address"):
         host_address("lcalhost")
+
+
+def test_a_body_that_is_not_an_object_is_named_as_such() -> None:
+    """``[[1]]`` was answered "missing 'inputs'" although nothing in it could hold a key."""
+    from litforge.serve.codecs import RequestError, RequestLimits, validate
+
+    with pytest.raises(RequestError, match=r"the body is a list, not a JSON object: send \{\"inputs\""):
+        validate([[1.0, 2.0]], RequestLimits(row_shape=(2,)))
+    with pytest.raises(RequestError, match="missing 'inputs'"):
+        validate({"rows": [[1.0, 2.0]]}, RequestLimits(row_shape=(2,)))

@@ -65,7 +65,10 @@ def parse_body(body: bytes) -> Any:
 def validate(payload: Any, limits: RequestLimits) -> None:
     """Raise ``RequestError`` (422 / 413) unless ``payload`` is a well-formed request for ``limits``."""
     key = "texts" if limits.request_format == "texts" else "inputs"
-    if not isinstance(payload, dict) or key not in payload:
+    if not isinstance(payload, dict):
+        kind = "a list" if isinstance(payload, list) else f"a JSON {type(payload).__name__}"
+        raise RequestError(422, f"the body is {kind}, not a JSON object: send {_example(limits)}")
+    if key not in payload:
         raise RequestError(422, f"missing '{key}': send a JSON object like {_example(limits)}")
     items = payload[key]
     if limits.named_inputs:
