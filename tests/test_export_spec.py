@@ -263,3 +263,27 @@ def test_an_onnx_export_that_fails_says_the_dynamo_cause_in_one_line(tmp_path, c
     assert "(the legacy exporter failed too: RuntimeError: vector::_M_range_check" in error
     printed = capfd.readouterr()
     assert "Torch IR graph" not in printed.out + printed.err
+
+
+def test_a_tuple_example_of_token_ids_is_noted_as_fixed_length(capsys) -> None:
+    """The note that an example's length is the only one exported came for a single input only: a tuple
+    (input_ids, attention_mask) of 32 tokens exported at 32 without a word."""
+    from litforge.export.exporter import _note_a_fixed_sequence_length
+
+    class TokenPair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(10, 4)
+            self.example_input_array = (
+                torch.ones(2, 32, dtype=torch.long),
+                torch.ones(2, 32, dtype=torch.long),
+            )
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return (self.embed(input_ids) * attention_mask.unsqueeze(-1)).mean(1)
+
+    module = TokenPair()
+    _note_a_fixed_sequence_length(module, export_spec(module))
+    assert "TokenPair is exported for integer rows of shape input_ids (32,), attention_mask (32,) only" in (
+        capsys.readouterr().err
+    )

@@ -262,13 +262,21 @@ def _benchmark(
 def _note_a_fixed_sequence_length(module: torch.nn.Module, spec: ExportSpec) -> None:
     """Rows of ids from ``example_input_array`` (no ``litforge_export_spec``) are exported at that one length:
     say so, since every other length is then refused by the artifact."""
-    if len(spec.inputs) != 1 or callable(getattr(module, "litforge_export_spec", None)):
+    if callable(getattr(module, "litforge_export_spec", None)):
         return
-    example = spec.inputs[0]
-    if example.ndim >= 2 and not example.is_floating_point() and not example.is_complex():
+    fixed = [
+        (name, example)
+        for name, example in zip(spec.input_names, spec.inputs, strict=True)
+        if example.ndim >= 2 and not example.is_floating_point() and not example.is_complex()
+    ]  # a tuple example (input_ids, attention_mask) too: each input of ids is fixed at its length
+    if fixed:
+        shapes = ", ".join(
+            f"{name} {tuple(example.shape[1:])}" if len(spec.inputs) > 1 else str(tuple(example.shape[1:]))
+            for name, example in fixed
+        )
         print(
-            f"litforge: note: {type(module).__name__} is exported for integer rows of shape "
-            f"{tuple(example.shape[1:])} only (its example input's); for sequences of any length declare "
-            '{1: "sequence"} in dynamic_axes of litforge_export_spec() (docs/export.md)',
+            f"litforge: note: {type(module).__name__} is exported for integer rows of shape {shapes} only (its "
+            'example input\'s); for sequences of any length declare {1: "sequence"} in dynamic_axes of '
+            "litforge_export_spec() (docs/export.md)",
             file=sys.stderr,
         )
