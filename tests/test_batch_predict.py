@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def test_csv_with_header_and_npy_give_eager_predictions(
 
     result = cli("predict", "--artifact", str(export_dir), "--input", "rows.csv")
     assert result.returncode == 0, result.output
+    features = json.loads((export_dir / "export.json").read_text())["inputs"][0].get("features")
+    by_position = (
+        "line 1 is read as a header; the export names no features, so columns are taken in their order"
+    )
+    assert (by_position in result.stderr) == (features is None), result.stderr  # names it cannot check: said
     table = _read(tmp_path / "rows.predictions.csv")
     assert [int(r["prediction"]) for r in table] == expected.tolist()
     assert list(table[0]) == ["row", "prediction", "label", *[f"prob_{i}" for i in range(10)]]  # as predict
