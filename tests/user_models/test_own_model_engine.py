@@ -636,3 +636,18 @@ def test_a_config_of_model_arguments_alone_says_the_trainer_defaults_are_lightni
     (project / "bad.yaml").write_text("model:\n  init_args:\n    lrr: 0.05\n")
     refused = user_cli("fit", *model, "-c", "bad.yaml")  # a config's mistake is one line, with no note first
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+
+
+def test_extending_a_run_whose_lambda_schedule_is_sized_by_the_fit_says_the_schedule_changes(user_cli):
+    """transformers' linear warmup/decay (a LambdaLR sized by estimated_stepping_batches): extended by an
+    epoch, the rate that had decayed to 0 jumped back up, silently (its lambda is not in the checkpoint)."""
+    model = ["--model", "usermods.LinearDecayModel", "--data", "usermods.MyDataModule", *QUICK, "--run", "d"]
+    assert user_cli("fit", *model).returncode == 0
+    same = user_cli("fit", *model, "--resume", "auto", "--trainer.max_epochs", "2")  # finished: left alone
+    assert "LambdaLR" not in same.stderr
+    longer = user_cli("fit", *model, "--resume", "auto", "--trainer.max_epochs", "3")
+    assert longer.returncode == 0, longer.output
+    assert (
+        "litforge: note: the checkpoint's LambdaLR was at lr 0 at step 8, the one configure_optimizers() "
+        in (longer.stderr)
+    )

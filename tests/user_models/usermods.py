@@ -13,6 +13,8 @@ Everything is tiny: a few hundred rows, a few batches.
 
 from __future__ import annotations
 
+from functools import partial
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -385,6 +387,20 @@ class OneCycleModel(LitModel):
         total = int(self.trainer.estimated_stepping_batches)
         cycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.hparams.lr, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cycle, "interval": "step"}}
+
+
+class LinearDecayModel(LitModel):
+    """transformers' get_linear_schedule_with_warmup, written out: a LambdaLR over the whole fit."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        decay = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(_linear_decay, total=total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
+
+
+def _linear_decay(step: int, total: int) -> float:
+    return max(0.0, (total - step) / total)
 
 
 class DictPredictModel(LitModel):

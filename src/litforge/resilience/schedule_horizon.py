@@ -12,10 +12,11 @@ step is trained: the run stays as it was. A restored horizon longer than the bui
 
 from __future__ import annotations
 
+import math
 import sys
 
 import lightning.pytorch as L
-from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, OneCycleLR
 
 from litforge.errors import UsageError
 
@@ -33,6 +34,9 @@ class ScheduleHorizon(L.Callback):
         self.built = [_horizon(config.scheduler) for config in trainer.lr_scheduler_configs]
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for config in trainer.lr_scheduler_configs:
+            if (moved := _lambda_moved(config.scheduler)) is not None and trainer.is_global_zero:
+                print(f"litforge: note: {moved}", file=sys.stderr)
         for config, built in zip(trainer.lr_scheduler_configs, self.built, strict=False):
             restored = _horizon(config.scheduler)
             if built is None or restored is None or restored == built:
@@ -60,3 +64,27 @@ def _horizon(scheduler: object) -> int | None:
     attribute = next((a for kind, a in _HORIZONS.items() if isinstance(scheduler, kind)), None)
     value = getattr(scheduler, attribute, None) if attribute else None
     return value if isinstance(value, int) else None
+
+
+def _lambda_moved(scheduler: object) -> str | None:
+    """A ``LambdaLR`` rebuilt with another shape than the checkpoint's (transformers'
+    ``get_linear_schedule_with_warmup`` sized by ``estimated_stepping_batches``, on a resume that trains
+    longer): its lambdas are not in the checkpoint, so the restored step meets the new lambda, and a rate
+    that had decayed to 0 jumps back up. Found by the learning rate: the restored one against what the
+    rebuilt lambda gives at the restored step. ``None`` when they agree (the same schedule)."""
+    if not isinstance(scheduler, LambdaLR) or scheduler.last_epoch <= 0:
+        return None
+    step = scheduler.last_epoch
+    for group, base, rule in zip(
+        scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=False
+    ):
+        expected, restored = base * rule(step), group["lr"]
+        if not math.isclose(expected, restored, rel_tol=1e-4, abs_tol=1e-6 * base):
+            return (
+                f"the checkpoint's LambdaLR was at lr {restored:.3g} at step {step}, the one configure_optimizers() "
+                f"built now gives {expected:.3g} there: its lambda is not saved in checkpoints, so the schedule "
+                "goes on in its new shape (one sized by trainer.estimated_stepping_batches is stretched over the "
+                "longer fit). To keep the old one, resume with the run's own max_epochs/max_steps; to train "
+                "longer on a schedule of that length, start a new run"
+            )
+    return None
