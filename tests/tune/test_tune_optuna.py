@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tune_helpers import LR_SPACE, TINY_TRIAL, TUNE_TIMEOUT, finished_trials, load_study
+from tune_helpers import LR_SPACE, TINY_TRIAL, TUNE_TIMEOUT, finished_trials, load_study, raising_line
 
 from cli_helpers import processes_tagged, wait_until_gone
 from litforge.tune.optuna_factories import make_storage
@@ -126,7 +126,7 @@ def test_raising_and_nan_trials_are_recorded_as_fail(cli, tmp_path, write_space,
     rows = {r["model.mode"]: r for r in _rows(tmp_path / "a" / "trials.csv")}
     assert rows["ok"]["state"] == "COMPLETE"
     assert rows["raise"]["state"] == "FAIL" and "RuntimeError: boom" in rows["raise"]["fail_reason"]
-    assert "(at flaky_models.py:37 in training_step)" in rows["raise"]["fail_reason"]  # the user's own line
+    assert f"(at flaky_models.py:{raising_line()} in training_step)" in rows["raise"]["fail_reason"]  # theirs
     assert (
         rows["nan"]["state"] == "FAIL" and "loss is nan" in rows["nan"]["fail_reason"]
     )  # the finite-loss guard

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from tune_helpers import TINY_TRIAL, TUNE_TIMEOUT
+from tune_helpers import TINY_TRIAL, TUNE_TIMEOUT, raising_line
 
 from cli_helpers import CONFIGS
 
@@ -104,7 +104,7 @@ def test_a_raising_trial_is_a_fail_that_names_the_users_line(cli, tmp_path, writ
     assert rows["ok"]["state"] == "COMPLETE"
     assert rows["raise"]["state"] == "FAIL"
     assert rows["raise"]["fail_reason"] == (
-        "RuntimeError: boom: this trial raises on purpose (at flaky_models.py:37 in training_step)"
+        f"RuntimeError: boom: this trial raises on purpose (at flaky_models.py:{raising_line()} in training_step)"
     )
 
 

@@ -73,3 +73,9 @@ def check_dead_trial_sweeper(storage: Any) -> None:
     now[0] += 1000.0
     sweeper.sweep(study)
     assert study.get_trials()[beating.number].state.name == "RUNNING"
+
+
+def raising_line() -> int:
+    """The line of flaky_models.py where ``mode: raise`` raises (a trial's fail_reason names it)."""
+    lines = (HERE / "flaky_models.py").read_text().splitlines()
+    return next(number for number, text in enumerate(lines, 1) if 'raise RuntimeError("boom' in text)

@@ -18,6 +18,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from litforge.callbacks.idle_layers_note import idle_in_training
+
 _NOISY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "torch.onnx", "onnxscript")
 
 
@@ -102,31 +104,6 @@ class _MonitoredSchedulersWait(L.Callback):
 def step_loss(output: Any) -> Any:
     """The loss in a ``training_step`` output: the tensor itself or the ``"loss"`` entry of a dict."""
     return output.get("loss") if isinstance(output, Mapping) else output
-
-
-_TRAIN_ONLY_LAYERS = (
-    torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout,
-    torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm,
-)  # fmt: skip
-
-
-def idle_in_training(model: torch.nn.Module) -> list[str]:
-    """Submodules left in eval mode while training although their parameters train (``from_pretrained``
-    returns eval mode, and Lightning keeps each module's mode): their Dropout/BatchNorm layers do nothing.
-    ``"self.encoder (12 Dropout/BatchNorm layers)"`` for each outermost such module; a frozen backbone (no
-    trainable parameter) in eval mode is deliberate and not listed."""
-    found = []
-    parents = {name: module for name, module in model.named_modules()}
-    for name, module in model.named_modules():
-        parent = parents.get(name.rpartition(".")[0]) if name else None
-        if module.training or (parent is not None and not parent.training):
-            continue  # in train mode, or inside an eval module already counted
-        layers = [m for m in module.modules() if isinstance(m, _TRAIN_ONLY_LAYERS)]
-        if layers and any(p.requires_grad for p in module.parameters()):
-            found.append(
-                f"{'self.' + name if name else 'the module'} ({len(layers)} Dropout/BatchNorm layers)"
-            )
-    return found
 
 
 class StepRecorder:
