@@ -285,12 +285,6 @@ def _read_csv(
                 header, width = ",".join(cells), len(cells)
                 if features:
                     picked = _picked_columns(cells, features, path)
-                elif len(cells) > 1:  # names the export cannot check: a reordered header would go unseen
-                    print(
-                        f"litforge: note: {path}: line 1 is read as a header; the export names no features, so "
-                        "columns are taken in their order, not by these names",
-                        file=sys.stderr,
-                    )
                 continue  # a header
             if picked is not None:
                 if len(cells) != width:
@@ -320,6 +314,12 @@ def _read_csv(
     if not rows:
         read_as = f" (its first line, {header[:60]!r}, was read as a header; values are separated by commas)"
         raise UsageError(f"--input: {path} has no data rows{read_as if header else ''}")
+    if header and not features and "," in header:  # names the export cannot check: a reordered header
+        print(
+            f"litforge: note: {path}: line 1 is read as a header; the export names no features, so columns "
+            "are taken in their order, not by these names",
+            file=sys.stderr,
+        )
     return rows
 
 
