@@ -178,7 +178,7 @@ class LitforgeCLI(HookedLightningCLI):
                 refuse_another_experiments_run(self.command_line)
                 self.command_line = without_runs_starting_point(with_resumed_runs_config(self.command_line))
             if not quiet:
-                _note_packaged_data(self.command_line)
+                _note_packaged_class(self.command_line)
             # DDP's launcher starts the other ranks with sys.argv: they make the same decisions from it.
             args = [self._subcommand, *self.command_line.args] if self._subcommand else self.command_line.args
         # allow_abbrev=False: a misspelt --trainer.max_epoch must fail, not silently match max_epochs.
@@ -692,7 +692,7 @@ _OPTIMIZER_GROUP_TITLES = {
 }
 
 
-def _note_packaged_data(line: CommandLine) -> None:
+def _note_packaged_class(line: CommandLine) -> None:
     """A user's own model with no data named anywhere gets the packaged digits data, and a user's own data
     with no model named anywhere trains the packaged classifier: say so, once."""
     if line.asks_help or line.names_class("model") == line.names_class("data"):

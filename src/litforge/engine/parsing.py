@@ -22,8 +22,8 @@ from litforge.engine.config_sources import (
     CLASS_SECTIONS,
     CommandLine,
     bounded_yaml_loader,
+    class_path_of,
     default_class_path,
-    read_config_file,
     section_sources,
 )
 from litforge.errors import LitforgeError, UsageError
@@ -278,7 +278,7 @@ def _optimizer_arg_problem(line: CommandLine, name: str) -> str | None:
     for section, homes in _OPTIMIZER_SECTIONS.items():
         if (flag := _typed_flag(line, section, name)) is None:
             continue
-        named = line.typed_value(f"--{section}") or _configured_section_class(line, section)
+        named = _named_section_class(line, section)
         if named is None:
             example = "torch.optim.SGD" if section == "optimizer" else "torch.optim.lr_scheduler.StepLR"
             return f"{flag}: no {section} class is given for it (add --{section} {example}, or a config with {section}:)"
@@ -289,15 +289,11 @@ def _optimizer_arg_problem(line: CommandLine, name: str) -> str | None:
     return None
 
 
-def _configured_section_class(line: CommandLine, section: str) -> str | None:
-    """The ``class_path`` of a top-level ``section`` of the config files, the last one that gives it."""
+def _named_section_class(line: CommandLine, section: str) -> str | None:
+    """The class a ``section`` is given last: by a config file's ``class_path`` or a typed ``--section X``."""
     found = None
-    for path in line.config_files:
-        node = read_config_file(path).get(section)
-        if isinstance(node, dict) and isinstance(node.get("class_path"), str):
-            found = node["class_path"]
-        elif isinstance(node, str):
-            found = node
+    for _, value in section_sources(line, section):
+        found = (value if isinstance(value, str) else class_path_of(value)) or found
     return found
 
 
