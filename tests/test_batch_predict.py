@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from litforge.errors import UsageError
 from litforge.export import metadata
+from litforge.export.batch_predict import read_texts
 from litforge.export.loading import load_checkpoint
 
 
@@ -187,3 +189,17 @@ def test_an_export_whose_checkpoint_changed_since_says_so(cli, tmp_path: Path, e
     assert changed.returncode == 0, changed.output
     assert f"note: {checkpoint} changed after export was exported from it" in changed.stderr
     assert f"litforge export --ckpt {checkpoint}" in changed.stderr
+
+
+def test_texts_end_blank_lines_are_dropped_and_inner_blank_ones_refused(tmp_path: Path) -> None:
+    ending = tmp_path / "ending.txt"
+    ending.write_text("good soup\nbad soup\n\n  \n")
+    assert read_texts(ending) == ["good soup", "bad soup"]  # an editor's trailing blank lines
+    inner = tmp_path / "inner.txt"
+    inner.write_text("good soup\n\nbad soup\n \nfine soup\n")
+    with pytest.raises(UsageError, match=r"inner.txt: lines 2, 4 are blank; each line is one text"):
+        read_texts(inner)
+    table = tmp_path / "texts.csv"
+    table.write_text('id,text\n1,good soup\n2,""\n3,bad soup\n')
+    with pytest.raises(UsageError, match=r"texts.csv: row 3 is blank"):  # row 3 of the file, its header is 1
+        read_texts(table)

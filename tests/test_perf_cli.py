@@ -11,6 +11,7 @@ import pytest
 from cli_helpers import CONFIGS, TINY_TRAINER, CLIResult
 
 RUN = Path("runs/classifier/r")
+_PROFILED_ATTEMPTS = 3
 
 
 def _traces(folder: Path) -> list[Path]:
@@ -18,18 +19,20 @@ def _traces(folder: Path) -> list[Path]:
 
 
 def _fit_profiled(cli, tmp_path: Path, *flags: str) -> tuple[CLIResult, Path]:
-    """``litforge fit *flags`` with a PyTorch profiler, rerun once (in a fresh run folder) if it segfaulted.
+    """``litforge fit *flags`` with a PyTorch profiler, as the console script in a fresh process, tried again
+    (in a fresh run folder) up to twice if it segfaulted.
 
     torch 2.13's profiler rarely crashes while freeing its results (SIGSEGV in
     ``_Sp_counted_ptr<torch::profiler::impl::Result*>::_M_dispose``), after training and checkpointing are
     done: 9 crashes in ~3,900 profiled in-process fits of this config, with or without Python's cyclic GC,
-    and once in CI. Any other failure, or a second crash, still fails the test.
+    none in 300 fits from the test fork server, yet twice in a row in one CI run (a fork server's child).
+    A fresh process is what a user runs; any other failure, or a third crash, still fails the test.
     """
-    result = cli("fit", *flags, "--run", "r")
-    run = "r"
-    if result.returncode == -signal.SIGSEGV:
-        run = "r-rerun"
-        result = cli("fit", *flags, "--run", run)
+    for attempt in range(_PROFILED_ATTEMPTS):
+        run = "r" if attempt == 0 else f"r-rerun{attempt}"
+        result = cli("fit", *flags, "--run", run, fresh_process=True)
+        if result.returncode != -signal.SIGSEGV:
+            break
     return result, tmp_path / "runs/classifier" / run
 
 

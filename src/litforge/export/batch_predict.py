@@ -90,8 +90,8 @@ def _predict_texts(artifact: Artifact, input_path: Path, output: Path) -> tuple[
 
 def read_texts(path: Path) -> list[str]:
     """The texts of a ``.txt`` file (one per line) or of a CSV's ``text`` column (its header names it; other
-    columns, an id say, are left out). ``UsageError`` for a missing file, no texts, or a CSV with no
-    ``text`` column."""
+    columns, an id say, are left out); blank lines at the end are left out. ``UsageError`` for a missing
+    file, no texts, a blank text before the last one, or a CSV with no ``text`` column."""
     try:
         content = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -105,12 +105,28 @@ def read_texts(path: Path) -> list[str]:
                 f"--input {path}: a text model reads the CSV column 'text' (its header has: "
                 f"{', '.join(reader.fieldnames or []) or 'nothing'}); or pass a .txt file of one text per line"
             )
-        texts = [row["text"] or "" for row in reader]
+        texts, first_number, unit = [row["text"] or "" for row in reader], 2, "row"
     else:
-        texts = content.splitlines()
+        texts, first_number, unit = content.splitlines(), 1, "line"
+    while texts and not texts[-1].strip():  # the blank lines a file ends with
+        texts.pop()
     if not texts:
         raise UsageError(f"--input {path}: no texts in it")
+    _refuse_blank_texts(path, texts, first_number, unit)
     return texts
+
+
+def _refuse_blank_texts(path: Path, texts: list[str], first_number: int, unit: str) -> None:
+    """A blank text inside the file is refused: its prediction would be the model's guess for no text at
+    all, in a row the user reads as an answer (dropping it would shift every later row off its line)."""
+    blank = [number for number, text in enumerate(texts, start=first_number) if not text.strip()]
+    if blank:
+        shown = ", ".join(map(str, blank[:5])) + (f" and {len(blank) - 5} more" if len(blank) > 5 else "")
+        raise UsageError(
+            f"--input {path}: {unit}{'s' if len(blank) > 1 else ''} {shown} {'are' if len(blank) > 1 else 'is'} "
+            f"blank; each {unit} is one text to predict, so remove the blank ones (the prediction rows "
+            f"follow the input's {unit}s)"
+        )
 
 
 def _check_output(output: Path, input_path: Path, artifact_dir: Path) -> None:
