@@ -108,6 +108,18 @@ def test_a_loader_that_cannot_be_resumable_is_named_once_on_stderr(tmp_path: Pat
     assert len(lines) == 1 and "(it was passed to Trainer.fit directly" in lines[0]
 
 
+def test_a_search_trial_says_nothing_of_a_loader_that_cannot_resume(tmp_path: Path, capsys) -> None:
+    # a search's trial is retried from scratch when its worker dies, never resumed: the note is noise there,
+    # printed once per trial
+    trial = bare_trainer(
+        *resilience_callbacks(tmp_path, every_n_train_steps=100, resumable=False),
+        max_epochs=1,
+        limit_train_batches=3,
+    )
+    trial.fit(usermods.LitModel(), usermods.StreamData())
+    assert "cannot resume" not in capsys.readouterr().err
+
+
 def test_a_from_datasets_datamodule_keeps_its_own_hook(tmp_path: Path) -> None:
     samples = TensorDataset(torch.randn(24, 8), torch.randint(0, 3, (24,)))
     data = L.LightningDataModule.from_datasets(samples, batch_size=8)  # its hook is an instance attribute

@@ -254,6 +254,7 @@ def default_callbacks(
             every_n_train_steps=every_n_train_steps,
             checkpointing=checkpointing,
             every_n_minutes=every_n_minutes,
+            resumable=not quiet,  # a search's trial is retried from scratch, never resumed
         )
     if subcommand == "predict":
         extra.append(CSVPredictionWriter(run.path / "predictions.csv"))

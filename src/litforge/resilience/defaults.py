@@ -29,11 +29,13 @@ def resilience_callbacks(
     every_n_train_steps: int = DEFAULT_EVERY_N_STEPS,
     checkpointing: bool = True,
     every_n_minutes: float | None = None,
+    resumable: bool = True,
 ) -> list[Callback]:
     """The epoch-length check of mid-epoch resumes, the LR-schedule length check of resumes, RNG state, epoch aggregates, the module's torchmetrics states, callback metrics, resumable train
     loaders, loader-state fix, stop request and finite-loss guard; with
     ``checkpointing`` also the periodic (every ``every_n_train_steps`` steps and/or ``every_n_minutes``,
-    written in the background), preemption and on-exception checkpoints into ``checkpoints``."""
+    written in the background), preemption and on-exception checkpoints into ``checkpoints``.
+    ``resumable=False`` (a search's trial, never resumed) leaves out the note on a loader that cannot resume."""
     callbacks: list[Callback] = [
         SameEpochLength(),  # first: a refused resume stops before the others start
         ScheduleHorizon(),
@@ -41,7 +43,7 @@ def resilience_callbacks(
         EpochAggregates(),
         MetricStates(),
         CallbackMetricsState(),
-        ResumableTrainLoader(),
+        ResumableTrainLoader(note=resumable),
         RestoreLoaderState(),
         StopRequest(),
         FiniteLossGuard(checkpoints),

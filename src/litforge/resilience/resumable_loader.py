@@ -141,11 +141,14 @@ class ResumableTrainLoader(Callback):
     as before (also on ``reload_dataloaders_every_n_epochs`` and for ``estimated_stepping_batches``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, note: bool = True) -> None:
+        """``note=False``: convert the loaders but say nothing of one that cannot resume (a search's trial,
+        which is never resumed: a dead worker's trial is retried from scratch)."""
         self._wrapped: Any = None
         self._own_hook: Any = None  # an instance attribute the hook was before (``from_datasets``)
         self._hook_called = False
         self._told = False
+        self._note = note
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or self._wrapped is not None:
@@ -207,7 +210,7 @@ class ResumableTrainLoader(Callback):
         return convert(loaders)
 
     def _tell(self, reason: str, trainer: L.Trainer, advice: str | None = None) -> None:
-        if self._told or not trainer.is_global_zero:
+        if self._told or not self._note or not trainer.is_global_zero:
             return
         self._told = True
         advice = f"{advice or NotResumable(reason).advice} (docs/fault-tolerance.md)"
