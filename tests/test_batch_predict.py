@@ -110,6 +110,11 @@ BAD_INPUTS = {
         " ".join(["1"] * 64) + "\n",
         "bad.csv has no data rows (its first line, '1 1 1",
     ),
+    "values separated by semicolons": (  # a locale's CSV: line 1 reads as a header, line 2 is named
+        "bad.csv",
+        (";".join(["1"] * 64) + "\n") * 2,
+        "(its values are separated by semicolons; litforge reads comma-separated values)",
+    ),
     "complex .npy": (
         "bad.npy",
         np.ones((2, 64), dtype=np.complex128),

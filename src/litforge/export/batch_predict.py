@@ -314,7 +314,7 @@ def _read_csv(
                     "docs/export.md)"
                 )
             if bad is not None:
-                raise UsageError(f"--input: {line} has a non-numeric value {bad!r}")
+                raise UsageError(f"--input: {line} has a non-numeric value {bad!r}{_separator_hint(bad)}")
             if concrete(shape, len(cells)) is None:
                 raise UsageError(
                     f"--input: {line} has {len(cells)} values; the model takes {takes_text or takes(shape)}"
@@ -337,6 +337,15 @@ def _read_csv(
             file=sys.stderr,
         )
     return rows
+
+
+def _separator_hint(cell: str) -> str:
+    """For a cell of numbers joined by another separator (``1;2;3``, a locale's CSV, or tabs): say so."""
+    for separator, name in ((";", "semicolons"), ("\t", "tabs")):
+        parts = cell.split(separator)
+        if len(parts) > 1 and all(map(_is_number, parts)):
+            return f" (its values are separated by {name}; litforge reads comma-separated values)"
+    return ""
 
 
 def _picked_columns(header: list[str], features: tuple[str, ...], path: Path) -> list[int]:
