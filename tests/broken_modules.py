@@ -309,3 +309,52 @@ class SparseEmbeddings(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SparseAdam(self.parameters(), lr=self.hparams.lr)
+
+
+class TinySegData(L.LightningDataModule):
+    """Images of 8x8 pixels and their per-pixel classes (bright, dim, dark: 0..2), batches of dicts
+    ``{"image": (N, 1, 8, 8), "mask": (N, 8, 8)}``, as segmentation datamodules write them."""
+
+    mask_offset = 0
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randn(32, 1, 8, 8, generator=generator)
+        masks = (images[:, 0] > 0.5).long() + (images[:, 0] > -0.5).long() + self.mask_offset
+        samples = [{"image": image, "mask": mask} for image, mask in zip(images, masks, strict=True)]
+        return DataLoader(samples, batch_size=8)
+
+
+class OneBasedMaskData(TinySegData):
+    """Per-pixel classes 1..3 for 3 classes."""
+
+    mask_offset = 1
+
+
+class TinySegNet(L.LightningModule):
+    """A correct fully convolutional segmenter, written ``forward(self, x)`` though the batch key is
+    ``image``: per-pixel logits (N, 3, H, W)."""
+
+    def __init__(self, num_classes: int = CLASSES, lr: float = 0.05) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
+        self.example_input_array = torch.zeros(2, 1, 8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        return F.cross_entropy(self(batch["image"]), batch["mask"])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class StaleSegExample(TinySegNet):
+    """``example_input_array`` left at an earlier 12x12 size: a fully convolutional net trains on the 8x8 data
+    all the same, but its export would take 12x12 images only."""
+
+    def __init__(self, num_classes: int = CLASSES, lr: float = 0.05) -> None:
+        super().__init__(num_classes, lr)
+        self.example_input_array = torch.zeros(2, 1, 12, 12)

@@ -9,7 +9,9 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+import torch
 import usermods
+from torch.utils.data import DataLoader
 
 from litforge.testing import Check, Subject, run_check, select_checks
 
@@ -60,12 +62,24 @@ def test_healthy_module_passes_every_check_in_any_order(name):
     assert {check.name: _outcomes(name, [check])[check.name] for check in checks} == in_order
 
 
-def test_dict_batch_without_matching_forward_parameters_skips_with_what_to_do():
+def test_dict_batch_without_matching_forward_parameters_takes_its_one_input_or_skips_with_what_to_do():
     class Renamed(usermods.DictBatchModel):
         def forward(self, inputs):  # no batch key called "inputs"
             return super().forward(inputs)
 
-    result = run_check(select_checks(only=["forward"])[0], Subject(Renamed, usermods.DictData))
+    class WeightedData(usermods.DictData):  # a second float tensor: which one is the input cannot be told
+        def train_dataloader(self):
+            def collate(samples):
+                batch = usermods.collate_dicts(samples)
+                return {**batch, "weight": torch.ones(len(samples))}
+
+            return DataLoader(self.train_set, batch_size=self.batch_size, collate_fn=collate)
+
+    forward = select_checks(only=["forward"])[0]
+    # the batch's one float tensor is the input (the integer "target" is its labels)
+    result = run_check(forward, Subject(Renamed, usermods.DictData))
+    assert result.status == "PASS" and result.detail == "(16, 16) float32 -> (16, 3) float32", result.detail
+    result = run_check(forward, Subject(Renamed, WeightedData))
     assert result.status == "SKIP"
     assert "name forward's parameters after the batch's keys" in result.detail
 

@@ -54,6 +54,10 @@ BROKEN = [
     (check_export, broken.DictOutput, broken.TinyData, r"litforge export refuses it: DictOutput\.forward\(\)'s output 'mean' has shape \(\)"),
     (check_forward, broken.StaleSequenceExample, broken.PaddedSequenceData, r"a stale example_input_array: x has rows of shape \(5, 8\) in example_input_array but \(12, 8\) in the data, and forward runs on the data's"),
     (check_export, broken.StaleSequenceExample, broken.PaddedSequenceData, r"litforge export refuses it: StaleSequenceExample\.example_input_array: x has rows of shape \(5, 8\)"),
+    # a dict batch {"image", "mask"} and forward(self, x): the image is the input, the mask the labels
+    (check_forward, broken.StaleSegExample, broken.TinySegData, r"a stale example_input_array: input has rows of shape \(1, 12, 12\) in example_input_array but \(1, 8, 8\) in the data"),
+    (check_export, broken.StaleSegExample, broken.TinySegData, r"litforge export refuses it: StaleSegExample\.example_input_array has rows of shape \(1, 12, 12\)"),
+    (check_data, broken.TinySegNet, broken.OneBasedMaskData, r"train batch 0: labels span \[1, 3\], expected 0\.\.2 \(num_classes=3\)"),
 ]  # fmt: skip
 
 
@@ -126,6 +130,16 @@ def test_a_frozen_backbone_in_eval_mode_is_deliberate_and_passes():
 
 def test_export_parity_passes_on_a_correct_module():
     assert "matches eager on 2 batch(es)" in check_export(broken.TinyNet, broken.TinyData)
+
+
+def test_a_segmenter_on_dict_batches_is_checked_on_its_images_and_masks():
+    """``forward(self, x)`` on ``{"image", "mask"}`` batches: no key is named x, so the image (the one tensor
+    shaped like example_input_array) is forward's input and the per-pixel mask the labels; both were left
+    out ("no class labels", forward run on zeros shaped like the example)."""
+    assert (
+        check_forward(broken.TinySegNet, broken.TinySegData) == "(8, 1, 8, 8) float32 -> (8, 3, 8, 8) float32"
+    )
+    assert "labels in [0, 2] of 3 classes" in check_data(broken.TinySegNet, broken.TinySegData)
 
 
 def test_manual_optimization_with_two_optimizers():

@@ -1,7 +1,9 @@
 """What a model's ``forward`` takes from a batch: shared by ``litforge check`` and ``litforge export``.
 
 A dict batch (``{"features": x, "target": y}``) is matched to ``forward``'s parameter names
-(``forward(features)``); labels are left out, since given labels a Hugging Face model adds a loss.
+(``forward(features)``); labels are left out, since given labels a Hugging Face model adds a loss. A
+``forward(x)`` whose name is not a key (``{"image": ..., "mask": ...}``) takes the one tensor of the batch
+that can be its input (see ``_the_one_input``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Any
 import torch
 
 LABEL_KEYS = ("label", "labels", "y", "target", "targets")
+# Per-pixel labels of a segmentation batch, read as labels when they have a pixel grid (N, H, W, ...): a
+# 2-D "mask" is more often a padding or attention mask.
+DENSE_LABEL_KEYS = ("mask", "masks", "segmentation", "seg_mask", "label_mask")
 
 
 def forward_inputs_from_batch(
@@ -36,16 +41,43 @@ def forward_inputs_from_batch(
     keys = list(example) if isinstance(example, Mapping) else _forward_keys(model, batch)
     if keys and set(keys) <= set(batch):
         return (), {key: batch[key] for key in keys}
+    if not isinstance(example, Mapping) and (key := _the_one_input(model, batch, example)) is not None:
+        return (batch[key],), {}
     return None
+
+
+def _the_one_input(model: torch.nn.Module, batch: Mapping[str, Any], example: Any) -> str | None:
+    """For a ``forward`` of one required positional parameter that names no key of the batch: the key of the
+    only tensor that can be its input, one with ``example_input_array``'s rank and kind (floating or
+    integer), else the only floating-point tensor; labels and per-pixel labels left out. ``None`` when that
+    is not one tensor, so that a guess never picks between several."""
+    if positional_inputs(model) != 1 or _forward_keys(model, batch):
+        return None
+    candidates = [
+        key
+        for key, value in batch.items()
+        if isinstance(value, torch.Tensor) and key not in LABEL_KEYS and key not in DENSE_LABEL_KEYS
+    ]
+    if isinstance(example, torch.Tensor):
+        kind = example.is_floating_point()
+        candidates = [
+            k for k in candidates if batch[k].ndim == example.ndim and batch[k].is_floating_point() == kind
+        ]
+    else:
+        candidates = [key for key in candidates if batch[key].is_floating_point()]
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def labels_of(batch: Any, inputs: int = 1) -> torch.Tensor | None:
     """The integer class labels of a batch, when it has some: ``(x, y)`` (``(tokens, lengths, y)`` for a
-    ``forward`` of ``inputs`` = 2) or a dict with a label key."""
+    ``forward`` of ``inputs`` = 2) or a dict with a label key, or a per-pixel ``mask`` (N, H, W)."""
     if isinstance(batch, (tuple, list)) and len(batch) > inputs:
         candidate = batch[inputs]
     elif isinstance(batch, Mapping):
         candidate = next((batch[k] for k in LABEL_KEYS if k in batch), None)
+        if candidate is None:
+            dense = (batch[k] for k in DENSE_LABEL_KEYS if k in batch)
+            candidate = next((t for t in dense if isinstance(t, torch.Tensor) and t.ndim >= 3), None)
     else:
         return None
     if (
