@@ -7,6 +7,7 @@ seconds; ``RequestGuard`` rejects bad requests in the HTTP process; ``/metrics``
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -84,12 +85,25 @@ def _stop_after_grace(signum: int, frame: object) -> None:
         timer.start()
 
 
+class _ManagerGoneAtShutdown(logging.Filter):
+    """Drops LitServe's "Monitoring worker crashed" traceback when its cause is the lost connection to its
+    ``multiprocessing`` manager: SIGTERM to the whole process group (systemd's ``KillMode=control-group``,
+    ``kill -- -PGID``) ends the manager process (it ignores only SIGINT) while the server is shutting down in
+    good order, and LitServe's monitoring thread then fails on its next look at the shutdown flag."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        lost = isinstance(error, (ConnectionError, EOFError))
+        return not (lost and record.getMessage() == "Monitoring worker crashed")
+
+
 def build_server(folder: Path, options: ServeOptions) -> Any:
     """A ready-to-``run`` ``LitServer`` over ``folder`` with validation, batching and ``/metrics``.
 
     The processes LitServe starts end with this one, also after ``kill -9`` (they would keep the port).
     """
     forked_children_exit_with_this_process()  # LitServe forks its HTTP servers
+    logging.getLogger("litserve.server").addFilter(_ManagerGoneAtShutdown())
     record = metadata.read(folder)
     limits = request_limits(folder, record, options)
     counters = Counters(shared=True)  # updated in the worker process, read in the HTTP process
