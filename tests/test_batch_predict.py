@@ -208,3 +208,12 @@ def test_texts_end_blank_lines_are_dropped_and_inner_blank_ones_refused(tmp_path
     table.write_text('id,text\n1,good soup\n2,""\n3,bad soup\n')
     with pytest.raises(UsageError, match=r"texts.csv: row 3 is blank"):  # row 3 of the file, its header is 1
         read_texts(table)
+
+
+def test_input_without_artifact_says_it_goes_with_an_export_folder(cli) -> None:
+    result = cli("predict", "--ckpt_path", "best.ckpt", "--input", "rows.npy")
+    assert result.returncode == 2, result.output
+    assert result.stderr.startswith(
+        "litforge: error: --input goes with --artifact EXPORT_DIR (predict on a file"
+    )
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

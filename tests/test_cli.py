@@ -361,6 +361,15 @@ def test_tune_help_states_each_default_once(cli) -> None:
     assert "--patience" in text and "--timeout TIMEOUT stop starting trials after this many seconds" in text
 
 
+def test_serve_and_check_help_name_their_defaults_and_options(cli) -> None:
+    serve = " ".join(cli("serve", "--help", env={"COLUMNS": "400"}).stdout.split())
+    for default in ("(1: off; default: 64)", "never waits (default: 0.005)", "processes (default: 1)"):
+        assert default in serve, serve
+    assert "--run NAME checks the model and data of an earlier run" in " ".join(
+        cli("check", "--help").stdout.split()
+    )
+
+
 def test_a_configured_checkpoint_and_no_logger_keep_the_run_folder_whole(tmp_path):
     """``trainer.logger: false`` and a ``ModelCheckpoint`` of the user's: config.yaml still goes into the run
     folder (never over a config.yaml in the working folder), best.ckpt/last.ckpt are still written beside

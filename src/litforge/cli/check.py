@@ -27,7 +27,8 @@ def build_parser() -> CommandParser:
             "Run the standard sanity checks on the model and datamodule a config builds, print a table and\n"
             "exit 0 when every check passes or is skipped, 1 otherwise. The model and data come from the\n"
             "same options as 'litforge fit': --config FILE (default: the packaged digits classifier),\n"
-            "--model CLASS_PATH, --data CLASS_PATH and dotted overrides such as --model.lr 0.01.\n\n"
+            "--model CLASS_PATH, --data CLASS_PATH and dotted overrides such as --model.lr 0.01; --run NAME\n"
+            "checks the model and data of an earlier run (its config.yaml).\n\n"
             "checks:\n" + "\n".join(f"  {name:<19} {check.catches}" for name, check in CHECKS.items())
         ),
     )

@@ -71,16 +71,18 @@ def build_parser() -> CommandParser:
         "--max-batch-size",
         type=int,
         default=DEFAULTS.max_batch_size,
-        help="requests merged into one model call (1: off)",
+        help="requests merged into one model call (1: off; default: %(default)s)",
     )
     parser.add_argument(
         "--batch-timeout",
         type=float,
         default=DEFAULTS.batch_timeout,
         help="longest wait (s) to fill a batch; the fastapi backend waits only for as many requests as "
-        "the previous batch had, so a lone client never waits",
+        "the previous batch had, so a lone client never waits (default: %(default)s)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="inference worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="inference worker processes (default: %(default)s)"
+    )
     parser.add_argument(
         "--max-rows",
         type=int,
@@ -109,7 +111,12 @@ def build_parser() -> CommandParser:
         choices=("fastapi", "litserve"),
         help="fastapi: batching in the HTTP process (default, faster here); litserve: LitServe workers",
     )
-    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="the HTTP server's log level (default: %(default)s)",
+    )
     return parser
 
 

@@ -16,12 +16,22 @@ from litforge.errors import LitforgeError, UsageError
 _NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
 
 
+def _given(argv: list[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(f"{flag}=") for a in argv)
+
+
 def main(command: str, argv: list[str]) -> int:
     """Run one Lightning subcommand through ``LitforgeCLI``."""
-    if command == "predict" and any(a == "--artifact" or a.startswith("--artifact=") for a in argv):
+    if command == "predict" and _given(argv, "--artifact"):
         from litforge.cli.predict_artifact import main as predict_from_artifact
 
         return predict_from_artifact(command, argv)
+    if command == "predict" and (flag := next((f for f in ("--input", "--output") if _given(argv, f)), None)):
+        raise UsageError(
+            f"{flag} goes with --artifact EXPORT_DIR (predict on a file from an export folder: litforge export "
+            "--ckpt_path CKPT writes one); predict from a checkpoint runs the datamodule's predict_dataloader "
+            "and writes <run>/predictions.csv"
+        )
     from litforge.engine.api import run_command
     from litforge.engine.failures import (
         UserCodeFailed,
