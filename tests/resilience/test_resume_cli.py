@@ -56,7 +56,9 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_valid_one(tmp_pa
     code, output = run_until([*args, "--trainer.max_epochs", "2"], tmp_path)
     assert code == 0, output[-3000:]
     assert "skipping unreadable checkpoint" in output and newest.name in output
-    assert f"resuming from runs/classifier/r/checkpoints/{previous.name}" in output
+    assert (
+        f"resuming from runs/classifier/r/checkpoints/{previous.name}, the newest checkpoint (run" in output
+    )
     assert (run / "finished.json").is_file()
     # where the resumed fit started is not part of its recipe: its config.yaml starts a fresh fit
     assert "ckpt_path: null" in (run / "config.yaml").read_text()
