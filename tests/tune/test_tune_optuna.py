@@ -335,6 +335,11 @@ def test_a_refused_search_leaves_nothing_and_a_study_keeps_its_metric(cli, tmp_p
     done = cli("tune", "--space", str(train_space), *args, *no_val, timeout=TUNE_TIMEOUT)
     assert done.returncode == 0, done.output[-3000:]
     assert [r["epochs"] for r in _rows(out / "trials.csv")] == ["2", "2"]
+    # The same command again: the study has its 2 trials; it says why nothing runs (it reprinted the table)
+    again = cli("tune", "--space", str(train_space), *args, *no_val, timeout=TUNE_TIMEOUT)
+    assert again.returncode == 0, again.output[-3000:]
+    assert "study 's' already has 2 finished trials (--n-trials 2), so no trial runs" in again.stderr
+    assert len(load_study(f"sqlite:///{out / 'study.db'}", "s").trials) == 2
     # The same study with another fit config: its trials would not compare; refused, naming the change.
     # A searched key's base value (each trial sets its own) is no change.
     longer = cli(

@@ -198,11 +198,20 @@ def run_worker(search: OptunaSearch, index: int, ready: Any = None, storage: Any
             ready.wait(timeout=_READY_TIMEOUT_S)
     deadline = None if search.timeout_s is None else time.monotonic() + search.timeout_s
     said_waiting = False
+    looks = 0
     while True:
         if sweeper is not None:
             sweeper.sweep(study)
         now = progress(study)
+        looks += 1
         left = None if deadline is None else deadline - time.monotonic()
+        if now.finished >= search.n_trials and looks == 1 and index == 0:  # the same command run again
+            print(
+                f"litforge: note: study '{search.study_name}' already has {now.finished} finished trials "
+                f"(--n-trials {search.n_trials}), so no trial runs; raise --n-trials to search on",
+                file=sys.stderr,
+                flush=True,
+            )
         if now.finished >= search.n_trials or (left is not None and left <= 0):
             return
         remaining = search.n_trials - now.finished - now.running
