@@ -103,3 +103,32 @@ def test_an_image_model_exports_from_data_its_datamodule_prepares_and_serves_nes
     stale = ["--model", "usermods.StaleExampleCNN", "--data", "usermods.FileImageData"]
     checked = user_cli("check", *stale, "--only", "forward")
     assert checked.returncode == 1 and "a stale example_input_array" in checked.output, checked.output
+
+
+def test_an_export_says_when_predict_step_post_processes_what_the_artifact_answers(project, user_cli):
+    """A ``predict_step`` that returns ``argmax`` (usual for segmentation) writes classes from the checkpoint,
+    while the export (forward only) answers logits: the export says so (it passed without a word); one that
+    returns class probabilities answers what the export's classifier head answers, and gets no note."""
+    (project / "post.py").write_text(
+        "import torch\n"
+        "from usermods import LitModel\n\n\n"
+        "class ArgmaxPredict(LitModel):\n"
+        "    def predict_step(self, batch, batch_idx):\n"
+        "        return self(batch[0]).argmax(dim=1)\n\n\n"
+        "class SoftmaxPredict(LitModel):\n"
+        "    def predict_step(self, batch, batch_idx):\n"
+        "        return torch.softmax(self(batch[0]), dim=1)\n"
+    )
+    for name, noted in (("ArgmaxPredict", True), ("SoftmaxPredict", False)):
+        run_name = name.lower()
+        fit = user_cli(
+            "fit", "--model", f"post.{name}", "--data", "usermods.MyDataModule", *QUICK, "--run", "p"
+        )
+        assert fit.returncode == 0, fit.output
+        run = project / "runs" / run_name / "p"
+        exported = user_cli("export", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--format", "onnx")
+        assert exported.returncode == 0, exported.output
+        said = f"{name}.predict_step returns () int64 per sample, not forward's output: an export holds forward only"
+        assert (said in exported.stderr) is noted, exported.stderr
+        notes = json.loads((run / "export" / "export.json").read_text())["source"]["notes"]
+        assert any("predict_step returns" in note for note in notes) is noted, notes

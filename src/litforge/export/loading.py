@@ -33,7 +33,7 @@ from litforge.predictions.forward_inputs import (
     positional_inputs,
     predict_step_relation,
 )
-from litforge.predictions.output_head import Classes, declared_classes
+from litforge.predictions.output_head import PROBABILITIES, Classes, declared_classes, predict_step_head
 from litforge.resilience.checkpoint_file import note_if_unverified, read_checkpoint
 from litforge.working_folder import missing_module_hint
 
@@ -242,17 +242,42 @@ def _data_class(config: dict[str, Any], config_file: Path) -> type | None:
     return import_class(data_config["class_path"], L.LightningDataModule, f"{config_file} (data.class_path)")
 
 
-def _predict_step_is_sigmoid(module: L.LightningModule, batch: Any) -> bool:
-    """Whether ``predict_step`` returns sigmoid(forward) on ``batch``: a multi-label model, whose export
-    then applies the same sigmoid (see ``litforge.predictions.output_head``)."""
+def _predict_step_relation(module: L.LightningModule, batch: Any) -> tuple[str, Any]:
+    """What the module's own ``predict_step`` returns on ``batch`` beside forward's output
+    (``predict_step_relation``: ``"forward"``, ``"sigmoid"``, a multi-label model, whose export then applies
+    the same sigmoid, or ``"other"``), and that prediction; ``("forward", None)`` without a ``predict_step``
+    of its own or when it cannot run here (it needs a trainer, another batch)."""
     if not is_overridden("predict_step", module, parent=L.LightningModule):
-        return False
+        return "forward", None
     try:
         with torch.no_grad():
             prediction = module.predict_step(batch, 0)
-    except Exception:  # a predict_step that needs a trainer or another batch: the output head decides alone
+    except Exception:  # the output head decides alone
+        return "forward", None
+    return predict_step_relation(module, batch, prediction), prediction
+
+
+def _class_probabilities(prediction: Any) -> bool:
+    """Rows of class probabilities (as a classifier's export answers them too, beside its labels)."""
+    if not isinstance(prediction, torch.Tensor) or not prediction.is_floating_point():
         return False
-    return predict_step_relation(module, batch, prediction) == "sigmoid"
+    rows = prediction.detach().float().cpu().numpy()
+    return predict_step_head("classification", rows) == PROBABILITIES
+
+
+def _post_processing_note(module: L.LightningModule, prediction: Any) -> str:
+    """The export answers forward's output, not what this ``predict_step`` post-processes it into."""
+    described = (
+        f"{tuple(prediction.shape[1:])} {str(prediction.dtype).removeprefix('torch.')} per sample"
+        if isinstance(prediction, torch.Tensor)
+        else type(prediction).__name__
+    )
+    return (
+        f"{type(module).__name__}.predict_step returns {described}, not forward's output: an export holds "
+        "forward only, so serve and predict --artifact answer forward's output through its head, unlike "
+        "predict from the checkpoint (put the post-processing, an argmax say, into forward if the artifact "
+        "must answer the same)"
+    )
 
 
 _SCALING_NAME = re.compile(r"(^|_)(mean|means|std|stds|mu|sigma|scale|scaler)(_|$)", re.I)
@@ -289,7 +314,12 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
         loaded.real_batch = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else None
         if tensors and all(isinstance(t, torch.Tensor) for t in tensors):
             loaded.real_inputs = tuple(tensors)
-        loaded.predict_step_sigmoid = _predict_step_is_sigmoid(loaded.module, batch)
+        relation, prediction = _predict_step_relation(loaded.module, batch)
+        loaded.predict_step_sigmoid = relation == "sigmoid"
+        if relation == "other" and not _class_probabilities(prediction):  # probabilities: the export's too
+            note = _post_processing_note(loaded.module, prediction)
+            print(f"litforge: note: {note}", file=sys.stderr, flush=True)
+            loaded.notes.append(note)
         loaded.batch_labels = labels_of(batch, positional_inputs(loaded.module))
         loaded.feature_names = declared_feature_names(datamodule)
         loaded.text_max_length = _text_max_length(datamodule)
