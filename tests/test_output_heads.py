@@ -265,6 +265,40 @@ def test_heads_turn_outputs_into_predictions() -> None:
     assert apply_head("custom", np.zeros((2, 4, 3))).values.shape == (2, 4, 3)
 
 
+def test_class_scores_per_pixel_are_a_segmentation_whose_prediction_is_the_class_map() -> None:
+    """(C, H, W) per sample from a module of C classes (declared, or counted by its MulticlassJaccardIndex):
+    it was 'custom', raw logits in 768 columns, and declaring 'classification' was refused with no way out."""
+    import torch
+    import torchmetrics
+
+    class Segmenter(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.iou = torchmetrics.JaccardIndex(task="multiclass", num_classes=3)
+
+    head, why = resolve_head(Segmenter(), (3, 4, 4), True, declared_classes(Segmenter()))
+    assert head == "segmentation", why
+    assert why.startswith("inferred: 3 class scores per position of (4, 4) and 3 classes (as ")
+    assert why.endswith("Segmenter's MulticlassJaccardIndex(num_classes=3) counts)")
+    assert resolve_head(_Module(num_classes=3), (3, 4, 4), True, Classes(count=3))[0] == "segmentation"
+    assert (
+        resolve_head(_Module(num_classes=3), (5, 4, 4), True, Classes(count=3))[0] == "custom"
+    )  # not 3 scores
+    assert resolve_head(_Module(), (3, 4, 4), True, Classes())[0] == "custom"  # no classes: raw values
+    with pytest.raises(UsageError, match=r"not \(classes,\); class scores per pixel are 'segmentation'"):
+        resolve_head(_Module("classification"), (3, 4, 4), True, Classes(count=3))
+    assert resolve_head(_Module("segmentation"), (3, 4, 4), True, Classes())[0] == "segmentation"
+    with pytest.raises(UsageError, match=r"not \(classes, H, W\)"):
+        resolve_head(_Module("segmentation"), (3,), True, Classes())
+
+    logits = np.zeros((2, 3, 2, 2), np.float32)
+    logits[0, 2, 0, 1] = logits[1, 1, 1, 0] = 5.0  # one pixel of class 2 in sample 0, of class 1 in sample 1
+    predicted = apply_head("segmentation", logits)
+    assert (
+        predicted.values.tolist() == [[[0, 2], [0, 0]], [[0, 0], [1, 0]]] and predicted.probabilities is None
+    )
+
+
 def test_the_json_answer_is_strict_json_even_when_the_model_overflows() -> None:
     """Starlette (the LitServe backend) refuses NaN/inf in a response: that was a 500 for a valid request."""
     from litforge.serve.codecs import encode

@@ -105,13 +105,56 @@ def test_an_image_model_exports_from_data_its_datamodule_prepares_and_serves_nes
     assert checked.returncode == 1 and "a stale example_input_array" in checked.output, checked.output
 
 
+def test_a_segmenter_predicts_exports_and_serves_the_class_of_each_pixel(project, user_cli):
+    """Per-pixel logits (B, 3, 8, 8) of a module whose IoU metric counts 3 classes: the checkpoint (its
+    predict_step argmaxes), the export and the server all answer the (8, 8) class map; they answered 192 raw
+    logits ("custom") while predict_step wrote 64 classes."""
+    seg = ["--model", "usermods.SegNet", "--data", "usermods.SegData"]
+    assert user_cli("fit", *seg, *QUICK, "--run", "s").returncode == 0
+    run = project / "runs" / "segnet" / "s"
+    assert user_cli("predict", "--run", "s").returncode == 0
+    from_checkpoint = csv_rows(run / "predictions.csv")
+    assert list(from_checkpoint[0]) == ["row", *(f"prediction_{i}" for i in range(64))]
+    exported = user_cli("export", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--format", "onnx")
+    assert exported.returncode == 0, exported.output
+    record = json.loads((run / "export" / "export.json").read_text())
+    assert record["output_head"] == "segmentation" and record["source"]["notes"] == [], record
+    assert any(case["case"].startswith("real batch") for case in record["formats"]["onnx"]["parity"]["cases"])
+
+    import usermods
+
+    data = usermods.SegData()
+    data.setup()
+    images = np.stack([sample["image"].numpy() for sample in data.val_set])  # the predict loader's samples
+    np.save(project / "images.npy", images)
+    predicted = user_cli("predict", "--artifact", str(run / "export"), "--input", "images.npy")
+    assert predicted.returncode == 0, predicted.output
+    assert csv_rows(project / "images.npy.predictions.csv") == from_checkpoint
+    with (project / "serve.log").open("w") as log:
+        server, base = start_server(run / "export", log, cwd=project)
+        try:
+            answer = httpx.post(f"{base}/predict", json={"inputs": images[:2].tolist()}, timeout=60)
+        finally:
+            stop_server(server)
+    assert answer.status_code == 200, answer.text
+    maps = answer.json()["predictions"]
+    assert np.array(maps).shape == (2, 8, 8) and "probabilities" not in answer.json()
+    assert np.array(maps).reshape(2, -1).tolist() == [
+        [int(row[f"prediction_{i}"]) for i in range(64)] for row in from_checkpoint[:2]
+    ]
+
+
 def test_an_export_says_when_predict_step_post_processes_what_the_artifact_answers(project, user_cli):
-    """A ``predict_step`` that returns ``argmax`` (usual for segmentation) writes classes from the checkpoint,
-    while the export (forward only) answers logits: the export says so (it passed without a word); one that
-    returns class probabilities answers what the export's classifier head answers, and gets no note."""
+    """A ``predict_step`` that returns the top two classes writes them from the checkpoint, while the export
+    (forward only) answers one class and probabilities: the export says so (it passed without a word). One
+    that returns the argmax or class probabilities answers what the export's classifier head answers too,
+    and gets no note."""
     (project / "post.py").write_text(
         "import torch\n"
         "from usermods import LitModel\n\n\n"
+        "class TopTwoPredict(LitModel):\n"
+        "    def predict_step(self, batch, batch_idx):\n"
+        "        return self(batch[0]).topk(2, dim=1).indices\n\n\n"
         "class ArgmaxPredict(LitModel):\n"
         "    def predict_step(self, batch, batch_idx):\n"
         "        return self(batch[0]).argmax(dim=1)\n\n\n"
@@ -119,16 +162,15 @@ def test_an_export_says_when_predict_step_post_processes_what_the_artifact_answe
         "    def predict_step(self, batch, batch_idx):\n"
         "        return torch.softmax(self(batch[0]), dim=1)\n"
     )
-    for name, noted in (("ArgmaxPredict", True), ("SoftmaxPredict", False)):
-        run_name = name.lower()
+    for name, noted in (("TopTwoPredict", True), ("ArgmaxPredict", False), ("SoftmaxPredict", False)):
         fit = user_cli(
             "fit", "--model", f"post.{name}", "--data", "usermods.MyDataModule", *QUICK, "--run", "p"
         )
         assert fit.returncode == 0, fit.output
-        run = project / "runs" / run_name / "p"
+        run = project / "runs" / name.lower() / "p"
         exported = user_cli("export", "--ckpt", str(run / "checkpoints" / "best.ckpt"), "--format", "onnx")
         assert exported.returncode == 0, exported.output
-        said = f"{name}.predict_step returns () int64 per sample, not forward's output: an export holds forward only"
+        said = f"{name}.predict_step returns (2,) int64 per sample, not forward's output: an export holds forward"
         assert (said in exported.stderr) is noted, exported.stderr
         notes = json.loads((run / "export" / "export.json").read_text())["source"]["notes"]
         assert any("predict_step returns" in note for note in notes) is noted, notes

@@ -18,6 +18,7 @@ from functools import partial
 import lightning as L
 import torch
 import torch.nn.functional as F
+import torchmetrics
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, random_split
@@ -731,6 +732,52 @@ class FileImageData(_TrainAndValidation):
         data = np.load(os.path.join(self.data_dir, "images.npz"))
         x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
         self.train_set, self.val_set = TensorDataset(x[:64], y[:64]), TensorDataset(x[64:], y[64:])
+
+
+# -- segmentation: dict batches {"image", "mask"}, forward(self, x), per-pixel logits, IoU, argmax predict_step --
+class SegNet(L.LightningModule):
+    def __init__(self, num_classes: int = 3, channels: int = 8, lr: float = 0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.Conv2d(channels, num_classes, 1)
+        )
+        self.val_iou = torchmetrics.JaccardIndex(task="multiclass", num_classes=num_classes)
+        self.example_input_array = torch.zeros(2, 1, 8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, C, H, W)
+
+    def training_step(self, batch, batch_idx):
+        loss = F.cross_entropy(self(batch["image"]), batch["mask"])
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        logits = self(batch["image"])
+        self.val_iou(logits.argmax(1), batch["mask"])
+        self.log("val_loss", F.cross_entropy(logits, batch["mask"]))
+        self.log("val_iou", self.val_iou)
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch["image"]).argmax(dim=1)  # the class map, as segmentation code returns it
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class SegData(_TrainAndValidation):
+    """8x8 images whose pixels are bright (2), dim (1) or dark (0): batches of ``{"image", "mask"}`` dicts."""
+
+    def __init__(self, batch_size: int = 16):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def setup(self, stage: str | None = None) -> None:
+        images = torch.randn(80, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+        masks = (images[:, 0] > 0.5).long() + (images[:, 0] > -0.5).long()
+        samples = [{"image": image, "mask": mask} for image, mask in zip(images, masks, strict=True)]
+        self.train_set, self.val_set = samples[:64], samples[64:]
 
 
 # -- sequences: token ids of any length (a dynamic sequence axis), alone or with a lengths input -------------

@@ -257,12 +257,34 @@ def _predict_step_relation(module: L.LightningModule, batch: Any) -> tuple[str, 
     return predict_step_relation(module, batch, prediction), prediction
 
 
+def _post_processed(module: L.LightningModule, batch: Any, prediction: Any) -> bool:
+    """A ``predict_step`` tensor that is neither forward's output nor what a classification or segmentation
+    export answers too (class probabilities, the classes argmaxed from forward's output)."""
+    return not _class_probabilities(prediction) and not _argmax_of_forward(module, batch, prediction)
+
+
 def _class_probabilities(prediction: Any) -> bool:
     """Rows of class probabilities (as a classifier's export answers them too, beside its labels)."""
     if not isinstance(prediction, torch.Tensor) or not prediction.is_floating_point():
         return False
     rows = prediction.detach().float().cpu().numpy()
     return predict_step_head("classification", rows) == PROBABILITIES
+
+
+def _argmax_of_forward(module: L.LightningModule, batch: Any, prediction: Any) -> bool:
+    """Whether ``prediction`` is forward's output argmaxed over its class axis (1) on ``batch``."""
+    inputs = forward_inputs_from_batch(module, batch)
+    if inputs is None or not isinstance(prediction, torch.Tensor) or prediction.is_floating_point():
+        return False
+    try:
+        with torch.no_grad():
+            output = module(*inputs[0], **inputs[1])
+    except Exception:  # forward cannot run on the batch as litforge reads it: say nothing
+        return False
+    if not isinstance(output, torch.Tensor) or output.ndim < 2:
+        return False
+    classes = output.argmax(dim=1)
+    return classes.shape == prediction.shape and bool((classes == prediction).all())
 
 
 def _post_processing_note(module: L.LightningModule, prediction: Any) -> str:
@@ -316,7 +338,7 @@ def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: typ
             loaded.real_inputs = tuple(tensors)
         relation, prediction = _predict_step_relation(loaded.module, batch)
         loaded.predict_step_sigmoid = relation == "sigmoid"
-        if relation == "other" and not _class_probabilities(prediction):  # probabilities: the export's too
+        if relation == "other" and _post_processed(loaded.module, batch, prediction):
             note = _post_processing_note(loaded.module, prediction)
             print(f"litforge: note: {note}", file=sys.stderr, flush=True)
             loaded.notes.append(note)

@@ -1,4 +1,4 @@
-"""What a model's output means: one of four heads, used alike by every way of predicting.
+"""What a model's output means: one of six heads, used alike by every way of predicting.
 
 litforge predict --ckpt_path best.ckpt ...        # predict_step's tensor -> head -> predictions.csv
 litforge predict --artifact <run>/export ...      # the exported forward's output -> head -> CSV
@@ -8,6 +8,8 @@ classification  class scores (B, C) -> prediction = argmax, probabilities = soft
                 logit (B,) or (B, 1) also works -> probabilities = [1 - sigmoid, sigmoid]
 multi_label     one logit per label (B, K), labels independent -> probabilities = sigmoid, prediction = one
                 0/1 per label (probability > 0.5)
+segmentation    class scores per pixel (or position) (B, C, H, W) or (B, C, L) -> prediction = the class map
+                argmax over C, (B, H, W) (no probabilities: C values per pixel would dwarf the answer)
 regression      one float per sample (B,) or (B, 1) -> prediction = the value
 multi_output    several floats per sample (B, K) that are not class scores -> prediction_0..K-1
 custom          anything else (integer outputs, several axes per sample) -> the raw values, flattened
@@ -16,7 +18,8 @@ A module declares its head with a class attribute, ``output_head = "regression"`
 is inferred from forward's output for one batch and from whether the module or datamodule declares
 classes (``num_classes`` or ``n_classes``, ``class_names``): integer outputs or more than one axis per
 sample -> custom; one value per sample -> regression (classification when exactly two classes are declared); C values per
-sample -> classification when C classes are declared, else multi_output; multi_label when the module's
+sample -> classification when C classes are declared, else multi_output; (C, H, W) per sample with C
+declared (multiclass) classes -> segmentation; multi_label when the module's
 ``predict_step`` returns the sigmoid of forward's several outputs (checked on a real batch). A module's
 torchmetrics classification metrics count its classes when nothing declares them: ``Accuracy(task=
 "multiclass", num_classes=10)`` makes 10 outputs per sample a classification, a ``Multilabel*`` metric of
@@ -38,7 +41,7 @@ import numpy as np
 
 from litforge.errors import UsageError
 
-HEADS = ("classification", "multi_label", "regression", "multi_output", "custom")
+HEADS = ("classification", "multi_label", "segmentation", "regression", "multi_output", "custom")
 # An export whose forward returns several tensors (a tuple or dict of heads, ``litforge.export.outputs``):
 # each output answered as it is, under its name.
 NAMED_OUTPUTS = "named_outputs"
@@ -56,6 +59,9 @@ POSTPROCESSING = {
     "multi_label": {
         "prediction": "sigmoid(output) > 0.5, one 0/1 per label",
         "probabilities": "sigmoid(output), one per label",
+    },
+    "segmentation": {
+        "prediction": "argmax(output, axis=1): the class of each pixel (position), shape (H, W)"
     },
     "regression": {"prediction": "output, one float per sample"},
     "multi_output": {"prediction": "output, one list of floats per sample"},
@@ -193,6 +199,13 @@ def resolve_head(
             "classification",
             f"inferred: {row_shape[0]} values per sample and integer class labels in its batches",
         )
+    if floating and len(row_shape) > 1 and classes.count == row_shape[0] > 1 and not classes.multi_label:
+        counted = f"as {owner}'s {classes.counted_by} counts" if classes.counted_by else "declared"
+        return (
+            "segmentation",
+            f"inferred: {row_shape[0]} class scores per position of {row_shape[1:]} and {row_shape[0]} classes "
+            f"({counted})",
+        )
     head, why = infer(row_shape, floating, None if classes.counted_by else classes.count)
     return head, f"inferred: {why}"
 
@@ -216,12 +229,20 @@ def infer(row_shape: tuple[int, ...], floating: bool, num_classes: int | None) -
 
 def _check_fits(head: str, row_shape: tuple[int, ...], floating: bool, prefix: str) -> None:
     width = math.prod(row_shape)
-    if head in ("classification", "multi_label", "regression", "multi_output") and not floating:
+    if (
+        head in ("classification", "multi_label", "segmentation", "regression", "multi_output")
+        and not floating
+    ):
         raise UsageError(f"{prefix} the output is not floating point; declare 'custom'")
     if head == "regression" and width != 1:
         raise UsageError(f"{prefix} the output has {width} values per sample; declare 'multi_output'")
     if head in ("classification", "multi_label") and len(row_shape) > 1:
-        raise UsageError(f"{prefix} the output has shape {row_shape} per sample, not (classes,)")
+        per_position = "; class scores per pixel are 'segmentation'" if head == "classification" else ""
+        raise UsageError(
+            f"{prefix} the output has shape {row_shape} per sample, not (classes,){per_position}"
+        )
+    if head == "segmentation" and len(row_shape) < 2:
+        raise UsageError(f"{prefix} the output has shape {row_shape} per sample, not (classes, H, W)")
 
 
 def predict_step_head(head: str, outputs: np.ndarray) -> str:
@@ -267,6 +288,8 @@ def apply_head(head: str, outputs: np.ndarray, threshold: float = DEFAULT_THRESH
     """The model's outputs (N, ...) -> predictions, as ``head`` says (see the module docstring); a label is
     on where its probability is above ``threshold``."""
     outputs = np.asarray(outputs)
+    if head == "segmentation":  # (N, C, H, W) -> the class of each pixel, (N, H, W)
+        return Predictions(outputs.argmax(axis=1).astype(np.int64))
     rows = outputs.reshape(len(outputs), -1)  # (N, K)
     if head == PROBABILITIES:
         return Predictions(rows.argmax(axis=1), rows)
