@@ -162,6 +162,7 @@ def _not_run(message: str) -> dict[str, Any]:
         "passed": False,
         "max_abs_error": None,
         "max_rel_error": None,
+        "tolerance_used": None,
         "cases": [{"case": "export", "passed": False, "error": message}],
     }
 
