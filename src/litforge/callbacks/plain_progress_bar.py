@@ -65,6 +65,16 @@ class PlainProgressBar(ProgressBar):
             metrics = " ".join(f"{k}={float(v):.4g}" for k, v in sorted(trainer.callback_metrics.items()))
             self._print(f"{name} done {metrics}".rstrip())
 
+    # The "validate done ..." / "test done ..." line is the results in a log: Lightning's table of them would
+    # say the same again, drawn in box characters.
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "validate" and self._enabled:
+            trainer.validate_loop.verbose = False
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._enabled:
+            trainer.test_loop.verbose = False
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "validate":
             self._on_loop_end(trainer, "validate")
