@@ -107,9 +107,8 @@ def resolve_fit_run(config: Namespace, limits_set: tuple[str, ...] = ()) -> FitR
             finished = None
         resume_from = resolve_resume(resume, run.checkpoints, run_is_fixed=bool(config.run))
         config.ckpt_path = str(resume_from) if resume_from else None
-        newest = (
-            ", the newest checkpoint" if resume == "auto" else ""
-        )  # best.ckpt is not the best epoch's here
+        # "the newest": a best.ckpt saved last is not a rewind to the best epoch
+        newest = ", the newest checkpoint" if resume == "auto" else ""
         note = f"resuming from {resume_from}{newest}" if resume_from else "no checkpoint yet, starting fresh"
         if os.environ.get("RANK", "0") == "0" and finished is None:
             print(f"litforge: {note} (run {run.path})", file=sys.stderr, flush=True)

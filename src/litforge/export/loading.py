@@ -29,6 +29,7 @@ from litforge.errors import JobFailed, UsageError, first_line
 from litforge.export.feature_names import declared_feature_names
 from litforge.predictions.forward_inputs import (
     forward_inputs_from_batch,
+    forward_on_batch,
     labels_of,
     positional_inputs,
     predict_step_relation,
@@ -273,14 +274,9 @@ def _class_probabilities(prediction: Any) -> bool:
 
 def _argmax_of_forward(module: L.LightningModule, batch: Any, prediction: Any) -> bool:
     """Whether ``prediction`` is forward's output argmaxed over its class axis (1) on ``batch``."""
-    inputs = forward_inputs_from_batch(module, batch)
-    if inputs is None or not isinstance(prediction, torch.Tensor) or prediction.is_floating_point():
+    if not isinstance(prediction, torch.Tensor) or prediction.is_floating_point():
         return False
-    try:
-        with torch.no_grad():
-            output = module(*inputs[0], **inputs[1])
-    except Exception:  # forward cannot run on the batch as litforge reads it: say nothing
-        return False
+    output = forward_on_batch(module, batch)
     if not isinstance(output, torch.Tensor) or output.ndim < 2:
         return False
     classes = output.argmax(dim=1)

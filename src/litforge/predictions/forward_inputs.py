@@ -113,6 +113,21 @@ def _forward_keys(model: torch.nn.Module, batch: Mapping[str, Any]) -> list[str]
     return required + [name for name in optional if name not in LABEL_KEYS]
 
 
+def forward_on_batch(module: torch.nn.Module, batch: Any) -> Any:
+    """forward's output (the first of several) on a real batch, without gradients; ``None`` when the batch
+    does not hold forward's inputs as litforge reads them (or forward raises on them)."""
+    inputs = forward_inputs_from_batch(module, batch)
+    if inputs is None:
+        return None
+    args, kwargs = inputs
+    try:
+        with torch.no_grad():
+            output = module(*args, **kwargs)
+    except Exception:
+        return None
+    return output[0] if isinstance(output, (tuple, list)) and output else output
+
+
 def predict_step_relation(module: torch.nn.Module, batch: Any, prediction: Any) -> str:
     """What a ``predict_step`` tensor is, checked once on a real batch by running forward on it:
     ``"forward"`` (forward's output: always for Lightning's own ``predict_step``, and when forward cannot be
@@ -123,17 +138,9 @@ def predict_step_relation(module: torch.nn.Module, batch: Any, prediction: Any) 
 
     if not is_overridden("predict_step", module, parent=L.LightningModule):
         return "forward"
-    inputs = forward_inputs_from_batch(module, batch)
-    if inputs is None or not isinstance(prediction, torch.Tensor):
+    reference = forward_on_batch(module, batch) if isinstance(prediction, torch.Tensor) else None
+    if reference is None:  # forward cannot be called from the batch: the documented rule
         return "forward"
-    args, kwargs = inputs
-    try:
-        with torch.no_grad():
-            reference = module(*args, **kwargs)
-    except Exception:  # the batch does not hold forward's inputs as litforge reads them: the documented rule
-        return "forward"
-    if isinstance(reference, (tuple, list)) and reference:
-        reference = reference[0]
     if not isinstance(reference, torch.Tensor) or reference.shape != prediction.shape:
         return "other"
     reference, prediction = reference.float(), prediction.float()
