@@ -115,6 +115,11 @@ BAD_INPUTS = {
         (";".join(["1"] * 64) + "\n") * 2,
         "(its values are separated by semicolons; litforge reads comma-separated values)",
     ),
+    "one line of values separated by tabs": (
+        "bad.csv",
+        "\t".join(["1"] * 64) + "\n",
+        "bad.csv has no data rows (its values are separated by tabs; litforge reads comma-separated values)",
+    ),
     "complex .npy": (
         "bad.npy",
         np.ones((2, 64), dtype=np.complex128),

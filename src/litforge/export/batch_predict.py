@@ -314,7 +314,8 @@ def _read_csv(
                     "docs/export.md)"
                 )
             if bad is not None:
-                raise UsageError(f"--input: {line} has a non-numeric value {bad!r}{_separator_hint(bad)}")
+                shown = repr(bad) if len(bad) <= 40 else f"{bad[:40]!r}..."
+                raise UsageError(f"--input: {line} has a non-numeric value {shown}{_separator_hint(bad)}")
             if concrete(shape, len(cells)) is None:
                 raise UsageError(
                     f"--input: {line} has {len(cells)} values; the model takes {takes_text or takes(shape)}"
@@ -329,7 +330,9 @@ def _read_csv(
             rows.append(values)
     if not rows:
         read_as = f" (its first line, {header[:60]!r}, was read as a header; values are separated by commas)"
-        raise UsageError(f"--input: {path} has no data rows{read_as if header else ''}")
+        raise UsageError(
+            f"--input: {path} has no data rows{(_separator_hint(header) or read_as) if header else ''}"
+        )
     if header and not features and "," in header:  # names the export cannot check: a reordered header
         print(
             f"litforge: note: {path}: line 1 is read as a header; the export names no features, so columns "
