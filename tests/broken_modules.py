@@ -40,6 +40,28 @@ class WrongLabelData(TinyData):
     label_offset = 1
 
 
+class IntegerTargetsData(TinyData):
+    """Whole-number targets from -1 up, no classes declared: a regression's targets left as integers."""
+
+    num_classes = None
+    label_offset = -1
+
+
+class OneSampleTailData(TinyData):
+    """64 samples in batches of 63: each epoch ends on a batch of one sample."""
+
+    def __init__(self, batch_size: int = 63) -> None:
+        super().__init__(batch_size)
+
+
+class Float64Data(TinyData):
+    """Inputs left in float64, as ``torch.from_numpy`` keeps a numpy array's dtype."""
+
+    def __init__(self, batch_size: int = 16) -> None:
+        super().__init__(batch_size)
+        self.x = self.x.double()
+
+
 class TinyNet(L.LightningModule):
     """A correct two-layer classifier."""
 
@@ -358,3 +380,22 @@ class StaleSegExample(TinySegNet):
     def __init__(self, num_classes: int = CLASSES, lr: float = 0.05) -> None:
         super().__init__(num_classes, lr)
         self.example_input_array = torch.zeros(2, 1, 12, 12)
+
+
+class BatchNormNet(TinyNet):
+    """Healthy, with a BatchNorm1d after the hidden layer: it needs two samples per batch in training."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.body = nn.Sequential(nn.Linear(FEATURES, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
+
+
+class BroadcastLoss(TinyNet):
+    """A regressor whose output is (B, 1) against targets of (B,): mse_loss broadcasts to (B, B)."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.head = nn.Linear(hidden, 1)
+
+    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(output, y.float())

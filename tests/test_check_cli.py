@@ -69,6 +69,11 @@ def test_bad_input_exits_2_with_one_line(cli):
     unknown_check = cli("check", "--only", "gradient")
     assert unknown_check.returncode == 2
     assert "unknown check 'gradient'" in unknown_check.stderr and "Traceback" not in unknown_check.stderr
+    # nothing selected: an empty table and exit 0 read as "all passed"; an empty --only ran every check
+    nothing = cli("check", "--only", "forward", "--skip", "forward")
+    assert nothing.returncode == 2 and "no check left to run" in nothing.stderr, nothing.output
+    empty = cli("check", "--only", "")
+    assert empty.returncode == 2 and "--only: no check named" in empty.stderr, empty.output
     bad_key = cli("check", "--model.no_such_option", "3")
     assert bad_key.returncode == 2 and "no_such_option" in bad_key.stderr
     assert len(bad_key.stderr.strip().splitlines()) == 1

@@ -33,6 +33,7 @@ BROKEN = [
     # (check, broken module, data, the message must match)
     (check_training_step, broken.NonScalarLoss, broken.TinyData, r"loss has shape \(16,\), expected a scalar"),
     (check_training_step, broken.DetachedLoss, broken.TinyData, r"loss does not require grad"),
+    (check_training_step, broken.BroadcastLoss, broken.TinyData, r"^the loss broadcasts its inputs: Using a target size \(torch\.Size\(\[16\]\)\) that is different to the input size \(torch\.Size\(\[16, 1\]\)\); squeeze the output"),
     (check_training_step, broken.NaNOutput, broken.TinyData, r"loss is nan on the first batch"),
     (check_training_step, broken.PretrainedBodyInEvalMode, broken.TinyData, r"^self\.body \(1 Dropout/BatchNorm layers\) in eval mode during training_step while its parameters train"),
     (check_gradients, broken.UnusedLayer, broken.TinyData, r"2 of 6 .*no gradient .*projection\.weight, projection\.bias"),
@@ -57,6 +58,9 @@ BROKEN = [
     # a dict batch {"image", "mask"} and forward(self, x): the image is the input, the mask the labels
     (check_forward, broken.StaleSegExample, broken.TinySegData, r"a stale example_input_array: input has rows of shape \(1, 12, 12\) in example_input_array but \(1, 8, 8\) in the data"),
     (check_export, broken.StaleSegExample, broken.TinySegData, r"litforge export refuses it: StaleSegExample\.example_input_array has rows of shape \(1, 12, 12\)"),
+    (check_data, broken.BatchNormNet, broken.OneSampleTailData, r"^the training loader's last batch holds 1 sample \(64 samples in batches of 63\), and forward in training mode fails on one sample \(Expected more than 1 value per channel"),
+    (check_data, broken.TinyNet, broken.IntegerTargetsData, r"labels span \[-1, 1\], expected >= 0 \(if they are a regression's targets, make them float: y\.float\(\)\)"),
+    (check_data, broken.TinyNet, broken.Float64Data, r"^train batch 0: batch\[0\] is float64 but the model's parameters are float32: convert it in the dataset"),
     (check_data, broken.TinySegNet, broken.OneBasedMaskData, r"train batch 0: labels span \[1, 3\], expected 0\.\.2 \(num_classes=3\)"),
 ]  # fmt: skip
 
@@ -78,6 +82,17 @@ class SmoothedLabels(broken.TinyNet):
         return F.cross_entropy(logits, y, label_smoothing=0.3)
 
 
+class GrowsFinitely(broken.TinyNet):
+    """An objective with a sharp curvature and SGD too fast for it: the loss grows, step by step, still finite
+    (it read as "it hardly moved: check that the learning rate is not 0 or tiny", the opposite fix)."""
+
+    def loss(self, logits, y):
+        return (logits**2).mean() * 10
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.3)
+
+
 class CreepsAlongAFloor(broken.TinyNet):
     """Healthy, but its loss has a floor of 2 (a VAE's summed loss on soft targets): it creeps towards it, so
     its best step is its last, yet more steps would not help."""
@@ -92,6 +107,7 @@ OVERFIT_FAILURES = [
     (lambda: broken.TinyNet(lr=0.005), 15, r"with Adam lr=0\.005: .*; it was still falling: allow more steps \(steps=30, litforge check --overfit-steps 30\)"),
     (lambda: broken.TinyNet(lr=1.0), 15, r"with Adam lr=1: .*; it fell to 0\.019, then rose again: lower the learning rate"),
     (broken.Diverges, 5, r"with SGD lr=1e\+06: .* last nan; it diverged: lower the learning rate"),
+    (GrowsFinitely, 4, r"with SGD lr=0\.3: first 1\.501, best 1\.501 at step 1, last \d+\.?\d*; it grew from 1\.5 to \d+\.?\d*: lower the learning rate"),
     (SmoothedLabels, 100, r"with Adam lr=0\.05: .*; it levelled off at 0\.6.*needs a higher threshold"),
     (CreepsAlongAFloor, 100, r"with Adam lr=0\.05: .*; it levelled off at 2(\.0+)?: .*--overfit-threshold 2\.5\)"),
 ]  # fmt: skip
@@ -100,7 +116,15 @@ OVERFIT_FAILURES = [
 @pytest.mark.parametrize(
     ("model", "steps", "advice"),
     OVERFIT_FAILURES,
-    ids=["lr-0", "too-few-steps", "lr-too-high", "diverges", "loss-with-a-floor", "creeping-to-a-floor"],
+    ids=[
+        "lr-0",
+        "too-few-steps",
+        "lr-too-high",
+        "diverges",
+        "grows",
+        "loss-with-a-floor",
+        "creeping-to-a-floor",
+    ],
 )
 def test_overfit_failure_names_the_modules_optimizer_and_says_what_to_do(model, steps, advice):
     with pytest.raises(

@@ -76,10 +76,14 @@ def main(command: str, argv: list[str]) -> int:
 
     options, config_args = build_parser().parse_known_args(argv)
     only, skip = _names(options.only), _names(options.skip)
+    if options.only and not only:
+        raise UsageError("--only: no check named (give names such as --only forward,overfit)")
     try:
-        select_checks(only or None, skip)
+        selected = select_checks(only or None, skip)
     except KeyError as error:
         raise UsageError(error.args[0]) from None
+    if not selected:
+        raise UsageError(f"no check left to run: --skip {','.join(skip)} removes every one --only names")
     model, datamodule, configured_seed = _build(config_args)
     seed = next(s for s in (options.seed, configured_seed, 0) if s is not None)
     subject = Subject(model, datamodule, seed=seed, trainer_kwargs={"accelerator": options.accelerator})

@@ -3,6 +3,7 @@ NaN/inf in the inputs."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache, partial
 from itertools import islice
@@ -10,13 +11,14 @@ from typing import Any
 
 import torch
 
-from litforge.predictions.forward_inputs import labels_of, positional_inputs
+from litforge.predictions.forward_inputs import forward_inputs_from_batch, labels_of, positional_inputs
 from litforge.testing.subject import (
     IGNORE_INDEX,
     DataLike,
     ModelLike,
     Subject,
     as_subject,
+    first_line,
     seeded,
     shape_text,
 )
@@ -53,10 +55,11 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     counts, label_range = [], [None, None]
     first: dict[str, torch.Tensor] | None = None
     takes_any_length = cache(partial(declares_sequences, subject.prototype))  # its export spec, asked once
+    loaders = subject.loaders()
     with seeded(subject.seed):  # the same shuffled batches whatever ran before
-        splits = {
-            split: list(islice(loader, max_batches)) for split, loader in _each_loader(subject.loaders())
-        }
+        splits = {split: list(islice(loader, max_batches)) for split, loader in _each_loader(loaders)}
+    if splits.get("train"):
+        _check_last_train_batch(loaders["train"], splits["train"][0], subject.prototype)
     for split, batches in splits.items():
         count = 0
         for index, batch in enumerate(batches):
@@ -66,6 +69,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
                 raise AssertionError(f"{where} is a {type(batch).__name__} with no tensors")
             if first is None:
                 first = entries
+                _check_input_dtypes(where, batch, entries, subject.prototype)
             _compare(where, entries, first, takes_any_length)
             _check_values(where, entries)
             labels = labels_of(batch, positional_inputs(subject.prototype))
@@ -138,6 +142,58 @@ def declares_sequences(model: Any) -> bool:
         return False
 
 
+_BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+
+
+def _check_last_train_batch(loader: Any, batch: Any, module: Any) -> None:
+    """A training epoch whose last batch holds one sample crashes a module whose BatchNorm then sees one
+    value per channel ("Expected more than 1 value per channel when training"), however the first batches
+    look: found from the loader's dataset length and batch size, and tried on one sample of ``batch``."""
+    batch_size, drop_last = getattr(loader, "batch_size", None), getattr(loader, "drop_last", True)
+    try:
+        samples = len(loader.dataset)
+    except (AttributeError, TypeError):  # an iterable dataset, or not a DataLoader
+        return
+    if not batch_size or drop_last or samples % batch_size != 1 or samples == 1:
+        return
+    if not any(isinstance(part, _BATCH_NORMS) for part in module.modules()):
+        return
+    inputs = forward_inputs_from_batch(module, batch)
+    if inputs is None:
+        return
+    one = ([t[:1] for t in inputs[0]], {k: t[:1] for k, t in inputs[1].items()})
+    try:
+        copy.deepcopy(module).train()(*one[0], **one[1])
+    except ValueError as error:
+        if "Expected more than 1 value per channel" not in str(error):
+            return
+        raise AssertionError(
+            f"the training loader's last batch holds 1 sample ({samples} samples in batches of {batch_size}), "
+            f"and forward in training mode fails on one sample ({first_line(error)}): every epoch would end "
+            "there; pass drop_last=True to the DataLoader or change the batch size"
+        ) from None
+    except Exception:  # forward needs more than litforge reads from the batch: other checks say so
+        return
+
+
+def _check_input_dtypes(where: str, batch: Any, entries: dict[str, torch.Tensor], module: Any) -> None:
+    """forward's floating inputs in the dtype of the module's parameters: a float64 column from numpy
+    (``torch.from_numpy`` keeps float64) fails in forward as 'mat1 and mat2 must have the same dtype'."""
+    parameters = [p for p in module.parameters() if p.is_floating_point()]
+    inputs = forward_inputs_from_batch(module, batch)
+    if not parameters or inputs is None:
+        return
+    expected = parameters[0].dtype
+    for tensor in (*inputs[0], *inputs[1].values()):
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.dtype != expected:
+            path = next((p for p, t in entries.items() if t is tensor), "an input")
+            raise AssertionError(
+                f"{where}: {path} is {str(tensor.dtype).removeprefix('torch.')} but the model's parameters are "
+                f"{str(expected).removeprefix('torch.')}: convert it in the dataset (.float(), or "
+                "np.float32 before torch.from_numpy)"
+            )
+
+
 def _check_values(where: str, entries: dict[str, torch.Tensor]) -> None:
     for path, tensor in entries.items():
         if tensor.is_floating_point():
@@ -158,4 +214,7 @@ def _check_labels(where: str, labels: torch.Tensor, num_classes: int | None, see
     seen[1] = high if seen[1] is None else max(seen[1], high)
     if low < 0 or (num_classes is not None and high >= num_classes):
         expected = f"0..{num_classes - 1} (num_classes={num_classes})" if num_classes else ">= 0"
-        raise AssertionError(f"{where}: labels span [{low}, {high}], expected {expected}")
+        regression = (
+            "" if num_classes else " (if they are a regression's targets, make them float: y.float())"
+        )
+        raise AssertionError(f"{where}: labels span [{low}, {high}], expected {expected}{regression}")

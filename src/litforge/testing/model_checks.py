@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import tempfile
+import warnings
 from typing import Any
 
 import lightning as L
@@ -203,12 +204,17 @@ def check_training_step(model: ModelLike | Subject, data: DataLike = None) -> st
     module = subject.new_model()
     manual = not module.automatic_optimization
     recorder = StepRecorder(module, inspect=lambda output: _assert_loss(output, manual))
-    try:
-        fit_on_batch(module, subject.batch, steps=1, **subject.trainer_kwargs)
-    except Exception as error:
-        if recorder.error is not error or isinstance(error, AssertionError):
-            raise
-        raise AssertionError(f"training_step raised {type(error).__name__}: {first_line(error)}") from error
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit_on_batch(module, subject.batch, steps=1, **subject.trainer_kwargs)
+        except Exception as error:
+            if recorder.error is not error or isinstance(error, AssertionError):
+                raise
+            raise AssertionError(
+                f"training_step raised {type(error).__name__}: {first_line(error)}"
+            ) from error
+    _refuse_a_broadcast_loss(caught)
     if recorder.calls == 0:
         raise AssertionError("training_step was never called on the first batch")
     if recorder.idle_in_training:
@@ -220,6 +226,19 @@ def check_training_step(model: ModelLike | Subject, data: DataLike = None) -> st
     if not recorder.losses:
         return "manual optimization: training_step returned no loss"
     return f"loss {recorder.losses[0]:.4g}" + (" (manual optimization)" if manual else ", requires grad")
+
+
+def _refuse_a_broadcast_loss(caught: list[warnings.WarningMessage]) -> None:
+    """torch's warning that a loss (``mse_loss``, ``l1_loss``, ...) broadcast an output of (N, 1) against a
+    target of (N,): an (N, N) difference, a loss that trains towards the targets' mean. A warning in a log
+    is easy to miss; here it fails the check."""
+    for warning in caught:
+        text = str(warning.message)
+        if "that is different to the input size" in text:
+            raise AssertionError(
+                f"the loss broadcasts its inputs: {text.split('. ')[0]}; squeeze the output "
+                "(output.squeeze(-1)) or shape the target like it"
+            )
 
 
 def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe]:
@@ -376,6 +395,8 @@ def _overfit_advice(losses: list[float], best: int, threshold: float) -> str:
     first, lowest, last = losses[0], losses[best], losses[-1]
     if not math.isfinite(last):
         return "it diverged: lower the learning rate, or look for a log/division of values that reach 0"
+    if last > 2 * first:
+        return f"it grew from {first:.3g} to {last:.3g}: lower the learning rate"
     if lowest > 0.9 * first:
         return (
             "it hardly moved: check that the learning rate is not 0 or tiny and that the loss compares the "
