@@ -399,3 +399,10 @@ class BroadcastLoss(TinyNet):
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(output, y.float())
+
+
+class ConvertsItsInputs(TinyNet):
+    """Healthy with float64 data: forward converts its inputs itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float())

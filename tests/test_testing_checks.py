@@ -166,6 +166,10 @@ def test_a_segmenter_on_dict_batches_is_checked_on_its_images_and_masks():
     assert "labels in [0, 2] of 3 classes" in check_data(broken.TinySegNet, broken.TinySegData)
 
 
+def test_float64_data_passes_when_forward_converts_it_itself():
+    assert "batch[0] (16, 8) float64" in check_data(broken.ConvertsItsInputs, broken.Float64Data)
+
+
 def test_manual_optimization_with_two_optimizers():
     """Gradient and step checks follow every optimizer; a step that returns no loss is fine, overfit skips."""
     subject = Subject(broken.ManualTwoOptimizers, broken.TinyData)

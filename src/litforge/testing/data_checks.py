@@ -11,7 +11,12 @@ from typing import Any
 
 import torch
 
-from litforge.predictions.forward_inputs import forward_inputs_from_batch, labels_of, positional_inputs
+from litforge.predictions.forward_inputs import (
+    forward_inputs_from_batch,
+    forward_on_batch,
+    labels_of,
+    positional_inputs,
+)
 from litforge.testing.subject import (
     IGNORE_INDEX,
     DataLike,
@@ -177,8 +182,9 @@ def _check_last_train_batch(loader: Any, batch: Any, module: Any) -> None:
 
 
 def _check_input_dtypes(where: str, batch: Any, entries: dict[str, torch.Tensor], module: Any) -> None:
-    """forward's floating inputs in the dtype of the module's parameters: a float64 column from numpy
-    (``torch.from_numpy`` keeps float64) fails in forward as 'mat1 and mat2 must have the same dtype'."""
+    """forward's floating inputs in the dtype of the module's parameters, or a forward that converts them
+    itself: a float64 column from numpy (``torch.from_numpy`` keeps float64) fails in forward as 'mat1 and
+    mat2 must have the same dtype', and every later check with it."""
     parameters = [p for p in module.parameters() if p.is_floating_point()]
     inputs = forward_inputs_from_batch(module, batch)
     if not parameters or inputs is None:
@@ -186,6 +192,8 @@ def _check_input_dtypes(where: str, batch: Any, entries: dict[str, torch.Tensor]
     expected = parameters[0].dtype
     for tensor in (*inputs[0], *inputs[1].values()):
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.dtype != expected:
+            if forward_on_batch(copy.deepcopy(module).eval(), batch) is not None:
+                return  # forward converts its inputs (x.float()) itself
             path = next((p for p, t in entries.items() if t is tensor), "an input")
             raise AssertionError(
                 f"{where}: {path} is {str(tensor.dtype).removeprefix('torch.')} but the model's parameters are "
