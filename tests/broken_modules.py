@@ -406,3 +406,10 @@ class ConvertsItsInputs(TinyNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.float())
+
+
+class SqueezeWithAnExampleOfTwo(TinyNet):
+    """``.squeeze()`` without a dim and an ``example_input_array`` of 2 rows: only a batch of 1 shows it."""
+
+    def forward(self, x):
+        return self.head(self.features(x)).squeeze()

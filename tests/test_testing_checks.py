@@ -45,6 +45,7 @@ BROKEN = [
     (check_forward, broken.StaleExampleInput, broken.TinyData, r"inputs shaped like example_input_array \(\(2, 5\) float32\).*stale"),
     (check_forward, broken.SqueezeDropsBatch, broken.TinyData, r"gives \(3,\) float32 on example_input_array but \(16, 3\) float32 on a real batch: .*\.squeeze\(-1\)"),
     (check_determinism, broken.UnseededDropout, broken.TinyData, r"seed 0 gave different losses at step 1"),
+    (check_batch_independence, broken.SqueezeWithAnExampleOfTwo, broken.TinyData, r"eval output 0 is \(16, 3\) float32 for 16 samples but \(3,\) float32 for one alone: forward drops the batch dimension of a batch of 1 \(a squeeze\(\) without a dim"),
     (check_batch_independence, broken.BatchMeanLeak, broken.TinyData, r"changes for the same samples in a batch of 8"),
     (check_batch_independence, broken.BatchNormAlwaysTraining, broken.TinyData, r"in a batch of 8 .*BatchNorm"),
     (check_checkpoint, broken.HparamsNotSaved, broken.TinyData, r"hparams is empty but HparamsNotSaved.__init__ takes \(hidden, lr\)"),

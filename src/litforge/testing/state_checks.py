@@ -224,6 +224,12 @@ def check_batch_independence(model: ModelLike | Subject, data: DataLike = None) 
             if a.ndim == 0 or a.shape[0] != size:
                 continue
             expected = pick_expected(a)
+            if expected.shape != b.shape and label == "alone" and b.shape == expected.shape[1:]:
+                raise AssertionError(
+                    f"eval output {i} is {shape_text(a)} for {size} samples but {shape_text(b)} for one alone: "
+                    "forward drops the batch dimension of a batch of 1 (a squeeze() without a dim: squeeze the "
+                    "dimension you mean, e.g. .squeeze(-1))"
+                )
             if expected.shape != b.shape or not torch.allclose(
                 expected, b, rtol=1e-4, atol=1e-5, equal_nan=True
             ):
