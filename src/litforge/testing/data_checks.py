@@ -185,11 +185,10 @@ def _check_input_dtypes(where: str, batch: Any, entries: dict[str, torch.Tensor]
     """forward's floating inputs in the dtype of the module's parameters, or a forward that converts them
     itself: a float64 column from numpy (``torch.from_numpy`` keeps float64) fails in forward as 'mat1 and
     mat2 must have the same dtype', and every later check with it."""
-    parameters = [p for p in module.parameters() if p.is_floating_point()]
+    expected = next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
     inputs = forward_inputs_from_batch(module, batch)
-    if not parameters or inputs is None:
+    if expected is None or inputs is None:
         return
-    expected = parameters[0].dtype
     for tensor in (*inputs[0], *inputs[1].values()):
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.dtype != expected:
             if forward_on_batch(copy.deepcopy(module).eval(), batch) is not None:
