@@ -91,6 +91,8 @@ def _write_inputs(folder: Path) -> None:
 
 CASES = [
     (["fit", "--trainer.max_epoc", "3"], "(did you mean --trainer.max_epochs?)"),
+    (["fit", "--max_epochs", "3"], "unrecognized arguments: --max_epochs 3 (did you mean --trainer.max_epochs?)"),
+    (["check", "--onyl", "forward"], "unrecognized arguments: --onyl forward (did you mean --only?)"),
     (
         ["fit", "--model.hiden_dim", "8"],
         "--model.hiden_dim: Classifier has no argument 'hiden_dim' (did you mean hidden_dim?)",

@@ -21,7 +21,8 @@ def flag_suggestion(parser: argparse.ArgumentParser, message: str, argv: list[st
     unknown = re.match(r"unrecognized arguments: (--[\w.-]+)", message.strip())
     if unknown:
         close = difflib.get_close_matches(unknown.group(1), flags, n=1, cutoff=0.8)
-        return f" (did you mean {close[0]}?)" if close else ""
+        close = close or _nested_flags_named(unknown.group(1), flags)
+        return f" (did you mean {' or '.join(close)}?)" if close else ""
     required = re.match(r"the following arguments are required: (.*)", message.strip())
     if not required or not argv:
         return ""
@@ -31,3 +32,11 @@ def flag_suggestion(parser: argparse.ArgumentParser, message: str, argv: list[st
         if close := difflib.get_close_matches(typed, wanted, n=1, cutoff=0.7):
             return f" ({typed}: did you mean {close[0]}?)"
     return ""
+
+
+def _nested_flags_named(typed: str, flags: list[str]) -> list[str]:
+    """``--max_epochs`` -> ``[--trainer.max_epochs]``: the dotted flags whose last part is the typed name
+    (at most two, else none: a name found in many groups says nothing)."""
+    name = typed.lstrip("-")
+    nested = [flag for flag in flags if "." in flag and flag.rsplit(".", 1)[-1] == name]
+    return nested if len(nested) <= 2 else []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
+from litforge._compat.argparse import flag_suggestion
 from litforge.cli.command_parser import CommandParser
 from litforge.cli.errors import USER_INPUT_ERRORS, JobFailed, UsageError
 
@@ -23,6 +24,13 @@ def build_parser() -> CommandParser:
 
     parser = CommandParser(
         prog="litforge check",
+        # parse_known_args passes the model/data options on to the config parser; the usage names them too.
+        usage=(
+            "litforge check [-h] [--config FILE | --run NAME] [--model CLASS_PATH] [--data CLASS_PATH]\n"
+            "                      [--model.KEY VALUE ...] [--only NAMES] [--skip NAMES] [--seed SEED]\n"
+            "                      [--overfit-steps OVERFIT_STEPS] [--overfit-threshold OVERFIT_THRESHOLD]\n"
+            "                      [--accelerator ACCELERATOR] [--debug]"
+        ),
         description=(
             "Run the standard sanity checks on the model and datamodule a config builds, print a table and\n"
             "exit 0 when every check passes or is skipped, 1 otherwise. The model and data come from the\n"
@@ -114,6 +122,10 @@ def _build(config_args: list[str]) -> tuple[object, object, int | None]:
     try:
         with quiet_seeding():
             return instantiate_model_and_data(config_args)
+    except UsageError as error:  # a misspelt --only or --skip reaches the config parser
+        if "did you mean" in str(error) or not (hint := flag_suggestion(build_parser(), str(error))):
+            raise
+        raise UsageError(f"{error}{hint}") from error
     except USER_INPUT_ERRORS as error:  # --debug shows the cause's traceback too
         raise UsageError(str(error)) from error
 
