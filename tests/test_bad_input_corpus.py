@@ -91,7 +91,10 @@ def _write_inputs(folder: Path) -> None:
 
 CASES = [
     (["fit", "--trainer.max_epoc", "3"], "(did you mean --trainer.max_epochs?)"),
-    (["fit", "--max_epochs", "3"], "unrecognized arguments: --max_epochs 3 (did you mean --trainer.max_epochs?)"),
+    (
+        ["fit", "--max_epochs", "3"],
+        "unrecognized arguments: --max_epochs 3 (did you mean --trainer.max_epochs?)",
+    ),
     (["check", "--onyl", "forward"], "unrecognized arguments: --onyl forward (did you mean --only?)"),
     (
         ["fit", "--model.hiden_dim", "8"],
