@@ -95,6 +95,7 @@ CASES = [
         ["fit", "--max_epochs", "3"],
         "unrecognized arguments: --max_epochs 3 (did you mean --trainer.max_epochs?)",
     ),
+    (["fit", "--lr", "0.1"], "unrecognized arguments: --lr 0.1 (did you mean --model.lr?)"),
     (["check", "--onyl", "forward"], "unrecognized arguments: --onyl forward (did you mean --only?)"),
     (
         ["fit", "--model.hiden_dim", "8"],

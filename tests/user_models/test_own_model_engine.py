@@ -123,6 +123,9 @@ def test_packaged_default_still_applies_when_nothing_is_named(user_cli):
     # ... nor when --data is there but mistyped: its own error, with no note about the digits first
     typo = user_cli("fit", "--model", "usermods.LitModel", "--dat", "usermods.MyDataModule")
     assert typo.returncode == 2 and "did you mean --data?" in typo.stderr and "note" not in typo.stderr
+    # a user's init argument typed without its section's prefix is pointed at it
+    bare = user_cli("fit", "--model", "usermods.Regressor", "--n_in", "8")
+    assert bare.returncode == 2 and "--n_in 8 (did you mean --model.n_in?)" in bare.stderr, bare.output
     # ... but not before the one-line error of a class that does not import
     missing = user_cli("fit", "--model", "usermods.Missing", "--print_config")
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.output

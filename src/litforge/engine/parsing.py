@@ -199,6 +199,8 @@ def init_arg_problem(message: str, line: CommandLine) -> str | None:
         return unknown
     if (missing := missing_init_args(message, line)) is not None:
         return missing
+    if (unprefixed := unprefixed_init_arg(message, line)) is not None:
+        return unprefixed
     bare = _BARE_KEY.match(message.strip())
     if not bare:
         return None
@@ -207,6 +209,23 @@ def init_arg_problem(message: str, line: CommandLine) -> str | None:
         if where := _typed_flag(line, section, name) or _config_key(line, section, name):
             return f"{where}: {detail}"
     return None
+
+
+_UNRECOGNIZED_BARE = re.compile(r"unrecognized arguments: --(\w+)\b")
+
+
+def unprefixed_init_arg(message: str, line: CommandLine) -> str | None:
+    """``--lr 0.01`` for the model's ``lr``: ``unrecognized arguments: --lr 0.01 (did you mean --model.lr?)``,
+    where the model or data class (as typed, configured or packaged) takes an argument of that name."""
+    unknown = _UNRECOGNIZED_BARE.match(message.strip())
+    if not unknown or "did you mean" in message:
+        return None
+    flags = []
+    for section in CLASS_SECTIONS:
+        cls = _loaded_class(line.named_classes.get(section) or default_class_path(section))
+        if cls is not None and unknown.group(1) in (_init_arguments(cls) or ()):
+            flags.append(f"--{section}.{unknown.group(1)}")
+    return f"{message.strip()} (did you mean {' or '.join(flags)}?)" if flags else None
 
 
 _REQUIRED = re.compile(r"the following arguments are required: ([\w., ]+)$")
