@@ -171,6 +171,12 @@ class HparamsNotSaved(TinyNet):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
+class HparamsPartlySaved(HparamsNotSaved):
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.save_hyperparameters("lr")  # hidden is not saved: a checkpoint of hidden=32 will not load
+
+
 class StateOutsideStateDict(TinyNet):
     def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
         super().__init__(hidden, lr)

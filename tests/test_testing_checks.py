@@ -270,6 +270,14 @@ def test_checkpoint_compares_both_modules_on_one_draw_of_a_random_example():
     assert "identical eval outputs" in check_checkpoint(_RandomIdsExample, DataLoader(rows, batch_size=8))
 
 
+def test_checkpoint_names_the_arguments_a_partial_save_hyperparameters_leaves_out():
+    passed = check_checkpoint(broken.HparamsPartlySaved, broken.TinyData)
+    assert passed.endswith(
+        "; not saved: hidden (load_from_checkpoint rebuilds it with the default, whatever a run set)"
+    )
+    assert "not saved" not in check_checkpoint(broken.TinyNet, broken.TinyData)
+
+
 class _Series(L.LightningModule):
     """Series of any length (batches padded to their longest), one float per series."""
 

@@ -97,7 +97,14 @@ def check_checkpoint(model: ModelLike | Subject, data: DataLike = None) -> str:
         )
         raise AssertionError(f"hparams differ after load_from_checkpoint: {changes}")
     _check_same_eval_outputs(module, loaded.to(module.device), subject.batch)
-    return f"equal hparams ({len(saved)} keys), identical eval outputs"
+    unsaved = _unsaved_arguments(module, injected)
+    left_out = (
+        f"; not saved: {', '.join(unsaved)} (load_from_checkpoint rebuilds {'it' if len(unsaved) == 1 else 'them'}"
+        " with the default, whatever a run set)"
+        if unsaved
+        else ""
+    )
+    return f"equal hparams ({len(saved)} keys), identical eval outputs{left_out}"
 
 
 def _check_same_eval_outputs(module: L.LightningModule, loaded: L.LightningModule, batch: Any) -> None:
@@ -180,14 +187,24 @@ def _user_hparams(module: L.LightningModule) -> dict[str, Any]:
     }
 
 
-def _require_saved_hparams(module: L.LightningModule, injected: list[str]) -> None:
-    """``__init__`` arguments but empty ``hparams``: ``load_from_checkpoint`` would rebuild the defaults.
-    Injected objects (``net: nn.Module``) are not hyperparameters: they are left out of this rule."""
-    params = [
+def _plain_arguments(module: L.LightningModule, injected: list[str]) -> list[str]:
+    """``__init__``'s named arguments, less the injected objects (``net: nn.Module``): its hyperparameters."""
+    return [
         p.name
         for p in inspect.signature(type(module).__init__).parameters.values()
         if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in injected
     ]
+
+
+def _unsaved_arguments(module: L.LightningModule, injected: list[str]) -> list[str]:
+    """Hyperparameters a partial ``save_hyperparameters("lr")`` leaves out of ``hparams``."""
+    return [name for name in _plain_arguments(module, injected) if name not in module.hparams]
+
+
+def _require_saved_hparams(module: L.LightningModule, injected: list[str]) -> None:
+    """``__init__`` arguments but empty ``hparams``: ``load_from_checkpoint`` would rebuild the defaults.
+    Injected objects (``net: nn.Module``) are not hyperparameters: they are left out of this rule."""
+    params = _plain_arguments(module, injected)
     if params and not module.hparams:
         raise AssertionError(
             f"hparams is empty but {type(module).__name__}.__init__ takes ({', '.join(params)}): call "
