@@ -197,8 +197,14 @@ def _plain_arguments(module: L.LightningModule, injected: list[str]) -> list[str
 
 
 def _unsaved_arguments(module: L.LightningModule, injected: list[str]) -> list[str]:
-    """Hyperparameters a partial ``save_hyperparameters("lr")`` leaves out of ``hparams``."""
-    return [name for name in _plain_arguments(module, injected) if name not in module.hparams]
+    """Hyperparameters a partial ``save_hyperparameters("lr")`` leaves out of ``hparams``: arguments with a
+    number, string or bool default (one defaulting to ``None``, such as statistics kept in buffers, is not)."""
+    parameters = inspect.signature(type(module).__init__).parameters
+    return [
+        name
+        for name in _plain_arguments(module, injected)
+        if name not in module.hparams and isinstance(parameters[name].default, int | float | str | bool)
+    ]
 
 
 def _require_saved_hparams(module: L.LightningModule, injected: list[str]) -> None:
