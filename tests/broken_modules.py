@@ -114,6 +114,19 @@ class NonScalarLoss(TinyNet):
         return F.cross_entropy(logits, y, reduction="none")  # (B,): forgot to reduce
 
 
+class SkipsOddBatches(TinyNet):
+    """Returns None for some batches, as Lightning allows: those batches are skipped."""
+
+    skipped = 1  # batch_idx % 2 == skipped returns None
+
+    def training_step(self, batch, batch_idx):
+        return None if batch_idx % 2 == self.skipped else super().training_step(batch, batch_idx)
+
+
+class SkipsEvenBatches(SkipsOddBatches):
+    skipped = 0  # the checks' one-step batch among them
+
+
 class DetachedLoss(TinyNet):
     def loss(self, logits, y):
         return F.cross_entropy(logits, y).detach()

@@ -181,6 +181,16 @@ def test_manual_optimization_with_two_optimizers():
         check_overfit(subject)
 
 
+def test_a_training_step_that_skips_batches_by_returning_none():
+    """Overfit follows the batches that give a loss; on a skipped first batch the one-step checks skip."""
+    assert "< 0.01 at step" in check_overfit(broken.SkipsOddBatches, broken.TinyData)
+    with pytest.raises(AssertionError, match="training_step returned None"):
+        check_training_step(broken.SkipsEvenBatches, broken.TinyData)
+    for check in (check_gradients, check_optimizer_step):
+        with pytest.raises(SkipCheck, match="returned None on the first batch"):
+            check(broken.SkipsEvenBatches, broken.TinyData)
+
+
 class WithEMA(broken.TinyNet):
     """An EMA copy (``AveragedModel``), updated after each batch: its parameters want no gradient."""
 

@@ -112,7 +112,8 @@ class StepRecorder:
     Args:
         model: the module; its ``training_step`` is replaced on the instance only.
         inspect: called with every raw ``training_step`` output before Lightning sees it.
-        stop_below: stop training once a step's loss is below this value (or NaN, or missing).
+        stop_below: stop training once a step's loss is below this value (or NaN), or at once when manual
+            optimization returns no loss.
     """
 
     def __init__(
@@ -144,8 +145,9 @@ class StepRecorder:
                 self.losses.append(float(loss.detach()))
                 if stop_below is not None and not self.losses[-1] >= stop_below:  # reached, or NaN
                     model.trainer.should_stop = True
-            elif stop_below is not None:  # no loss to follow (manual optimization): no point going on
-                model.trainer.should_stop = True
+            elif stop_below is not None and not model.automatic_optimization:
+                model.trainer.should_stop = True  # no loss to follow (manual optimization): no point going on
+            # (``None`` from an automatically optimized step skips that batch, as Lightning allows: go on)
             return output
 
         model.training_step = recorded  # type: ignore[method-assign]
