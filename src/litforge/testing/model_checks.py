@@ -247,7 +247,9 @@ def _one_step(subject: Subject) -> tuple[L.LightningModule, GradientProbe]:
     fit_on_batch(module, subject.batch, steps=1, callbacks=[probe], **subject.trainer_kwargs)
     if module.automatic_optimization and recorder.calls and not recorder.losses:
         # Lightning still calls the optimizer, with no gradients: the training_step check says why
-        raise SkipCheck("training_step returned None on the first batch (a skipped batch): no step to examine")
+        raise SkipCheck(
+            "training_step returned None on the first batch (a skipped batch): no step to examine"
+        )
     if probe.optimizer_steps == 0:
         raise AssertionError(
             "no optimizer step ran on the first batch (training_step returned None, or manual optimization "
