@@ -114,6 +114,14 @@ class NonScalarLoss(TinyNet):
         return F.cross_entropy(logits, y, reduction="none")  # (B,): forgot to reduce
 
 
+class LazyFirstLayer(TinyNet):
+    """A correct classifier whose first layer learns its input width at the first call."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.body = nn.Sequential(nn.LazyLinear(hidden), nn.ReLU())
+
+
 class SkipsOddBatches(TinyNet):
     """Returns None for some batches, as Lightning allows: those batches are skipped."""
 

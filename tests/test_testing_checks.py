@@ -181,6 +181,13 @@ def test_manual_optimization_with_two_optimizers():
         check_overfit(subject)
 
 
+def test_a_lazy_first_layer_passes_every_check():
+    results = run_checks(broken.LazyFirstLayer, broken.TinyData, skip=["export"])
+    assert {r.name: r.status for r in results} == {c.name: "PASS" for c in select_checks(skip=["export"])}, [
+        r.detail for r in results if not r.ok
+    ]
+
+
 def test_a_training_step_that_skips_batches_by_returning_none():
     """Overfit follows the batches that give a loss; on a skipped first batch the one-step checks skip."""
     assert "< 0.01 at step" in check_overfit(broken.SkipsOddBatches, broken.TinyData)

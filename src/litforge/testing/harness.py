@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.nn.parameter import is_lazy
 from torch.utils.data import DataLoader, Dataset
 
 from litforge.callbacks.idle_layers_note import idle_in_training
@@ -174,6 +175,8 @@ class GradientProbe(L.Callback):
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
+        if self.optimizer_steps == 0:  # an nn.LazyLinear's weight exists only after the first forward
+            self.before = trainable_parameters(pl_module) | self.before
         self.optimizer_steps += 1
         ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
         for name, param in pl_module.named_parameters():
@@ -191,5 +194,9 @@ class GradientProbe(L.Callback):
 
 
 def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """``name -> detached copy`` of every parameter that requires grad."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    """``name -> detached copy`` of every parameter that requires grad, less the lazy ones not yet built."""
+    return {
+        n: p.detach().clone()
+        for n, p in model.named_parameters()
+        if p.requires_grad and not is_lazy(p)
+    }
