@@ -373,6 +373,30 @@ def test_the_data_check_reads_each_of_several_validation_loaders(as_dict, names)
     assert f"4 train + 4 {names[0]} + 2 {names[1]} batches" in detail
 
 
+class _TripletsToTrainOn(broken.TinyData):
+    """Metric learning: (anchor, positive, negative) to train on, (x, label) pairs to validate on."""
+
+    def __init__(self, mixed_validation: bool = False) -> None:
+        super().__init__()
+        self.mixed_validation = mixed_validation
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(self.x, self.x.flip(0), self.x.roll(1, 0)), batch_size=16)
+
+    def val_dataloader(self):
+        pairs = [(x, y) for x, y in TensorDataset(self.x, self.y)]
+        if self.mixed_validation:  # a val batch of triplets among the pairs: still refused
+            pairs[32:] = [(x, x, x) for x, _ in pairs[32:]]
+        return DataLoader(pairs, batch_size=16)
+
+
+def test_the_data_check_compares_each_loader_with_its_own_first_batch_when_they_hold_other_entries():
+    detail = check_data(broken.TinyNet, _TripletsToTrainOn())
+    assert "batch[2] (16, 8) float32; val: batch[0] (16, 8) float32, batch[1] (16,) int64" in detail
+    with pytest.raises(AssertionError, match=r"val batch 2 has entries .*, the first batch had"):
+        check_data(broken.TinyNet, _TripletsToTrainOn(mixed_validation=True))
+
+
 @pytest.mark.parametrize(
     ("module", "noted"), [(broken.PretrainedBodyInEvalMode, True), (broken.FrozenBodyInEvalMode, False)]
 )

@@ -54,7 +54,8 @@ def _signature(tensor: torch.Tensor) -> tuple[Any, ...]:
 
 def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches: int = 20) -> str:
     """Up to ``max_batches`` batches of each loader: same structure, dtypes and per-sample shapes as the
-    first, one batch size across a batch's tensors, finite floats, labels in ``[0, num_classes)``."""
+    first (a loader whose batches hold other entries, such as training triplets beside validation pairs, as
+    its own first), one batch size across a batch's tensors, finite floats, labels in ``[0, num_classes)``."""
     subject = as_subject(model, data)
     num_classes = subject.num_classes
     counts, label_range = [], [None, None]
@@ -65,17 +66,21 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
         splits = {split: list(islice(loader, max_batches)) for split, loader in _each_loader(loaders)}
     if splits.get("train"):
         _check_last_train_batch(loaders["train"], splits["train"][0], subject.prototype)
+    own_layouts = []  # splits whose batches hold other entries than training's (triplets to train on, pairs to score)
     for split, batches in splits.items():
-        count = 0
+        count, reference = 0, first
         for index, batch in enumerate(batches):
             where = f"{split} batch {index}"
             entries = _entries(batch)
             if not entries:
                 raise AssertionError(f"{where} is a {type(batch).__name__} with no tensors")
             if first is None:
-                first = entries
+                first = reference = entries
                 _check_input_dtypes(where, batch, entries, subject.prototype)
-            _compare(where, entries, first, takes_any_length)
+            elif index == 0 and set(entries) != set(first):  # compared with its own first batch
+                reference = entries
+                own_layouts.append(f"{split}: " + ", ".join(f"{p} {shape_text(t)}" for p, t in entries.items()))
+            _compare(where, entries, reference, takes_any_length)
             _check_values(where, entries)
             labels = labels_of(batch, positional_inputs(subject.prototype))
             if labels is not None:
@@ -90,7 +95,8 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
         if label_range[0] is not None
         else "; no class labels in the batch"
     )
-    return f"{' + '.join(counts)} batches: {layout}{labels_text}"
+    others = "".join(f"; {each}" for each in own_layouts)
+    return f"{' + '.join(counts)} batches: {layout}{others}{labels_text}"
 
 
 def _each_loader(loaders: dict[str, Any]) -> Iterator[tuple[str, Iterable[Any]]]:
