@@ -118,3 +118,38 @@ def test_an_output_an_export_cannot_answer_per_row_is_refused_in_one_line(projec
     refused = user_cli("export", "--ckpt", str(ckpt), "--format", "onnx")
     assert refused.returncode == 2, refused.output
     assert needle in refused.stderr and refused.stderr.count("litforge: error:") == 1, refused.stderr
+
+
+def test_an_embedding_is_written_exported_and_served_as_vectors_not_as_classes(project, user_cli):
+    """Unit-length rows on a labelled dataset were read as class scores (integer labels and as many values
+    per sample as classes, or more): predictions.csv had prob_ columns and serve answered a class. And a
+    one-row ``example_input_array`` failed the pt2 export (torch.export specialised its batch of 1)."""
+    import usermods
+
+    classes = ["--model", "usermods.Embedder", "--data", "usermods.MyDataModule"]
+    assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "e").returncode == 0
+    run = project / "runs" / "embedder" / "e"
+    predicted = user_cli("predict", "--run", "e")
+    assert predicted.returncode == 0, predicted.output
+    from_checkpoint = csv_rows(run / "predictions.csv")
+    columns = [f"prediction_{i}" for i in range(8)]
+    assert list(from_checkpoint[0]) == ["row", *columns]
+    np.testing.assert_allclose(np.linalg.norm(_numbers(from_checkpoint, columns), axis=1), 1, atol=1e-5)
+
+    exported = user_cli("export", "--run", "e")
+    assert exported.returncode == 0 and "note" not in exported.stderr, exported.output
+    record = json.loads((run / "export" / "export.json").read_text())
+    assert record["output_head"] == "multi_output", record["postprocessing"]
+    assert all(record["formats"][fmt]["parity"]["passed"] for fmt in ("onnx", "pt2", "torchscript"))
+
+    x, _ = usermods._blobs(320, 16, 3, seed=0)
+    with (project / "serve.log").open("w") as log:
+        server, base = start_server(run / "export", log, cwd=project)
+        try:
+            answer = httpx.post(f"{base}/predict", json={"inputs": x[272:275].tolist()}, timeout=60)
+        finally:
+            stop_server(server)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(
+        answer.json()["predictions"], _numbers(from_checkpoint[:3], columns), atol=1e-5
+    )

@@ -780,6 +780,39 @@ class SegData(_TrainAndValidation):
         self.train_set, self.val_set = samples[:64], samples[64:]
 
 
+# -- an embedding model (metric learning): unit-length vectors, not class scores; a one-row example --------
+class Embedder(L.LightningModule):
+    """``forward`` returns L2-normalised embeddings; trained to pull same-label rows together."""
+
+    def __init__(self, dim: int = 8, lr: float = 3e-3, temperature: float = 0.2):
+        super().__init__()
+        self.save_hyperparameters()
+        self.encoder = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, dim))
+        self.example_input_array = torch.zeros(1, 16)  # one row, as many modules write it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.encoder(x), dim=1)
+
+    def _loss(self, batch):
+        x, y = batch
+        z = self(x)
+        similar = (y[:, None] == y[None, :]).float()
+        logits = z @ z.T / self.hparams.temperature
+        return F.binary_cross_entropy_with_logits(logits, similar)
+
+    def training_step(self, batch, batch_idx):
+        return self._loss(batch)
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self._loss(batch))
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
 # -- sequences: token ids of any length (a dynamic sequence axis), alone or with a lengths input -------------
 def token_rows(n: int = 96, length: int = 12, vocab: int = 20) -> tuple[torch.Tensor, ...]:
     """Padded token ids (0 pads), each row's length, and whether token 7 occurs in the row."""

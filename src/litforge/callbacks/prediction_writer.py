@@ -86,7 +86,11 @@ class CSVPredictionWriter(BasePredictionWriter):
             if not isinstance(prediction, dict):
                 outputs = _as_numpy(prediction)
                 self._head, _ = output_head.resolve_head(
-                    pl_module, outputs.shape[1:], np.issubdtype(outputs.dtype, np.floating), classes
+                    pl_module,
+                    outputs.shape[1:],
+                    np.issubdtype(outputs.dtype, np.floating),
+                    classes,
+                    outputs=outputs,
                 )
                 self._threshold = output_head.label_threshold(pl_module)[0]
                 relation = predict_step_relation(pl_module, batch, prediction)

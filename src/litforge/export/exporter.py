@@ -203,7 +203,12 @@ def _output_head(
         return output_head.NAMED_OUTPUTS, f"{type(module).__name__}.forward returns {len(examples)} outputs"
     floating = np.issubdtype(examples[0].dtype, np.floating)
     return output_head.resolve_head(
-        module, examples[0].shape[1:], floating, classes, predict_step_sigmoid=predict_step_sigmoid
+        module,
+        examples[0].shape[1:],
+        floating,
+        classes,
+        predict_step_sigmoid=predict_step_sigmoid,
+        outputs=examples[0],
     )
 
 

@@ -123,7 +123,15 @@ def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None)
             "take inputs the data does not have; make example_input_array one batch shaped like the data "
             "(or remove it: a batch of the datamodule then stands in)"
         )
-    return ExportSpec(inputs=(example,), input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+    return ExportSpec(
+        inputs=(_two_rows(example),), input_names=["input"], dynamic_axes={"input": {0: "batch"}}
+    )
+
+
+def _two_rows(example: torch.Tensor) -> torch.Tensor:
+    """An example batch of one sample, repeated to two: ``torch.export`` specialises a batch axis of size 1
+    (``torch.zeros(1, 64)``, as many modules write it) to that size, and refuses to make it dynamic."""
+    return example.repeat(2, *[1] * (example.dim() - 1)) if example.dim() and len(example) == 1 else example
 
 
 def _positional_inputs(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> ExportSpec:
@@ -143,7 +151,11 @@ def _positional_inputs(module: torch.nn.Module, example: tuple[torch.Tensor, ...
     ]
     names = parameters[: len(example)] if len(parameters) >= len(example) else []
     names = names or [f"input_{i}" for i in range(len(example))]
-    return ExportSpec(inputs=example, input_names=names, dynamic_axes={name: {0: "batch"} for name in names})
+    return ExportSpec(
+        inputs=tuple(map(_two_rows, example)),
+        input_names=names,
+        dynamic_axes={name: {0: "batch"} for name in names},
+    )
 
 
 def is_stale_example(module: torch.nn.Module, example: torch.Tensor, data_input: torch.Tensor) -> bool:

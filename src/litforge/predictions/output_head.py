@@ -177,14 +177,21 @@ def resolve_head(
     floating: bool,
     classes: Classes,
     predict_step_sigmoid: bool = False,
+    outputs: np.ndarray | None = None,
 ) -> tuple[str, str]:
     """(head, why) for a module whose output has ``row_shape`` per sample: declared, else inferred;
-    ``predict_step_sigmoid``: its ``predict_step`` returns sigmoid(forward) (``predict_step_relation``)."""
+    ``predict_step_sigmoid``: its ``predict_step`` returns sigmoid(forward) (``predict_step_relation``);
+    ``outputs``: some of its output rows, to tell an L2-normalised embedding from class scores."""
     owner = type(module).__qualname__
     head = declared_head(module)
     if head is not None:
         _check_fits(head, row_shape, floating, f"{owner} declares {ATTRIBUTE} = {head!r}, but")
         return head, f"declared by {owner}.{ATTRIBUTE}"
+    if floating and len(row_shape) == 1 and row_shape[0] > 1 and outputs is not None and unit_rows(outputs):
+        return (
+            "multi_output",
+            f"inferred: {row_shape[0]} values per sample of length 1 (an L2-normalised embedding, not class scores)",
+        )
     if predict_step_sigmoid and floating and len(row_shape) == 1 and row_shape[0] > 1:
         return (
             "multi_label",
@@ -208,6 +215,15 @@ def resolve_head(
         )
     head, why = infer(row_shape, floating, None if classes.counted_by else classes.count)
     return head, f"inferred: {why}"
+
+
+def unit_rows(outputs: np.ndarray) -> bool:
+    """Every row has L2 norm 1 and is not a probability distribution (a one-hot softmax row has norm 1 too)."""
+    rows = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    if not len(rows) or not np.isfinite(rows).all():
+        return False
+    distributions = bool((rows >= 0).all()) and bool(np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
+    return not distributions and bool(np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-3))
 
 
 def infer(row_shape: tuple[int, ...], floating: bool, num_classes: int | None) -> tuple[str, str]:

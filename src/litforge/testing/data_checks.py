@@ -79,7 +79,9 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
                 _check_input_dtypes(where, batch, entries, subject.prototype)
             elif index == 0 and set(entries) != set(first):  # compared with its own first batch
                 reference = entries
-                own_layouts.append(f"{split}: " + ", ".join(f"{p} {shape_text(t)}" for p, t in entries.items()))
+                own_layouts.append(
+                    f"{split}: " + ", ".join(f"{p} {shape_text(t)}" for p, t in entries.items())
+                )
             _compare(where, entries, reference, takes_any_length)
             _check_values(where, entries)
             labels = labels_of(batch, positional_inputs(subject.prototype))

@@ -195,8 +195,4 @@ class GradientProbe(L.Callback):
 
 def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """``name -> detached copy`` of every parameter that requires grad, less the lazy ones not yet built."""
-    return {
-        n: p.detach().clone()
-        for n, p in model.named_parameters()
-        if p.requires_grad and not is_lazy(p)
-    }
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad and not is_lazy(p)}
