@@ -202,6 +202,47 @@ def test_the_epoch_aggregates_of_the_training_loop(tmp_path) -> None:
     assert seen["m"] == 2.0 and seen["top"] == 2.0  # a mean of 2.0s stays 2.0; the max is batch 2's
 
 
+def test_the_metric_objects_a_validation_logged_and_lightning_resets(tmp_path) -> None:
+    import lightning as L
+    import torchmetrics
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from litforge._compat import lightning as compat
+
+    class Logs(BoringModel):
+        def __init__(self):
+            super().__init__()
+            self.val_mean, self.train_mean = torchmetrics.MeanMetric(), torchmetrics.MeanMetric()
+
+        def training_step(self, batch, batch_idx):
+            self.train_mean.update(1.0)
+            self.log("train_mean", self.train_mean)
+            return super().training_step(batch, batch_idx)
+
+        def validation_step(self, batch, batch_idx):
+            self.val_mean.update(2.0)
+            self.log("val_mean", self.val_mean)
+
+    seen: dict[str, list] = {}
+
+    class Probe(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            seen["training"] = compat.metrics_reset_after_evaluation(trainer)
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            seen["validation"] = compat.metrics_reset_after_evaluation(trainer)
+
+    trainer = L.Trainer(
+        default_root_dir=tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=2, callbacks=[Probe()],
+        enable_progress_bar=False, enable_model_summary=False, logger=False, enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )  # fmt: skip
+    model = Logs()
+    trainer.fit(model)
+    assert seen["training"] == [] and [id(m) for m in seen["validation"]] == [id(model.val_mean)]
+    assert model.val_mean.update_count == 0  # Lightning did reset it after on_validation_end
+
+
 def test_the_fit_loops_epoch_end_and_plateau_step(tmp_path) -> None:
     import lightning as L
     import torch

@@ -25,12 +25,14 @@ class OneCycleClassifier(Classifier):
     epoch aggregates as users do (``train_mean_epoch``: Lightning restarts such sums at a resume) and a
     torchmetrics ``Metric`` object (its sums are outside ``state_dict()``: they restarted too), and keeps
     an EMA of a weight in its own ``on_train_batch_end`` (Lightning calls it after the callbacks' hooks,
-    where step checkpoints used to be taken: one update behind)."""
+    where step checkpoints used to be taken: one update behind). Its validation ``Metric`` object's state
+    was in a checkpoint written at a validation's end, and a resume added it to the next validation's."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.register_buffer("ema", torch.zeros(()))
         self.train_metric = torchmetrics.MeanMetric()  # logged as an object: its sums are not in state_dict()
+        self.val_metric = torchmetrics.MeanMetric()  # reset by Lightning after each validation, not resumed
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         self.ema.mul_(0.5).add_(next(self.parameters()).detach().sum())
@@ -43,6 +45,11 @@ class OneCycleClassifier(Classifier):
         self.train_metric.update(loss.detach() * (batch_idx + 1))
         self.log("train_metric", self.train_metric, on_step=False, on_epoch=True)
         return loss
+
+    def validation_step(self, batch, batch_idx):
+        super().validation_step(batch, batch_idx)
+        self.val_metric.update(next(self.parameters()).detach().sum() + batch_idx)
+        self.log("val_metric", self.val_metric)
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
@@ -122,11 +129,12 @@ class EpochValues(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         logged = trainer.callback_metrics
-        names = ("train_mean", "train_max", "seen", "train_metric")
+        names = ("train_mean", "train_max", "seen", "train_metric", "val_metric")
         self.values[trainer.current_epoch] = {n: logged[n].item() for n in names if n in logged}
 
 
 ONECYCLE_ONLY = {
+    "reference/val-step=3.ckpt",  # a validation's metric state in it was added to the next validation's
     "batch-end/step-00000002.ckpt",
     "batch-end/step-00000005.ckpt",
     "batch-end/step-00000007.ckpt",

@@ -85,6 +85,14 @@ def add_to_aggregate(metric: Any, state: dict[str, Any]) -> None:
     metric._computed = None  # torchmetrics caches compute() until the next update
 
 
+def metrics_reset_after_evaluation(trainer: L.Trainer) -> list[Any]:
+    """The ``torchmetrics.Metric`` objects logged (``self.log("val_mae", self.val_mae)``) in the validation
+    running now, which Lightning resets once its ``on_validation_end`` hooks have run; ``[]`` outside one."""
+    if trainer.training or (results := trainer._results) is None:
+        return []
+    return [metric.value for metric in results.values() if not getattr(metric, "is_tensor", True)]
+
+
 # -- the epoch-end ReduceLROnPlateau step Lightning skips after a resume ------------------------------------
 def plateau_step_skipped(trainer: L.Trainer) -> bool:
     """Whether Lightning will skip this epoch's end-of-epoch ``ReduceLROnPlateau`` step (asked in

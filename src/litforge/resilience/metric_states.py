@@ -13,6 +13,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from litforge._compat.lightning import metrics_reset_after_evaluation
+
 
 class MetricStates(Callback):
     """Saves the states of each ``torchmetrics.Metric`` of the module that has been updated in the epoch
@@ -57,10 +59,13 @@ class MetricStates(Callback):
     def state_dict(self) -> dict[str, Any]:
         if self._module is None or self._next_batch is None:
             return {}
+        # A checkpoint saved at the end of a validation (mid-epoch, val_check_interval) leaves out the metrics
+        # that validation logged: Lightning resets them right after, and the next validation starts afresh.
+        resetting = {id(metric) for metric in metrics_reset_after_evaluation(self._module.trainer)}
         states = {
             name: {key: _copy(value) for key, value in metric.metric_state.items()}
             for name, metric in _metrics(self._module)
-            if metric.update_count > 0
+            if metric.update_count > 0 and id(metric) not in resetting
         }
         return {"epoch": self._epoch, "next_batch": self._next_batch, "states": states} if states else {}
 
