@@ -624,7 +624,7 @@ def test_a_stream_without_a_length_gets_a_note_that_says_what_its_epoch_waits_fo
 
 def test_a_config_of_model_arguments_alone_says_the_trainer_defaults_are_lightnings(project, user_cli):
     """A --config replaces the packaged trainer settings: a file of one lr switched to 1000 epochs, no
-    EarlyStopping and a random seed without a word."""
+    EarlyStopping and seed 0 without a word. The note names the defaults that apply, not one typed."""
     (project / "small.yaml").write_text("model:\n  init_args:\n    lr: 0.05\n")
     model = ["--model", "usermods.LitModel", "--data", "usermods.MyDataModule"]
     printed = user_cli("fit", *model, "-c", "small.yaml", "--print_config")
@@ -633,7 +633,11 @@ def test_a_config_of_model_arguments_alone_says_the_trainer_defaults_are_lightni
     short = ["--trainer.max_steps", "2", "--trainer.limit_val_batches", "1", "--trainer.accelerator", "cpu"]
     fitted = user_cli("fit", *model, "-c", "small.yaml", *short)
     assert fitted.returncode == 0, fitted.output
-    assert "litforge: note: small.yaml sets no trainer: Lightning's trainer defaults apply" in fitted.stderr
+    assert (
+        "litforge: note: small.yaml sets no trainer: Lightning's trainer defaults apply (no EarlyStopping, "
+        "seed 0), not the packaged default's" in fitted.stderr
+    ), fitted.stderr
+    assert "Seed set to 0" in fitted.stderr
     (project / "small.yaml").write_text("model:\n  init_args:\n    lr: 0.05\ntrainer:\n  max_epochs: 3\n")
     assert "sets no trainer" not in user_cli("fit", *model, "-c", "small.yaml", *short).stderr
     (project / "bad.yaml").write_text("model:\n  init_args:\n    lrr: 0.05\n")

@@ -718,16 +718,22 @@ def _note_packaged_class(line: CommandLine) -> None:
 
 def _note_config_without_trainer(line: CommandLine) -> None:
     """A ``--config`` replaces the packaged default's trainer settings (seed 42, max_epochs 30, EarlyStopping,
-    CPU) with Lightning's (a random seed, 1000 epochs, no early stop): a config of model arguments alone
-    made that switch silently. Say so when no config file sets a ``trainer`` or ``seed_everything``."""
+    CPU) with Lightning's (1000 epochs, no early stop) and seed 0: a config of model arguments alone made
+    that switch silently. Say so when no config file sets a ``trainer`` or ``seed_everything``, naming the
+    defaults that apply (not one the command line types)."""
     if not line.has_config or line.asks_help or line.sets("trainer") or line.sets("seed_everything"):
         return
+    applying = [
+        *([] if line.sets("trainer.max_epochs") or line.sets("trainer.max_steps") else ["max_epochs 1000"]),
+        *([] if any(arg.startswith("--trainer.callbacks") for arg in line.args) else ["no EarlyStopping"]),
+        "seed 0",
+    ]
     if os.environ.get("LOCAL_RANK", "0") == "0":
         files = ", ".join(str(path) for path in line.config_files)
         print(
-            f"litforge: note: {files} sets no trainer: Lightning's trainer defaults apply (max_epochs 1000, "
-            "no EarlyStopping, a random seed), not the packaged default's; add a trainer: section (`litforge "
-            "fit --print_config` without -c shows the packaged one)",
+            f"litforge: note: {files} sets no trainer: Lightning's trainer defaults apply "
+            f"({', '.join(applying)}), not the packaged default's; add a trainer: section (`litforge fit "
+            "--print_config` without -c shows the packaged one)",
             file=sys.stderr,
         )
 
