@@ -209,6 +209,29 @@ def test_fit_says_when_a_config_callback_on_a_score_has_only_lightnings_default_
     assert kept.startswith("RunCheckpoint{'monitor': 'val_acc', 'mode': 'max',"), kept
 
 
+def test_monitor_moves_the_packaged_early_stopping_onto_its_metric(cli, tmp_path) -> None:
+    """``--monitor val_acc`` kept best.ckpt on val_acc while the packaged EarlyStopping stopped on val_loss."""
+    import yaml
+
+    from cli_helpers import TINY_TRAINER
+
+    result = cli("fit", *TINY_TRAINER, "--run", "m", "--monitor", "val_acc")
+    assert result.returncode == 0, result.output
+    assert (
+        "--monitor val_acc: the packaged early stopping follows it too (mode max), not val_loss"
+        in result.stderr
+    )
+    config = yaml.safe_load((tmp_path / "runs" / "classifier" / "m" / "config.yaml").read_text())
+    (stopper,) = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("EarlyStopping")]
+    assert (stopper["init_args"]["monitor"], stopper["init_args"]["mode"]) == ("val_acc", "max")
+    # a config's own EarlyStopping is the user's word: left where it is
+    (tmp_path / "es.yaml").write_text(
+        "trainer:\n  callbacks:\n  - class_path: EarlyStopping\n    init_args:\n      monitor: val_loss\n"
+    )
+    own = cli("fit", "-c", "es.yaml", *TINY_TRAINER, "--run", "o", "--monitor", "val_acc")
+    assert own.returncode == 0 and "follows it too" not in own.stderr, own.output
+
+
 def test_the_closest_logged_name_is_the_first_loaders_before_one_spelt_alike():
     """With two validation loaders Lightning logs val_loss/dataloader_idx_0 and _1: the hint named train_loss,
     which would keep the checkpoint of the lowest training loss."""

@@ -96,3 +96,19 @@ def _is_config(callback: Any) -> bool:
 
 def _get(node: Any, key: str) -> Any:
     return node.get(key) if isinstance(node, dict) else getattr(node, key, None)
+
+
+def move_packaged_early_stopping(callbacks: list[Any], monitor: str, mode: str | None) -> str | None:
+    """``litforge fit --monitor val_recall_at_1`` with the packaged default's ``EarlyStopping`` (on
+    ``val_loss``): set its config on the typed metric and mode (``mode`` typed, else the name's, else min),
+    so training stops on the metric best.ckpt keeps, and the run's config.yaml says so. Returns the note."""
+    for callback in callbacks:
+        kind, watched, _ = class_monitor_mode(callback)
+        if kind == "EarlyStopping" and _is_config(callback) and watched and watched != monitor:
+            chosen = mode or mode_by_name(monitor) or "min"
+            args = _get(callback, "init_args")
+            args["monitor"], args["mode"] = monitor, chosen
+            return (
+                f"--monitor {monitor}: the packaged early stopping follows it too (mode {chosen}), not {watched}"
+            )
+    return None

@@ -26,7 +26,11 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.argparse import parser_actions
 from litforge._compat.lightning_cli import HookedLightningCLI, quiet_seeding
-from litforge.callbacks.monitor_mode import configured_monitors, unstated_mode_notes
+from litforge.callbacks.monitor_mode import (
+    configured_monitors,
+    move_packaged_early_stopping,
+    unstated_mode_notes,
+)
 from litforge.callbacks.run_checkpoint import DEFAULT_MONITOR, RunCheckpoint
 from litforge.engine.checkpoint_fit import check_checkpoint_fits
 from litforge.engine.config_mistakes import (
@@ -257,7 +261,7 @@ class LitforgeCLI(HookedLightningCLI):
             help=f"fit: the metric that picks checkpoints/best.ckpt (default: the monitor of a ModelCheckpoint "
             "under trainer.callbacks, else the model's checkpoint_monitor attribute, else the monitor of an "
             f"EarlyStopping there, else {DEFAULT_MONITOR}); "
-            "no best.ckpt when it is not logged.",
+            "no best.ckpt when it is not logged. The packaged default's early stopping follows it too.",
         )
         parser.add_argument(
             "--monitor_mode",
@@ -343,6 +347,7 @@ class LitforgeCLI(HookedLightningCLI):
             _note_config_without_trainer(self.command_line)
         if self.config.get("subcommand") == "fit":
             appended_once_on_resume(section.trainer, self.command_line)
+            self._early_stopping_follows_monitor(section)
         if "subcommand" in self.config and not self.parse_only:
             self.run_dir = self._resolve_run(self.config.subcommand, self.config[self.config.subcommand])
         init_args = _model_init_args(self.config)
@@ -350,6 +355,17 @@ class LitforgeCLI(HookedLightningCLI):
         self._explicit_model_args = {
             name: init_args[name] for name in self.command_line.model_args if name in init_args
         }
+
+    def _early_stopping_follows_monitor(self, section: Namespace) -> None:
+        """``--monitor METRIC`` moves the packaged default's EarlyStopping (on val_loss) onto METRIC."""
+        line = self.command_line
+        monitor = line.typed_value("--monitor")
+        if not monitor or _configures_callbacks(line):
+            return
+        callbacks = as_list(section.trainer.get("callbacks"))
+        note = move_packaged_early_stopping(callbacks, monitor, line.typed_value("--monitor_mode"))
+        if note and not self.quiet and not self.parse_only and rank_zero_only.rank == 0:
+            print(f"litforge: note: {note}", file=sys.stderr)
 
     def checkpoint_hyperparameters_applied(self) -> None:
         """Lightning has just replaced the model's init args with the checkpoint's hyperparameters: the
@@ -608,12 +624,9 @@ class LitforgeCLI(HookedLightningCLI):
             mark_finished(self.run_dir.path, finish_record(self.trainer))
         stopper = self.trainer.early_stopping_callback
         if stopper is not None and stopper.stopped_epoch > 0:
-            configured = self.command_line.has_config or any(
-                arg.startswith("--trainer.callbacks") for arg in self.command_line.args
-            )
             where = (
                 ""
-                if configured
+                if _configures_callbacks(self.command_line)
                 else " (the packaged default's EarlyStopping: set trainer.callbacks to change it)"
             )
             self._report(
@@ -714,6 +727,12 @@ def _note_packaged_class(line: CommandLine) -> None:
             f"(pass --{missing} CLASS for your own)",
             file=sys.stderr,
         )
+
+
+def _configures_callbacks(line: CommandLine) -> bool:
+    """Whether the trainer's callbacks are the user's (a config file, ``--trainer.callbacks``), not the
+    packaged default's."""
+    return line.has_config or any(arg.startswith("--trainer.callbacks") for arg in line.args)
 
 
 def _note_config_without_trainer(line: CommandLine) -> None:
