@@ -108,7 +108,5 @@ def move_packaged_early_stopping(callbacks: list[Any], monitor: str, mode: str |
             chosen = mode or mode_by_name(monitor) or "min"
             args = _get(callback, "init_args")
             args["monitor"], args["mode"] = monitor, chosen
-            return (
-                f"--monitor {monitor}: the packaged early stopping follows it too (mode {chosen}), not {watched}"
-            )
+            return f"--monitor {monitor}: the packaged early stopping follows it too (mode {chosen}), not {watched}"
     return None
