@@ -307,6 +307,22 @@ def test_another_models_checkpoint_is_refused_in_one_line(trained, user_cli):
     assert json.loads((trained / "export" / "export.json").read_text())["source"]["datamodule_class"] is None
 
 
+def test_an_early_stopping_from_configure_callbacks_is_named_as_the_models(project, user_cli):
+    """It replaced the packaged EarlyStopping without a word, and the closing line credited the packaged one."""
+    model = ["--model", "usermods.OwnEarlyStoppingModel", "--data", "usermods.MyDataModule", *QUICK]
+    result = user_cli("fit", *model, "--trainer.max_epochs", "6", "--run", "es")
+    assert result.returncode == 0, result.output
+    assert (
+        "litforge: note: OwnEarlyStoppingModel.configure_callbacks() returns an EarlyStopping on valid/accuracy; "
+        "it replaces the config's on val_loss; best.ckpt follows val_loss (--monitor valid/accuracy to keep the "
+        "same metric)" in result.stderr
+    ), result.stderr
+    assert (
+        "stopped after epoch 2 of 6 (OwnEarlyStoppingModel.configure_callbacks()'s EarlyStopping)"
+        in result.output
+    )
+
+
 def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     regressor = ["--model", "usermods.Regressor", "--data", "usermods.RegressionData", *QUICK]
     assert user_cli("fit", *regressor, "--run", "r").returncode == 0

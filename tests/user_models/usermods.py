@@ -371,6 +371,16 @@ class OtherMetricsModel(LitModel):
         self.log("valid/accuracy", (self(x).argmax(-1) == y).float().mean())
 
 
+class OwnEarlyStoppingModel(OtherMetricsModel):
+    """Stops itself on its accuracy: ``configure_callbacks()`` replaces the config's EarlyStopping."""
+
+    def configure_callbacks(self):
+        # min_delta 1: no accuracy improves by 1, so it stops at its second validation
+        return [
+            L.pytorch.callbacks.EarlyStopping(monitor="valid/accuracy", mode="max", patience=0, min_delta=1.0)
+        ]
+
+
 class PlateauModel(LitModel):
     """The learning rate drops when val_loss stalls: ReduceLROnPlateau, stepped on a monitored metric."""
 

@@ -26,6 +26,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.argparse import parser_actions
 from litforge._compat.lightning_cli import HookedLightningCLI, quiet_seeding
+from litforge.callbacks.model_callbacks_note import ModelEarlyStoppingNote
 from litforge.callbacks.monitor_mode import (
     configured_monitors,
     move_packaged_early_stopping,
@@ -165,6 +166,7 @@ class LitforgeCLI(HookedLightningCLI):
         self._folder_before: FolderSnapshot | None = None
         self._checkpoints_before: set[str] = set()
         self._start_step = StepAtTrainStart()
+        self._stopping_note: ModelEarlyStoppingNote | None = None
         self._explicit_model_args: dict[str, Any] = {}
         self._configured_model_args: dict[str, Any] = {}
         self._model_args_changed: dict[str, Any] = {}  # --model.NAME flags that replaced a checkpoint's value
@@ -484,6 +486,9 @@ class LitforgeCLI(HookedLightningCLI):
         run_checkpoints = [c for c in defaults if isinstance(c, RunCheckpoint)]
         others = [c for c in defaults if not isinstance(c, RunCheckpoint)]
         kwargs["callbacks"] = given + run_checkpoints + others + self.extra_callbacks
+        if subcommand == "fit":
+            self._stopping_note = ModelEarlyStoppingNote(given, monitor, quiet=self.quiet)
+            kwargs["callbacks"].append(self._stopping_note)
         if subcommand == "fit" and self._model_args_changed:  # the optimizer follows them, not the checkpoint
             kwargs["callbacks"].append(ChangedOptimizerSettings(self._model_args_changed))
         elif subcommand == "fit" and ckpt_path and self.command_line.types_optimizer:
@@ -624,11 +629,12 @@ class LitforgeCLI(HookedLightningCLI):
             mark_finished(self.run_dir.path, finish_record(self.trainer))
         stopper = self.trainer.early_stopping_callback
         if stopper is not None and stopper.stopped_epoch > 0:
-            where = (
-                ""
-                if _configures_callbacks(self.command_line)
-                else " (the packaged default's EarlyStopping: set trainer.callbacks to change it)"
-            )
+            if self._stopping_note is not None and self._stopping_note.from_model(stopper):
+                where = f" ({type(self.model).__name__}.configure_callbacks()'s EarlyStopping)"
+            elif _configures_callbacks(self.command_line):
+                where = ""
+            else:
+                where = " (the packaged default's EarlyStopping: set trainer.callbacks to change it)"
             self._report(
                 f"early stopping: {stopper.monitor} did not improve for {stopper.patience} validation "
                 f"checks, so training stopped after epoch {stopper.stopped_epoch + 1} of "
