@@ -122,6 +122,19 @@ class LazyFirstLayer(TinyNet):
         self.body = nn.Sequential(nn.LazyLinear(hidden), nn.ReLU())
 
 
+class BuiltInSetup(TinyNet):
+    """Builds its first layer in ``setup()`` from ``self.trainer.datamodule`` (guarded: setup runs per stage)."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.05) -> None:
+        super().__init__(hidden, lr)
+        self.body = None
+
+    def setup(self, stage: str) -> None:
+        if self.body is None:
+            width = self.trainer.datamodule.num_features
+            self.body = nn.Sequential(nn.Linear(width, self.hparams.hidden), nn.ReLU())
+
+
 class SkipsOddBatches(TinyNet):
     """Returns None for some batches, as Lightning allows: those batches are skipped."""
 

@@ -188,6 +188,16 @@ def test_a_lazy_first_layer_passes_every_check():
     ]
 
 
+def test_a_layer_built_in_setup_from_the_datamodule_is_checked_and_load_from_checkpoint_is_failed():
+    """setup() runs with the datamodule, as the Trainer runs it (9 checks errored on trainer.datamodule None);
+    Lightning's load_from_checkpoint does not run it, and silently restored none of its weights."""
+    results = {r.name: r for r in run_checks(broken.BuiltInSetup, broken.TinyData, skip=["export"])}
+    assert {name for name, r in results.items() if r.status != "PASS"} == {"checkpoint"}, results
+    assert results["checkpoint"].detail.startswith(
+        "BuiltInSetup.load_from_checkpoint restores none of 2 tensor(s) (e.g. body.0.bias)"
+    )
+
+
 def test_a_training_step_that_skips_batches_by_returning_none():
     """Overfit follows the batches that give a loss; on a skipped first batch the one-step checks skip."""
     assert "< 0.01 at step" in check_overfit(broken.SkipsOddBatches, broken.TinyData)

@@ -323,6 +323,22 @@ def test_an_early_stopping_from_configure_callbacks_is_named_as_the_models(proje
     )
 
 
+def test_a_network_built_in_setup_from_the_datamodule_exports_and_predicts(project, user_cli):
+    """export rebuilt the module from __init__ alone: its network was None, the weights loaded nowhere
+    without a word, and forward raised a traceback. Now setup() runs with the run's datamodule first."""
+    model = ["--model", "usermods.SetupBuiltModel", "--data", "usermods.WidthData", *QUICK]
+    assert user_cli("fit", *model, "--run", "s").returncode == 0
+    run = project / "runs" / "setupbuiltmodel" / "s"
+    assert user_cli("predict", "--run", "s").returncode == 0
+    exported = user_cli("export", "--run", "s", "--format", "onnx,pt2")
+    assert exported.returncode == 0, exported.output
+    assert "GPU available" not in exported.output  # the bare Trainer that carries the datamodule is quiet
+    record = json.loads((run / "export" / "export.json").read_text())
+    assert all(record["formats"][fmt]["parity"]["passed"] for fmt in ("onnx", "pt2"))
+    rows = csv_rows(run / "predictions.csv")
+    assert list(rows[0])[:2] == ["row", "prediction"]
+
+
 def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     regressor = ["--model", "usermods.Regressor", "--data", "usermods.RegressionData", *QUICK]
     assert user_cli("fit", *regressor, "--run", "r").returncode == 0

@@ -371,6 +371,26 @@ class OtherMetricsModel(LitModel):
         self.log("valid/accuracy", (self(x).argmax(-1) == y).float().mean())
 
 
+class SetupBuiltModel(LitModel):
+    """Builds its network in ``setup()`` from ``self.trainer.datamodule`` (its width), as many modules do."""
+
+    def __init__(self, hidden_dim: int = 32, lr: float = 1e-2):
+        super().__init__(hidden_dim=hidden_dim, lr=lr)
+        self.model = None
+        self.example_input_array = torch.zeros(2, 16)
+
+    def setup(self, stage: str) -> None:
+        if self.model is None:  # Lightning calls setup once per stage
+            width = self.trainer.datamodule.n_features
+            self.model = nn.Sequential(
+                nn.Linear(width, self.hparams.hidden_dim), nn.ReLU(), nn.Linear(self.hparams.hidden_dim, 3)
+            )
+
+
+class WidthData(MyDataModule):
+    n_features = 16
+
+
 class OwnEarlyStoppingModel(OtherMetricsModel):
     """Stops itself on its accuracy: ``configure_callbacks()`` replaces the config's EarlyStopping."""
 

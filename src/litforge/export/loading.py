@@ -23,6 +23,7 @@ import yaml
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
+from litforge.data.module_setup import builds_in_setup, set_up_with_data
 from litforge.engine.checkpoint_fit import check_checkpoint_fits, check_same_model_class
 from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError, first_line
@@ -140,12 +141,21 @@ def load_checkpoint(
     kwargs = {**(init_args if isinstance(init_args, dict) else {}), **hparams}
     kwargs = _with_injected_objects(cls, _accepted_kwargs(cls, kwargs), where)
     module = _configured(_built(cls, kwargs, class_path, path), class_path)
+    datamodule = _set_up_as_the_trainer_does(module, config, data_cls, class_path)
     check_checkpoint_fits(path, module, flag="--ckpt", state_dict=checkpoint["state_dict"])
     try:  # weights saved through torch.compile wrappers are named net._orig_mod.<...>: load them as net.<...>
         keys = module.load_state_dict(uncompiled_state_dict(checkpoint["state_dict"]), strict=False)
     except RuntimeError as err:  # a lazy parameter of another shape: torch's second line says which
         detail = (str(err).strip().splitlines() or [""])[1:2] or [first_line(err)]
         raise UsageError(f"--ckpt: weights in {path} do not fit {class_path}: {detail[0].strip()}") from None
+    unplaced = sorted(uncompiled_state_dict(checkpoint["state_dict"]).keys() - module.state_dict().keys())
+    if unplaced and not keys.unexpected_keys:  # under a submodule that is None (built in setup()?)
+        raise UsageError(
+            f"--ckpt: weights in {path} do not fit {class_path}: {len(unplaced)} tensor(s) (e.g. {unplaced[0]}) "
+            "have no place in the module as __init__ and configure_model() build it; build that layer there "
+            "(its size as an init argument, or an nn.LazyLinear), or in setup() from self.trainer.datamodule "
+            "with the run's datamodule importable"
+        )
     if keys.missing_keys or keys.unexpected_keys:
         raise UsageError(
             f"--ckpt: weights in {path} do not fit {class_path}: "
@@ -159,7 +169,7 @@ def load_checkpoint(
     module.eval()
     loaded = LoadedCheckpoint(module=module, class_path=class_path, checkpoint=path.resolve())
     note_if_unverified(path)
-    datamodule = _attach_data(loaded, config, data_cls)
+    datamodule = _attach_data(loaded, config, data_cls, datamodule)
     loaded.classes = declared_classes(module, datamodule, loaded.batch_labels)
     return loaded
 
@@ -314,18 +324,50 @@ def data_side_scaling(datamodule: Any) -> list[str]:
     return found
 
 
-def _attach_data(loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: type | None) -> Any:
-    """One real batch from the run's datamodule, when it can be built offline; the datamodule or None."""
+def _prepared_datamodule(config: dict[str, Any], data_cls: type) -> Any:
+    """The run's datamodule, built from its config and prepared as Lightning prepares it for predict."""
+    init_args = config["data"].get("init_args")
+    datamodule = data_cls(**(init_args if isinstance(init_args, dict) else {}))
+    datamodule.prepare_data()  # Lightning's order: a datamodule may write its files here
+    datamodule.setup("predict")
+    return datamodule
+
+
+def _set_up_as_the_trainer_does(
+    module: torch.nn.Module, config: dict[str, Any], data_cls: type | None, class_path: str
+) -> Any:
+    """For a module with its own ``setup()`` (a layer built from ``self.trainer.datamodule``): the run's
+    datamodule, prepared, and ``module.setup("predict")`` run with it, before the weights load; else None."""
+    if not builds_in_setup(module) or data_cls is None:
+        return None
+    try:
+        datamodule = _prepared_datamodule(config, data_cls)
+    except Exception as err:  # without it setup() cannot run: the weights check says what is missing
+        print(
+            f"litforge: note: {class_path}.setup() not run: datamodule {config['data']['class_path']} "
+            f"unavailable ({type(err).__name__}: {first_line(err)})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+    try:
+        set_up_with_data(module, datamodule, "predict")
+    except Exception as err:
+        raise JobFailed(f"{class_path}.setup('predict') failed: {type(err).__name__}: {err}") from None
+    return datamodule
+
+
+def _attach_data(
+    loaded: LoadedCheckpoint, config: dict[str, Any], data_cls: type | None, datamodule: Any = None
+) -> Any:
+    """One real batch from the run's datamodule (``datamodule`` when it is prepared already), when it can be
+    built offline; the datamodule or None."""
     if data_cls is None:
         return None
     data_config = config["data"]
     loaded.data_class_path = data_config["class_path"]
-    init_args = data_config.get("init_args")
-    datamodule = None
     try:
-        datamodule = data_cls(**(init_args if isinstance(init_args, dict) else {}))
-        datamodule.prepare_data()  # Lightning's order: a datamodule may write its files here
-        datamodule.setup("predict")
+        datamodule = datamodule or _prepared_datamodule(config, data_cls)
         batch = next(iter(datamodule.predict_dataloader()))
         inputs = forward_inputs_from_batch(loaded.module, batch)
         tensors = [*inputs[0], *inputs[1].values()] if inputs else []

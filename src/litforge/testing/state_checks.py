@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
+from litforge._compat.torch_compile import uncompiled_state_dict
 from litforge.testing.harness import StepRecorder, fit_on_batch
 from litforge.testing.model_checks import eval_forward
 from litforge.testing.subject import (
@@ -87,6 +88,15 @@ def check_checkpoint(model: ModelLike | Subject, data: DataLike = None) -> str:
                 f"{cls.__name__}.load_from_checkpoint failed: {type(error).__name__}: {error} "
                 f"(saved hparams: {dict(module.hparams)})"
             ) from error
+        saved_names = uncompiled_state_dict(module.state_dict()).keys()  # what the checkpoint holds
+        unplaced = sorted(saved_names - uncompiled_state_dict(loaded.state_dict()).keys())
+    if unplaced:  # under a submodule load_from_checkpoint leaves None: one setup() builds from the datamodule
+        raise AssertionError(
+            f"{cls.__name__}.load_from_checkpoint restores none of {len(unplaced)} tensor(s) (e.g. {unplaced[0]}): "
+            "the layer holding them is not built by __init__ or configure_model() (built in setup()?); "
+            "litforge's commands run setup() with the run's datamodule, load_from_checkpoint does not: pass its "
+            "size as an init argument, or use an nn.LazyLinear"
+        )
     saved, restored = _user_hparams(module), _user_hparams(loaded)
     # Every saved value must come back. A loaded module may record more (a subclass built by a config
     # saves the subclass's arguments; rebuilt directly, its parent's save_hyperparameters sees its own).

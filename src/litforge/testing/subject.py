@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from litforge._compat.torch import tree_leaves
+from litforge.data.module_setup import builds_in_setup, set_up_with_data
 from litforge.errors import first_line  # noqa: F401  (used by the checks)
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
 
@@ -68,11 +69,15 @@ class Subject:
         from the factory. Every check starts from here, so its random state is the same on every run.
 
         ``configure=True`` also runs the module's ``configure_model`` hook (layers built or compiled there),
-        as the Trainer and ``load_from_checkpoint`` do; checks that run a Trainer leave it to the Trainer."""
+        as the Trainer and ``load_from_checkpoint`` do; checks that run a Trainer leave it to the Trainer.
+        A module with its own ``setup()`` has it run with the datamodule (``self.trainer.datamodule``), as the
+        Trainer runs it; the checks' Trainers, which have no datamodule, then find its layers built."""
         L.seed_everything(self.seed, verbose=False)
         model = copy.deepcopy(self.model) if isinstance(self.model, L.LightningModule) else self.model()
         if not isinstance(model, L.LightningModule):
             raise TypeError(f"the model factory returned {type(model).__name__}, not a LightningModule")
+        if builds_in_setup(model) and self.datamodule is not None:
+            set_up_with_data(model, self.datamodule, "fit")  # a layer built from self.trainer.datamodule
         if configure and is_overridden("configure_model", model):
             model.configure_model()
         return model
