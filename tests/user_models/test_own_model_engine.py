@@ -372,9 +372,11 @@ def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
 
 
 def test_a_run_name_that_does_not_exist_lists_the_runs_that_do(trained, user_cli):
-    result = user_cli("test", "--run", "p2")
+    result = user_cli("test", "--run", "zz")
     assert result.returncode == 2, result.output
-    assert "--run p2: no such run under runs (runs there: litmodel/p1)" in result.stderr
+    assert "--run zz: no such run under runs (runs there: litmodel/p1)" in result.stderr
+    short = user_cli("test", "--run", "p2")  # one character off a short name
+    assert "--run p2: no such run under runs (did you mean p1 (litmodel/p1)? runs there:" in short.stderr
     typo = user_cli("test", "--run", "p11")
     assert "--run p11: no such run under runs (did you mean p1 (litmodel/p1)? runs there:" in typo.stderr
 

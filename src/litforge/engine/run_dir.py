@@ -231,7 +231,8 @@ def _default_alias(root: Path, experiment: str, run: str | None) -> str:
             f"runs there: {', '.join(held[:8])}{', ...' if len(held) > 8 else ''}" if held else "none yet"
         )
         names = {held_run.split("/")[1]: held_run for held_run in held}
-        close = difflib.get_close_matches(run, list(names), n=1, cutoff=0.6)
+        # one character off a short name (e2 for e1) is as close as two in a longer one
+        close = difflib.get_close_matches(run, list(names), n=1, cutoff=0.5 if len(run) <= 3 else 0.6)
         hint = f"did you mean {close[0]} ({names[close[0]]})? " if close else ""
         raise UsageError(f"--run {run}: no such run under {root} ({hint}{listing})")
     where = root / experiment / run if run else root / experiment
