@@ -36,6 +36,13 @@ def test_broken_module_exits_1_and_the_table_names_the_failing_check(cli):
     assert "PASS" in rows["forward"]
     assert "litforge: error: 2 of 9 checks failed: gradients, optimizer_step" in result.stderr
     assert "Traceback" not in result.output
+    # --debug: each failing check's own traceback, from where it raised
+    debug = cli(
+        "check", "--model", "broken_modules.UnusedLayer", "--data", "broken_modules.TinyData",
+        "--only", "gradients", "--debug", env=WITH_BROKEN_MODULES,
+    )  # fmt: skip
+    assert debug.returncode == 1, debug.output
+    assert "--- gradients: FAIL ---" in debug.stderr and 'model_checks.py", line' in debug.stderr
 
 
 def test_third_party_module_by_class_path(cli):

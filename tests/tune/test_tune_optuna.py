@@ -45,6 +45,8 @@ def test_median_pruner_prunes_a_bad_lr_region_and_best_yaml_reproduces(cli, tmp_
     assert [int(r["number"]) for r in rows] == list(range(6))
     pruned = [r for r in rows if r["state"] == "PRUNED"]
     assert [(r["number"], float(r["model.lr"]), r["epochs"]) for r in pruned] == [("5", 1e-6, "1")]
+    assert pruned[0]["val_loss"] == "" and float(pruned[0]["last_val_loss"]) > 0  # where it stood
+    assert "(a pruned trial's value in parentheses: its last epoch's)" in result.stdout
     for plot in ("optimization_history", "intermediate_values", "parallel_coordinate"):
         assert (out / "plots" / f"{plot}.png").stat().st_size > 1000
         assert (out / "plots" / f"{plot}.html").is_file()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 
 from litforge._compat.argparse import flag_suggestion
 from litforge.cli.command_parser import CommandParser
-from litforge.cli.errors import USER_INPUT_ERRORS, JobFailed, UsageError
+from litforge.cli.errors import USER_INPUT_ERRORS, JobFailed, UsageError, debug_enabled
 
 STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow", "ERROR": "bold red"}
 
@@ -105,6 +106,11 @@ def main(command: str, argv: list[str]) -> int:
     counts = {status: sum(r.status == status for r in results) for status in STATUS_STYLE}
     summary = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n)
     print(f"{summary} in {time.perf_counter() - start:.1f} s", flush=True)
+    if failed and debug_enabled(sys.argv):  # each failure's own traceback, where it raised
+        for result in results:
+            if not result.ok and result.error is not None:
+                print(f"\n--- {result.name}: {result.status} ---", file=sys.stderr)
+                traceback.print_exception(result.error, file=sys.stderr)
     if failed:
         raise JobFailed(f"{len(failed)} of {len(results)} checks failed: {', '.join(failed)}")
     return 0

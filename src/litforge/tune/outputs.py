@@ -46,6 +46,11 @@ class TrialRecord:
     def folder(self) -> str:
         return self.name or str(self.number)
 
+    @property
+    def last_value(self) -> float | None:
+        """The metric at the last epoch the trial reported: where a pruned trial stood when it stopped."""
+        return self.intermediate[max(self.intermediate)] if self.intermediate else None
+
 
 def epochs_of(trial: Any) -> int:
     """The epochs an Optuna trial trained: its reports, or the count the trial recorded when it finished."""
@@ -110,15 +115,18 @@ def best_record(records: list[TrialRecord], maximize: bool) -> TrialRecord | Non
 
 
 def write_trials_csv(records: list[TrialRecord], space: SearchSpace, path: Path) -> None:
-    """``trials.csv``: number, state, value, one column per parameter, duration, epochs, fail reason."""
+    """``trials.csv``: number, state, value, one column per parameter, duration, epochs, the metric at the
+    last epoch reported (a pruned trial's, where it stopped), fail reason."""
     keys = [p.key for p in space.params]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["number", "state", space.metric, *keys, "duration_s", "epochs", "fail_reason"])
+    last = f"last_{space.metric}"
+    writer.writerow(["number", "state", space.metric, *keys, "duration_s", "epochs", last, "fail_reason"])
     for r in sorted(records, key=lambda r: r.number):
         duration = "" if r.duration_s is None else f"{r.duration_s:.2f}"
         value = "" if r.value is None else repr(r.value)
-        row = [r.number, r.state, value, *(r.params.get(k, "") for k in keys), duration, r.epochs]
+        last_value = "" if r.last_value is None else repr(r.last_value)
+        row = [r.number, r.state, value, *(r.params.get(k, "") for k in keys), duration, r.epochs, last_value]
         writer.writerow([*row, r.fail_reason])
     write_text_atomically(path, buffer.getvalue())
 
@@ -157,11 +165,14 @@ def summary_table(records: list[TrialRecord], space: SearchSpace, best: TrialRec
         values = [_short(r.params.get(p.key, "")) for p in space.params]
         duration = "" if r.duration_s is None else f"{r.duration_s:.1f}s"
         value = "" if r.value is None else f"{r.value:.5g}"
+        if r.value is None and r.state == "PRUNED" and r.last_value is not None:
+            value = f"({r.last_value:.5g})"  # where it stood when pruned: not a final value to rank
         table.add_row(str(r.number), r.state, value, *values, str(r.epochs), duration)
     counts = {s: sum(r.state == s for r in records) for s in ("COMPLETE", "PRUNED", "FAIL")}
     console = Console(file=io.StringIO(), width=140, force_terminal=False)
     console.print(table)
-    console.print(", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
+    pruned = " (a pruned trial's value in parentheses: its last epoch's)" if counts["PRUNED"] else ""
+    console.print(", ".join(f"{n} {s.lower()}" for s, n in counts.items()) + pruned)
     if best is not None:
         console.print(f"best: trial {best.number}, {space.metric}={best.value:.6g}, {best.params}")
     return console.file.getvalue()  # type: ignore[attr-defined]
