@@ -196,6 +196,25 @@ def test_the_head_is_inferred_from_shape_dtype_and_declared_classes() -> None:
     assert infer((3,), False, 3)[0] == "custom"
 
 
+def test_an_embedding_or_a_reconstruction_is_not_read_as_class_scores() -> None:
+    """Both were, on labelled data: 64 values per sample and labels 0..9 made a 64-class classifier."""
+    digits = Classes(labels_below=10)
+    rows = np.random.default_rng(0).normal(size=(4, 64))
+    assert resolve_head(_Module(), (64,), True, digits)[0] == "classification"  # nothing else known
+    head, why = resolve_head(_Module(), (64,), True, digits, outputs=rows, input_rows=(64,))
+    assert (head, why) == (
+        "multi_output",
+        "inferred: the output has forward's input shape (64,) per sample (a reconstruction)",
+    )
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    assert resolve_head(_Module(), (64,), True, digits, outputs=unit)[0] == "multi_output"
+    one_hot = np.eye(64)[:4]  # a confident softmax: length 1 too, but a distribution
+    assert resolve_head(_Module(), (64,), True, digits, outputs=one_hot)[0] == "classification"
+    # classes declared or counted in that number win: a segmenter of 3 classes on 3-channel images
+    segmenter = resolve_head(_Module(), (3, 8, 8), True, Classes(count=3), input_rows=(3, 8, 8))
+    assert segmenter[0] == "segmentation"
+
+
 def test_a_declared_head_wins_and_must_fit_the_output() -> None:
     head, why = resolve_head(_Module("regression", num_classes=2), (1,), True, Classes(count=2))
     assert head == "regression" and "declared" in why

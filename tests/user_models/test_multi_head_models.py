@@ -153,3 +153,17 @@ def test_an_embedding_is_written_exported_and_served_as_vectors_not_as_classes(p
     np.testing.assert_allclose(
         answer.json()["predictions"], _numbers(from_checkpoint[:3], columns), atol=1e-5
     )
+
+
+def test_a_reconstruction_is_written_and_exported_as_values_not_as_classes(project, user_cli):
+    """An autoencoder on (x, label) batches: 16 outputs and labels 0..2 made it a 16-class classifier
+    (predictions.csv had prob_0 ... prob_15 and an argmax)."""
+    classes = ["--model", "usermods.Reconstructor", "--data", "usermods.MyDataModule"]
+    assert user_cli("fit", *classes, *QUICK, "--trainer.max_epochs", "1", "--run", "r").returncode == 0
+    run = project / "runs" / "reconstructor" / "r"
+    assert user_cli("predict", "--run", "r").returncode == 0
+    assert list(csv_rows(run / "predictions.csv")[0]) == ["row", *(f"prediction_{i}" for i in range(16))]
+    exported = user_cli("export", "--run", "r", "--format", "onnx")
+    assert exported.returncode == 0, exported.output
+    record = json.loads((run / "export" / "export.json").read_text())
+    assert record["output_head"] == "multi_output", record["postprocessing"]

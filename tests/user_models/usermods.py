@@ -843,6 +843,35 @@ class Embedder(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
 
+# -- an autoencoder on labelled rows: forward returns a reconstruction of its input, not class scores -------
+class Reconstructor(L.LightningModule):
+    """Reconstructs its 16 features through a 4-value code; the batches' labels are left unused."""
+
+    def __init__(self, code: int = 4, lr: float = 3e-3):
+        super().__init__()
+        self.save_hyperparameters()
+        self.encoder = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, code))
+        self.decoder = nn.Sequential(nn.Linear(code, 8), nn.ReLU(), nn.Linear(8, 16))
+        self.example_input_array = torch.zeros(2, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+    def training_step(self, batch, batch_idx):
+        x, _ = batch
+        return F.mse_loss(self(x), x)
+
+    def validation_step(self, batch, batch_idx):
+        x, _ = batch
+        self.log("val_loss", F.mse_loss(self(x), x))
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
 # -- sequences: token ids of any length (a dynamic sequence axis), alone or with a lengths input -------------
 def token_rows(n: int = 96, length: int = 12, vocab: int = 20) -> tuple[torch.Tensor, ...]:
     """Padded token ids (0 pads), each row's length, and whether token 7 occurs in the row."""

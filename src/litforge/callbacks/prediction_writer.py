@@ -18,7 +18,12 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from litforge.atomic_files import atomic_path
 from litforge.errors import HINT, UsageError
 from litforge.predictions import csv_columns, output_head
-from litforge.predictions.forward_inputs import labels_of, positional_inputs, predict_step_relation
+from litforge.predictions.forward_inputs import (
+    forward_inputs_from_batch,
+    labels_of,
+    positional_inputs,
+    predict_step_relation,
+)
 from litforge.predictions.output_head import Predictions
 
 
@@ -91,6 +96,7 @@ class CSVPredictionWriter(BasePredictionWriter):
                     np.issubdtype(outputs.dtype, np.floating),
                     classes,
                     outputs=outputs,
+                    input_rows=_one_input_rows(pl_module, batch),
                 )
                 self._threshold = output_head.label_threshold(pl_module)[0]
                 relation = predict_step_relation(pl_module, batch, prediction)
@@ -157,6 +163,15 @@ class CSVPredictionWriter(BasePredictionWriter):
         if self._head is None:  # a dict first, a tensor later: the module changed its mind mid-run
             raise UsageError("predict_step returned a dict for the first batch and a tensor later")
         return output_head.apply_head(self._head, _as_numpy(prediction), self._threshold)
+
+
+def _one_input_rows(module: L.LightningModule, batch: Any) -> tuple[int, ...] | None:
+    """The shape per sample of forward's one tensor input on ``batch``; None for several or none."""
+    inputs = forward_inputs_from_batch(module, batch)
+    tensors = [*inputs[0], *inputs[1].values()] if inputs else []
+    if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) and tensors[0].dim():
+        return tuple(tensors[0].shape[1:])
+    return None
 
 
 def _named_outputs(prediction: Any) -> dict[str, np.ndarray] | None:

@@ -63,7 +63,8 @@ def export_module(
         outputs = forward_outputs(module, module(*spec.inputs), len(spec.inputs[0]))
     examples = outputs.numpy()
     classes = output_head.Classes() if outputs.several else classes or output_head.declared_classes(module)
-    head, why = _output_head(module, examples, outputs.several, classes, predict_step_sigmoid)
+    input_rows = tuple(spec.inputs[0].shape[1:]) if len(spec.inputs) == 1 else None
+    head, why = _output_head(module, examples, outputs.several, classes, predict_step_sigmoid, input_rows)
     threshold, threshold_source = output_head.label_threshold(module)
     if head == "multi_label" and threshold_source is not None:
         why += f"; labels on above {threshold:g}, as {threshold_source} says"
@@ -197,8 +198,10 @@ def _output_head(
     several: bool,
     classes: output_head.Classes,
     predict_step_sigmoid: bool,
+    input_rows: tuple[int, ...] | None,
 ) -> tuple[str, str]:
-    """(head, why): ``named_outputs`` for several outputs, else the one output's head (declared or inferred)."""
+    """(head, why): ``named_outputs`` for several outputs, else the one output's head (declared or inferred);
+    ``input_rows``: forward's one input's shape per sample."""
     if several:
         return output_head.NAMED_OUTPUTS, f"{type(module).__name__}.forward returns {len(examples)} outputs"
     floating = np.issubdtype(examples[0].dtype, np.floating)
@@ -209,6 +212,7 @@ def _output_head(
         classes,
         predict_step_sigmoid=predict_step_sigmoid,
         outputs=examples[0],
+        input_rows=input_rows,
     )
 
 

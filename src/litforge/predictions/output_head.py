@@ -178,10 +178,12 @@ def resolve_head(
     classes: Classes,
     predict_step_sigmoid: bool = False,
     outputs: np.ndarray | None = None,
+    input_rows: tuple[int, ...] | None = None,
 ) -> tuple[str, str]:
     """(head, why) for a module whose output has ``row_shape`` per sample: declared, else inferred;
     ``predict_step_sigmoid``: its ``predict_step`` returns sigmoid(forward) (``predict_step_relation``);
-    ``outputs``: some of its output rows, to tell an L2-normalised embedding from class scores."""
+    ``outputs``: some of its output rows, to tell an L2-normalised embedding from class scores;
+    ``input_rows``: the shape of forward's one input per sample, to tell a reconstruction from them."""
     owner = type(module).__qualname__
     head = declared_head(module)
     if head is not None:
@@ -191,6 +193,13 @@ def resolve_head(
         return (
             "multi_output",
             f"inferred: {row_shape[0]} values per sample of length 1 (an L2-normalised embedding, not class scores)",
+        )
+    reconstruction = floating and row_shape == input_rows and math.prod(row_shape) > 1
+    if reconstruction and classes.count != row_shape[0]:  # declared or counted classes of that number win
+        head = "multi_output" if len(row_shape) == 1 else "custom"
+        return (
+            head,
+            f"inferred: the output has forward's input shape {row_shape} per sample (a reconstruction)",
         )
     if predict_step_sigmoid and floating and len(row_shape) == 1 and row_shape[0] > 1:
         return (
