@@ -61,3 +61,14 @@ def log_tail(handle: IO[str]) -> str:
     handle.flush()
     handle.seek(0)
     return handle.read()[-4000:]
+
+
+def predict_once(export: Path, project: Path, inputs: list) -> httpx.Response:
+    """Start ``litforge serve`` on ``export`` (from ``project``, its log in ``project/serve.log``), POST one
+    ``{"inputs": inputs}`` to ``/predict``, stop it: the answer."""
+    with (project / "serve.log").open("w") as log:
+        server, base = start_server(export, log, cwd=project)
+        try:
+            return httpx.post(f"{base}/predict", json={"inputs": inputs}, timeout=60)
+        finally:
+            stop_server(server)

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 from user_helpers import QUICK, csv_rows
 
-from serve_helpers import start_server, stop_server
+from serve_helpers import predict_once, start_server, stop_server
 
 
 def test_a_multi_label_model_predicts_exports_and_serves_per_label(project, user_cli):
@@ -55,12 +55,7 @@ def test_a_multi_label_model_predicts_exports_and_serves_per_label(project, user
         assert a.keys() == b.keys()
         assert np.allclose([float(v) for v in a.values()], [float(v) for v in b.values()], atol=1e-5)
 
-    with (project / "serve.log").open("w") as log:
-        server, base = start_server(run / "export", log, cwd=project)
-        try:
-            answer = httpx.post(f"{base}/predict", json={"inputs": x[64:66].tolist()}, timeout=60)
-        finally:
-            stop_server(server)
+    answer = predict_once(run / "export", project, x[64:66].tolist())
     assert answer.status_code == 200, answer.text
     served = answer.json()
     expected = [[int(row[f"prediction_{n}"]) for n in names] for row in from_checkpoint[:2]]
@@ -130,12 +125,7 @@ def test_a_segmenter_predicts_exports_and_serves_the_class_of_each_pixel(project
     predicted = user_cli("predict", "--artifact", str(run / "export"), "--input", "images.npy")
     assert predicted.returncode == 0, predicted.output
     assert csv_rows(project / "images.npy.predictions.csv") == from_checkpoint
-    with (project / "serve.log").open("w") as log:
-        server, base = start_server(run / "export", log, cwd=project)
-        try:
-            answer = httpx.post(f"{base}/predict", json={"inputs": images[:2].tolist()}, timeout=60)
-        finally:
-            stop_server(server)
+    answer = predict_once(run / "export", project, images[:2].tolist())
     assert answer.status_code == 200, answer.text
     maps = answer.json()["predictions"]
     assert np.array(maps).shape == (2, 8, 8) and "probabilities" not in answer.json()

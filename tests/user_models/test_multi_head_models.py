@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from user_helpers import QUICK, csv_rows
 
-from serve_helpers import start_server, stop_server
+from serve_helpers import predict_once, start_server, stop_server
 
 
 def _numbers(rows, columns):
@@ -143,12 +143,7 @@ def test_an_embedding_is_written_exported_and_served_as_vectors_not_as_classes(p
     assert all(record["formats"][fmt]["parity"]["passed"] for fmt in ("onnx", "pt2", "torchscript"))
 
     x, _ = usermods._blobs(320, 16, 3, seed=0)
-    with (project / "serve.log").open("w") as log:
-        server, base = start_server(run / "export", log, cwd=project)
-        try:
-            answer = httpx.post(f"{base}/predict", json={"inputs": x[272:275].tolist()}, timeout=60)
-        finally:
-            stop_server(server)
+    answer = predict_once(run / "export", project, x[272:275].tolist())
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(
         answer.json()["predictions"], _numbers(from_checkpoint[:3], columns), atol=1e-5
