@@ -399,7 +399,18 @@ def test_reusing_a_run_name_needs_resume_or_overwrite(trained, user_cli):
     before = (trained / "checkpoints" / "last.ckpt").read_bytes()
     refused = user_cli("fit", *SEED_MODEL, *QUICK, "--run", "p1")
     assert refused.returncode == 2 and "--resume auto" in refused.stderr and "--overwrite" in refused.stderr
+    assert "first checkpoint" not in refused.stderr
     assert (trained / "checkpoints" / "last.ckpt").read_bytes() == before
+    # a fit killed before its first checkpoint left its config and logs: said, and what --resume auto does
+    early = trained.parent / "killed-early"
+    early.mkdir()
+    (early / "config.yaml").write_text((trained / "config.yaml").read_text())
+    unsaved = user_cli("fit", *SEED_MODEL, *QUICK, "--run", "killed-early")
+    assert unsaved.returncode == 2 and (
+        "already holds a run (stopped before its first checkpoint): continue it with --resume auto (it starts "
+        "again from step 0)" in unsaved.stderr
+    ), unsaved.stderr
+    shutil.rmtree(early)  # the module's other tests list this experiment's runs
     (trained / "export").mkdir(exist_ok=True)  # as `litforge export` leaves it: the note names it too
     replaced = user_cli(
         "fit",

@@ -115,9 +115,13 @@ def resolve_fit_run(config: Namespace, limits_set: tuple[str, ...] = ()) -> FitR
     elif config.get("ckpt_path"):
         _check_fit_checkpoint_file(config.ckpt_path)
     if resume == "never" and run.holds_a_run() and not config.overwrite:
+        unsaved = not any(run.checkpoints.glob("*.ckpt"))  # stopped before its first checkpoint
         raise UsageError(
-            f"run folder {run.path} already holds a run: continue it with --resume auto, choose "
-            "another --run name, or replace it with --overwrite"
+            f"run folder {run.path} already holds a run"
+            + (" (stopped before its first checkpoint)" if unsaved else "")
+            + ": continue it with --resume auto"
+            + (" (it starts again from step 0)" if unsaved else "")
+            + ", choose another --run name, or replace it with --overwrite"
         )
     os.environ[LAUNCHED_RUN_ENV] = os.pathsep.join(
         (str(os.getpid()), str(run.path), config.get("ckpt_path") or "")
