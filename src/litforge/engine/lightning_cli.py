@@ -751,7 +751,7 @@ def _note_config_without_trainer(line: CommandLine) -> None:
     applying = [
         *([] if line.sets("trainer.max_epochs") or line.sets("trainer.max_steps") else ["max_epochs 1000"]),
         *([] if any(arg.startswith("--trainer.callbacks") for arg in line.args) else ["no EarlyStopping"]),
-        "seed 0",
+        f"seed {os.environ.get('PL_GLOBAL_SEED', 0)}",  # Lightning's seed_everything() with no seed given
     ]
     if os.environ.get("LOCAL_RANK", "0") == "0":
         files = ", ".join(str(path) for path in line.config_files)
