@@ -340,6 +340,30 @@ def test_a_network_built_in_setup_from_the_datamodule_exports_and_predicts(proje
     assert list(rows[0])[:2] == ["row", "prediction"]
 
 
+def test_two_files_defining_one_class_name_never_stand_in_for_each_other(project, user_cli):
+    """v1.py and v2.py each with a LitModel: their runs share the experiment litmodel, and test --model
+    usermods.LitModel evaluated the v2 run's newest best.ckpt with v2's class (compared by short name)."""
+    shutil.copy(project / "usermods.py", project / "usermods_v2.py")
+    v2 = ["--model", "usermods_v2.LitModel", "--data", "usermods_v2.MyDataModule", *QUICK]
+    assert user_cli("fit", *v2, "--trainer.max_epochs", "1", "--run", "v2").returncode == 0
+    mine = ["--model", "usermods.LitModel", "--data", "usermods.MyDataModule"]
+    newest = user_cli("test", *mine)
+    assert newest.returncode == 2, newest.output
+    assert (
+        "--model usermods.LitModel: no run of it under runs/litmodel has a best.ckpt (the runs there trained "
+        "usermods_v2.LitModel)" in newest.stderr
+    )
+    named = user_cli("test", *mine, "--ckpt_path", "runs/litmodel/v2/checkpoints/best.ckpt")
+    assert named.returncode == 2 and "it was saved from usermods_v2.LitModel" in named.stderr, named.output
+    # with a run of its own, that one is chosen, however new the other class's checkpoint
+    assert user_cli("fit", *mine, *QUICK, "--trainer.max_epochs", "1", "--run", "v1").returncode == 0
+    (project / "runs" / "litmodel" / "v2" / "checkpoints" / "best.ckpt").touch()
+    chosen = user_cli("test", *mine)
+    assert chosen.returncode == 0, chosen.output
+    recorded = yaml.safe_load((project / "runs" / "litmodel" / "v1" / "test" / "config.yaml").read_text())
+    assert recorded["model"]["class_path"] == "usermods.LitModel"
+
+
 def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     regressor = ["--model", "usermods.Regressor", "--data", "usermods.RegressionData", *QUICK]
     assert user_cli("fit", *regressor, "--run", "r").returncode == 0

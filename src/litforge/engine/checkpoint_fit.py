@@ -7,6 +7,7 @@ checkpoint but (128, 16) in the model (2 tensors differ) ...
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,31 @@ def check_same_model_class(
 ) -> None:
     """Refuse a checkpoint saved from another model class (``saved``, its ``_class_path``) than the
     config's (``configured``): the config would silently pair it with another model and data.
-    Classes are compared by name, so a short name matches its full path."""
-    if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
+    A short name matches a full path of that name; two full paths must import the same class (two files of
+    the working folder may each define a ``TextClassifier``)."""
+    if saved and configured and not same_class(saved, configured):
         raise UsageError(
             f"{flag} {path} holds another model's weights: it was saved from {saved}, {config_name} "
             f"names {configured}; {hint}"
         )
+
+
+def same_class(saved: str, configured: str) -> bool:
+    """Whether two class paths name one class: the same name, and for two full paths the same class object
+    once imported (``litforge.models.Classifier`` is ``litforge.models.classifier.Classifier``); a path that
+    no longer imports is taken by its name."""
+    if saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
+        return False
+    if saved == configured or "." not in saved or "." not in configured:
+        return True
+    classes = []
+    for path in (saved, configured):
+        module_name, _, name = path.rpartition(".")
+        try:
+            classes.append(getattr(importlib.import_module(module_name), name))
+        except Exception:  # moved or renamed since: its name is all there is to go by
+            return True
+    return classes[0] is classes[1]
 
 
 def check_checkpoint_fits(

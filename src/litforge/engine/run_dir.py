@@ -100,6 +100,7 @@ def locate_checkpoint(
     ckpt: str | None,
     experiment_given: bool = True,
     any_experiment: bool = False,
+    model_class: str | None = None,
 ) -> tuple[RunDir | None, Path]:
     """``--ckpt_path`` of validate/test/predict -> (the run folder it belongs to or ``None``, the file).
 
@@ -109,6 +110,8 @@ def locate_checkpoint(
 
     ``any_experiment`` (no ``--experiment`` and no model named): when ``experiment`` holds no checkpoint,
     the experiment of the newest ``best``/``last`` checkpoint under ``root`` is used, and a note says so.
+    ``model_class`` (``--model`` as typed): the newest is chosen among that class's runs only (two files may
+    each define a ``LitModel``, whose runs share the experiment ``litmodel``).
 
     Raises:
         UsageError: no such run, alias or file.
@@ -140,6 +143,8 @@ def locate_checkpoint(
         return RunDir.of_checkpoint(path), path
     runs = [run] if run else existing_runs(root, experiment)
     runs = [r for r in runs if RunDir(root, experiment, r).checkpoint(ckpt).is_file()]
+    if model_class and not run and runs:
+        runs = _runs_of_class(root, experiment, runs, model_class, ckpt)
     if not runs:
         where = root / experiment / run if run else root / experiment
         with_last = [r for r in ([run] if run else existing_runs(root, experiment))
@@ -163,6 +168,27 @@ def locate_checkpoint(
             file=sys.stderr,
         )
     return found, found.checkpoint(ckpt)
+
+
+def _runs_of_class(root: Path, experiment: str, runs: list[str], model_class: str, ckpt: str) -> list[str]:
+    """The ``runs`` whose config.yaml names ``model_class`` (or cannot be read); refused when none does."""
+    from litforge.engine.checkpoint_fit import same_class
+    from litforge.engine.config_sources import class_path_of, read_config_file
+
+    trained: dict[str, str | None] = {}
+    for name in runs:
+        try:
+            trained[name] = class_path_of(read_config_file(RunDir(root, experiment, name).config).get("model"))
+        except (OSError, UsageError):
+            trained[name] = None
+    kept = [name for name, cls in trained.items() if cls is None or same_class(cls, model_class)]
+    if not kept:
+        others = ", ".join(sorted({cls for cls in trained.values() if cls}))
+        raise UsageError(
+            f"--model {model_class}: no run of it under {root / experiment} has a {ckpt}.ckpt (the runs there "
+            f"trained {others}); train it with 'litforge fit', or pass --run/--ckpt_path"
+        )
+    return kept
 
 
 def _experiment_with_checkpoints(root: Path, experiment: str) -> str:

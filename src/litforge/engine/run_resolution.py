@@ -188,6 +188,7 @@ def with_run_config(line: CommandLine) -> CommandLine:
         flags.get("--ckpt_path"),
         experiment_given="--experiment" in flags,
         any_experiment="--experiment" not in flags and named_model is None,
+        model_class=named_model if named_model and "." in named_model else None,
     )
     if run is not None and run.config.is_file():
         return scan(["--config", str(run.config), *line.args, "--ckpt_path", str(ckpt)])
