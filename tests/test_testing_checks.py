@@ -39,6 +39,8 @@ BROKEN = [
     (check_gradients, broken.UnusedLayer, broken.TinyData, r"2 of 6 .*no gradient .*projection\.weight, projection\.bias"),
     (check_gradients, broken.NotInOptimizer, broken.TinyData, r"not in any optimizer .*body\.0\.weight, body\.0\.bias"),
     (check_optimizer_step, broken.CannotLearn, broken.TinyData, r"4 of 4 trainable parameters unchanged"),
+    (check_optimizer_step, broken.NotInOptimizer, broken.TinyData, r"^2 of 4 trainable parameters unchanged after one optimizer step although they got a gradient: body\.0\.weight, body\.0\.bias \(missing from the optimizer"),
+    (check_optimizer_step, broken.UnusedLayer, broken.TinyData, r"^2 of 6 trainable parameters unchanged after one optimizer step: projection\.weight, projection\.bias, which got no gradient \(see the gradients check\)"),
     (check_gradients, broken.NaNGradient, broken.TinyData, r"2 of 4 trainable parameters: a NaN or infinite gradient: body\.0\.weight, body\.0\.bias"),
     (check_optimizer_step, broken.NaNGradient, broken.TinyData, r"2 of 4 trainable parameters hold NaN or infinite values after one optimizer step: body\.0\.weight"),
     (check_forward, broken.NaNOutput, broken.TinyData, r"forward output \(16, 3\) float32 has \d+ NaN"),

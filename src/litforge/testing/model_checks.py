@@ -306,10 +306,18 @@ def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> s
     module, probe = _one_step(as_subject(model, data))
     before, after = probe.before, dict(module.named_parameters())
     unchanged = [n for n, old in before.items() if torch.equal(old, after[n].detach().to(old.device))]
-    if unchanged:
+    # no gradient, no step: the gradients check names those (an unused Hugging Face pooler, say)
+    without_gradient = [n for n in unchanged if n not in probe.with_grad]
+    stuck = [n for n in unchanged if n in probe.with_grad]
+    if stuck:
         raise AssertionError(
-            f"{len(unchanged)} of {len(before)} trainable parameters unchanged after one optimizer step: "
-            f"{name_list(unchanged)} (missing from the optimizer? learning rate 0?)"
+            f"{len(stuck)} of {len(before)} trainable parameters unchanged after one optimizer step although "
+            f"they got a gradient: {name_list(stuck)} (missing from the optimizer? learning rate 0?)"
+        )
+    if without_gradient:
+        raise AssertionError(
+            f"{len(without_gradient)} of {len(before)} trainable parameters unchanged after one optimizer step: "
+            f"{name_list(without_gradient)}, which got no gradient (see the gradients check)"
         )
     broken = [n for n in before if not bool(after[n].detach().isfinite().all())]
     if broken:
