@@ -159,6 +159,18 @@ class TupleOut(Branchy):
     def forward(self, x):
         return x * self.scale, x.sum(-1)
 
+class DictExample(Branchy):
+    def __init__(self):
+        super().__init__()
+        self.example_input_array = {"shift": torch.zeros(1, 3), "x": torch.ones(1, 3)}  # Lightning: kwargs
+
+    def forward(self, x, shift):
+        return x * self.scale + shift
+
+class DictExampleOtherKeys(DictExample):
+    def forward(self, x, mask, shift):
+        return x * self.scale + shift
+
 class DataBranch(Branchy):
     def forward(self, x):
         return x * self.scale if bool(x[0, 0] > 0) else -x * self.scale  # on the data: torch.export refuses
@@ -231,6 +243,21 @@ def test_a_forward_of_several_outputs_exports_each_under_its_name(branchy, tmp_p
 
     graph = onnx.load(str(tmp_path / "out" / "model.onnx")).graph
     assert [o.name for o in graph.output] == ["output_0", "output_1"]
+
+
+def test_a_dict_example_input_array_exports_as_forwards_named_inputs(branchy, tmp_path: Path) -> None:
+    """Lightning passes a dict example as keyword arguments; export refused it as 'set example_input_array'."""
+    result = branchy("--format", "onnx,pt2", model="DictExample")
+    assert result.returncode == 0, result.output
+    record = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert [i["name"] for i in record["inputs"]] == ["x", "shift"]  # forward's order, not the dict's
+    assert all(entry["parity"]["passed"] for entry in record["formats"].values())
+    skipped = branchy("--format", "onnx", model="DictExampleOtherKeys")
+    assert skipped.returncode == 2, skipped.output
+    assert (
+        "DictExampleOtherKeys.example_input_array's keys (shift, x) must be forward's first parameters (x, mask)"
+        in skipped.stderr
+    )
 
 
 def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_it_removed(

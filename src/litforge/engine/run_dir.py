@@ -178,7 +178,9 @@ def _runs_of_class(root: Path, experiment: str, runs: list[str], model_class: st
     trained: dict[str, str | None] = {}
     for name in runs:
         try:
-            trained[name] = class_path_of(read_config_file(RunDir(root, experiment, name).config).get("model"))
+            trained[name] = class_path_of(
+                read_config_file(RunDir(root, experiment, name).config).get("model")
+            )
         except (OSError, UsageError):
             trained[name] = None
     kept = [name for name, cls in trained.items() if cls is None or same_class(cls, model_class)]

@@ -17,14 +17,14 @@ A LightningModule MAY define ``litforge_export_spec(self) -> dict`` with the key
   read by name (``litforge.export.feature_names``).
 
 Without the hook, ``example_input_array`` is used with a dynamic batch axis 0 (one tensor, or a tuple of
-them for a ``forward`` of several inputs, named after its parameters), or else one batch from the run's
-datamodule.
+them for a ``forward`` of several inputs, named after its parameters, or a dict of them by those names), or
+else one batch from the run's datamodule.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,12 @@ def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None)
         example = example[0]
     if isinstance(example, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in example):
         return _positional_inputs(module, tuple(example))
+    if (
+        isinstance(example, Mapping)
+        and example
+        and all(isinstance(t, torch.Tensor) for t in example.values())
+    ):
+        return _positional_inputs(module, _in_forward_order(module, dict(example)))
     if not isinstance(example, torch.Tensor) and data_batch is not None and len(data_batch) >= 2:
         example = data_batch[:2]  # batch of 2: torch.export specialises sizes 0 and 1
     if not isinstance(example, torch.Tensor):
@@ -128,6 +134,28 @@ def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None)
     )
 
 
+def _forward_parameters(module: torch.nn.Module) -> list[str]:
+    return [
+        p.name
+        for p in inspect.signature(module.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def _in_forward_order(module: torch.nn.Module, example: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """``example_input_array = {"input_ids": ..., "attention_mask": ...}`` (Lightning passes a dict as
+    keyword arguments): its tensors as forward's first positional arguments, in forward's order."""
+    parameters = _forward_parameters(module)
+    ordered = [name for name in parameters if name in example]
+    if set(ordered) != set(example) or ordered != parameters[: len(ordered)]:
+        raise UsageError(
+            f"{type(module).__name__}.example_input_array's keys ({', '.join(example)}) must be forward's first "
+            f"parameters ({', '.join(parameters[: len(example)])}) to be exported as its inputs; or define "
+            "litforge_export_spec()"
+        )
+    return tuple(example[name] for name in ordered)
+
+
 def _two_rows(example: torch.Tensor) -> torch.Tensor:
     """An example batch of one sample, repeated to two: ``torch.export`` specialises a batch axis of size 1
     (``torch.zeros(1, 64)``, as many modules write it) to that size, and refuses to make it dynamic."""
@@ -144,11 +172,7 @@ def _positional_inputs(module: torch.nn.Module, example: tuple[torch.Tensor, ...
             f"{owner}.example_input_array: its tensors ({shapes}) must share the batch axis 0 to be exported as "
             "forward's inputs (or define `litforge_export_spec()`)"
         )
-    parameters = [
-        p.name
-        for p in inspect.signature(module.forward).parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    parameters = _forward_parameters(module)
     names = parameters[: len(example)] if len(parameters) >= len(example) else []
     names = names or [f"input_{i}" for i in range(len(example))]
     return ExportSpec(
