@@ -340,6 +340,25 @@ def test_a_network_built_in_setup_from_the_datamodule_exports_and_predicts(proje
     assert list(rows[0])[:2] == ["row", "prediction"]
 
 
+def test_a_checkpoint_of_the_module_before_its_code_changed_is_refused_in_one_line(project, user_cli):
+    """validate/test/predict exited 1 with torch's load_state_dict traceback ("Missing key(s)")."""
+    model = ["--model", "usermods.Regressor", "--data", "usermods.RegressionData", *QUICK]
+    assert user_cli("fit", *model, "--trainer.max_epochs", "1", "--run", "r").returncode == 0
+    source = (project / "usermods.py").read_text()
+    grown = source.replace(  # a layer added to Regressor.__init__ since
+        "    def __init__(self, n_in: int = 8, lr: float = 0.05):\n        super().__init__()\n",
+        "    def __init__(self, n_in: int = 8, lr: float = 0.05):\n        super().__init__()\n"
+        "        self.extra = nn.Linear(2, 2)\n",
+        1,
+    )
+    assert grown.count("self.extra = nn.Linear(2, 2)") == 1
+    (project / "usermods.py").write_text(grown)
+    refused = user_cli("validate", "--run", "r")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+    assert "2 tensor(s) that the model has and the checkpoint lacks (e.g. extra.bias)" in refused.stderr
+    assert "was the module's code changed since the run that wrote it" in refused.stderr
+
+
 def test_two_files_defining_one_class_name_never_stand_in_for_each_other(project, user_cli):
     """v1.py and v2.py each with a LitModel: their runs share the experiment litmodel, and test --model
     usermods.LitModel evaluated the v2 run's newest best.ckpt with v2's class (compared by short name)."""

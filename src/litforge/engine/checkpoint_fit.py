@@ -106,6 +106,33 @@ def check_checkpoint_fits(
             f"{flag} {path} does not fit {name}: {key} is {saved[key]} in the checkpoint but "
             f"{own[key]} in the model ({len(differ)} tensor(s) differ); {hint}"
         )
+    if _complete_at_init(model):  # else the layers built later (setup, configure_model) are not there yet
+        unexpected, missing = sorted(saved.keys() - own.keys()), sorted(own.keys() - saved.keys())
+        kinds = [(len(unexpected), "that the model has no place for", unexpected)] if unexpected else []
+        kinds += [(len(missing), "that the model has and the checkpoint lacks", missing)] if missing else []
+        if kinds:
+            parts = "; ".join(f"{count} tensor(s) {what} (e.g. {names[0]})" for count, what, names in kinds)
+            raise UsageError(
+                f"{flag} {path} does not fit {name}: {parts}; was the module's code changed since the run "
+                "that wrote it, or is the config another run's? (strict_loading = False on the module loads "
+                "the tensors that fit)"
+            )
+
+
+def _complete_at_init(model: torch.nn.Module) -> bool:
+    """Whether ``model`` holds every tensor it will ever have: no lazy parameter, no ``setup`` or
+    ``configure_model`` of its own that may build more, no ``strict_loading = False``."""
+    import lightning as L
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    if any(isinstance(value, UninitializedParameter) for value in model.state_dict().values()):
+        return False
+    if isinstance(model, L.LightningModule):
+        later = any(
+            is_overridden(hook, model, parent=L.LightningModule) for hook in ("setup", "configure_model")
+        )
+        return not later and getattr(model, "strict_loading", True)
+    return True
 
 
 def _shapes(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
