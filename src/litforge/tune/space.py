@@ -214,6 +214,8 @@ def _parse_param(where: str, key: str, spec: Any) -> Param:
     if "choices" in spec:
         raise UsageError(f"{entry}: 'choices' needs type categorical")
     low, high = spec.get("low"), spec.get("high")
+    if kind == "float":  # YAML 1.1 reads 1e-4 (no dot) as text; the fit config's parser takes it as a number
+        low, high = _read_as_float(low), _read_as_float(high)
     number = int if kind == "int" else (int, float)
     for name, value in (("low", low), ("high", high)):
         if not isinstance(value, number) or isinstance(value, bool):
@@ -227,7 +229,7 @@ def _parse_param(where: str, key: str, spec: Any) -> Param:
         raise UsageError(f"{entry}: 'log' must be true or false")
     if log and low <= 0:
         raise UsageError(f"{entry}: log: true needs positive bounds, got low={low}")
-    step = spec.get("step")
+    step = _read_as_float(spec.get("step")) if kind == "float" else spec.get("step")
     if step is not None:
         if not isinstance(step, number) or isinstance(step, bool) or step <= 0:
             raise UsageError(
@@ -236,6 +238,16 @@ def _parse_param(where: str, key: str, spec: Any) -> Param:
         if log:
             raise UsageError(f"{entry}: 'step' and 'log' cannot be combined")
     return Param(key, kind, low=low, high=high, log=log, step=step)
+
+
+def _read_as_float(value: Any) -> Any:
+    """``"1e-4"`` -> ``0.0001``; anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _got(value: Any) -> str:
