@@ -287,3 +287,15 @@ def test_a_tuple_example_of_token_ids_is_noted_as_fixed_length(capsys) -> None:
     assert "TokenPair is exported for integer rows of shape input_ids (32,), attention_mask (32,) only" in (
         capsys.readouterr().err
     )
+
+
+def test_a_texts_export_takes_the_datamodules_max_length_under_its_usual_names() -> None:
+    """Hugging Face's scripts call it max_seq_length: the export fell back to the tokenizer's 512."""
+    from types import SimpleNamespace
+
+    from litforge.export.loading import _text_max_length
+
+    assert _text_max_length(SimpleNamespace(max_length=32)) == 32
+    assert _text_max_length(SimpleNamespace(max_seq_length=16)) == 16
+    assert _text_max_length(SimpleNamespace(hparams={"max_len": 24})) == 24
+    assert _text_max_length(SimpleNamespace(max_seq_length=True)) is None  # a flag is not a length

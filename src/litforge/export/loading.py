@@ -398,13 +398,22 @@ def _attach_data(
     return datamodule
 
 
+_MAX_LENGTH_NAMES = (
+    "max_length",
+    "max_seq_length",
+    "max_len",
+)  # litforge's, Hugging Face scripts', a short one
+
+
 def _text_max_length(datamodule: Any) -> int | None:
-    """A text datamodule's ``max_length`` (attribute or hyperparameter): what training truncated texts to."""
+    """A text datamodule's ``max_length`` (or ``max_seq_length``, ``max_len``; attribute or hyperparameter):
+    what training truncated texts to."""
     hparams = getattr(datamodule, "hparams", None) or {}
-    for value in (
-        getattr(datamodule, "max_length", None),
-        hparams.get("max_length") if hasattr(hparams, "get") else None,
-    ):
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
+    for name in _MAX_LENGTH_NAMES:
+        for value in (
+            getattr(datamodule, name, None),
+            hparams.get(name) if hasattr(hparams, "get") else None,
+        ):
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
     return None
