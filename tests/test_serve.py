@@ -350,3 +350,8 @@ def test_a_body_that_is_not_an_object_is_named_as_such() -> None:
         validate([[1.0, 2.0]], RequestLimits(row_shape=(2,)))
     with pytest.raises(RequestError, match="missing 'inputs'"):
         validate({"rows": [[1.0, 2.0]]}, RequestLimits(row_shape=(2,)))
+    # texts sent to an export of token ids say so, not only that 'inputs' is missing
+    with pytest.raises(
+        RequestError, match=r"missing 'inputs' \(this export takes numbers, not texts: see /info\)"
+    ):
+        validate({"texts": ["great film"]}, RequestLimits(row_shape=(2,)))

@@ -340,6 +340,17 @@ def test_a_network_built_in_setup_from_the_datamodule_exports_and_predicts(proje
     assert list(rows[0])[:2] == ["row", "prediction"]
 
 
+def test_an_export_of_token_ids_says_the_datamodules_tokenizer_is_not_in_it(project, user_cli):
+    model = ["--model", "usermods.LitModel", "--data", "usermods.HoldsATokenizer", *QUICK]
+    assert user_cli("fit", *model, "--trainer.max_epochs", "1", "--run", "t").returncode == 0
+    exported = user_cli("export", "--run", "t", "--format", "onnx")
+    assert exported.returncode == 0, exported.output
+    assert (
+        "litforge: note: HoldsATokenizer tokenizes texts, and the export takes token ids: its tokenizer is not "
+        "in it" in exported.stderr
+    )
+
+
 def test_a_checkpoint_of_the_module_before_its_code_changed_is_refused_in_one_line(project, user_cli):
     """validate/test/predict exited 1 with torch's load_state_dict traceback ("Missing key(s)")."""
     model = ["--model", "usermods.Regressor", "--data", "usermods.RegressionData", *QUICK]

@@ -391,6 +391,12 @@ class WidthData(MyDataModule):
     n_features = 16
 
 
+class HoldsATokenizer(MyDataModule):
+    """Stands for a text datamodule that tokenizes in setup(): it has a ``tokenizer``."""
+
+    tokenizer = "a tokenizer"
+
+
 class OwnEarlyStoppingModel(OtherMetricsModel):
     """Stops itself on its accuracy: ``configure_callbacks()`` replaces the config's EarlyStopping."""
 

@@ -383,6 +383,16 @@ def _attach_data(
         loaded.batch_labels = labels_of(batch, positional_inputs(loaded.module))
         loaded.feature_names = declared_feature_names(datamodule)
         loaded.text_max_length = _text_max_length(datamodule)
+        if getattr(datamodule, "tokenizer", None) is not None and not callable(
+            getattr(loaded.module, "litforge_export_spec", None)
+        ):
+            note = (
+                f"{data_cls.__name__} tokenizes texts, and the export takes token ids: its tokenizer is not in "
+                "it (to serve raw texts, define litforge_export_spec() with request_format 'texts' and "
+                "save_assets: docs/export.md, 'Your own module')"
+            )
+            print(f"litforge: note: {note}", file=sys.stderr, flush=True)
+            loaded.notes.append(note)
         if (scaling := data_side_scaling(datamodule)) and getattr(loaded.module, "standardize", None) is None:
             note = (
                 f"{data_cls.__name__} holds {', '.join(scaling)}: if it scales rows before forward, the export "

@@ -69,7 +69,13 @@ def validate(payload: Any, limits: RequestLimits) -> None:
         kind = "a list" if isinstance(payload, list) else f"a JSON {type(payload).__name__}"
         raise RequestError(422, f"the body is {kind}, not a JSON object: send {_example(limits)}")
     if key not in payload:
-        raise RequestError(422, f"missing '{key}': send a JSON object like {_example(limits)}")
+        other = "inputs" if key == "texts" else "texts"
+        why = (
+            f" (this export takes {'texts' if key == 'texts' else 'numbers, not texts'}: see /info)"
+            if other in payload
+            else ""
+        )
+        raise RequestError(422, f"missing '{key}'{why}: send a JSON object like {_example(limits)}")
     items = payload[key]
     if limits.named_inputs:
         _validate_named_inputs(items, limits)
