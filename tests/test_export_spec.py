@@ -172,6 +172,24 @@ def test_a_texts_export_without_a_tokenizer_or_with_a_bad_max_length_is_refused(
     assert export_spec(TwoInputTextModel()).max_length is None
 
 
+def test_a_spec_without_a_dynamic_batch_axis_is_refused_before_tracing(tmp_path: Path) -> None:
+    """It failed at parity with onnxruntime's "Got invalid dimensions ... Got: 1 Expected: 4"."""
+
+    class FixedBatch(TwoInputTextModel):
+        def litforge_export_spec(self) -> dict:
+            spec = super().litforge_export_spec()
+            spec.pop("dynamic_axes")
+            return spec
+
+    with pytest.raises(
+        UsageError,
+        match=r"FixedBatch.litforge_export_spec\(\): no input has a dynamic batch axis, so the artifact would "
+        r"take batches of exactly 4 rows; add 'dynamic_axes': \{'input_ids': \{0: 'batch'\}, ...\}",
+    ):
+        export_module(FixedBatch(), tmp_path / "out", ["onnx"])
+    assert not (tmp_path / "out").exists()
+
+
 class PerColumnEmbeddings(nn.Module):
     """A tabular model: one embedding table per categorical column (4, 3 and 5 levels) of one (B, 3) input."""
 

@@ -58,6 +58,7 @@ def export_module(
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch)
     refuse_stale_examples(module, spec, real_inputs)
+    _refuse_a_fixed_batch(module, spec)
     _note_a_fixed_sequence_length(module, spec)
     with torch.inference_mode():
         outputs = forward_outputs(module, module(*spec.inputs), len(spec.inputs[0]))
@@ -190,6 +191,20 @@ def _feature_names(module: torch.nn.Module, spec: ExportSpec, found: list[str] |
     declared = check_width(spec.feature_names, width, type(module).__name__)
     found = found if len(widths) == 1 else None
     return declared or check_width(found or declared_feature_names(module), width, "")
+
+
+def _refuse_a_fixed_batch(module: torch.nn.Module, spec: ExportSpec) -> None:
+    """A ``litforge_export_spec()`` whose ``dynamic_axes`` give no input a batch axis 0: the artifact would
+    take batches of exactly its example's size, while parity, serve and predict batch rows freely (it failed
+    at parity with onnxruntime's "Got invalid dimensions")."""
+    if any(0 in spec.dynamic_axes.get(name, {}) for name in spec.input_names):
+        return
+    name, rows = spec.input_names[0], len(spec.inputs[0])
+    raise UsageError(
+        f"{type(module).__name__}.litforge_export_spec(): no input has a dynamic batch axis, so the artifact "
+        f"would take batches of exactly {rows} rows; add 'dynamic_axes': {{'{name}': {{0: 'batch'}}, ...}} "
+        "(token ids: {0: 'batch', 1: 'sequence'})"
+    )
 
 
 def _output_head(
