@@ -350,6 +350,9 @@ def test_a_body_that_is_not_an_object_is_named_as_such() -> None:
         validate([[1.0, 2.0]], RequestLimits(row_shape=(2,)))
     with pytest.raises(RequestError, match="missing 'inputs'"):
         validate({"rows": [[1.0, 2.0]]}, RequestLimits(row_shape=(2,)))
+    # a blank text is refused, as predict --artifact refuses a blank line (it was answered a guess)
+    with pytest.raises(RequestError, match=r"texts\[1\] is blank: send the text to predict"):
+        validate({"texts": ["great film", "  "]}, RequestLimits(request_format="texts"))
     # texts sent to an export of token ids say so, not only that 'inputs' is missing
     with pytest.raises(
         RequestError, match=r"missing 'inputs' \(this export takes numbers, not texts: see /info\)"

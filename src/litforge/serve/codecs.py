@@ -236,6 +236,8 @@ def _validate_texts(texts: list[Any], limits: RequestLimits) -> None:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise RequestError(422, f"texts[{index}] must be a string")
+        if not text.strip():  # answered with the model's guess for no text at all, as predict refuses it
+            raise RequestError(422, f"texts[{index}] is blank: send the text to predict")
         if len(text) > limits.max_text_chars:
             raise RequestError(
                 413, f"texts[{index}] has {len(text)} characters; the limit is {limits.max_text_chars}"
