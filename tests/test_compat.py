@@ -74,6 +74,8 @@ def test_torch_pytree_and_the_onnx_exporters_logger() -> None:
     assert torch_compat.tree_leaves({"a": [1, (2, 3)]}) == [1, 2, 3]
     assert torch_compat.tree_map(lambda x: x * 2, [1, {"b": 2}]) == [2, {"b": 4}]
     importlib.import_module(torch_compat._ONNX_REGISTRATION_LOGGER)  # the logger is named after its module
+    folding = importlib.import_module(torch_compat._ONNX_CONSTANT_FOLDING_LOGGER)
+    assert folding.logger.name == torch_compat._ONNX_CONSTANT_FOLDING_LOGGER
 
 
 def test_lightnings_tracing_context_quiets_the_trainer_properties() -> None:
