@@ -297,6 +297,8 @@ def _read_csv(
         reader = csv.reader(handle)
         for index, cells in enumerate(filter(None, reader)):
             line = f"line {reader.line_num} of {path}"
+            if index == 0 and ids is not None and len(cells) == 1 and _reads_as_text(cells[0]):
+                raise UsageError(_text_for_token_ids(line, cells[0]))  # a .txt of texts, not a header
             if index == 0 and not any(map(_is_number, cells)):
                 header, width = ",".join(cells), len(cells)
                 if features:
@@ -307,12 +309,8 @@ def _read_csv(
                     raise UsageError(f"--input: {line} has {len(cells)} cells; its header has {width}")
                 cells = [cells[i] for i in picked]
             bad = next((cell for cell in cells if not _is_number(cell)), None)
-            if bad is not None and ids is not None and re.search(r"[^\W\d_]\s+[^\W\d_]", bad):
-                raise UsageError(
-                    f"--input: {line} is text ({bad!r}), but this export takes token ids, not texts (an "
-                    "export that tokenizes texts itself has request_format 'texts' and a tokenizer: "
-                    "docs/export.md)"
-                )
+            if bad is not None and ids is not None and _reads_as_text(bad):
+                raise UsageError(_text_for_token_ids(line, bad))
             if bad is not None:
                 shown = repr(bad) if len(bad) <= 40 else f"{bad[:40]!r}..."
                 raise UsageError(f"--input: {line} has a non-numeric value {shown}{_separator_hint(bad)}")
@@ -340,6 +338,18 @@ def _read_csv(
             file=sys.stderr,
         )
     return rows
+
+
+def _reads_as_text(cell: str) -> bool:
+    """Words with a space between them: a sentence, not a number or a column name."""
+    return re.search(r"[^\W\d_]\s+[^\W\d_]", cell) is not None
+
+
+def _text_for_token_ids(line: str, cell: str) -> str:
+    return (
+        f"--input: {line} is text ({cell!r}), but this export takes token ids, not texts (an export that "
+        "tokenizes texts itself has request_format 'texts' and a tokenizer: docs/export.md)"
+    )
 
 
 def _separator_hint(cell: str) -> str:
