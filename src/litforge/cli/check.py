@@ -81,7 +81,7 @@ def build_parser() -> CommandParser:
 
 def main(command: str, argv: list[str]) -> int:
     """Parse ``argv``, build the model and datamodule from the config, run the checks, print the table."""
-    from litforge.testing import Subject, run_checks, select_checks
+    from litforge.testing import Subject, select_checks
 
     options, config_args = build_parser().parse_known_args(argv)
     only, skip = _names(options.only), _names(options.skip)
@@ -98,7 +98,7 @@ def main(command: str, argv: list[str]) -> int:
     subject = Subject(model, datamodule, seed=seed, trainer_kwargs={"accelerator": options.accelerator})
     overfit = {"steps": options.overfit_steps, "threshold": options.overfit_threshold}
     start = time.perf_counter()
-    results = run_checks(subject, only=only or None, skip=skip, options={"overfit": overfit})
+    results = _run_with_progress(selected, subject, {"overfit": overfit})
     _print_table(
         type(model).__name__, type(datamodule).__name__ if datamodule else "its own loaders", results
     )
@@ -114,6 +114,24 @@ def main(command: str, argv: list[str]) -> int:
     if failed:
         raise JobFailed(f"{len(failed)} of {len(results)} checks failed: {', '.join(failed)}")
     return 0
+
+
+def _run_with_progress(selected: list, subject: object, options: dict) -> list:
+    """Each check in turn; on a terminal, a transient line names the one running (an overfit of a
+    pretrained encoder can take minutes)."""
+    from rich.console import Console
+
+    from litforge.testing.registry import run_check
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return [run_check(check, subject, **options.get(check.name, {})) for check in selected]
+    results = []
+    with console.status("") as status:
+        for number, check in enumerate(selected, 1):
+            status.update(f"check {number}/{len(selected)}: {check.name} ({check.catches})")
+            results.append(run_check(check, subject, **options.get(check.name, {})))
+    return results
 
 
 def _names(values: list[str]) -> list[str]:
