@@ -59,6 +59,40 @@ def test_a_second_process_is_refused_naming_the_holder_until_the_holder_is_kille
     RunLock(run).acquire().release()  # released: free again
 
 
+# The worker prints "worker" once it runs (past os.fork's after-fork handlers); the holder prints its pid.
+HOLD_WITH_A_WORKER = HOLD.replace(
+    'print("locked", flush=True)',
+    "import os\nworker = os.fork()\n"  # one os.write per line: whole lines on the shared pipe
+    'if worker == 0:\n    os.write(1, b"worker\\n")\n    time.sleep(120)\n'
+    'os.write(1, f"{worker}\\n".encode())',
+)
+
+
+def test_a_forked_worker_outliving_a_killed_holder_does_not_keep_the_lock(tmp_path: Path) -> None:
+    """A DataLoader worker (forked while the fit held the lock) lives on for seconds after a kill -9 of
+    the fit: its copy of the descriptor kept the flock, and the --resume auto typed next was refused."""
+    run = tmp_path / "runs" / "classifier" / "workers"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WITH_A_WORKER, str(run), run_lock.__file__],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    assert holder.stdout is not None
+    lines = [holder.stdout.readline().strip() for _ in range(2)]  # in either order
+    assert "worker" in lines, lines
+    worker = int(next(line for line in lines if line != "worker"))
+    try:
+        with pytest.raises(RunInUse):
+            RunLock(run).acquire()  # the holder still runs
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        os.kill(worker, 0)  # the worker is still alive ...
+        RunLock(run).acquire().release()  # ... and the lock is free
+    finally:
+        os.kill(worker, signal.SIGKILL)
+
+
 def test_only_the_process_that_owns_the_run_takes_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)

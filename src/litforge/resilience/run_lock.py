@@ -6,6 +6,9 @@ Two fits of one run would both train and write the same checkpoints, ``metrics.c
 ``finished.json``, leaving a run that neither resumes nor reads right. ``RunLock`` takes an exclusive
 ``fcntl.flock`` on ``<run>/.lock`` and writes the holder's pid into it for the message. The operating
 system drops the lock when the holder's process ends, also on ``kill -9``, so a stale lock never blocks.
+A process forked while the lock is held (a DataLoader worker) closes its copy of the descriptor at once:
+an flock belongs to the open file, and a worker outliving a killed fit by the seconds it takes to notice
+kept it, refusing the ``--resume auto`` typed right after.
 Only the process that owns the run takes it: the DDP ranks it starts (and the other ranks of a
 ``torchrun``/``srun`` job) find the lock taken by rank 0 and must not wait for it (``is_run_owner``).
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import weakref
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -26,6 +30,22 @@ from litforge.errors import UsageError
 LOCK_FILE = ".lock"
 # Set to a process's rank by torchrun (RANK), srun (SLURM_PROCID) and Lightning's DDP launcher (LOCAL_RANK).
 _RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK")
+
+
+_HELD: weakref.WeakSet[RunLock] = weakref.WeakSet()  # the locks this process holds now
+
+
+def _drop_in_forked_child() -> None:
+    """In a child of ``os.fork`` (a DataLoader worker): close its copy of each held lock's file. The lock
+    stays the parent's (an flock is released with the last descriptor, or by LOCK_UN, never by a close)."""
+    for lock in list(_HELD):
+        if lock._file is not None:
+            lock._file.close()
+            lock._file = None
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_in_forked_child)
 
 
 class RunInUse(UsageError):
@@ -80,6 +100,7 @@ class RunLock:
         file.write(f"{os.getpid()}\n".encode())
         file.flush()
         self._file = file
+        _HELD.add(self)
         return self
 
     def _lock_or_refuse(self, file: IO[bytes]) -> None:
@@ -99,6 +120,7 @@ class RunLock:
         if self._file is None:
             return
         file, self._file = self._file, None
+        _HELD.discard(self)
         with file:
             file.truncate(0)
             fcntl.flock(file.fileno(), fcntl.LOCK_UN)
