@@ -57,6 +57,11 @@ class LoadedCheckpoint:
     data_class_path: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    def note(self, text: str, said: str = "") -> None:
+        """Say ``text`` (and ``said``, on screen only) as a ``litforge: note:`` line and keep it for export.json."""
+        print(f"litforge: note: {text}{said}", file=sys.stderr, flush=True)
+        self.notes.append(text)
+
 
 def import_class(class_path: Any, base: type, where: str) -> type:
     """``package.module.Class`` (read from ``where``) -> the class, once it is known to subclass ``base``.
@@ -377,9 +382,7 @@ def _attach_data(
         relation, prediction = _predict_step_relation(loaded.module, batch)
         loaded.predict_step_sigmoid = relation == "sigmoid"
         if relation == "other" and _post_processed(loaded.module, batch, prediction):
-            note = _post_processing_note(loaded.module, prediction)
-            print(f"litforge: note: {note}", file=sys.stderr, flush=True)
-            loaded.notes.append(note)
+            loaded.note(_post_processing_note(loaded.module, prediction))
         loaded.batch_labels = labels_of(batch, positional_inputs(loaded.module))
         loaded.feature_names = declared_feature_names(datamodule)
         loaded.text_max_length = _text_max_length(datamodule)
@@ -391,20 +394,17 @@ def _attach_data(
                 "it (to serve raw texts, define litforge_export_spec() with request_format 'texts' and "
                 "save_assets: docs/export.md, 'Your own module')"
             )
-            print(f"litforge: note: {note}", file=sys.stderr, flush=True)
-            loaded.notes.append(note)
+            loaded.note(note)
         if (scaling := data_side_scaling(datamodule)) and getattr(loaded.module, "standardize", None) is None:
             note = (
                 f"{data_cls.__name__} holds {', '.join(scaling)}: if it scales rows before forward, the export "
                 "takes scaled rows, not raw ones (move the scaling into the module to serve raw rows: "
                 "docs/export.md, 'Raw inputs in')"
             )
-            print(f"litforge: note: {note}", file=sys.stderr, flush=True)
-            loaded.notes.append(note)
+            loaded.note(note)
     except Exception as err:  # the data may be unavailable where the export runs; exporting still works
         note = f"datamodule {data_config['class_path']} unavailable ({type(err).__name__}: {first_line(err)})"
-        print(f"litforge: note: {note}; verifying on random inputs only", file=sys.stderr, flush=True)
-        loaded.notes.append(note)
+        loaded.note(note, "; verifying on random inputs only")
     return datamodule
 
 
