@@ -19,10 +19,11 @@ from litforge.atomic_files import atomic_path
 from litforge.errors import HINT, UsageError
 from litforge.predictions import csv_columns, output_head
 from litforge.predictions.forward_inputs import (
-    forward_inputs_from_batch,
+    forward_input_values,
     labels_of,
     positional_inputs,
     predict_step_relation,
+    single_tensor,
 )
 from litforge.predictions.output_head import Predictions
 
@@ -167,11 +168,8 @@ class CSVPredictionWriter(BasePredictionWriter):
 
 def _one_input_rows(module: L.LightningModule, batch: Any) -> tuple[int, ...] | None:
     """The shape per sample of forward's one tensor input on ``batch``; None for several or none."""
-    inputs = forward_inputs_from_batch(module, batch)
-    tensors = [*inputs[0], *inputs[1].values()] if inputs else []
-    if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) and tensors[0].dim():
-        return tuple(tensors[0].shape[1:])
-    return None
+    tensor = single_tensor(forward_input_values(module, batch))
+    return tuple(tensor.shape[1:]) if tensor is not None and tensor.dim() else None
 
 
 def _named_outputs(prediction: Any) -> dict[str, np.ndarray] | None:

@@ -125,7 +125,7 @@ def _complete_at_init(model: torch.nn.Module) -> bool:
     import lightning as L
     from lightning.pytorch.utilities.model_helpers import is_overridden
 
-    if any(isinstance(value, UninitializedParameter) for value in model.state_dict().values()):
+    if any(isinstance(parameter, UninitializedParameter) for parameter in model.parameters()):
         return False
     if isinstance(model, L.LightningModule):
         later = any(

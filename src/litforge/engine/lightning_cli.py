@@ -735,10 +735,14 @@ def _note_packaged_class(line: CommandLine) -> None:
         )
 
 
+def _types_callbacks(line: CommandLine) -> bool:
+    return any(arg.startswith("--trainer.callbacks") for arg in line.args)
+
+
 def _configures_callbacks(line: CommandLine) -> bool:
     """Whether the trainer's callbacks are the user's (a config file, ``--trainer.callbacks``), not the
     packaged default's."""
-    return line.has_config or any(arg.startswith("--trainer.callbacks") for arg in line.args)
+    return line.has_config or _types_callbacks(line)
 
 
 def _note_config_without_trainer(line: CommandLine) -> None:
@@ -750,7 +754,7 @@ def _note_config_without_trainer(line: CommandLine) -> None:
         return
     applying = [
         *([] if line.sets("trainer.max_epochs") or line.sets("trainer.max_steps") else ["max_epochs 1000"]),
-        *([] if any(arg.startswith("--trainer.callbacks") for arg in line.args) else ["no EarlyStopping"]),
+        *([] if _types_callbacks(line) else ["no EarlyStopping"]),
         f"seed {os.environ.get('PL_GLOBAL_SEED', 0)}",  # Lightning's seed_everything() with no seed given
     ]
     if os.environ.get("LOCAL_RANK", "0") == "0":

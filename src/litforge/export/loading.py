@@ -29,11 +29,12 @@ from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError, first_line
 from litforge.export.feature_names import declared_feature_names
 from litforge.predictions.forward_inputs import (
-    forward_inputs_from_batch,
+    forward_input_values,
     forward_on_batch,
     labels_of,
     positional_inputs,
     predict_step_relation,
+    single_tensor,
 )
 from litforge.predictions.output_head import PROBABILITIES, Classes, declared_classes, predict_step_head
 from litforge.resilience.checkpoint_file import note_if_unverified, read_checkpoint
@@ -374,9 +375,8 @@ def _attach_data(
     try:
         datamodule = datamodule or _prepared_datamodule(config, data_cls)
         batch = next(iter(datamodule.predict_dataloader()))
-        inputs = forward_inputs_from_batch(loaded.module, batch)
-        tensors = [*inputs[0], *inputs[1].values()] if inputs else []
-        loaded.real_batch = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else None
+        tensors = forward_input_values(loaded.module, batch)
+        loaded.real_batch = single_tensor(tensors)
         if tensors and all(isinstance(t, torch.Tensor) for t in tensors):
             loaded.real_inputs = tuple(tensors)
         relation, prediction = _predict_step_relation(loaded.module, batch)

@@ -113,6 +113,18 @@ def _forward_keys(model: torch.nn.Module, batch: Mapping[str, Any]) -> list[str]
     return required + [name for name in optional if name not in LABEL_KEYS]
 
 
+def forward_input_values(model: torch.nn.Module, batch: Any) -> list[Any]:
+    """forward's inputs from a real batch (``forward_inputs_from_batch``), positional then keyword, in one
+    list; ``[]`` when the batch does not say."""
+    inputs = forward_inputs_from_batch(model, batch)
+    return [*inputs[0], *inputs[1].values()] if inputs else []
+
+
+def single_tensor(values: list[Any]) -> torch.Tensor | None:
+    """The input when forward takes one tensor, else None."""
+    return values[0] if len(values) == 1 and isinstance(values[0], torch.Tensor) else None
+
+
 def forward_on_batch(module: torch.nn.Module, batch: Any) -> Any:
     """forward's output (the first of several) on a real batch, without gradients; ``None`` when the batch
     does not hold forward's inputs as litforge reads them (or forward raises on them)."""

@@ -33,11 +33,10 @@ def _check_litforge_exports(module: torch.nn.Module, batch: Any) -> None:
     from litforge.errors import UsageError
     from litforge.export.parity import eager_outputs
     from litforge.export.spec import export_spec, refuse_stale_examples
-    from litforge.predictions.forward_inputs import forward_inputs_from_batch
+    from litforge.predictions.forward_inputs import forward_input_values, single_tensor
 
-    inputs = forward_inputs_from_batch(module, batch)  # as the export reads a run's batch (export.loading)
-    tensors = [*inputs[0], *inputs[1].values()] if inputs else []
-    one_tensor = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], torch.Tensor) else None
+    tensors = forward_input_values(module, batch)  # as the export reads a run's batch (export.loading)
+    one_tensor = single_tensor(tensors)
     try:
         spec = export_spec(module, one_tensor)
         several = len(tensors) > 1 and all(isinstance(t, torch.Tensor) for t in tensors)
