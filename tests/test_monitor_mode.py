@@ -241,3 +241,24 @@ def test_the_closest_logged_name_is_the_first_loaders_before_one_spelt_alike():
     assert closest_logged("val_loss", logged) == "val_loss/dataloader_idx_0"
     assert closest_logged("val_los", ["train_loss", "val_loss"]) == "val_loss"
     assert closest_logged("val_iou", ["train_loss"]) is None
+
+
+def test_the_unlogged_monitor_note_suggests_a_metric_of_the_same_stage(tmp_path) -> None:
+    """A model logging val_acc and train_loss, fitted with the default --monitor val_loss: the hint named
+    train_loss (spelt alike), whose best checkpoint is the one that fits the training data best."""
+    from types import SimpleNamespace
+
+    from litforge.callbacks.run_checkpoint import RunCheckpoint
+
+    def hint(monitor: str, *logged: str) -> str:
+        trainer = SimpleNamespace(callback_metrics=dict.fromkeys(logged, torch.tensor(0.0)))
+        return RunCheckpoint(tmp_path, monitor=monitor)._logged_instead(trainer)
+
+    assert (
+        hint("val_loss", "train_loss", "val_acc")
+        == "it logs: train_loss, val_acc; --monitor val_acc picks it"
+    )
+    assert hint("val_los", "val_loss", "val_acc").endswith("; did you mean val_loss?")
+    assert hint("val_loss", "train_loss") == "it logs: train_loss; --monitor train_loss picks it"
+    assert hint("val/loss", "val/acc", "val/f1", "val/auc").endswith("--monitor val/acc or val/auc picks it")
+    assert hint("val_iou") == "it logs: nothing"

@@ -436,6 +436,39 @@ def test_a_run_name_that_does_not_exist_lists_the_runs_that_do(trained, user_cli
     assert "--run p11: no such run under runs (did you mean p1 (litmodel/p1)? runs there:" in typo.stderr
 
 
+def test_a_run_is_found_by_experiment_slash_run_as_litforge_lists_it(trained, user_cli):
+    """The "runs there: litmodel/p1" of an error, pasted back: it was refused as no plain name."""
+    for command in (("test", "--run", "litmodel/p1"), ("export", "--run=litmodel/p1", "--format", "onnx")):
+        result = user_cli(*command)
+        assert result.returncode == 0, result.output
+    assert (trained / "test").is_dir() and (trained / "export" / "model.onnx").is_file()
+    experiment = user_cli("test", "--run", "litmodel")  # the experiment's name: how to say either
+    assert experiment.returncode == 2, experiment.output
+    assert (
+        "litmodel is an experiment: --run litmodel/p1 picks one of its runs, --experiment litmodel the newest"
+        in (experiment.stderr)
+    )
+    other = user_cli("test", "--experiment", "classifier", "--run", "litmodel/p1")  # two experiments named
+    assert other.returncode == 2 and "and --experiment says classifier" in other.stderr, other.output
+
+
+def test_a_datamodule_with_fit_loaders_only_exports_on_its_data_and_predict_says_what_to_add(user_cli):
+    """Most datamodules define no predict_dataloader (and set up their sets for "fit" only): export took
+    random inputs and refused LitModel, which has no example_input_array; predict blamed trainer settings."""
+    fit = user_cli(
+        "fit", "--model", "usermods.LitModel", "--data", "usermods.FitLoadersOnly", *QUICK, "--run", "f"
+    )
+    assert fit.returncode == 0, fit.output
+    export = user_cli("export", "--run", "f", "--format", "onnx")
+    assert export.returncode == 0 and "random inputs" not in export.stderr, export.output
+    predict = user_cli("predict", "--run", "f")
+    assert predict.returncode == 2, predict.output
+    assert "predict: the datamodule (or model) defines no predict_dataloader(), which predict runs" in (
+        predict.stderr
+    )
+    assert "litforge predict --artifact <run>/export --input rows.csv" in predict.stderr
+
+
 def test_check_of_a_run_checks_that_runs_model(trained, user_cli):
     """``check --run NAME`` builds the run's own model and data (it used to check the packaged default)."""
     checked = user_cli("check", "--run", "p1", "--only", "forward,gradients")

@@ -104,6 +104,26 @@ class MyDataModule(L.LightningDataModule):
         return DataLoader(self.test_set, batch_size=self.batch_size)
 
 
+class FitLoadersOnly(L.LightningDataModule):
+    """Train and validation loaders only, their sets made for stage ``fit`` or ``validate``: no test or
+    predict loader, as most datamodules are written."""
+
+    def __init__(self, batch_size: int = 32):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in ("fit", "validate"):
+            x, y = _blobs(272, 16, 3, seed=0)
+            self.train_set, self.val_set = TensorDataset(x[:224], y[:224]), TensorDataset(x[224:], y[224:])
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.batch_size)
+
+
 class _TrainAndValidation(L.LightningDataModule):
     """Loaders over ``train_set`` and ``val_set`` (set in ``setup``); test and predict use the latter."""
 

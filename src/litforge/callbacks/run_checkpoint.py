@@ -100,11 +100,15 @@ class RunCheckpoint(ModelCheckpoint):
         """``it logs: a, b; did you mean a?``: what the model does log, and the name closest to ``monitor``."""
         logged = sorted(str(key) for key in trainer.callback_metrics)
         close = closest_logged(str(self.monitor), logged)
-        if close is None:
-            return f"it logs: {', '.join(logged) or 'nothing'}"
-        stage = re.split(r"[_/]", str(self.monitor))[0] != re.split(r"[_/]", close)[0]  # val_loss, train_loss
-        hint = f"--monitor {close} picks it" if stage else f"did you mean {close}?"
-        return f"it logs: {', '.join(logged) or 'nothing'}; {hint}"
+        stage = re.split(r"[_/]", str(self.monitor))[0]  # val of val_loss
+        same_stage = [name for name in logged if re.split(r"[_/]", name)[0] == stage]
+        if close is not None and re.split(r"[_/]", close)[0] == stage:
+            hint = f"; did you mean {close}?"
+        elif same_stage or close:  # val_acc for val_loss before train_loss, spelt alike
+            hint = f"; --monitor {' or '.join((same_stage or [close])[:2])} picks it"
+        else:
+            hint = ""
+        return f"it logs: {', '.join(logged) or 'nothing'}{hint}"
 
     def _save_last(self, trainer: L.Trainer) -> None:
         self.last_model_path = str(self._last_path)

@@ -43,6 +43,15 @@ def _usage() -> str:
     )
 
 
+def _with_run_path_split(name: str, args: list[str]) -> list[str]:
+    """``--run EXPERIMENT/RUN`` (as litforge lists runs) as ``--experiment EXPERIMENT --run RUN``."""
+    if name == "serve":  # no runs; and it need not import Lightning
+        return args
+    from litforge.engine.run_dir import split_run_path
+
+    return split_run_path(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``litforge`` console script and ``python -m litforge``."""
     entry_point = argv is None
@@ -75,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         print("litforge: interrupted by Ctrl+C while starting; nothing was done", file=sys.stderr)
         sys.exit(130)
     try:
-        run_guarded(lambda: module.main(name, rest), argv)
+        run_guarded(lambda: module.main(name, _with_run_path_split(name, rest)), argv)
     finally:
         if entry_point:  # the process ends here; a caller in the same process may go on
             skip_exit_collection()

@@ -37,6 +37,7 @@ def main(command: str, argv: list[str]) -> int:
         UserCodeFailed,
         describe,
         is_trainer_misconfiguration,
+        missing_loader,
         unlogged_monitor,
     )
 
@@ -53,6 +54,8 @@ def main(command: str, argv: list[str]) -> int:
                 f"{command}: {unlogged}; fix its monitor (what trained so far stays in the run folder: "
                 "--overwrite replaces it)"
             ) from error
+        if (missing := missing_loader(error, command)) is not None:
+            raise UsageError(missing) from error
         if is_trainer_misconfiguration(error):
             # Lightning refusing the settings (a LearningRateMonitor without a logger, limit_train_batches
             # below one batch): a bad config, not a bug in the user's code

@@ -112,6 +112,25 @@ def unlogged_monitor(error: BaseException) -> str | None:
     return None
 
 
+_MISSING_LOADER = re.compile(r"`(?P<loader>\w+_dataloader)` must be implemented")
+_LOADER_HINT = {
+    "predict_dataloader": "define predict_dataloader() (the rows predict writes), or export the run and predict "
+    "on a file: litforge export --run RUN, then litforge predict --artifact <run>/export --input rows.csv",
+    "test_dataloader": "define test_dataloader() (the data test scores)",
+    "val_dataloader": "define val_dataloader() (the data validate scores)",
+}
+
+
+def missing_loader(error: BaseException, command: str) -> str | None:
+    """Lightning's "`predict_dataloader` must be implemented" (a datamodule without the loader a command
+    runs) as one line that says what to add, or how to predict without it."""
+    if (found := _MISSING_LOADER.search(str(error))) is None:
+        return None
+    loader = found["loader"]
+    hint = _LOADER_HINT.get(loader, f"define {loader}()")
+    return f"{command}: the datamodule (or model) defines no {loader}(), which {command} runs: {hint}"
+
+
 def is_trainer_misconfiguration(error: BaseException) -> bool:
     """Lightning's ``MisconfigurationException`` raised from Lightning's own checks, with no frame of the
     user's code on the way (the user's code raising one is a failure of that code); or raised by Lightning

@@ -93,6 +93,41 @@ def check_run_name(name: str, flag: str) -> None:
         )
 
 
+def split_run_path(args: list[str]) -> list[str]:
+    """``--run EXPERIMENT/RUN`` (as litforge's messages list runs: ``classifier/demo``) ->
+    ``--experiment EXPERIMENT --run RUN``. Left as typed when a part is no plain name (``check_run_name`` then
+    refuses it).
+
+    Raises:
+        UsageError: ``--experiment`` names another experiment.
+    """
+    typed_experiment = next(
+        (a.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "") for i, a in enumerate(args)
+         if a.partition("=")[0] == "--experiment"),
+        None,
+    )  # fmt: skip
+    out: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        flag, equals, value = arg.partition("=")
+        if flag != "--run":
+            out.append(arg)
+            continue
+        value = value if equals else next(rest, "")
+        experiment, slash, run = value.partition("/")
+        plain = slash and _PLAIN_NAME.match(experiment) and _PLAIN_NAME.match(run)
+        if plain and typed_experiment not in (None, experiment):
+            raise UsageError(
+                f"--run {value} is a run of experiment {experiment}, and --experiment says {typed_experiment}: "
+                f"pass --run {run} with the --experiment that holds it, or --run {value} alone"
+            )
+        if plain:
+            out += ([] if typed_experiment else ["--experiment", experiment]) + ["--run", run]
+        else:
+            out += [arg] if equals else [arg, value]
+    return out
+
+
 def locate_checkpoint(
     root: Path,
     experiment: str,
@@ -262,6 +297,8 @@ def _default_alias(root: Path, experiment: str, run: str | None) -> str:
         # one character off a short name (e2 for e1) is as close as two in a longer one
         close = difflib.get_close_matches(run, list(names), n=1, cutoff=0.5 if len(run) <= 3 else 0.6)
         hint = f"did you mean {close[0]} ({names[close[0]]})? " if close else ""
+        if own := sorted(h for h in held if h.startswith(f"{run}/")):  # an experiment's name
+            hint = f"{run} is an experiment: --run {own[-1]} picks one of its runs, --experiment {run} the newest; "
         raise UsageError(f"--run {run}: no such run under {root} ({hint}{listing})")
     where = root / experiment / run if run else root / experiment
     raise UsageError(

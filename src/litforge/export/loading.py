@@ -9,6 +9,7 @@ before it is instantiated.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import re
@@ -330,12 +331,34 @@ def data_side_scaling(datamodule: Any) -> list[str]:
     return found
 
 
+# Where an export's real batch comes from: the first loader the datamodule defines, and the stage Lightning
+# sets it up for (most datamodules define no predict_dataloader)
+_EXAMPLE_LOADERS = (
+    ("predict_dataloader", "predict"),
+    ("val_dataloader", "validate"),
+    ("test_dataloader", "test"),
+    ("train_dataloader", "fit"),
+)
+
+
+def _example_loader(datamodule: Any) -> tuple[str, str]:
+    """(loader method, setup stage) of the first loader in ``_EXAMPLE_LOADERS`` that ``datamodule`` defines."""
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    for method, stage in _EXAMPLE_LOADERS:
+        with contextlib.suppress(ValueError):  # not a LightningDataModule: its predict_dataloader
+            if is_overridden(method, datamodule):
+                return method, stage
+    return _EXAMPLE_LOADERS[0]
+
+
 def _prepared_datamodule(config: dict[str, Any], data_cls: type) -> Any:
-    """The run's datamodule, built from its config and prepared as Lightning prepares it for predict."""
+    """The run's datamodule, built from its config and prepared as Lightning prepares it for the loader an
+    export takes its example batch from (``_example_loader``)."""
     init_args = config["data"].get("init_args")
     datamodule = data_cls(**(init_args if isinstance(init_args, dict) else {}))
     datamodule.prepare_data()  # Lightning's order: a datamodule may write its files here
-    datamodule.setup("predict")
+    datamodule.setup(_example_loader(datamodule)[1])
     return datamodule
 
 
@@ -374,7 +397,7 @@ def _attach_data(
     loaded.data_class_path = data_config["class_path"]
     try:
         datamodule = datamodule or _prepared_datamodule(config, data_cls)
-        batch = next(iter(datamodule.predict_dataloader()))
+        batch = next(iter(getattr(datamodule, _example_loader(datamodule)[0])()))
         tensors = forward_input_values(loaded.module, batch)
         loaded.real_batch = single_tensor(tensors)
         if tensors and all(isinstance(t, torch.Tensor) for t in tensors):
