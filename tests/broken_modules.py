@@ -220,6 +220,17 @@ class StateOutsideStateDict(TinyNet):
         return self.body(x * self.scale.to(x.device))
 
 
+class SavesAnObject(TinyNet):
+    """Stores an object of another class beside its tensors: no weights-only load reads it back."""
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["tokenizer"] = object.__new__(SimpleTokenizer)
+
+
+class SimpleTokenizer:
+    pass
+
+
 class CannotLearn(TinyNet):
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.0)

@@ -52,6 +52,7 @@ BROKEN = [
     (check_batch_independence, broken.BatchNormAlwaysTraining, broken.TinyData, r"in a batch of 8 .*BatchNorm"),
     (check_checkpoint, broken.HparamsNotSaved, broken.TinyData, r"hparams is empty but HparamsNotSaved.__init__ takes \(hidden, lr\)"),
     (check_checkpoint, broken.StateOutsideStateDict, broken.TinyData, r"eval output 0 differs after load_from_checkpoint"),
+    (check_checkpoint, broken.SavesAnObject, broken.TinyData, r"the checkpoint holds tokenizer \(broken_modules\.SimpleTokenizer\): objects litforge cannot load back"),
     (check_data, broken.TinyNet, broken.WrongLabelData, r"train batch 0: labels span \[1, 3\], expected 0\.\.2 \(num_classes=3\)"),
     (check_export, broken.StaleExampleInput, broken.TinyData, r"litforge export refuses it: StaleExampleInput\.example_input_array has rows of shape \(5,\)"),
     (check_export, broken.DataDependentBranch, broken.TinyData, r"torch\.onnx\.export failed: TorchExportError"),

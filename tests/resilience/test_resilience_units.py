@@ -109,6 +109,26 @@ def test_resolve_resume_modes(tmp_path: Path) -> None:
         resolve_resume(str(tmp_path / "bad.ckpt"), tmp_path, run_is_fixed=False)
 
 
+def test_resume_auto_over_checkpoints_none_of_which_loads_is_refused_not_started_fresh(
+    tmp_path: Path,
+) -> None:
+    """A run whose every checkpoint was refused (a class weights-only loading cannot read) was trained again
+    from step 0 over its files, with "no checkpoint yet, starting fresh"."""
+    (tmp_path / "last.ckpt").write_bytes(b"\x00garbage" * 10)
+    (tmp_path / "step-00000004.ckpt").write_bytes(b"\x00garbage" * 10)
+    with (
+        pytest.warns(UserWarning, match="skipping unreadable"),
+        pytest.raises(
+            UsageError, match=r"none of the 2 checkpoints in .* loads .*--overwrite starts the run again"
+        ),
+    ):
+        resolve_resume("auto", tmp_path, run_is_fixed=True)
+    (tmp_path / "last.ckpt").unlink()
+    (tmp_path / "step-00000004.ckpt").unlink()
+    fake_checkpoint(tmp_path / EXCEPTION_CHECKPOINT, 7, age_s=0)  # never resumed from: a new run
+    assert resolve_resume("auto", tmp_path, run_is_fixed=True) is None
+
+
 def test_rng_state_round_trip_through_a_weights_only_checkpoint(tmp_path: Path) -> None:
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     torch.save(capture_rng_state(), tmp_path / "rng.pt")

@@ -469,6 +469,28 @@ def test_a_datamodule_with_fit_loaders_only_exports_on_its_data_and_predict_says
     assert "litforge predict --artifact <run>/export --input rows.csv" in predict.stderr
 
 
+def test_what_on_save_checkpoint_stores_either_loads_back_or_stops_the_fit_at_its_first_save(
+    project, user_cli
+):
+    """A path and numpy values (fine-tuning code's usual extras) made every checkpoint unreadable, and
+    --resume auto then trained the run again over them; another class is now refused when first saved."""
+    plain = user_cli("fit", "--model", "usermods.SavesPlainData", "--data", "usermods.MyDataModule", *QUICK,
+                     "--run", "plain")  # fmt: skip
+    assert plain.returncode == 0, plain.output
+    again = user_cli("fit", "--run", "plain", "--resume", "auto", "--trainer.max_epochs", "3")
+    assert again.returncode == 0 and "resuming from" in again.stderr, again.output
+    assert user_cli("test", "--run", "plain").returncode == 0
+    own = user_cli(
+        "fit", "--model", "usermods.SavesAClass", "--data", "usermods.MyDataModule", *QUICK, "--run", "own"
+    )
+    assert own.returncode == 2, own.output
+    assert (
+        "litforge: error: the checkpoint holds meta (usermods.RunNotes): objects litforge cannot load back"
+        in (own.stderr)
+    )
+    assert not list((project / "runs" / "savesaclass" / "own").glob("checkpoints/*.ckpt"))
+
+
 def test_check_of_a_run_checks_that_runs_model(trained, user_cli):
     """``check --run NAME`` builds the run's own model and data (it used to check the packaged default)."""
     checked = user_cli("check", "--run", "p1", "--only", "forward,gradients")

@@ -13,9 +13,12 @@ Everything is tiny: a few hundred rows, a few batches.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
+from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchmetrics
@@ -1012,3 +1015,26 @@ class KillOnce(L.Callback):
         if trainer.global_step >= self.step and not Path(self.marker).exists():
             Path(self.marker).touch()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+# -- what on_save_checkpoint stores beside the tensors --------------------------------------------------------
+@dataclasses.dataclass
+class RunNotes:
+    source: str = "blobs"
+
+
+class SavesPlainData(LitModel):
+    """Stores a path and numpy values with its checkpoints, as fine-tuning code does."""
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["meta"] = {"weights_from": Path("weights/backbone.pt"), "class_weights": np.ones(3)}
+
+    def on_load_checkpoint(self, checkpoint):
+        self.loaded_meta = checkpoint["meta"]
+
+
+class SavesAClass(LitModel):
+    """Stores an object of its own class: no weights-only load can read it back."""
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["meta"] = RunNotes()

@@ -10,6 +10,7 @@ import logging
 import warnings
 
 from litforge._compat import lean_hooks
+from litforge.resilience.checkpoint_types import allow_plain_data
 
 _QUIET_INFO = (
     "💡 Tip",
@@ -50,6 +51,7 @@ def install() -> None:
     for message in _IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     _installed["lean_hooks"] = lean_hooks.install()  # Lightning's per-step hooks without the no-op calls
+    allow_plain_data()  # weights-only loading reads the paths, numpy arrays, datetimes a module saves
 
 
 def uninstall() -> None:

@@ -30,6 +30,7 @@ import torch
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from litforge._compat.torch import tree_map
+from litforge.resilience.checkpoint_types import refuse_unloadable
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class BackgroundCheckpointIO(CheckpointIO):
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
         self.wait()
+        refuse_unloadable(checkpoint)  # here, not in the writer thread: the fit stops at this save
         then = self._then
         if then is None:
             self.checkpoint_io.save_checkpoint(checkpoint, path, storage_options=storage_options)

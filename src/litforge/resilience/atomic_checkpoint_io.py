@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from litforge.atomic_files import write_atomically
 from litforge.resilience.checkpoint_checksum import save_checksummed, verify_checkpoint
+from litforge.resilience.checkpoint_types import allow_plain_data, refuse_unloadable
 
 # Test hook: seconds to wait between writing the temporary file and renaming it, so that tests (and
 # benchmarks/kill_resume.py) can kill a process in the middle of a checkpoint write.
@@ -29,7 +30,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     process dies at. The file carries a seal of its records' CRC32s (``checkpoint_checksum``); loading
     checks it first (``CheckpointCorrupt``, exit 2, on a mismatch; a file without one, written by plain
     Lightning, loads with a warning that it is unverified) and uses ``weights_only=True`` unless told
-    otherwise.
+    otherwise. A checkpoint that could not be loaded back that way is refused before it is written
+    (``checkpoint_types``).
     """
 
     def save_checkpoint(
@@ -37,6 +39,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
+        refuse_unloadable(checkpoint)
 
         def write(handle: IO[bytes]) -> None:
             save_checksummed(checkpoint, handle)
@@ -48,6 +51,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(
         self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None
     ) -> dict:
+        allow_plain_data()
         if not verify_checkpoint(path):
             rank_zero_warn(
                 f"{path} carries no litforge checksum (not written by litforge): loaded unverified"

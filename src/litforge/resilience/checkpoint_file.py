@@ -24,6 +24,7 @@ import torch
 
 from litforge.errors import UsageError
 from litforge.resilience.checkpoint_checksum import CheckpointCorrupt, verify_checkpoint
+from litforge.resilience.checkpoint_types import allow_plain_data
 
 
 def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
@@ -54,6 +55,7 @@ def read_checkpoint(path: Path, flag: str = "--ckpt_path") -> dict[str, Any]:
         raise UsageError(f"{flag}: {error}") from None
     except OSError as error:
         raise UsageError(f"{flag}: cannot read {path}: {error.strerror}") from None
+    allow_plain_data()  # paths, numpy arrays, datetimes beside the tensors
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error says enough

@@ -52,10 +52,7 @@ def find_resume_checkpoint(checkpoints: Path) -> Path | None:
     Unreadable files are skipped with a warning naming them; ``on_exception.ckpt`` is never chosen.
     Reads only: temporary files may belong to a live writer (``remove_killed_writes`` runs under the lock).
     """
-    if not checkpoints.is_dir():
-        return None
-    candidates = [p for p in checkpoints.glob("*.ckpt") if p.name != EXCEPTION_CHECKPOINT and p.is_file()]
-    for path in sorted(candidates, key=lambda p: p.stat().st_mtime_ns, reverse=True):
+    for path in sorted(_resumable_candidates(checkpoints), key=lambda p: p.stat().st_mtime_ns, reverse=True):
         try:
             load_checkpoint_safely(path)
         except CheckpointUnreadable as error:
@@ -63,6 +60,13 @@ def find_resume_checkpoint(checkpoints: Path) -> Path | None:
             continue
         return path
     return None
+
+
+def _resumable_candidates(checkpoints: Path) -> list[Path]:
+    """The ``*.ckpt`` files of ``checkpoints`` a resume may start from (not ``on_exception.ckpt``)."""
+    if not checkpoints.is_dir():
+        return []
+    return [p for p in checkpoints.glob("*.ckpt") if p.name != EXCEPTION_CHECKPOINT and p.is_file()]
 
 
 def remove_killed_writes(checkpoints: Path) -> None:
@@ -160,7 +164,15 @@ def resolve_resume(value: str | None, checkpoints: Path, run_is_fixed: bool) -> 
                 "--resume auto needs a fixed run name, e.g. --run my-run (without it every command "
                 "starts a new version_N run, so there is nothing to resume)"
             )
-        return find_resume_checkpoint(checkpoints)
+        found = find_resume_checkpoint(checkpoints)
+        if found is None and (kept := _resumable_candidates(checkpoints)):
+            # starting fresh would train over them (and replace best/last): the user decides
+            raise UsageError(
+                f"--resume auto: none of the {len(kept)} checkpoints in {checkpoints} loads (the warnings above "
+                "say why); it would start fresh over them: --overwrite starts the run again, --resume PATH "
+                "names a checkpoint"
+            )
+        return found
     path = Path(value)
     if path.is_dir():
         folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
