@@ -227,6 +227,22 @@ def test_an_averaged_model_copy_is_not_taken_for_untrained_parameters():
     assert detail == "all 4 trainable parameters get a non-zero gradient (2 of AveragedModel copies left out)"
 
 
+class WithSWACallback(broken.TinyNet):
+    """Stochastic weight averaging from the module's own configure_callbacks, from the first epoch."""
+
+    def configure_callbacks(self):
+        return [L.pytorch.callbacks.StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)]
+
+
+def test_swa_from_configure_callbacks_is_not_taken_for_a_step_that_changed_nothing():
+    """SWA copies its average (the weights before the step) back as training ends: optimizer_step said
+    "unchanged although they got a gradient (learning rate 0?)"."""
+    assert (
+        check_optimizer_step(Subject(WithSWACallback, broken.TinyData))
+        == "all 4 trainable parameters changed"
+    )
+
+
 def test_forward_that_takes_noise_gets_inputs_shaped_like_example_input_array():
     subject = Subject(broken.TinyGenerator, broken.TinyData)
     expected = "(16, 4) float32 (shaped like example_input_array) -> (16, 8) float32"

@@ -159,10 +159,13 @@ class GradientProbe(L.Callback):
 
     ``before`` holds the trainable parameters as training starts, after ``configure_model`` has run: a
     submodule compiled there is renamed (``net._orig_mod.0.weight``), a layer built there only exists then.
+    ``after`` holds them once the step's batch ends, before any ``on_train_end`` (a
+    ``StochasticWeightAveraging`` of the module's ``configure_callbacks`` copies its average back there).
     """
 
     def __init__(self) -> None:
         self.before: dict[str, torch.Tensor] = {}
+        self.after: dict[str, torch.Tensor] = {}
         self.optimizer_steps = 0
         self.with_grad: set[str] = set()
         self.nonzero_grad: set[str] = set()
@@ -171,6 +174,9 @@ class GradientProbe(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.before = trainable_parameters(pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        self.after = trainable_parameters(pl_module)
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer

@@ -18,7 +18,14 @@ import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
-from litforge.testing.harness import GradientProbe, StepRecorder, fit_on_batch, step_loss, tiny_trainer
+from litforge.testing.harness import (
+    GradientProbe,
+    StepRecorder,
+    fit_on_batch,
+    step_loss,
+    tiny_trainer,
+    trainable_parameters,
+)
 from litforge.testing.subject import (
     DataLike,
     ModelLike,
@@ -304,8 +311,8 @@ def _averaged_copies(module: torch.nn.Module) -> set[str]:
 def check_optimizer_step(model: ModelLike | Subject, data: DataLike = None) -> str:
     """One optimizer step changes every trainable parameter."""
     module, probe = _one_step(as_subject(model, data))
-    before, after = probe.before, dict(module.named_parameters())
-    unchanged = [n for n, old in before.items() if torch.equal(old, after[n].detach().to(old.device))]
+    before, after = probe.before, probe.after or trainable_parameters(module)
+    unchanged = [n for n, old in before.items() if torch.equal(old, after[n].to(old.device))]
     # no gradient, no step: the gradients check names those (an unused Hugging Face pooler, say)
     without_gradient = [n for n in unchanged if n not in probe.with_grad]
     stuck = [n for n in unchanged if n in probe.with_grad]
