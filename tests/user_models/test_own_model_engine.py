@@ -491,6 +491,23 @@ def test_what_on_save_checkpoint_stores_either_loads_back_or_stops_the_fit_at_it
     assert not list((project / "runs" / "savesaclass" / "own").glob("checkpoints/*.ckpt"))
 
 
+def test_the_weights_swa_averages_in_as_training_ends_are_in_last_ckpt(project, user_cli):
+    """StochasticWeightAveraging copies its average into the module in on_train_end, after the last save:
+    test, export and serve took the weights from before averaging, and nothing said so."""
+    fit = user_cli(
+        "fit", "--model", "usermods.SWAModel", "--data", "usermods.MyDataModule", *QUICK, "--run", "s"
+    )
+    assert fit.returncode == 0, fit.output
+    assert (
+        "StochasticWeightAveraging copied its averaged weights into the model as training ended" in fit.stderr
+    )
+    last = torch.load(project / "runs" / "swamodel" / "s" / "checkpoints" / "last.ckpt", weights_only=True)
+    (average,) = [
+        state["average_model_state"] for name, state in last["callbacks"].items() if "Stochastic" in name
+    ]
+    assert all(torch.equal(tensor, average[name]) for name, tensor in last["state_dict"].items())
+
+
 def test_check_of_a_run_checks_that_runs_model(trained, user_cli):
     """``check --run NAME`` builds the run's own model and data (it used to check the packaged default)."""
     checked = user_cli("check", "--run", "p1", "--only", "forward,gradients")

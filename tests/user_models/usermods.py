@@ -1038,3 +1038,10 @@ class SavesAClass(LitModel):
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["meta"] = RunNotes()
+
+
+class SWAModel(LitModel):
+    """Stochastic weight averaging from its own configure_callbacks, averaging from the second epoch."""
+
+    def configure_callbacks(self):
+        return [L.pytorch.callbacks.StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)]

@@ -13,7 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
 from lightning.pytorch.trainer.states import RunningStage, TrainerFn
 
 from litforge.callbacks.monitor_mode import closest_logged
@@ -58,8 +58,17 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """``last.ckpt`` is the run's final state, also when it stopped between two saves (``max_steps``
         in the middle of an epoch)."""
-        if _saved_step(self._last_path) != trainer.global_step:
+        averaged = _averaged_in_at_the_end(trainer)
+        if averaged or _saved_step(self._last_path) != trainer.global_step:
             self._save_last(trainer)
+        if averaged and trainer.is_global_zero:
+            best = "; best.ckpt holds its best epoch's own weights" if self.best_model_path else ""
+            print(
+                f"litforge: note: {averaged} copied its averaged weights into the model as training ended: "
+                f"checkpoints/last.ckpt holds them{best} (--ckpt_path last tests or exports the averaged ones)",
+                file=sys.stderr,
+                flush=True,
+            )
         if self.monitor and not self.best_model_path and trainer.is_global_zero:
             # with the run's closing lines, also when a note said it after the first epoch
             why = "see the note above" if self._said_unlogged else self._logged_instead(trainer)
@@ -114,6 +123,23 @@ class RunCheckpoint(ModelCheckpoint):
         self.last_model_path = str(self._last_path)
         trainer.save_checkpoint(self._last_path)
         self._last_only_step = trainer.global_step
+
+
+def _averaged_in_at_the_end(trainer: L.Trainer) -> str | None:
+    """The name of a ``StochasticWeightAveraging`` callback that copied its average into the model in its
+    ``on_train_end`` (training reached its last SWA epoch), which runs before this one's (Lightning runs
+    checkpoint callbacks last); ``None`` when none did. (Lightning's ``WeightAveraging`` saves its average
+    into every checkpoint itself.)"""
+    for callback in trainer.callbacks:
+        swa_end = getattr(callback, "swa_end", None)
+        # Lightning's own test, with the epoch already counted on
+        if (
+            isinstance(callback, StochasticWeightAveraging)
+            and swa_end is not None
+            and trainer.current_epoch - 1 >= swa_end
+        ):
+            return type(callback).__name__
+    return None
 
 
 def _saved_step(path: Path) -> int | None:
