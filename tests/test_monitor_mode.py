@@ -260,5 +260,42 @@ def test_the_unlogged_monitor_note_suggests_a_metric_of_the_same_stage(tmp_path)
     )
     assert hint("val_los", "val_loss", "val_acc").endswith("; did you mean val_loss?")
     assert hint("val_loss", "train_loss") == "it logs: train_loss; --monitor train_loss picks it"
-    assert hint("val/loss", "val/acc", "val/f1", "val/auc").endswith("--monitor val/acc or val/auc picks it")
+    assert hint("val/loss", "val/acc", "val/f1", "val/auc").endswith("--monitor val/f1 or val/acc picks it")
+    two_loaders = hint("val_loss", "val/acc/dataloader_idx_0", "val/loss/dataloader_idx_0", "train/loss")
+    assert two_loaders.endswith("--monitor val/loss/dataloader_idx_0 or val/acc/dataloader_idx_0 picks it")
     assert hint("val_iou") == "it logs: nothing"
+
+
+def test_a_configs_monitor_moves_the_written_out_packaged_early_stopping_and_an_own_one_replaces_it(
+    cli, tmp_path
+) -> None:
+    """tune's best.yaml writes the packaged EarlyStopping out beside ``monitor: val/loss``: a fit of it stopped
+    on val_loss, which the model never logged (so never); ``--trainer.callbacks+=EarlyStopping`` of the
+    user's ran beside the packaged one, which stopped the run first."""
+    import yaml
+
+    from cli_helpers import TINY_TRAINER
+
+    packaged = (
+        "  - class_path: lightning.pytorch.callbacks.EarlyStopping\n    init_args:\n      monitor: val_loss\n"
+    )
+    (tmp_path / "best.yaml").write_text(
+        f"monitor: val_acc\nmonitor_mode: max\ntrainer:\n  callbacks:\n{packaged}      patience: 5\n      strict: false\n"
+    )
+    moved = cli("fit", "-c", "best.yaml", *TINY_TRAINER, "--run", "b")
+    assert moved.returncode == 0, moved.output
+    assert "note: monitor val_acc: the packaged early stopping follows it too (mode max)" in moved.stderr
+    config = yaml.safe_load((tmp_path / "runs" / "classifier" / "b" / "config.yaml").read_text())
+    (stopper,) = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("EarlyStopping")]
+    assert (stopper["init_args"]["monitor"], stopper["init_args"]["mode"]) == ("val_acc", "max")
+    own = cli("fit", *TINY_TRAINER, "--run", "own", "--trainer.callbacks+=EarlyStopping",
+              "--trainer.callbacks.monitor=val_acc", "--trainer.callbacks.mode=max")  # fmt: skip
+    assert own.returncode == 0, own.output
+    assert "note: your EarlyStopping on val_acc replaces the packaged one on val_loss" in own.stderr
+    config = yaml.safe_load((tmp_path / "runs" / "classifier" / "own" / "config.yaml").read_text())
+    stoppers = [
+        c["init_args"]["monitor"]
+        for c in config["trainer"]["callbacks"]
+        if "EarlyStopping" in c["class_path"]
+    ]
+    assert stoppers == ["val_acc"]

@@ -411,17 +411,20 @@ def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     best = torch.load(folder / "o2" / "checkpoints" / "best.ckpt", weights_only=True)
     state = next(v for k, v in best["callbacks"].items() if k.startswith("RunCheckpoint"))
     assert state["monitor"] == "valid/accuracy" and state["best_model_score"] is not None
-    # no validation loop, a misspelt --monitor: said after the first epoch, with the closest logged name
+    # no validation loop, a misspelt --monitor: refused after the first epoch, with the closest logged name
+    # (it trained on with no best.ckpt and its early stopping moved onto the typo)
     no_validation = ["--model", "usermods.NoValidationModel", "--data", "usermods.TrainOnlyData", *QUICK]
     typo = user_cli("fit", *no_validation, "--run", "nv", "--monitor", "train_los")
-    assert typo.returncode == 0, typo.output
-    note = "note: the model has not logged 'train_los' (it logs: train_loss; did you mean train_loss?)"
-    assert note in typo.stderr, typo.stderr
-    # and with the run's closing lines, without the list again
-    assert "logged no 'train_los' (see the note above), so the run has checkpoints/last.ckpt" in typo.stderr
+    assert typo.returncode == 2, typo.output
+    error = "error: --monitor train_los: the model logs no such metric (it logs: train_loss; did you mean train_loss?)"
+    assert error in typo.stderr, typo.stderr
+    # the packaged default's val_loss, not typed: a note after the first epoch, and with the closing lines
     default = user_cli("fit", *no_validation, "--run", "nv2")  # --monitor val_loss: a metric of another stage
-    assert "(it logs: train_loss; --monitor train_loss picks it)" in default.stderr, default.stderr
-    best = user_cli("predict", "--run", "nv", "--ckpt_path", "best")
+    assert default.returncode == 0, default.output
+    note = "(it logs: train_loss; --monitor train_loss picks it); until it does, the run keeps checkpoints/last.ckpt"
+    assert note in default.stderr and "and early stopping on val_loss never stops it" in default.stderr
+    assert "logged no 'val_loss' (see the note above), so the run has checkpoints/last.ckpt" in default.stderr
+    best = user_cli("predict", "--run", "nv2", "--ckpt_path", "best")
     assert best.returncode == 2 and "has last.ckpt but no best.ckpt" in best.stderr, best.output
     assert "use --ckpt_path last" in best.stderr
 

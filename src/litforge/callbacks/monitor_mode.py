@@ -98,15 +98,45 @@ def _get(node: Any, key: str) -> Any:
     return node.get(key) if isinstance(node, dict) else getattr(node, key, None)
 
 
-def move_packaged_early_stopping(callbacks: list[Any], monitor: str, mode: str | None) -> str | None:
-    """``litforge fit --monitor val_recall_at_1`` with the packaged default's ``EarlyStopping`` (on
-    ``val_loss``): set its config on the typed metric and mode (``mode`` typed, else the name's, else min),
-    so training stops on the metric best.ckpt keeps, and the run's config.yaml says so. Returns the note."""
-    for callback in callbacks:
-        kind, watched, _ = class_monitor_mode(callback)
-        if kind == "EarlyStopping" and _is_config(callback) and watched and watched != monitor:
-            chosen = mode or mode_by_name(monitor) or "min"
-            args = _get(callback, "init_args")
-            args["monitor"], args["mode"] = monitor, chosen
-            return f"--monitor {monitor}: the packaged early stopping follows it too (mode {chosen}), not {watched}"
-    return None
+DEFAULT_MONITOR = "val_loss"  # the metric best.ckpt follows when nothing names one
+
+# The packaged default's EarlyStopping (configs/default.yaml), found by its settings: in a run's config.yaml
+# or tune's best.yaml it is written out as any other callback.
+PACKAGED_EARLY_STOPPING = {"monitor": DEFAULT_MONITOR, "patience": 5, "strict": False}
+
+
+def _is_packaged_early_stopping(callback: Any) -> bool:
+    args = _get(callback, "init_args") or {}
+    return (
+        _is_config(callback)
+        and class_monitor_mode(callback)[0] == "EarlyStopping"
+        and all(_get(args, key) == value for key, value in PACKAGED_EARLY_STOPPING.items())
+        and (_get(args, "mode") or "min") == "min"
+    )
+
+
+def move_packaged_early_stopping(
+    callbacks: list[Any], monitor: str | None, mode: str | None, flag: str = "--monitor"
+) -> list[str]:
+    """The packaged default's ``EarlyStopping`` (on ``val_loss``) beside a metric of the user's: with an
+    EarlyStopping of the user's as well (``--trainer.callbacks+=EarlyStopping``), it is dropped; else, with
+    ``monitor`` another metric (``--monitor val_recall_at_1``, or a config's ``monitor:``), its config moves
+    onto that metric and mode (``mode`` given, else the name's, else min), so training stops on the metric
+    best.ckpt keeps, and the run's config.yaml says so. Changes ``callbacks`` in place; returns the notes."""
+    packaged = next((c for c in callbacks if _is_packaged_early_stopping(c)), None)
+    if packaged is None:
+        return []
+    own = [c for c in callbacks if c is not packaged and class_monitor_mode(c)[0] == "EarlyStopping"]
+    if own:
+        callbacks.remove(packaged)
+        return [
+            f"your EarlyStopping on {class_monitor_mode(own[0])[1]} replaces the packaged one on {DEFAULT_MONITOR}"
+        ]
+    if not monitor or monitor == DEFAULT_MONITOR:
+        return []
+    chosen = mode or mode_by_name(monitor) or "min"
+    args = _get(packaged, "init_args")
+    args["monitor"], args["mode"] = monitor, chosen
+    return [
+        f"{flag} {monitor}: the packaged early stopping follows it too (mode {chosen}), not {DEFAULT_MONITOR}"
+    ]

@@ -6,6 +6,7 @@ litforge fit --monitor val_acc --monitor_mode max
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from pathlib import Path
@@ -16,9 +17,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
 from lightning.pytorch.trainer.states import RunningStage, TrainerFn
 
-from litforge.callbacks.monitor_mode import closest_logged
-
-DEFAULT_MONITOR = "val_loss"
+from litforge.callbacks.monitor_mode import DEFAULT_MONITOR, closest_logged
+from litforge.errors import UsageError
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -33,9 +33,17 @@ class RunCheckpoint(ModelCheckpoint):
         dirpath: the run's ``checkpoints/`` folder.
         monitor: the metric that chooses ``best.ckpt``; ``None`` keeps ``last.ckpt`` only.
         mode: ``min`` or ``max``: whether a lower or a higher ``monitor`` is better.
+        typed: ``monitor`` is the user's ``--monitor`` flag: not logged by the first validation (a typo),
+            the fit stops there (exit 2) rather than train on with no best.ckpt and no early stopping.
     """
 
-    def __init__(self, dirpath: str | Path, monitor: str | None = DEFAULT_MONITOR, mode: str = "min") -> None:
+    def __init__(
+        self,
+        dirpath: str | Path,
+        monitor: str | None = DEFAULT_MONITOR,
+        mode: str = "min",
+        typed: bool = False,
+    ) -> None:
         super().__init__(
             dirpath=dirpath,
             filename="best",
@@ -48,6 +56,7 @@ class RunCheckpoint(ModelCheckpoint):
         )
         self._last_only_step = -1
         self._said_unlogged = False
+        self._typed = typed
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._best_only_if_logged(trainer, super().on_train_epoch_end, pl_module)
@@ -94,11 +103,22 @@ class RunCheckpoint(ModelCheckpoint):
         )
         # after the first validation (a model without one: its first training epoch), not only at the end
         epoch_done = trainer.state.stage == RunningStage.VALIDATING or not trainer.enable_validation
+        if fitting and epoch_done and self._typed:
+            raise UsageError(
+                f"--monitor {self.monitor}: the model logs no such metric ({self._logged_instead(trainer)}); what "
+                "trained so far stays in the run folder (--overwrite replaces it)"
+            )
         if fitting and epoch_done and not self._said_unlogged and trainer.is_global_zero:
             self._said_unlogged = True
+            idle = [
+                str(stopper.monitor)
+                for stopper in trainer.early_stopping_callbacks
+                if stopper.monitor not in trainer.callback_metrics
+            ]
+            idle_note = f", and early stopping on {', '.join(idle)} never stops it" if idle else ""
             print(
                 f"litforge: note: the model has not logged '{self.monitor}' ({self._logged_instead(trainer)}); "
-                "until it does, the run keeps checkpoints/last.ckpt only",
+                f"until it does, the run keeps checkpoints/last.ckpt only{idle_note}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -110,7 +130,10 @@ class RunCheckpoint(ModelCheckpoint):
         logged = sorted(str(key) for key in trainer.callback_metrics)
         close = closest_logged(str(self.monitor), logged)
         stage = re.split(r"[_/]", str(self.monitor))[0]  # val of val_loss
-        same_stage = [name for name in logged if re.split(r"[_/]", name)[0] == stage]
+        same_stage = sorted(  # val_loss/dataloader_idx_0 before val_acc for val_loss
+            (name for name in logged if re.split(r"[_/]", name)[0] == stage),
+            key=lambda name: -difflib.SequenceMatcher(None, str(self.monitor), name).ratio(),
+        )
         if close is not None and re.split(r"[_/]", close)[0] == stage:
             hint = f"; did you mean {close}?"
         elif same_stage or close:  # val_acc for val_loss before train_loss, spelt alike

@@ -359,14 +359,20 @@ class LitforgeCLI(HookedLightningCLI):
         }
 
     def _early_stopping_follows_monitor(self, section: Namespace) -> None:
-        """``--monitor METRIC`` moves the packaged default's EarlyStopping (on val_loss) onto METRIC."""
+        """``--monitor METRIC`` (or a config's ``monitor:``, as tune's best.yaml has) moves the packaged
+        default's EarlyStopping (on val_loss) onto METRIC; an EarlyStopping of the user's replaces it."""
         line = self.command_line
-        monitor = line.typed_value("--monitor")
-        if not monitor or _configures_callbacks(line):
+        typed = line.typed_value("--monitor")
+        callbacks = section.trainer.get("callbacks")
+        if not isinstance(callbacks, list):
             return
-        callbacks = as_list(section.trainer.get("callbacks"))
-        note = move_packaged_early_stopping(callbacks, monitor, line.typed_value("--monitor_mode"))
-        if note and not self.quiet and not self.parse_only and rank_zero_only.rank == 0:
+        notes = move_packaged_early_stopping(
+            callbacks,
+            typed or section.get("monitor"),
+            section.get("monitor_mode") if line.typed_value("--monitor_mode") or not typed else None,
+            "--monitor" if typed else "monitor",
+        )
+        for note in notes if not self.quiet and not self.parse_only and rank_zero_only.rank == 0 else ():
             print(f"litforge: note: {note}", file=sys.stderr)
 
     def checkpoint_hyperparameters_applied(self) -> None:
@@ -474,6 +480,7 @@ class LitforgeCLI(HookedLightningCLI):
             given=given,
             monitor=monitor,
             monitor_mode=monitor_mode,
+            monitor_typed=self.command_line.typed_value("--monitor") == monitor,
             every_n_train_steps=self.config_value(
                 self.config, "checkpoint_every_n_steps", DEFAULT_EVERY_N_STEPS
             ),

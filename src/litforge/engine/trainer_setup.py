@@ -226,17 +226,19 @@ def default_callbacks(
     every_n_train_steps: int,
     quiet: bool,
     every_n_minutes: float | None = None,
+    monitor_typed: bool = False,
 ) -> list[Any]:
     """The callbacks litforge adds to a run: best/last checkpoints (also beside a ``ModelCheckpoint`` of the
     config: ``--ckpt_path best``, ``--run NAME`` and resumes find the run by them); and, each unless the
     config gives one of its kind, the model summary, a progress bar; for fit the learning curves, the
-    loggers' resume, the performance summary and the resilience callbacks; for predict ``predictions.csv``."""
+    loggers' resume, the performance summary and the resilience callbacks; for predict ``predictions.csv``.
+    ``monitor_typed``: ``monitor`` is a ``--monitor`` flag, which the first validation refuses if unlogged."""
     # fast_dev_run is a smoke test: Lightning keeps no checkpoint or log of it, and neither does litforge
     smoke_test = bool(trainer_config.get("fast_dev_run"))
     checkpointing = trainer_config.get("enable_checkpointing") is not False and not smoke_test
     extra: list[Any] = []
     if checkpointing:
-        extra.append(RunCheckpoint(run.checkpoints, monitor, monitor_mode))
+        extra.append(RunCheckpoint(run.checkpoints, monitor, monitor_mode, typed=monitor_typed))
     if trainer_config.get("enable_model_summary") is not False and not has_instance(given, ModelSummary):
         extra.append(EagerModelSummary())  # Lightning's own summary would keep compiled modules eager
     if trainer_config.get("enable_progress_bar") is not False and not has_instance(given, ProgressBar):
