@@ -670,6 +670,10 @@ def test_a_missing_module_names_the_folder_litforge_runs_in_not_the_configs(proj
             "--model.zzz",
             "--model.zzz: LitModel has no argument 'zzz' (it takes: input_dim, hidden_dim, output_dim",
         ),
+        (  # a dash for the underscore: jsonargparse's bare "Option 'hidden-dim' is not accepted"
+            "--model.hidden-dim",
+            "--model.hidden-dim: LitModel has no argument 'hidden-dim' (did you mean hidden_dim?)",
+        ),
     ],
 )
 def test_a_misspelt_init_argument_names_the_flag_the_class_and_the_closest_name(user_cli, flag, needle):

@@ -187,7 +187,7 @@ def _class_path_problem(line: str, following: list[str]) -> str:
     return detail
 
 
-_NOT_ACCEPTED = re.compile(r"Option '(\w+)' is not accepted$")
+_NOT_ACCEPTED = re.compile(r"Option '([\w-]+)' is not accepted$")
 _BARE_KEY = re.compile(r'^config key "(\w+)": (.*)$')
 
 
