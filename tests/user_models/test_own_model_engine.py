@@ -511,6 +511,22 @@ def test_the_weights_swa_averages_in_as_training_ends_are_in_last_ckpt(project, 
     assert all(torch.equal(tensor, average[name]) for name, tensor in last["state_dict"].items())
 
 
+def test_a_model_of_two_inputs_exports_on_a_batch_of_its_data_without_an_example(project, user_cli):
+    """forward(x_cat, x_num) with no example_input_array: export asked for one, though check already took
+    the inputs from the batch."""
+    fit = user_cli(
+        "fit", "--model", "usermods.TabularNoExample", "--data", "usermods.TabularData", *QUICK, "--run", "t"
+    )
+    assert fit.returncode == 0, fit.output
+    export = user_cli("export", "--run", "t", "--format", "onnx")
+    assert export.returncode == 0, export.output
+    record = json.loads((project / "runs" / "tabularnoexample" / "t" / "export" / "export.json").read_text())
+    assert [(i["name"], i["dtype"], i["shape"]) for i in record["inputs"]] == [
+        ("x_cat", "int64", ["batch", 2]),
+        ("x_num", "float32", ["batch", 4]),
+    ]
+
+
 def test_check_of_a_run_checks_that_runs_model(trained, user_cli):
     """``check --run NAME`` builds the run's own model and data (it used to check the packaged default)."""
     checked = user_cli("check", "--run", "p1", "--only", "forward,gradients")

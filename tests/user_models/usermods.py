@@ -1045,3 +1045,48 @@ class SWAModel(LitModel):
 
     def configure_callbacks(self):
         return [L.pytorch.callbacks.StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)]
+
+
+# -- a tabular model of two inputs, with no example_input_array --------------------------------------------
+class TabularNoExample(L.LightningModule):
+    """``forward(x_cat, x_num)``: an embedding per categorical column beside the numeric ones; batches are
+    ``(x_cat, x_num, y)``; no ``example_input_array`` (the data stands in for export)."""
+
+    def __init__(self, vocab: int = 5, numeric: int = 4, classes: int = 3, lr: float = 0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.tables = nn.ModuleList(nn.Embedding(vocab, 4) for _ in range(2))
+        self.head = nn.Linear(8 + numeric, classes)
+
+    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+        embedded = [table(x_cat[:, i]) for i, table in enumerate(self.tables)]
+        return self.head(torch.cat([*embedded, x_num], dim=1))
+
+    def training_step(self, batch, batch_idx):
+        x_cat, x_num, y = batch
+        loss = F.cross_entropy(self(x_cat, x_num), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x_cat, x_num, y = batch
+        self.log("val_loss", F.cross_entropy(self(x_cat, x_num), y))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class TabularData(_TrainAndValidation):
+    def __init__(self, batch_size: int = 32):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def setup(self, stage: str | None = None) -> None:
+        generator = torch.Generator().manual_seed(0)
+        x_cat, x_num = (
+            torch.randint(0, 5, (160, 2), generator=generator),
+            torch.randn(160, 4, generator=generator),
+        )
+        y = (x_cat[:, 0] + (x_num[:, 0] > 0).long()) % 3
+        self.train_set = TensorDataset(x_cat[:128], x_num[:128], y[:128])
+        self.val_set = TensorDataset(x_cat[128:], x_num[128:], y[128:])

@@ -56,7 +56,7 @@ def export_module(
     ``feature_names``: the input's columns as the run's datamodule names them (``export.feature_names``);
     ``text_max_length``: the datamodule's truncation of texts (a ``"texts"`` spec without ``max_length``)."""
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
-    spec = export_spec(module, real_batch)
+    spec = export_spec(module, real_batch, real_inputs)
     refuse_stale_examples(module, spec, real_inputs)
     _refuse_a_fixed_batch(module, spec)
     _note_a_fixed_sequence_length(module, spec)

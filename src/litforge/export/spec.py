@@ -95,9 +95,14 @@ class ExportSpec:
         return described
 
 
-def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None) -> ExportSpec:
+def export_spec(
+    module: torch.nn.Module,
+    data_batch: torch.Tensor | None = None,
+    data_inputs: tuple[torch.Tensor, ...] | None = None,
+) -> ExportSpec:
     """The module's ``litforge_export_spec()``, else its ``example_input_array``, else ``data_batch``
-    (one batch of inputs from its datamodule)."""
+    (one batch of inputs from its datamodule), else ``data_inputs`` (forward's several inputs from one
+    batch: a tuple's first tensors, a dict's entries named like forward's parameters)."""
     hook = getattr(module, "litforge_export_spec", None)
     if callable(hook):
         return _from_hook(type(module).__name__, hook())
@@ -114,12 +119,15 @@ def export_spec(module: torch.nn.Module, data_batch: torch.Tensor | None = None)
         return _positional_inputs(module, _in_forward_order(module, dict(example)))
     if not isinstance(example, torch.Tensor) and data_batch is not None and len(data_batch) >= 2:
         example = data_batch[:2]  # batch of 2: torch.export specialises sizes 0 and 1
+    several = data_inputs is not None and len(data_inputs) >= 2 and all(len(t) >= 2 for t in data_inputs)
+    if example is None and several:
+        return _positional_inputs(module, tuple(tensor[:2] for tensor in data_inputs))
     if not isinstance(example, torch.Tensor):
         raise UsageError(
             f"{type(module).__name__} cannot be exported: set `self.example_input_array` to one example "
             "input tensor (batch axis first), or a tuple of them for a forward of several inputs, or define "
-            "`litforge_export_spec()`; a run's datamodule stands in when it loads and its batches hold one "
-            "input tensor"
+            "`litforge_export_spec()`; a run's datamodule stands in when it loads and its batches hold forward's "
+            "inputs"
         )
     if data_batch is not None and is_stale_example(module, example, data_batch):
         # the artifact would take only the example's row shape: the model's real inputs would be refused
