@@ -222,3 +222,16 @@ def test_input_without_artifact_says_it_goes_with_an_export_folder(cli) -> None:
         "litforge: error: --input goes with --artifact EXPORT_DIR (predict on a file"
     )
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_bool_array_is_taken_for_a_bool_input_and_refused_for_a_float_one() -> None:
+    """A padding mask saved with np.savez from the collate's bool tensor was refused ("holds bool, not real
+    numbers") for the very dtype export.json records."""
+    from litforge.export.batch_predict import _load_rows
+    from litforge.export.row_shape import FeatureInput
+
+    mask = np.array([[True, False, True], [False, False, True]])
+    rows = _load_rows("m.npz (mask)", FeatureInput("mask", (3,), "bool"), mask)
+    assert rows.tolist() == [[1, 0, 1], [0, 0, 1]]
+    with pytest.raises(UsageError, match=r"holds bool, not real numbers"):
+        _load_rows("x.npz (x)", FeatureInput("x", (3,), "float32"), mask)

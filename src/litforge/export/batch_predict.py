@@ -257,6 +257,8 @@ def _read_npz(path: Path, inputs: tuple[FeatureInput, ...]) -> Rows:
 
 def _load_rows(where: str | Path, spec: FeatureInput, array: np.ndarray) -> np.ndarray:
     """An array (N, values per row) or (N, *row shape) -- (N,) for a 1-D input -- checked -> (N, *row shape)."""
+    if array.dtype == np.bool_ and spec.dtype == "bool":
+        array = array.astype(np.uint8)  # a mask for a bool input: checked as the 0/1 it stands for
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise UsageError(f"--input: {where} holds {array.dtype}, not real numbers")
     if not spec.shape and array.ndim == 1:
