@@ -136,6 +136,24 @@ class CategoriesAndNumbers(torch.nn.Module):
         return self.head(torch.cat([*columns, num], dim=1)).squeeze(-1)
 
 
+class UnnamedCategoriesAndNumbers(CategoriesAndNumbers):
+    feature_names = None  # its datamodule names the columns
+
+
+def test_the_datamodules_names_are_split_over_several_inputs_with_a_note(tmp_path: Path, capsys) -> None:
+    """docs/export.md said so; the datamodule's names were dropped for a forward of several inputs."""
+    from litforge.export.exporter import export_module
+
+    names = ["city", "kind", "size", "age", "income"]
+    result = export_module(UnnamedCategoriesAndNumbers().eval(), tmp_path, ["onnx"], feature_names=names)
+    assert result.failed == []
+    assert [entry["features"] for entry in metadata.read(tmp_path)["inputs"]] == [names[:3], names[3:]]
+    assert (
+        "feature names are split over forward's inputs in its order (cat: city, kind, size; num: age, income)"
+        in (capsys.readouterr().err)
+    )
+
+
 def test_a_model_of_two_inputs_reads_one_csv_and_serves_records_per_input(tmp_path: Path) -> None:
     """A tabular model's usual file is one CSV: its columns go to the inputs in turn (cat's, then num's), by
     the header's names when export.json records them; serve takes a record per input. Both used to ask for

@@ -182,15 +182,30 @@ def _class_labels(head: str, output: np.ndarray, classes: output_head.Classes) -
 def _feature_names(module: torch.nn.Module, spec: ExportSpec, found: list[str] | None) -> list[str] | None:
     """The inputs' column names, one after the other: declared by the export spec (one per value, else
     refused), else ``found`` (the datamodule's) or the module's own, when there is one per value of a row.
-    A forward of several inputs takes names from the module only: the datamodule's list knows no order of
-    forward's inputs, and names split by count alone could land on the wrong one."""
+    A forward of several inputs prefers the module's names: the datamodule's list knows no order of
+    forward's inputs, so it is split over them in forward's order with a note naming each input's share."""
     widths = spec.row_widths()
     if widths is None:
         return None
     width = sum(widths)
     declared = check_width(spec.feature_names, width, type(module).__name__)
-    found = found if len(widths) == 1 else None
-    return declared or check_width(found or declared_feature_names(module), width, "")
+    if declared:
+        return declared
+    own = check_width(declared_feature_names(module), width, "")
+    found = check_width(found, width, "")
+    if len(widths) == 1:
+        return found or own
+    if found and not own:
+        shares, start = [], 0
+        for name, size in zip(spec.input_names, widths, strict=True):
+            shares.append(f"{name}: {', '.join(found[start : start + size])}")
+            start += size
+        print(
+            f"litforge: note: the datamodule's feature names are split over forward's inputs in its order "
+            f"({'; '.join(shares)}); if that is not how they match, set feature_names on the module",
+            file=sys.stderr,
+        )
+    return own or found
 
 
 def _refuse_a_fixed_batch(module: torch.nn.Module, spec: ExportSpec) -> None:
@@ -292,7 +307,10 @@ def _note_a_fixed_sequence_length(module: torch.nn.Module, spec: ExportSpec) -> 
     fixed = [
         (name, example)
         for name, example in zip(spec.input_names, spec.inputs, strict=True)
-        if example.ndim >= 2 and not example.is_floating_point() and not example.is_complex()
+        if example.ndim >= 2
+        and not example.is_floating_point()
+        and not example.is_complex()
+        and not (example.dtype == torch.uint8 and example.ndim >= 3)  # raw image pixels, not ids
     ]  # a tuple example (input_ids, attention_mask) too: each input of ids is fixed at its length
     if fixed:
         shapes = ", ".join(
