@@ -484,6 +484,26 @@ def test_a_validation_monitor_with_validation_off_points_at_validation_not_at_th
     assert "is validation off" not in str(unlogged_monitor(RuntimeError(other_word)))
 
 
+def test_a_schedulers_unlogged_monitor_names_configure_optimizers_not_trainer_settings() -> None:
+    """Two validation loaders rename val/loss to val/loss/dataloader_idx_0: the model's ReduceLROnPlateau
+    then failed as "trainer settings" (exit 2), though the user set none."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from litforge.engine.failures import unlogged_scheduler_monitor
+
+    lightning_says = (
+        "ReduceLROnPlateau conditioned on metric val/loss which is not available. Available metrics are: "
+        "['train/loss', 'val/loss/dataloader_idx_0', 'val/loss/dataloader_idx_1', 'epoch']. Condition can be "
+        "set using `monitor` key in lr scheduler dict"
+    )
+    assert unlogged_scheduler_monitor(MisconfigurationException(lightning_says)) == (
+        "the ReduceLROnPlateau of configure_optimizers() monitors 'val/loss', which the model does not log (it "
+        "logs: train/loss, val/loss/dataloader_idx_0, val/loss/dataloader_idx_1; did you mean "
+        "val/loss/dataloader_idx_0?): set its 'monitor' in the lr_scheduler dict to a logged metric"
+    )
+    assert unlogged_scheduler_monitor(MisconfigurationException("`limit_train_batches` must be")) is None
+
+
 @pytest.mark.parametrize(
     ("callback", "words"),
     [

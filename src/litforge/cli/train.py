@@ -39,6 +39,7 @@ def main(command: str, argv: list[str]) -> int:
         is_trainer_misconfiguration,
         missing_loader,
         unlogged_monitor,
+        unlogged_scheduler_monitor,
     )
 
     try:
@@ -54,6 +55,8 @@ def main(command: str, argv: list[str]) -> int:
                 f"{command}: {unlogged}; fix its monitor (what trained so far stays in the run folder: "
                 "--overwrite replaces it)"
             ) from error
+        if (scheduler := unlogged_scheduler_monitor(error)) is not None:  # the user's code, not a setting
+            raise UserCodeFailed(f"{command}: {scheduler}") from error
         if (missing := missing_loader(error, command)) is not None:
             raise UsageError(missing) from error
         if is_trainer_misconfiguration(error):

@@ -83,6 +83,27 @@ _UNLOGGED_MONITOR = (
 )  # fmt: skip
 
 
+_UNLOGGED_SCHEDULER_MONITOR = re.compile(
+    r"ReduceLROnPlateau conditioned on metric (?P<monitor>\S+) which is not available\. "
+    r"Available metrics are: \[(?P<logged>[^\]]*)\]"
+)
+
+
+def unlogged_scheduler_monitor(error: BaseException) -> str | None:
+    """Lightning's refusal of a ``ReduceLROnPlateau`` whose ``monitor`` (from ``configure_optimizers()``)
+    the model does not log, as one line naming where it is set and the closest logged name."""
+    if (found := _UNLOGGED_SCHEDULER_MONITOR.search(str(error))) is None:
+        return None
+    names = (name.strip(" '\"") for name in found["logged"].split(","))
+    logged = [name for name in names if name and name not in ("epoch", "step")]
+    close = closest_logged(found["monitor"], logged)
+    return (
+        f"the ReduceLROnPlateau of configure_optimizers() monitors '{found['monitor']}', which the model does "
+        f"not log (it logs: {', '.join(logged) or 'nothing'}{f'; did you mean {close}?' if close else ''}): "
+        "set its 'monitor' in the lr_scheduler dict to a logged metric"
+    )
+
+
 def unlogged_monitor(error: BaseException) -> str | None:
     """Lightning's ``EarlyStopping``/``ModelCheckpoint`` refusing a ``monitor`` the model does not log (a
     typo in a config's callback, found at the first validation) as one line with the closest logged name."""
