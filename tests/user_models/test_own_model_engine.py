@@ -527,6 +527,31 @@ def test_a_model_of_two_inputs_exports_on_a_batch_of_its_data_without_an_example
     ]
 
 
+def test_a_file_a_path_argument_names_moved_after_training_is_pointed_at_by_a_flag(project, user_cli):
+    """backbone.pt moved after training: export had no way to say where it is now (no --model flags), and
+    the errors did not name the argument."""
+    import usermods
+
+    torch.save(usermods.LitModel().model.state_dict(), project / "init.pt")
+    fit = user_cli(
+        "fit", "--model", "usermods.StartsFromAFile", "--data", "usermods.MyDataModule", *QUICK, "--run", "f"
+    )
+    assert fit.returncode == 0, fit.output
+    (project / "weights").mkdir()
+    (project / "init.pt").rename(project / "weights" / "init.pt")
+    hint = "(--model.init_path PATH points the model at where it is now)"
+    for command in (("export", "--run", "f", "--format", "onnx"), ("test", "--run", "f")):
+        refused = user_cli(*command)
+        assert refused.returncode == 2 and hint in refused.stderr, refused.output
+        pointed = user_cli(*command, "--model.init_path", "weights/init.pt")
+        assert pointed.returncode == 0, pointed.output
+    typo = user_cli("export", "--run", "f", "--model.init_pth", "weights/init.pt")
+    assert (
+        typo.returncode == 2
+        and "StartsFromAFile has no argument 'init_pth' (did you mean init_path?)" in typo.stderr
+    )
+
+
 def test_check_of_a_run_checks_that_runs_model(trained, user_cli):
     """``check --run NAME`` builds the run's own model and data (it used to check the packaged default)."""
     checked = user_cli("check", "--run", "p1", "--only", "forward,gradients")

@@ -1090,3 +1090,12 @@ class TabularData(_TrainAndValidation):
         y = (x_cat[:, 0] + (x_num[:, 0] > 0).long()) % 3
         self.train_set = TensorDataset(x_cat[:128], x_num[:128], y[:128])
         self.val_set = TensorDataset(x_cat[128:], x_num[128:], y[128:])
+
+
+class StartsFromAFile(LitModel):
+    """Fine-tuning code's pattern: ``__init__`` loads starting weights from a file path argument."""
+
+    def __init__(self, init_path: str = "init.pt", lr: float = 1e-3):
+        super().__init__(lr=lr)
+        self.save_hyperparameters()
+        self.model.load_state_dict(torch.load(init_path, weights_only=True))

@@ -3,6 +3,7 @@
 litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt
 litforge export --run my-run                  # that run's best.ckpt (else last.ckpt)
 litforge export --ckpt best --format onnx,pt2 --out exports/digits --benchmark   # the newest run's best
+litforge export --run ft --model.backbone_path moved/backbone.pt   # an init argument over the checkpoint's
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import difflib
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from litforge.cli.command_parser import CommandParser
 from litforge.cli.errors import JobFailed, UsageError
@@ -102,8 +104,30 @@ def checkpoint_to_export(args: argparse.Namespace) -> Path:
     return path
 
 
+def model_arguments(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """``--model.NAME VALUE`` (or ``=VALUE``) pulled out of ``argv``, each VALUE read as YAML as fit reads it
+    (``0.1``, ``true``, ``moved/backbone.pt``): the init arguments that win over the checkpoint's (a file a
+    path argument names that has moved since training); and the rest of ``argv``."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if not flag.startswith("--model.") or flag == "--model.":
+            rest.append(arg)
+            continue
+        value = value if equals else next(args, None)
+        if value is None:
+            raise UsageError(f"{flag} expects a value")
+        overrides[flag.removeprefix("--model.")] = yaml.safe_load(value) if value else value
+    return overrides, rest
+
+
 def main(command: str, argv: list[str]) -> int:
     """Export, verify and report; exit 1 when an artifact disagrees with the eager model."""
+    overrides, argv = model_arguments(argv)
     args = build_parser().parse_args(argv)
     from litforge.export.formats import FORMATS, parse_formats
 
@@ -114,7 +138,7 @@ def main(command: str, argv: list[str]) -> int:
     from litforge.export.metadata import sha256
     from litforge.export.staging import publish, set_aside, staging_folder
 
-    loaded = load_checkpoint(args.ckpt, args.model_class, args.config)
+    loaded = load_checkpoint(args.ckpt, args.model_class, args.config, overrides)
     out = args.out or default_out(args.ckpt)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")

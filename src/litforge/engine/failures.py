@@ -40,8 +40,13 @@ class BuildFailed(UsageError):
 
     @classmethod
     def from_exception(
-        cls, error: BaseException, place: Callable[[type], str | None] = lambda built: None
+        cls,
+        error: BaseException,
+        place: Callable[[type], str | None] = lambda built: None,
+        arguments: dict[str, Any] | None = None,
     ) -> BuildFailed:
+        """``arguments``: flag -> value of the init arguments given (``--model.backbone_path``), to name the
+        one that points at a missing file."""
         error = _unwrapped(error)
         built = _class_being_built(error)
         what = f"{built.__module__}.{built.__qualname__}" if built else "the config's classes"
@@ -49,9 +54,19 @@ class BuildFailed(UsageError):
         # litforge's and Lightning's classes check their arguments with messages that say it all: no frames
         library_class = built is not None and built.__module__.split(".")[0] in ("litforge", "lightning")
         return cls(
-            f"{where + ': ' if where else ''}building {what} failed: {describe(error)}",
+            f"{where + ': ' if where else ''}building {what} failed: {describe(error)}"
+            f"{path_argument_hint(error, arguments or {})}",
             "" if library_class else frames_detail(error),
         )
+
+
+def path_argument_hint(error: BaseException, arguments: dict[str, Any]) -> str:
+    """`` (--model.backbone_path PATH points the model at where it is now)`` when ``error`` is a missing file
+    that one of ``arguments`` (flag -> value) names: a file moved since training, whose path the run's
+    checkpoint and config keep."""
+    missing = getattr(error, "filename", None) if isinstance(error, FileNotFoundError) else None
+    flags = [flag for flag, value in arguments.items() if missing and str(value) == str(missing)]
+    return f" ({flags[0]} PATH points the model at where it is now)" if flags else ""
 
 
 def describe(error: BaseException) -> str:

@@ -433,8 +433,9 @@ class LitforgeCLI(HookedLightningCLI):
             # A litforge error from inside (e.g. an unreachable Hub model) is already one clear line.
             if (cause := litforge_cause(error)) is not None:
                 raise cause from None
+            given = {f"--model.{name}": value for name, value in _model_init_args(self.config).items()}
             raise BuildFailed.from_exception(
-                error, place=lambda built: configured_place(built, self.command_line)
+                error, place=lambda built: configured_place(built, self.command_line), arguments=given
             ) from error
 
     # -- run folder --------------------------------------------------------------------------------

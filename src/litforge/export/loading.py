@@ -10,6 +10,7 @@ before it is instantiated.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import inspect
 import re
@@ -26,6 +27,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from litforge._compat.torch_compile import uncompiled, uncompiled_state_dict
 from litforge.data.module_setup import builds_in_setup, set_up_with_data
 from litforge.engine.checkpoint_fit import check_checkpoint_fits, check_same_model_class
+from litforge.engine.failures import path_argument_hint
 from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError, first_line
 from litforge.export.feature_names import declared_feature_names
@@ -108,10 +110,14 @@ def run_config(config_file: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(
-    path: Path, class_path: str | None = None, config_file: Path | None = None
+    path: Path,
+    class_path: str | None = None,
+    config_file: Path | None = None,
+    model_args: dict[str, Any] | None = None,
 ) -> LoadedCheckpoint:
     """Rebuild the module saved in ``path`` (class from ``class_path``, the run config or hparams); the run
-    config is ``config_file`` when given (``export --config``), else the checkpoint's run's config.yaml."""
+    config is ``config_file`` when given (``export --config``), else the checkpoint's run's config.yaml.
+    ``model_args`` (``export --model.NAME VALUE``) win over the checkpoint's hyperparameters."""
     checkpoint = read_checkpoint(path, "--ckpt")
     if config_file is not None and not config_file.is_file():
         raise UsageError(f"--config: no such file: {config_file}")
@@ -146,6 +152,15 @@ def load_checkpoint(
     data_cls = _data_class(config, config_file)  # checked before anything is instantiated
     init_args = model_config.get("init_args")
     kwargs = {**(init_args if isinstance(init_args, dict) else {}), **hparams}
+    for name, value in (model_args or {}).items():
+        if name not in inspect.signature(cls.__init__).parameters:
+            close = difflib.get_close_matches(name, list(inspect.signature(cls.__init__).parameters), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageError(f"--model.{name}: {cls.__name__} has no argument {name!r}{hint}")
+        if kwargs.get(name, value) != value:
+            print(f"litforge: note: --model.{name} {value} replaces the checkpoint's {name}={kwargs[name]}",
+                  file=sys.stderr)  # fmt: skip
+        kwargs[name] = value
     kwargs = _with_injected_objects(cls, _accepted_kwargs(cls, kwargs), where)
     module = _configured(_built(cls, kwargs, class_path, path), class_path)
     datamodule = _set_up_as_the_trainer_does(module, config, data_cls, class_path)
@@ -202,8 +217,9 @@ def _built(cls: type, kwargs: dict[str, Any], class_path: str, path: Path) -> to
     try:
         return cls(**kwargs)
     except Exception as err:  # the user's constructor refused the saved values
+        hint = path_argument_hint(err, {f"--model.{name}": value for name, value in kwargs.items()})
         raise UsageError(
-            f"--ckpt: building {class_path} from {path} failed: {type(err).__name__}: {err}"
+            f"--ckpt: building {class_path} from {path} failed: {type(err).__name__}: {err}{hint}"
         ) from None
 
 
