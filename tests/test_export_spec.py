@@ -317,3 +317,29 @@ def test_a_texts_export_takes_the_datamodules_max_length_under_its_usual_names()
     assert _text_max_length(SimpleNamespace(max_seq_length=16)) == 16
     assert _text_max_length(SimpleNamespace(hparams={"max_len": 24})) == 24
     assert _text_max_length(SimpleNamespace(max_seq_length=True)) is None  # a flag is not a length
+
+
+class StudentWithTeacher(torch.nn.Module):
+    """Distillation code's usual shape: the teacher is a registered submodule forward never uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        self.teacher = torch.nn.Linear(4, 3)
+        self.example_input_array = torch.zeros(2, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def test_a_submodule_forward_never_uses_is_named_for_the_formats_that_carry_it(tmp_path, capsys) -> None:
+    """A teacher's weights shipped inside model.pt2 and model.torchscript.pt without a word (ONNX left them
+    out)."""
+    from litforge.export.exporter import export_module
+
+    assert export_module(StudentWithTeacher(), tmp_path / "a", ["pt2"]).failed == []
+    assert "note: forward never uses teacher (15 parameters): the pt2 artifacts carry its weights" in (
+        capsys.readouterr().err
+    )
+    assert export_module(StudentWithTeacher(), tmp_path / "b", ["onnx"]).failed == []
+    assert "never uses" not in capsys.readouterr().err

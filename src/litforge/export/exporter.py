@@ -5,7 +5,9 @@ litforge export --ckpt runs/classifier/version_0/checkpoints/best.ckpt --out exp
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -60,8 +62,9 @@ def export_module(
     refuse_stale_examples(module, spec, real_inputs)
     _refuse_a_fixed_batch(module, spec)
     _note_a_fixed_sequence_length(module, spec)
-    with torch.inference_mode():
+    with torch.inference_mode(), _parameters_used(module) as used:
         outputs = forward_outputs(module, module(*spec.inputs), len(spec.inputs[0]))
+    _note_weights_forward_never_uses(module, used, formats)
     examples = outputs.numpy()
     classes = output_head.Classes() if outputs.several else classes or output_head.declared_classes(module)
     input_rows = tuple(spec.inputs[0].shape[1:]) if len(spec.inputs) == 1 else None
@@ -206,6 +209,59 @@ def _feature_names(module: torch.nn.Module, spec: ExportSpec, found: list[str] |
             file=sys.stderr,
         )
     return own or found
+
+
+class _ParametersUsed(torch.overrides.TorchFunctionMode):
+    """Records which of ``parameters`` (by id) a torch function receives while the mode is on."""
+
+    def __init__(self, parameters: dict[int, str]) -> None:
+        super().__init__()
+        self.parameters, self.used = parameters, set()
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        for value in _tensors_in((args, kwargs)):
+            if id(value) in self.parameters:
+                self.used.add(self.parameters[id(value)])
+        return func(*args, **kwargs)
+
+
+def _tensors_in(value: Any) -> Iterator[Any]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors_in(item)
+
+
+@contextlib.contextmanager
+def _parameters_used(module: torch.nn.Module) -> Iterator[set[str]]:
+    """The names of ``module``'s parameters that the code inside the block computes with."""
+    mode = _ParametersUsed({id(p): name for name, p in module.named_parameters()})
+    with mode:
+        yield mode.used
+
+
+def _note_weights_forward_never_uses(module: torch.nn.Module, used: set[str], formats: list[str]) -> None:
+    """A submodule whose weights forward never uses (a distillation teacher registered as ``self.teacher``):
+    ONNX leaves them out, pt2 and TorchScript carry them: say so, with the size."""
+    carried = [f for f in formats if f in ("pt2", "torchscript")]
+    idle = [
+        (name, sum(p.numel() for p in child.parameters()))
+        for name, child in module.named_children()
+        if any(True for _ in child.parameters()) and not any(n.startswith(f"{name}.") for n in used)
+    ]
+    if carried and idle:
+        listed = ", ".join(f"{name} ({count:,} parameters)" for name, count in idle)
+        print(
+            f"litforge: note: forward never uses {listed}: the {' and '.join(carried)} artifacts carry its weights "
+            "anyway (ONNX leaves them out); keep such a module (a distillation teacher) out of the module tree, "
+            "e.g. in a list, to ship only what forward uses",
+            file=sys.stderr,
+        )
 
 
 def _refuse_a_fixed_batch(module: torch.nn.Module, spec: ExportSpec) -> None:
