@@ -347,13 +347,23 @@ class _FixedSeries(_Series):
         return {"inputs": (torch.zeros(2, 5, 3),), "input_names": ["x"]}
 
 
-def test_the_data_check_takes_series_of_another_length_per_batch_when_the_module_says_so() -> None:
+def test_the_data_check_takes_series_of_another_length_per_batch_and_says_what_export_makes_of_them() -> None:
+    """Padding to each batch's longest item is the usual collate for sets and sequences: it failed the data
+    check for a module without an export spec, whose fix was an export hook."""
     batches = [(torch.randn(4, length, 3), torch.randn(4)) for length in (5, 7, 6)]
-    assert "3 train batches" in check_data(_Series(), batches)
+    detail = check_data(_Series(), batches)
+    assert "3 train batches" in detail and "varies" not in detail
+    padded = check_data(_FixedSeries(), batches)
+    assert padded.endswith(
+        "; axis 1 of batch[0] varies between batches (padding; an export takes one length unless "
+        "litforge_export_spec() declares {1: 'sequence'})"
+    )
     with pytest.raises(
-        AssertionError, match=r"train batch 1: batch\[0\] is \(4, 7, 3\).*declare \{1: 'sequence'\}"
+        AssertionError, match=r"train batch 1: batch\[0\] is \(4, 5, 2\) float32, the first batch had"
     ):
-        check_data(_FixedSeries(), batches)
+        check_data(
+            _FixedSeries(), [(torch.randn(4, 5, 3), torch.randn(4)), (torch.randn(4, 5, 2), torch.randn(4))]
+        )
 
 
 def test_sparse_gradients_are_checked_like_dense_ones():

@@ -66,6 +66,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
         splits = {split: list(islice(loader, max_batches)) for split, loader in _each_loader(loaders)}
     if splits.get("train"):
         _check_last_train_batch(loaders["train"], splits["train"][0], subject.prototype)
+    varying: set[str] = set()  # entries padded per batch, of a module whose export spec names no such axis
     own_layouts = []  # splits whose batches hold other entries than training's (triplets to train on, pairs to score)
     for split, batches in splits.items():
         count, reference = 0, first
@@ -82,7 +83,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
                 own_layouts.append(
                     f"{split}: " + ", ".join(f"{p} {shape_text(t)}" for p, t in entries.items())
                 )
-            _compare(where, entries, reference, takes_any_length)
+            varying |= _compare(where, entries, reference, takes_any_length)
             _check_values(where, entries)
             labels = labels_of(batch, positional_inputs(subject.prototype))
             if labels is not None:
@@ -98,7 +99,13 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
         else "; no class labels in the batch"
     )
     others = "".join(f"; {each}" for each in own_layouts)
-    return f"{' + '.join(counts)} batches: {layout}{others}{labels_text}"
+    padded = (
+        f"; axis 1 of {', '.join(sorted(varying))} varies between batches (padding; an export takes one length "
+        "unless litforge_export_spec() declares {1: 'sequence'})"
+        if varying
+        else ""
+    )
+    return f"{' + '.join(counts)} batches: {layout}{others}{labels_text}{padded}"
 
 
 def _each_loader(loaders: dict[str, Any]) -> Iterator[tuple[str, Iterable[Any]]]:
@@ -118,7 +125,11 @@ def _compare(
     entries: dict[str, torch.Tensor],
     first: dict[str, torch.Tensor],
     takes_any_length: Callable[[], bool],
-) -> None:
+) -> set[str]:
+    """Refuse a batch whose entries differ from ``first`` but for axis 1's length (padding to each batch's
+    longest item); return the entries whose length differs, for a module whose export spec does not say it
+    takes any length."""
+    varying: set[str] = set()
     if set(entries) != set(first):
         raise AssertionError(f"{where} has entries {sorted(entries)}, the first batch had {sorted(first)}")
     sizes = {path: t.shape[0] for path, t in entries.items() if t.ndim}
@@ -127,17 +138,14 @@ def _compare(
     for path, tensor in entries.items():
         if _signature(tensor) == _signature(first[path]):
             continue
-        length_differs = _only_length_differs(tensor, first[path])
-        if length_differs and takes_any_length():
-            continue  # padded to each batch's longest series, as the module's export spec says it takes
-        hint = (
-            " (a length that varies on purpose: declare {1: 'sequence'} in litforge_export_spec()'s dynamic_axes)"
-            if length_differs
-            else ""
-        )
+        if _only_length_differs(tensor, first[path]):  # padded to each batch's longest item
+            if not takes_any_length():
+                varying.add(path)
+            continue
         raise AssertionError(
-            f"{where}: {path} is {shape_text(tensor)}, the first batch had {shape_text(first[path])}{hint}"
+            f"{where}: {path} is {shape_text(tensor)}, the first batch had {shape_text(first[path])}"
         )
+    return varying
 
 
 def _only_length_differs(a: torch.Tensor, b: torch.Tensor) -> bool:
