@@ -252,6 +252,21 @@ def test_inputs_that_share_a_dynamic_axis_take_one_length_along_it(tmp_path: Pat
         read_rows(tmp_path / "pairs.npz", (x, mask))
 
 
+def test_a_bool_input_takes_0_1_true_and_false_and_nothing_else() -> None:
+    """A padding mask exported as bool: 2 and 0.5 were let through (read as true), JSON true was refused."""
+    from litforge.export.input_values import integer_bounds
+
+    x = FeatureInput("x", ("sequence", 2), "float32")
+    mask = FeatureInput("mask", ("sequence",), "bool", integer_bounds({"dtype": "bool"}))
+    limits = RequestLimits(named_inputs=(x, mask))
+    validate({"inputs": {"x": [[1, 2, 3, 4]], "mask": [[True, False]]}}, limits)
+    validate({"inputs": {"x": [[1, 2, 3, 4]], "mask": [[1, 0]]}}, limits)
+    for value, words in ((2, "2 is out of range"), (0.5, "0.5 is not a whole number")):
+        with pytest.raises(RequestError) as refused:
+            validate({"inputs": {"x": [[1, 2, 3, 4]], "mask": [[1, value]]}}, limits)
+        assert f"inputs.mask[0]: {words} (the model takes 0 or 1, false or true)" in refused.value.message
+
+
 def test_row_shapes_with_a_dynamic_axis() -> None:
     assert concrete(("sequence",), 5) == (5,) and concrete(("sequence",), 0) is None
     assert concrete(("sequence", 8), 24) == (3, 8) and concrete(("sequence", 8), 20) is None

@@ -64,10 +64,15 @@ def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     return (a.data_ptr(), tuple(a.shape), a.stride()) == (b.data_ptr(), tuple(b.shape), b.stride())
 
 
+BOOL_BOUNDS = (0, 1)  # what a bool input takes
+
+
 def integer_bounds(input_spec: dict[str, Any]) -> tuple[int, int] | None:
     """``(lowest, highest)`` value of an integer input (export.json's ``range``, else its dtype's); ``None``
     for a floating-point input."""
     dtype = np.dtype(input_spec["dtype"])
+    if dtype == np.bool_:
+        return BOOL_BOUNDS  # a mask: 0 or 1 (2 or 0.5 read as true was let through)
     if not np.issubdtype(dtype, np.integer):
         return None
     recorded = input_spec.get("range")
@@ -103,4 +108,8 @@ def first_bad_id(rows: np.ndarray, bounds: tuple[int, int]) -> tuple[int, str] |
 
 def _takes(bounds: tuple[int, int]) -> str:
     low, high = bounds
+    if bounds == BOOL_BOUNDS:
+        return "0 or 1, false or true"
+    if bounds == (0, 255):  # uint8: raw pixels more often than ids
+        return "values 0..255"
     return f"ids {low}..{high}" if low == 0 and high < np.iinfo(np.int32).max else "whole numbers"

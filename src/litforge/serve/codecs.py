@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from litforge.export.feature_names import record_row
-from litforge.export.input_values import value_problem
+from litforge.export.input_values import BOOL_BOUNDS, value_problem
 from litforge.export.row_shape import FeatureInput, RowShape, axis_mismatch, concrete, takes
 from litforge.predictions import csv_columns
 from litforge.predictions.output_head import Predictions
@@ -174,6 +174,8 @@ def _checked_rows(rows: list[Any], limits: RequestLimits, where: str, numbers_ar
                 "one request share one length (send rows of other lengths in another request)",
             )
         for value in values:
+            if isinstance(value, bool) and limits.integer_bounds == BOOL_BOUNDS:
+                continue  # true/false for a bool input (a mask)
             if type(value) is not float and type(value) is not int:  # bool and str are not numbers
                 flag = " (send 1 or 0 for true or false)" if isinstance(value, bool) else ""
                 raise RequestError(422, f"{where}[{index}] has a non-numeric value {_as_json(value)}{flag}")
