@@ -552,6 +552,15 @@ def test_a_file_a_path_argument_names_moved_after_training_is_pointed_at_by_a_fl
     )
 
 
+def test_a_second_predict_says_it_replaces_the_runs_predictions(trained, user_cli):
+    """predict --data.csv_path new.csv replaced a run's 200-row predictions.csv with 10 rows, silently."""
+    first = user_cli("predict", "--run", "p1")
+    assert first.returncode == 0 and "replaces an earlier" not in first.stderr, first.output
+    again = user_cli("predict", "--run", "p1", "--data.batch_size", "8")
+    assert again.returncode == 0, again.output
+    assert "predictions.csv replaces an earlier predictions.csv of this run (48 rows; now 48)" in again.stderr
+
+
 def test_check_of_a_run_checks_that_runs_model(trained, user_cli):
     """``check --run NAME`` builds the run's own model and data (it used to check the packaged default)."""
     checked = user_cli("check", "--run", "p1", "--only", "forward,gradients")

@@ -116,7 +116,14 @@ class CSVPredictionWriter(BasePredictionWriter):
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._commit is None:
             return
+        replaced = _data_rows(self.output_path)
         self._commit.close()  # closes the file, then renames it over output_path
+        if replaced is not None and trainer.is_global_zero:
+            print(
+                f"litforge: note: {self.output_path} replaces an earlier predictions.csv of this run ({replaced} "
+                f"rows; now {self._rows})",
+                file=sys.stderr,
+            )
         self._commit = self._handle = self._writer = None
 
     def on_predict_batch_start(
@@ -202,3 +209,12 @@ def _as_numpy(value: Any) -> np.ndarray:
     if tensor.ndim == 0:
         tensor = tensor.reshape(1)
     return tensor.numpy()
+
+
+def _data_rows(path: Path) -> int | None:
+    """The rows of an existing CSV less its header, ``None`` when there is no such file."""
+    try:
+        with path.open("rb") as handle:
+            return max(sum(1 for _ in handle) - 1, 0)
+    except OSError:
+        return None
