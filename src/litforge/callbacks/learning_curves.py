@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def plot_learning_curves(metrics_csv: Path, output: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     series: dict[str, dict[int, float]] = defaultdict(dict)
     with metrics_csv.open(newline="") as handle:
@@ -47,7 +49,7 @@ def plot_learning_curves(metrics_csv: Path, output: Path) -> Path | None:
                     series[key.removesuffix("_epoch")][int(float(row["epoch"]))] = float(value)
     families: dict[str, list[str]] = defaultdict(list)
     for name in sorted(series):
-        families[name.split("_", 1)[-1]].append(name)
+        families[metric_family(name)].append(name)
     if not families:
         return None
     width = 5.0 * len(families)
@@ -62,7 +64,15 @@ def plot_learning_curves(metrics_csv: Path, output: Path) -> Path | None:
             ax.plot([e + 1 for e in epochs], [series[name][e] for e in epochs], marker="o", label=name)
         ax.set_title(family)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.legend()
     fig.savefig(output, dpi=100)
     plt.close(fig)
     return output
+
+
+def metric_family(name: str) -> str:
+    """The panel a metric is plotted on: its name less the stage and the loader (``train_loss``,
+    ``val/loss`` and ``val/loss/dataloader_idx_1`` are all ``loss``)."""
+    name = re.sub(r"/dataloader_idx_\d+$", "", name)
+    return re.split(r"[_/]", name, maxsplit=1)[-1]
