@@ -643,10 +643,16 @@ class LitforgeCLI(HookedLightningCLI):
                 where = ""
             else:
                 where = " (the packaged default's EarlyStopping: set trainer.callbacks to change it)"
+            last_epoch = (
+                stopper.stopped_epoch + 1 == self.trainer.max_epochs
+            )  # it would have ended there anyway
             self._report(
-                f"early stopping: {stopper.monitor} did not improve for {stopper.patience} validation "
-                f"checks, so training stopped after epoch {stopper.stopped_epoch + 1} of "
-                f"{self.trainer.max_epochs}{where}"
+                f"early stopping: {stopper.monitor} did not improve for {stopper.patience} validation checks, "
+                + (
+                    f"as training reached its last epoch, {self.trainer.max_epochs}{where}"
+                    if last_epoch
+                    else f"so training stopped after epoch {stopper.stopped_epoch + 1} of {self.trainer.max_epochs}{where}"
+                )
             )
         run_checkpoints = [c for c in self.trainer.checkpoint_callbacks if isinstance(c, RunCheckpoint)]
         best = run_checkpoints[0].best_model_path if run_checkpoints else ""
