@@ -433,6 +433,25 @@ def test_ctrl_c_while_the_command_starts_is_one_line_exit_130(monkeypatch, capsy
     assert capsys.readouterr().err == "litforge: interrupted by Ctrl+C while starting; nothing was done\n"
 
 
+def test_sigterm_while_the_command_starts_is_one_line_exit_143(monkeypatch, capsys):
+    """A SIGTERM during the imports ended the process silently (the default handler)."""
+    import os
+    import signal
+    import sys
+
+    from litforge import cli
+    from litforge.engine import runtime
+
+    monkeypatch.setattr(runtime, "install", lambda: os.kill(os.getpid(), signal.SIGTERM))
+    monkeypatch.setattr(sys, "argv", ["litforge", "fit", "--trainer.max_epochs", "1"])
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 143
+    assert capsys.readouterr().err == "litforge: stopped by SIGTERM while starting; nothing was done\n"
+    assert signal.getsignal(signal.SIGTERM) is before  # the job's own handling is not replaced
+
+
 def test_evaluating_with_no_run_of_the_default_model_uses_the_newest_experiment(tmp_path):
     """Only another experiment's runs (a user's own model): ``litforge test`` finds them, and says so."""
     fit = run_cli("fit", *TINY_TRAINER, "--experiment", "mine", "--run", "r", cwd=tmp_path)

@@ -7,6 +7,7 @@ first line is its summary. Adding a subcommand is one module plus one line in ``
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 from litforge import __version__, working_folder
@@ -43,6 +44,14 @@ def _usage() -> str:
     )
 
 
+class _Terminated(Exception):
+    """SIGTERM while litforge imports its libraries."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def _with_run_path_split(name: str, args: list[str]) -> list[str]:
     """``--run EXPERIMENT/RUN`` (as litforge lists runs) as ``--experiment EXPERIMENT --run RUN``."""
     if name == "serve":  # no runs; and it need not import Lightning
@@ -74,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     working_folder.remember()  # user modules import from it; errors name it
     closed_pipe.install()  # `litforge fit | head` goes on training once head has what it wanted
-    try:  # the imports take seconds: a Ctrl+C here is as clean as one during the job
+    # the imports take seconds: a Ctrl+C or SIGTERM here is as clean as one during the job, and says so
+    previous = signal.signal(signal.SIGTERM, _terminated) if entry_point else None
+    try:
         if name in {"fit", "validate", "test", "predict", "tune", "check"}:
             from litforge.engine import runtime
 
@@ -83,6 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("litforge: interrupted by Ctrl+C while starting; nothing was done", file=sys.stderr)
         sys.exit(130)
+    except _Terminated:
+        print("litforge: stopped by SIGTERM while starting; nothing was done", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     try:
         run_guarded(lambda: module.main(name, _with_run_path_split(name, rest)), argv)
     finally:
