@@ -281,7 +281,16 @@ def test_a_refused_export_leaves_the_previous_one_and_a_narrower_one_says_what_i
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not owner-only
-    assert "removed from the previous export (not in --format): model.pt2" in narrower.stdout
+    # the same checkpoint: the other format stays, described in export.json (it was removed, and lost)
+    assert "kept from the previous export of this checkpoint: pt2" in narrower.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "model.onnx", "model.pt2"]
+    assert sorted(json.loads((tmp_path / "out" / "export.json").read_text())["formats"]) == ["onnx", "pt2"]
+    torch.save(
+        {"state_dict": {"scale": torch.full((3,), 2.0)}, "hyper_parameters": {}}, tmp_path / "branchy.ckpt"
+    )
+    retrained = branchy("--format", "onnx", model="Plain")  # another checkpoint: its pt2 is not this one's
+    assert retrained.returncode == 0, retrained.output
+    assert "removed from the previous export (not in --format): model.pt2" in retrained.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "model.onnx"]
 
 

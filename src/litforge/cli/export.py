@@ -136,7 +136,7 @@ def main(command: str, argv: list[str]) -> int:
     from litforge.export.exporter import export_module
     from litforge.export.loading import load_checkpoint
     from litforge.export.metadata import sha256
-    from litforge.export.staging import publish, set_aside, staging_folder
+    from litforge.export.staging import keep_other_formats, publish, set_aside, staging_folder
 
     loaded = load_checkpoint(args.ckpt, args.model_class, args.config, overrides)
     out = args.out or default_out(args.ckpt)
@@ -187,9 +187,12 @@ def main(command: str, argv: list[str]) -> int:
                 reasons.append(f"{', '.join(passed)} passed: --format {','.join(passed)} exports those alone")
             kept = f"; the previous export in {out} is kept" if out.is_dir() else ""
             raise JobFailed(f"{'; '.join(reasons)} (details in {failed}/export.json{kept})")
+        kept = keep_other_formats(stage, out)  # --format pt2 after an ONNX export of the same checkpoint
         dropped = publish(stage, out)
         shutil.rmtree(out.with_name(f"{out.name}.failed"), ignore_errors=True)  # an older attempt's leftovers
     _report(result.metadata, out)
+    if kept:
+        print(f"kept from the previous export of this checkpoint: {', '.join(kept)}")
     if dropped:
         print(f"removed from the previous export (not in --format): {', '.join(dropped)}")
     return 0

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from litforge.errors import UsageError
 from litforge.export import metadata
 from litforge.export.formats import FORMATS, format_module
 
@@ -60,6 +61,41 @@ def publish(stage: Path, out: Path) -> list[str]:
         _remove(out / name)
     stage.rmdir()
     return dropped
+
+
+def keep_other_formats(stage: Path, out: Path) -> list[str]:
+    """The previous export's artifacts of formats the new one did not make (``--format pt2`` after an ONNX
+    export), copied into ``stage`` with their export.json entries when both exports are of the same
+    checkpoint and model class with the same inputs and outputs, and each file still has the checksum recorded for it.
+    Returns their format names; an export of another checkpoint keeps nothing (``publish`` drops them)."""
+    try:
+        old, new = metadata.read(out), metadata.read(stage)
+    except (UsageError, OSError, ValueError):  # no previous export, or one that cannot be read
+        return []
+    same = all(old.get(key) == new.get(key) for key in ("inputs", "outputs", "output_head", "request_format"))
+    sources = [
+        tuple((export.get("source") or {}).get(key) for key in ("checkpoint_sha256", "model_class"))
+        for export in (old, new)
+    ]
+    if not same or sources[0] != sources[1]:
+        return []
+    kept = []
+    for name, entry in old.get("formats", {}).items():
+        file = out / str(entry.get("file", ""))
+        passed = (entry.get("parity") or {}).get("passed")
+        if (
+            name in new["formats"]
+            or not passed
+            or not file.is_file()
+            or metadata.sha256(file) != entry.get("sha256")
+        ):
+            continue
+        shutil.copy2(file, stage / file.name)
+        new["formats"][name] = entry
+        kept.append(name)
+    if kept:
+        metadata.write(stage, new)
+    return kept
 
 
 def set_aside(stage: Path, failed: Path) -> None:
