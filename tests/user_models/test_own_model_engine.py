@@ -622,6 +622,7 @@ def test_resume_by_run_name_alone_continues_that_run_with_its_config(trained, pr
     # a misspelt run name would start the packaged classifier under the typo: refused, with the real one
     typo = user_cli("fit", "--run", "pp1", "--resume", "auto")
     assert typo.returncode == 2 and "--run pp1: no such run to resume (did you mean p1," in typo.stderr
+    assert "nothing was saved under pp1: to start it, repeat the command that names your model" in typo.stderr
     one_letter = user_cli("fit", "--run", "pl", "--resume", "auto")  # a short name, one letter off
     assert (
         one_letter.returncode == 2

@@ -344,8 +344,9 @@ def _refuse_a_misspelt_run(root: Path, name: str, experiment: str | None) -> Non
     where = f"{root / runs[close[0]] / close[0]}"
     if runs[close[0]] != this and experiment is None:
         raise UsageError(
-            f"--run {name}: no such run to resume (did you mean {close[0]}, {where}?); to start a new run of "
-            f"{this} under this name, add --experiment {this}"
+            f"--run {name}: no such run to resume (did you mean {close[0]}, {where}?); nothing was saved under "
+            f"{name}: to start it, repeat the command that names your model (--model/--config), or add "
+            f"--experiment {this} to train {this} under this name"
         )
     print(
         f"litforge: note: no run {name} yet, so --resume auto starts it (did you mean {close[0]}?)",
