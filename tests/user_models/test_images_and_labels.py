@@ -164,3 +164,21 @@ def test_an_export_says_when_predict_step_post_processes_what_the_artifact_answe
         assert (said in exported.stderr) is noted, exported.stderr
         notes = json.loads((run / "export" / "export.json").read_text())["source"]["notes"]
         assert any("predict_step returns" in note for note in notes) is noted, notes
+
+
+def test_a_predict_step_dict_that_is_not_forwards_output_is_noted_at_export(project, user_cli):
+    """A recommender's predict_step returns {"user_id", "top10"} while forward scores pairs: export.json
+    said nothing, though serve then answers scores. forward's own dict of heads gets no note."""
+    for model, data, noted in (
+        ("DictPredictModel", "MyDataModule", True),
+        ("MultiTask", "MyDataModule", False),
+    ):
+        fit = user_cli(
+            "fit", "--model", f"usermods.{model}", "--data", f"usermods.{data}", *QUICK, "--run", "d"
+        )
+        assert fit.returncode == 0, fit.output
+        exported = user_cli("export", "--run", f"{model.lower()}/d", "--format", "onnx")
+        assert exported.returncode == 0, exported.output
+        said = f"{model}.predict_step returns a dict of scores, top, not forward's output"
+        assert (said in exported.stderr) is noted, exported.stderr
+        assert ("predict_step returns" in exported.stderr) is noted, exported.stderr

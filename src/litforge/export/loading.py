@@ -15,6 +15,7 @@ import importlib
 import inspect
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,13 +317,29 @@ def _argmax_of_forward(module: L.LightningModule, batch: Any, prediction: Any) -
     return classes.shape == prediction.shape and bool((classes == prediction).all())
 
 
+def _another_structure(module: L.LightningModule, batch: Any, prediction: Any) -> bool:
+    """A ``predict_step`` dict or tuple (a recommender's ``{"user_id", "top10"}``) that is not what forward
+    returns on the batch (forward's own dict of heads is): the export answers forward's output instead."""
+    if not isinstance(prediction, (Mapping, tuple, list)):
+        return False
+    reference = forward_on_batch(module, batch)
+    if isinstance(prediction, Mapping):
+        return not isinstance(reference, Mapping) or set(reference) != set(prediction)
+    return not isinstance(reference, (tuple, list)) or len(reference) != len(prediction)
+
+
 def _post_processing_note(module: L.LightningModule, prediction: Any) -> str:
     """The export answers forward's output, not what this ``predict_step`` post-processes it into."""
-    described = (
-        f"{tuple(prediction.shape[1:])} {str(prediction.dtype).removeprefix('torch.')} per sample"
-        if isinstance(prediction, torch.Tensor)
-        else type(prediction).__name__
-    )
+    if isinstance(prediction, torch.Tensor):
+        described = f"{tuple(prediction.shape[1:])} {str(prediction.dtype).removeprefix('torch.')} per sample"
+    elif isinstance(prediction, Mapping):
+        described = f"a dict of {', '.join(map(str, prediction))}"
+    else:
+        described = (
+            f"a {type(prediction).__name__} of {len(prediction)}"
+            if isinstance(prediction, (tuple, list))
+            else type(prediction).__name__
+        )
     return (
         f"{type(module).__name__}.predict_step returns {described}, not forward's output: an export holds "
         "forward only, so serve and predict --artifact answer forward's output through its head, unlike "
@@ -420,7 +437,8 @@ def _attach_data(
             loaded.real_inputs = tuple(tensors)
         relation, prediction = _predict_step_relation(loaded.module, batch)
         loaded.predict_step_sigmoid = relation == "sigmoid"
-        if relation == "other" and _post_processed(loaded.module, batch, prediction):
+        post_processed = relation == "other" and _post_processed(loaded.module, batch, prediction)
+        if post_processed or _another_structure(loaded.module, batch, prediction):
             loaded.note(_post_processing_note(loaded.module, prediction))
         loaded.batch_labels = labels_of(batch, positional_inputs(loaded.module))
         loaded.feature_names = declared_feature_names(datamodule)
