@@ -417,7 +417,16 @@ def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
     typo = user_cli("fit", *no_validation, "--run", "nv", "--monitor", "train_los")
     assert typo.returncode == 2, typo.output
     error = "error: --monitor train_los: the model logs no such metric (it logs: train_loss; did you mean train_loss?)"
-    assert error in typo.stderr, typo.stderr
+    assert error in typo.stderr and "the epoch it trained is in checkpoints/last.ckpt" in typo.stderr, (
+        typo.stderr
+    )
+    fixed = user_cli("fit", *no_validation, "--run", "nv", "--monitor", "train_loss", "--resume", "auto")
+    assert fixed.returncode == 0 and "resuming from" in fixed.stderr, fixed.output
+    # an epoch-level training metric is logged after the validation's end, by the epoch's end: taken
+    epoch_level = user_cli("fit", "--model", "usermods.EpochTrainAccuracy", "--data", "usermods.MyDataModule",
+                           *QUICK, "--run", "acc", "--monitor", "train_acc")  # fmt: skip
+    assert epoch_level.returncode == 0, epoch_level.output
+    assert (project / "runs" / "epochtrainaccuracy" / "acc" / "checkpoints" / "best.ckpt").is_file()
     # the packaged default's val_loss, not typed: a note after the first epoch, and with the closing lines
     default = user_cli("fit", *no_validation, "--run", "nv2")  # --monitor val_loss: a metric of another stage
     assert default.returncode == 0, default.output

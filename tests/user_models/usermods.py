@@ -1099,3 +1099,13 @@ class StartsFromAFile(LitModel):
         super().__init__(lr=lr)
         self.save_hyperparameters()
         self.model.load_state_dict(torch.load(init_path, weights_only=True))
+
+
+class EpochTrainAccuracy(LitModel):
+    """Logs its training accuracy per epoch only (``on_step=False, on_epoch=True``), as torchmetrics users do."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.log("train_acc", (logits.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True)
+        return F.cross_entropy(logits, y)

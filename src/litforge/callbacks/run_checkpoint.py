@@ -15,7 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
-from lightning.pytorch.trainer.states import RunningStage, TrainerFn
+from lightning.pytorch.trainer.states import TrainerFn
 
 from litforge.callbacks.monitor_mode import DEFAULT_MONITOR, closest_logged
 from litforge.errors import UsageError
@@ -60,6 +60,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._best_only_if_logged(trainer, super().on_train_epoch_end, pl_module)
+        self._refuse_or_say_if_unlogged(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._best_only_if_logged(trainer, super().on_validation_end, pl_module)
@@ -98,17 +99,25 @@ class RunCheckpoint(ModelCheckpoint):
         if self.monitor is None or self.monitor in trainer.callback_metrics:
             save(trainer, pl_module)
             return
-        fitting = trainer.state.fn == TrainerFn.FITTING and not (
-            trainer.sanity_checking or trainer.fast_dev_run
-        )
-        # after the first validation (a model without one: its first training epoch), not only at the end
-        epoch_done = trainer.state.stage == RunningStage.VALIDATING or not trainer.enable_validation
-        if fitting and epoch_done and self._typed:
+        if _fitting(trainer) and self._last_only_step != trainer.global_step:
+            self._save_last(trainer)
+
+    def _refuse_or_say_if_unlogged(self, trainer: L.Trainer) -> None:
+        """After the first training epoch (its validation and its epoch-level training metrics are logged by
+        then: ``train_acc`` with ``on_epoch=True`` is not, at the validation's end), a monitor the model has
+        not logged: a typed ``--monitor`` stops the fit (exit 2) with last.ckpt saved; litforge's default is
+        a note, once."""
+        if self.monitor is None or self.monitor in trainer.callback_metrics or not _fitting(trainer):
+            return
+        if self._typed:
+            if self._last_only_step != trainer.global_step:
+                self._save_last(trainer)
             raise UsageError(
-                f"--monitor {self.monitor}: the model logs no such metric ({self._logged_instead(trainer)}); what "
-                "trained so far stays in the run folder (--overwrite replaces it)"
+                f"--monitor {self.monitor}: the model logs no such metric ({self._logged_instead(trainer)}); the "
+                "epoch it trained is in checkpoints/last.ckpt: --resume auto with the right --monitor goes on "
+                "from there, --overwrite starts again"
             )
-        if fitting and epoch_done and not self._said_unlogged and trainer.is_global_zero:
+        if not self._said_unlogged and trainer.is_global_zero:
             self._said_unlogged = True
             idle = [
                 str(stopper.monitor)
@@ -122,8 +131,6 @@ class RunCheckpoint(ModelCheckpoint):
                 file=sys.stderr,
                 flush=True,
             )
-        if fitting and self._last_only_step != trainer.global_step:
-            self._save_last(trainer)
 
     def _logged_instead(self, trainer: L.Trainer) -> str:
         """``it logs: a, b; did you mean a?``: what the model does log, and the name closest to ``monitor``."""
@@ -146,6 +153,11 @@ class RunCheckpoint(ModelCheckpoint):
         self.last_model_path = str(self._last_path)
         trainer.save_checkpoint(self._last_path)
         self._last_only_step = trainer.global_step
+
+
+def _fitting(trainer: L.Trainer) -> bool:
+    """Training for real: not the sanity check, a smoke test, or validate/test/predict."""
+    return trainer.state.fn == TrainerFn.FITTING and not (trainer.sanity_checking or trainer.fast_dev_run)
 
 
 def _averaged_in_at_the_end(trainer: L.Trainer) -> str | None:
