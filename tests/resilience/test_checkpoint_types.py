@@ -58,3 +58,42 @@ def test_another_class_is_refused_at_the_save_naming_where_it_sits_and_nothing_i
         refuse_unloadable(_checkpoint(hyper_parameters={"net": torch.nn.Linear(2, 2)}))
     with pytest.raises(UsageError, match=r"holds counts \(collections\.defaultdict\), kind \(.*Meta\):"):
         refuse_unloadable(_checkpoint(counts=defaultdict(int, a=1), kind=Meta))  # torch's list has neither
+
+
+def test_a_function_a_cycle_and_a_big_array_are_scanned_without_their_bytes() -> None:
+    import torch.nn.functional as F
+
+    looped: dict = {"a": 1}
+    looped["self"] = looped  # torch.save takes it; the scan must too
+    refuse_unloadable(_checkpoint(meta=looped, table=np.zeros((2000, 2000))))
+    with pytest.raises(UsageError, match=r"holds hyper_parameters\.activation \(torch\._C\._nn\.gelu\)"):
+        refuse_unloadable(_checkpoint(hyper_parameters={"activation": F.gelu}))
+
+
+def test_a_crash_is_reported_as_itself_when_its_exception_checkpoint_is_refused(tmp_path) -> None:
+    """A module storing an object in on_save_checkpoint whose training_step then crashed: the refusal of
+    on_exception.ckpt replaced the user's exception (exit 2, "store it as plain data")."""
+    import lightning as L
+    from resilience_helpers import bare_trainer
+
+    from litforge.resilience import ExceptionCheckpoint
+
+    class Crashes(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            raise ValueError("the real bug in training_step")
+
+        def on_save_checkpoint(self, checkpoint):
+            checkpoint["meta"] = Meta()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(4, 2)), batch_size=2)
+    trainer = bare_trainer(ExceptionCheckpoint(tmp_path), max_steps=1)
+    with pytest.raises(ValueError, match="the real bug in training_step"):
+        trainer.fit(Crashes(), train_dataloaders=loader)
+    assert not (tmp_path / "on_exception.ckpt").exists()

@@ -44,8 +44,9 @@ def _usage() -> str:
     )
 
 
-class _Terminated(Exception):
-    """SIGTERM while litforge imports its libraries."""
+class _Terminated(BaseException):
+    """SIGTERM while litforge imports its libraries (a BaseException, as KeyboardInterrupt: libraries catch
+    ``Exception`` around optional imports, and must not swallow it)."""
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -168,7 +168,11 @@ class BackgroundCheckpointIO(CheckpointIO):
         start = time.perf_counter()
         for event in events:
             event.synchronize()
-        self.checkpoint_io.save_checkpoint(snapshot, path, storage_options=storage_options)
+        write = getattr(self.checkpoint_io, "write", None)  # AtomicCheckpointIO: checked already, above
+        if write is not None and storage_options is None:
+            write(snapshot, path)
+        else:
+            self.checkpoint_io.save_checkpoint(snapshot, path, storage_options=storage_options)
         then()
         return time.perf_counter() - start
 

@@ -40,13 +40,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
         refuse_unloadable(checkpoint)
+        self.write(checkpoint, path)
 
-        def write(handle: IO[bytes]) -> None:
+    def write(self, checkpoint: dict[str, Any], path: str | Path) -> None:
+        """Write ``checkpoint`` as ``save_checkpoint`` does, once its content has passed
+        ``refuse_unloadable`` (``BackgroundCheckpointIO`` checks it in the training thread)."""
+
+        def sealed(handle: IO[bytes]) -> None:
             save_checksummed(checkpoint, handle)
             if delay := float(os.environ.get(WRITE_DELAY_ENV) or 0):
                 time.sleep(delay)
 
-        write_atomically(Path(path), write)
+        write_atomically(Path(path), sealed)
 
     def load_checkpoint(
         self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None

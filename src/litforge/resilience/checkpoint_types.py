@@ -67,11 +67,14 @@ def refuse_unloadable(checkpoint: dict[str, Any]) -> None:
     Raises:
         UsageError: naming the entries that hold objects of other classes and those classes.
     """
+    scan = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    if scan is None:  # torch before 2.5: loading says it instead
+        return
     allow_plain_data()
     buffer = io.BytesIO()
-    torch.save(_without_tensors(checkpoint), buffer)
+    torch.save(_without_tensors(checkpoint, {}), buffer)
     buffer.seek(0)
-    unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(buffer))
+    unsafe = set(scan(buffer))
     if not unsafe:
         return
     found = [f"{where} ({name})" for where, name in _entries_of(checkpoint, unsafe)][:3]
@@ -84,29 +87,49 @@ def refuse_unloadable(checkpoint: dict[str, Any]) -> None:
     )
 
 
-def _without_tensors(value: Any) -> Any:
-    """``value`` with the tensors in its dicts, lists and tuples replaced by ``None`` (containers copied)."""
+def _without_tensors(value: Any, copied: dict[int, Any]) -> Any:
+    """``value`` with its tensors as ``None`` and its numpy arrays one element long (same class and dtype: the same
+    globals to scan, none of the bytes), through dicts, lists and tuples (copied once each: ``copied``
+    keeps a container met twice, or inside itself, one copy)."""
     if isinstance(value, torch.Tensor):
         return None
+    if isinstance(value, np.ndarray):
+        return np.zeros(1, value.dtype)
+    if id(value) in copied:
+        return copied[id(value)]
     if isinstance(value, dict):
-        stripped = copy.copy(value)  # keeps the class (OrderedDict, defaultdict and its factory)
+        stripped = copied[id(value)] = copy.copy(value)  # keeps the class (OrderedDict, defaultdict)
         for key, item in value.items():
-            stripped[key] = _without_tensors(item)
+            stripped[key] = _without_tensors(item, copied)
         return stripped
-    if type(value) in (list, tuple):
-        return type(value)(_without_tensors(item) for item in value)
+    if type(value) is list:
+        stripped = copied[id(value)] = []
+        stripped.extend(_without_tensors(item, copied) for item in value)
+        return stripped
+    if type(value) is tuple:
+        return tuple(_without_tensors(item, copied) for item in value)
     return value
 
 
-def _entries_of(value: Any, classes: set[str], where: str = "") -> Iterator[tuple[str, str]]:
+def _entries_of(
+    value: Any, classes: set[str], where: str = "", seen: set[int] | None = None
+) -> Iterator[tuple[str, str]]:
     """``(key path, class)`` of the objects in ``value`` whose class (``module.qualname``) is in
-    ``classes`` (or that are such a class); tensors and numbers are not looked into."""
-    if isinstance(value, (torch.Tensor, int, float, str, bytes)) or value is None:
+    ``classes`` (or that are such a class or function); tensors, numbers and arrays are not looked into,
+    an object met twice (or inside itself) once."""
+    seen = set() if seen is None else seen
+    if (
+        isinstance(value, (torch.Tensor, int, float, str, bytes, np.ndarray))
+        or value is None
+        or id(value) in seen
+    ):
         return
+    seen.add(id(value))
     kind = value if isinstance(value, type) else type(value)  # a class stored as a value is one too
     name = f"{kind.__module__}.{kind.__qualname__}"
-    if name in classes:
-        yield where or "the checkpoint", name
+    own = f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"  # a function stored
+    if name in classes or own in classes:
+        yield where or "the checkpoint", name if name in classes else own
         return
     if isinstance(value, dict):
         items: Any = value.items()
@@ -115,4 +138,4 @@ def _entries_of(value: Any, classes: set[str], where: str = "") -> Iterator[tupl
     else:
         items = vars(value).items() if hasattr(value, "__dict__") and not isinstance(value, type) else ()
     for key, item in items:
-        yield from _entries_of(item, classes, f"{where}.{key}" if where else str(key))
+        yield from _entries_of(item, classes, f"{where}.{key}" if where else str(key), seen)

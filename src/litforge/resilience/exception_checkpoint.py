@@ -5,6 +5,7 @@ litforge fit --run my-run     # a crash in training_step leaves checkpoints/on_e
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -36,4 +37,7 @@ class ExceptionCheckpoint(Checkpoint):
     ) -> None:
         if isinstance(exception, LitforgeError) or trainer.world_size > 1:
             return
-        trainer.save_checkpoint(self.path, weights_only=False)
+        try:
+            trainer.save_checkpoint(self.path, weights_only=False)
+        except LitforgeError as refused:  # a checkpoint no command could load: the crash is the news
+            print(f"litforge: note: {self.path.name} not saved: {refused}", file=sys.stderr, flush=True)
