@@ -487,6 +487,18 @@ def test_a_restored_schedule_shorter_than_asked_is_refused_and_a_longer_one_note
     check.built = [20]
     with pytest.raises(UsageError, match="10 epochs and this fit asks for 20: past its end it raises the"):
         check.on_train_start(trainer, None)
+    # a config's lr_scheduler has a fixed T_max, the same as built: a longer resume was let through silently
+    trainer.ckpt_path, trainer.max_epochs, check.built = "last.ckpt", 16, [10]
+    check.on_train_start(trainer, None)
+    assert "CosineAnnealingLR ends after 10 epochs and this fit trains for 16: past its end its learning" in (
+        capsys.readouterr().err
+    )
+    trainer.lr_scheduler_configs = [SimpleNamespace(scheduler=cycle, interval="step")]
+    trainer.estimated_stepping_batches, check.built = 120, [100]
+    with pytest.raises(
+        UsageError, match="OneCycleLR ends after 100 steps and this fit trains for 120: past its"
+    ):
+        check.on_train_start(trainer, None)
 
 
 def test_a_fit_that_failed_at_once_removes_its_own_run_not_a_neighbours(tmp_path) -> None:

@@ -39,6 +39,8 @@ class ScheduleHorizon(L.Callback):
                 print(f"litforge: note: {moved}", file=sys.stderr)
         for config, built in zip(trainer.lr_scheduler_configs, self.built, strict=False):
             restored = _horizon(config.scheduler)
+            if built is not None and restored == built and trainer.ckpt_path:
+                _past_a_fixed_horizon(trainer, config, restored)
             if built is None or restored is None or restored == built:
                 continue
             name, unit = type(config.scheduler).__name__, "steps" if config.interval == "step" else "epochs"
@@ -58,6 +60,30 @@ class ScheduleHorizon(L.Callback):
                 f"its end it {past_end}. A schedule cannot be lengthened on resume: train a new run (another "
                 "--run) with the longer settings, or resume with the run's own --trainer.max_epochs/max_steps"
             )
+
+
+def _past_a_fixed_horizon(trainer: L.Trainer, config: object, horizon: int) -> None:
+    """A resume asking for more epochs (steps) than a schedule of a fixed length holds, the same length as
+    built now (a config's ``lr_scheduler: CosineAnnealingLR`` with ``T_max: 6`` and ``--trainer.max_epochs
+    10``): OneCycleLR would fail mid-run, refused now; a cosine climbs back up, said."""
+    by_step = getattr(config, "interval", "epoch") == "step"
+    asked = trainer.estimated_stepping_batches if by_step else trainer.max_epochs
+    if asked in (None, -1) or not math.isfinite(asked) or horizon >= asked:
+        return
+    scheduler = getattr(config, "scheduler", None)
+    name, unit = type(scheduler).__name__, "steps" if by_step else "epochs"
+    said = f"the checkpoint's {name} ends after {horizon} {unit} and this fit trains for {int(asked)}"
+    if isinstance(scheduler, OneCycleLR):
+        raise UsageError(
+            f"{said}: past its end it fails. Resume with the run's own --trainer.max_epochs/max_steps, or train "
+            "a new run (another --run) with the longer schedule"
+        )
+    if trainer.is_global_zero:
+        print(
+            f"litforge: note: {said}: past its end its learning rate climbs back up (a longer T_max, in a new "
+            "run, decays over the whole fit)",
+            file=sys.stderr,
+        )
 
 
 def _horizon(scheduler: object) -> int | None:
