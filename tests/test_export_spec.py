@@ -338,8 +338,14 @@ def test_a_submodule_forward_never_uses_is_named_for_the_formats_that_carry_it(t
     from litforge.export.exporter import export_module
 
     assert export_module(StudentWithTeacher(), tmp_path / "a", ["pt2"]).failed == []
-    assert "note: forward never uses teacher (15 parameters): the pt2 artifacts carry its weights" in (
+    assert "note: forward does not use teacher (15 parameters): the pt2 artifacts carry those weights" in (
         capsys.readouterr().err
     )
     assert export_module(StudentWithTeacher(), tmp_path / "b", ["onnx"]).failed == []
-    assert "never uses" not in capsys.readouterr().err
+    assert "does not use" not in capsys.readouterr().err
+    tied = StudentWithTeacher()
+    tied.teacher.weight = tied.net[2].weight = torch.nn.Parameter(torch.randn(3, 4))  # one weight, two places
+    tied.net[0] = torch.nn.Linear(4, 4)
+    tied.teacher.bias = None
+    assert export_module(tied, tmp_path / "c", ["pt2"]).failed == []
+    assert "does not use" not in capsys.readouterr().err

@@ -212,17 +212,17 @@ def _feature_names(module: torch.nn.Module, spec: ExportSpec, found: list[str] |
 
 
 class _ParametersUsed(torch.overrides.TorchFunctionMode):
-    """Records which of ``parameters`` (by id) a torch function receives while the mode is on."""
+    """Records the ids of the tensors in ``watched`` that a torch function receives while the mode is on."""
 
-    def __init__(self, parameters: dict[int, str]) -> None:
+    def __init__(self, watched: set[int]) -> None:
         super().__init__()
-        self.parameters, self.used = parameters, set()
+        self.watched, self.used = watched, set()
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         for value in _tensors_in((args, kwargs)):
-            if id(value) in self.parameters:
-                self.used.add(self.parameters[id(value)])
+            if id(value) in self.watched:
+                self.used.add(id(value))
         return func(*args, **kwargs)
 
 
@@ -238,28 +238,28 @@ def _tensors_in(value: Any) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _parameters_used(module: torch.nn.Module) -> Iterator[set[str]]:
-    """The names of ``module``'s parameters that the code inside the block computes with."""
-    mode = _ParametersUsed({id(p): name for name, p in module.named_parameters()})
+def _parameters_used(module: torch.nn.Module) -> Iterator[set[int]]:
+    """The ids of ``module``'s parameters that the code inside the block computes with (a weight tied
+    between two submodules is one id)."""
+    mode = _ParametersUsed({id(p) for p in module.parameters()})
     with mode:
         yield mode.used
 
 
-def _note_weights_forward_never_uses(module: torch.nn.Module, used: set[str], formats: list[str]) -> None:
-    """A submodule whose weights forward never uses (a distillation teacher registered as ``self.teacher``):
-    ONNX leaves them out, pt2 and TorchScript carry them: say so, with the size."""
+def _note_weights_forward_never_uses(module: torch.nn.Module, used: set[int], formats: list[str]) -> None:
+    """A submodule none of whose weights forward uses (a distillation teacher registered as ``self.teacher``,
+    a projection head for training): ONNX leaves them out, pt2 and TorchScript carry them: say so, with
+    the size. A fact, not a fault: such a module is often needed in training."""
     carried = [f for f in formats if f in ("pt2", "torchscript")]
-    idle = [
-        (name, sum(p.numel() for p in child.parameters()))
-        for name, child in module.named_children()
-        if any(True for _ in child.parameters()) and not any(n.startswith(f"{name}.") for n in used)
-    ]
+    idle = []
+    for name, child in module.named_children():
+        weights = {id(p): p.numel() for p in child.parameters()}
+        if weights and not weights.keys() & used:
+            idle.append(f"{name} ({sum(weights.values()):,} parameters)")
     if carried and idle:
-        listed = ", ".join(f"{name} ({count:,} parameters)" for name, count in idle)
         print(
-            f"litforge: note: forward never uses {listed}: the {' and '.join(carried)} artifacts carry its weights "
-            "anyway (ONNX leaves them out); keep such a module (a distillation teacher) out of the module tree, "
-            "e.g. in a list, to ship only what forward uses",
+            f"litforge: note: forward does not use {', '.join(idle)}: the {' and '.join(carried)} artifacts carry "
+            "those weights anyway, ONNX leaves them out (--format onnx ships only what forward computes with)",
             file=sys.stderr,
         )
 
