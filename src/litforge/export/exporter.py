@@ -185,8 +185,8 @@ def _class_labels(head: str, output: np.ndarray, classes: output_head.Classes) -
 def _feature_names(module: torch.nn.Module, spec: ExportSpec, found: list[str] | None) -> list[str] | None:
     """The inputs' column names, one after the other: declared by the export spec (one per value, else
     refused), else ``found`` (the datamodule's) or the module's own, when there is one per value of a row.
-    A forward of several inputs prefers the module's names: the datamodule's list knows no order of
-    forward's inputs, so it is split over them in forward's order with a note naming each input's share."""
+    A forward of several inputs takes names from the module only: the datamodule's list knows no order of
+    forward's inputs, and names split by count alone could land on the wrong one (a note says so)."""
     widths = spec.row_widths()
     if widths is None:
         return None
@@ -195,20 +195,16 @@ def _feature_names(module: torch.nn.Module, spec: ExportSpec, found: list[str] |
     if declared:
         return declared
     own = check_width(declared_feature_names(module), width, "")
-    found = check_width(found, width, "")
     if len(widths) == 1:
-        return found or own
-    if found and not own:
-        shares, start = [], 0
-        for name, size in zip(spec.input_names, widths, strict=True):
-            shares.append(f"{name}: {', '.join(found[start : start + size])}")
-            start += size
+        return check_width(found, width, "") or own
+    if check_width(found, width, "") and not own:
         print(
-            f"litforge: note: the datamodule's feature names are split over forward's inputs in its order "
-            f"({'; '.join(shares)}); if that is not how they match, set feature_names on the module",
+            f"litforge: note: the datamodule's {width} feature names are not split over forward's "
+            f"{len(widths)} inputs ({', '.join(spec.input_names)}): it cannot say which go to which; set "
+            "feature_names on the module, in forward's order, for CSV headers and records by name",
             file=sys.stderr,
         )
-    return own or found
+    return own
 
 
 class _ParametersUsed(torch.overrides.TorchFunctionMode):
