@@ -349,3 +349,31 @@ def test_a_submodule_forward_never_uses_is_named_for_the_formats_that_carry_it(t
     tied.teacher.bias = None
     assert export_module(tied, tmp_path / "c", ["pt2"]).failed == []
     assert "does not use" not in capsys.readouterr().err
+
+
+def test_export_model_flags_read_values_as_fit_does_and_reach_kwargs_and_dict_arguments() -> None:
+    """export --model.NAME: 1e-3 stayed a string (YAML 1.1), a **kwargs constructor and the long form
+    --model.init_args.lr were refused, a flag taken as the value went through."""
+    from litforge.cli.export import model_arguments
+    from litforge.export.loading import _apply_model_argument
+
+    overrides, rest = model_arguments(["--run", "r", "--model.lr", "1e-3", "--model.init_args.depth=2"])
+    assert overrides == {"lr": 0.001, "depth": 2} and rest == ["--run", "r"]
+    with pytest.raises(UsageError, match="--model.lr expects a value"):
+        model_arguments(["--model.lr", "--format", "onnx"])
+
+    class Takes:
+        def __init__(self, encoder: dict | None = None, **kwargs) -> None: ...
+
+    kwargs = {"encoder": {"hidden": 64, "layers": 2}}
+    _apply_model_argument(Takes, kwargs, "encoder.hidden", 32)
+    _apply_model_argument(Takes, kwargs, "anything", 1)  # **kwargs
+    assert kwargs == {"encoder": {"hidden": 32, "layers": 2}, "anything": 1}
+
+    class Strict:
+        def __init__(self, lr: float = 0.1) -> None: ...
+
+    with pytest.raises(UsageError, match=r"--model.lrr: Strict has no argument 'lrr' \(did you mean lr\?\)"):
+        _apply_model_argument(Strict, {}, "lrr", 1)
+    with pytest.raises(UsageError, match="Strict's lr is not a dict"):
+        _apply_model_argument(Strict, {"lr": 0.1}, "lr.x", 1)

@@ -9,6 +9,7 @@ litforge export --run ft --model.backbone_path moved/backbone.pt   # an init arg
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import shutil
 import sys
@@ -119,9 +120,13 @@ def model_arguments(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
             rest.append(arg)
             continue
         value = value if equals else next(args, None)
-        if value is None:
+        if value is None or (not equals and value.startswith("--")):
             raise UsageError(f"{flag} expects a value")
-        overrides[flag.removeprefix("--model.")] = yaml.safe_load(value) if value else value
+        parsed = yaml.safe_load(value) if value else value
+        if isinstance(parsed, str):  # YAML 1.1 reads 1e-3 as a string; fit casts it by the annotation
+            with contextlib.suppress(ValueError):
+                parsed = float(parsed)
+        overrides[flag.removeprefix("--model.").removeprefix("init_args.")] = parsed
     return overrides, rest
 
 

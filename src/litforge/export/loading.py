@@ -154,14 +154,7 @@ def load_checkpoint(
     init_args = model_config.get("init_args")
     kwargs = {**(init_args if isinstance(init_args, dict) else {}), **hparams}
     for name, value in (model_args or {}).items():
-        if name not in inspect.signature(cls.__init__).parameters:
-            close = difflib.get_close_matches(name, list(inspect.signature(cls.__init__).parameters), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise UsageError(f"--model.{name}: {cls.__name__} has no argument {name!r}{hint}")
-        if kwargs.get(name, value) != value:
-            print(f"litforge: note: --model.{name} {value} replaces the checkpoint's {name}={kwargs[name]}",
-                  file=sys.stderr)  # fmt: skip
-        kwargs[name] = value
+        _apply_model_argument(cls, kwargs, name, value)
     kwargs = _with_injected_objects(cls, _accepted_kwargs(cls, kwargs), where)
     module = _configured(_built(cls, kwargs, class_path, path), class_path)
     datamodule = _set_up_as_the_trainer_does(module, config, data_cls, class_path)
@@ -222,6 +215,36 @@ def _built(cls: type, kwargs: dict[str, Any], class_path: str, path: Path) -> to
         raise UsageError(
             f"--ckpt: building {class_path} from {path} failed: {type(err).__name__}: {err}{hint}"
         ) from None
+
+
+def _apply_model_argument(cls: type, kwargs: dict[str, Any], name: str, value: Any) -> None:
+    """``export --model.NAME VALUE`` over the checkpoint's ``kwargs``, with a note when it replaces a value:
+    NAME one of ``cls``'s arguments (any, for a ``**kwargs`` constructor), or ``ARG.KEY`` of a dict argument."""
+    parameters = inspect.signature(cls.__init__).parameters
+    head, dot, key = name.partition(".")
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if head not in parameters and not takes_any:
+        close = difflib.get_close_matches(head, list(parameters), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(f"--model.{name}: {cls.__name__} has no argument {head!r}{hint}")
+    if dot and not isinstance(kwargs.get(head), dict):
+        raise UsageError(
+            f"--model.{name}: {cls.__name__}'s {head} is not a dict; give it whole: --model.{head} VALUE"
+        )
+    target, field = (dict(kwargs[head]), key) if dot else (kwargs, head)
+    before = target.get(field, value)
+    try:
+        changed = bool(before != value)
+    except (RuntimeError, ValueError):  # a tensor or an array: compared element-wise
+        changed = True
+    if changed:
+        print(
+            f"litforge: note: --model.{name} {value} replaces the checkpoint's {name}={before}",
+            file=sys.stderr,
+        )
+    target[field] = value
+    if dot:
+        kwargs[head] = target
 
 
 def _class_name(class_path: Any) -> str | None:
