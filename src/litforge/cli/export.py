@@ -153,6 +153,7 @@ def main(command: str, argv: list[str]) -> int:
         "model_class": loaded.class_path,
         "datamodule_class": loaded.data_class_path,
         "notes": loaded.notes,
+        **({"model_args": overrides} if overrides else {}),
     }
     with staging_folder(out) as stage:  # the previous export stays until this one is whole and verified
         result = export_module(

@@ -65,16 +65,23 @@ def publish(stage: Path, out: Path) -> list[str]:
 
 def keep_other_formats(stage: Path, out: Path) -> list[str]:
     """The previous export's artifacts of formats the new one did not make (``--format pt2`` after an ONNX
-    export), copied into ``stage`` with their export.json entries when both exports are of the same
-    checkpoint and model class with the same inputs and outputs, and each file still has the checksum recorded for it.
+    export), linked into ``stage`` with their export.json entries when both exports are of the same
+    checkpoint, model class and --model arguments, with the same inputs, outputs and library versions, and
+    each file still has the checksum recorded for it.
     Returns their format names; an export of another checkpoint keeps nothing (``publish`` drops them)."""
     try:
         old, new = metadata.read(out), metadata.read(stage)
     except (UsageError, OSError, ValueError):  # no previous export, or one that cannot be read
         return []
-    same = all(old.get(key) == new.get(key) for key in ("inputs", "outputs", "output_head", "request_format"))
+    same = all(
+        old.get(key) == new.get(key)
+        for key in ("inputs", "outputs", "output_head", "request_format", "versions")
+    )  # pt2 and TorchScript files are tied to the torch that wrote them
     sources = [
-        tuple((export.get("source") or {}).get(key) for key in ("checkpoint_sha256", "model_class"))
+        tuple(
+            (export.get("source") or {}).get(key)
+            for key in ("checkpoint_sha256", "model_class", "model_args")
+        )
         for export in (old, new)
     ]
     if not same or sources[0] != sources[1]:
@@ -90,7 +97,10 @@ def keep_other_formats(stage: Path, out: Path) -> list[str]:
             or metadata.sha256(file) != entry.get("sha256")
         ):
             continue
-        shutil.copy2(file, stage / file.name)
+        try:
+            os.link(file, stage / file.name)  # no copy of a large artifact: publish replaces the name only
+        except OSError:
+            shutil.copy2(file, stage / file.name)
         new["formats"][name] = entry
         kept.append(name)
     if kept:
