@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.fabric.utilities.types import _Stateful
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
 from lightning.pytorch.core.module import _jit_is_scripting
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -141,6 +141,13 @@ def saved_this_epoch_end(callback: ModelCheckpoint, trainer: L.Trainer) -> bool:
         and callback._last_global_step_saved == trainer.global_step
         and callback._should_save_on_train_epoch_end(trainer)
     )
+
+
+def swa_copied_its_average(callback: StochasticWeightAveraging, trainer: L.Trainer) -> bool:
+    """Whether this ``StochasticWeightAveraging`` copied its average into the module in its ``on_train_end``
+    (Lightning's own test there: the last SWA epoch reached, or an endless run; and an average taken)."""
+    reached = trainer.current_epoch - 1 >= callback.swa_end or callback._max_epochs == -1
+    return reached and callback._average_model is not None
 
 
 # -- the strategy and the cluster environment ---------------------------------------------------------------

@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 
+from litforge._compat.lightning import swa_copied_its_average
 from litforge.callbacks.monitor_mode import DEFAULT_MONITOR, closest_logged
 from litforge.errors import UsageError
 
@@ -162,17 +163,10 @@ def _fitting(trainer: L.Trainer) -> bool:
 
 def _averaged_in_at_the_end(trainer: L.Trainer) -> str | None:
     """The name of a ``StochasticWeightAveraging`` callback that copied its average into the model in its
-    ``on_train_end`` (training reached its last SWA epoch), which runs before this one's (Lightning runs
-    checkpoint callbacks last); ``None`` when none did. (Lightning's ``WeightAveraging`` saves its average
-    into every checkpoint itself.)"""
+    ``on_train_end``, which runs before this one's (Lightning runs checkpoint callbacks last); ``None`` when
+    none did. (Lightning's ``WeightAveraging`` saves its average into every checkpoint itself.)"""
     for callback in trainer.callbacks:
-        swa_end = getattr(callback, "swa_end", None)
-        # Lightning's own test, with the epoch already counted on
-        if (
-            isinstance(callback, StochasticWeightAveraging)
-            and swa_end is not None
-            and trainer.current_epoch - 1 >= swa_end
-        ):
+        if isinstance(callback, StochasticWeightAveraging) and swa_copied_its_average(callback, trainer):
             return type(callback).__name__
     return None
 
