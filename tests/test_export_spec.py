@@ -359,7 +359,7 @@ def test_export_model_flags_read_values_as_fit_does_and_reach_kwargs_and_dict_ar
 
     overrides, rest = model_arguments(["--run", "r", "--model.lr", "1e-3", "--model.init_args.depth=2"])
     assert overrides == {"lr": 0.001, "depth": 2} and rest == ["--run", "r"]
-    with pytest.raises(UsageError, match="--model.lr expects a value"):
+    with pytest.raises(UsageError, match=r"--model\.lr expects a value"):
         model_arguments(["--model.lr", "--format", "onnx"])
 
     class Takes:

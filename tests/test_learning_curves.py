@@ -17,3 +17,11 @@ def test_learning_curves_put_one_metric_of_every_stage_and_loader_on_one_panel()
         "val_acc",
     ]
     assert [metric_family(name) for name in names] == ["loss", "loss", "loss", "loss", "acc", "acc"]
+    others = ["loss/train", "acc/val", "lr-Adam/pg1", "learning_rate", "val_top1_err"]
+    assert [metric_family(name) for name in others] == [
+        "loss",
+        "acc",
+        "lr-Adam/pg1",
+        "learning_rate",
+        "top1_err",
+    ]

@@ -72,7 +72,16 @@ def plot_learning_curves(metrics_csv: Path, output: Path) -> Path | None:
 
 
 def metric_family(name: str) -> str:
-    """The panel a metric is plotted on: its name less the stage and the loader (``train_loss``,
-    ``val/loss`` and ``val/loss/dataloader_idx_1`` are all ``loss``)."""
+    """The panel a metric is plotted on: its name less a stage and a loader (``train_loss``, ``val/loss``,
+    ``loss/val`` and ``val/loss/dataloader_idx_1`` are all ``loss``); other names stand as they are
+    (``lr-Adam``)."""
     name = re.sub(r"/dataloader_idx_\d+$", "", name)
-    return re.split(r"[_/]", name, maxsplit=1)[-1]
+    parts = re.split(r"[_/]", name)
+    if len(parts) > 1 and parts[0] in STAGES:
+        return name[len(parts[0]) + 1 :]
+    if len(parts) > 1 and parts[-1] in STAGES:
+        return name[: -len(parts[-1]) - 1]
+    return name
+
+
+STAGES = ("train", "val", "valid", "validation", "test")
