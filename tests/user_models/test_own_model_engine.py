@@ -548,7 +548,7 @@ def test_a_file_a_path_argument_names_moved_after_training_is_pointed_at_by_a_fl
     assert fit.returncode == 0, fit.output
     (project / "weights").mkdir()
     (project / "init.pt").rename(project / "weights" / "init.pt")
-    hint = "(--model.init_path PATH points the model at where it is now)"
+    hint = "(--model.init_path names it: --model.init_path PATH gives the file's path)"
     for command in (("export", "--run", "f", "--format", "onnx"), ("test", "--run", "f")):
         refused = user_cli(*command)
         assert refused.returncode == 2 and hint in refused.stderr, refused.output

@@ -61,12 +61,12 @@ class BuildFailed(UsageError):
 
 
 def path_argument_hint(error: BaseException, arguments: dict[str, Any]) -> str:
-    """`` (--model.backbone_path PATH points the model at where it is now)`` when ``error`` is a missing file
-    that one of ``arguments`` (flag -> value) names: a file moved since training, whose path the run's
-    checkpoint and config keep."""
+    """`` (--model.backbone_path names it: --model.backbone_path PATH gives the file's path)`` when ``error``
+    is a missing file that one of ``arguments`` (flag -> value) names: a mistyped path, or a file moved
+    since training whose path the run's checkpoint and config keep."""
     missing = getattr(error, "filename", None) if isinstance(error, FileNotFoundError) else None
     flags = [flag for flag, value in arguments.items() if missing and str(value) == str(missing)]
-    return f" ({flags[0]} PATH points the model at where it is now)" if flags else ""
+    return f" ({flags[0]} names it: --{flags[0].lstrip('-')} PATH gives the file's path)" if flags else ""
 
 
 def describe(error: BaseException) -> str:

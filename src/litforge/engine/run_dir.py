@@ -113,7 +113,10 @@ def split_run_path(args: list[str]) -> list[str]:
         if flag != "--run":
             out.append(arg)
             continue
-        value = value if equals else next(rest, "")
+        value = value if equals else next(rest, None)
+        if value is None:  # a trailing --run: argparse says it expects a value
+            out.append(arg)
+            continue
         experiment, slash, run = value.partition("/")
         plain = slash and _PLAIN_NAME.match(experiment) and _PLAIN_NAME.match(run)
         if plain and typed_experiment not in (None, experiment):

@@ -119,7 +119,9 @@ def export_spec(
         return _positional_inputs(module, _in_forward_order(module, dict(example)))
     if not isinstance(example, torch.Tensor) and data_batch is not None and len(data_batch) >= 2:
         example = data_batch[:2]  # batch of 2: torch.export specialises sizes 0 and 1
-    several = data_inputs is not None and len(data_inputs) >= 2 and all(len(t) >= 2 for t in data_inputs)
+    several = (
+        data_inputs is not None and len(data_inputs) >= 2 and all(t.ndim and len(t) >= 2 for t in data_inputs)
+    )
     if example is None and several:
         return _positional_inputs(module, tuple(tensor[:2] for tensor in data_inputs))
     if not isinstance(example, torch.Tensor):

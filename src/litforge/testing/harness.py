@@ -176,7 +176,8 @@ class GradientProbe(L.Callback):
         self.before = trainable_parameters(pl_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        self.after = trainable_parameters(pl_module)
+        # every parameter, a frozen one too: one frozen during the step is still compared
+        self.after = {n: p.detach().clone() for n, p in pl_module.named_parameters() if not is_lazy(p)}
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
