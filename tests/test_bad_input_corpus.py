@@ -60,6 +60,12 @@ def _write_inputs(folder: Path) -> None:
         "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n"
         "      init_args: {monitor: val_loss, patiense: 3}\n"
     )
+    (folder / "scheduler_monitor.yaml").write_text(  # beside a callback that does take a monitor
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        "      init_args: {monitor: val_loss}\n"
+        "optimizer: {class_path: torch.optim.SGD, init_args: {lr: 0.1}}\n"
+        "lr_scheduler:\n  class_path: torch.optim.lr_scheduler.ReduceLROnPlateau\n  init_args: {monitor: val_loss}\n"
+    )
     (folder / "callback_no_init_args.yaml").write_text(
         "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n      monitor: val_loss\n"
     )
@@ -117,6 +123,12 @@ CASES = [
     (
         ["fit", "--config", "callback_typo.yaml"],
         "callback_typo.yaml: trainer.callbacks[0].init_args.patiense: EarlyStopping has no argument 'patiense'",
+    ),
+    # torch's ReduceLROnPlateau takes no monitor: it was blamed on the ModelCheckpoint, which does
+    (
+        ["fit", "--config", "scheduler_monitor.yaml"],
+        "scheduler_monitor.yaml: lr_scheduler.init_args.monitor: ReduceLROnPlateau has no argument 'monitor' (it "
+        "takes: optimizer, mode,",
     ),
     # a typed value YAML reads as a mapping: the flag, and how to give the string
     (

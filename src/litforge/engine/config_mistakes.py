@@ -253,9 +253,11 @@ def unknown_component_arg(message: str, line: CommandLine) -> str | None:
     name = unknown.group(1)
     found = None
     for path in line.config_files:
-        for where, node in _class_nodes(read_config_file(path).get("trainer"), "trainer"):
-            init_args = node.get("init_args")
-            if isinstance(init_args, dict) and name in init_args:
+        config = read_config_file(path)
+        sections = [(section, config.get(section)) for section in ("optimizer", "lr_scheduler")]
+        for where, node in [*_class_nodes(config.get("trainer"), "trainer"), *sections]:
+            init_args = node.get("init_args") if isinstance(node, dict) else None
+            if isinstance(init_args, dict) and name in init_args and _refuses(node.get("class_path"), name):
                 found = (f"{path}: {where}.init_args.{name}", node["class_path"])
     typed = [arg.partition("=")[0] for arg in line.args]
     for component in ("callbacks", "logger"):
@@ -270,7 +272,20 @@ def unknown_component_arg(message: str, line: CommandLine) -> str | None:
     if cls is None:
         return None
     arguments = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
-    return no_such_argument(where, cls, name, arguments)
+    if name in arguments:  # the class takes it: the refused one is elsewhere
+        return None
+    refused = no_such_argument(where, cls, name, arguments)
+    if name == "monitor" and cls.__name__ == "ReduceLROnPlateau":  # torch's; Lightning's own takes a monitor
+        return f"{refused[:-1]}; lightning.pytorch.cli.ReduceLROnPlateau takes monitor)"
+    return refused
+
+
+def _refuses(class_path: Any, name: str) -> bool:
+    """Whether the class a config names does not take the argument ``name`` (unknown classes: unsure)."""
+    cls = _component_class(class_path) if isinstance(class_path, str) else None
+    if cls is None:
+        return True
+    return name not in inspect.signature(cls.__init__).parameters
 
 
 def no_such_argument(where: str, cls: type, name: str, arguments: list[str]) -> str:
