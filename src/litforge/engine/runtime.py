@@ -37,6 +37,8 @@ _IGNORED_WARNINGS = (
     # test/predict need none of fit's resume-only callbacks (RNGState); predictions.csv numbers rows itself.
     r"Be aware that when using `ckpt_path`, callbacks used to create",
     r"Couldn't infer the batch indices fetched from your dataloader",
+    # validate/test/predict write into <run>/test etc. by design: the run's best/last stay where they are
+    r"The dirpath has changed from",
 )
 _installed: dict[str, object] = {}
 
