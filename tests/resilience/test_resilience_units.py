@@ -109,13 +109,18 @@ def test_resolve_resume_modes(tmp_path: Path) -> None:
         resolve_resume(str(tmp_path / "bad.ckpt"), tmp_path, run_is_fixed=False)
 
 
+class StoredObject:
+    """What a module's on_save_checkpoint may put in a checkpoint written by plain Lightning."""
+
+
 def test_resume_auto_over_checkpoints_none_of_which_loads_is_refused_not_started_fresh(
     tmp_path: Path,
 ) -> None:
     """A run whose every checkpoint was refused (a class weights-only loading cannot read) was trained again
     from step 0 over its files, with "no checkpoint yet, starting fresh"."""
     (tmp_path / "last.ckpt").write_bytes(b"\x00garbage" * 10)
-    (tmp_path / "step-00000004.ckpt").write_bytes(b"\x00garbage" * 10)
+    state = {"state_dict": {}, "loops": {}, "global_step": 4, "epoch": 0, "meta": StoredObject()}
+    torch.save(state, tmp_path / "step-00000004.ckpt")  # a class weights-only loading refuses
     with (
         pytest.warns(UserWarning, match="skipping unreadable"),
         pytest.raises(

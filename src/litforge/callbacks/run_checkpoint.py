@@ -137,12 +137,12 @@ class RunCheckpoint(ModelCheckpoint):
         """``it logs: a, b; did you mean a?``: what the model does log, and the name closest to ``monitor``."""
         logged = sorted(str(key) for key in trainer.callback_metrics)
         close = closest_logged(str(self.monitor), logged)
-        stage = re.split(r"[_/]", str(self.monitor))[0]  # val of val_loss
+        stage = _stage(str(self.monitor))
         same_stage = sorted(  # val_loss/dataloader_idx_0 before val_acc for val_loss
-            (name for name in logged if re.split(r"[_/]", name)[0] == stage),
+            (name for name in logged if _stage(name) == stage),
             key=lambda name: -difflib.SequenceMatcher(None, str(self.monitor), name).ratio(),
         )
-        if close is not None and re.split(r"[_/]", close)[0] == stage:
+        if close is not None and _stage(close) == stage:
             hint = f"; did you mean {close}?"
         elif same_stage or close:  # val_acc for val_loss before train_loss, spelt alike
             hint = f"; --monitor {' or '.join((same_stage or [close])[:2])} picks it"
@@ -154,6 +154,11 @@ class RunCheckpoint(ModelCheckpoint):
         self.last_model_path = str(self._last_path)
         trainer.save_checkpoint(self._last_path)
         self._last_only_step = trainer.global_step
+
+
+def _stage(metric: str) -> str:
+    """``val`` of ``val_loss`` and of ``val/acc``."""
+    return re.split(r"[_/]", metric)[0]
 
 
 def _fitting(trainer: L.Trainer) -> bool:
