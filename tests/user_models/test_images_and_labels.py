@@ -182,3 +182,28 @@ def test_a_predict_step_dict_that_is_not_forwards_output_is_noted_at_export(proj
         said = f"{model}.predict_step returns a dict of scores, top, not forward's output"
         assert (said in exported.stderr) is noted, exported.stderr
         assert ("predict_step returns" in exported.stderr) is noted, exported.stderr
+
+
+def test_a_dict_batch_whose_keys_are_not_forwards_parameters_is_named_at_export(project, user_cli):
+    """Batches {"features", "target"} and forward(feats, weights): export refused with a generic "set
+    example_input_array", though check named the cause."""
+    (project / "keys.py").write_text(
+        "from usermods import DictBatchModel\n\n\n"
+        "class OtherNames(DictBatchModel):\n"
+        "    def forward(self, feats, weights):\n"
+        "        return self.head(self.encoder(feats * weights))\n\n"
+        "    def _loss(self, batch):\n"
+        "        import torch.nn.functional as F\n"
+        "        return F.cross_entropy(self(batch['features'], 1.0), batch['target'])\n\n"
+        "    def predict_step(self, batch, batch_idx):\n"
+        "        return self(batch['features'], 1.0)\n"
+    )
+    fit = user_cli("fit", "--model", "keys.OtherNames", "--data", "usermods.DictData", *QUICK, "--run", "k")
+    assert fit.returncode == 0, fit.output
+    exported = user_cli("export", "--run", "k", "--format", "onnx")
+    assert exported.returncode == 2, exported.output
+    assert (
+        "DictData's batches are dicts of features, target, and OtherNames.forward takes feats"
+        in exported.stderr
+    )
+    assert "name forward's parameters after the batch's keys" in exported.stderr

@@ -340,6 +340,22 @@ def _argmax_of_forward(module: L.LightningModule, batch: Any, prediction: Any) -
     return classes.shape == prediction.shape and bool((classes == prediction).all())
 
 
+def _unread_batch(module: L.LightningModule, batch: Any, data_name: str) -> str:
+    """Why forward's inputs are not found in a batch of the datamodule, and the two ways to say them."""
+    parameters = [
+        p for p in inspect.signature(module.forward).parameters if p not in ("self", "args", "kwargs")
+    ]
+    if isinstance(batch, Mapping):
+        held = f"dicts of {', '.join(map(str, batch))}"
+    else:
+        held = f"{type(batch).__name__}s"
+    return (
+        f"{data_name}'s batches are {held}, and {type(module).__name__}.forward takes {', '.join(parameters)}: "
+        "parity runs on random inputs only (name forward's parameters after the batch's keys, or set "
+        "example_input_array, a dict of forward's keyword arguments, for a real batch)"
+    )
+
+
 def _another_structure(module: L.LightningModule, batch: Any, prediction: Any) -> bool:
     """A ``predict_step`` dict or tuple (a recommender's ``{"user_id", "top10"}``) that is not what forward
     returns on the batch (forward's own dict of heads is): the export answers forward's output instead."""
@@ -455,6 +471,8 @@ def _attach_data(
         datamodule = datamodule or _prepared_datamodule(config, data_cls)
         batch = next(iter(getattr(datamodule, _example_loader(datamodule)[0])()))
         tensors = forward_input_values(loaded.module, batch)
+        if not tensors:  # parity then runs on random inputs, and a module without an example has none
+            loaded.note(_unread_batch(loaded.module, batch, data_cls.__name__))
         loaded.real_batch = single_tensor(tensors)
         if tensors and all(isinstance(t, torch.Tensor) for t in tensors):
             loaded.real_inputs = tuple(tensors)
