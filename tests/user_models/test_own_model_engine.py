@@ -214,7 +214,9 @@ def test_a_users_own_config_says_which_runs_checkpoint_and_hyperparameters_it_ta
     result = user_cli("test", "--config", "mine.yaml")
     assert result.returncode == 0, result.output
     newest = "runs/litmodel/p2/checkpoints/best.ckpt"
-    assert f"note: using {newest}, the newest best.ckpt of the 2 runs in runs/litmodel" in result.stderr
+    assert (
+        f"note: using {newest}, the newest best.ckpt of the 2 runs with one in runs/litmodel" in result.stderr
+    )
     assert "the model takes the checkpoint's lr=0.001 (configured: 0.5)" in result.stderr
     # nothing configured: the value it replaces is the class's own default, and the note says so
     assert user_cli("fit", *SEED_MODEL, *QUICK, "--run", "p3", "--model.lr", "0.02").returncode == 0

@@ -29,6 +29,7 @@ from litforge._compat.lightning_cli import HookedLightningCLI, quiet_seeding
 from litforge.callbacks.model_callbacks_note import ModelEarlyStoppingNote
 from litforge.callbacks.monitor_mode import (
     configured_monitors,
+    mode_by_name,
     move_packaged_early_stopping,
     unstated_mode_notes,
 )
@@ -643,11 +644,16 @@ class LitforgeCLI(HookedLightningCLI):
                 where = ""
             else:
                 where = " (the packaged default's EarlyStopping: set trainer.callbacks to change it)"
-            last_epoch = (
-                stopper.stopped_epoch + 1 == self.trainer.max_epochs
-            )  # it would have ended there anyway
+            # it would have ended there anyway
+            last_epoch = stopper.stopped_epoch + 1 == self.trainer.max_epochs
+            # a score under Lightning's default mode min: "improve" would read as higher (a note said so)
+            improve = (
+                "fall (mode min)"
+                if stopper.mode == "min" and mode_by_name(str(stopper.monitor))
+                else "improve"
+            )
             self._report(
-                f"early stopping: {stopper.monitor} did not improve for {stopper.patience} validation checks, "
+                f"early stopping: {stopper.monitor} did not {improve} for {stopper.patience} validation checks, "
                 + (
                     f"as training reached its last epoch, {self.trainer.max_epochs}{where}"
                     if last_epoch

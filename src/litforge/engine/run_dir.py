@@ -202,7 +202,7 @@ def locate_checkpoint(
     if len(runs) > 1:  # the choice is litforge's: say which and how to make another
         print(
             f"litforge: note: using {found.checkpoint(ckpt)}, the newest {ckpt}.ckpt of the {len(runs)} runs "
-            f"in {root / experiment} (--run NAME or --ckpt_path PATH picks another)",
+            f"with one in {root / experiment} (--run NAME or --ckpt_path PATH picks another)",
             file=sys.stderr,
         )
     return found, found.checkpoint(ckpt)
