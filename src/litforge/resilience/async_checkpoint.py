@@ -147,12 +147,14 @@ class BackgroundCheckpointIO(CheckpointIO):
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
         self.wait()
-        refuse_unloadable(checkpoint)  # here, not in the writer thread: the fit stops at this save
         then = self._then
         if then is None:
             self.checkpoint_io.save_checkpoint(checkpoint, path, storage_options=storage_options)
             return
+        refuse_unloadable(checkpoint)  # here, not in the writer thread: the fit stops at this save
         snapshot, events = self._snapshot.take(checkpoint)
+        if isinstance(checked := getattr(self.checkpoint_io, "checked", None), set):
+            checked.add(id(snapshot))  # the writer thread need not scan it again
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litforge-checkpoint")
         self._pending = self._executor.submit(self._write, snapshot, events, path, storage_options, then)
@@ -168,11 +170,7 @@ class BackgroundCheckpointIO(CheckpointIO):
         start = time.perf_counter()
         for event in events:
             event.synchronize()
-        write = getattr(self.checkpoint_io, "write", None)  # AtomicCheckpointIO: checked already, above
-        if write is not None and storage_options is None:
-            write(snapshot, path)
-        else:
-            self.checkpoint_io.save_checkpoint(snapshot, path, storage_options=storage_options)
+        self.checkpoint_io.save_checkpoint(snapshot, path, storage_options=storage_options)
         then()
         return time.perf_counter() - start
 

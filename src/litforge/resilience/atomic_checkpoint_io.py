@@ -34,17 +34,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     (``checkpoint_types``).
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.checked: set[int] = set()  # ids of checkpoints whose content a caller has checked already
+
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
-        refuse_unloadable(checkpoint)
-        self.write(checkpoint, path)
-
-    def write(self, checkpoint: dict[str, Any], path: str | Path) -> None:
-        """Write ``checkpoint`` as ``save_checkpoint`` does, once its content has passed
-        ``refuse_unloadable`` (``BackgroundCheckpointIO`` checks it in the training thread)."""
+        if id(checkpoint) in self.checked:  # BackgroundCheckpointIO checked it in the training thread
+            self.checked.discard(id(checkpoint))
+        else:
+            refuse_unloadable(checkpoint)
 
         def sealed(handle: IO[bytes]) -> None:
             save_checksummed(checkpoint, handle)
