@@ -34,8 +34,8 @@ class RunCheckpoint(ModelCheckpoint):
         dirpath: the run's ``checkpoints/`` folder.
         monitor: the metric that chooses ``best.ckpt``; ``None`` keeps ``last.ckpt`` only.
         mode: ``min`` or ``max``: whether a lower or a higher ``monitor`` is better.
-        typed: ``monitor`` is the user's ``--monitor`` flag: not logged by the first validation (a typo),
-            the fit stops there (exit 2) rather than train on with no best.ckpt and no early stopping.
+        typed: ``monitor`` is the user's ``--monitor`` flag: not logged by the end of the first training
+            epoch (a typo), the fit stops there (exit 2) rather than train on with no best.ckpt.
     """
 
     def __init__(

@@ -43,10 +43,9 @@ class BuildFailed(UsageError):
         cls,
         error: BaseException,
         place: Callable[[type], str | None] = lambda built: None,
-        arguments: dict[str, Any] | None = None,
+        model_args: dict[str, Any] | None = None,
     ) -> BuildFailed:
-        """``arguments``: flag -> value of the init arguments given (``--model.backbone_path``), to name the
-        one that points at a missing file."""
+        """``model_args``: the model's init arguments, to name the one that points at a missing file."""
         error = _unwrapped(error)
         built = _class_being_built(error)
         what = f"{built.__module__}.{built.__qualname__}" if built else "the config's classes"
@@ -55,18 +54,18 @@ class BuildFailed(UsageError):
         library_class = built is not None and built.__module__.split(".")[0] in ("litforge", "lightning")
         return cls(
             f"{where + ': ' if where else ''}building {what} failed: {describe(error)}"
-            f"{path_argument_hint(error, arguments or {})}",
+            f"{path_argument_hint(error, model_args or {})}",
             "" if library_class else frames_detail(error),
         )
 
 
-def path_argument_hint(error: BaseException, arguments: dict[str, Any]) -> str:
+def path_argument_hint(error: BaseException, model_args: dict[str, Any]) -> str:
     """`` (--model.backbone_path names it: --model.backbone_path PATH gives the file's path)`` when ``error``
-    is a missing file that one of ``arguments`` (flag -> value) names: a mistyped path, or a file moved
-    since training whose path the run's checkpoint and config keep."""
+    is a missing file that one of the model's init arguments names: a mistyped path, or a file moved since
+    training whose path the run's checkpoint and config keep."""
     missing = getattr(error, "filename", None) if isinstance(error, FileNotFoundError) else None
-    flags = [flag for flag, value in arguments.items() if missing and str(value) == str(missing)]
-    return f" ({flags[0]} names it: --{flags[0].lstrip('-')} PATH gives the file's path)" if flags else ""
+    names = [name for name, value in model_args.items() if missing and str(value) == str(missing)]
+    return f" (--model.{names[0]} names it: --model.{names[0]} PATH gives the file's path)" if names else ""
 
 
 def describe(error: BaseException) -> str:
@@ -104,13 +103,18 @@ _UNLOGGED_SCHEDULER_MONITOR = re.compile(
 )
 
 
+def _logged_names(listed: str) -> list[str]:
+    """The metric names of Lightning's comma-separated, quoted list, less its own ``epoch`` and ``step``."""
+    names = (name.strip(" `'\"") for name in listed.split(","))
+    return [name for name in names if name and name not in ("epoch", "step")]
+
+
 def unlogged_scheduler_monitor(error: BaseException) -> str | None:
     """Lightning's refusal of a ``ReduceLROnPlateau`` whose ``monitor`` (from ``configure_optimizers()``)
     the model does not log, as one line naming where it is set and the closest logged name."""
     if (found := _UNLOGGED_SCHEDULER_MONITOR.search(str(error))) is None:
         return None
-    names = (name.strip(" '\"") for name in found["logged"].split(","))
-    logged = [name for name in names if name and name not in ("epoch", "step")]
+    logged = _logged_names(found["logged"])
     close = closest_logged(found["monitor"], logged)
     return (
         f"the ReduceLROnPlateau of configure_optimizers() monitors '{found['monitor']}', which the model does "
@@ -126,8 +130,7 @@ def unlogged_monitor(error: BaseException) -> str | None:
         if (found := pattern.search(str(error))) is None:
             continue
         callback = found.groupdict().get("callback") or "EarlyStopping"
-        names = (name.strip(" `'\"") for name in found["logged"].split(","))
-        logged = [name for name in names if name and name not in ("epoch", "step")]  # Lightning's own
+        logged = _logged_names(found["logged"])
         close = closest_logged(found["monitor"], logged)
         hint = f"; did you mean {close}?" if close else ""
         validation = ("val", "valid", "validation")

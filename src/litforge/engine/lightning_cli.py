@@ -434,9 +434,10 @@ class LitforgeCLI(HookedLightningCLI):
             # A litforge error from inside (e.g. an unreachable Hub model) is already one clear line.
             if (cause := litforge_cause(error)) is not None:
                 raise cause from None
-            given = {f"--model.{name}": value for name, value in _model_init_args(self.config).items()}
             raise BuildFailed.from_exception(
-                error, place=lambda built: configured_place(built, self.command_line), arguments=given
+                error,
+                place=lambda built: configured_place(built, self.command_line),
+                model_args=dict(_model_init_args(self.config).items()),
             ) from error
 
     # -- run folder --------------------------------------------------------------------------------

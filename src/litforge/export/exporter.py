@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from litforge._compat.torch import tree_leaves
 from litforge._compat.torch_compile import uncompiled
 from litforge.errors import UsageError, first_line
 from litforge.export import metadata
@@ -216,21 +217,10 @@ class _ParametersUsed(torch.overrides.TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        for value in _tensors_in((args, kwargs)):
-            if id(value) in self.watched:
+        for value in tree_leaves((args, kwargs)):
+            if isinstance(value, torch.Tensor) and id(value) in self.watched:
                 self.used.add(id(value))
         return func(*args, **kwargs)
-
-
-def _tensors_in(value: Any) -> Iterator[Any]:
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors_in(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors_in(item)
 
 
 @contextlib.contextmanager

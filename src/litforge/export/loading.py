@@ -211,7 +211,7 @@ def _built(cls: type, kwargs: dict[str, Any], class_path: str, path: Path) -> to
     try:
         return cls(**kwargs)
     except Exception as err:  # the user's constructor refused the saved values
-        hint = path_argument_hint(err, {f"--model.{name}": value for name, value in kwargs.items()})
+        hint = path_argument_hint(err, kwargs)
         raise UsageError(
             f"--ckpt: building {class_path} from {path} failed: {type(err).__name__}: {err}{hint}"
         ) from None
@@ -415,8 +415,6 @@ _EXAMPLE_LOADERS = (
 
 def _example_loader(datamodule: Any) -> tuple[str, str]:
     """(loader method, setup stage) of the first loader in ``_EXAMPLE_LOADERS`` that ``datamodule`` defines."""
-    from lightning.pytorch.utilities.model_helpers import is_overridden
-
     for method, stage in _EXAMPLE_LOADERS:
         with contextlib.suppress(ValueError):  # not a LightningDataModule: its predict_dataloader
             if is_overridden(method, datamodule):
