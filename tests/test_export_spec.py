@@ -231,7 +231,7 @@ def test_a_tuple_example_input_array_exports_as_forwards_named_inputs(tmp_path: 
         {"name": "num", "dtype": "float32", "shape": ["batch", 2]},
     ]
     model.example_input_array = (torch.zeros(2, 3, dtype=torch.long), torch.zeros(5, 2))
-    with pytest.raises(UsageError, match=r"must share the batch axis 0"):
+    with pytest.raises(UsageError, match=r"cat \(2, 3\), num \(5, 2\), which share no batch axis 0"):
         export_spec(model)
 
 

@@ -1109,3 +1109,124 @@ class EpochTrainAccuracy(LitModel):
         logits = self(x)
         self.log("train_acc", (logits.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True)
         return F.cross_entropy(logits, y)
+
+
+# -- a graph network on packed batches, PyTorch Geometric's layout written by hand ------------------------------
+@dataclasses.dataclass
+class GraphBatch:
+    """Graphs packed into one: node features, edges as (2, E) node indices, each node's graph, one target per graph."""
+
+    x: torch.Tensor
+    edge_index: torch.Tensor
+    batch: torch.Tensor
+    y: torch.Tensor
+
+    def to(self, device):
+        return GraphBatch(*(t.to(device) for t in dataclasses.astuple(self)))
+
+
+def _pack_graphs(graphs):
+    xs, edges, owners, ys, offset = [], [], [], [], 0
+    for index, (x, edge_index, y) in enumerate(graphs):
+        xs.append(x)
+        edges.append(edge_index + offset)
+        owners.append(torch.full((len(x),), index))
+        ys.append(y)
+        offset += len(x)
+    return GraphBatch(torch.cat(xs), torch.cat(edges, dim=1), torch.cat(owners), torch.stack(ys))
+
+
+class GraphData(L.LightningDataModule):
+    """Random graphs of 4-9 nodes whose target is their mean degree; ``nan_nodes`` puts NaN in that many
+    node features of the first graphs (a broken data file)."""
+
+    def __init__(self, batch_size: int = 8, nan_nodes: int = 0, as_dict: bool = False):
+        super().__init__()
+        self.batch_size, self.nan_nodes, self.as_dict = batch_size, nan_nodes, as_dict
+
+    def setup(self, stage: str | None = None) -> None:
+        g = torch.Generator().manual_seed(0)
+        graphs = []
+        for _ in range(64):
+            nodes = int(torch.randint(4, 10, (1,), generator=g))
+            edge_index = torch.randint(0, nodes, (2, 2 * nodes), generator=g)
+            x = torch.randn(nodes, 3, generator=g)
+            graphs.append((x, edge_index, torch.tensor(edge_index.shape[1] / nodes)))
+        for x, _, _ in graphs[: self.nan_nodes]:
+            x[0, 0] = float("nan")
+        self.train_set, self.val_set = graphs[:48], graphs[48:]
+
+    def _loader(self, graphs, shuffle=False):
+        collate = (lambda b: dataclasses.asdict(_pack_graphs(b))) if self.as_dict else _pack_graphs
+        return DataLoader(graphs, batch_size=self.batch_size, shuffle=shuffle, collate_fn=collate)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set)
+
+    def test_dataloader(self):
+        return self.val_dataloader()
+
+    def predict_dataloader(self):
+        return self.val_dataloader()
+
+
+class GNN(L.LightningModule):
+    """Message passing with ``index_add_``, a mean over each graph's nodes; one value per graph."""
+
+    def __init__(self, hidden: int = 16, lr: float = 0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.embed, self.message = nn.Linear(3, hidden), nn.Linear(hidden, hidden)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x, edge_index, batch):
+        h = torch.relu(self.embed(x))
+        source, target = edge_index
+        h = torch.relu(h + self.message(torch.zeros_like(h).index_add_(0, target, h[source])))
+        graphs = int(batch.max()) + 1
+        pooled = torch.zeros(graphs, h.shape[1]).index_add_(0, batch, h)
+        return self.head(pooled / torch.bincount(batch, minlength=graphs).unsqueeze(1)).squeeze(-1)
+
+    def _loss(self, batch, stage):
+        batch = batch if isinstance(batch, GraphBatch) else GraphBatch(**batch)
+        loss = F.mse_loss(self(batch.x, batch.edge_index, batch.batch), batch.y)
+        self.log(f"{stage}_loss", loss, batch_size=len(batch.y))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._loss(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._loss(batch, "val")
+
+    def predict_step(self, batch, batch_idx):
+        batch = batch if isinstance(batch, GraphBatch) else GraphBatch(**batch)
+        return self(batch.x, batch.edge_index, batch.batch)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class WritesToItsLogger(LitModel):
+    """Writes a histogram through ``self.logger.experiment`` (TensorBoard's writer), as many modules do."""
+
+    def on_validation_epoch_end(self):
+        self.logger.experiment.add_histogram("weights", self.model[0].weight, self.current_epoch)
+
+
+class ClassNamedMetrics(LitModel):
+    """A ``MetricCollection`` of a list logs torchmetrics' class names: ``val_MulticlassAccuracy``."""
+
+    def __init__(self, lr: float = 1e-3):
+        super().__init__(lr=lr)
+        self.val_metrics = torchmetrics.MetricCollection(
+            [torchmetrics.classification.MulticlassAccuracy(num_classes=3)], prefix="val_"
+        )
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.val_metrics.update(self(x), y)
+        self.log_dict(self.val_metrics)

@@ -18,13 +18,13 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities.data import extract_batch_size
 
 from litforge._compat.lightning import fit_loop_data, time_calls
 from litforge._compat.torch import compiled_graph_count, recompilation_ids
 from litforge._compat.torch_compile import uses_torch_compile
 from litforge.atomic_files import write_text_atomically
 from litforge.callbacks.step_flops import StepFlopCounter, peak_flops
+from litforge.predictions.batch_tensors import shared_first_axis
 from litforge.resilience.async_checkpoint import background_save_timings
 
 
@@ -105,10 +105,12 @@ class PerfSummary(Callback):
         self._step_start = time.perf_counter()
         self._waits.append(max(0.0, self._step_start - self._mark - self._paused))
         if self._samples_known:
-            try:
-                self._samples += extract_batch_size(batch)
-            except Exception:  # a batch without tensors: report steps only
-                self._samples_known = False
+            # the axis 0 all the batch's tensors share; a packed batch (a graph's nodes, edges and graphs)
+            # or one without tensors has none, and is reported in steps only (Lightning's extract_batch_size
+            # would count its first tensor's rows, nodes say, and warn about it at every new size)
+            size = shared_first_axis(batch)
+            self._samples += size or 0
+            self._samples_known = size is not None
         if self._flop_counter is not None and self._flop_counter.flops is None:
             self._flop_counter.start()
 

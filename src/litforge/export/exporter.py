@@ -352,6 +352,7 @@ def _note_a_fixed_sequence_length(module: torch.nn.Module, spec: ExportSpec) -> 
         if example.ndim >= 2
         and not example.is_floating_point()
         and not example.is_complex()
+        and example.dtype != torch.bool  # a padding mask, not ids
         and not (example.dtype == torch.uint8 and example.ndim >= 3)  # raw image pixels, not ids
     ]  # a tuple example (input_ids, attention_mask) too: each input of ids is fixed at its length
     if fixed:

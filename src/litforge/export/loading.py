@@ -32,6 +32,7 @@ from litforge.engine.failures import path_argument_hint
 from litforge.engine.run_dir import RunDir
 from litforge.errors import JobFailed, UsageError, first_line
 from litforge.export.feature_names import declared_feature_names
+from litforge.predictions.batch_tensors import dataclass_fields
 from litforge.predictions.forward_inputs import (
     forward_input_values,
     forward_on_batch,
@@ -347,8 +348,10 @@ def _unread_batch(module: L.LightningModule, batch: Any, data_name: str) -> str:
     ]
     if isinstance(batch, Mapping):
         held = f"dicts of {', '.join(map(str, batch))}"
+    elif (fields := dataclass_fields(batch)) is not None:
+        held = f"{type(batch).__name__} objects of {', '.join(fields)}"
     else:
-        held = f"{type(batch).__name__}s"
+        held = f"{type(batch).__name__} objects"
     return (
         f"{data_name}'s batches are {held}, and {type(module).__name__}.forward takes {', '.join(parameters)}: "
         "parity runs on random inputs only (name forward's parameters after the batch's keys, or set "

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from litforge.errors import UsageError
+from litforge.predictions.batch_tensors import PACKED_EXPORT, packed_inputs, shared_first_axis
 
 REQUEST_FORMATS = ("features", "texts")
 
@@ -123,6 +124,7 @@ def export_spec(
         data_inputs is not None and len(data_inputs) >= 2 and all(t.ndim and len(t) >= 2 for t in data_inputs)
     )
     if example is None and several:
+        _refuse_packed(module, tuple(data_inputs), "its datamodule's batches hold")
         return _positional_inputs(module, tuple(tensor[:2] for tensor in data_inputs))
     if not isinstance(example, torch.Tensor):
         raise UsageError(
@@ -176,7 +178,8 @@ def _positional_inputs(module: torch.nn.Module, example: tuple[torch.Tensor, ...
     """``example_input_array = (cat, num)``, Lightning's form for a ``forward(cat, num)``: one input per
     tensor, named after ``forward``'s parameters, each with a dynamic batch axis 0."""
     owner = type(module).__name__
-    if any(t.dim() == 0 for t in example) or len({len(tensor) for tensor in example}) != 1:
+    _refuse_packed(module, example, f"{owner}.example_input_array holds")
+    if any(t.dim() == 0 for t in example):
         shapes = ", ".join(str(tuple(t.shape)) for t in example)
         raise UsageError(
             f"{owner}.example_input_array: its tensors ({shapes}) must share the batch axis 0 to be exported as "
@@ -190,6 +193,16 @@ def _positional_inputs(module: torch.nn.Module, example: tuple[torch.Tensor, ...
         input_names=names,
         dynamic_axes={name: {0: "batch"} for name in names},
     )
+
+
+def _refuse_packed(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], whose: str) -> None:
+    """Refuse forward inputs that share no axis 0 (a graph batch's nodes, edges and node-to-graph index):
+    an export serves one output row per request row."""
+    if packed := packed_inputs(module, inputs, {}):
+        raise UsageError(
+            f"{type(module).__name__} cannot be exported: {whose} forward's {packed}, which share no batch "
+            f"axis 0; {PACKED_EXPORT}"
+        )
 
 
 def is_stale_example(module: torch.nn.Module, example: torch.Tensor, data_input: torch.Tensor) -> bool:
@@ -252,6 +265,12 @@ def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:
     names = list(raw.get("input_names") or [f"input_{i}" for i in range(len(inputs))])
     if len(names) != len(inputs):
         raise UsageError(f"{owner}.litforge_export_spec(): {len(names)} input_names for {len(inputs)} inputs")
+    if len(inputs) > 1 and shared_first_axis(inputs) is None:
+        shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in zip(names, inputs, strict=True))
+        raise UsageError(
+            f"{owner} cannot be exported: litforge_export_spec()'s inputs {shapes} share no batch axis 0; "
+            f"{PACKED_EXPORT}"
+        )
     request_format = raw.get("request_format", "features")
     if request_format not in REQUEST_FORMATS:
         raise UsageError(

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from litforge.predictions.batch_tensors import dataclass_fields
+
 LABEL_KEYS = ("label", "labels", "y", "target", "targets")
 # Per-pixel labels of a segmentation batch, read as labels when they have a pixel grid (N, H, W, ...): a
 # 2-D "mask" is more often a padding or attention mask.
@@ -26,7 +28,8 @@ def forward_inputs_from_batch(
     """``forward``'s ``(args, kwargs)`` taken from a real batch: the batch itself when it is a tensor, its
     first elements when it is a tuple/list (as many as ``forward`` requires: ``forward(tokens, lengths)`` on
     ``(tokens, lengths, y)``), the keys ``forward`` names (or ``example_input_array``'s keys) when it is a
-    dict; ``None`` when the batch does not say."""
+    dict (or a dataclass: its fields); ``None`` when the batch does not say."""
+    batch = _fields_or_batch(batch)
     if isinstance(batch, torch.Tensor):
         return (batch,), {}
     if isinstance(batch, (tuple, list)):
@@ -70,7 +73,8 @@ def _the_one_input(model: torch.nn.Module, batch: Mapping[str, Any], example: An
 
 def labels_of(batch: Any, inputs: int = 1) -> torch.Tensor | None:
     """The integer class labels of a batch, when it has some: ``(x, y)`` (``(tokens, lengths, y)`` for a
-    ``forward`` of ``inputs`` = 2) or a dict with a label key, or a per-pixel ``mask`` (N, H, W)."""
+    ``forward`` of ``inputs`` = 2) or a dict (or dataclass) with a label key, or a per-pixel ``mask`` (N, H, W)."""
+    batch = _fields_or_batch(batch)
     if isinstance(batch, (tuple, list)) and len(batch) > inputs:
         candidate = batch[inputs]
     elif isinstance(batch, Mapping):
@@ -87,6 +91,12 @@ def labels_of(batch: Any, inputs: int = 1) -> torch.Tensor | None:
     ):
         return candidate
     return None
+
+
+def _fields_or_batch(batch: Any) -> Any:
+    """A dataclass batch as the dict of its fields (read like a dict batch), anything else as it is."""
+    fields = dataclass_fields(batch)
+    return batch if fields is None else fields
 
 
 def positional_inputs(model: torch.nn.Module) -> int:

@@ -16,7 +16,6 @@ bad, so training pays nothing for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from litforge.errors import JobFailed
+from litforge.predictions.batch_tensors import named_tensors
 from litforge.resilience.async_checkpoint import wait_for_checkpoint_writes
 from litforge.resilience.pending_losses import BadLoss, PendingLosses
 
@@ -184,7 +184,7 @@ def non_finite_tensors(batch: Any, where: str = "batch") -> list[str]:
     """``"<where>: <n> NaN/inf of <size>"`` for each floating-point tensor in ``batch`` (nested in lists,
     tuples and dicts) that holds NaN or infinite values."""
     found = []
-    for name, tensor in _named_tensors(batch, where):
+    for name, tensor in named_tensors(batch, where):
         floating = tensor.is_floating_point() or tensor.is_complex()
         if floating and (bad := int((~torch.isfinite(tensor)).sum().item())):
             found.append(f"{name}: {bad} NaN/inf of {tensor.numel()}")
@@ -198,22 +198,4 @@ def non_finite_parameters(module: torch.nn.Module) -> list[str]:
 
 def empty_tensors(batch: Any, where: str = "batch") -> list[str]:
     """``"<where> has shape (64, 0)"`` for each tensor in ``batch`` with no elements (a mean over it is NaN)."""
-    return [
-        f"{name} has shape {tuple(t.shape)}" for name, t in _named_tensors(batch, where) if t.numel() == 0
-    ]
-
-
-def _named_tensors(batch: Any, where: str) -> Iterator[tuple[str, torch.Tensor]]:
-    """Every tensor in ``batch``, nested in lists, tuples and dicts (Hugging Face's BatchEncoding too), with
-    the path to it: ``batch[1]``, ``batch['labels']``."""
-    if isinstance(batch, torch.Tensor):
-        yield where, batch
-        return
-    if isinstance(batch, Mapping):
-        items = [(f"{where}[{key!r}]", value) for key, value in batch.items()]
-    elif isinstance(batch, (list, tuple)):
-        items = [(f"{where}[{index}]", value) for index, value in enumerate(batch)]
-    else:
-        return
-    for name, value in items:
-        yield from _named_tensors(value, name)
+    return [f"{name} has shape {tuple(t.shape)}" for name, t in named_tensors(batch, where) if t.numel() == 0]

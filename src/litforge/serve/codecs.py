@@ -52,10 +52,10 @@ class RequestLimits:
     features: tuple[str, ...] | None = None
 
 
-def parse_body(body: bytes) -> Any:
+def parse_body(body: bytes, limits: RequestLimits) -> Any:
     """Bytes -> JSON value; ``RequestError(400)`` when the body is not UTF-8 JSON."""
     if not body:
-        raise RequestError(400, 'empty body; send JSON like {"inputs": [[...], ...]}')
+        raise RequestError(400, f"empty body; send JSON like {_example(limits)}")
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as err:  # bad UTF-8/JSON, 4300+ digit ints, absurd nesting

@@ -64,7 +64,7 @@ class RequestGuard:
             return
         try:
             body = await self._read_body(scope, receive)
-            payload = parse_body(body)
+            payload = parse_body(body, self.limits)
             validate(payload, self.limits)
         except RequestError as err:
             await _reply(send, err.status, {"detail": err.message})

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from litforge.predictions.batch_tensors import named_tensors, packed_inputs
 from litforge.predictions.forward_inputs import (
     forward_inputs_from_batch,
     forward_on_batch,
@@ -29,20 +30,9 @@ from litforge.testing.subject import (
 )
 
 
-def _entries(batch: Any, prefix: str = "batch") -> dict[str, torch.Tensor]:
-    """``{"batch[0]": x, "batch[1]": y}`` or ``{"batch['input_ids']": ...}``: every tensor by its path."""
-    if isinstance(batch, torch.Tensor):
-        return {prefix: batch}
-    if isinstance(batch, Mapping):
-        items = ((f"{prefix}[{key!r}]", value) for key, value in batch.items())
-    elif isinstance(batch, (tuple, list)):
-        items = ((f"{prefix}[{i}]", value) for i, value in enumerate(batch))
-    else:
-        return {}
-    found: dict[str, torch.Tensor] = {}
-    for path, value in items:
-        found.update(_entries(value, path))
-    return found
+def _entries(batch: Any) -> dict[str, torch.Tensor]:
+    """``{"batch[0]": x, "batch[1]": y}``, ``{"batch['input_ids']": ...}``, ``{"batch.x": ...}``: every tensor by its path."""
+    return dict(named_tensors(batch))
 
 
 def _signature(tensor: torch.Tensor) -> tuple[Any, ...]:
@@ -64,7 +54,9 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     loaders = subject.loaders()
     with seeded(subject.seed):  # the same shuffled batches whatever ran before
         splits = {split: list(islice(loader, max_batches)) for split, loader in _each_loader(loaders)}
-    if splits.get("train"):
+    first_batch = next((batches[0] for batches in splits.values() if batches), None)
+    packed = _packed(subject.prototype, first_batch)
+    if splits.get("train") and not packed:
         _check_last_train_batch(loaders["train"], splits["train"][0], subject.prototype)
     varying: set[str] = set()  # entries padded per batch, of a module whose export spec names no such axis
     own_layouts = []  # splits whose batches hold other entries than training's (triplets to train on, pairs to score)
@@ -83,7 +75,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
                 own_layouts.append(
                     f"{split}: " + ", ".join(f"{p} {shape_text(t)}" for p, t in entries.items())
                 )
-            varying |= _compare(where, entries, reference, takes_any_length)
+            varying |= _compare(where, entries, reference, takes_any_length, packed=bool(packed))
             _check_values(where, entries)
             labels = labels_of(batch, positional_inputs(subject.prototype))
             if labels is not None:
@@ -105,7 +97,15 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
         if varying
         else ""
     )
-    return f"{' + '.join(counts)} batches: {layout}{others}{labels_text}{padded}"
+    packing = f"; packed inputs ({packed}: no shared batch axis)" if packed else ""
+    return f"{' + '.join(counts)} batches: {layout}{others}{labels_text}{padded}{packing}"
+
+
+def _packed(module: Any, batch: Any) -> str | None:
+    """forward's inputs in ``batch`` when they share no axis 0 (a graph batch's nodes, edges and node-to-graph
+    index): their tensors then disagree on a batch size by design."""
+    inputs = forward_inputs_from_batch(module, batch) if batch is not None else None
+    return packed_inputs(module, *inputs) if inputs is not None else None
 
 
 def _each_loader(loaders: dict[str, Any]) -> Iterator[tuple[str, Iterable[Any]]]:
@@ -125,15 +125,18 @@ def _compare(
     entries: dict[str, torch.Tensor],
     first: dict[str, torch.Tensor],
     takes_any_length: Callable[[], bool],
+    *,
+    packed: bool = False,
 ) -> set[str]:
     """Refuse a batch whose entries differ from ``first`` but for axis 1's length (padding to each batch's
-    longest item); return the entries whose length differs, for a module whose export spec does not say it
-    takes any length."""
+    longest item), or whose tensors disagree on the batch size (unless forward's inputs are ``packed``);
+    return the entries whose length differs, for a module whose export spec does not say it takes any
+    length."""
     varying: set[str] = set()
     if set(entries) != set(first):
         raise AssertionError(f"{where} has entries {sorted(entries)}, the first batch had {sorted(first)}")
     sizes = {path: t.shape[0] for path, t in entries.items() if t.ndim}
-    if len(set(sizes.values())) > 1:
+    if len(set(sizes.values())) > 1 and not packed:
         raise AssertionError(f"{where}: tensors disagree on the batch size: {sizes}")
     for path, tensor in entries.items():
         if _signature(tensor) == _signature(first[path]):

@@ -13,6 +13,7 @@ import torch
 
 from litforge._compat.torch_compile import uncompiled
 from litforge.export.parity import compare
+from litforge.predictions.batch_tensors import PACKED_EXPORT, packed_inputs
 from litforge.testing.harness import quiet
 from litforge.testing.subject import (
     DataLike,
@@ -36,11 +37,12 @@ def _check_litforge_exports(module: torch.nn.Module, batch: Any) -> None:
     from litforge.predictions.forward_inputs import forward_input_values, single_tensor
 
     tensors = forward_input_values(module, batch)  # as the export reads a run's batch (export.loading)
-    one_tensor = single_tensor(tensors)
+    several = (
+        tuple(tensors) if len(tensors) > 1 and all(isinstance(t, torch.Tensor) for t in tensors) else None
+    )
     try:
-        spec = export_spec(module, one_tensor)
-        several = len(tensors) > 1 and all(isinstance(t, torch.Tensor) for t in tensors)
-        refuse_stale_examples(module, spec, tuple(tensors) if several else None)
+        spec = export_spec(module, single_tensor(tensors), several)
+        refuse_stale_examples(module, spec, several)
         eager_outputs(module, spec.inputs)
     except UsageError as error:
         raise AssertionError(f"litforge export refuses it: {error}") from None
@@ -58,8 +60,12 @@ def check_export(model: ModelLike | Subject, data: DataLike = None) -> str:
     subject = as_subject(model, data)
     module = uncompiled(subject.new_model(configure=True)).eval()  # layers from configure_model; eager code
     batch = prepare_batch(module, subject.batch)
-    _check_litforge_exports(module, batch)
     args, kwargs = model_input(module, batch)
+    if packed := packed_inputs(module, args, kwargs):
+        raise SkipCheck(
+            f"forward takes packed inputs ({packed}), which litforge export refuses: {PACKED_EXPORT}"
+        )
+    _check_litforge_exports(module, batch)
     try:
         with quiet():
             program = torch.onnx.export(module, args, kwargs=kwargs or None, dynamo=True, verbose=False)

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
+from litforge.predictions.batch_tensors import packed_inputs
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
 from litforge.testing.harness import (
     GradientProbe,
@@ -44,8 +45,9 @@ from litforge.testing.subject import (
 
 def eval_forward(
     model: L.LightningModule, batch: Any, inputs: tuple[tuple[Any, ...], dict[str, Any]] | None = None
-) -> tuple[Any, int, str]:
-    """Run ``forward`` in eval mode without grad on a real batch -> (output, batch size, input description).
+) -> tuple[Any, int | None, str]:
+    """Run ``forward`` in eval mode without grad on a real batch -> (output, batch size, input description);
+    the size is None for packed inputs that share no batch axis (``batch_tensors.packed_inputs``).
     ``inputs``: forward's ``(args, kwargs)`` already drawn (two modules compared on one input)."""
     if not is_overridden("forward", model):
         raise SkipCheck("the module does not define forward")
@@ -53,6 +55,8 @@ def eval_forward(
     args, kwargs = inputs if inputs is not None else model_input(model, prepare_batch(model, batch))
     with torch.no_grad():
         output = model(*args, **kwargs)
+    if packed := packed_inputs(model, args, kwargs):
+        return output, None, packed
     inputs = [shape_text(t) for t in output_tensors((args, kwargs))]
     return output, batch_size_of(args, kwargs), ", ".join(inputs)
 
@@ -85,7 +89,7 @@ def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
             if len(tensors) > 1
             else f"forward output {shape_text(out)}"
         )
-        if out.ndim == 0 or out.shape[0] != size:
+        if size is not None and (out.ndim == 0 or out.shape[0] != size):
             raise AssertionError(
                 f"{where}: the first dimension should be the batch size {size} (input {inputs})"
             )
@@ -110,7 +114,8 @@ def check_forward(model: ModelLike | Subject, data: DataLike = None) -> str:
         _check_example_is_not_stale(module, subject.batch)
         return f"{inputs} (shaped like example_input_array) -> {', '.join(shape_text(t) for t in tensors)}"
     _check_example_input(module, model_input(module, prepare_batch(module, subject.batch)), first)
-    return f"{inputs} -> {', '.join(shape_text(t) for t in tensors)}"
+    packed = " (packed inputs: no shared batch axis)" if size is None else ""
+    return f"{inputs}{packed} -> {', '.join(shape_text(t) for t in tensors)}"
 
 
 def _check_example_is_not_stale(module: L.LightningModule, batch: Any) -> None:
@@ -461,7 +466,10 @@ def check_fast_dev_run(model: ModelLike | Subject, data: DataLike = None) -> str
     module = subject.new_model()
     loaders = subject.loaders()
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = tiny_trainer(fast_dev_run=True, default_root_dir=tmp, **subject.trainer_kwargs)
+        # logger=True: under fast_dev_run Lightning puts its DummyLogger there, as a plain
+        # Trainer(fast_dev_run=True) does, so a module writing to self.logger.experiment runs
+        settings = {"fast_dev_run": True, "default_root_dir": tmp, "logger": True, **subject.trainer_kwargs}
+        trainer = tiny_trainer(**settings)
         if subject.datamodule is not None:
             trainer.fit(module, datamodule=subject.datamodule)
         else:

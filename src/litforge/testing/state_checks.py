@@ -239,7 +239,12 @@ def check_batch_independence(model: ModelLike | Subject, data: DataLike = None) 
     training mode and statistics taken over the batch dimension)."""
     subject = as_subject(model, data)
     module = subject.new_model(configure=True)
-    full, size, _ = eval_forward(module, subject.batch)
+    full, size, described = eval_forward(module, subject.batch)
+    if size is None:
+        raise SkipCheck(
+            f"forward takes packed inputs ({described}) that share no batch axis 0: the batch cannot be split "
+            "into samples"
+        )
     if size < 2:
         raise SkipCheck("the first batch has a single sample")
     inputs = model_input(module, prepare_batch(module, subject.batch))
