@@ -28,6 +28,13 @@ from litforge.tune.space import parse_space
         ("val_mae", None),
         ("val_dice_loss", None),  # a loss of a score: lower is better
         ("val_top1_err", None),
+        # torchmetrics' class names, as a MetricCollection of a list logs them
+        ("val_MulticlassF1Score", "max"),
+        ("val_MulticlassAUROC", "max"),
+        ("val_ExplainedVariance", "max"),  # no score word: the class's higher_is_better says so
+        ("val_MeanSquaredError", None),
+        ("val_MulticlassCalibrationError", None),
+        ("val_MulticlassHammingDistance", None),
     ],
 )
 def test_a_scores_name_means_higher_is_better(metric: str, mode: str | None) -> None:

@@ -33,9 +33,53 @@ def closest_logged(metric: str, logged: Iterable[str], cutoff: float = 0.6) -> s
 
 def mode_by_name(metric: str) -> str | None:
     """``max`` when a word of ``metric`` names a score (``val_iou``, ``val_acc``) and none names a loss or an
-    error (``val_dice_loss``, ``val_top1_err`` are lower-is-better), else ``None``."""
-    words = set(re.split(r"[^a-z0-9]+", metric.lower()))
-    return "max" if words & SCORE_WORDS and not words & LOSS_WORDS else None
+    error (``val_dice_loss``, ``val_top1_err`` are lower-is-better), or when it holds the name of a
+    torchmetrics class that says higher is better (``val_MulticlassF1Score``, as a ``MetricCollection`` of a
+    list logs it; ``val_StructuralSimilarityIndexMeasure``), else ``None``."""
+    words = _words(metric)
+    if words & LOSS_WORDS:
+        return None
+    return "max" if words & SCORE_WORDS or _torchmetrics_higher_is_better(metric) else None
+
+
+# A word of a metric name, CamelCase split too: val_MulticlassF1Score -> val, multiclass, f1, score
+_WORD = re.compile(r"[A-Z]+[0-9]*(?![a-z])|[A-Z]?[a-z]+[0-9]*|[0-9]+")
+_TORCHMETRICS_PACKAGES = (
+    "",
+    ".classification",
+    ".regression",
+    ".segmentation",
+    ".retrieval",
+    ".image",
+    ".text",
+    ".audio",
+    ".detection",
+    ".clustering",
+    ".nominal",
+    ".multimodal",
+)
+
+
+def _words(metric: str) -> set[str]:
+    return {word.lower() for word in _WORD.findall(metric)}
+
+
+def _torchmetrics_higher_is_better(metric: str) -> bool:
+    """Whether a CamelCase part of ``metric`` names a torchmetrics metric class whose ``higher_is_better`` is
+    True (torchmetrics is imported only for such a name)."""
+    import importlib
+
+    for token in re.split(r"[^A-Za-z0-9]+", metric):
+        if not token[:1].isupper():
+            continue
+        for package in _TORCHMETRICS_PACKAGES:
+            try:
+                found = getattr(importlib.import_module(f"torchmetrics{package}"), token, None)
+            except Exception:  # torchmetrics missing, or a domain needing an extra package
+                continue
+            if isinstance(found, type) and hasattr(found, "higher_is_better"):
+                return found.higher_is_better is True
+    return False
 
 
 def class_monitor_mode(callback: Any) -> tuple[str, Any, str]:
