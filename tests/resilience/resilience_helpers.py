@@ -42,14 +42,13 @@ FINAL_STEP = 18
 def bare_trainer(*callbacks: L.Callback, plugins: list[Any] | None = None, **kwargs: Any) -> L.Trainer:
     """An in-process Trainer with nothing but ``callbacks``: no validation, logger, progress bar or summary;
     checkpoints through litforge's ``AtomicCheckpointIO`` unless ``plugins`` say otherwise."""
+    settings: dict[str, Any] = {"limit_val_batches": 0, "logger": False}
     return L.Trainer(
-        limit_val_batches=0,
-        logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         plugins=[AtomicCheckpointIO()] if plugins is None else plugins,
         callbacks=list(callbacks),
-        **kwargs,
+        **(settings | kwargs),
     )
 
 

@@ -521,3 +521,66 @@ def test_a_fit_that_failed_at_once_removes_its_own_run_not_a_neighbours(tmp_path
     # alone, the folders it made above its run go too, up to the first that existed
     remove_made_run(trials / "1", outermost=tmp_path / "search")
     assert list(tmp_path.iterdir()) == []
+
+
+class StopAtBatch(L.Callback):
+    """Stands in for a kill: raises before batch ``batch`` of the epoch runs."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.batch:
+            raise RuntimeError("killed")
+
+
+def test_a_resume_inside_an_accumulation_window_never_rewrites_the_checkpoint_it_resumed_from(
+    tmp_path: Path,
+) -> None:
+    """Resumed from step-2 (saved as batch 3 closed the window 2-3), batch 4 only accumulates at step 2: a
+    save there used to replace step-2's file with a state missing batch 4's gradients, so a second kill and
+    resume from it trained another run. Nor is a file saved inside the first window (step 0)."""
+
+    def fit(**resume: Path) -> None:
+        L.seed_everything(0, verbose=False)
+        trainer = bare_trainer(
+            *resilience_callbacks(tmp_path, every_n_train_steps=2), StopAtBatch(5),
+            max_epochs=1, limit_train_batches=12, accumulate_grad_batches=2,
+        )  # fmt: skip
+        L.seed_everything(0, verbose=False)
+        with pytest.raises(RuntimeError, match="killed"):
+            trainer.fit(Classifier(hidden_dim=8), DigitsDataModule(batch_size=32), **resume)
+
+    fit()
+    saved = tmp_path / "step-00000002.ckpt"
+    assert sorted(p.name for p in tmp_path.glob("step-*.ckpt")) == [saved.name]
+    before = saved.read_bytes()
+    batches = torch.load(saved, weights_only=True)["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+    assert batches["current"]["processed"] == 4  # two whole windows
+    fit(ckpt_path=saved)  # batch 4 ran, then the second kill
+    assert saved.read_bytes() == before
+
+
+class SignalAtEpochEnd(L.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_preemption_at_an_epochs_end_keeps_that_epochs_logged_metrics(tmp_path: Path) -> None:
+    """Lightning writes ``self.log(on_epoch=True)`` values to the loggers after the epoch-end hooks, and a
+    resume does not run the epoch again: the stop waits for the next epoch's start (the save does not)."""
+    import usermods
+    from lightning.pytorch.loggers import CSVLogger
+
+    L.seed_everything(0, verbose=False)
+    trainer = bare_trainer(
+        *resilience_callbacks(tmp_path, every_n_train_steps=100), SignalAtEpochEnd(),
+        max_epochs=3, limit_train_batches=4, logger=CSVLogger(tmp_path, name="", version=""),
+    )  # fmt: skip
+    with pytest.raises(Preempted, match=r"step-00000004\.ckpt at step 4"):
+        trainer.fit(usermods.EpochTrainAccuracy(), usermods.MyDataModule())
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    epoch_rows = [dict(zip(header, row.split(","), strict=True)) for row in rows[1:]]
+    assert [row["epoch"] for row in epoch_rows if row.get("train_acc")] == ["0"]

@@ -429,6 +429,11 @@ def test_best_checkpoint_by_val_loss_or_the_chosen_metric(project, user_cli):
                            *QUICK, "--run", "acc", "--monitor", "train_acc")  # fmt: skip
     assert epoch_level.returncode == 0, epoch_level.output
     assert (project / "runs" / "epochtrainaccuracy" / "acc" / "checkpoints" / "best.ckpt").is_file()
+    # a validation metric waits for the first validation, which may come after the first epoch
+    later = user_cli("fit", "--model", "usermods.LitModel", "--data", "usermods.MyDataModule", *QUICK, "--run", "v2",
+                     "--trainer.check_val_every_n_epoch", "2", "--monitor", "val_loss")  # fmt: skip
+    assert later.returncode == 0, later.output
+    assert (project / "runs" / "litmodel" / "v2" / "checkpoints" / "best.ckpt").is_file()
     # the packaged default's val_loss, not typed: a note after the first epoch, and with the closing lines
     default = user_cli("fit", *no_validation, "--run", "nv2")  # --monitor val_loss: a metric of another stage
     assert default.returncode == 0, default.output

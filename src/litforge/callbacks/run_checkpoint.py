@@ -57,6 +57,7 @@ class RunCheckpoint(ModelCheckpoint):
         )
         self._last_only_step = -1
         self._said_unlogged = False
+        self._validated = False  # a validation (not the sanity check) has run in this process
         self._typed = typed
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -64,6 +65,7 @@ class RunCheckpoint(ModelCheckpoint):
         self._refuse_or_say_if_unlogged(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validated = self._validated or not trainer.sanity_checking
         self._best_only_if_logged(trainer, super().on_validation_end, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -107,8 +109,11 @@ class RunCheckpoint(ModelCheckpoint):
         """After the first training epoch (its validation and its epoch-level training metrics are logged by
         then: ``train_acc`` with ``on_epoch=True`` is not, at the validation's end), a monitor the model has
         not logged: a typed ``--monitor`` stops the fit (exit 2) with last.ckpt saved; litforge's default is
-        a note, once."""
+        a note, once. A metric of another stage than training waits for the first validation, which may
+        come later (``check_val_every_n_epoch: 2``, a ``val_check_interval`` longer than an epoch)."""
         if self.monitor is None or self.monitor in trainer.callback_metrics or not _fitting(trainer):
+            return
+        if _stage(str(self.monitor)) != "train" and trainer.enable_validation and not self._validated:
             return
         if self._typed:
             if self._last_only_step != trainer.global_step:

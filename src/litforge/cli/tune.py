@@ -32,7 +32,16 @@ from litforge.tune.space import PRUNERS, SAMPLERS, SearchSpace
 if TYPE_CHECKING:
     from litforge.tune.fit_config import SearchConfig
 
-FIT_FLAGS = ("--model", "--data", "--optimizer", "--lr_scheduler", "--seed_everything")  # + their .ARGs
+# + their .ARGs; --monitor/--monitor_mode reach best.yaml (each trial keeps best.ckpt by the search's metric)
+FIT_FLAGS = (
+    "--model",
+    "--data",
+    "--optimizer",
+    "--lr_scheduler",
+    "--seed_everything",
+    "--monitor",
+    "--monitor_mode",
+)
 FIT_PREFIXES = ("--trainer.", "--model.", "--data.", "--optimizer.", "--lr_scheduler.")
 DEFAULTS = {"n_trials": 20, "sampler": "tpe", "pruner": DEFAULT_PRUNER, "seed": 0}
 

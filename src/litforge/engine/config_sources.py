@@ -177,7 +177,9 @@ class CommandLine:
 
     @property
     def has_config(self) -> bool:
-        return bool(self.config_files)
+        """Whether a config file replaces the packaged default's trainer settings: any but a logger overlay
+        (``configs/loggers/wandb.yaml``, a file of ``trainer.logger`` alone), which adds to them."""
+        return any(not is_logger_overlay(read_config_file(path)) for path in self.config_files)
 
     def typed_value(self, flag: str) -> str | None:
         """The value typed for ``flag`` (``--flag value`` or ``--flag=value``); the last one wins."""
@@ -209,6 +211,13 @@ class CommandLine:
     @property
     def asks_help(self) -> bool:
         return any(arg in ("-h", "--help") or arg.endswith(".help") for arg in self.args)
+
+
+def is_logger_overlay(config: dict[str, Any]) -> bool:
+    """A config of ``trainer.logger`` alone (litforge's ``configs/loggers/*.yaml``): it adds a logger to
+    whatever else applies, so the packaged default's seed, trainer and early stopping stay as they were."""
+    trainer = config.get("trainer")
+    return set(config) == {"trainer"} and isinstance(trainer, dict) and set(trainer) == {"logger"}
 
 
 def scan(args: list[str]) -> CommandLine:
@@ -408,7 +417,7 @@ def packaged_defaults(line: CommandLine) -> dict[str, Any]:
     """The parser defaults the packaged default contributes to this command line (dotted keys).
 
     No ``--config``: everything in ``default.yaml`` except a ``model``/``data`` section whose class the
-    user names. With a ``--config``: only the default classes for sections that name none (a config
+    user names (and its ``max_epochs`` when ``--trainer.max_steps`` is typed alone). With a ``--config``: only the default classes for sections that name none (a config
     giving just ``model: {hidden_dim: 256}`` means litforge's ``Classifier``), without their init args.
     """
     if line.complete:
@@ -418,6 +427,9 @@ def packaged_defaults(line: CommandLine) -> dict[str, Any]:
     if not line.has_config:
         defaults["seed_everything"] = default.get("seed_everything")
         defaults.update({f"trainer.{k}": v for k, v in (default.get("trainer") or {}).items()})
+        if line.sets("trainer.max_steps") and not line.sets("trainer.max_epochs"):
+            # a run by steps: Lightning then trains as many epochs as they take, as it would without us
+            del defaults["trainer.max_epochs"]
     for section in CLASS_SECTIONS:
         if line.names_class(section) or section not in default:
             continue

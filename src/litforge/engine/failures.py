@@ -174,13 +174,20 @@ def is_trainer_misconfiguration(error: BaseException) -> bool:
     """Lightning's ``MisconfigurationException`` raised from Lightning's own checks, with no frame of the
     user's code on the way (the user's code raising one is a failure of that code); or raised by Lightning
     about a trainer setting while the user's code read the trainer (``limit_train_batches`` below one batch,
-    found when ``configure_optimizers`` reads ``trainer.estimated_stepping_batches``)."""
+    found when ``configure_optimizers`` reads ``trainer.estimated_stepping_batches``); or a ``ValueError`` of
+    Lightning's own loops about such a setting (``val_check_interval`` past an epoch's batches)."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    if not isinstance(error, MisconfigurationException):
-        return False
     roots = _library_roots()
     frames = traceback.extract_tb(error.__traceback__)
+    if isinstance(error, ValueError) and not isinstance(error, MisconfigurationException):
+        # the fit loop's own ValueError: a val_check_interval of more batches than an epoch has
+        return (
+            all(_in_library(frame, roots) for frame in frames)
+            and _TRAINER_SETTING.search(str(error)) is not None
+        )
+    if not isinstance(error, MisconfigurationException):
+        return False
     if all(_in_library(frame, roots) for frame in frames):
         return True
     return bool(frames) and _in_library(frames[-1], roots) and _TRAINER_SETTING.search(str(error)) is not None

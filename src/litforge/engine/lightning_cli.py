@@ -653,13 +653,17 @@ class LitforgeCLI(HookedLightningCLI):
                 if stopper.mode == "min" and mode_by_name(str(stopper.monitor))
                 else "improve"
             )
+            max_epochs, max_steps = self.trainer.max_epochs, self.trainer.max_steps
+            if last_epoch:
+                ending = f"as training reached its last epoch, {max_epochs}{where}"
+            elif max_epochs in (None, -1):  # a run by steps
+                of = f" of {max_steps}" if max_steps not in (None, -1) else ""
+                ending = f"so training stopped at step {self.trainer.global_step}{of} (in epoch {stopper.stopped_epoch + 1}){where}"
+            else:
+                ending = f"so training stopped after epoch {stopper.stopped_epoch + 1} of {max_epochs}{where}"
             self._report(
                 f"early stopping: {stopper.monitor} did not {improve} for {stopper.patience} validation checks, "
-                + (
-                    f"as training reached its last epoch, {self.trainer.max_epochs}{where}"
-                    if last_epoch
-                    else f"so training stopped after epoch {stopper.stopped_epoch + 1} of {self.trainer.max_epochs}{where}"
-                )
+                + ending
             )
         run_checkpoints = [c for c in self.trainer.checkpoint_callbacks if isinstance(c, RunCheckpoint)]
         best = run_checkpoints[0].best_model_path if run_checkpoints else ""

@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
-from litforge._compat.lightning import saved_this_epoch_end, validation_follows
+from litforge._compat.lightning import only_accumulated, saved_this_epoch_end, validation_follows
 from litforge.resilience.after_batch_end import after_module_batch_end
 from litforge.resilience.async_checkpoint import (
     BackgroundCheckpointIO,
@@ -80,6 +80,8 @@ class PeriodicCheckpoint(Checkpoint):
         due = due or (self._minutes is not None and self._minutes.due(trainer))
         if not due or step == self._last_saved_step or (self.on_epoch_end and epoch_ends_now(trainer)):
             return
+        if only_accumulated(trainer):  # mid-window: the gradients so far are in no checkpoint, so the file
+            return  # would resume without them (and replace the good file of this step saved at its end)
         if validation_follows(trainer):
             self._after_validation_of_step = step
         else:  # after the module's own batch-end hook (an EMA update there belongs to this step)
@@ -96,6 +98,7 @@ class PeriodicCheckpoint(Checkpoint):
             self.save(trainer)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_saved_step = trainer.global_step  # a resumed step is on disk already: never written again
         if self._minutes is not None:
             self._minutes.start(trainer)
 

@@ -64,6 +64,7 @@ class PreemptionCheckpoint(Checkpoint):
         self.signals = signals
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._pending: Preempted | None = None  # saved at an epoch's end, raised as the next one starts
 
     # Installed at train start: Lightning registers its own handlers just before, and ours must win.
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -90,23 +91,33 @@ class PreemptionCheckpoint(Checkpoint):
             after_module_batch_end(pl_module, lambda: self._stop_if_signalled(trainer))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._stop_if_signalled(trainer)
+        # saved now, stopped as the next epoch starts: Lightning writes the epoch's own metrics
+        # (self.log(on_epoch=True)) to the loggers after these hooks, and a resume does not run it again
+        self._pending = self._stop_if_signalled(trainer, stop_now=False)
 
-    def _stop_if_signalled(self, trainer: L.Trainer) -> None:
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending is not None:
+            raise self._pending
+
+    def _stop_if_signalled(self, trainer: L.Trainer, stop_now: bool = True) -> Preempted | None:
+        """On a signal: save, and raise the stop (or return it, ``stop_now`` false)."""
         stop = self.received is not None
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop:
-            return
+            return None
         path = self.periodic.ensure_saved(trainer)
         name = signal.Signals(self.received).name if self.received is not None else "a preemption signal"
         if _slurm_auto_requeue(trainer) and trainer.is_global_zero:
             _requeue_slurm_job()
         interrupted = self.received == signal.SIGINT
-        raise (Interrupted if interrupted else Preempted)(
+        stopped = (Interrupted if interrupted else Preempted)(
             f"{'interrupted by Ctrl+C' if interrupted else f'preempted by {name}'}: saved {path} at step "
             f"{trainer.global_step}; run the same command with --resume auto to continue"
         )
+        if stop_now:
+            raise stopped
+        return stopped
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handlers()

@@ -108,19 +108,18 @@ def trains_further(finished: dict[str, Any], max_epochs: Any, max_steps: Any) ->
     """Why a fit with these limits trains a finished run on (``--trainer.max_epochs 5`` after a run that ended
     at its limit of 3), or ``None``: the same command again, or a run that stopped early, does nothing."""
     ended_by = finished.get("ended_by")
-    if (
-        ended_by == "max_epochs"
-        and isinstance(max_epochs, int)
-        and max_epochs > finished.get("max_epochs", max_epochs)
-    ):
+    if ended_by == "max_epochs" and _beyond(max_epochs, finished.get("max_epochs", max_epochs)):
         return f"--trainer.max_epochs {max_epochs} (it ended at its max_epochs {finished['max_epochs']})"
-    if (
-        ended_by == "max_steps"
-        and isinstance(max_steps, int)
-        and max_steps > finished.get("max_steps", max_steps)
-    ):
+    if ended_by == "max_steps" and _beyond(max_steps, finished.get("max_steps", max_steps)):
         return f"--trainer.max_steps {max_steps} (it ended at its max_steps {finished['max_steps']})"
     return None
+
+
+def _beyond(limit: Any, reached: Any) -> bool:
+    """Whether a limit goes past the one a run reached: a larger one, or -1 (none) after a finite one."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or not isinstance(reached, int):
+        return False
+    return (limit == -1 and reached >= 0) or limit > reached
 
 
 def further_hint(finished: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from litforge.engine.failures import raised_at
 from litforge.testing.data_checks import check_data
 from litforge.testing.export_check import check_export
 from litforge.testing.harness import quiet
@@ -100,7 +101,9 @@ def run_check(check: Check, subject: Subject, **options: Any) -> CheckResult:
     except AssertionError as failure:
         status, detail, error = "FAIL", str(failure), failure
     except Exception as crash:
-        status, detail, error = "ERROR", f"{type(crash).__name__}: {first_line(crash)}", crash
+        where = raised_at(crash)
+        at = f" (at {where})" if where else ""
+        status, detail, error = "ERROR", f"{type(crash).__name__}: {first_line(crash)}{at}", crash
     return CheckResult(check.name, status, time.perf_counter() - start, detail, error)
 
 

@@ -121,11 +121,23 @@ def _search_and_report(
 
 def _note_rungs_past_the_end(plan: SearchPlan, fit: SearchConfig) -> None:
     """The rungs pruner's rungs at or past the trials' last epoch never prune: say so (the default rungs
-    1:4,6:3 under --trainer.max_epochs 4)."""
+    1:4,6:3 under --trainer.max_epochs 4); and that pruning counts epochs when the trials run by steps."""
     from litforge.tune.optuna_factories import DEFAULT_RUNGS
     from litforge.tune.rungs import parse_rungs
 
-    max_epochs = fit.resolve({}).trainer.max_epochs
+    trainer = fit.resolve({}).trainer
+    max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+    if plan.pruner == "none":
+        return
+    if isinstance(max_steps, int) and max_steps > 0 and not (isinstance(max_epochs, int) and max_epochs > 0):
+        print(
+            f"litforge: note: the trials train by steps (max_steps {max_steps}, no max_epochs), and pruning "
+            "counts epochs (each epoch's last validation is reported): a trial shorter than its rungs' epochs "
+            "is never pruned, and trials of other batch sizes reach a rung at other steps; set "
+            "--trainer.max_epochs to prune by epochs, or --pruner none",
+            file=sys.stderr,
+        )
+        return
     if plan.pruner != "rungs" or not isinstance(max_epochs, int) or max_epochs < 1:
         return
     rungs = plan.rungs or parse_rungs(DEFAULT_RUNGS)

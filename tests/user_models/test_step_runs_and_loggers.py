@@ -1,0 +1,83 @@
+"""Habits of users the packaged default must not get in the way of: a run by steps, a logger added from
+litforge's own logger files, a module writing to ``self.logger.experiment``, a trainer value Lightning
+refuses once it sees the data."""
+
+from __future__ import annotations
+
+import json
+
+import usermods
+import yaml
+from user_helpers import QUICK
+
+from litforge.cli.tune import split_fit_flags
+from litforge.resilience.resume import trains_further
+from litforge.testing import run_checks
+from litforge.testing.registry import Check, run_check
+from litforge.testing.subject import Subject
+
+MODEL = ["--model", "usermods.LitModel", "--data", "usermods.MyDataModule"]
+TINY = ["--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
+        "--trainer.enable_model_summary", "false", "--checkpoint_every_n_steps", "0"]  # fmt: skip
+
+
+def test_max_steps_alone_trains_its_steps_past_the_packaged_max_epochs(project, user_cli):
+    """The packaged default's max_epochs 30 capped a --trainer.max_steps 35 run at 30 steps, silently."""
+    fit = user_cli("fit", *MODEL, *TINY, "--trainer.max_steps", "35", "--run", "s")
+    assert fit.returncode == 0, fit.output
+    finished = json.loads((project / "runs/litmodel/s/finished.json").read_text())
+    assert (finished["global_step"], finished["ended_by"]) == (35, "max_steps")
+
+
+def test_max_epochs_minus_one_trains_a_run_that_ended_at_its_max_epochs_further():
+    assert trains_further({"ended_by": "max_epochs", "max_epochs": 30}, -1, None)
+    assert trains_further({"ended_by": "max_epochs", "max_epochs": -1}, -1, None) is None
+
+
+def test_a_logger_file_adds_a_logger_and_changes_nothing_else(project, user_cli):
+    """configs/loggers/*.yaml hold trainer.logger alone: stacked on a user's model they used to replace the
+    packaged trainer settings (seed 42 -> 0, no early stopping, accelerator auto) without a word."""
+    overlay = project / "csv_logger.yaml"
+    overlay.write_text(
+        "trainer:\n  logger:\n    - class_path: lightning.pytorch.loggers.CSVLogger\n"
+        f"      init_args:\n        save_dir: {project / 'extra_logs'}\n"
+    )
+    fit = user_cli("fit", *MODEL, *QUICK, "-c", str(overlay), "--run", "l")
+    assert fit.returncode == 0, fit.output
+    assert "sets no trainer" not in fit.stderr
+    config = yaml.safe_load((project / "runs/litmodel/l/config.yaml").read_text())
+    assert config["seed_everything"] == 42 and config["trainer"]["accelerator"] == "cpu"
+    callbacks = [c["class_path"].rsplit(".", 1)[-1] for c in config["trainer"]["callbacks"]]
+    assert "EarlyStopping" in callbacks
+    assert list((project / "extra_logs").rglob("metrics.csv"))
+
+
+def test_a_trainer_value_lightning_refuses_with_the_data_is_a_usage_error(user_cli):
+    fit = user_cli("fit", *MODEL, *TINY, "--trainer.val_check_interval", "500", "--trainer.max_steps", "2")
+    assert fit.returncode == 2, fit.output
+    assert "trainer settings" in fit.stderr and "val_check_interval" in fit.stderr
+
+
+def test_tune_passes_the_monitor_flags_on_to_best_yaml():
+    flags = ["--monitor", "val_acc", "--monitor_mode", "max", "--trainer.max_epochs", "2"]
+    assert split_fit_flags(flags) == flags
+
+
+def test_check_runs_fast_dev_run_with_lightnings_dummy_logger_as_a_plain_trainer_does():
+    """A module writing to self.logger.experiment: fine under fit and Trainer(fast_dev_run=True), it
+    failed check's row on a None logger."""
+    (result,) = run_checks(usermods.WritesToItsLogger(), usermods.MyDataModule(), only=["fast_dev_run"])
+    assert result.status == "PASS", result.detail
+
+
+def _raises_in_user_code(subject, **options):
+    raise KeyError("lr")
+
+
+def test_a_check_that_errors_names_the_users_line():
+    subject = Subject(usermods.LitModel(), usermods.MyDataModule())
+    result = run_check(Check("broken", _raises_in_user_code, "raises"), subject)
+    assert result.status == "ERROR"
+    assert (
+        "(at test_step_runs_and_loggers.py:" in result.detail and "in _raises_in_user_code)" in result.detail
+    )
