@@ -81,3 +81,24 @@ def test_a_check_that_errors_names_the_users_line():
     assert (
         "(at test_step_runs_and_loggers.py:" in result.detail and "in _raises_in_user_code)" in result.detail
     )
+
+
+def test_root_names_the_folder_of_runs_to_every_command_as_to_export(project, user_cli):
+    fit = user_cli("fit", *MODEL, *TINY, "--trainer.max_epochs", "1", "--root", "elsewhere", "--run", "r")
+    assert fit.returncode == 0, fit.output
+    assert (project / "elsewhere/litmodel/r/checkpoints/last.ckpt").is_file()
+    tested = user_cli("test", "--run", "r", "--root", "elsewhere")
+    assert tested.returncode == 0, tested.output
+    missing = user_cli("test", "--run", "r")
+    assert missing.returncode == 2 and "runs of another folder: --root DIR" in missing.stderr
+
+
+def test_a_resume_that_changes_which_parameters_train_is_refused_in_one_line(user_cli):
+    model = ["--model", "usermods.FreezesLayers", "--data", "usermods.MyDataModule", *TINY]
+    first = user_cli("fit", *model, "--trainer.max_epochs", "1", "--run", "f")
+    assert first.returncode == 0, first.output
+    resumed = user_cli("fit", *model, "--trainer.max_epochs", "2", "--run", "f", "--resume", "auto",
+                       "--model.freeze_first", "true")  # fmt: skip
+    assert resumed.returncode == 2, resumed.output
+    assert "a model argument changed which parameters train" in resumed.stderr
+    assert "Traceback" not in resumed.stderr

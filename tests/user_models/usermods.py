@@ -1230,3 +1230,15 @@ class ClassNamedMetrics(LitModel):
         x, y = batch
         self.val_metrics.update(self(x), y)
         self.log_dict(self.val_metrics)
+
+
+class FreezesLayers(LitModel):
+    """Fine-tuning code's switch: ``freeze_first`` leaves the first layer out of training and the optimizer."""
+
+    def __init__(self, freeze_first: bool = False, lr: float = 1e-3):
+        super().__init__(lr=lr)
+        self.save_hyperparameters()
+        self.model[0].requires_grad_(not freeze_first)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr)

@@ -54,11 +54,14 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def _with_run_path_split(name: str, args: list[str]) -> list[str]:
-    """``--run EXPERIMENT/RUN`` (as litforge lists runs) as ``--experiment EXPERIMENT --run RUN``."""
+    """``--run EXPERIMENT/RUN`` (as litforge lists runs) as ``--experiment EXPERIMENT --run RUN``; ``--root
+    DIR`` as ``--trainer.default_root_dir DIR`` where the trainer's root is the folder of runs."""
     if name == "serve":  # no runs; and it need not import Lightning
         return args
-    from litforge.engine.run_dir import split_run_path
+    from litforge.engine.run_dir import root_flag_as_trainers, split_run_path
 
+    if name in {"fit", "validate", "test", "predict", "check"}:
+        args = root_flag_as_trainers(args)
     return split_run_path(args)
 
 

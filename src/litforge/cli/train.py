@@ -38,6 +38,7 @@ def main(command: str, argv: list[str]) -> int:
         describe,
         is_trainer_misconfiguration,
         missing_loader,
+        optimizer_groups_changed,
         unlogged_monitor,
         unlogged_scheduler_monitor,
     )
@@ -59,6 +60,8 @@ def main(command: str, argv: list[str]) -> int:
             raise UserCodeFailed(f"{command}: {scheduler}") from error
         if (missing := missing_loader(error, command)) is not None:
             raise UsageError(missing) from error
+        if (changed := optimizer_groups_changed(error, command)) is not None:
+            raise UsageError(changed) from error
         if is_trainer_misconfiguration(error):
             # Lightning refusing the settings (a LearningRateMonitor without a logger, limit_train_batches
             # below one batch): a bad config, not a bug in the user's code

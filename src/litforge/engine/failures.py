@@ -170,6 +170,20 @@ def missing_loader(error: BaseException, command: str) -> str | None:
     return f"{command}: the datamodule (or model) defines no {loader}(), which {command} runs: {hint}"
 
 
+def optimizer_groups_changed(error: BaseException, command: str) -> str | None:
+    """torch's refusal to load a checkpoint's optimizer state whose parameter groups differ from those
+    ``configure_optimizers()`` builds now: a resume with a model argument that changes which parameters
+    train (a number of frozen layers, a head's width)."""
+    if not isinstance(error, ValueError) or "parameter group that doesn't match the size" not in str(error):
+        return None
+    return (
+        f"{command}: the run's checkpoint holds optimizer state for other parameter groups than "
+        "configure_optimizers() builds now: a model argument changed which parameters train (a number of "
+        "frozen layers, a layer's size?); a resume trains the parameters the run trained, so drop that "
+        "override, or train with it as a new --run (or --overwrite)"
+    )
+
+
 def is_trainer_misconfiguration(error: BaseException) -> bool:
     """Lightning's ``MisconfigurationException`` raised from Lightning's own checks, with no frame of the
     user's code on the way (the user's code raising one is a failure of that code); or raised by Lightning

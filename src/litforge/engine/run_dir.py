@@ -93,6 +93,17 @@ def check_run_name(name: str, flag: str) -> None:
         )
 
 
+def root_flag_as_trainers(args: list[str]) -> list[str]:
+    """``--root DIR`` (export's name for the folder of runs) as ``--trainer.default_root_dir DIR``, the
+    same folder to fit/validate/test/predict/check."""
+    return [
+        "--trainer.default_root_dir" + arg.removeprefix("--root")
+        if arg.partition("=")[0] == "--root"
+        else arg
+        for arg in args
+    ]
+
+
 def split_run_path(args: list[str]) -> list[str]:
     """``--run EXPERIMENT/RUN`` (as litforge's messages list runs: ``classifier/demo``) ->
     ``--experiment EXPERIMENT --run RUN``. Left as typed when a part is no plain name (``check_run_name`` then
@@ -302,7 +313,8 @@ def _default_alias(root: Path, experiment: str, run: str | None) -> str:
         hint = f"did you mean {close[0]} ({names[close[0]]})? " if close else ""
         if own := sorted(h for h in held if h.startswith(f"{run}/")):  # an experiment's name
             hint = f"{run} is an experiment: --run {own[-1]} picks one of its runs, --experiment {run} the newest; "
-        raise UsageError(f"--run {run}: no such run under {root} ({hint}{listing})")
+        elsewhere = "" if held else "; runs of another folder: --root DIR"
+        raise UsageError(f"--run {run}: no such run under {root} ({hint}{listing}{elsewhere})")
     where = root / experiment / run if run else root / experiment
     raise UsageError(
         f"no --ckpt_path given and no checkpoint under {where}; train with 'litforge fit' or pass "
