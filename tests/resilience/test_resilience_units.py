@@ -584,3 +584,21 @@ def test_a_preemption_at_an_epochs_end_keeps_that_epochs_logged_metrics(tmp_path
     header = rows[0].split(",")
     epoch_rows = [dict(zip(header, row.split(","), strict=True)) for row in rows[1:]]
     assert [row["epoch"] for row in epoch_rows if row.get("train_acc")] == ["0"]
+
+
+def test_a_resume_on_another_number_of_torch_threads_gets_a_note(capsys) -> None:
+    """A CPU matmul splits its sums by thread: a resume on other threads differs in the last bits."""
+    from types import SimpleNamespace
+
+    from litforge.resilience.rng_state import RNGState
+
+    saved = RNGState().state_dict()
+    assert saved["torch_threads"] == torch.get_num_threads()
+    resumed = RNGState()
+    resumed.load_state_dict({**saved, "torch_threads": torch.get_num_threads() + 1})
+    resumed.on_train_start(SimpleNamespace(is_global_zero=True), None)
+    assert f"trained on {torch.get_num_threads() + 1} torch threads and resumes on" in capsys.readouterr().err
+    same = RNGState()
+    same.load_state_dict(saved)
+    same.on_train_start(SimpleNamespace(is_global_zero=True), None)
+    assert "torch threads" not in capsys.readouterr().err

@@ -6,6 +6,7 @@ litforge fit --resume auto          # litforge adds ``RNGState`` to every fit
 from __future__ import annotations
 
 import random
+import sys
 from typing import Any
 
 import lightning as L
@@ -25,17 +26,19 @@ class RNGState(Callback):
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
+        self._threads_before: int | None = None  # the torch threads the checkpoint's run trained on
         self.torch_state_at_resume: torch.Tensor | None = (
             None  # for a shuffling sampler (ResumableTrainLoader)
         )
 
     def state_dict(self) -> dict[str, Any]:
-        return capture_rng_state()
+        return {**capture_rng_state(), "torch_threads": torch.get_num_threads()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         restore_rng_state(state_dict)
         self._pending = state_dict
         self.torch_state_at_resume = state_dict["torch"]
+        self._threads_before = state_dict.get("torch_threads")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # ``load_state_dict`` runs during checkpoint restore; nothing between it and the first batch may
@@ -43,6 +46,16 @@ class RNGState(Callback):
         if self._pending is not None:
             restore_rng_state(self._pending)
             self._pending = None
+        threads = torch.get_num_threads()
+        if self._threads_before not in (None, threads) and trainer.is_global_zero:
+            # a CPU matmul splits its sums by thread: the same steps then round differently
+            print(
+                f"litforge: note: the run trained on {self._threads_before} torch threads and resumes on "
+                f"{threads}: its numbers may differ from an uninterrupted run's in the last bits (for a "
+                f"bit-exact resume, run with OMP_NUM_THREADS={self._threads_before})",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def capture_rng_state() -> dict[str, Any]:
