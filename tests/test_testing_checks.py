@@ -149,6 +149,8 @@ def test_correct_module_passes_every_check():
     assert {r.name: r.status for r in results} == {c.name: "PASS" for c in select_checks(skip=["export"])}
     detail = {r.name: r.detail for r in results}
     assert "labels in [0, 2] of 3 classes" in detail["data"]
+    # the class balance of the training batches read, before any training
+    assert re.search(r"training batches read: class 0 \d+%, 1 \d+%, 2 \d+%$", detail["data"])
     assert re.search(r"< 0\.01 at step \d+", detail["overfit"])
 
 

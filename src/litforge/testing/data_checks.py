@@ -49,6 +49,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     subject = as_subject(model, data)
     num_classes = subject.num_classes
     counts, label_range = [], [None, None]
+    train_labels: list[torch.Tensor] = []
     first: dict[str, torch.Tensor] | None = None
     takes_any_length = cache(partial(declares_sequences, subject.prototype))  # its export spec, asked once
     loaders = subject.loaders()
@@ -80,6 +81,8 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
             labels = labels_of(batch, positional_inputs(subject.prototype))
             if labels is not None:
                 _check_labels(where, labels, num_classes, label_range)
+                if split == "train":
+                    train_labels.append(labels.flatten())
             count += 1
         counts.append(f"{count} {split}")
     assert first is not None
@@ -87,6 +90,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     labels_text = (
         f"; labels in [{label_range[0]}, {label_range[1]}]"
         + (f" of {num_classes} classes" if num_classes else "")
+        + _class_shares(train_labels)
         if label_range[0] is not None
         else "; no class labels in the batch"
     )
@@ -229,6 +233,23 @@ def _check_values(where: str, entries: dict[str, torch.Tensor]) -> None:
                 raise AssertionError(
                     f"{where}: {path} has {nans} NaN and {int(bad.sum()) - nans} inf of {tensor.numel()} values"
                 )
+
+
+def _class_shares(labels: list[torch.Tensor]) -> str:
+    """``; training batches read: class 0 61%, 1 24%, 2 10%, 3 5%`` (the smallest and largest of more than
+    ten classes): an imbalance to weigh the loss or pick a macro metric for, seen before training."""
+    valid = torch.cat(labels)[torch.cat(labels) != IGNORE_INDEX] if labels else torch.empty(0)
+    if valid.numel() == 0 or int(valid.min()) < 0:
+        return ""
+    shares = torch.bincount(valid) / valid.numel()
+    if len(shares) <= 10:
+        listed = ", ".join(f"{index} {100 * share:.0f}%" for index, share in enumerate(shares.tolist()))
+        return f"; training batches read: class {listed}"
+    low, high = int(shares.argmin()), int(shares.argmax())
+    return (
+        f"; training batches read: class shares from {100 * float(shares[low]):.1f}% (class {low}) to "
+        f"{100 * float(shares[high]):.1f}% (class {high})"
+    )
 
 
 def _check_labels(where: str, labels: torch.Tensor, num_classes: int | None, seen: list[Any]) -> None:
