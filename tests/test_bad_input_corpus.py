@@ -39,6 +39,9 @@ def _write_inputs(folder: Path) -> None:
     (folder / "empty.yaml").write_text("# nothing but a comment\n")
     (folder / "binary.yaml").write_bytes(bytes(range(256)) * 4)
     (folder / "list.yaml").write_text("- trainer\n- model\n")
+    (folder / "csv_logger.yaml").write_text(
+        "trainer:\n  logger:\n    - class_path: lightning.pytorch.loggers.CSVLogger\n"
+    )
     bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
     for level in "bcdefgh":
         previous = chr(ord(level) - 1)
@@ -225,6 +228,9 @@ CASES = [
     (["fit", "--trainer.plugins", INLINE_BOMB], "--trainer.plugins: refused: its YAML aliases expand"),
     (["fit", "--model", INLINE_BOMB], "--model: refused: its YAML aliases expand"),
     (["fit", "--config", "missing.yaml"], "no such file: missing.yaml"),
+    # a logger of one's own without the argument its class requires (jsonargparse named neither)
+    (["fit", "--trainer.logger", "CSVLogger"], "--trainer.logger CSVLogger: CSVLogger needs save_dir"),
+    (["fit", "--config", "csv_logger.yaml"], "csv_logger.yaml: trainer.logger[0]: CSVLogger needs save_dir"),
     (["test", "--run", "nosuch", "--ckpt_path", "best"], "--run nosuch: no such run under runs"),
     (["export", "--run", "nosuch"], "--run nosuch: no such run under runs"),
     (["fit", "--run", "../../escaped"], "--run '../../escaped': use a plain name"),

@@ -57,6 +57,7 @@ from litforge.engine.parsing import (
     LitforgeArgumentParser,
     init_arg_problem,
     litforge_cause,
+    logger_argument_missing,
     parser_mode,
 )
 from litforge.engine.profiling import run_folder_profiler
@@ -331,6 +332,7 @@ class LitforgeCLI(HookedLightningCLI):
             named = (
                 misplaced_init_args(line)
                 or init_arg_problem(message, line)
+                or logger_argument_missing(message, line)
                 or config_mistake(message, line, getattr(self, "subcommand_parser", None))
             )
             if named is None:
