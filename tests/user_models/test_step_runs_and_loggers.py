@@ -23,8 +23,11 @@ TINY = ["--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"
 
 def test_max_steps_alone_trains_its_steps_past_the_packaged_max_epochs(project, user_cli):
     """The packaged default's max_epochs 30 capped a --trainer.max_steps 35 run at 30 steps, silently."""
-    fit = user_cli("fit", *MODEL, *TINY, "--trainer.max_steps", "35", "--run", "s")
+    fit = user_cli("fit", *MODEL, *TINY, "--trainer.max_steps", "35", "--run", "s",
+                   "--trainer.accumulate_grad_batches", "2", "--trainer.val_check_interval", "1")  # fmt: skip
     assert fit.returncode == 0, fit.output
+    # Lightning counts the validation interval in batches: said, since a run by steps reads steps
+    assert "val_check_interval 1 counts training batches, not optimizer steps" in fit.stderr
     finished = json.loads((project / "runs/litmodel/s/finished.json").read_text())
     assert (finished["global_step"], finished["ended_by"]) == (35, "max_steps")
 

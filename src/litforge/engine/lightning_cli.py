@@ -350,6 +350,7 @@ class LitforgeCLI(HookedLightningCLI):
             print(f"litforge: note: {note}", file=sys.stderr)
         if self.config.get("subcommand") == "fit" and not self.quiet and not self.parse_only:
             _note_config_without_trainer(self.command_line)
+            _note_validation_interval_in_batches(section.get("trainer"))
         if self.config.get("subcommand") == "fit":
             appended_once_on_resume(section.trainer, self.command_line)
             self._early_stopping_follows_monitor(section)
@@ -770,6 +771,22 @@ def _configures_callbacks(line: CommandLine) -> bool:
     """Whether the trainer's callbacks are the user's (a config file, ``--trainer.callbacks``), not the
     packaged default's."""
     return line.has_config or _types_callbacks(line)
+
+
+def _note_validation_interval_in_batches(trainer: Any) -> None:
+    """``val_check_interval: 50`` with ``accumulate_grad_batches: 2`` validates every 25 optimizer steps:
+    Lightning counts the interval in training batches, where a run by steps reads steps."""
+    interval = trainer.get("val_check_interval") if trainer is not None else None
+    accumulate = trainer.get("accumulate_grad_batches") if trainer is not None else None
+    if not (isinstance(interval, int) and isinstance(accumulate, int) and interval > 0 and accumulate > 1):
+        return
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(
+            f"litforge: note: val_check_interval {interval} counts training batches, not optimizer steps: with "
+            f"accumulate_grad_batches {accumulate} it validates every {interval / accumulate:g} optimizer steps "
+            f"(--trainer.val_check_interval {interval * accumulate} for every {interval})",
+            file=sys.stderr,
+        )
 
 
 def _note_config_without_trainer(line: CommandLine) -> None:
