@@ -27,7 +27,12 @@ _SECTION_KEYS = {"class_path", "init_args", "dict_kwargs", "__path__"}
 _NOT_ACCEPTED_OPTION = re.compile(r"does not accept option '([\w.]+)'")
 _NOT_ACCEPTED_ARG = re.compile(r"Option '(\w+)' is not accepted$")
 # where a short class name of a trainer component is found (``EarlyStopping``, ``CSVLogger``)
-_COMPONENT_MODULES = ("lightning.pytorch.callbacks", "lightning.pytorch.loggers", "litforge.callbacks")
+_COMPONENT_MODULES = (
+    "lightning.pytorch.callbacks",
+    "lightning.pytorch.loggers",
+    "litforge.callbacks",
+    "litforge.loggers",
+)
 
 
 def config_mistake(message: str, line: CommandLine, parser: Any) -> str | None:
@@ -307,3 +312,49 @@ def _component_class(class_path: str) -> type | None:
         if isinstance(found, type):
             return found
     return None
+
+
+def logger_argument_missing(message: str, line: CommandLine) -> str | None:
+    """A logger of the user's (``--trainer.logger CSVLogger``, a config's ``trainer.logger``) without an
+    argument its class requires: jsonargparse says ``the following arguments are required: save_dir``, or
+    of a list's entry ``Not a valid subclass of Logger``, naming neither the logger nor the flag."""
+    if "arguments are required" not in message and "trainer.logger" not in message:
+        return None
+    for where, named, given, flag in _configured_loggers(line):
+        cls = _component_class(named)
+        if cls is None:
+            continue
+        required = [
+            p.name
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self"
+            and p.default is p.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        if missing := [name for name in required if name not in given]:
+            how = f"{flag}.{missing[0]} VALUE" if flag else f"init_args: {{{missing[0]}: ...}}"
+            return (
+                f"{where}: {cls.__name__} needs {', '.join(missing)} ({how}); litforge's own CSV and "
+                "TensorBoard loggers already write into the run folder, without one"
+            )
+    return None
+
+
+def _configured_loggers(line: CommandLine) -> list[tuple[str, str, set[str], str | None]]:
+    """``(where, class named, arguments given, flag or None)`` of each logger typed or in a config file."""
+    found = []
+    if typed := line.typed_value("--trainer.logger"):
+        given = {
+            arg.split("=")[0].rsplit(".", 1)[-1]
+            for arg in line.args
+            if arg.startswith(("--trainer.logger.", "--trainer.logger.init_args."))
+        }
+        found.append((f"--trainer.logger {typed}", typed, given, "--trainer.logger"))
+    for path in line.config_files:
+        loggers = (read_config_file(path).get("trainer") or {}).get("logger")
+        entries = loggers if isinstance(loggers, list) else [loggers]
+        for index, entry in enumerate(entries):
+            if isinstance(entry, dict) and isinstance(entry.get("class_path"), str):
+                key = f"trainer.logger[{index}]" if isinstance(loggers, list) else "trainer.logger"
+                found.append((f"{path}: {key}", entry["class_path"], set(entry.get("init_args") or {}), None))
+    return found

@@ -38,6 +38,7 @@ from litforge.engine.checkpoint_fit import check_checkpoint_fits
 from litforge.engine.config_mistakes import (
     config_mistake,
     configured_place,
+    logger_argument_missing,
     misplaced_init_args,
     trainer_value_problem,
 )
@@ -57,7 +58,6 @@ from litforge.engine.parsing import (
     LitforgeArgumentParser,
     init_arg_problem,
     litforge_cause,
-    logger_argument_missing,
     parser_mode,
 )
 from litforge.engine.profiling import run_folder_profiler

@@ -7,7 +7,6 @@ litforge: error: --trainer.max_epochs: expected int, got 'abc'      (placed by c
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import re
 import sys
@@ -25,7 +24,6 @@ from litforge.engine.config_sources import (
     bounded_yaml_loader,
     class_path_of,
     default_class_path,
-    read_config_file,
     section_sources,
 )
 from litforge.errors import LitforgeError, UsageError
@@ -250,65 +248,6 @@ def missing_init_args(message: str, line: CommandLine) -> str | None:
                 f"{flags} {verb} required: {cls.__name__}.__init__ takes {', '.join(names)} with no default "
                 "(pass it on the command line or in a --config file)"
             )
-    return None
-
-
-def logger_argument_missing(message: str, line: CommandLine) -> str | None:
-    """A logger of the user's (``--trainer.logger CSVLogger``, a config's ``trainer.logger``) without an
-    argument its class requires: jsonargparse says ``the following arguments are required: save_dir``, or
-    of a list's entry ``Not a valid subclass of Logger``, naming neither the logger nor the flag."""
-    if _REQUIRED.match(message.strip()) is None and "trainer.logger" not in message:
-        return None
-    for where, named, given, flag in _configured_loggers(line):
-        cls = _logger_class(named)
-        if cls is None:
-            continue
-        required = [
-            p.name
-            for p in inspect.signature(cls.__init__).parameters.values()
-            if p.name != "self"
-            and p.default is p.empty
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        if missing := [name for name in required if name not in given]:
-            how = f"{flag}.{missing[0]} VALUE" if flag else f"init_args: {{{missing[0]}: ...}}"
-            return (
-                f"{where}: {cls.__name__} needs {', '.join(missing)} ({how}); litforge's own CSV and "
-                "TensorBoard loggers already write into the run folder, without one"
-            )
-    return None
-
-
-def _configured_loggers(line: CommandLine) -> list[tuple[str, str, set[str], str | None]]:
-    """``(where, class named, arguments given, flag or None)`` of each logger typed or in a config file."""
-    found = []
-    if typed := line.typed_value("--trainer.logger"):
-        given = {
-            arg.split("=")[0].rsplit(".", 1)[-1]
-            for arg in line.args
-            if arg.startswith(("--trainer.logger.", "--trainer.logger.init_args."))
-        }
-        found.append((f"--trainer.logger {typed}", typed, given, "--trainer.logger"))
-    for path in line.config_files:
-        loggers = (read_config_file(path).get("trainer") or {}).get("logger")
-        entries = loggers if isinstance(loggers, list) else [loggers]
-        for index, entry in enumerate(entries):
-            if isinstance(entry, dict) and isinstance(entry.get("class_path"), str):
-                key = f"trainer.logger[{index}]" if isinstance(loggers, list) else "trainer.logger"
-                found.append((f"{path}: {key}", entry["class_path"], set(entry.get("init_args") or {}), None))
-    return found
-
-
-def _logger_class(named: str) -> type | None:
-    """A logger class by path or by short name (``CSVLogger``: Lightning's, then litforge's)."""
-    module_name, _, class_name = named.rpartition(".")
-    for module in [module_name] if module_name else ["lightning.pytorch.loggers", "litforge.loggers"]:
-        try:
-            found = getattr(importlib.import_module(module), class_name, None)
-        except ImportError:
-            continue
-        if isinstance(found, type):
-            return found
     return None
 
 
