@@ -416,10 +416,9 @@ def test_rungs_past_the_trials_last_epoch_are_named_with_rungs_that_fit(capsys) 
     from litforge.tune.run import _note_rungs_past_the_end
     from litforge.tune.rungs import Rung
 
-    def fit(max_epochs: int) -> SimpleNamespace:
-        return SimpleNamespace(
-            resolve=lambda _: SimpleNamespace(trainer=SimpleNamespace(max_epochs=max_epochs))
-        )
+    def fit(max_epochs: int, max_steps: int = -1) -> SimpleNamespace:
+        trainer = SimpleNamespace(max_epochs=max_epochs, max_steps=max_steps)
+        return SimpleNamespace(resolve=lambda _: SimpleNamespace(trainer=trainer))
 
     _note_rungs_past_the_end(SimpleNamespace(pruner="rungs", rungs=()), fit(4))
     assert "rung 6:3 falls at or after the trials' last epoch (4) and never prunes" in capsys.readouterr().err
@@ -433,6 +432,11 @@ def test_rungs_past_the_trials_last_epoch_are_named_with_rungs_that_fit(capsys) 
     assert capsys.readouterr().err == ""
     _note_rungs_past_the_end(SimpleNamespace(pruner="rungs", rungs=()), fit(1))
     assert "e.g. --pruner none" in capsys.readouterr().err
+    # trials by steps: pruning counts epochs, which such a trial may never finish
+    _note_rungs_past_the_end(SimpleNamespace(pruner="median", rungs=()), fit(-1, max_steps=300))
+    assert "the trials train by steps (max_steps 300, no max_epochs)" in capsys.readouterr().err
+    _note_rungs_past_the_end(SimpleNamespace(pruner="none", rungs=()), fit(-1, max_steps=300))
+    assert capsys.readouterr().err == ""
 
 
 def test_a_trial_stopped_by_ctrl_c_is_queued_again_once() -> None:

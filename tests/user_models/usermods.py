@@ -1242,3 +1242,87 @@ class FreezesLayers(LitModel):
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr)
+
+
+# -- a detector in torchvision's convention: (images, targets) as tuple(zip(*samples)), a dict per image ------
+class BoxData(L.LightningDataModule):
+    """8x8 images with 0-2 bright squares; each target a dict of its boxes (n, 4) and labels (n,)."""
+
+    def __init__(self, batch_size: int = 8):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def setup(self, stage: str | None = None) -> None:
+        g = torch.Generator().manual_seed(0)
+        samples = []
+        for _ in range(48):
+            image, boxes = torch.zeros(1, 8, 8), []
+            for _ in range(int(torch.randint(0, 3, (1,), generator=g))):
+                x, y = (int(v) for v in torch.randint(0, 6, (2,), generator=g))
+                image[0, y : y + 2, x : x + 2] = 1.0
+                boxes.append([x, y, x + 2, y + 2])
+            target = {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)}
+            target["labels"] = torch.ones(len(boxes), dtype=torch.int64)
+            samples.append((image, target))
+        self.train_set, self.val_set = samples[:40], samples[40:]
+
+    def _loader(self, samples, shuffle=False):
+        collate = lambda b: tuple(zip(*b, strict=True))  # noqa: E731 (torchvision's detection collate)
+        return DataLoader(samples, batch_size=self.batch_size, shuffle=shuffle, collate_fn=collate)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set)
+
+    def predict_dataloader(self):
+        return self.val_dataloader()
+
+
+class Detector(L.LightningModule):
+    """Objectness per 2x2 cell; ``predict_step`` decodes one dict of boxes and scores per image."""
+
+    def __init__(self, threshold: float = 0.5, lr: float = 0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 2, stride=2))
+        self.example_input_array = torch.zeros(2, 1, 8, 8)
+
+    def forward(self, images):
+        return self.net(images).squeeze(1)  # (B, 4, 4) objectness logits
+
+    def _loss(self, batch):
+        images, targets = batch
+        grid = torch.zeros(len(targets), 4, 4)
+        for index, target in enumerate(targets):
+            for x1, y1, _, _ in target["boxes"].long().tolist():
+                grid[index, y1 // 2, x1 // 2] = 1.0
+        return F.binary_cross_entropy_with_logits(self(torch.stack(images)), grid)
+
+    def training_step(self, batch, batch_idx):
+        loss = self._loss(batch)
+        self.log("train_loss", loss, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self._loss(batch), batch_size=len(batch[0]))
+
+    def predict_step(self, batch, batch_idx):
+        scores = torch.sigmoid(self(torch.stack(batch[0])))
+        found = []
+        for image_scores in scores:
+            cells = (image_scores > self.hparams.threshold).nonzero()
+            boxes = torch.cat([cells[:, [1, 0]] * 2, cells[:, [1, 0]] * 2 + 2], dim=1).float()
+            found.append({"boxes": boxes, "scores": image_scores[cells[:, 0], cells[:, 1]]})
+        return found
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class MixesImages(Detector):
+    """The bug check's batch_independence exists for: each image minus the batch's mean image."""
+
+    def forward(self, images):
+        return super().forward(images - images.mean(0, keepdim=True))

@@ -24,7 +24,7 @@ from litforge._compat.torch import compiled_graph_count, recompilation_ids
 from litforge._compat.torch_compile import uses_torch_compile
 from litforge.atomic_files import write_text_atomically
 from litforge.callbacks.step_flops import StepFlopCounter, peak_flops
-from litforge.predictions.batch_tensors import shared_first_axis
+from litforge.predictions.batch_tensors import sample_count
 from litforge.resilience.async_checkpoint import background_save_timings
 
 
@@ -108,7 +108,7 @@ class PerfSummary(Callback):
             # the axis 0 all the batch's tensors share; a packed batch (a graph's nodes, edges and graphs)
             # or one without tensors has none, and is reported in steps only (Lightning's extract_batch_size
             # would count its first tensor's rows, nodes say, and warn about it at every new size)
-            size = shared_first_axis(batch)
+            size = sample_count(batch)
             self._samples += size or 0
             self._samples_known = size is not None
         if self._flop_counter is not None and self._flop_counter.flops is None:

@@ -57,6 +57,7 @@ class CSVPredictionWriter(BasePredictionWriter):
         self._names: list[str] | None = None
         self._batch_layout: str | None = None  # "a list of 3": the batch Lightning's predict_step got
         self._pick = "batch[0]"  # how a predict_step of its own would pick forward's input
+        self._record_keys: list[str] = []  # a predict_step of one dict per sample: their keys
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
@@ -71,6 +72,18 @@ class CSVPredictionWriter(BasePredictionWriter):
         self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
     ):
         if self._writer is None:
+            return
+        if (records := _per_sample_records(prediction)) is not None:  # a detector's dict per image
+            if self._rows == 0:
+                self._writer.writerow(["row", *map(str, records[0])])
+            elif list(records[0]) != self._record_keys:
+                raise UsageError(
+                    f"predict_step returned dicts of {list(records[0])} for batch {batch_idx}, and of "
+                    f"{self._record_keys} before: predictions.csv takes the same keys for every sample"
+                )
+            self._record_keys = list(records[0])
+            self._writer.writerows(csv_columns.record_rows(records, self._rows))
+            self._rows += len(records)
             return
         named = _named_outputs(prediction)  # {"label": logits, "score": values} or a tuple: each as it is
         if named is not None:
@@ -179,6 +192,23 @@ def _one_input_rows(module: L.LightningModule, batch: Any) -> tuple[int, ...] | 
     return tuple(tensor.shape[1:]) if tensor is not None and tensor.dim() else None
 
 
+def _per_sample_records(prediction: Any) -> list[dict[str, Any]] | None:
+    """A list of one dict per sample with the same keys, each value a tensor of any length or a number
+    (``[{"boxes": (n_i, 4), "scores": (n_i,)}, ...]``, as detectors return them); else ``None``."""
+    if not isinstance(prediction, (list, tuple)) or not prediction:
+        return None
+    if not all(isinstance(record, Mapping) and record for record in prediction):
+        return None
+    keys = list(prediction[0])
+    plain = (torch.Tensor, np.ndarray, int, float)
+    if any(
+        list(record) != keys or not all(isinstance(v, plain) for v in record.values())
+        for record in prediction
+    ):
+        return None
+    return [dict(record) for record in prediction]
+
+
 def _named_outputs(prediction: Any) -> dict[str, np.ndarray] | None:
     """Several tensors of one batch size (a multi-task model's heads): a dict, none of its keys
     ``prediction``/``probabilities`` (``{"label": logits, "score": values}``), or a tuple of two or more
@@ -203,7 +233,14 @@ def _as_numpy(value: Any) -> np.ndarray:
     """A tensor (or the first of a tuple of them) -> numpy on the CPU; half precisions widened to float32."""
     if isinstance(value, (tuple, list)):
         value = value[0]
-    tensor = torch.as_tensor(value).detach().cpu()
+    try:
+        tensor = torch.as_tensor(value).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):  # a dict, a string, a ragged list: no one array
+        raise UsageError(
+            f"predict_step returned {type(value).__name__} values, which predictions.csv cannot hold: return "
+            "a tensor, a dict of tensors with one row per sample each, or a list of one dict of tensors per "
+            "sample (nothing was written)"
+        ) from None
     if tensor.dtype in (torch.bfloat16, torch.float16):
         tensor = tensor.float()
     if tensor.ndim == 0:

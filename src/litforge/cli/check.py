@@ -156,14 +156,16 @@ def _build(config_args: list[str]) -> tuple[object, object, int | None]:
 
 def _print_table(model: str, data: str, results: list) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"litforge check: {model} on {data}", title_justify="left")
+    # details quote code and paths (batch[1][i], a user's message): text, never rich markup
+    table = Table(title=escape(f"litforge check: {model} on {data}"), title_justify="left")
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("time", justify="right", no_wrap=True)
     table.add_column("detail", overflow="fold")
     for result in results:
         status = f"[{STATUS_STYLE[result.status]}]{result.status}[/]"
-        table.add_row(result.name, status, f"{result.seconds:.2f} s", result.detail)
+        table.add_row(result.name, status, f"{result.seconds:.2f} s", escape(result.detail))
     Console(width=None if sys.stdout.isatty() else 160).print(table)

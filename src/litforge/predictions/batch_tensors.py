@@ -47,6 +47,34 @@ def shared_first_axis(tensors: Any) -> int | None:
     return lengths.pop() if len(lengths) == 1 else None
 
 
+def zip_collated(batch: Any) -> int | None:
+    """N for a batch collated as ``tuple(zip(*samples))`` (torchvision's detection convention): a tuple or
+    list whose every element is a tuple or list of N per-sample items (N images, N target dicts)."""
+    if not isinstance(batch, (tuple, list)) or not batch:
+        return None
+    lengths = {len(part) if isinstance(part, (tuple, list)) else -1 for part in batch}
+    return lengths.pop() if len(lengths) == 1 and min(lengths) > 0 else None
+
+
+def stacked_samples(items: Any) -> torch.Tensor | None:
+    """Per-sample tensors of one shape and dtype (a zip-collated batch's images) stacked on a new axis 0,
+    as a default collate would stack them; None for anything else (targets of varying size)."""
+    if (
+        not isinstance(items, (tuple, list))
+        or not items
+        or not all(isinstance(t, torch.Tensor) for t in items)
+    ):
+        return None
+    if len({(t.shape, t.dtype) for t in items}) != 1:
+        return None
+    return torch.stack(list(items))
+
+
+def sample_count(batch: Any) -> int | None:
+    """How many samples a batch holds: N of a zip-collated one, else the axis 0 its tensors share."""
+    return zip_collated(batch) or shared_first_axis(batch)
+
+
 def packed_inputs(module: torch.nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
     """``"x (417, 8), edge_index (2, 920), batch (417,)"`` when forward's input tensors share no axis 0, as a
     packed graph batch's do; None when they share one (one row per sample), or forward takes one tensor."""

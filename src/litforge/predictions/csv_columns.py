@@ -13,14 +13,18 @@ litforge predict --artifact runs/classifier/v0/export --input rows.csv   # -> ro
   row-major; a note on stderr gives the shape of a sample's output of several axes).
 
 A ``predict_step`` that returns a dict of per-sample tensors (a multi-task model's heads) gets a column per
-key, ``<key>`` for one value per sample, else ``<key>_0 ... <key>_<K-1>``: the values as returned.
+key, ``<key>`` for one value per sample, else ``<key>_0 ... <key>_<K-1>``: the values as returned. One that
+returns a list of one dict per sample (a detector's boxes, scores and labels, as many as it found) gets a
+column per key holding each sample's values as JSON (``[[x1, y1, x2, y2], ...]``).
 
 Numbers are written in their shortest exact form for their dtype (float32 round-trips).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -97,3 +101,28 @@ def named_rows(outputs: dict[str, np.ndarray], first_row: int = 0) -> Iterator[l
     flat = [values.reshape(len(values), -1) for values in outputs.values()]
     for i in range(len(flat[0])):
         yield [str(first_row + i), *(str(v) for values in flat for v in values[i])]
+
+
+def record_rows(records: list[dict[str, Any]], first_row: int = 0) -> Iterator[list[str]]:
+    """One row per sample of a ``predict_step`` that returns one dict per sample (a detector's
+    ``[{"boxes": (n, 4), "scores": (n,), "labels": (n,)}, ...]``, n varying): each value as JSON, in the
+    keys' order (``record_keys``)."""
+    for i, record in enumerate(records):
+        yield [str(first_row + i), *(json.dumps(_plain(value)) for value in record.values())]
+
+
+def _plain(value: Any) -> Any:
+    """A tensor, array or number as JSON's lists and numbers (NaN as null)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        value = value.float() if value.dtype.is_floating_point and value.itemsize < 4 else value
+        value = value.numpy()
+    if isinstance(value, np.ndarray) and value.dtype == np.float32:  # its shortest exact form, not float64's
+        value = np.array([float(str(v)) for v in value.ravel()], dtype=object).reshape(value.shape)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value

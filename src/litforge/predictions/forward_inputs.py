@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from litforge.predictions.batch_tensors import dataclass_fields
+from litforge.predictions.batch_tensors import dataclass_fields, stacked_samples, zip_collated
 
 LABEL_KEYS = ("label", "labels", "y", "target", "targets")
 # Per-pixel labels of a segmentation batch, read as labels when they have a pixel grid (N, H, W, ...): a
@@ -27,7 +27,7 @@ def forward_inputs_from_batch(
 ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     """``forward``'s ``(args, kwargs)`` taken from a real batch: the batch itself when it is a tensor, its
     first elements when it is a tuple/list (as many as ``forward`` requires: ``forward(tokens, lengths)`` on
-    ``(tokens, lengths, y)``), the keys ``forward`` names (or ``example_input_array``'s keys) when it is a
+    ``(tokens, lengths, y)``; a zip-collated ``(images, targets)``'s images stacked), the keys ``forward`` names (or ``example_input_array``'s keys) when it is a
     dict (or a dataclass: its fields); ``None`` when the batch does not say."""
     batch = _fields_or_batch(batch)
     if isinstance(batch, torch.Tensor):
@@ -35,6 +35,8 @@ def forward_inputs_from_batch(
     if isinstance(batch, (tuple, list)):
         count = positional_inputs(model)
         taken = batch[:count]
+        if zip_collated(batch):  # (images, targets) of tuple(zip(*samples)): the images stacked
+            taken = [stacked_samples(items) for items in taken]
         if len(taken) == count and all(isinstance(t, torch.Tensor) for t in taken):
             return tuple(taken), {}
         return None

@@ -4,6 +4,7 @@ NaN/inf in the inputs."""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache, partial
 from itertools import islice
@@ -11,7 +12,7 @@ from typing import Any
 
 import torch
 
-from litforge.predictions.batch_tensors import named_tensors, packed_inputs
+from litforge.predictions.batch_tensors import named_tensors, packed_inputs, stacked_samples, zip_collated
 from litforge.predictions.forward_inputs import (
     forward_inputs_from_batch,
     forward_on_batch,
@@ -30,9 +31,19 @@ from litforge.testing.subject import (
 )
 
 
-def _entries(batch: Any) -> dict[str, torch.Tensor]:
-    """``{"batch[0]": x, "batch[1]": y}``, ``{"batch['input_ids']": ...}``, ``{"batch.x": ...}``: every tensor by its path."""
-    return dict(named_tensors(batch))
+def _entries(batch: Any) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``({"batch[0]": x, "batch[1]": y}, {})``, ``{"batch['input_ids']": ...}``, ``{"batch.x": ...}``: every
+    tensor by its path; and the per-sample tensors of a zip-collated batch (a detector's target dicts, of as
+    many boxes as each image has), whose shapes vary by design, apart: its images count stacked."""
+    if not zip_collated(batch):
+        return dict(named_tensors(batch)), {}
+    entries, per_sample = {}, {}
+    for index, items in enumerate(batch):
+        if (stacked := stacked_samples(items)) is not None:
+            entries[f"batch[{index}]"] = stacked
+        else:
+            per_sample.update(named_tensors(items, f"batch[{index}]"))
+    return entries, per_sample
 
 
 def _signature(tensor: torch.Tensor) -> tuple[Any, ...]:
@@ -51,6 +62,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
     counts, label_range = [], [None, None]
     train_labels: list[torch.Tensor] = []
     first: dict[str, torch.Tensor] | None = None
+    loose: list[str] = []  # a zip-collated batch's per-sample entries (a detector's targets)
     takes_any_length = cache(partial(declares_sequences, subject.prototype))  # its export spec, asked once
     loaders = subject.loaders()
     with seeded(subject.seed):  # the same shuffled batches whatever ran before
@@ -65,11 +77,13 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
         count, reference = 0, first
         for index, batch in enumerate(batches):
             where = f"{split} batch {index}"
-            entries = _entries(batch)
-            if not entries:
+            entries, per_sample = _entries(batch)
+            _check_values(where, per_sample)
+            if not entries and not per_sample:
                 raise AssertionError(f"{where} is a {type(batch).__name__} with no tensors")
             if first is None:
                 first = reference = entries
+                loose = sorted({re.sub(r"^(batch\[\d+\])\[\d+\]", r"\1[i]", path) for path in per_sample})
                 _check_input_dtypes(where, batch, entries, subject.prototype)
             elif index == 0 and set(entries) != set(first):  # compared with its own first batch
                 reference = entries
@@ -102,6 +116,7 @@ def check_data(model: ModelLike | Subject, data: DataLike = None, *, max_batches
         else ""
     )
     packing = f"; packed inputs ({packed}: no shared batch axis)" if packed else ""
+    packing += f"; per sample, of varying shapes: {', '.join(loose)}" if loose else ""
     return f"{' + '.join(counts)} batches: {layout}{others}{labels_text}{padded}{packing}"
 
 

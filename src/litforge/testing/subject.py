@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from litforge._compat.torch import tree_leaves
 from litforge.data.module_setup import builds_in_setup, set_up_with_data
 from litforge.errors import first_line  # noqa: F401  (used by the checks)
+from litforge.predictions.batch_tensors import sample_count
 from litforge.predictions.forward_inputs import forward_inputs_from_batch
 
 ModelLike = L.LightningModule | Callable[[], L.LightningModule]
@@ -205,6 +206,9 @@ def input_from_example(model: L.LightningModule, batch: Any) -> bool:
 
 
 def _first_dim(batch: Any) -> int | None:
+    """The batch's sample count (its first tensor's axis 0 when the batch does not say)."""
+    if (count := sample_count(batch)) is not None:
+        return count
     tensors = [t for t in tree_leaves(batch) if isinstance(t, torch.Tensor) and t.ndim]
     return int(tensors[0].shape[0]) if tensors else None
 

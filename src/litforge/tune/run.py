@@ -126,7 +126,7 @@ def _note_rungs_past_the_end(plan: SearchPlan, fit: SearchConfig) -> None:
     from litforge.tune.rungs import parse_rungs
 
     trainer = fit.resolve({}).trainer
-    max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+    max_epochs, max_steps = trainer.max_epochs, getattr(trainer, "max_steps", None)
     if plan.pruner == "none":
         return
     if isinstance(max_steps, int) and max_steps > 0 and not (isinstance(max_epochs, int) and max_epochs > 0):
