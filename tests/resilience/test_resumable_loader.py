@@ -157,8 +157,11 @@ FIT = [
         # dict batches from a custom collate_fn, the user's own seeded generator; 10 batches, the last one
         # partial: killed in epoch 1, after the checkpoint of step 14
         ("DictBatchModel", "DictData", 13, 0, (15,)),
+        # a persistent validation worker: its seed, drawn from the global generator when the first
+        # validation made its iterator, was drawn again after the resume, and epoch 2 shuffled otherwise
+        ("LitModel", "PersistentValData", 32, 0, (9,)),
     ],
-    ids=["shuffle-true", "shuffle-true-workers", "dict-batches"],
+    ids=["shuffle-true", "shuffle-true-workers", "dict-batches", "persistent-validation-worker"],
 )
 def test_kill_9_mid_epoch_and_resume_auto_is_bitwise_exact_for_a_users_loader(
     tmp_path: Path, model: str, data: str, batch_size: int, workers: int, kills: tuple[int, ...]

@@ -107,6 +107,13 @@ class MyDataModule(L.LightningDataModule):
         return DataLoader(self.test_set, batch_size=self.batch_size)
 
 
+class PersistentValData(MyDataModule):
+    """A validation loader with a persistent worker, as people set one up to skip worker start-up."""
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=1, persistent_workers=True)
+
+
 class FitLoadersOnly(L.LightningDataModule):
     """Train and validation loaders only, their sets made for stage ``fit`` or ``validate``: no test or
     predict loader, as most datamodules are written."""

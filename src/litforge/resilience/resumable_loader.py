@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import CombinedLoader
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import (
     BatchSampler,
     DataLoader,
@@ -133,9 +135,35 @@ def _resumable_sampler(sampler: Sampler[int]) -> Sampler[int]:
     raise NotResumable(f"its sampler {type(sampler).__name__} has no state_dict")
 
 
+def _each_loader(loaders: Any, convert: Callable[[Any], Any]) -> Any:
+    """``convert`` applied to each loader of what a dataloader hook returns (one, a list, tuple or dict of
+    them, a ``CombinedLoader``), in the same structure."""
+    if isinstance(loaders, CombinedLoader):
+        loaders.flattened = [convert(loader) for loader in loaders.flattened]
+        return loaders
+    if type(loaders) in (list, tuple):  # several loaders, as Lightning accepts them
+        return type(loaders)(convert(loader) for loader in loaders)
+    if type(loaders) is dict:
+        return {name: convert(loader) for name, loader in loaders.items()}
+    return convert(loaders)
+
+
+def _private_worker_seed(loader: Any) -> Any:
+    """A validation loader with persistent workers draws its workers' base seed from torch's global
+    generator once, when its iterator is first made; a resumed run makes it again after the resume, one
+    draw the uninterrupted run made before it, and every random number after differs (the next epoch's
+    shuffle, dropout). Its own generator, seeded alike in every run, leaves the global one alone."""
+    persistent = getattr(loader, "persistent_workers", False) and getattr(loader, "num_workers", 0) > 0
+    if isinstance(loader, DataLoader) and persistent and loader.generator is None:
+        loader.generator = torch.Generator().manual_seed(torch.initial_seed())
+    return loader
+
+
 class ResumableTrainLoader(Callback):
     """Wraps the ``train_dataloader`` hook of the fit's DataModule (or LightningModule) so that the loaders
-    it returns go through ``as_resumable``; when one cannot be made resumable, says so once on stderr.
+    it returns go through ``as_resumable``; when one cannot be made resumable, says so once on stderr. The
+    ``val_dataloader`` hook's loaders with persistent workers get a generator of their own
+    (``_private_worker_seed``).
 
     The hook is wrapped on the instance for the fit only (``setup`` to ``teardown``); Lightning calls it
     as before (also on ``reload_dataloaders_every_n_epochs`` and for ``estimated_stepping_batches``).
@@ -146,6 +174,7 @@ class ResumableTrainLoader(Callback):
         which is never resumed: a dead worker's trial is retried from scratch)."""
         self._wrapped: Any = None
         self._own_hook: Any = None  # an instance attribute the hook was before (``from_datasets``)
+        self._val_wrapped, self._own_val_hook = False, None  # val_dataloader, wrapped the same way
         self._hook_called = False
         self._told = False
         self._note = note
@@ -165,6 +194,16 @@ class ResumableTrainLoader(Callback):
         self._own_hook = vars(source).get("train_dataloader")
         source.train_dataloader = train_dataloader
         self._wrapped = source
+        if is_overridden("val_dataloader", source):
+            val_hook = source.val_dataloader
+
+            @functools.wraps(val_hook)
+            def val_dataloader() -> Any:
+                return _each_loader(val_hook(), _private_worker_seed)
+
+            self._own_val_hook = vars(source).get("val_dataloader")
+            source.val_dataloader = val_dataloader
+            self._val_wrapped = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._hook_called:
@@ -185,6 +224,12 @@ class ResumableTrainLoader(Callback):
             self._wrapped.train_dataloader = self._own_hook
         else:
             del self._wrapped.train_dataloader  # the class's method again
+        if self._val_wrapped:
+            if self._own_val_hook is not None:
+                self._wrapped.val_dataloader = self._own_val_hook
+            else:
+                del self._wrapped.val_dataloader
+        self._val_wrapped, self._own_val_hook = False, None
         self._wrapped = self._own_hook = None
         self._hook_called = False
 
@@ -200,14 +245,7 @@ class ResumableTrainLoader(Callback):
                 sampler.global_state_at_checkpoint = functools.partial(_global_state_at_resume, trainer)
             return resumable
 
-        if isinstance(loaders, CombinedLoader):
-            loaders.flattened = [convert(loader) for loader in loaders.flattened]
-            return loaders
-        if type(loaders) in (list, tuple):  # several loaders, as Lightning accepts them
-            return type(loaders)(convert(loader) for loader in loaders)
-        if type(loaders) is dict:
-            return {name: convert(loader) for name, loader in loaders.items()}
-        return convert(loaders)
+        return _each_loader(loaders, convert)
 
     def _tell(self, reason: str, trainer: L.Trainer, advice: str | None = None) -> None:
         if self._told or not self._note or not trainer.is_global_zero:
