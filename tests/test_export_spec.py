@@ -377,3 +377,23 @@ def test_export_model_flags_read_values_as_fit_does_and_reach_kwargs_and_dict_ar
         _apply_model_argument(Strict, {}, "lrr", 1)
     with pytest.raises(UsageError, match="Strict's lr is not a dict"):
         _apply_model_argument(Strict, {"lr": 0.1}, "lr.x", 1)
+
+
+def test_padded_rows_of_values_beside_a_lengths_input_get_the_fixed_length_note(capsys) -> None:
+    """A waveform padded to its batch's longest clip, with the clips' lengths: exported at that one length
+    (every other clip refused by the artifact), which no note said for rows of floats."""
+    from litforge.export.exporter import _note_a_fixed_sequence_length
+
+    class Clips(torch.nn.Module):
+        def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            return wave.sum(1, keepdim=True) / lengths.unsqueeze(1)
+
+    wave, lengths = torch.randn(4, 1600), torch.tensor([1600, 900, 1200, 400])
+    spec = export_spec(Clips(), None, (wave, lengths))
+    _note_a_fixed_sequence_length(Clips(), spec, (wave, lengths))
+    assert "Clips is exported for rows of shape wave (1600,) only" in capsys.readouterr().err
+    features = torch.randn(4, 16)  # rows of 16 features beside other integers: no sequence, no note
+    _note_a_fixed_sequence_length(
+        Clips(), export_spec(Clips(), None, (features, lengths)), (features, lengths)
+    )
+    assert capsys.readouterr().err == ""

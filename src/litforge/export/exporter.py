@@ -62,7 +62,7 @@ def export_module(
     spec = export_spec(module, real_batch, real_inputs)
     refuse_stale_examples(module, spec, real_inputs)
     _refuse_a_fixed_batch(module, spec)
-    _note_a_fixed_sequence_length(module, spec)
+    _note_a_fixed_sequence_length(module, spec, real_inputs)
     with torch.inference_mode(), _parameters_used(module) as used:
         outputs = forward_outputs(module, module(*spec.inputs), len(spec.inputs[0]))
     _note_weights_forward_never_uses(module, used, formats)
@@ -341,28 +341,52 @@ def _benchmark(
     return {"torch_threads": torch.get_num_threads(), "results": figures}
 
 
-def _note_a_fixed_sequence_length(module: torch.nn.Module, spec: ExportSpec) -> None:
+def _note_a_fixed_sequence_length(
+    module: torch.nn.Module, spec: ExportSpec, real_inputs: tuple[torch.Tensor, ...] | None = None
+) -> None:
     """Rows of ids from ``example_input_array`` (no ``litforge_export_spec``) are exported at that one length:
-    say so, since every other length is then refused by the artifact."""
+    say so, since every other length is then refused by the artifact. So are padded rows of values beside
+    a ``lengths`` input of the run's batch (a waveform's samples, a series' steps): its longest length is
+    their axis 1, so they vary from batch to batch."""
     if callable(getattr(module, "litforge_export_spec", None)):
         return
+    padded = _padded_axis_lengths(real_inputs)
     fixed = [
         (name, example)
         for name, example in zip(spec.input_names, spec.inputs, strict=True)
         if example.ndim >= 2
-        and not example.is_floating_point()
-        and not example.is_complex()
-        and example.dtype != torch.bool  # a padding mask, not ids
-        and not (example.dtype == torch.uint8 and example.ndim >= 3)  # raw image pixels, not ids
+        and (
+            (example.is_floating_point() and example.shape[1] in padded)
+            or (
+                not example.is_floating_point()
+                and not example.is_complex()
+                and example.dtype != torch.bool  # a padding mask, not ids
+                and not (example.dtype == torch.uint8 and example.ndim >= 3)  # raw image pixels, not ids
+            )
+        )
     ]  # a tuple example (input_ids, attention_mask) too: each input of ids is fixed at its length
     if fixed:
         shapes = ", ".join(
             f"{name} {tuple(example.shape[1:])}" if len(spec.inputs) > 1 else str(tuple(example.shape[1:]))
             for name, example in fixed
         )
+        kind = "integer rows" if all(not e.is_floating_point() for _, e in fixed) else "rows"
         print(
-            f"litforge: note: {type(module).__name__} is exported for integer rows of shape {shapes} only (its "
+            f"litforge: note: {type(module).__name__} is exported for {kind} of shape {shapes} only (its "
             'example input\'s); for sequences of any length declare {1: "sequence"} in dynamic_axes of '
             "litforge_export_spec() (docs/export.md)",
             file=sys.stderr,
         )
+
+
+def _padded_axis_lengths(inputs: tuple[torch.Tensor, ...] | None) -> set[int]:
+    """The longest value of each integer input of one value per row (``lengths``) of the run's batch, when
+    another input's axis 1 is that long: rows padded to the batch's longest."""
+    if not inputs:
+        return set()
+    longest = {
+        int(t.max())
+        for t in inputs
+        if t.ndim == 1 and t.numel() and not t.is_floating_point() and t.dtype != torch.bool
+    }
+    return {int(t.shape[1]) for t in inputs if t.ndim >= 2 and int(t.shape[1]) in longest}
