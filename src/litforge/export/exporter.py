@@ -50,6 +50,7 @@ def export_module(
     predict_step_sigmoid: bool = False,
     feature_names: list[str] | None = None,
     text_max_length: int | None = None,
+    tolerance: float | None = None,
 ) -> ExportResult:
     """Export ``module`` (in eval mode) to ``formats`` under ``out``, verify each, write export.json.
 
@@ -57,7 +58,8 @@ def export_module(
     shape it decides the output head when the module declares none (``litforge.predictions.output_head``);
     ``predict_step_sigmoid``: the module's ``predict_step`` returns sigmoid(forward) (a multi-label model);
     ``feature_names``: the input's columns as the run's datamodule names them (``export.feature_names``);
-    ``text_max_length``: the datamodule's truncation of texts (a ``"texts"`` spec without ``max_length``)."""
+    ``text_max_length``: the datamodule's truncation of texts (a ``"texts"`` spec without ``max_length``);
+    ``tolerance``: the parity bound instead of the output dtype's (``parity.compare``)."""
     module = uncompiled(module).eval().cpu()  # a module that compiled itself exports its eager code
     spec = export_spec(module, real_batch, real_inputs)
     refuse_stale_examples(module, spec, real_inputs)
@@ -110,7 +112,7 @@ def export_module(
             "bytes": path.stat().st_size,
             "runtime": fmt.RUNTIME,
             **info,
-            "parity": verify(module, runners[name], cases, spec.output_names),
+            "parity": verify(module, runners[name], cases, spec.output_names, tolerance),
         }
     assets = _save_assets(spec, out)
     record = {

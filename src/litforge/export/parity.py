@@ -140,11 +140,13 @@ def eager_outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> 
 FIGURES = ("max_abs_error", "max_rel_error", "tolerance_used")  # per case and, the worst, per format
 
 
-def compare_outputs(expected: list[np.ndarray], actual: list[np.ndarray], names: list[str]) -> dict[str, Any]:
+def compare_outputs(
+    expected: list[np.ndarray], actual: list[np.ndarray], names: list[str], tolerance: float | None = None
+) -> dict[str, Any]:
     """``compare`` for each output the export carries: the worst errors, and the first output that fails."""
     if len(actual) < len(expected):
         return {"passed": False, "error": f"{len(actual)} outputs, eager {len(expected)}"}
-    figures = [compare(e, a) for e, a in zip(expected, actual, strict=False)]
+    figures = [compare(e, a, tolerance) for e, a in zip(expected, actual, strict=False)]
     if len(figures) == 1:
         return figures[0]
     summary: dict[str, Any] = {key: _worst(figures, key) for key in FIGURES}
@@ -156,9 +158,14 @@ def compare_outputs(expected: list[np.ndarray], actual: list[np.ndarray], names:
     return summary
 
 
-def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | bool | str]:
-    """Max absolute / relative error and whether it is within the dtype's tolerance."""
+def compare(
+    expected: np.ndarray, actual: np.ndarray, tolerance: float | None = None
+) -> dict[str, float | bool | str]:
+    """Max absolute / relative error and whether it is within the dtype's tolerance (``tolerance``: the
+    user's own bound, as both the absolute and the relative one: ``litforge export --tolerance``)."""
     atol, rtol = TOLERANCES.get(str(expected.dtype), TOLERANCES["float32"])
+    if tolerance is not None:
+        atol = rtol = tolerance
     if expected.shape != actual.shape:
         return {"passed": False, "error": f"shape {actual.shape} != eager {expected.shape}"}
     expected64, actual64 = expected.astype(np.float64), actual.astype(np.float64)
@@ -178,9 +185,15 @@ def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | bool 
     }
 
 
-def verify(module: torch.nn.Module, runner: Runner, cases: list[Case], names: list[str]) -> dict[str, object]:
+def verify(
+    module: torch.nn.Module,
+    runner: Runner,
+    cases: list[Case],
+    names: list[str],
+    tolerance: float | None = None,
+) -> dict[str, object]:
     """Run every case through ``runner`` and the eager module; summary plus per-case figures (``names``: the
-    outputs', to say which one differs)."""
+    outputs', to say which one differs; ``tolerance``: ``compare``'s)."""
     results = []
     for case in cases:
         try:
@@ -194,7 +207,7 @@ def verify(module: torch.nn.Module, runner: Runner, cases: list[Case], names: li
             continue
         try:
             actual = runner(*(t.numpy() for t in case.inputs))
-            figures = compare_outputs(expected, [np.asarray(a) for a in actual], names)
+            figures = compare_outputs(expected, [np.asarray(a) for a in actual], names, tolerance)
         except Exception as err:  # a runtime that rejects a batch size is a parity failure, not a crash
             figures = {"passed": False, "error": f"{type(err).__name__}: {first_line(err)}"}
         results.append({"case": case.name, **figures})
