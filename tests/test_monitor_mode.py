@@ -35,6 +35,9 @@ from litforge.tune.space import parse_space
         ("val_MeanSquaredError", None),
         ("val_MulticlassCalibrationError", None),
         ("val_MulticlassHammingDistance", None),
+        ("val_IoU", "max"),  # mixed case that is no CamelCase class name: its words as written
+        ("val/mIoU", "max"),
+        ("val_nDCG", "max"),
     ],
 )
 def test_a_scores_name_means_higher_is_better(metric: str, mode: str | None) -> None:

@@ -92,3 +92,35 @@ def test_torchrun_restart_continues_from_the_last_checkpoint(tmp_path: Path, ddp
     final = final_state(checkpoints_of(tmp_path, "r"), FINAL_STEP)
     assert_bitwise_equal(final[0], ddp_reference[0], "model")
     assert_bitwise_equal(final[1], ddp_reference[1], "optimizer")
+
+
+def test_ddp_resume_of_a_users_shuffled_loader_and_dropout_is_bitwise(tmp_path: Path) -> None:
+    """A user's DataLoader(shuffle=True) under DDP: each iterator's base seed came from the global generator,
+    drawn once more after a mid-epoch resume than in the uninterrupted run, so the dropout masks after it
+    differed (the packaged data's own loader never showed it)."""
+    import shutil
+
+    import usermods
+
+    shutil.copy(usermods.__file__, tmp_path / "usermods.py")
+    users = ["--model", "usermods.LitModel", "--data", "usermods.MyDataModule", "--model.hidden_dim", "16"]
+    fit = ["fit", *users, *(a for a in DDP_FIT if a not in ("--model.hidden_dim", "16"))]
+    fit += ["--trainer.limit_train_batches", "6", "--data.batch_size", "8"]  # 6 steps an epoch: stops mid-epoch
+    code, output = run_until([*fit, "--run", "ref"], tmp_path, timeout=600)
+    assert code == 0, output[-3000:]
+    checkpoints = tmp_path / "runs" / "litmodel"
+    reference = final_state(checkpoints / "ref" / "checkpoints", 12)
+    args = [*fit, "--run", "r", "--resume", "auto"]
+    code, output = run_until(
+        args,
+        tmp_path,
+        kill_when=lambda: 2 <= newest_step(checkpoints / "r" / "checkpoints"),
+        signal_to_send=signal.SIGTERM,
+        timeout=600,
+    )
+    assert code == EXIT_PREEMPTED, output[-3000:]
+    code, output = run_until(args, tmp_path, timeout=600)
+    assert code == 0 and "litforge: resuming from" in output, output[-3000:]
+    final = final_state(checkpoints / "r" / "checkpoints", 12)
+    assert_bitwise_equal(final[0], reference[0], "model")
+    assert_bitwise_equal(final[1], reference[1], "optimizer")

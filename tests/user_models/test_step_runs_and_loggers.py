@@ -105,3 +105,20 @@ def test_a_resume_that_changes_which_parameters_train_is_refused_in_one_line(use
     assert resumed.returncode == 2, resumed.output
     assert "a model argument changed which parameters train" in resumed.stderr
     assert "Traceback" not in resumed.stderr
+
+
+def test_export_of_a_run_with_a_subclass_keeps_the_runs_data(project, user_cli):
+    """--model-class of a subclass (one adding an export spec, say) dropped the run's datamodule without a
+    word: no real batch for parity, no class names."""
+    fit = user_cli("fit", *MODEL, *TINY, "--trainer.max_epochs", "1", "--run", "e")
+    assert fit.returncode == 0, fit.output
+    ckpt = project / "runs/litmodel/e/checkpoints/last.ckpt"
+    exported = user_cli("export", "--ckpt", str(ckpt), "--model-class", "usermods.EpochTrainAccuracy",
+                        "--format", "torchscript", "--out", "sub")  # fmt: skip
+    assert exported.returncode == 0, exported.output
+    assert "is not the run's usermods.LitModel" in exported.stderr
+    record = json.loads((project / "sub/export.json").read_text())
+    assert record["source"]["datamodule_class"] == "usermods.MyDataModule"
+    assert any(
+        case["case"].startswith("real batch") for case in record["formats"]["torchscript"]["parity"]["cases"]
+    )

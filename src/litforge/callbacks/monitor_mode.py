@@ -61,7 +61,9 @@ _TORCHMETRICS_PACKAGES = (
 
 
 def _words(metric: str) -> set[str]:
-    return {word.lower() for word in _WORD.findall(metric)}
+    """The name's words split at non-alphanumerics (``val_IoU`` -> iou) and, besides, at CamelCase
+    (``val_MulticlassF1Score`` -> multiclass, f1, score)."""
+    return set(re.split(r"[^a-z0-9]+", metric.lower())) | {word.lower() for word in _WORD.findall(metric)}
 
 
 def _torchmetrics_higher_is_better(metric: str) -> bool:

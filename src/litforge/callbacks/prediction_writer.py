@@ -200,7 +200,7 @@ def _per_sample_records(prediction: Any) -> list[dict[str, Any]] | None:
     if not all(isinstance(record, Mapping) and record for record in prediction):
         return None
     keys = list(prediction[0])
-    plain = (torch.Tensor, np.ndarray, int, float)
+    plain = (torch.Tensor, np.ndarray, np.generic, int, float)
     if any(
         list(record) != keys or not all(isinstance(v, plain) for v in record.values())
         for record in prediction

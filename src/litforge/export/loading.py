@@ -130,8 +130,17 @@ def load_checkpoint(
     model_config = config.get("model") if isinstance(config.get("model"), dict) else {}
     if class_path:
         where = "--model-class"
-        if _class_name(model_config.get("class_path")) != _class_name(class_path):
-            config, model_config = {}, {}  # another class than the run's: its data and init args do not apply
+        run_class = model_config.get("class_path")
+        if run_class and _class_name(run_class) != _class_name(class_path):
+            # another class than the run's (a subclass adding an export spec, say): the run's init args are
+            # not its own, but the run's datamodule still holds the data its weights learnt from
+            model_config = {}
+            print(
+                f"litforge: note: --model-class {class_path} is not the run's {run_class}: built from the "
+                "checkpoint's hyperparameters, not the run's model arguments; the run's datamodule still "
+                "gives the real batch and the class names",
+                file=sys.stderr,
+            )
     elif model_config.get("class_path"):
         class_path, where = model_config["class_path"], f"{config_file} (model.class_path)"
         check_same_model_class(

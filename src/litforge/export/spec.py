@@ -265,12 +265,6 @@ def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:
     names = list(raw.get("input_names") or [f"input_{i}" for i in range(len(inputs))])
     if len(names) != len(inputs):
         raise UsageError(f"{owner}.litforge_export_spec(): {len(names)} input_names for {len(inputs)} inputs")
-    if len(inputs) > 1 and shared_first_axis(inputs) is None:
-        shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in zip(names, inputs, strict=True))
-        raise UsageError(
-            f"{owner} cannot be exported: litforge_export_spec()'s inputs {shapes} share no batch axis 0; "
-            f"{PACKED_EXPORT}"
-        )
     request_format = raw.get("request_format", "features")
     if request_format not in REQUEST_FORMATS:
         raise UsageError(
@@ -297,6 +291,16 @@ def _from_hook(owner: str, raw: dict[str, Any]) -> ExportSpec:
     if unknown:
         raise UsageError(
             f"{owner}.litforge_export_spec(): dynamic_axes names unknown inputs {sorted(unknown)}"
+        )
+    # the inputs whose axis 0 is the batch must share it; with none declared so, every input's axis 0 is
+    # (an input of its own axis 0, prototypes: {0: "classes"} beside x: {0: "batch"}, is not per sample)
+    batched = [(n, t) for n, t in zip(names, inputs, strict=True) if axes.get(n, {}).get(0) == "batch"]
+    batched = batched or list(zip(names, inputs, strict=True))
+    if len(batched) > 1 and shared_first_axis([t for _, t in batched]) is None:
+        shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in batched)
+        raise UsageError(
+            f"{owner} cannot be exported: litforge_export_spec()'s inputs {shapes} share no batch axis 0; "
+            f"{PACKED_EXPORT}"
         )
     return ExportSpec(
         inputs=inputs,

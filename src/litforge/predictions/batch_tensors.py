@@ -49,11 +49,15 @@ def shared_first_axis(tensors: Any) -> int | None:
 
 def zip_collated(batch: Any) -> int | None:
     """N for a batch collated as ``tuple(zip(*samples))`` (torchvision's detection convention): a tuple or
-    list whose every element is a tuple or list of N per-sample items (N images, N target dicts)."""
+    list whose every element is a tuple or list of N per-sample items, one of them N target dicts. (A
+    multi-task ``((x_a, x_b), (y_a, y_b))`` or a list of ``(x, y)`` samples holds no dicts: not one.)"""
     if not isinstance(batch, (tuple, list)) or not batch:
         return None
     lengths = {len(part) if isinstance(part, (tuple, list)) else -1 for part in batch}
-    return lengths.pop() if len(lengths) == 1 and min(lengths) > 0 else None
+    if len(lengths) != 1 or min(lengths) < 1:
+        return None
+    targets = any(all(isinstance(item, Mapping) for item in part) for part in batch)
+    return lengths.pop() if targets else None
 
 
 def stacked_samples(items: Any) -> torch.Tensor | None:

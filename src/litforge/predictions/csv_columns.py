@@ -112,7 +112,7 @@ def record_rows(records: list[dict[str, Any]], first_row: int = 0) -> Iterator[l
 
 
 def _plain(value: Any) -> Any:
-    """A tensor, array or number as JSON's lists and numbers (NaN as null)."""
+    """A tensor, array or number as JSON's lists and numbers (NaN and infinities as null)."""
     if hasattr(value, "detach"):
         value = value.detach().cpu()
         value = value.float() if value.dtype.is_floating_point and value.itemsize < 4 else value
@@ -121,7 +121,9 @@ def _plain(value: Any) -> Any:
         value = np.array([float(str(v)) for v in value.ravel()], dtype=object).reshape(value.shape)
     if isinstance(value, np.ndarray):
         value = value.tolist()
-    if isinstance(value, float) and value != value:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):  # JSON has no NaN or Infinity
         return None
     if isinstance(value, list):
         return [_plain(item) for item in value]

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -97,6 +98,7 @@ class PreemptionCheckpoint(Checkpoint):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None:
+            self._requeue(trainer)
             raise self._pending
 
     def _stop_if_signalled(self, trainer: L.Trainer, stop_now: bool = True) -> Preempted | None:
@@ -108,18 +110,30 @@ class PreemptionCheckpoint(Checkpoint):
             return None
         path = self.periodic.ensure_saved(trainer)
         name = signal.Signals(self.received).name if self.received is not None else "a preemption signal"
-        if _slurm_auto_requeue(trainer) and trainer.is_global_zero:
-            _requeue_slurm_job()
         interrupted = self.received == signal.SIGINT
         stopped = (Interrupted if interrupted else Preempted)(
             f"{'interrupted by Ctrl+C' if interrupted else f'preempted by {name}'}: saved {path} at step "
             f"{trainer.global_step}; run the same command with --resume auto to continue"
         )
         if stop_now:
+            self._requeue(trainer)
             raise stopped
         return stopped
 
+    def _requeue(self, trainer: L.Trainer) -> None:
+        """Under SLURM's auto-requeue, as the run stops (not when an epoch's end only saved: the last
+        epoch's then finishes the run, which has nothing left to requeue)."""
+        if _slurm_auto_requeue(trainer) and trainer.is_global_zero:
+            _requeue_slurm_job()
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending is not None and trainer.is_global_zero:  # the signal came as the last epoch ended
+            print(
+                f"litforge: note: {self._pending.args[0].split(':')[0]} as training ended: the run finished",
+                file=sys.stderr,
+                flush=True,
+            )
+        self._pending = None
         self._restore_handlers()
 
     def on_exception(

@@ -148,13 +148,14 @@ def _each_loader(loaders: Any, convert: Callable[[Any], Any]) -> Any:
     return convert(loaders)
 
 
-def _private_worker_seed(loader: Any) -> Any:
+def _private_worker_seed(loader: Any, persistent_only: bool = True) -> Any:
     """A validation loader with persistent workers draws its workers' base seed from torch's global
     generator once, when its iterator is first made; a resumed run makes it again after the resume, one
     draw the uninterrupted run made before it, and every random number after differs (the next epoch's
-    shuffle, dropout). Its own generator, seeded alike in every run, leaves the global one alone."""
+    shuffle, dropout). Its own generator, seeded alike in every run, leaves the global one alone.
+    ``persistent_only=False``: any loader (a distributed run's training loader)."""
     persistent = getattr(loader, "persistent_workers", False) and getattr(loader, "num_workers", 0) > 0
-    if isinstance(loader, DataLoader) and persistent and loader.generator is None:
+    if isinstance(loader, DataLoader) and (persistent or not persistent_only) and loader.generator is None:
         loader.generator = torch.Generator().manual_seed(torch.initial_seed())
     return loader
 
@@ -243,6 +244,11 @@ class ResumableTrainLoader(Callback):
             sampler = _shuffling_sampler(resumable)
             if sampler is not None:
                 sampler.global_state_at_checkpoint = functools.partial(_global_state_at_resume, trainer)
+            if trainer.world_size > 1:
+                # Lightning swaps the sampler for a DistributedSampler, whose order needs no global draw;
+                # the base seed each iterator draws would still come from the global generator, once more
+                # after a mid-epoch resume than in the uninterrupted run (the dropout after it then differs)
+                _private_worker_seed(resumable, persistent_only=False)
             return resumable
 
         return _each_loader(loaders, convert)

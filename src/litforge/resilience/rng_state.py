@@ -47,7 +47,8 @@ class RNGState(Callback):
             restore_rng_state(self._pending)
             self._pending = None
         threads = torch.get_num_threads()
-        if self._threads_before not in (None, threads) and trainer.is_global_zero:
+        on_cpu = trainer.strategy.root_device.type == "cpu"  # a GPU's sums do not split by host threads
+        if self._threads_before not in (None, threads) and on_cpu and trainer.is_global_zero:
             # a CPU matmul splits its sums by thread: the same steps then round differently
             print(
                 f"litforge: note: the run trained on {self._threads_before} torch threads and resumes on "

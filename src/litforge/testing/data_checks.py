@@ -254,7 +254,7 @@ def _class_shares(labels: list[torch.Tensor]) -> str:
     """``; training batches read: class 0 61%, 1 24%, 2 10%, 3 5%`` (the smallest and largest of more than
     ten classes): an imbalance to weigh the loss or pick a macro metric for, seen before training."""
     valid = torch.cat(labels)[torch.cat(labels) != IGNORE_INDEX] if labels else torch.empty(0)
-    if valid.numel() == 0 or int(valid.min()) < 0:
+    if valid.numel() == 0 or int(valid.min()) < 0 or int(valid.max()) >= 1000:  # ids, not classes
         return ""
     shares = torch.bincount(valid) / valid.numel()
     if len(shares) <= 10:
