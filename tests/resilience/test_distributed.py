@@ -105,7 +105,12 @@ def test_ddp_resume_of_a_users_shuffled_loader_and_dropout_is_bitwise(tmp_path: 
     shutil.copy(usermods.__file__, tmp_path / "usermods.py")
     users = ["--model", "usermods.LitModel", "--data", "usermods.MyDataModule", "--model.hidden_dim", "16"]
     fit = ["fit", *users, *(a for a in DDP_FIT if a not in ("--model.hidden_dim", "16"))]
-    fit += ["--trainer.limit_train_batches", "6", "--data.batch_size", "8"]  # 6 steps an epoch: stops mid-epoch
+    fit += [
+        "--trainer.limit_train_batches",
+        "6",
+        "--data.batch_size",
+        "8",
+    ]  # 6 steps an epoch: stops mid-epoch
     code, output = run_until([*fit, "--run", "ref"], tmp_path, timeout=600)
     assert code == 0, output[-3000:]
     checkpoints = tmp_path / "runs" / "litmodel"
@@ -114,7 +119,7 @@ def test_ddp_resume_of_a_users_shuffled_loader_and_dropout_is_bitwise(tmp_path: 
     code, output = run_until(
         args,
         tmp_path,
-        kill_when=lambda: 2 <= newest_step(checkpoints / "r" / "checkpoints"),
+        kill_when=lambda: newest_step(checkpoints / "r" / "checkpoints") >= 2,
         signal_to_send=signal.SIGTERM,
         timeout=600,
     )
