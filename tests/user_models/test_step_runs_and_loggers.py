@@ -122,3 +122,30 @@ def test_export_of_a_run_with_a_subclass_keeps_the_runs_data(project, user_cli):
     assert any(
         case["case"].startswith("real batch") for case in record["formats"]["torchscript"]["parity"]["cases"]
     )
+
+
+def test_predict_of_a_run_on_several_devices_runs_as_one_process(project, user_cli):
+    """Under DDP each process predicted every other sample, and predictions.csv held rank 0's half."""
+    fit = user_cli("fit", *MODEL, *TINY, "--trainer.max_epochs", "1", "--run", "p")
+    assert fit.returncode == 0, fit.output
+    predicted = user_cli("predict", "--run", "p", "--trainer.devices", "2", "--trainer.strategy", "ddp")
+    assert predicted.returncode == 0, predicted.output
+    assert "predict runs as one process (the config asks devices 2)" in predicted.stderr
+    rows = (project / "runs/litmodel/p/predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 48  # every test row once
+
+
+def test_tune_trials_of_a_ddp_config_train_as_one_process_each(capsys):
+    """A DDP config's second process re-ran `litforge tune`, took another trial, and both hung."""
+    from types import SimpleNamespace
+
+    from litforge.cli.tune import one_process_flags
+
+    def fit(devices, nodes=1):
+        trainer = SimpleNamespace(devices=devices, num_nodes=nodes)
+        return SimpleNamespace(resolve=lambda _: SimpleNamespace(trainer=trainer))
+
+    assert one_process_flags(fit(2)) == ["--trainer.devices", "1", "--trainer.num_nodes", "1",
+                                         "--trainer.strategy", "auto"]  # fmt: skip
+    assert "each trial trains as one process (the config asks devices 2)" in capsys.readouterr().err
+    assert one_process_flags(fit("auto")) == one_process_flags(fit([0])) == []

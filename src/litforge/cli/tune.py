@@ -206,6 +206,9 @@ def main(command: str, argv: list[str]) -> int:
     )
     config_args = [arg for config in args.config for arg in ("--config", str(Path(config).resolve()))]
     fit = SearchConfig([*config_args, *fit_flags], space, seed=plan.seed)
+    if one_process := one_process_flags(fit):
+        fit_flags = [*fit_flags, *one_process]
+        fit = SearchConfig([*config_args, *fit_flags], space, seed=plan.seed)
     space = with_direction(space, fit)
     if stop_flags := plateau_stop_flags(space, args.patience):
         fit = SearchConfig([*config_args, *fit_flags, *stop_flags], space, seed=plan.seed)
@@ -247,6 +250,23 @@ def with_direction(space: SearchSpace, fit: SearchConfig) -> SearchSpace:
             file=sys.stderr,
         )
     return replace(space, direction="maximize" if mode == "max" else "minimize")
+
+
+def one_process_flags(fit: SearchConfig) -> list[str]:
+    """Trials train as one process each: a DDP config (``devices: 2``, a DDP run's config.yaml) launched
+    a second process that re-ran ``litforge tune``, took another trial and hung both. Flags that say so,
+    with a note; none for a config of one device."""
+    trainer = fit.resolve({}).trainer
+    devices, nodes = trainer.devices, getattr(trainer, "num_nodes", 1)
+    one = devices in (None, 1, "1", "auto") or (isinstance(devices, (list, tuple)) and len(devices) == 1)
+    if one and nodes in (None, 1):
+        return []
+    print(
+        f"litforge: note: each trial trains as one process (the config asks devices {devices}"
+        f"{f', num_nodes {nodes}' if nodes not in (None, 1) else ''}); --workers K runs K trials at once",
+        file=sys.stderr,
+    )
+    return ["--trainer.devices", "1", "--trainer.num_nodes", "1", "--trainer.strategy", "auto"]
 
 
 def plateau_stop_flags(space: SearchSpace, patience: int) -> list[str]:

@@ -80,6 +80,7 @@ from litforge.engine.trainer_setup import (
     LinkedHparamsInstantiator,
     RunConfigCallback,
     as_list,
+    asks_several_processes,
     best_checkpoint_monitor,
     default_callbacks,
     default_loggers,
@@ -465,6 +466,8 @@ class LitforgeCLI(HookedLightningCLI):
             check_checkpoint_fits(Path(ckpt_path), self.model, self._model_args_changed)
         subcommand = self.subcommand or "fit"
         trainer_config = self.config_value(self.config_init, "trainer", default={})
+        if subcommand == "predict":
+            kwargs.update(_one_predicting_process(trainer_config))
         given = list(as_list(trainer_config.get("callbacks")))
         stated = stated_callback_modes(self.command_line)
         monitor, monitor_mode, monitor_note = best_checkpoint_monitor(
@@ -771,6 +774,26 @@ def _configures_callbacks(line: CommandLine) -> bool:
     """Whether the trainer's callbacks are the user's (a config file, ``--trainer.callbacks``), not the
     packaged default's."""
     return line.has_config or _types_callbacks(line)
+
+
+def _one_predicting_process(trainer: Any) -> dict[str, Any]:
+    """The trainer settings of a predict: one process. Under DDP each process predicts its share of the
+    batches (every other sample, padded to equal shares) and predictions.csv held rank 0's half, numbered as
+    if whole; a run trained on several devices predicts on one, with a note."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError(
+            "predict: under torchrun each process would predict its share of the samples, and "
+            "predictions.csv holds one file's rows in order: run `litforge predict` as one process"
+        )
+    devices, nodes = trainer.get("devices"), trainer.get("num_nodes")
+    if asks_several_processes(devices, nodes) and os.environ.get("LOCAL_RANK", "0") == "0":
+        print(
+            f"litforge: note: predict runs as one process (the config asks devices {devices}"
+            f"{f', num_nodes {nodes}' if isinstance(nodes, int) and nodes > 1 else ''}): predictions.csv "
+            "holds every sample once, in the loader's order",
+            file=sys.stderr,
+        )
+    return {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 
 
 def _note_validation_interval_in_batches(trainer: Any) -> None:

@@ -149,6 +149,13 @@ def default_loggers(run: RunDir, subcommand: str = "fit") -> list[Any]:
     return [TensorBoardLogger(**common, default_hp_metric=False), csv_logger(**common)]
 
 
+def asks_several_processes(devices: Any, num_nodes: Any) -> bool:
+    """Whether trainer settings ask for more than one process (``devices: 2``, ``"0,1"``, ``[0, 1]``, ``-1``,
+    ``num_nodes: 2``); ``auto`` counts as one (one device on a CPU machine)."""
+    one = devices in (None, 1, "1", "auto") or (isinstance(devices, (list, tuple)) and len(devices) == 1)
+    return not one or (isinstance(num_nodes, int) and num_nodes > 1)
+
+
 def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
