@@ -116,7 +116,7 @@ def test_export_of_a_run_with_a_subclass_keeps_the_runs_data(project, user_cli):
     exported = user_cli("export", "--ckpt", str(ckpt), "--model-class", "usermods.EpochTrainAccuracy",
                         "--format", "torchscript", "--out", "sub")  # fmt: skip
     assert exported.returncode == 0, exported.output
-    assert "is not the run's usermods.LitModel" in exported.stderr
+    assert "is a subclass of the run's usermods.LitModel" in exported.stderr
     record = json.loads((project / "sub/export.json").read_text())
     assert record["source"]["datamodule_class"] == "usermods.MyDataModule"
     assert any(

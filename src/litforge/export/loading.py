@@ -132,15 +132,18 @@ def load_checkpoint(
         where = "--model-class"
         run_class = model_config.get("class_path")
         if run_class and _class_name(run_class) != _class_name(class_path):
-            # another class than the run's (a subclass adding an export spec, say): the run's init args are
-            # not its own, but the run's datamodule still holds the data its weights learnt from
+            # another class than the run's: the run's init args are not its own; a subclass (one adding an
+            # export spec, say) still learnt from the run's datamodule, another model did not
+            if _subclass_of(class_path, run_class):
+                print(
+                    f"litforge: note: --model-class {class_path} is a subclass of the run's {run_class}: built "
+                    "from the checkpoint's hyperparameters, not the run's model arguments; the run's "
+                    "datamodule still gives the real batch and the class names",
+                    file=sys.stderr,
+                )
+            else:
+                config = {}
             model_config = {}
-            print(
-                f"litforge: note: --model-class {class_path} is not the run's {run_class}: built from the "
-                "checkpoint's hyperparameters, not the run's model arguments; the run's datamodule still "
-                "gives the real batch and the class names",
-                file=sys.stderr,
-            )
     elif model_config.get("class_path"):
         class_path, where = model_config["class_path"], f"{config_file} (model.class_path)"
         check_same_model_class(
@@ -198,6 +201,18 @@ def load_checkpoint(
     datamodule = _attach_data(loaded, config, data_cls, datamodule)
     loaded.classes = declared_classes(module, datamodule, loaded.batch_labels)
     return loaded
+
+
+def _subclass_of(class_path: str, base_path: str) -> bool:
+    """Whether the class ``class_path`` names derives from the one ``base_path`` names (False when either
+    does not import)."""
+    try:
+        cls, base = (
+            import_class(path, L.LightningModule, "--model-class") for path in (class_path, base_path)
+        )
+    except Exception:
+        return False
+    return issubclass(cls, base)
 
 
 def _built(cls: type, kwargs: dict[str, Any], class_path: str, path: Path) -> torch.nn.Module:

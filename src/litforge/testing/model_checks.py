@@ -39,6 +39,7 @@ from litforge.testing.subject import (
     name_list,
     output_tensors,
     prepare_batch,
+    seeded,
     shape_text,
 )
 
@@ -479,4 +480,7 @@ def check_fast_dev_run(model: ModelLike | Subject, data: DataLike = None) -> str
         if is_overridden("test_step", module) and dm is not None and is_overridden("test_dataloader", dm):
             trainer.test(module, datamodule=dm, verbose=False)
             ran.append("test")
+    if dm is not None:  # the Trainer ran setup() again: a random_split there re-split the data for the
+        with seeded(subject.seed):  # checks after this one; split it as the subject first did
+            dm.setup("fit")
     return f"one batch each of {', '.join(ran)}"
