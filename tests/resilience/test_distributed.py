@@ -129,3 +129,14 @@ def test_ddp_resume_of_a_users_shuffled_loader_and_dropout_is_bitwise(tmp_path: 
     final = final_state(checkpoints / "r" / "checkpoints", 12)
     assert_bitwise_equal(final[0], reference[0], "model")
     assert_bitwise_equal(final[1], reference[1], "optimizer")
+
+
+def test_ddp_spawn_trains(tmp_path: Path) -> None:
+    """The spawned processes unpickle litforge's parser, whose YAML mode was registered in the parent only
+    (KeyError: 'litforge_yaml')."""
+    spawn = [a if a != "ddp" else "ddp_spawn" for a in DDP_FIT]
+    code, output = run_until(
+        ["fit", *spawn, "--trainer.max_epochs", "1", "--run", "s"], tmp_path, timeout=600
+    )
+    assert code == 0, output[-3000:]
+    assert (checkpoints_of(tmp_path, "s") / "last.ckpt").is_file()

@@ -596,9 +596,10 @@ def test_a_resume_on_another_number_of_torch_threads_gets_a_note(capsys) -> None
     assert saved["torch_threads"] == torch.get_num_threads()
     resumed = RNGState()
     resumed.load_state_dict({**saved, "torch_threads": torch.get_num_threads() + 1})
-    resumed.on_train_start(SimpleNamespace(is_global_zero=True), None)
+    on_cpu = SimpleNamespace(is_global_zero=True, strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    resumed.on_train_start(on_cpu, None)
     assert f"trained on {torch.get_num_threads() + 1} torch threads and resumes on" in capsys.readouterr().err
     same = RNGState()
     same.load_state_dict(saved)
-    same.on_train_start(SimpleNamespace(is_global_zero=True), None)
+    same.on_train_start(on_cpu, None)
     assert "torch threads" not in capsys.readouterr().err

@@ -55,6 +55,18 @@ def test_a_logger_file_adds_a_logger_and_changes_nothing_else(project, user_cli)
     assert list((project / "extra_logs").rglob("metrics.csv"))
 
 
+def test_a_logger_file_on_a_config_without_trainer_keeps_the_note_that_names_it(project, user_cli):
+    (project / "model_only.yaml").write_text("model:\n  class_path: usermods.LitModel\n")
+    overlay = project / "csv_logger.yaml"
+    overlay.write_text(
+        f"trainer:\n  logger:\n    - class_path: CSVLogger\n      init_args: {{save_dir: {project}}}\n"
+    )
+    fit = user_cli("fit", "-c", "model_only.yaml", "-c", str(overlay), "--data", "usermods.MyDataModule",
+                   *TINY, "--trainer.max_epochs", "1")  # fmt: skip
+    assert fit.returncode == 0, fit.output
+    assert "note: model_only.yaml sets no trainer" in fit.stderr
+
+
 def test_a_trainer_value_lightning_refuses_with_the_data_is_a_usage_error(user_cli):
     fit = user_cli("fit", *MODEL, *TINY, "--trainer.val_check_interval", "500", "--trainer.max_steps", "2")
     assert fit.returncode == 2, fit.output
@@ -149,3 +161,21 @@ def test_tune_trials_of_a_ddp_config_train_as_one_process_each(capsys):
                                          "--trainer.strategy", "auto"]  # fmt: skip
     assert "each trial trains as one process (the config asks devices 2)" in capsys.readouterr().err
     assert one_process_flags(fit("auto")) == one_process_flags(fit([0])) == []
+
+
+def test_under_torchrun_devices_other_than_its_processes_are_one_line(monkeypatch):
+    """--nproc_per_node 2 with the default devices failed in Lightning as 'IndexError: list index out of range'."""
+    import pytest
+
+    from litforge.engine.lightning_cli import _refuse_other_devices_than_torchruns
+    from litforge.errors import UsageError
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(UsageError, match=r"torchrun started 2 processes .* pass --trainer.devices 2"):
+        _refuse_other_devices_than_torchruns({"devices": 1, "accelerator": "cpu"})
+    with pytest.raises(UsageError, match=r"pass --trainer\.devices 2"):
+        _refuse_other_devices_than_torchruns({"devices": "auto", "accelerator": "cpu"})
+    _refuse_other_devices_than_torchruns({"devices": 2, "accelerator": "cpu"})
+    _refuse_other_devices_than_torchruns({"devices": "auto", "accelerator": "gpu"})
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    _refuse_other_devices_than_torchruns({"devices": 1, "accelerator": "cpu"})

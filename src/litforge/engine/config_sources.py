@@ -190,12 +190,15 @@ class CommandLine:
                 found = value if equals else (self.args[index + 1] if index + 1 < len(self.args) else None)
         return found
 
-    def sets(self, dotted: str) -> bool:
-        """Whether the user set ``dotted`` (``trainer.max_epochs``): typed as a flag, or in a config file;
-        not a packaged or a class default."""
+    def sets(self, dotted: str, overlays: bool = True) -> bool:
+        """Whether the user set ``dotted`` (``trainer.max_epochs``): typed as a flag, or in a config file
+        (``overlays=False``: not counting logger overlays, ``is_logger_overlay``); not a packaged or a class
+        default."""
         if self.typed_value(f"--{dotted}") is not None:
             return True
         for path in self.config_files:
+            if not overlays and is_logger_overlay(read_config_file(path)):
+                continue
             section: Any = read_config_file(path)
             for key in dotted.split("."):
                 section = section.get(key) if isinstance(section, dict) else None

@@ -46,7 +46,9 @@ from litforge.engine.config_sources import (
     CommandLine,
     class_path_of,
     default_class_path,
+    is_logger_overlay,
     packaged_defaults,
+    read_config_file,
     replaced_class_notes,
     scan,
     stated_callback_modes,
@@ -468,6 +470,7 @@ class LitforgeCLI(HookedLightningCLI):
         trainer_config = self.config_value(self.config_init, "trainer", default={})
         if subcommand == "predict":
             kwargs.update(_one_predicting_process(trainer_config))
+        _refuse_other_devices_than_torchruns(trainer_config)
         given = list(as_list(trainer_config.get("callbacks")))
         stated = stated_callback_modes(self.command_line)
         monitor, monitor_mode, monitor_note = best_checkpoint_monitor(
@@ -776,6 +779,23 @@ def _configures_callbacks(line: CommandLine) -> bool:
     return line.has_config or _types_callbacks(line)
 
 
+def _refuse_other_devices_than_torchruns(trainer: Any) -> None:
+    """Under torchrun every process must be one of ``devices``: ``--nproc_per_node 2`` with the default
+    ``devices`` (one on a CPU) failed in Lightning as ``IndexError: list index out of range``."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    devices, accelerator = trainer.get("devices"), trainer.get("accelerator")
+    if processes < 2 or isinstance(devices, (list, tuple)):
+        return
+    counted = int(devices) if isinstance(devices, int) or str(devices).lstrip("-").isdigit() else None
+    if (counted is not None and counted not in (-1, processes)) or (
+        devices in (None, "auto") and accelerator == "cpu"
+    ):
+        raise UsageError(
+            f"--trainer.devices {devices}: torchrun started {processes} processes on this node "
+            f"(--nproc_per_node {processes}); pass --trainer.devices {processes}"
+        )
+
+
 def _one_predicting_process(trainer: Any) -> dict[str, Any]:
     """The trainer settings of a predict: one process. Under DDP each process predicts its share of the
     batches (every other sample, padded to equal shares) and predictions.csv held rank 0's half, numbered as
@@ -817,7 +837,12 @@ def _note_config_without_trainer(line: CommandLine) -> None:
     CPU) with Lightning's (1000 epochs, no early stop) and seed 0: a config of model arguments alone made
     that switch silently. Say so when no config file sets a ``trainer`` or ``seed_everything``, naming the
     defaults that apply (not one the command line types)."""
-    if not line.has_config or line.asks_help or line.sets("trainer") or line.sets("seed_everything"):
+    if (
+        not line.has_config
+        or line.asks_help
+        or line.sets("trainer", overlays=False)
+        or line.sets("seed_everything")
+    ):
         return
     applying = [
         *([] if line.sets("trainer.max_epochs") or line.sets("trainer.max_steps") else ["max_epochs 1000"]),
@@ -825,7 +850,7 @@ def _note_config_without_trainer(line: CommandLine) -> None:
         f"seed {os.environ.get('PL_GLOBAL_SEED', 0)}",  # Lightning's seed_everything() with no seed given
     ]
     if os.environ.get("LOCAL_RANK", "0") == "0":
-        files = ", ".join(str(path) for path in line.config_files)
+        files = ", ".join(str(p) for p in line.config_files if not is_logger_overlay(read_config_file(p)))
         print(
             f"litforge: note: {files} sets no trainer: Lightning's trainer defaults apply "
             f"({', '.join(applying)}), not the packaged default's; add a trainer: section (`litforge fit "

@@ -39,6 +39,9 @@ def parser_mode() -> str:
     return _PARSER_MODE
 
 
+parser_mode()  # also at import: a ddp_spawn process unpickles a parser of this mode, and knew no such mode
+
+
 class LitforgeArgumentParser(LightningArgumentParser):
     """Raises ``UsageError`` with a one-line message instead of printing usage and exiting."""
 
