@@ -105,9 +105,10 @@ class PerfSummary(Callback):
         self._step_start = time.perf_counter()
         self._waits.append(max(0.0, self._step_start - self._mark - self._paused))
         if self._samples_known:
-            # the axis 0 all the batch's tensors share; a packed batch (a graph's nodes, edges and graphs)
-            # or one without tensors has none, and is reported in steps only (Lightning's extract_batch_size
-            # would count its first tensor's rows, nodes say, and warn about it at every new size)
+            # the axis 0 all the batch's tensors share (a detection batch's images: its count of them); a
+            # packed batch (a graph's nodes, edges and graphs) or one without tensors has none, and is
+            # reported in steps only (Lightning's extract_batch_size would count its first tensor's rows,
+            # nodes say, and warn about it at every new size)
             size = sample_count(batch)
             self._samples += size or 0
             self._samples_known = size is not None
