@@ -170,6 +170,7 @@ class CommandLine:
     run_flags: dict[str, str] = field(default_factory=dict)
     model_args: list[str] = field(default_factory=list)  # init args given as --model.NAME
     recorded_ckpt_paths: list[Path] = field(default_factory=list)  # config files that set a ckpt_path
+    logger_overlays: set[Path] = field(default_factory=set)  # config files of trainer.logger alone
     complete: bool = False  # a complete typed config: no packaged default applies
 
     def names_class(self, section: str) -> bool:
@@ -179,7 +180,12 @@ class CommandLine:
     def has_config(self) -> bool:
         """Whether a config file replaces the packaged default's trainer settings: any but a logger overlay
         (``configs/loggers/wandb.yaml``, a file of ``trainer.logger`` alone), which adds to them."""
-        return any(not is_logger_overlay(read_config_file(path)) for path in self.config_files)
+        return bool(self.base_config_files)
+
+    @property
+    def base_config_files(self) -> list[Path]:
+        """The config files but logger overlays (``is_logger_overlay``)."""
+        return [path for path in self.config_files if path not in self.logger_overlays]
 
     def typed_value(self, flag: str) -> str | None:
         """The value typed for ``flag`` (``--flag value`` or ``--flag=value``); the last one wins."""
@@ -196,9 +202,7 @@ class CommandLine:
         default."""
         if self.typed_value(f"--{dotted}") is not None:
             return True
-        for path in self.config_files:
-            if not overlays and is_logger_overlay(read_config_file(path)):
-                continue
+        for path in self.config_files if overlays else self.base_config_files:
             section: Any = read_config_file(path)
             for key in dotted.split("."):
                 section = section.get(key) if isinstance(section, dict) else None
@@ -233,6 +237,8 @@ def scan(args: list[str]) -> CommandLine:
         if key in _CONFIG_FLAGS:
             config = read_config_file(Path(value), key)
             line.config_files.append(Path(value))
+            if is_logger_overlay(config):
+                line.logger_overlays.add(Path(value))
             if config.get("ckpt_path"):
                 line.recorded_ckpt_paths.append(Path(value))
             for section in CLASS_SECTIONS:
@@ -420,8 +426,9 @@ def packaged_defaults(line: CommandLine) -> dict[str, Any]:
     """The parser defaults the packaged default contributes to this command line (dotted keys).
 
     No ``--config``: everything in ``default.yaml`` except a ``model``/``data`` section whose class the
-    user names (and its ``max_epochs`` when ``--trainer.max_steps`` is typed alone). With a ``--config``: only the default classes for sections that name none (a config
-    giving just ``model: {hidden_dim: 256}`` means litforge's ``Classifier``), without their init args.
+    user names (and its ``max_epochs`` when ``--trainer.max_steps`` is typed alone). With a ``--config``:
+    only the default classes for sections that name none (a config giving just ``model: {hidden_dim:
+    256}`` means litforge's ``Classifier``), without their init args.
     """
     if line.complete:
         return {}

@@ -46,9 +46,7 @@ from litforge.engine.config_sources import (
     CommandLine,
     class_path_of,
     default_class_path,
-    is_logger_overlay,
     packaged_defaults,
-    read_config_file,
     replaced_class_notes,
     scan,
     stated_callback_modes,
@@ -850,7 +848,7 @@ def _note_config_without_trainer(line: CommandLine) -> None:
         f"seed {os.environ.get('PL_GLOBAL_SEED', 0)}",  # Lightning's seed_everything() with no seed given
     ]
     if os.environ.get("LOCAL_RANK", "0") == "0":
-        files = ", ".join(str(p) for p in line.config_files if not is_logger_overlay(read_config_file(p)))
+        files = ", ".join(str(path) for path in line.base_config_files)
         print(
             f"litforge: note: {files} sets no trainer: Lightning's trainer defaults apply "
             f"({', '.join(applying)}), not the packaged default's; add a trainer: section (`litforge fit "

@@ -89,47 +89,49 @@ class PreemptionCheckpoint(Checkpoint):
         # not saved, so a checkpoint before that step would resume with some of them lost
         if not epoch_ends_now(trainer) and not only_accumulated(trainer):
             # after the module's own batch-end hook: what it does (an EMA update) belongs to this step
-            after_module_batch_end(pl_module, lambda: self._stop_if_signalled(trainer))
+            after_module_batch_end(pl_module, lambda: self._stop(trainer, self._saved_if_signalled(trainer)))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # saved now, stopped as the next epoch starts: Lightning writes the epoch's own metrics
         # (self.log(on_epoch=True)) to the loggers after these hooks, and a resume does not run it again
-        self._pending = self._stop_if_signalled(trainer, stop_now=False)
+        self._pending = self._saved_if_signalled(trainer)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._pending is not None:
-            self._requeue(trainer)
-            raise self._pending
+        self._stop(trainer, self._pending)
 
-    def _stop_if_signalled(self, trainer: L.Trainer, stop_now: bool = True) -> Preempted | None:
-        """On a signal: save, and raise the stop (or return it, ``stop_now`` false)."""
+    def _saved_if_signalled(self, trainer: L.Trainer) -> Preempted | None:
+        """On a signal (any rank's): the checkpoint of this step saved, and the stop that says so."""
         stop = self.received is not None
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop:
             return None
         path = self.periodic.ensure_saved(trainer)
-        name = signal.Signals(self.received).name if self.received is not None else "a preemption signal"
-        interrupted = self.received == signal.SIGINT
-        stopped = (Interrupted if interrupted else Preempted)(
-            f"{'interrupted by Ctrl+C' if interrupted else f'preempted by {name}'}: saved {path} at step "
-            f"{trainer.global_step}; run the same command with --resume auto to continue"
+        kind = Interrupted if self.received == signal.SIGINT else Preempted
+        return kind(
+            f"{self._why()}: saved {path} at step {trainer.global_step}; run the same command with "
+            "--resume auto to continue"
         )
-        if stop_now:
-            self._requeue(trainer)
-            raise stopped
-        return stopped
 
-    def _requeue(self, trainer: L.Trainer) -> None:
-        """Under SLURM's auto-requeue, as the run stops (not when an epoch's end only saved: the last
-        epoch's then finishes the run, which has nothing left to requeue)."""
+    def _stop(self, trainer: L.Trainer, stopped: Preempted | None) -> None:
+        """Raise ``stopped`` (if any), after asking SLURM's auto-requeue for the job again: as the run stops,
+        not when an epoch's end only saved (the last epoch's then finishes the run: nothing to requeue)."""
+        if stopped is None:
+            return
         if _slurm_auto_requeue(trainer) and trainer.is_global_zero:
             _requeue_slurm_job()
+        raise stopped
+
+    def _why(self) -> str:
+        if self.received == signal.SIGINT:
+            return "interrupted by Ctrl+C"
+        name = signal.Signals(self.received).name if self.received is not None else "a preemption signal"
+        return f"preempted by {name}"
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None and trainer.is_global_zero:  # the signal came as the last epoch ended
             print(
-                f"litforge: note: {self._pending.args[0].split(':')[0]} as training ended: the run finished",
+                f"litforge: note: {self._why()} as training ended: the run finished",
                 file=sys.stderr,
                 flush=True,
             )
